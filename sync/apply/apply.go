@@ -1,0 +1,359 @@
+package apply
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/blueshift-sync/blueshift/index/record"
+)
+
+// MetaDir is the per-share metadata folder, at the share root, never synced.
+const MetaDir = ".blueshift"
+
+const (
+	tmpDir      = MetaDir + "/tmp"
+	versionsDir = MetaDir + "/versions"
+
+	// DefaultVersionsKeep and DefaultVersionsDays apply when Options leaves
+	// them zero. A negative value means no limit.
+	DefaultVersionsKeep = 10
+	DefaultVersionsDays = 30
+
+	dirPerm  = 0o777 // before umask, like mkdir(1)
+	tempPerm = 0o600 // until the final mode is applied
+)
+
+var (
+	// ErrOutsideShare: the path would leave the share ("..", absolute).
+	ErrOutsideShare = errors.New("path outside the share")
+	// ErrUnsafePath: the path is malformed, names the metadata folder, goes
+	// through a symlinked directory, or collides by case with an existing name.
+	ErrUnsafePath = errors.New("unsafe path")
+	// ErrChanged: the path no longer holds what the caller expected (the user
+	// changed it); nothing was written. Rescan and let it become a conflict.
+	ErrChanged = errors.New("file changed since it was scanned")
+	// ErrNotEmpty: a directory to remove still has entries.
+	ErrNotEmpty = errors.New("directory not empty")
+	// ErrIncomplete: a Temp was committed before all its bytes were written.
+	ErrIncomplete = errors.New("temp file incomplete")
+)
+
+// Options configure a Root. The zero value is usable.
+type Options struct {
+	VersionsKeep int              // versions kept per path; 0: default, <0: no limit
+	VersionsDays int              // days a version is kept; 0: default, <0: no limit
+	Clock        func() time.Time // version and temp timestamps; nil: time.Now
+	Logger       *slog.Logger     // nil: discard
+}
+
+// FileState is what a path holds. The zero value means "nothing there".
+type FileState struct {
+	Exists  bool
+	Mode    fs.FileMode // type bits and permissions, as Lstat reports them
+	Size    int64
+	ModTime time.Time
+	Inode   uint64 // 0 where the platform has none; 0 in an expectation: not compared
+}
+
+// Meta is what apply sets on a file or directory besides its content.
+type Meta struct {
+	Mode    fs.FileMode // permission bits (0777 mask)
+	ModTime time.Time   // zero: leave as is
+}
+
+// Root is one share's folder. See the package doc for its guarantees.
+type Root struct {
+	dir  string // absolute path, for messages
+	fs   *os.Root
+	opts Options
+	log  *slog.Logger
+
+	// caseFold is true when the file system ignores case; probed once at Open.
+	caseFold bool
+
+	// commitMu serializes the check-then-rename step of every mutation.
+	commitMu sync.Mutex
+}
+
+// Open opens the share folder dir, creating .blueshift/tmp and
+// .blueshift/versions if missing, and removes one-shot temps a crash left.
+func Open(dir string, opts Options) (*Root, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open share %q: %w", dir, err)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	for _, c := range strings.Split(filepath.ToSlash(abs), "/") {
+		if c == MetaDir {
+			return nil, fmt.Errorf("open share %q: it is inside another share's %s folder; pick a folder outside it: %w", dir, MetaDir, ErrUnsafePath)
+		}
+	}
+	if opts.VersionsKeep == 0 {
+		opts.VersionsKeep = DefaultVersionsKeep
+	}
+	if opts.VersionsDays == 0 {
+		opts.VersionsDays = DefaultVersionsDays
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	fsRoot, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open share %q: %w", dir, err)
+	}
+	r := &Root{dir: abs, fs: fsRoot, opts: opts, log: opts.Logger}
+	if err := r.initMeta(); err != nil {
+		fsRoot.Close()
+		return nil, fmt.Errorf("open share %q: %w", dir, err)
+	}
+	return r, nil
+}
+
+// Close releases the share folder.
+func (r *Root) Close() error { return r.fs.Close() }
+
+// Dir returns the absolute path of the share folder.
+func (r *Root) Dir() string { return r.dir }
+
+// CaseInsensitive reports whether the share's file system ignores case.
+func (r *Root) CaseInsensitive() bool { return r.caseFold }
+
+// Stat returns what p holds now, never following a symlink. A missing path or
+// a missing parent gives FileState{} and no error.
+func (r *Root) Stat(p record.Path) (FileState, error) {
+	name, err := checkPath(p)
+	if err != nil {
+		return FileState{}, err
+	}
+	missing, err := r.checkParents(name, false)
+	if err != nil || missing {
+		return FileState{}, err
+	}
+	return r.lstat(name)
+}
+
+// initMeta creates the metadata folders, refusing symlinks there, removes
+// stale one-shot temps and probes case sensitivity.
+func (r *Root) initMeta() error {
+	for _, d := range []string{MetaDir, tmpDir, versionsDir} {
+		err := r.fs.Mkdir(d, dirPerm)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+		fi, err := r.fs.Lstat(d)
+		if err != nil {
+			return fmt.Errorf("check %s: %w", d, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory (a symlink?); remove it: %w", d, ErrUnsafePath)
+		}
+	}
+	if err := r.removeStaleTemps(); err != nil {
+		return err
+	}
+	fold, err := r.probeCase()
+	if err != nil {
+		return err
+	}
+	r.caseFold = fold
+	return nil
+}
+
+// probeCase creates a lower-case file in tmp and looks it up in upper case.
+func (r *Root) probeCase() (bool, error) {
+	lower := tmpDir + "/casecheck-" + randomHex(8)
+	upper := tmpDir + "/" + strings.ToUpper(lower[len(tmpDir)+1:])
+	f, err := r.fs.OpenFile(lower, os.O_CREATE|os.O_EXCL|os.O_WRONLY, tempPerm)
+	if err != nil {
+		return false, fmt.Errorf("probe case sensitivity: %w", err)
+	}
+	f.Close()
+	defer r.fs.Remove(lower)
+	_, err = r.fs.Lstat(upper)
+	return err == nil, nil
+}
+
+// checkPath validates p again (the caller's record.Path should already be
+// valid) and returns it in the form os.Root takes.
+func checkPath(p record.Path) (string, error) {
+	s := string(p)
+	bad := func(why string, class error) (string, error) {
+		return "", fmt.Errorf("path %q: %s: %w", s, why, class)
+	}
+	switch {
+	case s == "":
+		return bad("empty", ErrUnsafePath)
+	case strings.HasPrefix(s, "/") || strings.HasPrefix(s, `\`) || filepath.IsAbs(s) || filepath.VolumeName(s) != "":
+		return bad("absolute", ErrOutsideShare)
+	case strings.IndexByte(s, 0) >= 0:
+		return bad("contains NUL", ErrUnsafePath)
+	case !utf8.ValidString(s):
+		return bad("invalid UTF-8", ErrUnsafePath)
+	}
+	for _, c := range strings.Split(s, "/") {
+		switch {
+		case c == "..":
+			return bad(`has a ".." component`, ErrOutsideShare)
+		case c == "" || c == ".":
+			return bad("has an empty or \".\" component", ErrUnsafePath)
+		case strings.EqualFold(c, MetaDir):
+			return bad("names the "+MetaDir+" metadata folder", ErrUnsafePath)
+		case runtime.GOOS == "windows" && strings.ContainsAny(c, `\:`):
+			return bad(`has "\" or ":" inside a name`, ErrUnsafePath)
+		}
+	}
+	return filepath.FromSlash(s), nil
+}
+
+// checkParents checks that every directory above name is a real directory
+// (not a symlink) and, on a case-insensitive file system, that no component
+// matches an existing entry only by case. With create, missing directories are
+// made; without, missing reports that a parent does not exist.
+func (r *Root) checkParents(name string, create bool) (missing bool, err error) {
+	parts := strings.Split(filepath.ToSlash(name), "/")
+	for i := range parts {
+		if r.caseFold {
+			if err := r.checkCase(strings.Join(parts[:i], "/"), parts[i]); err != nil {
+				return false, err
+			}
+		}
+		if i == len(parts)-1 {
+			break
+		}
+		dir := filepath.FromSlash(strings.Join(parts[:i+1], "/"))
+		fi, err := r.fs.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			if !create {
+				return true, nil
+			}
+			if err := r.fs.Mkdir(dir, dirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
+				return false, fmt.Errorf("create directory %q: %w", dir, err)
+			}
+			fi, err = r.fs.Lstat(dir)
+		}
+		if err != nil {
+			return false, fmt.Errorf("check directory %q: %w", dir, err)
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return false, fmt.Errorf("path %q goes through symlink %q: %w", name, dir, ErrUnsafePath)
+		case !fi.IsDir():
+			if !create {
+				return true, nil
+			}
+			return false, fmt.Errorf("path %q: parent %q is not a directory: %w", name, dir, ErrChanged)
+		}
+	}
+	return false, nil
+}
+
+// checkCase refuses elem if dir holds an entry equal to it but for case.
+func (r *Root) checkCase(dir, elem string) error {
+	if dir == "" {
+		dir = "."
+	}
+	d, err := r.fs.Open(filepath.FromSlash(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list %q: %w", dir, err)
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("list %q: %w", dir, err)
+	}
+	for _, n := range names {
+		if n != elem && strings.EqualFold(n, elem) {
+			return fmt.Errorf("%q in %q collides with existing %q on this case-insensitive file system: %w", elem, dir, n, ErrUnsafePath)
+		}
+	}
+	return nil
+}
+
+// lstat returns the state at name, never following a symlink.
+func (r *Root) lstat(name string) (FileState, error) {
+	fi, err := r.fs.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return FileState{}, nil
+	}
+	if err != nil {
+		return FileState{}, fmt.Errorf("stat %q: %w", name, err)
+	}
+	return stateOf(fi), nil
+}
+
+func stateOf(fi fs.FileInfo) FileState {
+	return FileState{Exists: true, Mode: fi.Mode(), Size: fi.Size(), ModTime: fi.ModTime(), Inode: inode(fi)}
+}
+
+// Matches reports whether cur is what s expects: same existence, same type,
+// and for files and symlinks same size, mtime and (when both know it) inode.
+// A directory matches by type and inode alone: its size and mtime change with
+// its entries.
+func (s FileState) Matches(cur FileState) bool {
+	if !s.Exists || !cur.Exists {
+		return s.Exists == cur.Exists
+	}
+	if s.Mode.Type() != cur.Mode.Type() {
+		return false
+	}
+	if s.Inode != 0 && cur.Inode != 0 && s.Inode != cur.Inode {
+		return false
+	}
+	if s.Mode.IsDir() {
+		return true
+	}
+	return s.Size == cur.Size && s.ModTime.Equal(cur.ModTime)
+}
+
+// expectAt compares the state at name with expect.
+func (r *Root) expectAt(name string, expect FileState) (FileState, error) {
+	cur, err := r.lstat(name)
+	if err != nil {
+		return cur, err
+	}
+	if !expect.Matches(cur) {
+		return cur, fmt.Errorf("%q: expected %s, found %s: %w", filepath.ToSlash(name), expect, cur, ErrChanged)
+	}
+	return cur, nil
+}
+
+// String describes a state for error messages.
+func (s FileState) String() string {
+	if !s.Exists {
+		return "nothing"
+	}
+	return fmt.Sprintf("%v size %d mtime %s inode %d", s.Mode, s.Size, s.ModTime.UTC().Format(time.RFC3339Nano), s.Inode)
+}
+
+// syncDir fsyncs a directory so a rename or create in it is durable.
+func (r *Root) syncDir(dir string) error {
+	if dir == "" {
+		dir = "."
+	}
+	d, err := r.fs.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %q: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && runtime.GOOS != "windows" {
+		return fmt.Errorf("sync directory %q: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+package apply
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/blueshift-sync/blueshift/index/record"
+)
+
+// maxLinkTarget bounds a symlink target (Linux PATH_MAX).
+const maxLinkTarget = 4096
+
+// Remove deletes what is at p if it is still expect: a file or symlink goes to
+// the versions folder, an empty directory is removed, a non-empty one is
+// refused with ErrNotEmpty. Nothing there and nothing expected is success.
+func (r *Root) Remove(p record.Path, expect FileState) error {
+	name, err := checkPath(p)
+	if err != nil {
+		return err
+	}
+	r.commitMu.Lock()
+	err = r.removeLocked(name, expect)
+	r.commitMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("remove %q: %w", p, err)
+	}
+	return nil
+}
+
+func (r *Root) removeLocked(name string, expect FileState) error {
+	missing, err := r.checkParents(name, false)
+	if err != nil {
+		return err
+	}
+	if missing {
+		if expect.Exists {
+			return fmt.Errorf("expected %s, found nothing: %w", expect, ErrChanged)
+		}
+		return nil
+	}
+	cur, err := r.expectAt(name, expect)
+	if err != nil || !cur.Exists {
+		return err
+	}
+	if cur.Mode.IsDir() {
+		if err := r.fs.Remove(name); err != nil {
+			if r.hasEntries(name) {
+				return fmt.Errorf("%w: remove its entries first", ErrNotEmpty)
+			}
+			return err
+		}
+	} else if err := r.keepVersion(name, true); err != nil {
+		return err
+	}
+	return r.syncDir(filepath.Dir(name))
+}
+
+// Mkdir makes the directory p (and its parents) and applies meta. An existing
+// directory only gets meta; anything else there fails with ErrChanged.
+func (r *Root) Mkdir(p record.Path, meta Meta) (FileState, error) {
+	name, err := checkPath(p)
+	if err != nil {
+		return FileState{}, err
+	}
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	if _, err := r.checkParents(name, true); err != nil {
+		return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
+	}
+	cur, err := r.lstat(name)
+	if err != nil {
+		return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
+	}
+	switch {
+	case !cur.Exists:
+		if err := r.fs.Mkdir(name, dirPerm); err != nil {
+			return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
+		}
+		if err := r.syncDir(filepath.Dir(name)); err != nil {
+			return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
+		}
+	case !cur.Mode.IsDir():
+		return FileState{}, fmt.Errorf("make directory %q: found %s: %w", p, cur, ErrChanged)
+	}
+	if err := r.setMetaLocked(name, meta); err != nil {
+		return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
+	}
+	return r.lstat(name)
+}
+
+// Symlink makes p a symlink to target, replacing what is there if it is still
+// expect (a replaced file or link is kept as a version). The target is stored
+// verbatim and never followed; one pointing outside the share is just a link.
+func (r *Root) Symlink(p record.Path, target string, expect FileState) (FileState, error) {
+	name, err := checkPath(p)
+	if err != nil {
+		return FileState{}, err
+	}
+	if target == "" || len(target) > maxLinkTarget || strings.IndexByte(target, 0) >= 0 {
+		return FileState{}, fmt.Errorf("symlink %q: bad target %q: %w", p, target, ErrUnsafePath)
+	}
+	tmp := filepath.FromSlash(tmpDir + "/" + randomHex(16) + ".lnk")
+	if err := r.fs.Symlink(target, tmp); err != nil {
+		return FileState{}, fmt.Errorf("symlink %q: %w", p, err)
+	}
+	r.commitMu.Lock()
+	st, err := r.replaceLocked(tmp, name, expect)
+	r.commitMu.Unlock()
+	if err != nil {
+		r.fs.Remove(tmp)
+		return FileState{}, fmt.Errorf("symlink %q: %w", p, err)
+	}
+	r.pruneVersionsOf(name)
+	return st, nil
+}
+
+// Readlink returns the target of the symlink at p.
+func (r *Root) Readlink(p record.Path) (string, error) {
+	name, err := checkPath(p)
+	if err != nil {
+		return "", err
+	}
+	if missing, err := r.checkParents(name, false); err != nil || missing {
+		return "", fmt.Errorf("read link %q: %w", p, errors.Join(err, fs.ErrNotExist))
+	}
+	t, err := r.fs.Readlink(name)
+	if err != nil {
+		return "", fmt.Errorf("read link %q: %w", p, err)
+	}
+	return t, nil
+}
+
+// SetMeta applies permissions and mtime to the file or directory at p. A
+// symlink is left alone (Linux has no symlink modes; os.Root would follow it).
+func (r *Root) SetMeta(p record.Path, meta Meta) error {
+	name, err := checkPath(p)
+	if err != nil {
+		return err
+	}
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	missing, err := r.checkParents(name, false)
+	if err == nil && missing {
+		err = fs.ErrNotExist
+	}
+	if err == nil {
+		err = r.setMetaLocked(name, meta)
+	}
+	if err != nil {
+		return fmt.Errorf("set mode and mtime of %q: %w", p, err)
+	}
+	return nil
+}
+
+// setMetaLocked checks that name is not a symlink right before os.Root's
+// Chmod and Chtimes (which follow one, though only inside the share).
+func (r *Root) setMetaLocked(name string, meta Meta) error {
+	cur, err := r.lstat(name)
+	switch {
+	case err != nil:
+		return err
+	case !cur.Exists:
+		return fs.ErrNotExist
+	case cur.Mode&fs.ModeSymlink != 0:
+		return nil
+	}
+	if err := r.fs.Chmod(name, meta.Mode.Perm()); err != nil {
+		return err
+	}
+	if meta.ModTime.IsZero() {
+		return nil
+	}
+	return r.fs.Chtimes(name, meta.ModTime, meta.ModTime)
+}
+
+// Open opens the regular file at p for reading, never through a symlink:
+// the engine reads local blocks from it.
+func (r *Root) Open(p record.Path) (*os.File, error) {
+	name, err := checkPath(p)
+	if err != nil {
+		return nil, err
+	}
+	f, err := r.openRegular(name)
+	if err != nil {
+		return nil, fmt.Errorf("open %q: %w", p, err)
+	}
+	return f, nil
+}
+
+// ReadAt reads len(b) bytes of the file at p at off: a convenience for a
+// single block; hold an Open file for many.
+func (r *Root) ReadAt(p record.Path, b []byte, off int64) (int, error) {
+	f, err := r.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := f.ReadAt(b, off)
+	if err != nil && !(err == io.EOF && n == len(b)) {
+		return n, fmt.Errorf("read %q at %d: %w", p, off, err)
+	}
+	return n, nil
+}
+
+func (r *Root) openRegular(name string) (*os.File, error) {
+	missing, err := r.checkParents(name, false)
+	if err != nil {
+		return nil, err
+	}
+	if missing {
+		return nil, fs.ErrNotExist
+	}
+	fi, err := r.fs.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%v): %w", fi.Mode().Type(), ErrChanged)
+	}
+	f, err := r.fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	// os.Root follows a final symlink: make sure we opened what Lstat saw.
+	ffi, err := f.Stat()
+	if err != nil || !os.SameFile(fi, ffi) {
+		f.Close()
+		return nil, fmt.Errorf("file replaced while opening: %w", ErrChanged)
+	}
+	return f, nil
+}
+
+// PruneTemps removes temp files (partial pulls included) not written for
+// maxAge, so abandoned pulls do not fill the disk.
+func (r *Root) PruneTemps(maxAge time.Duration) error {
+	cutoff := r.opts.Clock().Add(-maxAge)
+	return r.removeTemps(func(e fs.FileInfo) bool { return e.ModTime().Before(cutoff) })
+}
+
+// removeStaleTemps removes one-shot temps: after a restart nobody owns them.
+func (r *Root) removeStaleTemps() error {
+	return r.removeTemps(func(e fs.FileInfo) bool {
+		n := e.Name()
+		return strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".lnk") ||
+			strings.HasSuffix(n, ".new") || strings.HasPrefix(n, "casecheck-")
+	})
+}
+
+func (r *Root) removeTemps(match func(fs.FileInfo) bool) error {
+	d, err := r.fs.Open(tmpDir)
+	if err != nil {
+		return fmt.Errorf("clean %s: %w", tmpDir, err)
+	}
+	defer d.Close()
+	entries, err := d.Readdir(-1)
+	if err != nil {
+		return fmt.Errorf("clean %s: %w", tmpDir, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !match(e) {
+			continue
+		}
+		if err := r.fs.Remove(filepath.Join(tmpDir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("clean %s: %w", tmpDir, err)
+		}
+	}
+	return nil
+}
+
+func (r *Root) hasEntries(name string) bool {
+	d, err := r.fs.Open(name)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(1)
+	return len(names) > 0
+}

@@ -1,0 +1,247 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blueshift-sync/blueshift/index/record"
+)
+
+// stampLayout is the timestamp in version and conflict names, always UTC.
+const stampLayout = "20060102-150405"
+
+// maxSameSecond bounds the "-N" suffix when several versions of one path are
+// made within one second.
+const maxSameSecond = 1000
+
+// versionRE splits STEM~STAMP[-N][.EXT]; the greedy stem takes the last stamp.
+var versionRE = regexp.MustCompile(`^(.*)~(\d{8}-\d{6})(?:-(\d+))?(\.[^.]*)?$`)
+
+// Version is one kept copy of a replaced or deleted file.
+type Version struct {
+	Path string    // share-relative slash path under .blueshift/versions
+	Time time.Time // when it was replaced or deleted (UTC, second precision)
+	Size int64
+}
+
+// Versions lists the kept versions of p, newest first.
+func (r *Root) Versions(p record.Path) ([]Version, error) {
+	name, err := checkPath(p)
+	if err != nil {
+		return nil, err
+	}
+	dir, base := path.Split(filepath.ToSlash(name))
+	all, err := r.listVersions(path.Join(versionsDir, dir))
+	if err != nil {
+		return nil, fmt.Errorf("list versions of %q: %w", p, err)
+	}
+	return all[base], nil
+}
+
+// OpenVersion opens a kept version for reading (the engine reuses its blocks).
+func (r *Root) OpenVersion(v Version) (*os.File, error) {
+	if !strings.HasPrefix(v.Path, versionsDir+"/") || strings.Contains(v.Path, "..") {
+		return nil, fmt.Errorf("open version %q: not under %s: %w", v.Path, versionsDir, ErrUnsafePath)
+	}
+	f, err := r.fs.Open(filepath.FromSlash(v.Path))
+	if err != nil {
+		return nil, fmt.Errorf("open version %q: %w", v.Path, err)
+	}
+	return f, nil
+}
+
+// PruneVersions applies the retention rules (VersionsKeep per path, none older
+// than VersionsDays) to the whole versions folder and removes emptied
+// directories. Writes prune the path they replace; this catches the rest
+// (deleted paths, age), so run it now and then.
+func (r *Root) PruneVersions(ctx context.Context) error {
+	var dirs []string
+	err := fs.WalkDir(r.fs.FS(), versionsDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("prune versions: %w", err)
+	}
+	// Deepest first, so a directory emptied of subdirectories goes too.
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	for _, d := range dirs {
+		all, err := r.listVersions(d)
+		if err != nil {
+			return fmt.Errorf("prune versions: %w", err)
+		}
+		for _, vs := range all {
+			r.removeExpired(vs)
+		}
+		if d != versionsDir {
+			r.fs.Remove(filepath.FromSlash(d)) // fails harmlessly unless empty
+		}
+	}
+	return nil
+}
+
+// keepVersion puts the entry at name into the versions folder: by hard link
+// when replacing (the rename that follows is then atomic), by rename when
+// deleting or when the file system has no hard links. The versions directory
+// is fsynced before the caller touches name again.
+func (r *Root) keepVersion(name string, move bool) error {
+	slash := filepath.ToSlash(name)
+	dir, base := path.Split(slash)
+	vdir := path.Join(versionsDir, dir)
+	if err := r.fs.MkdirAll(filepath.FromSlash(vdir), dirPerm); err != nil {
+		return fmt.Errorf("keep version of %q: %w", slash, err)
+	}
+	stem, ext := splitExt(base)
+	stamp := r.opts.Clock().UTC().Format(stampLayout)
+	for n := 1; n <= maxSameSecond; n++ {
+		vname := stem + "~" + stamp
+		if n > 1 {
+			vname += "-" + strconv.Itoa(n)
+		}
+		vpath := filepath.FromSlash(path.Join(vdir, vname+ext))
+		if _, err := r.fs.Lstat(vpath); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		var err error
+		if !move {
+			err = r.fs.Link(name, vpath)
+		}
+		if move || err != nil {
+			err = r.fs.Rename(name, vpath)
+		}
+		if err != nil {
+			return fmt.Errorf("keep version of %q: %w", slash, err)
+		}
+		return r.syncDir(filepath.FromSlash(vdir))
+	}
+	return fmt.Errorf("keep version of %q: %d versions made this second", slash, maxSameSecond)
+}
+
+// pruneVersionsOf applies retention to one path's versions, logging failures:
+// a version left behind is not worth failing a write for.
+func (r *Root) pruneVersionsOf(name string) {
+	dir, base := path.Split(filepath.ToSlash(name))
+	all, err := r.listVersions(path.Join(versionsDir, dir))
+	if err != nil {
+		r.log.Debug("prune versions", "path", name, "err", err)
+		return
+	}
+	r.removeExpired(all[base])
+}
+
+// removeExpired removes, from one path's versions sorted newest first, those
+// beyond VersionsKeep or older than VersionsDays.
+func (r *Root) removeExpired(vs []Version) {
+	cutoff := time.Time{}
+	if r.opts.VersionsDays > 0 {
+		cutoff = r.opts.Clock().Add(-time.Duration(r.opts.VersionsDays) * 24 * time.Hour)
+	}
+	for i, v := range vs {
+		tooMany := r.opts.VersionsKeep > 0 && i >= r.opts.VersionsKeep
+		tooOld := !cutoff.IsZero() && v.Time.Before(cutoff)
+		if !tooMany && !tooOld {
+			continue
+		}
+		if err := r.fs.Remove(filepath.FromSlash(v.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			r.log.Warn("remove old version", "path", v.Path, "err", err)
+		}
+	}
+}
+
+// listVersions reads one versions directory and groups its versions by the
+// original base name, each group newest first. A missing directory is empty.
+func (r *Root) listVersions(vdir string) (map[string][]Version, error) {
+	d, err := r.fs.Open(filepath.FromSlash(vdir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]Version)
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		orig, t, ok := parseVersionName(e.Name())
+		if !ok {
+			continue
+		}
+		var size int64
+		if fi, err := e.Info(); err == nil {
+			size = fi.Size()
+		}
+		out[orig] = append(out[orig], Version{Path: path.Join(vdir, e.Name()), Time: t, Size: size})
+	}
+	for _, vs := range out {
+		sort.Slice(vs, func(i, j int) bool {
+			if !vs[i].Time.Equal(vs[j].Time) {
+				return vs[i].Time.After(vs[j].Time)
+			}
+			return versionSeq(vs[i].Path) > versionSeq(vs[j].Path)
+		})
+	}
+	return out, nil
+}
+
+// VersionName is the name under which base is kept when replaced at when:
+// STEM~YYYYMMDD-HHMMSS.EXT in UTC, so the extension still tells its type.
+func VersionName(base string, when time.Time) string {
+	stem, ext := splitExt(base)
+	return stem + "~" + when.UTC().Format(stampLayout) + ext
+}
+
+// parseVersionName inverts VersionName (with an optional "-N" suffix).
+func parseVersionName(name string) (orig string, t time.Time, ok bool) {
+	m := versionRE.FindStringSubmatch(name)
+	if m == nil {
+		return "", time.Time{}, false
+	}
+	t, err := time.Parse(stampLayout, m[2])
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	return m[1] + m[4], t, true
+}
+
+func versionSeq(p string) int {
+	m := versionRE.FindStringSubmatch(path.Base(p))
+	if m == nil || m[3] == "" {
+		return 1
+	}
+	n, _ := strconv.Atoi(m[3])
+	return n
+}
+
+// splitExt splits "report.pdf" into "report", ".pdf". A dotfile without
+// another dot (".bashrc") and a trailing dot have no extension.
+func splitExt(base string) (stem, ext string) {
+	ext = path.Ext(base)
+	if ext == base || ext == "." {
+		return base, ""
+	}
+	return strings.TrimSuffix(base, ext), ext
+}
