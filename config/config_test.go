@@ -1,0 +1,370 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A valid file with every kind of table; the bad cases below are edits of it.
+const good = `[device]
+name = "laptop"
+listen = ":22100"
+
+[[peer]]
+id = "PEER-A"
+name = "desktop"
+addresses = ["127.0.0.1:22100"]
+
+[[share]]
+id = "SHARE-1"
+path = "/srv/photos"
+key = "KEY-1"
+peers = ["PEER-A"]
+
+[[share]]
+id = "SHARE-2"
+path = "/srv/photos/inner"
+key = "KEY-2"
+versions_keep = 0
+watch = false
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse("config.toml", []byte(good), Checks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Device: Device{Name: "laptop", Listen: ":22100", Discovery: true, RescanInterval: Duration{time.Hour}},
+		Peers:  []Peer{{ID: "PEER-A", Name: "desktop", Addresses: []string{"127.0.0.1:22100"}}},
+		Shares: []Share{
+			{ID: "SHARE-1", Name: "photos", Path: "/srv/photos", Key: "KEY-1", Watch: true,
+				VersionsKeep: 5, VersionsDays: 30, Peers: []string{"PEER-A"}},
+			// explicit 0 and false are kept, not replaced by defaults
+			{ID: "SHARE-2", Name: "inner", Path: "/srv/photos/inner", Key: "KEY-2", Watch: false,
+				VersionsKeep: 0, VersionsDays: 30},
+		},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got  %+v\nwant %+v", c, want)
+	}
+	// Nesting: each path belongs to the innermost share.
+	if s, err := c.ShareAt("/srv/photos/inner/x.jpg"); err != nil || s.ID != "SHARE-2" {
+		t.Errorf("ShareAt inner = %v, %v", s, err)
+	}
+	if s, err := c.ShareAt("/srv/photos/innerx"); err != nil || s.ID != "SHARE-1" {
+		t.Errorf("ShareAt sibling = %v, %v", s, err)
+	}
+	if _, err := c.ShareAt("/srv"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ShareAt outside = %v", err)
+	}
+}
+
+// Each bad config is good with one edit; want is the "line N: ..." fragment.
+func TestParseBad(t *testing.T) {
+	tests := []struct {
+		name, from, to, want string
+	}{
+		{"unknown key with suggestion", `path = "/srv/photos"`, `pth = "/srv/photos"`,
+			`config.toml line 12: unknown key "pth" in [[share]]: did you mean "path"? fix or remove it`},
+		{"unknown key in device", `listen = ":22100"`, `lisen = ":22100"`,
+			`line 3: unknown key "lisen" in [device]: did you mean "listen"?`},
+		{"unknown key, no suggestion", `listen = ":22100"`, `colour = "red"`,
+			`line 3: unknown key "colour" in [device]: fix or remove it (known keys: announce,`},
+		{"unknown table", `[device]`, `[devise]`, `line 1: unknown key "devise": did you mean "device"?`},
+		{"wrong type", `versions_keep = 0`, `versions_keep = "none"`,
+			`line 20: wrong type for "versions_keep" in [[share]]: write a whole number like 5`},
+		{"syntax", `name = "laptop"`, `name = "laptop`, `line 2: `},
+		{"duplicate key", `key = "KEY-1"`, "key = \"KEY-1\"\nkey = \"KEY-1\"", `line 14: key key is already defined: remove one of them`},
+		{"relative path", `path = "/srv/photos"`, `path = "srv/photos"`,
+			`line 12: [[share]] path "srv/photos" is relative: write the absolute path`},
+		{"duplicate path", `path = "/srv/photos/inner"`, `path = "/srv/photos/"`,
+			`line 18: [[share]] path "/srv/photos" is already the path of share "photos" (line 10): remove one`},
+		{"inside .blueshift", `path = "/srv/photos/inner"`, `path = "/srv/photos/.blueshift/x"`,
+			`line 18: [[share]] path "/srv/photos/.blueshift/x" is inside a .blueshift/ metadata folder`},
+		{"duplicate share id", `id = "SHARE-2"`, `id = "SHARE-1"`,
+			`line 17: [[share]] id "SHARE-1" is listed twice (also line 10)`},
+		{"missing key", `key = "KEY-2"`, ``, `line 16: [[share]] key is missing`},
+		{"bad listen", `listen = ":22100"`, `listen = "22100"`, `line 3: [device] listen "22100": is not host:port`},
+		{"bad listen port", `listen = ":22100"`, `listen = ":99999"`, `line 3: [device] listen ":99999": port "99999" is not a number`},
+		{"peer port 0", `addresses = ["127.0.0.1:22100"]`, `addresses = ["127.0.0.1:0"]`,
+			`line 8: [[peer]] address "127.0.0.1:0": port 0 is only meaningful for listen`},
+		{"negative versions", `versions_keep = 0`, `versions_keep = -1`,
+			`line 20: [[share]] versions_keep -1 is negative`},
+		{"bad duration", `listen = ":22100"`, `rescan_interval = "1 hour"`,
+			`line 3: "1 hour" is not a duration: write it like "1h", "30m" or "90s"`},
+		{"short duration", `listen = ":22100"`, `rescan_interval = "1ms"`,
+			`line 3: [device] rescan_interval 1ms is shorter than 1s`},
+		{"unknown peer in share", `peers = ["PEER-A"]`, `peers = ["PEER-B"]`,
+			"line 14: [[share]] peers lists \"PEER-B\", which is no [[peer]]: add it with `blueshift peer add PEER-B`"},
+		{"id with space", `id = "PEER-A"`, `id = "PEER A"`, `line 6: [[peer]] id "PEER A" has spaces`},
+		{"missing device name", `name = "laptop"`, ``, `line 1: [device] name is missing`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(good, tt.from) {
+				t.Fatalf("edit %q does not apply", tt.from)
+			}
+			doc := strings.Replace(good, tt.from, tt.to, 1)
+			c, err := Parse("config.toml", []byte(doc), Checks{})
+			if err == nil {
+				t.Fatalf("accepted:\n%s\ngot %+v", doc, c)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v is not ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestChecksHooks(t *testing.T) {
+	checks := Checks{DeviceID: func(s string) error {
+		if !strings.HasPrefix(s, "PEER-") {
+			return errors.New("is not a device ID")
+		}
+		return nil
+	}}
+	doc := strings.Replace(good, `id = "PEER-A"`, `id = "XEER-A"`, 1)
+	doc = strings.Replace(doc, `peers = ["PEER-A"]`, `peers = []`, 1)
+	_, err := Parse("config.toml", []byte(doc), checks)
+	if err == nil || !strings.Contains(err.Error(), `line 6: [[peer]] id "XEER-A": is not a device ID`) {
+		t.Errorf("got %v", err)
+	}
+	if _, err := Parse("config.toml", []byte(good), checks); err != nil {
+		t.Errorf("good config rejected: %v", err)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	home := t.TempDir()
+	c, err := Parse("config.toml", []byte(good), Checks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Device.Announce = []string{"192.0.2.7:22100", "[2001:db8::1]:22100"}
+	c.Device.RescanInterval = Duration{90 * time.Minute}
+	if err := c.Save(home); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(normal(c), normal(back)) {
+		t.Errorf("round trip changed the config:\n%+v\n%+v", c, back)
+	}
+	// Saving again gives the same bytes: the order is stable.
+	first, _ := os.ReadFile(Path(home))
+	if err := back.Save(home); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := os.ReadFile(Path(home))
+	if string(first) != string(second) {
+		t.Errorf("second save differs:\n%s\n---\n%s", first, second)
+	}
+	if !strings.Contains(string(first), `rescan_interval = '1h30m'`) {
+		t.Errorf("duration not written compactly:\n%s", first)
+	}
+}
+
+// normal makes nil and empty slices compare equal.
+func normal(c *Config) *Config {
+	n := *c
+	fix := func(s []string) []string {
+		if len(s) == 0 {
+			return nil
+		}
+		return s
+	}
+	n.Device.Announce = fix(n.Device.Announce)
+	n.Shares = append([]Share(nil), c.Shares...)
+	for i := range n.Shares {
+		n.Shares[i].Peers = fix(n.Shares[i].Peers)
+	}
+	n.Peers = append([]Peer(nil), c.Peers...)
+	for i := range n.Peers {
+		n.Peers[i].Addresses = fix(n.Peers[i].Addresses)
+	}
+	return &n
+}
+
+func TestSaveAtomicAndPrivate(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	c := New("laptop")
+	if err := c.Save(home); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := c.AddShare(NewShare("S"+string(rune('A'+i)), filepath.Join(home, "..", "s", string(rune('a'+i))), "K")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Save(home); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != FileName {
+		t.Errorf("home holds %v, want only %s (no temp files)", entries, FileName)
+	}
+	fi, err := os.Stat(Path(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(home); fi.Mode().Perm() != 0o700 {
+		t.Errorf("home mode %v, want 0700", fi.Mode().Perm())
+	}
+	// An invalid config is never written.
+	c.Device.Listen = "nonsense"
+	if err := c.Save(home); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Save of invalid config: %v", err)
+	}
+	back, err := Load(home)
+	if err != nil || len(back.Shares) != 3 || back.Device.Listen != DefaultListen {
+		t.Errorf("file changed by a refused save: %+v, %v", back, err)
+	}
+}
+
+func TestLoadMissingAndHuge(t *testing.T) {
+	home := t.TempDir()
+	if _, err := Load(home); !errors.Is(err, ErrNoConfig) || !strings.Contains(err.Error(), "blueshift init") {
+		t.Errorf("missing config: %v", err)
+	}
+	big := strings.Repeat("# padding\n", maxFileSize/10+1)
+	if err := os.WriteFile(Path(home), []byte(big), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(home); !errors.Is(err, ErrInvalid) {
+		t.Errorf("huge config: %v", err)
+	}
+}
+
+func TestEditAPI(t *testing.T) {
+	c := New("laptop")
+	if err := c.AddShare(NewShare("S1", "relative/dir", "K")); !errors.Is(err, ErrInvalid) {
+		t.Errorf("relative share accepted: %v", err)
+	}
+	if len(c.Shares) != 0 {
+		t.Fatalf("refused AddShare changed c: %+v", c.Shares)
+	}
+	s := NewShare("S1", "/data/a/", "K")
+	s.Peers = []string{"P1"}
+	if err := c.AddShare(s); !errors.Is(err, ErrInvalid) {
+		t.Errorf("share with unknown peer accepted: %v", err)
+	}
+	if err := c.AddPeer(Peer{ID: "P1", Name: "desk", Addresses: []string{"127.0.0.1:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddShare(s); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.FindShare("a"); err != nil || got.Path != "/data/a" {
+		t.Errorf("FindShare by name = %+v, %v", got, err)
+	}
+	if err := c.AddShare(NewShare("S2", "/data/a", "K")); !errors.Is(err, ErrInvalid) {
+		t.Errorf("duplicate path accepted: %v", err)
+	}
+	// AddPeer merges into an existing peer.
+	if err := c.AddPeer(Peer{ID: "P1", Addresses: []string{"127.0.0.1:2", "127.0.0.1:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.FindPeer("desk")
+	if err != nil || !reflect.DeepEqual(p.Addresses, []string{"127.0.0.1:1", "127.0.0.1:2"}) {
+		t.Errorf("merged peer = %+v, %v", p, err)
+	}
+	// RemovePeer takes it off the shares too, so the config stays valid.
+	if _, err := c.RemovePeer("P1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Shares[0].Peers) != 0 || c.Validate() != nil {
+		t.Errorf("after RemovePeer: %+v, %v", c.Shares[0], c.Validate())
+	}
+	if _, err := c.RemovePeer("P1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second RemovePeer: %v", err)
+	}
+	if _, err := c.RemoveShare("S1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.FindShare("S1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("removed share found: %v", err)
+	}
+}
+
+func TestHome(t *testing.T) {
+	t.Setenv(EnvHome, "/from/env")
+	if h, _ := Home("/from/flag"); h != "/from/flag" {
+		t.Errorf("flag: %q", h)
+	}
+	if h, _ := Home(""); h != "/from/env" {
+		t.Errorf("env: %q", h)
+	}
+	t.Setenv(EnvHome, "")
+	t.Setenv("XDG_CONFIG_HOME", "/xdg")
+	if h, _ := Home(""); h != filepath.Join("/xdg", "blueshift") {
+		t.Errorf("default: %q", h)
+	}
+	if h, _ := Home("rel"); !filepath.IsAbs(h) {
+		t.Errorf("relative flag not made absolute: %q", h)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("[device]\nname = 'x'\n[[share]]\npth = 1\n"))
+	f.Add([]byte("device = { name = 'x', listen = ':0' }\n"))
+	f.Add([]byte("[[share]]\n[[share]]\nid='a'\n[[peer]]\naddresses=['a:1']\n"))
+	if seeds, _ := filepath.Glob("testdata/*.toml"); seeds != nil {
+		for _, s := range seeds {
+			if b, err := os.ReadFile(s); err == nil {
+				f.Add(b)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 64<<10 {
+			return
+		}
+		c, err := Parse("fuzz.toml", data, Checks{})
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		// Whatever loads must save and load back to the same thing.
+		home := t.TempDir()
+		if err := c.Save(home); err != nil {
+			t.Fatalf("loaded config does not save: %v", err)
+		}
+		back, err := Load(home)
+		if err != nil {
+			t.Fatalf("saved config does not load: %v", err)
+		}
+		if !reflect.DeepEqual(normal(c), normal(back)) {
+			t.Fatalf("round trip:\n%+v\n%+v", c, back)
+		}
+	})
+}
+
+func TestTestdataLoads(t *testing.T) {
+	c, err := LoadFile("testdata/full.toml", Checks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Shares) != 1 || len(c.Peers) != 1 || len(c.Device.Announce) != 2 {
+		t.Errorf("got %+v", c)
+	}
+}

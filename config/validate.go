@@ -1,0 +1,202 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Validate checks the whole configuration and reports every problem it finds
+// (up to a bound), each of class ErrInvalid.
+func (c *Config) Validate() error { return c.validate("", nil) }
+
+// validate checks c; file and pos, when known, locate each problem.
+func (c *Config) validate(file string, pos positions) error {
+	v := validator{file: file, pos: pos}
+
+	d := c.Device
+	v.name("device.name", "[device] name", d.Name, true)
+	if err := checkHostPort(d.Listen, true, true); err != nil {
+		v.add("device.listen", "[device] listen %q: %v: write it like \":%d\" or \"127.0.0.1:0\" (port 0 picks a free one)", d.Listen, err, DefaultPort)
+	}
+	for _, a := range d.Announce {
+		if err := checkHostPort(a, false, false); err != nil {
+			v.add("device.announce", "[device] announce %q: %v: write addresses like \"192.0.2.7:%d\"", a, err, DefaultPort)
+		}
+	}
+	if d.RescanInterval.Duration < MinRescanInterval {
+		v.add("device.rescan_interval", "[device] rescan_interval %s is shorter than %s: write something like \"1h\"", d.RescanInterval, MinRescanInterval)
+	}
+
+	peerIDs := map[string]int{}
+	for i, p := range c.Peers {
+		at := "peer." + strconv.Itoa(i)
+		if v.id(at+".id", "[[peer]] id", p.ID, c.Checks.DeviceID) {
+			if j, dup := peerIDs[p.ID]; dup {
+				v.add(at+".id", "[[peer]] id %q is listed twice (also line %d): remove one", p.ID, v.pos.line("peer."+strconv.Itoa(j)))
+			}
+			peerIDs[p.ID] = i
+		}
+		v.name(at+".name", "[[peer]] name", p.Name, false)
+		for _, a := range p.Addresses {
+			if err := checkHostPort(a, false, false); err != nil {
+				v.add(at+".addresses", "[[peer]] address %q: %v: write addresses like \"192.0.2.8:%d\"", a, err, DefaultPort)
+			}
+		}
+	}
+
+	shareIDs, paths := map[string]int{}, map[string]int{}
+	for i, s := range c.Shares {
+		at := "share." + strconv.Itoa(i)
+		if v.id(at+".id", "[[share]] id", s.ID, c.Checks.ShareID) {
+			if j, dup := shareIDs[s.ID]; dup {
+				v.add(at+".id", "[[share]] id %q is listed twice (also line %d): a folder can join a share once; remove one", s.ID, v.pos.line("share."+strconv.Itoa(j)))
+			}
+			shareIDs[s.ID] = i
+		}
+		v.name(at+".name", "[[share]] name", s.Name, false)
+		v.id(at+".key", "[[share]] key", s.Key, c.Checks.ShareKey)
+		switch {
+		case s.Path == "":
+			v.add(at+".path", "[[share]] has no path: add path = \"/absolute/folder\"")
+		case !filepath.IsAbs(s.Path):
+			v.add(at+".path", "[[share]] path %q is relative: write the absolute path", s.Path)
+		case inMetaDir(s.Path):
+			v.add(at+".path", "[[share]] path %q is inside a %s/ metadata folder: choose a folder outside it", s.Path, metaDir)
+		default:
+			clean := filepath.Clean(s.Path)
+			if j, dup := paths[clean]; dup {
+				v.add(at+".path", "[[share]] path %q is already the path of share %q (line %d): remove one", s.Path, c.Shares[j].Name, v.pos.line("share."+strconv.Itoa(j)))
+			}
+			paths[clean] = i
+		}
+		if s.VersionsKeep < 0 {
+			v.add(at+".versions_keep", "[[share]] versions_keep %d is negative: write 0 to keep no old versions", s.VersionsKeep)
+		}
+		if s.VersionsDays < 0 {
+			v.add(at+".versions_days", "[[share]] versions_days %d is negative: write 0 for no age limit", s.VersionsDays)
+		}
+		seen := map[string]bool{}
+		for _, id := range s.Peers {
+			switch _, known := peerIDs[id]; {
+			case seen[id]:
+				v.add(at+".peers", "[[share]] peers lists %q twice: remove one", id)
+			case !known:
+				v.add(at+".peers", "[[share]] peers lists %q, which is no [[peer]]: add it with `blueshift peer add %s` or remove it", id, id)
+			}
+			seen[id] = true
+		}
+	}
+	return v.err()
+}
+
+type validator struct {
+	file string
+	pos  positions
+	errs []error
+}
+
+func (v *validator) add(key, format string, args ...any) {
+	if len(v.errs) < maxErrors {
+		v.errs = append(v.errs, &Error{File: v.file, Line: v.pos.line(key), Msg: fmt.Sprintf(format, args...)})
+	}
+}
+
+func (v *validator) err() error { return errors.Join(v.errs...) }
+
+// id checks an ID's or key's text and reports whether it is usable.
+func (v *validator) id(key, what, text string, check func(string) error) bool {
+	if err := checkText(text); err != nil {
+		v.add(key, "%s %v", what, err)
+		return false
+	}
+	if check != nil {
+		if err := check(text); err != nil {
+			v.add(key, "%s %q: %v", what, text, err)
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) name(key, what, name string, required bool) {
+	switch {
+	case name == "" && required:
+		v.add(key, "%s is missing: add a name like name = \"laptop\"", what)
+	case len(name) > maxName:
+		v.add(key, "%s is longer than %d bytes: shorten it", what, maxName)
+	case !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0:
+		v.add(key, "%s %q has control characters or invalid UTF-8: use plain text", what, name)
+	}
+}
+
+// checkText is the shape every ID and key text shares.
+func checkText(s string) error {
+	switch {
+	case s == "":
+		return errors.New("is missing")
+	case len(s) > maxIDText:
+		return fmt.Errorf("is longer than %d bytes", maxIDText)
+	case strings.IndexFunc(s, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsGraphic(r) || unicode.IsSpace(r) }) >= 0:
+		return fmt.Errorf("%q has spaces or characters an ID never has: copy it again", s)
+	}
+	return nil
+}
+
+// checkHostPort checks a "host:port". An empty host means every interface;
+// port 0 means pick a free one.
+func checkHostPort(s string, emptyHost, zeroPort bool) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("is not host:port")
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if n == 0 && !zeroPort {
+		return errors.New("port 0 is only meaningful for listen")
+	}
+	if host == "" {
+		if !emptyHost {
+			return errors.New("host is missing")
+		}
+		return nil
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	if len(host) > 253 || strings.IndexFunc(host, func(r rune) bool {
+		return !(r == '-' || r == '.' || r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)))
+	}) >= 0 {
+		return fmt.Errorf("host %q is neither an IP address nor a host name", host)
+	}
+	return nil
+}
+
+// inMetaDir reports whether an absolute path has a .blueshift component:
+// inside a share's metadata folder, where no share may live.
+func inMetaDir(path string) bool {
+	for _, part := range strings.Split(filepath.ToSlash(filepath.Clean(path)), "/") {
+		if part == metaDir {
+			return true
+		}
+	}
+	return false
+}
+
+// within reports whether path is root or below it; both are clean.
+func within(path, root string) bool {
+	if path == root {
+		return true
+	}
+	if !strings.HasSuffix(root, string(filepath.Separator)) {
+		root += string(filepath.Separator)
+	}
+	return strings.HasPrefix(path, root)
+}
