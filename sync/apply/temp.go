@@ -77,8 +77,12 @@ func TempKey(p record.Path, want block.Hash) string {
 // OpenTemp opens (or creates) the resumable temp for content want of length
 // size at p.
 func (r *Root) OpenTemp(p record.Path, want block.Hash, size int64) (*Temp, error) {
-	if _, err := checkPath(p); err != nil {
+	name, err := checkPath(p)
+	if err != nil {
 		return nil, err
+	}
+	if _, err := r.checkParents(name, false); err != nil {
+		return nil, fmt.Errorf("open temp for %q: %w", p, err)
 	}
 	if size < 0 || size > maxTempSize {
 		return nil, fmt.Errorf("open temp for %q: size %d out of range", p, size)
