@@ -1,0 +1,85 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/wire/wirepb"
+)
+
+// BlockEncoding says how BlockResponse.Data holds the block.
+type BlockEncoding uint8
+
+const (
+	BlockRaw       BlockEncoding = BlockEncoding(wirepb.BlockEncoding_BLOCK_ENCODING_RAW)
+	BlockZstd      BlockEncoding = BlockEncoding(wirepb.BlockEncoding_BLOCK_ENCODING_ZSTD)
+	BlockDelta     BlockEncoding = BlockEncoding(wirepb.BlockEncoding_BLOCK_ENCODING_DELTA) // against the basis the request's Signature describes
+	BlockDeltaZstd BlockEncoding = BlockEncoding(wirepb.BlockEncoding_BLOCK_ENCODING_DELTA_ZSTD)
+)
+
+// BlockRequest asks for the block named Hash, Size bytes long, of Share.
+// Signature, if set, describes a basis block the asker has, so the answer can
+// be a delta against it.
+type BlockRequest struct {
+	Share     share.ID
+	Hash      block.Hash
+	Size      uint32
+	Signature []byte
+}
+
+// BlockResponse answers BlockRequest. The asker verifies the block's hash.
+type BlockResponse struct {
+	Encoding BlockEncoding
+	Data     []byte
+}
+
+func (m *BlockRequest) validate() error {
+	if m.Size > MaxBlockSize {
+		return fmt.Errorf("block request: size %d exceeds %d", m.Size, MaxBlockSize)
+	}
+	if len(m.Signature) > MaxSignatureSize {
+		return fmt.Errorf("block request: signature of %d bytes exceeds %d", len(m.Signature), MaxSignatureSize)
+	}
+	return nil
+}
+
+func (m *BlockResponse) validate() error {
+	if m.Encoding < BlockRaw || m.Encoding > BlockDeltaZstd {
+		return fmt.Errorf("block response: unknown encoding %d", m.Encoding)
+	}
+	if len(m.Data) > MaxBlockData {
+		return fmt.Errorf("block response: %d bytes exceed %d", len(m.Data), MaxBlockData)
+	}
+	return nil
+}
+
+func (m *BlockRequest) toPB(e *wirepb.Envelope) {
+	e.Body = &wirepb.Envelope_BlockRequest{BlockRequest: &wirepb.BlockRequest{
+		Share: m.Share[:], Hash: m.Hash[:], Size: m.Size, Signature: m.Signature,
+	}}
+}
+
+func blockRequestFromPB(p *wirepb.BlockRequest) (*BlockRequest, error) {
+	m := &BlockRequest{Size: p.GetSize(), Signature: p.GetSignature()}
+	if err := fixed("share", m.Share[:], p.GetShare()); err != nil {
+		return nil, err
+	}
+	if err := fixed("block hash", m.Hash[:], p.GetHash()); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *BlockResponse) toPB(e *wirepb.Envelope) {
+	e.Body = &wirepb.Envelope_BlockResponse{BlockResponse: &wirepb.BlockResponse{
+		Encoding: wirepb.BlockEncoding(m.Encoding), Data: m.Data,
+	}}
+}
+
+func blockResponseFromPB(p *wirepb.BlockResponse) (*BlockResponse, error) {
+	if p.GetEncoding() < 0 || p.GetEncoding() > 255 {
+		return nil, fmt.Errorf("unknown block encoding %d", p.GetEncoding())
+	}
+	return &BlockResponse{Encoding: BlockEncoding(p.GetEncoding()), Data: p.GetData()}, nil
+}

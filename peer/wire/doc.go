@@ -1,0 +1,34 @@
+// Package wire is Blueshift's peer protocol: the messages two devices
+// exchange and the frames that carry them.
+//
+// A frame is a length and one protobuf Envelope (see wirepb/envelope.proto):
+//
+//	+---------------------+----------------------------------------+
+//	| length: uint32, BE  | Envelope: uint64 id + one message       |
+//	| 4 bytes             | length bytes, 1 <= length <= MaxFrameSize|
+//	+---------------------+----------------------------------------+
+//
+// Nouns: a Frame is an ID and a Message. Messages are requests (NodesRequest,
+// RecordsRequest, BlockRequest, Ping), responses (NodesResponse,
+// RecordsResponse, BlockResponse, Pong, and ErrorResponse, which answers any
+// request), and one-way messages (Hello, Close, ShareState, RecordPush).
+// A request carries an ID the asker chose, non-zero, and its response carries
+// the same ID; one-way messages carry 0. Ping and Pong may carry 0 (a
+// keepalive that nobody waits for).
+//
+// Contracts:
+//   - The protobuf types never leave this package: Encode and Decode convert
+//     at the edge to Go types built from the shared vocabulary (share.ID,
+//     merkle.Prefix, merkle.Node, block.Hash, ...).
+//   - Every frame a peer sends is hostile until Decode returns it: the length
+//     is checked before allocating; the number of protobuf fields in the frame
+//     is counted (MaxFields) before protobuf allocates for them; then every
+//     count, string and fixed-size field is checked against the limits below.
+//     Any failure wraps ErrMalformed. No input panics.
+//   - Encode applies the same checks, so we never send what a peer refuses.
+//   - The wire carries bytes and an encoding tag; compression and deltas are
+//     the sync engine's job.
+//   - Decoded messages own their memory (nothing aliases the read buffer).
+//
+// The protocol's versions and what changed in each are in version.go.
+package wire

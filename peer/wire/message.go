@@ -1,0 +1,124 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/blueshift-sync/blueshift/peer/wire/wirepb"
+)
+
+// IsRequest reports whether m asks for an answer.
+func IsRequest(m Message) bool {
+	switch m.(type) {
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping:
+		return true
+	}
+	return false
+}
+
+// IsResponse reports whether m answers a request.
+func IsResponse(m Message) bool {
+	switch m.(type) {
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse:
+		return true
+	}
+	return false
+}
+
+// Answers reports whether resp is an answer the protocol allows to req: its
+// own response type, or an ErrorResponse.
+func Answers(req, resp Message) bool {
+	if _, ok := resp.(*ErrorResponse); ok {
+		return true
+	}
+	switch req.(type) {
+	case *NodesRequest:
+		_, ok := resp.(*NodesResponse)
+		return ok
+	case *RecordsRequest:
+		_, ok := resp.(*RecordsResponse)
+		return ok
+	case *BlockRequest:
+		_, ok := resp.(*BlockResponse)
+		return ok
+	case *Ping:
+		_, ok := resp.(*Pong)
+		return ok
+	}
+	return false
+}
+
+// Name returns m's message name, for errors and logs.
+func Name(m Message) string {
+	switch m.(type) {
+	case *Hello:
+		return "Hello"
+	case *Ping:
+		return "Ping"
+	case *Pong:
+		return "Pong"
+	case *Close:
+		return "Close"
+	case *ErrorResponse:
+		return "ErrorResponse"
+	case *ShareState:
+		return "ShareState"
+	case *NodesRequest:
+		return "NodesRequest"
+	case *NodesResponse:
+		return "NodesResponse"
+	case *RecordsRequest:
+		return "RecordsRequest"
+	case *RecordsResponse:
+		return "RecordsResponse"
+	case *RecordPush:
+		return "RecordPush"
+	case *BlockRequest:
+		return "BlockRequest"
+	case *BlockResponse:
+		return "BlockResponse"
+	}
+	return fmt.Sprintf("%T", m)
+}
+
+func (*Ping) validate() error       { return nil }
+func (*Pong) validate() error       { return nil }
+func (*ShareState) validate() error { return nil }
+
+func (*Ping) toPB(e *wirepb.Envelope) { e.Body = &wirepb.Envelope_Ping{Ping: &wirepb.Ping{}} }
+func (*Pong) toPB(e *wirepb.Envelope) { e.Body = &wirepb.Envelope_Pong{Pong: &wirepb.Pong{}} }
+
+// fromPB converts a decoded envelope's body; the caller validates the result.
+func fromPB(e *wirepb.Envelope) (Message, error) {
+	switch b := e.Body.(type) {
+	case *wirepb.Envelope_Hello:
+		return helloFromPB(b.Hello), nil
+	case *wirepb.Envelope_Ping:
+		return &Ping{}, nil
+	case *wirepb.Envelope_Pong:
+		return &Pong{}, nil
+	case *wirepb.Envelope_Close:
+		return &Close{Reason: b.Close.GetReason()}, nil
+	case *wirepb.Envelope_Error:
+		return &ErrorResponse{Code: ErrorCode(b.Error.GetCode()), Message: b.Error.GetMessage()}, nil
+	case *wirepb.Envelope_ShareState:
+		return shareStateFromPB(b.ShareState)
+	case *wirepb.Envelope_NodesRequest:
+		return nodesRequestFromPB(b.NodesRequest)
+	case *wirepb.Envelope_NodesResponse:
+		return nodesResponseFromPB(b.NodesResponse)
+	case *wirepb.Envelope_RecordsRequest:
+		return recordsRequestFromPB(b.RecordsRequest)
+	case *wirepb.Envelope_RecordsResponse:
+		rs, err := recordsFromPB(b.RecordsResponse.GetRecords())
+		return &RecordsResponse{Records: rs}, err
+	case *wirepb.Envelope_RecordPush:
+		return recordPushFromPB(b.RecordPush)
+	case *wirepb.Envelope_BlockRequest:
+		return blockRequestFromPB(b.BlockRequest)
+	case *wirepb.Envelope_BlockResponse:
+		return blockResponseFromPB(b.BlockResponse)
+	case nil:
+		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
+	}
+	return nil, fmt.Errorf("unknown message %T", e.Body)
+}

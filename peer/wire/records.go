@@ -1,0 +1,179 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/blueshift-sync/blueshift/index/merkle"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/wire/wirepb"
+)
+
+// RecordEncoding says how RecordData.Data holds the record's envelope.
+type RecordEncoding uint8
+
+const (
+	RecordPlain    RecordEncoding = RecordEncoding(wirepb.RecordEncoding_RECORD_ENCODING_PLAIN)
+	RecordZstd     RecordEncoding = RecordEncoding(wirepb.RecordEncoding_RECORD_ENCODING_ZSTD)
+	RecordZstdDict RecordEncoding = RecordEncoding(wirepb.RecordEncoding_RECORD_ENCODING_ZSTD_DICT) // dictionary: the envelope whose leaf is Base
+)
+
+// RecordData is one record's stored envelope as it travels.
+type RecordData struct {
+	Key      merkle.Key
+	Encoding RecordEncoding
+	Base     merkle.Leaf // the dictionary's leaf with RecordZstdDict, else zero
+	Data     []byte
+}
+
+// RecordsRequest asks for the records at Keys of Share. Have is empty or holds,
+// per key, the leaf the asker has (zero: none), so the answer can be a delta
+// against it.
+type RecordsRequest struct {
+	Share share.ID
+	Keys  []merkle.Key
+	Have  []merkle.Leaf
+}
+
+// RecordsResponse answers RecordsRequest with the records found, in request
+// order; a key the peer no longer has is left out.
+type RecordsResponse struct {
+	Records []RecordData
+}
+
+// RecordPush carries new local records to a peer (one-way).
+type RecordPush struct {
+	Share   share.ID
+	Records []RecordData
+}
+
+func (m *RecordsRequest) validate() error {
+	if len(m.Keys) > MaxKeys {
+		return fmt.Errorf("records request: %d keys exceed %d", len(m.Keys), MaxKeys)
+	}
+	if len(m.Have) != 0 && len(m.Have) != len(m.Keys) {
+		return fmt.Errorf("records request: %d have-leaves for %d keys", len(m.Have), len(m.Keys))
+	}
+	return nil
+}
+
+func (m *RecordsResponse) validate() error { return checkRecords("records response", m.Records) }
+
+func (m *RecordPush) validate() error { return checkRecords("record push", m.Records) }
+
+func checkRecords(what string, rs []RecordData) error {
+	if len(rs) > MaxRecords {
+		return fmt.Errorf("%s: %d records exceed %d", what, len(rs), MaxRecords)
+	}
+	for i := range rs {
+		r := &rs[i]
+		if len(r.Data) > MaxRecordSize {
+			return fmt.Errorf("%s: record of %d bytes exceeds %d", what, len(r.Data), MaxRecordSize)
+		}
+		switch r.Encoding {
+		case RecordPlain, RecordZstd:
+			if r.Base != (merkle.Leaf{}) {
+				return fmt.Errorf("%s: record has a base but is not dictionary-compressed", what)
+			}
+		case RecordZstdDict:
+			if r.Base == (merkle.Leaf{}) {
+				return fmt.Errorf("%s: dictionary-compressed record has no base", what)
+			}
+		default:
+			return fmt.Errorf("%s: unknown record encoding %d", what, r.Encoding)
+		}
+	}
+	return nil
+}
+
+func (m *RecordsRequest) toPB(e *wirepb.Envelope) {
+	p := &wirepb.RecordsRequest{Share: m.Share[:], Keys: make([][]byte, len(m.Keys))}
+	for i := range m.Keys {
+		p.Keys[i] = m.Keys[i][:]
+	}
+	if len(m.Have) > 0 {
+		p.Have = make([][]byte, len(m.Have))
+		for i := range m.Have {
+			p.Have[i] = m.Have[i][:]
+		}
+	}
+	e.Body = &wirepb.Envelope_RecordsRequest{RecordsRequest: p}
+}
+
+func recordsRequestFromPB(p *wirepb.RecordsRequest) (*RecordsRequest, error) {
+	if len(p.GetKeys()) > MaxKeys || len(p.GetHave()) > MaxKeys {
+		return nil, fmt.Errorf("records request: %d keys exceed %d", max(len(p.GetKeys()), len(p.GetHave())), MaxKeys)
+	}
+	m := &RecordsRequest{Keys: make([]merkle.Key, len(p.GetKeys()))}
+	if err := fixed("share", m.Share[:], p.GetShare()); err != nil {
+		return nil, err
+	}
+	for i, k := range p.GetKeys() {
+		if err := fixed("key", m.Keys[i][:], k); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.GetHave()) > 0 {
+		m.Have = make([]merkle.Leaf, len(p.GetHave()))
+		for i, l := range p.GetHave() {
+			if err := fixed("have-leaf", m.Have[i][:], l); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func recordsToPB(rs []RecordData) []*wirepb.RecordData {
+	out := make([]*wirepb.RecordData, len(rs))
+	for i := range rs {
+		r := &rs[i]
+		p := &wirepb.RecordData{Key: r.Key[:], Encoding: wirepb.RecordEncoding(r.Encoding), Data: r.Data}
+		if r.Encoding == RecordZstdDict {
+			p.Base = r.Base[:]
+		}
+		out[i] = p
+	}
+	return out
+}
+
+func recordsFromPB(ps []*wirepb.RecordData) ([]RecordData, error) {
+	if len(ps) > MaxRecords {
+		return nil, fmt.Errorf("%d records exceed %d", len(ps), MaxRecords)
+	}
+	out := make([]RecordData, len(ps))
+	for i, p := range ps {
+		r := &out[i]
+		if err := fixed("record key", r.Key[:], p.Key); err != nil {
+			return nil, err
+		}
+		if p.Encoding < 0 || p.Encoding > 255 {
+			return nil, fmt.Errorf("unknown record encoding %d", p.Encoding)
+		}
+		r.Encoding = RecordEncoding(p.Encoding)
+		if len(p.Base) > 0 {
+			if err := fixed("record base", r.Base[:], p.Base); err != nil {
+				return nil, err
+			}
+		}
+		r.Data = p.Data
+	}
+	return out, nil
+}
+
+func (m *RecordsResponse) toPB(e *wirepb.Envelope) {
+	e.Body = &wirepb.Envelope_RecordsResponse{RecordsResponse: &wirepb.RecordsResponse{Records: recordsToPB(m.Records)}}
+}
+
+func (m *RecordPush) toPB(e *wirepb.Envelope) {
+	e.Body = &wirepb.Envelope_RecordPush{RecordPush: &wirepb.RecordPush{Share: m.Share[:], Records: recordsToPB(m.Records)}}
+}
+
+func recordPushFromPB(p *wirepb.RecordPush) (*RecordPush, error) {
+	m := &RecordPush{}
+	if err := fixed("share", m.Share[:], p.GetShare()); err != nil {
+		return nil, err
+	}
+	var err error
+	m.Records, err = recordsFromPB(p.GetRecords())
+	return m, err
+}

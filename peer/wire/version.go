@@ -1,0 +1,18 @@
+package wire
+
+// Version is the protocol version this build speaks, sent in Hello. Bump it
+// whenever a message, field, encoding or rule changes meaning, and add a line
+// below. MinVersion is the oldest version this build still talks to; two
+// devices connect when max(MinVersion) <= min(Version) of the two, and both
+// then speak the smaller Version.
+//
+// History:
+//
+//	1 (2026-11-24): first version. Frames are a 4-byte big-endian length and
+//	  a protobuf Envelope (wirepb). Messages: Hello, Ping, Pong, Close,
+//	  ErrorResponse, ShareState, NodesRequest/Response,
+//	  RecordsRequest/Response, RecordPush, BlockRequest/Response.
+const (
+	Version    uint32 = 1
+	MinVersion uint32 = 1
+)

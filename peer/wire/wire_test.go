@@ -1,0 +1,305 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/merkle"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/wire/wirepb"
+)
+
+func fill32(b byte) (a [32]byte) {
+	for i := range a {
+		a[i] = b + byte(i)
+	}
+	return a
+}
+
+// samples holds one valid frame of every message type.
+func samples() []Frame {
+	sh := share.ID(fill32(1))
+	children := new([16]merkle.Child)
+	for i := range children {
+		children[i] = merkle.Child{Hash: merkle.Hash(fill32(byte(i))), Count: uint64(i)}
+	}
+	odd := merkle.Prefix{Len: 3}
+	odd.Nibbles[0], odd.Nibbles[1] = 0xab, 0xc0
+	return []Frame{
+		{0, &Hello{Version: 1, MinVersion: 1, DeviceName: "laptop", Capabilities: []string{"zstd", "delta"}}},
+		{0, &Ping{}},
+		{7, &Ping{}},
+		{7, &Pong{}},
+		{0, &Close{Reason: "shutting down"}},
+		{9, &ErrorResponse{Code: CodeNotFound, Message: "no such block"}},
+		{0, &ShareState{Share: sh, Root: merkle.Hash(fill32(2)), Count: 42}},
+		{1, &NodesRequest{Share: sh, Prefixes: []merkle.Prefix{{}, odd}}},
+		{1, &NodesResponse{Nodes: []merkle.Node{
+			{Prefix: merkle.Prefix{}, Hash: merkle.Hash(fill32(3)), Count: 120, Children: children},
+			{Prefix: odd, Hash: merkle.Hash(fill32(4)), Count: 2, Entries: []merkle.Entry{
+				{Key: merkle.Key(fill32(5)), Leaf: merkle.Leaf(fill32(6))},
+				{Key: merkle.Key(fill32(7)), Leaf: merkle.Leaf(fill32(8))},
+			}},
+		}}},
+		{2, &RecordsRequest{Share: sh, Keys: []merkle.Key{merkle.Key(fill32(5))}, Have: []merkle.Leaf{{}}}},
+		{2, &RecordsResponse{Records: []RecordData{
+			{Key: merkle.Key(fill32(5)), Encoding: RecordPlain, Data: []byte("envelope")},
+			{Key: merkle.Key(fill32(7)), Encoding: RecordZstdDict, Base: merkle.Leaf(fill32(9)), Data: []byte{1, 2, 3}},
+		}}},
+		{0, &RecordPush{Share: sh, Records: []RecordData{{Key: merkle.Key(fill32(5)), Encoding: RecordZstd, Data: []byte{4}}}}},
+		{3, &BlockRequest{Share: sh, Hash: block.Sum([]byte("x")), Size: 65536, Signature: []byte{1, 2}}},
+		{3, &BlockResponse{Encoding: BlockZstd, Data: bytes.Repeat([]byte{7}, 1000)}},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	var stream bytes.Buffer
+	for _, f := range samples() {
+		if err := WriteFrame(&stream, f); err != nil {
+			t.Fatalf("write %s: %v", Name(f.Msg), err)
+		}
+	}
+	r := NewReader(bufio.NewReader(&stream))
+	for _, want := range samples() {
+		got, err := r.ReadFrame()
+		if err != nil {
+			t.Fatalf("read %s: %v", Name(want.Msg), err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: got %+v, want %+v", Name(want.Msg), got, want)
+		}
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want io.EOF", err)
+	}
+}
+
+// Answers and the request/response classes agree with checkFrame's ID rules.
+func TestClasses(t *testing.T) {
+	for _, f := range samples() {
+		if IsRequest(f.Msg) && IsResponse(f.Msg) {
+			t.Fatalf("%s is both request and response", Name(f.Msg))
+		}
+	}
+	if !Answers(&NodesRequest{}, &NodesResponse{}) || !Answers(&BlockRequest{}, &ErrorResponse{}) ||
+		Answers(&BlockRequest{}, &NodesResponse{}) || !Answers(&Ping{}, &Pong{}) {
+		t.Fatal("Answers is wrong")
+	}
+}
+
+func TestCompatible(t *testing.T) {
+	for _, tc := range []struct {
+		a, b   Hello
+		v      uint32
+		wantOK bool
+	}{
+		{Hello{Version: 1, MinVersion: 1}, Hello{Version: 1, MinVersion: 1}, 1, true},
+		{Hello{Version: 3, MinVersion: 1}, Hello{Version: 2, MinVersion: 2}, 2, true},
+		{Hello{Version: 5, MinVersion: 4}, Hello{Version: 3, MinVersion: 1}, 3, false},
+		{Hello{Version: 2, MinVersion: 1}, Hello{Version: 9, MinVersion: 3}, 2, false},
+		{Hello{}, Hello{}, 0, false},
+	} {
+		v, ok := Compatible(&tc.a, &tc.b)
+		v2, ok2 := Compatible(&tc.b, &tc.a)
+		if ok != tc.wantOK || ok2 != ok || v != v2 || (ok && v != tc.v) {
+			t.Errorf("Compatible(%+v, %+v) = %d, %v; want %d, %v (symmetric)", tc.a, tc.b, v, ok, tc.v, tc.wantOK)
+		}
+	}
+}
+
+// envelope marshals a raw protobuf envelope, bypassing our checks.
+func envelope(t testing.TB, e *wirepb.Envelope) []byte {
+	b, err := proto.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func withHeader(body []byte) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+func TestBadFrames(t *testing.T) {
+	share32 := make([]byte, 32)
+	manyFields := protowire.AppendTag(nil, 11, protowire.BytesType)
+	var req []byte
+	req = protowire.AppendTag(req, 1, protowire.BytesType)
+	req = protowire.AppendBytes(req, share32)
+	for i := 0; i < MaxFields; i++ {
+		req = protowire.AppendTag(req, 2, protowire.BytesType)
+		req = protowire.AppendBytes(req, nil)
+	}
+	manyFields = protowire.AppendBytes(manyFields, req)
+	manyFields = append(protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 1), manyFields...)
+
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		want   error
+	}{
+		{"zero length", []byte{0, 0, 0, 0}, ErrMalformed},
+		{"oversized length", []byte{0xff, 0xff, 0xff, 0xff}, ErrMalformed},
+		{"just over the limit", binary.BigEndian.AppendUint32(nil, MaxFrameSize+1), ErrMalformed},
+		{"truncated header", []byte{0, 0}, io.ErrUnexpectedEOF},
+		{"truncated body", []byte{0, 0, 0, 10, 1, 2}, io.ErrUnexpectedEOF},
+		{"garbage", withHeader([]byte{0xff, 0xff, 0xff, 0xff, 0xff}), ErrMalformed},
+		{"empty envelope", withHeader(envelope(t, &wirepb.Envelope{Id: 3})), ErrMalformed},
+		{"one-way with an ID", withHeader(envelope(t, &wirepb.Envelope{Id: 3, Body: &wirepb.Envelope_Close{Close: &wirepb.Close{}}})), ErrMalformed},
+		{"request without an ID", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_BlockRequest{BlockRequest: &wirepb.BlockRequest{Share: share32, Hash: share32}}})), ErrMalformed},
+		{"short share ID", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_ShareState{ShareState: &wirepb.ShareState{Share: share32[:31], Root: share32}}})), ErrMalformed},
+		{"prefix too long", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesRequest{NodesRequest: &wirepb.NodesRequest{Share: share32, Prefixes: []*wirepb.Prefix{{Len: 65, Nibbles: make([]byte, 33)}}}}})), ErrMalformed},
+		{"prefix bits past its length", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesRequest{NodesRequest: &wirepb.NodesRequest{Share: share32, Prefixes: []*wirepb.Prefix{{Len: 1, Nibbles: []byte{0x1f}}}}}})), ErrMalformed},
+		{"node with 3 children", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesResponse{NodesResponse: &wirepb.NodesResponse{Nodes: []*wirepb.Node{{Prefix: &wirepb.Prefix{}, Hash: share32, Children: make([]*wirepb.Child, 3)}}}}})), ErrMalformed},
+		{"unknown block encoding", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_BlockResponse{BlockResponse: &wirepb.BlockResponse{Encoding: 99}}})), ErrMalformed},
+		{"dictionary without base", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_RecordPush{RecordPush: &wirepb.RecordPush{Share: share32, Records: []*wirepb.RecordData{{Key: share32, Encoding: wirepb.RecordEncoding_RECORD_ENCODING_ZSTD_DICT}}}}})), ErrMalformed},
+		{"have without keys", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_RecordsRequest{RecordsRequest: &wirepb.RecordsRequest{Share: share32, Have: [][]byte{share32}}}})), ErrMalformed},
+		{"long device name", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_Hello{Hello: &wirepb.Hello{DeviceName: strings.Repeat("x", MaxNameLen+1)}}})), ErrMalformed},
+		{"too many fields", withHeader(manyFields), ErrMalformed},
+		{"too many prefixes", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesRequest{NodesRequest: &wirepb.NodesRequest{Share: share32, Prefixes: make([]*wirepb.Prefix, MaxPrefixes+1)}}})), ErrMalformed},
+		{"invalid UTF-8 reason", withHeader(append(protowire.AppendTag(nil, 5, protowire.BytesType), 3, 0x0a, 1, 0xff)), ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewReader(bytes.NewReader(tc.stream)).ReadFrame()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("ReadFrame: %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEncodeRefusesWhatDecodeRefuses(t *testing.T) {
+	for _, f := range []Frame{
+		{0, &BlockResponse{Encoding: BlockRaw}},
+		{1, &BlockResponse{Encoding: BlockRaw, Data: make([]byte, MaxBlockData+1)}},
+		{1, &BlockResponse{Encoding: 0}},
+		{1, &Close{}},
+		{0, &Hello{DeviceName: strings.Repeat("x", MaxNameLen+1)}},
+		{1, &RecordsRequest{Keys: make([]merkle.Key, 2), Have: make([]merkle.Leaf, 1)}},
+		{1, &NodesRequest{Prefixes: []merkle.Prefix{{Len: 65}}}},
+		{0, &RecordPush{Records: []RecordData{{Encoding: RecordPlain, Base: merkle.Leaf{1}}}}},
+		{0, nil},
+	} {
+		if _, err := AppendFrame(nil, f); !errors.Is(err, ErrInvalid) {
+			t.Errorf("AppendFrame(%+v): %v, want ErrInvalid", f, err)
+		}
+	}
+}
+
+func TestText(t *testing.T) {
+	long := strings.Repeat("é", MaxTextLen) // 2 bytes each: the cut splits a rune
+	got := Text(long)
+	if len(got) > MaxTextLen || !strings.HasPrefix(long, strings.TrimSuffix(got, "?")) {
+		t.Fatalf("Text cut badly: %d bytes", len(got))
+	}
+	if _, err := AppendFrame(nil, Frame{0, &Close{Reason: Text("bad \xff utf8 " + long)}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range samples() {
+		b, err := AppendFrame(nil, s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[HeaderSize:])
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fr, err := Decode(body)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error is not ErrMalformed: %v", err)
+			}
+			return
+		}
+		// What we accept we can send, and it reads back the same.
+		b, err := AppendFrame(nil, fr)
+		if err != nil {
+			t.Fatalf("re-encode %+v: %v", fr, err)
+		}
+		back, err := Decode(b[HeaderSize:])
+		if err != nil || !reflect.DeepEqual(normalize(back), normalize(fr)) {
+			t.Fatalf("round trip: %+v -> %+v, %v", fr, back, err)
+		}
+	})
+}
+
+// normalize maps empty slices to nil (protobuf does not tell them apart).
+func normalize(f Frame) Frame {
+	v := reflect.ValueOf(f.Msg).Elem()
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Slice:
+			if v.Len() == 0 && v.CanSet() {
+				v.Set(reflect.Zero(v.Type()))
+			}
+			for i := 0; i < v.Len(); i++ {
+				walk(v.Index(i))
+			}
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				walk(v.Field(i))
+			}
+		case reflect.Pointer:
+			if !v.IsNil() {
+				walk(v.Elem())
+			}
+		case reflect.Array:
+			for i := 0; i < v.Len(); i++ {
+				walk(v.Index(i))
+			}
+		}
+	}
+	walk(v)
+	return f
+}
+
+func FuzzReadFrame(f *testing.F) {
+	var all []byte
+	for _, s := range samples() {
+		b, _ := AppendFrame(nil, s)
+		f.Add(b)
+		all = append(all, b...)
+	}
+	f.Add(all)
+	f.Add(all[:len(all)-3])
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		r := NewReader(bytes.NewReader(stream))
+		for {
+			_, err := r.ReadFrame()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				if !errors.Is(err, ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("unexpected error class: %v", err)
+				}
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkDecodeBlockResponse(b *testing.B) {
+	fr, _ := AppendFrame(nil, Frame{1, &BlockResponse{Encoding: BlockRaw, Data: make([]byte, 128<<10)}})
+	b.SetBytes(int64(len(fr)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(fr[HeaderSize:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
