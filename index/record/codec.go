@@ -37,8 +37,6 @@ func (r Record) validate() error {
 		return fmt.Errorf("version vector of %d devices, limit %d", len(r.Version), MaxVectorLen)
 	case r.ModifiedBy == 0:
 		return fmt.Errorf("no modifying device")
-	case r.ModTime.Nanosecond() < 0:
-		return fmt.Errorf("bad modification time")
 	}
 	if err := r.Version.check(); err != nil {
 		return err

@@ -20,6 +20,10 @@
 // The share ID is derived from the public key, so every capability names its
 // share, and one ID cannot be paired with another share's key.
 //
+// Key.Seal signs a record for the share at its path's tree key; Key.Check is
+// what a receiver runs on every envelope: the signature always, and where the
+// key can read, a valid record whose path hashes to the envelope's tree key.
+//
 // Text forms: a Key prints as "<level>-<base32>" ("rw-", "ro-", "enc-") and
 // an ID as eight groups of seven base32 characters; both carry a BLAKE3
 // checksum so a mistyped one is refused by ParseKey and ParseID. Keys and IDs
