@@ -175,4 +175,3 @@ func TestSignatureWindowClamp(t *testing.T) {
 		t.Logf("WindowFor(%d) = %d", n, WindowFor(n))
 	}
 }
-
