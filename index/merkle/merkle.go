@@ -1,15 +1,80 @@
 // Package merkle keeps a share's Merkle tree in Pebble and finds the keys in
 // which two trees differ.
 //
-// CONTRACT (skeleton, to be filled in by the merkle work): the signatures in this
-// file are what the index and the sync engine build against.
+// # Nouns
+//
+// A Key places a record in the tree (a keyed BLAKE3 hash of its path, so keys
+// are uniformly spread); a Leaf is the BLAKE3 of the record's stored envelope;
+// an Entry is the pair. A node is named by a Prefix: the first Len nibbles of
+// a key. The node at prefix p summarizes every entry whose key starts with p:
+//
+//   - no entry: the empty node, count 0, zero Hash;
+//   - 1..BucketSize entries: a bucket,
+//     Hash = BLAKE3(0x00 || key_1 || leaf_1 || ... || key_n || leaf_n), keys ascending;
+//   - more: an inner node with 16 children (one per next nibble),
+//     Hash = BLAKE3(0x01 || hash_0 || count_0 || ... || hash_15 || count_15),
+//     counts as 8-byte big-endian, an empty child as a zero hash and count 0.
+//
+// A node is a pure function of the set of entries under its prefix, so the
+// tree is history-independent: the same entries give the same root on every
+// device, whatever the order of writes. Hashing the counts into inner nodes
+// lets a peer trust a subtree's size once it trusts its hash.
+//
+// # Storage
+//
+// Under the tree's key prefix T (one per share):
+//
+//	T 'L' key[32]                    -> leaf[32]               one per entry
+//	T 'N' len[1] nibbles[(len+1)/2]  -> hash[32] count[uvarint] one per stored node
+//
+// A node is stored when it is non-empty and is the root or a child of an
+// inner node; nodes below a bucket are never stored (Nodes computes them from
+// the leaves). Children of a node have consecutive keys, so one seek reads all
+// 16. An update rewrites the O(depth) nodes on one path; the root is one read.
+//
+// # Contracts
+//
+// Set and Delete write into the caller's indexed batch, so the tree changes
+// atomically with the record they describe; a Tree holds no state of its own
+// and is safe for concurrent use, but writers to one tree must not interleave
+// batches (the caller's lock). Diff trusts nothing a Source answers: every
+// node is checked against its prefix, its content and its parent's claim, and
+// a bad answer ends Diff with ErrBadNode.
 package merkle
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/zeebo/blake3"
+)
+
+const (
+	// BucketSize is the most entries a bucket holds; a subtree with more is
+	// an inner node. Part of the hash format: every device must agree.
+	BucketSize = 32
+	// MaxDepth is the longest Prefix, in nibbles (a whole Key).
+	MaxDepth = 64
+	// MaxNodesPerCall is the most prefixes one Nodes call may ask. The
+	// largest answer is then about MaxNodesPerCall*BucketSize*64 bytes (8 MiB).
+	MaxNodesPerCall = 4096
+)
+
+var (
+	// ErrBadNode: a Source answered a node that is not well formed or does
+	// not match what its parent claimed. From a peer, that peer misbehaved.
+	ErrBadNode = errors.New("bad merkle node")
+	// ErrBadQuery: a Nodes call asked for an invalid prefix or too many.
+	ErrBadQuery = errors.New("bad merkle query")
+	// ErrCorrupt: the stored tree is inconsistent with itself; rebuild the
+	// index (the database can be deleted and rebuilt from the folder).
+	ErrCorrupt = errors.New("merkle tree corrupt")
+	// ErrNotEmpty: Load was asked to fill a tree that already has entries.
+	ErrNotEmpty = errors.New("merkle tree not empty")
 )
 
 // Key places a record in the tree: a keyed BLAKE3 hash of its path, so a member
@@ -21,13 +86,6 @@ type Leaf [32]byte
 
 // Hash is a node's hash. The zero Hash is the empty tree.
 type Hash [32]byte
-
-// Prefix names a node: the first Len nibbles (4-bit digits) of a Key.
-// The root is the zero Prefix.
-type Prefix struct {
-	Len     uint8
-	Nibbles [32]byte // packed, high nibble first; bits past Len are zero
-}
 
 // Entry is one leaf of the tree.
 type Entry struct {
@@ -53,36 +111,401 @@ type Node struct {
 }
 
 // Source answers node queries: a local Tree, or a remote peer over the wire.
+// It answers one Node per prefix, in order; a prefix with no entries gets
+// the empty node. At most MaxNodesPerCall prefixes are asked at once.
 type Source interface {
 	Nodes(ctx context.Context, prefixes []Prefix) ([]Node, error)
 }
 
 // Tree is one share's tree, stored under a key prefix in Pebble.
 type Tree struct {
-	prefix []byte
+	prefix []byte // T; every key of the tree starts with it
 }
 
-// New returns the tree stored under prefix.
+// New returns the tree stored under prefix. Prefix must not be a prefix of
+// another tree's prefix (give each share a fixed-length one).
 func New(prefix []byte) *Tree { return &Tree{prefix: append([]byte(nil), prefix...)} }
 
 // Set puts (key, leaf) into the tree within batch b (an indexed batch, so reads
 // see its own writes).
-func (t *Tree) Set(b *pebble.Batch, key Key, leaf Leaf) error { return errors.New("not implemented") }
+func (t *Tree) Set(b *pebble.Batch, key Key, leaf Leaf) error {
+	if err := t.update(b, key, &leaf); err != nil {
+		return fmt.Errorf("set merkle key %x: %w", key[:4], err)
+	}
+	return nil
+}
 
-// Delete removes key from the tree within batch b.
-func (t *Tree) Delete(b *pebble.Batch, key Key) error { return errors.New("not implemented") }
+// Delete removes key from the tree within batch b. Deleting a missing key
+// does nothing.
+func (t *Tree) Delete(b *pebble.Batch, key Key) error {
+	if err := t.update(b, key, nil); err != nil {
+		return fmt.Errorf("delete merkle key %x: %w", key[:4], err)
+	}
+	return nil
+}
 
-// Root returns the root hash and the number of leaves.
-func (t *Tree) Root(r pebble.Reader) (Hash, uint64, error) { return Hash{}, 0, errors.New("not implemented") }
+// pathStep is one inner node on the way from the root to the changed key.
+type pathStep struct {
+	prefix Prefix
+	kids   [16]Child
+	nibble byte // which child leads to the key
+}
 
-// Nodes answers node queries from r.
+// update sets key to *leaf, or deletes it when leaf is nil. It walks down the
+// inner nodes to the bucket (or split/merge point) holding key, recomputes
+// that node from its leaves, then rehashes the inner nodes back up.
+func (t *Tree) update(b *pebble.Batch, key Key, leaf *Leaf) error {
+	if !b.Indexed() {
+		return errors.New("batch is not indexed")
+	}
+	lk := t.leafKey(key)
+	old, found, err := getLeaf(b, lk)
+	if err != nil {
+		return err
+	}
+	var delta int
+	switch {
+	case leaf != nil && found && old == *leaf:
+		return nil
+	case leaf != nil && found:
+		delta = 0
+	case leaf != nil:
+		delta = 1
+	case !found:
+		return nil
+	default:
+		delta = -1
+	}
+	if leaf != nil {
+		err = b.Set(lk, leaf[:], nil)
+	} else {
+		err = b.Delete(lk, nil)
+	}
+	if err != nil {
+		return err
+	}
+
+	// The view sees the leaf write above and none of the node writes below.
+	v, err := t.newView(b)
+	if err != nil {
+		return err
+	}
+	defer v.close()
+
+	var path []pathStep
+	p := Prefix{}
+	cur, _, err := v.node(p)
+	if err != nil {
+		return err
+	}
+	for cur.Count > BucketSize && add(cur.Count, delta) > BucketSize {
+		if p.Len >= MaxDepth {
+			return fmt.Errorf("inner node at full depth: %w", ErrCorrupt)
+		}
+		kids, err := v.children(p)
+		if err != nil {
+			return err
+		}
+		if sum, ok := sumCounts(&kids); !ok || sum != cur.Count {
+			return fmt.Errorf("node %v: children hold %d entries, node says %d: %w", p, sum, cur.Count, ErrCorrupt)
+		}
+		c := key.Nibble(int(p.Len))
+		path = append(path, pathStep{prefix: p, kids: kids, nibble: c})
+		cur = kids[c]
+		p = p.Child(c)
+	}
+	if delta < 0 && cur.Count == 0 {
+		return fmt.Errorf("node %v is empty but holds a leaf: %w", p, ErrCorrupt)
+	}
+
+	// p is where the shape may change: a bucket stays a bucket, grows into
+	// an inner node (split) or shrinks from one (merge).
+	newCount := add(cur.Count, delta)
+	var bottom Child
+	if newCount > 0 {
+		if cur.Count > BucketSize { // merge: its stored children are stale
+			if err := t.clear(b, v, p); err != nil {
+				return err
+			}
+		}
+		entries, err := v.leaves(p, BucketSize+1)
+		if err != nil {
+			return err
+		}
+		if uint64(len(entries)) != newCount {
+			return fmt.Errorf("node %v: %d leaves stored, %d expected: %w", p, len(entries), newCount, ErrCorrupt)
+		}
+		if bottom, err = t.build(b, p, entries); err != nil {
+			return err
+		}
+	}
+	if err := t.putNode(b, p, bottom); err != nil {
+		return err
+	}
+	for i := len(path) - 1; i >= 0; i-- {
+		s := &path[i]
+		s.kids[s.nibble] = bottom
+		sum, _ := sumCounts(&s.kids)
+		bottom = Child{Hash: innerHash(&s.kids), Count: sum}
+		if err := t.putNode(b, s.prefix, bottom); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// build returns the summary of the subtree at p holding entries (sorted, all
+// under p) and stores the nodes below p that must be stored: the children of
+// every inner node. The caller stores p itself.
+func (t *Tree) build(b *pebble.Batch, p Prefix, entries []Entry) (Child, error) {
+	n := uint64(len(entries))
+	if n == 0 {
+		return Child{}, nil
+	}
+	if n <= BucketSize {
+		return Child{Hash: bucketHash(entries), Count: n}, nil
+	}
+	if p.Len >= MaxDepth {
+		return Child{}, fmt.Errorf("%d entries share key %v", n, p)
+	}
+	var kids [16]Child
+	for c, run := range splitByNibble(entries, int(p.Len)) {
+		kid, err := t.build(b, p.Child(byte(c)), run)
+		if err != nil {
+			return Child{}, err
+		}
+		kids[c] = kid
+		if kid.Count == 0 {
+			continue
+		}
+		if err := t.putNode(b, p.Child(byte(c)), kid); err != nil {
+			return Child{}, err
+		}
+	}
+	return Child{Hash: innerHash(&kids), Count: n}, nil
+}
+
+// clear deletes the stored nodes below the inner node p, as read through v.
+func (t *Tree) clear(b *pebble.Batch, v *view, p Prefix) error {
+	if p.Len >= MaxDepth {
+		return fmt.Errorf("inner node at full depth: %w", ErrCorrupt)
+	}
+	kids, err := v.children(p)
+	if err != nil {
+		return err
+	}
+	for c, kid := range kids {
+		if kid.Count > BucketSize {
+			if err := t.clear(b, v, p.Child(byte(c))); err != nil {
+				return err
+			}
+		}
+		if kid.Count > 0 {
+			if err := b.Delete(t.nodeKey(p.Child(byte(c))), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Root returns the root hash and the number of leaves: one stored read.
+func (t *Tree) Root(r pebble.Reader) (Hash, uint64, error) {
+	v, err := t.newView(r)
+	if err != nil {
+		return Hash{}, 0, err
+	}
+	defer v.close()
+	root, _, err := v.node(Prefix{})
+	if err != nil {
+		return Hash{}, 0, fmt.Errorf("read merkle root: %w", err)
+	}
+	return root.Hash, root.Count, nil
+}
+
+// Load fills an empty tree with entries in one pass, writing into b (which
+// need not be indexed; the caller commits it). r is read to check that the
+// tree is empty. It costs one write per entry and per stored node, against
+// O(depth) node rewrites per Set. Entries may come in any order; duplicate
+// keys are an error.
+func (t *Tree) Load(r pebble.Reader, b *pebble.Batch, entries []Entry) error {
+	if _, n, err := t.Root(r); err != nil {
+		return err
+	} else if n != 0 {
+		return fmt.Errorf("load %d entries: %w (it has %d)", len(entries), ErrNotEmpty, n)
+	}
+	sorted := append([]Entry(nil), entries...)
+	sortEntries(sorted)
+	for i := range sorted {
+		if i > 0 && sorted[i].Key == sorted[i-1].Key {
+			return fmt.Errorf("load entries: duplicate key %x", sorted[i].Key[:])
+		}
+		if err := b.Set(t.leafKey(sorted[i].Key), sorted[i].Leaf[:], nil); err != nil {
+			return err
+		}
+	}
+	root, err := t.build(b, Prefix{}, sorted)
+	if err != nil {
+		return fmt.Errorf("load entries: %w", err)
+	}
+	return t.putNode(b, Prefix{}, root)
+}
+
+// Source returns the tree as read through r, for Diff.
+func (t *Tree) Source(r pebble.Reader) Source { return localSource{t: t, r: r} }
+
+type localSource struct {
+	t *Tree
+	r pebble.Reader
+}
+
+func (s localSource) Nodes(ctx context.Context, prefixes []Prefix) ([]Node, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.t.Nodes(s.r, prefixes)
+}
+
+// Nodes answers node queries from r: one Node per prefix, in order. An
+// inner node comes with its children, a bucket with its entries, a prefix
+// with no entries as the empty node.
 func (t *Tree) Nodes(r pebble.Reader, prefixes []Prefix) ([]Node, error) {
-	return nil, errors.New("not implemented")
+	if len(prefixes) > MaxNodesPerCall {
+		return nil, fmt.Errorf("%d prefixes asked, at most %d: %w", len(prefixes), MaxNodesPerCall, ErrBadQuery)
+	}
+	for _, p := range prefixes {
+		if !p.Valid() {
+			return nil, fmt.Errorf("prefix of length %d: %w", p.Len, ErrBadQuery)
+		}
+	}
+	v, err := t.newView(r)
+	if err != nil {
+		return nil, err
+	}
+	defer v.close()
+	out := make([]Node, len(prefixes))
+	for i, p := range prefixes {
+		if out[i], err = v.answer(p); err != nil {
+			return nil, fmt.Errorf("read merkle node %v: %w", p, err)
+		}
+	}
+	return out, nil
 }
 
-// Diff walks two trees from the root, descending only where hashes differ,
-// and calls fn for every key whose leaf differs (nil where a side lacks it).
-// It returns the number of nodes it asked of remote.
-func Diff(ctx context.Context, local, remote Source, fn func(key Key, local, remote *Leaf) error) (int, error) {
-	return 0, errors.New("not implemented")
+// answer reads the node at p.
+func (v *view) answer(p Prefix) (Node, error) {
+	stored, found, err := v.node(p)
+	if err != nil {
+		return Node{}, err
+	}
+	if found && stored.Count > BucketSize {
+		if p.Len >= MaxDepth {
+			return Node{}, fmt.Errorf("inner node at full depth: %w", ErrCorrupt)
+		}
+		kids, err := v.children(p)
+		if err != nil {
+			return Node{}, err
+		}
+		sum, ok := sumCounts(&kids)
+		if !ok || sum != stored.Count || innerHash(&kids) != stored.Hash {
+			return Node{}, fmt.Errorf("children disagree with node: %w", ErrCorrupt)
+		}
+		return Node{Prefix: p, Hash: stored.Hash, Count: stored.Count, Children: &kids}, nil
+	}
+	entries, err := v.leaves(p, BucketSize+1)
+	if err != nil {
+		return Node{}, err
+	}
+	n := Node{Prefix: p, Count: uint64(len(entries)), Entries: entries}
+	if n.Count > BucketSize {
+		return Node{}, fmt.Errorf("more than %d leaves under an unstored node: %w", BucketSize, ErrCorrupt)
+	}
+	if n.Count > 0 {
+		n.Hash = bucketHash(entries)
+	}
+	if found && (stored.Count != n.Count || stored.Hash != n.Hash) {
+		return Node{}, fmt.Errorf("leaves disagree with node: %w", ErrCorrupt)
+	}
+	return n, nil
 }
+
+// putNode stores the summary of p, or removes it when p is empty.
+func (t *Tree) putNode(b *pebble.Batch, p Prefix, c Child) error {
+	if c.Count == 0 {
+		return b.Delete(t.nodeKey(p), nil)
+	}
+	var v [32 + binary.MaxVarintLen64]byte
+	copy(v[:], c.Hash[:])
+	n := binary.PutUvarint(v[32:], c.Count)
+	return b.Set(t.nodeKey(p), v[:32+n], nil)
+}
+
+// bucketHash hashes a bucket's sorted entries.
+func bucketHash(entries []Entry) Hash {
+	if len(entries) > BucketSize+1 { // callers never pass more; stay correct anyway
+		h := blake3.New()
+		h.Write([]byte{0x00})
+		for _, e := range entries {
+			h.Write(e.Key[:])
+			h.Write(e.Leaf[:])
+		}
+		var out Hash
+		h.Sum(out[:0])
+		return out
+	}
+	var buf [1 + (BucketSize+1)*64]byte
+	buf[0] = 0x00
+	n := 1
+	for _, e := range entries {
+		n += copy(buf[n:], e.Key[:])
+		n += copy(buf[n:], e.Leaf[:])
+	}
+	return blake3.Sum256(buf[:n])
+}
+
+// innerHash hashes an inner node's 16 children.
+func innerHash(kids *[16]Child) Hash {
+	var buf [1 + 16*40]byte
+	buf[0] = 0x01
+	for i, k := range kids {
+		copy(buf[1+i*40:], k.Hash[:])
+		binary.BigEndian.PutUint64(buf[1+i*40+32:], k.Count)
+	}
+	return blake3.Sum256(buf[:])
+}
+
+// sumCounts adds the children's counts; ok is false on overflow.
+func sumCounts(kids *[16]Child) (sum uint64, ok bool) {
+	for _, k := range kids {
+		if sum+k.Count < sum {
+			return 0, false
+		}
+		sum += k.Count
+	}
+	return sum, true
+}
+
+func add(n uint64, delta int) uint64 {
+	if delta < 0 {
+		return n - uint64(-delta)
+	}
+	return n + uint64(delta)
+}
+
+// splitByNibble cuts sorted entries into 16 runs by the nibble at depth.
+func splitByNibble(entries []Entry, depth int) [16][]Entry {
+	var runs [16][]Entry
+	start := 0
+	for start < len(entries) {
+		c := entries[start].Key.Nibble(depth)
+		end := start + 1
+		for end < len(entries) && entries[end].Key.Nibble(depth) == c {
+			end++
+		}
+		runs[c] = entries[start:end:end]
+		start = end
+	}
+	return runs
+}
+
+func compareKeys(a, b Key) int { return bytes.Compare(a[:], b[:]) }
