@@ -239,7 +239,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			ready = merge(ready, pending.take(), w.opts.QueueLimit)
 		case <-rescan.C:
 			if w.degraded && w.fsw != nil {
-				w.watchTree(ctx, "") // the limit may have been raised
+				w.retryWatches(ctx)
 			}
 			ready = &Batch{Full: true}
 			pending.reset()
@@ -259,6 +259,7 @@ func (w *Watcher) handle(ctx context.Context, ev fsnotify.Event, q *queue) {
 		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 			w.log.Warn("share root removed or renamed; watching stopped, rescans continue", "path", w.root)
 			w.degraded = true
+			w.unwatchTree("")
 			q.setFull()
 		}
 		return
@@ -320,6 +321,19 @@ func (w *Watcher) watchTree(ctx context.Context, rel string) {
 	})
 }
 
+// retryWatches tries again to watch every directory: the watch limit may
+// have been raised, or the root may be back.
+func (w *Watcher) retryWatches(ctx context.Context) {
+	if fi, err := os.Stat(w.root); err != nil || !fi.IsDir() {
+		return // still gone: stay degraded
+	}
+	w.degraded = false
+	w.watchTree(ctx, "")
+	if !w.degraded {
+		w.log.Info("watching every directory again", "path", w.root)
+	}
+}
+
 // unwatchTree forgets the watches on rel and below: a renamed directory's
 // watches would otherwise report events under its old name.
 func (w *Watcher) unwatchTree(rel string) {
@@ -327,7 +341,7 @@ func (w *Watcher) unwatchTree(rel string) {
 		return
 	}
 	for d := range w.dirs {
-		if d == rel || strings.HasPrefix(d, rel+"/") {
+		if d == rel || rel == "" || strings.HasPrefix(d, rel+"/") {
 			_ = w.fsw.Remove(filepath.Join(w.root, filepath.FromSlash(d))) // often gone already
 			delete(w.dirs, d)
 		}

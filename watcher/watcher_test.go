@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -336,8 +337,9 @@ func TestWatchLimitFallsBackToRescans(t *testing.T) {
 		t.Fatal(err)
 	}
 	real := w.add
+	var raised atomic.Bool
 	w.add = func(path string) error {
-		if path == w.root {
+		if path == w.root || raised.Load() {
 			return real(path)
 		}
 		return fmt.Errorf("add watch %q: %w", path, syscall.ENOSPC)
@@ -355,6 +357,26 @@ func TestWatchLimitFallsBackToRescans(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "fs.inotify.max_user_watches") {
 		t.Errorf("log does not say what to do:\n%s", logs.String())
+	}
+	// The limit is raised: the next fallback rescan watches sub/ again, and
+	// a change there is reported by its path.
+	raised.Store(true)
+	for !strings.Contains(logs.String(), "watching every directory again") {
+		select {
+		case <-w.Batches():
+		case <-time.After(patience):
+			t.Fatalf("watches not retried; log:\n%s", logs.String())
+		}
+	}
+	write(t, root, "sub/y", "y")
+	deadline := time.After(patience)
+	for named := false; !named; { // the retry's own Full may come first
+		select {
+		case b := <-w.Batches():
+			named = slices.Contains(b.Paths, "sub/y")
+		case <-deadline:
+			t.Fatal("after recovery, sub/y not reported by name")
+		}
 	}
 }
 
