@@ -44,9 +44,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
+	"github.com/cockroachdb/pebble/vfs"
 
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/share"
@@ -82,6 +84,8 @@ type DB struct {
 	pebble *pebble.DB
 	dir    string
 	log    *slog.Logger
+
+	closed atomic.Bool
 
 	mu struct {
 		sync.Mutex // serializes share registration
@@ -148,8 +152,11 @@ func (d *DB) checkFormat() error {
 	return nil
 }
 
-// Close flushes and closes the database.
+// Close flushes and closes the database. Closing twice is a no-op.
 func (d *DB) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
 	if err := d.pebble.Close(); err != nil {
 		return fmt.Errorf("close index database %q: %w", d.dir, err)
 	}
@@ -346,6 +353,9 @@ func options(logger *slog.Logger) *pebble.Options {
 		Cache:              nil,
 		Logger:             pebbleLogger{logger.With("part", "pebble")},
 		BytesPerSync:       1 << 20,
+		// The plain FS: Pebble's default wraps it in a disk-health checker
+		// whose goroutine outlives a failed Open (it only logs slow writes).
+		FS: vfs.Default,
 	}
 	o.Levels = make([]pebble.LevelOptions, 7)
 	for i := range o.Levels {

@@ -1,0 +1,186 @@
+// Package index is the single source of truth of what this device has: for
+// every share, the records of its paths (as signed envelopes), the share's
+// Merkle tree over them, what each path holds on local disk, and a
+// device-wide block index that finds any local copy of a block.
+//
+// # Nouns
+//
+// A DB is the device's one database (index/store). A Share is one shared
+// folder inside it: its key (share.Key), its root folder and this device's
+// short ID. Scan walks the root and turns what changed on disk into new
+// records; Commit stores a record a peer sent once the sync engine has
+// written it to disk. FileState is what the index believes a path holds on
+// disk (size, mtime, inode, mode), checked before a file is replaced. A
+// Location is where a block can be read locally.
+//
+// # What a scan does
+//
+// It walks the root without following symlinks (a symlink is a record with
+// a Target), skips the .blueshift metadata folder, nested shares (folders
+// holding their own .blueshift) and paths the .blueshiftignore files ignore
+// (index/ignore). A file whose kind, size, mtime and inode match its stored
+// FileState is not opened. Changed files are chunked and hashed in parallel
+// (index/chunk), one Splitter per worker. Each changed path gets a new
+// record (Version = old.Update(self, now), ModifiedBy = self) sealed with
+// the share key; a path that vanished gets a tombstone. Records, tree
+// updates, local state and block index change together, in one Pebble batch
+// per group of paths, so a crash leaves the index consistent with itself.
+// A path that cannot be scanned (vanished, changed while read, unreadable,
+// bad name, special file) is reported in ScanResult.Errors as a *PathError
+// and left as it was; the scan goes on.
+//
+// A key that cannot sign (read-only or encrypted) makes no records: a scan
+// then only updates local state and the block index (FileState.Blocks holds
+// the content hashed from disk); the engine decides what to do with local
+// changes in such a share.
+//
+// # Concurrency
+//
+// DB and Share are safe for concurrent use. Scan and Commit of one share are
+// serialized by the share's write lock; Root, Source, Envelope, Lookup,
+// LocalState, Records and Locate read committed state and may run at any
+// time, concurrently with them. Subscribers are called after each committed
+// batch, in commit order, with the write lock held: they must be quick and
+// must not call Scan or Commit (hand the envelopes to a channel).
+//
+// Scan starts goroutines (walk, hash workers, progress) and waits for all of
+// them before it returns.
+package index
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/merkle"
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/index/store"
+)
+
+// FileState is what the index believes a path holds on disk.
+type FileState = store.FileState
+
+// Options configure a DB.
+type Options struct {
+	// Logger receives the index's log lines; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock used for version counters and tombstone times;
+	// nil means time.Now.
+	Now func() time.Time
+	// Workers is the number of files hashed at once; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// DB is the device's index.
+type DB struct {
+	store *store.DB
+	opts  Options
+	log   *slog.Logger
+
+	mu struct {
+		sync.Mutex
+		shares map[share.ID]*Share // guarded by mu
+	}
+}
+
+// Open opens the index database in dir, creating it if needed.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	st, err := store.Open(dir, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{store: st, opts: opts, log: opts.Logger}
+	db.mu.shares = make(map[share.ID]*Share)
+	return db, nil
+}
+
+// Close closes the database. Shares must not be used afterwards.
+func (db *DB) Close() error { return db.store.Close() }
+
+// Share opens the share of key rooted at folder root, for device self.
+// Asking twice for the same share returns the same *Share; asking with
+// another root is an error.
+func (db *DB) Share(key share.Key, root string, self record.Device) (*Share, error) {
+	if key.Level() == 0 {
+		return nil, errors.New("open share: the zero share key")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("open share folder %q: %w", root, err)
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if s, ok := db.mu.shares[key.ID()]; ok {
+		if s.root != abs {
+			return nil, fmt.Errorf("open share %s at %q: already open at %q", shortID(key.ID()), abs, s.root)
+		}
+		return s, nil
+	}
+	space, err := db.store.Space(key.ID())
+	if err != nil {
+		return nil, err
+	}
+	s := newShare(db, key, abs, self, space)
+	db.mu.shares[key.ID()] = s
+	return s, nil
+}
+
+// Location is one local copy of a block.
+type Location struct {
+	Share   share.ID
+	Path    record.Path
+	PathKey merkle.Key
+	Offset  int64
+	Length  uint32
+}
+
+// Locate returns where block h can be read on this device. Locations are
+// what the index last saw: the file may have changed since, so a reader
+// must check the bytes against h.
+func (db *DB) Locate(h block.Hash) ([]Location, error) {
+	p := store.BlockPrefix(h)
+	it, err := db.store.Pebble().NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: store.PrefixEnd(p)})
+	if err != nil {
+		return nil, fmt.Errorf("locate block %s: %w", h.Short(), err)
+	}
+	defer it.Close()
+	var out []Location
+	ids := map[uint32]share.ID{}
+	for it.First(); it.Valid(); it.Next() {
+		e, err := store.ParseBlockEntry(it.Key(), it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("locate block %s: %w", h.Short(), err)
+		}
+		id, ok := ids[e.Share]
+		if !ok {
+			if id, err = db.store.ShareOf(e.Share); err != nil {
+				return nil, fmt.Errorf("locate block %s: %w", h.Short(), err)
+			}
+			ids[e.Share] = id
+		}
+		out = append(out, Location{Share: id, Path: record.Path(e.Path), PathKey: merkle.Key(e.PathKey), Offset: e.Offset, Length: e.Length})
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("locate block %s: %w", h.Short(), err)
+	}
+	return out, nil
+}
+
+func shortID(id share.ID) string { return fmt.Sprintf("%x", id[:4]) }

@@ -1,0 +1,709 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/chunk"
+	"github.com/blueshift-sync/blueshift/index/ignore"
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/index/store"
+)
+
+// DefaultProgressInterval is how often Scan reports progress by default.
+const DefaultProgressInterval = 250 * time.Millisecond
+
+// ScanOptions say what to scan and whom to tell.
+type ScanOptions struct {
+	// Paths limits the scan to these paths and everything below them (a
+	// watcher's "these may have changed"). nil scans the whole share.
+	Paths []record.Path
+	// Progress, if set, is called from a goroutine of the scan at most once
+	// per ProgressInterval, and once more at the end with Done set.
+	Progress func(Progress)
+	// ProgressInterval defaults to DefaultProgressInterval.
+	ProgressInterval time.Duration
+}
+
+// Progress is a snapshot of a running scan. Totals grow while the walk is
+// under way (WalkDone false).
+type Progress struct {
+	Walked     int   // paths looked at
+	FilesDone  int   // files read and hashed
+	FilesTotal int   // files found that must be read
+	BytesDone  int64 // bytes read and hashed
+	BytesTotal int64 // bytes of the files that must be read
+	Rate       float64
+	Elapsed    time.Duration
+	WalkDone   bool
+	Done       bool
+}
+
+// ScanResult says what a scan did.
+type ScanResult struct {
+	Walked      int     // paths looked at (not ignored)
+	Hashed      int     // files read and hashed
+	HashedBytes int64   // bytes read and hashed
+	Records     int     // new records made, tombstones included
+	Deleted     int     // tombstones made
+	Errors      []error // *PathError values: paths left as they were
+	// ReadOnly: the key cannot sign, so changes were recorded as local state
+	// only and no records were made.
+	ReadOnly bool
+}
+
+// Scan brings the share's records up to date with its folder. See the
+// package documentation for what it does. It returns an error only when the
+// scan as a whole failed (the folder is missing, the database failed, ctx
+// ended); problems with single paths are in ScanResult.Errors.
+func (s *Share) Scan(ctx context.Context, opts ScanOptions) (ScanResult, error) {
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = DefaultProgressInterval
+	}
+	s.write.Lock()
+	defer s.write.Unlock()
+
+	fi, err := os.Stat(s.root)
+	if err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a folder")
+		}
+		// Never take a missing folder (an unmounted disk) for "everything
+		// was deleted".
+		return ScanResult{}, fmt.Errorf("scan share folder %q: %w; check that it exists and is mounted", s.root, err)
+	}
+	sc := &scan{
+		s: s, opts: opts, now: s.db.opts.Now(), start: time.Now(),
+		seen: make(map[record.Path]bool),
+	}
+	if err := sc.loadStates(); err != nil {
+		return ScanResult{}, err
+	}
+	res, err := sc.run(ctx)
+	for _, e := range res.Errors {
+		s.log.Warn("scan: path skipped", "err", e)
+	}
+	if err != nil {
+		return res, fmt.Errorf("scan share folder %q: %w", s.root, err)
+	}
+	s.log.Debug("scan done", "walked", res.Walked, "hashed", res.Hashed, "bytes", res.HashedBytes,
+		"records", res.Records, "deleted", res.Deleted, "errors", len(res.Errors), "took", time.Since(sc.start))
+	return res, nil
+}
+
+// scan is one run of Scan.
+type scan struct {
+	s     *Share
+	opts  ScanOptions
+	now   time.Time
+	start time.Time
+
+	states map[record.Path]FileState // read before the walk; read-only afterwards
+	seen   map[record.Path]bool      // owned by the walker
+
+	walked, filesTotal, filesDone atomic.Int64
+	bytesTotal, bytesDone         atomic.Int64
+	walkDone                      atomic.Bool
+}
+
+// item is one path on its way from the walker through a hash worker to the
+// writer.
+type item struct {
+	path   record.Path
+	abs    string
+	st     FileState  // attributes seen on disk
+	old    *FileState // stored state; nil if none
+	target string     // symlink target
+	mtime  time.Time  // a folder's mtime (not part of its state)
+	read   bool       // the content must be read and hashed
+	gone   bool       // vanished from disk: make a tombstone
+	blocks []record.BlockRef
+	hash   block.Hash
+	err    *PathError // the path is skipped
+}
+
+// loadStates reads the stored local state of everything in the scan's
+// scope: the whole share, or the given paths and what is below them.
+func (sc *scan) loadStates() error {
+	sc.states = make(map[record.Path]FileState)
+	sp := sc.s.space
+	var prefixes [][]byte
+	if sc.opts.Paths == nil {
+		prefixes = [][]byte{sp.StatePrefix()}
+	} else {
+		for _, p := range sc.opts.Paths {
+			st, ok, err := sc.s.LocalState(p)
+			if err != nil {
+				return err
+			}
+			if ok {
+				sc.states[p] = st
+			}
+			prefixes = append(prefixes, sp.StateKey(string(p)+"/"))
+		}
+	}
+	snap := sc.s.db.store.Pebble().NewSnapshot()
+	defer snap.Close()
+	for _, pre := range prefixes {
+		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: pre, UpperBound: store.PrefixEnd(pre)})
+		if err != nil {
+			return fmt.Errorf("read local state: %w", err)
+		}
+		for it.First(); it.Valid(); it.Next() {
+			p, _ := sp.StatePath(it.Key())
+			st, err := store.ParseState(it.Value())
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("local state of %q: %w", p, err)
+			}
+			sc.states[record.Path(p)] = st
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return fmt.Errorf("read local state: %w", err)
+		}
+	}
+	return nil
+}
+
+func (sc *scan) run(ctx context.Context) (ScanResult, error) {
+	var res ScanResult
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan *item, 256)
+	out := make(chan *item, 256)
+	done := make(chan struct{})
+
+	g.Go(func() error {
+		defer close(work)
+		err := sc.walk(gctx, work)
+		sc.walkDone.Store(true)
+		return err
+	})
+	var workers sync.WaitGroup
+	for range sc.s.db.opts.Workers {
+		workers.Add(1)
+		g.Go(func() error {
+			defer workers.Done()
+			return sc.hashWorker(gctx, work, out)
+		})
+	}
+	g.Go(func() error {
+		workers.Wait()
+		close(out)
+		return nil
+	})
+	g.Go(func() error {
+		defer close(done)
+		return sc.writeAll(gctx, out, &res)
+	})
+	if sc.opts.Progress != nil {
+		g.Go(func() error {
+			t := time.NewTicker(sc.opts.ProgressInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return nil
+				case <-t.C:
+					sc.opts.Progress(sc.progress(false))
+				}
+			}
+		})
+	}
+	err := g.Wait()
+	res.Walked = int(sc.walked.Load())
+	if sc.opts.Progress != nil && err == nil {
+		sc.opts.Progress(sc.progress(true))
+	}
+	return res, err
+}
+
+func (sc *scan) progress(done bool) Progress {
+	el := time.Since(sc.start)
+	p := Progress{
+		Walked:     int(sc.walked.Load()),
+		FilesDone:  int(sc.filesDone.Load()),
+		FilesTotal: int(sc.filesTotal.Load()),
+		BytesDone:  sc.bytesDone.Load(),
+		BytesTotal: sc.bytesTotal.Load(),
+		Elapsed:    el,
+		WalkDone:   sc.walkDone.Load(),
+		Done:       done,
+	}
+	if s := el.Seconds(); s > 0 {
+		p.Rate = float64(p.BytesDone) / s
+	}
+	return p
+}
+
+// walk visits the scope and sends every path that needs work, then a
+// tombstone item for every stored path that is gone from disk.
+func (sc *scan) walk(ctx context.Context, work chan<- *item) error {
+	send := func(it *item) error {
+		select {
+		case work <- it:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if sc.opts.Paths == nil {
+		if err := sc.walkDir(ctx, "", sc.s.root, nil, send); err != nil {
+			return err
+		}
+	} else {
+		for _, p := range sc.opts.Paths {
+			if err := sc.walkPath(ctx, p, send); err != nil {
+				return err
+			}
+		}
+	}
+	var gone []record.Path
+	for p := range sc.states {
+		if !sc.seen[p] && sc.vanished(p) {
+			gone = append(gone, p)
+		}
+	}
+	slices.Sort(gone)
+	for _, p := range gone {
+		old := sc.states[p]
+		if err := send(&item{path: p, old: &old, gone: true}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// vanished reports whether path p is gone from disk. A path that exists
+// but was not walked (now ignored, unreadable, in a nested share) is not:
+// its record stays, so peers keep their copies.
+func (sc *scan) vanished(p record.Path) bool {
+	_, err := os.Lstat(filepath.Join(sc.s.root, p.OS()))
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// walkPath visits one path given to a partial scan and what is below it.
+func (sc *scan) walkPath(ctx context.Context, p record.Path, send func(*item) error) error {
+	// The rules of every folder above p apply to it.
+	var rules *ignore.Rules
+	parts := strings.Split(string(p), "/")
+	dir := record.Path("")
+	for _, name := range parts[:len(parts)-1] {
+		abs := filepath.Join(sc.s.root, dir.OS())
+		if dir != "" && isNestedShare(abs) {
+			return nil
+		}
+		r, perr := loadRules(abs, dir, rules)
+		if perr != nil {
+			return send(&item{path: p, err: perr})
+		}
+		rules = r
+		next, _ := record.Join(dir, name)
+		if rules.Ignored(string(next), true) {
+			return nil
+		}
+		dir = next
+	}
+	if dir != "" && isNestedShare(filepath.Join(sc.s.root, dir.OS())) {
+		return nil
+	}
+	abs := filepath.Join(sc.s.root, p.OS())
+	info, err := os.Lstat(abs)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return nil // gone: the tombstone pass sees to it
+		}
+		return send(&item{path: p, err: pathErr(string(p), ErrUnreadable, err, "check its permissions")})
+	}
+	if rules.Ignored(string(p), info.IsDir()) {
+		return nil
+	}
+	return sc.visit(ctx, p, abs, info, rules, send)
+}
+
+// walkDir reads folder dir (abs on disk), whose rules above it are parent,
+// and visits its entries.
+func (sc *scan) walkDir(ctx context.Context, dir record.Path, abs string, parent *ignore.Rules, send func(*item) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(abs)
+	if err != nil {
+		return send(&item{path: dir, err: pathErr(string(dir), ErrUnreadable, err,
+			"check its permissions; what is below it keeps its records until it can be read")})
+	}
+	if dir != "" && hasMeta(ents) {
+		sc.s.log.Debug("scan: skipping a nested share", "path", dir)
+		return nil
+	}
+	rules, perr := loadRules(abs, dir, parent)
+	if perr != nil {
+		if err := send(&item{path: dir, err: perr}); err != nil {
+			return err
+		}
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if dir == "" && name == record.MetaDir {
+			continue
+		}
+		p, err := record.Join(dir, name)
+		if err != nil {
+			shown := name
+			if dir != "" {
+				shown = string(dir) + "/" + name
+			}
+			if err := send(&item{path: record.Path(shown), err: pathErr(shown, ErrBadName, err,
+				"rename it: names must be valid UTF-8 without backslashes, at most 255 bytes, paths at most 4096")}); err != nil {
+				return err
+			}
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // gone since ReadDir
+			}
+			if err := send(&item{path: p, err: pathErr(string(p), ErrUnreadable, err, "check its permissions")}); err != nil {
+				return err
+			}
+			sc.seen[p] = true
+			continue
+		}
+		if rules.Ignored(string(p), info.IsDir()) {
+			continue
+		}
+		if err := sc.visit(ctx, p, filepath.Join(abs, name), info, rules, send); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// visit handles one path found on disk.
+func (sc *scan) visit(ctx context.Context, p record.Path, abs string, info fs.FileInfo, rules *ignore.Rules, send func(*item) error) error {
+	if sc.seen[p] {
+		return nil // a partial scan named it twice
+	}
+	sc.seen[p] = true
+	sc.walked.Add(1)
+	it := &item{path: p, abs: abs, st: stateOf(info), mtime: info.ModTime().UTC()}
+	if old, ok := sc.states[p]; ok {
+		it.old = &old
+	}
+	switch m := info.Mode(); {
+	case m.IsRegular():
+		if it.old != nil && it.old.Same(it.st) {
+			if it.old.Mode == it.st.Mode {
+				return nil // unchanged: not opened
+			}
+		} else {
+			it.read = true
+			sc.filesTotal.Add(1)
+			sc.bytesTotal.Add(it.st.Size)
+		}
+	case m.IsDir():
+		if it.old == nil || !it.old.Same(it.st) || it.old.Mode != it.st.Mode {
+			if err := send(it); err != nil {
+				return err
+			}
+		}
+		return sc.walkDir(ctx, p, abs, rules, send)
+	case m&fs.ModeSymlink != 0:
+		if it.old != nil && it.old.Same(it.st) {
+			return nil
+		}
+		target, err := os.Readlink(abs)
+		if err != nil {
+			it.err = pathErr(string(p), ErrUnreadable, err, "check the link")
+		}
+		it.target = target
+	default:
+		it.err = pathErr(string(p), ErrUnsupported, fmt.Errorf("%v", m.Type()),
+			"FIFOs, sockets and devices are not synced; list it in .blueshiftignore to silence this")
+	}
+	return send(it)
+}
+
+// stateOf returns the disk attributes of info. A folder's size and mtime
+// change with its entries, so they are not part of its state.
+func stateOf(info fs.FileInfo) FileState {
+	st := FileState{Inode: inode(info), Mode: uint32(info.Mode().Perm())}
+	switch m := info.Mode(); {
+	case m.IsDir():
+		st.Kind = record.Dir
+	case m&fs.ModeSymlink != 0:
+		st.Kind, st.Mode = record.Symlink, 0
+		st.Size, st.ModTime = info.Size(), info.ModTime().UnixNano()
+	default:
+		st.Kind = record.File
+		st.Size, st.ModTime = info.Size(), info.ModTime().UnixNano()
+	}
+	return st
+}
+
+func hasMeta(ents []fs.DirEntry) bool {
+	for _, e := range ents {
+		if e.Name() == record.MetaDir && e.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+func isNestedShare(abs string) bool {
+	fi, err := os.Lstat(filepath.Join(abs, record.MetaDir))
+	return err == nil && fi.IsDir()
+}
+
+// loadRules returns the rules in force in folder dir: parent's, plus its own
+// ignore file if it has one.
+func loadRules(abs string, dir record.Path, parent *ignore.Rules) (*ignore.Rules, *PathError) {
+	f, err := os.OpenFile(filepath.Join(abs, ignore.FileName), os.O_RDONLY|openFlags, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return parent, nil
+	}
+	p := string(dir) + "/" + ignore.FileName
+	if dir == "" {
+		p = ignore.FileName
+	}
+	if err != nil {
+		return parent, pathErr(p, ErrUnreadable, err, "its rules are not applied until it can be read")
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, ignore.MaxFileSize+1))
+	if err != nil {
+		return parent, pathErr(p, ErrUnreadable, err, "its rules are not applied until it can be read")
+	}
+	if len(b) > ignore.MaxFileSize {
+		return parent, pathErr(p, ErrUnreadable, fmt.Errorf("larger than %d bytes", ignore.MaxFileSize), "shorten it")
+	}
+	return parent.Child(string(dir), b), nil
+}
+
+// hashWorker reads and hashes the files that need it, and passes every item
+// on to the writer.
+func (sc *scan) hashWorker(ctx context.Context, work <-chan *item, out chan<- *item) error {
+	sp, err := chunk.NewSplitter(chunk.DefaultParams())
+	if err != nil {
+		return err
+	}
+	for it := range work {
+		if it.read && it.err == nil {
+			sc.hashFile(ctx, sp, it)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		select {
+		case out <- it:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+const hintBusy = "it is being written; the next scan picks it up"
+
+// hashFile chunks and hashes one file, checking that it did not change
+// while it was read.
+func (sc *scan) hashFile(ctx context.Context, sp *chunk.Splitter, it *item) {
+	p := string(it.path)
+	if h := sc.s.testHookBeforeOpen; h != nil {
+		h(it.abs)
+	}
+	f, err := os.OpenFile(it.abs, os.O_RDONLY|openFlags, 0)
+	if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			it.err = pathErr(p, ErrVanished, nil, "the next scan records it as deleted")
+		case errors.Is(err, syscall.ELOOP):
+			it.err = pathErr(p, ErrChanged, errors.New("replaced by a symlink"), hintBusy)
+		default:
+			it.err = pathErr(p, ErrUnreadable, err, "check its permissions")
+		}
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		it.err = pathErr(p, ErrUnreadable, err, "check its permissions")
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		it.err = pathErr(p, ErrChanged, fmt.Errorf("now a %v", fi.Mode().Type()), hintBusy)
+		return
+	}
+	before := stateOf(fi) // what is read, even if it changed since the walk
+	var chunks []chunk.Chunk
+	var n int64
+	err = sp.Split(ctx, f, func(c chunk.Chunk, _ []byte) error {
+		chunks = append(chunks, c)
+		n += int64(c.Length)
+		sc.bytesDone.Add(int64(c.Length))
+		return nil
+	})
+	if err != nil {
+		it.err = pathErr(p, ErrUnreadable, err, "check the disk")
+		return
+	}
+	if h := sc.s.testHookAfterRead; h != nil {
+		h(it.abs)
+	}
+	fi2, err := os.Lstat(it.abs)
+	if err != nil {
+		it.err = pathErr(p, ErrVanished, err, "the next scan records it as deleted")
+		return
+	}
+	if after := stateOf(fi2); !after.Same(before) || n != before.Size {
+		it.err = pathErr(p, ErrChanged, nil, hintBusy)
+		return
+	}
+	sc.filesDone.Add(1)
+	it.st = before
+	it.blocks = make([]record.BlockRef, len(chunks))
+	for i, c := range chunks {
+		it.blocks[i] = record.BlockRef{Hash: c.Hash, Size: uint32(c.Length)}
+	}
+	it.hash = chunk.FileHash(chunks)
+}
+
+// writeAll turns items into changes and writes them in batches.
+func (sc *scan) writeAll(ctx context.Context, in <-chan *item, res *ScanResult) error {
+	w := sc.s.newWriter(true)
+	defer w.close()
+	for it := range in {
+		if it.err != nil {
+			res.Errors = append(res.Errors, it.err)
+			continue
+		}
+		if it.read {
+			res.Hashed++
+			res.HashedBytes += it.st.Size
+		}
+		c, err := sc.change(it, res)
+		if err != nil {
+			return err
+		}
+		if err := w.put(c); err != nil {
+			return fmt.Errorf("write %q: %w", it.path, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return w.flush()
+}
+
+// change decides what the index stores for one item.
+func (sc *scan) change(it *item, res *ScanResult) (change, error) {
+	s := sc.s
+	pk := s.key.PathKey(string(it.path))
+	cur := current{state: it.old}
+	e, ok, err := s.Lookup(it.path)
+	if err != nil {
+		return change{}, err
+	}
+	if ok {
+		cur.rec = &e.Record
+	}
+	c := change{path: it.path, pathKey: pk, oldDisk: cur.diskBlocks()}
+	live := cur.rec != nil && !cur.rec.Deleted
+
+	if it.gone {
+		if !live {
+			return c, nil // only local state to drop
+		}
+		if !s.canSign {
+			res.ReadOnly = true
+			return c, nil
+		}
+		tomb := record.Record{
+			Path: it.path, Kind: cur.rec.Kind, ModTime: sc.now, Deleted: true,
+			Version: cur.rec.Version.Update(s.self, uint64(sc.now.Unix())), ModifiedBy: s.self,
+		}
+		env, err := s.key.Seal(tomb)
+		if err != nil {
+			return change{}, fmt.Errorf("seal tombstone of %q: %w", it.path, err)
+		}
+		c.env = &env
+		res.Records++
+		res.Deleted++
+		return c, nil
+	}
+
+	st := it.st
+	r := record.Record{Path: it.path, Kind: st.Kind, Mode: st.Mode, ModTime: time.Unix(0, st.ModTime).UTC(), ModifiedBy: s.self}
+	switch st.Kind {
+	case record.File:
+		r.Size = st.Size
+		if it.read {
+			r.Blocks, r.FileHash = it.blocks, it.hash
+		} else { // only the mode changed: the content is what it was
+			r.Blocks, r.FileHash = cur.diskBlocks(), cur.diskHash()
+		}
+	case record.Dir:
+		r.ModTime = it.mtime
+	case record.Symlink:
+		r.Target = it.target
+	}
+	if live && sameRecord(*cur.rec, r) {
+		// The disk matches the record (an inode or mtime-only change of a
+		// folder, a rewrite with the same bytes and time).
+		c.state = &st
+		c.newDisk = diskBlocks(&st, cur.rec)
+		return c, nil
+	}
+	if !s.canSign {
+		res.ReadOnly = true
+		if st.Kind == record.File {
+			st.Blocks, st.FileHash = r.Blocks, r.FileHash
+		}
+		c.state = &st
+		c.newDisk = diskBlocks(&st, nil)
+		return c, nil
+	}
+	var old record.Vector
+	if cur.rec != nil {
+		old = cur.rec.Version
+	}
+	r.Version = old.Update(s.self, uint64(sc.now.Unix()))
+	env, err := s.key.Seal(r)
+	if err != nil {
+		return change{}, fmt.Errorf("seal record of %q: %w", it.path, err)
+	}
+	c.env = &env
+	c.state = &st
+	c.newDisk = diskBlocks(&st, &r)
+	res.Records++
+	return c, nil
+}
+
+// sameRecord reports whether a live stored record already says what r says.
+func sameRecord(old, r record.Record) bool {
+	if old.Kind != r.Kind || old.Mode != r.Mode {
+		return false
+	}
+	switch r.Kind {
+	case record.File:
+		return old.Size == r.Size && old.FileHash == r.FileHash && old.ModTime.Equal(r.ModTime)
+	case record.Symlink:
+		return old.Target == r.Target
+	}
+	return true
+}

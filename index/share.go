@@ -1,0 +1,410 @@
+package index
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/blueshift-sync/blueshift/index/merkle"
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/index/store"
+)
+
+// Batch sizes: a scan commits after this many paths or bytes of batch,
+// whichever comes first, so memory stays bounded and progress is durable.
+const (
+	batchPaths = 2000
+	batchBytes = 32 << 20
+)
+
+// Share is one share of the device's index.
+type Share struct {
+	db      *DB
+	key     share.Key
+	root    string // absolute
+	self    record.Device
+	space   store.Space
+	tree    *merkle.Tree
+	canSign bool // the key is ReadWrite
+	log     *slog.Logger
+
+	write sync.Mutex // serializes Scan and Commit: the only writers of this share
+
+	// Test hooks, called by hash workers around reading a file; nil outside
+	// tests. Set before the first Scan.
+	testHookBeforeOpen, testHookAfterRead func(abs string)
+
+	subs struct {
+		sync.Mutex
+		next int
+		fns  map[int]func(Update) // guarded by subs
+	}
+}
+
+// Entry is a stored record with its envelope.
+type Entry struct {
+	Envelope record.Envelope
+	Record   record.Record
+}
+
+// Update is what subscribers hear after a batch is committed.
+type Update struct {
+	Envelopes []record.Envelope // the new envelopes, in batch order
+	FromScan  bool              // made by this device's scan (false: Commit)
+}
+
+func newShare(db *DB, key share.Key, root string, self record.Device, space store.Space) *Share {
+	s := &Share{
+		db: db, key: key, root: root, self: self, space: space,
+		tree: merkle.New(space.TreePrefix()),
+		log:  db.log.With("share", shortID(key.ID())),
+	}
+	s.canSign = key.Level() == share.ReadWrite
+	s.subs.fns = make(map[int]func(Update))
+	return s
+}
+
+// Key returns the share's key.
+func (s *Share) Key() share.Key { return s.key }
+
+// Root returns the share's folder.
+func (s *Share) Root() string { return s.root }
+
+// TreeRoot returns the Merkle root hash of the share and its record count.
+func (s *Share) TreeRoot() (merkle.Hash, uint64, error) {
+	h, n, err := s.tree.Root(s.db.store.Pebble())
+	if err != nil {
+		return h, n, fmt.Errorf("read merkle root of share %s: %w", shortID(s.key.ID()), err)
+	}
+	return h, n, nil
+}
+
+// Source answers Merkle node queries from the committed local tree.
+func (s *Share) Source() merkle.Source { return s.tree.Source(s.db.store.Pebble()) }
+
+// Envelope returns the stored envelope at tree key k; ok is false if there
+// is none.
+func (s *Share) Envelope(k merkle.Key) (env record.Envelope, ok bool, err error) {
+	v, closer, err := s.db.store.Pebble().Get(s.space.RecordKey(k))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return env, false, nil
+	}
+	if err != nil {
+		return env, false, fmt.Errorf("read record %x: %w", k[:4], err)
+	}
+	defer closer.Close()
+	env, err = record.Open(v) // Open copies v
+	if err != nil {
+		return env, false, fmt.Errorf("%w: stored record %x: %w", ErrCorrupt, k[:4], err)
+	}
+	return env, true, nil
+}
+
+// Lookup returns the record of path p; ok is false if there is none.
+func (s *Share) Lookup(p record.Path) (e Entry, ok bool, err error) {
+	env, ok, err := s.Envelope(s.key.PathKey(string(p)))
+	if !ok || err != nil {
+		return e, ok, err
+	}
+	rec, err := env.Record()
+	if err != nil {
+		return e, false, fmt.Errorf("decode record of %q: %w", p, err)
+	}
+	return Entry{Envelope: env, Record: rec}, true, nil
+}
+
+// LocalState returns what the index believes path p holds on disk; ok is
+// false if the index knows of nothing there.
+func (s *Share) LocalState(p record.Path) (st FileState, ok bool, err error) {
+	v, closer, err := s.db.store.Pebble().Get(s.space.StateKey(string(p)))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("read local state of %q: %w", p, err)
+	}
+	defer closer.Close()
+	st, err = store.ParseState(v)
+	if err != nil {
+		return st, false, fmt.Errorf("local state of %q: %w", p, err)
+	}
+	return st, true, nil
+}
+
+// Records calls fn for every stored record of the share, in tree-key order,
+// from a consistent snapshot. Sealed records (which this key cannot read)
+// come with a zero Record.
+func (s *Share) Records(fn func(Entry) error) error {
+	p := s.space.RecordPrefix()
+	snap := s.db.store.Pebble().NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: store.PrefixEnd(p)})
+	if err != nil {
+		return fmt.Errorf("list records: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		env, err := record.Open(it.Value())
+		if err != nil {
+			return fmt.Errorf("%w: stored record: %w", ErrCorrupt, err)
+		}
+		var rec record.Record
+		if !env.Sealed() {
+			if rec, err = env.Record(); err != nil {
+				return fmt.Errorf("%w: stored record: %w", ErrCorrupt, err)
+			}
+		}
+		if err := fn(Entry{Envelope: env, Record: rec}); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Subscribe registers fn to hear of every batch of new envelopes stored in
+// the share, and returns a function that unregisters it. fn runs with the
+// share's write lock held: it must be quick and must not call Scan or
+// Commit.
+func (s *Share) Subscribe(fn func(Update)) (cancel func()) {
+	s.subs.Lock()
+	defer s.subs.Unlock()
+	id := s.subs.next
+	s.subs.next++
+	s.subs.fns[id] = fn
+	return func() {
+		s.subs.Lock()
+		defer s.subs.Unlock()
+		delete(s.subs.fns, id)
+	}
+}
+
+func (s *Share) notify(u Update) {
+	if len(u.Envelopes) == 0 {
+		return
+	}
+	s.subs.Lock()
+	fns := make([]func(Update), 0, len(s.subs.fns))
+	for _, fn := range s.subs.fns {
+		fns = append(fns, fn)
+	}
+	s.subs.Unlock()
+	for _, fn := range fns {
+		fn(u)
+	}
+}
+
+// Commit stores env, a record received from a peer, once the sync engine
+// has made the disk match it. local is what the engine left on disk (nil
+// when it wrote nothing: a tombstone, a sealed record, or a record it only
+// stores). The envelope, the tree, the local state and the block index
+// change atomically. env must verify with the share's public key and sit at
+// the tree key of its path.
+func (s *Share) Commit(env record.Envelope, local *FileState) error {
+	k := env.Key()
+	rec, err := s.key.Check(env)
+	if err != nil {
+		return fmt.Errorf("commit record %x: %w", k[:4], err)
+	}
+	s.write.Lock()
+	defer s.write.Unlock()
+	w := s.newWriter(false)
+	defer w.close()
+	if env.Sealed() || s.key.Level() < share.ReadOnly {
+		if local != nil {
+			return fmt.Errorf("commit record %x: local state given for a record this key cannot read", k[:4])
+		}
+		if err := w.putEnvelope(env); err != nil {
+			return fmt.Errorf("commit record %x: %w", k[:4], err)
+		}
+		return w.flush()
+	}
+	old, err := s.current(rec.Path)
+	if err != nil {
+		return fmt.Errorf("commit record of %q: %w", rec.Path, err)
+	}
+	var st *FileState
+	switch {
+	case rec.Deleted:
+		st = nil
+	case local != nil:
+		c := *local
+		c.FileHash, c.Blocks = [32]byte{}, nil // the record describes the content
+		st = &c
+	case old.state != nil:
+		// The disk did not change: its blocks are no longer the record's,
+		// so the state keeps its own list.
+		c := *old.state
+		c.FileHash, c.Blocks = old.diskHash(), old.diskBlocks()
+		st = &c
+	}
+	c := change{path: rec.Path, pathKey: env.Key(), env: &env, state: st, oldDisk: old.diskBlocks()}
+	c.newDisk = diskBlocks(st, &rec)
+	if err := w.put(c); err != nil {
+		return fmt.Errorf("commit record of %q: %w", rec.Path, err)
+	}
+	return w.flush()
+}
+
+// current is what the index holds for one path.
+type current struct {
+	rec   *record.Record // nil: no record
+	state *FileState     // nil: no local state
+}
+
+func (s *Share) current(p record.Path) (current, error) {
+	var c current
+	e, ok, err := s.Lookup(p)
+	if err != nil {
+		return c, err
+	}
+	if ok {
+		c.rec = &e.Record
+	}
+	st, ok, err := s.LocalState(p)
+	if err != nil {
+		return c, err
+	}
+	if ok {
+		c.state = &st
+	}
+	return c, nil
+}
+
+func (c current) diskBlocks() []record.BlockRef { return diskBlocks(c.state, c.rec) }
+
+func (c current) diskHash() [32]byte {
+	if c.state == nil {
+		return [32]byte{}
+	}
+	if !c.state.FileHash.IsZero() {
+		return c.state.FileHash
+	}
+	if c.rec != nil && !c.rec.Deleted {
+		return c.rec.FileHash
+	}
+	return [32]byte{}
+}
+
+// diskBlocks returns the blocks the block index holds for a path with state
+// st and record rec: the state's own list when it has one (FileHash set),
+// else the record's.
+func diskBlocks(st *FileState, rec *record.Record) []record.BlockRef {
+	switch {
+	case st == nil || st.Kind != record.File:
+		return nil
+	case !st.FileHash.IsZero():
+		return st.Blocks
+	case rec != nil && !rec.Deleted && rec.Kind == record.File:
+		return rec.Blocks
+	}
+	return nil
+}
+
+// change is one path's update, written by a writer.
+type change struct {
+	path    record.Path
+	pathKey merkle.Key
+	env     *record.Envelope // new envelope; nil: the record stays
+	state   *FileState       // new local state; nil: none (deleted)
+	oldDisk []record.BlockRef
+	newDisk []record.BlockRef
+}
+
+// writer groups changes into Pebble batches and tells subscribers of each
+// committed one. It is used with the share's write lock held.
+type writer struct {
+	s        *Share
+	fromScan bool
+	b        *pebble.Batch
+	envs     []record.Envelope
+	paths    int
+}
+
+func (s *Share) newWriter(fromScan bool) *writer {
+	return &writer{s: s, fromScan: fromScan, b: s.db.store.Pebble().NewIndexedBatch()}
+}
+
+func (w *writer) putEnvelope(env record.Envelope) error {
+	if err := w.b.Set(w.s.space.RecordKey(env.Key()), env.Bytes(), nil); err != nil {
+		return err
+	}
+	if err := w.s.tree.Set(w.b, env.Key(), env.Leaf()); err != nil {
+		return err
+	}
+	w.envs = append(w.envs, env)
+	return nil
+}
+
+func (w *writer) put(c change) error {
+	if c.env != nil {
+		if err := w.putEnvelope(*c.env); err != nil {
+			return err
+		}
+	}
+	sp := w.s.space
+	if !sameBlocks(c.oldDisk, c.newDisk) {
+		var off int64
+		for _, br := range c.oldDisk {
+			if err := w.b.Delete(sp.BlockKey(br.Hash, c.pathKey, off), nil); err != nil {
+				return err
+			}
+			off += int64(br.Size)
+		}
+		off = 0
+		for _, br := range c.newDisk {
+			if err := w.b.Set(sp.BlockKey(br.Hash, c.pathKey, off), store.BlockValue(br.Size, string(c.path)), nil); err != nil {
+				return err
+			}
+			off += int64(br.Size)
+		}
+	}
+	var err error
+	if c.state != nil {
+		err = w.b.Set(sp.StateKey(string(c.path)), store.AppendState(nil, *c.state), nil)
+	} else {
+		err = w.b.Delete(sp.StateKey(string(c.path)), nil)
+	}
+	if err != nil {
+		return err
+	}
+	w.paths++
+	if w.paths >= batchPaths || w.b.Len() >= batchBytes {
+		return w.flush()
+	}
+	return nil
+}
+
+// flush commits the batch and starts a new one.
+func (w *writer) flush() error {
+	if w.b.Empty() {
+		return nil
+	}
+	if err := w.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("write index batch: %w", err)
+	}
+	w.b.Close()
+	w.b = w.s.db.store.Pebble().NewIndexedBatch()
+	envs := w.envs
+	w.envs, w.paths = nil, 0
+	w.s.notify(Update{Envelopes: envs, FromScan: w.fromScan})
+	return nil
+}
+
+func (w *writer) close() { w.b.Close() }
+
+func sameBlocks(a, b []record.BlockRef) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Size != b[i].Size || !bytes.Equal(a[i].Hash[:], b[i].Hash[:]) {
+			return false
+		}
+	}
+	return true
+}
