@@ -59,8 +59,8 @@ func randomEdit(r *rand.Rand, data []byte, at int) []byte {
 //     at most 12 new chunks, most often 1 or 2; the histogram is logged.
 func TestEditStability(t *testing.T) {
 	trials := 400
-	if testing.Short() {
-		trials = 50
+	if testing.Short() || raceEnabled {
+		trials = 150
 	}
 	p := DefaultParams()
 	c := newCutter(p)

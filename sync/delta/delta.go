@@ -210,7 +210,13 @@ func ParseSignature(b []byte) (Sig, error) {
 
 // weakSum is the rolling checksum of w computed from scratch.
 func weakSum(w []byte) uint32 {
+	const b1, b2, b3 = weakBase, weakBase * weakBase, weakBase * weakBase * weakBase
+	const b4 = uint32(b2 * b2 & 0xffffffff)
 	var h uint32
+	// Four bytes per step keep the multiplications off one dependency chain.
+	for ; len(w) >= 4; w = w[4:] {
+		h = h*b4 + uint32(w[0])*uint32(b3&0xffffffff) + uint32(w[1])*uint32(b2&0xffffffff) + uint32(w[2])*b1 + uint32(w[3])
+	}
 	for _, x := range w {
 		h = h*weakBase + uint32(x)
 	}

@@ -175,3 +175,28 @@ func TestSignatureWindowClamp(t *testing.T) {
 		t.Logf("WindowFor(%d) = %d", n, WindowFor(n))
 	}
 }
+
+func TestWeakSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 11))
+	for n := range 70 {
+		w := randBytes(r, n)
+		var want uint32
+		for _, x := range w {
+			want = want*weakBase + uint32(x)
+		}
+		if got := weakSum(w); got != want {
+			t.Fatalf("weakSum of %d bytes = %#x, want %#x", n, got, want)
+		}
+	}
+	// Rolling a window across data equals the sum from scratch at every step.
+	data := randBytes(r, 500)
+	for _, w := range []int{1, 7, 16, 64} {
+		h, out := weakSum(data[:w]), powBase(w)
+		for pos := 0; pos+w < len(data); pos++ {
+			h = h*weakBase - uint32(data[pos])*out + uint32(data[pos+w])
+			if want := weakSum(data[pos+1 : pos+1+w]); h != want {
+				t.Fatalf("window %d at %d: rolled %#x, want %#x", w, pos+1, h, want)
+			}
+		}
+	}
+}
