@@ -18,7 +18,9 @@
 // It walks the root without following symlinks (a symlink is a record with
 // a Target), skips the .blueshift metadata folder, nested shares (folders
 // holding their own .blueshift) and paths the .blueshiftignore files ignore
-// (index/ignore). A file whose kind, size, mtime and inode match its stored
+// (index/ignore). Folder records carry the Unix epoch as ModTime: a
+// folder's mtime changes with every entry made in it, so it is not synced,
+// and equal trees give equal roots. A file whose kind, size, mtime and inode match its stored
 // FileState is not opened. Changed files are chunked and hashed in parallel
 // (index/chunk), one Splitter per worker. Each changed path gets a new
 // record (Version = old.Update(self, now), ModifiedBy = self) sealed with

@@ -129,7 +129,6 @@ type item struct {
 	st     FileState  // attributes seen on disk
 	old    *FileState // stored state; nil if none
 	target string     // symlink target
-	mtime  time.Time  // a folder's mtime (not part of its state)
 	read   bool       // the content must be read and hashed
 	gone   bool       // vanished from disk: make a tombstone
 	blocks []record.BlockRef
@@ -401,7 +400,7 @@ func (sc *scan) visit(ctx context.Context, p record.Path, abs string, info fs.Fi
 	}
 	sc.seen[p] = true
 	sc.walked.Add(1)
-	it := &item{path: p, abs: abs, st: stateOf(info), mtime: info.ModTime().UTC()}
+	it := &item{path: p, abs: abs, st: stateOf(info)}
 	if old, ok := sc.states[p]; ok {
 		it.old = &old
 	}
@@ -658,7 +657,9 @@ func (sc *scan) change(it *item, res *ScanResult) (change, error) {
 			r.Blocks, r.FileHash = cur.diskBlocks(), cur.diskHash()
 		}
 	case record.Dir:
-		r.ModTime = it.mtime
+		// A folder's mtime changes with every entry made or removed in it,
+		// so it is not synced: every folder record says the Unix epoch.
+		r.ModTime = time.Unix(0, 0).UTC()
 	case record.Symlink:
 		r.Target = it.target
 	}
