@@ -32,6 +32,14 @@
 //	id = "…"                       # device ID, text form
 //	name = "desktop"
 //	addresses = ["192.0.2.8:22100"] # static addresses tried before discovery; port 0 not allowed
+//	invite = "…"                   # only on a device that joined through a link: the token it presents
+//
+//	[[invite]]                     # an invitation this device handed out (blueshift invite)
+//	token_hash = "…"               # hex BLAKE3-256 of the link's token
+//	share = "…"                    # share ID
+//	read_only = false
+//	expires = 2026-01-02T15:04:05Z
+//	single_use = false
 //
 // Contracts: Load never returns a Config that fails validation; Save
 // validates first and never leaves a half-written file (temp file, fsync,
@@ -92,6 +100,9 @@ type Config struct {
 	Device Device  `toml:"device"`
 	Shares []Share `toml:"share"`
 	Peers  []Peer  `toml:"peer"`
+	// Invites are the invitations this device handed out and that may still
+	// be used (written by `blueshift invite`, consumed by the daemon).
+	Invites []Invite `toml:"invite"`
 
 	// Checks validates ID and key text forms; Load sets it, zero checks only
 	// the basic shape (non-empty, printable, bounded).
@@ -125,6 +136,19 @@ type Peer struct {
 	ID        string   `toml:"id"`
 	Name      string   `toml:"name"`
 	Addresses []string `toml:"addresses"`
+	// Invite is the token (hex) of the invitation this device joined through;
+	// it is presented to that peer until the peer has paired us.
+	Invite string `toml:"invite,omitempty"`
+}
+
+// Invite is one invitation this device made: who presents the token may
+// join Share at the granted level until Expires.
+type Invite struct {
+	TokenHash string    `toml:"token_hash"` // hex BLAKE3-256 of the token; the token itself is never stored
+	Share     string    `toml:"share"`      // share ID
+	ReadOnly  bool      `toml:"read_only"`
+	Expires   time.Time `toml:"expires"`
+	SingleUse bool      `toml:"single_use"`
 }
 
 // Checks validates the text forms this package stores as strings. Each hook

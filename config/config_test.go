@@ -193,6 +193,9 @@ func normal(c *Config) *Config {
 	for i := range n.Peers {
 		n.Peers[i].Addresses = fix(n.Peers[i].Addresses)
 	}
+	if len(n.Invites) == 0 {
+		n.Invites = nil
+	}
 	return &n
 }
 
@@ -366,5 +369,32 @@ func TestTestdataLoads(t *testing.T) {
 	}
 	if len(c.Shares) != 1 || len(c.Peers) != 1 || len(c.Device.Announce) != 2 {
 		t.Errorf("got %+v", c)
+	}
+}
+
+func TestInviteRoundTrip(t *testing.T) {
+	home := t.TempDir()
+	c := New("a")
+	if err := c.AddShare(NewShare("S1", "/srv/s", "K1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddPeer(Peer{ID: "P1", Addresses: []string{"127.0.0.1:1"}, Invite: "ab12"}); err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	c.Invites = []Invite{{TokenHash: strings.Repeat("ab", 32), Share: "S1", ReadOnly: true, Expires: exp, SingleUse: true}}
+	if err := c.Save(home); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Invites) != 1 || !got.Invites[0].Expires.Equal(exp) || !got.Invites[0].ReadOnly || got.Peers[0].Invite != "ab12" {
+		t.Fatalf("invites: %+v peers %+v", got.Invites, got.Peers)
+	}
+	c.Invites[0].Share = "nope"
+	if err := c.Validate(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("invite of unknown share: %v", err)
 	}
 }

@@ -41,7 +41,7 @@ func (e *Error) Is(target error) bool { return target == ErrInvalid }
 // schema lists, per table, the keys this version knows and what each wants;
 // it words the errors for unknown keys and wrong types.
 var schema = map[string]map[string]string{
-	"": {"device": "a [device] table", "share": "[[share]] tables", "peer": "[[peer]] tables"},
+	"": {"device": "a [device] table", "share": "[[share]] tables", "peer": "[[peer]] tables", "invite": "[[invite]] tables"},
 	"device": {
 		"name": `a quoted string like "laptop"`, "listen": `a quoted "host:port" like ":22100"`,
 		"discovery": "true or false", "announce": `a list like ["192.0.2.7:22100"]`,
@@ -55,7 +55,11 @@ var schema = map[string]map[string]string{
 	},
 	"peer": {
 		"id": "a quoted device ID", "name": "a quoted string",
-		"addresses": `a list like ["192.0.2.8:22100"]`,
+		"addresses": `a list like ["192.0.2.8:22100"]`, "invite": "a quoted hex token",
+	},
+	"invite": {
+		"token_hash": "a quoted hex hash", "share": "a quoted share ID", "read_only": "true or false",
+		"expires": "a date-time like 2026-01-02T15:04:05Z", "single_use": "true or false",
 	},
 }
 
@@ -213,7 +217,7 @@ func tableOf(parts []string) string {
 }
 
 func header(table string) string {
-	if table == "share" || table == "peer" {
+	if table == "share" || table == "peer" || table == "invite" {
 		return "[[" + table + "]]"
 	}
 	return "[" + table + "]"

@@ -92,6 +92,15 @@ func (c *Config) validate(file string, pos positions) error {
 			seen[id] = true
 		}
 	}
+	for i, in := range c.Invites {
+		at := "invite." + strconv.Itoa(i)
+		if len(in.TokenHash) != 64 || strings.Trim(in.TokenHash, "0123456789abcdef") != "" {
+			v.add(at+".token_hash", "[[invite]] token_hash is not 64 hex digits: remove this [[invite]] and make a new link with `blueshift invite`")
+		}
+		if _, ok := shareIDs[in.Share]; !ok {
+			v.add(at+".share", "[[invite]] share %q is no [[share]]: remove this [[invite]]", in.Share)
+		}
+	}
 	return v.err()
 }
 
