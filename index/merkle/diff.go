@@ -135,7 +135,10 @@ func check(n *Node, p Prefix, sd *side) error {
 			return fmt.Errorf("inner node of %d without children or too deep: %w", n.Count, ErrBadNode)
 		}
 		sum, ok := sumCounts(n.Children)
-		if !ok || sum != n.Count {
+		if !ok {
+			return fmt.Errorf("children counts overflow: %w", ErrBadNode)
+		}
+		if sum != n.Count {
 			return fmt.Errorf("children hold %d entries, node says %d: %w", sum, n.Count, ErrBadNode)
 		}
 		for _, k := range n.Children {
