@@ -1,0 +1,624 @@
+package conn
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+)
+
+// Defaults of Options.
+const (
+	DefaultPingInterval = 20 * time.Second
+	DefaultTimeout      = 60 * time.Second
+	DefaultMaxRequests  = 64
+	DefaultMaxQueue     = 8 << 20
+
+	ioBuffer     = 64 << 10 // bufio sizes, and the largest single write under one deadline
+	closeTimeout = time.Second
+	sendQueueLen = 1024 // frames; bytes are bounded by MaxQueue
+)
+
+var (
+	// ErrClosed: the connection was closed on this side (Close, or Run's ctx).
+	ErrClosed = errors.New("connection closed")
+	// ErrPeerClosed: the peer closed the connection (a *CloseError has its reason).
+	ErrPeerClosed = errors.New("peer closed the connection")
+	// ErrTimeout: the peer sent nothing for Timeout, or did not read what we
+	// sent for Timeout. It is gone, or too slow to keep.
+	ErrTimeout = errors.New("peer timed out")
+	// ErrLost: the connection broke (reset, end of stream without Close).
+	ErrLost = errors.New("connection lost")
+	// ErrPeerMisbehaved: the peer broke the protocol; it is cut off.
+	ErrPeerMisbehaved = errors.New("peer broke the protocol")
+	// ErrVersion: the two devices speak no common protocol version.
+	ErrVersion = errors.New("incompatible protocol versions")
+)
+
+// Options tune a Conn. Zero values take the defaults.
+type Options struct {
+	// PingInterval: we send a Ping this often, which the peer answers, so a
+	// live connection is never silent longer than this.
+	PingInterval time.Duration
+	// Timeout: a peer that sends nothing for this long is dead, as is one that
+	// accepts none of our bytes for this long; Hello must arrive within it.
+	// With the defaults, a dead peer is detected within 60 s.
+	Timeout time.Duration
+	// MaxRequests bounds our requests in flight (Request waits for a slot) and
+	// the peer's requests we serve at once (more are answered CodeBusy).
+	MaxRequests int
+	// MaxQueue bounds the bytes of frames queued for sending (Send and Request
+	// wait for room).
+	MaxQueue int
+	Logger   *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxRequests <= 0 {
+		o.MaxRequests = DefaultMaxRequests
+	}
+	if o.MaxQueue <= 0 {
+		o.MaxQueue = DefaultMaxQueue
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Handler receives what the peer sends.
+type Handler interface {
+	// HandleRequest answers a request (NodesRequest, RecordsRequest,
+	// BlockRequest). It runs in its own goroutine, up to MaxRequests at once,
+	// and ctx ends when the connection does. Return a *wire.ErrorResponse to
+	// answer with that error; any other error is answered CodeInternal.
+	HandleRequest(ctx context.Context, req wire.Message) (wire.Message, error)
+	// HandleMessage receives one-way messages (ShareState, RecordPush) in the
+	// order they came, one at a time. While it runs, the connection reads at
+	// most one more message, so it must not wait on a Request of this same
+	// connection: hand such work to another goroutine. An error cuts the
+	// connection (use ErrPeerMisbehaved for bad data).
+	HandleMessage(ctx context.Context, msg wire.Message) error
+}
+
+// CloseError is a Close the peer sent, with its reason.
+type CloseError struct {
+	Reason string
+}
+
+func (e *CloseError) Error() string { return "peer closed the connection: " + e.Reason }
+
+func (e *CloseError) Is(target error) bool { return target == ErrPeerClosed }
+
+// Conn is one protocol session with a peer over an authenticated Stream.
+//
+// Open exchanges Hello; Run then starts the goroutines that own the stream
+// (a reader, a writer, a keepalive ticker, the one-way message handler, and
+// one per request being served) and returns only after all have exited.
+// Request, Send and Close are safe for concurrent use, before and during Run.
+type Conn struct {
+	s       Stream
+	peer    *wire.Hello // the peer's Hello; immutable
+	version uint32      // the version both speak
+	h       Handler
+	opts    Options
+	log     *slog.Logger
+
+	br *bufio.Reader // reader goroutine (Open before Run)
+	dr *deadlineConn // its deadline, changed by Open before Run only
+	// life ends with the first error, its cause being why the connection is
+	// over. It is a lifetime signal, not a request context.
+	life context.Context
+	kill context.CancelCauseFunc
+
+	nextID  atomic.Uint64
+	reqs    *semaphore.Weighted // our requests in flight
+	serving *semaphore.Weighted // peer requests being served
+	queued  *semaphore.Weighted // bytes in sendq
+	sendq   chan outFrame
+	msgs    chan wire.Message // reader -> message handler
+
+	mu struct {
+		sync.Mutex
+		pending map[uint64]pending
+		running bool
+	}
+}
+
+type outFrame struct {
+	b []byte
+	n int64 // weight held in queued
+}
+
+type pending struct {
+	req wire.Message
+	ch  chan wire.Message // buffered 1
+}
+
+// Open runs the Hello exchange on s and returns a Conn ready to Run. Our hello
+// gets wire.Version and wire.MinVersion if its versions are zero. If the
+// versions are incompatible, both sides send Close and fail with ErrVersion.
+// On error, s is closed.
+func Open(ctx context.Context, s Stream, hello wire.Hello, h Handler, opts Options) (*Conn, error) {
+	opts = opts.withDefaults()
+	if hello.Version == 0 {
+		hello.Version, hello.MinVersion = wire.Version, wire.MinVersion
+	}
+	c := &Conn{
+		s: s, h: h, opts: opts,
+		log:     opts.Logger.With("peer", s.Remote.Abbrev(), "addr", s.RemoteAddr().String()),
+		reqs:    semaphore.NewWeighted(int64(opts.MaxRequests)),
+		serving: semaphore.NewWeighted(int64(opts.MaxRequests)),
+		queued:  semaphore.NewWeighted(int64(opts.MaxQueue)),
+		sendq:   make(chan outFrame, sendQueueLen),
+		msgs:    make(chan wire.Message),
+	}
+	c.mu.pending = make(map[uint64]pending)
+	c.life, c.kill = context.WithCancelCause(context.Background())
+	c.dr = &deadlineConn{Conn: s.Conn}
+	c.br = bufio.NewReaderSize(c.dr, ioBuffer)
+	if err := c.hello(ctx, &hello); err != nil {
+		s.Close()
+		c.kill(err)
+		return nil, fmt.Errorf("connect to device %s at %s: %w", s.Remote, s.RemoteAddr(), err)
+	}
+	c.dr.timeout = opts.Timeout
+	return c, nil
+}
+
+func (c *Conn) hello(ctx context.Context, ours *wire.Hello) error {
+	deadline := time.Now().Add(c.opts.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.s.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { c.s.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	// Both sides write first: a Hello fits in the socket buffers.
+	if err := wire.WriteFrame(c.s, wire.Frame{Msg: ours}); err != nil {
+		return fmt.Errorf("send hello: %w", c.ioError(err))
+	}
+	f, err := wire.NewReader(c.br).ReadFrame()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("read hello: %w", c.ioError(err))
+	}
+	switch m := f.Msg.(type) {
+	case *wire.Hello:
+		c.peer = m
+	case *wire.Close:
+		return &CloseError{Reason: m.Reason}
+	default:
+		return fmt.Errorf("peer sent %s before Hello: %w", wire.Name(f.Msg), ErrPeerMisbehaved)
+	}
+	v, ok := wire.Compatible(ours, c.peer)
+	if !ok {
+		reason := fmt.Sprintf("incompatible protocol versions: we speak %d..%d, you speak %d..%d; upgrade Blueshift on the older device",
+			ours.MinVersion, ours.Version, c.peer.MinVersion, c.peer.Version)
+		wire.WriteFrame(c.s, wire.Frame{Msg: &wire.Close{Reason: wire.Text(reason)}})
+		return fmt.Errorf("device %s speaks protocol versions %d..%d, this device %d..%d; upgrade Blueshift on the older device: %w",
+			c.s.Remote.Abbrev(), c.peer.MinVersion, c.peer.Version, ours.MinVersion, ours.Version, ErrVersion)
+	}
+	c.version = v
+	c.s.SetDeadline(time.Time{})
+	return nil
+}
+
+// Remote returns the peer's device ID.
+func (c *Conn) Remote() identity.DeviceID { return c.s.Remote }
+
+// PeerHello returns the Hello the peer sent. Callers must not modify it.
+func (c *Conn) PeerHello() *wire.Hello { return c.peer }
+
+// Version returns the protocol version both sides speak.
+func (c *Conn) Version() uint32 { return c.version }
+
+// Done is closed when the connection is over; Err then says why.
+func (c *Conn) Done() <-chan struct{} { return c.life.Done() }
+
+// Err returns why the connection is over (ErrClosed after Close), or nil.
+func (c *Conn) Err() error { return context.Cause(c.life) }
+
+// Close ends the connection: Run sends the peer a Close, stops, and returns
+// nil. Close does not wait; wait for Run.
+func (c *Conn) Close() error {
+	c.kill(ErrClosed)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.mu.running {
+		return c.s.Close()
+	}
+	return nil
+}
+
+// Request sends req (a request message) and waits for its answer. An
+// ErrorResponse comes back as an error that errors.Is its wire.ErrorCode.
+func (c *Conn) Request(ctx context.Context, req wire.Message) (wire.Message, error) {
+	if !wire.IsRequest(req) {
+		return nil, fmt.Errorf("request %s: not a request message", wire.Name(req))
+	}
+	if err := c.acquire(ctx, c.reqs, 1); err != nil {
+		return nil, fmt.Errorf("request %s from %s: %w", wire.Name(req), c.s.Remote.Abbrev(), err)
+	}
+	defer c.reqs.Release(1)
+
+	id := c.nextID.Add(1)
+	ch := make(chan wire.Message, 1)
+	c.mu.Lock()
+	c.mu.pending[id] = pending{req: req, ch: ch}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.mu.pending, id)
+		c.mu.Unlock()
+	}()
+	if err := c.enqueue(ctx, wire.Frame{ID: id, Msg: req}); err != nil {
+		return nil, fmt.Errorf("request %s from %s: %w", wire.Name(req), c.s.Remote.Abbrev(), err)
+	}
+	select {
+	case resp := <-ch:
+		if e, ok := resp.(*wire.ErrorResponse); ok {
+			return nil, fmt.Errorf("request %s from %s: %w", wire.Name(req), c.s.Remote.Abbrev(), e)
+		}
+		return resp, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.life.Done():
+		return nil, fmt.Errorf("request %s from %s: %w", wire.Name(req), c.s.Remote.Abbrev(), context.Cause(c.life))
+	}
+}
+
+// Call is Request for a known response type.
+func Call[R wire.Message](ctx context.Context, c *Conn, req wire.Message) (R, error) {
+	var zero R
+	resp, err := c.Request(ctx, req)
+	if err != nil {
+		return zero, err
+	}
+	r, ok := resp.(R)
+	if !ok {
+		return zero, fmt.Errorf("request %s: answer is %s: %w", wire.Name(req), wire.Name(resp), ErrPeerMisbehaved)
+	}
+	return r, nil
+}
+
+// Send queues a one-way message (ShareState, RecordPush, Ping). It waits while
+// the send queue is full.
+func (c *Conn) Send(ctx context.Context, msg wire.Message) error {
+	switch msg.(type) {
+	case *wire.ShareState, *wire.RecordPush, *wire.Ping:
+	default:
+		return fmt.Errorf("send %s: not a one-way message", wire.Name(msg))
+	}
+	if err := c.enqueue(ctx, wire.Frame{Msg: msg}); err != nil {
+		return fmt.Errorf("send %s to %s: %w", wire.Name(msg), c.s.Remote.Abbrev(), err)
+	}
+	return nil
+}
+
+// enqueue encodes f in the caller's goroutine and queues it for the writer.
+func (c *Conn) enqueue(ctx context.Context, f wire.Frame) error {
+	b, err := wire.AppendFrame(nil, f)
+	if err != nil {
+		return err
+	}
+	n := int64(min(len(b), c.opts.MaxQueue))
+	if err := c.acquire(ctx, c.queued, n); err != nil {
+		return err
+	}
+	select {
+	case c.sendq <- outFrame{b, n}:
+		return nil
+	case <-ctx.Done():
+		c.queued.Release(n)
+		return ctx.Err()
+	case <-c.life.Done():
+		c.queued.Release(n)
+		return context.Cause(c.life)
+	}
+}
+
+// trySend queues f if there is room at once (Pong, Busy answers: the reader
+// must never wait for the writer).
+func (c *Conn) trySend(f wire.Frame) {
+	b, err := wire.AppendFrame(nil, f)
+	if err != nil {
+		c.log.Error("encode frame", "err", err)
+		return
+	}
+	n := int64(min(len(b), c.opts.MaxQueue))
+	if !c.queued.TryAcquire(n) {
+		return
+	}
+	select {
+	case c.sendq <- outFrame{b, n}:
+	default:
+		c.queued.Release(n)
+	}
+}
+
+// acquire takes n of sem, giving up when ctx or the connection ends.
+func (c *Conn) acquire(ctx context.Context, sem *semaphore.Weighted, n int64) error {
+	if err := c.life.Err(); err != nil {
+		return context.Cause(c.life)
+	}
+	if sem.TryAcquire(n) {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.life, cancel)
+	defer stop()
+	if err := sem.Acquire(ctx, n); err != nil {
+		if c.life.Err() != nil {
+			return context.Cause(c.life)
+		}
+		return err
+	}
+	return nil
+}
+
+// Run runs the connection until it ends: Close or ctx (Run returns nil), or
+// an error (Run returns it: ErrPeerClosed, ErrTimeout, ErrLost,
+// ErrPeerMisbehaved...). It returns after every goroutine it started exited,
+// and the stream is then closed.
+func (c *Conn) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.mu.running {
+		c.mu.Unlock()
+		return errors.New("run connection: already running")
+	}
+	c.mu.running = true
+	c.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopKill := context.AfterFunc(ctx, func() { c.kill(ErrClosed) })
+	defer stopKill()
+	stopCancel := context.AfterFunc(c.life, cancel)
+	defer stopCancel()
+
+	var wg sync.WaitGroup
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.kill(c.writeLoop())
+	}()
+	wg.Go(func() { c.kill(c.readLoop(ctx, &wg)) })
+	wg.Go(func() { c.kill(c.messageLoop(ctx)) })
+	wg.Go(func() { c.keepalive(ctx) })
+
+	<-c.life.Done()
+	<-writerDone // it sends our Close first
+	c.s.Close()
+	wg.Wait()
+
+	err := context.Cause(c.life)
+	if errors.Is(err, ErrClosed) {
+		c.log.Debug("connection closed")
+		return nil
+	}
+	c.log.Info("connection ended", "err", err)
+	return err
+}
+
+func (c *Conn) writeLoop() error {
+	bw := bufio.NewWriterSize(&deadlineWriter{c: c.s.Conn, timeout: c.opts.Timeout}, ioBuffer)
+	for {
+		select {
+		case f := <-c.sendq:
+			_, err := bw.Write(f.b)
+			c.queued.Release(f.n)
+			if err == nil && len(c.sendq) == 0 {
+				err = bw.Flush()
+			}
+			if err != nil {
+				return fmt.Errorf("write to peer: %w", c.ioError(err))
+			}
+		case <-c.life.Done():
+			c.sayGoodbye(bw)
+			return nil
+		}
+	}
+}
+
+// sayGoodbye tells the peer why we close, unless the peer is gone or closed
+// first.
+func (c *Conn) sayGoodbye(bw *bufio.Writer) {
+	cause := context.Cause(c.life)
+	if errors.Is(cause, ErrPeerClosed) || errors.Is(cause, ErrLost) || errors.Is(cause, ErrTimeout) {
+		return
+	}
+	reason := "closing"
+	if !errors.Is(cause, ErrClosed) {
+		reason = cause.Error()
+	}
+	c.s.SetWriteDeadline(time.Now().Add(min(closeTimeout, c.opts.Timeout)))
+	bw.Reset(c.s.Conn) // drop what is queued; the deadline above bounds this write
+	if wire.WriteFrame(bw, wire.Frame{Msg: &wire.Close{Reason: wire.Text(reason)}}) == nil {
+		bw.Flush()
+	}
+}
+
+func (c *Conn) readLoop(ctx context.Context, wg *sync.WaitGroup) error {
+	r := wire.NewReader(c.br)
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			if c.life.Err() != nil {
+				return nil // we closed the stream
+			}
+			return fmt.Errorf("read from peer: %w", c.ioError(err))
+		}
+		switch m := f.Msg.(type) {
+		case *wire.Ping:
+			c.trySend(wire.Frame{ID: f.ID, Msg: &wire.Pong{}})
+		case *wire.Close:
+			return &CloseError{Reason: m.Reason}
+		case *wire.Hello:
+			return fmt.Errorf("peer sent a second Hello: %w", ErrPeerMisbehaved)
+		default:
+			switch {
+			case wire.IsResponse(m):
+				if f.ID == 0 {
+					continue // a Pong to a keepalive Ping
+				}
+				if err := c.deliver(f); err != nil {
+					return err
+				}
+			case wire.IsRequest(m):
+				c.serve(ctx, wg, f)
+			default:
+				select {
+				case c.msgs <- m:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		}
+	}
+}
+
+// deliver hands a response to the Request waiting for it. A response nobody
+// waits for is dropped: its Request gave up (ctx).
+func (c *Conn) deliver(f wire.Frame) error {
+	c.mu.Lock()
+	p, ok := c.mu.pending[f.ID]
+	delete(c.mu.pending, f.ID)
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if !wire.Answers(p.req, f.Msg) {
+		return fmt.Errorf("peer answered %s with %s: %w", wire.Name(p.req), wire.Name(f.Msg), ErrPeerMisbehaved)
+	}
+	p.ch <- f.Msg
+	return nil
+}
+
+// serve answers a peer's request in a new goroutine, or CodeBusy when
+// MaxRequests are being served already.
+func (c *Conn) serve(ctx context.Context, wg *sync.WaitGroup, f wire.Frame) {
+	if !c.serving.TryAcquire(1) {
+		c.trySend(wire.Frame{ID: f.ID, Msg: wire.Errorf(wire.CodeBusy, "more than %d requests in flight", c.opts.MaxRequests)})
+		return
+	}
+	wg.Go(func() {
+		defer c.serving.Release(1)
+		resp, err := c.h.HandleRequest(ctx, f.Msg)
+		if err != nil {
+			var e *wire.ErrorResponse
+			if !errors.As(err, &e) {
+				c.log.Warn("serving request failed", "request", wire.Name(f.Msg), "err", err)
+				e = wire.Errorf(wire.CodeInternal, "internal error")
+			}
+			resp = e
+		}
+		if resp == nil || !wire.Answers(f.Msg, resp) {
+			c.log.Error("handler answered wrongly", "request", wire.Name(f.Msg))
+			resp = wire.Errorf(wire.CodeInternal, "internal error")
+		}
+		if err := c.enqueue(ctx, wire.Frame{ID: f.ID, Msg: resp}); err != nil && c.life.Err() == nil {
+			c.log.Warn("sending answer failed", "request", wire.Name(f.Msg), "err", err)
+			resp = wire.Errorf(wire.CodeInternal, "answer could not be sent")
+			c.enqueue(ctx, wire.Frame{ID: f.ID, Msg: resp})
+		}
+	})
+}
+
+func (c *Conn) messageLoop(ctx context.Context) error {
+	for {
+		select {
+		case m := <-c.msgs:
+			if err := c.h.HandleMessage(ctx, m); err != nil {
+				return fmt.Errorf("handle %s: %w", wire.Name(m), err)
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (c *Conn) keepalive(ctx context.Context) {
+	t := time.NewTicker(c.opts.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			c.trySend(wire.Frame{Msg: &wire.Ping{}})
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// ioError classifies a stream error.
+func (c *Conn) ioError(err error) error {
+	switch {
+	case errors.Is(err, wire.ErrMalformed):
+		return fmt.Errorf("%w: %w", ErrPeerMisbehaved, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("no progress for %s: %w", c.opts.Timeout, ErrTimeout)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrLost, err)
+	}
+	return fmt.Errorf("%w: %w", ErrLost, err)
+}
+
+// deadlineConn reads with a deadline renewed before every read, so a peer is
+// dead after timeout of silence, however long a frame takes to arrive. A zero
+// timeout leaves the deadline alone (the Hello exchange sets its own).
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (d *deadlineConn) Read(p []byte) (int, error) {
+	if d.timeout > 0 {
+		d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
+	}
+	return d.Conn.Read(p)
+}
+
+// deadlineWriter writes at most ioBuffer bytes per deadline, so a slow peer
+// that keeps reading survives and one that stopped reading does not.
+type deadlineWriter struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), ioBuffer)]
+		w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+		n, err := w.c.Write(chunk)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}

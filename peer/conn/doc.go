@@ -1,0 +1,37 @@
+// Package conn is the authenticated connection between two devices and the
+// protocol session that runs over it.
+//
+// Nouns:
+//   - Stream: an authenticated byte stream to a proven device ID. A Transport
+//     dials one, a Listener accepts one. TLS (TCP + TLS 1.3, mutual, the
+//     devices' self-signed certificates, no CA) is the transport we have;
+//     a QUIC one can be added beside it: Conn only needs a Stream.
+//   - Conn: the protocol session on a Stream. Open exchanges Hello (protocol
+//     versions; incompatible ones fail on both sides with ErrVersion after
+//     each sends Close); Run owns the stream until the connection ends.
+//
+// Trust: the dialer pins the device ID it expects (ErrWrongPeer otherwise);
+// the listener learns the ID from the certificate's key and asks an
+// AcceptFunc before reading any message. A refused device is told why in a
+// Close frame, logged (Warn, with its ID and address), and returned from
+// Accept as a *RefusedError so the daemon can show it in status.
+//
+// Concurrency and bounds, per connection:
+//   - Requests carry IDs, so many are in flight at once: up to MaxRequests
+//     (default 64) of ours (Request waits for a slot), and up to MaxRequests
+//     of the peer's served at once, each in its own goroutine; more are
+//     answered CodeBusy, never queued.
+//   - One-way messages go to Handler.HandleMessage in order, one at a time;
+//     the reader waits for it (back-pressure to the peer through TCP).
+//   - Frames to send wait in a queue bounded by MaxQueue bytes (default
+//     8 MiB); Send and Request wait for room. Every write must make progress
+//     within Timeout or the peer is dropped, so a peer that never reads costs
+//     at most MaxQueue plus the socket buffers.
+//   - Reads: one frame buffer (at most wire.MaxFrameSize, 16 MiB, kept only
+//     up to 1 MiB between frames) and one decoded message waiting for the
+//     message handler.
+//
+// Liveness: we send a Ping every PingInterval (default 20 s) and the peer
+// answers Pong, so a live connection is never silent that long. A peer from
+// which nothing arrives for Timeout (default 60 s) is dead: ErrTimeout.
+package conn
