@@ -1,0 +1,226 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+	"github.com/blueshift-sync/blueshift/sync/delta"
+)
+
+// Compression on the wire. A block or record is compressed only when that
+// pays: a 4 KiB sample is tried first, and incompressible data goes raw
+// without a second pass over it.
+const (
+	sampleLen      = 4 << 10
+	minCompressLen = 256 // shorter payloads are not worth a frame header
+	// pays is the fraction of the input a compressed form must stay under.
+	paysNum, paysDen = 95, 100
+	// minDeltaBasis is the smallest basis block worth a delta signature.
+	minDeltaBasis = 4 << 10
+	// maxRecordLen bounds a decompressed envelope (record.Open checks again).
+	maxRecordLen = 64 << 20
+)
+
+// errBadData marks data from a peer that does not decode or does not match
+// its hash: the peer is cut off.
+var errBadData = errors.New("peer sent bad data")
+
+// codec compresses and decompresses blocks and records. It is safe for
+// concurrent use: zstd's EncodeAll and DecodeAll are.
+type codec struct {
+	enc *zstd.Encoder
+	dec *zstd.Decoder
+}
+
+func newCodec() (*codec, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, fmt.Errorf("start zstd encoder: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxRecordLen))
+	if err != nil {
+		return nil, fmt.Errorf("start zstd decoder: %w", err)
+	}
+	return &codec{enc: enc, dec: dec}, nil
+}
+
+func (c *codec) Close() {
+	c.enc.Close()
+	c.dec.Close()
+}
+
+// compress returns the zstd form of b if it pays, else nil.
+func (c *codec) compress(b []byte) []byte {
+	if len(b) < minCompressLen {
+		return nil
+	}
+	if len(b) > 2*sampleLen {
+		s := c.enc.EncodeAll(b[:sampleLen], nil)
+		if len(s)*paysDen >= sampleLen*paysNum {
+			return nil
+		}
+	}
+	z := c.enc.EncodeAll(b, make([]byte, 0, len(b)/2))
+	if len(z)*paysDen >= len(b)*paysNum {
+		return nil
+	}
+	return z
+}
+
+// encodeBlock answers a block request: data is the block; sig, if not
+// empty, describes a basis the asker has, so a delta may be smaller.
+func (c *codec) encodeBlock(data, sig []byte) (*wire.BlockResponse, error) {
+	if len(sig) > 0 {
+		s, err := delta.ParseSignature(sig)
+		if err != nil {
+			return nil, fmt.Errorf("parse delta signature: %w", err)
+		}
+		d := delta.Delta(s, data)
+		if len(d) < len(data) {
+			if z := c.compress(d); z != nil {
+				return &wire.BlockResponse{Encoding: wire.BlockDeltaZstd, Data: z}, nil
+			}
+			return &wire.BlockResponse{Encoding: wire.BlockDelta, Data: d}, nil
+		}
+	}
+	if z := c.compress(data); z != nil {
+		return &wire.BlockResponse{Encoding: wire.BlockZstd, Data: z}, nil
+	}
+	return &wire.BlockResponse{Encoding: wire.BlockRaw, Data: data}, nil
+}
+
+// decodeBlock turns a block response back into the block with hash want
+// and length size, using basis for deltas. A result that does not match want
+// is errBadData.
+func (c *codec) decodeBlock(resp *wire.BlockResponse, want block.Hash, size uint32, basis []byte) ([]byte, error) {
+	var data []byte
+	var err error
+	switch resp.Encoding {
+	case wire.BlockRaw:
+		data = resp.Data
+	case wire.BlockZstd:
+		data, err = c.decodeLimited(resp.Data, int(size))
+	case wire.BlockDelta, wire.BlockDeltaZstd:
+		d := resp.Data
+		if resp.Encoding == wire.BlockDeltaZstd {
+			if d, err = c.decodeLimited(d, 2*int(size)+1024); err != nil {
+				break
+			}
+		}
+		if basis == nil {
+			return nil, fmt.Errorf("%w: delta for block %s without a basis", errBadData, want.Short())
+		}
+		data, err = delta.Apply(basis, d, int(size))
+	default:
+		return nil, fmt.Errorf("%w: unknown block encoding %d", errBadData, resp.Encoding)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode block %s: %v", errBadData, want.Short(), err)
+	}
+	if len(data) != int(size) || block.Sum(data) != want {
+		return nil, fmt.Errorf("%w: block %s does not match its hash", errBadData, want.Short())
+	}
+	return data, nil
+}
+
+// decodeLimited decompresses b, refusing output longer than limit.
+func (c *codec) decodeLimited(b []byte, limit int) ([]byte, error) {
+	out, err := c.dec.DecodeAll(b, make([]byte, 0, min(limit, 1<<20)))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > limit {
+		return nil, fmt.Errorf("decompressed to %d bytes, more than the %d expected", len(out), limit)
+	}
+	return out, nil
+}
+
+// encodeRecord prepares an envelope for the wire. If base is the envelope
+// the receiver holds for the same key, the record travels as a zstd delta
+// against it: a small edit to a large file then costs a few hundred bytes
+// instead of the whole block list.
+func (c *codec) encodeRecord(env record.Envelope, base *record.Envelope) wire.RecordData {
+	rd := wire.RecordData{Key: env.Key(), Encoding: wire.RecordPlain, Data: env.Bytes()}
+	if base != nil && len(env.Bytes()) >= minCompressLen {
+		if z, err := c.encodeDict(env.Bytes(), base.Bytes()); err == nil && len(z) < len(env.Bytes()) {
+			return wire.RecordData{Key: env.Key(), Encoding: wire.RecordZstdDict, Base: base.Leaf(), Data: z}
+		}
+	}
+	if z := c.compress(env.Bytes()); z != nil {
+		rd.Encoding, rd.Data = wire.RecordZstd, z
+	}
+	return rd
+}
+
+// decodeRecord turns record data back into an envelope. local is the
+// envelope this device holds for the key, if any: the dictionary of a delta.
+// errNoBase means the receiver must ask for the record in full.
+func (c *codec) decodeRecord(rd wire.RecordData, local *record.Envelope) (record.Envelope, error) {
+	var raw []byte
+	var err error
+	switch rd.Encoding {
+	case wire.RecordPlain:
+		raw = rd.Data
+	case wire.RecordZstd:
+		raw, err = c.decodeLimited(rd.Data, maxRecordLen)
+	case wire.RecordZstdDict:
+		if local == nil || local.Leaf() != rd.Base {
+			return record.Envelope{}, errNoBase
+		}
+		raw, err = c.decodeDict(rd.Data, local.Bytes())
+	default:
+		return record.Envelope{}, fmt.Errorf("%w: unknown record encoding %d", errBadData, rd.Encoding)
+	}
+	if err != nil {
+		return record.Envelope{}, fmt.Errorf("%w: decompress record: %v", errBadData, err)
+	}
+	env, err := record.Open(raw)
+	if err != nil {
+		return record.Envelope{}, fmt.Errorf("%w: %v", errBadData, err)
+	}
+	if env.Key() != rd.Key {
+		return record.Envelope{}, fmt.Errorf("%w: record sent under another key", errBadData)
+	}
+	return env, nil
+}
+
+// errNoBase: a record came as a delta against an envelope we do not hold.
+var errNoBase = errors.New("record delta against an envelope this device does not hold")
+
+// encodeDict compresses b with dict as a raw zstd dictionary. An encoder
+// per call is costly, so this is for single records (pushes, edits), not
+// for bulk transfers.
+func (c *codec) encodeDict(b, dict []byte) ([]byte, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderDictRaw(1, dict), zstd.WithWindowSize(windowFor(len(dict)+len(b))))
+	if err != nil {
+		return nil, err
+	}
+	defer enc.Close()
+	return enc.EncodeAll(b, nil), nil
+}
+
+func (c *codec) decodeDict(b, dict []byte) ([]byte, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderDictRaw(1, dict),
+		zstd.WithDecoderMaxMemory(maxRecordLen), zstd.WithDecoderMaxWindow(1<<27))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	return dec.DecodeAll(b, nil)
+}
+
+// windowFor returns a zstd window that covers n bytes (a power of two,
+// within zstd's limits), so the whole dictionary stays in reach.
+func windowFor(n int) int {
+	w := zstd.MinWindowSize
+	for w < n && w < 1<<27 {
+		w <<= 1
+	}
+	return w
+}

@@ -1,0 +1,43 @@
+// Package engine makes paired devices hold the same shares.
+//
+// # Nouns
+//
+// The Engine is one device's sync engine. It holds a folder for every share
+// this device syncs (the index share, the apply root on disk, the members who
+// may see it) and a session for every connected peer. A folder owns one
+// goroutine, its puller, which is the only code that writes the share's
+// files; sessions feed it records they learned from peers.
+//
+// # How two devices agree
+//
+//  1. On connect, each side sends a ShareState (Merkle root and record count)
+//     for every share both are members of. Equal roots: nothing more is said,
+//     whatever the number of files.
+//  2. Different roots: the side that notices walks the two trees with
+//     merkle.Diff, asking the peer only for the nodes under differing
+//     subtrees, and then asks for the records whose leaves differ. Each side
+//     pulls for itself; neither pushes its view onto the other.
+//  3. Every received record is checked against the share's public key
+//     (index.Share.Commit does it again) and handed to the folder's puller,
+//     which decides with reconcile.Decide and makes the disk match.
+//  4. After that, new local records are pushed to connected members as soon
+//     as the index commits them, and a new ShareState follows every change of
+//     root, so a peer that missed a push still converges.
+//
+// # Blocks
+//
+// A file is rebuilt in a resumable temp (apply.Temp): each block is taken
+// from any local copy the index knows (db.Locate), else asked of the members
+// that are connected, spread across them (swarm), many in flight. A block
+// that has a local predecessor at the same offset travels as a delta against
+// it (sync/delta). Every block is checked against its hash before use; a peer
+// that sends a wrong one is disconnected and the block fetched elsewhere.
+//
+// # Concurrency
+//
+// Engine methods are safe for concurrent use. Engine.mu guards the folder and
+// session maps; each folder's puller owns its apply root writes and its
+// pending queue; sessions own their per-share remote state under their own
+// lock. Run owns every goroutine the engine starts and returns after all
+// have stopped.
+package engine

@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	gosync "sync"
+	"time"
+
+	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+	"github.com/blueshift-sync/blueshift/sync/apply"
+)
+
+// Sentinel errors.
+var (
+	// ErrUnknownShare: a request or call named a share this device does not sync.
+	ErrUnknownShare = errors.New("unknown share")
+	// ErrPeerMisbehaved: a peer sent data that does not verify; it is cut off.
+	ErrPeerMisbehaved = errors.New("peer misbehaved")
+)
+
+// Conn is what the engine needs of a connection to a peer: an
+// authenticated, multiplexed message stream (*conn.Conn is one).
+type Conn interface {
+	Remote() identity.DeviceID
+	Request(ctx context.Context, m wire.Message) (wire.Message, error)
+	Send(ctx context.Context, m wire.Message) error
+	Close() error
+}
+
+// Options configure an Engine.
+type Options struct {
+	DB     *index.DB
+	Self   identity.DeviceID
+	Logger *slog.Logger     // nil: discard
+	Clock  func() time.Time // nil: time.Now
+	// Parallel is the number of blocks fetched at once per file; 0: 16.
+	Parallel int
+	// RetryEvery is how often records that could not be applied (a block no
+	// connected peer had) are tried again; 0: 30 s.
+	RetryEvery time.Duration
+}
+
+// ShareConfig is one share as the engine runs it.
+type ShareConfig struct {
+	Key          share.Key
+	Name         string
+	Path         string
+	Members      []identity.DeviceID // devices this share is synced with
+	VersionsKeep int
+	VersionsDays int
+}
+
+// Engine is one device's sync engine. Run must be running for shares to
+// sync; see the package doc.
+type Engine struct {
+	db    *index.DB
+	self  identity.DeviceID
+	log   *slog.Logger
+	clock func() time.Time
+	opts  Options
+	codec *codec
+
+	spawn chan func(context.Context) // started by Run; buffered
+
+	mu struct {
+		gosync.Mutex
+		folders  map[share.ID]*folder           // guarded by mu
+		sessions map[identity.DeviceID]*session // guarded by mu
+	}
+}
+
+// New returns an engine; call Run to start it, AddShare to give it work.
+func New(opts Options) (*Engine, error) {
+	if opts.DB == nil {
+		return nil, errors.New("engine: no index")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 16
+	}
+	if opts.RetryEvery <= 0 {
+		opts.RetryEvery = 30 * time.Second
+	}
+	c, err := newCodec()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		db: opts.DB, self: opts.Self, log: opts.Logger, clock: opts.Clock, opts: opts, codec: c,
+		spawn: make(chan func(context.Context), 1024),
+	}
+	e.mu.folders = make(map[share.ID]*folder)
+	e.mu.sessions = make(map[identity.DeviceID]*session)
+	return e, nil
+}
+
+// Run runs the shares' pullers until ctx is done, then waits for every
+// goroutine the engine started.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg gosync.WaitGroup
+	defer e.codec.Close()
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case fn := <-e.spawn:
+			wg.Go(func() { fn(ctx) })
+		}
+	}
+}
+
+// AddShare starts syncing a share. Its folder must exist.
+func (e *Engine) AddShare(cfg ShareConfig) error {
+	id := cfg.Key.ID()
+	e.mu.Lock()
+	_, dup := e.mu.folders[id]
+	e.mu.Unlock()
+	if dup {
+		return fmt.Errorf("add share %s: already syncing", id)
+	}
+	idx, err := e.db.Share(cfg.Key, cfg.Path, e.self.Short())
+	if err != nil {
+		return fmt.Errorf("add share %s at %s: %w", id, cfg.Path, err)
+	}
+	root, err := apply.Open(cfg.Path, apply.Options{
+		VersionsKeep: cfg.VersionsKeep, VersionsDays: cfg.VersionsDays, Clock: e.clock,
+		Logger: e.log.With("share", cfg.Name),
+	})
+	if err != nil {
+		return fmt.Errorf("add share %s at %s: %w", id, cfg.Path, err)
+	}
+	f := newFolder(e, cfg, idx, root)
+	e.mu.Lock()
+	e.mu.folders[id] = f
+	sessions := e.sessionsLocked()
+	e.mu.Unlock()
+	e.spawn <- f.run
+	for _, s := range sessions {
+		if f.isMember(s.id) {
+			s.announce(f)
+		}
+	}
+	return nil
+}
+
+// RemoveShare stops syncing a share; its files stay where they are.
+func (e *Engine) RemoveShare(id share.ID) error {
+	e.mu.Lock()
+	f, ok := e.mu.folders[id]
+	delete(e.mu.folders, id)
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("remove share %s: %w", id, ErrUnknownShare)
+	}
+	f.stop()
+	return nil
+}
+
+// SetMembers changes who a share is synced with (pairing while running).
+func (e *Engine) SetMembers(id share.ID, members []identity.DeviceID) error {
+	f := e.folder(id)
+	if f == nil {
+		return fmt.Errorf("set members of share %s: %w", id, ErrUnknownShare)
+	}
+	f.setMembers(members)
+	for _, s := range e.sessions() {
+		if f.isMember(s.id) {
+			s.announce(f)
+		}
+	}
+	return nil
+}
+
+// Rescan asks a share to look at paths (share-relative, slash-separated; a
+// directory means its subtree), or at everything when full is set.
+func (e *Engine) Rescan(id share.ID, paths []string, full bool) error {
+	f := e.folder(id)
+	if f == nil {
+		return fmt.Errorf("rescan share %s: %w", id, ErrUnknownShare)
+	}
+	f.requestScan(paths, full)
+	return nil
+}
+
+// NewSession prepares the protocol with peer id; see Session.
+func (e *Engine) NewSession(id identity.DeviceID) *Session { return newSession(e, id) }
+
+// Serve runs the sync protocol on the opened connection c until ctx is
+// done or the connection ends (cancel ctx when it does). A newer session
+// with the same peer replaces this one.
+func (s *session) Serve(ctx context.Context, c Conn) error {
+	if c.Remote() != s.id {
+		return fmt.Errorf("serve peer %s: connection is to %s", peerName(s.id), peerName(c.Remote()))
+	}
+	s.c = c
+	e := s.e
+	e.mu.Lock()
+	if old, ok := e.mu.sessions[s.id]; ok {
+		old.superseded()
+	}
+	e.mu.sessions[s.id] = s
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if e.mu.sessions[s.id] == s {
+			delete(e.mu.sessions, s.id)
+		}
+		e.mu.Unlock()
+	}()
+	return s.run(ctx)
+}
+
+func (e *Engine) folder(id share.ID) *folder {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mu.folders[id]
+}
+
+func (e *Engine) folders() []*folder {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*folder, 0, len(e.mu.folders))
+	for _, f := range e.mu.folders {
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b *folder) int { return compareIDs(a.id[:], b.id[:]) })
+	return out
+}
+
+func (e *Engine) session(id identity.DeviceID) *session {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mu.sessions[id]
+}
+
+func (e *Engine) sessions() []*session {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sessionsLocked()
+}
+
+func (e *Engine) sessionsLocked() []*session {
+	out := make([]*session, 0, len(e.mu.sessions))
+	for _, s := range e.mu.sessions {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *session) int { return compareIDs(a.id[:], b.id[:]) })
+	return out
+}
+
+func compareIDs(a, b []byte) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return 0
+}

@@ -1,0 +1,367 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/conn"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// device is one real engine: its own identity, Pebble database and folder.
+type device struct {
+	t    *testing.T
+	name string
+	id   *identity.Identity
+	db   *index.DB
+	e    *Engine
+	dir  string
+	key  share.Key
+	ln   *conn.TLSListener
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// newDevice starts an engine syncing folder dir for share key with members.
+func newDevice(t *testing.T, name string, key share.Key) *device {
+	t.Helper()
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	dir := filepath.Join(base, "share")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	db, err := index.Open(filepath.Join(base, "db"), index.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{DB: db, Self: id.ID(), Logger: log, RetryEvery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &device{t: t, name: name, id: id, db: db, e: e, dir: dir, key: key, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stop = cancel
+	go func() { defer close(d.done); e.Run(ctx) }()
+	t.Cleanup(d.close)
+	return d
+}
+
+func (d *device) close() {
+	d.stop()
+	<-d.done
+	if d.ln != nil {
+		d.ln.Close()
+	}
+	d.db.Close()
+}
+
+func (d *device) addShare(members ...*device) {
+	d.t.Helper()
+	var ids []identity.DeviceID
+	for _, m := range members {
+		ids = append(ids, m.id.ID())
+	}
+	if err := d.e.AddShare(ShareConfig{Key: d.key, Name: "s", Path: d.dir, Members: ids}); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// link connects a and b over real TLS on 127.0.0.1 until the test ends or
+// the returned function is called.
+func link(t *testing.T, a, b *device) (cut func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := conn.NewTLS(b.id, slog.New(slog.DiscardHandler)).Listen("127.0.0.1:0", func(identity.DeviceID) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 2)
+	serve := func(local *device, s conn.Stream) {
+		defer func() { done <- struct{}{} }()
+		sess := local.e.NewSession(s.Remote)
+		c, err := conn.Open(ctx, s, wire.Hello{DeviceName: local.name}, sess, conn.Options{})
+		if err != nil {
+			return
+		}
+		cctx, ccancel := context.WithCancel(ctx)
+		go func() { c.Run(cctx); ccancel() }()
+		sess.Serve(cctx, c)
+		ccancel()
+		c.Close()
+	}
+	go func() {
+		s, err := ln.Accept(ctx)
+		if err != nil {
+			done <- struct{}{}
+			return
+		}
+		serve(b, s)
+	}()
+	s, err := conn.NewTLS(a.id, slog.New(slog.DiscardHandler)).Dial(ctx, ln.Addr().String(), b.id.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go serve(a, s)
+	var once bool
+	cut = func() {
+		if once {
+			return
+		}
+		once = true
+		cancel()
+		ln.Close()
+		<-done
+		<-done
+	}
+	t.Cleanup(cut)
+	return cut
+}
+
+// waitConverged waits until every device reports in sync with the same
+// root and the same tree on disk.
+func waitConverged(t *testing.T, ds ...*device) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var roots []string
+		ok := true
+		for _, d := range ds {
+			st := d.e.Status()
+			if len(st.Shares) != 1 || !st.Shares[0].InSync {
+				ok = false
+				break
+			}
+			roots = append(roots, st.Shares[0].Root)
+		}
+		if ok {
+			for _, r := range roots[1:] {
+				ok = ok && r == roots[0]
+			}
+		}
+		if ok {
+			want := snapshot(t, ds[0].dir)
+			for _, d := range ds[1:] {
+				if got := snapshot(t, d.dir); got != want {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, d := range ds {
+				t.Logf("%s status: %+v\n%s", d.name, d.e.Status().Shares, snapshot(t, d.dir))
+			}
+			t.Fatalf("devices did not converge")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// snapshot describes a tree: names, kinds, modes, sizes, content hashes and
+// link targets, skipping .blueshift.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var lines []string
+	filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		if de.Name() == ".blueshift" {
+			return filepath.SkipDir
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return nil
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			lines = append(lines, fmt.Sprintf("L %s -> %s", rel, target))
+		case fi.IsDir():
+			lines = append(lines, fmt.Sprintf("D %s %o", rel, fi.Mode().Perm()))
+		default:
+			b, _ := os.ReadFile(p)
+			lines = append(lines, fmt.Sprintf("F %s %o %d %x", rel, fi.Mode().Perm(), len(b), sum(b)))
+		}
+		return nil
+	})
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func sum(b []byte) []byte {
+	h := [8]byte{}
+	for i, c := range b {
+		h[i%8] = h[i%8]*31 + c
+	}
+	return h[:]
+}
+
+func write(t *testing.T, d *device, rel string, data []byte) {
+	t.Helper()
+	p := filepath.Join(d.dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.rescan()
+}
+
+func (d *device) rescan() {
+	if err := d.e.Rescan(d.key.ID(), nil, true); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+type testWriter struct {
+	t    *testing.T
+	name string
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(w.name + ": " + string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+func newKey(t *testing.T) share.Key {
+	t.Helper()
+	sec, err := share.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return share.FromSecret(sec)
+}
+
+func TestTwoDevicesScenarios(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	a.addShare(b)
+	b.addShare(a)
+
+	big := randBytes(3 << 20)
+	write(t, a, "docs/readme.txt", []byte("hello"))
+	write(t, a, "big.bin", big)
+	if err := os.MkdirAll(filepath.Join(a.dir, "empty/dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../outside/target", filepath.Join(a.dir, "docs/link")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	link(t, a, b)
+	waitConverged(t, a, b)
+	expectFile(t, b, "docs/readme.txt", []byte("hello"))
+	expectFile(t, b, "big.bin", big)
+	if target, err := os.Readlink(filepath.Join(b.dir, "docs/link")); err != nil || target != "../outside/target" {
+		t.Fatalf("link on B: %q, %v", target, err)
+	}
+	if fi, err := os.Stat(filepath.Join(b.dir, "empty/dir")); err != nil || !fi.IsDir() {
+		t.Fatalf("empty dir on B: %v", err)
+	}
+
+	steps := []struct {
+		name string
+		do   func()
+	}{
+		{"edit", func() { write(t, a, "docs/readme.txt", []byte("hello, world")) }},
+		{"append", func() { write(t, a, "big.bin", append(big, randBytes(70000)...)) }},
+		{"insert in the middle", func() {
+			b2 := append(append(append([]byte{}, big[:1<<20]...), 'X'), big[1<<20:]...)
+			write(t, a, "big.bin", b2)
+		}},
+		{"truncate", func() { write(t, a, "big.bin", big[:100000]) }},
+		{"edit on B", func() { write(t, b, "docs/from-b.txt", []byte("made on B")) }},
+		{"check B's file reached A", func() { expectFile(t, a, "docs/from-b.txt", []byte("made on B")) }},
+		{"rename", func() {
+			if err := os.Rename(filepath.Join(a.dir, "big.bin"), filepath.Join(a.dir, "renamed.bin")); err != nil {
+				t.Fatal(err)
+			}
+			a.rescan()
+		}},
+		{"move between directories", func() {
+			if err := os.Rename(filepath.Join(a.dir, "renamed.bin"), filepath.Join(a.dir, "docs/moved.bin")); err != nil {
+				t.Fatal(err)
+			}
+			a.rescan()
+		}},
+		{"permissions", func() {
+			if err := os.Chmod(filepath.Join(a.dir, "docs/readme.txt"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			a.rescan()
+		}},
+		{"delete", func() {
+			if err := os.Remove(filepath.Join(a.dir, "docs/from-b.txt")); err != nil {
+				t.Fatal(err)
+			}
+			a.rescan()
+		}},
+		{"delete dir", func() {
+			if err := os.RemoveAll(filepath.Join(a.dir, "empty")); err != nil {
+				t.Fatal(err)
+			}
+			a.rescan()
+		}},
+	}
+	for _, s := range steps {
+		s.do()
+		waitConverged(t, a, b)
+		t.Logf("converged after %s", s.name)
+	}
+	expectFile(t, b, "docs/moved.bin", big[:100000])
+	for _, gone := range []string{"big.bin", "renamed.bin", "docs/from-b.txt", "empty"} {
+		if _, err := os.Lstat(filepath.Join(b.dir, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s still on B: %v", gone, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(b.dir, "docs/readme.txt")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode on B: %v %v", fi.Mode(), err)
+	}
+}
+
+func expectFile(t *testing.T, d *device, rel string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(filepath.Join(d.dir, rel))
+	if err != nil {
+		t.Fatalf("%s on %s: %v", rel, d.name, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s on %s: %d bytes, want %d", rel, d.name, len(got), len(want))
+	}
+}

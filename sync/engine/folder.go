@@ -1,0 +1,383 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/merkle"
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+	"github.com/blueshift-sync/blueshift/sync/apply"
+)
+
+const (
+	inboxDepth  = 64  // record batches waiting for the puller
+	maxErrors   = 20  // most recent apply errors kept for status
+	maxPushKeys = 512 // records per push message
+)
+
+// incoming is a record a peer sent, verified, waiting for the puller.
+type incoming struct {
+	env  record.Envelope
+	rec  record.Record
+	from identity.DeviceID
+}
+
+// scanRequest asks the puller to look at some paths, or everything.
+type scanRequest struct {
+	paths []string
+	full  bool
+}
+
+// folder is one share on this device. Its run goroutine (the puller) is the
+// only writer of the share's files and of its index records.
+type folder struct {
+	e    *Engine
+	id   share.ID
+	cfg  ShareConfig
+	idx  *index.Share
+	root *apply.Root
+	log  *slog.Logger
+	hist *history
+
+	inbox chan []incoming // to the puller
+	scans chan scanRequest
+	quit  chan struct{} // closed by stop
+	done  chan struct{} // closed when run returns
+
+	mu struct {
+		gosync.Mutex
+		members  map[identity.DeviceID]bool        // guarded by mu
+		pending  map[merkle.Key]incoming           // guarded by mu: could not be applied yet
+		busy     bool                              // guarded by mu: the puller is applying
+		errors   []string                          // guarded by mu: newest last
+		conflict int                               // guarded by mu: conflict copies made
+		origin   map[merkle.Leaf]identity.DeviceID // guarded by mu: who sent a record we committed
+		scanned  time.Time                         // guarded by mu
+		stopped  bool                              // guarded by mu
+	}
+}
+
+func newFolder(e *Engine, cfg ShareConfig, idx *index.Share, root *apply.Root) *folder {
+	f := &folder{
+		e: e, id: cfg.Key.ID(), cfg: cfg, idx: idx, root: root,
+		log:   e.log.With("share", cfg.Name),
+		hist:  newHistory(16 << 20),
+		inbox: make(chan []incoming, inboxDepth),
+		scans: make(chan scanRequest, 64),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	f.mu.pending = make(map[merkle.Key]incoming)
+	f.mu.origin = make(map[merkle.Leaf]identity.DeviceID)
+	f.setMembers(cfg.Members)
+	return f
+}
+
+func (f *folder) setMembers(ids []identity.DeviceID) {
+	m := make(map[identity.DeviceID]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	f.mu.Lock()
+	f.mu.members = m
+	f.mu.Unlock()
+}
+
+func (f *folder) isMember(id identity.DeviceID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.members[id]
+}
+
+// stop ends the puller and waits for it.
+func (f *folder) stop() {
+	f.mu.Lock()
+	if !f.mu.stopped {
+		f.mu.stopped = true
+		close(f.quit)
+	}
+	f.mu.Unlock()
+	<-f.done
+	f.root.Close()
+}
+
+// deliver hands verified records to the puller; it blocks while the puller
+// is behind (back-pressure on the peer), until ctx is done.
+func (f *folder) deliver(ctx context.Context, batch []incoming) error {
+	select {
+	case f.inbox <- batch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-f.quit:
+		return fmt.Errorf("share %s: stopped", f.cfg.Name)
+	}
+}
+
+func (f *folder) requestScan(paths []string, full bool) {
+	select {
+	case f.scans <- scanRequest{paths: paths, full: full}:
+	default:
+		// The queue is full: a full scan covers whatever was asked.
+		select {
+		case f.scans <- scanRequest{full: true}:
+		default:
+		}
+	}
+}
+
+// run is the puller: it scans, applies what peers send, and pushes what
+// changes. It returns when ctx is done or the folder is stopped.
+func (f *folder) run(ctx context.Context) {
+	defer close(f.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-f.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	var wg gosync.WaitGroup
+	defer wg.Wait()
+	updates := make(chan index.Update, 256)
+	unsubscribe := f.idx.Subscribe(func(u index.Update) {
+		select {
+		case updates <- u:
+		case <-ctx.Done():
+		}
+	})
+	defer unsubscribe()
+	wg.Go(func() { f.pushLoop(ctx, updates) })
+
+	f.scan(ctx, scanRequest{full: true})
+	retry := time.NewTicker(f.e.opts.RetryEvery)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case batch := <-f.inbox:
+			batch = f.drain(batch)
+			f.applyBatch(ctx, batch)
+		case req := <-f.scans:
+			req = f.drainScans(req)
+			f.scan(ctx, req)
+		case <-retry.C:
+			f.retryPending(ctx)
+		}
+	}
+}
+
+// drain collects whatever else is already waiting, so one pass orders
+// creations before deletions across all of it (renames reuse local blocks).
+func (f *folder) drain(batch []incoming) []incoming {
+	for len(batch) < 10000 {
+		select {
+		case more := <-f.inbox:
+			batch = append(batch, more...)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (f *folder) drainScans(req scanRequest) scanRequest {
+	for {
+		select {
+		case more := <-f.scans:
+			req.full = req.full || more.full
+			req.paths = append(req.paths, more.paths...)
+		default:
+			return req
+		}
+	}
+}
+
+// scan brings the index up to date with the disk.
+func (f *folder) scan(ctx context.Context, req scanRequest) {
+	opts := index.ScanOptions{}
+	if !req.full {
+		for _, p := range req.paths {
+			rp, err := record.ParsePath(p)
+			if err != nil {
+				f.noteError(fmt.Errorf("rescan %q: %w", p, err))
+				continue
+			}
+			opts.Paths = append(opts.Paths, rp)
+		}
+		if len(opts.Paths) == 0 {
+			return
+		}
+	}
+	res, err := f.idx.Scan(ctx, opts)
+	if err != nil {
+		if ctx.Err() == nil {
+			f.noteError(fmt.Errorf("scan %s: %w", f.cfg.Path, err))
+		}
+		return
+	}
+	for _, pe := range res.Errors {
+		f.noteError(pe)
+	}
+	f.mu.Lock()
+	f.mu.scanned = f.e.clock()
+	f.mu.Unlock()
+}
+
+// applyBatch makes the disk match a batch of remote records: creations and
+// changes first, parents before children, then deletions, children before
+// parents, so a moved file is rebuilt from its old copy before that goes.
+func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
+	f.setBusy(true)
+	defer f.setBusy(false)
+	slices.SortStableFunc(batch, func(a, b incoming) int {
+		if a.rec.Deleted != b.rec.Deleted {
+			if a.rec.Deleted {
+				return 1
+			}
+			return -1
+		}
+		if a.rec.Deleted {
+			return strings.Compare(string(b.rec.Path), string(a.rec.Path))
+		}
+		return strings.Compare(string(a.rec.Path), string(b.rec.Path))
+	})
+	before, _, _ := f.idx.TreeRoot()
+	for _, in := range batch {
+		if ctx.Err() != nil {
+			return
+		}
+		err := f.applyOne(ctx, in)
+		if errors.Is(err, apply.ErrChanged) {
+			// The user changed the file while we worked: take the change
+			// into the index first, then decide again (it may now conflict).
+			f.scan(ctx, scanRequest{paths: []string{string(in.rec.Path)}})
+			err = f.applyOne(ctx, in)
+		}
+		f.mu.Lock()
+		switch {
+		case err == nil:
+			delete(f.mu.pending, in.env.Key())
+		case errors.Is(err, errMissingBlocks) || errors.Is(err, apply.ErrChanged):
+			f.mu.pending[in.env.Key()] = in
+		default:
+			delete(f.mu.pending, in.env.Key())
+		}
+		f.mu.Unlock()
+		if err != nil && !errors.Is(err, errMissingBlocks) {
+			f.noteError(fmt.Errorf("apply %q from %s: %w", in.rec.Path, peerName(in.from), err))
+		}
+	}
+	if after, _, _ := f.idx.TreeRoot(); after != before {
+		f.announceAll()
+	}
+}
+
+func (f *folder) retryPending(ctx context.Context) {
+	f.mu.Lock()
+	batch := make([]incoming, 0, len(f.mu.pending))
+	for _, in := range f.mu.pending {
+		batch = append(batch, in)
+	}
+	f.mu.Unlock()
+	if len(batch) > 0 {
+		f.applyBatch(ctx, batch)
+	}
+}
+
+func (f *folder) setBusy(b bool) {
+	f.mu.Lock()
+	f.mu.busy = b
+	f.mu.Unlock()
+}
+
+func (f *folder) noteError(err error) {
+	f.log.Warn("sync problem", "err", err)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mu.errors = append(f.mu.errors, err.Error())
+	if len(f.mu.errors) > maxErrors {
+		f.mu.errors = f.mu.errors[len(f.mu.errors)-maxErrors:]
+	}
+}
+
+// pushLoop sends what the index commits to every connected member: new
+// local records as soon as they exist, and records taken from one peer on
+// to the others (so a read-only device relays what it cannot sign).
+func (f *folder) pushLoop(ctx context.Context, updates <-chan index.Update) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u := <-updates:
+			f.push(ctx, u)
+		}
+	}
+}
+
+func (f *folder) push(ctx context.Context, u index.Update) {
+	data := make([]wire.RecordData, 0, len(u.Envelopes))
+	origins := make([]identity.DeviceID, 0, len(u.Envelopes))
+	for _, env := range u.Envelopes {
+		prev := f.hist.put(env)
+		data = append(data, f.e.codec.encodeRecord(env, prev))
+		f.mu.Lock()
+		origins = append(origins, f.mu.origin[env.Leaf()])
+		delete(f.mu.origin, env.Leaf())
+		f.mu.Unlock()
+	}
+	for _, s := range f.e.sessions() {
+		if !f.isMember(s.id) {
+			continue
+		}
+		var out []wire.RecordData
+		for i, rd := range data {
+			if origins[i] != s.id {
+				out = append(out, rd)
+			}
+		}
+		for len(out) > 0 {
+			n := min(len(out), maxPushKeys)
+			if err := s.c.Send(ctx, &wire.RecordPush{Share: f.id, Records: out[:n]}); err != nil {
+				s.log.Debug("push records", "share", f.cfg.Name, "err", err)
+				break
+			}
+			out = out[n:]
+		}
+	}
+	f.announceAll()
+}
+
+// announceAll tells every connected member this share's current root.
+func (f *folder) announceAll() {
+	for _, s := range f.e.sessions() {
+		if f.isMember(s.id) {
+			s.announce(f)
+		}
+	}
+}
+
+// connectedMembers returns the sessions of members connected now.
+func (f *folder) connectedMembers() []*session {
+	var out []*session
+	for _, s := range f.e.sessions() {
+		if f.isMember(s.id) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,348 @@
+package engine
+
+import (
+	"context"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+	"github.com/blueshift-sync/blueshift/sync/apply"
+	"github.com/blueshift-sync/blueshift/sync/delta"
+	"github.com/blueshift-sync/blueshift/sync/reconcile"
+)
+
+// errMissingBlocks: some block of a file is neither local nor held by any
+// connected member; the record waits and is tried again later.
+var errMissingBlocks = errors.New("blocks not available from any connected device")
+
+// applyOne makes the disk match one remote record, if it wins.
+func (f *folder) applyOne(ctx context.Context, in incoming) error {
+	p := in.rec.Path
+	disk, err := f.root.Stat(p)
+	if err != nil {
+		return err
+	}
+	st, ok, err := f.idx.LocalState(p)
+	if err != nil {
+		return err
+	}
+	if !sameDisk(disk, st, ok) {
+		// The disk holds something the index has not seen: record it first,
+		// so it is compared (and kept) like any other version.
+		f.scan(ctx, scanRequest{paths: []string{string(p)}})
+		if disk, err = f.root.Stat(p); err != nil {
+			return err
+		}
+	}
+	entry, has, err := f.idx.Lookup(p)
+	if err != nil {
+		return err
+	}
+	var local *reconcile.Side
+	if has {
+		local = &reconcile.Side{Rec: entry.Record, Leaf: entry.Envelope.Leaf()}
+	}
+	switch reconcile.Decide(local, reconcile.Side{Rec: in.rec, Leaf: in.env.Leaf()}) {
+	case reconcile.Keep:
+		return nil
+	case reconcile.TakeAfterCopy:
+		if disk.Exists && !disk.Mode.IsDir() {
+			cp, err := f.root.ConflictCopy(p, deviceName(entry.Record.ModifiedBy), entry.Record.ModTime)
+			switch {
+			case errors.Is(err, fs.ErrExist):
+				// The same loser was set aside already (by this device or
+				// another); the file still goes to the versions folder below.
+			case err != nil:
+				return fmt.Errorf("set conflicting copy aside: %w", err)
+			default:
+				f.log.Info("conflict: kept the losing copy", "path", p, "copy", cp, "peer", peerName(in.from))
+				f.mu.Lock()
+				f.mu.conflict++
+				f.mu.Unlock()
+				f.scan(ctx, scanRequest{paths: []string{string(cp)}})
+				has = false
+				if disk, err = f.root.Stat(p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	var old *index.Entry
+	if has {
+		old = &entry
+	}
+	state, err := f.materialize(ctx, in, old, disk)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.mu.origin[in.env.Leaf()] = in.from
+	f.mu.Unlock()
+	return f.idx.Commit(in.env, state)
+}
+
+// materialize writes one record to disk over disk (what is there now, as
+// the index knows it) and returns what it left there.
+func (f *folder) materialize(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState) (*index.FileState, error) {
+	rec, p := in.rec, in.rec.Path
+	meta := apply.Meta{Mode: fs.FileMode(rec.Mode) & fs.ModePerm, ModTime: rec.ModTime}
+	switch {
+	case rec.Deleted:
+		if !disk.Exists {
+			return nil, nil
+		}
+		err := f.root.Remove(p, disk)
+		if errors.Is(err, apply.ErrNotEmpty) {
+			// Files the peer never saw (ignored, or new here) keep it alive.
+			f.log.Info("kept a deleted directory that still has content", "path", p, "peer", peerName(in.from))
+			return nil, nil
+		}
+		return nil, err
+	case rec.Kind == record.Dir:
+		if disk.Exists && !disk.Mode.IsDir() {
+			if err := f.root.Remove(p, disk); err != nil {
+				return nil, err
+			}
+		}
+		st, err := f.root.Mkdir(p, meta)
+		return indexState(st), err
+	case rec.Kind == record.Symlink:
+		if disk.Exists && disk.Mode.IsDir() {
+			if err := f.root.Remove(p, disk); err != nil {
+				return nil, err
+			}
+			disk = apply.FileState{}
+		}
+		st, err := f.root.Symlink(p, rec.Target, disk)
+		return indexState(st), err
+	default:
+		if disk.Exists && disk.Mode.IsDir() {
+			if err := f.root.Remove(p, disk); err != nil {
+				return nil, err
+			}
+			disk = apply.FileState{}
+		}
+		if old == nil || !disk.Exists || disk.Mode&fs.ModeType != 0 {
+			old = nil // no usable basis on disk
+		}
+		st, err := f.pullFile(ctx, in, old, disk, meta)
+		return indexState(st), err
+	}
+}
+
+// pullFile builds a file's content in a resumable temp and installs it.
+// Blocks already in the temp (an earlier, interrupted pull) are kept.
+func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, meta apply.Meta) (apply.FileState, error) {
+	rec := in.rec
+	t, err := f.root.OpenTemp(rec.Path, rec.FileHash, rec.Size)
+	if err != nil {
+		return apply.FileState{}, err
+	}
+	bases := newBasis(f, old)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(f.e.opts.Parallel)
+	var missing atomic.Int64
+	var off int64
+	for _, b := range rec.Blocks {
+		o := off
+		off += int64(b.Size)
+		if t.Has(o, int64(b.Size)) {
+			continue
+		}
+		g.Go(func() error {
+			data, err := f.e.getBlock(gctx, f, b, o, bases, in.from)
+			if errors.Is(err, errMissingBlocks) {
+				missing.Add(1)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			_, err = t.WriteAt(data, o)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Close()
+		return apply.FileState{}, err
+	}
+	if n := missing.Load(); n > 0 {
+		t.Close() // keeps what arrived for the next try
+		return apply.FileState{}, fmt.Errorf("pull %q: %w (%d of %d missing)", rec.Path, errMissingBlocks, n, len(rec.Blocks))
+	}
+	return f.root.Commit(ctx, t, disk, meta)
+}
+
+// getBlock returns block b (at offset off of the file being built): from a
+// local copy if any, else from a connected member.
+func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off int64, bases *basis, from identity.DeviceID) ([]byte, error) {
+	if data, ok := e.readLocal(b.Hash, b.Size); ok {
+		return data, nil
+	}
+	var sig []byte
+	basisData := bases.at(off)
+	if len(basisData) >= minDeltaBasis {
+		s := delta.Signature(basisData, delta.WindowFor(len(basisData)))
+		sig, _ = s.MarshalBinary()
+	}
+	peers := f.connectedMembers()
+	if len(peers) == 0 {
+		return nil, errMissingBlocks
+	}
+	// Spread blocks across peers by offset (swarm), starting with the one
+	// that told us of the record when it is the only choice.
+	start := int(uint64(off/int64(max(b.Size, 1))) % uint64(len(peers)))
+	for i := range peers {
+		s := peers[(start+i)%len(peers)]
+		resp, err := s.c.Request(ctx, &wire.BlockRequest{Share: f.id, Hash: b.Hash, Size: b.Size, Signature: sig})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		br, ok := resp.(*wire.BlockResponse)
+		if !ok {
+			continue // NotFound or another refusal: ask the next one
+		}
+		data, err := e.codec.decodeBlock(br, b.Hash, b.Size, basisData)
+		if err != nil {
+			s.kill(fmt.Errorf("%w: %v", ErrPeerMisbehaved, err))
+			continue
+		}
+		s.countIn(len(br.Data))
+		return data, nil
+	}
+	_ = from
+	return nil, errMissingBlocks
+}
+
+// readLocal finds block h in any local file the index knows, checking the
+// bytes against h (the file may have changed since it was indexed).
+func (e *Engine) readLocal(h block.Hash, size uint32) ([]byte, bool) {
+	locs, err := e.db.Locate(h)
+	if err != nil || len(locs) == 0 {
+		return nil, false
+	}
+	buf := make([]byte, size)
+	for _, l := range locs {
+		if l.Length != size {
+			continue
+		}
+		g := e.folder(l.Share)
+		if g == nil {
+			continue
+		}
+		n, err := g.root.ReadAt(l.Path, buf, l.Offset)
+		if err != nil || n != len(buf) || block.Sum(buf) != h {
+			continue
+		}
+		return buf, true
+	}
+	return nil, false
+}
+
+// basis finds, for a block of the new version of a file, the block of the
+// old version (still on disk) that covered the same offset: the best guess
+// at what an edit inside a large block started from.
+type basis struct {
+	f      *folder
+	path   record.Path
+	starts []int64 // start offset of each old block
+	blocks []record.BlockRef
+}
+
+func newBasis(f *folder, old *index.Entry) *basis {
+	if old == nil || old.Record.Deleted || old.Record.Kind != record.File {
+		return &basis{f: f}
+	}
+	b := &basis{f: f, path: old.Record.Path, blocks: old.Record.Blocks}
+	var off int64
+	for _, bl := range b.blocks {
+		b.starts = append(b.starts, off)
+		off += int64(bl.Size)
+	}
+	return b
+}
+
+// at returns the old block covering off, read from disk and checked, or nil.
+func (b *basis) at(off int64) []byte {
+	if len(b.blocks) == 0 {
+		return nil
+	}
+	i := sort.Search(len(b.starts), func(i int) bool { return b.starts[i] > off }) - 1
+	if i < 0 {
+		return nil
+	}
+	bl := b.blocks[i]
+	buf := make([]byte, bl.Size)
+	n, err := b.f.root.ReadAt(b.path, buf, b.starts[i])
+	if err != nil || n != len(buf) || block.Sum(buf) != bl.Hash {
+		return nil
+	}
+	return buf
+}
+
+// indexState turns what apply left on disk into what the index records.
+func indexState(st apply.FileState) *index.FileState {
+	if !st.Exists {
+		return nil
+	}
+	return &index.FileState{
+		Kind:    kindOf(st.Mode),
+		Size:    st.Size,
+		ModTime: st.ModTime.UnixNano(),
+		Inode:   st.Inode,
+		Mode:    uint32(st.Mode.Perm()),
+	}
+}
+
+func kindOf(m fs.FileMode) record.Kind {
+	switch {
+	case m.IsDir():
+		return record.Dir
+	case m&fs.ModeSymlink != 0:
+		return record.Symlink
+	}
+	return record.File
+}
+
+// sameDisk reports whether the disk still holds what the index last saw.
+func sameDisk(disk apply.FileState, st index.FileState, known bool) bool {
+	if !disk.Exists || !known {
+		return disk.Exists == known
+	}
+	if kindOf(disk.Mode) != st.Kind {
+		return false
+	}
+	if st.Kind == record.Dir {
+		return true
+	}
+	if uint32(disk.Mode.Perm()) != st.Mode && st.Kind == record.File {
+		return false
+	}
+	return disk.Size == st.Size && disk.ModTime.UnixNano() == st.ModTime &&
+		(disk.Inode == 0 || st.Inode == 0 || disk.Inode == st.Inode)
+}
+
+// deviceName is how a conflict copy names the device whose change lost:
+// the first 7 characters of its ID in base32, like the ID's first group.
+func deviceName(d record.Device) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(d))
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])[:7]
+}
+
+// peerName is a device's short name for log lines and messages.
+func peerName(id identity.DeviceID) string { return id.Abbrev() }

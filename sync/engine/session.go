@@ -1,0 +1,420 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/merkle"
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+)
+
+const (
+	maxPrefixesPerAsk = 1024 // node prefixes in one NodesRequest
+	maxKeysPerAsk     = 256  // records in one RecordsRequest
+)
+
+// Session is the protocol with one peer. Make it with Engine.NewSession
+// before the connection opens and give it to conn.Open as the Handler (it
+// may hear the peer before Serve starts); then call Serve with the opened
+// connection. Serve's goroutine owns reconciles and pushed records; the
+// handlers run on the connection's goroutines and never block on the peer.
+type Session = session
+
+type session struct {
+	e   *Engine
+	c   Conn // set by Serve before the session is registered
+	id  identity.DeviceID
+	log *slog.Logger
+
+	wake   chan struct{}         // cap 1: some share wants a reconcile
+	gone   chan struct{}         // closed when superseded by a newer session
+	pushes chan *wire.RecordPush // from HandleMessage to run
+
+	bytesIn atomic.Int64 // block payload bytes received
+
+	mu struct {
+		gosync.Mutex
+		remote  map[share.ID]wire.ShareState // guarded by mu: the peer's last announced state
+		want    map[share.ID]bool            // guarded by mu: shares to reconcile
+		synced  map[share.ID]rootPair        // guarded by mu: both roots when the last reconcile ended
+		killed  bool                         // guarded by mu
+		since   time.Time                    // guarded by mu
+		gonePut bool                         // guarded by mu
+	}
+}
+
+// pushQueue is how many pushes wait for a session's goroutine; past it a
+// push is dropped and its share reconciled instead, which loses nothing.
+const pushQueue = 64
+
+func newSession(e *Engine, id identity.DeviceID) *session {
+	s := &session{
+		e: e, id: id,
+		log:    e.log.With("peer", peerName(id)),
+		wake:   make(chan struct{}, 1),
+		gone:   make(chan struct{}),
+		pushes: make(chan *wire.RecordPush, pushQueue),
+	}
+	s.mu.remote = make(map[share.ID]wire.ShareState)
+	s.mu.want = make(map[share.ID]bool)
+	s.mu.synced = make(map[share.ID]rootPair)
+	s.mu.since = e.clock()
+	return s
+}
+
+// run announces our roots and reconciles whatever differs until ctx is done.
+func (s *session) run(ctx context.Context) error {
+	for _, f := range s.e.folders() {
+		if f.isMember(s.id) {
+			s.announce(f)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.gone:
+			return nil
+		case m := <-s.pushes:
+			s.takePush(ctx, m)
+			continue
+		case <-s.wake:
+		}
+		for _, id := range s.takeWanted() {
+			f := s.e.folder(id)
+			if f == nil || !f.isMember(s.id) {
+				continue
+			}
+			if err := s.reconcile(ctx, f); err != nil && ctx.Err() == nil {
+				s.log.Info("reconcile failed; will retry on the next change", "share", f.cfg.Name, "err", err)
+				if errors.Is(err, ErrPeerMisbehaved) {
+					s.kill(err)
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (s *session) superseded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.mu.gonePut {
+		s.mu.gonePut = true
+		close(s.gone)
+	}
+}
+
+func (s *session) kill(err error) {
+	s.mu.Lock()
+	first := !s.mu.killed
+	s.mu.killed = true
+	s.mu.Unlock()
+	if first {
+		s.log.Warn("disconnecting peer", "err", err)
+		s.c.Close()
+	}
+}
+
+func (s *session) countIn(n int) { s.bytesIn.Add(int64(n)) }
+
+// announce sends our current state of f to the peer.
+func (s *session) announce(f *folder) {
+	root, count, err := f.idx.TreeRoot()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.c.Send(ctx, &wire.ShareState{Share: f.id, Root: root, Count: count}); err != nil {
+		s.log.Debug("announce root", "share", f.cfg.Name, "err", err)
+	}
+	s.maybeWant(f)
+}
+
+// maybeWant schedules a reconcile of f if the peer's last root differs from
+// ours and has changed since the last reconcile.
+func (s *session) maybeWant(f *folder) {
+	root, _, err := f.idx.TreeRoot()
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	st, known := s.mu.remote[f.id]
+	want := known && st.Root != root && s.mu.synced[f.id] != (rootPair{root, st.Root})
+	if want {
+		s.mu.want[f.id] = true
+	}
+	s.mu.Unlock()
+	if want {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *session) takeWanted() []share.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]share.ID, 0, len(s.mu.want))
+	for id := range s.mu.want {
+		out = append(out, id)
+	}
+	clear(s.mu.want)
+	return out
+}
+
+// reconcile finds the records in which the peer's tree differs from ours
+// and hands the peer's versions to the puller, which decides.
+func (s *session) reconcile(ctx context.Context, f *folder) error {
+	started := time.Now()
+	localRoot, _, err := f.idx.TreeRoot()
+	if err != nil {
+		return err
+	}
+	var keys []merkle.Key
+	var have []merkle.Leaf
+	asked, err := merkle.Diff(ctx, f.idx.Source(), remoteTree{s: s, share: f.id}, func(k merkle.Key, l, r *merkle.Leaf) error {
+		if r == nil {
+			return nil // we have it, they do not: they will pull it from us
+		}
+		keys = append(keys, k)
+		if l != nil {
+			have = append(have, *l)
+		} else {
+			have = append(have, merkle.Leaf{})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("compare trees of share %s: %w", f.cfg.Name, err)
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), maxKeysPerAsk)
+		if err := s.fetchRecords(ctx, f, keys[:n], have[:n]); err != nil {
+			return err
+		}
+		keys, have = keys[n:], have[n:]
+	}
+	s.mu.Lock()
+	if st, ok := s.mu.remote[f.id]; ok {
+		s.mu.synced[f.id] = rootPair{localRoot, st.Root}
+	}
+	s.mu.Unlock()
+	s.log.Debug("reconciled", "share", f.cfg.Name, "nodes", asked, "took", time.Since(started))
+	return nil
+}
+
+// fetchRecords asks the peer for the records of keys and delivers them.
+func (s *session) fetchRecords(ctx context.Context, f *folder, keys []merkle.Key, have []merkle.Leaf) error {
+	resp, err := s.c.Request(ctx, &wire.RecordsRequest{Share: f.id, Keys: keys, Have: have})
+	if err != nil {
+		return fmt.Errorf("ask for %d records of share %s: %w", len(keys), f.cfg.Name, err)
+	}
+	rr, ok := resp.(*wire.RecordsResponse)
+	if !ok {
+		return fmt.Errorf("ask for records of share %s: %s", f.cfg.Name, describe(resp))
+	}
+	batch, err := s.decodeRecords(ctx, f, rr.Records)
+	if err != nil {
+		return err
+	}
+	return f.deliver(ctx, batch)
+}
+
+// decodeRecords checks records from the peer: decodable, signed by the
+// share's key, filed under their own path. Anything else is misbehaviour.
+func (s *session) decodeRecords(ctx context.Context, f *folder, data []wire.RecordData) ([]incoming, error) {
+	var batch []incoming
+	var refetch []merkle.Key
+	for _, rd := range data {
+		var local *record.Envelope
+		if rd.Encoding == wire.RecordZstdDict {
+			local = f.hist.find(rd.Key, rd.Base)
+			if local == nil {
+				if env, ok, err := f.idx.Envelope(rd.Key); err == nil && ok && env.Leaf() == rd.Base {
+					local = &env
+				}
+			}
+		}
+		env, err := s.e.codec.decodeRecord(rd, local)
+		if errors.Is(err, errNoBase) {
+			refetch = append(refetch, rd.Key)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: record from share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
+		}
+		rec, err := f.cfg.Key.Check(env)
+		if err != nil {
+			return nil, fmt.Errorf("%w: record of share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
+		}
+		if env.Sealed() {
+			continue // an encrypted-capability record; this engine only syncs readable shares
+		}
+		f.hist.put(env)
+		batch = append(batch, incoming{env: env, rec: rec, from: s.id})
+	}
+	if len(refetch) > 0 {
+		// A delta against an envelope we no longer hold: ask in full.
+		if err := s.fetchRecords(ctx, f, refetch, make([]merkle.Leaf, len(refetch))); err != nil {
+			return nil, err
+		}
+	}
+	return batch, nil
+}
+
+// HandleMessage takes one-way messages: root announcements and pushes. It
+// never waits on the peer: pushes go to the session's goroutine.
+func (s *session) HandleMessage(ctx context.Context, m wire.Message) error {
+	switch m := m.(type) {
+	case *wire.ShareState:
+		f := s.e.folder(m.Share)
+		if f == nil || !f.isMember(s.id) {
+			return nil
+		}
+		s.mu.Lock()
+		s.mu.remote[m.Share] = *m
+		s.mu.Unlock()
+		s.maybeWant(f)
+	case *wire.RecordPush:
+		select {
+		case s.pushes <- m:
+		default:
+			// Too far behind: a reconcile of the share catches up instead.
+			s.mu.Lock()
+			s.mu.want[m.Share] = true
+			delete(s.mu.synced, m.Share)
+			s.mu.Unlock()
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return nil
+}
+
+// takePush verifies pushed records and hands them to the puller.
+func (s *session) takePush(ctx context.Context, m *wire.RecordPush) {
+	f := s.e.folder(m.Share)
+	if f == nil || !f.isMember(s.id) {
+		return
+	}
+	batch, err := s.decodeRecords(ctx, f, m.Records)
+	if err != nil {
+		s.kill(err)
+		return
+	}
+	if err := f.deliver(ctx, batch); err != nil {
+		s.log.Debug("deliver pushed records", "err", err)
+	}
+}
+
+// HandleRequest answers the peer's questions about shares it is a member
+// of. It is safe to call from many goroutines at once.
+func (s *session) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
+	return s.answer(ctx, m), nil
+}
+
+func (s *session) answer(ctx context.Context, m wire.Message) wire.Message {
+	switch m := m.(type) {
+	case *wire.NodesRequest:
+		f, refuse := s.memberFolder(m.Share)
+		if refuse != nil {
+			return refuse
+		}
+		nodes, err := f.idx.Source().Nodes(ctx, m.Prefixes)
+		if err != nil {
+			return wire.Errorf(wire.CodeBadRequest, "nodes of share %s: %v", f.cfg.Name, err)
+		}
+		return &wire.NodesResponse{Nodes: nodes}
+	case *wire.RecordsRequest:
+		f, refuse := s.memberFolder(m.Share)
+		if refuse != nil {
+			return refuse
+		}
+		out := make([]wire.RecordData, 0, len(m.Keys))
+		for i, k := range m.Keys {
+			env, ok, err := f.idx.Envelope(k)
+			if err != nil || !ok {
+				continue
+			}
+			var base *record.Envelope
+			if i < len(m.Have) && m.Have[i] != (merkle.Leaf{}) {
+				base = f.hist.find(k, m.Have[i])
+			}
+			out = append(out, s.e.codec.encodeRecord(env, base))
+		}
+		return &wire.RecordsResponse{Records: out}
+	case *wire.BlockRequest:
+		if _, refuse := s.memberFolder(m.Share); refuse != nil {
+			return refuse
+		}
+		data, ok := s.e.readLocal(m.Hash, m.Size)
+		if !ok {
+			return wire.Errorf(wire.CodeNotFound, "block %s", block.Hash(m.Hash).Short())
+		}
+		resp, err := s.e.codec.encodeBlock(data, m.Signature)
+		if err != nil {
+			return wire.Errorf(wire.CodeBadRequest, "block %s: %v", block.Hash(m.Hash).Short(), err)
+		}
+		return resp
+	}
+	return wire.Errorf(wire.CodeUnsupported, "unexpected %s", wire.Name(m))
+}
+
+// memberFolder returns the share if the peer may see it, else a refusal
+// that does not reveal whether the share exists.
+func (s *session) memberFolder(id share.ID) (*folder, wire.Message) {
+	f := s.e.folder(id)
+	if f == nil || !f.isMember(s.id) {
+		return nil, wire.Errorf(wire.CodeRefused, "not a member of share %s", id.Short())
+	}
+	return f, nil
+}
+
+// rootPair is both sides' roots of a share at one moment: a reconcile that
+// ended at a pair need not run again until one side moves.
+type rootPair struct{ local, remote merkle.Hash }
+
+// remoteTree asks the peer for Merkle nodes: the remote side of merkle.Diff.
+type remoteTree struct {
+	s     *session
+	share share.ID
+}
+
+func (r remoteTree) Nodes(ctx context.Context, prefixes []merkle.Prefix) ([]merkle.Node, error) {
+	out := make([]merkle.Node, 0, len(prefixes))
+	for len(prefixes) > 0 {
+		n := min(len(prefixes), maxPrefixesPerAsk)
+		resp, err := r.s.c.Request(ctx, &wire.NodesRequest{Share: r.share, Prefixes: prefixes[:n]})
+		if err != nil {
+			return nil, err
+		}
+		nr, ok := resp.(*wire.NodesResponse)
+		if !ok {
+			return nil, fmt.Errorf("ask for tree nodes: %s", describe(resp))
+		}
+		out = append(out, nr.Nodes...)
+		prefixes = prefixes[n:]
+	}
+	return out, nil
+}
+
+func describe(m wire.Message) string {
+	if e, ok := m.(*wire.ErrorResponse); ok {
+		return fmt.Sprintf("peer answered %v: %s", e.Code, e.Message)
+	}
+	return "peer answered " + wire.Name(m)
+}
