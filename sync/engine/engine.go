@@ -239,12 +239,6 @@ func (e *Engine) folders() []*folder {
 	return out
 }
 
-func (e *Engine) session(id identity.DeviceID) *session {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.mu.sessions[id]
-}
-
 func (e *Engine) sessions() []*session {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -37,6 +37,7 @@ type device struct {
 	ln   *conn.TLSListener
 	stop context.CancelFunc
 	done chan struct{}
+	lie  bool // serve corrupted blocks (a misbehaving peer)
 }
 
 // newDevice starts an engine syncing folder dir for share key with members.
@@ -101,7 +102,11 @@ func link(t *testing.T, a, b *device) (cut func()) {
 	serve := func(local *device, s conn.Stream) {
 		defer func() { done <- struct{}{} }()
 		sess := local.e.NewSession(s.Remote)
-		c, err := conn.Open(ctx, s, wire.Hello{DeviceName: local.name}, sess, conn.Options{})
+		var h conn.Handler = sess
+		if local.lie {
+			h = liar{sess}
+		}
+		c, err := conn.Open(ctx, s, wire.Hello{DeviceName: local.name}, h, conn.Options{})
 		if err != nil {
 			return
 		}
@@ -364,4 +369,98 @@ func expectFile(t *testing.T, d *device, rel string, want []byte) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s on %s: %d bytes, want %d", rel, d.name, len(got), len(want))
 	}
+}
+
+func TestConflictKeepsBoth(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	a.addShare(b)
+	b.addShare(a)
+	write(t, a, "notes.txt", []byte("v1"))
+	cut := link(t, a, b)
+	waitConverged(t, a, b)
+	cut()
+
+	// Both edit while apart; B's edit is later, so it wins everywhere.
+	write(t, a, "notes.txt", []byte("edited on A"))
+	waitScanned(t, a)
+	time.Sleep(10 * time.Millisecond)
+	write(t, b, "notes.txt", []byte("edited on B, later"))
+	waitScanned(t, b)
+	link(t, a, b)
+	waitConverged(t, a, b)
+
+	expectFile(t, a, "notes.txt", []byte("edited on B, later"))
+	copies, _ := filepath.Glob(filepath.Join(a.dir, "notes.sync-conflict-*.txt"))
+	if len(copies) != 1 {
+		t.Fatalf("want one conflict copy on A, got %v\n%s", copies, snapshot(t, a.dir))
+	}
+	if got, _ := os.ReadFile(copies[0]); string(got) != "edited on A" {
+		t.Fatalf("conflict copy holds %q", got)
+	}
+	if n := len(mustGlob(t, b.dir, "notes.sync-conflict-*.txt")); n != 1 {
+		t.Fatalf("B has %d conflict copies", n)
+	}
+}
+
+// TestThreeDevicesAndABadPeer: C joins late and pulls from A and B at once;
+// B lies about every block it serves, so C cuts it off and still converges
+// from A, and nothing B sent lands on disk.
+func TestThreeDevicesAndABadPeer(t *testing.T) {
+	key := newKey(t)
+	a, b, c := newDevice(t, "A", key), newDevice(t, "B", key), newDevice(t, "C", key)
+	a.addShare(b, c)
+	b.addShare(a, c)
+	c.addShare(a, b)
+	data := randBytes(2 << 20)
+	write(t, a, "data.bin", data)
+	write(t, a, "small.txt", []byte("small"))
+	link(t, a, b)
+	waitConverged(t, a, b)
+
+	b.lie = true
+	link(t, a, c)
+	link(t, b, c)
+	waitConverged(t, a, c)
+	expectFile(t, c, "data.bin", data)
+	for _, p := range c.e.Status().Shares[0].Peers {
+		if p == b.id.ID() {
+			t.Fatalf("C still connected to the peer that sent bad blocks")
+		}
+	}
+}
+
+func waitScanned(t *testing.T, d *device) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		st := d.e.Status().Shares[0]
+		if st.InSync {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s did not settle", d.name)
+}
+
+func mustGlob(t *testing.T, dir, pattern string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, pattern))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// liar corrupts every block it serves.
+type liar struct{ *Session }
+
+func (l liar) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
+	resp, err := l.Session.HandleRequest(ctx, m)
+	if br, ok := resp.(*wire.BlockResponse); ok {
+		bad := append([]byte(nil), br.Data...)
+		bad[len(bad)/2] ^= 0xff
+		return &wire.BlockResponse{Encoding: br.Encoding, Data: bad}, err
+	}
+	return resp, err
 }
