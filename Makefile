@@ -45,3 +45,12 @@ $(GOBIN)/protoc-gen-go:
 
 demo: build
 	./cmd/demo/demo.sh $(BIN)
+
+# Whole-system benchmark against rsync and Syncthing (issue 8; needs root).
+# BENCH_FLAGS=-blueshift adds Blueshift; results land in bench/results/.
+BENCH_FLAGS ?=
+bench:
+	$(GO) run ./cmd/bench $(BENCH_FLAGS)
+
+bench-quick:
+	$(GO) run ./cmd/bench -quick $(BENCH_FLAGS)

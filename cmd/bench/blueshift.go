@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Blueshift driver. It uses only the command-line contract of issue 7:
+//
+//	blueshift --home H init --name NAME
+//	blueshift --home H run --listen HOST:PORT   (foreground; SIGTERM stops it)
+//	blueshift --home H status --json
+//	blueshift --home H id
+//	blueshift --home H share add PATH [--name NAME]   (prints the share ID)
+//	blueshift --home H invite SHARE                    (link on the first line)
+//	blueshift --home H join LINK PATH
+//	blueshift --home H peer add ID --addr HOST:PORT
+//
+// Ports are picked by the harness (rather than 0) so the nftables counter
+// knows them before the first byte and a restarted device keeps its port.
+
+type blueshiftCluster struct {
+	bin     string
+	work    string
+	nw      *network
+	dirs    []string
+	ports   []int
+	ids     []string
+	ps      []*proc
+	shareID string // share ID printed by `share add`
+}
+
+func newBlueshift(bin string) newCluster {
+	return func(ctx context.Context, work string, nw *network, dirs []string) (cluster, error) {
+		n := len(dirs)
+		ports, err := freePorts(n)
+		if err != nil {
+			return nil, err
+		}
+		c := &blueshiftCluster{bin: bin, work: work, nw: nw, dirs: dirs, ports: ports, ids: make([]string, n), ps: make([]*proc, n)}
+		for i := range n {
+			if _, err := c.cli(ctx, i, "init", "--name", fmt.Sprintf("dev%d", i)); err != nil {
+				return nil, err
+			}
+			id, err := c.cli(ctx, i, "id")
+			if err != nil {
+				return nil, err
+			}
+			c.ids[i] = firstLine(id)
+		}
+		return c, nil
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(s)
+}
+
+func (c *blueshiftCluster) home(i int) string {
+	return filepath.Join(c.work, fmt.Sprintf("bs-home-%d", i))
+}
+
+func (c *blueshiftCluster) addr(i int) string {
+	return fmt.Sprintf("%s:%d", c.nw.eps[i].ip, c.ports[i])
+}
+
+// cli runs one CLI verb for device i inside its namespace.
+func (c *blueshiftCluster) cli(ctx context.Context, i int, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	out, err := run(ctx, c.nw.eps[i].command(ctx, c.bin, append([]string{"--home", c.home(i)}, args...)...))
+	if err != nil {
+		return out, fmt.Errorf("blueshift device %d: %w", i, err)
+	}
+	return out, nil
+}
+
+func (c *blueshiftCluster) start(ctx context.Context, i int) error {
+	cmd := c.nw.eps[i].command(context.Background(), c.bin, "--home", c.home(i), "run", "--listen", c.addr(i))
+	p, err := startProc(fmt.Sprintf("blueshift-%d", i), cmd, filepath.Join(c.work, fmt.Sprintf("bs-%d.log", i)))
+	if err != nil {
+		return err
+	}
+	c.ps[i] = p
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if p.exited() {
+			return fmt.Errorf("blueshift %d exited at start: see %s", i, filepath.Join(c.work, fmt.Sprintf("bs-%d.log", i)))
+		}
+		if _, err := c.status(ctx, i); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("blueshift %d: status not answering after 60s", i)
+}
+
+func (c *blueshiftCluster) stop(i int) {
+	if c.ps[i] != nil {
+		c.ps[i].stop(30 * time.Second)
+		c.ps[i] = nil
+	}
+}
+
+// share: `share add` on device 0, an invite per joiner, `join` on each, then
+// `peer add` between every pair so that joiners can serve each other.
+func (c *blueshiftCluster) share(ctx context.Context) error {
+	out, err := c.cli(ctx, 0, "share", "add", c.dirs[0], "--name", "bench")
+	if err != nil {
+		return err
+	}
+	c.shareID = firstLine(out)
+	for i := 1; i < len(c.dirs); i++ {
+		link, err := c.cli(ctx, 0, "invite", c.shareID)
+		if err != nil {
+			return err
+		}
+		if _, err := c.cli(ctx, i, "join", firstLine(link), c.dirs[i]); err != nil {
+			return err
+		}
+	}
+	for i := range c.dirs {
+		for j := range c.dirs {
+			if i == j || (i == 0 || j == 0) && len(c.dirs) == 2 {
+				continue // the invite already paired 0 and 1
+			}
+			if _, err := c.cli(ctx, i, "peer", "add", c.ids[j], "--addr", c.addr(j)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// bsStatus is the part of `status --json` the harness reads; unknown fields
+// are ignored, so the daemon may add more.
+type bsStatus struct {
+	Shares []struct {
+		ID        string `json:"id"`
+		Name      string `json:"name"`
+		Path      string `json:"path"`
+		InSync    bool   `json:"in_sync"`
+		NeedItems int64  `json:"need_items"`
+		NeedBytes int64  `json:"need_bytes"`
+	} `json:"shares"`
+	Peers []struct {
+		ID        string `json:"id"`
+		Connected bool   `json:"connected"`
+	} `json:"peers"`
+	Listen string `json:"listen"`
+}
+
+func (c *blueshiftCluster) status(ctx context.Context, i int) (bsStatus, error) {
+	var s bsStatus
+	out, err := c.cli(ctx, i, "status", "--json")
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		return s, fmt.Errorf("parse status --json of device %d: %w", i, err)
+	}
+	return s, nil
+}
+
+// shareInSync finds this bench's share in a status (by ID, else by path).
+func (c *blueshiftCluster) shareInSync(s bsStatus, i int) bool {
+	want, _ := filepath.Abs(c.dirs[i])
+	for _, sh := range s.Shares {
+		p, _ := filepath.Abs(sh.Path)
+		if (c.shareID != "" && sh.ID == c.shareID) || p == want {
+			return sh.InSync && sh.NeedItems == 0 && sh.NeedBytes == 0
+		}
+	}
+	return false
+}
+
+func (c *blueshiftCluster) inSync(ctx context.Context, i int) (bool, error) {
+	if c.ps[i] == nil || c.ps[0] == nil {
+		return false, nil
+	}
+	sb, err := c.status(ctx, i)
+	if err != nil {
+		return false, err
+	}
+	connected := false
+	for _, p := range sb.Peers {
+		if p.ID == c.ids[0] && p.Connected {
+			connected = true
+		}
+	}
+	if !connected || !c.shareInSync(sb, i) {
+		return false, nil
+	}
+	sa, err := c.status(ctx, 0)
+	if err != nil {
+		return false, err
+	}
+	return c.shareInSync(sa, 0), nil
+}
+
+func (c *blueshiftCluster) procs() []*proc {
+	var ps []*proc
+	for _, p := range c.ps {
+		if p != nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+func (c *blueshiftCluster) wirePorts() []int { return c.ports }
+
+func (c *blueshiftCluster) close() {
+	for i := range c.ps {
+		c.stop(i)
+	}
+}

@@ -1,0 +1,277 @@
+// Command bench is Blueshift's whole-system benchmark (issue 8): it runs the
+// same scenarios with Blueshift, rsync (daemon over TCP, with and without
+// zstd) and Syncthing, and writes bench/results/RESULTS.md, results.tsv and
+// one PNG per scenario family.
+//
+// Every figure is measured at the edges a user sees: wall time from the first
+// command to byte-identical trees (compared by this program), IP bytes on the
+// wire from nftables counters, CPU seconds and peak RSS of every process from
+// /proc or wait4. Shaped links live in network namespaces the program
+// creates and deletes; nothing leaves loopback or those namespaces.
+//
+// It needs root (nftables, namespaces) and installs what it lacks with
+// apt-get. Blueshift is measured only with -blueshift. The exit status is
+// non-zero if any tool failed to converge or verify, never for a missed target.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	scLoop      = "1 initial sync, loopback"
+	scShaped    = "2 initial sync, 100 Mbit/s"
+	scEdits     = "3 small edits to one file"
+	scReconnect = "4 reconnect after restart"
+	scFanout    = "5 fan-out to three devices"
+	scLatency   = "6 change-to-synced latency"
+	scScale     = "7 scale: many tiny files"
+)
+
+var scenarioOrder = []string{scLoop, scShaped, scEdits, scReconnect, scFanout, scLatency, scScale}
+
+// config is every size and knob; quick and full differ only here.
+type config struct {
+	Quick          bool
+	Runs           int
+	Seed           uint64
+	Small          smallSpec
+	LargeCount     int
+	LargeSize      int64
+	IncompSize     int64
+	ShapedCases    []string // corpora run over the shaped link
+	EditSize       int64
+	ReconnectFiles []int
+	FanoutSize     int64 // 0 = skip
+	LatencyEdits   int
+	LatencyGap     time.Duration
+	ScaleFiles     int // Syncthing vs Blueshift; 0 = skip
+	HugeFiles      int // Blueshift alone; 0 = skip
+	Link           linkSpec
+	Timeout        time.Duration
+}
+
+func quickConfig() config {
+	return config{Quick: true, Runs: 1, Seed: 1, Small: smallSpec{2000, 1 << 10, 64 << 10},
+		LargeCount: 3, LargeSize: 32 << 20, IncompSize: 32 << 20, ShapedCases: []string{"compressible"},
+		EditSize: 10 << 20, ReconnectFiles: []int{2000}, LatencyEdits: 10, LatencyGap: 1500 * time.Millisecond,
+		Link: linkSpec{100, 2}, Timeout: 3 * time.Minute}
+}
+
+func fullConfig() config {
+	return config{Runs: 3, Seed: 1, Small: smallSpec{20000, 1 << 10, 64 << 10},
+		LargeCount: 3, LargeSize: 256 << 20, IncompSize: 512 << 20,
+		ShapedCases: []string{"small files", "compressible", "incompressible"},
+		EditSize:    100 << 20, ReconnectFiles: []int{20000, 200000}, FanoutSize: 256 << 20,
+		LatencyEdits: 100, LatencyGap: 1500 * time.Millisecond, ScaleFiles: 200000, HugeFiles: 1000000,
+		Link: linkSpec{100, 2}, Timeout: 30 * time.Minute}
+}
+
+func main() {
+	quick := flag.Bool("quick", false, "small data, one run (CI)")
+	runs := flag.Int("runs", 0, "runs per figure (default: 1 quick, 3 full)")
+	withBS := flag.Bool("blueshift", false, "also measure Blueshift (builds ./cmd/blueshift into bin/blueshift)")
+	only := flag.String("scenarios", "1,2,3,4,5,6,7", "comma-separated scenario numbers to run")
+	out := flag.String("out", "bench/results", "directory for RESULTS.md, results.tsv and plots")
+	workRoot := flag.String("work", "", "scratch directory (default: a new one under $TMPDIR)")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg := fullConfig()
+	if *quick {
+		cfg = quickConfig()
+	}
+	if *runs > 0 {
+		cfg.Runs = *runs
+	}
+	code, err := mainErr(ctx, log, cfg, *withBS, *only, *out, *workRoot)
+	if err != nil {
+		log.Error("bench failed", "err", err)
+		os.Exit(2)
+	}
+	os.Exit(code)
+}
+
+func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, only, out, workRoot string) (int, error) {
+	if os.Geteuid() != 0 {
+		return 0, fmt.Errorf("bench needs root for nftables counters and network namespaces: run it with sudo")
+	}
+	if err := ensurePackages(ctx, log); err != nil {
+		return 0, err
+	}
+	work, err := os.MkdirTemp(workRoot, "blueshift-bench-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(work)
+	b := &bench{cfg: cfg, log: log, work: work, rsyncBin: "rsync", clusters: map[string]newCluster{}}
+	b.rsyncs = []rsyncTool{{name: "rsync", bin: "rsync"}, {name: "rsync+zstd", bin: "rsync", opts: []string{"--compress", "--compress-choice=zstd"}}}
+	stBin, _ := exec.LookPath("syncthing")
+	b.clusters["syncthing"] = newSyncthing(stBin)
+	b.order = []string{"syncthing"}
+	bsNote := "not yet runnable (run with -blueshift once the daemon works)"
+	if withBS {
+		bin, _ := filepath.Abs("bin/blueshift")
+		if _, err := run(ctx, exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/blueshift")); err != nil {
+			return 0, fmt.Errorf("build blueshift: %w", err)
+		}
+		b.clusters["blueshift"] = newBlueshift(bin)
+		b.order = append([]string{"blueshift"}, b.order...)
+		bsNote = ""
+	}
+	all := append(append([]string{}, b.order...), "rsync", "rsync+zstd")
+	daemons := b.order
+	want := func(n string) bool { return strings.Contains(","+only+",", ","+n+",") }
+
+	log.Info("generating corpora", "seed", cfg.Seed, "quick", cfg.Quick)
+	corp := filepath.Join(work, "corpus")
+	corpora := map[string]string{"small files": corp + "/small", "compressible": corp + "/large", "incompressible": corp + "/incomp"}
+	if _, err := genSmall(corpora["small files"], cfg.Seed, cfg.Small); err != nil {
+		return 0, err
+	}
+	if err := genMixed(corpora["compressible"], cfg.Seed, cfg.LargeCount, cfg.LargeSize); err != nil {
+		return 0, err
+	}
+	if err := genRandomFile(corpora["incompressible"]+"/random.bin", cfg.Seed, 0, cfg.IncompSize); err != nil {
+		return 0, err
+	}
+	b.netNote = "not run"
+	if want("1") {
+		for _, cas := range []string{"small files", "compressible", "incompressible"} {
+			b.initial(ctx, scLoop, cas, corpora[cas], false, all, cfg.Runs)
+		}
+	}
+	if want("2") {
+		for _, cas := range cfg.ShapedCases {
+			b.initial(ctx, scShaped, cas, corpora[cas], true, all, cfg.Runs)
+		}
+	}
+	if want("3") {
+		b.edits(ctx, scEdits, all, cfg.Runs)
+	}
+	if want("4") {
+		for _, n := range cfg.ReconnectFiles {
+			dir := corpora["small files"]
+			if n != cfg.Small.Files {
+				dir = filepath.Join(corp, fmt.Sprintf("reconnect-%d", n))
+				if _, err := genSmall(dir, cfg.Seed, smallSpec{n, 1 << 10, 64 << 10}); err != nil {
+					return 0, err
+				}
+			}
+			b.reconnect(ctx, scReconnect, dir, n, all, cfg.Runs)
+		}
+	}
+	if want("5") && cfg.FanoutSize > 0 {
+		dir := filepath.Join(corp, "fanout")
+		if err := genMixed(dir, cfg.Seed+1, 1, cfg.FanoutSize); err != nil {
+			return 0, err
+		}
+		b.fanout(ctx, scFanout, dir, cfg.FanoutSize, all, 1)
+	}
+	if want("6") {
+		b.latency(ctx, scLatency, daemons, 1)
+	}
+	if want("7") {
+		for _, n := range []int{cfg.ScaleFiles, cfg.HugeFiles} {
+			if n == 0 {
+				continue
+			}
+			tools := daemons
+			if n == cfg.HugeFiles {
+				tools = []string{"blueshift"}
+				if !withBS {
+					continue
+				}
+			}
+			dir := filepath.Join(corp, fmt.Sprintf("tiny-%d", n))
+			if _, err := genSmall(dir, cfg.Seed, smallSpec{n, 64, 1024}); err != nil {
+				return 0, err
+			}
+			b.initial(ctx, scScale, fmt.Sprintf("%d tiny files", n), dir, false, tools, 1)
+			os.RemoveAll(dir)
+		}
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return 0, err
+	}
+	res := results{rows: b.rows}
+	if err := writeTSV(filepath.Join(out, "results.tsv"), b.rows); err != nil {
+		return 0, err
+	}
+	md := markdown(cfg, machineInfo(ctx, withBS), res, all, b.failures, b.netNote, bsNote)
+	if err := os.WriteFile(filepath.Join(out, "RESULTS.md"), []byte(md), 0o644); err != nil {
+		return 0, err
+	}
+	if err := plot(out, res, all); err != nil {
+		log.Warn("plots skipped", "err", err)
+	}
+	fmt.Print(md)
+	if len(b.failures) > 0 {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// ensurePackages installs the Debian packages the harness drives.
+func ensurePackages(ctx context.Context, log *slog.Logger) error {
+	need := map[string]string{"rsync": "rsync", "syncthing": "syncthing", "nft": "nftables", "ip": "iproute2", "tc": "iproute2", "gnuplot": "gnuplot-nox"}
+	var missing []string
+	for bin, pkg := range need {
+		if _, err := exec.LookPath(bin); err != nil && !strings.Contains(strings.Join(missing, " "), pkg) {
+			missing = append(missing, pkg)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	log.Info("installing packages", "packages", missing)
+	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	up := exec.CommandContext(ctx, "apt-get", "update", "-qq")
+	up.Env = env
+	if _, err := run(ctx, up); err != nil {
+		return err
+	}
+	in := exec.CommandContext(ctx, "apt-get", append([]string{"install", "-y", "-qq"}, missing...)...)
+	in.Env = env
+	_, err := run(ctx, in)
+	return err
+}
+
+// machineInfo describes where the numbers came from.
+func machineInfo(ctx context.Context, withBS bool) []string {
+	first := func(name string, args ...string) string {
+		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		if err != nil {
+			return "unknown"
+		}
+		return firstLine(string(out))
+	}
+	mem := "unknown"
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = strings.Join(strings.Fields(firstLine(string(b)))[1:], " ")
+	}
+	info := []string{
+		fmt.Sprintf("date: %s", time.Now().UTC().Format("2006-01-02 15:04 MST")),
+		fmt.Sprintf("nproc: %d, memory: %s, kernel: %s", runtime.NumCPU(), mem, first("uname", "-r")),
+		fmt.Sprintf("os: %s", first("sh", "-c", ". /etc/os-release && echo $PRETTY_NAME")),
+		fmt.Sprintf("rsync: %s", first("rsync", "--version")),
+		fmt.Sprintf("syncthing: %s", first("syncthing", "--version")),
+		fmt.Sprintf("go: %s", runtime.Version()),
+	}
+	if withBS {
+		info = append(info, fmt.Sprintf("blueshift: %s", first("git", "describe", "--always", "--dirty")))
+	}
+	return info
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clockTicks = 100
+
+// proc is one process the harness started and owns: it is stopped by stop
+// (SIGTERM, then SIGKILL), and its CPU time and peak RSS are read either live
+// from /proc or, after exit, from wait4's rusage (which includes the children
+// it reaped, such as rsync daemon's per-connection processes).
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has been waited for
+	err  error         // Wait's result; valid after done
+}
+
+// startProc starts cmd with stdout and stderr appended to logPath.
+func startProc(name string, cmd *exec.Cmd, logPath string) (*proc, error) {
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open log of %s: %w", name, err)
+	}
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		lf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to grace, then kills the process group.
+func (p *proc) stop(grace time.Duration) {
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// usage is CPU seconds (user+system) and peak resident memory in bytes.
+type usage struct {
+	CPU float64
+	RSS int64
+}
+
+// finalUsage is the rusage of the exited process and its reaped children.
+func (p *proc) finalUsage() usage {
+	<-p.done
+	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return usage{}
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	return usage{CPU: cpu, RSS: ru.Maxrss * 1024}
+}
+
+// liveUsage reads /proc/PID/stat (utime+stime+cutime+cstime) and VmHWM.
+func liveUsage(pid int) (usage, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return usage{}, fmt.Errorf("read stat of pid %d: %w", pid, err)
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return usage{}, fmt.Errorf("parse stat of pid %d: no comm", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return usage{}, fmt.Errorf("parse stat of pid %d: %d fields", pid, len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:15] { // fields 14-17: utime stime cutime cstime
+		n, _ := strconv.ParseInt(s, 10, 64)
+		ticks += n
+	}
+	u := usage{CPU: float64(ticks) / clockTicks}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, fmt.Errorf("read status of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			u.RSS = kb * 1024
+		}
+	}
+	return u, nil
+}
+
+// resetPeak resets VmHWM to the current RSS so a measurement window starts
+// clean (clear_refs 5; needs the same user or root).
+func resetPeak(pid int) {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+// window measures CPU and peak RSS of long-lived processes over an interval.
+type window struct {
+	procs []*proc
+	start []usage
+}
+
+func openWindow(procs []*proc) *window {
+	w := &window{procs: procs}
+	for _, p := range procs {
+		resetPeak(p.pid())
+		u, _ := liveUsage(p.pid())
+		w.start = append(w.start, u)
+	}
+	return w
+}
+
+// close returns the CPU seconds used by all processes since openWindow and
+// the largest peak RSS of any one of them.
+func (w *window) close() usage {
+	var tot usage
+	for i, p := range w.procs {
+		u, err := liveUsage(p.pid())
+		if err != nil {
+			continue
+		}
+		tot.CPU += u.CPU - w.start[i].CPU
+		tot.RSS = max(tot.RSS, u.RSS)
+	}
+	return tot
+}
+
+// run executes a short command to completion and returns its output.
+func run(ctx context.Context, cmd *exec.Cmd) (string, error) {
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s: %w: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), ctx.Err()
+}

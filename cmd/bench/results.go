@@ -1,0 +1,287 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// row is one measured number: results.tsv holds exactly these.
+type row struct {
+	Scenario, Case, Tool string
+	Run                  int
+	Metric               string
+	Value                float64
+}
+
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(p*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// results indexes rows for lookups.
+type results struct{ rows []row }
+
+func (r results) values(scenario, cas, tool, metric string) map[int]float64 {
+	out := map[int]float64{}
+	for _, x := range r.rows {
+		if x.Scenario == scenario && x.Case == cas && x.Tool == tool && x.Metric == metric {
+			out[x.Run] = x.Value
+		}
+	}
+	return out
+}
+
+// med is the median over runs, or NaN when nothing was measured.
+func (r results) med(scenario, cas, tool, metric string) float64 {
+	var xs []float64
+	for _, v := range r.values(scenario, cas, tool, metric) {
+		xs = append(xs, v)
+	}
+	return median(xs)
+}
+
+// ratio is the median of per-run ratios tool/other: each run's pair was
+// measured back to back, so machine noise cancels better than in a ratio of
+// medians.
+func (r results) ratio(scenario, cas, tool, other, metric string) float64 {
+	a, b := r.values(scenario, cas, tool, metric), r.values(scenario, cas, other, metric)
+	var xs []float64
+	for run, v := range a {
+		if w, ok := b[run]; ok && w > 0 {
+			xs = append(xs, v/w)
+		}
+	}
+	return median(xs)
+}
+
+// target is one goal of issue 8, checked on the numbers of this run.
+type target struct {
+	what  string
+	value func(results) float64 // NaN = not measured
+	limit float64
+}
+
+func targets(cfg config) []target {
+	r := func(sc, cas, other, metric string) func(results) float64 {
+		return func(res results) float64 { return res.ratio(sc, cas, "blueshift", other, metric) }
+	}
+	abs := func(sc, cas, metric string, div float64) func(results) float64 {
+		return func(res results) float64 { return res.med(sc, cas, "blueshift", metric) / div }
+	}
+	ts := []target{}
+	for _, cas := range []string{"small files", "compressible", "incompressible"} {
+		ts = append(ts, target{"1 loopback " + cas + ": wall time / rsync", r(scLoop, cas, "rsync", "wall_s"), 1.0})
+	}
+	ts = append(ts,
+		target{"2 100 Mbit/s compressible: wall time / rsync", r(scShaped, "compressible", "rsync", "wall_s"), 0.5},
+		target{"2 100 Mbit/s compressible: wall time / Syncthing", r(scShaped, "compressible", "syncthing", "wall_s"), 0.6},
+		target{"3 small edits: total bytes / rsync", r(scEdits, "all edits (total)", "rsync", "wire_bytes"), 1.0},
+		target{"3 rename: bytes / file size", abs(scEdits, "rename", "wire_bytes", float64(cfg.EditSize)), 0.01},
+		target{"3 move: bytes / file size", abs(scEdits, "move to another directory", "wire_bytes", float64(cfg.EditSize)), 0.01},
+	)
+	for _, n := range cfg.ReconnectFiles {
+		ts = append(ts, target{fmt.Sprintf("4 reconnect %d files, nothing changed: time / Syncthing", n),
+			r(scReconnect, fmt.Sprintf("%d files, nothing changed", n), "syncthing", "wall_s"), 0.2})
+	}
+	if k := len(cfg.ReconnectFiles); k >= 2 {
+		lo, hi := cfg.ReconnectFiles[0], cfg.ReconnectFiles[k-1]
+		ts = append(ts, target{fmt.Sprintf("4 reconnect bytes flat: bytes(%d) / bytes(%d) files", hi, lo), func(res results) float64 {
+			return res.med(scReconnect, fmt.Sprintf("%d files, nothing changed", hi), "blueshift", "wire_bytes") /
+				res.med(scReconnect, fmt.Sprintf("%d files, nothing changed", lo), "blueshift", "wire_bytes")
+		}, 2.0})
+	}
+	ts = append(ts,
+		target{"5 fan-out: seeder upload / data size", abs(scFanout, "1 seeder -> 3 devices", "seeder_up_x", 1), 2.0},
+		target{"6 latency p50 (s)", abs(scLatency, latencyCase(cfg), "p50_s", 1), 0.3},
+		target{"6 latency p99 (s)", abs(scLatency, latencyCase(cfg), "p99_s", 1), 1.0},
+	)
+	if cfg.ScaleFiles > 0 {
+		ts = append(ts, target{fmt.Sprintf("7 peak RSS at %d files / Syncthing", cfg.ScaleFiles),
+			r(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), "syncthing", "rss_mb"), 0.5})
+	}
+	if cfg.HugeFiles > 0 {
+		ts = append(ts, target{fmt.Sprintf("7 peak RSS at %d files (MB)", cfg.HugeFiles),
+			abs(scScale, fmt.Sprintf("%d tiny files", cfg.HugeFiles), "rss_mb", 1), 300})
+	}
+	return ts
+}
+
+func latencyCase(cfg config) string { return fmt.Sprintf("4 KiB edits (n=%d)", cfg.LatencyEdits) }
+
+func writeTSV(path string, rows []row) error {
+	var sb strings.Builder
+	sb.WriteString("scenario\tcase\ttool\trun\tmetric\tvalue\n")
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "%s\t%s\t%s\t%d\t%s\t%g\n", r.Scenario, r.Case, r.Tool, r.Run, r.Metric, r.Value)
+	}
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
+}
+
+func fmtNum(v float64, prec int) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f", prec, v)
+}
+
+// markdown renders RESULTS.md: the machine, one table per scenario (medians),
+// and the targets with met/MISSED.
+func markdown(cfg config, machine []string, res results, tools []string, failures []string, netNote, blueshiftNote string) string {
+	var sb strings.Builder
+	mode := "full"
+	if cfg.Quick {
+		mode = "quick"
+	}
+	fmt.Fprintf(&sb, "# Benchmark results (%s run)\n\nGenerated by `make bench%s` (cmd/bench). Medians of %d run(s) per figure; ratios are medians of per-run ratios.\n\n",
+		mode, map[bool]string{true: "-quick", false: ""}[cfg.Quick], cfg.Runs)
+	sb.WriteString("## Machine\n\n")
+	for _, m := range machine {
+		fmt.Fprintf(&sb, "- %s\n", m)
+	}
+	fmt.Fprintf(&sb, "- shaped link (scenarios 2, 5): %s\n", netNote)
+	if blueshiftNote != "" {
+		fmt.Fprintf(&sb, "- **Blueshift: %s**\n", blueshiftNote)
+	}
+	sb.WriteString("\n")
+	for _, sc := range scenarioOrder {
+		var cases []string
+		for _, r := range res.rows {
+			if r.Scenario == sc && !slices.Contains(cases, r.Case) {
+				cases = append(cases, r.Case)
+			}
+		}
+		if len(cases) == 0 {
+			continue
+		}
+		fmt.Fprintf(&sb, "## %s\n\n| case | tool | wall s | wire MB | CPU s | peak RSS MB | other |\n|---|---|---|---|---|---|---|\n", sc)
+		for _, cas := range cases {
+			for _, tool := range tools {
+				if len(res.values(sc, cas, tool, "wall_s")) == 0 {
+					continue
+				}
+				var other []string
+				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x"} {
+					if v := res.med(sc, cas, tool, k); !math.IsNaN(v) {
+						other = append(other, fmt.Sprintf("%s %.3f", k, v))
+					}
+				}
+				fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s |\n", cas, tool,
+					fmtNum(res.med(sc, cas, tool, "wall_s"), 3), fmtNum(res.med(sc, cas, tool, "wire_bytes")/1e6, 3),
+					fmtNum(res.med(sc, cas, tool, "cpu_s"), 2), fmtNum(res.med(sc, cas, tool, "rss_mb"), 1), strings.Join(other, ", "))
+			}
+		}
+		sb.WriteString("\n")
+	}
+	sb.WriteString("## Targets (issue 8)\n\n| target | measured | limit | verdict |\n|---|---|---|---|\n")
+	for _, t := range targets(cfg) {
+		v := t.value(res)
+		verdict := "not measured"
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			v = math.NaN()
+		case v <= t.limit:
+			verdict = "met"
+		default:
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %g | %s |\n", t.what, fmtNum(v, 3), t.limit, verdict)
+	}
+	if len(failures) > 0 {
+		sb.WriteString("\n## Failures\n\n")
+		for _, f := range failures {
+			fmt.Fprintf(&sb, "- %s\n", f)
+		}
+	}
+	return sb.String()
+}
+
+// plot draws one clustered bar chart per scenario family (wall time per case
+// and tool) with gnuplot; a missing gnuplot only skips the plots.
+func plot(dir string, res results, tools []string) error {
+	for i, sc := range scenarioOrder {
+		var cases []string
+		for _, r := range res.rows {
+			if r.Scenario == sc && r.Metric == "wall_s" && !slices.Contains(cases, r.Case) {
+				cases = append(cases, r.Case)
+			}
+		}
+		if len(cases) == 0 {
+			continue
+		}
+		var present []string
+		for _, t := range tools {
+			for _, c := range cases {
+				if len(res.values(sc, c, t, "wall_s")) > 0 && !slices.Contains(present, t) {
+					present = append(present, t)
+				}
+			}
+		}
+		var dat strings.Builder
+		dat.WriteString("case")
+		for _, t := range present {
+			dat.WriteString("\t" + t)
+		}
+		dat.WriteString("\n")
+		for _, c := range cases {
+			fmt.Fprintf(&dat, "%q", c)
+			for _, t := range present {
+				v := res.med(sc, c, t, "wall_s")
+				if math.IsNaN(v) {
+					dat.WriteString("\t0")
+				} else {
+					fmt.Fprintf(&dat, "\t%g", v)
+				}
+			}
+			dat.WriteString("\n")
+		}
+		base := filepath.Join(dir, fmt.Sprintf("scenario%d", i+1))
+		if err := os.WriteFile(base+".dat", []byte(dat.String()), 0o644); err != nil {
+			return err
+		}
+		var cols []string
+		for k := range present {
+			cols = append(cols, fmt.Sprintf("'%s.dat' using %d:xtic(1) title columnheader", base, k+2))
+		}
+		script := fmt.Sprintf(`set terminal pngcairo size 1000,500 noenhanced
+set output '%s.png'
+set title %q
+set ylabel 'wall seconds (median)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top left
+set xtics rotate by -20
+set yrange [0:*]
+plot %s
+`, base, sc, strings.Join(cols, ", "))
+		cmd := exec.Command("gnuplot")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("gnuplot for %s: %w: %s", sc, err, out)
+		}
+		os.Remove(base + ".dat")
+	}
+	return nil
+}

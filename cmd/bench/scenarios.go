@@ -1,0 +1,628 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// bench holds what every scenario needs: the configuration, the tools, the
+// scratch directory and the rows measured so far.
+type bench struct {
+	cfg      config
+	log      *slog.Logger
+	work     string // scratch directory, removed at the end
+	rsyncBin string
+	rsyncs   []rsyncTool
+	clusters map[string]newCluster // "syncthing", "blueshift"
+	order    []string              // cluster tools in table order
+	rows     []row
+	failures []string
+	netNote  string
+	seq      int
+}
+
+// uniq returns a fresh short name for namespaces, nft tables and folders.
+func (b *bench) uniq(kind string) string {
+	b.seq++
+	return fmt.Sprintf("bsb%d%s%d", os.Getpid()%100000, kind, b.seq)
+}
+
+func (b *bench) add(scenario, cas, tool string, runIdx int, m measure) {
+	b.rows = append(b.rows,
+		row{scenario, cas, tool, runIdx, "wall_s", m.wall.Seconds()},
+		row{scenario, cas, tool, runIdx, "wire_bytes", float64(m.wire)},
+		row{scenario, cas, tool, runIdx, "cpu_s", m.cpu},
+		row{scenario, cas, tool, runIdx, "rss_mb", float64(m.rss) / 1e6})
+	for k, v := range m.extra {
+		b.rows = append(b.rows, row{scenario, cas, tool, runIdx, k, v})
+	}
+}
+
+func (b *bench) fail(scenario, cas, tool string, err error) {
+	msg := fmt.Sprintf("%s / %s / %s: %v", scenario, cas, tool, err)
+	b.log.Error("run failed", "scenario", scenario, "case", cas, "tool", tool, "err", err)
+	b.failures = append(b.failures, msg)
+}
+
+// dir makes a fresh empty directory in the scratch area.
+func (b *bench) dir(name string) string {
+	d := filepath.Join(b.work, b.uniq(name))
+	_ = os.MkdirAll(d, 0o755)
+	return d
+}
+
+// cloneTree hard-links src into a new directory (the tools only read the
+// source side, and a link copy of a GiB corpus is instant).
+func (b *bench) cloneTree(ctx context.Context, src string) (string, error) {
+	d := b.dir("src")
+	if _, err := run(ctx, exec.CommandContext(ctx, "cp", "-al", src+"/.", d+"/")); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+func (b *bench) network(ctx context.Context, shaped bool, n int) (*network, error) {
+	if !shaped {
+		return loopbackNet(n), nil
+	}
+	nw, err := shapedNet(ctx, b.uniq("n"), n, b.cfg.Link)
+	if err == nil {
+		b.netNote = nw.note
+	}
+	return nw, err
+}
+
+// ---- scenarios 1, 2, 7: initial sync of a corpus
+
+// initial measures every tool making an empty folder identical to corpus,
+// counted from the first command (rsync's client, Syncthing's REST
+// configuration, Blueshift's `share add`) to verified identical trees.
+func (b *bench) initial(ctx context.Context, scenario, cas, corpus string, shaped bool, tools []string, runs int) {
+	for r := range runs {
+		for _, tool := range tools {
+			m, err := b.initialOnce(ctx, tool, corpus, shaped)
+			if err != nil {
+				b.fail(scenario, cas, tool, err)
+				continue
+			}
+			b.log.Info("measured", "scenario", scenario, "case", cas, "tool", tool, "run", r, "wall_s", m.wall.Seconds(), "wire", m.wire)
+			b.add(scenario, cas, tool, r, m)
+		}
+	}
+}
+
+func (b *bench) initialOnce(ctx context.Context, tool, corpus string, shaped bool) (measure, error) {
+	nw, err := b.network(ctx, shaped, 2)
+	if err != nil {
+		return measure{}, err
+	}
+	defer nw.close()
+	dst := b.dir("dst")
+	defer os.RemoveAll(dst)
+	if rt, ok := b.rsyncTool(tool); ok {
+		m, err := rt.push(ctx, b.work, b.uniq("t"), nw, corpus, dst)
+		if err == nil {
+			err = compareTrees(corpus, dst)
+		}
+		return m, err
+	}
+	src, err := b.cloneTree(ctx, corpus)
+	if err != nil {
+		return measure{}, err
+	}
+	defer os.RemoveAll(src)
+	c, err := b.clusters[tool](ctx, b.dir("home"), nw, []string{src, dst})
+	if err != nil {
+		return measure{}, err
+	}
+	defer c.close()
+	if err := startAll(ctx, c, 2); err != nil {
+		return measure{}, err
+	}
+	ctr, err := wireCounter(ctx, b.uniq("t"), nw, c.wirePorts())
+	if err != nil {
+		return measure{}, err
+	}
+	defer ctr.close()
+	win := openWindow(c.procs())
+	t0 := time.Now()
+	if err := c.share(ctx); err != nil {
+		return measure{}, err
+	}
+	t1, err := waitConverged(ctx, c, 1, src, dst, b.cfg.Timeout)
+	if err != nil {
+		return measure{}, err
+	}
+	u := win.close()
+	return measure{wall: t1.Sub(t0), wire: ctr.total(ctx), cpu: u.CPU, rss: u.RSS}, nil
+}
+
+func (b *bench) rsyncTool(name string) (rsyncTool, bool) {
+	for _, r := range b.rsyncs {
+		if r.name == name {
+			return r, true
+		}
+	}
+	return rsyncTool{}, false
+}
+
+// ---- scenario 3: small edits to one large file
+
+type editOp struct {
+	name  string
+	apply func(a string) error
+	check string // file whose arrival on B ends the wait ("" = whole tree)
+}
+
+func (b *bench) editOps() []editOp {
+	seed, size := b.cfg.Seed, b.cfg.EditSize
+	f := func(a string) string { return filepath.Join(a, "edit.bin") }
+	return []editOp{
+		{"new file", func(a string) error {
+			// Written outside the folder, then renamed in: the op itself is instant.
+			tmp := filepath.Join(b.work, b.uniq("new"))
+			if err := genRandomFile(tmp, seed, 7, size); err != nil {
+				return err
+			}
+			return os.Rename(tmp, f(a))
+		}, "edit.bin"},
+		{"insert 1 B at 4096", func(a string) error { return insertAt(f(a), seed, 4096, 1) }, "edit.bin"},
+		{"overwrite 4 KiB in the middle", func(a string) error { return overwriteAt(f(a), seed, size/2, 4096) }, "edit.bin"},
+		{"append 1 MiB", func(a string) error { return appendTo(f(a), seed, 1<<20) }, "edit.bin"},
+		{"rename", func(a string) error { return os.Rename(f(a), filepath.Join(a, "renamed.bin")) }, ""},
+		{"move to another directory", func(a string) error {
+			if err := os.Mkdir(filepath.Join(a, "moved"), 0o755); err != nil {
+				return err
+			}
+			return os.Rename(filepath.Join(a, "renamed.bin"), filepath.Join(a, "moved", "renamed.bin"))
+		}, ""},
+	}
+}
+
+func (b *bench) edits(ctx context.Context, scenario string, tools []string, runs int) {
+	for r := range runs {
+		for _, tool := range tools {
+			ms, err := b.editsOnce(ctx, tool)
+			if err != nil {
+				b.fail(scenario, "edits", tool, err)
+				continue
+			}
+			var total measure
+			for i, op := range b.editOps() {
+				b.add(scenario, op.name, tool, r, ms[i])
+				total.wall += ms[i].wall
+				total.wire += ms[i].wire
+				total.cpu += ms[i].cpu
+				total.rss = max(total.rss, ms[i].rss)
+			}
+			b.add(scenario, "all edits (total)", tool, r, total)
+			b.log.Info("measured", "scenario", scenario, "tool", tool, "run", r, "total_wire", total.wire)
+		}
+	}
+}
+
+func (b *bench) editsOnce(ctx context.Context, tool string) ([]measure, error) {
+	nw, err := b.network(ctx, false, 2)
+	if err != nil {
+		return nil, err
+	}
+	a, dst := b.dir("a"), b.dir("b")
+	defer os.RemoveAll(a)
+	defer os.RemoveAll(dst)
+	var ms []measure
+	if rt, ok := b.rsyncTool(tool); ok {
+		for _, op := range b.editOps() {
+			if err := op.apply(a); err != nil {
+				return nil, err
+			}
+			// rsync's best options for these ops: --fuzzy finds a renamed
+			// file's old copy as the basis; --delete-after keeps it until then.
+			m, err := rt.push(ctx, b.work, b.uniq("t"), nw, a, dst, "--delete-after", "--fuzzy")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", op.name, err)
+			}
+			if err := compareTrees(a, dst); err != nil {
+				return nil, fmt.Errorf("%s: %w", op.name, err)
+			}
+			ms = append(ms, m)
+		}
+		return ms, nil
+	}
+	c, err := b.clusters[tool](ctx, b.dir("home"), nw, []string{a, dst})
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	if err := startAll(ctx, c, 2); err != nil {
+		return nil, err
+	}
+	if err := c.share(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := waitConverged(ctx, c, 1, a, dst, b.cfg.Timeout); err != nil {
+		return nil, err
+	}
+	ctr, err := wireCounter(ctx, b.uniq("t"), nw, c.wirePorts())
+	if err != nil {
+		return nil, err
+	}
+	defer ctr.close()
+	for _, op := range b.editOps() {
+		quiet(ctx, ctr, time.Second, 30*time.Second)
+		w0 := ctr.total(ctx)
+		win := openWindow(c.procs())
+		t0 := time.Now()
+		if err := op.apply(a); err != nil {
+			return nil, err
+		}
+		t1, err := waitTreesEqual(ctx, a, dst, b.cfg.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op.name, err)
+		}
+		if _, err := waitConverged(ctx, c, 1, a, dst, b.cfg.Timeout); err != nil {
+			return nil, fmt.Errorf("%s: %w", op.name, err)
+		}
+		quiet(ctx, ctr, time.Second, 30*time.Second) // count the trailing index updates too
+		u := win.close()
+		ms = append(ms, measure{wall: t1.Sub(t0), wire: ctr.total(ctx) - w0, cpu: u.CPU, rss: u.RSS})
+	}
+	return ms, nil
+}
+
+// waitTreesEqual polls until b is identical to a; the poll interval grows
+// with the cost of a comparison so the harness does not crowd the tools.
+func waitTreesEqual(ctx context.Context, a, b string, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		t := time.Now()
+		if last = compareTrees(a, b); last == nil {
+			return t, nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(max(10*time.Millisecond, 2*time.Since(t))):
+		}
+	}
+	return time.Time{}, fmt.Errorf("trees not equal after %v: %w", timeout, last)
+}
+
+// quiet waits until the counter has not moved for still (at most limit).
+func quiet(ctx context.Context, c *counter, still, limit time.Duration) {
+	last, since := c.total(ctx), time.Now()
+	for end := time.Now().Add(limit); time.Now().Before(end) && time.Since(since) < still; {
+		time.Sleep(100 * time.Millisecond)
+		if n := c.total(ctx); n != last {
+			last, since = n, time.Now()
+		}
+	}
+}
+
+// ---- scenario 4: reconnect after a restart
+
+func (b *bench) reconnect(ctx context.Context, scenario, corpus string, files int, tools []string, runs int) {
+	for r := range runs {
+		for _, tool := range tools {
+			ms, err := b.reconnectOnce(ctx, tool, corpus)
+			if err != nil {
+				b.fail(scenario, fmt.Sprint(files), tool, err)
+				continue
+			}
+			b.add(scenario, fmt.Sprintf("%d files, nothing changed", files), tool, r, ms[0])
+			b.add(scenario, fmt.Sprintf("%d files, one changed", files), tool, r, ms[1])
+			b.log.Info("measured", "scenario", scenario, "tool", tool, "files", files, "unchanged_s", ms[0].wall.Seconds(), "unchanged_wire", ms[0].wire)
+		}
+	}
+}
+
+func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measure, error) {
+	nw := loopbackNet(2)
+	src, err := b.cloneTree(ctx, corpus)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(src)
+	dst := b.dir("dst")
+	defer os.RemoveAll(dst)
+	changed := firstFile(src)
+	// The changed file is replaced (not edited in place: src shares inodes with the corpus).
+	change := func() error {
+		data, err := os.ReadFile(changed)
+		if err != nil {
+			return err
+		}
+		copy(data, patch(b.cfg.Seed, "reconnect", 0, min(len(data), 512)))
+		tmp := changed + ".new"
+		if err := os.WriteFile(tmp, data, 0o644); err != nil {
+			return err
+		}
+		return os.Rename(tmp, changed)
+	}
+	if rt, ok := b.rsyncTool(tool); ok {
+		if _, err := rt.push(ctx, b.work, b.uniq("t"), nw, src, dst); err != nil {
+			return nil, err
+		}
+		var ms []measure
+		for i := range 2 {
+			if i == 1 {
+				if err := change(); err != nil {
+					return nil, err
+				}
+			}
+			m, err := rt.push(ctx, b.work, b.uniq("t"), nw, src, dst)
+			if err != nil {
+				return nil, err
+			}
+			if err := compareTrees(src, dst); err != nil {
+				return nil, err
+			}
+			ms = append(ms, m)
+		}
+		return ms, nil
+	}
+	c, err := b.clusters[tool](ctx, b.dir("home"), nw, []string{src, dst})
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	if err := startAll(ctx, c, 2); err != nil {
+		return nil, err
+	}
+	if err := c.share(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := waitConverged(ctx, c, 1, src, dst, b.cfg.Timeout); err != nil {
+		return nil, err
+	}
+	ctr, err := wireCounter(ctx, b.uniq("t"), nw, c.wirePorts())
+	if err != nil {
+		return nil, err
+	}
+	defer ctr.close()
+	var ms []measure
+	for i := range 2 {
+		quiet(ctx, ctr, time.Second, 30*time.Second)
+		c.stop(1)
+		if i == 1 {
+			if err := change(); err != nil {
+				return nil, err
+			}
+			time.Sleep(3 * time.Second) // A notices the change while B is away
+		}
+		quiet(ctx, ctr, time.Second, 30*time.Second)
+		w0 := ctr.total(ctx)
+		winA := openWindow(c.procs())
+		t0 := time.Now()
+		if err := c.start(ctx, 1); err != nil {
+			return nil, err
+		}
+		t1, err := waitConverged(ctx, c, 1, src, dst, b.cfg.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		quiet(ctx, ctr, 2*time.Second, 60*time.Second)
+		u := winA.close()
+		if pb := c.procs(); len(pb) == 2 { // B's whole life: start-up is part of reconnecting
+			if ub, err := liveUsage(pb[1].pid()); err == nil {
+				u.CPU += ub.CPU
+				u.RSS = max(u.RSS, ub.RSS)
+			}
+		}
+		ms = append(ms, measure{wall: t1.Sub(t0), wire: ctr.total(ctx) - w0, cpu: u.CPU, rss: u.RSS})
+	}
+	return ms, nil
+}
+
+// firstFile returns the lexically first regular file under root.
+func firstFile(root string) string {
+	l, _ := listTree(root)
+	var names []string
+	for p, e := range l {
+		if e.mode.IsRegular() {
+			names = append(names, p)
+		}
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		return ""
+	}
+	return filepath.Join(root, names[0])
+}
+
+// ---- scenario 6: change-to-synced latency
+
+func (b *bench) latency(ctx context.Context, scenario string, tools []string, runs int) {
+	for r := range runs {
+		for _, tool := range tools {
+			if _, ok := b.rsyncTool(tool); ok {
+				continue // rsync has no watcher: nothing to measure
+			}
+			lats, err := b.latencyOnce(ctx, tool)
+			if err != nil {
+				b.fail(scenario, "latency", tool, err)
+				continue
+			}
+			m := measure{extra: map[string]float64{"p50_s": percentile(lats, 0.50), "p99_s": percentile(lats, 0.99)}}
+			m.wall = time.Duration(percentile(lats, 0.50) * float64(time.Second))
+			b.add(scenario, fmt.Sprintf("4 KiB edits (n=%d)", len(lats)), tool, r, m)
+			b.log.Info("measured", "scenario", scenario, "tool", tool, "p50", m.extra["p50_s"], "p99", m.extra["p99_s"])
+		}
+	}
+}
+
+func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, error) {
+	nw := loopbackNet(2)
+	a, dst := b.dir("a"), b.dir("b")
+	defer os.RemoveAll(a)
+	defer os.RemoveAll(dst)
+	c, err := b.clusters[tool](ctx, b.dir("home"), nw, []string{a, dst})
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	if err := startAll(ctx, c, 2); err != nil {
+		return nil, err
+	}
+	if err := c.share(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := waitConverged(ctx, c, 1, a, dst, b.cfg.Timeout); err != nil {
+		return nil, err
+	}
+	var lats []float64
+	for k := range b.cfg.LatencyEdits {
+		time.Sleep(b.cfg.LatencyGap)
+		name := fmt.Sprintf("f%04d.txt", k/2)
+		data := patch(b.cfg.Seed, "latency", int64(k), 4096)
+		t0 := time.Now()
+		if k%2 == 0 { // create a new file
+			if err := os.WriteFile(filepath.Join(a, name), data, 0o644); err != nil {
+				return nil, err
+			}
+		} else if err := overwriteAt(filepath.Join(a, name), uint64(k), 0, 4096); err != nil { // modify in place
+			return nil, err
+		}
+		want, err := os.ReadFile(filepath.Join(a, name))
+		if err != nil {
+			return nil, err
+		}
+		for {
+			got, _ := os.ReadFile(filepath.Join(dst, name))
+			if string(got) == string(want) {
+				break
+			}
+			if time.Since(t0) > 60*time.Second {
+				return nil, fmt.Errorf("edit %d of %q did not arrive in 60s", k, name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		lats = append(lats, time.Since(t0).Seconds())
+	}
+	return lats, nil
+}
+
+// ---- scenario 5: fan-out from one seeder to three devices
+
+func (b *bench) fanout(ctx context.Context, scenario, corpus string, dataBytes int64, tools []string, runs int) {
+	for r := range runs {
+		for _, tool := range tools {
+			m, err := b.fanoutOnce(ctx, tool, corpus)
+			if err != nil {
+				b.fail(scenario, "fan-out", tool, err)
+				continue
+			}
+			m.extra["seeder_up_x"] = m.extra["seeder_up_bytes"] / float64(dataBytes)
+			b.add(scenario, "1 seeder -> 3 devices", tool, r, m)
+			b.log.Info("measured", "scenario", scenario, "tool", tool, "wall_s", m.wall.Seconds(), "seeder_up_x", m.extra["seeder_up_x"])
+		}
+	}
+}
+
+func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, error) {
+	var m measure
+	nw, err := b.network(ctx, true, 4)
+	if err != nil {
+		return m, err
+	}
+	defer nw.close()
+	var ctrs []*counter
+	for _, ep := range nw.eps {
+		c, err := newLinkCounter(ctx, ep.ns, b.uniq("t"))
+		if err != nil {
+			return m, err
+		}
+		defer c.close()
+		ctrs = append(ctrs, c)
+	}
+	read := func() {
+		m.extra = map[string]float64{}
+		for i, c := range ctrs {
+			_, out, _ := c.read(ctx)
+			m.wire += out
+			if i == 0 {
+				m.extra["seeder_up_bytes"] = float64(out)
+			}
+		}
+	}
+	dsts := []string{b.dir("d1"), b.dir("d2"), b.dir("d3")}
+	defer func() {
+		for _, d := range dsts {
+			os.RemoveAll(d)
+		}
+	}()
+	if rt, ok := b.rsyncTool(tool); ok {
+		d, err := startRsyncd(ctx, rt.bin, b.work, nw.eps[0], corpus, true)
+		if err != nil {
+			return m, err
+		}
+		defer d.p.stop(5 * time.Second)
+		t0 := time.Now()
+		var clients []*proc
+		for i, dst := range dsts {
+			args := append(append([]string{"-a"}, rt.opts...), d.url(), dst+"/")
+			p, err := startProc("rsync", nw.eps[i+1].command(ctx, rt.bin, args...), filepath.Join(b.work, "fanout.log"))
+			if err != nil {
+				return m, err
+			}
+			clients = append(clients, p)
+		}
+		for _, p := range clients {
+			<-p.done
+			if p.err != nil {
+				return m, fmt.Errorf("rsync client: %w", p.err)
+			}
+		}
+		m.wall = time.Since(t0)
+		read()
+		d.p.stop(5 * time.Second)
+		for _, p := range append(clients, d.p) {
+			u := p.finalUsage()
+			m.cpu += u.CPU
+			m.rss = max(m.rss, u.RSS)
+		}
+		for _, dst := range dsts {
+			if err := compareTrees(corpus, dst); err != nil {
+				return m, err
+			}
+		}
+		return m, nil
+	}
+	src, err := b.cloneTree(ctx, corpus)
+	if err != nil {
+		return m, err
+	}
+	defer os.RemoveAll(src)
+	c, err := b.clusters[tool](ctx, b.dir("home"), nw, append([]string{src}, dsts...))
+	if err != nil {
+		return m, err
+	}
+	defer c.close()
+	if err := startAll(ctx, c, 4); err != nil {
+		return m, err
+	}
+	win := openWindow(c.procs())
+	t0 := time.Now()
+	if err := c.share(ctx); err != nil {
+		return m, err
+	}
+	var last time.Time
+	for i := 1; i <= 3; i++ {
+		t, err := waitConverged(ctx, c, i, src, dsts[i-1], b.cfg.Timeout)
+		if err != nil {
+			return m, err
+		}
+		last = t
+	}
+	m.wall = last.Sub(t0)
+	read()
+	u := win.close()
+	m.cpu, m.rss = u.CPU, u.RSS
+	return m, nil
+}
