@@ -1,0 +1,548 @@
+// Package peer keeps this device connected to its paired devices: exactly
+// one authenticated connection per paired device, redialled with backoff
+// when it drops.
+//
+// Nouns: a Manager holds the set of paired devices (AddPeer, RemovePeer),
+// dials each one it has an address for (static addresses given to AddPeer,
+// plus Options.Addresses, e.g. the LAN discovery cache), accepts incoming
+// connections from a conn.Listener, and hands every connection it keeps to
+// the sync engine through Options.Handler and OnConnect. A refused Attempt
+// is a connection from a device that is not paired; the last few are kept
+// for status.
+//
+// Contracts:
+//   - One connection per pair. When both devices dial at once, both keep the
+//     connection dialled by the device with the smaller device ID (bytewise)
+//     and close the other; between two connections dialled by the same
+//     device, the newer wins (the dialler only redials when it believes the
+//     old one dead). Both sides apply the rule on their own and agree.
+//   - Dial backoff per device: doubling from MinBackoff to MaxBackoff, each
+//     wait drawn from [d/2, d]; reset when a connection is kept or on Kick.
+//   - OnConnect and OnDisconnect for one device come in order, never
+//     overlapping: a replaced connection's OnDisconnect comes before its
+//     successor's OnConnect.
+//   - Run owns every goroutine the manager starts (dialers, handshakes, one
+//     per connection) and returns after all have exited. AddPeer,
+//     RemovePeer, Kick, Allow, Connected and Refused are safe for concurrent
+//     use, before and during Run.
+package peer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/blueshift-sync/blueshift/peer/conn"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+)
+
+// Defaults of Options.
+const (
+	DefaultMinBackoff = time.Second
+	DefaultMaxBackoff = time.Minute
+	DefaultRefused    = 32 // refused attempts kept
+
+	maxOpening = 32          // inbound Hello exchanges in progress at once
+	lingerTime = time.Second // how long a refused stream waits for the peer to read why
+)
+
+var (
+	// ErrNotPaired: the device is not paired with this one.
+	ErrNotPaired = errors.New("device is not paired")
+	// ErrDuplicate: a connection lost to another one of the same pair.
+	ErrDuplicate = errors.New("duplicate connection")
+)
+
+// Options configures a Manager. Identity, Transport and Handler are required.
+type Options struct {
+	Identity *identity.Identity
+	// Transport dials peers; the Listener given to Run accepts them.
+	Transport conn.Transport
+	// DeviceName goes in our Hello, for display on the peer.
+	DeviceName string
+	// Handler returns the handler of a new connection's incoming requests
+	// and messages (the sync engine).
+	Handler func(identity.DeviceID) conn.Handler
+	// Addresses, if set, returns more addresses to dial for a device
+	// (host:port), e.g. from LAN discovery. Called before each attempt.
+	Addresses func(identity.DeviceID) []string
+	// OnConnect is called with each connection the manager keeps, before
+	// the manager waits for it to end; OnDisconnect after it ended, with
+	// why (nil: closed by us). Both must return quickly.
+	OnConnect    func(*conn.Conn)
+	OnDisconnect func(identity.DeviceID, error)
+	// MinBackoff and MaxBackoff bound the wait between failed dials.
+	MinBackoff, MaxBackoff time.Duration
+	// Refused is how many refused attempts to keep.
+	Refused int
+	// Conn tunes every connection (timeouts, limits, logger).
+	Conn   conn.Options
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Connection describes a kept connection, for status.
+type Connection struct {
+	Device   identity.DeviceID
+	Addr     string // the peer's address
+	Outbound bool   // we dialled
+	Since    time.Time
+}
+
+// Manager keeps one connection to each paired device it can reach. It
+// starts goroutines only in Run.
+type Manager struct {
+	opts    Options // defaults filled in
+	self    identity.DeviceID
+	log     *slog.Logger
+	refused refusedLog
+	changed chan struct{}  // AddPeer/RemovePeer -> Run; capacity 1
+	wg      sync.WaitGroup // every goroutine Run started
+
+	mu struct {
+		sync.Mutex
+		peers map[identity.DeviceID]*peerState
+		links map[identity.DeviceID]*link // the kept connection of each device
+		ran   bool
+	}
+}
+
+// peerState is one paired device.
+type peerState struct {
+	static  []string      // guarded by Manager.mu
+	kick    chan struct{} // Kick -> dialer; capacity 1
+	dropped chan struct{} // its link ended -> dialer; capacity 1
+}
+
+// link is a kept connection. Its goroutine runs the Conn and reports its end.
+type link struct {
+	c        *conn.Conn
+	outbound bool
+	addr     string
+	since    time.Time
+	prev     *link         // the link it replaced, whose events come first
+	done     chan struct{} // closed after OnDisconnect
+	replaced bool          // guarded by Manager.mu
+}
+
+// New returns a Manager that does nothing until Run.
+func New(opts Options) (*Manager, error) {
+	if opts.Identity == nil || opts.Transport == nil || opts.Handler == nil {
+		return nil, errors.New("new peer manager: Identity, Transport and Handler are required")
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = DefaultMinBackoff
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(DefaultMaxBackoff, opts.MinBackoff)
+	}
+	if opts.Refused <= 0 {
+		opts.Refused = DefaultRefused
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Conn.Logger == nil {
+		opts.Conn.Logger = opts.Logger
+	}
+	m := &Manager{
+		opts:    opts,
+		self:    opts.Identity.ID(),
+		log:     opts.Logger,
+		refused: refusedLog{n: opts.Refused},
+		changed: make(chan struct{}, 1),
+	}
+	m.mu.peers = make(map[identity.DeviceID]*peerState)
+	m.mu.links = make(map[identity.DeviceID]*link)
+	return m, nil
+}
+
+// AddPeer pairs a device, or replaces its static addresses (host:port). The
+// manager starts dialling it (if it has an address) and accepts it.
+func (m *Manager) AddPeer(id identity.DeviceID, static ...string) {
+	m.mu.Lock()
+	if ps, ok := m.mu.peers[id]; ok {
+		ps.static = slices.Clone(static)
+		m.mu.Unlock()
+		m.Kick(id)
+		return
+	}
+	m.mu.peers[id] = &peerState{static: slices.Clone(static), kick: make(chan struct{}, 1), dropped: make(chan struct{}, 1)}
+	m.mu.Unlock()
+	m.signal(m.changed)
+}
+
+// RemovePeer unpairs a device: its connection is closed and it is refused
+// from now on.
+func (m *Manager) RemovePeer(id identity.DeviceID) {
+	m.mu.Lock()
+	delete(m.mu.peers, id)
+	l := m.mu.links[id]
+	m.mu.Unlock()
+	if l != nil {
+		l.c.Close()
+	}
+	m.signal(m.changed)
+}
+
+// Kick makes the manager dial the device now, skipping the backoff (e.g.
+// discovery just heard of it).
+func (m *Manager) Kick(id identity.DeviceID) {
+	m.mu.Lock()
+	ps := m.mu.peers[id]
+	m.mu.Unlock()
+	if ps != nil {
+		m.signal(ps.kick)
+	}
+}
+
+// Allow is the conn.AcceptFunc to give the listener: it lets paired devices
+// in.
+func (m *Manager) Allow(remote identity.DeviceID) error {
+	if !m.paired(remote) {
+		return ErrNotPaired
+	}
+	return nil
+}
+
+// Connected lists the kept connections, sorted by device.
+func (m *Manager) Connected() []Connection {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Connection, 0, len(m.mu.links))
+	for id, l := range m.mu.links {
+		out = append(out, Connection{Device: id, Addr: l.addr, Outbound: l.outbound, Since: l.since})
+	}
+	slices.SortFunc(out, func(a, b Connection) int { return bytes.Compare(a.Device[:], b.Device[:]) })
+	return out
+}
+
+// Refused lists the last refused attempts, oldest first.
+func (m *Manager) Refused() []Attempt { return m.refused.list() }
+
+// Run dials and accepts until ctx is done. It accepts on ln (nil: dial
+// only), closes ln when it returns, closes every connection, and returns
+// after every goroutine it started has exited: nil once ctx is done.
+func (m *Manager) Run(ctx context.Context, ln conn.Listener) error {
+	m.mu.Lock()
+	if m.mu.ran {
+		m.mu.Unlock()
+		return errors.New("run peer manager: already ran")
+	}
+	m.mu.ran = true
+	m.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if ln != nil {
+		m.wg.Go(func() { m.acceptLoop(ctx, ln) })
+		stop := context.AfterFunc(ctx, func() { ln.Close() })
+		defer stop()
+	}
+	dialers := make(map[identity.DeviceID]context.CancelFunc)
+	for {
+		m.reconcileDialers(ctx, dialers)
+		select {
+		case <-m.changed:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	if ln != nil {
+		ln.Close()
+	}
+	m.wg.Wait()
+	return nil
+}
+
+// reconcileDialers starts a dialer for each paired device that has none and
+// stops those of devices no longer paired.
+func (m *Manager) reconcileDialers(ctx context.Context, dialers map[identity.DeviceID]context.CancelFunc) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, stop := range dialers {
+		if _, ok := m.mu.peers[id]; !ok {
+			stop()
+			delete(dialers, id)
+		}
+	}
+	for id, ps := range m.mu.peers {
+		if _, ok := dialers[id]; ok {
+			continue
+		}
+		dctx, stop := context.WithCancel(ctx)
+		dialers[id] = stop
+		m.wg.Go(func() { m.dialer(dctx, ctx, id, ps) })
+	}
+}
+
+// dialer keeps one device connected: while there is no connection, it dials
+// the device's addresses in turn, waiting with backoff between rounds. dctx
+// ends when the device is unpaired; runCtx is what its connections run
+// under.
+func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps *peerState) {
+	bo := backoff{min: m.opts.MinBackoff, max: m.opts.MaxBackoff}
+	timer := time.NewTimer(0) // the first round at once
+	defer timer.Stop()
+	for {
+		select {
+		case <-dctx.Done():
+			return
+		case <-ps.kick:
+			bo.reset()
+		case <-timer.C:
+		}
+		if m.connected(id) {
+			select {
+			case <-dctx.Done():
+				return
+			case <-ps.kick:
+				timer.Reset(0)
+			case <-ps.dropped:
+				// bo was reset when the connection was kept, so this waits
+				// about MinBackoff: a peer that accepts and then drops us is
+				// not hammered.
+				timer.Reset(bo.next())
+			}
+			continue
+		}
+		if m.dialRound(dctx, runCtx, id, ps) {
+			bo.reset()
+			timer.Reset(0) // on to waiting for it to end
+			continue
+		}
+		timer.Reset(bo.next())
+	}
+}
+
+// dialRound tries each address of the device once; true if a connection
+// was kept.
+func (m *Manager) dialRound(dctx, runCtx context.Context, id identity.DeviceID, ps *peerState) bool {
+	for _, addr := range m.addresses(id, ps) {
+		if dctx.Err() != nil || m.connected(id) {
+			return false
+		}
+		s, err := m.opts.Transport.Dial(dctx, addr, id)
+		if err != nil {
+			m.log.Debug("dial failed", "peer", id.Abbrev(), "addr", addr, "err", err)
+			continue
+		}
+		if err := m.offer(runCtx, s); err != nil {
+			m.log.Debug("connection not kept", "peer", id.Abbrev(), "addr", addr, "err", err)
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// addresses returns the static addresses, then the others, without
+// duplicates.
+func (m *Manager) addresses(id identity.DeviceID, ps *peerState) []string {
+	m.mu.Lock()
+	out := slices.Clone(ps.static)
+	m.mu.Unlock()
+	if m.opts.Addresses != nil {
+		for _, a := range m.opts.Addresses(id) {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// acceptLoop takes inbound streams from ln and opens each in its own
+// goroutine (at most maxOpening at once), so a slow Hello holds no one up.
+func (m *Manager) acceptLoop(ctx context.Context, ln conn.Listener) {
+	slots := make(chan struct{}, maxOpening)
+	for {
+		s, err := ln.Accept(ctx)
+		var refused *conn.RefusedError
+		switch {
+		case errors.As(err, &refused):
+			m.refuse(refused)
+			continue
+		case err != nil:
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				m.log.Warn("stopped accepting connections", "addr", ln.Addr(), "err", err)
+			}
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			s.Close()
+			return
+		}
+		m.wg.Go(func() {
+			defer func() { <-slots }()
+			if err := m.offer(ctx, s); err != nil {
+				m.log.Debug("inbound connection not kept", "peer", s.Remote.Abbrev(), "addr", s.RemoteAddr(), "err", err)
+			}
+		})
+	}
+}
+
+func (m *Manager) refuse(r *conn.RefusedError) {
+	a := Attempt{Device: r.Remote, Time: m.opts.Now()}
+	if ta, ok := r.Addr.(*net.TCPAddr); ok {
+		a.Addr = ta.AddrPort()
+	} else if r.Addr != nil {
+		a.Addr, _ = netip.ParseAddrPort(r.Addr.String())
+	}
+	level := slog.LevelDebug // a device knocking again is logged once
+	if m.refused.add(a) {
+		level = slog.LevelInfo
+	}
+	m.log.Log(context.Background(), level, "refused connection from a device that is not paired; pair it to let it in",
+		"peer", r.Remote.String(), "addr", r.Addr, "err", r.Err)
+}
+
+// offer decides whether to keep a new authenticated stream. A stream that
+// loses to the connection already kept is told why and closed before any
+// Hello; one that wins is opened (Hello), kept, and replaces the old one.
+func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
+	id := s.Remote
+	if !m.paired(id) {
+		refuseStream(s, "device "+m.self.Abbrev()+" is not paired with you")
+		return ErrNotPaired
+	}
+	if !m.wouldKeep(id, s.Outbound) {
+		refuseStream(s, m.duplicateReason())
+		return ErrDuplicate
+	}
+	c, err := conn.Open(ctx, s, wire.Hello{DeviceName: m.opts.DeviceName}, m.opts.Handler(id), m.opts.Conn)
+	if err != nil {
+		return err
+	}
+	l := &link{c: c, outbound: s.Outbound, addr: s.RemoteAddr().String(), since: m.opts.Now(), done: make(chan struct{})}
+
+	m.mu.Lock()
+	ps := m.mu.peers[id]
+	old := m.mu.links[id]
+	switch {
+	case ps == nil:
+		m.mu.Unlock()
+		c.Close()
+		return ErrNotPaired
+	case old != nil && !m.wins(id, l.outbound, old.outbound):
+		m.mu.Unlock()
+		c.Close()
+		return ErrDuplicate
+	}
+	m.mu.links[id] = l
+	if old != nil {
+		old.replaced = true
+		l.prev = old
+	}
+	m.mu.Unlock()
+	if old != nil {
+		old.c.Close()
+	}
+	m.wg.Go(func() { m.run(ctx, id, l, ps) })
+	return nil
+}
+
+// run runs a kept connection, with its OnConnect before and OnDisconnect
+// after, and forgets it when it ends.
+func (m *Manager) run(ctx context.Context, id identity.DeviceID, l *link, ps *peerState) {
+	defer close(l.done)
+	ended := make(chan error, 1)
+	go func() { ended <- l.c.Run(ctx) }() // waited for below
+	if l.prev != nil {
+		<-l.prev.done
+		l.prev = nil
+	}
+	m.log.Info("connected", "peer", id.Abbrev(), "addr", l.addr, "outbound", l.outbound)
+	if m.opts.OnConnect != nil {
+		m.opts.OnConnect(l.c)
+	}
+	err := <-ended
+
+	m.mu.Lock()
+	if l.replaced {
+		err = ErrDuplicate
+	}
+	if m.mu.links[id] == l {
+		delete(m.mu.links, id)
+	}
+	m.mu.Unlock()
+	m.log.Info("disconnected", "peer", id.Abbrev(), "addr", l.addr, "err", err)
+	if m.opts.OnDisconnect != nil {
+		m.opts.OnDisconnect(id, err)
+	}
+	m.signal(ps.dropped)
+}
+
+// wouldKeep reports whether a new connection to id, dialled by us if
+// outbound, would win against the one kept now (if any).
+func (m *Manager) wouldKeep(id identity.DeviceID, outbound bool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.mu.links[id]
+	return old == nil || m.wins(id, outbound, old.outbound)
+}
+
+// wins is the one-connection-per-pair rule for a new connection against the
+// kept one: the connection dialled by the smaller device ID is preferred;
+// between two of the same dialler, the newer wins.
+func (m *Manager) wins(remote identity.DeviceID, newOutbound, oldOutbound bool) bool {
+	return m.preferred(remote, newOutbound) || !m.preferred(remote, oldOutbound)
+}
+
+// preferred reports whether a connection with remote, dialled by us if
+// outbound, is the one the pair keeps: the one dialled by the device with
+// the smaller ID. The remote computes the same answer for the same
+// connection, with outbound and the comparison both flipped.
+func (m *Manager) preferred(remote identity.DeviceID, outbound bool) bool {
+	weAreSmaller := bytes.Compare(m.self[:], remote[:]) < 0
+	return outbound == weAreSmaller
+}
+
+func (m *Manager) duplicateReason() string {
+	return "duplicate connection: keeping the one dialled by the device with the smaller ID"
+}
+
+func (m *Manager) paired(id identity.DeviceID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.mu.peers[id]
+	return ok
+}
+
+func (m *Manager) connected(id identity.DeviceID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.links[id] != nil
+}
+
+func (m *Manager) signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// refuseStream tells the peer why in a Close frame instead of a Hello, reads
+// what it sent (its Hello) so that closing does not reset the connection
+// before the Close is read, and closes.
+func refuseStream(s conn.Stream, reason string) {
+	s.SetDeadline(time.Now().Add(lingerTime))
+	if err := wire.WriteFrame(s, wire.Frame{Msg: &wire.Close{Reason: wire.Text(reason)}}); err == nil {
+		io.Copy(io.Discard, io.LimitReader(s, wire.MaxFrameSize))
+	}
+	s.Close()
+}
