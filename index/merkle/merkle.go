@@ -24,13 +24,14 @@
 //
 // Under the tree's key prefix T (one per share):
 //
-//	T 'L' key[32]                    -> leaf[32]               one per entry
-//	T 'N' len[1] nibbles[(len+1)/2]  -> hash[32] count[uvarint] one per stored node
+//	T 'L' key[32]                    -> leaf[32]                            one per entry
+//	T 'N' len[1] nibbles[(len+1)/2]  -> 0x01 (hash[32] count[8]) x 16       an inner node
+//	T 'N' 0x00                       -> 0x00 hash[32] count[uvarint]        the root, if a bucket
 //
-// A node is stored when it is non-empty and is the root or a child of an
-// inner node; nodes below a bucket are never stored (Nodes computes them from
-// the leaves). Children of a node have consecutive keys, so one seek reads all
-// 16. An update rewrites the O(depth) nodes on one path; the root is one read.
+// Only inner nodes are stored, each with its children's summaries; a bucket
+// is summarized in its parent's record and its entries are read from the
+// leaves. An update reads and rewrites the O(depth) inner nodes on one path
+// (one seek each) and rescans one bucket; the root is one read.
 //
 // # Contracts
 //
@@ -194,25 +195,23 @@ func (t *Tree) update(b *pebble.Batch, key Key, leaf *Leaf) error {
 
 	var path []pathStep
 	p := Prefix{}
-	cur, _, err := v.node(p)
+	rec, err := v.node(p)
 	if err != nil {
 		return err
 	}
+	cur := rec.sum
 	for cur.Count > BucketSize && add(cur.Count, delta) > BucketSize {
-		if p.Len >= MaxDepth {
-			return fmt.Errorf("inner node at full depth: %w", ErrCorrupt)
-		}
-		kids, err := v.children(p)
-		if err != nil {
-			return err
-		}
-		if sum, ok := sumCounts(&kids); !ok || sum != cur.Count {
-			return fmt.Errorf("node %v: children hold %d entries, node says %d: %w", p, sum, cur.Count, ErrCorrupt)
+		if !rec.inner || p.Len >= MaxDepth {
+			return fmt.Errorf("node %v of %d entries is not an inner node: %w", p, cur.Count, ErrCorrupt)
 		}
 		c := key.Nibble(int(p.Len))
-		path = append(path, pathStep{prefix: p, kids: kids, nibble: c})
-		cur = kids[c]
-		p = p.Child(c)
+		path = append(path, pathStep{prefix: p, kids: rec.kids, nibble: c})
+		p, cur = p.Child(c), rec.kids[c]
+		if cur.Count > BucketSize {
+			if rec, err = v.inner(p, cur); err != nil {
+				return err
+			}
+		}
 	}
 	if delta < 0 && cur.Count == 0 {
 		return fmt.Errorf("node %v is empty but holds a leaf: %w", p, ErrCorrupt)
@@ -221,42 +220,41 @@ func (t *Tree) update(b *pebble.Batch, key Key, leaf *Leaf) error {
 	// p is where the shape may change: a bucket stays a bucket, grows into
 	// an inner node (split) or shrinks from one (merge).
 	newCount := add(cur.Count, delta)
-	var bottom Child
-	if newCount > 0 {
-		if cur.Count > BucketSize { // merge: its stored children are stale
-			if err := t.clear(b, v, p); err != nil {
-				return err
-			}
-		}
-		entries, err := v.leaves(p, BucketSize+1)
-		if err != nil {
-			return err
-		}
-		if uint64(len(entries)) != newCount {
-			return fmt.Errorf("node %v: %d leaves stored, %d expected: %w", p, len(entries), newCount, ErrCorrupt)
-		}
-		if bottom, err = t.build(b, p, entries); err != nil {
+	if cur.Count > BucketSize { // merge: p's record and those below are stale
+		if err := t.clear(b, v, p, cur); err != nil {
 			return err
 		}
 	}
-	if err := t.putNode(b, p, bottom); err != nil {
+	entries, err := v.leaves(p, BucketSize+1)
+	if err != nil {
 		return err
+	}
+	if uint64(len(entries)) != newCount {
+		return fmt.Errorf("node %v: %d leaves stored, %d expected: %w", p, len(entries), newCount, ErrCorrupt)
+	}
+	bottom, err := t.build(b, p, entries)
+	if err != nil {
+		return err
+	}
+	if p.Len == 0 {
+		if err := t.putRootBucket(b, bottom); err != nil {
+			return err
+		}
 	}
 	for i := len(path) - 1; i >= 0; i-- {
 		s := &path[i]
 		s.kids[s.nibble] = bottom
-		sum, _ := sumCounts(&s.kids)
-		bottom = Child{Hash: innerHash(&s.kids), Count: sum}
-		if err := t.putNode(b, s.prefix, bottom); err != nil {
+		if err := b.Set(t.nodeKey(s.prefix), encodeInner(&s.kids), nil); err != nil {
 			return err
 		}
+		sum, _ := sumCounts(&s.kids)
+		bottom = Child{Hash: innerHash(&s.kids), Count: sum}
 	}
 	return nil
 }
 
 // build returns the summary of the subtree at p holding entries (sorted, all
-// under p) and stores the nodes below p that must be stored: the children of
-// every inner node. The caller stores p itself.
+// under p) and stores the record of every inner node in it, p included.
 func (t *Tree) build(b *pebble.Batch, p Prefix, entries []Entry) (Child, error) {
 	n := uint64(len(entries))
 	if n == 0 {
@@ -275,36 +273,41 @@ func (t *Tree) build(b *pebble.Batch, p Prefix, entries []Entry) (Child, error) 
 			return Child{}, err
 		}
 		kids[c] = kid
-		if kid.Count == 0 {
-			continue
-		}
-		if err := t.putNode(b, p.Child(byte(c)), kid); err != nil {
-			return Child{}, err
-		}
+	}
+	if err := b.Set(t.nodeKey(p), encodeInner(&kids), nil); err != nil {
+		return Child{}, err
 	}
 	return Child{Hash: innerHash(&kids), Count: n}, nil
 }
 
-// clear deletes the stored nodes below the inner node p, as read through v.
-func (t *Tree) clear(b *pebble.Batch, v *view, p Prefix) error {
-	if p.Len >= MaxDepth {
-		return fmt.Errorf("inner node at full depth: %w", ErrCorrupt)
-	}
-	kids, err := v.children(p)
+// clear deletes the records of the inner node p (of summary want) and of
+// the inner nodes below it, as read through v.
+func (t *Tree) clear(b *pebble.Batch, v *view, p Prefix, want Child) error {
+	rec, err := v.inner(p, want)
 	if err != nil {
 		return err
 	}
-	for c, kid := range kids {
+	if p.Len >= MaxDepth {
+		return fmt.Errorf("inner node at full depth: %w", ErrCorrupt)
+	}
+	for c, kid := range rec.kids {
 		if kid.Count > BucketSize {
-			if err := t.clear(b, v, p.Child(byte(c))); err != nil {
+			if err := t.clear(b, v, p.Child(byte(c)), kid); err != nil {
 				return err
 			}
 		}
-		if kid.Count > 0 {
-			if err := b.Delete(t.nodeKey(p.Child(byte(c))), nil); err != nil {
-				return err
-			}
-		}
+	}
+	return b.Delete(t.nodeKey(p), nil)
+}
+
+// putRootBucket stores the root when the whole tree is one bucket (an
+// inner root is stored by build), or removes it when the tree is empty.
+func (t *Tree) putRootBucket(b *pebble.Batch, root Child) error {
+	switch {
+	case root.Count == 0:
+		return b.Delete(t.nodeKey(Prefix{}), nil)
+	case root.Count <= BucketSize:
+		return b.Set(t.nodeKey(Prefix{}), encodeBucket(root), nil)
 	}
 	return nil
 }
@@ -316,11 +319,11 @@ func (t *Tree) Root(r pebble.Reader) (Hash, uint64, error) {
 		return Hash{}, 0, err
 	}
 	defer v.close()
-	root, _, err := v.node(Prefix{})
+	root, err := v.node(Prefix{})
 	if err != nil {
 		return Hash{}, 0, fmt.Errorf("read merkle root: %w", err)
 	}
-	return root.Hash, root.Count, nil
+	return root.sum.Hash, root.sum.Count, nil
 }
 
 // Load fills an empty tree with entries in one pass, writing into b (which
@@ -348,7 +351,7 @@ func (t *Tree) Load(r pebble.Reader, b *pebble.Batch, entries []Entry) error {
 	if err != nil {
 		return fmt.Errorf("load entries: %w", err)
 	}
-	return t.putNode(b, Prefix{}, root)
+	return t.putRootBucket(b, root)
 }
 
 // Source returns the tree as read through r, for Diff.
@@ -394,23 +397,13 @@ func (t *Tree) Nodes(r pebble.Reader, prefixes []Prefix) ([]Node, error) {
 
 // answer reads the node at p.
 func (v *view) answer(p Prefix) (Node, error) {
-	stored, found, err := v.node(p)
+	rec, err := v.node(p)
 	if err != nil {
 		return Node{}, err
 	}
-	if found && stored.Count > BucketSize {
-		if p.Len >= MaxDepth {
-			return Node{}, fmt.Errorf("inner node at full depth: %w", ErrCorrupt)
-		}
-		kids, err := v.children(p)
-		if err != nil {
-			return Node{}, err
-		}
-		sum, ok := sumCounts(&kids)
-		if !ok || sum != stored.Count || innerHash(&kids) != stored.Hash {
-			return Node{}, fmt.Errorf("children disagree with node: %w", ErrCorrupt)
-		}
-		return Node{Prefix: p, Hash: stored.Hash, Count: stored.Count, Children: &kids}, nil
+	if rec.inner {
+		kids := rec.kids
+		return Node{Prefix: p, Hash: rec.sum.Hash, Count: rec.sum.Count, Children: &kids}, nil
 	}
 	entries, err := v.leaves(p, BucketSize+1)
 	if err != nil {
@@ -418,26 +411,15 @@ func (v *view) answer(p Prefix) (Node, error) {
 	}
 	n := Node{Prefix: p, Count: uint64(len(entries)), Entries: entries}
 	if n.Count > BucketSize {
-		return Node{}, fmt.Errorf("more than %d leaves under an unstored node: %w", BucketSize, ErrCorrupt)
+		return Node{}, fmt.Errorf("more than %d leaves under a bucket: %w", BucketSize, ErrCorrupt)
 	}
 	if n.Count > 0 {
 		n.Hash = bucketHash(entries)
 	}
-	if found && (stored.Count != n.Count || stored.Hash != n.Hash) {
+	if rec.found && rec.sum != (Child{Hash: n.Hash, Count: n.Count}) {
 		return Node{}, fmt.Errorf("leaves disagree with node: %w", ErrCorrupt)
 	}
 	return n, nil
-}
-
-// putNode stores the summary of p, or removes it when p is empty.
-func (t *Tree) putNode(b *pebble.Batch, p Prefix, c Child) error {
-	if c.Count == 0 {
-		return b.Delete(t.nodeKey(p), nil)
-	}
-	var v [32 + binary.MaxVarintLen64]byte
-	copy(v[:], c.Hash[:])
-	n := binary.PutUvarint(v[32:], c.Count)
-	return b.Set(t.nodeKey(p), v[:32+n], nil)
 }
 
 // bucketHash hashes a bucket's sorted entries.

@@ -46,19 +46,66 @@ func getLeaf(r pebble.Reader, key []byte) (Leaf, bool, error) {
 	return l, true, nil
 }
 
-// decodeNode reads a stored node value: hash[32] count[uvarint].
-func decodeNode(v []byte) (Child, error) {
-	var c Child
-	if len(v) <= len(c.Hash) || len(v) > len(c.Hash)+binary.MaxVarintLen64 {
-		return Child{}, fmt.Errorf("node value of %d bytes: %w", len(v), ErrCorrupt)
+// Stored node values. An inner node keeps its children's summaries, so an
+// update reads one record per level and Nodes answers an inner node with one
+// read; its own hash and count are computed from them. A bucket has no
+// record, except the root's when the whole tree is one bucket.
+const (
+	valueBucket = 0x00 // 0x00 hash[32] count[uvarint]
+	valueInner  = 0x01 // 0x01 (hash[32] count[8, big-endian]) x 16
+	innerSize   = 1 + 16*40
+)
+
+// record is a decoded node value.
+type record struct {
+	found bool
+	inner bool
+	kids  [16]Child // inner only
+	sum   Child     // the node's own hash and count
+}
+
+func encodeInner(kids *[16]Child) []byte {
+	v := make([]byte, innerSize)
+	v[0] = valueInner
+	for i, k := range kids {
+		copy(v[1+i*40:], k.Hash[:])
+		binary.BigEndian.PutUint64(v[1+i*40+32:], k.Count)
 	}
-	copy(c.Hash[:], v)
-	count, n := binary.Uvarint(v[len(c.Hash):])
-	if n != len(v)-len(c.Hash) || count == 0 {
-		return Child{}, fmt.Errorf("node value with bad count: %w", ErrCorrupt)
+	return v
+}
+
+func encodeBucket(c Child) []byte {
+	v := make([]byte, 1+32, 1+32+binary.MaxVarintLen64)
+	v[0] = valueBucket
+	copy(v[1:], c.Hash[:])
+	return binary.AppendUvarint(v, c.Count)
+}
+
+func decodeRecord(v []byte) (record, error) {
+	r := record{found: true}
+	switch {
+	case len(v) == innerSize && v[0] == valueInner:
+		r.inner = true
+		for i := range r.kids {
+			copy(r.kids[i].Hash[:], v[1+i*40:])
+			r.kids[i].Count = binary.BigEndian.Uint64(v[1+i*40+32:])
+		}
+		sum, ok := sumCounts(&r.kids)
+		if !ok || sum <= BucketSize {
+			return record{}, fmt.Errorf("inner node of %d entries: %w", sum, ErrCorrupt)
+		}
+		r.sum = Child{Hash: innerHash(&r.kids), Count: sum}
+	case len(v) > 1+32 && len(v) <= 1+32+binary.MaxVarintLen64 && v[0] == valueBucket:
+		copy(r.sum.Hash[:], v[1:])
+		count, n := binary.Uvarint(v[1+32:])
+		if n != len(v)-1-32 || count == 0 || count > BucketSize {
+			return record{}, fmt.Errorf("bucket node with bad count: %w", ErrCorrupt)
+		}
+		r.sum.Count = count
+	default:
+		return record{}, fmt.Errorf("node value of %d bytes: %w", len(v), ErrCorrupt)
 	}
-	c.Count = count
-	return c, nil
+	return r, nil
 }
 
 // view reads one tree through one iterator (of a DB, snapshot or batch).
@@ -79,29 +126,26 @@ func (t *Tree) newView(r pebble.Reader) (*view, error) {
 
 func (v *view) close() { v.it.Close() }
 
-// node reads the stored summary of p; found is false when none is stored.
-func (v *view) node(p Prefix) (c Child, found bool, err error) {
+// node reads the record of p, if one is stored.
+func (v *view) node(p Prefix) (record, error) {
 	key := v.t.nodeKey(p)
 	if !v.it.SeekGE(key) || string(v.it.Key()) != string(key) {
-		return Child{}, false, v.it.Error()
+		return record{}, v.it.Error()
 	}
-	c, err = decodeNode(v.it.Value())
-	return c, err == nil, err
+	return decodeRecord(v.it.Value())
 }
 
-// children reads the stored summaries of p's 16 children. One seek per
-// child, not one scan: a node key is rewritten by every update below it, and
-// a scan would step over every old version still in the memtable.
-func (v *view) children(p Prefix) ([16]Child, error) {
-	var kids [16]Child
-	for c := range kids {
-		kid, _, err := v.node(p.Child(byte(c)))
-		if err != nil {
-			return kids, err
-		}
-		kids[c] = kid
+// inner reads the record of p, which must be an inner node of the given
+// summary (as its parent claims).
+func (v *view) inner(p Prefix, want Child) (record, error) {
+	r, err := v.node(p)
+	if err != nil {
+		return record{}, err
 	}
-	return kids, nil
+	if !r.inner || r.sum != want {
+		return record{}, fmt.Errorf("node %v disagrees with its parent: %w", p, ErrCorrupt)
+	}
+	return r, nil
 }
 
 // leaves reads up to limit entries under p, in key order.
