@@ -21,7 +21,7 @@
 //     is checked; sending happens every Interval and on SetAddresses, never
 //     more often than MinInterval.
 //   - Run owns every goroutine and socket and returns after they are gone.
-//     Lookup, SetAddresses and Devices are safe to call concurrently with Run.
+//     Lookup and SetAddresses are safe to call concurrently with Run.
 package discovery
 
 import (
