@@ -194,9 +194,10 @@ var errNoBase = errors.New("record delta against an envelope this device does no
 
 // encodeDict compresses b with dict as a raw zstd dictionary. An encoder
 // per call is costly, so this is for single records (pushes, edits), not
-// for bulk transfers.
+// for bulk transfers. The level matters: the fastest levels do not index a
+// raw dictionary's hash-heavy content and find no matches in it at all.
 func (c *codec) encodeDict(b, dict []byte) ([]byte, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1),
 		zstd.WithEncoderDictRaw(1, dict), zstd.WithWindowSize(windowFor(len(dict)+len(b))))
 	if err != nil {
 		return nil, err

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // device is one real engine: its own identity, Pebble database and folder.
 type device struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	id   *identity.Identity
 	db   *index.DB
@@ -41,7 +43,7 @@ type device struct {
 }
 
 // newDevice starts an engine syncing folder dir for share key with members.
-func newDevice(t *testing.T, name string, key share.Key) *device {
+func newDevice(t testing.TB, name string, key share.Key) *device {
 	t.Helper()
 	id, err := identity.Generate()
 	if err != nil {
@@ -52,7 +54,11 @@ func newDevice(t *testing.T, name string, key share.Key) *device {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t, name}, &slog.HandlerOptions{Level: level}))
 	db, err := index.Open(filepath.Join(base, "db"), index.Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +97,32 @@ func (d *device) addShare(members ...*device) {
 
 // link connects a and b over real TLS on 127.0.0.1 until the test ends or
 // the returned function is called.
-func link(t *testing.T, a, b *device) (cut func()) {
+func link(t testing.TB, a, b *device) (cut func()) {
+	return linkCounted(t, a, b, nil)
+}
+
+// wireCount counts the bytes both directions put on the TLS connection
+// (application data plus TLS framing), after the handshake.
+type wireCount struct{ n atomic.Int64 }
+
+type countedConn struct {
+	net.Conn
+	c *wireCount
+}
+
+func (c countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.c.n.Add(int64(n))
+	return n, err
+}
+
+func (c countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.c.n.Add(int64(n))
+	return n, err
+}
+
+func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ln, err := conn.NewTLS(b.id, slog.New(slog.DiscardHandler)).Listen("127.0.0.1:0", func(identity.DeviceID) error { return nil })
@@ -101,6 +132,9 @@ func link(t *testing.T, a, b *device) (cut func()) {
 	done := make(chan struct{}, 2)
 	serve := func(local *device, s conn.Stream) {
 		defer func() { done <- struct{}{} }()
+		if count != nil && s.Outbound {
+			s.Conn = countedConn{Conn: s.Conn, c: count}
+		}
 		sess := local.e.NewSession(s.Remote)
 		var h conn.Handler = sess
 		if local.lie {
@@ -146,7 +180,7 @@ func link(t *testing.T, a, b *device) (cut func()) {
 
 // waitConverged waits until every device reports in sync with the same
 // root and the same tree on disk.
-func waitConverged(t *testing.T, ds ...*device) {
+func waitConverged(t testing.TB, ds ...*device) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -188,7 +222,7 @@ func waitConverged(t *testing.T, ds ...*device) {
 
 // snapshot describes a tree: names, kinds, modes, sizes, content hashes and
 // link targets, skipping .blueshift.
-func snapshot(t *testing.T, dir string) string {
+func snapshot(t testing.TB, dir string) string {
 	t.Helper()
 	var lines []string
 	filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
@@ -230,7 +264,7 @@ func sum(b []byte) []byte {
 	return h[:]
 }
 
-func write(t *testing.T, d *device, rel string, data []byte) {
+func write(t testing.TB, d *device, rel string, data []byte) {
 	t.Helper()
 	p := filepath.Join(d.dir, rel)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -255,7 +289,7 @@ func randBytes(n int) []byte {
 }
 
 type testWriter struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 }
 
@@ -264,7 +298,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func newKey(t *testing.T) share.Key {
+func newKey(t testing.TB) share.Key {
 	t.Helper()
 	sec, err := share.NewSecret()
 	if err != nil {
@@ -360,7 +394,7 @@ func TestTwoDevicesScenarios(t *testing.T) {
 	}
 }
 
-func expectFile(t *testing.T, d *device, rel string, want []byte) {
+func expectFile(t testing.TB, d *device, rel string, want []byte) {
 	t.Helper()
 	got, err := os.ReadFile(filepath.Join(d.dir, rel))
 	if err != nil {

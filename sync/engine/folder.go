@@ -381,3 +381,26 @@ func (f *folder) connectedMembers() []*session {
 	}
 	return out
 }
+
+// waitIdle waits until the puller has nothing queued and is not applying,
+// or until limit passes; it reports whether the folder went idle (false if
+// ctx ended first).
+func (f *folder) waitIdle(ctx context.Context, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		f.mu.Lock()
+		busy := f.mu.busy
+		f.mu.Unlock()
+		if !busy && len(f.inbox) == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return true // reconcile anyway: a stuck puller must not block it forever
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

@@ -20,6 +20,10 @@ import (
 const (
 	maxPrefixesPerAsk = 1024 // node prefixes in one NodesRequest
 	maxKeysPerAsk     = 256  // records in one RecordsRequest
+	// settleDelay and idleWait bound how long a reconcile waits for pushes
+	// in flight and for the puller to apply them.
+	settleDelay = 100 * time.Millisecond
+	idleWait    = 5 * time.Second
 )
 
 // Session is the protocol with one peer. Make it with Engine.NewSession
@@ -88,10 +92,14 @@ func (s *session) run(ctx context.Context) error {
 			s.takePush(ctx, m)
 			continue
 		case <-s.wake:
+			s.settle(ctx)
 		}
 		for _, id := range s.takeWanted() {
 			f := s.e.folder(id)
 			if f == nil || !f.isMember(s.id) {
+				continue
+			}
+			if !f.waitIdle(ctx, idleWait) || s.rootsAgree(f) {
 				continue
 			}
 			if err := s.reconcile(ctx, f); err != nil && ctx.Err() == nil {
@@ -103,6 +111,36 @@ func (s *session) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// settle lets pushes already on their way land before a reconcile starts:
+// a root that differs only because a push is still in flight needs no walk
+// of the tree and no second copy of the records.
+func (s *session) settle(ctx context.Context) {
+	t := time.NewTimer(settleDelay)
+	defer t.Stop()
+	for {
+		select {
+		case m := <-s.pushes:
+			s.takePush(ctx, m)
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// rootsAgree reports whether the peer's last announced root is ours.
+func (s *session) rootsAgree(f *folder) bool {
+	root, _, err := f.idx.TreeRoot()
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.mu.remote[f.id]
+	return ok && st.Root == root
 }
 
 func (s *session) superseded() {
