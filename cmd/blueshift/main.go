@@ -62,7 +62,12 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
-	root.AddCommand(newInspectCmd(g))
+	root.AddCommand(
+		newInitCmd(g), newIDCmd(g), newRunCmd(g),
+		newShareCmd(g), newInviteCmd(g), newJoinCmd(g),
+		newStatusCmd(g), newPeerCmd(g),
+		newInspectCmd(g),
+	)
 	return root
 }
 

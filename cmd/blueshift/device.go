@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/sync/daemon"
+)
+
+// homeOf resolves --home / $BLUESHIFT_HOME.
+func (g *globals) homeOf() (string, error) { return config.Home(g.home) }
+
+func newInitCmd(g *globals) *cobra.Command {
+	var name string
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Create this device: its identity, configuration and database folder",
+		Args:  exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			home, err := g.homeOf()
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(config.Path(home)); err == nil {
+				return fmt.Errorf("init: %s already exists: this home has a device (`blueshift --home %s id` shows it)", config.Path(home), home)
+			}
+			if name == "" {
+				name, _ = os.Hostname()
+				if name == "" {
+					name = "blueshift"
+				}
+			}
+			id, err := identity.Create(home)
+			if err != nil {
+				return fmt.Errorf("init: %w", err)
+			}
+			if err := config.New(name).Save(home); err != nil {
+				return fmt.Errorf("init: %w", err)
+			}
+			if err := os.MkdirAll(filepath.Join(home, daemon.DBDir), 0o700); err != nil {
+				return fmt.Errorf("init: %w", err)
+			}
+			fmt.Fprintln(c.OutOrStdout(), id.ID())
+			fmt.Fprintf(c.ErrOrStderr(), "device %q created in %s; start it with `blueshift run`\n", name, home)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&name, "name", "", "device name shown to peers (default: the host name)")
+	return c
+}
+
+func newIDCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "id",
+		Short: "Print this device's ID",
+		Args:  exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			home, err := g.homeOf()
+			if err != nil {
+				return err
+			}
+			id, err := identity.Load(home)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.OutOrStdout(), id.ID())
+			return nil
+		},
+	}
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var listen, level string
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Run the daemon in the foreground (stop it with Ctrl-C)",
+		Long: "Run the daemon in the foreground: sync every share, accept peers, serve the local\n" +
+			"control API. One daemon per home. Logs go to stderr. SIGINT or SIGTERM stop it cleanly.",
+		Args: exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			home, err := g.homeOf()
+			if err != nil {
+				return err
+			}
+			var lv slog.Level
+			if err := lv.UnmarshalText([]byte(level)); err != nil {
+				return usageError{fmt.Errorf("run: --log-level %q: write debug, info, warn or error", level)}
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return d.Run(ctx)
+		},
+	}
+	c.Flags().StringVar(&listen, "listen", "", "HOST:PORT for peer connections (default from the configuration; port 0 picks a free one)")
+	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	return c
+}
+
+// reloadDaemon tells a running daemon to re-read the configuration; with no
+// daemon it says when the change takes effect.
+func reloadDaemon(c *cobra.Command, home string) error {
+	cl, err := daemon.NewClient(home)
+	if errors.Is(err, daemon.ErrNotRunning) {
+		fmt.Fprintln(c.ErrOrStderr(), "(the daemon is not running: the change applies when `blueshift run` starts)")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := cl.Reload(c.Context()); err != nil {
+		return fmt.Errorf("the configuration is saved, but the daemon did not reload it: %w", err)
+	}
+	return nil
+}
+
+// clean trims a user-given reference.
+func clean(s string) string { return strings.TrimSpace(s) }

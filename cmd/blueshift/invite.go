@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/blueshift-sync/blueshift/sync/daemon"
+)
+
+func newInviteCmd(g *globals) *cobra.Command {
+	var opts daemon.InviteOptions
+	c := &cobra.Command{
+		Use:   "invite SHARE",
+		Short: "Print a link that lets another device join a share",
+		Long: "Print a link (first line of stdout) that lets another device join SHARE with\n" +
+			"`blueshift join LINK PATH`. It carries this device's ID and addresses and the access\n" +
+			"it grants; it expires (default 24h) and can be single-use. Treat it like a password.",
+		Args: exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			home, err := g.homeOf()
+			if err != nil {
+				return err
+			}
+			// The running daemon knows its real address (port 0 resolved).
+			if cl, err := daemon.NewClient(home); err == nil {
+				st, err := cl.Status(c.Context())
+				if err != nil {
+					return err
+				}
+				cfg, err := daemon.LoadConfig(home)
+				if err != nil {
+					return err
+				}
+				if opts.Addresses, err = daemon.Addresses(cfg.Device.Announce, st.Listen); err != nil {
+					return err
+				}
+			} else if !errors.Is(err, daemon.ErrNotRunning) {
+				return err
+			}
+			l, err := daemon.Invite(home, clean(args[0]), opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.OutOrStdout(), l.String())
+			access := "read-write"
+			if opts.ReadOnly {
+				access = "read-only"
+			}
+			use := "any number of devices"
+			if opts.SingleUse {
+				use = "one device"
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "%s access to %q for %s, until %s. On the other device: blueshift join LINK PATH\n",
+				access, l.ShareName, use, l.Expires.Local().Format(time.DateTime))
+			return reloadDaemon(c, home)
+		},
+	}
+	c.Flags().BoolVar(&opts.ReadOnly, "read-only", false, "the joiner may read but not change the share")
+	c.Flags().DurationVar(&opts.Expires, "expires", daemon.DefaultInviteExpiry, "how long the link works")
+	c.Flags().BoolVar(&opts.SingleUse, "single-use", false, "the link pairs one device only")
+	return c
+}
+
+func newJoinCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "join LINK PATH",
+		Short: "Join a share from an invite link into the folder PATH",
+		Long: "Join the share an invite link carries into PATH (created when missing). Files already\n" +
+			"in PATH are merged with the share's, never clobbered: a file both sides have in\n" +
+			"different versions becomes a conflict copy.",
+		Args: exactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			home, err := g.homeOf()
+			if err != nil {
+				return err
+			}
+			res, err := daemon.Join(home, args[0], args[1], time.Time{})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.OutOrStdout(), res.ShareID)
+			fmt.Fprintf(c.ErrOrStderr(), "joined into %s; syncing with %s starts when the daemon runs\n", res.Path, res.Inviter)
+			return reloadDaemon(c, home)
+		},
+	}
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/sync/daemon"
+)
+
+func newShareCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "share",
+		Short: "Add, list and remove shared folders",
+	}
+	var name string
+	add := &cobra.Command{
+		Use:   "add PATH",
+		Short: "Make a folder a share and print its ID",
+		Args:  exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			home, err := g.homeOf()
+			if err != nil {
+				return err
+			}
+			path, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				return fmt.Errorf("share add: %w: create the folder first", err)
+			}
+			if !fi.IsDir() {
+				return fmt.Errorf("share add: %s is not a folder", path)
+			}
+			secret, err := share.NewSecret()
+			if err != nil {
+				return err
+			}
+			key := share.FromSecret(secret)
+			s := config.NewShare(key.ID().String(), path, key.String())
+			if name != "" {
+				s.Name = name
+			}
+			if err := daemon.EditConfig(home, func(cfg *config.Config) error { return cfg.AddShare(s) }); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.OutOrStdout(), s.ID)
+			return reloadDaemon(c, home)
+		},
+	}
+	add.Flags().StringVar(&name, "name", "", "a local label (default: the folder's name)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the shares: ID, name, access, path",
+		Args:  exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			home, err := g.homeOf()
+			if err != nil {
+				return err
+			}
+			cfg, err := daemon.LoadConfig(home)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			for _, s := range cfg.Shares {
+				access := "?"
+				if k, err := share.ParseKey(s.Key); err == nil {
+					access = k.Level().String()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ID, s.Name, access, s.Path)
+			}
+			return tw.Flush()
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove SHARE",
+		Short: "Stop syncing a share (by ID or name); its files stay where they are",
+		Args:  exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			home, err := g.homeOf()
+			if err != nil {
+				return err
+			}
+			var removed config.Share
+			err = daemon.EditConfig(home, func(cfg *config.Config) error {
+				s, err := cfg.RemoveShare(clean(args[0]))
+				removed = s
+				kept := cfg.Invites[:0]
+				for _, in := range cfg.Invites {
+					if in.Share != s.ID {
+						kept = append(kept, in)
+					}
+				}
+				cfg.Invites = kept
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "share %q is no longer synced; its files stay in %s\n", removed.Name, removed.Path)
+			return reloadDaemon(c, home)
+		},
+	}
+	c.AddCommand(add, list, remove)
+	return c
+}

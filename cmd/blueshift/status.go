@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/sync/daemon"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON, watch bool
+	c := &cobra.Command{
+		Use:   "status [SHARE]",
+		Short: "Show whether each share is in sync, what is still needed, and the peers",
+		Long: "Show per share: in sync or not, items and bytes still needed, connected peers,\n" +
+			"conflicts and errors; and per peer: connected, address, bytes. --json prints the same\n" +
+			"for scripts; --watch draws live progress until every share is in sync (or Ctrl-C).",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			home, err := g.homeOf()
+			if err != nil {
+				return err
+			}
+			ref := ""
+			if len(args) == 1 {
+				ref = clean(args[0])
+			}
+			cl, err := daemon.NewClient(home)
+			if errors.Is(err, daemon.ErrNotRunning) {
+				if watch {
+					return fmt.Errorf("status --watch: %w: start it with `blueshift run`", err)
+				}
+				st, err := offlineStatus(home)
+				if err != nil {
+					return err
+				}
+				return printStatus(c.OutOrStdout(), filterShares(st, ref), asJSON, false)
+			}
+			if err != nil {
+				return err
+			}
+			if watch {
+				ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt)
+				defer stop()
+				return watchStatus(ctx, cl, ref, c.ErrOrStderr())
+			}
+			st, err := cl.Status(c.Context())
+			if err != nil {
+				return err
+			}
+			st = filterShares(st, ref)
+			if ref != "" && len(st.Shares) == 0 {
+				return fmt.Errorf("status: no share %q (`blueshift share list` shows the shares)", ref)
+			}
+			return printStatus(c.OutOrStdout(), st, asJSON, true)
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	c.Flags().BoolVar(&watch, "watch", false, "draw live progress until every share is in sync")
+	return c
+}
+
+// offlineStatus is what the configuration alone says.
+func offlineStatus(home string) (daemon.Status, error) {
+	id, err := identity.Load(home)
+	if err != nil {
+		return daemon.Status{}, err
+	}
+	cfg, err := daemon.LoadConfig(home)
+	if err != nil {
+		return daemon.Status{}, err
+	}
+	st := daemon.Status{Device: id.ID().String(), Name: cfg.Device.Name, Shares: []daemon.ShareStatus{}, Peers: []daemon.PeerStatus{}, Refused: []daemon.Refused{}}
+	for _, s := range cfg.Shares {
+		ss := daemon.ShareStatus{ID: s.ID, Name: s.Name, Path: s.Path, Errors: []string{"the daemon is not running"}, Peers: []string{}, Members: s.Peers}
+		if k, err := share.ParseKey(s.Key); err == nil {
+			ss.Access = k.Level().String()
+		}
+		st.Shares = append(st.Shares, ss)
+	}
+	for _, p := range cfg.Peers {
+		st.Peers = append(st.Peers, daemon.PeerStatus{ID: p.ID, Name: p.Name})
+	}
+	return st, nil
+}
+
+func filterShares(st daemon.Status, ref string) daemon.Status {
+	if ref == "" {
+		return st
+	}
+	var keep []daemon.ShareStatus
+	for _, s := range st.Shares {
+		if s.ID == ref || s.Name == ref {
+			keep = append(keep, s)
+		}
+	}
+	st.Shares = keep
+	return st
+}
+
+func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	fmt.Fprintf(w, "device %s (%s)\n", st.Device, st.Name)
+	if running {
+		fmt.Fprintf(w, "listening on %s\n", st.Listen)
+	} else {
+		fmt.Fprintln(w, "daemon not running (start it with `blueshift run`)")
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSHARE\tSTATE\tNEED\tRECORDS\tPEERS\tCONFLICTS\tPATH")
+	for _, s := range st.Shares {
+		state := "syncing"
+		switch {
+		case !running || !s.Running:
+			state = "stopped"
+		case s.InSync:
+			state = "in sync"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d items, %s\t%d\t%d/%d\t%d\t%s\n", s.Name, state, s.NeedItems, size(s.NeedBytes),
+			s.Records, len(s.Peers), len(s.Members), s.Conflicts, s.Path)
+	}
+	tw.Flush()
+	for _, s := range st.Shares {
+		for _, e := range s.Errors {
+			fmt.Fprintf(w, "  %s: %s\n", s.Name, e)
+		}
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nPEER\tNAME\tCONNECTED\tADDRESS\tIN\tOUT")
+	for _, p := range st.Peers {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", identityAbbrev(p.ID), p.Name, p.Connected, p.Address, size(p.BytesIn), size(p.BytesOut))
+	}
+	tw.Flush()
+	for _, r := range st.Refused {
+		fmt.Fprintf(w, "refused %s from %s at %s: %s\n", identityAbbrev(r.ID), r.Addr, r.Time.Local().Format(time.TimeOnly), r.Reason)
+	}
+	return nil
+}
+
+func identityAbbrev(id string) string {
+	if i := strings.IndexByte(id, '-'); i > 0 {
+		return id[:i]
+	}
+	return id
+}
+
+// watchStatus draws one progress bar over the bytes still needed, until
+// every share is in sync with a connected peer, or ctx ends.
+func watchStatus(ctx context.Context, cl *daemon.Client, ref string, out io.Writer) error {
+	var bar *progressbar.ProgressBar
+	var most int64
+	errDone := errors.New("done")
+	err := cl.Events(ctx, func(ev daemon.Event) error {
+		if ev.Status == nil {
+			return nil
+		}
+		st := filterShares(*ev.Status, ref)
+		var need int64
+		var items int
+		done := len(st.Shares) > 0
+		var names []string
+		for _, s := range st.Shares {
+			need += s.NeedBytes
+			items += s.NeedItems
+			if !s.InSync {
+				done = false
+				names = append(names, s.Name)
+			}
+		}
+		most = max(most, need, 1)
+		if bar == nil {
+			bar = progressbar.NewOptions64(most,
+				progressbar.OptionSetWriter(out), progressbar.OptionShowBytes(true),
+				progressbar.OptionSetWidth(30), progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionShowElapsedTimeOnFinish())
+		}
+		bar.ChangeMax64(most)
+		bar.Describe(fmt.Sprintf("%d items to go %s", items, strings.Join(names, ",")))
+		bar.Set64(most - need)
+		if done {
+			bar.Describe("in sync")
+			bar.Finish()
+			fmt.Fprintln(out)
+			return errDone
+		}
+		return nil
+	})
+	if errors.Is(err, errDone) || ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

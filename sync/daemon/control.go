@@ -1,0 +1,189 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+)
+
+// eventEvery is how often the events stream looks for a change.
+const eventEvery = 250 * time.Millisecond
+
+// listenControl opens the control socket, mode 0600. A socket left by a
+// crashed daemon is removed: the caller holds the home's lock.
+func listenControl(home string) (net.Listener, error) {
+	path := filepath.Join(home, SocketFile)
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("open control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("open control socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// serveControl serves the control API until Shutdown.
+func (d *Daemon) serveControl(ctx context.Context) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.Reload(); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+	mux.HandleFunc("GET /v1/events", d.serveEvents)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	d.wg.Go(func() {
+		if err := srv.Serve(d.ctl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("control API stopped", "err", err)
+		}
+	})
+	return srv
+}
+
+// serveEvents streams a status Event whenever the status changes.
+func (d *Daemon) serveEvents(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	var last []byte
+	t := time.NewTicker(eventEvery)
+	defer t.Stop()
+	for {
+		st := d.Status()
+		b, _ := json.Marshal(st)
+		if !bytes.Equal(b, last) {
+			last = b
+			if err := enc.Encode(Event{Type: "status", Time: time.Now().UTC(), Status: &st}); err != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// Status is a snapshot of the whole daemon.
+func (d *Daemon) Status() Status {
+	cfg := d.config()
+	st := Status{
+		Device: d.self.String(), Name: cfg.Device.Name, Listen: d.ln.Addr().String(),
+		Started: d.started.UTC(), Shares: []ShareStatus{}, Peers: []PeerStatus{}, Refused: []Refused{},
+	}
+	es := d.eng.Status()
+	byID := map[string]int{}
+	for i, s := range es.Shares {
+		byID[s.ID] = i
+	}
+	d.mu.Lock()
+	shareErrs := map[string]error{}
+	for id, se := range d.mu.shareErrs {
+		shareErrs[id.String()] = se.err
+	}
+	conns := map[identity.DeviceID]peerConn{}
+	for id, pc := range d.mu.conns {
+		conns[id] = *pc
+	}
+	st.Refused = append(st.Refused, d.mu.refused...)
+	d.mu.Unlock()
+
+	for _, s := range cfg.Shares {
+		ss := ShareStatus{ID: s.ID, Name: s.Name, Path: s.Path, Errors: []string{}, Peers: []string{}, Members: s.Peers}
+		if ss.Members == nil {
+			ss.Members = []string{}
+		}
+		if k, err := share.ParseKey(s.Key); err == nil {
+			ss.Access = k.Level().String()
+		}
+		if i, ok := byID[s.ID]; ok {
+			e := es.Shares[i]
+			ss.Running = true
+			ss.InSync, ss.NeedItems, ss.NeedBytes = e.InSync, e.NeedItems, e.NeedBytes
+			ss.Records, ss.Conflicts = e.Records, e.Conflicts
+			ss.Errors = append(ss.Errors, e.Errors...)
+			for _, p := range e.Peers {
+				ss.Peers = append(ss.Peers, p.String())
+			}
+		}
+		if err := shareErrs[s.ID]; err != nil {
+			ss.Errors = append(ss.Errors, err.Error())
+		}
+		if s.Paused {
+			ss.Errors = append(ss.Errors, "paused")
+		}
+		st.Shares = append(st.Shares, ss)
+	}
+	seen := map[string]bool{}
+	for _, p := range cfg.Peers {
+		ps := PeerStatus{ID: p.ID, Name: p.Name}
+		seen[p.ID] = true
+		if id, err := identity.ParseDeviceID(p.ID); err == nil {
+			if pc, ok := conns[id]; ok {
+				fillConn(&ps, pc)
+			}
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	for id, pc := range conns {
+		if !seen[id.String()] {
+			ps := PeerStatus{ID: id.String()}
+			fillConn(&ps, pc)
+			st.Peers = append(st.Peers, ps)
+		}
+	}
+	slices.SortStableFunc(st.Peers, func(a, b PeerStatus) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return st
+}
+
+func fillConn(ps *PeerStatus, pc peerConn) {
+	since := pc.since
+	ps.Connected, ps.Address, ps.Since = true, pc.addr, &since
+	ps.BytesIn, ps.BytesOut = pc.counted.in.Load(), pc.counted.out.Load()
+}

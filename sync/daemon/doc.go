@@ -1,0 +1,46 @@
+// Package daemon is the long-running Blueshift process of one device home,
+// its local control API and the Go client of that API.
+//
+// # Nouns
+//
+// A home is a folder holding one device: device.key (peer/identity),
+// config.toml (config), the index database (db/), the daemon's lock file
+// (daemon.lock) and its control socket (control.sock). The Daemon wires the
+// parts together: it loads the identity and configuration, opens the index,
+// runs the sync engine (sync/engine), a filesystem watcher per share
+// (watcher), listens for peers over TLS (peer/conn), dials the configured
+// peers with backoff, and serves the control API.
+//
+// # Control API
+//
+// HTTP on the Unix socket control.sock (mode 0600, in a home of mode 0700):
+// nothing on it is reachable from the network. JSON in and out; the web UI
+// will use the same endpoints.
+//
+//	GET  /v1/status  Status: the device, its real listen address, shares, peers, refused attempts
+//	POST /v1/reload  re-read config.toml and apply it (shares, peers, invitations)
+//	GET  /v1/events  newline-delimited JSON Events: a status snapshot on every change, at most every 250 ms
+//
+// Client is the Go client; the command line uses it.
+//
+// # Invitations
+//
+// Invite makes a random token, stores its hash in the inviter's config
+// ([[invite]]) and returns a Link carrying the inviter's device ID and
+// addresses, the share's name and key at the granted level, the token and
+// the expiry. Join writes the share, the inviter as a peer and the token
+// into the joiner's config. The joiner's daemon presents the token in its
+// Hello ("invite=<hex>" capability). The inviter admits an unknown device
+// only while some invitation is unexpired, and pairs it (peer, share member,
+// config saved, engine told) only if the token is valid; else it closes the
+// connection and the attempt shows in Status.Refused.
+//
+// # Concurrency
+//
+// One daemon per home: Open takes an exclusive lock on daemon.lock and a
+// second Open fails with ErrRunning. Config edits, by the CLI or the
+// daemon, go through EditConfig, which holds config.lock while it loads,
+// changes and saves. Daemon.Run owns every goroutine the daemon starts and
+// returns after all have stopped; Daemon.mu guards the configuration and
+// the running shares, dialers and connections.
+package daemon

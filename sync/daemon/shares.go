@@ -1,0 +1,163 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/sync/engine"
+	"github.com/blueshift-sync/blueshift/watcher"
+)
+
+// runningShare is a share the engine syncs, with its watcher.
+type runningShare struct {
+	cfg     config.Share
+	members []identity.DeviceID
+	stop    context.CancelFunc // ends the watcher
+	done    chan struct{}      // closed when the watcher's goroutine returned
+}
+
+// shareError is a share in the configuration that could not start.
+type shareError struct {
+	cfg config.Share
+	err error
+}
+
+// applyShares starts, stops and updates shares to match cfg. A share that
+// fails to start is logged and shown in Status; the others go on.
+func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
+	want := map[share.ID]config.Share{}
+	for _, s := range cfg.Shares {
+		if s.Paused {
+			continue
+		}
+		id, err := share.ParseID(s.ID)
+		if err != nil {
+			continue // Load checked it
+		}
+		want[id] = s
+	}
+	d.mu.Lock()
+	var stop []*runningShare
+	var stopIDs []share.ID
+	for id, rs := range d.mu.shares {
+		if w, ok := want[id]; !ok || w.Path != rs.cfg.Path || w.Key != rs.cfg.Key {
+			stop = append(stop, rs)
+			stopIDs = append(stopIDs, id)
+			delete(d.mu.shares, id)
+		}
+	}
+	d.mu.Unlock()
+	for i, rs := range stop {
+		rs.stop()
+		<-rs.done
+		if err := d.eng.RemoveShare(stopIDs[i]); err != nil {
+			d.log.Warn("stop share", "share", rs.cfg.Name, "err", err)
+		}
+		d.log.Info("stopped syncing share; its files stay", "share", rs.cfg.Name, "path", rs.cfg.Path)
+	}
+	for id, s := range want {
+		members := membersOf(s)
+		d.mu.Lock()
+		rs, running := d.mu.shares[id]
+		d.mu.Unlock()
+		if running {
+			if !slices.Equal(rs.members, members) {
+				if err := d.eng.SetMembers(id, members); err != nil {
+					d.log.Warn("update share members", "share", s.Name, "err", err)
+				}
+			}
+			d.mu.Lock()
+			rs.cfg, rs.members = s, members
+			d.mu.Unlock()
+			continue
+		}
+		if err := d.startShare(ctx, id, s, members); err != nil {
+			d.log.Error("share not started", "share", s.Name, "path", s.Path, "err", err)
+			d.mu.Lock()
+			d.mu.shareErrs[id] = shareError{cfg: s, err: err}
+			d.mu.Unlock()
+		}
+	}
+	d.mu.Lock()
+	for id := range d.mu.shareErrs {
+		if _, ok := want[id]; !ok {
+			delete(d.mu.shareErrs, id)
+		}
+	}
+	d.mu.Unlock()
+}
+
+func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, members []identity.DeviceID) error {
+	key, err := share.ParseKey(s.Key)
+	if err != nil {
+		return fmt.Errorf("share key: %w", err)
+	}
+	w, err := watcher.New(s.Path, watcher.Options{
+		RescanInterval: d.config().Device.RescanInterval.Duration,
+		Logger:         d.log.With("share", s.Name),
+	})
+	if err != nil {
+		return fmt.Errorf("%w: check that the folder exists, or remove the share with `blueshift share remove %s`", err, s.Name)
+	}
+	err = d.eng.AddShare(engine.ShareConfig{
+		Key: key, Name: s.Name, Path: s.Path, Members: members,
+		VersionsKeep: s.VersionsKeep, VersionsDays: s.VersionsDays,
+	})
+	if err != nil {
+		w.Close()
+		return err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	rs := &runningShare{cfg: s, members: members, stop: stop, done: make(chan struct{})}
+	d.mu.Lock()
+	d.mu.shares[id] = rs
+	delete(d.mu.shareErrs, id)
+	d.mu.Unlock()
+	d.wg.Go(func() {
+		defer close(rs.done)
+		if !s.Watch {
+			// Periodic full rescans only (the engine scanned once at start).
+			w.Close()
+			t := time.NewTicker(d.config().Device.RescanInterval.Duration)
+			defer t.Stop()
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-t.C:
+					d.eng.Rescan(id, nil, true)
+				}
+			}
+		}
+		fwd := make(chan struct{})
+		go func() {
+			defer close(fwd)
+			for b := range w.Batches() {
+				if err := d.eng.Rescan(id, b.Paths, b.Full); err != nil {
+					d.log.Debug("rescan", "share", s.Name, "err", err)
+				}
+			}
+		}()
+		if err := w.Run(wctx); err != nil && wctx.Err() == nil {
+			d.log.Warn("watcher stopped; changes are found by periodic rescans", "share", s.Name, "err", err)
+		}
+		<-fwd
+	})
+	d.log.Info("syncing share", "share", s.Name, "path", s.Path, "members", len(members))
+	return nil
+}
+
+func membersOf(s config.Share) []identity.DeviceID {
+	var out []identity.DeviceID
+	for _, p := range s.Peers {
+		if id, err := identity.ParseDeviceID(p); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}

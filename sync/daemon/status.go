@@ -1,0 +1,57 @@
+package daemon
+
+import "time"
+
+// Status is GET /v1/status: what `blueshift status --json` prints.
+type Status struct {
+	Device  string        `json:"device"`
+	Name    string        `json:"name"`
+	Listen  string        `json:"listen"` // the real address, port resolved
+	Started time.Time     `json:"started"`
+	Shares  []ShareStatus `json:"shares"`
+	Peers   []PeerStatus  `json:"peers"`
+	Refused []Refused     `json:"refused"`
+}
+
+// ShareStatus is one share.
+type ShareStatus struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Path      string   `json:"path"`
+	Access    string   `json:"access"` // "read-write", "read-only", "encrypted"
+	Running   bool     `json:"running"`
+	InSync    bool     `json:"in_sync"`
+	NeedItems int      `json:"need_items"`
+	NeedBytes int64    `json:"need_bytes"`
+	Records   uint64   `json:"records"`
+	Conflicts int      `json:"conflicts"`
+	Errors    []string `json:"errors"`
+	Peers     []string `json:"peers"` // members connected now
+	Members   []string `json:"members"`
+}
+
+// PeerStatus is one known or connected device.
+type PeerStatus struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Connected bool       `json:"connected"`
+	Address   string     `json:"address,omitempty"`
+	Since     *time.Time `json:"since,omitempty"`
+	BytesIn   int64      `json:"bytes_in"`  // bytes received on the connection (TLS), since it opened
+	BytesOut  int64      `json:"bytes_out"` // bytes sent
+}
+
+// Refused is a connection this daemon turned away.
+type Refused struct {
+	ID     string    `json:"id"`
+	Addr   string    `json:"addr"`
+	Time   time.Time `json:"time"`
+	Reason string    `json:"reason"`
+}
+
+// Event is one line of GET /v1/events.
+type Event struct {
+	Type   string    `json:"type"` // "status"
+	Time   time.Time `json:"time"`
+	Status *Status   `json:"status,omitempty"`
+}
