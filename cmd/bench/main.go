@@ -65,7 +65,7 @@ type config struct {
 func quickConfig() config {
 	return config{Quick: true, Runs: 1, Seed: 1, Small: smallSpec{2000, 1 << 10, 64 << 10},
 		LargeCount: 3, LargeSize: 32 << 20, IncompSize: 32 << 20, ShapedCases: []string{"compressible"},
-		EditSize: 10 << 20, ReconnectFiles: []int{2000}, LatencyEdits: 10, LatencyGap: 1500 * time.Millisecond,
+		EditSize: 10 << 20, ReconnectFiles: []int{2000}, LatencyEdits: 10, LatencyGap: time.Second,
 		Link: linkSpec{100, 2}, Timeout: 3 * time.Minute}
 }
 

@@ -157,7 +157,10 @@ func shapedNet(ctx context.Context, prefix string, n int, link linkSpec) (nw *ne
 
 // shape limits dev's egress. netem gives rate and delay; where the kernel
 // lacks sch_netem (as this project's VMs do) it falls back to tbf, rate only,
-// and says so in the note that RESULTS.md prints.
+// and says so in the note that RESULTS.md prints. The tbf queue holds 50 ms:
+// forwarded traffic (the hub's side) gets no backpressure from the qdisc, and
+// a short queue turned bursts into drops and retransmissions (counted bytes
+// up 30-70 %).
 func shape(ctx context.Context, ns, dev string, link linkSpec) (string, error) {
 	rate := fmt.Sprintf("%dmbit", link.RateMbit)
 	delay := fmt.Sprintf("%dms", link.DelayMs)
@@ -165,7 +168,7 @@ func shape(ctx context.Context, ns, dev string, link linkSpec) (string, error) {
 	if _, err := run(ctx, netem); err == nil {
 		return fmt.Sprintf("veth + netem: %s, %s each way", rate, delay), nil
 	}
-	tbf := exec.CommandContext(ctx, "tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "10ms")
+	tbf := exec.CommandContext(ctx, "tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "50ms")
 	if _, err := run(ctx, tbf); err != nil {
 		return "", fmt.Errorf("shape %s in %s: %w", dev, ns, err)
 	}

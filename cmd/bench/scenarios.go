@@ -223,7 +223,9 @@ func (b *bench) editsOnce(ctx context.Context, tool string) ([]measure, error) {
 			}
 			// rsync's best options for these ops: --fuzzy finds a renamed
 			// file's old copy as the basis; --delete-after keeps it until then.
-			m, err := rt.push(ctx, b.work, b.uniq("t"), nw, a, dst, "--delete-after", "--fuzzy")
+			// --modify-window=-1: compare mtimes to the nanosecond; edits land
+			// within one second and the default quick check would skip them.
+			m, err := rt.push(ctx, b.work, b.uniq("t"), nw, a, dst, "--delete-after", "--fuzzy", "--modify-window=-1")
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", op.name, err)
 			}
