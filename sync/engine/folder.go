@@ -49,8 +49,9 @@ type folder struct {
 	log  *slog.Logger
 	hist *history
 
-	inbox chan []incoming // to the puller
-	scans chan scanRequest
+	inbox   chan []incoming // to the puller
+	scans   chan scanRequest
+	updates chan pushItem // to the pusher; made by run
 	quit  chan struct{} // closed by stop
 	done  chan struct{} // closed when run returns
 
@@ -152,15 +153,15 @@ func (f *folder) run(ctx context.Context) {
 
 	var wg gosync.WaitGroup
 	defer wg.Wait()
-	updates := make(chan index.Update, 256)
+	f.updates = make(chan pushItem, 256)
 	unsubscribe := f.idx.Subscribe(func(u index.Update) {
 		select {
-		case updates <- u:
+		case f.updates <- pushItem{update: u}:
 		case <-ctx.Done():
 		}
 	})
 	defer unsubscribe()
-	wg.Go(func() { f.pushLoop(ctx, updates) })
+	wg.Go(func() { f.pushLoop(ctx, f.updates) })
 
 	f.scan(ctx, scanRequest{full: true})
 	retry := time.NewTicker(f.e.opts.RetryEvery)
@@ -223,6 +224,8 @@ func (f *folder) scan(ctx context.Context, req scanRequest) {
 			return
 		}
 	}
+	f.updates <- pushItem{scan: +1}
+	defer func() { f.updates <- pushItem{scan: -1} }()
 	res, err := f.idx.Scan(ctx, opts)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -315,26 +318,75 @@ func (f *folder) noteError(err error) {
 	}
 }
 
+// pushItem is what the pusher hears: a committed update, or the start
+// (+1) or end (-1) of a scan.
+type pushItem struct {
+	update index.Update
+	scan   int
+}
+
+// holdFor bounds how long records of a running scan wait to be pushed.
+const holdFor = 2 * time.Second
+
 // pushLoop sends what the index commits to every connected member: new
 // local records as soon as they exist, and records taken from one peer on
-// to the others (so a read-only device relays what it cannot sign).
-func (f *folder) pushLoop(ctx context.Context, updates <-chan index.Update) {
+// to the others (so a read-only device relays what it cannot sign). The
+// records of one scan go out together when it ends, creations before
+// deletions: a rename's new path and old path's tombstone arrive in one
+// batch, so the receiver rebuilds from its old copy before removing it,
+// and the new record travels as a delta against the old one.
+func (f *folder) pushLoop(ctx context.Context, items <-chan pushItem) {
+	var held []record.Envelope
+	scanning := 0
+	flush := time.NewTimer(holdFor)
+	flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case u := <-updates:
-			f.push(ctx, u)
+		case <-flush.C:
+			f.push(ctx, held, true)
+			held = nil
+		case it := <-items:
+			switch {
+			case it.scan != 0:
+				scanning += it.scan
+				if scanning == 0 && len(held) > 0 {
+					flush.Stop()
+					f.push(ctx, held, true)
+					held = nil
+				}
+			case !it.update.FromScan:
+				f.push(ctx, it.update.Envelopes, false)
+			case scanning > 0:
+				if len(held) == 0 {
+					flush.Reset(holdFor)
+				}
+				held = append(held, it.update.Envelopes...)
+			default:
+				f.push(ctx, it.update.Envelopes, true)
+			}
 		}
 	}
 }
 
-func (f *folder) push(ctx context.Context, u index.Update) {
-	data := make([]wire.RecordData, 0, len(u.Envelopes))
-	origins := make([]identity.DeviceID, 0, len(u.Envelopes))
-	for _, env := range u.Envelopes {
-		prev := f.hist.put(env)
-		data = append(data, f.e.codec.encodeRecord(env, prev))
+func (f *folder) push(ctx context.Context, envs []record.Envelope, fromScan bool) {
+	if len(envs) == 0 {
+		return
+	}
+	envs = creationsFirst(envs)
+	data := make([]wire.RecordData, 0, len(envs))
+	origins := make([]identity.DeviceID, 0, len(envs))
+	prevs := make([]*record.Envelope, len(envs))
+	for i, env := range envs {
+		prevs[i] = f.hist.put(env)
+	}
+	for i, env := range envs {
+		base := prevs[i]
+		if base == nil {
+			base = renamedFrom(env, prevs)
+		}
+		data = append(data, f.e.codec.encodeRecord(env, base))
 		f.mu.Lock()
 		origins = append(origins, f.mu.origin[env.Leaf()])
 		delete(f.mu.origin, env.Leaf())
@@ -359,7 +411,25 @@ func (f *folder) push(ctx context.Context, u index.Update) {
 			out = out[n:]
 		}
 	}
-	f.announceAll()
+	if fromScan {
+		// The puller announces once per applied batch; announcing each of
+		// its commits would show peers half-applied roots to reconcile with.
+		f.announceAll()
+	}
+}
+
+// creationsFirst orders envelopes so that tombstones come last.
+func creationsFirst(envs []record.Envelope) []record.Envelope {
+	out := make([]record.Envelope, 0, len(envs))
+	var dead []record.Envelope
+	for _, env := range envs {
+		if r, err := env.Record(); err == nil && r.Deleted {
+			dead = append(dead, env)
+			continue
+		}
+		out = append(out, env)
+	}
+	return append(out, dead...)
 }
 
 // announceAll tells every connected member this share's current root.
@@ -403,4 +473,23 @@ func (f *folder) waitIdle(ctx context.Context, limit time.Duration) bool {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// renamedFrom finds, among the envelopes a batch replaced, one for the same
+// content as env's new path: the receiver holds it, so a rename or move
+// costs a delta of the record, not its whole block list.
+func renamedFrom(env record.Envelope, replaced []*record.Envelope) *record.Envelope {
+	rec, err := env.Record()
+	if err != nil || rec.Deleted || rec.Kind != record.File || len(rec.Blocks) < 2 {
+		return nil
+	}
+	for _, old := range replaced {
+		if old == nil {
+			continue
+		}
+		if o, err := old.Record(); err == nil && o.FileHash == rec.FileHash && o.Path != rec.Path {
+			return old
+		}
+	}
+	return nil
 }

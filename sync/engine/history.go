@@ -17,6 +17,9 @@ type history struct {
 	size  int                          // guarded by mu
 	order *list.List                   // guarded by mu: of *histEntry, newest first
 	byKey map[merkle.Key]*list.Element // guarded by mu
+	// byLeaf finds an envelope by its leaf alone: a renamed file's new record
+	// travels as a delta against the old path's envelope.
+	byLeaf map[merkle.Leaf]*record.Envelope // guarded by mu
 }
 
 type histEntry struct {
@@ -25,7 +28,8 @@ type histEntry struct {
 }
 
 func newHistory(limit int) *history {
-	return &history{limit: limit, order: list.New(), byKey: make(map[merkle.Key]*list.Element)}
+	return &history{limit: limit, order: list.New(), byKey: make(map[merkle.Key]*list.Element),
+		byLeaf: make(map[merkle.Leaf]*record.Envelope)}
 }
 
 // put records env as the current envelope of its key and returns the one it
@@ -41,7 +45,11 @@ func (h *history) put(env record.Envelope) *record.Envelope {
 			return e.prev
 		}
 		h.size -= entrySize(e)
+		if e.prev != nil {
+			delete(h.byLeaf, e.prev.Leaf())
+		}
 		e.prev, e.cur = e.cur, &env
+		h.byLeaf[env.Leaf()] = &env
 		h.size += entrySize(e)
 		h.order.MoveToFront(el)
 		h.trimLocked()
@@ -49,26 +57,17 @@ func (h *history) put(env record.Envelope) *record.Envelope {
 	}
 	e := &histEntry{key: k, cur: &env}
 	h.byKey[k] = h.order.PushFront(e)
+	h.byLeaf[env.Leaf()] = &env
 	h.size += entrySize(e)
 	h.trimLocked()
 	return nil
 }
 
-// find returns an envelope of key k whose leaf is leaf, if kept.
-func (h *history) find(k merkle.Key, leaf merkle.Leaf) *record.Envelope {
+// find returns the kept envelope whose leaf is leaf, of any key.
+func (h *history) find(leaf merkle.Leaf) *record.Envelope {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	el, ok := h.byKey[k]
-	if !ok {
-		return nil
-	}
-	e := el.Value.(*histEntry)
-	for _, env := range []*record.Envelope{e.cur, e.prev} {
-		if env != nil && env.Leaf() == leaf {
-			return env
-		}
-	}
-	return nil
+	return h.byLeaf[leaf]
 }
 
 func (h *history) trimLocked() {
@@ -77,6 +76,11 @@ func (h *history) trimLocked() {
 		e := el.Value.(*histEntry)
 		h.size -= entrySize(e)
 		delete(h.byKey, e.key)
+		for _, env := range []*record.Envelope{e.cur, e.prev} {
+			if env != nil {
+				delete(h.byLeaf, env.Leaf())
+			}
+		}
 		h.order.Remove(el)
 	}
 }

@@ -176,7 +176,8 @@ func (s *session) announce(f *folder) {
 	if err := s.c.Send(ctx, &wire.ShareState{Share: f.id, Root: root, Count: count}); err != nil {
 		s.log.Debug("announce root", "share", f.cfg.Name, "err", err)
 	}
-	s.maybeWant(f)
+	// No reconcile from here: our root moved, so the peer pulls from us when
+	// it hears this. Each side pulls only on the other's announcement.
 }
 
 // maybeWant schedules a reconcile of f if the peer's last root differs from
@@ -278,7 +279,7 @@ func (s *session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 	for _, rd := range data {
 		var local *record.Envelope
 		if rd.Encoding == wire.RecordZstdDict {
-			local = f.hist.find(rd.Key, rd.Base)
+			local = f.hist.find(rd.Base)
 			if local == nil {
 				if env, ok, err := f.idx.Envelope(rd.Key); err == nil && ok && env.Leaf() == rd.Base {
 					local = &env
@@ -390,7 +391,7 @@ func (s *session) answer(ctx context.Context, m wire.Message) wire.Message {
 			}
 			var base *record.Envelope
 			if i < len(m.Have) && m.Have[i] != (merkle.Leaf{}) {
-				base = f.hist.find(k, m.Have[i])
+				base = f.hist.find(m.Have[i])
 			}
 			out = append(out, s.e.codec.encodeRecord(env, base))
 		}
