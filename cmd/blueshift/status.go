@@ -162,7 +162,8 @@ func identityAbbrev(id string) string {
 }
 
 // watchStatus draws one progress bar over the bytes still needed, until
-// every share is in sync with a connected peer, or ctx ends.
+// every share is in sync (with a member connected, when it has members), or
+// ctx ends.
 func watchStatus(ctx context.Context, cl *daemon.Client, ref string, out io.Writer) error {
 	var bar *progressbar.ProgressBar
 	var most int64
@@ -179,7 +180,7 @@ func watchStatus(ctx context.Context, cl *daemon.Client, ref string, out io.Writ
 		for _, s := range st.Shares {
 			need += s.NeedBytes
 			items += s.NeedItems
-			if !s.InSync {
+			if !s.InSync || (len(s.Members) > 0 && len(s.Peers) == 0) {
 				done = false
 				names = append(names, s.Name)
 			}

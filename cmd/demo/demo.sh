@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Blueshift interim demo: the content-addressed index.
+# Blueshift demo: two devices on this machine, one share, sync both ways.
 #
 #   ./cmd/demo/demo.sh bin/blueshift
 #
-# Generates a folder, prints its Merkle root, edits one byte in the middle of
-# a big file, shows which chunks changed and the new root, then undoes the
-# edit and shows the root comes back. Exits non-zero if anything is off.
-# (Until the daemon lands; the two-device demo replaces this.)
+# Creates devices "alice" and "bob" in temporary homes, generates a folder on
+# alice, shares it, joins it on bob with the invite link, shows the files
+# arriving, then times an edit on alice reaching bob and one on bob reaching
+# alice, and checks that the trees are identical. Cleans up its processes and
+# folders; exits non-zero if anything is off.
 set -euo pipefail
 
 BIN=${1:?usage: demo.sh PATH-TO-blueshift}
@@ -14,70 +15,82 @@ BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 [ -x "$BIN" ] || { echo "demo: $BIN is not an executable (run make build)" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/blueshift-demo.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-DIR=$WORK/folder
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+A=$WORK/alice B=$WORK/bob
+FA=$WORK/alice-folder FB=$WORK/bob-folder
 
 say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-fail() { printf '\033[31mdemo FAILED: %s\033[0m\n' "$*" >&2; exit 1; }
-field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
+fail() {
+	printf '\033[31mdemo FAILED: %s\033[0m\n' "$*" >&2
+	for d in alice bob; do echo "--- $d log (last 20 lines)" >&2; tail -20 "$WORK/$d.log" >&2 || true; done
+	exit 1
+}
+now() { date +%s%N; }
+ms()  { echo $(( ($(now) - $1) / 1000000 )); }
+# wait_for SECONDS CMD...: poll CMD until it succeeds.
+wait_for() {
+	local until=$(( $(date +%s) + $1 )); shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$until" ] || return 1
+		sleep 0.02
+	done
+}
+same_tree() { diff -r --exclude=.blueshift "$FA" "$FB"; }
+has() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+connected() { "$BIN" --home "$1" status --json | tr -d ' \n' | grep -q '"connected":true'; }
 
-say "1. A folder: some notes, a source tree and a 32 MiB file"
-mkdir -p "$DIR/notes" "$DIR/src/pkg"
-for i in 1 2 3 4 5; do echo "note $i: the quick brown fox" > "$DIR/notes/note$i.txt"; done
-printf 'package pkg\n\nfunc F() int { return 42 }\n' > "$DIR/src/pkg/f.go"
-printf '*.tmp\n' > "$DIR/.blueshiftignore"
-echo "scratch, ignored" > "$DIR/scratch.tmp"
-head -c $((32 << 20)) /dev/urandom > "$DIR/big.bin"
-(cd "$DIR" && find . -type f | sort | sed 's/^/   /')
+say "1. Two devices, each with its own home: blueshift init"
+echo "   alice: $("$BIN" --home "$A" init --name alice 2>/dev/null)"
+echo "   bob:   $("$BIN" --home "$B" init --name bob 2>/dev/null)"
 
-say "2. blueshift inspect root: scan into a throw-away index, print the Merkle root"
-OUT=$("$BIN" inspect root "$DIR")
-echo "   $OUT"
-ROOT1=$(echo "$OUT" | field root)
-N1=$(echo "$OUT" | field records)
-[ ${#ROOT1} -eq 64 ] || fail "no root in: $OUT"
-# 5 notes + f.go + big.bin + .blueshiftignore + notes/ src/ src/pkg/ = 11; scratch.tmp is ignored
-[ "$N1" -eq 11 ] || fail "expected 11 records, got $N1"
-[ -z "$(find "$DIR" -name '.blueshift*' ! -name .blueshiftignore)" ] || fail "inspect wrote inside the folder"
-echo "   11 records (scratch.tmp is ignored by .blueshiftignore); nothing was written inside the folder"
+say "2. A folder on alice: 300 small files and 4 bigger ones (~20 MiB)"
+mkdir -p "$FA/notes" "$FA/media"
+for i in $(seq 1 300); do echo "note $i: $(head -c 24 /dev/urandom | base64)" > "$FA/notes/n$i.txt"; done
+for i in 1 2 3 4; do head -c $((5 << 20)) /dev/urandom > "$FA/media/clip$i.bin"; done
+echo "   $(find "$FA" -type f | wc -l) files, $(du -sh "$FA" | cut -f1)"
 
-say "3. Same tree, same root: scanning again"
-ROOT1b=$("$BIN" inspect root "$DIR" | field root)
-[ "$ROOT1" = "$ROOT1b" ] || fail "two scans of one tree gave different roots"
-echo "   $ROOT1b  (identical)"
+say "3. alice shares it; both daemons start (blueshift run, a free port each)"
+SHARE=$("$BIN" --home "$A" share add "$FA" --name demo 2>/dev/null)
+echo "   share $SHARE"
+"$BIN" --home "$A" run --listen 127.0.0.1:0 2>"$WORK/alice.log" & PIDS+=($!)
+"$BIN" --home "$B" run --listen 127.0.0.1:0 2>"$WORK/bob.log" & PIDS+=($!)
+wait_for 10 "$BIN" --home "$A" status || fail "alice's daemon did not start"
+wait_for 10 "$BIN" --home "$B" status || fail "bob's daemon did not start"
 
-say "4. blueshift inspect chunks big.bin: content-defined chunks"
-"$BIN" inspect chunks "$DIR/big.bin" > "$WORK/before.jsonl"
-NCH=$(wc -l < "$WORK/before.jsonl")
-echo "   $NCH chunks; the first three:"
-head -3 "$WORK/before.jsonl" | sed 's/^/   /'
+say "4. alice: blueshift invite demo  ->  bob: blueshift join LINK PATH"
+LINK=$("$BIN" --home "$A" invite demo --single-use 2>/dev/null | head -1)
+echo "   $LINK" | cut -c1-100 | sed 's/$/…/'
+T0=$(now)
+"$BIN" --home "$B" join "$LINK" "$FB" >/dev/null 2>&1 || fail "join failed"
+wait_for 20 connected "$B" || fail "bob did not connect to alice"
+echo "   paired and connected after $(ms "$T0") ms"
 
-say "5. Edit ONE byte in the middle of big.bin (offset 16 MiB)"
-OFF=$((16 << 20))
-touch -r "$DIR/big.bin" "$WORK/mtime.ref"
-OLD=$(dd if="$DIR/big.bin" bs=1 skip=$OFF count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
-NEW=$(( (OLD + 1) % 256 ))
-printf "\\$(printf %03o "$NEW")" | dd of="$DIR/big.bin" bs=1 seek=$OFF conv=notrunc 2>/dev/null
-echo "   byte at $OFF: $OLD -> $NEW"
-"$BIN" inspect chunks "$DIR/big.bin" > "$WORK/after.jsonl"
-CHANGED=$(diff "$WORK/before.jsonl" "$WORK/after.jsonl" | grep -c '^>' || true)
-echo "   chunks that changed (old < > new):"
-diff "$WORK/before.jsonl" "$WORK/after.jsonl" | grep '^[<>]' | sed 's/^/   /' || true
-echo "   $CHANGED of $NCH chunks changed; every other chunk keeps its hash and would not be sent"
-[ "$CHANGED" -ge 1 ] && [ "$CHANGED" -le 2 ] || fail "a one-byte edit changed $CHANGED chunks (want 1-2)"
+say "5. The files arrive on bob (blueshift status --watch)"
+timeout 60 "$BIN" --home "$B" status --watch || true
+wait_for 40 same_tree || fail "the folders differ after the first sync"
+echo "   all $(find "$FB" -path "$FB/.blueshift" -prune -o -type f -print | wc -l) files on bob, $(ms "$T0") ms after join"
 
-say "6. The new root"
-OUT2=$("$BIN" inspect root "$DIR")
-ROOT2=$(echo "$OUT2" | field root)
-echo "   before: $ROOT1"
-echo "   after:  $ROOT2"
-[ "$ROOT2" != "$ROOT1" ] || fail "the root did not change after an edit"
+say "6. An edit on alice reaches bob"
+T0=$(now)
+echo "edited on alice at $(date +%T.%N)" > "$FA/notes/n1.txt"
+wait_for 20 has "$FB/notes/n1.txt" "$(cat "$FA/notes/n1.txt")" || fail "alice's edit did not reach bob"
+echo "   notes/n1.txt on bob after $(ms "$T0") ms"
 
-say "7. Undo the edit (byte and mtime): the root comes back (history-independent)"
-printf "\\$(printf %03o "$OLD")" | dd of="$DIR/big.bin" bs=1 seek=$OFF conv=notrunc 2>/dev/null
-touch -r "$WORK/mtime.ref" "$DIR/big.bin"
-ROOT3=$("$BIN" inspect root "$DIR" | field root)
-echo "   $ROOT3"
-[ "$ROOT3" = "$ROOT1" ] || fail "the root after undoing the edit differs from the original"
+say "7. An edit on bob reaches alice"
+T0=$(now)
+echo "written on bob at $(date +%T.%N)" > "$FB/from-bob.txt"
+wait_for 20 has "$FA/from-bob.txt" "$(cat "$FB/from-bob.txt")" || fail "bob's edit did not reach alice"
+echo "   from-bob.txt on alice after $(ms "$T0") ms"
 
-printf '\n\033[32mdemo OK\033[0m: one byte edited -> %s chunk(s) of %s changed; roots are a function of the tree.\n' "$CHANGED" "$NCH"
+say "8. The trees are identical"
+wait_for 20 same_tree || { same_tree; fail "the trees differ"; }
+echo "   diff -r: no differences ($(find "$FA" -path "$FA/.blueshift" -prune -o -type f -print | wc -l) files)"
+"$BIN" --home "$B" status | sed 's/^/   /'
+
+printf '\n\033[32mdemo OK\033[0m\n'

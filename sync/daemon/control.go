@@ -186,4 +186,7 @@ func fillConn(ps *PeerStatus, pc peerConn) {
 	since := pc.since
 	ps.Connected, ps.Address, ps.Since = true, pc.addr, &since
 	ps.BytesIn, ps.BytesOut = pc.counted.in.Load(), pc.counted.out.Load()
+	if ps.Name == "" {
+		ps.Name = pc.name
+	}
 }

@@ -26,6 +26,7 @@ var errNotPaired = errors.New("this device does not know you: ask its owner for 
 type peerConn struct {
 	c        *conn.Conn
 	outbound bool
+	name     string // the name in its Hello: display only
 	addr     string
 	since    time.Time
 	counted  *countedConn
@@ -183,7 +184,7 @@ func (d *Daemon) runConn(ctx context.Context, s conn.Stream) {
 		c.Close()
 		return
 	}
-	pc := &peerConn{c: c, outbound: s.Outbound, addr: s.RemoteAddr().String(), since: time.Now().UTC(), counted: cc}
+	pc := &peerConn{c: c, outbound: s.Outbound, name: c.PeerHello().DeviceName, addr: s.RemoteAddr().String(), since: time.Now().UTC(), counted: cc}
 	if !d.register(remote, pc) {
 		c.Close()
 		return
