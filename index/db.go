@@ -113,6 +113,15 @@ func Open(dir string, opts Options) (*DB, error) {
 	return db, nil
 }
 
+// Sync makes every committed write durable (Commit does not wait for the
+// disk; the engine calls Sync once per batch it applied).
+func (db *DB) Sync() error {
+	if err := db.store.Pebble().LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("sync index: %w", err)
+	}
+	return nil
+}
+
 // Close closes the database. Shares must not be used afterwards.
 func (db *DB) Close() error { return db.store.Close() }
 

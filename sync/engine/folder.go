@@ -52,8 +52,8 @@ type folder struct {
 	inbox   chan []incoming // to the puller
 	scans   chan scanRequest
 	updates chan pushItem // to the pusher; made by run
-	quit  chan struct{} // closed by stop
-	done  chan struct{} // closed when run returns
+	quit    chan struct{} // closed by stop
+	done    chan struct{} // closed when run returns
 
 	mu struct {
 		gosync.Mutex
@@ -241,26 +241,77 @@ func (f *folder) scan(ctx context.Context, req scanRequest) {
 	f.mu.Unlock()
 }
 
-// applyBatch makes the disk match a batch of remote records: creations and
-// changes first, parents before children, then deletions, children before
-// parents, so a moved file is rebuilt from its old copy before that goes.
+// applyBatch makes the disk match a batch of remote records: directories
+// and links first, parents before children; then files, several at once;
+// then deletions, children before parents, so a moved file is rebuilt from
+// its old copy before that goes.
 func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 	f.setBusy(true)
 	defer f.setBusy(false)
-	slices.SortStableFunc(batch, func(a, b incoming) int {
-		if a.rec.Deleted != b.rec.Deleted {
-			if a.rec.Deleted {
-				return 1
-			}
-			return -1
-		}
-		if a.rec.Deleted {
-			return strings.Compare(string(b.rec.Path), string(a.rec.Path))
-		}
-		return strings.Compare(string(a.rec.Path), string(b.rec.Path))
-	})
 	before, _, _ := f.idx.TreeRoot()
+	var dirs, files, deletions [][]incoming
+	for _, group := range byPath(batch) {
+		switch rec := group[0].rec; {
+		case rec.Deleted:
+			deletions = append(deletions, group)
+		case rec.Kind == record.File:
+			files = append(files, group)
+		default:
+			dirs = append(dirs, group)
+		}
+	}
+	for _, g := range dirs {
+		f.applyGroup(ctx, g)
+	}
+	var wg gosync.WaitGroup
+	work := make(chan []incoming)
+	for range min(f.e.opts.Parallel, max(len(files), 1)) {
+		wg.Go(func() {
+			for g := range work {
+				f.applyGroup(ctx, g)
+			}
+		})
+	}
+	for _, g := range files {
+		work <- g
+	}
+	close(work)
+	wg.Wait()
+	slices.Reverse(deletions)
+	for _, g := range deletions {
+		f.applyGroup(ctx, g)
+	}
+	if err := f.e.db.Sync(); err != nil {
+		f.noteError(err)
+	}
+	if after, _, _ := f.idx.TreeRoot(); after != before {
+		f.announceAll()
+	}
+}
+
+// byPath groups a batch by path, in path order, keeping arrival order
+// within a path (each is decided against the one applied before it).
+func byPath(batch []incoming) [][]incoming {
+	idx := make(map[record.Path]int)
+	var groups [][]incoming
 	for _, in := range batch {
+		i, ok := idx[in.rec.Path]
+		if !ok {
+			i = len(groups)
+			idx[in.rec.Path] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], in)
+	}
+	slices.SortFunc(groups, func(a, b []incoming) int {
+		return strings.Compare(string(a[0].rec.Path), string(b[0].rec.Path))
+	})
+	return groups
+}
+
+// applyGroup applies the records of one path in order.
+func (f *folder) applyGroup(ctx context.Context, group []incoming) {
+	for _, in := range group {
 		if ctx.Err() != nil {
 			return
 		}
@@ -281,12 +332,9 @@ func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 			delete(f.mu.pending, in.env.Key())
 		}
 		f.mu.Unlock()
-		if err != nil && !errors.Is(err, errMissingBlocks) {
+		if err != nil && !errors.Is(err, errMissingBlocks) && ctx.Err() == nil {
 			f.noteError(fmt.Errorf("apply %q from %s: %w", in.rec.Path, peerName(in.from), err))
 		}
-	}
-	if after, _, _ := f.idx.TreeRoot(); after != before {
-		f.announceAll()
 	}
 }
 

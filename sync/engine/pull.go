@@ -145,6 +145,9 @@ func (f *folder) materialize(ctx context.Context, in incoming, old *index.Entry,
 // Blocks already in the temp (an earlier, interrupted pull) are kept.
 func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, meta apply.Meta) (apply.FileState, error) {
 	rec := in.rec
+	if rec.Size <= smallFile {
+		return f.pullSmall(ctx, in, old, disk, meta)
+	}
 	t, err := f.root.OpenTemp(rec.Path, rec.FileHash, rec.Size)
 	if err != nil {
 		return apply.FileState{}, err
@@ -182,6 +185,33 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		return apply.FileState{}, fmt.Errorf("pull %q: %w (%d of %d missing)", rec.Path, errMissingBlocks, n, len(rec.Blocks))
 	}
 	return f.root.Commit(ctx, t, disk, meta)
+}
+
+// smallFile is the size up to which a file is fetched in one go, without a
+// resumable temp: an interrupted pull of it costs little to redo.
+const smallFile = 1 << 20
+
+// pullSmall fetches a small file's blocks in order into a plain temp.
+func (f *folder) pullSmall(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, meta apply.Meta) (apply.FileState, error) {
+	bases := newBasis(f, old)
+	blocks := make([][]byte, len(in.rec.Blocks))
+	var off int64
+	for i, b := range in.rec.Blocks {
+		data, err := f.e.getBlock(ctx, f, b, off, bases, in.from)
+		if err != nil {
+			return apply.FileState{}, fmt.Errorf("pull %q: %w", in.rec.Path, err)
+		}
+		blocks[i] = data
+		off += int64(b.Size)
+	}
+	return f.root.WriteFile(ctx, in.rec.Path, disk, meta, func(w apply.Writer) error {
+		for _, b := range blocks {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // getBlock returns block b (at offset off of the file being built): from a
