@@ -144,8 +144,8 @@ type Conn struct {
 }
 
 type outFrame struct {
-	b []byte
-	n int64 // weight held in queued
+	head, tail []byte // wire.EncodeFrame; tail aliases a block payload
+	n          int64  // weight held in queued
 }
 
 type pending struct {
@@ -303,6 +303,9 @@ func Call[R wire.Message](ctx context.Context, c *Conn, req wire.Message) (R, er
 	return r, nil
 }
 
+// Messages given to Request and Send, or returned by a handler, must not be
+// modified afterwards: a block payload is written from the caller's memory.
+
 // Send queues a one-way message (ShareState, RecordPush, Ping). It waits while
 // the send queue is full.
 func (c *Conn) Send(ctx context.Context, msg wire.Message) error {
@@ -319,16 +322,16 @@ func (c *Conn) Send(ctx context.Context, msg wire.Message) error {
 
 // enqueue encodes f in the caller's goroutine and queues it for the writer.
 func (c *Conn) enqueue(ctx context.Context, f wire.Frame) error {
-	b, err := wire.AppendFrame(nil, f)
+	head, tail, err := wire.EncodeFrame(nil, f)
 	if err != nil {
 		return err
 	}
-	n := int64(min(len(b), c.opts.MaxQueue))
+	n := int64(min(len(head)+len(tail), c.opts.MaxQueue))
 	if err := c.acquire(ctx, c.queued, n); err != nil {
 		return err
 	}
 	select {
-	case c.sendq <- outFrame{b, n}:
+	case c.sendq <- outFrame{head, tail, n}:
 		return nil
 	case <-ctx.Done():
 		c.queued.Release(n)
@@ -352,7 +355,7 @@ func (c *Conn) trySend(f wire.Frame) {
 		return
 	}
 	select {
-	case c.sendq <- outFrame{b, n}:
+	case c.sendq <- outFrame{head: b, n: n}:
 	default:
 		c.queued.Release(n)
 	}
@@ -428,7 +431,10 @@ func (c *Conn) writeLoop() error {
 	for {
 		select {
 		case f := <-c.sendq:
-			_, err := bw.Write(f.b)
+			_, err := bw.Write(f.head)
+			if err == nil && f.tail != nil {
+				_, err = bw.Write(f.tail)
+			}
 			c.queued.Release(f.n)
 			if err == nil && len(c.sendq) == 0 {
 				err = bw.Flush()
@@ -586,33 +592,45 @@ func (c *Conn) ioError(err error) error {
 	return fmt.Errorf("%w: %w", ErrLost, err)
 }
 
-// deadlineConn reads with a deadline renewed before every read, so a peer is
-// dead after timeout of silence, however long a frame takes to arrive. A zero
-// timeout leaves the deadline alone (the Hello exchange sets its own).
+// deadlineConn reads with a deadline renewed as reads go on, so a peer is
+// dead after Timeout of silence however long a frame takes to arrive. The
+// deadline is moved at most every Timeout/8 (moving it costs a runtime timer
+// update per TLS record otherwise), so the silence that kills is between 7/8
+// of Timeout and Timeout. A zero timeout leaves the deadline alone (the Hello
+// exchange sets its own).
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	set     time.Time // when the deadline was last moved
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
 	if d.timeout > 0 {
-		d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
+		if now := time.Now(); now.Sub(d.set) > d.timeout/8 {
+			d.Conn.SetReadDeadline(now.Add(d.timeout))
+			d.set = now
+		}
 	}
 	return d.Conn.Read(p)
 }
 
-// deadlineWriter writes at most ioBuffer bytes per deadline, so a slow peer
-// that keeps reading survives and one that stopped reading does not.
+// deadlineWriter writes in pieces of at most ioBuffer bytes, each of which
+// must go out within the timeout (moved at most every timeout/8, as above),
+// so a slow peer that keeps reading survives and one that stopped does not.
 type deadlineWriter struct {
 	c       net.Conn
 	timeout time.Duration
+	set     time.Time
 }
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		chunk := p[:min(len(p), ioBuffer)]
-		w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+		if now := time.Now(); now.Sub(w.set) > w.timeout/8 {
+			w.c.SetWriteDeadline(now.Add(w.timeout))
+			w.set = now
+		}
 		n, err := w.c.Write(chunk)
 		written += n
 		if err != nil {

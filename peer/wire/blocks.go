@@ -32,6 +32,20 @@ type BlockRequest struct {
 type BlockResponse struct {
 	Encoding BlockEncoding
 	Data     []byte
+
+	release func() // set by Reader when Data is its buffer
+}
+
+// Release gives Data's memory back to the connection that received it, for
+// the next block. Call it once Data is no longer used (the block is verified
+// and written); Data is nil afterwards. Without Release the garbage collector
+// reclaims it, at a cost: at 1 GB/s of blocks, the collector is busy.
+func (m *BlockResponse) Release() {
+	if m.release != nil {
+		m.release()
+		m.release = nil
+	}
+	m.Data = nil
 }
 
 func (m *BlockRequest) validate() error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -35,8 +36,9 @@ const (
 	MaxBlockData     = MaxBlockSize + 64<<10
 	MaxSignatureSize = 256 << 10
 
-	// keepBuf is the largest read buffer a Reader keeps between frames.
-	keepBuf = 1 << 20
+	// typicalBlockFrame is the least size of a large frame buffer, so that a
+	// released one fits the next block frame.
+	typicalBlockFrame = 256<<10 + 1<<10
 )
 
 var (
@@ -114,18 +116,23 @@ func Decode(b []byte) (Frame, error) {
 	return f, nil
 }
 
-// Reader reads frames from a stream. It keeps one buffer, reused between
-// frames (dropped after frames larger than 1 MiB). Not safe for concurrent
-// use.
+// Reader reads frames from a stream. It keeps one 32 KiB buffer for small
+// frames; a larger frame is read into a buffer of its own. Not safe for
+// concurrent use.
 type Reader struct {
 	r   io.Reader
 	hdr [HeaderSize]byte
 	buf []byte
+	// free holds large frame buffers given back by BlockResponse.Release. A
+	// sync.Pool: the garbage collector empties it when the connection idles.
+	free sync.Pool // of *[]byte
 }
 
 // NewReader returns a Reader of r. Give it a buffered r: it reads the length
 // prefix and the body in two calls.
-func NewReader(r io.Reader) *Reader { return &Reader{r: r} }
+func NewReader(r io.Reader) *Reader {
+	return &Reader{r: r}
+}
 
 // ReadFrame reads and decodes the next frame. It returns io.EOF at a clean
 // end between frames, an error wrapping io.ErrUnexpectedEOF inside one, and
@@ -141,20 +148,45 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	if n == 0 || n > MaxFrameSize {
 		return Frame{}, fmt.Errorf("read frame: length %d outside 1..%d: %w", n, MaxFrameSize, ErrMalformed)
 	}
+	if n >= aliasMin {
+		// A large frame gets its own buffer, which a decoded BlockResponse
+		// keeps as its Data instead of a copy.
+		b := r.largeBuffer(int(n))
+		if err := r.readBody(b); err != nil {
+			return Frame{}, err
+		}
+		if f, ok := decodeBlockResponse(b); ok {
+			f.Msg.(*BlockResponse).release = func() { r.free.Put(&b) }
+			return f, nil
+		}
+		return Decode(b)
+	}
 	if cap(r.buf) < int(n) {
-		r.buf = make([]byte, n)
+		r.buf = make([]byte, aliasMin)
 	}
 	b := r.buf[:n]
+	if err := r.readBody(b); err != nil {
+		return Frame{}, err
+	}
+	return Decode(b)
+}
+
+// largeBuffer returns a buffer of n bytes, reusing a released one if it fits.
+func (r *Reader) largeBuffer(n int) []byte {
+	if p, ok := r.free.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]byte, n, max(n, typicalBlockFrame))
+}
+
+func (r *Reader) readBody(b []byte) error {
 	if _, err := io.ReadFull(r.r, b); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return Frame{}, fmt.Errorf("read frame of %d bytes: %w", n, err)
+		return fmt.Errorf("read frame of %d bytes: %w", len(b), err)
 	}
-	if cap(r.buf) > keepBuf {
-		r.buf = nil
-	}
-	return Decode(b)
+	return nil
 }
 
 // checkFrame enforces the ID rules and the message's limits.

@@ -196,6 +196,46 @@ func TestEncodeRefusesWhatDecodeRefuses(t *testing.T) {
 	}
 }
 
+// The fast BlockResponse encoding is byte for byte the protobuf one, and its
+// decoder takes it without copying.
+func TestBlockResponseFastPath(t *testing.T) {
+	for _, size := range []int{0, 100, aliasMin - 1, aliasMin, 128 << 10, MaxBlockData} {
+		for _, id := range []uint64{1, 300, 1 << 40} {
+			f := Frame{ID: id, Msg: &BlockResponse{Encoding: BlockDeltaZstd, Data: bytes.Repeat([]byte{9}, size)}}
+			slow, err := AppendFrame(nil, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, tail, err := EncodeFrame(nil, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(append(head, tail...), slow) {
+				t.Fatalf("size %d id %d: fast encoding differs", size, id)
+			}
+			r := NewReader(bytes.NewReader(append(slow, slow...)))
+			got, err := r.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.Msg.(*BlockResponse).Release()
+			got, err = r.ReadFrame() // into the released buffer, if large
+			if err == nil {
+				got.Msg.(*BlockResponse).release = nil
+			}
+			if err != nil || !reflect.DeepEqual(normalize(got), normalize(f)) {
+				t.Fatalf("size %d id %d: read back %v", size, id, err)
+			}
+		}
+	}
+	if _, _, err := EncodeFrame(nil, Frame{ID: 0, Msg: &BlockResponse{Encoding: BlockRaw, Data: make([]byte, aliasMin)}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("EncodeFrame without ID: %v", err)
+	}
+	if _, _, err := EncodeFrame(nil, Frame{ID: 1, Msg: &BlockResponse{Encoding: BlockRaw, Data: make([]byte, MaxBlockData+1)}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("EncodeFrame of too much data: %v", err)
+	}
+}
+
 func TestText(t *testing.T) {
 	long := strings.Repeat("é", MaxTextLen) // 2 bytes each: the cut splits a rune
 	got := Text(long)
@@ -215,8 +255,17 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(b[HeaderSize:])
 	}
+	big, _ := AppendFrame(nil, Frame{5, &BlockResponse{Encoding: BlockRaw, Data: make([]byte, aliasMin)}})
+	f.Add(big[HeaderSize:])
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fr, err := Decode(body)
+		// The fast BlockResponse decoder accepts only what Decode accepts, and
+		// reads it the same.
+		if fast, ok := decodeBlockResponse(body); ok {
+			if err != nil || !reflect.DeepEqual(normalize(fast), normalize(fr)) {
+				t.Fatalf("fast path: %+v, slow path: %+v, %v", fast, fr, err)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error is not ErrMalformed: %v", err)
