@@ -464,12 +464,15 @@ func TestThreeDevicesAndABadPeer(t *testing.T) {
 	}
 }
 
+// waitScanned waits until a scan that started after the call has finished.
 func waitScanned(t *testing.T, d *device) {
 	t.Helper()
+	since := time.Now()
+	d.rescan()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		st := d.e.Status().Shares[0]
-		if st.InSync {
+		if st.Scanned.After(since) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -60,6 +60,8 @@ type folder struct {
 		members  map[identity.DeviceID]bool        // guarded by mu
 		pending  map[merkle.Key]incoming           // guarded by mu: could not be applied yet
 		busy     bool                              // guarded by mu: the puller is applying
+		queued   int                               // guarded by mu: records delivered, not yet applied
+		queuedB  int64                             // guarded by mu: their file sizes
 		errors   []string                          // guarded by mu: newest last
 		conflict int                               // guarded by mu: conflict copies made
 		origin   map[merkle.Leaf]identity.DeviceID // guarded by mu: who sent a record we committed
@@ -115,14 +117,30 @@ func (f *folder) stop() {
 // deliver hands verified records to the puller; it blocks while the puller
 // is behind (back-pressure on the peer), until ctx is done.
 func (f *folder) deliver(ctx context.Context, batch []incoming) error {
+	f.countQueued(batch, +1)
 	select {
 	case f.inbox <- batch:
 		return nil
 	case <-ctx.Done():
+		f.countQueued(batch, -1)
 		return ctx.Err()
 	case <-f.quit:
+		f.countQueued(batch, -1)
 		return fmt.Errorf("share %s: stopped", f.cfg.Name)
 	}
+}
+
+// countQueued tracks what peers sent and the puller has not applied yet,
+// so status shows the work ahead during a long first sync.
+func (f *folder) countQueued(batch []incoming, sign int) {
+	var n int64
+	for _, in := range batch {
+		n += in.rec.Size
+	}
+	f.mu.Lock()
+	f.mu.queued += sign * len(batch)
+	f.mu.queuedB += int64(sign) * n
+	f.mu.Unlock()
 }
 
 func (f *folder) requestScan(paths []string, full bool) {
@@ -311,6 +329,7 @@ func byPath(batch []incoming) [][]incoming {
 
 // applyGroup applies the records of one path in order.
 func (f *folder) applyGroup(ctx context.Context, group []incoming) {
+	defer f.countQueued(group, -1)
 	for _, in := range group {
 		if ctx.Err() != nil {
 			return

@@ -20,10 +20,10 @@ type ShareStatus struct {
 	ID        string
 	Name      string
 	Path      string
-	InSync    bool   // nothing pending, and every connected member has our root
+	InSync    bool   // nothing pending, a member connected, and every connected member has our root
 	Root      string // hex
 	Records   uint64
-	NeedItems int   // records waiting to be applied
+	NeedItems int   // records received or retried, not yet applied
 	NeedBytes int64 // their file sizes
 	Conflicts int   // conflict copies made since start
 	Errors    []string
@@ -60,10 +60,12 @@ func (f *folder) status() ShareStatus {
 		Root: hex.EncodeToString(root[:]), Records: count,
 	}
 	f.mu.Lock()
-	ss.NeedItems = len(f.mu.pending)
+	ss.NeedItems = len(f.mu.pending) + f.mu.queued
+	ss.NeedBytes = f.mu.queuedB
 	for _, in := range f.mu.pending {
 		ss.NeedBytes += in.rec.Size
 	}
+	members := len(f.mu.members)
 	ss.Conflicts = f.mu.conflict
 	ss.Errors = slices.Clone(f.mu.errors)
 	ss.Scanned = f.mu.scanned
@@ -79,6 +81,9 @@ func (f *folder) status() ShareStatus {
 		if !known || remote.Root != root {
 			inSync = false
 		}
+	}
+	if members > 0 && len(ss.Peers) == 0 {
+		inSync = false // nobody to compare with: unknown, not "in sync"
 	}
 	ss.InSync = inSync
 	return ss
