@@ -53,8 +53,9 @@ type Options struct {
 	// live connection is never silent longer than this.
 	PingInterval time.Duration
 	// Timeout: a peer that sends nothing for this long is dead, as is one that
-	// accepts none of our bytes for this long; Hello must arrive within it.
-	// With the defaults, a dead peer is detected within 60 s.
+	// accepts none of our bytes for this long (deadlines move in steps of
+	// Timeout/8, so it is cut after 7/8 to all of Timeout); Hello must arrive
+	// within it. With the defaults, a dead peer is detected within 60 s.
 	Timeout time.Duration
 	// MaxRequests bounds our requests in flight (Request waits for a slot) and
 	// the peer's requests we serve at once (more are answered CodeBusy).
@@ -139,7 +140,8 @@ type Conn struct {
 	mu struct {
 		sync.Mutex
 		pending map[uint64]pending
-		running bool
+		running bool // Run started
+		closed  bool // Close came first; Run will not start
 	}
 }
 
@@ -246,10 +248,14 @@ func (c *Conn) Close() error {
 	c.kill(ErrClosed)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.mu.running {
-		return c.s.Close()
+	if c.mu.running || c.mu.closed {
+		return nil
 	}
-	return nil
+	// Run never started and now never will: say goodbye here.
+	c.mu.closed = true
+	c.s.SetWriteDeadline(time.Now().Add(min(closeTimeout, c.opts.Timeout)))
+	wire.WriteFrame(c.s, wire.Frame{Msg: &wire.Close{Reason: "closing"}})
+	return c.s.Close()
 }
 
 // Request sends req (a request message) and waits for its answer. An
@@ -392,6 +398,10 @@ func (c *Conn) Run(ctx context.Context) error {
 		c.mu.Unlock()
 		return errors.New("run connection: already running")
 	}
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil
+	}
 	c.mu.running = true
 	c.mu.Unlock()
 
@@ -406,10 +416,10 @@ func (c *Conn) Run(ctx context.Context) error {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		c.kill(c.writeLoop())
+		c.fail(c.writeLoop())
 	}()
-	wg.Go(func() { c.kill(c.readLoop(ctx, &wg)) })
-	wg.Go(func() { c.kill(c.messageLoop(ctx)) })
+	wg.Go(func() { c.fail(c.readLoop(ctx, &wg)) })
+	wg.Go(func() { c.fail(c.messageLoop(ctx)) })
 	wg.Go(func() { c.keepalive(ctx) })
 
 	<-c.life.Done()
@@ -424,6 +434,14 @@ func (c *Conn) Run(ctx context.Context) error {
 	}
 	c.log.Info("connection ended", "err", err)
 	return err
+}
+
+// fail ends the connection because of err; nil (a loop that saw the end
+// coming) changes nothing. The first cause stays.
+func (c *Conn) fail(err error) {
+	if err != nil {
+		c.kill(err)
+	}
 }
 
 func (c *Conn) writeLoop() error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -424,5 +425,62 @@ func TestNotTLS(t *testing.T) {
 	l.Close()
 	if !strings.Contains(logs.String(), "handshake failed") {
 		t.Fatalf("no log line:\n%s", logs.String())
+	}
+}
+
+// A connection that never starts TLS is dropped after HandshakeTimeout.
+func TestHandshakeTimeout(t *testing.T) {
+	tr := NewTLS(newID(t), testLogger(t, nil))
+	tr.HandshakeTimeout = 100 * time.Millisecond
+	l, err := tr.Listen("127.0.0.1:0", func(identity.DeviceID) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	raw, err := (netDialer{}).dial(l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := raw.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent client: read %v, want the listener to close the connection", err)
+	}
+}
+
+// Run ends with nil when its ctx ends, and a Conn closed before Run stays
+// closed.
+func TestRunContextAndEarlyClose(t *testing.T) {
+	a, b := pair(t, newHandler(), newHandler(), Options{})
+	a.c.Close()
+	if err := a.wait(t); err != nil {
+		t.Fatalf("Run after Close: %v", err)
+	}
+	if err := b.wait(t); !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("peer: %v", err)
+	}
+
+	x, y := newID(t), newID(t)
+	sx, sy := streams(t, x, y)
+	ch := make(chan *Conn, 1)
+	go func() {
+		c, _ := Open(context.Background(), sx, wire.Hello{}, newHandler(), Options{})
+		ch <- c
+	}()
+	cy, err := Open(context.Background(), sy, wire.Hello{}, newHandler(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cx := <-ch
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cy.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after its ctx ended: %v", err)
+	}
+	cx.Close() // never run
+	if err := cx.Run(context.Background()); err != nil {
+		t.Fatalf("Run of a closed Conn: %v", err)
 	}
 }
