@@ -27,11 +27,16 @@
 //     8 MiB); Send and Request wait for room. Every write must make progress
 //     within Timeout or the peer is dropped, so a peer that never reads costs
 //     at most MaxQueue plus the socket buffers.
-//   - Reads: one frame buffer (at most wire.MaxFrameSize, 16 MiB, kept only
-//     up to 1 MiB between frames) and one decoded message waiting for the
-//     message handler.
+//   - Reads: a 64 KiB bufio buffer and wire.Reader's 32 KiB one for small
+//     frames; a large frame (at most wire.MaxFrameSize, 16 MiB) is read into
+//     its own buffer, which becomes the message's memory. Block payloads go
+//     back to the connection with wire.BlockResponse.Release for the next
+//     block (a sync.Pool, emptied by the GC when idle). One decoded one-way
+//     message at a time waits for the message handler.
 //
 // Liveness: we send a Ping every PingInterval (default 20 s) and the peer
 // answers Pong, so a live connection is never silent that long. A peer from
-// which nothing arrives for Timeout (default 60 s) is dead: ErrTimeout.
+// which nothing arrives for Timeout (default 60 s; at least 7/8 of it, as
+// deadlines move in steps) is dead: ErrTimeout. So is one that accepts none of
+// our bytes for as long.
 package conn

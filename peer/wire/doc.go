@@ -28,7 +28,11 @@
 //   - Encode applies the same checks, so we never send what a peer refuses.
 //   - The wire carries bytes and an encoding tag; compression and deltas are
 //     the sync engine's job.
-//   - Decoded messages own their memory (nothing aliases the read buffer).
+//   - Decoded messages own their memory (nothing aliases a reused buffer). A
+//     BlockResponse read from a Reader may give its Data back with Release.
+//   - Messages handed to EncodeFrame are read, never kept: a BlockResponse's
+//     Data is written from the caller's memory (not copied), so it must not
+//     change until written.
 //
 // The protocol's versions and what changed in each are in version.go.
 package wire
