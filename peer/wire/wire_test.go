@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"reflect"
@@ -349,6 +350,28 @@ func BenchmarkDecodeBlockResponse(b *testing.B) {
 	for b.Loop() {
 		if _, err := Decode(fr[HeaderSize:]); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestGoldenFrames pins the bytes of a few frames: changing them breaks
+// every deployed peer, so it must come with a new Version.
+func TestGoldenFrames(t *testing.T) {
+	for _, tc := range []struct {
+		f    Frame
+		want string
+	}{
+		{Frame{Msg: &Hello{Version: 1, MinVersion: 1, DeviceName: "a", Capabilities: []string{"z"}}}, "0000000c120a080110011a016122017a"},
+		{Frame{ID: 7, Msg: &Pong{}}, "0000000408072200"},
+		{Frame{ID: 300, Msg: &BlockResponse{Encoding: BlockZstd, Data: []byte{1, 2, 3}}}, "0000000d08ac02fa010708021203010203"},
+		{Frame{ID: 2, Msg: &ErrorResponse{Code: CodeBusy, Message: "x"}}, "00000009080232050803120178"},
+	} {
+		b, err := AppendFrame(nil, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(b); got != tc.want {
+			t.Errorf("%s: got %s, want %s", Name(tc.f.Msg), got, tc.want)
 		}
 	}
 }
