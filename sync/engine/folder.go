@@ -365,6 +365,7 @@ func (f *folder) retryPending(ctx context.Context) {
 	}
 	f.mu.Unlock()
 	if len(batch) > 0 {
+		f.countQueued(batch, +1) // applyBatch counts them out again
 		f.applyBatch(ctx, batch)
 	}
 }
