@@ -246,12 +246,16 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off
 		if !ok {
 			continue // NotFound or another refusal: ask the next one
 		}
+		s.countIn(len(br.Data))
 		data, err := e.codec.decodeBlock(br, b.Hash, b.Size, basisData)
+		if err == nil && br.Encoding == wire.BlockRaw {
+			data = append([]byte(nil), data...) // the frame buffer goes back to the connection
+		}
+		br.Release()
 		if err != nil {
 			s.kill(fmt.Errorf("%w: %v", ErrPeerMisbehaved, err))
 			continue
 		}
-		s.countIn(len(br.Data))
 		return data, nil
 	}
 	_ = from
