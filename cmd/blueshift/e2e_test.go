@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 
 // device is one home, and its daemon when running.
 type device struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	home string
 	cmd  *exec.Cmd
@@ -56,7 +56,7 @@ type device struct {
 	done chan error
 }
 
-func newDevice(t *testing.T, name string) *device {
+func newDevice(t testing.TB, name string) *device {
 	t.Helper()
 	d := &device{t: t, name: name, home: filepath.Join(t.TempDir(), name)}
 	d.ok("init", "--name", name)
@@ -157,7 +157,7 @@ func (d *device) logText() string {
 
 // waitTrees polls until the two folders hold the same files (bytes and
 // modes), ignoring .blueshift.
-func waitTrees(t *testing.T, a, b string, why string, devs ...*device) {
+func waitTrees(t testing.TB, a, b string, why string, devs ...*device) {
 	t.Helper()
 	deadline := time.Now().Add(e2eDeadline)
 	for {
@@ -177,7 +177,7 @@ func waitTrees(t *testing.T, a, b string, why string, devs ...*device) {
 	}
 }
 
-func tree(t *testing.T, root string) map[string]string {
+func tree(t testing.TB, root string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
@@ -221,7 +221,7 @@ func treeDiff(a, b map[string]string) string {
 	return ""
 }
 
-func write(t *testing.T, path, data string) {
+func write(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
