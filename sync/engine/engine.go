@@ -110,6 +110,11 @@ func New(opts Options) (*Engine, error) {
 func (e *Engine) Run(ctx context.Context) error {
 	var wg gosync.WaitGroup
 	defer e.codec.Close()
+	defer func() {
+		for _, f := range e.folders() {
+			f.root.Close() // its puller has stopped: wg.Wait ran first
+		}
+	}()
 	defer wg.Wait()
 	for {
 		select {

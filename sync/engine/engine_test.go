@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	gosync "sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
@@ -29,17 +31,24 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // device is one real engine: its own identity, Pebble database and folder.
 type device struct {
-	t    testing.TB
-	name string
-	id   *identity.Identity
-	db   *index.DB
-	e    *Engine
-	dir  string
-	key  share.Key
-	ln   *conn.TLSListener
-	stop context.CancelFunc
-	done chan struct{}
-	lie  bool // serve corrupted blocks (a misbehaving peer)
+	t       testing.TB
+	name    string
+	id      *identity.Identity
+	db      *index.DB
+	e       *Engine
+	dir     string
+	key     share.Key
+	ln      *conn.TLSListener
+	stop    context.CancelFunc
+	done    chan struct{}
+	logs    testWriter
+	log     *slog.Logger
+	base    string            // holds the database and the share folder
+	members []*device         // the share's members, once added
+	lie     bool              // serve corrupted blocks (a misbehaving peer)
+	forge   []wire.RecordData // answer record requests with these (a hostile member)
+	// serveLimit, if set, counts blocks served and refuses those past its limit.
+	serveLimit *blockBudget
 }
 
 // newDevice starts an engine syncing folder dir for share key with members.
@@ -58,34 +67,57 @@ func newDevice(t testing.TB, name string, key share.Key) *device {
 	if _, bench := t.(*testing.B); bench {
 		level = slog.LevelWarn
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t, name}, &slog.HandlerOptions{Level: level}))
-	db, err := index.Open(filepath.Join(base, "db"), index.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Options{DB: db, Self: id.ID(), Logger: log, RetryEvery: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &device{t: t, name: name, id: id, db: db, e: e, dir: dir, key: key, done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.stop = cancel
-	go func() { defer close(d.done); e.Run(ctx) }()
+	logs := testWriter{t: t, name: name, mu: new(gosync.Mutex), buf: new(bytes.Buffer)}
+	d := &device{t: t, name: name, id: id, dir: dir, base: base, key: key, logs: logs,
+		log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))}
+	d.open()
 	t.Cleanup(d.close)
 	return d
 }
 
+// open starts the device's engine on its database and folder, and gives it
+// back its share if it had one.
+func (d *device) open() {
+	d.t.Helper()
+	db, err := index.Open(filepath.Join(d.base, "db"), index.Options{Logger: d.log})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	e, err := New(Options{DB: db, Self: d.id.ID(), Logger: d.log, RetryEvery: 200 * time.Millisecond})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.db, d.e, d.done = db, e, make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stop = cancel
+	go func() { defer close(d.done); e.Run(ctx) }()
+	if d.members != nil {
+		d.addShare(d.members...)
+	}
+}
+
 func (d *device) close() {
+	if d.e == nil {
+		return
+	}
 	d.stop()
 	<-d.done
 	if d.ln != nil {
 		d.ln.Close()
 	}
 	d.db.Close()
+	d.e = nil
+}
+
+// restart stops the engine and starts a new one on the same disk state.
+func (d *device) restart() {
+	d.close()
+	d.open()
 }
 
 func (d *device) addShare(members ...*device) {
 	d.t.Helper()
+	d.members = members
 	var ids []identity.DeviceID
 	for _, m := range members {
 		ids = append(ids, m.id.ID())
@@ -139,6 +171,12 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 		var h conn.Handler = sess
 		if local.lie {
 			h = liar{sess}
+		}
+		if local.forge != nil {
+			h = forger{sess, local.forge}
+		}
+		if local.serveLimit != nil {
+			h = limiter{sess, local.serveLimit}
 		}
 		c, err := conn.Open(ctx, s, wire.Hello{DeviceName: local.name}, h, conn.Options{})
 		if err != nil {
@@ -288,14 +326,26 @@ func randBytes(n int) []byte {
 	return b
 }
 
+// testWriter sends a device's log to t.Log and keeps it for assertions.
 type testWriter struct {
 	t    testing.TB
 	name string
+	mu   *gosync.Mutex
+	buf  *bytes.Buffer
 }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(w.name + ": " + string(bytes.TrimRight(p, "\n")))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
 	return len(p), nil
+}
+
+func (w testWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
 
 func newKey(t testing.TB) share.Key {
@@ -500,4 +550,17 @@ func (l liar) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, 
 		return &wire.BlockResponse{Encoding: br.Encoding, Data: bad}, err
 	}
 	return resp, err
+}
+
+func mustRecord(t testing.TB, d *device, p string) record.Record {
+	t.Helper()
+	idx, err := d.db.Share(d.key, d.dir, d.id.ID().Short())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok, err := idx.Lookup(record.Path(p))
+	if err != nil || !ok {
+		t.Fatalf("no record of %s on %s: %v", p, d.name, err)
+	}
+	return e.Record
 }
