@@ -184,3 +184,34 @@ func randBytesSeeded(n int) []byte {
 	}
 	return b
 }
+
+// BenchmarkInitialSync measures the first sync of many small files (1–64
+// KiB) between two engines, from the sender's scan to identical trees.
+func BenchmarkInitialSync(b *testing.B) {
+	for _, n := range []int{2000} {
+		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				key := newKey(b)
+				a, bb := newDevice(b, "A", key), newDevice(b, "B", key)
+				a.addShare(bb)
+				bb.addShare(a)
+				var total int64
+				for i := range n {
+					size := 1024 + (i*7919)%(63*1024)
+					total += int64(size)
+					mustWrite(b, filepath.Join(a.dir, fmt.Sprintf("d%03d/f%06d", i%100, i)), randBytes(size))
+				}
+				b.StartTimer()
+				start := time.Now()
+				a.rescan()
+				link(b, a, bb)
+				waitConverged(b, a, bb)
+				took := time.Since(start)
+				b.ReportMetric(took.Seconds(), "s")
+				b.ReportMetric(float64(total)/took.Seconds()/1e6, "MB/s")
+				b.ReportMetric(float64(n)/took.Seconds(), "files/s")
+			}
+		})
+	}
+}
