@@ -16,12 +16,9 @@ import (
 	"github.com/blueshift-sync/blueshift/index/record"
 )
 
-// MetaDir is the per-share metadata folder, at the share root, never synced.
-const MetaDir = ".blueshift"
-
 const (
-	tmpDir      = MetaDir + "/tmp"
-	versionsDir = MetaDir + "/versions"
+	tmpDir      = record.MetaDir + "/tmp"
+	versionsDir = record.MetaDir + "/versions"
 
 	// DefaultVersionsKeep and DefaultVersionsDays apply when Options leaves
 	// them zero. A negative value means no limit.
@@ -95,8 +92,8 @@ func Open(dir string, opts Options) (*Root, error) {
 		abs = real
 	}
 	for _, c := range strings.Split(filepath.ToSlash(abs), "/") {
-		if c == MetaDir {
-			return nil, fmt.Errorf("open share %q: it is inside another share's %s folder; pick a folder outside it: %w", dir, MetaDir, ErrUnsafePath)
+		if c == record.MetaDir {
+			return nil, fmt.Errorf("open share %q: it is inside another share's %s folder; pick a folder outside it: %w", dir, record.MetaDir, ErrUnsafePath)
 		}
 	}
 	if opts.VersionsKeep == 0 {
@@ -149,7 +146,7 @@ func (r *Root) Stat(p record.Path) (FileState, error) {
 // initMeta creates the metadata folders, refusing symlinks there, removes
 // stale one-shot temps and probes case sensitivity.
 func (r *Root) initMeta() error {
-	for _, d := range []string{MetaDir, tmpDir, versionsDir} {
+	for _, d := range []string{record.MetaDir, tmpDir, versionsDir} {
 		err := r.fs.Mkdir(d, dirPerm)
 		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create %s: %w", d, err)
@@ -210,8 +207,8 @@ func checkPath(p record.Path) (string, error) {
 			return bad(`has a ".." component`, ErrOutsideShare)
 		case c == "" || c == ".":
 			return bad("has an empty or \".\" component", ErrUnsafePath)
-		case strings.EqualFold(c, MetaDir):
-			return bad("names the "+MetaDir+" metadata folder", ErrUnsafePath)
+		case strings.EqualFold(c, record.MetaDir):
+			return bad("names the "+record.MetaDir+" metadata folder", ErrUnsafePath)
 		case runtime.GOOS == "windows" && strings.ContainsAny(c, `\:`):
 			return bad(`has "\" or ":" inside a name`, ErrUnsafePath)
 		}

@@ -94,10 +94,10 @@ func TestOpenCreatesMetaAndRefusesNested(t *testing.T) {
 	if got := tmpEntries(t, dir); len(got) != 0 {
 		t.Fatalf("probe left %v", got)
 	}
-	inner := filepath.Join(dir, MetaDir, "versions", "x")
+	inner := filepath.Join(dir, record.MetaDir, "versions", "x")
 	os.MkdirAll(inner, 0o755)
-	if _, err := Open(inner, Options{}); !errors.Is(err, ErrUnsafePath) || !strings.Contains(err.Error(), MetaDir) {
-		t.Fatalf("open inside %s: got %v, want ErrUnsafePath naming it", MetaDir, err)
+	if _, err := Open(inner, Options{}); !errors.Is(err, ErrUnsafePath) || !strings.Contains(err.Error(), record.MetaDir) {
+		t.Fatalf("open inside %s: got %v, want ErrUnsafePath naming it", record.MetaDir, err)
 	}
 }
 

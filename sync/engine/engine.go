@@ -71,7 +71,7 @@ type Engine struct {
 	mu struct {
 		gosync.Mutex
 		folders  map[share.ID]*folder           // guarded by mu
-		sessions map[identity.DeviceID]*session // guarded by mu
+		sessions map[identity.DeviceID]*Session // guarded by mu
 	}
 }
 
@@ -101,7 +101,7 @@ func New(opts Options) (*Engine, error) {
 		spawn: make(chan func(context.Context), 1024),
 	}
 	e.mu.folders = make(map[share.ID]*folder)
-	e.mu.sessions = make(map[identity.DeviceID]*session)
+	e.mu.sessions = make(map[identity.DeviceID]*Session)
 	return e, nil
 }
 
@@ -205,7 +205,7 @@ func (e *Engine) NewSession(id identity.DeviceID) *Session { return newSession(e
 // Serve runs the sync protocol on the opened connection c until ctx is
 // done or the connection ends (cancel ctx when it does). A newer session
 // with the same peer replaces this one.
-func (s *session) Serve(ctx context.Context, c Conn) error {
+func (s *Session) Serve(ctx context.Context, c Conn) error {
 	if c.Remote() != s.id {
 		return fmt.Errorf("serve peer %s: connection is to %s", peerName(s.id), peerName(c.Remote()))
 	}
@@ -244,18 +244,18 @@ func (e *Engine) folders() []*folder {
 	return out
 }
 
-func (e *Engine) sessions() []*session {
+func (e *Engine) sessions() []*Session {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.sessionsLocked()
 }
 
-func (e *Engine) sessionsLocked() []*session {
-	out := make([]*session, 0, len(e.mu.sessions))
+func (e *Engine) sessionsLocked() []*Session {
+	out := make([]*Session, 0, len(e.mu.sessions))
 	for _, s := range e.mu.sessions {
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b *session) int { return compareIDs(a.id[:], b.id[:]) })
+	slices.SortFunc(out, func(a, b *Session) int { return compareIDs(a.id[:], b.id[:]) })
 	return out
 }
 

@@ -510,8 +510,8 @@ func (f *folder) announceAll() {
 }
 
 // connectedMembers returns the sessions of members connected now.
-func (f *folder) connectedMembers() []*session {
-	var out []*session
+func (f *folder) connectedMembers() []*Session {
+	var out []*Session
 	for _, s := range f.e.sessions() {
 		if f.isMember(s.id) {
 			out = append(out, s)

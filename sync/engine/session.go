@@ -31,9 +31,7 @@ const (
 // may hear the peer before Serve starts); then call Serve with the opened
 // connection. Serve's goroutine owns reconciles and pushed records; the
 // handlers run on the connection's goroutines and never block on the peer.
-type Session = session
-
-type session struct {
+type Session struct {
 	e   *Engine
 	c   Conn // set by Serve before the session is registered
 	id  identity.DeviceID
@@ -60,8 +58,8 @@ type session struct {
 // push is dropped and its share reconciled instead, which loses nothing.
 const pushQueue = 64
 
-func newSession(e *Engine, id identity.DeviceID) *session {
-	s := &session{
+func newSession(e *Engine, id identity.DeviceID) *Session {
+	s := &Session{
 		e: e, id: id,
 		log:    e.log.With("peer", peerName(id)),
 		wake:   make(chan struct{}, 1),
@@ -76,7 +74,7 @@ func newSession(e *Engine, id identity.DeviceID) *session {
 }
 
 // run announces our roots and reconciles whatever differs until ctx is done.
-func (s *session) run(ctx context.Context) error {
+func (s *Session) run(ctx context.Context) error {
 	for _, f := range s.e.folders() {
 		if f.isMember(s.id) {
 			s.announce(f)
@@ -116,7 +114,7 @@ func (s *session) run(ctx context.Context) error {
 // settle lets pushes already on their way land before a reconcile starts:
 // a root that differs only because a push is still in flight needs no walk
 // of the tree and no second copy of the records.
-func (s *session) settle(ctx context.Context) {
+func (s *Session) settle(ctx context.Context) {
 	t := time.NewTimer(settleDelay)
 	defer t.Stop()
 	for {
@@ -132,7 +130,7 @@ func (s *session) settle(ctx context.Context) {
 }
 
 // rootsAgree reports whether the peer's last announced root is ours.
-func (s *session) rootsAgree(f *folder) bool {
+func (s *Session) rootsAgree(f *folder) bool {
 	root, _, err := f.idx.TreeRoot()
 	if err != nil {
 		return false
@@ -143,7 +141,7 @@ func (s *session) rootsAgree(f *folder) bool {
 	return ok && st.Root == root
 }
 
-func (s *session) superseded() {
+func (s *Session) superseded() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.mu.gonePut {
@@ -152,7 +150,7 @@ func (s *session) superseded() {
 	}
 }
 
-func (s *session) kill(err error) {
+func (s *Session) kill(err error) {
 	s.mu.Lock()
 	first := !s.mu.killed
 	s.mu.killed = true
@@ -163,10 +161,10 @@ func (s *session) kill(err error) {
 	}
 }
 
-func (s *session) countIn(n int) { s.bytesIn.Add(int64(n)) }
+func (s *Session) countIn(n int) { s.bytesIn.Add(int64(n)) }
 
 // announce sends our current state of f to the peer.
-func (s *session) announce(f *folder) {
+func (s *Session) announce(f *folder) {
 	root, count, err := f.idx.TreeRoot()
 	if err != nil {
 		return
@@ -182,7 +180,7 @@ func (s *session) announce(f *folder) {
 
 // maybeWant schedules a reconcile of f if the peer's last root differs from
 // ours and has changed since the last reconcile.
-func (s *session) maybeWant(f *folder) {
+func (s *Session) maybeWant(f *folder) {
 	root, _, err := f.idx.TreeRoot()
 	if err != nil {
 		return
@@ -202,7 +200,7 @@ func (s *session) maybeWant(f *folder) {
 	}
 }
 
-func (s *session) takeWanted() []share.ID {
+func (s *Session) takeWanted() []share.ID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]share.ID, 0, len(s.mu.want))
@@ -215,7 +213,7 @@ func (s *session) takeWanted() []share.ID {
 
 // reconcile finds the records in which the peer's tree differs from ours
 // and hands the peer's versions to the puller, which decides.
-func (s *session) reconcile(ctx context.Context, f *folder) error {
+func (s *Session) reconcile(ctx context.Context, f *folder) error {
 	started := time.Now()
 	localRoot, _, err := f.idx.TreeRoot()
 	if err != nil {
@@ -255,7 +253,7 @@ func (s *session) reconcile(ctx context.Context, f *folder) error {
 }
 
 // fetchRecords asks the peer for the records of keys and delivers them.
-func (s *session) fetchRecords(ctx context.Context, f *folder, keys []merkle.Key, have []merkle.Leaf) error {
+func (s *Session) fetchRecords(ctx context.Context, f *folder, keys []merkle.Key, have []merkle.Leaf) error {
 	resp, err := s.c.Request(ctx, &wire.RecordsRequest{Share: f.id, Keys: keys, Have: have})
 	if err != nil {
 		return fmt.Errorf("ask for %d records of share %s: %w", len(keys), f.cfg.Name, err)
@@ -273,7 +271,7 @@ func (s *session) fetchRecords(ctx context.Context, f *folder, keys []merkle.Key
 
 // decodeRecords checks records from the peer: decodable, signed by the
 // share's key, filed under their own path. Anything else is misbehaviour.
-func (s *session) decodeRecords(ctx context.Context, f *folder, data []wire.RecordData) ([]incoming, error) {
+func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.RecordData) ([]incoming, error) {
 	var batch []incoming
 	var refetch []merkle.Key
 	for _, rd := range data {
@@ -315,7 +313,7 @@ func (s *session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 
 // HandleMessage takes one-way messages: root announcements and pushes. It
 // never waits on the peer: pushes go to the session's goroutine.
-func (s *session) HandleMessage(ctx context.Context, m wire.Message) error {
+func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 	switch m := m.(type) {
 	case *wire.ShareState:
 		f := s.e.folder(m.Share)
@@ -345,7 +343,7 @@ func (s *session) HandleMessage(ctx context.Context, m wire.Message) error {
 }
 
 // takePush verifies pushed records and hands them to the puller.
-func (s *session) takePush(ctx context.Context, m *wire.RecordPush) {
+func (s *Session) takePush(ctx context.Context, m *wire.RecordPush) {
 	f := s.e.folder(m.Share)
 	if f == nil || !f.isMember(s.id) {
 		return
@@ -362,11 +360,11 @@ func (s *session) takePush(ctx context.Context, m *wire.RecordPush) {
 
 // HandleRequest answers the peer's questions about shares it is a member
 // of. It is safe to call from many goroutines at once.
-func (s *session) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
+func (s *Session) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
 	return s.answer(ctx, m), nil
 }
 
-func (s *session) answer(ctx context.Context, m wire.Message) wire.Message {
+func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 	switch m := m.(type) {
 	case *wire.NodesRequest:
 		f, refuse := s.memberFolder(m.Share)
@@ -415,7 +413,7 @@ func (s *session) answer(ctx context.Context, m wire.Message) wire.Message {
 
 // memberFolder returns the share if the peer may see it, else a refusal
 // that does not reveal whether the share exists.
-func (s *session) memberFolder(id share.ID) (*folder, wire.Message) {
+func (s *Session) memberFolder(id share.ID) (*folder, wire.Message) {
 	f := s.e.folder(id)
 	if f == nil || !f.isMember(s.id) {
 		return nil, wire.Errorf(wire.CodeRefused, "not a member of share %s", id.Short())
@@ -429,7 +427,7 @@ type rootPair struct{ local, remote merkle.Hash }
 
 // remoteTree asks the peer for Merkle nodes: the remote side of merkle.Diff.
 type remoteTree struct {
-	s     *session
+	s     *Session
 	share share.ID
 }
 
