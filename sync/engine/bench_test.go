@@ -215,3 +215,54 @@ func BenchmarkInitialSync(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFanOut: one device seeds a file to three newcomers at once.
+// Newcomers serve each other what they already hold, so the seeder uploads
+// less than once per newcomer; the metric is the seeder's traffic over the
+// file size (3 would be plain unicast).
+func BenchmarkFanOut(b *testing.B) {
+	size := 32 << 20
+	for b.Loop() {
+		b.StopTimer()
+		key := newKey(b)
+		devs := []*device{newDevice(b, "S", key), newDevice(b, "N1", key), newDevice(b, "N2", key), newDevice(b, "N3", key)}
+		for i, d := range devs {
+			var others []*device
+			for j, o := range devs {
+				if i != j {
+					others = append(others, o)
+				}
+			}
+			d.addShare(others...)
+		}
+		data := randBytes(size)
+		mustWrite(b, filepath.Join(devs[0].dir, "seed.bin"), data)
+		devs[0].rescan()
+		waitScannedTB(b, devs[0])
+		b.StartTimer()
+		var seeder wireCount
+		for i := range devs {
+			for j := i + 1; j < len(devs); j++ {
+				if i == 0 {
+					linkCounted(b, devs[i], devs[j], &seeder)
+				} else {
+					link(b, devs[i], devs[j])
+				}
+			}
+		}
+		waitConverged(b, devs...)
+		b.ReportMetric(float64(seeder.n.Load())/float64(size), "seeder-upload/file")
+	}
+}
+
+func waitScannedTB(t testing.TB, d *device) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := d.e.Status().Shares[0]; !st.Scanned.IsZero() && st.Records > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s did not scan", d.name)
+}

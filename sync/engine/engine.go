@@ -65,6 +65,7 @@ type Engine struct {
 	clock func() time.Time
 	opts  Options
 	codec *codec
+	temps *inflight // blocks of pulls under way, served to peers
 
 	spawn chan func(context.Context) // started by Run; buffered
 
@@ -98,6 +99,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		db: opts.DB, self: opts.Self, log: opts.Logger, clock: opts.Clock, opts: opts, codec: c,
+		temps: newInflight(),
 		spawn: make(chan func(context.Context), 1024),
 	}
 	e.mu.folders = make(map[share.ID]*folder)

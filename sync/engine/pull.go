@@ -153,13 +153,26 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		return apply.FileState{}, err
 	}
 	bases := newBasis(f, old)
+	hashes := make([]block.Hash, len(rec.Blocks))
+	for i, b := range rec.Blocks {
+		hashes[i] = b.Hash
+	}
+	defer f.e.temps.forget(t, hashes)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.e.opts.Parallel)
 	var missing atomic.Int64
+	offs := make([]int64, len(rec.Blocks))
 	var off int64
-	for _, b := range rec.Blocks {
-		o := off
+	for i, b := range rec.Blocks {
+		offs[i] = off
 		off += int64(b.Size)
+	}
+	// Each device starts at its own place in the file, so devices pulling
+	// the same file at once hold different blocks and can serve each other.
+	first := int(uint64(f.e.self.Short()) % uint64(max(len(rec.Blocks), 1)))
+	for k := range rec.Blocks {
+		i := (first + k) % len(rec.Blocks)
+		b, o := rec.Blocks[i], offs[i]
 		if t.Has(o, int64(b.Size)) {
 			continue
 		}
@@ -172,8 +185,11 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 			if err != nil {
 				return err
 			}
-			_, err = t.WriteAt(data, o)
-			return err
+			if _, err := t.WriteAt(data, o); err != nil {
+				return err
+			}
+			f.e.temps.add(b.Hash, t, o, b.Size)
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -267,7 +283,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off
 func (e *Engine) readLocal(h block.Hash, size uint32) ([]byte, bool) {
 	locs, err := e.db.Locate(h)
 	if err != nil || len(locs) == 0 {
-		return nil, false
+		return e.temps.read(h, size)
 	}
 	buf := make([]byte, size)
 	for _, l := range locs {
@@ -284,7 +300,7 @@ func (e *Engine) readLocal(h block.Hash, size uint32) ([]byte, bool) {
 		}
 		return buf, true
 	}
-	return nil, false
+	return e.temps.read(h, size)
 }
 
 // basis finds, for a block of the new version of a file, the block of the

@@ -1,0 +1,69 @@
+package engine
+
+import (
+	gosync "sync"
+
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/sync/apply"
+)
+
+// inflight knows the blocks that have arrived in temps of pulls still under
+// way, so a device serves what it already has of a large file to the other
+// devices fetching it (swarm: newcomers help each other, and the seeder
+// uploads less than once per newcomer). Safe for concurrent use.
+type inflight struct {
+	mu gosync.Mutex
+	m  map[block.Hash][]tempBlock // guarded by mu
+}
+
+// tempBlock is a block written into a pull's temp.
+type tempBlock struct {
+	t    *apply.Temp
+	off  int64
+	size uint32
+}
+
+func newInflight() *inflight { return &inflight{m: make(map[block.Hash][]tempBlock)} }
+
+func (f *inflight) add(h block.Hash, t *apply.Temp, off int64, size uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.m[h] = append(f.m[h], tempBlock{t: t, off: off, size: size})
+}
+
+// forget drops every block of temp t (committed, or closed for later).
+func (f *inflight) forget(t *apply.Temp, hashes []block.Hash) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, h := range hashes {
+		locs := f.m[h]
+		kept := locs[:0]
+		for _, l := range locs {
+			if l.t != t {
+				kept = append(kept, l)
+			}
+		}
+		if len(kept) == 0 {
+			delete(f.m, h)
+		} else {
+			f.m[h] = kept
+		}
+	}
+}
+
+// read returns block h from a temp that holds it, checked against h.
+func (f *inflight) read(h block.Hash, size uint32) ([]byte, bool) {
+	f.mu.Lock()
+	locs := append([]tempBlock(nil), f.m[h]...)
+	f.mu.Unlock()
+	buf := make([]byte, size)
+	for _, l := range locs {
+		if l.size != size {
+			continue
+		}
+		if n, err := l.t.ReadAt(buf, l.off); err == nil && n == len(buf) && block.Sum(buf) == h {
+			return buf, true
+		}
+	}
+	return nil, false
+}
