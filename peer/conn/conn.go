@@ -233,6 +233,9 @@ func (c *Conn) Remote() identity.DeviceID { return c.s.Remote }
 // PeerHello returns the Hello the peer sent. Callers must not modify it.
 func (c *Conn) PeerHello() *wire.Hello { return c.peer }
 
+// RemoteAddr is the network address of the peer.
+func (c *Conn) RemoteAddr() net.Addr { return c.s.RemoteAddr() }
+
 // Version returns the protocol version both sides speak.
 func (c *Conn) Version() uint32 { return c.version }
 

@@ -14,7 +14,8 @@ import (
 
 // Compression on the wire. A block or record is compressed only when that
 // pays: a 4 KiB sample is tried first, and incompressible data goes raw
-// without a second pass over it.
+// without a second pass over it. Blocks to a peer on this machine go raw
+// too: loopback outruns zstd, so compressing could only cost time.
 const (
 	sampleLen      = 4 << 10
 	minCompressLen = 256 // shorter payloads are not worth a frame header
@@ -74,7 +75,8 @@ func (c *codec) compress(b []byte) []byte {
 
 // encodeBlock answers a block request: data is the block; sig, if not
 // empty, describes a basis the asker has, so a delta may be smaller.
-func (c *codec) encodeBlock(data, sig []byte) (*wire.BlockResponse, error) {
+// squeeze says whether zstd may pay on this link at all.
+func (c *codec) encodeBlock(data, sig []byte, squeeze bool) (*wire.BlockResponse, error) {
 	if len(sig) > 0 {
 		s, err := delta.ParseSignature(sig)
 		if err != nil {
@@ -82,14 +84,16 @@ func (c *codec) encodeBlock(data, sig []byte) (*wire.BlockResponse, error) {
 		}
 		d := delta.Delta(s, data)
 		if len(d) < len(data) {
-			if z := c.compress(d); z != nil {
+			if z := c.compress(d); squeeze && z != nil {
 				return &wire.BlockResponse{Encoding: wire.BlockDeltaZstd, Data: z}, nil
 			}
 			return &wire.BlockResponse{Encoding: wire.BlockDelta, Data: d}, nil
 		}
 	}
-	if z := c.compress(data); z != nil {
-		return &wire.BlockResponse{Encoding: wire.BlockZstd, Data: z}, nil
+	if squeeze {
+		if z := c.compress(data); z != nil {
+			return &wire.BlockResponse{Encoding: wire.BlockZstd, Data: z}, nil
+		}
 	}
 	return &wire.BlockResponse{Encoding: wire.BlockRaw, Data: data}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	gosync "sync"
 	"time"
@@ -212,6 +213,7 @@ func (s *Session) Serve(ctx context.Context, c Conn) error {
 		return fmt.Errorf("serve peer %s: connection is to %s", peerName(s.id), peerName(c.Remote()))
 	}
 	s.c = c
+	s.squeeze = !onThisMachine(c)
 	e := s.e
 	e.mu.Lock()
 	if old, ok := e.mu.sessions[s.id]; ok {
@@ -268,4 +270,15 @@ func compareIDs(a, b []byte) int {
 		}
 	}
 	return 0
+}
+
+// onThisMachine reports whether c leads to a loopback address: there the
+// link is faster than zstd, so compressing blocks could only cost time.
+func onThisMachine(c Conn) bool {
+	a, ok := c.(interface{ RemoteAddr() net.Addr })
+	if !ok || a.RemoteAddr() == nil {
+		return false
+	}
+	tcp, ok := a.RemoteAddr().(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }

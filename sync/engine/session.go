@@ -43,6 +43,10 @@ type Session struct {
 
 	bytesIn atomic.Int64 // block payload bytes received
 
+	// squeeze is whether blocks sent to this peer are compressed: not to a
+	// peer on this machine, where the link outruns zstd. Set by Serve.
+	squeeze bool
+
 	mu struct {
 		gosync.Mutex
 		remote  map[share.ID]wire.ShareState // guarded by mu: the peer's last announced state
@@ -402,7 +406,7 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		if !ok {
 			return wire.Errorf(wire.CodeNotFound, "block %s", block.Hash(m.Hash).Short())
 		}
-		resp, err := s.e.codec.encodeBlock(data, m.Signature)
+		resp, err := s.e.codec.encodeBlock(data, m.Signature, s.squeeze)
 		if err != nil {
 			return wire.Errorf(wire.CodeBadRequest, "block %s: %v", block.Hash(m.Hash).Short(), err)
 		}

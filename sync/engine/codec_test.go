@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+	"github.com/blueshift-sync/blueshift/sync/delta"
+)
+
+func TestBlockEncodings(t *testing.T) {
+	c, err := newCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	random := randBytes(64 << 10)
+	text := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog "), 1500)
+	edited := append(append(append([]byte{}, random[:30000]...), 'X'), random[30000:]...)
+	sig, _ := delta.Signature(random, delta.WindowFor(len(random))).MarshalBinary()
+	tests := []struct {
+		name    string
+		data    []byte
+		sig     []byte
+		basis   []byte
+		squeeze bool
+		want    wire.BlockEncoding
+	}{
+		{"incompressible goes raw", random, nil, nil, true, wire.BlockRaw},
+		{"text is compressed", text, nil, nil, true, wire.BlockZstd},
+		{"not compressed where it cannot pay", text, nil, nil, false, wire.BlockRaw},
+		{"an edit travels as a delta", edited, sig, random, true, wire.BlockDelta},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := c.encodeBlock(tt.data, tt.sig, tt.squeeze)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Encoding != tt.want {
+				t.Fatalf("encoding %v, want %v", resp.Encoding, tt.want)
+			}
+			got, err := c.decodeBlock(resp, block.Sum(tt.data), uint32(len(tt.data)), tt.basis)
+			if err != nil || !bytes.Equal(got, tt.data) {
+				t.Fatalf("round trip: %v", err)
+			}
+			// Any other hash, or a flipped byte, is bad data from the peer.
+			if _, err := c.decodeBlock(resp, block.Sum([]byte("other")), uint32(len(tt.data)), tt.basis); !errors.Is(err, errBadData) {
+				t.Fatalf("wrong hash accepted: %v", err)
+			}
+			bad := &wire.BlockResponse{Encoding: resp.Encoding, Data: append([]byte(nil), resp.Data...)}
+			bad.Data[len(bad.Data)/2] ^= 0x55
+			if _, err := c.decodeBlock(bad, block.Sum(tt.data), uint32(len(tt.data)), tt.basis); !errors.Is(err, errBadData) {
+				t.Fatalf("corrupted payload accepted: %v", err)
+			}
+		})
+	}
+	if _, err := c.decodeBlock(&wire.BlockResponse{Encoding: wire.BlockDelta, Data: []byte{1, 2}}, block.Sum(nil), 0, nil); !errors.Is(err, errBadData) {
+		t.Fatalf("delta without a basis: %v", err)
+	}
+}
+
+func TestRecordDelta(t *testing.T) {
+	c, err := newCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key := newKey(t)
+	mk := func(blocks []record.BlockRef) record.Envelope {
+		var size int64
+		for _, b := range blocks {
+			size += int64(b.Size)
+		}
+		r := record.Record{Path: "big.bin", Kind: record.File, Size: size, Mode: 0o644, Blocks: blocks,
+			Version: record.Vector{{Device: 1, Value: uint64(len(blocks))}}, ModifiedBy: 1}
+		r.FileHash = block.Sum([]byte{byte(len(blocks))})
+		env, err := key.Seal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	var blocks []record.BlockRef
+	for i := range 1600 {
+		blocks = append(blocks, record.BlockRef{Hash: block.Sum([]byte{byte(i), byte(i >> 8)}), Size: 65536})
+	}
+	old := mk(blocks)
+	blocks[800].Hash = block.Sum([]byte("edited"))
+	cur := mk(blocks)
+
+	rd := c.encodeRecord(cur, &old)
+	if rd.Encoding != wire.RecordZstdDict || len(rd.Data) > 1024 {
+		t.Fatalf("a one-block change costs %d bytes as %v, want a small dictionary delta (envelope %d bytes)", len(rd.Data), rd.Encoding, len(cur.Bytes()))
+	}
+	got, err := c.decodeRecord(rd, &old)
+	if err != nil || !bytes.Equal(got.Bytes(), cur.Bytes()) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if _, err := c.decodeRecord(rd, nil); !errors.Is(err, errNoBase) {
+		t.Fatalf("without the base: %v, want errNoBase", err)
+	}
+	rd.Key[0] ^= 1
+	if _, err := c.decodeRecord(rd, &old); !errors.Is(err, errBadData) {
+		t.Fatalf("record under another key: %v", err)
+	}
+}
