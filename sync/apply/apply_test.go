@@ -407,3 +407,54 @@ func TestOpenAndReadAt(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestStagedInstall(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	mtime := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	fill := func(s string) func(Writer) error {
+		return func(w Writer) error { _, err := w.Write([]byte(s)); return err }
+	}
+	ctx := context.Background()
+	a, err := r.Stage(ctx, "d/a.txt", Meta{Mode: 0o640, ModTime: mtime}, fill("alpha"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Stage(ctx, "b.txt", Meta{Mode: 0o644}, fill("beta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "d/a.txt")); !os.IsNotExist(err) {
+		t.Fatalf("staged content visible before Install: %v", err)
+	}
+	if err := r.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Install(ctx, FileState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "d/a.txt")); string(got) != "alpha" || st.Mode.Perm() != 0o640 || !st.ModTime.Equal(mtime) {
+		t.Fatalf("installed %q, state %v", got, st)
+	}
+	// b's path gained a file meanwhile: the user's file wins, nothing is lost.
+	if err := os.WriteFile(filepath.Join(dir, "b.txt"), []byte("user"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Install(ctx, FileState{}); !errors.Is(err, ErrChanged) {
+		t.Fatalf("install over a new user file: %v, want ErrChanged", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "b.txt")); string(got) != "user" {
+		t.Fatalf("user's file replaced: %q", got)
+	}
+	if err := r.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, ".blueshift/tmp")); len(left) != 0 {
+		t.Fatalf("temps left behind: %v", left)
+	}
+}

@@ -110,7 +110,7 @@ func (r *Root) Symlink(p record.Path, target string, expect FileState) (FileStat
 		return FileState{}, fmt.Errorf("symlink %q: %w", p, err)
 	}
 	r.commitMu.Lock()
-	st, err := r.replaceLocked(tmp, name, expect)
+	st, err := r.replaceLocked(tmp, name, expect, true)
 	r.commitMu.Unlock()
 	if err != nil {
 		r.fs.Remove(tmp)

@@ -281,20 +281,7 @@ func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 	for _, g := range dirs {
 		f.applyGroup(ctx, g)
 	}
-	var wg gosync.WaitGroup
-	work := make(chan []incoming)
-	for range min(f.e.opts.Parallel, max(len(files), 1)) {
-		wg.Go(func() {
-			for g := range work {
-				f.applyGroup(ctx, g)
-			}
-		})
-	}
-	for _, g := range files {
-		work <- g
-	}
-	close(work)
-	wg.Wait()
+	f.applyFiles(ctx, files)
 	slices.Reverse(deletions)
 	for _, g := range deletions {
 		f.applyGroup(ctx, g)
@@ -327,33 +314,88 @@ func byPath(batch []incoming) [][]incoming {
 	return groups
 }
 
+// applyFiles applies file records, several at once. A path with a single
+// record and a small file is staged rather than written: the batch's
+// content is then made durable with one sync, installed, and the renames
+// made durable with one more, instead of two syncs per file.
+func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
+	type install struct {
+		in     incoming
+		finish func() error
+	}
+	var mu gosync.Mutex
+	var installs []install
+	var wg gosync.WaitGroup
+	work := make(chan []incoming)
+	for range min(f.e.opts.Parallel, max(len(groups), 1)) {
+		wg.Go(func() {
+			for g := range work {
+				if len(g) > 1 {
+					f.applyGroup(ctx, g)
+					continue
+				}
+				finish, err := f.applyOne(ctx, g[0], true)
+				if err == nil && finish != nil {
+					mu.Lock()
+					installs = append(installs, install{g[0], finish})
+					mu.Unlock()
+					continue
+				}
+				f.settle(ctx, g[0], err)
+			}
+		})
+	}
+	for _, g := range groups {
+		work <- g
+	}
+	close(work)
+	wg.Wait()
+	if len(installs) == 0 {
+		return
+	}
+	slices.SortFunc(installs, func(a, b install) int { return strings.Compare(string(a.in.rec.Path), string(b.in.rec.Path)) })
+	err := f.root.Sync()
+	for _, it := range installs {
+		if err != nil {
+			f.settle(ctx, it.in, err) // nothing installed: not durable
+			continue
+		}
+		f.settle(ctx, it.in, it.finish())
+	}
+	if err := f.root.Sync(); err != nil {
+		f.noteError(err)
+	}
+}
+
 // applyGroup applies the records of one path in order.
 func (f *folder) applyGroup(ctx context.Context, group []incoming) {
-	defer f.countQueued(group, -1)
 	for _, in := range group {
-		if ctx.Err() != nil {
-			return
-		}
-		err := f.applyOne(ctx, in)
-		if errors.Is(err, apply.ErrChanged) {
-			// The user changed the file while we worked: take the change
-			// into the index first, then decide again (it may now conflict).
-			f.scan(ctx, scanRequest{paths: []string{string(in.rec.Path)}})
-			err = f.applyOne(ctx, in)
-		}
-		f.mu.Lock()
-		switch {
-		case err == nil:
-			delete(f.mu.pending, in.env.Key())
-		case errors.Is(err, errMissingBlocks) || errors.Is(err, apply.ErrChanged):
-			f.mu.pending[in.env.Key()] = in
-		default:
-			delete(f.mu.pending, in.env.Key())
-		}
-		f.mu.Unlock()
-		if err != nil && !errors.Is(err, errMissingBlocks) && ctx.Err() == nil {
-			f.noteError(fmt.Errorf("apply %q from %s: %w", in.rec.Path, peerName(in.from), err))
-		}
+		_, err := f.applyOne(ctx, in, false)
+		f.settle(ctx, in, err)
+	}
+}
+
+// settle records how applying one record ended: done, to retry (blocks
+// missing, or the user changed the file while we worked: then the change is
+// taken into the index first and the record decided again), or failed.
+func (f *folder) settle(ctx context.Context, in incoming, err error) {
+	defer f.countQueued([]incoming{in}, -1)
+	if errors.Is(err, apply.ErrChanged) && ctx.Err() == nil {
+		f.scan(ctx, scanRequest{paths: []string{string(in.rec.Path)}})
+		_, err = f.applyOne(ctx, in, false)
+	}
+	f.mu.Lock()
+	switch {
+	case err == nil:
+		delete(f.mu.pending, in.env.Key())
+	case errors.Is(err, errMissingBlocks) || errors.Is(err, apply.ErrChanged):
+		f.mu.pending[in.env.Key()] = in
+	default:
+		delete(f.mu.pending, in.env.Key())
+	}
+	f.mu.Unlock()
+	if err != nil && !errors.Is(err, errMissingBlocks) && ctx.Err() == nil {
+		f.noteError(fmt.Errorf("apply %q from %s: %w", in.rec.Path, peerName(in.from), err))
 	}
 }
 

@@ -26,28 +26,30 @@ import (
 // connected member; the record waits and is tried again later.
 var errMissingBlocks = errors.New("blocks not available from any connected device")
 
-// applyOne makes the disk match one remote record, if it wins.
-func (f *folder) applyOne(ctx context.Context, in incoming) error {
+// applyOne makes the disk match one remote record, if it wins. With stage
+// set, a small file's content is only staged, and finish installs and
+// records it after the caller has synced the share (see applyFiles).
+func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (finish func() error, err error) {
 	p := in.rec.Path
 	disk, err := f.root.Stat(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, ok, err := f.idx.LocalState(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !sameDisk(disk, st, ok) {
 		// The disk holds something the index has not seen: record it first,
 		// so it is compared (and kept) like any other version.
 		f.scan(ctx, scanRequest{paths: []string{string(p)}})
 		if disk, err = f.root.Stat(p); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	entry, has, err := f.idx.Lookup(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var local *reconcile.Side
 	if has {
@@ -55,7 +57,7 @@ func (f *folder) applyOne(ctx context.Context, in incoming) error {
 	}
 	switch reconcile.Decide(local, reconcile.Side{Rec: in.rec, Leaf: in.env.Leaf()}) {
 	case reconcile.Keep:
-		return nil
+		return nil, nil
 	case reconcile.TakeAfterCopy:
 		if disk.Exists && !disk.Mode.IsDir() {
 			cp, err := f.root.ConflictCopy(p, deviceName(entry.Record.ModifiedBy), entry.Record.ModTime)
@@ -64,7 +66,7 @@ func (f *folder) applyOne(ctx context.Context, in incoming) error {
 				// The same loser was set aside already (by this device or
 				// another); the file still goes to the versions folder below.
 			case err != nil:
-				return fmt.Errorf("set conflicting copy aside: %w", err)
+				return nil, fmt.Errorf("set conflicting copy aside: %w", err)
 			default:
 				f.log.Info("conflict: kept the losing copy", "path", p, "copy", cp, "peer", peerName(in.from))
 				f.mu.Lock()
@@ -73,7 +75,7 @@ func (f *folder) applyOne(ctx context.Context, in incoming) error {
 				f.scan(ctx, scanRequest{paths: []string{string(cp)}})
 				has = false
 				if disk, err = f.root.Stat(p); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
@@ -82,21 +84,37 @@ func (f *folder) applyOne(ctx context.Context, in incoming) error {
 	if has {
 		old = &entry
 	}
+	commit := func(state *index.FileState) error {
+		f.mu.Lock()
+		f.mu.origin[in.env.Leaf()] = in.from
+		f.mu.Unlock()
+		return f.idx.Commit(in.env, state)
+	}
+	if stage && !in.rec.Deleted && in.rec.Kind == record.File && in.rec.Size <= smallFile && !(disk.Exists && disk.Mode.IsDir()) {
+		staged, err := f.stageSmall(ctx, in, old, in.meta())
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			st, err := staged.Install(ctx, disk)
+			if err != nil {
+				return err
+			}
+			return commit(indexState(st))
+		}, nil
+	}
 	state, err := f.materialize(ctx, in, old, disk)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	f.mu.Lock()
-	f.mu.origin[in.env.Leaf()] = in.from
-	f.mu.Unlock()
-	return f.idx.Commit(in.env, state)
+	return nil, commit(state)
 }
 
 // materialize writes one record to disk over disk (what is there now, as
 // the index knows it) and returns what it left there.
 func (f *folder) materialize(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState) (*index.FileState, error) {
 	rec, p := in.rec, in.rec.Path
-	meta := apply.Meta{Mode: fs.FileMode(rec.Mode) & fs.ModePerm, ModTime: rec.ModTime}
+	meta := in.meta()
 	switch {
 	case rec.Deleted:
 		if !disk.Exists {
@@ -209,25 +227,52 @@ const smallFile = 1 << 20
 
 // pullSmall fetches a small file's blocks in order into a plain temp.
 func (f *folder) pullSmall(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, meta apply.Meta) (apply.FileState, error) {
+	blocks, err := f.fetchAll(ctx, in, old)
+	if err != nil {
+		return apply.FileState{}, err
+	}
+	return f.root.WriteFile(ctx, in.rec.Path, disk, meta, writeBlocks(blocks))
+}
+
+// stageSmall fetches a small file's blocks and stages them (see applyFiles).
+func (f *folder) stageSmall(ctx context.Context, in incoming, old *index.Entry, meta apply.Meta) (*apply.Staged, error) {
+	blocks, err := f.fetchAll(ctx, in, old)
+	if err != nil {
+		return nil, err
+	}
+	return f.root.Stage(ctx, in.rec.Path, meta, writeBlocks(blocks))
+}
+
+// fetchAll gets every block of a small file, in order.
+func (f *folder) fetchAll(ctx context.Context, in incoming, old *index.Entry) ([][]byte, error) {
 	bases := newBasis(f, old)
 	blocks := make([][]byte, len(in.rec.Blocks))
 	var off int64
 	for i, b := range in.rec.Blocks {
 		data, err := f.e.getBlock(ctx, f, b, off, bases, in.from)
 		if err != nil {
-			return apply.FileState{}, fmt.Errorf("pull %q: %w", in.rec.Path, err)
+			return nil, fmt.Errorf("pull %q: %w", in.rec.Path, err)
 		}
 		blocks[i] = data
 		off += int64(b.Size)
 	}
-	return f.root.WriteFile(ctx, in.rec.Path, disk, meta, func(w apply.Writer) error {
+	return blocks, nil
+}
+
+func writeBlocks(blocks [][]byte) func(apply.Writer) error {
+	return func(w apply.Writer) error {
 		for _, b := range blocks {
 			if _, err := w.Write(b); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}
+}
+
+// meta is what a record sets on disk besides content.
+func (in incoming) meta() apply.Meta {
+	return apply.Meta{Mode: fs.FileMode(in.rec.Mode) & fs.ModePerm, ModTime: in.rec.ModTime}
 }
 
 // getBlock returns block b (at offset off of the file being built): from a
