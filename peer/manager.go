@@ -6,9 +6,16 @@
 // dials each one it has an address for (static addresses given to AddPeer,
 // plus Options.Addresses, e.g. the LAN discovery cache), accepts incoming
 // connections from a conn.Listener, and hands every connection it keeps to
-// the sync engine through Options.Handler and OnConnect. A refused Attempt
-// is a connection from a device that is not paired; the last few are kept
-// for status.
+// the sync engine through Options.Handler, OnConnect and Serve. A refused
+// Attempt is a connection from a device that is not paired, or one that
+// Options.Admit turned away; the last few are kept for status.
+//
+// Pairing on first contact: with Options.Admit set, a stream from a device
+// that is not paired (one the listener's AcceptFunc let in, e.g. while an
+// invitation is open) gets its Hello exchange; Admit then reads the
+// device's Hello (an invitation token in its capabilities) and pairs it
+// with AddPeer, or returns why not. Admit sees every connection, paired or
+// not, inbound or outbound, before it is kept.
 //
 // Contracts:
 //   - One connection per pair. When both devices dial at once, both keep the
@@ -20,7 +27,7 @@
 //     wait drawn from [d/2, d]; reset when a connection is kept or on Kick.
 //   - OnConnect and OnDisconnect for one device come in order, never
 //     overlapping: a replaced connection's OnDisconnect comes before its
-//     successor's OnConnect.
+//     successor's OnConnect. Serve runs between the two.
 //   - Run owns every goroutine the manager starts (dialers, handshakes, one
 //     per connection) and returns after all have exited. AddPeer,
 //     RemovePeer, Kick, Allow, Connected and Refused are safe for concurrent
@@ -31,12 +38,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/blueshift-sync/blueshift/peer/conn"
@@ -68,9 +77,23 @@ type Options struct {
 	Transport conn.Transport
 	// DeviceName goes in our Hello, for display on the peer.
 	DeviceName string
+	// Capabilities, if set, returns the capabilities of our Hello to a
+	// device (e.g. the invitation token it gave us).
+	Capabilities func(identity.DeviceID) []string
 	// Handler returns the handler of a new connection's incoming requests
 	// and messages (the sync engine).
 	Handler func(identity.DeviceID) conn.Handler
+	// Admit, if set, is asked after the Hello exchange of every connection
+	// whether to keep it; it may pair a device that is not paired yet
+	// (AddPeer) from what its Hello carries. An error closes the connection
+	// with the error as the reason told to the peer, and an inbound one is
+	// listed as refused. Without Admit, only paired devices get a Hello.
+	Admit func(identity.DeviceID, *wire.Hello) error
+	// Serve, if set, runs with each kept connection from after OnConnect
+	// until the connection ends, which cancels ctx; h is what Handler
+	// returned for it. If Serve returns first, the connection is closed.
+	// The sync engine's session loop runs here.
+	Serve func(ctx context.Context, c *conn.Conn, h conn.Handler) error
 	// Addresses, if set, returns more addresses to dial for a device
 	// (host:port), e.g. from LAN discovery. Called before each attempt.
 	Addresses func(identity.DeviceID) []string
@@ -92,9 +115,13 @@ type Options struct {
 // Connection describes a kept connection, for status.
 type Connection struct {
 	Device   identity.DeviceID
+	Name     string // the device name in its Hello: display only
 	Addr     string // the peer's address
 	Outbound bool   // we dialled
 	Since    time.Time
+	// BytesIn and BytesOut count the transport's bytes (TLS records) since
+	// the connection opened.
+	BytesIn, BytesOut int64
 }
 
 // Manager keeps one connection to each paired device it can reach. It
@@ -125,6 +152,8 @@ type peerState struct {
 // link is a kept connection. Its goroutine runs the Conn and reports its end.
 type link struct {
 	c        *conn.Conn
+	h        conn.Handler // what Handler returned for it
+	counted  *countedConn // its transport, counting bytes
 	outbound bool
 	addr     string
 	since    time.Time
@@ -222,7 +251,10 @@ func (m *Manager) Connected() []Connection {
 	defer m.mu.Unlock()
 	out := make([]Connection, 0, len(m.mu.links))
 	for id, l := range m.mu.links {
-		out = append(out, Connection{Device: id, Addr: l.addr, Outbound: l.outbound, Since: l.since})
+		out = append(out, Connection{
+			Device: id, Name: l.c.PeerHello().DeviceName, Addr: l.addr, Outbound: l.outbound, Since: l.since,
+			BytesIn: l.counted.in.Load(), BytesOut: l.counted.out.Load(),
+		})
 	}
 	slices.SortFunc(out, func(a, b Connection) int { return bytes.Compare(a.Device[:], b.Device[:]) })
 	return out
@@ -397,7 +429,7 @@ func (m *Manager) acceptLoop(ctx context.Context, ln conn.Listener) {
 }
 
 func (m *Manager) refuse(r *conn.RefusedError) {
-	a := Attempt{Device: r.Remote, Time: m.opts.Now()}
+	a := Attempt{Device: r.Remote, Time: m.opts.Now(), Reason: r.Err.Error()}
 	if ta, ok := r.Addr.(*net.TCPAddr); ok {
 		a.Addr = ta.AddrPort()
 	} else if r.Addr != nil {
@@ -407,28 +439,44 @@ func (m *Manager) refuse(r *conn.RefusedError) {
 	if m.refused.add(a) {
 		level = slog.LevelInfo
 	}
-	m.log.Log(context.Background(), level, "refused connection from a device that is not paired; pair it to let it in",
+	m.log.Log(context.Background(), level, "refused connection; pair the device to let it in",
 		"peer", r.Remote.String(), "addr", r.Addr, "err", r.Err)
 }
 
 // offer decides whether to keep a new authenticated stream. A stream that
 // loses to the connection already kept is told why and closed before any
-// Hello; one that wins is opened (Hello), kept, and replaces the old one.
+// Hello; one that wins is opened (Hello), admitted, kept, and replaces the
+// old one.
 func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 	id := s.Remote
-	if !m.paired(id) {
-		refuseStream(s, "device "+m.self.Abbrev()+" is not paired with you")
+	if !m.paired(id) && m.opts.Admit == nil {
+		refuseStream(s, m.notPairedReason())
 		return ErrNotPaired
 	}
 	if !m.wouldKeep(id, s.Outbound) {
 		refuseStream(s, m.duplicateReason())
 		return ErrDuplicate
 	}
-	c, err := conn.Open(ctx, s, wire.Hello{DeviceName: m.opts.DeviceName}, m.opts.Handler(id), m.opts.Conn)
+	counted := &countedConn{Conn: s.Conn}
+	s.Conn = counted
+	hello := wire.Hello{DeviceName: m.opts.DeviceName}
+	if m.opts.Capabilities != nil {
+		hello.Capabilities = m.opts.Capabilities(id)
+	}
+	h := m.opts.Handler(id)
+	c, err := conn.Open(ctx, s, hello, h, m.opts.Conn)
 	if err != nil {
 		return err
 	}
-	l := &link{c: c, outbound: s.Outbound, addr: s.RemoteAddr().String(), since: m.opts.Now(), done: make(chan struct{})}
+	if err := m.admit(id, c); err != nil {
+		// c never runs: its stream is ours to close, telling the peer why.
+		if !s.Outbound {
+			m.refuse(&conn.RefusedError{Remote: id, Addr: s.RemoteAddr(), Err: err})
+		}
+		refuseStream(s, err.Error())
+		return err
+	}
+	l := &link{c: c, h: h, counted: counted, outbound: s.Outbound, addr: s.RemoteAddr().String(), since: m.opts.Now(), done: make(chan struct{})}
 
 	m.mu.Lock()
 	ps := m.mu.peers[id]
@@ -456,8 +504,22 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 	return nil
 }
 
-// run runs a kept connection, with its OnConnect before and OnDisconnect
-// after, and forgets it when it ends.
+// admit asks Admit about a connection that has exchanged Hellos; the device
+// must be paired afterwards.
+func (m *Manager) admit(id identity.DeviceID, c *conn.Conn) error {
+	if m.opts.Admit != nil {
+		if err := m.opts.Admit(id, c.PeerHello()); err != nil {
+			return err
+		}
+	}
+	if !m.paired(id) {
+		return fmt.Errorf("%s: %w", m.notPairedReason(), ErrNotPaired)
+	}
+	return nil
+}
+
+// run runs a kept connection, with its OnConnect before, Serve alongside
+// and OnDisconnect after, and forgets it when it ends.
 func (m *Manager) run(ctx context.Context, id identity.DeviceID, l *link, ps *peerState) {
 	defer close(l.done)
 	ended := make(chan error, 1)
@@ -466,11 +528,26 @@ func (m *Manager) run(ctx context.Context, id identity.DeviceID, l *link, ps *pe
 		<-l.prev.done
 		l.prev = nil
 	}
-	m.log.Info("connected", "peer", id.Abbrev(), "addr", l.addr, "outbound", l.outbound)
+	m.log.Info("connected", "peer", id.Abbrev(), "name", l.c.PeerHello().DeviceName, "addr", l.addr, "outbound", l.outbound)
 	if m.opts.OnConnect != nil {
 		m.opts.OnConnect(l.c)
 	}
+	served := make(chan struct{})
+	sctx, stopServe := context.WithCancel(ctx)
+	if m.opts.Serve != nil {
+		go func() { // waited for below
+			defer close(served)
+			if err := m.opts.Serve(sctx, l.c, l.h); err != nil && sctx.Err() == nil {
+				m.log.Info("session ended", "peer", id.Abbrev(), "err", err)
+			}
+			l.c.Close()
+		}()
+	} else {
+		close(served)
+	}
 	err := <-ended
+	stopServe()
+	<-served
 
 	m.mu.Lock()
 	if l.replaced {
@@ -512,6 +589,10 @@ func (m *Manager) preferred(remote identity.DeviceID, outbound bool) bool {
 	return outbound == weAreSmaller
 }
 
+func (m *Manager) notPairedReason() string {
+	return "device " + m.self.Abbrev() + " is not paired with you"
+}
+
 func (m *Manager) duplicateReason() string {
 	return "duplicate connection: keeping the one dialled by the device with the smaller ID"
 }
@@ -545,4 +626,22 @@ func refuseStream(s conn.Stream, reason string) {
 		io.Copy(io.Discard, io.LimitReader(s, wire.MaxFrameSize))
 	}
 	s.Close()
+}
+
+// countedConn counts the bytes of a connection's transport, for status.
+type countedConn struct {
+	net.Conn
+	in, out atomic.Int64
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,7 @@ type events struct {
 	open        map[identity.DeviceID]bool
 	overlapped  bool
 	last        *conn.Conn
+	lastErr     error // of the last OnDisconnect
 }
 
 func newNode(t *testing.T, name string) *node {
@@ -77,8 +79,15 @@ func (w tlog) Write(p []byte) (int, error) {
 // (each with the given static addresses).
 func (n *node) start(peers map[identity.DeviceID][]string) {
 	n.t.Helper()
+	n.startWith(peers, nil, nil)
+}
+
+// startWith is start with options changed by tweak (if not nil) and the
+// listener asking accept (nil: the manager's Allow).
+func (n *node) startWith(peers map[identity.DeviceID][]string, tweak func(*Options), accept conn.AcceptFunc) {
+	n.t.Helper()
 	ev := &events{open: map[identity.DeviceID]bool{}}
-	m, err := New(Options{
+	opts := Options{
 		Identity:   n.id,
 		Transport:  n.tr,
 		DeviceName: n.name,
@@ -97,18 +106,26 @@ func (n *node) start(peers map[identity.DeviceID][]string) {
 			ev.disconnects++
 			ev.overlapped = ev.overlapped || !ev.open[id]
 			ev.open[id] = false
+			ev.lastErr = err
 		},
 		MinBackoff: 20 * time.Millisecond,
 		MaxBackoff: 200 * time.Millisecond,
 		Logger:     testLogger(n.t, n.name),
-	})
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	m, err := New(opts)
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	for id, addrs := range peers {
 		m.AddPeer(id, addrs...)
 	}
-	ln, err := n.tr.Listen(n.addr, m.Allow)
+	if accept == nil {
+		accept = m.Allow
+	}
+	ln, err := n.tr.Listen(n.addr, accept)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -358,3 +375,141 @@ func TestRefusedLogKeepsTheLast(t *testing.T) {
 		t.Fatalf("kept devices %v, want [3 4 2]", got)
 	}
 }
+
+// TestAdmitPairsOnHello: an inviter lets unknown devices through the
+// listener (an invitation is open); Admit pairs the one whose Hello carries
+// the right token and turns the other away, which is told why and listed as
+// refused.
+func TestAdmitPairsOnHello(t *testing.T) {
+	a, good, bad := newNode(t, "a"), newNode(t, "good"), newNode(t, "bad")
+	var admitted []identity.DeviceID // by a, under mu
+	var mu sync.Mutex
+	a.startWith(nil, func(o *Options) {
+		o.Admit = func(id identity.DeviceID, h *wire.Hello) error {
+			if a.m.Allow(id) == nil {
+				return nil // paired already
+			}
+			if !slices.Contains(h.Capabilities, "invite=secret") {
+				return errors.New("invitation not valid: ask for a new link")
+			}
+			mu.Lock()
+			admitted = append(admitted, id)
+			mu.Unlock()
+			a.m.AddPeer(id)
+			return nil
+		}
+	}, func(identity.DeviceID) error { return nil })
+	withToken := func(tok string) func(*Options) {
+		return func(o *Options) {
+			o.Capabilities = func(id identity.DeviceID) []string {
+				if id != a.ID() {
+					t.Errorf("capabilities asked for %s, want a", id)
+				}
+				return []string{"invite=" + tok}
+			}
+		}
+	}
+	good.startWith(map[identity.DeviceID][]string{a.ID(): {a.addr}}, withToken("secret"), nil)
+	bad.startWith(map[identity.DeviceID][]string{a.ID(): {a.addr}}, withToken("guess"), nil)
+
+	waitFor(t, "good is paired and connected", func() bool { return connectedTo(good, a)() && a.m.Allow(good.ID()) == nil })
+	waitFor(t, "bad is listed as refused", func() bool {
+		return slices.ContainsFunc(a.m.Refused(), func(at Attempt) bool { return at.Device == bad.ID() })
+	})
+	waitFor(t, "bad heard why", func() bool {
+		bad.events.mu.Lock()
+		defer bad.events.mu.Unlock()
+		var ce *conn.CloseError
+		return errors.As(bad.events.lastErr, &ce) && strings.Contains(ce.Reason, "ask for a new link")
+	})
+	for _, c := range a.m.Connected() {
+		if c.Device == bad.ID() {
+			t.Fatalf("a keeps a connection to the device it refused: %+v", c)
+		}
+		if c.Name != "good" || c.BytesIn == 0 || c.BytesOut == 0 {
+			t.Fatalf("a's connection to good: %+v, want its name and byte counts", c)
+		}
+	}
+	at := a.m.Refused()[slices.IndexFunc(a.m.Refused(), func(at Attempt) bool { return at.Device == bad.ID() })]
+	if !strings.Contains(at.Reason, "invitation not valid") {
+		t.Fatalf("refused attempt %+v, want the reason", at)
+	}
+	if err := a.m.Allow(bad.ID()); !errors.Is(err, ErrNotPaired) {
+		t.Fatalf("bad is paired: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(admitted) != 1 || admitted[0] != good.ID() {
+		t.Fatalf("admitted %v, want good only", admitted)
+	}
+}
+
+// TestAdmitWithoutPairingRefuses: an Admit that lets an unpaired device
+// through without pairing it does not get it kept.
+func TestAdmitWithoutPairingRefuses(t *testing.T) {
+	a, c := newNode(t, "a"), newNode(t, "c")
+	a.startWith(nil, func(o *Options) {
+		o.Admit = func(identity.DeviceID, *wire.Hello) error { return nil }
+	}, func(identity.DeviceID) error { return nil })
+	c.start(map[identity.DeviceID][]string{a.ID(): {a.addr}})
+	waitFor(t, "c is refused", func() bool { return len(a.m.Refused()) > 0 })
+	if got := a.m.Refused()[0]; got.Device != c.ID() || !strings.Contains(got.Reason, "not paired") {
+		t.Fatalf("refused %+v", got)
+	}
+	if len(a.m.Connected()) != 0 {
+		t.Fatalf("a keeps %v", a.m.Connected())
+	}
+}
+
+// TestServeRunsWithTheConnection: Serve gets the connection and the handler
+// made for it, ends when the connection does, and a Serve that returns
+// closes its connection.
+func TestServeRunsWithTheConnection(t *testing.T) {
+	a, b := newNode(t, "a"), newNode(t, "b")
+	type served struct {
+		c *conn.Conn
+		h conn.Handler
+	}
+	running := make(chan served, 4)
+	ended := make(chan struct{}, 4)
+	quit := make(chan struct{})
+	b.start(map[identity.DeviceID][]string{a.ID(): nil})
+	a.startWith(map[identity.DeviceID][]string{b.ID(): {b.addr}}, func(o *Options) {
+		o.Handler = func(identity.DeviceID) conn.Handler { return &quietPtr{} }
+		o.Serve = func(ctx context.Context, c *conn.Conn, h conn.Handler) error {
+			select {
+			case running <- served{c, h}:
+			case <-ctx.Done():
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+			case <-quit:
+			}
+			select {
+			case ended <- struct{}{}:
+			default: // the test reads only the first two
+			}
+			return nil
+		}
+	}, nil)
+	first := <-running
+	if _, ok := first.h.(*quietPtr); !ok || first.c.Remote() != b.ID() {
+		t.Fatalf("serve got %T for %s", first.h, first.c.Remote())
+	}
+	first.c.Close() // the connection ends: Serve's ctx is cancelled
+	<-ended
+	second := <-running // a redials
+	if second.c == first.c {
+		t.Fatal("serve got the old connection again")
+	}
+	close(quit) // Serve returns on its own: the manager closes its connection
+	<-ended
+	<-second.c.Done()
+	if err := second.c.Err(); !errors.Is(err, conn.ErrClosed) {
+		t.Fatalf("connection after Serve returned: %v, want closed by us", err)
+	}
+	<-running // and a redials again
+}
+
+type quietPtr struct{ quietHandler }

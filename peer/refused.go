@@ -10,12 +10,13 @@ import (
 )
 
 // Attempt is a connection the manager refused: a device that is not paired
-// tried to connect. Status shows these so a user can pair a device that is
-// knocking.
+// tried to connect, or Admit turned it away. Status shows these so a user
+// can pair a device that is knocking.
 type Attempt struct {
 	Device identity.DeviceID
 	Addr   netip.AddrPort
 	Time   time.Time
+	Reason string // why, as the peer was told
 }
 
 // refusedLog keeps the last attempt of each of the last n devices refused,

@@ -82,6 +82,7 @@ func newIDCmd(g *globals) *cobra.Command {
 
 func newRunCmd(g *globals) *cobra.Command {
 	var listen, level string
+	var noDiscovery bool
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run the daemon in the foreground (stop it with Ctrl-C)",
@@ -98,7 +99,7 @@ func newRunCmd(g *globals) *cobra.Command {
 				return usageError{fmt.Errorf("run: --log-level %q: write debug, info, warn or error", level)}
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log})
+			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery})
 			if err != nil {
 				return err
 			}
@@ -109,6 +110,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&listen, "listen", "", "HOST:PORT for peer connections (default from the configuration; port 0 picks a free one)")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	c.Flags().BoolVar(&noDiscovery, "no-discovery", false, "no LAN discovery (multicast announcements), whatever [device] discovery says")
 	return c
 }
 

@@ -93,7 +93,8 @@ func (d *device) ok(args ...string) string {
 
 func (d *device) start() {
 	d.t.Helper()
-	d.cmd = exec.Command(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0")
+	// No LAN discovery: tests send nothing outside 127.0.0.1.
+	d.cmd = exec.Command(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery")
 	d.log = &syncWriter{}
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {
@@ -323,7 +324,7 @@ func TestE2ESecondDaemonRefused(t *testing.T) {
 	}
 	a := newDevice(t, "alice")
 	a.start()
-	_, errOut, code := a.cli("run", "--listen", "127.0.0.1:0")
+	_, errOut, code := a.cli("run", "--listen", "127.0.0.1:0", "--no-discovery")
 	if code != exitFail || !strings.Contains(errOut, "already running") {
 		t.Fatalf("second daemon: exit %d, %q", code, errOut)
 	}

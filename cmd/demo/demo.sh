@@ -43,6 +43,7 @@ wait_for() {
 }
 same_tree() { diff -r --exclude=.blueshift "$FA" "$FB"; }
 has() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+running() { "$BIN" --home "$1" status --json | tr -d ' \n' | grep -q '"listen":"[^"]'; }
 connected() { "$BIN" --home "$1" status --json | tr -d ' \n' | grep -q '"connected":true'; }
 
 say "1. Two devices, each with its own home: blueshift init"
@@ -60,8 +61,10 @@ SHARE=$("$BIN" --home "$A" share add "$FA" --name demo 2>/dev/null)
 echo "   share $SHARE"
 "$BIN" --home "$A" run --listen 127.0.0.1:0 2>"$WORK/alice.log" & PIDS+=($!)
 "$BIN" --home "$B" run --listen 127.0.0.1:0 2>"$WORK/bob.log" & PIDS+=($!)
-wait_for 10 "$BIN" --home "$A" status || fail "alice's daemon did not start"
-wait_for 10 "$BIN" --home "$B" status || fail "bob's daemon did not start"
+# `status` also answers with no daemon (from the config); a listen address
+# in --json means the daemon itself answered.
+wait_for 10 running "$A" || fail "alice's daemon did not start"
+wait_for 10 running "$B" || fail "bob's daemon did not start"
 
 say "4. alice: blueshift invite demo  ->  bob: blueshift join LINK PATH"
 LINK=$("$BIN" --home "$A" invite demo --single-use 2>/dev/null | head -1)

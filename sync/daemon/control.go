@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 )
 
@@ -119,12 +120,18 @@ func (d *Daemon) Status() Status {
 	for id, se := range d.mu.shareErrs {
 		shareErrs[id.String()] = se.err
 	}
-	conns := map[identity.DeviceID]peerConn{}
-	for id, pc := range d.mu.conns {
-		conns[id] = *pc
-	}
-	st.Refused = append(st.Refused, d.mu.refused...)
 	d.mu.Unlock()
+	conns := map[identity.DeviceID]peer.Connection{}
+	for _, c := range d.peers.Connected() {
+		conns[c.Device] = c
+	}
+	for _, a := range d.peers.Refused() {
+		r := Refused{ID: a.Device.String(), Time: a.Time.UTC(), Reason: a.Reason}
+		if a.Addr.IsValid() {
+			r.Addr = a.Addr.String()
+		}
+		st.Refused = append(st.Refused, r)
+	}
 
 	for _, s := range cfg.Shares {
 		ss := ShareStatus{ID: s.ID, Name: s.Name, Path: s.Path, Errors: []string{}, Peers: []string{}, Members: s.Peers}
@@ -182,11 +189,11 @@ func (d *Daemon) Status() Status {
 	return st
 }
 
-func fillConn(ps *PeerStatus, pc peerConn) {
-	since := pc.since
-	ps.Connected, ps.Address, ps.Since = true, pc.addr, &since
-	ps.BytesIn, ps.BytesOut = pc.counted.in.Load(), pc.counted.out.Load()
+func fillConn(ps *PeerStatus, c peer.Connection) {
+	since := c.Since.UTC()
+	ps.Connected, ps.Address, ps.Since = true, c.Addr, &since
+	ps.BytesIn, ps.BytesOut = c.BytesIn, c.BytesOut
 	if ps.Name == "" {
-		ps.Name = pc.name
+		ps.Name = c.Name
 	}
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/index"
 	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer"
 	"github.com/blueshift-sync/blueshift/peer/conn"
+	"github.com/blueshift-sync/blueshift/peer/discovery"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/sync/engine"
 )
@@ -29,6 +31,9 @@ type Options struct {
 	// DialMin and DialMax bound the wait between failed dials to a peer;
 	// zero: 500 ms and 30 s.
 	DialMin, DialMax time.Duration
+	// NoDiscovery turns LAN discovery off whatever the configuration says
+	// (tests, which must send no multicast outside their namespaces).
+	NoDiscovery bool
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -42,21 +47,23 @@ type Daemon struct {
 	eng     *engine.Engine
 	tls     *conn.TLS
 	ln      *conn.TLSListener
+	peers   *peer.Manager        // dials, accepts, keeps one connection per peer
+	disc    *discovery.Discovery // nil when LAN discovery is off
 	ctl     net.Listener
 	unlock  func()
 	started time.Time
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 
+	peersMu gosync.Mutex                   // serializes applyPeers
+	paired  map[identity.DeviceID][]string // guarded by peersMu: what the manager was given
+
 	mu struct {
 		gosync.Mutex
-		cfg       *config.Config                  // guarded by mu: the configuration applied last
-		shares    map[share.ID]*runningShare      // guarded by mu
-		shareErrs map[share.ID]shareError         // guarded by mu: shares that failed to start
-		dialers   map[identity.DeviceID]*dialer   // guarded by mu
-		conns     map[identity.DeviceID]*peerConn // guarded by mu
-		refused   []Refused                       // guarded by mu, newest last
-		runCtx    context.Context                 // guarded by mu: Run's context, nil before Run
+		cfg       *config.Config             // guarded by mu: the configuration applied last
+		shares    map[share.ID]*runningShare // guarded by mu
+		shareErrs map[share.ID]shareError    // guarded by mu: shares that failed to start
+		runCtx    context.Context            // guarded by mu: Run's context, nil before Run
 	}
 }
 
@@ -112,8 +119,10 @@ func Open(opts Options) (d *Daemon, err error) {
 	d.mu.cfg = cfg
 	d.mu.shares = make(map[share.ID]*runningShare)
 	d.mu.shareErrs = make(map[share.ID]shareError)
-	d.mu.dialers = make(map[identity.DeviceID]*dialer)
-	d.mu.conns = make(map[identity.DeviceID]*peerConn)
+	d.paired = make(map[identity.DeviceID][]string)
+	if d.peers, err = d.newManager(cfg); err != nil {
+		return nil, err
+	}
 
 	listen := cfg.Device.Listen
 	if opts.Listen != "" {
@@ -124,6 +133,9 @@ func Open(opts Options) (d *Daemon, err error) {
 		return nil, fmt.Errorf("%w: pass --listen HOST:PORT with a free port, or port 0 to pick one", err)
 	}
 	closers = append(closers, func() { d.ln.Close() })
+	if d.disc, err = d.newDiscovery(cfg); err != nil {
+		return nil, err
+	}
 	d.ctl, err = listenControl(home)
 	if err != nil {
 		return nil, err
@@ -157,7 +169,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Unlock()
 	d.apply(ctx, cfg)
 
-	d.wg.Go(func() { d.acceptLoop(ctx) })
+	d.wg.Go(func() { d.peers.Run(ctx, d.ln) })
+	if d.disc != nil {
+		d.wg.Go(func() {
+			if err := d.disc.Run(ctx); err != nil {
+				d.log.Warn("LAN discovery unavailable; peers are dialled at their configured addresses only", "err", err)
+			}
+		})
+	}
 	srv := d.serveControl(ctx)
 
 	<-ctx.Done()
@@ -166,7 +185,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer stop()
 	srv.Shutdown(shutdown)
 	d.ln.Close()
-	d.wg.Wait() // watchers, dialers and connections
+	d.wg.Wait() // watchers, discovery, the peer manager and its connections
 	d.mu.Lock()
 	for id := range d.mu.shares {
 		d.eng.RemoveShare(id)
@@ -194,30 +213,17 @@ func (d *Daemon) Reload() error {
 	return nil
 }
 
-// apply makes the running shares and dialers match cfg.
+// apply makes the running shares and the paired peers match cfg.
 func (d *Daemon) apply(ctx context.Context, cfg *config.Config) {
 	d.mu.Lock()
 	d.mu.cfg = cfg
 	d.mu.Unlock()
 	d.applyShares(ctx, cfg)
-	d.applyPeers(ctx, cfg)
+	d.applyPeers(cfg)
 }
 
 func (d *Daemon) config() *config.Config {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.mu.cfg
-}
-
-func (d *Daemon) noteRefused(id identity.DeviceID, addr net.Addr, reason string) {
-	r := Refused{ID: id.String(), Time: time.Now().UTC(), Reason: reason}
-	if addr != nil {
-		r.Addr = addr.String()
-	}
-	d.mu.Lock()
-	if len(d.mu.refused) == maxRefused {
-		d.mu.refused = d.mu.refused[1:]
-	}
-	d.mu.refused = append(d.mu.refused, r)
-	d.mu.Unlock()
 }

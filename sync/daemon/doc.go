@@ -8,8 +8,20 @@
 // (daemon.lock) and its control socket (control.sock). The Daemon wires the
 // parts together: it loads the identity and configuration, opens the index,
 // runs the sync engine (sync/engine), a filesystem watcher per share
-// (watcher), listens for peers over TLS (peer/conn), dials the configured
-// peers with backoff, and serves the control API.
+// (watcher), the connection manager (peer: listens over TLS, dials every
+// paired device with backoff, one connection per pair, each running an
+// engine session), LAN discovery (peer/discovery) and the control API.
+//
+// # Addresses
+//
+// A peer is dialled at its configured addresses ([[peer]] addresses, from
+// an invite link or `peer add --addr`) and at those LAN discovery heard it
+// announce; a new announcement makes the manager dial at once. Discovery
+// announces the listening port ("0.0.0.0:PORT": the receiver uses the
+// packet's source address). It is off when [device] discovery is false,
+// with Options.NoDiscovery (`run --no-discovery`), or when the daemon
+// listens on loopback only; it is set up when the daemon opens, so a
+// change of [device] discovery takes effect at the next start.
 //
 // # Control API
 //
@@ -33,7 +45,8 @@
 // Hello ("invite=<hex>" capability). The inviter admits an unknown device
 // only while some invitation is unexpired, and pairs it (peer, share member,
 // config saved, engine told) only if the token is valid; else it closes the
-// connection and the attempt shows in Status.Refused.
+// connection, telling it why, and the attempt shows in Status.Refused. This
+// runs in the manager's Admit hook, after the Hello of every connection.
 //
 // # Concurrency
 //
@@ -42,5 +55,5 @@
 // daemon, go through EditConfig, which holds config.lock while it loads,
 // changes and saves. Daemon.Run owns every goroutine the daemon starts and
 // returns after all have stopped; Daemon.mu guards the configuration and
-// the running shares, dialers and connections.
+// the running shares; the peer manager guards its own connections.
 package daemon
