@@ -46,8 +46,9 @@ $(GOBIN)/protoc-gen-go:
 demo: build
 	./cmd/demo/demo.sh $(BIN)
 
-# Whole-system benchmark against rsync and Syncthing (issue 8; needs root).
-# BENCH_FLAGS=-blueshift adds Blueshift; results land in bench/results/.
+# Whole-system benchmark: Blueshift against rsync and Syncthing (issue 8; needs
+# root). BENCH_FLAGS passes flags to cmd/bench (e.g. -scenarios 1,3 or
+# -blueshift=false for the baselines alone); results land in bench/results/.
 BENCH_FLAGS ?=
 bench:
 	$(GO) run ./cmd/bench $(BENCH_FLAGS)

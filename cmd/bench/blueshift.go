@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -12,7 +13,7 @@ import (
 // Blueshift driver. It uses only the command-line contract of issue 7:
 //
 //	blueshift --home H init --name NAME
-//	blueshift --home H run --listen HOST:PORT   (foreground; SIGTERM stops it)
+//	blueshift --home H run --listen HOST:PORT [--no-discovery]   (foreground; SIGTERM stops it)
 //	blueshift --home H status --json
 //	blueshift --home H id
 //	blueshift --home H share add PATH [--name NAME]   (prints the share ID)
@@ -20,11 +21,16 @@ import (
 //	blueshift --home H join LINK PATH
 //	blueshift --home H peer add ID --addr HOST:PORT
 //
+// LAN discovery is turned off with --no-discovery when `run --help` offers
+// it: the bench's devices find each other through invites and `peer add`,
+// and nothing may leave loopback or the harness's namespaces.
+//
 // Ports are picked by the harness (rather than 0) so the nftables counter
 // knows them before the first byte and a restarted device keeps its port.
 
 type blueshiftCluster struct {
 	bin     string
+	runArgs []string // extra flags of `run` (--no-discovery when offered)
 	work    string
 	nw      *network
 	dirs    []string
@@ -34,14 +40,24 @@ type blueshiftCluster struct {
 	shareID string // share ID printed by `share add`
 }
 
-func newBlueshift(bin string) newCluster {
+// blueshiftRunArgs returns the extra flags of `run` this binary offers and
+// the bench wants: --no-discovery.
+func blueshiftRunArgs(ctx context.Context, bin string) []string {
+	help, _ := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput()
+	if strings.Contains(string(help), "--no-discovery") {
+		return []string{"--no-discovery"}
+	}
+	return nil
+}
+
+func newBlueshift(bin string, runArgs []string) newCluster {
 	return func(ctx context.Context, work string, nw *network, dirs []string) (cluster, error) {
 		n := len(dirs)
 		ports, err := freePorts(n)
 		if err != nil {
 			return nil, err
 		}
-		c := &blueshiftCluster{bin: bin, work: work, nw: nw, dirs: dirs, ports: ports, ids: make([]string, n), ps: make([]*proc, n)}
+		c := &blueshiftCluster{bin: bin, runArgs: runArgs, work: work, nw: nw, dirs: dirs, ports: ports, ids: make([]string, n), ps: make([]*proc, n)}
 		for i := range n {
 			if _, err := c.cli(ctx, i, "init", "--name", fmt.Sprintf("dev%d", i)); err != nil {
 				return nil, err
@@ -81,7 +97,8 @@ func (c *blueshiftCluster) cli(ctx context.Context, i int, args ...string) (stri
 }
 
 func (c *blueshiftCluster) start(ctx context.Context, i int) error {
-	cmd := c.nw.eps[i].command(context.Background(), c.bin, "--home", c.home(i), "run", "--listen", c.addr(i))
+	args := append([]string{"--home", c.home(i), "run", "--listen", c.addr(i)}, c.runArgs...)
+	cmd := c.nw.eps[i].command(context.Background(), c.bin, args...)
 	p, err := startProc(fmt.Sprintf("blueshift-%d", i), cmd, filepath.Join(c.work, fmt.Sprintf("bs-%d.log", i)))
 	if err != nil {
 		return err

@@ -10,7 +10,7 @@
 // creates and deletes; nothing leaves loopback or those namespaces.
 //
 // It needs root (nftables, namespaces) and installs what it lacks with
-// apt-get. Blueshift is measured only with -blueshift. The exit status is
+// apt-get. -blueshift=false leaves Blueshift out. The exit status is
 // non-zero if any tool failed to converge or verify, never for a missed target.
 package main
 
@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -65,7 +66,7 @@ type config struct {
 func quickConfig() config {
 	return config{Quick: true, Runs: 1, Seed: 1, Small: smallSpec{2000, 1 << 10, 64 << 10},
 		LargeCount: 3, LargeSize: 32 << 20, IncompSize: 32 << 20, ShapedCases: []string{"compressible"},
-		EditSize: 10 << 20, ReconnectFiles: []int{2000}, LatencyEdits: 10, LatencyGap: time.Second,
+		EditSize: 10 << 20, ReconnectFiles: []int{2000}, FanoutSize: 8 << 20, LatencyEdits: 10, LatencyGap: time.Second,
 		Link: linkSpec{100, 2}, Timeout: 3 * time.Minute}
 }
 
@@ -81,7 +82,8 @@ func fullConfig() config {
 func main() {
 	quick := flag.Bool("quick", false, "small data, one run (CI)")
 	runs := flag.Int("runs", 0, "runs per figure (default: 1 quick, 3 full)")
-	withBS := flag.Bool("blueshift", false, "also measure Blueshift (builds ./cmd/blueshift into bin/blueshift)")
+	withBS := flag.Bool("blueshift", true, "measure Blueshift (builds ./cmd/blueshift into bin/blueshift); -blueshift=false measures the baselines alone")
+	rev := flag.String("blueshift-rev", "HEAD", "git revision of Blueshift to build and measure (\"\" = the working tree, uncommitted changes included)")
 	only := flag.String("scenarios", "1,2,3,4,5,6,7", "comma-separated scenario numbers to run")
 	out := flag.String("out", "bench/results", "directory for RESULTS.md, results.tsv and plots")
 	workRoot := flag.String("work", "", "scratch directory (default: a new one under $TMPDIR)")
@@ -96,7 +98,7 @@ func main() {
 	if *runs > 0 {
 		cfg.Runs = *runs
 	}
-	code, err := mainErr(ctx, log, cfg, *withBS, *only, *out, *workRoot)
+	code, err := mainErr(ctx, log, cfg, *withBS, *rev, *only, *out, *workRoot)
 	if err != nil {
 		log.Error("bench failed", "err", err)
 		os.Exit(2)
@@ -104,7 +106,7 @@ func main() {
 	os.Exit(code)
 }
 
-func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, only, out, workRoot string) (int, error) {
+func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev, only, out, workRoot string) (int, error) {
 	if os.Geteuid() != 0 {
 		return 0, fmt.Errorf("bench needs root for nftables counters and network namespaces: run it with sudo")
 	}
@@ -115,19 +117,33 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, onl
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(work)
-	b := &bench{cfg: cfg, log: log, work: work, rsyncBin: "rsync", clusters: map[string]newCluster{}}
+	b := &bench{cfg: cfg, log: log, work: work, rsyncBin: "rsync", clusters: map[string]newCluster{},
+		interrupted: func() bool { return ctx.Err() != nil }}
+	defer func() {
+		if len(b.failures) == 0 {
+			os.RemoveAll(work)
+			return
+		}
+		os.RemoveAll(filepath.Join(work, "corpus"))
+		log.Warn("runs failed: their homes and logs are kept", "dir", work)
+	}()
 	b.rsyncs = []rsyncTool{{name: "rsync", bin: "rsync"}, {name: "rsync+zstd", bin: "rsync", opts: []string{"--compress", "--compress-choice=zstd"}}}
 	stBin, _ := exec.LookPath("syncthing")
 	b.clusters["syncthing"] = newSyncthing(stBin)
 	b.order = []string{"syncthing"}
-	bsNote := "not yet runnable (run with -blueshift once the daemon works)"
+	bsNote := "not measured (run with -blueshift=false)"
+	bsRun := ""
 	if withBS {
-		bin, _ := filepath.Abs("bin/blueshift")
-		if _, err := run(ctx, exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/blueshift")); err != nil {
-			return 0, fmt.Errorf("build blueshift: %w", err)
+		bin, commit, err := buildBlueshift(ctx, rev, work)
+		if err != nil {
+			return 0, err
 		}
-		b.clusters["blueshift"] = newBlueshift(bin)
+		runArgs := blueshiftRunArgs(ctx, bin)
+		b.clusters["blueshift"] = newBlueshift(bin, runArgs)
+		bsRun = "built from " + commit + "; run flags: --listen HOST:PORT " + strings.Join(runArgs, " ")
+		if len(runArgs) == 0 {
+			bsRun += "(this build has no --no-discovery flag: LAN discovery as the daemon defaults)"
+		}
 		b.order = append([]string{"blueshift"}, b.order...)
 		bsNote = ""
 	}
@@ -148,42 +164,97 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, onl
 		return 0, err
 	}
 	b.netNote = "not run"
-	if want("1") {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return 0, err
+	}
+	// The results are rewritten after every scenario, so an interrupted run
+	// (SIGINT, a deadline) still leaves what it measured, saying what is missing.
+	var ran []string
+	report := func(n string) (results, string, error) {
+		if n != "" {
+			ran = append(ran, n)
+		}
+		res := results{rows: b.rows}
+		if err := writeTSV(filepath.Join(out, "results.tsv"), b.rows); err != nil {
+			return res, "", err
+		}
+		var missing []string
+		for _, k := range strings.Split(only, ",") {
+			if !slices.Contains(ran, k) {
+				missing = append(missing, k)
+			}
+		}
+		coverage := "scenarios run: " + strings.Join(ran, ", ")
+		if len(missing) > 0 {
+			coverage += "; **not run: " + strings.Join(missing, ", ") + "**"
+			if ctx.Err() != nil {
+				coverage += " (the run was interrupted)"
+			}
+		}
+		md := markdown(cfg, machineInfo(context.Background(), bsRun), res, all, b.failures, b.netNote, bsNote, coverage)
+		return res, md, os.WriteFile(filepath.Join(out, "RESULTS.md"), []byte(md), 0o644)
+	}
+	done := func(n string) error {
+		_, _, err := report(n)
+		return err
+	}
+	if want("1") && ctx.Err() == nil {
 		for _, cas := range []string{"small files", "compressible", "incompressible"} {
 			b.initial(ctx, scLoop, cas, corpora[cas], false, all, cfg.Runs)
 		}
+		if err := done("1"); err != nil {
+			return 0, err
+		}
 	}
-	if want("2") {
+	if want("2") && ctx.Err() == nil {
 		for _, cas := range cfg.ShapedCases {
 			b.initial(ctx, scShaped, cas, corpora[cas], true, all, cfg.Runs)
 		}
+		if err := done("2"); err != nil {
+			return 0, err
+		}
 	}
-	if want("3") {
+	if want("3") && ctx.Err() == nil {
 		b.edits(ctx, scEdits, all, cfg.Runs)
+		if err := done("3"); err != nil {
+			return 0, err
+		}
 	}
-	if want("4") {
+	if want("4") && ctx.Err() == nil {
 		for _, n := range cfg.ReconnectFiles {
 			dir := corpora["small files"]
 			if n != cfg.Small.Files {
+				// Reconnecting is about the number of files, not their
+				// bytes: larger counts use tiny files (64 B-1 KiB), so the
+				// initial sync before it does not move 6 GB per tool.
 				dir = filepath.Join(corp, fmt.Sprintf("reconnect-%d", n))
-				if _, err := genSmall(dir, cfg.Seed, smallSpec{n, 1 << 10, 64 << 10}); err != nil {
+				if _, err := genSmall(dir, cfg.Seed, smallSpec{n, 64, 1 << 10}); err != nil {
 					return 0, err
 				}
 			}
 			b.reconnect(ctx, scReconnect, dir, n, all, cfg.Runs)
 		}
+		if err := done("4"); err != nil {
+			return 0, err
+		}
 	}
-	if want("5") && cfg.FanoutSize > 0 {
+	if want("5") && ctx.Err() == nil && cfg.FanoutSize > 0 {
 		dir := filepath.Join(corp, "fanout")
 		if err := genMixed(dir, cfg.Seed+1, 1, cfg.FanoutSize); err != nil {
 			return 0, err
 		}
 		b.fanout(ctx, scFanout, dir, cfg.FanoutSize, all, 1)
+		if err := done("5"); err != nil {
+			return 0, err
+		}
 	}
-	if want("6") {
+	if want("6") && ctx.Err() == nil {
 		b.latency(ctx, scLatency, daemons, 1)
+		if err := done("6"); err != nil {
+			return 0, err
+		}
 	}
-	if want("7") {
+	if want("7") && ctx.Err() == nil && cfg.ScaleFiles+cfg.HugeFiles > 0 {
 		for _, n := range []int{cfg.ScaleFiles, cfg.HugeFiles} {
 			if n == 0 {
 				continue
@@ -202,16 +273,12 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, onl
 			b.initial(ctx, scScale, fmt.Sprintf("%d tiny files", n), dir, false, tools, 1)
 			os.RemoveAll(dir)
 		}
+		if err := done("7"); err != nil {
+			return 0, err
+		}
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return 0, err
-	}
-	res := results{rows: b.rows}
-	if err := writeTSV(filepath.Join(out, "results.tsv"), b.rows); err != nil {
-		return 0, err
-	}
-	md := markdown(cfg, machineInfo(ctx, withBS), res, all, b.failures, b.netNote, bsNote)
-	if err := os.WriteFile(filepath.Join(out, "RESULTS.md"), []byte(md), 0o644); err != nil {
+	res, md, err := report("")
+	if err != nil {
 		return 0, err
 	}
 	if err := plot(out, res, all); err != nil {
@@ -224,9 +291,44 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, onl
 	return 0, nil
 }
 
+// buildBlueshift builds ./cmd/blueshift into bin/blueshift: from the
+// committed revision rev (exported with git archive, so edits in progress in
+// the checkout do not leak into the measurement), or from the working tree
+// when rev is empty. It returns the binary and a description of its source.
+func buildBlueshift(ctx context.Context, rev, work string) (bin, source string, err error) {
+	bin, _ = filepath.Abs("bin/blueshift")
+	if rev == "" {
+		if _, err := run(ctx, exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/blueshift")); err != nil {
+			return "", "", fmt.Errorf("build blueshift: %w", err)
+		}
+		desc, _ := run(ctx, exec.CommandContext(ctx, "git", "describe", "--always", "--dirty"))
+		return bin, "the working tree at " + firstLine(desc), nil
+	}
+	commit, err := run(ctx, exec.CommandContext(ctx, "git", "rev-parse", "--short", rev+"^{commit}"))
+	if err != nil {
+		return "", "", fmt.Errorf("resolve blueshift revision %q: %w", rev, err)
+	}
+	commit = firstLine(commit)
+	src := filepath.Join(work, "blueshift-src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", "", err
+	}
+	export := exec.CommandContext(ctx, "sh", "-c", `git archive --format=tar "$1" | tar -x -C "$2"`, "sh", commit, src)
+	if _, err := run(ctx, export); err != nil {
+		return "", "", fmt.Errorf("export blueshift %s: %w", commit, err)
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/blueshift")
+	build.Dir = src
+	if _, err := run(ctx, build); err != nil {
+		return "", "", fmt.Errorf("build blueshift %s: %w", commit, err)
+	}
+	os.RemoveAll(src)
+	return bin, "commit " + commit, nil
+}
+
 // ensurePackages installs the Debian packages the harness drives.
 func ensurePackages(ctx context.Context, log *slog.Logger) error {
-	need := map[string]string{"rsync": "rsync", "syncthing": "syncthing", "nft": "nftables", "ip": "iproute2", "tc": "iproute2", "gnuplot": "gnuplot-nox"}
+	need := map[string]string{"rsync": "rsync", "syncthing": "syncthing", "nft": "nftables", "ip": "iproute2", "tc": "iproute2", "gnuplot": "gnuplot-nox", "time": "time"}
 	var missing []string
 	for bin, pkg := range need {
 		if _, err := exec.LookPath(bin); err != nil && !strings.Contains(strings.Join(missing, " "), pkg) {
@@ -250,7 +352,7 @@ func ensurePackages(ctx context.Context, log *slog.Logger) error {
 }
 
 // machineInfo describes where the numbers came from.
-func machineInfo(ctx context.Context, withBS bool) []string {
+func machineInfo(ctx context.Context, bsRun string) []string {
 	first := func(name string, args ...string) string {
 		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 		if err != nil {
@@ -270,8 +372,8 @@ func machineInfo(ctx context.Context, withBS bool) []string {
 		fmt.Sprintf("syncthing: %s", first("syncthing", "--version")),
 		fmt.Sprintf("go: %s", runtime.Version()),
 	}
-	if withBS {
-		info = append(info, fmt.Sprintf("blueshift: %s", first("git", "describe", "--always", "--dirty")))
+	if bsRun != "" {
+		info = append(info, "blueshift: "+bsRun)
 	}
 	return info
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,36 +41,55 @@ func (e endpoint) httpClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{DialContext: e.dial, DisableKeepAlives: true}}
 }
 
-// dial opens a connection from inside the endpoint's namespace: the socket is
-// created on a locked thread switched into the namespace, and the thread is
-// switched back before it is unlocked.
-func (e endpoint) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// inNS runs f on a locked thread switched into the endpoint's namespace (or
+// directly when it has none), and switches the thread back before unlocking
+// it. Sockets f creates stay in that namespace.
+func (e endpoint) inNS(f func() error) error {
 	if e.ns == "" {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
+		return f()
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
-		return nil, fmt.Errorf("open own network namespace: %w", err)
+		return fmt.Errorf("open own network namespace: %w", err)
 	}
 	defer orig.Close()
 	target, err := os.Open("/run/netns/" + e.ns)
 	if err != nil {
-		return nil, fmt.Errorf("open network namespace %q: %w", e.ns, err)
+		return fmt.Errorf("open network namespace %q: %w", e.ns, err)
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("enter network namespace %q: %w", e.ns, err)
+		return fmt.Errorf("enter network namespace %q: %w", e.ns, err)
 	}
 	defer func() {
 		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
 			panic("cannot return to own network namespace: " + err.Error()) // thread is unusable
 		}
 	}()
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
+	return f()
+}
+
+// dial opens a connection from inside the endpoint's namespace.
+func (e endpoint) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := e.inNS(func() (err error) {
+		var d net.Dialer
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}
+
+// listen opens a listener inside the endpoint's namespace.
+func (e endpoint) listen(network, addr string) (net.Listener, error) {
+	var l net.Listener
+	err := e.inNS(func() (err error) {
+		l, err = net.Listen(network, addr)
+		return err
+	})
+	return l, err
 }
 
 // network is the set of endpoints a scenario runs on, with its byte
@@ -80,7 +100,15 @@ type network struct {
 	ns     []string // namespaces to delete, including a hub
 	note   string   // how the link was emulated
 	shaped bool
+	hub    string // the hub namespace (shaped only)
+	// relayDelay is the one-way delay relayPorts adds in user space when
+	// the qdiscs cannot (no sch_netem); 0 when netem delays or on loopback.
+	relayDelay time.Duration
+	relays     []*relay
 }
+
+// hubIP is the hub bridge's own address, where delay relays listen.
+const hubIP = "10.77.0.254"
 
 // linkSpec is the emulated link of a shaped network.
 type linkSpec struct {
@@ -119,7 +147,11 @@ func shapedNet(ctx context.Context, prefix string, n int, link linkSpec) (nw *ne
 	if err := sh("-n", hub, "link", "add", "br0", "type", "bridge"); err != nil {
 		return nw, err
 	}
+	nw.hub = hub
 	if err := sh("-n", hub, "link", "set", "br0", "up"); err != nil {
+		return nw, err
+	}
+	if err := sh("-n", hub, "addr", "add", hubIP+"/24", "dev", "br0"); err != nil {
 		return nw, err
 	}
 	for i := range n {
@@ -143,39 +175,55 @@ func shapedNet(ctx context.Context, prefix string, n int, link linkSpec) (nw *ne
 				return nw, err
 			}
 		}
-		for _, side := range [][2]string{{ns, "eth0"}, {hub, hv}} {
-			note, err := shape(ctx, side[0], side[1], link)
+		// The delay goes on the device's egress only, so each direction of
+		// a device-to-device path is delayed once.
+		for k, side := range [][2]string{{ns, "eth0"}, {hub, hv}} {
+			netem, err := shape(ctx, side[0], side[1], link, k == 0)
 			if err != nil {
 				return nw, err
 			}
-			nw.note = note
+			switch {
+			case netem:
+				nw.note = fmt.Sprintf("veth + netem: %d Mbit/s each way, %d ms one-way delay", link.RateMbit, link.DelayMs)
+			case link.DelayMs > 0:
+				nw.relayDelay = time.Duration(link.DelayMs) * time.Millisecond
+				nw.note = fmt.Sprintf("veth + tbf: %d Mbit/s each way; the kernel has no sch_netem, so the %d ms one-way delay "+
+					"is added in user space by a relay in the hub that holds each chunk %d ms in each direction (RTT +%d ms)",
+					link.RateMbit, link.DelayMs, link.DelayMs, 2*link.DelayMs)
+			default:
+				nw.note = fmt.Sprintf("veth + tbf: %d Mbit/s each way, no added delay", link.RateMbit)
+			}
 		}
 		nw.eps = append(nw.eps, endpoint{ns: ns, ip: ip})
 	}
 	return nw, nil
 }
 
-// shape limits dev's egress. netem gives rate and delay; where the kernel
-// lacks sch_netem (as this project's VMs do) it falls back to tbf, rate only,
-// and says so in the note that RESULTS.md prints. The tbf queue holds 50 ms:
-// forwarded traffic (the hub's side) gets no backpressure from the qdisc, and
-// a short queue turned bursts into drops and retransmissions (counted bytes
-// up 30-70 %).
-func shape(ctx context.Context, ns, dev string, link linkSpec) (string, error) {
+// shape limits dev's egress, and reports whether netem did it (with the
+// delay when withDelay). Where the kernel lacks sch_netem (as this project's
+// VMs do) it falls back to tbf, rate only; relayPorts then adds the delay.
+// The tbf queue holds 50 ms: forwarded traffic (the hub's side) gets no
+// backpressure from the qdisc, and a short queue turned bursts into drops and
+// retransmissions (counted bytes up 30-70 %).
+func shape(ctx context.Context, ns, dev string, link linkSpec, withDelay bool) (netem bool, err error) {
 	rate := fmt.Sprintf("%dmbit", link.RateMbit)
-	delay := fmt.Sprintf("%dms", link.DelayMs)
-	netem := exec.CommandContext(ctx, "tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "netem", "delay", delay, "rate", rate, "limit", "10000")
-	if _, err := run(ctx, netem); err == nil {
-		return fmt.Sprintf("veth + netem: %s, %s each way", rate, delay), nil
+	delay := "0ms"
+	if withDelay {
+		delay = fmt.Sprintf("%dms", link.DelayMs)
+	}
+	ne := exec.CommandContext(ctx, "tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "netem", "delay", delay, "rate", rate, "limit", "10000")
+	if _, err := run(ctx, ne); err == nil {
+		return true, nil
 	}
 	tbf := exec.CommandContext(ctx, "tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "50ms")
 	if _, err := run(ctx, tbf); err != nil {
-		return "", fmt.Errorf("shape %s in %s: %w", dev, ns, err)
+		return false, fmt.Errorf("shape %s in %s: %w", dev, ns, err)
 	}
-	return fmt.Sprintf("veth + tbf: %s; NO added delay (kernel has no sch_netem)", rate), nil
+	return false, nil
 }
 
 func (nw *network) close() {
+	nw.closeRelays()
 	for _, ns := range nw.ns {
 		_ = exec.Command("ip", "netns", "del", ns).Run()
 	}

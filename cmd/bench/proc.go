@@ -24,6 +24,29 @@ type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has been waited for
 	err  error         // Wait's result; valid after done
+	// timeOut is set when the process is GNU time running the program
+	// (startTimed): the file where time writes the program's rusage.
+	timeOut string
+}
+
+// timeBin is GNU time (Debian package "time").
+const timeBin = "/usr/bin/time"
+
+// startTimed starts bin with args on endpoint ep under GNU time, which
+// starts it with a real fork: Go starts children with vfork, and Linux folds
+// the parent's high-water mark into a vfork child's maxrss at exec, so
+// rusage of a program Go started directly reports the harness's peak RSS
+// (40-120 MB) instead of the program's. time's fork gives the program a copy
+// of time's own small address space instead, and time reports the program's
+// rusage (its reaped children included) in workDir.
+func startTimed(ctx context.Context, name string, ep endpoint, logPath, rusagePath, bin string, args ...string) (*proc, error) {
+	targs := append([]string{"-o", rusagePath, "-f", "rusage %M %U %S", bin}, args...)
+	p, err := startProc(name, ep.command(ctx, timeBin, targs...), logPath)
+	if err != nil {
+		return nil, err
+	}
+	p.timeOut = rusagePath
+	return p, nil
 }
 
 // startProc starts cmd with stdout and stderr appended to logPath.
@@ -63,7 +86,15 @@ func (p *proc) stop(grace time.Duration) {
 	if p.exited() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if p.timeOut != "" {
+		// GNU time dies of SIGTERM without writing the rusage: signal the
+		// program it runs instead, and time reports when it ends.
+		for _, c := range children(p.pid()) {
+			_ = syscall.Kill(c, syscall.SIGTERM)
+		}
+	} else {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
 	select {
 	case <-p.done:
 	case <-time.After(grace):
@@ -78,15 +109,56 @@ type usage struct {
 	RSS int64
 }
 
-// finalUsage is the rusage of the exited process and its reaped children.
+// children lists the PIDs of pid's direct children.
+func children(pid int) []int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// finalUsage is the rusage of the exited process and its reaped children;
+// under GNU time, the program's as time reported it.
 func (p *proc) finalUsage() usage {
 	<-p.done
+	if p.timeOut != "" {
+		if u, err := parseTimeOutput(p.timeOut); err == nil {
+			return u
+		}
+	}
 	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
 		return usage{}
 	}
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	return usage{CPU: cpu, RSS: ru.Maxrss * 1024}
+}
+
+// parseTimeOutput reads the "rusage MAXRSS_KB USER_S SYS_S" line GNU time
+// wrote (after a "Command exited with..." line when the program failed).
+func parseTimeOutput(path string) (usage, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return usage{}, fmt.Errorf("read time output: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 || f[0] != "rusage" {
+			continue
+		}
+		kb, err1 := strconv.ParseInt(f[1], 10, 64)
+		us, err2 := strconv.ParseFloat(f[2], 64)
+		ss, err3 := strconv.ParseFloat(f[3], 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			return usage{}, fmt.Errorf("parse time output %q", line)
+		}
+		return usage{CPU: us + ss, RSS: kb * 1024}, nil
+	}
+	return usage{}, fmt.Errorf("no rusage line in %s", path)
 }
 
 // liveUsage reads /proc/PID/stat (utime+stime+cutime+cstime) and VmHWM.

@@ -50,7 +50,8 @@ func startRsyncd(ctx context.Context, bin, work string, ep endpoint, path string
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := startProc("rsyncd", ep.command(context.Background(), bin, "--daemon", "--no-detach", "--config="+conf), filepath.Join(work, "rsyncd.out"))
+	p, err := startTimed(context.Background(), "rsyncd", ep, filepath.Join(work, "rsyncd.out"), filepath.Join(work, fmt.Sprintf("rsyncd-%d.time", ports[0])),
+		bin, "--daemon", "--no-detach", "--config="+conf)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +92,9 @@ func (r rsyncTool) push(ctx context.Context, work, table string, nw *network, sr
 		return m, err
 	}
 	defer d.p.stop(5 * time.Second)
+	if err := nw.relayPorts(ctx, map[int]int{1: d.port}); err != nil {
+		return m, err
+	}
 	ctr, err := wireCounter(ctx, table, nw, []int{d.port})
 	if err != nil {
 		return m, err
@@ -99,7 +103,7 @@ func (r rsyncTool) push(ctx context.Context, work, table string, nw *network, sr
 	args := append(append([]string{"-a", "--stats"}, r.opts...), extra...)
 	args = append(args, strings.TrimSuffix(src, "/")+"/", d.url())
 	t0 := time.Now()
-	client, err := startProc("rsync", nw.eps[0].command(ctx, r.bin, args...), filepath.Join(work, "rsync-client.log"))
+	client, err := startTimed(ctx, "rsync", nw.eps[0], filepath.Join(work, "rsync-client.log"), filepath.Join(work, fmt.Sprintf("rsync-%s.time", table)), r.bin, args...)
 	if err != nil {
 		return m, err
 	}

@@ -25,6 +25,9 @@ type bench struct {
 	failures []string
 	netNote  string
 	seq      int
+	// interrupted reports that the run is being stopped (SIGINT): a run
+	// cut short then is not counted as a failure of the tool.
+	interrupted func() bool
 }
 
 // uniq returns a fresh short name for namespaces, nft tables and folders.
@@ -45,6 +48,10 @@ func (b *bench) add(scenario, cas, tool string, runIdx int, m measure) {
 }
 
 func (b *bench) fail(scenario, cas, tool string, err error) {
+	if b.interrupted != nil && b.interrupted() {
+		b.log.Warn("run interrupted", "scenario", scenario, "case", cas, "tool", tool, "err", err)
+		return
+	}
 	msg := fmt.Sprintf("%s / %s / %s: %v", scenario, cas, tool, err)
 	b.log.Error("run failed", "scenario", scenario, "case", cas, "tool", tool, "err", err)
 	b.failures = append(b.failures, msg)
@@ -86,6 +93,9 @@ func (b *bench) network(ctx context.Context, shaped bool, n int) (*network, erro
 func (b *bench) initial(ctx context.Context, scenario, cas, corpus string, shaped bool, tools []string, runs int) {
 	for r := range runs {
 		for _, tool := range tools {
+			if ctx.Err() != nil {
+				return // interrupted: what was measured is reported
+			}
 			m, err := b.initialOnce(ctx, tool, corpus, shaped)
 			if err != nil {
 				b.fail(scenario, cas, tool, err)
@@ -110,6 +120,9 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, shaped boo
 		if err == nil {
 			err = compareTrees(corpus, dst)
 		}
+		if nw.relayDelay > 0 {
+			b.log.Info("delay relay", "tool", tool, "connections", nw.relayed())
+		}
 		return m, err
 	}
 	src, err := b.cloneTree(ctx, corpus)
@@ -122,6 +135,9 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, shaped boo
 		return measure{}, err
 	}
 	defer c.close()
+	if err := nw.relayPorts(ctx, portMap(c.wirePorts())); err != nil {
+		return measure{}, err
+	}
 	if err := startAll(ctx, c, 2); err != nil {
 		return measure{}, err
 	}
@@ -140,6 +156,9 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, shaped boo
 		return measure{}, err
 	}
 	u := win.close()
+	if nw.relayDelay > 0 {
+		b.log.Info("delay relay", "tool", tool, "connections", nw.relayed())
+	}
 	return measure{wall: t1.Sub(t0), wire: ctr.total(ctx), cpu: u.CPU, rss: u.RSS}, nil
 }
 
@@ -188,6 +207,9 @@ func (b *bench) editOps() []editOp {
 func (b *bench) edits(ctx context.Context, scenario string, tools []string, runs int) {
 	for r := range runs {
 		for _, tool := range tools {
+			if ctx.Err() != nil {
+				return // interrupted: what was measured is reported
+			}
 			ms, err := b.editsOnce(ctx, tool)
 			if err != nil {
 				b.fail(scenario, "edits", tool, err)
@@ -255,8 +277,10 @@ func (b *bench) editsOnce(ctx context.Context, tool string) ([]measure, error) {
 		return nil, err
 	}
 	defer ctr.close()
+	quiet(ctx, ctr, time.Second, 30*time.Second)
 	for _, op := range b.editOps() {
-		quiet(ctx, ctr, time.Second, 30*time.Second)
+		// The link is quiet here: before the first op, and after each op's
+		// trailing quiet below.
 		w0 := ctr.total(ctx)
 		win := openWindow(c.procs())
 		t0 := time.Now()
@@ -312,6 +336,9 @@ func quiet(ctx context.Context, c *counter, still, limit time.Duration) {
 func (b *bench) reconnect(ctx context.Context, scenario, corpus string, files int, tools []string, runs int) {
 	for r := range runs {
 		for _, tool := range tools {
+			if ctx.Err() != nil {
+				return // interrupted: what was measured is reported
+			}
 			ms, err := b.reconnectOnce(ctx, tool, corpus)
 			if err != nil {
 				b.fail(scenario, fmt.Sprint(files), tool, err)
@@ -389,9 +416,9 @@ func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measu
 	}
 	defer ctr.close()
 	var ms []measure
+	quiet(ctx, ctr, time.Second, 30*time.Second)
 	for i := range 2 {
-		quiet(ctx, ctr, time.Second, 30*time.Second)
-		c.stop(1)
+		c.stop(1) // the link is quiet: first time above, then after each round
 		if i == 1 {
 			if err := change(); err != nil {
 				return nil, err
@@ -422,6 +449,15 @@ func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measu
 	return ms, nil
 }
 
+// portMap maps device index to port.
+func portMap(ports []int) map[int]int {
+	m := map[int]int{}
+	for i, p := range ports {
+		m[i] = p
+	}
+	return m
+}
+
 // firstFile returns the lexically first regular file under root.
 func firstFile(root string) string {
 	l, _ := listTree(root)
@@ -443,15 +479,18 @@ func firstFile(root string) string {
 func (b *bench) latency(ctx context.Context, scenario string, tools []string, runs int) {
 	for r := range runs {
 		for _, tool := range tools {
+			if ctx.Err() != nil {
+				return // interrupted: what was measured is reported
+			}
 			if _, ok := b.rsyncTool(tool); ok {
 				continue // rsync has no watcher: nothing to measure
 			}
-			lats, err := b.latencyOnce(ctx, tool)
+			lats, m, err := b.latencyOnce(ctx, tool)
 			if err != nil {
 				b.fail(scenario, "latency", tool, err)
 				continue
 			}
-			m := measure{extra: map[string]float64{"p50_s": percentile(lats, 0.50), "p99_s": percentile(lats, 0.99)}}
+			m.extra = map[string]float64{"p50_s": percentile(lats, 0.50), "p99_s": percentile(lats, 0.99)}
 			m.wall = time.Duration(percentile(lats, 0.50) * float64(time.Second))
 			b.add(scenario, fmt.Sprintf("4 KiB edits (n=%d)", len(lats)), tool, r, m)
 			b.log.Info("measured", "scenario", scenario, "tool", tool, "p50", m.extra["p50_s"], "p99", m.extra["p99_s"])
@@ -459,25 +498,35 @@ func (b *bench) latency(ctx context.Context, scenario string, tools []string, ru
 	}
 }
 
-func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, error) {
+// latencyOnce returns each edit's latency, and the wire bytes, CPU and peak
+// RSS of the whole series (wall is set by the caller).
+func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, measure, error) {
 	nw := loopbackNet(2)
 	a, dst := b.dir("a"), b.dir("b")
 	defer os.RemoveAll(a)
 	defer os.RemoveAll(dst)
 	c, err := b.clusters[tool](ctx, b.dir("home"), nw, []string{a, dst})
 	if err != nil {
-		return nil, err
+		return nil, measure{}, err
 	}
 	defer c.close()
 	if err := startAll(ctx, c, 2); err != nil {
-		return nil, err
+		return nil, measure{}, err
 	}
 	if err := c.share(ctx); err != nil {
-		return nil, err
+		return nil, measure{}, err
 	}
 	if _, err := waitConverged(ctx, c, 1, a, dst, b.cfg.Timeout); err != nil {
-		return nil, err
+		return nil, measure{}, err
 	}
+	ctr, err := wireCounter(ctx, b.uniq("t"), nw, c.wirePorts())
+	if err != nil {
+		return nil, measure{}, err
+	}
+	defer ctr.close()
+	quiet(ctx, ctr, time.Second, 30*time.Second)
+	w0 := ctr.total(ctx)
+	win := openWindow(c.procs())
 	var lats []float64
 	for k := range b.cfg.LatencyEdits {
 		time.Sleep(b.cfg.LatencyGap)
@@ -486,14 +535,14 @@ func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, error)
 		t0 := time.Now()
 		if k%2 == 0 { // create a new file
 			if err := os.WriteFile(filepath.Join(a, name), data, 0o644); err != nil {
-				return nil, err
+				return nil, measure{}, err
 			}
 		} else if err := overwriteAt(filepath.Join(a, name), uint64(k), 0, 4096); err != nil { // modify in place
-			return nil, err
+			return nil, measure{}, err
 		}
 		want, err := os.ReadFile(filepath.Join(a, name))
 		if err != nil {
-			return nil, err
+			return nil, measure{}, err
 		}
 		for {
 			got, _ := os.ReadFile(filepath.Join(dst, name))
@@ -501,13 +550,15 @@ func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, error)
 				break
 			}
 			if time.Since(t0) > 60*time.Second {
-				return nil, fmt.Errorf("edit %d of %q did not arrive in 60s", k, name)
+				return nil, measure{}, fmt.Errorf("edit %d of %q did not arrive in 60s", k, name)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 		lats = append(lats, time.Since(t0).Seconds())
 	}
-	return lats, nil
+	quiet(ctx, ctr, time.Second, 30*time.Second)
+	u := win.close()
+	return lats, measure{wire: ctr.total(ctx) - w0, cpu: u.CPU, rss: u.RSS}, nil
 }
 
 // ---- scenario 5: fan-out from one seeder to three devices
@@ -515,6 +566,9 @@ func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, error)
 func (b *bench) fanout(ctx context.Context, scenario, corpus string, dataBytes int64, tools []string, runs int) {
 	for r := range runs {
 		for _, tool := range tools {
+			if ctx.Err() != nil {
+				return // interrupted: what was measured is reported
+			}
 			m, err := b.fanoutOnce(ctx, tool, corpus)
 			if err != nil {
 				b.fail(scenario, "fan-out", tool, err)
@@ -565,11 +619,14 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 			return m, err
 		}
 		defer d.p.stop(5 * time.Second)
+		if err := nw.relayPorts(ctx, map[int]int{0: d.port}); err != nil {
+			return m, err
+		}
 		t0 := time.Now()
 		var clients []*proc
 		for i, dst := range dsts {
 			args := append(append([]string{"-a"}, rt.opts...), d.url(), dst+"/")
-			p, err := startProc("rsync", nw.eps[i+1].command(ctx, rt.bin, args...), filepath.Join(b.work, "fanout.log"))
+			p, err := startTimed(ctx, "rsync", nw.eps[i+1], filepath.Join(b.work, "fanout.log"), filepath.Join(b.work, b.uniq("fanout")+".time"), rt.bin, args...)
 			if err != nil {
 				return m, err
 			}
@@ -606,6 +663,9 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 		return m, err
 	}
 	defer c.close()
+	if err := nw.relayPorts(ctx, portMap(c.wirePorts())); err != nil {
+		return m, err
+	}
 	if err := startAll(ctx, c, 4); err != nil {
 		return m, err
 	}
