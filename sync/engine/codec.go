@@ -32,14 +32,16 @@ const (
 var errBadData = errors.New("peer sent bad data")
 
 // codec compresses and decompresses blocks and records. It is safe for
-// concurrent use: zstd's EncodeAll and DecodeAll are.
+// concurrent use: zstd's EncodeAll and DecodeAll are. Blocks use zstd's
+// default level: they only go compressed to peers on another machine, where
+// the link, not this level's hundreds of MB/s, is what limits.
 type codec struct {
 	enc *zstd.Encoder
 	dec *zstd.Decoder
 }
 
 func newCodec() (*codec, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return nil, fmt.Errorf("start zstd encoder: %w", err)
 	}

@@ -282,7 +282,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off
 		return data, nil
 	}
 	var sig []byte
-	basisData := bases.at(off)
+	basisData := bases.covering(off, b.Size)
 	if len(basisData) >= minDeltaBasis {
 		s := delta.Signature(basisData, delta.WindowFor(len(basisData)))
 		sig, _ = s.MarshalBinary()
@@ -371,23 +371,37 @@ func newBasis(f *folder, old *index.Entry) *basis {
 	return b
 }
 
-// at returns the old block covering off, read from disk and checked, or nil.
-func (b *basis) at(off int64) []byte {
+// covering returns the old blocks overlapping [off, off+size), read from
+// disk, checked and joined, or nil: when an edit moves chunk boundaries, a
+// new block may span two old ones, and a delta against both stays small.
+// At most maxBasisBlocks old blocks are joined.
+func (b *basis) covering(off int64, size uint32) []byte {
 	if len(b.blocks) == 0 {
 		return nil
 	}
-	i := sort.Search(len(b.starts), func(i int) bool { return b.starts[i] > off }) - 1
-	if i < 0 {
-		return nil
+	first := sort.Search(len(b.starts), func(i int) bool { return b.starts[i] > off }) - 1
+	first = max(first, 0)
+	var out []byte
+	end := off + int64(size)
+	for i := first; i < len(b.blocks) && i < first+maxBasisBlocks && b.starts[i] < end; i++ {
+		bl := b.blocks[i]
+		// A neighbour that overlaps by a sliver costs more signature than
+		// it saves: join only the block at off and real overlaps.
+		if i > first && min(end, b.starts[i]+int64(bl.Size))-b.starts[i] < int64(size)/4 {
+			break
+		}
+		buf := make([]byte, bl.Size)
+		n, err := b.f.root.ReadAt(b.path, buf, b.starts[i])
+		if err != nil || n != len(buf) || block.Sum(buf) != bl.Hash {
+			return nil
+		}
+		out = append(out, buf...)
 	}
-	bl := b.blocks[i]
-	buf := make([]byte, bl.Size)
-	n, err := b.f.root.ReadAt(b.path, buf, b.starts[i])
-	if err != nil || n != len(buf) || block.Sum(buf) != bl.Hash {
-		return nil
-	}
-	return buf
+	return out
 }
+
+// maxBasisBlocks bounds the basis of one delta (and the signature sent).
+const maxBasisBlocks = 3
 
 // indexState turns what apply left on disk into what the index records.
 func indexState(st apply.FileState) *index.FileState {
