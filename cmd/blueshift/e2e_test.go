@@ -286,6 +286,12 @@ func TestE2ESyncBothWaysRestartRemove(t *testing.T) {
 		s, ok := shareOf(st, shareID)
 		return ok && connectedTo(st, idB) && len(s.Members) == 1 && s.Members[0] == idB
 	})
+	// Paired: bob forgets the invitation token instead of showing it on
+	// every reconnect.
+	b.waitFor("the used token forgotten", func(daemon.Status) bool {
+		cfg, err := os.ReadFile(filepath.Join(b.home, "config.toml"))
+		return err == nil && !strings.Contains(string(cfg), "invite = '") && !strings.Contains(string(cfg), `invite = "`)
+	})
 
 	// An edit on A reaches B; an edit on B reaches A.
 	write(t, filepath.Join(fa, "hello.txt"), "hello again from alice\n")

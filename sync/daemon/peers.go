@@ -35,7 +35,7 @@ func (d *Daemon) newManager(cfg *config.Config) (*peer.Manager, error) {
 		Capabilities: d.capabilities,
 		Handler:      func(id identity.DeviceID) conn.Handler { return d.eng.NewSession(id) },
 		Admit:        d.admit,
-		Serve:        serveSession,
+		Serve:        d.serveSession,
 		Addresses:    d.discovered,
 		MinBackoff:   d.opts.DialMin,
 		MaxBackoff:   d.opts.DialMax,
@@ -169,10 +169,32 @@ func (d *Daemon) applyPeers(cfg *config.Config) {
 }
 
 // serveSession runs the engine's session on a connection the manager keeps.
-func serveSession(ctx context.Context, c *conn.Conn, h conn.Handler) error {
+func (d *Daemon) serveSession(ctx context.Context, c *conn.Conn, h conn.Handler) error {
 	s, ok := h.(*engine.Session)
 	if !ok {
 		return fmt.Errorf("serve peer %s: the handler is %T, not a sync session", c.Remote().Abbrev(), h)
 	}
+	d.forgetToken(c.Remote())
 	return s.Serve(ctx, c)
+}
+
+// forgetToken drops the invitation token we joined with once its maker has
+// kept our connection: we are paired now, and showing the token on every
+// reconnect would only make the inviter redeem it again.
+func (d *Daemon) forgetToken(remote identity.DeviceID) {
+	if p, err := d.config().FindPeer(remote.String()); err != nil || p.Invite == "" {
+		return
+	}
+	err := EditConfig(d.opts.Home, func(c *config.Config) error {
+		if p, err := c.FindPeer(remote.String()); err == nil {
+			p.Invite = ""
+		}
+		return nil
+	})
+	if err == nil {
+		err = d.Reload()
+	}
+	if err != nil {
+		d.log.Warn("forget a used invitation token", "peer", remote.Abbrev(), "err", err)
+	}
 }
