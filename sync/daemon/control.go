@@ -165,7 +165,7 @@ func (d *Daemon) Status() Status {
 		seen[p.ID] = true
 		if id, err := identity.ParseDeviceID(p.ID); err == nil {
 			if pc, ok := conns[id]; ok {
-				fillConn(&ps, pc)
+				d.fillConn(&ps, pc)
 			}
 		}
 		st.Peers = append(st.Peers, ps)
@@ -173,7 +173,7 @@ func (d *Daemon) Status() Status {
 	for id, pc := range conns {
 		if !seen[id.String()] {
 			ps := PeerStatus{ID: id.String()}
-			fillConn(&ps, pc)
+			d.fillConn(&ps, pc)
 			st.Peers = append(st.Peers, ps)
 		}
 	}
@@ -189,10 +189,11 @@ func (d *Daemon) Status() Status {
 	return st
 }
 
-func fillConn(ps *PeerStatus, c peer.Connection) {
+func (d *Daemon) fillConn(ps *PeerStatus, c peer.Connection) {
 	since := c.Since.UTC()
 	ps.Connected, ps.Address, ps.Since = true, c.Addr, &since
 	ps.BytesIn, ps.BytesOut = c.BytesIn, c.BytesOut
+	ps.RateIn, ps.RateOut = d.rates.observe(c.Device, c.BytesIn, c.BytesOut, time.Now())
 	if ps.Name == "" {
 		ps.Name = c.Name
 	}

@@ -52,6 +52,7 @@ type Daemon struct {
 	ctl     net.Listener
 	unlock  func()
 	started time.Time
+	rates   rates // connections' byte rates for status
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 

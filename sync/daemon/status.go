@@ -39,6 +39,8 @@ type PeerStatus struct {
 	Since     *time.Time `json:"since,omitempty"`
 	BytesIn   int64      `json:"bytes_in"`  // bytes received on the connection (TLS), since it opened
 	BytesOut  int64      `json:"bytes_out"` // bytes sent
+	RateIn    float64    `json:"rate_in"`   // bytes per second received, over the last second or more
+	RateOut   float64    `json:"rate_out"`  // bytes per second sent
 }
 
 // Refused is a connection this daemon turned away.
