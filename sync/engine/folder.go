@@ -160,17 +160,16 @@ func (f *folder) requestScan(paths []string, full bool) {
 func (f *folder) run(ctx context.Context) {
 	defer close(f.done)
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
+	var wg gosync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // first: ends every goroutine below, then wg.Wait
+	wg.Go(func() {
 		select {
 		case <-f.quit:
 			cancel()
 		case <-ctx.Done():
 		}
-	}()
-
-	var wg gosync.WaitGroup
-	defer wg.Wait()
+	})
 	f.updates = make(chan pushItem, 256)
 	unsubscribe := f.idx.Subscribe(func(u index.Update) {
 		select {
@@ -242,8 +241,8 @@ func (f *folder) scan(ctx context.Context, req scanRequest) {
 			return
 		}
 	}
-	f.updates <- pushItem{scan: +1}
-	defer func() { f.updates <- pushItem{scan: -1} }()
+	f.tellPusher(ctx, pushItem{scan: +1})
+	defer f.tellPusher(ctx, pushItem{scan: -1})
 	res, err := f.idx.Scan(ctx, opts)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -425,6 +424,14 @@ func (f *folder) noteError(err error) {
 	f.mu.errors = append(f.mu.errors, err.Error())
 	if len(f.mu.errors) > maxErrors {
 		f.mu.errors = f.mu.errors[len(f.mu.errors)-maxErrors:]
+	}
+}
+
+// tellPusher hands the pusher an item unless the folder is stopping.
+func (f *folder) tellPusher(ctx context.Context, it pushItem) {
+	select {
+	case f.updates <- it:
+	case <-ctx.Done():
 	}
 }
 
