@@ -51,6 +51,11 @@ func waitConverged(ctx context.Context, c cluster, i int, src, dst string, timeo
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
+		for _, p := range c.procs() {
+			if err := p.died(); err != nil {
+				return time.Time{}, err // no use polling a dead device
+			}
+		}
 		ok, err := c.inSync(ctx, i)
 		if err == nil && ok {
 			t := time.Now()

@@ -76,7 +76,7 @@ func fullConfig() config {
 		ShapedCases: []string{"small files", "compressible", "incompressible"},
 		EditSize:    100 << 20, ReconnectFiles: []int{20000, 200000}, FanoutSize: 256 << 20,
 		LatencyEdits: 100, LatencyGap: 1500 * time.Millisecond, ScaleFiles: 200000, HugeFiles: 1000000,
-		Link: linkSpec{100, 2}, Timeout: 30 * time.Minute}
+		Link: linkSpec{100, 2}, Timeout: 15 * time.Minute}
 }
 
 func main() {
@@ -195,6 +195,9 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 		return res, md, os.WriteFile(filepath.Join(out, "RESULTS.md"), []byte(md), 0o644)
 	}
 	done := func(n string) error {
+		if ctx.Err() != nil {
+			n = "" // cut short: not listed as run
+		}
 		_, _, err := report(n)
 		return err
 	}
@@ -285,6 +288,10 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 		log.Warn("plots skipped", "err", err)
 	}
 	fmt.Print(md)
+	if ctx.Err() != nil {
+		log.Warn("interrupted: the results hold what was measured", "scenarios_run", ran)
+		return 1, nil
+	}
 	if len(b.failures) > 0 {
 		return 1, nil
 	}

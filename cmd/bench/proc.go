@@ -20,10 +20,11 @@ const clockTicks = 100
 // from /proc or, after exit, from wait4's rusage (which includes the children
 // it reaped, such as rsync daemon's per-connection processes).
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has been waited for
-	err  error         // Wait's result; valid after done
+	name    string
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has been waited for
+	err     error         // Wait's result; valid after done
+	logPath string
 	// timeOut is set when the process is GNU time running the program
 	// (startTimed): the file where time writes the program's rusage.
 	timeOut string
@@ -61,7 +62,7 @@ func startProc(name string, cmd *exec.Cmd, logPath string) (*proc, error) {
 		lf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), logPath: logPath}
 	go func() {
 		p.err = cmd.Wait()
 		lf.Close()
@@ -79,6 +80,18 @@ func (p *proc) exited() bool {
 	default:
 		return false
 	}
+}
+
+// died returns an error describing an unexpected exit (with the end of the
+// log), or nil while the process runs.
+func (p *proc) died() error {
+	if !p.exited() {
+		return nil
+	}
+	b, _ := os.ReadFile(p.logPath)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	tail := strings.Join(lines[max(0, len(lines)-4):], " | ")
+	return fmt.Errorf("%s (pid %d) exited while the harness waited: %v (%s); last log lines: %s", p.name, p.pid(), p.err, p.cmd.ProcessState, tail)
 }
 
 // stop sends SIGTERM, waits up to grace, then kills the process group.
