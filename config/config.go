@@ -149,6 +149,9 @@ type Invite struct {
 	ReadOnly  bool      `toml:"read_only"`
 	Expires   time.Time `toml:"expires"`
 	SingleUse bool      `toml:"single_use"`
+	// Sealed is the link sealed under the invitation's short code (base64),
+	// offered to unpaired devices until Expires; the code is never stored.
+	Sealed string `toml:"sealed,omitempty"`
 }
 
 // Checks validates the text forms this package stores as strings. Each hook

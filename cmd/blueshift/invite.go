@@ -14,10 +14,12 @@ func newInviteCmd(g *globals) *cobra.Command {
 	var opts daemon.InviteOptions
 	c := &cobra.Command{
 		Use:   "invite SHARE",
-		Short: "Print a link that lets another device join a share",
+		Short: "Print a link and a short code that let another device join a share",
 		Long: "Print a link (first line of stdout) that lets another device join SHARE with\n" +
 			"`blueshift join LINK PATH`. It carries this device's ID and addresses and the access\n" +
-			"it grants; it expires (default 24h) and can be single-use. Treat it like a password.",
+			"it grants; it expires (default 24h) and can be single-use. Treat it like a password.\n" +
+			"The second line is a short code (XXXXX-XXXXX) for the same invitation, to read aloud:\n" +
+			"`blueshift join CODE PATH` finds this device on the LAN while its daemon runs.",
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			home, err := g.homeOf()
@@ -40,11 +42,12 @@ func newInviteCmd(g *globals) *cobra.Command {
 			} else if !errors.Is(err, daemon.ErrNotRunning) {
 				return err
 			}
-			l, err := daemon.Invite(home, clean(args[0]), opts)
+			l, code, err := daemon.Invite(home, clean(args[0]), opts)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(c.OutOrStdout(), l.String())
+			fmt.Fprintln(c.OutOrStdout(), code)
 			access := "read-write"
 			if opts.ReadOnly {
 				access = "read-only"
@@ -53,8 +56,9 @@ func newInviteCmd(g *globals) *cobra.Command {
 			if opts.SingleUse {
 				use = "one device"
 			}
-			fmt.Fprintf(c.ErrOrStderr(), "%s access to %q for %s, until %s. On the other device: blueshift join LINK PATH\n",
-				access, l.ShareName, use, l.Expires.Local().Format(time.DateTime))
+			fmt.Fprintf(c.ErrOrStderr(), "%s access to %q for %s, until %s. On the other device: blueshift join LINK PATH\n"+
+				"or, on the same network while this daemon runs: blueshift join %s PATH\n",
+				access, l.ShareName, use, l.Expires.Local().Format(time.DateTime), code)
 			return reloadDaemon(c, home)
 		},
 	}
@@ -65,19 +69,26 @@ func newInviteCmd(g *globals) *cobra.Command {
 }
 
 func newJoinCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "join LINK PATH",
-		Short: "Join a share from an invite link into the folder PATH",
+	var addrs []string
+	c := &cobra.Command{
+		Use:   "join LINK|CODE PATH",
+		Short: "Join a share from an invite link or code into the folder PATH",
 		Long: "Join the share an invite link carries into PATH (created when missing). Files already\n" +
 			"in PATH are merged with the share's, never clobbered: a file both sides have in\n" +
-			"different versions becomes a conflict copy.",
+			"different versions becomes a conflict copy. Given a short code instead of a link, it\n" +
+			"looks for the inviting device on the LAN (or at --addr) and joins through its invitation.",
 		Args: exactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
 			home, err := g.homeOf()
 			if err != nil {
 				return err
 			}
-			res, err := daemon.Join(home, args[0], args[1], time.Time{})
+			var res daemon.JoinResult
+			if daemon.IsCode(args[0]) {
+				res, err = daemon.JoinByCode(c.Context(), home, args[0], args[1], daemon.CodeJoinOptions{Addresses: addrs})
+			} else {
+				res, err = daemon.Join(home, args[0], args[1], time.Time{})
+			}
 			if err != nil {
 				return err
 			}
@@ -86,4 +97,6 @@ func newJoinCmd(g *globals) *cobra.Command {
 			return reloadDaemon(c, home)
 		},
 	}
+	c.Flags().StringSliceVar(&addrs, "addr", nil, "with a code: where the inviting device listens (HOST:PORT), instead of looking on the LAN")
+	return c
 }

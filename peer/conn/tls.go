@@ -46,31 +46,49 @@ func NewTLS(id *identity.Identity, log *slog.Logger) *TLS {
 
 // Dial connects to addr and succeeds only if the device there is want.
 func (t *TLS) Dial(ctx context.Context, addr string, want identity.DeviceID) (Stream, error) {
+	return t.dial(ctx, addr, &want)
+}
+
+// DialAny connects to addr and accepts whichever device answers, learning
+// its ID from its certificate. Only for a caller that authenticates the
+// device some other way: a join by short code, where only the inviter can
+// seal an invitation that the code opens.
+func (t *TLS) DialAny(ctx context.Context, addr string) (Stream, error) {
+	return t.dial(ctx, addr, nil)
+}
+
+func (t *TLS) dial(ctx context.Context, addr string, want *identity.DeviceID) (Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.handshakeTimeout())
 	defer cancel()
+	who := "any device"
+	if want != nil {
+		who = "device " + want.Abbrev()
+	}
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return Stream{}, fmt.Errorf("dial device %s at %s: %w", want.Abbrev(), addr, err)
+		return Stream{}, fmt.Errorf("dial %s at %s: %w", who, addr, err)
 	}
+	var remote identity.DeviceID
 	cfg := t.config()
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		got, err := peerID(cs)
 		if err != nil {
 			return err
 		}
-		if got != want {
-			return fmt.Errorf("device at %s is %s, want %s: %w", addr, got, want, ErrWrongPeer)
+		if want != nil && got != *want {
+			return fmt.Errorf("device at %s is %s, want %s: %w", addr, got, *want, ErrWrongPeer)
 		}
+		remote = got
 		return nil
 	}
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		t.log.Warn("dial failed", "peer", want.Abbrev(), "addr", addr, "err", err)
-		return Stream{}, fmt.Errorf("dial device %s at %s: %w", want.Abbrev(), addr, err)
+		t.log.Warn("dial failed", "peer", who, "addr", addr, "err", err)
+		return Stream{}, fmt.Errorf("dial %s at %s: %w", who, addr, err)
 	}
-	return Stream{Conn: tc, Remote: want, Outbound: true}, nil
+	return Stream{Conn: tc, Remote: remote, Outbound: true}, nil
 }
 
 // Listen listens on addr (host:port; port 0 picks one). The listener runs

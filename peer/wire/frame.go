@@ -25,6 +25,8 @@ const (
 	MaxNameLen       = 256 // Hello.DeviceName, bytes
 	MaxCapabilities  = 64
 	MaxCapabilityLen = 64
+	MaxSealedInvites = 8    // per Hello
+	MaxSealedInvite  = 1024 // bytes each
 	MaxTextLen       = 1024 // Close.Reason, ErrorResponse.Message, bytes
 	MaxPrefixes      = 4096 // per NodesRequest
 	MaxNodes         = 4096 // per NodesResponse

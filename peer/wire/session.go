@@ -13,6 +13,9 @@ type Hello struct {
 	MinVersion   uint32 // the oldest it still speaks
 	DeviceName   string // for display only; never trusted for anything
 	Capabilities []string
+	// SealedInvites are invitations by short code, each opened only with its
+	// code (sync/daemon seals and opens them); sent to unpaired devices.
+	SealedInvites [][]byte
 }
 
 // Compatible reports whether two Hellos can talk, and the version they use.
@@ -113,6 +116,14 @@ func (m *Hello) validate() error {
 			return fmt.Errorf("hello: capability of %d bytes exceeds %d", len(c), MaxCapabilityLen)
 		}
 	}
+	if len(m.SealedInvites) > MaxSealedInvites {
+		return fmt.Errorf("hello: %d sealed invitations exceed %d", len(m.SealedInvites), MaxSealedInvites)
+	}
+	for _, si := range m.SealedInvites {
+		if len(si) > MaxSealedInvite {
+			return fmt.Errorf("hello: sealed invitation of %d bytes exceeds %d", len(si), MaxSealedInvite)
+		}
+	}
 	return nil
 }
 
@@ -130,11 +141,13 @@ func checkText(what, s string) error {
 func (m *Hello) toPB(e *wirepb.Envelope) {
 	e.Body = &wirepb.Envelope_Hello{Hello: &wirepb.Hello{
 		Version: m.Version, MinVersion: m.MinVersion, DeviceName: m.DeviceName, Capabilities: m.Capabilities,
+		SealedInvites: m.SealedInvites,
 	}}
 }
 
 func helloFromPB(p *wirepb.Hello) *Hello {
-	return &Hello{Version: p.GetVersion(), MinVersion: p.GetMinVersion(), DeviceName: p.GetDeviceName(), Capabilities: p.GetCapabilities()}
+	return &Hello{Version: p.GetVersion(), MinVersion: p.GetMinVersion(), DeviceName: p.GetDeviceName(),
+		Capabilities: p.GetCapabilities(), SealedInvites: p.GetSealedInvites()}
 }
 
 func (m *Close) toPB(e *wirepb.Envelope) {

@@ -12,6 +12,8 @@ package wire
 //	  a protobuf Envelope (wirepb). Messages: Hello, Ping, Pong, Close,
 //	  ErrorResponse, ShareState, NodesRequest/Response,
 //	  RecordsRequest/Response, RecordPush, BlockRequest/Response.
+//	  Hello.sealed_invites (field 5) added the same day, before any release:
+//	  invitations by short code; older builds of version 1 never existed.
 const (
 	Version    uint32 = 1
 	MinVersion uint32 = 1

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,8 +37,9 @@ type InviteOptions struct {
 }
 
 // Invite makes an invitation to the share ref names: it stores the token's
-// hash in home's configuration and returns the link to hand out.
-func Invite(home, ref string, opts InviteOptions) (Link, error) {
+// hash in home's configuration and returns the link to hand out, and a
+// short code that stands for the link on the LAN (see code.go).
+func Invite(home, ref string, opts InviteOptions) (Link, string, error) {
 	if opts.Expires <= 0 {
 		opts.Expires = DefaultInviteExpiry
 	}
@@ -46,13 +48,17 @@ func Invite(home, ref string, opts InviteOptions) (Link, error) {
 	}
 	id, err := identity.Load(home)
 	if err != nil {
-		return Link{}, err
+		return Link{}, "", err
 	}
 	var l Link
 	if _, err := rand.Read(l.Token[:]); err != nil {
-		return Link{}, fmt.Errorf("make invitation token: %w", err)
+		return Link{}, "", fmt.Errorf("make invitation token: %w", err)
 	}
 	l.Device = id.ID()
+	code, err := newCode()
+	if err != nil {
+		return Link{}, "", err
+	}
 	l.Expires = opts.Now.Add(opts.Expires).Truncate(time.Second).UTC()
 	err = EditConfig(home, func(c *config.Config) error {
 		s, err := c.FindShare(ref)
@@ -79,13 +85,17 @@ func Invite(home, ref string, opts InviteOptions) (Link, error) {
 		}
 		// Forget expired invitations while we are here.
 		c.Invites = slices.DeleteFunc(c.Invites, func(in config.Invite) bool { return !in.Expires.After(opts.Now) })
+		sealed, err := sealLink(code, l.String())
+		if err != nil {
+			return err
+		}
 		c.Invites = append(c.Invites, config.Invite{
 			TokenHash: tokenHash(l.Token[:]), Share: s.ID, ReadOnly: opts.ReadOnly,
-			Expires: l.Expires, SingleUse: opts.SingleUse,
+			Expires: l.Expires, SingleUse: opts.SingleUse, Sealed: base64.StdEncoding.EncodeToString(sealed),
 		})
 		return nil
 	})
-	return l, err
+	return l, code, err
 }
 
 // JoinResult says what Join did.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -29,18 +30,19 @@ var errNotPaired = errors.New("this device does not know you: ask its owner for 
 // invitation rules, LAN discovery's addresses and the engine's sessions.
 func (d *Daemon) newManager(cfg *config.Config) (*peer.Manager, error) {
 	return peer.New(peer.Options{
-		Identity:     d.id,
-		Transport:    d.tls,
-		DeviceName:   cfg.Device.Name,
-		Capabilities: d.capabilities,
-		Handler:      func(id identity.DeviceID) conn.Handler { return d.eng.NewSession(id) },
-		Admit:        d.admit,
-		Serve:        d.serveSession,
-		Addresses:    d.discovered,
-		MinBackoff:   d.opts.DialMin,
-		MaxBackoff:   d.opts.DialMax,
-		Refused:      maxRefused,
-		Logger:       d.log,
+		Identity:      d.id,
+		Transport:     d.tls,
+		DeviceName:    cfg.Device.Name,
+		Capabilities:  d.capabilities,
+		SealedInvites: d.sealedInvites,
+		Handler:       func(id identity.DeviceID) conn.Handler { return d.eng.NewSession(id) },
+		Admit:         d.admit,
+		Serve:         d.serveSession,
+		Addresses:     d.discovered,
+		MinBackoff:    d.opts.DialMin,
+		MaxBackoff:    d.opts.DialMax,
+		Refused:       maxRefused,
+		Logger:        d.log,
 	})
 }
 
@@ -109,6 +111,28 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 		return []string{inviteCap + p.Invite}
 	}
 	return nil
+}
+
+// sealedInvites offers a device we have not paired the invitations made
+// with a short code, newest first; only a device that knows a code can
+// open one.
+func (d *Daemon) sealedInvites(remote identity.DeviceID) [][]byte {
+	if d.isPeer(remote) {
+		return nil
+	}
+	now := time.Now()
+	invites := d.config().Invites
+	var out [][]byte
+	for i := len(invites) - 1; i >= 0 && len(out) < wire.MaxSealedInvites; i-- {
+		in := invites[i]
+		if in.Sealed == "" || !in.Expires.After(now) {
+			continue
+		}
+		if b, err := base64.StdEncoding.DecodeString(in.Sealed); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // admit is the manager's Admit, after the Hello of every connection: a

@@ -87,11 +87,15 @@ func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 // Hello is the first frame each side sends. Two sides can talk when
 // max(min_version) <= min(version).
 type Hello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	MinVersion    uint32                 `protobuf:"varint,2,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
-	DeviceName    string                 `protobuf:"bytes,3,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
-	Capabilities  []string               `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Version      uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	MinVersion   uint32                 `protobuf:"varint,2,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
+	DeviceName   string                 `protobuf:"bytes,3,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	Capabilities []string               `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	// Invitations by short code, each sealed with a key derived from its code
+	// (only a device that knows the code can open one). Sent only to devices
+	// that are not paired yet, while such an invitation is pending.
+	SealedInvites [][]byte `protobuf:"bytes,5,rep,name=sealed_invites,json=sealedInvites,proto3" json:"sealed_invites,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -150,6 +154,13 @@ func (x *Hello) GetDeviceName() string {
 func (x *Hello) GetCapabilities() []string {
 	if x != nil {
 		return x.Capabilities
+	}
+	return nil
+}
+
+func (x *Hello) GetSealedInvites() [][]byte {
+	if x != nil {
+		return x.SealedInvites
 	}
 	return nil
 }
@@ -329,14 +340,15 @@ var File_peer_wire_wirepb_session_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_session_proto_rawDesc = "" +
 	"\n" +
-	"\x1epeer/wire/wirepb/session.proto\x12\x11blueshift.wire.v1\"\x87\x01\n" +
+	"\x1epeer/wire/wirepb/session.proto\x12\x11blueshift.wire.v1\"\xae\x01\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1f\n" +
 	"\vmin_version\x18\x02 \x01(\rR\n" +
 	"minVersion\x12\x1f\n" +
 	"\vdevice_name\x18\x03 \x01(\tR\n" +
 	"deviceName\x12\"\n" +
-	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\"\x06\n" +
+	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\x12%\n" +
+	"\x0esealed_invites\x18\x05 \x03(\fR\rsealedInvites\"\x06\n" +
 	"\x04Ping\"\x06\n" +
 	"\x04Pong\"\x1f\n" +
 	"\x05Close\x12\x16\n" +
