@@ -24,7 +24,10 @@
 //     device, the newer wins (the dialler only redials when it believes the
 //     old one dead). Both sides apply the rule on their own and agree.
 //   - Dial backoff per device: doubling from MinBackoff to MaxBackoff, each
-//     wait drawn from [d/2, d]; reset when a connection is kept or on Kick.
+//     wait drawn from [d/2, d]; reset on Kick, or when a kept connection
+//     ends after lasting StableAfter (one the peer drops at once, such as a
+//     refused invitation, keeps backing off instead of redialling each
+//     second).
 //   - OnConnect and OnDisconnect for one device come in order, never
 //     overlapping: a replaced connection's OnDisconnect comes before its
 //     successor's OnConnect. Serve runs between the two.
@@ -57,7 +60,10 @@ import (
 const (
 	DefaultMinBackoff = time.Second
 	DefaultMaxBackoff = time.Minute
-	DefaultRefused    = 32 // refused attempts kept
+	// StableAfter is how long a connection must last for its end to reset
+	// the dial backoff.
+	StableAfter    = 10 * time.Second
+	DefaultRefused = 32 // refused attempts kept
 
 	maxOpening = 32          // inbound Hello exchanges in progress at once
 	lingerTime = time.Second // how long a refused stream waits for the peer to read why
@@ -339,22 +345,24 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 			bo.reset()
 		case <-timer.C:
 		}
-		if m.connected(id) {
+		if since, ok := m.connectedSince(id); ok {
 			select {
 			case <-dctx.Done():
 				return
 			case <-ps.kick:
 				timer.Reset(0)
 			case <-ps.dropped:
-				// bo was reset when the connection was kept, so this waits
-				// about MinBackoff: a peer that accepts and then drops us is
-				// not hammered.
+				// A connection that lasted starts the backoff over; one the
+				// peer dropped at once (it refused us after the Hello) goes
+				// on doubling it, so the peer is not hammered.
+				if m.opts.Now().Sub(since) >= StableAfter {
+					bo.reset()
+				}
 				timer.Reset(bo.next())
 			}
 			continue
 		}
 		if m.dialRound(dctx, runCtx, id, ps) {
-			bo.reset()
 			timer.Reset(0) // on to waiting for it to end
 			continue
 		}
@@ -608,6 +616,16 @@ func (m *Manager) paired(id identity.DeviceID) bool {
 	defer m.mu.Unlock()
 	_, ok := m.mu.peers[id]
 	return ok
+}
+
+// connectedSince returns when the device's current connection began.
+func (m *Manager) connectedSince(id identity.DeviceID) (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l := m.mu.links[id]; l != nil {
+		return l.since, true
+	}
+	return time.Time{}, false
 }
 
 func (m *Manager) connected(id identity.DeviceID) bool {

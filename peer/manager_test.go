@@ -290,13 +290,16 @@ func TestBothDialAtStart(t *testing.T) {
 	lb.Close()
 	a.start(map[identity.DeviceID][]string{b.ID(): {b.addr}})
 	b.start(map[identity.DeviceID][]string{a.ID(): {a.addr}})
-	waitFor(t, "one connection each, and no other left", func() bool {
-		return connectedTo(a, b)() && connectedTo(b, a)() && a.events.live() == 1 && b.events.live() == 1
+	// For a moment each side may hold the connection the other dialled
+	// (both got through before either heard of the other); the rule then
+	// closes one, and both must end on the same connection.
+	waitFor(t, "one connection each, the same one, and no other left", func() bool {
+		if !connectedTo(a, b)() || !connectedTo(b, a)() || a.events.live() != 1 || b.events.live() != 1 {
+			return false
+		}
+		ca, cb := a.m.Connected(), b.m.Connected()
+		return len(ca) == 1 && len(cb) == 1 && ca[0].Outbound != cb[0].Outbound
 	})
-	ca, cb := a.m.Connected()[0], b.m.Connected()[0]
-	if ca.Outbound == cb.Outbound {
-		t.Fatalf("a outbound=%v, b outbound=%v: not the same connection", ca.Outbound, cb.Outbound)
-	}
 }
 
 func TestUnpairedIsRefused(t *testing.T) {
@@ -334,7 +337,14 @@ func TestReconnectAfterRestart(t *testing.T) {
 	b.shutdown()
 	waitFor(t, "a sees b gone", func() bool { return len(a.m.Connected()) == 0 })
 	b.start(map[identity.DeviceID][]string{a.ID(): nil}) // same identity, same address
-	waitFor(t, "a reconnects", func() bool { return connectedTo(a, b)() && connectedTo(b, a)() })
+	// OnConnect follows the connection showing in Connected: wait for both.
+	waitFor(t, "a reconnects, once", func() bool {
+		a.events.mu.Lock()
+		n := a.events.connects
+		a.events.mu.Unlock()
+		return connectedTo(a, b)() && connectedTo(b, a)() && n == 2
+	})
+	time.Sleep(100 * time.Millisecond) // a second reconnect would show by now
 	a.events.mu.Lock()
 	defer a.events.mu.Unlock()
 	if a.events.connects != 2 {
@@ -513,3 +523,32 @@ func TestServeRunsWithTheConnection(t *testing.T) {
 }
 
 type quietPtr struct{ quietHandler }
+
+// TestRefusedAfterHelloBacksOff: a peer that accepts the connection and
+// refuses us after the Hello (a bad invitation) is redialled with growing
+// waits, not at the minimum each time.
+func TestRefusedAfterHelloBacksOff(t *testing.T) {
+	a, b := newNode(t, "a"), newNode(t, "b")
+	var mu sync.Mutex
+	refusals := 0
+	b.startWith(nil, func(o *Options) {
+		o.Admit = func(identity.DeviceID, *wire.Hello) error {
+			mu.Lock()
+			defer mu.Unlock()
+			refusals++
+			return errors.New("no")
+		}
+	}, func(identity.DeviceID) error { return nil })
+	a.startWith(map[identity.DeviceID][]string{b.ID(): {b.addr}}, func(o *Options) {
+		o.MinBackoff, o.MaxBackoff = 50*time.Millisecond, 800*time.Millisecond
+	}, nil)
+	time.Sleep(2500 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	// Doubling from 50 ms (waits drawn from [d/2, d]) allows about 8 tries
+	// in 2.5 s; resetting after each refusal would allow about 50.
+	if refusals < 2 || refusals > 15 {
+		t.Fatalf("%d dials refused in 2.5 s; want a handful, growing apart", refusals)
+	}
+	t.Logf("%d dials refused in 2.5 s", refusals)
+}
