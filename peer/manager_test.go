@@ -220,10 +220,15 @@ func TestConnectByStaticAddress(t *testing.T) {
 	if ca.Addr != b.addr {
 		t.Fatalf("a's connection goes to %s, want %s", ca.Addr, b.addr)
 	}
-	// The connection the engine gets works.
-	a.events.mu.Lock()
-	c := a.events.last
-	a.events.mu.Unlock()
+	// The connection the engine gets works (OnConnect may follow the
+	// connection showing in Connected by a moment).
+	var c *conn.Conn
+	waitFor(t, "OnConnect ran", func() bool {
+		a.events.mu.Lock()
+		defer a.events.mu.Unlock()
+		c = a.events.last
+		return c != nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := conn.Call[*wire.Pong](ctx, c, &wire.Ping{}); err != nil {
