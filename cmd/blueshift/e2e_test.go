@@ -367,9 +367,12 @@ func TestE2EBadLinks(t *testing.T) {
 	}
 
 	// An expired link is refused by join, and its token by the inviter.
-	short := strings.SplitN(a.ok("invite", "a", "--expires", "2s"), "\n", 2)[0]
-	b.ok("join", short, fb)     // still valid now
-	time.Sleep(3 * time.Second) // let it expire (waiting, not asserting a duration)
+	// (8 s: long enough for invite and join to run under -race on a busy
+	// machine before it expires; then wait past it, not asserting a time.)
+	made := time.Now()
+	short := strings.SplitN(a.ok("invite", "a", "--expires", "8s"), "\n", 2)[0]
+	b.ok("join", short, fb) // still valid now
+	time.Sleep(time.Until(made.Add(9 * time.Second)))
 	_, errOut, code = b.cli("join", short, filepath.Join(work, "c"))
 	if code != exitFail || !strings.Contains(errOut, "expired") || !strings.Contains(errOut, "new link") {
 		t.Fatalf("expired link: exit %d, %q", code, errOut)
