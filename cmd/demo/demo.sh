@@ -67,8 +67,10 @@ wait_for 10 running "$A" || fail "alice's daemon did not start"
 wait_for 10 running "$B" || fail "bob's daemon did not start"
 
 say "4. alice: blueshift invite demo  ->  bob: blueshift join LINK PATH"
-LINK=$("$BIN" --home "$A" invite demo --single-use 2>/dev/null | head -1)
+INVITE=$("$BIN" --home "$A" invite demo --single-use 2>/dev/null) # line 1: the link, line 2: a short code
+LINK=$(sed -n 1p <<<"$INVITE")
 echo "   $LINK" | cut -c1-100 | sed 's/$/…/'
+echo "   short code for the same invitation: $(sed -n 2p <<<"$INVITE") (blueshift join CODE PATH, on the LAN)"
 T0=$(now)
 "$BIN" --home "$B" join "$LINK" "$FB" >/dev/null 2>&1 || fail "join failed"
 wait_for 20 connected "$B" || fail "bob did not connect to alice"
