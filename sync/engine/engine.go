@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -244,7 +245,7 @@ func (e *Engine) folders() []*folder {
 	for _, f := range e.mu.folders {
 		out = append(out, f)
 	}
-	slices.SortFunc(out, func(a, b *folder) int { return compareIDs(a.id[:], b.id[:]) })
+	slices.SortFunc(out, func(a, b *folder) int { return bytes.Compare(a.id[:], b.id[:]) })
 	return out
 }
 
@@ -259,17 +260,8 @@ func (e *Engine) sessionsLocked() []*Session {
 	for _, s := range e.mu.sessions {
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b *Session) int { return compareIDs(a.id[:], b.id[:]) })
+	slices.SortFunc(out, func(a, b *Session) int { return bytes.Compare(a.id[:], b.id[:]) })
 	return out
-}
-
-func compareIDs(a, b []byte) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return int(a[i]) - int(b[i])
-		}
-	}
-	return 0
 }
 
 // onThisMachine reports whether c leads to a loopback address: there the

@@ -195,7 +195,7 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 			continue
 		}
 		g.Go(func() error {
-			data, err := f.e.getBlock(gctx, f, b, o, bases, in.from)
+			data, err := f.e.getBlock(gctx, f, b, o, bases)
 			if errors.Is(err, errMissingBlocks) {
 				missing.Add(1)
 				return nil
@@ -249,7 +249,7 @@ func (f *folder) fetchAll(ctx context.Context, in incoming, old *index.Entry) ([
 	blocks := make([][]byte, len(in.rec.Blocks))
 	var off int64
 	for i, b := range in.rec.Blocks {
-		data, err := f.e.getBlock(ctx, f, b, off, bases, in.from)
+		data, err := f.e.getBlock(ctx, f, b, off, bases)
 		if err != nil {
 			return nil, fmt.Errorf("pull %q: %w", in.rec.Path, err)
 		}
@@ -277,7 +277,7 @@ func (in incoming) meta() apply.Meta {
 
 // getBlock returns block b (at offset off of the file being built): from a
 // local copy if any, else from a connected member.
-func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off int64, bases *basis, from identity.DeviceID) ([]byte, error) {
+func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off int64, bases *basis) ([]byte, error) {
 	if data, ok := e.readLocal(b.Hash, b.Size); ok {
 		return data, nil
 	}
@@ -291,8 +291,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off
 	if len(peers) == 0 {
 		return nil, errMissingBlocks
 	}
-	// Spread blocks across peers by offset (swarm), starting with the one
-	// that told us of the record when it is the only choice.
+	// Spread blocks across peers by offset (swarm).
 	start := int(uint64(off/int64(max(b.Size, 1))) % uint64(len(peers)))
 	for i := range peers {
 		s := peers[(start+i)%len(peers)]
@@ -319,7 +318,6 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off
 		}
 		return data, nil
 	}
-	_ = from
 	return nil, errMissingBlocks
 }
 
