@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // treeHash hashes names, modes and contents, for determinism checks.
@@ -144,5 +146,124 @@ func TestParseNftCounters(t *testing.T) {
 	}
 	if _, _, err := parseNftCounters("{"); err == nil {
 		t.Fatal("bad JSON accepted")
+	}
+}
+
+func TestPlanRunsFor(t *testing.T) {
+	cfg := fullConfig()
+	for _, c := range []struct {
+		sc, key string
+		want    int
+	}{
+		{scLoop, "small files", 3}, {scShaped, "compressible", 3}, {scShaped, "incompressible", 1},
+		{scReconnect, "20000", 3}, {scReconnect, "200000", 1}, {scLatency, "", 1}, {scScale, "1000000", 1},
+	} {
+		if got := cfg.runsFor(c.sc, c.key); got != c.want {
+			t.Errorf("runsFor(%q, %q) = %d, want %d", c.sc, c.key, got, c.want)
+		}
+	}
+	if got := cfg.planText(scShaped); got != "3 (incompressible: 1)" {
+		t.Errorf("planText = %q", got)
+	}
+	if err := parsePlan(cfg.Plan, "2/incompressible=3, 5=1"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.runsFor(scShaped, "incompressible") != 3 || cfg.runsFor(scFanout, "") != 1 {
+		t.Error("-plan entries not applied")
+	}
+	for _, bad := range []string{"2", "9=1", "2=0", "=3", "2=x"} {
+		if err := parsePlan(plan{}, bad); err == nil {
+			t.Errorf("parsePlan(%q) accepted", bad)
+		}
+	}
+	cfg.Runs = 2 // -runs overrides everything
+	if cfg.runsFor(scShaped, "incompressible") != 2 || cfg.planText(scShaped) != "2" {
+		t.Error("-runs does not override the plan")
+	}
+	if q := quickConfig(); q.runsFor(scLoop, "small files") != 1 || q.runsFor(scFanout, "") != 1 {
+		t.Error("quick run is not one run per figure")
+	}
+}
+
+func TestReconnectCountsFollowCorpora(t *testing.T) {
+	if got := fullConfig().withReconnectCounts().ReconnectFiles; !slices.Equal(got, []int{20000, 200000}) {
+		t.Errorf("full: %v", got)
+	}
+	if got := quickConfig().withReconnectCounts().ReconnectFiles; !slices.Equal(got, []int{2000}) {
+		t.Errorf("quick: %v", got)
+	}
+}
+
+func TestStopwatchChargesTheCurrentPart(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	s := newStopwatch(t0)
+	s.enter("1", t0.Add(10*time.Second)) // setup: 10 s
+	prev := s.enter("4", t0.Add(70*time.Second))
+	s.enter(prev, t0.Add(100*time.Second)) // 4 inside 1: 30 s
+	now := t0.Add(130 * time.Second)
+	if got := []time.Duration{s.spentOn(partSetup, now), s.spentOn("1", now), s.spentOn("4", now)}; !slices.Equal(got,
+		[]time.Duration{10 * time.Second, 90 * time.Second, 30 * time.Second}) {
+		t.Fatalf("spent = %v", got)
+	}
+	if fmtDur(61500*time.Millisecond) != "1:02" {
+		t.Fatalf("fmtDur = %q", fmtDur(61500*time.Millisecond))
+	}
+}
+
+func TestGenTiny(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	for _, d := range []string{a, b} {
+		if err := genTiny(d, 1, 2500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if treeHash(t, a) != treeHash(t, b) {
+		t.Fatal("same seed gave different trees")
+	}
+	l, err := listTree(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, perDir := 0, map[string]int{}
+	for p, e := range l {
+		if e.mode.IsRegular() {
+			files++
+			perDir[filepath.Dir(p)]++
+			if e.size < 64 || e.size > 1024 {
+				t.Fatalf("%s is %d bytes", p, e.size)
+			}
+		}
+	}
+	if files != 2500 || len(perDir) != 3 || perDir["d0000"] != tinyPerDir || perDir["d0002"] != 500 {
+		t.Fatalf("%d files in %v", files, perDir)
+	}
+	removeTree(a)
+	if _, err := os.Stat(a); !os.IsNotExist(err) {
+		t.Fatalf("removeTree left %q: %v", a, err)
+	}
+}
+
+func TestMarkdownShowsRunsAndHarnessTime(t *testing.T) {
+	cfg := fullConfig().withReconnectCounts()
+	res := results{rows: []row{
+		{scShaped, "incompressible", "blueshift", 0, "wall_s", 45}, {scShaped, "incompressible", "rsync", 0, "wall_s", 45},
+		{scShaped, "compressible", "blueshift", 0, "wall_s", 30}, {scShaped, "compressible", "blueshift", 1, "wall_s", 32},
+		{scScale, "1000000 tiny files", "blueshift", 0, "wall_s", 600}, {scScale, "1000000 tiny files", "blueshift", 0, "rss_mb", 280},
+		{scScale, "1000000 tiny files", "blueshift", 0, "rss_dev1_mb", 250},
+	}}
+	hz := harness{total: 52 * time.Minute, parts: []harnessPart{{scShaped, cfg.planText(scShaped), 19 * time.Minute}}}
+	md := markdown(cfg, nil, res, []string{"blueshift", "rsync"}, nil, "n", "", "c", hz)
+	for _, want := range []string{
+		"| incompressible | blueshift | 1 | 45.000 |",
+		"| compressible | blueshift | 2 | 31.000 |",
+		"| " + scShaped + " | 3 (incompressible: 1) | 19:00 |",
+		"| **total** | | **52:00** |",
+		"peak RSS device 1: 250.0 MB",
+		"| 7 peak RSS of each daemon at 1000000 files (MB) | 280.000 | 300 | met |",
+		"Incompressible data runs 1 time(s)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("RESULTS.md lacks %q:\n%s", want, md)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 // The corpus generator. Every byte is derived from the seed: the same
@@ -240,4 +241,74 @@ func appendTo(path string, seed uint64, n int64) error {
 		return fmt.Errorf("append to %q: %w", path, err)
 	}
 	return f.Close()
+}
+
+// tinyPerDir is how many files genTiny puts in one directory.
+const tinyPerDir = 1000
+
+// genTiny writes n tiny files (64 B-1 KiB, log-uniform, text-like) under dir,
+// tinyPerDir to a directory (dir/d0000/f0000000.txt, ...). Each file's name,
+// size and bytes depend only on (seed, index), so parallel writers give the
+// same tree every time; a million files take well under a minute.
+func genTiny(dir string, seed uint64, n int) error {
+	vocab := vocabulary(seed)
+	dirs := (n + tinyPerDir - 1) / tinyPerDir
+	lmin, lmax := math.Log(64), math.Log(1024)
+	var g errgroup.Group
+	g.SetLimit(8) // file creation waits on the file system more than on the CPU
+	for d := range dirs {
+		g.Go(func() error {
+			sub := filepath.Join(dir, fmt.Sprintf("d%04d", d))
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				return fmt.Errorf("create directory %q: %w", sub, err)
+			}
+			buf := make([]byte, 1024)
+			for i := d * tinyPerDir; i < min(n, (d+1)*tinyPerDir); i++ {
+				m := newMixer(seed, vocab, "tiny", uint64(i))
+				b := buf[:int(math.Exp(lmin+m.r.Float64()*(lmax-lmin)))]
+				m.text(b)
+				p := filepath.Join(sub, fmt.Sprintf("f%07d.txt", i))
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					return fmt.Errorf("write %q: %w", p, err)
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// removeTree deletes dir, its first-level entries in parallel (a tree of a
+// million files takes minutes to delete one file at a time).
+func removeTree(dir string) {
+	ents, _ := os.ReadDir(dir)
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, e := range ents {
+		g.Go(func() error { return os.RemoveAll(filepath.Join(dir, e.Name())) })
+	}
+	_ = g.Wait()
+	_ = os.RemoveAll(dir)
+}
+
+// checkRoom fails, before anything runs, when the file system of the scratch
+// directory (root, or $TMPDIR when empty) cannot hold the scale run of files
+// tiny files: the source and destination trees (a 4 KiB block each), the
+// index, and the other corpora and copies.
+func checkRoom(root string, files int) error {
+	if root == "" {
+		root = os.TempDir()
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil {
+		return fmt.Errorf("check free space in %q: %w", root, err)
+	}
+	needBytes := uint64(files)*(2*4608+2048) + 4<<30
+	needInodes := uint64(files)*21/10 + 200_000
+	haveBytes, haveInodes := st.Bavail*uint64(st.Bsize), st.Ffree
+	if haveBytes < needBytes || (st.Files > 0 && haveInodes < needInodes) {
+		return fmt.Errorf("not enough room in %q for the %d-file scale run: need %.1f GB and %d inodes free, have %.1f GB and %d; free some space, pass -work DIR on a larger file system, or leave scenario 7 out (-scenarios 1,2,3,4,5,6)",
+			root, files, float64(needBytes)/1e9, needInodes, float64(haveBytes)/1e9, haveInodes)
+	}
+	return nil
 }

@@ -45,7 +45,8 @@ var scenarioOrder = []string{scLoop, scShaped, scEdits, scReconnect, scFanout, s
 // config is every size and knob; quick and full differ only here.
 type config struct {
 	Quick          bool
-	Runs           int
+	Runs           int  // -runs: runs of every figure; 0 = as Plan says
+	Plan           plan // runs per scenario (and case); nil = one run each
 	Seed           uint64
 	Small          smallSpec
 	LargeCount     int
@@ -53,35 +54,47 @@ type config struct {
 	IncompSize     int64
 	ShapedCases    []string // corpora run over the shaped link
 	EditSize       int64
-	ReconnectFiles []int
+	ReconnectFiles []int // Small.Files, then ScaleFiles when that is set
 	FanoutSize     int64 // 0 = skip
 	LatencyEdits   int
-	LatencyGap     time.Duration
-	ScaleFiles     int // Syncthing vs Blueshift; 0 = skip
-	HugeFiles      int // Blueshift alone; 0 = skip
+	LatencyQuiet   time.Duration // the link is quiet this long before each edit
+	ScaleFiles     int           // Syncthing vs Blueshift; 0 = skip
+	HugeFiles      int           // Blueshift alone; 0 = skip
 	Link           linkSpec
 	Timeout        time.Duration
 }
 
 func quickConfig() config {
-	return config{Quick: true, Runs: 1, Seed: 1, Small: smallSpec{2000, 1 << 10, 64 << 10},
+	return config{Quick: true, Seed: 1, Small: smallSpec{2000, 1 << 10, 64 << 10},
 		LargeCount: 3, LargeSize: 32 << 20, IncompSize: 32 << 20, ShapedCases: []string{"compressible"},
-		EditSize: 10 << 20, ReconnectFiles: []int{2000}, FanoutSize: 8 << 20, LatencyEdits: 10, LatencyGap: time.Second,
+		EditSize: 10 << 20, FanoutSize: 8 << 20, LatencyEdits: 10, LatencyQuiet: 300 * time.Millisecond,
 		Link: linkSpec{100, 2}, Timeout: 3 * time.Minute}
 }
 
 func fullConfig() config {
-	return config{Runs: 3, Seed: 1, Small: smallSpec{20000, 1 << 10, 64 << 10},
+	return config{Plan: fullPlan(), Seed: 1, Small: smallSpec{20000, 1 << 10, 64 << 10},
 		LargeCount: 3, LargeSize: 256 << 20, IncompSize: 512 << 20,
 		ShapedCases: []string{"small files", "compressible", "incompressible"},
-		EditSize:    100 << 20, ReconnectFiles: []int{20000, 200000}, FanoutSize: 256 << 20,
-		LatencyEdits: 100, LatencyGap: 1500 * time.Millisecond, ScaleFiles: 200000, HugeFiles: 1000000,
+		EditSize:    100 << 20, FanoutSize: 256 << 20,
+		LatencyEdits: 100, LatencyQuiet: 300 * time.Millisecond, ScaleFiles: 200000, HugeFiles: 1000000,
 		Link: linkSpec{100, 2}, Timeout: 15 * time.Minute}
+}
+
+// withReconnectCounts sets the reconnect scenario's file counts: the small
+// corpus's, and the scale run's (whose synced pair it reuses).
+func (c config) withReconnectCounts() config {
+	c.ReconnectFiles = []int{c.Small.Files}
+	if c.ScaleFiles > 0 && c.ScaleFiles != c.Small.Files {
+		c.ReconnectFiles = append(c.ReconnectFiles, c.ScaleFiles)
+	}
+	return c
 }
 
 func main() {
 	quick := flag.Bool("quick", false, "small data, one run (CI)")
-	runs := flag.Int("runs", 0, "runs per figure (default: 1 quick, 3 full)")
+	runs := flag.Int("runs", 0, "runs of every figure (default: 1 quick; full: the plan, see -plan)")
+	planFlag := flag.String("plan", "", "change the full run's plan: SCENARIO[/CASE]=RUNS,... (e.g. 2/incompressible=3,5=1)")
+	scale := flag.String("scale", "", "scenario 7's file counts SCALE,HUGE (for testing the harness at smaller sizes, e.g. 20000,50000; 0 skips one)")
 	withBS := flag.Bool("blueshift", true, "measure Blueshift (builds ./cmd/blueshift into bin/blueshift); -blueshift=false measures the baselines alone")
 	rev := flag.String("blueshift-rev", "HEAD", "git revision of Blueshift to build and measure (\"\" = the working tree, uncommitted changes included)")
 	only := flag.String("scenarios", "1,2,3,4,5,6,7", "comma-separated scenario numbers to run")
@@ -98,6 +111,22 @@ func main() {
 	if *runs > 0 {
 		cfg.Runs = *runs
 	}
+	if *planFlag != "" {
+		if cfg.Plan == nil {
+			cfg.Plan = plan{}
+		}
+		if err := parsePlan(cfg.Plan, *planFlag); err != nil {
+			log.Error("bad flag", "err", err)
+			os.Exit(2)
+		}
+	}
+	if *scale != "" {
+		if _, err := fmt.Sscanf(*scale, "%d,%d", &cfg.ScaleFiles, &cfg.HugeFiles); err != nil {
+			log.Error("bad flag", "err", fmt.Errorf("parse -scale %q: want SCALE,HUGE file counts: %w", *scale, err))
+			os.Exit(2)
+		}
+	}
+	cfg = cfg.withReconnectCounts()
 	code, err := mainErr(ctx, log, cfg, *withBS, *rev, *only, *out, *workRoot)
 	if err != nil {
 		log.Error("bench failed", "err", err)
@@ -107,8 +136,16 @@ func main() {
 }
 
 func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev, only, out, workRoot string) (int, error) {
+	clock := newStopwatch(time.Now())
 	if os.Geteuid() != 0 {
 		return 0, fmt.Errorf("bench needs root for nftables counters and network namespaces: run it with sudo")
+	}
+	want := func(n string) bool { return strings.Contains(","+only+",", ","+n+",") }
+	if want("7") && withBS && cfg.HugeFiles > 0 {
+		// Checked first, so a full run does not stop at minute 45 for want of disk.
+		if err := checkRoom(workRoot, cfg.HugeFiles); err != nil {
+			return 0, err
+		}
 	}
 	if err := ensurePackages(ctx, log); err != nil {
 		return 0, err
@@ -117,7 +154,7 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 	if err != nil {
 		return 0, err
 	}
-	b := &bench{cfg: cfg, log: log, work: work, rsyncBin: "rsync", clusters: map[string]newCluster{},
+	b := &bench{cfg: cfg, log: log, work: work, rsyncBin: "rsync", clusters: map[string]newCluster{}, clock: clock,
 		interrupted: func() bool { return ctx.Err() != nil }}
 	defer func() {
 		if len(b.failures) == 0 {
@@ -149,7 +186,6 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 	}
 	all := append(append([]string{}, b.order...), "rsync", "rsync+zstd")
 	daemons := b.order
-	want := func(n string) bool { return strings.Contains(","+only+",", ","+n+",") }
 
 	log.Info("generating corpora", "seed", cfg.Seed, "quick", cfg.Quick)
 	corp := filepath.Join(work, "corpus")
@@ -191,90 +227,110 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 				coverage += " (the run was interrupted)"
 			}
 		}
-		md := markdown(cfg, machineInfo(context.Background(), bsRun), res, all, b.failures, b.netNote, bsNote, coverage)
+		now := time.Now()
+		hz := harness{total: now.Sub(clock.start), parts: []harnessPart{{"setup: packages, build, corpora, reports", "-", clock.spentOn(partSetup, now)}}}
+		for _, sc := range scenarioOrder {
+			if d := clock.spentOn(scNum(sc), now); d > 0 {
+				hz.parts = append(hz.parts, harnessPart{sc, cfg.planText(sc), d})
+			}
+		}
+		md := markdown(cfg, machineInfo(context.Background(), bsRun), res, all, b.failures, b.netNote, bsNote, coverage, hz)
 		return res, md, os.WriteFile(filepath.Join(out, "RESULTS.md"), []byte(md), 0o644)
 	}
 	done := func(n string) error {
+		clock.enter(partSetup, time.Now())
 		if ctx.Err() != nil {
 			n = "" // cut short: not listed as run
 		}
+		log.Info("scenario done", "scenario", n, "harness_time", fmtDur(clock.spentOn(n, time.Now())), "total", fmtDur(time.Since(clock.start)))
 		_, _, err := report(n)
 		return err
 	}
+	// Scenario 4 reuses the synced pairs scenarios 1 and 7 leave (same
+	// corpora), rather than syncing 20,000 and 200,000 files again.
+	foldInto1 := want("4") && want("1")
+	foldInto7 := want("4") && want("7") && cfg.ScaleFiles > 0 && cfg.ScaleFiles != cfg.Small.Files
 	if want("1") && ctx.Err() == nil {
+		clock.enter("1", time.Now())
 		for _, cas := range []string{"small files", "compressible", "incompressible"} {
-			b.initial(ctx, scLoop, cas, corpora[cas], false, all, cfg.Runs)
+			o := initOpts{}
+			if cas == "small files" && foldInto1 {
+				o.after = b.reconnectAfter(cfg.Small.Files)
+			}
+			b.initial(ctx, scLoop, cas, corpora[cas], all, cfg.runsFor(scLoop, cas), o)
 		}
 		if err := done("1"); err != nil {
 			return 0, err
 		}
 	}
 	if want("2") && ctx.Err() == nil {
+		clock.enter("2", time.Now())
 		for _, cas := range cfg.ShapedCases {
-			b.initial(ctx, scShaped, cas, corpora[cas], true, all, cfg.Runs)
+			b.initial(ctx, scShaped, cas, corpora[cas], all, cfg.runsFor(scShaped, cas), initOpts{shaped: true})
 		}
 		if err := done("2"); err != nil {
 			return 0, err
 		}
 	}
 	if want("3") && ctx.Err() == nil {
-		b.edits(ctx, scEdits, all, cfg.Runs)
+		clock.enter("3", time.Now())
+		b.edits(ctx, scEdits, all, cfg.runsFor(scEdits, ""))
 		if err := done("3"); err != nil {
 			return 0, err
 		}
 	}
 	if want("4") && ctx.Err() == nil {
+		clock.enter("4", time.Now())
 		for _, n := range cfg.ReconnectFiles {
+			if n == cfg.Small.Files && foldInto1 || n == cfg.ScaleFiles && foldInto7 {
+				continue // measured on scenario 1's or 7's pairs
+			}
 			dir := corpora["small files"]
 			if n != cfg.Small.Files {
 				// Reconnecting is about the number of files, not their
 				// bytes: larger counts use tiny files (64 B-1 KiB), so the
 				// initial sync before it does not move 6 GB per tool.
 				dir = filepath.Join(corp, fmt.Sprintf("reconnect-%d", n))
-				if _, err := genSmall(dir, cfg.Seed, smallSpec{n, 64, 1 << 10}); err != nil {
+				if err := genTiny(dir, cfg.Seed, n); err != nil {
 					return 0, err
 				}
 			}
-			b.reconnect(ctx, scReconnect, dir, n, all, cfg.Runs)
+			b.reconnect(ctx, scReconnect, dir, n, all, cfg.runsFor(scReconnect, fmt.Sprint(n)))
+			os.RemoveAll(filepath.Join(corp, fmt.Sprintf("reconnect-%d", n)))
 		}
-		if err := done("4"); err != nil {
-			return 0, err
+		if !foldInto7 {
+			if err := done("4"); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if want("5") && ctx.Err() == nil && cfg.FanoutSize > 0 {
+		clock.enter("5", time.Now())
 		dir := filepath.Join(corp, "fanout")
 		if err := genMixed(dir, cfg.Seed+1, 1, cfg.FanoutSize); err != nil {
 			return 0, err
 		}
-		b.fanout(ctx, scFanout, dir, cfg.FanoutSize, all, 1)
+		b.fanout(ctx, scFanout, dir, cfg.FanoutSize, all, cfg.runsFor(scFanout, ""))
 		if err := done("5"); err != nil {
 			return 0, err
 		}
 	}
 	if want("6") && ctx.Err() == nil {
-		b.latency(ctx, scLatency, daemons, 1)
+		clock.enter("6", time.Now())
+		b.latency(ctx, scLatency, daemons, cfg.runsFor(scLatency, ""))
 		if err := done("6"); err != nil {
 			return 0, err
 		}
 	}
 	if want("7") && ctx.Err() == nil && cfg.ScaleFiles+cfg.HugeFiles > 0 {
-		for _, n := range []int{cfg.ScaleFiles, cfg.HugeFiles} {
-			if n == 0 {
-				continue
-			}
-			tools := daemons
-			if n == cfg.HugeFiles {
-				tools = []string{"blueshift"}
-				if !withBS {
-					continue
-				}
-			}
-			dir := filepath.Join(corp, fmt.Sprintf("tiny-%d", n))
-			if _, err := genSmall(dir, cfg.Seed, smallSpec{n, 64, 1024}); err != nil {
+		clock.enter("7", time.Now())
+		if err := b.scale(ctx, corp, daemons, withBS, foldInto7); err != nil {
+			return 0, err
+		}
+		if foldInto7 {
+			if err := done("4"); err != nil {
 				return 0, err
 			}
-			b.initial(ctx, scScale, fmt.Sprintf("%d tiny files", n), dir, false, tools, 1)
-			os.RemoveAll(dir)
 		}
 		if err := done("7"); err != nil {
 			return 0, err

@@ -120,6 +120,9 @@ func (p *proc) stop(grace time.Duration) {
 type usage struct {
 	CPU float64
 	RSS int64
+	// Peaks is each process's peak RSS, in the window's order (set by
+	// window.close only).
+	Peaks []int64
 }
 
 // children lists the PIDs of pid's direct children.
@@ -229,12 +232,13 @@ func openWindow(procs []*proc) *window {
 	return w
 }
 
-// close returns the CPU seconds used by all processes since openWindow and
-// the largest peak RSS of any one of them.
+// close returns the CPU seconds used by all processes since openWindow, the
+// largest peak RSS of any one of them, and each one's peak.
 func (w *window) close() usage {
 	var tot usage
 	for i, p := range w.procs {
 		u, err := liveUsage(p.pid())
+		tot.Peaks = append(tot.Peaks, u.RSS)
 		if err != nil {
 			continue
 		}

@@ -25,6 +25,7 @@ type bench struct {
 	failures []string
 	netNote  string
 	seq      int
+	clock    *stopwatch // harness time per scenario
 	// interrupted reports that the run is being stopped (SIGINT): a run
 	// cut short then is not counted as a failure of the tool.
 	interrupted func() bool
@@ -87,34 +88,57 @@ func (b *bench) network(ctx context.Context, shaped bool, n int) (*network, erro
 
 // ---- scenarios 1, 2, 7: initial sync of a corpus
 
+// initOpts are the variants of an initial sync.
+type initOpts struct {
+	shaped bool
+	// inPlace: the corpus is a scratch tree of this one run, shared by the
+	// cluster tool as it is (no link copy; the 1,000,000-file run).
+	inPlace bool
+	// after, when set, is called with the synced pair after each run that
+	// converged, before the pair is torn down (scenario 4 measures
+	// reconnecting on it). run is the run index.
+	after func(ctx context.Context, run int, p pair)
+}
+
+// pair is two identical trees an initial sync left behind: for a cluster
+// tool, its running devices too (c; device 0 serves src, device 1 holds dst).
+type pair struct {
+	tool     string
+	c        cluster // nil for rsync
+	src, dst string
+	// srcShared: src is the corpus itself (rsync pushes from it), so it must
+	// be link-copied before a file of it is changed.
+	srcShared bool
+}
+
 // initial measures every tool making an empty folder identical to corpus,
 // counted from the first command (rsync's client, Syncthing's REST
 // configuration, Blueshift's `share add`) to verified identical trees.
-func (b *bench) initial(ctx context.Context, scenario, cas, corpus string, shaped bool, tools []string, runs int) {
+func (b *bench) initial(ctx context.Context, scenario, cas, corpus string, tools []string, runs int, o initOpts) {
 	for r := range runs {
 		for _, tool := range tools {
 			if ctx.Err() != nil {
 				return // interrupted: what was measured is reported
 			}
-			m, err := b.initialOnce(ctx, tool, corpus, shaped)
+			m, err := b.initialOnce(ctx, tool, corpus, o, r)
 			if err != nil {
 				b.fail(scenario, cas, tool, err)
 				continue
 			}
-			b.log.Info("measured", "scenario", scenario, "case", cas, "tool", tool, "run", r, "wall_s", m.wall.Seconds(), "wire", m.wire)
+			b.log.Info("measured", "scenario", scenario, "case", cas, "tool", tool, "run", r, "wall_s", m.wall.Seconds(), "wire", m.wire, "rss_mb", float64(m.rss)/1e6)
 			b.add(scenario, cas, tool, r, m)
 		}
 	}
 }
 
-func (b *bench) initialOnce(ctx context.Context, tool, corpus string, shaped bool) (measure, error) {
-	nw, err := b.network(ctx, shaped, 2)
+func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts, run int) (measure, error) {
+	nw, err := b.network(ctx, o.shaped, 2)
 	if err != nil {
 		return measure{}, err
 	}
 	defer nw.close()
 	dst := b.dir("dst")
-	defer os.RemoveAll(dst)
+	defer removeTree(dst)
 	if rt, ok := b.rsyncTool(tool); ok {
 		m, err := rt.push(ctx, b.work, b.uniq("t"), nw, corpus, dst)
 		if err == nil {
@@ -123,14 +147,20 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, shaped boo
 		if nw.relayDelay > 0 {
 			b.log.Info("delay relay", "tool", tool, "connections", nw.relayed())
 		}
+		if err == nil && o.after != nil {
+			o.after(ctx, run, pair{tool: tool, src: corpus, dst: dst, srcShared: true})
+		}
 		return m, err
 	}
-	src, err := b.cloneTree(ctx, corpus)
-	if err != nil {
-		return measure{}, err
+	src := corpus
+	if !o.inPlace {
+		if src, err = b.cloneTree(ctx, corpus); err != nil {
+			return measure{}, err
+		}
+		defer os.RemoveAll(src)
 	}
-	defer os.RemoveAll(src)
-	c, err := b.clusters[tool](ctx, b.dir("home"), nw, []string{src, dst})
+	home := b.dir("home")
+	c, err := b.clusters[tool](ctx, home, nw, []string{src, dst})
 	if err != nil {
 		return measure{}, err
 	}
@@ -159,7 +189,16 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, shaped boo
 	if nw.relayDelay > 0 {
 		b.log.Info("delay relay", "tool", tool, "connections", nw.relayed())
 	}
-	return measure{wall: t1.Sub(t0), wire: ctr.total(ctx), cpu: u.CPU, rss: u.RSS}, nil
+	m := measure{wall: t1.Sub(t0), wire: ctr.total(ctx), cpu: u.CPU, rss: u.RSS, extra: map[string]float64{}}
+	for i, p := range u.Peaks {
+		m.extra[fmt.Sprintf("rss_dev%d_mb", i)] = float64(p) / 1e6
+	}
+	if o.after != nil {
+		o.after(ctx, run, pair{tool: tool, c: c, src: src, dst: dst})
+	}
+	c.close()
+	os.RemoveAll(home) // kept only when the run failed (the deferred close is then a no-op)
+	return m, nil
 }
 
 func (b *bench) rsyncTool(name string) (rsyncTool, bool) {
@@ -322,9 +361,10 @@ func waitTreesEqual(ctx context.Context, a, b string, timeout time.Duration) (ti
 
 // quiet waits until the counter has not moved for still (at most limit).
 func quiet(ctx context.Context, c *counter, still, limit time.Duration) {
+	poll := min(100*time.Millisecond, max(20*time.Millisecond, still/5))
 	last, since := c.total(ctx), time.Now()
-	for end := time.Now().Add(limit); time.Now().Before(end) && time.Since(since) < still; {
-		time.Sleep(100 * time.Millisecond)
+	for end := time.Now().Add(limit); time.Now().Before(end) && time.Since(since) < still && ctx.Err() == nil; {
+		time.Sleep(poll)
 		if n := c.total(ctx); n != last {
 			last, since = n, time.Now()
 		}
@@ -333,6 +373,9 @@ func quiet(ctx context.Context, c *counter, still, limit time.Duration) {
 
 // ---- scenario 4: reconnect after a restart
 
+// reconnect sets up a synced pair of corpus per tool and run (rsync: one
+// untimed push) and measures reconnecting on it. Used when scenario 4 runs
+// without the scenario (1 or 7) whose pairs it otherwise reuses.
 func (b *bench) reconnect(ctx context.Context, scenario, corpus string, files int, tools []string, runs int) {
 	for r := range runs {
 		for _, tool := range tools {
@@ -344,13 +387,38 @@ func (b *bench) reconnect(ctx context.Context, scenario, corpus string, files in
 				b.fail(scenario, fmt.Sprint(files), tool, err)
 				continue
 			}
-			b.add(scenario, fmt.Sprintf("%d files, nothing changed", files), tool, r, ms[0])
-			b.add(scenario, fmt.Sprintf("%d files, one changed", files), tool, r, ms[1])
-			b.log.Info("measured", "scenario", scenario, "tool", tool, "files", files, "unchanged_s", ms[0].wall.Seconds(), "unchanged_wire", ms[0].wire)
+			b.addReconnect(files, tool, r, ms)
 		}
 	}
 }
 
+// reconnectAfter returns the initOpts.after hook that measures reconnecting
+// on the pair an initial sync of a files-file corpus just left, for the
+// first runsFor(scenario 4) runs; its time is charged to scenario 4.
+func (b *bench) reconnectAfter(files int) func(ctx context.Context, run int, p pair) {
+	return func(ctx context.Context, run int, p pair) {
+		if run >= b.cfg.runsFor(scReconnect, fmt.Sprint(files)) || ctx.Err() != nil {
+			return
+		}
+		prev := b.clock.enter(scNum(scReconnect), time.Now())
+		defer b.clock.enter(prev, time.Now())
+		ms, err := b.reconnectPair(ctx, p)
+		if err != nil {
+			b.fail(scReconnect, fmt.Sprint(files), p.tool, err)
+			return
+		}
+		b.addReconnect(files, p.tool, run, ms)
+	}
+}
+
+func (b *bench) addReconnect(files int, tool string, run int, ms []measure) {
+	b.add(scReconnect, fmt.Sprintf("%d files, nothing changed", files), tool, run, ms[0])
+	b.add(scReconnect, fmt.Sprintf("%d files, one changed", files), tool, run, ms[1])
+	b.log.Info("measured", "scenario", scReconnect, "tool", tool, "files", files, "run", run, "unchanged_s", ms[0].wall.Seconds(), "unchanged_wire", ms[0].wire)
+}
+
+// reconnectOnce makes a synced pair of corpus (untimed) and measures
+// reconnecting on it.
 func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measure, error) {
 	nw := loopbackNet(2)
 	src, err := b.cloneTree(ctx, corpus)
@@ -360,43 +428,14 @@ func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measu
 	defer os.RemoveAll(src)
 	dst := b.dir("dst")
 	defer os.RemoveAll(dst)
-	changed := firstFile(src)
-	// The changed file is replaced (not edited in place: src shares inodes with the corpus).
-	change := func() error {
-		data, err := os.ReadFile(changed)
-		if err != nil {
-			return err
-		}
-		copy(data, patch(b.cfg.Seed, "reconnect", 0, min(len(data), 512)))
-		tmp := changed + ".new"
-		if err := os.WriteFile(tmp, data, 0o644); err != nil {
-			return err
-		}
-		return os.Rename(tmp, changed)
-	}
 	if rt, ok := b.rsyncTool(tool); ok {
 		if _, err := rt.push(ctx, b.work, b.uniq("t"), nw, src, dst); err != nil {
 			return nil, err
 		}
-		var ms []measure
-		for i := range 2 {
-			if i == 1 {
-				if err := change(); err != nil {
-					return nil, err
-				}
-			}
-			m, err := rt.push(ctx, b.work, b.uniq("t"), nw, src, dst)
-			if err != nil {
-				return nil, err
-			}
-			if err := compareTrees(src, dst); err != nil {
-				return nil, err
-			}
-			ms = append(ms, m)
-		}
-		return ms, nil
+		return b.reconnectPair(ctx, pair{tool: tool, src: src, dst: dst})
 	}
-	c, err := b.clusters[tool](ctx, b.dir("home"), nw, []string{src, dst})
+	home := b.dir("home")
+	c, err := b.clusters[tool](ctx, home, nw, []string{src, dst})
 	if err != nil {
 		return nil, err
 	}
@@ -410,6 +449,64 @@ func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measu
 	if _, err := waitConverged(ctx, c, 1, src, dst, b.cfg.Timeout); err != nil {
 		return nil, err
 	}
+	ms, err := b.reconnectPair(ctx, pair{tool: tool, c: c, src: src, dst: dst})
+	if err == nil {
+		c.close()
+		os.RemoveAll(home)
+	}
+	return ms, err
+}
+
+// changeOne replaces the lexically first file of src with one whose first
+// bytes differ (replaced, not edited in place: src shares inodes with the
+// corpus).
+func (b *bench) changeOne(src string) error {
+	changed := firstFile(src)
+	data, err := os.ReadFile(changed)
+	if err != nil {
+		return err
+	}
+	copy(data, patch(b.cfg.Seed, "reconnect", 0, min(len(data), 512)))
+	tmp := changed + ".new"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, changed)
+}
+
+// reconnectPair measures, on a synced pair on loopback, B stopped and started
+// again with nothing changed, then with one file changed while B was away:
+// for rsync, a push of the unchanged and of the changed tree.
+func (b *bench) reconnectPair(ctx context.Context, p pair) ([]measure, error) {
+	nw := loopbackNet(2)
+	if rt, ok := b.rsyncTool(p.tool); ok {
+		src := p.src
+		if p.srcShared {
+			var err error
+			if src, err = b.cloneTree(ctx, p.src); err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(src)
+		}
+		var ms []measure
+		for i := range 2 {
+			if i == 1 {
+				if err := b.changeOne(src); err != nil {
+					return nil, err
+				}
+			}
+			m, err := rt.push(ctx, b.work, b.uniq("t"), nw, src, p.dst)
+			if err != nil {
+				return nil, err
+			}
+			if err := compareTrees(src, p.dst); err != nil {
+				return nil, err
+			}
+			ms = append(ms, m)
+		}
+		return ms, nil
+	}
+	c := p.c
 	ctr, err := wireCounter(ctx, b.uniq("t"), nw, c.wirePorts())
 	if err != nil {
 		return nil, err
@@ -420,7 +517,7 @@ func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measu
 	for i := range 2 {
 		c.stop(1) // the link is quiet: first time above, then after each round
 		if i == 1 {
-			if err := change(); err != nil {
+			if err := b.changeOne(p.src); err != nil {
 				return nil, err
 			}
 			time.Sleep(3 * time.Second) // A notices the change while B is away
@@ -432,7 +529,7 @@ func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measu
 		if err := c.start(ctx, 1); err != nil {
 			return nil, err
 		}
-		t1, err := waitConverged(ctx, c, 1, src, dst, b.cfg.Timeout)
+		t1, err := waitConverged(ctx, c, 1, p.src, p.dst, b.cfg.Timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -529,7 +626,10 @@ func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, measur
 	win := openWindow(c.procs())
 	var lats []float64
 	for k := range b.cfg.LatencyEdits {
-		time.Sleep(b.cfg.LatencyGap)
+		// Each edit starts from an idle pair: the previous edit and the
+		// index updates after it are done when the link has been quiet
+		// for LatencyQuiet. No more waiting than that.
+		quiet(ctx, ctr, b.cfg.LatencyQuiet, 10*time.Second)
 		name := fmt.Sprintf("f%04d.txt", k/2)
 		data := patch(b.cfg.Seed, "latency", int64(k), 4096)
 		t0 := time.Now()
@@ -687,4 +787,71 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 	u := win.close()
 	m.cpu, m.rss = u.CPU, u.RSS
 	return m, nil
+}
+
+// ---- scenario 7: scale
+
+// scale syncs ScaleFiles tiny files with Blueshift and Syncthing, then
+// HugeFiles with Blueshift alone. The trees are made before the timed window
+// and deleted after it. With fold4, scenario 4 measures reconnecting on the
+// ScaleFiles pairs (rsync on an untimed push of the same corpus).
+func (b *bench) scale(ctx context.Context, corp string, daemons []string, withBS, fold4 bool) error {
+	cfg := b.cfg
+	if n := cfg.ScaleFiles; n > 0 {
+		dir := filepath.Join(corp, fmt.Sprintf("tiny-%d", n))
+		if err := b.genTinyLogged(dir, n); err != nil {
+			return err
+		}
+		o := initOpts{}
+		if fold4 {
+			o.after = b.reconnectAfter(n)
+		}
+		b.initial(ctx, scScale, fmt.Sprintf("%d tiny files", n), dir, daemons, cfg.runsFor(scScale, fmt.Sprint(n)), o)
+		if fold4 && ctx.Err() == nil {
+			prev := b.clock.enter(scNum(scReconnect), time.Now())
+			var rs []string
+			for _, r := range b.rsyncs {
+				rs = append(rs, r.name)
+			}
+			b.reconnect(ctx, scReconnect, dir, n, rs, cfg.runsFor(scReconnect, fmt.Sprint(n)))
+			b.clock.enter(prev, time.Now())
+		}
+		removeTree(dir)
+	}
+	n := cfg.HugeFiles
+	if n == 0 || !withBS {
+		return nil
+	}
+	cas := fmt.Sprintf("%d tiny files", n)
+	for r := range cfg.runsFor(scScale, fmt.Sprint(n)) {
+		if ctx.Err() != nil {
+			return nil
+		}
+		// Made in place for this run alone: a link copy of 1,000,000 files
+		// would cost as much as making them.
+		dir := b.dir("huge")
+		if err := b.genTinyLogged(dir, n); err != nil {
+			return err
+		}
+		m, err := b.initialOnce(ctx, "blueshift", dir, initOpts{inPlace: true}, r)
+		t0 := time.Now()
+		removeTree(dir)
+		b.log.Info("deleted", "files", n, "s", time.Since(t0).Seconds())
+		if err != nil {
+			b.fail(scScale, cas, "blueshift", err)
+			continue
+		}
+		b.log.Info("measured", "scenario", scScale, "case", cas, "tool", "blueshift", "run", r, "wall_s", m.wall.Seconds(), "rss_mb", float64(m.rss)/1e6)
+		b.add(scScale, cas, "blueshift", r, m)
+	}
+	return nil
+}
+
+func (b *bench) genTinyLogged(dir string, n int) error {
+	t0 := time.Now()
+	if err := genTiny(dir, b.cfg.Seed, n); err != nil {
+		return err
+	}
+	b.log.Info("generated tiny files", "files", n, "s", time.Since(t0).Seconds())
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // errTreesDiffer is returned (wrapped) by compareTrees when two trees are not
@@ -82,19 +85,30 @@ func compareTrees(a, b string) error {
 			return fmt.Errorf("%w: %q only in %q", errTreesDiffer, p, b)
 		}
 	}
+	// Contents in parallel: a scale run compares a million pairs of files.
+	g, gctx := errgroup.WithContext(context.Background())
+	g.SetLimit(8)
 	for p, e := range la {
 		if !e.mode.IsRegular() {
 			continue
 		}
-		if err := compareFiles(filepath.Join(a, p), filepath.Join(b, p)); err != nil {
-			return err
+		if gctx.Err() != nil {
+			break // a difference is found already
 		}
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return compareFiles(filepath.Join(a, p), filepath.Join(b, p), e.size)
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
-// compareFiles reports whether two files have identical contents.
-func compareFiles(a, b string) error {
+// compareFiles reports whether two files have identical contents; size (as
+// listed) sizes the read buffers, so a million tiny files do not each
+// allocate the 256 KiB a large one reads at a time.
+func compareFiles(a, b string, size int64) error {
 	fa, err := os.Open(a)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errTreesDiffer, err)
@@ -105,7 +119,8 @@ func compareFiles(a, b string) error {
 		return fmt.Errorf("%w: %v", errTreesDiffer, err)
 	}
 	defer fb.Close()
-	ba, bb := make([]byte, 256<<10), make([]byte, 256<<10)
+	n := min(size+1, 256<<10) // +1: the read past the listed size finds a grown file
+	ba, bb := make([]byte, n), make([]byte, n)
 	for off := int64(0); ; {
 		na, ea := io.ReadFull(fa, ba)
 		nb, eb := io.ReadFull(fb, bb)
