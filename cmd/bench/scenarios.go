@@ -401,7 +401,7 @@ func (b *bench) reconnectAfter(files int) func(ctx context.Context, run int, p p
 			return
 		}
 		prev := b.clock.enter(scNum(scReconnect), time.Now())
-		defer b.clock.enter(prev, time.Now())
+		defer func() { b.clock.enter(prev, time.Now()) }()
 		ms, err := b.reconnectPair(ctx, p)
 		if err != nil {
 			b.fail(scReconnect, fmt.Sprint(files), p.tool, err)
