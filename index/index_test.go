@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/blueshift-sync/blueshift/index/merkle"
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/share"
 )
@@ -552,4 +554,44 @@ func TestCorruptIndex(t *testing.T) {
 		t.Fatalf("open of a corrupt index: %v", err)
 	}
 	e.db, _ = Open(t.TempDir(), Options{}) // for the cleanup's Close
+}
+
+// A view keeps answering for the tree as it was, however the share changes
+// after it was taken: a diff reads its local side from one while the puller
+// applies what the diff finds.
+func TestViewIsFrozen(t *testing.T) {
+	e := newEnv(t)
+	for i := range 50 {
+		e.write("d/f"+strconv.Itoa(i), randBytes(uint64(i), 100))
+	}
+	e.scan()
+	view, err := e.sh.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+	before, err := view.Nodes(context.Background(), []merkle.Prefix{{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.write("d/new", []byte("new"))
+	e.write("d/f7", []byte("changed"))
+	e.scan()
+	root, count, err := e.sh.TreeRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root == view.Root || count != view.Count+1 {
+		t.Fatalf("the share did not move: root equal %v, count %d then %d", root == view.Root, view.Count, count)
+	}
+	after, err := view.Nodes(context.Background(), []merkle.Prefix{{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Fatal("the view's root node changed after commits")
+	}
+	if view.Count != 51 { // 50 files and their folder
+		t.Fatalf("view count %d, want 51", view.Count)
+	}
 }

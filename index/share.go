@@ -87,6 +87,31 @@ func (s *Share) TreeRoot() (merkle.Hash, uint64, error) {
 // Source answers Merkle node queries from the committed local tree.
 func (s *Share) Source() merkle.Source { return s.tree.Source(s.db.store.Pebble()) }
 
+// TreeView is the committed local tree frozen at one moment: later commits
+// do not change what it answers. A diff that runs while the share keeps
+// changing (its records applied as they are found) reads its local side
+// from one, so the tree it walks stays consistent. Close releases it.
+type TreeView struct {
+	merkle.Source
+	Root  merkle.Hash
+	Count uint64
+	snap  *pebble.Snapshot
+}
+
+// Close releases the view.
+func (v *TreeView) Close() error { return v.snap.Close() }
+
+// View returns the committed local tree as it is now.
+func (s *Share) View() (*TreeView, error) {
+	snap := s.db.store.Pebble().NewSnapshot()
+	root, count, err := s.tree.Root(snap)
+	if err != nil {
+		snap.Close()
+		return nil, fmt.Errorf("read merkle root of share %s: %w", shortID(s.key.ID()), err)
+	}
+	return &TreeView{Source: s.tree.Source(snap), Root: root, Count: count, snap: snap}, nil
+}
+
 // Envelope returns the stored envelope at tree key k; ok is false if there
 // is none.
 func (s *Share) Envelope(k merkle.Key) (env record.Envelope, ok bool, err error) {

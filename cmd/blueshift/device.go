@@ -81,7 +81,7 @@ func newIDCmd(g *globals) *cobra.Command {
 }
 
 func newRunCmd(g *globals) *cobra.Command {
-	var listen, level string
+	var listen, level, profile string
 	var noDiscovery bool
 	c := &cobra.Command{
 		Use:   "run",
@@ -105,12 +105,18 @@ func newRunCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if profile != "" {
+				if err := serveProfiles(ctx, profile, log); err != nil {
+					return usageError{fmt.Errorf("run: --pprof %q: %w", profile, err)}
+				}
+			}
 			return d.Run(ctx)
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", "", "HOST:PORT for peer connections (default from the configuration; port 0 picks a free one)")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	c.Flags().BoolVar(&noDiscovery, "no-discovery", false, "no LAN discovery (multicast announcements), whatever [device] discovery says")
+	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
 	return c
 }
 

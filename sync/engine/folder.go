@@ -20,7 +20,7 @@ import (
 )
 
 const (
-	inboxDepth  = 64  // record batches waiting for the puller
+	inboxDepth  = 8   // record batches waiting for the puller (each up to maxPushKeys records)
 	maxErrors   = 20  // most recent apply errors kept for status
 	maxPushKeys = 512 // records per push message
 )
@@ -74,7 +74,7 @@ func newFolder(e *Engine, cfg ShareConfig, idx *index.Share, root *apply.Root) *
 	f := &folder{
 		e: e, id: cfg.Key.ID(), cfg: cfg, idx: idx, root: root,
 		log:   e.log.With("share", cfg.Name),
-		hist:  newHistory(16 << 20),
+		hist:  newHistory(historyBytes),
 		inbox: make(chan []incoming, inboxDepth),
 		scans: make(chan scanRequest, 64),
 		quit:  make(chan struct{}),

@@ -22,6 +22,14 @@ type history struct {
 	byLeaf map[merkle.Leaf]*record.Envelope // guarded by mu
 }
 
+// historyBytes bounds a share's history: about 15,000 small records, or a
+// few dozen of the largest files; enough for the edits of the last minutes.
+const historyBytes = 4 << 20
+
+// entryOverhead approximates what one entry costs beside its envelopes' bytes
+// (the entry, its list element, two map entries, the envelope headers).
+const entryOverhead = 320
+
 type histEntry struct {
 	key       merkle.Key
 	cur, prev *record.Envelope
@@ -86,7 +94,7 @@ func (h *history) trimLocked() {
 }
 
 func entrySize(e *histEntry) int {
-	n := 64
+	n := entryOverhead
 	if e.cur != nil {
 		n += len(e.cur.Bytes())
 	}

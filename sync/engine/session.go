@@ -18,8 +18,10 @@ import (
 )
 
 const (
-	maxPrefixesPerAsk = 1024 // node prefixes in one NodesRequest
-	maxKeysPerAsk     = 256  // records in one RecordsRequest
+	maxPrefixesPerAsk = 1024                   // node prefixes in one NodesRequest
+	maxKeysPerAsk     = 256                    // records in one RecordsRequest
+	retryMin          = 250 * time.Millisecond // first pause before a failed reconcile is tried again
+	retryMax          = 2 * time.Second        // longest pause: a peer still scanning settles soon
 	// settleDelay and idleWait bound how long a reconcile waits for pushes
 	// in flight and for the puller to apply them.
 	settleDelay = 100 * time.Millisecond
@@ -84,6 +86,15 @@ func (s *Session) run(ctx context.Context) error {
 			s.announce(f)
 		}
 	}
+	// A reconcile can fail without anyone misbehaving: the peer's tree
+	// changed under the walk (it is still scanning, say). Then it is tried
+	// again after a pause, doubling up to retryMax, whether or not anything
+	// else changes.
+	retry := time.NewTimer(retryMin)
+	retry.Stop()
+	defer retry.Stop()
+	failed := make(map[share.ID]bool)
+	backoff := retryMin
 	for {
 		select {
 		case <-ctx.Done():
@@ -95,6 +106,13 @@ func (s *Session) run(ctx context.Context) error {
 			continue
 		case <-s.wake:
 			s.settle(ctx)
+		case <-retry.C:
+			s.mu.Lock()
+			for id := range failed {
+				s.mu.want[id] = true
+			}
+			s.mu.Unlock()
+			clear(failed)
 		}
 		for _, id := range s.takeWanted() {
 			f := s.e.folder(id)
@@ -104,12 +122,20 @@ func (s *Session) run(ctx context.Context) error {
 			if !f.waitIdle(ctx, idleWait) || s.rootsAgree(f) {
 				continue
 			}
-			if err := s.reconcile(ctx, f); err != nil && ctx.Err() == nil {
-				s.log.Info("reconcile failed; will retry on the next change", "share", f.cfg.Name, "err", err)
-				if errors.Is(err, ErrPeerMisbehaved) {
-					s.kill(err)
-					return err
-				}
+			err := s.reconcile(ctx, f)
+			switch {
+			case err == nil:
+				backoff = retryMin
+			case ctx.Err() != nil:
+				return nil
+			case errors.Is(err, ErrPeerMisbehaved):
+				s.kill(err)
+				return err
+			default:
+				s.log.Info("reconcile failed; will retry", "share", f.cfg.Name, "in", backoff, "err", err)
+				failed[id] = true
+				retry.Reset(backoff)
+				backoff = min(2*backoff, retryMax)
 			}
 		}
 	}
@@ -219,13 +245,28 @@ func (s *Session) takeWanted() []share.ID {
 // and hands the peer's versions to the puller, which decides.
 func (s *Session) reconcile(ctx context.Context, f *folder) error {
 	started := time.Now()
-	localRoot, _, err := f.idx.TreeRoot()
+	// The local side is a frozen view: the puller applies what the walk
+	// finds while it walks.
+	local, err := f.idx.View()
 	if err != nil {
 		return err
 	}
-	var keys []merkle.Key
-	var have []merkle.Leaf
-	asked, err := merkle.Diff(ctx, f.idx.Source(), remoteTree{s: s, share: f.id}, func(k merkle.Key, l, r *merkle.Leaf) error {
+	defer local.Close()
+	localRoot := local.Root
+	// Records are fetched while the diff walks, a request's worth at a time,
+	// so a first sync of a million files never holds a million keys.
+	keys := make([]merkle.Key, 0, maxKeysPerAsk)
+	have := make([]merkle.Leaf, 0, maxKeysPerAsk)
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		err := s.fetchRecords(ctx, f, keys, have)
+		// New slices: the request may still be queued for sending.
+		keys, have = make([]merkle.Key, 0, maxKeysPerAsk), make([]merkle.Leaf, 0, maxKeysPerAsk)
+		return err
+	}
+	asked, err := merkle.Diff(ctx, local, remoteTree{s: s, share: f.id}, func(k merkle.Key, l, r *merkle.Leaf) error {
 		if r == nil {
 			return nil // we have it, they do not: they will pull it from us
 		}
@@ -235,17 +276,16 @@ func (s *Session) reconcile(ctx context.Context, f *folder) error {
 		} else {
 			have = append(have, merkle.Leaf{})
 		}
+		if len(keys) == maxKeysPerAsk {
+			return flush()
+		}
 		return nil
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		return fmt.Errorf("compare trees of share %s: %w", f.cfg.Name, err)
-	}
-	for len(keys) > 0 {
-		n := min(len(keys), maxKeysPerAsk)
-		if err := s.fetchRecords(ctx, f, keys[:n], have[:n]); err != nil {
-			return err
-		}
-		keys, have = keys[n:], have[n:]
 	}
 	s.mu.Lock()
 	if st, ok := s.mu.remote[f.id]; ok {
