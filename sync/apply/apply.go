@@ -71,6 +71,7 @@ type Meta struct {
 type Root struct {
 	dir  string // absolute path, for messages
 	fs   *os.Root
+	dirs *dirCache // descriptors of checked directories, for the hot paths
 	opts Options
 	log  *slog.Logger
 
@@ -112,16 +113,21 @@ func Open(dir string, opts Options) (*Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open share %q: %w", dir, err)
 	}
-	r := &Root{dir: abs, fs: fsRoot, opts: opts, log: opts.Logger}
-	if err := r.initMeta(); err != nil {
+	dirs, err := newDirCache(fsRoot)
+	if err != nil {
 		fsRoot.Close()
+		return nil, fmt.Errorf("open share %q: %w", dir, err)
+	}
+	r := &Root{dir: abs, fs: fsRoot, dirs: dirs, opts: opts, log: opts.Logger}
+	if err := r.initMeta(); err != nil {
+		r.Close()
 		return nil, fmt.Errorf("open share %q: %w", dir, err)
 	}
 	return r, nil
 }
 
 // Close releases the share folder.
-func (r *Root) Close() error { return r.fs.Close() }
+func (r *Root) Close() error { return errors.Join(r.dirs.close(), r.fs.Close()) }
 
 // Dir returns the absolute path of the share folder.
 func (r *Root) Dir() string { return r.dir }
@@ -136,11 +142,18 @@ func (r *Root) Stat(p record.Path) (FileState, error) {
 	if err != nil {
 		return FileState{}, err
 	}
-	missing, err := r.checkParents(name, false)
+	dir, base := splitDir(name)
+	d, missing, err := r.openDir(dir, false, true)
 	if err != nil || missing {
 		return FileState{}, err
 	}
-	return r.lstat(name)
+	defer r.dirs.release(d)
+	if r.caseFold {
+		if err := r.checkCaseIn(d, base); err != nil {
+			return FileState{}, err
+		}
+	}
+	return statAt(d, base)
 }
 
 // initMeta creates the metadata folders, refusing symlinks there, removes
@@ -221,66 +234,27 @@ func checkPath(p record.Path) (string, error) {
 // matches an existing entry only by case. With create, missing directories are
 // made; without, missing reports that a parent does not exist.
 func (r *Root) checkParents(name string, create bool) (missing bool, err error) {
-	parts := strings.Split(filepath.ToSlash(name), "/")
-	for i := range parts {
-		if r.caseFold {
-			if err := r.checkCase(strings.Join(parts[:i], "/"), parts[i]); err != nil {
-				return false, err
-			}
-		}
-		if i == len(parts)-1 {
-			break
-		}
-		dir := filepath.FromSlash(strings.Join(parts[:i+1], "/"))
-		fi, err := r.fs.Lstat(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			if !create {
-				return true, nil
-			}
-			if err := r.fs.Mkdir(dir, dirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
-				return false, fmt.Errorf("create directory %q: %w", dir, err)
-			}
-			fi, err = r.fs.Lstat(dir)
-		}
-		if err != nil {
-			return false, fmt.Errorf("check directory %q: %w", dir, err)
-		}
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return false, fmt.Errorf("path %q goes through symlink %q: %w", name, dir, ErrUnsafePath)
-		case !fi.IsDir():
-			if !create {
-				return true, nil
-			}
-			return false, fmt.Errorf("path %q: parent %q is not a directory: %w", name, dir, ErrChanged)
-		}
+	dir, base := splitDir(name)
+	d, missing, err := r.openDir(dir, create, true)
+	if err != nil || missing {
+		return missing, err
+	}
+	defer r.dirs.release(d)
+	if r.caseFold {
+		return false, r.checkCaseIn(d, base)
 	}
 	return false, nil
 }
 
-// checkCase refuses elem if dir holds an entry equal to it but for case.
+// checkCase refuses elem if dir (a slash path) holds an entry equal to it but
+// for case.
 func (r *Root) checkCase(dir, elem string) error {
-	if dir == "" {
-		dir = "."
+	d, missing, err := r.openDir(strings.TrimSuffix(dir, "/"), false, false)
+	if err != nil || missing {
+		return err
 	}
-	d, err := r.fs.Open(filepath.FromSlash(dir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("list %q: %w", dir, err)
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return fmt.Errorf("list %q: %w", dir, err)
-	}
-	for _, n := range names {
-		if n != elem && strings.EqualFold(n, elem) {
-			return fmt.Errorf("%q in %q collides with existing %q on this case-insensitive file system: %w", elem, dir, n, ErrUnsafePath)
-		}
-	}
-	return nil
+	defer r.dirs.release(d)
+	return r.checkCaseIn(d, elem)
 }
 
 // lstat returns the state at name, never following a symlink.
@@ -294,6 +268,9 @@ func (r *Root) lstat(name string) (FileState, error) {
 	}
 	return stateOf(fi), nil
 }
+
+// slashPath is a checked name in slash form, as the directory cache keys it.
+func slashPath(name string) string { return filepath.ToSlash(name) }
 
 func stateOf(fi fs.FileInfo) FileState {
 	return FileState{Exists: true, Mode: fi.Mode(), Size: fi.Size(), ModTime: fi.ModTime(), Inode: inode(fi)}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/blueshift-sync/blueshift/index/record"
 )
 
@@ -105,18 +107,28 @@ func (r *Root) Symlink(p record.Path, target string, expect FileState) (FileStat
 	if target == "" || len(target) > maxLinkTarget || strings.IndexByte(target, 0) >= 0 {
 		return FileState{}, fmt.Errorf("symlink %q: bad target %q: %w", p, target, ErrUnsafePath)
 	}
-	tmp := filepath.FromSlash(tmpDir + "/" + randomHex(16) + ".lnk")
-	if err := r.fs.Symlink(target, tmp); err != nil {
+	tmpd, missing, err := r.openDir(tmpDir, false, false)
+	if err == nil && missing {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		return FileState{}, fmt.Errorf("symlink %q: %w", p, err)
+	}
+	defer r.dirs.release(tmpd)
+	tmp := randomHex(16) + ".lnk"
+	if err := unix.Symlinkat(target, tmpd.fd, tmp); err != nil {
 		return FileState{}, fmt.Errorf("symlink %q: %w", p, err)
 	}
 	r.commitMu.Lock()
-	st, err := r.replaceLocked(tmp, name, expect, true)
+	st, kept, err := r.replaceLocked(tmpd, tmp, name, expect, true, nil)
 	r.commitMu.Unlock()
 	if err != nil {
-		r.fs.Remove(tmp)
+		unix.Unlinkat(tmpd.fd, tmp, 0)
 		return FileState{}, fmt.Errorf("symlink %q: %w", p, err)
 	}
-	r.pruneVersionsOf(name)
+	if kept {
+		r.pruneVersionsOf(name)
+	}
 	return st, nil
 }
 

@@ -285,8 +285,13 @@ func (r *Root) Commit(ctx context.Context, t *Temp, expect FileState, meta Meta)
 	t.closed = true
 	t.mu.Unlock()
 	t.side.Close()
-	st, err := r.install(ctx, f, t.part, name, expect, meta)
+	tf, err := r.heldTemp(f, t.part)
 	if err != nil {
+		return FileState{}, fmt.Errorf("commit %q: %w", t.path, err)
+	}
+	st, err := r.install(ctx, tf, name, expect, meta)
+	if err != nil {
+		tf.release() // the part stays for a later OpenTemp
 		return FileState{}, fmt.Errorf("commit %q: %w", t.path, err)
 	}
 	r.fs.Remove(t.done)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/blueshift-sync/blueshift/index/record"
 )
 
@@ -103,12 +105,33 @@ func (r *Root) PruneVersions(ctx context.Context) error {
 // deleting or when the file system has no hard links. The versions directory
 // is fsynced before the caller touches name again.
 func (r *Root) keepVersion(name string, move bool) error {
-	slash := filepath.ToSlash(name)
-	dir, base := path.Split(slash)
-	vdir := path.Join(versionsDir, dir)
-	if err := r.fs.MkdirAll(filepath.FromSlash(vdir), dirPerm); err != nil {
+	dir, base := splitDir(name)
+	d, missing, err := r.openDir(dir, false, false)
+	if err == nil && missing {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		return fmt.Errorf("keep version of %q: %w", slashPath(name), err)
+	}
+	defer r.dirs.release(d)
+	return r.keepVersionIn(d, base, move)
+}
+
+// keepVersionIn is keepVersion for the entry base in the open directory d.
+func (r *Root) keepVersionIn(d *dir, base string, move bool) error {
+	slash := joinSlash(d.path, base)
+	vdir := versionsDir
+	if d.path != "" {
+		vdir += "/" + d.path
+	}
+	vd, missing, err := r.openDir(vdir, true, false)
+	if err == nil && missing {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
 		return fmt.Errorf("keep version of %q: %w", slash, err)
 	}
+	defer r.dirs.release(vd)
 	stem, ext := splitExt(base)
 	stamp := r.opts.Clock().UTC().Format(stampLayout)
 	for n := 1; n <= maxSameSecond; n++ {
@@ -116,21 +139,25 @@ func (r *Root) keepVersion(name string, move bool) error {
 		if n > 1 {
 			vname += "-" + strconv.Itoa(n)
 		}
-		vpath := filepath.FromSlash(path.Join(vdir, vname+ext))
-		if _, err := r.fs.Lstat(vpath); !errors.Is(err, fs.ErrNotExist) {
+		vname += ext
+		var st unix.Stat_t
+		if err := fstatat(vd.fd, vname, &st); !errors.Is(err, unix.ENOENT) {
 			continue
 		}
 		var err error
 		if !move {
-			err = r.fs.Link(name, vpath)
+			err = unix.Linkat(d.fd, base, vd.fd, vname, 0)
 		}
 		if move || err != nil {
-			err = r.fs.Rename(name, vpath)
+			err = unix.Renameat(d.fd, base, vd.fd, vname)
 		}
 		if err != nil {
 			return fmt.Errorf("keep version of %q: %w", slash, err)
 		}
-		return r.syncDir(filepath.FromSlash(vdir))
+		if err := fsyncFd(vd.fd); err != nil {
+			return fmt.Errorf("keep version of %q: sync directory %q: %w", slash, vd.path, err)
+		}
+		return nil
 	}
 	return fmt.Errorf("keep version of %q: %d versions made this second", slash, maxSameSecond)
 }

@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/blueshift-sync/blueshift/index/record"
 )
@@ -32,60 +35,44 @@ func (r *Root) WriteFile(ctx context.Context, p record.Path, expect FileState, m
 	if err != nil {
 		return FileState{}, err
 	}
-	tmp := filepath.FromSlash(tmpDir + "/" + randomHex(16) + ".tmp")
-	f, err := r.fs.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, tempPerm)
+	t, err := r.createTemp()
 	if err != nil {
 		return FileState{}, fmt.Errorf("write %q: create temp: %w", p, err)
 	}
-	installed := false
-	defer func() {
-		if !installed {
-			f.Close()
-			r.fs.Remove(tmp)
-		}
-	}()
-	if err := fill(ctxWriter{ctx: ctx, f: f}); err != nil {
+	if err := fill(ctxWriter{ctx: ctx, f: t.f}); err != nil {
+		t.remove()
 		return FileState{}, fmt.Errorf("write %q: fill: %w", p, err)
 	}
-	st, err := r.install(ctx, f, tmp, name, expect, meta)
+	st, err := r.install(ctx, t, name, expect, meta)
 	if err != nil {
+		t.remove()
 		return FileState{}, fmt.Errorf("write %q: %w", p, err)
 	}
-	installed = true
 	return st, nil
 }
 
-// install makes the complete temp file f (at tmp) the file at name: fsync,
-// mode via the open descriptor, mtime on the temp (rename keeps it), then the
-// locked commit. f is closed in every case.
-func (r *Root) install(ctx context.Context, f *os.File, tmp, name string, expect FileState, meta Meta) (FileState, error) {
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return FileState{}, fmt.Errorf("sync temp: %w", err)
-	}
-	if err := f.Chmod(meta.Mode.Perm()); err != nil {
-		f.Close()
-		return FileState{}, fmt.Errorf("set mode: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return FileState{}, fmt.Errorf("close temp: %w", err)
-	}
-	if !meta.ModTime.IsZero() {
-		if err := r.fs.Chtimes(tmp, meta.ModTime, meta.ModTime); err != nil {
-			return FileState{}, fmt.Errorf("set mtime: %w", err)
-		}
+// install makes the complete temp t the file at name: fsync, mode, mtime,
+// then the locked commit, and the directory fsynced. t's file is closed in
+// every case; on success t is released, on failure the caller removes or
+// keeps it.
+func (r *Root) install(ctx context.Context, t *tempFile, name string, expect FileState, meta Meta) (FileState, error) {
+	made, err := t.finish(meta, true)
+	if err != nil {
+		return FileState{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return FileState{}, err
 	}
-
 	r.commitMu.Lock()
-	st, err := r.replaceLocked(tmp, name, expect, true)
+	st, kept, err := r.replaceLocked(t.d, t.base, name, expect, true, &made)
 	r.commitMu.Unlock()
 	if err != nil {
 		return FileState{}, err
 	}
-	r.pruneVersionsOf(name)
+	t.release()
+	if kept {
+		r.pruneVersionsOf(name)
+	}
 	return st, nil
 }
 
@@ -98,8 +85,9 @@ func (r *Root) install(ctx context.Context, f *os.File, tmp, name string, expect
 type Staged struct {
 	r    *Root
 	p    record.Path
-	name string // checked path under the root
-	tmp  string
+	name string    // checked path under the root
+	tmp  *tempFile // file closed; the tmp directory held until Install or Discard
+	st   FileState // of the temp, which the rename keeps
 }
 
 // Stage writes new content for p into a temp, with meta applied, and does
@@ -109,26 +97,20 @@ func (r *Root) Stage(ctx context.Context, p record.Path, meta Meta, fill func(w 
 	if err != nil {
 		return nil, err
 	}
-	tmp := filepath.FromSlash(tmpDir + "/" + randomHex(16) + ".tmp")
-	f, err := r.fs.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, tempPerm)
+	t, err := r.createTemp()
 	if err != nil {
 		return nil, fmt.Errorf("stage %q: create temp: %w", p, err)
 	}
-	err = fill(ctxWriter{ctx: ctx, f: f})
+	err = fill(ctxWriter{ctx: ctx, f: t.f})
+	var st FileState
 	if err == nil {
-		err = f.Chmod(meta.Mode.Perm())
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && !meta.ModTime.IsZero() {
-		err = r.fs.Chtimes(tmp, meta.ModTime, meta.ModTime)
+		st, err = t.finish(meta, false)
 	}
 	if err != nil {
-		r.fs.Remove(tmp)
+		t.remove()
 		return nil, fmt.Errorf("stage %q: %w", p, err)
 	}
-	return &Staged{r: r, p: p, name: name, tmp: tmp}, nil
+	return &Staged{r: r, p: p, name: name, tmp: t, st: st}, nil
 }
 
 // Install puts staged content at its path if the path still holds expect,
@@ -142,62 +124,182 @@ func (s *Staged) Install(ctx context.Context, expect FileState) (FileState, erro
 		return FileState{}, err
 	}
 	r.commitMu.Lock()
-	st, err := r.replaceLocked(s.tmp, s.name, expect, false)
+	st, kept, err := r.replaceLocked(s.tmp.d, s.tmp.base, s.name, expect, false, &s.st)
 	r.commitMu.Unlock()
 	if err != nil {
 		s.Discard()
 		return FileState{}, fmt.Errorf("write %q: %w", s.p, err)
 	}
-	r.pruneVersionsOf(s.name)
+	s.tmp.release()
+	if kept {
+		r.pruneVersionsOf(s.name)
+	}
 	return st, nil
 }
 
 // Discard removes staged content that will not be installed.
-func (s *Staged) Discard() { s.r.fs.Remove(s.tmp) }
+func (s *Staged) Discard() { s.tmp.remove() }
 
 // Sync makes everything written under the share's file system durable:
 // staged temps, renames, versions. It is one syncfs(2) on Linux.
 func (r *Root) Sync() error {
-	d, err := r.fs.Open(".")
-	if err != nil {
-		return fmt.Errorf("sync share %s: %w", r.dir, err)
-	}
-	defer d.Close()
-	if err := syncFS(d); err != nil {
+	if err := syncFS(r.dirs.rf); err != nil {
 		return fmt.Errorf("sync share %s: %w", r.dir, err)
 	}
 	return nil
 }
 
-// replaceLocked renames the prepared entry tmp (file or symlink) over name
-// after checking parents and expect and keeping the old entry as a version.
-func (r *Root) replaceLocked(tmp, name string, expect FileState, durable bool) (FileState, error) {
-	if _, err := r.checkParents(name, true); err != nil {
-		return FileState{}, err
-	}
-	cur, err := r.expectAt(name, expect)
+// replaceLocked renames the prepared entry srcBase in src (a file or symlink
+// in the tmp folder) over name after checking parents and expect and keeping
+// the old entry as a version. made, if known, is the entry's state, which the
+// rename keeps; otherwise name is stat'ed after. kept reports that a version
+// was made.
+func (r *Root) replaceLocked(src *dir, srcBase, name string, expect FileState, durable bool, made *FileState) (st FileState, kept bool, err error) {
+	dir, base := splitDir(name)
+	d, missing, err := r.openDir(dir, true, true)
 	if err != nil {
-		return FileState{}, err
+		return FileState{}, false, err
+	}
+	if missing { // made and gone again: someone is busy here
+		return FileState{}, false, fmt.Errorf("directory %q: vanished while made: %w", dir, ErrChanged)
+	}
+	defer r.dirs.release(d)
+	if r.caseFold {
+		if err := r.checkCaseIn(d, base); err != nil {
+			return FileState{}, false, err
+		}
+	}
+	cur, err := statAt(d, base)
+	if err != nil {
+		return FileState{}, false, err
+	}
+	if !expect.Matches(cur) {
+		return FileState{}, false, fmt.Errorf("%q: expected %s, found %s: %w", slashPath(name), expect, cur, ErrChanged)
 	}
 	if cur.Exists {
 		if cur.Mode.IsDir() {
-			return FileState{}, fmt.Errorf("%q is a directory; remove it first: %w", filepath.ToSlash(name), ErrChanged)
+			return FileState{}, false, fmt.Errorf("%q is a directory; remove it first: %w", slashPath(name), ErrChanged)
 		}
 		// A hard link keeps the old file in versions while the rename
 		// below replaces it atomically: p is never missing.
-		if err := r.keepVersion(name, false); err != nil {
-			return FileState{}, err
+		if err := r.keepVersionIn(d, base, false); err != nil {
+			return FileState{}, false, err
 		}
+		kept = true
 	}
-	if err := r.fs.Rename(tmp, name); err != nil {
-		return FileState{}, fmt.Errorf("rename temp into place: %w", err)
+	if err := unix.Renameat(src.fd, srcBase, d.fd, base); err != nil {
+		return FileState{}, kept, fmt.Errorf("rename temp into place: %w", err)
 	}
+	r.noteAdded(d, base)
 	if durable {
-		if err := r.syncDir(filepath.Dir(name)); err != nil {
-			return FileState{}, err
+		if err := fsyncFd(d.fd); err != nil {
+			return FileState{}, kept, fmt.Errorf("sync directory %q: %w", dir, err)
 		}
 	}
-	return r.lstat(name)
+	if made != nil {
+		return *made, kept, nil
+	}
+	st, err = statAt(d, base)
+	return st, kept, err
+}
+
+// tempFile is a one-shot temp in .blueshift/tmp, created and named relative
+// to the tmp directory's descriptor, which it holds until released.
+type tempFile struct {
+	r    *Root
+	d    *dir     // .blueshift/tmp; nil once released
+	base string   // name in d
+	f    *os.File // nil once closed
+}
+
+// createTemp makes a fresh, empty temp file.
+func (r *Root) createTemp() (*tempFile, error) {
+	d, missing, err := r.openDir(tmpDir, false, false)
+	if err == nil && missing {
+		err = fmt.Errorf("%s is missing; restart to recreate it: %w", tmpDir, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	base := randomHex(16) + ".tmp"
+	fd, err := openat(d.fd, base, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, tempPerm)
+	if err != nil {
+		r.dirs.release(d)
+		return nil, err
+	}
+	return &tempFile{r: r, d: d, base: base, f: os.NewFile(uintptr(fd), tmpDir+"/"+base)}, nil
+}
+
+// heldTemp wraps an open file already in the tmp folder (a Temp's part).
+func (r *Root) heldTemp(f *os.File, name string) (*tempFile, error) {
+	d, missing, err := r.openDir(tmpDir, false, false)
+	if err == nil && missing {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &tempFile{r: r, d: d, base: filepath.Base(name), f: f}, nil
+}
+
+// finish applies meta to the complete temp (and fsyncs it if durable),
+// closes it and returns its state. Mode goes through the descriptor and the
+// mtime through the tmp directory's, so no path is walked again.
+func (t *tempFile) finish(meta Meta, durable bool) (FileState, error) {
+	f := t.f
+	t.f = nil
+	var err error
+	if durable {
+		if err = f.Sync(); err != nil {
+			err = fmt.Errorf("sync temp: %w", err)
+		}
+	}
+	if err == nil {
+		if err = f.Chmod(meta.Mode.Perm()); err != nil {
+			err = fmt.Errorf("set mode: %w", err)
+		}
+	}
+	if err == nil && !meta.ModTime.IsZero() {
+		ts := []unix.Timespec{unix.NsecToTimespec(meta.ModTime.UnixNano()), unix.NsecToTimespec(meta.ModTime.UnixNano())}
+		if err = unix.UtimesNanoAt(t.d.fd, t.base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			err = fmt.Errorf("set mtime: %w", err)
+		}
+	}
+	var st unix.Stat_t
+	if err == nil {
+		if err = unix.Fstat(int(f.Fd()), &st); err != nil {
+			err = fmt.Errorf("stat temp: %w", err)
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close temp: %w", cerr)
+	}
+	if err != nil {
+		return FileState{}, err
+	}
+	return stateOfStat(&st), nil
+}
+
+// remove closes and deletes the temp and releases the tmp directory.
+func (t *tempFile) remove() {
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+	if t.d != nil {
+		unix.Unlinkat(t.d.fd, t.base, 0)
+	}
+	t.release()
+}
+
+// release lets go of the tmp directory once the temp is installed (or
+// handed back to a Temp).
+func (t *tempFile) release() {
+	if t.d != nil {
+		t.r.dirs.release(t.d)
+		t.d = nil
+	}
 }
 
 // ctxWriter is the temp file as fill sees it.
