@@ -110,7 +110,13 @@ func (r *Root) openDir(dir string, create, caseCheck bool) (d *dir, missing bool
 			return nil, false, err
 		}
 		if stale != nil {
-			c.drop(stale)
+			// Everything from d up to stale hangs below the stale link.
+			for e := d; ; e = e.parent {
+				c.drop(e)
+				if e == stale {
+					break
+				}
+			}
 			c.release(d)
 			continue
 		}

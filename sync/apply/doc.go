@@ -28,9 +28,16 @@
 //
 // Path safety, beyond what os.Root guarantees (os.Root follows symlinks as long
 // as they stay inside the root, and Chmod/Chtimes race with a symlink swap):
-// every directory above the target is checked with Lstat, component by
+// every directory above the target must be a real directory, component by
 // component, and a symlink there is refused (ErrUnsafePath), so a share cannot
 // make us write through a link it contains, even one that points inside it.
+// The hot paths (Stat, Stage, Install, WriteFile, Commit, Symlink, versions)
+// do this through a bounded cache of directory descriptors (dirs.go): each is
+// opened with O_NOFOLLOW from its cached parent, revalidated on every use by
+// one fstatat per component (still that directory, still not a symlink), and
+// the create, stat, rename or link is then made relative to that descriptor
+// with a one-component name, so a batch walks each parent once, not every
+// component of every path for every call.
 // The final component is never followed: files are replaced by rename,
 // symlinks are created beside and renamed over, opened files are checked to be
 // the regular file Lstat saw. Mutating calls hold one lock per Root across
