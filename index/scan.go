@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
@@ -89,7 +90,7 @@ func (s *Share) Scan(ctx context.Context, opts ScanOptions) (ScanResult, error) 
 	}
 	sc := &scan{
 		s: s, opts: opts, now: s.db.opts.Now(), start: time.Now(),
-		seen: make(map[record.Path]bool),
+		seen: pathSet{seed: maphash.MakeSeed(), m: make(map[uint64]struct{})},
 	}
 	if err := sc.loadStates(); err != nil {
 		return ScanResult{}, err
@@ -113,12 +114,36 @@ type scan struct {
 	now   time.Time
 	start time.Time
 
-	states map[record.Path]FileState // read before the walk; read-only afterwards
-	seen   map[record.Path]bool      // owned by the walker
+	// states holds the stored state of every path in scope, read before the
+	// walk, keyed by path hash and without block lists (what deciding
+	// "unchanged" needs: ~50 bytes a file); change reads the full state of
+	// the few that changed. Read-only during the walk.
+	states map[uint64]FileState
+	scopes [][]byte // state key prefixes in scope (for the deletion pass)
+	seen   pathSet  // owned by the walker
 
 	walked, filesTotal, filesDone atomic.Int64
 	bytesTotal, bytesDone         atomic.Int64
 	walkDone                      atomic.Bool
+}
+
+// pathSet is the set of paths a scan found on disk, kept as 64-bit hashes
+// (about 20 bytes a path instead of the path itself: 1,000,000 files cost
+// ~20 MB, not ~90). Two paths share a hash with odds of about n/2^64 per
+// path; the cost of one would be a deletion noticed one scan late (each scan
+// draws a new seed).
+type pathSet struct {
+	seed maphash.Seed
+	m    map[uint64]struct{}
+}
+
+func (s pathSet) key(p record.Path) uint64 { return maphash.String(s.seed, string(p)) }
+
+func (s pathSet) add(p record.Path) { s.m[s.key(p)] = struct{}{} }
+
+func (s pathSet) has(p record.Path) bool {
+	_, ok := s.m[s.key(p)]
+	return ok
 }
 
 // item is one path on its way from the walker through a hash worker to the
@@ -139,26 +164,40 @@ type item struct {
 // loadStates reads the stored local state of everything in the scan's
 // scope: the whole share, or the given paths and what is below them.
 func (sc *scan) loadStates() error {
-	sc.states = make(map[record.Path]FileState)
+	sc.states = make(map[uint64]FileState)
 	sp := sc.s.space
-	var prefixes [][]byte
 	if sc.opts.Paths == nil {
-		prefixes = [][]byte{sp.StatePrefix()}
+		sc.scopes = [][]byte{sp.StatePrefix()}
 	} else {
 		for _, p := range sc.opts.Paths {
-			st, ok, err := sc.s.LocalState(p)
-			if err != nil {
+			sc.scopes = append(sc.scopes, sp.StateKey(string(p)+"/"))
+		}
+	}
+	return sc.eachState(func(p record.Path, st FileState) error {
+		st.Blocks, st.FileHash = nil, block.Hash{}
+		sc.states[sc.seen.key(p)] = st
+		return nil
+	})
+}
+
+// eachState calls fn with the stored state of every path in the scan's
+// scope, from a snapshot.
+func (sc *scan) eachState(fn func(record.Path, FileState) error) error {
+	sp := sc.s.space
+	for _, p := range sc.opts.Paths {
+		st, ok, err := sc.s.LocalState(p)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := fn(p, st); err != nil {
 				return err
 			}
-			if ok {
-				sc.states[p] = st
-			}
-			prefixes = append(prefixes, sp.StateKey(string(p)+"/"))
 		}
 	}
 	snap := sc.s.db.store.Pebble().NewSnapshot()
 	defer snap.Close()
-	for _, pre := range prefixes {
+	for _, pre := range sc.scopes {
 		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: pre, UpperBound: store.PrefixEnd(pre)})
 		if err != nil {
 			return fmt.Errorf("read local state: %w", err)
@@ -166,11 +205,15 @@ func (sc *scan) loadStates() error {
 		for it.First(); it.Valid(); it.Next() {
 			p, _ := sp.StatePath(it.Key())
 			st, err := store.ParseState(it.Value())
+			if err == nil {
+				err = fn(record.Path(p), st)
+			} else {
+				err = fmt.Errorf("local state of %q: %w", p, err)
+			}
 			if err != nil {
 				it.Close()
-				return fmt.Errorf("local state of %q: %w", p, err)
+				return err
 			}
-			sc.states[record.Path(p)] = st
 		}
 		if err := errors.Join(it.Error(), it.Close()); err != nil {
 			return fmt.Errorf("read local state: %w", err)
@@ -272,14 +315,18 @@ func (sc *scan) walk(ctx context.Context, work chan<- *item) error {
 		}
 	}
 	var gone []record.Path
-	for p := range sc.states {
-		if !sc.seen[p] && sc.vanished(p) {
+	err := sc.eachState(func(p record.Path, _ FileState) error {
+		if !sc.seen.has(p) && sc.vanished(p) {
 			gone = append(gone, p)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	slices.Sort(gone)
 	for _, p := range gone {
-		old := sc.states[p]
+		old := sc.states[sc.seen.key(p)]
 		if err := send(&item{path: p, old: &old, gone: true}); err != nil {
 			return err
 		}
@@ -380,7 +427,7 @@ func (sc *scan) walkDir(ctx context.Context, dir record.Path, abs string, parent
 			if err := send(&item{path: p, err: pathErr(string(p), ErrUnreadable, err, "check its permissions")}); err != nil {
 				return err
 			}
-			sc.seen[p] = true
+			sc.seen.add(p)
 			continue
 		}
 		if rules.Ignored(string(p), info.IsDir()) {
@@ -395,13 +442,13 @@ func (sc *scan) walkDir(ctx context.Context, dir record.Path, abs string, parent
 
 // visit handles one path found on disk.
 func (sc *scan) visit(ctx context.Context, p record.Path, abs string, info fs.FileInfo, rules *ignore.Rules, send func(*item) error) error {
-	if sc.seen[p] {
+	if sc.seen.has(p) {
 		return nil // a partial scan named it twice
 	}
-	sc.seen[p] = true
+	sc.seen.add(p)
 	sc.walked.Add(1)
 	it := &item{path: p, abs: abs, st: stateOf(info)}
-	if old, ok := sc.states[p]; ok {
+	if old, ok := sc.states[sc.seen.key(p)]; ok {
 		it.old = &old
 	}
 	switch m := info.Mode(); {
@@ -613,7 +660,16 @@ func (sc *scan) writeAll(ctx context.Context, in <-chan *item, res *ScanResult) 
 func (sc *scan) change(it *item, res *ScanResult) (change, error) {
 	s := sc.s
 	pk := s.key.PathKey(string(it.path))
-	cur := current{state: it.old}
+	cur := current{}
+	if it.old != nil { // the walk kept only the attributes: read it all
+		st, ok, err := s.LocalState(it.path)
+		if err != nil {
+			return change{}, err
+		}
+		if ok {
+			cur.state = &st
+		}
+	}
 	e, ok, err := s.Lookup(it.path)
 	if err != nil {
 		return change{}, err
