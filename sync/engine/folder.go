@@ -320,7 +320,7 @@ func byPath(batch []incoming) [][]incoming {
 func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
 	type install struct {
 		in     incoming
-		finish func() error
+		staged *stagedFile
 	}
 	var mu gosync.Mutex
 	var installs []install
@@ -333,10 +333,10 @@ func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
 					f.applyGroup(ctx, g)
 					continue
 				}
-				finish, err := f.applyOne(ctx, g[0], true)
-				if err == nil && finish != nil {
+				staged, err := f.applyOne(ctx, g[0], true)
+				if err == nil && staged != nil {
 					mu.Lock()
-					installs = append(installs, install{g[0], finish})
+					installs = append(installs, install{g[0], staged})
 					mu.Unlock()
 					continue
 				}
@@ -356,10 +356,11 @@ func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
 	err := f.root.Sync()
 	for _, it := range installs {
 		if err != nil {
+			it.staged.discard()
 			f.settle(ctx, it.in, err) // nothing installed: not durable
 			continue
 		}
-		f.settle(ctx, it.in, it.finish())
+		f.settle(ctx, it.in, it.staged.install())
 	}
 	if err := f.root.Sync(); err != nil {
 		f.noteError(err)

@@ -26,10 +26,17 @@ import (
 // connected member; the record waits and is tried again later.
 var errMissingBlocks = errors.New("blocks not available from any connected device")
 
+// stagedFile is a small file's content written aside (see applyFiles):
+// install puts it in place and records it; discard removes it.
+type stagedFile struct {
+	install func() error
+	discard func()
+}
+
 // applyOne makes the disk match one remote record, if it wins. With stage
-// set, a small file's content is only staged, and finish installs and
-// records it after the caller has synced the share (see applyFiles).
-func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (finish func() error, err error) {
+// set, a small file's content is only staged, and the caller installs it
+// after it has synced the share (see applyFiles).
+func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*stagedFile, error) {
 	p := in.rec.Path
 	disk, err := f.root.Stat(p)
 	if err != nil {
@@ -95,13 +102,14 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (finish 
 		if err != nil {
 			return nil, err
 		}
-		return func() error {
+		install := func() error {
 			st, err := staged.Install(ctx, disk)
 			if err != nil {
 				return err
 			}
 			return commit(indexState(st))
-		}, nil
+		}
+		return &stagedFile{install: install, discard: staged.Discard}, nil
 	}
 	state, err := f.materialize(ctx, in, old, disk)
 	if err != nil {
