@@ -16,6 +16,9 @@ type ShareState struct {
 	Share share.ID
 	Root  merkle.Hash
 	Count uint64
+	// Pulling: the sender is still applying records it received, so its
+	// root is on its way somewhere; a peer need not walk it yet.
+	Pulling bool
 }
 
 // NodesRequest asks for the nodes at Prefixes of Share's tree.
@@ -81,12 +84,12 @@ func prefixBytes(l uint8) int { return (int(l) + 1) / 2 }
 
 func (m *ShareState) toPB(e *wirepb.Envelope) {
 	e.Body = &wirepb.Envelope_ShareState{ShareState: &wirepb.ShareState{
-		Share: m.Share[:], Root: m.Root[:], Count: m.Count,
+		Share: m.Share[:], Root: m.Root[:], Count: m.Count, Pulling: m.Pulling,
 	}}
 }
 
 func shareStateFromPB(p *wirepb.ShareState) (*ShareState, error) {
-	m := &ShareState{Count: p.GetCount()}
+	m := &ShareState{Count: p.GetCount(), Pulling: p.GetPulling()}
 	if err := fixed("share", m.Share[:], p.GetShare()); err != nil {
 		return nil, err
 	}

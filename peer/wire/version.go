@@ -14,6 +14,9 @@ package wire
 //	  RecordsRequest/Response, RecordPush, BlockRequest/Response.
 //	  Hello.sealed_invites (field 5) added the same day, before any release:
 //	  invitations by short code; older builds of version 1 never existed.
+//	  ShareState.pulling (field 4) added the same day, likewise: a device
+//	  still applying what it received says so, and peers wait for its next
+//	  announcement instead of walking a tree that is still moving.
 const (
 	Version    uint32 = 1
 	MinVersion uint32 = 1

@@ -44,6 +44,7 @@ func samples() []Frame {
 		{0, &Close{Reason: "shutting down"}},
 		{9, &ErrorResponse{Code: CodeNotFound, Message: "no such block"}},
 		{0, &ShareState{Share: sh, Root: merkle.Hash(fill32(2)), Count: 42}},
+		{0, &ShareState{Share: sh, Root: merkle.Hash(fill32(2)), Count: 42, Pulling: true}},
 		{1, &NodesRequest{Share: sh, Prefixes: []merkle.Prefix{{}, odd}}},
 		{1, &NodesResponse{Nodes: []merkle.Node{
 			{Prefix: merkle.Prefix{}, Hash: merkle.Hash(fill32(3)), Count: 120, Children: children},

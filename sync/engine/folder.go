@@ -57,16 +57,17 @@ type folder struct {
 
 	mu struct {
 		gosync.Mutex
-		members  map[identity.DeviceID]bool        // guarded by mu
-		pending  map[merkle.Key]incoming           // guarded by mu: could not be applied yet
-		busy     bool                              // guarded by mu: the puller is applying
-		queued   int                               // guarded by mu: records delivered, not yet applied
-		queuedB  int64                             // guarded by mu: their file sizes
-		errors   []string                          // guarded by mu: newest last
-		conflict int                               // guarded by mu: conflict copies made
-		origin   map[merkle.Leaf]identity.DeviceID // guarded by mu: who sent a record we committed
-		scanned  time.Time                         // guarded by mu
-		stopped  bool                              // guarded by mu
+		members     map[identity.DeviceID]bool        // guarded by mu
+		pending     map[merkle.Key]incoming           // guarded by mu: could not be applied yet
+		busy        bool                              // guarded by mu: the puller is applying
+		queued      int                               // guarded by mu: records delivered, not yet applied
+		queuedB     int64                             // guarded by mu: their file sizes
+		errors      []string                          // guarded by mu: newest last
+		conflict    int                               // guarded by mu: conflict copies made
+		origin      map[merkle.Leaf]identity.DeviceID // guarded by mu: who sent a record we committed
+		scanned     time.Time                         // guarded by mu
+		saidPulling bool                              // guarded by mu: what the last announcement said
+		stopped     bool                              // guarded by mu
 	}
 }
 
@@ -288,7 +289,9 @@ func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 	if err := f.e.db.Sync(); err != nil {
 		f.noteError(err)
 	}
-	if after, _, _ := f.idx.TreeRoot(); after != before {
+	// Announce a new root, and the end of pulling even if this last batch
+	// changed nothing: peers wait for it before walking our tree.
+	if after, _, _ := f.idx.TreeRoot(); after != before || (f.saidPulling() && !f.pulling()) {
 		f.announceAll()
 	}
 }
@@ -410,6 +413,28 @@ func (f *folder) retryPending(ctx context.Context) {
 		f.countQueued(batch, +1) // applyBatch counts them out again
 		f.applyBatch(ctx, batch)
 	}
+}
+
+// pulling reports whether records from peers are queued and not yet
+// applied; announcements carry it (see Session.maybeWant).
+func (f *folder) pulling() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.queued > 0
+}
+
+// announced notes what an announcement said of pulling.
+func (f *folder) announced(pulling bool) {
+	f.mu.Lock()
+	f.mu.saidPulling = pulling
+	f.mu.Unlock()
+}
+
+// saidPulling reports what the last announcement said of pulling.
+func (f *folder) saidPulling() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.saidPulling
 }
 
 func (f *folder) setBusy(b bool) {

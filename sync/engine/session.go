@@ -119,7 +119,7 @@ func (s *Session) run(ctx context.Context) error {
 			if f == nil || !f.isMember(s.id) {
 				continue
 			}
-			if !f.waitIdle(ctx, idleWait) || s.rootsAgree(f) {
+			if !f.waitIdle(ctx, idleWait) || s.rootsAgree(f) || s.peerPulling(f) {
 				continue
 			}
 			err := s.reconcile(ctx, f)
@@ -157,6 +157,14 @@ func (s *Session) settle(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// peerPulling reports whether the peer's last announcement said it is still
+// applying records (see maybeWant).
+func (s *Session) peerPulling(f *folder) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.remote[f.id].Pulling
 }
 
 // rootsAgree reports whether the peer's last announced root is ours.
@@ -201,7 +209,9 @@ func (s *Session) announce(f *folder) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.c.Send(ctx, &wire.ShareState{Share: f.id, Root: root, Count: count}); err != nil {
+	pulling := f.pulling()
+	f.announced(pulling)
+	if err := s.c.Send(ctx, &wire.ShareState{Share: f.id, Root: root, Count: count, Pulling: pulling}); err != nil {
 		s.log.Debug("announce root", "share", f.cfg.Name, "err", err)
 	}
 	// No reconcile from here: our root moved, so the peer pulls from us when
@@ -209,7 +219,10 @@ func (s *Session) announce(f *folder) {
 }
 
 // maybeWant schedules a reconcile of f if the peer's last root differs from
-// ours and has changed since the last reconcile.
+// ours and has changed since the last reconcile, unless the peer said it is
+// still applying what it received: its root is then on its way, likely to
+// ours, and walking it would cost both sides a pass over the tree for
+// nothing. Its announcement when it is done brings the reconcile.
 func (s *Session) maybeWant(f *folder) {
 	root, _, err := f.idx.TreeRoot()
 	if err != nil {
@@ -217,7 +230,7 @@ func (s *Session) maybeWant(f *folder) {
 	}
 	s.mu.Lock()
 	st, known := s.mu.remote[f.id]
-	want := known && st.Root != root && s.mu.synced[f.id] != (rootPair{root, st.Root})
+	want := known && !st.Pulling && st.Root != root && s.mu.synced[f.id] != (rootPair{root, st.Root})
 	if want {
 		s.mu.want[f.id] = true
 	}

@@ -25,10 +25,14 @@ const (
 
 // ShareState says "this is my root of this share now" (one-way).
 type ShareState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Share         []byte                 `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"` // 32 bytes
-	Root          []byte                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`   // 32 bytes
-	Count         uint64                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Share []byte                 `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"` // 32 bytes
+	Root  []byte                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`   // 32 bytes
+	Count uint64                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// The sender has records from peers queued and not yet applied: its root
+	// is moving towards theirs, and a peer may wait for an announcement
+	// without it before walking the tree (added 2026-11-24, version 1).
+	Pulling       bool `protobuf:"varint,4,opt,name=pulling,proto3" json:"pulling,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -82,6 +86,13 @@ func (x *ShareState) GetCount() uint64 {
 		return x.Count
 	}
 	return 0
+}
+
+func (x *ShareState) GetPulling() bool {
+	if x != nil {
+		return x.Pulling
+	}
+	return false
 }
 
 // Prefix names a node: the first len nibbles of a key.
@@ -418,12 +429,13 @@ var File_peer_wire_wirepb_tree_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_tree_proto_rawDesc = "" +
 	"\n" +
-	"\x1bpeer/wire/wirepb/tree.proto\x12\x11blueshift.wire.v1\"L\n" +
+	"\x1bpeer/wire/wirepb/tree.proto\x12\x11blueshift.wire.v1\"f\n" +
 	"\n" +
 	"ShareState\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x12\x12\n" +
 	"\x04root\x18\x02 \x01(\fR\x04root\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\x04R\x05count\"4\n" +
+	"\x05count\x18\x03 \x01(\x04R\x05count\x12\x18\n" +
+	"\apulling\x18\x04 \x01(\bR\apulling\"4\n" +
 	"\x06Prefix\x12\x10\n" +
 	"\x03len\x18\x01 \x01(\rR\x03len\x12\x18\n" +
 	"\anibbles\x18\x02 \x01(\fR\anibbles\"1\n" +
