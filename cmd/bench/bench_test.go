@@ -155,14 +155,14 @@ func TestPlanRunsFor(t *testing.T) {
 		sc, key string
 		want    int
 	}{
-		{scLoop, "small files", 3}, {scShaped, "compressible", 3}, {scShaped, "incompressible", 1},
+		{scLoop, "small files", 3}, {scShaped, "compressible", 2}, {scShaped, "incompressible", 1},
 		{scReconnect, "20000", 3}, {scReconnect, "200000", 1}, {scLatency, "", 1}, {scScale, "1000000", 1},
 	} {
 		if got := cfg.runsFor(c.sc, c.key); got != c.want {
 			t.Errorf("runsFor(%q, %q) = %d, want %d", c.sc, c.key, got, c.want)
 		}
 	}
-	if got := cfg.planText(scShaped); got != "3 (incompressible: 1)" {
+	if got := cfg.planText(scShaped); got != "2 (incompressible: 1)" {
 		t.Errorf("planText = %q", got)
 	}
 	if err := parsePlan(cfg.Plan, "2/incompressible=3, 5=1"); err != nil {
@@ -256,7 +256,7 @@ func TestMarkdownShowsRunsAndHarnessTime(t *testing.T) {
 	for _, want := range []string{
 		"| incompressible | blueshift | 1 | 45.000 |",
 		"| compressible | blueshift | 2 | 31.000 |",
-		"| " + scShaped + " | 3 (incompressible: 1) | 19:00 |",
+		"| " + scShaped + " | 2 (incompressible: 1) | 19:00 |",
 		"| **total** | | **52:00** |",
 		"peak RSS device 1: 250.0 MB",
 		"| 7 peak RSS of each daemon at 1000000 files (MB) | 280.000 | 300 | met |",

@@ -371,9 +371,18 @@ plot %s
 func scenarioNote(cfg config, sc string) string {
 	switch sc {
 	case scShaped:
+		var notes []string
+		if n := cfg.runsFor(sc, "compressible"); cfg.Runs == 0 && n == 2 {
+			notes = append(notes, "Small files and compressible data run twice (the median of two is their mean): a run of the four tools costs 2-5 minutes of link time, and three runs of scenarios 2 and 5 would take `make bench` past an hour.")
+		}
 		if cfg.Runs == 0 && cfg.runsFor(sc, "incompressible") < cfg.runsFor(sc, "compressible") {
-			return fmt.Sprintf("Incompressible data runs %d time(s): every tool is bound by the 100 Mbit/s link there (~45 s each at full size), so more runs would measure the link again.",
-				cfg.runsFor(sc, "incompressible"))
+			notes = append(notes, fmt.Sprintf("Incompressible data runs %d time(s): every tool is bound by the 100 Mbit/s link there (~45 s each at full size), so more runs would measure the link again.",
+				cfg.runsFor(sc, "incompressible")))
+		}
+		return strings.Join(notes, " ")
+	case scFanout:
+		if cfg.Runs == 0 && cfg.runsFor(sc, "") == 2 {
+			return "Two runs (the median of two is their mean): one run of the four tools costs ~3.5 minutes of link time."
 		}
 	case scReconnect:
 		return "Each pair is the one the initial sync of the same corpus left (scenario 1's small files; scenario 7's tiny files), " +

@@ -98,6 +98,9 @@ type initOpts struct {
 	// converged, before the pair is torn down (scenario 4 measures
 	// reconnecting on it). run is the run index.
 	after func(ctx context.Context, run int, p pair)
+	// timeout, when set, replaces the config's convergence limit (the
+	// 1,000,000-file run takes longer than any other case).
+	timeout time.Duration
 }
 
 // pair is two identical trees an initial sync left behind: for a cluster
@@ -181,7 +184,11 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts
 	if err := c.share(ctx); err != nil {
 		return measure{}, err
 	}
-	t1, err := waitConverged(ctx, c, 1, src, dst, b.cfg.Timeout)
+	limit := b.cfg.Timeout
+	if o.timeout > 0 {
+		limit = o.timeout
+	}
+	t1, err := waitConverged(ctx, c, 1, src, dst, limit)
 	if err != nil {
 		return measure{}, err
 	}
@@ -833,7 +840,7 @@ func (b *bench) scale(ctx context.Context, corp string, daemons []string, withBS
 		if err := b.genTinyLogged(dir, n); err != nil {
 			return err
 		}
-		m, err := b.initialOnce(ctx, "blueshift", dir, initOpts{inPlace: true}, r)
+		m, err := b.initialOnce(ctx, "blueshift", dir, initOpts{inPlace: true, timeout: 2 * b.cfg.Timeout}, r)
 		t0 := time.Now()
 		removeTree(dir)
 		b.log.Info("deleted", "files", n, "s", time.Since(t0).Seconds())
