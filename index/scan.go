@@ -118,13 +118,31 @@ type scan struct {
 	// walk, keyed by path hash and without block lists (what deciding
 	// "unchanged" needs: ~50 bytes a file); change reads the full state of
 	// the few that changed. Read-only during the walk.
-	states map[uint64]FileState
+	states map[uint64]attrs
 	scopes [][]byte // state key prefixes in scope (for the deletion pass)
 	seen   pathSet  // owned by the walker
 
 	walked, filesTotal, filesDone atomic.Int64
 	bytesTotal, bytesDone         atomic.Int64
 	walkDone                      atomic.Bool
+}
+
+// attrs is the part of a stored state that decides whether a path changed:
+// 32 bytes, where a FileState with its block list is ~100 and more.
+type attrs struct {
+	size, modTime int64
+	inode         uint64
+	mode          uint32
+	kind          record.Kind
+}
+
+func attrsOf(st FileState) attrs {
+	return attrs{size: st.Size, modTime: st.ModTime, inode: st.Inode, mode: st.Mode, kind: st.Kind}
+}
+
+// state is a FileState with the attributes alone (no hash, no blocks).
+func (a attrs) state() FileState {
+	return FileState{Kind: a.kind, Size: a.size, ModTime: a.modTime, Inode: a.inode, Mode: a.mode}
 }
 
 // pathSet is the set of paths a scan found on disk, kept as 64-bit hashes
@@ -164,18 +182,26 @@ type item struct {
 // loadStates reads the stored local state of everything in the scan's
 // scope: the whole share, or the given paths and what is below them.
 func (sc *scan) loadStates() error {
-	sc.states = make(map[uint64]FileState)
 	sp := sc.s.space
 	if sc.opts.Paths == nil {
+		// Sized once from the record count (which is at least the number of
+		// states): a map grown step by step to 1,000,000 entries peaks at
+		// twice its final size.
+		_, n, err := sc.s.TreeRoot()
+		if err != nil {
+			return err
+		}
+		sc.states = make(map[uint64]attrs, n)
+		sc.seen.m = make(map[uint64]struct{}, n)
 		sc.scopes = [][]byte{sp.StatePrefix()}
 	} else {
+		sc.states = make(map[uint64]attrs)
 		for _, p := range sc.opts.Paths {
 			sc.scopes = append(sc.scopes, sp.StateKey(string(p)+"/"))
 		}
 	}
 	return sc.eachState(func(p record.Path, st FileState) error {
-		st.Blocks, st.FileHash = nil, block.Hash{}
-		sc.states[sc.seen.key(p)] = st
+		sc.states[sc.seen.key(p)] = attrsOf(st)
 		return nil
 	})
 }
@@ -326,7 +352,7 @@ func (sc *scan) walk(ctx context.Context, work chan<- *item) error {
 	}
 	slices.Sort(gone)
 	for _, p := range gone {
-		old := sc.states[sc.seen.key(p)]
+		old := sc.states[sc.seen.key(p)].state()
 		if err := send(&item{path: p, old: &old, gone: true}); err != nil {
 			return err
 		}
@@ -448,7 +474,8 @@ func (sc *scan) visit(ctx context.Context, p record.Path, abs string, info fs.Fi
 	sc.seen.add(p)
 	sc.walked.Add(1)
 	it := &item{path: p, abs: abs, st: stateOf(info)}
-	if old, ok := sc.states[sc.seen.key(p)]; ok {
+	if a, ok := sc.states[sc.seen.key(p)]; ok {
+		old := a.state()
 		it.old = &old
 	}
 	switch m := info.Mode(); {
