@@ -108,7 +108,10 @@ func (c *blueshiftCluster) start(ctx context.Context, i int) error {
 		if p.exited() {
 			return fmt.Errorf("blueshift %d exited at start: see %s", i, filepath.Join(c.work, fmt.Sprintf("bs-%d.log", i)))
 		}
-		if _, err := c.status(ctx, i); err == nil {
+		// status answers from the configuration when no daemon runs; a
+		// listen address means the daemon itself answered. An invite made
+		// before that names the configured port, not the one in use.
+		if st, err := c.status(ctx, i); err == nil && st.Listen != "" {
 			return nil
 		}
 	}
