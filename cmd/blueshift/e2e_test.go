@@ -411,3 +411,22 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// An invitation made while no daemon runs still works as a link, but says
+// that it names the configured address, not one a later --listen picks.
+func TestE2EInviteWithoutDaemonWarns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a := newDevice(t, "alice")
+	dir := filepath.Join(t.TempDir(), "a")
+	write(t, filepath.Join(dir, "f"), "data")
+	a.ok("share", "add", dir)
+	out, errOut, code := a.cli("invite", "a")
+	if code != 0 || !strings.HasPrefix(out, "bs1-") {
+		t.Fatalf("invite: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "no daemon is running") {
+		t.Fatalf("invite without a daemon does not warn: stderr %q", errOut)
+	}
+}

@@ -39,7 +39,12 @@ func newInviteCmd(g *globals) *cobra.Command {
 				if opts.Addresses, err = daemon.Addresses(cfg.Device.Announce, st.Listen); err != nil {
 					return err
 				}
-			} else if !errors.Is(err, daemon.ErrNotRunning) {
+			} else if errors.Is(err, daemon.ErrNotRunning) {
+				// The link then names the configured listen address; a daemon
+				// started with another --listen (or port 0) is not there.
+				fmt.Fprintln(c.ErrOrStderr(), "(no daemon is running here: the link names the addresses of config.toml's [device] listen;\n"+
+					" if `blueshift run` will use another --listen, start it first and invite again)")
+			} else {
 				return err
 			}
 			l, code, err := daemon.Invite(home, clean(args[0]), opts)
