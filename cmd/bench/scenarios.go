@@ -304,20 +304,11 @@ func (b *bench) editsOnce(ctx context.Context, tool string) ([]measure, error) {
 		}
 		return ms, nil
 	}
-	c, err := b.clusters[tool](ctx, b.dir("home"), nw, []string{a, dst})
+	c, err := b.syncedPair(ctx, tool, b.dir("home"), nw, a, dst)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	if err := startAll(ctx, c, 2); err != nil {
-		return nil, err
-	}
-	if err := c.share(ctx); err != nil {
-		return nil, err
-	}
-	if _, err := waitConverged(ctx, c, 1, a, dst, b.cfg.Timeout); err != nil {
-		return nil, err
-	}
 	ctr, err := wireCounter(ctx, b.uniq("t"), nw, c.wirePorts())
 	if err != nil {
 		return nil, err
@@ -424,6 +415,28 @@ func (b *bench) addReconnect(files int, tool string, run int, ms []measure) {
 	b.log.Info("measured", "scenario", scReconnect, "tool", tool, "files", files, "run", run, "unchanged_s", ms[0].wall.Seconds(), "unchanged_wire", ms[0].wire)
 }
 
+// syncedPair starts tool's two devices on src and dst, shares src and waits
+// until dst matches it: the untimed setup the edit and reconnect scenarios
+// start from. The caller closes the cluster.
+func (b *bench) syncedPair(ctx context.Context, tool, home string, nw *network, src, dst string) (cluster, error) {
+	c, err := b.clusters[tool](ctx, home, nw, []string{src, dst})
+	if err != nil {
+		return nil, err
+	}
+	err = startAll(ctx, c, 2)
+	if err == nil {
+		err = c.share(ctx)
+	}
+	if err == nil {
+		_, err = waitConverged(ctx, c, 1, src, dst, b.cfg.Timeout)
+	}
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // reconnectOnce makes a synced pair of corpus (untimed) and measures
 // reconnecting on it.
 func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measure, error) {
@@ -442,20 +455,11 @@ func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measu
 		return b.reconnectPair(ctx, pair{tool: tool, src: src, dst: dst})
 	}
 	home := b.dir("home")
-	c, err := b.clusters[tool](ctx, home, nw, []string{src, dst})
+	c, err := b.syncedPair(ctx, tool, home, nw, src, dst)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	if err := startAll(ctx, c, 2); err != nil {
-		return nil, err
-	}
-	if err := c.share(ctx); err != nil {
-		return nil, err
-	}
-	if _, err := waitConverged(ctx, c, 1, src, dst, b.cfg.Timeout); err != nil {
-		return nil, err
-	}
 	ms, err := b.reconnectPair(ctx, pair{tool: tool, c: c, src: src, dst: dst})
 	if err == nil {
 		c.close()
