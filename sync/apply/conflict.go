@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/blueshift-sync/blueshift/index/record"
 )
 
@@ -64,10 +66,21 @@ func (r *Root) ConflictCopy(p record.Path, device string, when time.Time) (recor
 	case cur.Mode.IsDir():
 		return "", fmt.Errorf("conflict copy of %q: it is a directory: %w", p, ErrChanged)
 	}
-	if _, err := r.fs.Lstat(newName); !errors.Is(err, fs.ErrNotExist) {
+	parent, base := splitDir(name)
+	d, missing, err := r.openDir(parent, false, false)
+	if err == nil && missing {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		return "", fmt.Errorf("conflict copy of %q: %w", p, err)
+	}
+	defer r.dirs.release(d)
+	// Never over a file of that name, even one that appears meanwhile.
+	err = renameNoReplace(d.fd, base, d.fd, path.Base(string(newPath)))
+	if errors.Is(err, unix.EEXIST) {
 		return "", fmt.Errorf("conflict copy of %q: %q: %w", p, newPath, fs.ErrExist)
 	}
-	if err := r.fs.Rename(name, newName); err != nil {
+	if err != nil {
 		return "", fmt.Errorf("conflict copy of %q: %w", p, err)
 	}
 	if err := r.syncDir(filepath.Dir(name)); err != nil {

@@ -114,11 +114,19 @@ func (r *Root) keepVersion(name string, move bool) error {
 		return fmt.Errorf("keep version of %q: %w", slashPath(name), err)
 	}
 	defer r.dirs.release(d)
-	return r.keepVersionIn(d, base, move)
+	_, err = r.keepVersionIn(d, base, move)
+	return err
 }
 
 // keepVersionIn is keepVersion for the entry base in the open directory d.
-func (r *Root) keepVersionIn(d *dir, base string, move bool) error {
+// linked reports that the entry is still at base too (a hard link was made).
+func (r *Root) keepVersionIn(d *dir, base string, move bool) (linked bool, err error) {
+	return r.keepVersionFrom(d, base, d, base, move)
+}
+
+// keepVersionFrom keeps the entry srcBase in src as a version of base in d:
+// the name and folder of the version follow d and base.
+func (r *Root) keepVersionFrom(src *dir, srcBase string, d *dir, base string, move bool) (linked bool, err error) {
 	slash := joinSlash(d.path, base)
 	vdir := versionsDir
 	if d.path != "" {
@@ -129,7 +137,7 @@ func (r *Root) keepVersionIn(d *dir, base string, move bool) error {
 		err = fs.ErrNotExist
 	}
 	if err != nil {
-		return fmt.Errorf("keep version of %q: %w", slash, err)
+		return false, fmt.Errorf("keep version of %q: %w", slash, err)
 	}
 	defer r.dirs.release(vd)
 	stem, ext := splitExt(base)
@@ -146,20 +154,22 @@ func (r *Root) keepVersionIn(d *dir, base string, move bool) error {
 		}
 		var err error
 		if !move {
-			err = unix.Linkat(d.fd, base, vd.fd, vname, 0)
+			err = unix.Linkat(src.fd, srcBase, vd.fd, vname, 0)
+			linked = err == nil
 		}
 		if move || err != nil {
-			err = unix.Renameat(d.fd, base, vd.fd, vname)
+			err = unix.Renameat(src.fd, srcBase, vd.fd, vname)
 		}
 		if err != nil {
-			return fmt.Errorf("keep version of %q: %w", slash, err)
+			return false, fmt.Errorf("keep version of %q: %w", slash, err)
 		}
 		if err := fsyncFd(vd.fd); err != nil {
-			return fmt.Errorf("keep version of %q: sync directory %q: %w", slash, vd.path, err)
+			return linked, fmt.Errorf("keep version of %q: sync directory %q: %w", slash, vd.path, err)
 		}
-		return nil
+		r.log.Debug("kept a version", "path", slash, "version", vdir+"/"+vname)
+		return linked, nil
 	}
-	return fmt.Errorf("keep version of %q: %d versions made this second", slash, maxSameSecond)
+	return false, fmt.Errorf("keep version of %q: %d versions made this second", slash, maxSameSecond)
 }
 
 // pruneVersionsOf applies retention to one path's versions, logging failures:
@@ -187,6 +197,7 @@ func (r *Root) removeExpired(vs []Version) {
 		if !tooMany && !tooOld {
 			continue
 		}
+		r.log.Debug("removed an expired version", "version", v.Path)
 		if err := r.fs.Remove(filepath.FromSlash(v.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			r.log.Warn("remove old version", "path", v.Path, "err", err)
 		}

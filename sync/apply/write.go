@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -176,19 +177,11 @@ func (r *Root) replaceLocked(src *dir, srcBase, name string, expect FileState, d
 	if !expect.Matches(cur) {
 		return FileState{}, false, fmt.Errorf("%q: expected %s, found %s: %w", slashPath(name), expect, cur, ErrChanged)
 	}
-	if cur.Exists {
-		if cur.Mode.IsDir() {
-			return FileState{}, false, fmt.Errorf("%q is a directory; remove it first: %w", slashPath(name), ErrChanged)
-		}
-		// A hard link keeps the old file in versions while the rename
-		// below replaces it atomically: p is never missing.
-		if err := r.keepVersionIn(d, base, false); err != nil {
-			return FileState{}, false, err
-		}
-		kept = true
+	if cur.Exists && cur.Mode.IsDir() {
+		return FileState{}, false, fmt.Errorf("%q is a directory; remove it first: %w", slashPath(name), ErrChanged)
 	}
-	if err := unix.Renameat(src.fd, srcBase, d.fd, base); err != nil {
-		return FileState{}, kept, fmt.Errorf("rename temp into place: %w", err)
+	if kept, err = r.putInPlace(src, srcBase, d, base, cur); err != nil {
+		return FileState{}, kept, err
 	}
 	r.noteAdded(d, base)
 	if durable {
@@ -201,6 +194,80 @@ func (r *Root) replaceLocked(src *dir, srcBase, name string, expect FileState, d
 	}
 	st, err = statAt(d, base)
 	return st, kept, err
+}
+
+// putInPlace renames srcBase in src to base in d, where cur was found a
+// moment ago, so that whatever a user puts at base meanwhile is never
+// replaced unseen. Nothing there: the rename refuses to replace (ErrChanged
+// if something appeared). A file there: a hard link keeps it as a version,
+// then the two entries are swapped atomically and the one swapped out is
+// checked; if it is not cur (saved over between the check and the swap), it
+// is swapped back and ErrChanged returned. kept reports that a version was
+// made. Where the file system has neither, it is a plain rename after the
+// check, as before.
+func (r *Root) putInPlace(src *dir, srcBase string, d *dir, base string, cur FileState) (kept bool, err error) {
+	slash := joinSlash(d.path, base)
+	if cur.Exists {
+		linked, err := r.keepVersionIn(d, base, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("%q: removed while it was replaced: %w", slash, ErrChanged)
+		}
+		if err != nil {
+			return false, err
+		}
+		kept = true
+		if linked {
+			return true, r.swapChecked(src, srcBase, d, base, cur)
+		}
+		// Moved, not linked (no hard links here): base is empty now.
+	}
+	err = renameNoReplace(src.fd, srcBase, d.fd, base)
+	if errors.Is(err, unix.EEXIST) {
+		return kept, fmt.Errorf("%q: created by someone else while it was written: %w", slash, ErrChanged)
+	}
+	if err != nil {
+		return kept, fmt.Errorf("rename temp into place: %w", err)
+	}
+	return kept, nil
+}
+
+// swapChecked swaps srcBase in src with base in d, which a version already
+// holds, and checks that what it swapped out is cur.
+func (r *Root) swapChecked(src *dir, srcBase string, d *dir, base string, cur FileState) error {
+	slash := joinSlash(d.path, base)
+	err := exchange(src.fd, srcBase, d.fd, base)
+	if errors.Is(err, errNoExchange) {
+		err = unix.Renameat(src.fd, srcBase, d.fd, base)
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("%q: removed while it was replaced: %w", slash, ErrChanged)
+	}
+	if err != nil {
+		return fmt.Errorf("rename temp into place: %w", err)
+	}
+	old, err := statAt(src, srcBase)
+	if err == nil && !old.Exists {
+		return nil // a plain rename: nothing was swapped out
+	}
+	if err == nil && cur.Matches(old) && old.Inode != 0 {
+		// The version is another name of this very file.
+		if err := unix.Unlinkat(src.fd, srcBase, 0); err != nil {
+			r.log.Warn("remove swapped-out file from tmp", "path", slash, "tmp", joinSlash(src.path, srcBase), "err", err)
+		}
+		return nil
+	}
+	// Changed between the check and the swap: give it back.
+	if err := exchange(src.fd, srcBase, d.fd, base); err != nil {
+		// It cannot go back: keep it as a version rather than lose it.
+		if _, verr := r.keepVersionFrom(src, srcBase, d, base, true); verr != nil {
+			keep := srcBase + ".keep"
+			unix.Renameat(src.fd, srcBase, src.fd, keep)
+			r.log.Error("a file changed while it was replaced and could not be put back or kept as a version; it is in the tmp folder",
+				"path", slash, "kept", joinSlash(src.path, keep), "err", verr)
+		}
+		return fmt.Errorf("%q changed while it was replaced; it is kept in the versions folder: %w", slash, ErrChanged)
+	}
+	return fmt.Errorf("%q: changed while it was replaced (put back): %w", slash, ErrChanged)
 }
 
 // tempFile is a one-shot temp in .blueshift/tmp, created and named relative
