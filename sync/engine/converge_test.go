@@ -57,11 +57,13 @@ func randomConvergence(t *testing.T, seed uint64) {
 	forget := func(d *device, rel string) {
 		if b, err := os.ReadFile(filepath.Join(d.dir, rel)); err == nil {
 			delete(must, blake3.Sum256(b))
+			t.Logf("forget %s %s %x", d.name, rel, blake3.Sum256(b))
 		}
 	}
 	for step := range 60 {
 		d := devs[rng.IntN(len(devs))]
 		rel := paths[rng.IntN(len(paths))]
+		step := step
 		switch op := rng.IntN(10); {
 		case op < 5: // write new content
 			n := 10 + rng.IntN(3000)
@@ -75,15 +77,18 @@ func randomConvergence(t *testing.T, seed uint64) {
 			forget(d, rel)
 			must[blake3.Sum256(data)] = fmt.Sprintf("step %d: %s wrote %s", step, d.name, rel)
 			mustWrite(t, filepath.Join(d.dir, rel), data)
+			t.Logf("step %d: %s wrote %s (%d bytes, %x)", step, d.name, rel, n, blake3.Sum256(data))
 		case op < 7: // delete
 			forget(d, rel)
 			os.Remove(filepath.Join(d.dir, rel))
+			t.Logf("step %d: %s deleted %s", step, d.name, rel)
 		case op < 8: // rename to another of the names
 			to := paths[rng.IntN(len(paths))]
 			if _, err := os.Stat(filepath.Join(d.dir, rel)); err == nil && to != rel {
 				forget(d, to)
 				os.MkdirAll(filepath.Dir(filepath.Join(d.dir, to)), 0o755)
 				os.Rename(filepath.Join(d.dir, rel), filepath.Join(d.dir, to))
+				t.Logf("step %d: %s renamed %s to %s", step, d.name, rel, to)
 			}
 		default: // a link comes or goes
 			i := rng.IntN(3)
@@ -113,6 +118,7 @@ func randomConvergence(t *testing.T, seed uint64) {
 			}
 			if b, err := os.ReadFile(p); err == nil {
 				found[blake3.Sum256(b)] = true
+				t.Logf("%s has %s %x", d.name, p[len(d.dir):], blake3.Sum256(b))
 			}
 			return nil
 		})

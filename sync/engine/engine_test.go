@@ -63,7 +63,7 @@ func newDevice(t testing.TB, name string, key share.Key) *device {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	level := slog.LevelInfo
+	level := slog.LevelDebug
 	if _, bench := t.(*testing.B); bench {
 		level = slog.LevelWarn
 	}
@@ -484,6 +484,62 @@ func TestConflictKeepsBoth(t *testing.T) {
 	}
 	if n := len(mustGlob(t, b.dir, "notes.sync-conflict-*.txt")); n != 1 {
 		t.Fatalf("B has %d conflict copies", n)
+	}
+}
+
+// TestConflictWaitsForTheWinner: when the winning side of a conflict cannot
+// be fetched (its device changed the file since, and has not scanned it),
+// the losing file stays where it is, not set aside and not recorded as
+// deleted, until the winner's content can be had.
+func TestConflictWaitsForTheWinner(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	a.addShare(b)
+	b.addShare(a)
+	mustWrite(t, filepath.Join(a.dir, "notes.txt"), []byte("edited on A"))
+	waitScanned(t, a)
+	time.Sleep(10 * time.Millisecond)
+	mustWrite(t, filepath.Join(b.dir, "notes.txt"), []byte("edited on B, later"))
+	waitScanned(t, b)
+	// B's file changes in place, same size and time, so that not even B sees
+	// it: the winning record's block is gone.
+	bp := filepath.Join(b.dir, "notes.txt")
+	fi, err := os.Stat(bp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, bp, []byte("EDITED ON B, LATER"))
+	if err := os.Chtimes(bp, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	link(t, a, b)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for a.e.Status().Shares[0].NeedItems != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("A never waited for B's record: %+v", a.e.Status().Shares[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	expectFile(t, a, "notes.txt", []byte("edited on A"))
+	if copies := mustGlob(t, a.dir, "notes.sync-conflict-*.txt"); len(copies) != 0 {
+		t.Fatalf("A set its file aside before it had the winner: %v", copies)
+	}
+	waitScanned(t, a)
+	if rec := mustRecord(t, a, "notes.txt"); rec.Deleted {
+		t.Fatal("A recorded a deletion nobody made")
+	}
+
+	// B edits again, which wins; A's edit goes aside now.
+	write(t, b, "notes.txt", []byte("B again"))
+	waitConverged(t, a, b)
+	expectFile(t, a, "notes.txt", []byte("B again"))
+	copies := mustGlob(t, a.dir, "notes.sync-conflict-*.txt")
+	if len(copies) != 1 {
+		t.Fatalf("want one conflict copy on A, got %v", copies)
+	}
+	if got, _ := os.ReadFile(copies[0]); string(got) != "edited on A" {
+		t.Fatalf("conflict copy holds %q", got)
 	}
 }
 

@@ -393,6 +393,7 @@ func (f *folder) settle(ctx context.Context, in incoming, err error) {
 		delete(f.mu.pending, in.env.Key())
 	case errors.Is(err, errMissingBlocks) || errors.Is(err, apply.ErrChanged):
 		f.mu.pending[in.env.Key()] = in
+		f.log.Debug("record waits", "path", in.rec.Path, "peer", peerName(in.from), "err", err)
 	default:
 		delete(f.mu.pending, in.env.Key())
 	}
@@ -402,10 +403,26 @@ func (f *folder) settle(ctx context.Context, in incoming, err error) {
 	}
 }
 
+// retryPending tries again the records that could not be applied. A record
+// whose sender now announces our very root is dropped instead: the sender
+// has moved on from it (what it holds now, we hold too), so its blocks may
+// never come back. Should it still be wanted, the next differing root
+// brings it again by reconciliation.
 func (f *folder) retryPending(ctx context.Context) {
+	moved := make(map[identity.DeviceID]bool)
+	for _, s := range f.connectedMembers() {
+		if s.rootsAgree(f) {
+			moved[s.id] = true
+		}
+	}
 	f.mu.Lock()
 	batch := make([]incoming, 0, len(f.mu.pending))
-	for _, in := range f.mu.pending {
+	for k, in := range f.mu.pending {
+		if moved[in.from] {
+			f.log.Debug("dropped a record its sender moved on from", "path", in.rec.Path, "peer", peerName(in.from))
+			delete(f.mu.pending, k)
+			continue
+		}
 		batch = append(batch, in)
 	}
 	f.mu.Unlock()

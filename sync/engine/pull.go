@@ -62,29 +62,15 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 	if has {
 		local = &reconcile.Side{Rec: entry.Record, Leaf: entry.Envelope.Leaf()}
 	}
+	// A losing file is set aside as a conflict copy only once the winner's
+	// content is at hand: a pull that fails leaves the disk as it was.
+	var setAside func() (apply.FileState, error)
 	switch reconcile.Decide(local, reconcile.Side{Rec: in.rec, Leaf: in.env.Leaf()}) {
 	case reconcile.Keep:
 		return nil, nil
 	case reconcile.TakeAfterCopy:
 		if disk.Exists && !disk.Mode.IsDir() {
-			cp, err := f.root.ConflictCopy(p, deviceName(entry.Record.ModifiedBy), entry.Record.ModTime)
-			switch {
-			case errors.Is(err, fs.ErrExist):
-				// The same loser was set aside already (by this device or
-				// another); the file still goes to the versions folder below.
-			case err != nil:
-				return nil, fmt.Errorf("set conflicting copy aside: %w", err)
-			default:
-				f.log.Info("conflict: kept the losing copy", "path", p, "copy", cp, "peer", peerName(in.from))
-				f.mu.Lock()
-				f.mu.conflict++
-				f.mu.Unlock()
-				f.scan(ctx, scanRequest{paths: []string{string(cp)}})
-				has = false
-				if disk, err = f.root.Stat(p); err != nil {
-					return nil, err
-				}
-			}
+			setAside = func() (apply.FileState, error) { return f.setAside(ctx, in, entry.Record) }
 		}
 	}
 	var old *index.Entry
@@ -103,7 +89,15 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 			return nil, err
 		}
 		install := func() error {
-			st, err := staged.Install(ctx, disk)
+			expect := disk
+			if setAside != nil {
+				var err error
+				if expect, err = setAside(); err != nil {
+					staged.Discard()
+					return err
+				}
+			}
+			st, err := staged.Install(ctx, expect)
 			if err != nil {
 				return err
 			}
@@ -111,18 +105,47 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		}
 		return &stagedFile{install: install, discard: staged.Discard}, nil
 	}
-	state, err := f.materialize(ctx, in, old, disk)
+	state, err := f.materialize(ctx, in, old, disk, setAside)
 	if err != nil {
 		return nil, err
 	}
 	return nil, commit(state)
 }
 
+// setAside moves the losing local file at in's path to its conflict name
+// and returns what the path holds after.
+func (f *folder) setAside(ctx context.Context, in incoming, loser record.Record) (apply.FileState, error) {
+	p := in.rec.Path
+	cp, err := f.root.ConflictCopy(p, deviceName(loser.ModifiedBy), loser.ModTime)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		// The same loser was set aside already (by this device or another):
+		// the file is replaced as usual, and so kept in the versions folder.
+	case err != nil:
+		return apply.FileState{}, fmt.Errorf("set conflicting copy aside: %w", err)
+	default:
+		f.log.Info("conflict: kept the losing copy", "path", p, "copy", cp, "peer", peerName(in.from))
+		f.mu.Lock()
+		f.mu.conflict++
+		f.mu.Unlock()
+		f.scan(ctx, scanRequest{paths: []string{string(cp)}})
+	}
+	return f.root.Stat(p)
+}
+
 // materialize writes one record to disk over disk (what is there now, as
 // the index knows it) and returns what it left there.
-func (f *folder) materialize(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState) (*index.FileState, error) {
+func (f *folder) materialize(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, setAside func() (apply.FileState, error)) (*index.FileState, error) {
 	rec, p := in.rec, in.rec.Path
 	meta := in.meta()
+	if setAside != nil && (rec.Deleted || rec.Kind != record.File) {
+		// Nothing to fetch: the loser goes aside at once.
+		var err error
+		if disk, err = setAside(); err != nil {
+			return nil, err
+		}
+		setAside = nil
+	}
 	switch {
 	case rec.Deleted:
 		if !disk.Exists {
@@ -162,17 +185,18 @@ func (f *folder) materialize(ctx context.Context, in incoming, old *index.Entry,
 		if old == nil || !disk.Exists || disk.Mode&fs.ModeType != 0 {
 			old = nil // no usable basis on disk
 		}
-		st, err := f.pullFile(ctx, in, old, disk, meta)
+		st, err := f.pullFile(ctx, in, old, disk, meta, setAside)
 		return indexState(st), err
 	}
 }
 
 // pullFile builds a file's content in a resumable temp and installs it.
 // Blocks already in the temp (an earlier, interrupted pull) are kept.
-func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, meta apply.Meta) (apply.FileState, error) {
+// setAside, if set, runs once the content is complete, before installing.
+func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, meta apply.Meta, setAside func() (apply.FileState, error)) (apply.FileState, error) {
 	rec := in.rec
 	if rec.Size <= smallFile {
-		return f.pullSmall(ctx, in, old, disk, meta)
+		return f.pullSmall(ctx, in, old, disk, meta, setAside)
 	}
 	t, err := f.root.OpenTemp(rec.Path, rec.FileHash, rec.Size)
 	if err != nil {
@@ -226,6 +250,12 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		t.Close() // keeps what arrived for the next try
 		return apply.FileState{}, fmt.Errorf("pull %q: %w (%d of %d missing)", rec.Path, errMissingBlocks, n, len(rec.Blocks))
 	}
+	if setAside != nil {
+		if disk, err = setAside(); err != nil {
+			t.Close()
+			return apply.FileState{}, err
+		}
+	}
 	return f.root.Commit(ctx, t, disk, meta)
 }
 
@@ -234,10 +264,15 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 const smallFile = 1 << 20
 
 // pullSmall fetches a small file's blocks in order into a plain temp.
-func (f *folder) pullSmall(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, meta apply.Meta) (apply.FileState, error) {
+func (f *folder) pullSmall(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, meta apply.Meta, setAside func() (apply.FileState, error)) (apply.FileState, error) {
 	blocks, err := f.fetchAll(ctx, in, old)
 	if err != nil {
 		return apply.FileState{}, err
+	}
+	if setAside != nil {
+		if disk, err = setAside(); err != nil {
+			return apply.FileState{}, err
+		}
 	}
 	return f.root.WriteFile(ctx, in.rec.Path, disk, meta, writeBlocks(blocks))
 }
