@@ -36,6 +36,7 @@ const (
 	MaxRecordSize    = 8 << 20
 	MaxBlockSize     = 1 << 20 // BlockRequest.Size (chunks are at most 256 KiB today)
 	MaxBlockData     = MaxBlockSize + 64<<10
+	MaxInline        = 64 << 10 // RecordData.Content
 	MaxSignatureSize = 256 << 10
 
 	// typicalBlockFrame is the least size of a large frame buffer, so that a

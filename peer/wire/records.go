@@ -23,6 +23,11 @@ type RecordData struct {
 	Encoding RecordEncoding
 	Base     merkle.Leaf // the dictionary's leaf with RecordZstdDict, else zero
 	Data     []byte
+	// Content is, optionally, the content of a file whose record has a single
+	// block of at most MaxInline bytes, encoded BlockRaw or BlockZstd; the
+	// receiver checks it against the record's block hash like any block.
+	ContentEncoding BlockEncoding // zero when Content is empty
+	Content         []byte
 }
 
 // RecordsRequest asks for the records at Keys of Share. Have is empty or holds,
@@ -81,6 +86,22 @@ func checkRecords(what string, rs []RecordData) error {
 		default:
 			return fmt.Errorf("%s: unknown record encoding %d", what, r.Encoding)
 		}
+		if err := checkContent(r); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
+}
+
+func checkContent(r *RecordData) error {
+	if len(r.Content) > MaxInline {
+		return fmt.Errorf("inline content of %d bytes exceeds %d", len(r.Content), MaxInline)
+	}
+	switch {
+	case len(r.Content) == 0 && r.ContentEncoding != 0:
+		return fmt.Errorf("inline content encoding %d without content", r.ContentEncoding)
+	case len(r.Content) > 0 && r.ContentEncoding != BlockRaw && r.ContentEncoding != BlockZstd:
+		return fmt.Errorf("inline content encoding %d: want raw or zstd", r.ContentEncoding)
 	}
 	return nil
 }
@@ -127,7 +148,8 @@ func recordsToPB(rs []RecordData) []*wirepb.RecordData {
 	out := make([]*wirepb.RecordData, len(rs))
 	for i := range rs {
 		r := &rs[i]
-		p := &wirepb.RecordData{Key: r.Key[:], Encoding: wirepb.RecordEncoding(r.Encoding), Data: r.Data}
+		p := &wirepb.RecordData{Key: r.Key[:], Encoding: wirepb.RecordEncoding(r.Encoding), Data: r.Data,
+			ContentEncoding: wirepb.BlockEncoding(r.ContentEncoding), Content: r.Content}
 		if r.Encoding == RecordZstdDict {
 			p.Base = r.Base[:]
 		}
@@ -156,6 +178,13 @@ func recordsFromPB(ps []*wirepb.RecordData) ([]RecordData, error) {
 			}
 		}
 		r.Data = p.Data
+		if p.ContentEncoding < 0 || p.ContentEncoding > 255 {
+			return nil, fmt.Errorf("unknown inline content encoding %d", p.ContentEncoding)
+		}
+		r.ContentEncoding = BlockEncoding(p.ContentEncoding)
+		if len(p.Content) > 0 {
+			r.Content = p.Content
+		}
 	}
 	return out, nil
 }

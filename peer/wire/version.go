@@ -17,6 +17,9 @@ package wire
 //	  ShareState.pulling (field 4) added the same day, likewise: a device
 //	  still applying what it received says so, and peers wait for its next
 //	  announcement instead of walking a tree that is still moving.
+//	  RecordData.content_encoding and content (fields 5, 6) added the same
+//	  day, likewise: a small file's content may travel with its record, so
+//	  a first sync of many small files needs no block request per file.
 const (
 	Version    uint32 = 1
 	MinVersion uint32 = 1

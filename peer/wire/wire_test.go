@@ -57,6 +57,7 @@ func samples() []Frame {
 		{2, &RecordsResponse{Records: []RecordData{
 			{Key: merkle.Key(fill32(5)), Encoding: RecordPlain, Data: []byte("envelope")},
 			{Key: merkle.Key(fill32(7)), Encoding: RecordZstdDict, Base: merkle.Leaf(fill32(9)), Data: []byte{1, 2, 3}},
+			{Key: merkle.Key(fill32(8)), Encoding: RecordPlain, Data: []byte("small file"), ContentEncoding: BlockRaw, Content: []byte("its content")},
 		}}},
 		{0, &RecordPush{Share: sh, Records: []RecordData{{Key: merkle.Key(fill32(5)), Encoding: RecordZstd, Data: []byte{4}}}}},
 		{3, &BlockRequest{Share: sh, Hash: block.Sum([]byte("x")), Size: 65536, Signature: []byte{1, 2}}},
@@ -165,6 +166,9 @@ func TestBadFrames(t *testing.T) {
 		{"node with 3 children", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesResponse{NodesResponse: &wirepb.NodesResponse{Nodes: []*wirepb.Node{{Prefix: &wirepb.Prefix{}, Hash: share32, Children: make([]*wirepb.Child, 3)}}}}})), ErrMalformed},
 		{"unknown block encoding", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_BlockResponse{BlockResponse: &wirepb.BlockResponse{Encoding: 99}}})), ErrMalformed},
 		{"dictionary without base", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_RecordPush{RecordPush: &wirepb.RecordPush{Share: share32, Records: []*wirepb.RecordData{{Key: share32, Encoding: wirepb.RecordEncoding_RECORD_ENCODING_ZSTD_DICT}}}}})), ErrMalformed},
+		{"inline content without encoding", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_RecordPush{RecordPush: &wirepb.RecordPush{Share: share32, Records: []*wirepb.RecordData{{Key: share32, Encoding: wirepb.RecordEncoding_RECORD_ENCODING_PLAIN, Content: []byte{1}}}}}})), ErrMalformed},
+		{"inline content as a delta", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_RecordPush{RecordPush: &wirepb.RecordPush{Share: share32, Records: []*wirepb.RecordData{{Key: share32, Encoding: wirepb.RecordEncoding_RECORD_ENCODING_PLAIN, ContentEncoding: wirepb.BlockEncoding_BLOCK_ENCODING_DELTA, Content: []byte{1}}}}}})), ErrMalformed},
+		{"inline content too long", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_RecordPush{RecordPush: &wirepb.RecordPush{Share: share32, Records: []*wirepb.RecordData{{Key: share32, Encoding: wirepb.RecordEncoding_RECORD_ENCODING_PLAIN, ContentEncoding: wirepb.BlockEncoding_BLOCK_ENCODING_RAW, Content: make([]byte, MaxInline+1)}}}}})), ErrMalformed},
 		{"have without keys", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_RecordsRequest{RecordsRequest: &wirepb.RecordsRequest{Share: share32, Have: [][]byte{share32}}}})), ErrMalformed},
 		{"long device name", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_Hello{Hello: &wirepb.Hello{DeviceName: strings.Repeat("x", MaxNameLen+1)}}})), ErrMalformed},
 		{"too many fields", withHeader(manyFields), ErrMalformed},
@@ -190,6 +194,8 @@ func TestEncodeRefusesWhatDecodeRefuses(t *testing.T) {
 		{1, &RecordsRequest{Keys: make([]merkle.Key, 2), Have: make([]merkle.Leaf, 1)}},
 		{1, &NodesRequest{Prefixes: []merkle.Prefix{{Len: 65}}}},
 		{0, &RecordPush{Records: []RecordData{{Encoding: RecordPlain, Base: merkle.Leaf{1}}}}},
+		{0, &RecordPush{Records: []RecordData{{Encoding: RecordPlain, ContentEncoding: BlockRaw}}}},
+		{0, &RecordPush{Records: []RecordData{{Encoding: RecordPlain, ContentEncoding: BlockZstd, Content: make([]byte, MaxInline+1)}}}},
 		{0, nil},
 	} {
 		if _, err := AppendFrame(nil, f); !errors.Is(err, ErrInvalid) {

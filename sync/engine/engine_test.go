@@ -49,9 +49,9 @@ type device struct {
 	forge   []wire.RecordData // answer record requests with these (a hostile member)
 	// serveLimit, if set, counts blocks served and refuses those past its limit.
 	serveLimit *blockBudget
-	// nodesServed, if set, counts the Merkle node requests it answers: how
-	// often peers walk its tree.
-	nodesServed *atomic.Int64
+	// served, if set, counts the requests it answers (how often peers walk
+	// its tree, how many blocks they ask for).
+	served *served
 }
 
 // newDevice starts an engine syncing folder dir for share key with members.
@@ -181,8 +181,8 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 		if local.serveLimit != nil {
 			h = limiter{sess, local.serveLimit}
 		}
-		if local.nodesServed != nil {
-			h = nodeCounter{sess, local.nodesServed}
+		if local.served != nil {
+			h = servedCounter{sess, local.served}
 		}
 		c, err := conn.Open(ctx, s, wire.Hello{DeviceName: local.name}, h, conn.Options{})
 		if err != nil {

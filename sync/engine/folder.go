@@ -27,9 +27,10 @@ const (
 
 // incoming is a record a peer sent, verified, waiting for the puller.
 type incoming struct {
-	env  record.Envelope
-	rec  record.Record
-	from identity.DeviceID
+	env     record.Envelope
+	rec     record.Record
+	from    identity.DeviceID
+	content []byte // the file's one block, if it came with the record (see inline.go)
 }
 
 // scanRequest asks the puller to look at some paths, or everything.
@@ -61,6 +62,7 @@ type folder struct {
 		pending     map[merkle.Key]incoming           // guarded by mu: could not be applied yet
 		busy        bool                              // guarded by mu: the puller is applying
 		queued      int                               // guarded by mu: records delivered, not yet applied
+		walking     int                               // guarded by mu: reconciles under way, delivering records
 		queuedB     int64                             // guarded by mu: their file sizes
 		errors      []string                          // guarded by mu: newest last
 		conflict    int                               // guarded by mu: conflict copies made
@@ -433,11 +435,28 @@ func (f *folder) retryPending(ctx context.Context) {
 }
 
 // pulling reports whether records from peers are queued and not yet
-// applied; announcements carry it (see Session.maybeWant).
+// applied, or a reconcile is still finding more; announcements carry it
+// (see Session.maybeWant).
 func (f *folder) pulling() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.mu.queued > 0
+	return f.mu.queued > 0 || f.mu.walking > 0
+}
+
+// walk notes a reconcile starting; the returned func notes its end and, if
+// that ends the pulling the last announcement told of, announces again.
+func (f *folder) walk() (done func()) {
+	f.mu.Lock()
+	f.mu.walking++
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		f.mu.walking--
+		f.mu.Unlock()
+		if f.saidPulling() && !f.pulling() {
+			f.announceAll()
+		}
+	}
 }
 
 // announced notes what an announcement said of pulling.
@@ -541,12 +560,18 @@ func (f *folder) push(ctx context.Context, envs []record.Envelope, fromScan bool
 	for i, env := range envs {
 		prevs[i] = f.hist.put(env)
 	}
+	inline := f.e.newInliner(true)
+	inline.holds(prevs)
 	for i, env := range envs {
 		base := prevs[i]
 		if base == nil {
 			base = renamedFrom(env, prevs)
 		}
-		data = append(data, f.e.codec.encodeRecord(env, base))
+		rd := f.e.codec.encodeRecord(env, base)
+		if base == nil {
+			inline.add(&rd, env) // new here: peers lack it too
+		}
+		data = append(data, rd)
 		f.mu.Lock()
 		origins = append(origins, f.mu.origin[env.Leaf()])
 		delete(f.mu.origin, env.Leaf())

@@ -100,3 +100,32 @@ func (f forger) HandleRequest(ctx context.Context, m wire.Message) (wire.Message
 	}
 	return f.Session.HandleRequest(ctx, m)
 }
+
+// TestForgedInlineContentRefused: content that comes with a record must be
+// the record's block. A member that sends other content under a genuine
+// signature is cut off, and nothing of it lands.
+func TestForgedInlineContentRefused(t *testing.T) {
+	key := newKey(t)
+	victim, rogue := newDevice(t, "victim", key), newDevice(t, "rogue", key)
+	victim.addShare(rogue)
+	rogue.addShare(victim)
+	write(t, rogue, "decoy.txt", []byte("makes the roots differ"))
+	waitScanned(t, rogue)
+
+	priv, _ := key.Signer()
+	rd := forge(t, priv, key.PathKey("note.txt"), "note.txt")
+	rd.ContentEncoding, rd.Content = wire.BlockRaw, []byte("not what the hash says")
+	rogue.forge = []wire.RecordData{rd}
+	link(t, victim, rogue)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(victim.logs.String(), "peer misbehaved") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the victim did not cut off a member that sent forged content:\n%s", victim.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Lstat(filepath.Join(victim.dir, "note.txt")); err == nil {
+		t.Fatal("forged inline content was written")
+	}
+}

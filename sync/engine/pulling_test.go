@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -10,15 +11,21 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
-// nodeCounter counts the Merkle node requests a device answers.
-type nodeCounter struct {
+// served counts the requests a device answers, by kind.
+type served struct{ nodes, blocks atomic.Int64 }
+
+// servedCounter counts into a served.
+type servedCounter struct {
 	*Session
-	n *atomic.Int64
+	n *served
 }
 
-func (c nodeCounter) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
-	if _, ok := m.(*wire.NodesRequest); ok {
-		c.n.Add(1)
+func (c servedCounter) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
+	switch m.(type) {
+	case *wire.NodesRequest:
+		c.n.nodes.Add(1)
+	case *wire.BlockRequest:
+		c.n.blocks.Add(1)
 	}
 	return c.Session.HandleRequest(ctx, m)
 }
@@ -31,7 +38,7 @@ func (c nodeCounter) HandleRequest(ctx context.Context, m wire.Message) (wire.Me
 func TestPeerWaitsWhilePulling(t *testing.T) {
 	key := newKey(t)
 	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	b.nodesServed = new(atomic.Int64)
+	b.served = new(served)
 	a.addShare(b)
 	b.addShare(a)
 	for i := range 1500 {
@@ -42,10 +49,14 @@ func TestPeerWaitsWhilePulling(t *testing.T) {
 	}
 	waitScanned(t, a)
 	waitScanned(t, b)
+	// A restart leaves no push of the scan in flight: B gets A's files by
+	// reconciling, in one walk of A's tree.
+	a.restart()
+	waitScanned(t, a)
 	link(t, a, b)
 	waitConverged(t, a, b)
 
-	walks := b.nodesServed.Load()
+	walks := b.served.nodes.Load()
 	t.Logf("A asked B for Merkle nodes %d times", walks)
 	// One walk of a five-file tree is one or two requests; a walk after each
 	// of B's announcements while it applies 1,500 records is many more.
@@ -60,5 +71,40 @@ func TestPeerWaitsWhilePulling(t *testing.T) {
 				t.Errorf("%s still believes %s is pulling", d.name, other.name)
 			}
 		}
+	}
+}
+
+// TestSmallFilesTravelWithRecords: a first sync of small files asks for no
+// block: each file's content comes with its record. A larger file's blocks
+// are still asked for, and a renamed file's content is not sent again.
+func TestSmallFilesTravelWithRecords(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	a.served = new(served)
+	a.addShare(b)
+	b.addShare(a)
+	for i := range 300 {
+		mustWrite(t, filepath.Join(a.dir, fmt.Sprintf("d%d/f%03d.txt", i%7, i)), randBytes(100+i*13))
+	}
+	big := randBytes(600 << 10)
+	mustWrite(t, filepath.Join(a.dir, "big.bin"), big)
+	waitScanned(t, a)
+	link(t, a, b)
+	waitConverged(t, a, b)
+	blocks := a.served.blocks.Load()
+	t.Logf("B asked A for %d blocks (big.bin has %d)", blocks, len(mustRecord(t, a, "big.bin").Blocks))
+	if max := int64(len(mustRecord(t, a, "big.bin").Blocks)); blocks > max {
+		t.Errorf("B asked for %d blocks; want at most big.bin's %d", blocks, max)
+	}
+
+	// A rename: B has the content, and nothing asks or sends it again.
+	before := b.e.Status().Peers[0].BytesIn
+	if err := os.Rename(filepath.Join(a.dir, "d0/f000.txt"), filepath.Join(a.dir, "moved.txt")); err != nil {
+		t.Fatal(err)
+	}
+	a.rescan()
+	waitConverged(t, a, b)
+	if got := b.e.Status().Peers[0].BytesIn - before; got != 0 {
+		t.Errorf("a rename moved %d bytes of content to B; want 0", got)
 	}
 }

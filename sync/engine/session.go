@@ -258,6 +258,7 @@ func (s *Session) takeWanted() []share.ID {
 // and hands the peer's versions to the puller, which decides.
 func (s *Session) reconcile(ctx context.Context, f *folder) error {
 	started := time.Now()
+	defer f.walk()()
 	// The local side is a frozen view: the puller applies what the walk
 	// finds while it walks.
 	local, err := f.idx.View()
@@ -356,8 +357,13 @@ func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 		if env.Sealed() {
 			continue // an encrypted-capability record; this engine only syncs readable shares
 		}
+		content, err := s.e.codec.decodeContent(rd, rec)
+		if err != nil {
+			return nil, fmt.Errorf("%w: record of share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
+		}
+		s.countIn(len(content))
 		f.hist.put(env)
-		batch = append(batch, incoming{env: env, rec: rec, from: s.id})
+		batch = append(batch, incoming{env: env, rec: rec, from: s.id, content: content})
 	}
 	if len(refetch) > 0 {
 		// A delta against an envelope we no longer hold: ask in full.
@@ -439,16 +445,22 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			return refuse
 		}
 		out := make([]wire.RecordData, 0, len(m.Keys))
+		inline := s.e.newInliner(s.squeeze)
 		for i, k := range m.Keys {
 			env, ok, err := f.idx.Envelope(k)
 			if err != nil || !ok {
 				continue
 			}
 			var base *record.Envelope
-			if i < len(m.Have) && m.Have[i] != (merkle.Leaf{}) {
+			hasNothing := i < len(m.Have) && m.Have[i] == (merkle.Leaf{})
+			if !hasNothing && i < len(m.Have) {
 				base = f.hist.find(m.Have[i])
 			}
-			out = append(out, s.e.codec.encodeRecord(env, base))
+			rd := s.e.codec.encodeRecord(env, base)
+			if hasNothing {
+				inline.add(&rd, env)
+			}
+			out = append(out, rd)
 		}
 		return &wire.RecordsResponse{Records: out}
 	case *wire.BlockRequest:

@@ -76,13 +76,17 @@ func (RecordEncoding) EnumDescriptor() ([]byte, []int) {
 }
 
 type RecordData struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"` // 32 bytes
-	Encoding      RecordEncoding         `protobuf:"varint,2,opt,name=encoding,proto3,enum=blueshift.wire.v1.RecordEncoding" json:"encoding,omitempty"`
-	Base          []byte                 `protobuf:"bytes,3,opt,name=base,proto3" json:"base,omitempty"` // 32 bytes with ZSTD_DICT, else empty
-	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Key      []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"` // 32 bytes
+	Encoding RecordEncoding         `protobuf:"varint,2,opt,name=encoding,proto3,enum=blueshift.wire.v1.RecordEncoding" json:"encoding,omitempty"`
+	Base     []byte                 `protobuf:"bytes,3,opt,name=base,proto3" json:"base,omitempty"` // 32 bytes with ZSTD_DICT, else empty
+	Data     []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	// A small file's content, sent along so the receiver need not ask for its
+	// one block: RAW or ZSTD, or UNSPECIFIED with content empty.
+	ContentEncoding BlockEncoding `protobuf:"varint,5,opt,name=content_encoding,json=contentEncoding,proto3,enum=blueshift.wire.v1.BlockEncoding" json:"content_encoding,omitempty"`
+	Content         []byte        `protobuf:"bytes,6,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RecordData) Reset() {
@@ -139,6 +143,20 @@ func (x *RecordData) GetBase() []byte {
 func (x *RecordData) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *RecordData) GetContentEncoding() BlockEncoding {
+	if x != nil {
+		return x.ContentEncoding
+	}
+	return BlockEncoding_BLOCK_ENCODING_UNSPECIFIED
+}
+
+func (x *RecordData) GetContent() []byte {
+	if x != nil {
+		return x.Content
 	}
 	return nil
 }
@@ -304,13 +322,15 @@ var File_peer_wire_wirepb_records_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1epeer/wire/wirepb/records.proto\x12\x11blueshift.wire.v1\"\x85\x01\n" +
+	"\x1epeer/wire/wirepb/records.proto\x12\x11blueshift.wire.v1\x1a\x1dpeer/wire/wirepb/blocks.proto\"\xec\x01\n" +
 	"\n" +
 	"RecordData\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12=\n" +
 	"\bencoding\x18\x02 \x01(\x0e2!.blueshift.wire.v1.RecordEncodingR\bencoding\x12\x12\n" +
 	"\x04base\x18\x03 \x01(\fR\x04base\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"N\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\x12K\n" +
+	"\x10content_encoding\x18\x05 \x01(\x0e2 .blueshift.wire.v1.BlockEncodingR\x0fcontentEncoding\x12\x18\n" +
+	"\acontent\x18\x06 \x01(\fR\acontent\"N\n" +
 	"\x0eRecordsRequest\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\x12\x12\n" +
@@ -347,16 +367,18 @@ var file_peer_wire_wirepb_records_proto_goTypes = []any{
 	(*RecordsRequest)(nil),  // 2: blueshift.wire.v1.RecordsRequest
 	(*RecordsResponse)(nil), // 3: blueshift.wire.v1.RecordsResponse
 	(*RecordPush)(nil),      // 4: blueshift.wire.v1.RecordPush
+	(BlockEncoding)(0),      // 5: blueshift.wire.v1.BlockEncoding
 }
 var file_peer_wire_wirepb_records_proto_depIdxs = []int32{
 	0, // 0: blueshift.wire.v1.RecordData.encoding:type_name -> blueshift.wire.v1.RecordEncoding
-	1, // 1: blueshift.wire.v1.RecordsResponse.records:type_name -> blueshift.wire.v1.RecordData
-	1, // 2: blueshift.wire.v1.RecordPush.records:type_name -> blueshift.wire.v1.RecordData
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	5, // 1: blueshift.wire.v1.RecordData.content_encoding:type_name -> blueshift.wire.v1.BlockEncoding
+	1, // 2: blueshift.wire.v1.RecordsResponse.records:type_name -> blueshift.wire.v1.RecordData
+	1, // 3: blueshift.wire.v1.RecordPush.records:type_name -> blueshift.wire.v1.RecordData
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_records_proto_init() }
@@ -364,6 +386,7 @@ func file_peer_wire_wirepb_records_proto_init() {
 	if File_peer_wire_wirepb_records_proto != nil {
 		return
 	}
+	file_peer_wire_wirepb_blocks_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

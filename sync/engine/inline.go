@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+)
+
+// Small files travel with their records. Without this, a first sync of
+// many small files asks for each file's one block in a request of its own:
+// a round trip and some hundred bytes of framing per file, which at 200,000
+// tiny files was most of the bytes on the wire. Content goes along only
+// where the receiver most likely lacks it: records it asked for while
+// holding nothing at that path, and pushes of files that are new here (not
+// edits, whose old content the receiver holds, nor renames).
+const (
+	inlineMax    = wire.MaxInline // largest file whose content travels inline
+	inlineBudget = 4 << 20        // inline content per message, at most
+)
+
+// inliner attaches content to the records of one message, within its budget.
+type inliner struct {
+	e       *Engine
+	squeeze bool // compress where it pays (not to a peer on this machine)
+	left    int
+	held    map[block.Hash]bool // contents the receiver holds already (a rename's)
+}
+
+func (e *Engine) newInliner(squeeze bool) *inliner {
+	return &inliner{e: e, squeeze: squeeze, left: inlineBudget}
+}
+
+// add attaches the content of env's file to rd if the file is one small
+// block that this device holds and the budget allows.
+func (in *inliner) add(rd *wire.RecordData, env record.Envelope) {
+	if in.left <= 0 || env.Sealed() {
+		return
+	}
+	rec, err := env.Record()
+	if err != nil || rec.Deleted || rec.Kind != record.File || len(rec.Blocks) != 1 || rec.Size > inlineMax {
+		return
+	}
+	b := rec.Blocks[0]
+	if int(b.Size) > in.left || in.held[rec.FileHash] {
+		return
+	}
+	data, ok := in.e.readLocal(b.Hash, b.Size)
+	if !ok {
+		return // changed since it was recorded: the receiver asks, and hears no
+	}
+	resp, err := in.e.codec.encodeBlock(data, nil, in.squeeze)
+	if err != nil {
+		return
+	}
+	rd.ContentEncoding, rd.Content = resp.Encoding, resp.Data
+	in.left -= len(resp.Data)
+}
+
+// holds notes the contents of records a batch replaced: the receiver has
+// them, so a file renamed or copied to a new path is not sent again.
+func (in *inliner) holds(replaced []*record.Envelope) {
+	for _, env := range replaced {
+		if env == nil {
+			continue
+		}
+		if rec, err := env.Record(); err == nil && !rec.Deleted && rec.Kind == record.File {
+			if in.held == nil {
+				in.held = make(map[block.Hash]bool)
+			}
+			in.held[rec.FileHash] = true
+		}
+	}
+}
+
+// decodeContent checks the content that came with a record and returns it:
+// the record's one block. Content with any other record, or that does not
+// match the block's hash, is errBadData.
+func (c *codec) decodeContent(rd wire.RecordData, rec record.Record) ([]byte, error) {
+	if len(rd.Content) == 0 {
+		return nil, nil
+	}
+	if rec.Deleted || rec.Kind != record.File || len(rec.Blocks) != 1 || rec.Size > inlineMax {
+		return nil, fmt.Errorf("%w: content sent with a record of %q that is not one small block", errBadData, rec.Path)
+	}
+	b := rec.Blocks[0]
+	return c.decodeBlock(&wire.BlockResponse{Encoding: rd.ContentEncoding, Data: rd.Content}, b.Hash, b.Size, nil)
+}
