@@ -17,7 +17,12 @@ import (
 // edits, whose old content the receiver holds, nor renames).
 const (
 	inlineMax    = wire.MaxInline // largest file whose content travels inline
-	inlineBudget = 4 << 20        // inline content per message, at most
+	// inlineBudget bounds the inline content per message. It is what the
+	// receiver holds per queued batch: 4 MiB took a first sync of 20,000
+	// small files to 240 MB of receiver RSS (100 MB without inlining);
+	// 512 KiB keeps it at 120 MB with the same speed, and still carries a
+	// whole batch of tiny files.
+	inlineBudget = 512 << 10
 )
 
 // inliner attaches content to the records of one message, within its budget.
