@@ -16,7 +16,7 @@ import (
 // holding nothing at that path, and pushes of files that are new here (not
 // edits, whose old content the receiver holds, nor renames).
 const (
-	inlineMax    = wire.MaxInline // largest file whose content travels inline
+	inlineMax = wire.MaxInline // largest file whose content travels inline
 	// inlineBudget bounds the inline content per message. It is what the
 	// receiver holds per queued batch: 4 MiB took a first sync of 20,000
 	// small files to 240 MB of receiver RSS (100 MB without inlining);
