@@ -14,6 +14,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/record/recordpb"
+	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
@@ -23,12 +24,7 @@ import (
 // inside the share or outside it.
 func TestHostileMemberCannotEscape(t *testing.T) {
 	key := newKey(t)
-	victim, rogue := newDevice(t, "victim", key), newDevice(t, "rogue", key)
-	victim.addShare(rogue)
-	rogue.addShare(victim)
-	write(t, rogue, "decoy.txt", []byte("makes the roots differ"))
-	waitScanned(t, rogue)
-
+	victim, rogue := hostilePair(t, key)
 	priv, _ := key.Signer()
 	var forged []wire.RecordData
 	for _, p := range []string{"../escape.txt", "../../escape.txt", "/tmp/escape.txt", "a/../../escape.txt",
@@ -37,17 +33,7 @@ func TestHostileMemberCannotEscape(t *testing.T) {
 	}
 	rogue.forge = forged
 	link(t, victim, rogue)
-
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(victim.logs.String(), "disconnecting peer") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the victim did not cut off a member that sent forged paths:\n%s", victim.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(victim.logs.String(), "peer misbehaved") {
-		t.Fatalf("cut off for another reason:\n%s", victim.logs)
-	}
+	waitCutOff(t, victim, "forged paths")
 	base := filepath.Dir(victim.dir)
 	for _, dir := range []string{base, filepath.Dir(base), "/tmp"} {
 		if _, err := os.Lstat(filepath.Join(dir, "escape.txt")); err == nil {
@@ -106,26 +92,41 @@ func (f forger) HandleRequest(ctx context.Context, m wire.Message) (wire.Message
 // signature is cut off, and nothing of it lands.
 func TestForgedInlineContentRefused(t *testing.T) {
 	key := newKey(t)
-	victim, rogue := newDevice(t, "victim", key), newDevice(t, "rogue", key)
-	victim.addShare(rogue)
-	rogue.addShare(victim)
-	write(t, rogue, "decoy.txt", []byte("makes the roots differ"))
-	waitScanned(t, rogue)
-
+	victim, rogue := hostilePair(t, key)
 	priv, _ := key.Signer()
 	rd := forge(t, priv, key.PathKey("note.txt"), "note.txt")
 	rd.ContentEncoding, rd.Content = wire.BlockRaw, []byte("not what the hash says")
 	rogue.forge = []wire.RecordData{rd}
 	link(t, victim, rogue)
+	waitCutOff(t, victim, "forged content")
+	if _, err := os.Lstat(filepath.Join(victim.dir, "note.txt")); err == nil {
+		t.Fatal("forged inline content was written")
+	}
+}
 
+// hostilePair makes a victim and a rogue member of one share, the rogue
+// holding a file the victim lacks so that the victim asks it for records.
+func hostilePair(t *testing.T, key share.Key) (victim, rogue *device) {
+	t.Helper()
+	victim, rogue = newDevice(t, "victim", key), newDevice(t, "rogue", key)
+	victim.addShare(rogue)
+	rogue.addShare(victim)
+	write(t, rogue, "decoy.txt", []byte("makes the roots differ"))
+	waitScanned(t, rogue)
+	return victim, rogue
+}
+
+// waitCutOff waits until victim disconnects a peer for misbehaving.
+func waitCutOff(t *testing.T, victim *device, sent string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(victim.logs.String(), "peer misbehaved") {
+	for !strings.Contains(victim.logs.String(), "disconnecting peer") {
 		if time.Now().After(deadline) {
-			t.Fatalf("the victim did not cut off a member that sent forged content:\n%s", victim.logs)
+			t.Fatalf("the victim did not cut off a member that sent %s:\n%s", sent, victim.logs)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, err := os.Lstat(filepath.Join(victim.dir, "note.txt")); err == nil {
-		t.Fatal("forged inline content was written")
+	if !strings.Contains(victim.logs.String(), "peer misbehaved") {
+		t.Fatalf("cut off for another reason:\n%s", victim.logs)
 	}
 }
