@@ -67,6 +67,14 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
+// noTemps fails the test if .blueshift/tmp holds anything; what says when.
+func noTemps(t *testing.T, dir, what string) {
+	t.Helper()
+	if got := tmpEntries(t, dir); len(got) != 0 {
+		t.Fatalf("%s: %v left in %s", what, got, tmpDir)
+	}
+}
+
 // tmpEntries lists .blueshift/tmp, which must not collect garbage.
 func tmpEntries(t *testing.T, dir string) []string {
 	t.Helper()
@@ -91,9 +99,7 @@ func TestOpenCreatesMetaAndRefusesNested(t *testing.T) {
 	if r.CaseInsensitive() {
 		t.Log("file system is case-insensitive")
 	}
-	if got := tmpEntries(t, dir); len(got) != 0 {
-		t.Fatalf("probe left %v", got)
-	}
+	noTemps(t, dir, "after the case probe")
 	inner := filepath.Join(dir, record.MetaDir, "versions", "x")
 	os.MkdirAll(inner, 0o755)
 	if _, err := Open(inner, Options{}); !errors.Is(err, ErrUnsafePath) || !strings.Contains(err.Error(), record.MetaDir) {
@@ -140,9 +146,7 @@ func TestWriteFileCreateAndReplace(t *testing.T) {
 	if got := readFile(t, filepath.Join(dir, vs[0].Path)); got != "one" {
 		t.Fatalf("version content %q", got)
 	}
-	if got := tmpEntries(t, dir); len(got) != 0 {
-		t.Fatalf("tmp garbage %v", got)
-	}
+	noTemps(t, dir, "at the end")
 }
 
 func TestWriteFileFailureLeavesTargetAndNoGarbage(t *testing.T) {
@@ -185,9 +189,7 @@ func TestWriteFileFailureLeavesTargetAndNoGarbage(t *testing.T) {
 			if got, _ := r.Stat("f.txt"); got != orig {
 				t.Fatalf("state %v, want %v", got, orig)
 			}
-			if got := tmpEntries(t, dir); len(got) != 0 {
-				t.Fatalf("tmp garbage %v", got)
-			}
+			noTemps(t, dir, "at the end")
 			if vs, _ := r.Versions("f.txt"); len(vs) != 0 {
 				t.Fatalf("failed write made versions %v", vs)
 			}
@@ -244,9 +246,7 @@ func TestWriteFileRefusesWhenUserChangedFile(t *testing.T) {
 			if err := r.Remove("d/f.txt", st); !errors.Is(err, ErrChanged) {
 				t.Fatalf("remove: got %v, want ErrChanged", err)
 			}
-			if got := tmpEntries(t, dir); len(got) != 0 {
-				t.Fatalf("tmp garbage %v", got)
-			}
+			noTemps(t, dir, "at the end")
 		})
 	}
 }
@@ -383,9 +383,7 @@ func TestSymlinkNeverFollowed(t *testing.T) {
 	if _, err := r.Symlink("bad", "a\x00b", FileState{}); !errors.Is(err, ErrUnsafePath) {
 		t.Fatalf("NUL target: %v", err)
 	}
-	if got := tmpEntries(t, dir); len(got) != 0 {
-		t.Fatalf("tmp garbage %v", got)
-	}
+	noTemps(t, dir, "at the end")
 }
 
 func TestOpenAndReadAt(t *testing.T) {

@@ -79,9 +79,7 @@ func TestCachedDirReplacedBySymlinkBetweenBatches(t *testing.T) {
 			}
 		})
 	}
-	if got := tmpEntries(t, dir); len(got) != 0 {
-		t.Fatalf("tmp garbage %v", got)
-	}
+	noTemps(t, dir, "at the end")
 }
 
 // Within one batch, after an Install cached the parent, the user swaps it for
@@ -183,9 +181,7 @@ func TestCaseCollisionThroughCache(t *testing.T) {
 	if errs := stageAndInstall(t, r, "Docs/c.txt"); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if got := tmpEntries(t, dir); len(got) != 0 {
-		t.Fatalf("tmp garbage %v", got)
-	}
+	noTemps(t, dir, "at the end")
 }
 
 // The metadata folder stays out of reach with a warm cache (it holds
@@ -202,9 +198,7 @@ func TestMetaDirRefusedWithWarmCache(t *testing.T) {
 			t.Errorf("stat %q: %v", p, err)
 		}
 	}
-	if got := tmpEntries(t, dir); len(got) != 0 {
-		t.Fatalf("tmp garbage %v", got)
-	}
+	noTemps(t, dir, "at the end")
 }
 
 // The cache stays bounded and Close releases every descriptor it opened.

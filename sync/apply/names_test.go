@@ -169,9 +169,7 @@ func TestStaleTempsRemoved(t *testing.T) {
 	if err := r2.PruneTemps(7 * 24 * time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if got := tmpEntries(t, dir); len(got) != 0 {
-		t.Fatalf("abandoned temps not pruned: %v", got)
-	}
+	noTemps(t, dir, "abandoned temps not pruned")
 }
 
 func recordPath(s string) record.Path { return record.Path(s) }

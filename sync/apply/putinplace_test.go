@@ -105,9 +105,7 @@ func TestPutInPlaceUserWins(t *testing.T) {
 			} else {
 				tmp.release()
 			}
-			if left := tmpEntries(t, dir); len(left) != 0 {
-				t.Fatalf("left in tmp: %v", left)
-			}
+			noTemps(t, dir, "after putInPlace")
 			var kept []string
 			vs, _ := filepath.Glob(filepath.Join(dir, versionsDir, "d", "*"))
 			for _, v := range vs {

@@ -93,9 +93,7 @@ func TestTempResumesAfterRestart(t *testing.T) {
 	if !bytes.Equal(got, data) || st.Size != int64(len(data)) {
 		t.Fatal("committed content differs")
 	}
-	if got := tmpEntries(t, dir); len(got) != 0 {
-		t.Fatalf("tmp garbage after commit: %v", got)
-	}
+	noTemps(t, dir, "after Commit")
 }
 
 func TestTempOtherContentStartsOver(t *testing.T) {
@@ -128,9 +126,7 @@ func TestTempOtherContentStartsOver(t *testing.T) {
 		t.Fatalf("corrupt sidecar trusted: %v", tp.Done())
 	}
 	tp.Discard()
-	if got := tmpEntries(t, dir); len(got) != 0 {
-		t.Fatalf("Discard left %v", got)
-	}
+	noTemps(t, dir, "after Discard")
 }
 
 // A Commit that finds the user's file changed keeps the complete temp, and a
