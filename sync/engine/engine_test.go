@@ -49,6 +49,7 @@ type device struct {
 	forge   []wire.RecordData // answer record requests with these (a hostile member)
 	// serveLimit, if set, counts blocks served and refuses those past its limit.
 	serveLimit *blockBudget
+	retryEvery time.Duration // how often waiting records are retried; 0: 200 ms
 	// served, if set, counts the requests it answers (how often peers walk
 	// its tree, how many blocks they ask for).
 	served *served
@@ -86,7 +87,11 @@ func (d *device) open() {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	e, err := New(Options{DB: db, Self: d.id.ID(), Logger: d.log, RetryEvery: 200 * time.Millisecond})
+	retry := 200 * time.Millisecond
+	if d.retryEvery > 0 {
+		retry = d.retryEvery
+	}
+	e, err := New(Options{DB: db, Self: d.id.ID(), Logger: d.log, RetryEvery: retry})
 	if err != nil {
 		d.t.Fatal(err)
 	}

@@ -52,6 +52,7 @@ type folder struct {
 
 	inbox   chan []incoming // to the puller
 	scans   chan scanRequest
+	retry   chan struct{} // to the puller: look at waiting records now
 	updates chan pushItem // to the pusher; made by run
 	quit    chan struct{} // closed by stop
 	done    chan struct{} // closed when run returns
@@ -80,6 +81,7 @@ func newFolder(e *Engine, cfg ShareConfig, idx *index.Share, root *apply.Root) *
 		hist:  newHistory(historyBytes),
 		inbox: make(chan []incoming, inboxDepth),
 		scans: make(chan scanRequest, 64),
+		retry: make(chan struct{}, 1),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -197,6 +199,8 @@ func (f *folder) run(ctx context.Context) {
 			req = f.drainScans(req)
 			f.scan(ctx, req)
 		case <-retry.C:
+			f.retryPending(ctx)
+		case <-f.retry:
 			f.retryPending(ctx)
 		}
 	}
@@ -431,6 +435,27 @@ func (f *folder) retryPending(ctx context.Context) {
 	if len(batch) > 0 {
 		f.countQueued(batch, +1) // applyBatch counts them out again
 		f.applyBatch(ctx, batch)
+	}
+}
+
+// senderMovedOn tells the puller that peer now announces our root: records
+// still waiting that it sent can go now (see retryPending), not at the
+// next retry tick.
+func (f *folder) senderMovedOn(peer identity.DeviceID) {
+	f.mu.Lock()
+	waiting := false
+	for _, in := range f.mu.pending {
+		if in.from == peer {
+			waiting = true
+			break
+		}
+	}
+	f.mu.Unlock()
+	if waiting {
+		select {
+		case f.retry <- struct{}{}:
+		default:
+		}
 	}
 }
 

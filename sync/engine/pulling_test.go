@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
@@ -107,5 +108,47 @@ func TestSmallFilesTravelWithRecords(t *testing.T) {
 	waitConverged(t, a, b)
 	if got := b.e.Status().Peers[0].BytesIn - before; got != 0 {
 		t.Errorf("a rename moved %d bytes of content to B; want 0", got)
+	}
+}
+
+// TestStaleRecordDroppedOnAnnouncement: a record still waiting for blocks
+// is dropped as soon as its sender announces our very root, not at the next
+// retry tick (an hour here): the sender has moved on from it.
+func TestStaleRecordDroppedOnAnnouncement(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	a.retryEvery = time.Hour
+	a.restart()
+	a.addShare(b)
+	b.addShare(a)
+	mustWrite(t, filepath.Join(b.dir, "kept.txt"), []byte("on both"))
+	waitScanned(t, b)
+	link(t, a, b)
+	waitConverged(t, a, b)
+
+	// A record B once sent, for a file whose blocks nobody has any more.
+	f := a.e.folder(key.ID())
+	env, ok, err := f.idx.Envelope(key.PathKey("kept.txt"))
+	if err != nil || !ok {
+		t.Fatalf("no envelope of kept.txt on A: %v", err)
+	}
+	rec, err := env.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.mu.pending[env.Key()] = incoming{env: env, rec: rec, from: b.id.ID()}
+	f.mu.Unlock()
+	if n := a.e.Status().Shares[0].NeedItems; n != 1 {
+		t.Fatalf("A needs %d items, want the 1 planted", n)
+	}
+
+	b.e.folder(key.ID()).announceAll() // B: same root as A
+	deadline := time.Now().Add(10 * time.Second)
+	for a.e.Status().Shares[0].NeedItems != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stale record still waits after its sender announced A's root")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -386,6 +386,9 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 		s.mu.Lock()
 		s.mu.remote[m.Share] = *m
 		s.mu.Unlock()
+		if s.rootsAgree(f) {
+			f.senderMovedOn(s.id)
+		}
 		s.maybeWant(f)
 	case *wire.RecordPush:
 		select {
