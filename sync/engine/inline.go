@@ -25,6 +25,12 @@ const (
 	inlineBudget = 512 << 10
 )
 
+// inlinable reports whether rec's content may travel with it: a file of one
+// block of at most inlineMax bytes. Sender and receiver apply the same rule.
+func inlinable(rec record.Record) bool {
+	return !rec.Deleted && rec.Kind == record.File && len(rec.Blocks) == 1 && rec.Size <= inlineMax
+}
+
 // inliner attaches content to the records of one message, within its budget.
 type inliner struct {
 	e       *Engine
@@ -44,7 +50,7 @@ func (in *inliner) add(rd *wire.RecordData, env record.Envelope) {
 		return
 	}
 	rec, err := env.Record()
-	if err != nil || rec.Deleted || rec.Kind != record.File || len(rec.Blocks) != 1 || rec.Size > inlineMax {
+	if err != nil || !inlinable(rec) {
 		return
 	}
 	b := rec.Blocks[0]
@@ -86,7 +92,7 @@ func (c *codec) decodeContent(rd wire.RecordData, rec record.Record) ([]byte, er
 	if len(rd.Content) == 0 {
 		return nil, nil
 	}
-	if rec.Deleted || rec.Kind != record.File || len(rec.Blocks) != 1 || rec.Size > inlineMax {
+	if !inlinable(rec) {
 		return nil, fmt.Errorf("%w: content sent with a record of %q that is not one small block", errBadData, rec.Path)
 	}
 	b := rec.Blocks[0]
