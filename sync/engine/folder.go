@@ -297,8 +297,10 @@ func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 	}
 	// Announce a new root, and the end of pulling even if this last batch
 	// changed nothing: peers wait for it before walking our tree.
-	if after, _, _ := f.idx.TreeRoot(); after != before || (f.saidPulling() && !f.pulling()) {
+	if after, _, _ := f.idx.TreeRoot(); after != before {
 		f.announceAll()
+	} else {
+		f.announceIfDonePulling()
 	}
 }
 
@@ -478,9 +480,16 @@ func (f *folder) walk() (done func()) {
 		f.mu.Lock()
 		f.mu.walking--
 		f.mu.Unlock()
-		if f.saidPulling() && !f.pulling() {
-			f.announceAll()
-		}
+		f.announceIfDonePulling()
+	}
+}
+
+// announceIfDonePulling announces our state if the last announcement said
+// we were pulling and we no longer are: peers wait for that before walking
+// our tree.
+func (f *folder) announceIfDonePulling() {
+	if f.saidPulling() && !f.pulling() {
+		f.announceAll()
 	}
 }
 
