@@ -89,13 +89,10 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 			return nil, err
 		}
 		install := func() error {
-			expect := disk
-			if setAside != nil {
-				var err error
-				if expect, err = setAside(); err != nil {
-					staged.Discard()
-					return err
-				}
+			expect, err := setAsideNow(disk, setAside)
+			if err != nil {
+				staged.Discard()
+				return err
 			}
 			st, err := staged.Install(ctx, expect)
 			if err != nil {
@@ -133,15 +130,24 @@ func (f *folder) setAside(ctx context.Context, in incoming, loser record.Record)
 	return f.root.Stat(p)
 }
 
+// setAsideNow runs setAside, if there is a loser to set aside, and returns
+// what the path holds then: disk when there is none.
+func setAsideNow(disk apply.FileState, setAside func() (apply.FileState, error)) (apply.FileState, error) {
+	if setAside == nil {
+		return disk, nil
+	}
+	return setAside()
+}
+
 // materialize writes one record to disk over disk (what is there now, as
 // the index knows it) and returns what it left there.
 func (f *folder) materialize(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, setAside func() (apply.FileState, error)) (*index.FileState, error) {
 	rec, p := in.rec, in.rec.Path
 	meta := in.meta()
-	if setAside != nil && (rec.Deleted || rec.Kind != record.File) {
-		// Nothing to fetch: the loser goes aside at once.
+	if rec.Deleted || rec.Kind != record.File {
+		// Nothing to fetch: the loser, if any, goes aside at once.
 		var err error
-		if disk, err = setAside(); err != nil {
+		if disk, err = setAsideNow(disk, setAside); err != nil {
 			return nil, err
 		}
 		setAside = nil
@@ -250,11 +256,9 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		t.Close() // keeps what arrived for the next try
 		return apply.FileState{}, fmt.Errorf("pull %q: %w (%d of %d missing)", rec.Path, errMissingBlocks, n, len(rec.Blocks))
 	}
-	if setAside != nil {
-		if disk, err = setAside(); err != nil {
-			t.Close()
-			return apply.FileState{}, err
-		}
+	if disk, err = setAsideNow(disk, setAside); err != nil {
+		t.Close()
+		return apply.FileState{}, err
 	}
 	return f.root.Commit(ctx, t, disk, meta)
 }
@@ -269,10 +273,8 @@ func (f *folder) pullSmall(ctx context.Context, in incoming, old *index.Entry, d
 	if err != nil {
 		return apply.FileState{}, err
 	}
-	if setAside != nil {
-		if disk, err = setAside(); err != nil {
-			return apply.FileState{}, err
-		}
+	if disk, err = setAsideNow(disk, setAside); err != nil {
+		return apply.FileState{}, err
 	}
 	return f.root.WriteFile(ctx, in.rec.Path, disk, meta, writeBlocks(blocks))
 }
