@@ -259,13 +259,19 @@ func (r *Root) swapChecked(src *dir, srcBase string, d *dir, base string, cur Fi
 	// Changed between the check and the swap: give it back.
 	if err := exchange(src.fd, srcBase, d.fd, base); err != nil {
 		// It cannot go back: keep it as a version rather than lose it.
-		if _, verr := r.keepVersionFrom(src, srcBase, d, base, true); verr != nil {
-			keep := srcBase + ".keep"
-			unix.Renameat(src.fd, srcBase, src.fd, keep)
-			r.log.Error("a file changed while it was replaced and could not be put back or kept as a version; it is in the tmp folder",
-				"path", slash, "kept", joinSlash(src.path, keep), "err", verr)
+		_, verr := r.keepVersionFrom(src, srcBase, d, base, true)
+		if verr == nil {
+			return fmt.Errorf("%q changed while it was replaced; it is kept in the versions folder: %w", slash, ErrChanged)
 		}
-		return fmt.Errorf("%q changed while it was replaced; it is kept in the versions folder: %w", slash, ErrChanged)
+		// Not even that: keep it in tmp under a name no cleanup removes.
+		keep := joinSlash(src.path, srcBase+".keep")
+		rerr := unix.Renameat(src.fd, srcBase, src.fd, srcBase+".keep")
+		if rerr != nil {
+			keep = joinSlash(src.path, srcBase)
+		}
+		r.log.Error("a file changed while it was replaced and could not be put back or kept as a version",
+			"path", slash, "kept", keep, "err", verr, "rename_err", rerr)
+		return fmt.Errorf("%q changed while it was replaced and could not be put back (%v); it is kept as %s: %w", slash, verr, keep, ErrChanged)
 	}
 	return fmt.Errorf("%q: changed while it was replaced (put back): %w", slash, ErrChanged)
 }
