@@ -162,11 +162,23 @@ type Location struct {
 	Length  uint32
 }
 
-// Locate returns where block h can be read on this device. Locations are
-// what the index last saw: the file may have changed since, so a reader
+// Locate returns where block h can be read on this device, in the files of
+// every share: for building a file, where any local copy will do. Locations
+// are what the index last saw: the file may have changed since, so a reader
 // must check the bytes against h.
 func (db *DB) Locate(h block.Hash) ([]Location, error) {
-	p := store.BlockPrefix(h)
+	return db.locate(h, store.BlockPrefix(h))
+}
+
+// Locate returns where block h can be read in this share's files only:
+// what may be served to a member of this share, who need be a member of no
+// other. The bytes must be checked against h, as with DB.Locate.
+func (s *Share) Locate(h block.Hash) ([]Location, error) {
+	return s.db.locate(h, s.space.BlockPrefix(h))
+}
+
+// locate lists the block index entries of h under prefix p.
+func (db *DB) locate(h block.Hash, p []byte) ([]Location, error) {
 	it, err := db.store.Pebble().NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: store.PrefixEnd(p)})
 	if err != nil {
 		return nil, fmt.Errorf("locate block %s: %w", h.Short(), err)
