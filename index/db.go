@@ -11,7 +11,9 @@
 // records; Commit stores a record a peer sent once the sync engine has
 // written it to disk. FileState is what the index believes a path holds on
 // disk (size, mtime, inode, mode), checked before a file is replaced. A
-// Location is where a block can be read locally.
+// Location is where a block can be read locally: DB.Locate finds every copy
+// on the device, for building a file; Share.Locate only those in one
+// share's files, which is all a member of that share may be served.
 //
 // # What a scan does
 //
