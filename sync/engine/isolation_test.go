@@ -46,7 +46,7 @@ func TestBlocksOfAnotherShareNotServed(t *testing.T) {
 	mustWrite(t, filepath.Join(dut.dir, "open-a.bin"), open)
 	small := randBytes(5 << 10)
 	mustWrite(t, filepath.Join(dut.dir, "small-a.txt"), small)
-	dut.scanAll(t)
+	dut.scanShares(t)
 	bRec := shareRecord(t, dut, keyB, dirB, "secret-b.bin")
 	aRec := shareRecord(t, dut, keyA, dut.dir, "open-a.bin")
 
@@ -96,7 +96,7 @@ func TestTempsOfAnotherShareNotServed(t *testing.T) {
 	seeder.addShare(dut)
 	dut.addShares(t, keyA, keyB, dirB, []identity.DeviceID{client.id.ID()},
 		[]identity.DeviceID{seeder.id.ID(), memberB.id.ID()})
-	dut.scanAll(t)
+	dut.scanShares(t)
 
 	big := randBytes(4 << 20) // a resumable temp: larger than smallFile
 	write(t, seeder, "big-b.bin", big)
@@ -107,7 +107,7 @@ func TestTempsOfAnotherShareNotServed(t *testing.T) {
 	// Wait until a block the seeder gave is in the dut's temp of big-b.bin.
 	var h block.Hash
 	var size uint32
-	waitFor(t, "a block of B in a temp", func() bool {
+	waitCond(t, "a block of B in a temp", func() bool {
 		for _, b := range stall.given() {
 			dut.e.temps.mu.Lock()
 			n := len(dut.e.temps.m[b.Hash])
@@ -157,12 +157,12 @@ func TestRecordsOfAnotherShareNotServed(t *testing.T) {
 	content := randBytes(8 << 10)
 	mustWrite(t, filepath.Join(dut.dir, "note-a.txt"), content)
 	mustWrite(t, filepath.Join(dirB, "note-b.txt"), content)
-	dut.scanAll(t)
+	dut.scanShares(t)
 	// A's copy changes on disk, and the index has not seen it yet: the only
 	// file on this device that still holds the content of A's record is B's.
 	mustWrite(t, filepath.Join(dut.dir, "note-a.txt"), randBytes(8<<10))
 	bEntry := shareEntry(t, dut, keyB, dirB, "note-b.txt")
-	waitFor(t, "B's envelope in B's history", func() bool {
+	waitCond(t, "B's envelope in B's history", func() bool {
 		return dut.e.folder(keyB.ID()).hist.find(bEntry.Envelope.Leaf()) != nil
 	})
 
@@ -189,10 +189,9 @@ func TestRecordsOfAnotherShareNotServed(t *testing.T) {
 		t.Fatalf("A's record came as a delta against %x, B's envelope", rr[0].Base[:4])
 	}
 	// The same record pushed (as after a commit) goes without content too.
-	waitFor(t, "the member's session", func() bool { return dut.connected(client.id.ID()) })
 	aEntry := shareEntry(t, dut, keyA, dut.dir, "note-a.txt")
 	dut.e.folder(keyA.ID()).push(context.Background(), []record.Envelope{aEntry.Envelope}, false)
-	waitFor(t, "the push of note-a.txt", func() bool {
+	waitCond(t, "the push of note-a.txt", func() bool {
 		for _, rd := range client.pushed(keyA.ID()) {
 			if rd.Key == aEntry.Envelope.Key() {
 				return true
@@ -218,22 +217,22 @@ func TestPushIntoAnotherShareIgnored(t *testing.T) {
 	dut, keyA, keyB, dirB := twoShareDevice(t)
 	client := newHostile(t)
 	dut.addShares(t, keyA, keyB, dirB, []identity.DeviceID{client.id.ID()}, nil)
-	dut.scanAll(t)
+	dut.scanShares(t)
 	client.dial(t, dut)
 
 	ctx := context.Background()
 	planted := randBytes(4 << 10)
-	if err := client.c.Send(ctx, &wire.RecordPush{Share: keyB.ID(), Records: []wire.RecordData{sealFile(t, keyB, "planted.txt", planted)}}); err != nil {
+	if err := client.c.Send(ctx, &wire.RecordPush{Share: keyB.ID(), Records: []wire.RecordData{sealSmallFile(t, keyB, "planted.txt", planted)}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := client.c.Send(ctx, &wire.ShareState{Share: keyB.ID(), Root: merkle.Hash(block.Sum([]byte("a root of B"))), Count: 1}); err != nil {
 		t.Fatal(err)
 	}
 	after := randBytes(4 << 10)
-	if err := client.c.Send(ctx, &wire.RecordPush{Share: keyA.ID(), Records: []wire.RecordData{sealFile(t, keyA, "after.txt", after)}}); err != nil {
+	if err := client.c.Send(ctx, &wire.RecordPush{Share: keyA.ID(), Records: []wire.RecordData{sealSmallFile(t, keyA, "after.txt", after)}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the push into A to land", func() bool {
+	waitCond(t, "the push into A to land", func() bool {
 		got, err := os.ReadFile(filepath.Join(dut.dir, "after.txt"))
 		return err == nil && bytes.Equal(got, after)
 	})
@@ -248,7 +247,7 @@ func TestPushIntoAnotherShareIgnored(t *testing.T) {
 		t.Fatal("a member of A planted a record in B's index")
 	}
 	for _, m := range client.heard() {
-		if id, ok := shareOf(m); ok && id == keyB.ID() {
+		if id, ok := namedShare(m); ok && id == keyB.ID() {
 			t.Fatalf("the device told a member of A about B: %s", wire.Name(m))
 		}
 	}
@@ -268,13 +267,13 @@ func TestLocalCopyInAnotherShareStillUsed(t *testing.T) {
 	dut.addShares(t, keyA, keyB, dirB, []identity.DeviceID{peerA.id.ID()}, nil)
 	data := randBytes(3 << 20)
 	mustWrite(t, filepath.Join(dirB, "data-b.bin"), data)
-	dut.scanAll(t)
+	dut.scanShares(t)
 	write(t, peerA, "copy-a.bin", data)
 	waitScanned(t, peerA)
 
 	count := &served{}
 	linkWrapped(t, dut, peerA, nil, func(s *Session) conn.Handler { return servedCounter{s, count} })
-	waitFor(t, "copy-a.bin on the device", func() bool {
+	waitCond(t, "copy-a.bin on the device", func() bool {
 		got, err := os.ReadFile(filepath.Join(dut.dir, "copy-a.bin"))
 		return err == nil && bytes.Equal(got, data)
 	})
@@ -308,8 +307,8 @@ func (d *device) addShares(t *testing.T, keyA, keyB share.Key, dirB string, a, b
 	}
 }
 
-// scanAll rescans every share of d and waits until each has finished.
-func (d *device) scanAll(t *testing.T) {
+// scanShares rescans every share of d and waits until each has finished.
+func (d *device) scanShares(t *testing.T) {
 	t.Helper()
 	since := time.Now()
 	for _, f := range d.e.folders() {
@@ -317,7 +316,7 @@ func (d *device) scanAll(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, d.name+" to scan", func() bool {
+	waitCond(t, d.name+" to scan", func() bool {
 		for _, st := range d.e.Status().Shares {
 			if !st.Scanned.After(since) {
 				return false
@@ -345,9 +344,9 @@ func shareRecord(t *testing.T, d *device, key share.Key, dir, p string) record.R
 	return shareEntry(t, d, key, dir, p).Record
 }
 
-// sealFile makes a genuine record of a one-block file at p in key's share,
+// sealSmallFile makes a genuine record of a one-block file at p in key's share,
 // with its content inline, as a writer of that share would push it.
-func sealFile(t *testing.T, key share.Key, p string, content []byte) wire.RecordData {
+func sealSmallFile(t *testing.T, key share.Key, p string, content []byte) wire.RecordData {
 	t.Helper()
 	h := block.Sum(content)
 	env, err := key.Seal(record.Record{
@@ -375,8 +374,8 @@ func expectRefusal(t *testing.T, resp wire.Message, code wire.ErrorCode, what st
 	}
 }
 
-// waitFor waits, with a generous deadline, until cond holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitCond waits, with a generous deadline, until cond holds.
+func waitCond(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -387,8 +386,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// connected reports whether d has a session with id.
-func (d *device) connected(id identity.DeviceID) bool {
+// hasSession reports whether d has a session with id.
+func (d *device) hasSession(id identity.DeviceID) bool {
 	for _, p := range d.e.Status().Peers {
 		if p.ID == id {
 			return true
@@ -397,8 +396,8 @@ func (d *device) connected(id identity.DeviceID) bool {
 	return false
 }
 
-// shareOf returns the share a message names, if it names one.
-func shareOf(m wire.Message) (share.ID, bool) {
+// namedShare returns the share a message names, if it names one.
+func namedShare(m wire.Message) (share.ID, bool) {
 	switch m := m.(type) {
 	case *wire.ShareState:
 		return m.Share, true
@@ -480,6 +479,9 @@ func (h *hostile) dial(t *testing.T, dut *device) {
 	}
 	h.c = c
 	wg.Go(func() { c.Run(ctx) })
+	// Ask nothing before the device's Serve has set its session up (it sets
+	// squeeze before registering the session; issue 13 hole 5).
+	waitCond(t, "the device's session", func() bool { return dut.hasSession(h.id.ID()) })
 }
 
 // ask sends one request and returns the answer.
