@@ -391,12 +391,6 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 		}
 		s.maybeWant(f)
 	case *wire.RecordPush:
-		if f := s.e.folder(m.Share); f == nil || !f.isMember(s.id) {
-			// Dropped before it takes a place in the queue: records of a share
-			// the peer is not a member of are no business of this session.
-			s.log.Debug("ignored records pushed for a share the peer is not a member of", "share", m.Share.Short())
-			return nil
-		}
 		select {
 		case s.pushes <- m:
 		default:
