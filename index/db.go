@@ -11,7 +11,9 @@
 // records; Commit stores a record a peer sent once the sync engine has
 // written it to disk. FileState is what the index believes a path holds on
 // disk (size, mtime, inode, mode), checked before a file is replaced. A
-// Location is where a block can be read locally.
+// Location is where a block can be read locally: DB.Locate finds every copy
+// on the device, for building a file; Share.Locate only those in one
+// share's files, which is all a member of that share may be served.
 //
 // # What a scan does
 //
@@ -162,11 +164,23 @@ type Location struct {
 	Length  uint32
 }
 
-// Locate returns where block h can be read on this device. Locations are
-// what the index last saw: the file may have changed since, so a reader
+// Locate returns where block h can be read on this device, in the files of
+// every share: for building a file, where any local copy will do. Locations
+// are what the index last saw: the file may have changed since, so a reader
 // must check the bytes against h.
 func (db *DB) Locate(h block.Hash) ([]Location, error) {
-	p := store.BlockPrefix(h)
+	return db.locate(h, store.BlockPrefix(h))
+}
+
+// Locate returns where block h can be read in this share's files only:
+// what may be served to a member of this share, who need be a member of no
+// other. The bytes must be checked against h, as with DB.Locate.
+func (s *Share) Locate(h block.Hash) ([]Location, error) {
+	return s.db.locate(h, s.space.BlockPrefix(h))
+}
+
+// locate lists the block index entries of h under prefix p.
+func (db *DB) locate(h block.Hash, p []byte) ([]Location, error) {
 	it, err := db.store.Pebble().NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: store.PrefixEnd(p)})
 	if err != nil {
 		return nil, fmt.Errorf("locate block %s: %w", h.Short(), err)

@@ -23,7 +23,8 @@
 // and path order lets a scan of one folder find what vanished below it with a
 // prefix scan. The block index is device-wide: a prefix scan of 'B' hash
 // finds every local copy of a block, whatever share or file holds it, so
-// renames and copies cost no transfer.
+// renames and copies cost no transfer; 'B' hash no[4] finds those of one
+// share, which is all a peer may be served from.
 //
 // # Contracts
 //
@@ -291,6 +292,12 @@ func (s Space) BlockKey(h block.Hash, pathKey [32]byte, offset int64) []byte {
 
 // BlockPrefix is the prefix of every block index key of h.
 func BlockPrefix(h block.Hash) []byte { return append([]byte{tagBlock}, h[:]...) }
+
+// BlockPrefix is the prefix of the block index keys of h in share s only:
+// the copies a member of s may be served.
+func (s Space) BlockPrefix(h block.Hash) []byte {
+	return binary.BigEndian.AppendUint32(BlockPrefix(h), s.no)
+}
 
 // BlockValue encodes the value of a block index entry.
 func BlockValue(length uint32, path string) []byte {

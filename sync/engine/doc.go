@@ -33,6 +33,13 @@
 // it (sync/delta). Every block is checked against its hash before use; a peer
 // that sends a wrong one is disconnected and the block fetched elsewhere.
 //
+// What a peer is served comes from the share it asked about and nothing
+// else: blocks and inline content from that share's files (Share.Locate)
+// and the temps of its own pulls, records, tree nodes and record deltas
+// from its index and history. A peer may be a member of one share of this
+// device only, and naming a block by hash proves nothing. Building a file,
+// by contrast, uses a local copy in any share (DB.Locate).
+//
 // # Concurrency
 //
 // Engine methods are safe for concurrent use. Engine.mu guards the folder and

@@ -594,7 +594,7 @@ func (f *folder) push(ctx context.Context, envs []record.Envelope, fromScan bool
 	for i, env := range envs {
 		prevs[i] = f.hist.put(env)
 	}
-	inline := f.e.newInliner(true)
+	inline := f.newInliner(true)
 	inline.holds(prevs)
 	for i, env := range envs {
 		base := prevs[i]

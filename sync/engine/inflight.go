@@ -4,13 +4,16 @@ import (
 	gosync "sync"
 
 	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/sync/apply"
 )
 
 // inflight knows the blocks that have arrived in temps of pulls still under
 // way, so a device serves what it already has of a large file to the other
 // devices fetching it (swarm: newcomers help each other, and the seeder
-// uploads less than once per newcomer). Safe for concurrent use.
+// uploads less than once per newcomer). Each block is kept with the share
+// whose file is being pulled: a peer is served only the temps of the share
+// it asked about, while a local pull may use any. Safe for concurrent use.
 type inflight struct {
 	mu gosync.Mutex
 	m  map[block.Hash][]tempBlock // guarded by mu
@@ -18,17 +21,19 @@ type inflight struct {
 
 // tempBlock is a block written into a pull's temp.
 type tempBlock struct {
-	t    *apply.Temp
-	off  int64
-	size uint32
+	share share.ID // the share of the file being pulled
+	t     *apply.Temp
+	off   int64
+	size  uint32
 }
 
 func newInflight() *inflight { return &inflight{m: make(map[block.Hash][]tempBlock)} }
 
-func (f *inflight) add(h block.Hash, t *apply.Temp, off int64, size uint32) {
+// add notes that block h was written at off of temp t, of a file of share id.
+func (f *inflight) add(id share.ID, h block.Hash, t *apply.Temp, off int64, size uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.m[h] = append(f.m[h], tempBlock{t: t, off: off, size: size})
+	f.m[h] = append(f.m[h], tempBlock{share: id, t: t, off: off, size: size})
 }
 
 // forget drops every block of temp t (committed, or closed for later).
@@ -51,15 +56,19 @@ func (f *inflight) forget(t *apply.Temp, hashes []block.Hash) {
 	}
 }
 
-// read returns block h from a temp that holds it, checked against h.
-func (f *inflight) read(h block.Hash, size uint32) ([]byte, bool) {
+// read returns block h from a temp that holds it, checked against h: a
+// temp of share only, unless only is nil.
+func (f *inflight) read(only *share.ID, h block.Hash, size uint32) ([]byte, bool) {
 	f.mu.Lock()
 	locs := append([]tempBlock(nil), f.m[h]...)
 	f.mu.Unlock()
-	buf := make([]byte, size)
+	var buf []byte
 	for _, l := range locs {
-		if l.size != size {
+		if l.size != size || (only != nil && l.share != *only) {
 			continue
+		}
+		if buf == nil {
+			buf = make([]byte, size)
 		}
 		if n, err := l.t.ReadAt(buf, l.off); err == nil && n == len(buf) && block.Sum(buf) == h {
 			return buf, true

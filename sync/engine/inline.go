@@ -31,16 +31,17 @@ func inlinable(rec record.Record) bool {
 	return !rec.Deleted && rec.Kind == record.File && len(rec.Blocks) == 1 && rec.Size <= inlineMax
 }
 
-// inliner attaches content to the records of one message, within its budget.
+// inliner attaches content to the records of one message of share f, read
+// from f's files only (see folder.readShared), within its budget.
 type inliner struct {
-	e       *Engine
+	f       *folder
 	squeeze bool // compress where it pays (not to a peer on this machine)
 	left    int
 	held    map[block.Hash]bool // contents the receiver holds already (a rename's)
 }
 
-func (e *Engine) newInliner(squeeze bool) *inliner {
-	return &inliner{e: e, squeeze: squeeze, left: inlineBudget}
+func (f *folder) newInliner(squeeze bool) *inliner {
+	return &inliner{f: f, squeeze: squeeze, left: inlineBudget}
 }
 
 // add attaches the content of env's file to rd if the file is one small
@@ -57,11 +58,11 @@ func (in *inliner) add(rd *wire.RecordData, env record.Envelope) {
 	if int(b.Size) > in.left || in.held[rec.FileHash] {
 		return
 	}
-	data, ok := in.e.readLocal(b.Hash, b.Size)
+	data, ok := in.f.readShared(b.Hash, b.Size)
 	if !ok {
 		return // changed since it was recorded: the receiver asks, and hears no
 	}
-	resp, err := in.e.codec.encodeBlock(data, nil, in.squeeze)
+	resp, err := in.f.e.codec.encodeBlock(data, nil, in.squeeze)
 	if err != nil {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/blueshift-sync/blueshift/index"
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 	"github.com/blueshift-sync/blueshift/sync/apply"
@@ -244,7 +245,7 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 			if _, err := t.WriteAt(data, o); err != nil {
 				return err
 			}
-			f.e.temps.add(b.Hash, t, o, b.Size)
+			f.e.temps.add(f.id, b.Hash, t, o, b.Size)
 			return nil
 		})
 	}
@@ -369,12 +370,30 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off
 	return nil, errMissingBlocks
 }
 
-// readLocal finds block h in any local file the index knows, checking the
-// bytes against h (the file may have changed since it was indexed).
+// readLocal finds block h in any local file or pull temp, of any share,
+// checking the bytes against h (the file may have changed since it was
+// indexed). It is for building a file: a copy in another share of this
+// device is as good as any. What is served to a peer uses readShared.
 func (e *Engine) readLocal(h block.Hash, size uint32) ([]byte, bool) {
-	locs, err := e.db.Locate(h)
+	return e.readBlock(nil, h, size)
+}
+
+// readShared finds block h in the files and pull temps of f only: all that
+// a peer asking about f may be served, for it need be a member of no other
+// share of this device, and a hash is no proof of holding the block.
+func (f *folder) readShared(h block.Hash, size uint32) ([]byte, bool) {
+	return f.e.readBlock(f, h, size)
+}
+
+// readBlock is readLocal, or readShared of only when it is not nil.
+func (e *Engine) readBlock(only *folder, h block.Hash, size uint32) ([]byte, bool) {
+	locate, temps := e.db.Locate, (*share.ID)(nil)
+	if only != nil {
+		locate, temps = only.idx.Locate, &only.id
+	}
+	locs, err := locate(h)
 	if err != nil || len(locs) == 0 {
-		return e.temps.read(h, size)
+		return e.temps.read(temps, h, size)
 	}
 	buf := make([]byte, size)
 	for _, l := range locs {
@@ -391,7 +410,7 @@ func (e *Engine) readLocal(h block.Hash, size uint32) ([]byte, bool) {
 		}
 		return buf, true
 	}
-	return e.temps.read(h, size)
+	return e.temps.read(temps, h, size)
 }
 
 // basis finds, for a block of the new version of a file, the block of the

@@ -448,7 +448,7 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			return refuse
 		}
 		out := make([]wire.RecordData, 0, len(m.Keys))
-		inline := s.e.newInliner(s.squeeze)
+		inline := f.newInliner(s.squeeze)
 		for i, k := range m.Keys {
 			env, ok, err := f.idx.Envelope(k)
 			if err != nil || !ok {
@@ -467,10 +467,13 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		}
 		return &wire.RecordsResponse{Records: out}
 	case *wire.BlockRequest:
-		if _, refuse := s.memberFolder(m.Share); refuse != nil {
+		f, refuse := s.memberFolder(m.Share)
+		if refuse != nil {
 			return refuse
 		}
-		data, ok := s.e.readLocal(m.Hash, m.Size)
+		// From f's files and temps only: the peer may be a member of no
+		// other share here, and a block's hash is no proof of holding it.
+		data, ok := f.readShared(m.Hash, m.Size)
 		if !ok {
 			return wire.Errorf(wire.CodeNotFound, "block %s", block.Hash(m.Hash).Short())
 		}
