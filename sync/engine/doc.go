@@ -27,7 +27,7 @@
 // # Blocks
 //
 // A file is rebuilt in a resumable temp (apply.Temp): each block is taken
-// from any local copy the index knows (db.Locate), else asked of the members
+// from a local copy the index knows (db.Locate) that may be used, else asked of the members
 // that are connected, spread across them (swarm), many in flight. A block
 // that has a local predecessor at the same offset travels as a delta against
 // it (sync/delta). Every block is checked against its hash before use; a peer
@@ -37,8 +37,11 @@
 // else: blocks and inline content from that share's files (Share.Locate)
 // and the temps of its own pulls, records, tree nodes and record deltas
 // from its index and history. A peer may be a member of one share of this
-// device only, and naming a block by hash proves nothing. Building a file,
-// by contrast, uses a local copy in any share (DB.Locate).
+// device only, and naming a block by hash proves nothing. Building a file
+// uses a local copy in the file's own share, or in another share only when
+// the peer that sent the record is a member of that one too: otherwise a
+// writer of one share who learnt a hash could have this device copy another
+// share's content into the first (folder.readFor).
 //
 // # Concurrency
 //

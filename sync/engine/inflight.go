@@ -56,15 +56,15 @@ func (f *inflight) forget(t *apply.Temp, hashes []block.Hash) {
 	}
 }
 
-// read returns block h from a temp that holds it, checked against h: a
-// temp of share only, unless only is nil.
-func (f *inflight) read(only *share.ID, h block.Hash, size uint32) ([]byte, bool) {
+// read returns block h from a temp of a share that may be used, checked
+// against h.
+func (f *inflight) read(may func(share.ID) bool, h block.Hash, size uint32) ([]byte, bool) {
 	f.mu.Lock()
 	locs := append([]tempBlock(nil), f.m[h]...)
 	f.mu.Unlock()
 	var buf []byte
 	for _, l := range locs {
-		if l.size != size || (only != nil && l.share != *only) {
+		if l.size != size || !may(l.share) {
 			continue
 		}
 		if buf == nil {

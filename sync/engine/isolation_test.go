@@ -258,13 +258,15 @@ func TestPushIntoAnotherShareIgnored(t *testing.T) {
 	}
 }
 
-// TestLocalCopyInAnotherShareStillUsed: building a file of A, the device
-// takes blocks from its own copy in B and asks the member of A for none.
+// TestLocalCopyInAnotherShareStillUsed: building a file of A from a record
+// sent by a peer that is a member of B too, the device takes blocks from its
+// own copy in B and asks the peer for none (a move across shares is free).
 func TestLocalCopyInAnotherShareStillUsed(t *testing.T) {
 	dut, keyA, keyB, dirB := twoShareDevice(t)
 	peerA := newDevice(t, "peerA", keyA)
 	peerA.addShare(dut)
-	dut.addShares(t, keyA, keyB, dirB, []identity.DeviceID{peerA.id.ID()}, nil)
+	both := []identity.DeviceID{peerA.id.ID()}
+	dut.addShares(t, keyA, keyB, dirB, both, both)
 	data := randBytes(3 << 20)
 	mustWrite(t, filepath.Join(dirB, "data-b.bin"), data)
 	dut.scanShares(t)
@@ -278,8 +280,65 @@ func TestLocalCopyInAnotherShareStillUsed(t *testing.T) {
 		return err == nil && bytes.Equal(got, data)
 	})
 	if n := count.blocks.Load(); n != 0 {
-		t.Fatalf("the device asked the member of A for %d blocks it holds in B", n)
+		t.Fatalf("the device asked the member of A and B for %d blocks it holds in B", n)
 	}
+}
+
+// TestLocalCopyNotLentToANonMember: a writer of A that is no member of B
+// signs a record of A naming the blocks of a file only B holds (it learnt
+// their hashes somehow: a hash is no proof of holding the content). The
+// device must not build that file from its copy in B, which would put B's
+// content in A for every member of A to read: it asks the sender for the
+// blocks, hears no, and the file never appears.
+func TestLocalCopyNotLentToANonMember(t *testing.T) {
+	dut, keyA, keyB, dirB := twoShareDevice(t)
+	client := newHostile(t)
+	dut.addShares(t, keyA, keyB, dirB, []identity.DeviceID{client.id.ID()}, nil)
+	secret := randBytes(2 << 20) // a resumable pull, several blocks
+	mustWrite(t, filepath.Join(dirB, "secret-b.bin"), secret)
+	small := randBytes(5 << 10) // a one-block file, fetched in one go
+	mustWrite(t, filepath.Join(dirB, "small-b.txt"), small)
+	dut.scanShares(t)
+	client.dial(t, dut)
+
+	var asked []block.Hash
+	for _, name := range []string{"secret-b.bin", "small-b.txt"} {
+		bRec := shareRecord(t, dut, keyB, dirB, name)
+		forged := bRec
+		forged.Path = record.Path("copied-" + name)
+		forged.Version = record.Vector{{Device: 77, Value: 1}}
+		forged.ModifiedBy = 77
+		env, err := keyA.Seal(forged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := wire.RecordData{Key: env.Key(), Encoding: wire.RecordPlain, Data: env.Bytes()}
+		if err := client.c.Send(context.Background(), &wire.RecordPush{Share: keyA.ID(), Records: []wire.RecordData{rd}}); err != nil {
+			t.Fatal(err)
+		}
+		asked = append(asked, bRec.Blocks[0].Hash)
+	}
+	// The device, unable to use its copy in B, asks the sender for a block
+	// of each file: by then it has decided where each block comes from.
+	waitCond(t, "the device to ask the sender for the blocks", func() bool {
+		seen := 0
+		for _, h := range asked {
+			for _, m := range client.heard() {
+				if br, ok := m.(*wire.BlockRequest); ok && br.Share == keyA.ID() && br.Hash == h {
+					seen++
+					break
+				}
+			}
+		}
+		return seen == len(asked)
+	})
+	for _, name := range []string{"secret-b.bin", "small-b.txt"} {
+		if _, err := os.Lstat(filepath.Join(dut.dir, "copied-"+name)); err == nil {
+			t.Fatalf("the device built copied-%s in A from its copy in B for a member of A only", name)
+		}
+	}
+	client.expectNothingOf(t, "B's file", secret)
+	client.expectNothingOf(t, "B's small file", small)
 }
 
 // twoShareDevice starts the device under test with two share keys; its

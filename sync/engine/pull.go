@@ -234,7 +234,7 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 			continue
 		}
 		g.Go(func() error {
-			data, err := f.e.getBlock(gctx, f, b, o, bases)
+			data, err := f.e.getBlock(gctx, f, in.from, b, o, bases)
 			if errors.Is(err, errMissingBlocks) {
 				missing.Add(1)
 				return nil
@@ -298,7 +298,7 @@ func (f *folder) fetchAll(ctx context.Context, in incoming, old *index.Entry) ([
 	blocks := make([][]byte, len(in.rec.Blocks))
 	var off int64
 	for i, b := range in.rec.Blocks {
-		data, err := f.e.getBlock(ctx, f, b, off, bases)
+		data, err := f.e.getBlock(ctx, f, in.from, b, off, bases)
 		if err != nil {
 			return nil, fmt.Errorf("pull %q: %w", in.rec.Path, err)
 		}
@@ -324,10 +324,11 @@ func (in incoming) meta() apply.Meta {
 	return apply.Meta{Mode: fs.FileMode(in.rec.Mode) & fs.ModePerm, ModTime: in.rec.ModTime}
 }
 
-// getBlock returns block b (at offset off of the file being built): from a
-// local copy if any, else from a connected member.
-func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off int64, bases *basis) ([]byte, error) {
-	if data, ok := e.readLocal(b.Hash, b.Size); ok {
+// getBlock returns block b (at offset off of the file being built from a
+// record that peer from sent): from a local copy if any may be used (see
+// readFor), else from a connected member.
+func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID, b record.BlockRef, off int64, bases *basis) ([]byte, error) {
+	if data, ok := f.readFor(from, b.Hash, b.Size); ok {
 		return data, nil
 	}
 	var sig []byte
@@ -370,34 +371,41 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, b record.BlockRef, off
 	return nil, errMissingBlocks
 }
 
-// readLocal finds block h in any local file or pull temp, of any share,
-// checking the bytes against h (the file may have changed since it was
-// indexed). It is for building a file: a copy in another share of this
-// device is as good as any. What is served to a peer uses readShared.
-func (e *Engine) readLocal(h block.Hash, size uint32) ([]byte, bool) {
-	return e.readBlock(nil, h, size)
+// readFor finds block h for a file of f built from a record that peer from
+// sent: in f's files and pull temps, or in those of another share of this
+// device that from is a member of too (renames and copies across shares cost
+// no transfer). A copy in a share the sender may not read is never used: a
+// hash is no proof of holding the content, and a writer of f who learnt the
+// hash of another share's block could otherwise have this device copy that
+// block into f, where every member of f reads it (and this device serves it).
+// The bytes are checked against h (a file may have changed since indexed).
+func (f *folder) readFor(from identity.DeviceID, h block.Hash, size uint32) ([]byte, bool) {
+	return f.e.readBlock(h, size, f.e.db.Locate, func(id share.ID) bool {
+		if id == f.id {
+			return true
+		}
+		g := f.e.folder(id)
+		return g != nil && g.isMember(from)
+	})
 }
 
 // readShared finds block h in the files and pull temps of f only: all that
 // a peer asking about f may be served, for it need be a member of no other
 // share of this device, and a hash is no proof of holding the block.
 func (f *folder) readShared(h block.Hash, size uint32) ([]byte, bool) {
-	return f.e.readBlock(f, h, size)
+	return f.e.readBlock(h, size, f.idx.Locate, func(id share.ID) bool { return id == f.id })
 }
 
-// readBlock is readLocal, or readShared of only when it is not nil.
-func (e *Engine) readBlock(only *folder, h block.Hash, size uint32) ([]byte, bool) {
-	locate, temps := e.db.Locate, (*share.ID)(nil)
-	if only != nil {
-		locate, temps = only.idx.Locate, &only.id
-	}
+// readBlock reads block h from a local file (found by locate) or pull temp
+// of a share that may be used, checked against h.
+func (e *Engine) readBlock(h block.Hash, size uint32, locate func(block.Hash) ([]index.Location, error), may func(share.ID) bool) ([]byte, bool) {
 	locs, err := locate(h)
 	if err != nil || len(locs) == 0 {
-		return e.temps.read(temps, h, size)
+		return e.temps.read(may, h, size)
 	}
 	buf := make([]byte, size)
 	for _, l := range locs {
-		if l.Length != size {
+		if l.Length != size || !may(l.Share) {
 			continue
 		}
 		g := e.folder(l.Share)
@@ -410,7 +418,7 @@ func (e *Engine) readBlock(only *folder, h block.Hash, size uint32) ([]byte, boo
 		}
 		return buf, true
 	}
-	return e.temps.read(temps, h, size)
+	return e.temps.read(may, h, size)
 }
 
 // basis finds, for a block of the new version of a file, the block of the
