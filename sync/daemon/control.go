@@ -157,6 +157,10 @@ func (d *Daemon) Status() Status {
 		if s.Paused {
 			ss.Errors = append(ss.Errors, "paused")
 		}
+		if ss.Join = d.joinStatus(s); ss.Join != nil && ss.Join.Refused != "" {
+			ss.Errors = append(ss.Errors, fmt.Sprintf("device %s refused the invitation this share was joined with: %s; "+
+				"ask for a new link and join again (`blueshift join LINK %s`)", s.JoinFrom, ss.Join.Refused, s.Path))
+		}
 		st.Shares = append(st.Shares, ss)
 	}
 	seen := map[string]bool{}

@@ -53,6 +53,7 @@ type Daemon struct {
 	unlock  func()
 	started time.Time
 	rates   rates // connections' byte rates for status
+	joins   joins // pending joins: answers and presenters (join.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 
