@@ -169,7 +169,10 @@ func (v *validator) name(key, what, name string, required bool) {
 // maxInterface is the longest interface name Linux allows (IFNAMSIZ - 1).
 const maxInterface = 15
 
-// checkInterface checks the shape of a network interface's name.
+// CheckInterface checks the shape of a network interface's name, as
+// [discovery] interfaces does; the error says what is wrong with it.
+func CheckInterface(name string) error { return checkInterface(name) }
+
 func checkInterface(name string) error {
 	switch {
 	case name == "":

@@ -34,6 +34,9 @@ type Options struct {
 	// NoDiscovery turns LAN discovery off whatever the configuration says
 	// (tests, which must send no multicast outside their namespaces).
 	NoDiscovery bool
+	// DiscoveryInterfaces, when not empty, replaces [discovery] interfaces:
+	// the only interfaces LAN discovery uses (["lo"]: this machine only).
+	DiscoveryInterfaces []string
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.

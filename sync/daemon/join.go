@@ -42,9 +42,9 @@ const (
 type joins struct {
 	mu struct {
 		gosync.Mutex
-		changed chan struct{}                      // closed and replaced on every applied configuration
-		hello   map[identity.DeviceID]string       // the token our last Hello to a device carried
-		lastErr map[share.ID]string                // why the last presentation got no answer
+		changed chan struct{}                       // closed and replaced on every applied configuration
+		hello   map[identity.DeviceID]string        // the token our last Hello to a device carried
+		lastErr map[share.ID]string                 // why the last presentation got no answer
 		busy    map[identity.DeviceID]*gosync.Mutex // one presenter at a time per device
 	}
 }
@@ -292,6 +292,11 @@ type peerHandler struct {
 	*engine.Session
 	d      *Daemon
 	remote identity.DeviceID
+}
+
+// newHandler is the manager's Handler.
+func (d *Daemon) newHandler(id identity.DeviceID) conn.Handler {
+	return &peerHandler{Session: d.eng.NewSession(id), d: d, remote: id}
 }
 
 func (h *peerHandler) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {

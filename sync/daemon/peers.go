@@ -41,9 +41,7 @@ func (d *Daemon) newManager(cfg *config.Config) (*peer.Manager, error) {
 		DeviceName:    cfg.Device.Name,
 		Capabilities:  d.capabilities,
 		SealedInvites: d.sealedInvites,
-		Handler: func(id identity.DeviceID) conn.Handler {
-			return &peerHandler{Session: d.eng.NewSession(id), d: d, remote: id}
-		},
+		Handler:       d.newHandler,
 		Admit:         d.admit,
 		Serve:         d.serveSession,
 		OnRefusedBy:   d.joinRefusedBy,
@@ -67,21 +65,53 @@ func (d *Daemon) newDiscovery(cfg *config.Config) (*discovery.Discovery, error) 
 	if !ok {
 		return nil, nil
 	}
+	ifaces := discoveryInterfaces(cfg, d.opts.DiscoveryInterfaces)
 	at := ta.AddrPort()
 	ip := at.Addr().Unmap()
 	switch {
-	case ip.IsLoopback():
+	case ip.IsLoopback() && !allLoopback(ifaces):
 		d.log.Info("LAN discovery off: listening on loopback only", "listen", at.String())
 		return nil, nil
 	case ip.IsUnspecified():
 		ip = netip.IPv4Unspecified() // "the source address of the announcement", on either family
 	}
+	for _, name := range ifaces {
+		if _, err := net.InterfaceByName(name); err != nil {
+			d.log.Warn("LAN discovery: no such interface (yet); it is used once it exists", "iface", name, "err", err)
+		}
+	}
+	if len(ifaces) > 0 {
+		d.log.Info("LAN discovery on the chosen interfaces only", "interfaces", strings.Join(ifaces, ","))
+	}
 	return discovery.New(discovery.Options{
-		Key:       d.id,
-		Addresses: []netip.AddrPort{netip.AddrPortFrom(ip, at.Port())},
-		Logger:    d.log.With("part", "discovery"),
-		OnUpdate:  func(id identity.DeviceID) { d.peers.Kick(id) },
+		Key:        d.id,
+		Addresses:  []netip.AddrPort{netip.AddrPortFrom(ip, at.Port())},
+		Interfaces: ifaces,
+		Logger:     d.log.With("part", "discovery"),
+		OnUpdate:   func(id identity.DeviceID) { d.peers.Kick(id) },
 	})
+}
+
+// discoveryInterfaces is the interfaces LAN discovery may use: the
+// daemon's option when given, else [discovery] interfaces; empty: every
+// multicast interface but loopback.
+func discoveryInterfaces(cfg *config.Config, override []string) []string {
+	if len(override) > 0 {
+		return override
+	}
+	return cfg.Discovery.Interfaces
+}
+
+// allLoopback reports whether ifaces is not empty and names loopback
+// interfaces only: announcing a loopback address there makes sense.
+func allLoopback(ifaces []string) bool {
+	for _, name := range ifaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil || ifi.Flags&net.FlagLoopback == 0 {
+			return false
+		}
+	}
+	return len(ifaces) > 0
 }
 
 // discovered is the manager's Addresses: what LAN discovery heard from the
