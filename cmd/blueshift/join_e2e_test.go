@@ -151,7 +151,9 @@ func TestE2EManySharesOneConnection(t *testing.T) {
 	waitTrees(t, folder("a", "one"), folder("b", "one"), "share one", a, b)
 	b.waitFor("connected to alice", func(st daemon.Status) bool { return connectedTo(st, idA) })
 
-	// Connected now: the next joins are presented on this connection.
+	// Connected now: the next joins are presented on this connection. Bob
+	// already has a file in the folder he joins share two into: it merges.
+	write(t, filepath.Join(folder("b", "two"), "bob-before.txt"), "bob had this before joining\n")
 	join(a, b, "two", folder("b", "two"))
 	waitTrees(t, folder("a", "two"), folder("b", "two"), "share two, joined while connected", a, b)
 	join(b, a, "three", folder("a", "three")) // the other way round

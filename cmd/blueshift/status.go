@@ -130,6 +130,10 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 		switch {
 		case !running || !s.Running:
 			state = "stopped"
+		case s.Join != nil && s.Join.Refused != "":
+			state = "refused"
+		case s.Join != nil:
+			state = "joining"
 		case s.InSync:
 			state = "in sync"
 		}

@@ -204,6 +204,11 @@ func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string, want sh
 		return fmt.Errorf("malformed invitation token: %w", ErrInvite)
 	}
 	h := tokenHash(tok)
+	// Known to the configuration applied last (invite reloads the daemon
+	// before it prints a link): a stranger's guesses cost no config lock.
+	if !slices.ContainsFunc(d.config().Invites, func(in config.Invite) bool { return in.TokenHash == h }) {
+		return fmt.Errorf("unknown or already used invitation: %w; ask for a new link", ErrInvite)
+	}
 	now := time.Now()
 	var shareName string
 	err = EditConfig(d.home, func(c *config.Config) error {
