@@ -313,13 +313,19 @@ type JoinStatus struct {
 	LastErr string `json:"last_error,omitempty"`
 }
 
-// joinStatus is s's pending join, or nil when it has none.
-func (d *Daemon) joinStatus(s config.Share) *JoinStatus {
+// JoinStatusOf is what the configuration says of s's join: nil when it has
+// none pending or refused.
+func JoinStatusOf(s config.Share) *JoinStatus {
 	if s.JoinFrom == "" {
 		return nil
 	}
-	js := &JoinStatus{From: s.JoinFrom, Refused: s.JoinRefused}
-	if id, err := share.ParseID(s.ID); err == nil && js.Refused == "" {
+	return &JoinStatus{From: s.JoinFrom, Refused: s.JoinRefused}
+}
+
+// joinStatus is JoinStatusOf with why the last presentation got no answer.
+func (d *Daemon) joinStatus(s config.Share) *JoinStatus {
+	js := JoinStatusOf(s)
+	if id, err := share.ParseID(s.ID); err == nil && js != nil && js.Refused == "" {
 		js.LastErr = d.joins.lastErr(id)
 	}
 	return js
