@@ -296,7 +296,8 @@ func TestE2ESyncBothWaysRestartRemove(t *testing.T) {
 	// every reconnect.
 	b.waitFor("the used token forgotten", func(daemon.Status) bool {
 		cfg, err := os.ReadFile(filepath.Join(b.home, "config.toml"))
-		return err == nil && !strings.Contains(string(cfg), "invite = '") && !strings.Contains(string(cfg), `invite = "`)
+		return err == nil && !strings.Contains(string(cfg), "invite = '") && !strings.Contains(string(cfg), `invite = "`) &&
+			!strings.Contains(string(cfg), "join_token")
 	})
 
 	// An edit on A reaches B; an edit on B reaches A.

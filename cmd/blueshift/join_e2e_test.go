@@ -131,14 +131,23 @@ func TestE2EManySharesOneConnection(t *testing.T) {
 	idA := strings.TrimSpace(a.ok("id"))
 	work := t.TempDir()
 	folder := func(dev, name string) string { return filepath.Join(work, dev, name) }
-	for _, n := range []string{"one", "two", "four"} {
+	for _, n := range []string{"one", "two", "four", "five"} {
 		write(t, filepath.Join(folder("a", n), n+".txt"), "alice's "+n+"\n")
 		a.ok("share", "add", folder("a", n), "--name", n)
 	}
 	write(t, filepath.Join(folder("b", "three"), "three.txt"), "bob's three\n")
 	b.ok("share", "add", folder("b", "three"), "--name", "three")
 	a.start()
+
+	// Two shares joined while bob's daemon is stopped: the first token goes
+	// in his Hello, the second follows on the connection.
+	for _, n := range []string{"one", "five"} {
+		link := strings.SplitN(a.ok("invite", n), "\n", 2)[0]
+		b.ok("join", link, folder("b", n))
+	}
 	b.start()
+	waitTrees(t, folder("a", "one"), folder("b", "one"), "share one", a, b)
+	waitTrees(t, folder("a", "five"), folder("b", "five"), "share five, joined beside share one", a, b)
 
 	join := func(inviter, joiner *device, name, into string) {
 		t.Helper()
@@ -147,8 +156,6 @@ func TestE2EManySharesOneConnection(t *testing.T) {
 			t.Fatalf("%s joins %s: exit %d, stderr %q\n%s:\n%s", joiner.name, name, code, errOut, inviter.name, inviter.logText())
 		}
 	}
-	join(a, b, "one", folder("b", "one"))
-	waitTrees(t, folder("a", "one"), folder("b", "one"), "share one", a, b)
 	b.waitFor("connected to alice", func(st daemon.Status) bool { return connectedTo(st, idA) })
 
 	// Connected now: the next joins are presented on this connection. Bob
@@ -162,11 +169,11 @@ func TestE2EManySharesOneConnection(t *testing.T) {
 	waitTrees(t, folder("a", "four"), folder("b", "four"), "share four", a, b)
 
 	// Every share keeps syncing both ways.
-	for _, n := range []string{"one", "two", "three", "four"} {
+	for _, n := range []string{"one", "two", "three", "four", "five"} {
 		write(t, filepath.Join(folder("b", n), "from-bob.txt"), "bob writes into "+n+"\n")
 		write(t, filepath.Join(folder("a", n), "from-alice.txt"), "alice writes into "+n+"\n")
 	}
-	for _, n := range []string{"one", "two", "three", "four"} {
+	for _, n := range []string{"one", "two", "three", "four", "five"} {
 		waitTrees(t, folder("a", n), folder("b", n), "edits in share "+n, a, b)
 	}
 }
