@@ -354,7 +354,8 @@ func (c *Config) AddPeer(p Peer) error {
 	return nil
 }
 
-// RemovePeer forgets the peer ref names and takes it off every share's peers.
+// RemovePeer forgets the peer ref names and takes it off every share's
+// peers; a join waiting for its answer, or refused by it, is forgotten too.
 func (c *Config) RemovePeer(ref string) (Peer, error) {
 	i, err := c.peerIndex(ref)
 	if err != nil {
@@ -371,6 +372,9 @@ func (c *Config) RemovePeer(ref string) (Peer, error) {
 			}
 		}
 		s.Peers = kept
+		if s.JoinFrom == p.ID {
+			s.JoinFrom, s.JoinToken, s.JoinRefused = "", "", ""
+		}
 	}
 	return p, nil
 }

@@ -455,3 +455,23 @@ func TestJoinFields(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovePeerForgetsItsJoins: a peer that invited a share still waiting
+// for its answer can be removed; the configuration stays valid.
+func TestRemovePeerForgetsItsJoins(t *testing.T) {
+	const at = `peers = ["PEER-A"]`
+	doc := strings.Replace(good, at, at+"\njoin_from = \"PEER-A\"\njoin_token = \"00112233445566778899aabbccddeeff\"", 1)
+	c, err := Parse("config.toml", []byte(doc), Checks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RemovePeer("PEER-A"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("after removing the inviter: %v", err)
+	}
+	if s := c.Shares[0]; s.JoinFrom != "" || s.JoinToken != "" || len(s.Peers) != 0 {
+		t.Fatalf("share after removing its inviter: %+v", s)
+	}
+}
