@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -160,7 +161,11 @@ func awaitJoin(c *cobra.Command, cl *daemon.Client, home string, res daemon.Join
 			if err := cl.Reload(c.Context()); err != nil {
 				return fmt.Errorf("join: %s refused the invitation: %s; the share is taken back out of config.toml, but the daemon did not reload it: %w", res.Inviter, ss.Join.Refused, err)
 			}
-			return fmt.Errorf("join: device %s refused the invitation: %s; ask its owner for a new link (`blueshift invite`)", res.Inviter, ss.Join.Refused)
+			advice := ""
+			if !strings.Contains(ss.Join.Refused, "new link") {
+				advice = "; ask its owner for a new link (`blueshift invite`)"
+			}
+			return fmt.Errorf("join: device %s refused the invitation: %s%s", res.Inviter, ss.Join.Refused, advice)
 		case !time.Now().Before(deadline):
 			fmt.Fprintln(c.OutOrStdout(), res.ShareID)
 			why := "it is not reachable from here so far"

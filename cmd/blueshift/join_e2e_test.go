@@ -57,7 +57,9 @@ func TestE2EJoinRefusedSaysWhy(t *testing.T) {
 	// The single-use link again, from another device: refused, and join
 	// says so with alice's reason, leaving carol's configuration as it was.
 	fc := filepath.Join(work, "c")
+	began := time.Now()
 	_, errOut, code = c.cli("join", single, fc)
+	t.Logf("join of a used single-use link: exit %d after %v: %s", code, time.Since(began).Round(time.Millisecond), strings.TrimSpace(errOut))
 	if code != exitFail || !strings.Contains(errOut, "refused") || !strings.Contains(errOut, "single-use") {
 		t.Fatalf("a single-use link used twice: exit %d, stderr %q", code, errOut)
 	}
