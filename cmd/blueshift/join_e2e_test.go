@@ -218,3 +218,43 @@ func TestE2EManySharesOneConnection(t *testing.T) {
 		waitTrees(t, folder("a", n), folder("b", n), "edits in share "+n, a, b)
 	}
 }
+
+// TestE2EJoinInviterAway: with the inviter unreachable, join waits a while,
+// then succeeds saying the daemon keeps trying; status shows the join
+// waiting; once the inviter is back, it is accepted and the share syncs.
+func TestE2EJoinInviterAway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a, b := newDevice(t, "alice"), newDevice(t, "bob")
+	work := t.TempDir()
+	fa, fb := filepath.Join(work, "a"), filepath.Join(work, "b")
+	write(t, filepath.Join(fa, "f.txt"), "while you were away\n")
+	shareID := strings.TrimSpace(a.ok("share", "add", fa, "--name", "stuff"))
+	a.start()
+	b.start()
+	st, _ := a.status()
+	link := strings.SplitN(a.ok("invite", "stuff"), "\n", 2)[0]
+	a.stop()
+
+	out, errOut, code := b.cli("join", link, fb, "--wait", "2s")
+	if code != 0 || strings.TrimSpace(out) != shareID || !strings.Contains(errOut, "keeps trying") || !strings.Contains(errOut, "not reachable") {
+		t.Fatalf("join with the inviter away: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	bs, _ := b.status()
+	s, ok := shareOf(bs, shareID)
+	if !ok || s.Join == nil || s.Join.Refused != "" || !strings.Contains(strings.Join(s.Errors, "\n"), "waiting for device") {
+		t.Fatalf("status of a join waiting for its inviter: %+v", s)
+	}
+	if human := b.ok("status"); !strings.Contains(human, "joining") {
+		t.Fatalf("human status does not say joining:\n%s", human)
+	}
+
+	// Alice comes back where the link says she is.
+	a.startArgs(bin, "--home", a.home, "run", "--listen", st.Listen, "--no-discovery")
+	b.waitFor("the join accepted", func(st daemon.Status) bool {
+		s, ok := shareOf(st, shareID)
+		return ok && s.Join == nil
+	})
+	waitTrees(t, fa, fb, "sync once the inviter is back", a, b)
+}
