@@ -181,8 +181,11 @@ func (d *Daemon) presentJoinsOnce(ctx context.Context, c *conn.Conn) (retry bool
 		}
 		if c.Version() < 2 {
 			// A version 1 inviter takes tokens in the Hello only, and keeps
-			// the connection only if it accepted ours: this one is kept.
-			d.settleJoin(p.share, remote, "")
+			// the connection only if it accepted ours: this one is kept. A
+			// token our Hello did not carry waits for a new connection.
+			if hex.EncodeToString(p.token[:]) == d.joins.helloToken(remote) {
+				d.settleJoin(p.share, remote, "")
+			}
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, joinTimeout)
