@@ -17,6 +17,10 @@
 //	announce = ["192.0.2.7:22100"] # addresses given to peers in invites; empty: derive from listen
 //	rescan_interval = "1h"         # full rescan of every share: the safety net behind the watcher
 //
+//	[discovery]
+//	interfaces = ["eth0"]          # announce and listen on these interfaces only; empty: every
+//	                               # multicast interface that is up, loopback excepted
+//
 //	[[share]]
 //	id = "…"                       # share ID, text form
 //	name = "photos"                # local label; defaults to the folder's name
@@ -27,6 +31,9 @@
 //	versions_keep = 5              # old versions kept per file in .blueshift/versions; 0 keeps none
 //	versions_days = 30             # and for at most this many days; 0: no age limit
 //	peers = ["…"]                  # device IDs this share is shared with; each must be a [[peer]]
+//	join_from = "…"                # only while joining through a link: the inviting device (a [[peer]])
+//	join_token = "…"               # its token (hex), presented to join_from until accepted
+//	join_refused = "…"             # the inviter refused the token: why (the share stays unsynced)
 //
 //	[[peer]]
 //	id = "…"                       # device ID, text form
@@ -97,9 +104,10 @@ var (
 
 // Config is the whole file. Field order is the order Save writes.
 type Config struct {
-	Device Device  `toml:"device"`
-	Shares []Share `toml:"share"`
-	Peers  []Peer  `toml:"peer"`
+	Device    Device    `toml:"device"`
+	Discovery Discovery `toml:"discovery"`
+	Shares    []Share   `toml:"share"`
+	Peers     []Peer    `toml:"peer"`
 	// Invites are the invitations this device handed out and that may still
 	// be used (written by `blueshift invite`, consumed by the daemon).
 	Invites []Invite `toml:"invite"`
@@ -118,6 +126,14 @@ type Device struct {
 	RescanInterval Duration `toml:"rescan_interval"`
 }
 
+// Discovery tunes LAN discovery (on or off is [device] discovery).
+type Discovery struct {
+	// Interfaces are the names of the interfaces announcements go out on
+	// and are heard on; empty: every multicast interface that is up, except
+	// loopback. ["lo"] keeps discovery on this machine (tests, demos).
+	Interfaces []string `toml:"interfaces"`
+}
+
 // Share is one shared folder.
 type Share struct {
 	ID           string   `toml:"id"`
@@ -129,6 +145,12 @@ type Share struct {
 	VersionsKeep int      `toml:"versions_keep"`
 	VersionsDays int      `toml:"versions_days"`
 	Peers        []string `toml:"peers"`
+	// JoinFrom, JoinToken and JoinRefused are set on a share joined through
+	// a link until its inviter (JoinFrom) answers the token (hex): accepted
+	// clears them, refused keeps why in JoinRefused and clears the token.
+	JoinFrom    string `toml:"join_from,omitempty"`
+	JoinToken   string `toml:"join_token,omitempty"`
+	JoinRefused string `toml:"join_refused,omitempty"`
 }
 
 // Peer is a known device.
@@ -332,7 +354,8 @@ func (c *Config) AddPeer(p Peer) error {
 	return nil
 }
 
-// RemovePeer forgets the peer ref names and takes it off every share's peers.
+// RemovePeer forgets the peer ref names and takes it off every share's
+// peers; a join waiting for its answer, or refused by it, is forgotten too.
 func (c *Config) RemovePeer(ref string) (Peer, error) {
 	i, err := c.peerIndex(ref)
 	if err != nil {
@@ -349,6 +372,9 @@ func (c *Config) RemovePeer(ref string) (Peer, error) {
 			}
 		}
 		s.Peers = kept
+		if s.JoinFrom == p.ID {
+			s.JoinFrom, s.JoinToken, s.JoinRefused = "", "", ""
+		}
 	}
 	return p, nil
 }

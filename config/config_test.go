@@ -185,6 +185,7 @@ func normal(c *Config) *Config {
 		return s
 	}
 	n.Device.Announce = fix(n.Device.Announce)
+	n.Discovery.Interfaces = fix(n.Discovery.Interfaces)
 	n.Shares = append([]Share(nil), c.Shares...)
 	for i := range n.Shares {
 		n.Shares[i].Peers = fix(n.Shares[i].Peers)
@@ -396,5 +397,81 @@ func TestInviteRoundTrip(t *testing.T) {
 	c.Invites[0].Share = "nope"
 	if err := c.Validate(); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("invite of unknown share: %v", err)
+	}
+}
+
+// TestDiscoveryInterfaces: [discovery] interfaces is read, and a bad name
+// is refused with the line it is on.
+func TestDiscoveryInterfaces(t *testing.T) {
+	const base = good + "\n[discovery]\n" // the key is on line 24
+	c, err := Parse("config.toml", []byte(base+`interfaces = ["lo", "veth-bs0"]`+"\n"), Checks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"lo", "veth-bs0"}; !reflect.DeepEqual(c.Discovery.Interfaces, want) {
+		t.Fatalf("interfaces = %q, want %q", c.Discovery.Interfaces, want)
+	}
+	if c, err := Parse("config.toml", []byte(good), Checks{}); err != nil || len(c.Discovery.Interfaces) != 0 {
+		t.Fatalf("without [discovery]: %v, %v", c, err)
+	}
+	bad := []struct{ line, want string }{
+		{`interfaces = [""]`, `config.toml line 24: [discovery] interfaces: "" is empty`},
+		{`interfaces = ["a-name-far-too-long"]`, `line 24: [discovery] interfaces: "a-name-far-too-long" is longer than 15 bytes`},
+		{`interfaces = ["eth 0"]`, `line 24: [discovery] interfaces: "eth 0" is not an interface name`},
+		{`interfaces = ["../x"]`, `line 24: [discovery] interfaces: "../x" is not an interface name`},
+		{`interfaces = ["lo", "lo"]`, `line 24: [discovery] interfaces lists "lo" twice`},
+		{`interfaces = "lo"`, `line 24: wrong type for "interfaces" in [discovery]: write a list of interface names`},
+		{`interface = ["lo"]`, `line 24: unknown key "interface" in [discovery]: did you mean "interfaces"?`},
+	}
+	for _, b := range bad {
+		_, err := Parse("config.toml", []byte(base+b.line+"\n"), Checks{})
+		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%s: error %v, want %q", b.line, err, b.want)
+		}
+	}
+}
+
+// TestJoinFields: a share's pending join is checked: its inviter is a
+// [[peer]], its token 32 hex digits.
+func TestJoinFields(t *testing.T) {
+	const at = `peers = ["PEER-A"]`
+	ok := strings.Replace(good, at, at+"\njoin_from = \"PEER-A\"\njoin_token = \"00112233445566778899aabbccddeeff\"", 1)
+	c, err := Parse("config.toml", []byte(ok), Checks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Shares[0]; s.JoinFrom != "PEER-A" || s.JoinToken != "00112233445566778899aabbccddeeff" {
+		t.Fatalf("join fields: %+v", s)
+	}
+	bad := []struct{ edit, want string }{
+		{"\njoin_from = \"PEER-B\"\njoin_token = \"00112233445566778899aabbccddeeff\"", `line 15: [[share]] join_from "PEER-B" is no [[peer]]`},
+		{"\njoin_from = \"PEER-A\"\njoin_token = \"0011\"", `line 16: [[share]] join_token is not 32 hex digits`},
+		{"\njoin_token = \"00112233445566778899aabbccddeeff\"", `line 10: [[share]] join_from "" is no [[peer]]`},
+	}
+	for _, b := range bad {
+		_, err := Parse("config.toml", []byte(strings.Replace(good, at, at+b.edit, 1)), Checks{})
+		if err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%q: error %v, want %q", b.edit, err, b.want)
+		}
+	}
+}
+
+// TestRemovePeerForgetsItsJoins: a peer that invited a share still waiting
+// for its answer can be removed; the configuration stays valid.
+func TestRemovePeerForgetsItsJoins(t *testing.T) {
+	const at = `peers = ["PEER-A"]`
+	doc := strings.Replace(good, at, at+"\njoin_from = \"PEER-A\"\njoin_token = \"00112233445566778899aabbccddeeff\"", 1)
+	c, err := Parse("config.toml", []byte(doc), Checks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RemovePeer("PEER-A"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("after removing the inviter: %v", err)
+	}
+	if s := c.Shares[0]; s.JoinFrom != "" || s.JoinToken != "" || len(s.Peers) != 0 {
+		t.Fatalf("share after removing its inviter: %+v", s)
 	}
 }

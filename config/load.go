@@ -41,17 +41,19 @@ func (e *Error) Is(target error) bool { return target == ErrInvalid }
 // schema lists, per table, the keys this version knows and what each wants;
 // it words the errors for unknown keys and wrong types.
 var schema = map[string]map[string]string{
-	"": {"device": "a [device] table", "share": "[[share]] tables", "peer": "[[peer]] tables", "invite": "[[invite]] tables"},
+	"": {"device": "a [device] table", "discovery": "a [discovery] table", "share": "[[share]] tables", "peer": "[[peer]] tables", "invite": "[[invite]] tables"},
 	"device": {
 		"name": `a quoted string like "laptop"`, "listen": `a quoted "host:port" like ":22100"`,
 		"discovery": "true or false", "announce": `a list like ["192.0.2.7:22100"]`,
 		"rescan_interval": `a quoted duration like "1h"`,
 	},
+	"discovery": {"interfaces": `a list of interface names like ["eth0"]`},
 	"share": {
 		"id": "a quoted share ID", "name": "a quoted string", "path": `a quoted absolute path`,
 		"key": "a quoted share key", "watch": "true or false", "paused": "true or false",
 		"versions_keep": "a whole number like 5", "versions_days": "a whole number like 30",
-		"peers": `a list of quoted device IDs like ["ID"]`,
+		"peers":     `a list of quoted device IDs like ["ID"]`,
+		"join_from": "a quoted device ID", "join_token": "a quoted hex token", "join_refused": "a quoted string",
 	},
 	"peer": {
 		"id": "a quoted device ID", "name": "a quoted string",

@@ -33,6 +33,17 @@ func (c *Config) validate(file string, pos positions) error {
 		v.add("device.rescan_interval", "[device] rescan_interval %s is shorter than %s: write something like \"1h\"", d.RescanInterval, MinRescanInterval)
 	}
 
+	seenIf := map[string]bool{}
+	for _, name := range c.Discovery.Interfaces {
+		switch err := checkInterface(name); {
+		case err != nil:
+			v.add("discovery.interfaces", "[discovery] interfaces: %q %v: write names like [\"eth0\"] (`ip link` lists them)", name, err)
+		case seenIf[name]:
+			v.add("discovery.interfaces", "[discovery] interfaces lists %q twice: remove one", name)
+		}
+		seenIf[name] = true
+	}
+
 	peerIDs := map[string]int{}
 	for i, p := range c.Peers {
 		at := "peer." + strconv.Itoa(i)
@@ -91,6 +102,17 @@ func (c *Config) validate(file string, pos positions) error {
 			}
 			seen[id] = true
 		}
+		if s.JoinFrom != "" || s.JoinToken != "" {
+			if _, known := peerIDs[s.JoinFrom]; !known {
+				v.add(at+".join_from", "[[share]] join_from %q is no [[peer]]: remove join_from and join_token, and join again with a new link", s.JoinFrom)
+			}
+		}
+		if s.JoinToken != "" && (len(s.JoinToken) != 32 || strings.Trim(s.JoinToken, "0123456789abcdef") != "") {
+			v.add(at+".join_token", "[[share]] join_token is not 32 hex digits: remove it and join again with a new link")
+		}
+		if len(s.JoinRefused) > 1024 || !utf8.ValidString(s.JoinRefused) {
+			v.add(at+".join_refused", "[[share]] join_refused is longer than 1024 bytes or not UTF-8: shorten it")
+		}
 	}
 	for i, in := range c.Invites {
 		at := "invite." + strconv.Itoa(i)
@@ -142,6 +164,27 @@ func (v *validator) name(key, what, name string, required bool) {
 	case !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0:
 		v.add(key, "%s %q has control characters or invalid UTF-8: use plain text", what, name)
 	}
+}
+
+// maxInterface is the longest interface name Linux allows (IFNAMSIZ - 1).
+const maxInterface = 15
+
+// CheckInterface checks the shape of a network interface's name, as
+// [discovery] interfaces does; the error says what is wrong with it.
+func CheckInterface(name string) error { return checkInterface(name) }
+
+func checkInterface(name string) error {
+	switch {
+	case name == "":
+		return errors.New("is empty")
+	case len(name) > maxInterface:
+		return fmt.Errorf("is longer than %d bytes", maxInterface)
+	case name == "." || name == "..", strings.IndexFunc(name, func(r rune) bool {
+		return r > unicode.MaxASCII || !unicode.IsGraphic(r) || unicode.IsSpace(r) || r == '/' || r == ':'
+	}) >= 0:
+		return errors.New("is not an interface name")
+	}
+	return nil
 }
 
 // checkText is the shape every ID and key text shares.

@@ -111,6 +111,12 @@ type Options struct {
 	// why (nil: closed by us). Both must return quickly.
 	OnConnect    func(*conn.Conn)
 	OnDisconnect func(identity.DeviceID, error)
+	// OnRefusedBy, if set, is called when a device turns us away with a
+	// Close marked refused (wire.CodeRefused): before its Hello (it does not
+	// pair with us: beforeHello), or after it (its Admit refused what our
+	// Hello carried, such as an invitation). reason is what it said. It
+	// must return quickly.
+	OnRefusedBy func(id identity.DeviceID, reason string, beforeHello bool)
 	// MinBackoff and MaxBackoff bound the wait between failed dials.
 	MinBackoff, MaxBackoff time.Duration
 	// Refused is how many refused attempts to keep.
@@ -384,6 +390,7 @@ func (m *Manager) dialRound(dctx, runCtx context.Context, id identity.DeviceID, 
 		}
 		if err := m.offer(runCtx, s); err != nil {
 			m.log.Debug("connection not kept", "peer", id.Abbrev(), "addr", addr, "err", err)
+			m.refusedBy(id, err, true)
 			continue
 		}
 		return true
@@ -461,11 +468,11 @@ func (m *Manager) refuse(r *conn.RefusedError) {
 func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 	id := s.Remote
 	if !m.paired(id) && m.opts.Admit == nil {
-		refuseStream(s, m.notPairedReason())
+		refuseStream(s, m.notPairedReason(), wire.CodeRefused)
 		return ErrNotPaired
 	}
 	if !m.wouldKeep(id, s.Outbound) {
-		refuseStream(s, m.duplicateReason())
+		refuseStream(s, m.duplicateReason(), 0)
 		return ErrDuplicate
 	}
 	counted := &countedConn{Conn: s.Conn}
@@ -487,7 +494,7 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 		if !s.Outbound {
 			m.refuse(&conn.RefusedError{Remote: id, Addr: s.RemoteAddr(), Err: err})
 		}
-		refuseStream(s, err.Error())
+		refuseStream(s, err.Error(), wire.CodeRefused)
 		return err
 	}
 	l := &link{c: c, h: h, counted: counted, outbound: s.Outbound, addr: s.RemoteAddr().String(), since: m.opts.Now(), done: make(chan struct{})}
@@ -572,6 +579,7 @@ func (m *Manager) run(ctx context.Context, id identity.DeviceID, l *link, ps *pe
 	}
 	m.mu.Unlock()
 	m.log.Info("disconnected", "peer", id.Abbrev(), "addr", l.addr, "err", err)
+	m.refusedBy(id, err, false)
 	if m.opts.OnDisconnect != nil {
 		m.opts.OnDisconnect(id, err)
 	}
@@ -641,12 +649,21 @@ func (m *Manager) signal(ch chan struct{}) {
 	}
 }
 
-// refuseStream tells the peer why in a Close frame instead of a Hello, reads
-// what it sent (its Hello) so that closing does not reset the connection
-// before the Close is read, and closes.
-func refuseStream(s conn.Stream, reason string) {
+// refusedBy calls OnRefusedBy when err is the peer's Close marked refused.
+func (m *Manager) refusedBy(id identity.DeviceID, err error, beforeHello bool) {
+	var ce *conn.CloseError
+	if m.opts.OnRefusedBy != nil && errors.As(err, &ce) && ce.Code == wire.CodeRefused {
+		m.opts.OnRefusedBy(id, ce.Reason, beforeHello)
+	}
+}
+
+// refuseStream tells the peer why in a Close frame instead of a Hello (code
+// wire.CodeRefused when we turn the device away), reads what it sent (its
+// Hello) so that closing does not reset the connection before the Close is
+// read, and closes.
+func refuseStream(s conn.Stream, reason string, code wire.ErrorCode) {
 	s.SetDeadline(time.Now().Add(lingerTime))
-	if err := wire.WriteFrame(s, wire.Frame{Msg: &wire.Close{Reason: wire.Text(reason)}}); err == nil {
+	if err := wire.WriteFrame(s, wire.Frame{Msg: &wire.Close{Reason: wire.Text(reason), Code: code}}); err == nil {
 		io.Copy(io.Discard, io.LimitReader(s, wire.MaxFrameSize))
 	}
 	s.Close()

@@ -557,3 +557,63 @@ func TestRefusedAfterHelloBacksOff(t *testing.T) {
 	}
 	t.Logf("%d dials refused in 2.5 s", refusals)
 }
+
+// TestOnRefusedBy: a device that turns us away tells us so with a Close
+// marked refused, before its Hello (its listener does not let us in) or
+// after (its Admit refused our Hello); OnRefusedBy hears both, with the
+// reason, and nothing of an ordinary close.
+func TestOnRefusedBy(t *testing.T) {
+	type refusal struct {
+		reason      string
+		beforeHello bool
+	}
+	heard := make(chan refusal, 64)
+	onRefused := func(o *Options) {
+		o.OnRefusedBy = func(_ identity.DeviceID, reason string, beforeHello bool) {
+			select {
+			case heard <- refusal{reason, beforeHello}:
+			default: // full: the first ones are what we check
+			}
+		}
+	}
+
+	// Before the Hello: b's listener refuses a.
+	a, b := newNode(t, "a"), newNode(t, "b")
+	b.startWith(nil, nil, func(identity.DeviceID) error { return errors.New("no open invitation") })
+	a.startWith(map[identity.DeviceID][]string{b.ID(): {b.addr}}, onRefused, nil)
+	if got := <-heard; !strings.HasSuffix(got.reason, "no open invitation") || !got.beforeHello {
+		t.Fatalf("refused by the listener: heard %+v", got)
+	}
+	a.shutdown()
+	b.shutdown()
+	for len(heard) > 0 {
+		<-heard
+	}
+
+	// After the Hello: c's Admit refuses what d's Hello carries.
+	c, d := newNode(t, "c"), newNode(t, "d")
+	c.startWith(nil, func(o *Options) {
+		o.Admit = func(identity.DeviceID, *wire.Hello) error { return errors.New("the invitation expired") }
+	}, func(identity.DeviceID) error { return nil })
+	d.startWith(map[identity.DeviceID][]string{c.ID(): {c.addr}}, onRefused, nil)
+	if got := <-heard; got.reason != "the invitation expired" || got.beforeHello {
+		t.Fatalf("refused by Admit: heard %+v", got)
+	}
+	c.shutdown()
+	d.shutdown()
+	for len(heard) > 0 {
+		<-heard
+	}
+
+	// An ordinary close (the peer unpairs us... by stopping) is no refusal.
+	e, f := newNode(t, "e"), newNode(t, "f")
+	f.start(map[identity.DeviceID][]string{e.ID(): nil})
+	e.startWith(map[identity.DeviceID][]string{f.ID(): {f.addr}}, onRefused, nil)
+	waitFor(t, "connected", func() bool { return connectedTo(e, f)() && connectedTo(f, e)() })
+	f.shutdown()
+	waitFor(t, "e saw the connection end", func() bool { return len(e.m.Connected()) == 0 })
+	e.shutdown()
+	if len(heard) != 0 {
+		t.Fatalf("an ordinary close was heard as a refusal: %+v", <-heard)
+	}
+}

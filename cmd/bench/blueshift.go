@@ -41,11 +41,16 @@ type blueshiftCluster struct {
 }
 
 // blueshiftRunArgs returns the extra flags of `run` this binary offers and
-// the bench wants: --no-discovery.
+// the bench wants: no LAN discovery (--no-discovery), or else discovery on
+// loopback only (--discovery-interfaces lo): the bench's daemons announce
+// nothing on the machine's real interfaces.
 func blueshiftRunArgs(ctx context.Context, bin string) []string {
 	help, _ := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput()
-	if strings.Contains(string(help), "--no-discovery") {
+	switch {
+	case strings.Contains(string(help), "--no-discovery"):
 		return []string{"--no-discovery"}
+	case strings.Contains(string(help), "--discovery-interfaces"):
+		return []string{"--discovery-interfaces", "lo"}
 	}
 	return nil
 }

@@ -10,7 +10,10 @@ import (
 )
 
 // TestE2EJoinByCode: the short code from `invite` is enough to join; a
-// wrong code finds nothing and writes nothing.
+// wrong code finds nothing and writes nothing. Both joins are given the
+// inviter's loopback address (--addr), so they never listen on the LAN;
+// finding the inviter by LAN discovery is TestE2ELANDiscovery's, in network
+// namespaces.
 func TestE2EJoinByCode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")

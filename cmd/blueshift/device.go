@@ -90,6 +90,7 @@ const daemonMemoryLimit = 200 << 20
 func newRunCmd(g *globals) *cobra.Command {
 	var listen, level, profile string
 	var noDiscovery bool
+	var discoveryIfaces []string
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run the daemon in the foreground (stop it with Ctrl-C)",
@@ -112,7 +113,12 @@ func newRunCmd(g *globals) *cobra.Command {
 				// (a rescan of 1,000,000 files peaked at 368 MB without it).
 				debug.SetMemoryLimit(daemonMemoryLimit)
 			}
-			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery})
+			for _, name := range discoveryIfaces {
+				if err := config.CheckInterface(name); err != nil {
+					return usageError{fmt.Errorf("run: --discovery-interfaces: %q %v: give interface names like lo or eth0", name, err)}
+				}
+			}
+			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces})
 			if err != nil {
 				return err
 			}
@@ -129,6 +135,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&listen, "listen", "", "HOST:PORT for peer connections (default from the configuration; port 0 picks a free one)")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	c.Flags().BoolVar(&noDiscovery, "no-discovery", false, "no LAN discovery (multicast announcements), whatever [device] discovery says")
+	c.Flags().StringSliceVar(&discoveryIfaces, "discovery-interfaces", nil, "LAN discovery on these interfaces only (e.g. lo), whatever [discovery] interfaces says")
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
 	return c
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/blueshift-sync/blueshift/sync/daemon"
 )
 
@@ -42,6 +44,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -290,7 +296,8 @@ func TestE2ESyncBothWaysRestartRemove(t *testing.T) {
 	// every reconnect.
 	b.waitFor("the used token forgotten", func(daemon.Status) bool {
 		cfg, err := os.ReadFile(filepath.Join(b.home, "config.toml"))
-		return err == nil && !strings.Contains(string(cfg), "invite = '") && !strings.Contains(string(cfg), `invite = "`)
+		return err == nil && !strings.Contains(string(cfg), "invite = '") && !strings.Contains(string(cfg), `invite = "`) &&
+			!strings.Contains(string(cfg), "join_token")
 	})
 
 	// An edit on A reaches B; an edit on B reaches A.

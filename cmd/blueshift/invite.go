@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,9 @@ func newInviteCmd(g *globals) *cobra.Command {
 			"`blueshift join CODE PATH` finds this device on the LAN while its daemon runs.",
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if opts.Expires <= 0 {
+				return usageError{fmt.Errorf("invite: --expires %s: give a positive duration like 24h or 30m (see '%s --help')", opts.Expires, c.CommandPath())}
+			}
 			home, err := g.homeOf()
 			if err != nil {
 				return err
@@ -51,6 +55,11 @@ func newInviteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The daemon holds the invitation before anyone can read the
+			// link: `invite | head -1` may end us at the first line.
+			if err := reloadDaemon(c, home); err != nil {
+				return err
+			}
 			fmt.Fprintln(c.OutOrStdout(), l.String())
 			fmt.Fprintln(c.OutOrStdout(), code)
 			access := "read-write"
@@ -64,7 +73,7 @@ func newInviteCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(c.ErrOrStderr(), "%s access to %q for %s, until %s. On the other device: blueshift join LINK PATH\n"+
 				"or, on the same network while this daemon runs: blueshift join %s PATH\n",
 				access, l.ShareName, use, l.Expires.Local().Format(time.DateTime), code)
-			return reloadDaemon(c, home)
+			return nil
 		},
 	}
 	c.Flags().BoolVar(&opts.ReadOnly, "read-only", false, "the joiner may read but not change the share")
@@ -75,13 +84,16 @@ func newInviteCmd(g *globals) *cobra.Command {
 
 func newJoinCmd(g *globals) *cobra.Command {
 	var addrs []string
+	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "join LINK|CODE PATH",
 		Short: "Join a share from an invite link or code into the folder PATH",
 		Long: "Join the share an invite link carries into PATH (created when missing). Files already\n" +
 			"in PATH are merged with the share's, never clobbered: a file both sides have in\n" +
 			"different versions becomes a conflict copy. Given a short code instead of a link, it\n" +
-			"looks for the inviting device on the LAN (or at --addr) and joins through its invitation.",
+			"looks for the inviting device on the LAN (or at --addr) and joins through its invitation.\n" +
+			"With the daemon running, join waits (--wait) for the inviter's answer: it fails (exit 1)\n" +
+			"with the inviter's reason if the invitation is refused, and takes the share back out.",
 		Args: exactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
 			home, err := g.homeOf()
@@ -97,11 +109,89 @@ func newJoinCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(c.OutOrStdout(), res.ShareID)
-			fmt.Fprintf(c.ErrOrStderr(), "joined into %s; syncing with %s starts when the daemon runs\n", res.Path, res.Inviter)
-			return reloadDaemon(c, home)
+			cl, err := daemon.NewClient(home)
+			if errors.Is(err, daemon.ErrNotRunning) {
+				fmt.Fprintln(c.OutOrStdout(), res.ShareID)
+				fmt.Fprintf(c.ErrOrStderr(), "joined into %s; the invitation goes to %s when the daemon runs (`blueshift run`);\n"+
+					"`blueshift status` then shows whether it was accepted\n", res.Path, res.Inviter)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := cl.Reload(c.Context()); err != nil {
+				return fmt.Errorf("the configuration is saved, but the daemon did not reload it: %w", err)
+			}
+			return awaitJoin(c, cl, home, res, wait)
 		},
 	}
 	c.Flags().StringSliceVar(&addrs, "addr", nil, "with a code: where the inviting device listens (HOST:PORT), instead of looking on the LAN")
+	c.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the inviter's answer (0: do not wait)")
 	return c
+}
+
+// awaitJoin waits, at most wait, for the inviter's answer to a join the
+// running daemon presents: accepted (the share ID on stdout, exit 0),
+// refused (the join taken back, exit 1 with the inviter's reason), or no
+// answer yet (exit 0: the daemon keeps trying, status shows the outcome).
+func awaitJoin(c *cobra.Command, cl *daemon.Client, home string, res daemon.JoinResult, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		st, err := cl.Status(c.Context())
+		if err != nil {
+			return err
+		}
+		var ss *daemon.ShareStatus
+		for i := range st.Shares {
+			if st.Shares[i].ID == res.ShareID {
+				ss = &st.Shares[i]
+			}
+		}
+		switch {
+		case ss == nil:
+			return fmt.Errorf("join: the daemon does not have share %s: was it removed meanwhile?", res.ShareID)
+		case ss.Join == nil:
+			fmt.Fprintln(c.OutOrStdout(), res.ShareID)
+			fmt.Fprintf(c.ErrOrStderr(), "joined into %s: %s accepted this device; syncing\n", res.Path, res.Inviter)
+			return nil
+		case ss.Join.Refused != "":
+			if err := daemon.Unjoin(home, res); err != nil {
+				return fmt.Errorf("join: %s refused the invitation: %s; and taking the share back out failed: %w", res.Inviter, ss.Join.Refused, err)
+			}
+			if err := cl.Reload(c.Context()); err != nil {
+				return fmt.Errorf("join: %s refused the invitation: %s; the share is taken back out of config.toml, but the daemon did not reload it: %w", res.Inviter, ss.Join.Refused, err)
+			}
+			advice := ""
+			if !strings.Contains(ss.Join.Refused, "new link") {
+				advice = "; ask its owner for a new link (`blueshift invite`)"
+			}
+			return fmt.Errorf("join: device %s refused the invitation: %s%s", res.Inviter, ss.Join.Refused, advice)
+		case !time.Now().Before(deadline):
+			fmt.Fprintln(c.OutOrStdout(), res.ShareID)
+			why := "it is not reachable from here so far"
+			if peerConnected(st, res.Inviter) {
+				why = "it has not answered yet"
+			}
+			if ss.Join.LastErr != "" {
+				why += " (" + ss.Join.LastErr + ")"
+			}
+			fmt.Fprintf(c.ErrOrStderr(), "joined into %s, but %s has not accepted the invitation yet: %s.\n"+
+				"The daemon keeps trying; `blueshift status` shows when it is accepted or refused.\n", res.Path, res.Inviter, why)
+			return nil
+		}
+		select {
+		case <-c.Context().Done():
+			return c.Context().Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func peerConnected(st daemon.Status, id string) bool {
+	for _, p := range st.Peers {
+		if p.ID == id && p.Connected {
+			return true
+		}
+	}
+	return false
 }

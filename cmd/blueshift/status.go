@@ -89,6 +89,9 @@ func offlineStatus(home string) (daemon.Status, error) {
 		if k, err := share.ParseKey(s.Key); err == nil {
 			ss.Access = k.Level().String()
 		}
+		if ss.Join = daemon.JoinStatusOf(s); ss.Join != nil && ss.Join.Refused != "" {
+			ss.Errors = append(ss.Errors, "device "+s.JoinFrom+" refused the invitation this share was joined with: "+ss.Join.Refused)
+		}
 		st.Shares = append(st.Shares, ss)
 	}
 	for _, p := range cfg.Peers {
@@ -130,6 +133,10 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 		switch {
 		case !running || !s.Running:
 			state = "stopped"
+		case s.Join != nil && s.Join.Refused != "":
+			state = "refused"
+		case s.Join != nil:
+			state = "joining"
 		case s.InSync:
 			state = "in sync"
 		}

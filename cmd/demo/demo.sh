@@ -59,8 +59,10 @@ echo "   $(find "$FA" -type f | wc -l) files, $(du -sh "$FA" | cut -f1)"
 say "3. alice shares it; both daemons start (blueshift run, a free port each)"
 SHARE=$("$BIN" --home "$A" share add "$FA" --name demo 2>/dev/null)
 echo "   share $SHARE"
-"$BIN" --home "$A" run --listen 127.0.0.1:0 2>"$WORK/alice.log" & PIDS+=($!)
-"$BIN" --home "$B" run --listen 127.0.0.1:0 2>"$WORK/bob.log" & PIDS+=($!)
+# Loopback only, and no LAN discovery: the demo sends nothing through a real
+# network interface.
+"$BIN" --home "$A" run --listen 127.0.0.1:0 --no-discovery 2>"$WORK/alice.log" & PIDS+=($!)
+"$BIN" --home "$B" run --listen 127.0.0.1:0 --no-discovery 2>"$WORK/bob.log" & PIDS+=($!)
 # `status` also answers with no daemon (from the config); a listen address
 # in --json means the daemon itself answered.
 wait_for 10 running "$A" || fail "alice's daemon did not start"

@@ -100,9 +100,12 @@ type Handler interface {
 	HandleMessage(ctx context.Context, msg wire.Message) error
 }
 
-// CloseError is a Close the peer sent, with its reason.
+// CloseError is a Close the peer sent, with its reason. Code is
+// wire.CodeRefused when the peer turned this device away (not paired, or
+// the invitation in our Hello not valid).
 type CloseError struct {
 	Reason string
+	Code   wire.ErrorCode
 }
 
 func (e *CloseError) Error() string { return "peer closed the connection: " + e.Reason }
@@ -210,7 +213,7 @@ func (c *Conn) hello(ctx context.Context, ours *wire.Hello) error {
 	case *wire.Hello:
 		c.peer = m
 	case *wire.Close:
-		return &CloseError{Reason: m.Reason}
+		return &CloseError{Reason: m.Reason, Code: m.Code}
 	default:
 		return fmt.Errorf("peer sent %s before Hello: %w", wire.Name(f.Msg), ErrPeerMisbehaved)
 	}
@@ -502,7 +505,7 @@ func (c *Conn) readLoop(ctx context.Context, wg *sync.WaitGroup) error {
 		case *wire.Ping:
 			c.trySend(wire.Frame{ID: f.ID, Msg: &wire.Pong{}})
 		case *wire.Close:
-			return &CloseError{Reason: m.Reason}
+			return &CloseError{Reason: m.Reason, Code: m.Code}
 		case *wire.Hello:
 			return fmt.Errorf("peer sent a second Hello: %w", ErrPeerMisbehaved)
 		default:

@@ -275,7 +275,7 @@ func (l *TLSListener) handshake(raw net.Conn) {
 // connection before the dialer has read the Close.
 func refuse(tc *tls.Conn, reason string) {
 	tc.SetDeadline(time.Now().Add(lingerTime))
-	if err := wire.WriteFrame(tc, wire.Frame{Msg: &wire.Close{Reason: wire.Text(reason)}}); err == nil {
+	if err := wire.WriteFrame(tc, wire.Frame{Msg: &wire.Close{Reason: wire.Text(reason), Code: wire.CodeRefused}}); err == nil {
 		tc.CloseWrite()
 		io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
 	}

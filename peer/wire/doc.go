@@ -9,9 +9,10 @@
 //	+---------------------+----------------------------------------+
 //
 // Nouns: a Frame is an ID and a Message. Messages are requests (NodesRequest,
-// RecordsRequest, BlockRequest, Ping), responses (NodesResponse,
-// RecordsResponse, BlockResponse, Pong, and ErrorResponse, which answers any
-// request), and one-way messages (Hello, Close, ShareState, RecordPush).
+// RecordsRequest, BlockRequest, JoinRequest, Ping), responses (NodesResponse,
+// RecordsResponse, BlockResponse, JoinResponse, Pong, and ErrorResponse,
+// which answers any request), and one-way messages (Hello, Close,
+// ShareState, RecordPush).
 // A request carries an ID the asker chose, non-zero, and its response carries
 // the same ID; one-way messages carry 0. Ping and Pong may carry 0 (a
 // keepalive that nobody waits for).

@@ -9,7 +9,7 @@ import (
 // IsRequest reports whether m asks for an answer.
 func IsRequest(m Message) bool {
 	switch m.(type) {
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest:
 		return true
 	}
 	return false
@@ -18,7 +18,7 @@ func IsRequest(m Message) bool {
 // IsResponse reports whether m answers a request.
 func IsResponse(m Message) bool {
 	switch m.(type) {
-	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse:
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse:
 		return true
 	}
 	return false
@@ -42,6 +42,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *Ping:
 		_, ok := resp.(*Pong)
+		return ok
+	case *JoinRequest:
+		_, ok := resp.(*JoinResponse)
 		return ok
 	}
 	return false
@@ -76,6 +79,10 @@ func Name(m Message) string {
 		return "BlockRequest"
 	case *BlockResponse:
 		return "BlockResponse"
+	case *JoinRequest:
+		return "JoinRequest"
+	case *JoinResponse:
+		return "JoinResponse"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -97,7 +104,7 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 	case *wirepb.Envelope_Pong:
 		return &Pong{}, nil
 	case *wirepb.Envelope_Close:
-		return &Close{Reason: b.Close.GetReason()}, nil
+		return &Close{Reason: b.Close.GetReason(), Code: ErrorCode(b.Close.GetCode())}, nil
 	case *wirepb.Envelope_Error:
 		return &ErrorResponse{Code: ErrorCode(b.Error.GetCode()), Message: b.Error.GetMessage()}, nil
 	case *wirepb.Envelope_ShareState:
@@ -117,6 +124,10 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return blockRequestFromPB(b.BlockRequest)
 	case *wirepb.Envelope_BlockResponse:
 		return blockResponseFromPB(b.BlockResponse)
+	case *wirepb.Envelope_JoinRequest:
+		return joinRequestFromPB(b.JoinRequest)
+	case *wirepb.Envelope_JoinResponse:
+		return &JoinResponse{}, nil
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -33,6 +33,10 @@ type Pong struct{}
 // Close is the last message a side sends before closing: why.
 type Close struct {
 	Reason string
+	// Code is CodeRefused when the sender will not talk to this device (not
+	// paired, or the invitation its Hello carried is not valid), so the
+	// device can tell its user; 0 for an ordinary close (version 2).
+	Code ErrorCode
 }
 
 // ErrorCode classifies an ErrorResponse. It is an error, so callers can test
@@ -151,7 +155,7 @@ func helloFromPB(p *wirepb.Hello) *Hello {
 }
 
 func (m *Close) toPB(e *wirepb.Envelope) {
-	e.Body = &wirepb.Envelope_Close{Close: &wirepb.Close{Reason: m.Reason}}
+	e.Body = &wirepb.Envelope_Close{Close: &wirepb.Close{Reason: m.Reason, Code: wirepb.ErrorCode(m.Code)}}
 }
 
 func (m *ErrorResponse) toPB(e *wirepb.Envelope) {

@@ -20,7 +20,14 @@ package wire
 //	  RecordData.content_encoding and content (fields 5, 6) added the same
 //	  day, likewise: a small file's content may travel with its record, so
 //	  a first sync of many small files needs no block request per file.
+//	2 (2026-12-03): JoinRequest/JoinResponse (envelope fields 40, 41): a
+//	  device presents an invitation on a connection that is already open, so
+//	  it can join a second share of a device it is connected to, and learns
+//	  whether the invitation was accepted or refused (and why). Close.code
+//	  (field 2): CodeRefused marks a device turned away (not paired, or its
+//	  Hello's invitation not valid). Version 1 peers are still spoken to:
+//	  they get no JoinRequest, and send no Close.code.
 const (
-	Version    uint32 = 1
+	Version    uint32 = 2
 	MinVersion uint32 = 1
 )

@@ -42,6 +42,7 @@ func samples() []Frame {
 		{7, &Ping{}},
 		{7, &Pong{}},
 		{0, &Close{Reason: "shutting down"}},
+		{0, &Close{Reason: "not paired", Code: CodeRefused}},
 		{9, &ErrorResponse{Code: CodeNotFound, Message: "no such block"}},
 		{0, &ShareState{Share: sh, Root: merkle.Hash(fill32(2)), Count: 42}},
 		{0, &ShareState{Share: sh, Root: merkle.Hash(fill32(2)), Count: 42, Pulling: true}},
@@ -62,6 +63,8 @@ func samples() []Frame {
 		{0, &RecordPush{Share: sh, Records: []RecordData{{Key: merkle.Key(fill32(5)), Encoding: RecordZstd, Data: []byte{4}}}}},
 		{3, &BlockRequest{Share: sh, Hash: block.Sum([]byte("x")), Size: 65536, Signature: []byte{1, 2}}},
 		{3, &BlockResponse{Encoding: BlockZstd, Data: bytes.Repeat([]byte{7}, 1000)}},
+		{4, &JoinRequest{Token: [TokenSize]byte{1, 2, 3}, Share: sh}},
+		{4, &JoinResponse{}},
 	}
 }
 

@@ -153,6 +153,9 @@ type CodeJoinOptions struct {
 	Listen time.Duration
 	Now    time.Time // zero: time.Now
 	Logger *slog.Logger
+	// Home is set by JoinByCode: LAN listening honours its [discovery]
+	// interfaces.
+	Home string
 }
 
 // JoinByCode finds the invitation a short code stands for and joins
@@ -168,6 +171,7 @@ func JoinByCode(ctx context.Context, home, code, path string, opts CodeJoinOptio
 	if err != nil {
 		return JoinResult{}, err
 	}
+	opts.Home = home
 	addrs := opts.Addresses
 	if len(addrs) == 0 {
 		if addrs, err = lanDevices(ctx, id, opts); err != nil {
@@ -221,7 +225,11 @@ func lanDevices(ctx context.Context, id *identity.Identity, opts CodeJoinOptions
 	}
 	var mu gosync.Mutex
 	heard := map[identity.DeviceID]bool{}
-	d, err := discovery.New(discovery.Options{Key: id, Logger: opts.Logger, OnUpdate: func(dev identity.DeviceID) {
+	var ifaces []string
+	if cfg, err := LoadConfig(opts.Home); err == nil {
+		ifaces = cfg.Discovery.Interfaces
+	}
+	d, err := discovery.New(discovery.Options{Key: id, Interfaces: ifaces, Logger: opts.Logger, OnUpdate: func(dev identity.DeviceID) {
 		mu.Lock()
 		heard[dev] = true
 		mu.Unlock()

@@ -157,6 +157,22 @@ func (d *Daemon) Status() Status {
 		if s.Paused {
 			ss.Errors = append(ss.Errors, "paused")
 		}
+		switch ss.Join = d.joinStatus(s); {
+		case ss.Join == nil:
+		case ss.Join.Refused != "":
+			ss.Errors = append(ss.Errors, fmt.Sprintf("device %s refused the invitation this share was joined with: %s; "+
+				"ask for a new link and join again (`blueshift join LINK %s`)", s.JoinFrom, ss.Join.Refused, s.Path))
+		default:
+			why := "not connected to it so far"
+			if id, err := identity.ParseDeviceID(s.JoinFrom); err == nil && conns[id].Device == id {
+				why = "connected, waiting for its answer"
+			}
+			if ss.Join.LastErr != "" {
+				why = ss.Join.LastErr
+			}
+			ss.Errors = append(ss.Errors, fmt.Sprintf("waiting for device %s, which invited this device, to accept it (%s); "+
+				"the daemon keeps trying", s.JoinFrom, why))
+		}
 		st.Shares = append(st.Shares, ss)
 	}
 	seen := map[string]bool{}

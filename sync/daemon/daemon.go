@@ -34,6 +34,9 @@ type Options struct {
 	// NoDiscovery turns LAN discovery off whatever the configuration says
 	// (tests, which must send no multicast outside their namespaces).
 	NoDiscovery bool
+	// DiscoveryInterfaces, when not empty, replaces [discovery] interfaces:
+	// the only interfaces LAN discovery uses (["lo"]: this machine only).
+	DiscoveryInterfaces []string
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -53,6 +56,7 @@ type Daemon struct {
 	unlock  func()
 	started time.Time
 	rates   rates // connections' byte rates for status
+	joins   joins // pending joins: answers and presenters (join.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 

@@ -18,10 +18,13 @@
 // an invite link or `peer add --addr`) and at those LAN discovery heard it
 // announce; a new announcement makes the manager dial at once. Discovery
 // announces the listening port ("0.0.0.0:PORT": the receiver uses the
-// packet's source address). It is off when [device] discovery is false,
-// with Options.NoDiscovery (`run --no-discovery`), or when the daemon
-// listens on loopback only; it is set up when the daemon opens, so a
-// change of [device] discovery takes effect at the next start.
+// packet's source address) on every multicast interface but loopback, or
+// on those [discovery] interfaces (or Options.DiscoveryInterfaces, `run
+// --discovery-interfaces`) names: ["lo"] keeps it on this machine. It is
+// off when [device] discovery is false, with Options.NoDiscovery (`run
+// --no-discovery`), or when the daemon listens on loopback only and the
+// chosen interfaces are not all loopback; it is set up when the daemon
+// opens, so a change takes effect at the next start.
 //
 // # Control API
 //
@@ -40,13 +43,20 @@
 // Invite makes a random token, stores its hash in the inviter's config
 // ([[invite]]) and returns a Link carrying the inviter's device ID and
 // addresses, the share's name and key at the granted level, the token and
-// the expiry. Join writes the share, the inviter as a peer and the token
-// into the joiner's config. The joiner's daemon presents the token in its
-// Hello ("invite=<hex>" capability). The inviter admits an unknown device
-// only while some invitation is unexpired, and pairs it (peer, share member,
-// config saved, engine told) only if the token is valid; else it closes the
-// connection, telling it why, and the attempt shows in Status.Refused. This
-// runs in the manager's Admit hook, after the Hello of every connection.
+// the expiry; `blueshift invite` has the daemon load it before it prints
+// the link. Join writes the share, the inviter as a peer and the token (the
+// share's pending join: join_from, join_token) into the joiner's config.
+// The joiner's daemon presents a pending token in its Hello ("invite=<hex>"
+// capability) to an inviter it is not connected to, and every pending
+// token as a JoinRequest on each open connection to its inviter (join.go):
+// so any number of shares between two devices can be joined, in any order.
+// The inviter admits an unknown device only while some invitation is
+// unexpired, and pairs it (peer, share member, config saved, engine told)
+// only if the token is valid; else it closes the connection with a Close
+// marked refused, telling it why, and the attempt shows in Status.Refused.
+// The joiner saves the answer: accepted clears the pending join, refused
+// keeps why (join_refused), which Status shows; `blueshift join` waits for
+// the answer and fails with the inviter's reason.
 //
 // # Concurrency
 //

@@ -28,7 +28,7 @@ var ErrInvite = errors.New("invitation not valid")
 // InviteOptions are what `blueshift invite` asks for.
 type InviteOptions struct {
 	ReadOnly  bool
-	Expires   time.Duration // 0: DefaultInviteExpiry
+	Expires   time.Duration // 0: DefaultInviteExpiry; negative is an error
 	SingleUse bool
 	// Addresses are where this device can be reached; empty: derived from
 	// the configuration's announce and listen addresses.
@@ -40,7 +40,10 @@ type InviteOptions struct {
 // hash in home's configuration and returns the link to hand out, and a
 // short code that stands for the link on the LAN (see code.go).
 func Invite(home, ref string, opts InviteOptions) (Link, string, error) {
-	if opts.Expires <= 0 {
+	if opts.Expires < 0 {
+		return Link{}, "", fmt.Errorf("invite: an expiry of %s is in the past: give a positive duration like 24h", opts.Expires)
+	}
+	if opts.Expires == 0 {
 		opts.Expires = DefaultInviteExpiry
 	}
 	if opts.Now.IsZero() {
@@ -103,11 +106,16 @@ type JoinResult struct {
 	ShareID string
 	Path    string
 	Inviter string
+	// AddedPeer: the inviter was not a [[peer]] before (Unjoin removes it).
+	AddedPeer bool
 }
 
 // Join adds the share a link carries to home's configuration at path
 // (created when missing; existing files are merged by the sync, never
-// replaced wholesale), with the inviter as a peer holding the token.
+// replaced wholesale), with the inviter as a peer, and the token as the
+// share's pending join, presented to the inviter until it answers (see
+// join.go). A share already joined from the same inviter but refused, or
+// still waiting, takes the new link's token instead.
 func Join(home, linkText, path string, now time.Time) (JoinResult, error) {
 	l, err := ParseLink(linkText)
 	if err != nil {
@@ -134,23 +142,26 @@ func Join(home, linkText, path string, now time.Time) (JoinResult, error) {
 		return JoinResult{}, fmt.Errorf("join: %s is a file, not a folder: choose a folder", abs)
 	}
 	res := JoinResult{ShareID: l.Key.ID().String(), Path: abs, Inviter: l.Device.String()}
+	token := hex.EncodeToString(l.Token[:])
 	err = EditConfig(home, func(c *config.Config) error {
-		if s, err := c.FindShare(res.ShareID); err == nil {
-			return fmt.Errorf("join: this device already has share %q at %s", s.Name, s.Path)
-		}
-		if err := c.AddPeer(config.Peer{
-			ID: res.Inviter, Addresses: l.Addresses, Invite: hex.EncodeToString(l.Token[:]),
-		}); err != nil {
+		_, perr := c.FindPeer(res.Inviter)
+		res.AddedPeer = perr != nil
+		if err := c.AddPeer(config.Peer{ID: res.Inviter, Addresses: l.Addresses}); err != nil {
 			return err
 		}
-		if p, _ := c.FindPeer(res.Inviter); p != nil {
-			p.Invite = hex.EncodeToString(l.Token[:]) // a newer link replaces an old token
+		if s, err := c.FindShare(res.ShareID); err == nil {
+			if s.JoinFrom != res.Inviter || filepath.Clean(s.Path) != abs {
+				return fmt.Errorf("join: this device already has share %q at %s", s.Name, s.Path)
+			}
+			s.JoinToken, s.JoinRefused = token, "" // again, with a new link
+			return nil
 		}
 		s := config.NewShare(res.ShareID, abs, l.Key.String())
 		if l.ShareName != "" {
 			s.Name = l.ShareName
 		}
 		s.Peers = []string{res.Inviter}
+		s.JoinFrom, s.JoinToken = res.Inviter, token
 		if err := c.AddShare(s); err != nil {
 			return err
 		}
@@ -159,15 +170,45 @@ func Join(home, linkText, path string, now time.Time) (JoinResult, error) {
 	return res, err
 }
 
+// Unjoin takes back a join its inviter refused: the share leaves the
+// configuration, and the inviter too if Join added it and no other share
+// has it. Files stay where they are.
+func Unjoin(home string, res JoinResult) error {
+	return EditConfig(home, func(c *config.Config) error {
+		if s, err := c.FindShare(res.ShareID); err != nil || s.JoinRefused == "" {
+			return nil // accepted meanwhile, or already gone
+		}
+		if _, err := c.RemoveShare(res.ShareID); err != nil {
+			return err
+		}
+		if !res.AddedPeer {
+			return nil
+		}
+		for _, s := range c.Shares {
+			if slices.Contains(s.Peers, res.Inviter) {
+				return nil
+			}
+		}
+		_, err := c.RemovePeer(res.Inviter)
+		return err
+	})
+}
+
 // redeem pairs remote through the invitation whose token it presented:
 // it becomes a peer and a member of the share, the configuration is saved
-// and the engine told. A device already a member is fine.
-func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string) error {
+// and the engine told. A device already a member is fine. A non-zero want
+// is the share the device asks to join: a token for another is refused.
+func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string, want share.ID) error {
 	tok, err := hex.DecodeString(tokenHex)
 	if err != nil || len(tok) != TokenSize {
 		return fmt.Errorf("malformed invitation token: %w", ErrInvite)
 	}
 	h := tokenHash(tok)
+	// Known to the configuration applied last (invite reloads the daemon
+	// before it prints a link): a stranger's guesses cost no config lock.
+	if !slices.ContainsFunc(d.config().Invites, func(in config.Invite) bool { return in.TokenHash == h }) {
+		return fmt.Errorf("unknown or already used invitation: %w; ask for a new link", ErrInvite)
+	}
 	now := time.Now()
 	var shareName string
 	err = EditConfig(d.home, func(c *config.Config) error {
@@ -179,9 +220,12 @@ func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string) error {
 		if !in.Expires.After(now) {
 			return fmt.Errorf("the invitation expired at %s: %w; ask for a new link", in.Expires.Format(time.RFC3339), ErrInvite)
 		}
+		if want != (share.ID{}) && in.Share != want.String() {
+			return fmt.Errorf("the invitation is to another share: %w; ask for a new link", ErrInvite)
+		}
 		s, err := c.FindShare(in.Share)
 		if err != nil {
-			return fmt.Errorf("the invited share is gone: %w", ErrInvite)
+			return fmt.Errorf("the invited share is gone: %w; ask for a new link", ErrInvite)
 		}
 		shareName = s.Name
 		if len(name) > 64 {

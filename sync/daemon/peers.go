@@ -3,21 +3,23 @@ package daemon
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer"
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/discovery"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
-	"github.com/blueshift-sync/blueshift/sync/engine"
 )
 
 // inviteCap is the Hello capability that carries an invitation token.
@@ -25,6 +27,10 @@ const inviteCap = "invite="
 
 // errNotPaired is why an unknown device is turned away.
 var errNotPaired = errors.New("this device does not know you: ask its owner for an invite link (`blueshift invite SHARE`)")
+
+// errNoInvitation is why an unknown device is turned away before its Hello:
+// no invitation is open, so whatever token it holds is not valid.
+var errNoInvitation = errors.New("this device does not know you and has no open invitation (it expired, or a single-use link was used already): ask its owner for a new link (`blueshift invite SHARE`)")
 
 // newManager makes the connection manager: the configured peers, the
 // invitation rules, LAN discovery's addresses and the engine's sessions.
@@ -35,9 +41,10 @@ func (d *Daemon) newManager(cfg *config.Config) (*peer.Manager, error) {
 		DeviceName:    cfg.Device.Name,
 		Capabilities:  d.capabilities,
 		SealedInvites: d.sealedInvites,
-		Handler:       func(id identity.DeviceID) conn.Handler { return d.eng.NewSession(id) },
+		Handler:       d.newHandler,
 		Admit:         d.admit,
 		Serve:         d.serveSession,
+		OnRefusedBy:   d.joinRefusedBy,
 		Addresses:     d.discovered,
 		MinBackoff:    d.opts.DialMin,
 		MaxBackoff:    d.opts.DialMax,
@@ -58,21 +65,53 @@ func (d *Daemon) newDiscovery(cfg *config.Config) (*discovery.Discovery, error) 
 	if !ok {
 		return nil, nil
 	}
+	ifaces := discoveryInterfaces(cfg, d.opts.DiscoveryInterfaces)
 	at := ta.AddrPort()
 	ip := at.Addr().Unmap()
 	switch {
-	case ip.IsLoopback():
+	case ip.IsLoopback() && !allLoopback(ifaces):
 		d.log.Info("LAN discovery off: listening on loopback only", "listen", at.String())
 		return nil, nil
 	case ip.IsUnspecified():
 		ip = netip.IPv4Unspecified() // "the source address of the announcement", on either family
 	}
+	for _, name := range ifaces {
+		if _, err := net.InterfaceByName(name); err != nil {
+			d.log.Warn("LAN discovery: no such interface (yet); it is used once it exists", "iface", name, "err", err)
+		}
+	}
+	if len(ifaces) > 0 {
+		d.log.Info("LAN discovery on the chosen interfaces only", "interfaces", strings.Join(ifaces, ","))
+	}
 	return discovery.New(discovery.Options{
-		Key:       d.id,
-		Addresses: []netip.AddrPort{netip.AddrPortFrom(ip, at.Port())},
-		Logger:    d.log.With("part", "discovery"),
-		OnUpdate:  func(id identity.DeviceID) { d.peers.Kick(id) },
+		Key:        d.id,
+		Addresses:  []netip.AddrPort{netip.AddrPortFrom(ip, at.Port())},
+		Interfaces: ifaces,
+		Logger:     d.log.With("part", "discovery"),
+		OnUpdate:   func(id identity.DeviceID) { d.peers.Kick(id) },
 	})
+}
+
+// discoveryInterfaces is the interfaces LAN discovery may use: the
+// daemon's option when given, else [discovery] interfaces; empty: every
+// multicast interface but loopback.
+func discoveryInterfaces(cfg *config.Config, override []string) []string {
+	if len(override) > 0 {
+		return override
+	}
+	return cfg.Discovery.Interfaces
+}
+
+// allLoopback reports whether ifaces is not empty and names loopback
+// interfaces only: announcing a loopback address there makes sense.
+func allLoopback(ifaces []string) bool {
+	for _, name := range ifaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil || ifi.Flags&net.FlagLoopback == 0 {
+			return false
+		}
+	}
+	return len(ifaces) > 0
 }
 
 // discovered is the manager's Addresses: what LAN discovery heard from the
@@ -101,16 +140,26 @@ func (d *Daemon) acceptable(remote identity.DeviceID) error {
 			return nil
 		}
 	}
-	return errNotPaired
+	return errNoInvitation
 }
 
-// capabilities puts the token of the invitation we joined through in our
-// Hello to the device that made it.
+// capabilities puts the token of a pending join in our Hello to the device
+// that made it (the first one; the others follow as JoinRequests once the
+// connection is kept), or the token of a [[peer]] invite written by an
+// older version.
 func (d *Daemon) capabilities(remote identity.DeviceID) []string {
-	if p, err := d.config().FindPeer(remote.String()); err == nil && p.Invite != "" {
-		return []string{inviteCap + p.Invite}
+	cfg := d.config()
+	token := ""
+	if pend := pendingJoins(cfg, remote); len(pend) > 0 {
+		token = hex.EncodeToString(pend[0].token[:])
+	} else if p, err := cfg.FindPeer(remote.String()); err == nil && p.Invite != "" {
+		token = p.Invite
 	}
-	return nil
+	d.joins.setHello(remote, token)
+	if token == "" {
+		return nil
+	}
+	return []string{inviteCap + token}
 }
 
 // sealedInvites offers a device we have not paired the invitations made
@@ -147,7 +196,7 @@ func (d *Daemon) admit(remote identity.DeviceID, hello *wire.Hello) error {
 		}
 	}
 	if token != "" {
-		err := d.redeem(remote, hello.DeviceName, token)
+		err := d.redeem(remote, hello.DeviceName, token, share.ID{})
 		if err != nil && d.isPeer(remote) {
 			// A stale token of a device paired earlier: it stays.
 			return nil
@@ -190,21 +239,34 @@ func (d *Daemon) applyPeers(cfg *config.Config) {
 		d.peers.AddPeer(id, addrs...)
 		d.paired[id] = addrs
 	}
+	d.joins.poke() // pending joins may have changed: present them
+	for _, s := range cfg.Shares {
+		if id, err := identity.ParseDeviceID(s.JoinFrom); err == nil && s.JoinToken != "" {
+			d.peers.Kick(id) // a new token is worth a dial now, whatever the backoff
+		}
+	}
 }
 
-// serveSession runs the engine's session on a connection the manager keeps.
+// serveSession runs the engine's session on a connection the manager
+// keeps, and beside it presents the pending joins to the device.
 func (d *Daemon) serveSession(ctx context.Context, c *conn.Conn, h conn.Handler) error {
-	s, ok := h.(*engine.Session)
+	ph, ok := h.(*peerHandler)
 	if !ok {
 		return fmt.Errorf("serve peer %s: the handler is %T, not a sync session", c.Remote().Abbrev(), h)
 	}
 	d.forgetToken(c.Remote())
-	return s.Serve(ctx, c)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg gosync.WaitGroup
+	wg.Go(func() { d.presentJoins(ctx, c) })
+	defer wg.Wait()
+	defer cancel()
+	return ph.Session.Serve(ctx, c)
 }
 
-// forgetToken drops the invitation token we joined with once its maker has
-// kept our connection: we are paired now, and showing the token on every
-// reconnect would only make the inviter redeem it again.
+// forgetToken drops a [[peer]] invite token (written by an older version)
+// once its maker has kept our connection: we are paired now, and showing the
+// token on every reconnect would only make the inviter redeem it again.
+// Joins of this version are settled by the inviter's answer (join.go).
 func (d *Daemon) forgetToken(remote identity.DeviceID) {
 	if p, err := d.config().FindPeer(remote.String()); err != nil || p.Invite == "" {
 		return

@@ -28,6 +28,9 @@ type ShareStatus struct {
 	Errors    []string `json:"errors"`
 	Peers     []string `json:"peers"` // members connected now
 	Members   []string `json:"members"`
+	// Join is set while the share, joined through a link, waits for its
+	// inviter's answer, or after the inviter refused it.
+	Join *JoinStatus `json:"join,omitempty"`
 }
 
 // PeerStatus is one known or connected device.

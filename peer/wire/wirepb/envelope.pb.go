@@ -43,6 +43,8 @@ type Envelope struct {
 	//	*Envelope_RecordPush
 	//	*Envelope_BlockRequest
 	//	*Envelope_BlockResponse
+	//	*Envelope_JoinRequest
+	//	*Envelope_JoinResponse
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -209,6 +211,24 @@ func (x *Envelope) GetBlockResponse() *BlockResponse {
 	return nil
 }
 
+func (x *Envelope) GetJoinRequest() *JoinRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_JoinRequest); ok {
+			return x.JoinRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetJoinResponse() *JoinResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_JoinResponse); ok {
+			return x.JoinResponse
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -265,6 +285,14 @@ type Envelope_BlockResponse struct {
 	BlockResponse *BlockResponse `protobuf:"bytes,31,opt,name=block_response,json=blockResponse,proto3,oneof"`
 }
 
+type Envelope_JoinRequest struct {
+	JoinRequest *JoinRequest `protobuf:"bytes,40,opt,name=join_request,json=joinRequest,proto3,oneof"` // version 2
+}
+
+type Envelope_JoinResponse struct {
+	JoinResponse *JoinResponse `protobuf:"bytes,41,opt,name=join_response,json=joinResponse,proto3,oneof"` // version 2
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -291,11 +319,15 @@ func (*Envelope_BlockRequest) isEnvelope_Body() {}
 
 func (*Envelope_BlockResponse) isEnvelope_Body() {}
 
+func (*Envelope_JoinRequest) isEnvelope_Body() {}
+
+func (*Envelope_JoinResponse) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\"\xe7\x06\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\"\xf4\a\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -313,7 +345,9 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\vrecord_push\x18\x16 \x01(\v2\x1d.blueshift.wire.v1.RecordPushH\x00R\n" +
 	"recordPush\x12F\n" +
 	"\rblock_request\x18\x1e \x01(\v2\x1f.blueshift.wire.v1.BlockRequestH\x00R\fblockRequest\x12I\n" +
-	"\x0eblock_response\x18\x1f \x01(\v2 .blueshift.wire.v1.BlockResponseH\x00R\rblockResponseB\x06\n" +
+	"\x0eblock_response\x18\x1f \x01(\v2 .blueshift.wire.v1.BlockResponseH\x00R\rblockResponse\x12C\n" +
+	"\fjoin_request\x18( \x01(\v2\x1e.blueshift.wire.v1.JoinRequestH\x00R\vjoinRequest\x12F\n" +
+	"\rjoin_response\x18) \x01(\v2\x1f.blueshift.wire.v1.JoinResponseH\x00R\fjoinResponseB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -344,6 +378,8 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*RecordPush)(nil),      // 11: blueshift.wire.v1.RecordPush
 	(*BlockRequest)(nil),    // 12: blueshift.wire.v1.BlockRequest
 	(*BlockResponse)(nil),   // 13: blueshift.wire.v1.BlockResponse
+	(*JoinRequest)(nil),     // 14: blueshift.wire.v1.JoinRequest
+	(*JoinResponse)(nil),    // 15: blueshift.wire.v1.JoinResponse
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -359,11 +395,13 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	11, // 10: blueshift.wire.v1.Envelope.record_push:type_name -> blueshift.wire.v1.RecordPush
 	12, // 11: blueshift.wire.v1.Envelope.block_request:type_name -> blueshift.wire.v1.BlockRequest
 	13, // 12: blueshift.wire.v1.Envelope.block_response:type_name -> blueshift.wire.v1.BlockResponse
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	14, // 13: blueshift.wire.v1.Envelope.join_request:type_name -> blueshift.wire.v1.JoinRequest
+	15, // 14: blueshift.wire.v1.Envelope.join_response:type_name -> blueshift.wire.v1.JoinResponse
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -375,6 +413,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_tree_proto_init()
 	file_peer_wire_wirepb_records_proto_init()
 	file_peer_wire_wirepb_blocks_proto_init()
+	file_peer_wire_wirepb_join_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -389,6 +428,8 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_RecordPush)(nil),
 		(*Envelope_BlockRequest)(nil),
 		(*Envelope_BlockResponse)(nil),
+		(*Envelope_JoinRequest)(nil),
+		(*Envelope_JoinResponse)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

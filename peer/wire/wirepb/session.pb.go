@@ -240,8 +240,12 @@ func (*Pong) Descriptor() ([]byte, []int) {
 
 // Close is the last frame a side sends: why it is closing.
 type Close struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Reason string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Version 2: ERROR_CODE_REFUSED when the sender will not talk to this
+	// device (it is not paired, or the invitation its Hello carried is not
+	// valid); unspecified for an ordinary close.
+	Code          ErrorCode `protobuf:"varint,2,opt,name=code,proto3,enum=blueshift.wire.v1.ErrorCode" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,6 +285,13 @@ func (x *Close) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Close) GetCode() ErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
 }
 
 // ErrorResponse answers any request that failed.
@@ -350,9 +361,10 @@ const file_peer_wire_wirepb_session_proto_rawDesc = "" +
 	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\x12%\n" +
 	"\x0esealed_invites\x18\x05 \x03(\fR\rsealedInvites\"\x06\n" +
 	"\x04Ping\"\x06\n" +
-	"\x04Pong\"\x1f\n" +
+	"\x04Pong\"Q\n" +
 	"\x05Close\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"[\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x120\n" +
+	"\x04code\x18\x02 \x01(\x0e2\x1c.blueshift.wire.v1.ErrorCodeR\x04code\"[\n" +
 	"\rErrorResponse\x120\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1c.blueshift.wire.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage*\xbf\x01\n" +
@@ -388,12 +400,13 @@ var file_peer_wire_wirepb_session_proto_goTypes = []any{
 	(*ErrorResponse)(nil), // 5: blueshift.wire.v1.ErrorResponse
 }
 var file_peer_wire_wirepb_session_proto_depIdxs = []int32{
-	0, // 0: blueshift.wire.v1.ErrorResponse.code:type_name -> blueshift.wire.v1.ErrorCode
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0, // 0: blueshift.wire.v1.Close.code:type_name -> blueshift.wire.v1.ErrorCode
+	0, // 1: blueshift.wire.v1.ErrorResponse.code:type_name -> blueshift.wire.v1.ErrorCode
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_session_proto_init() }
