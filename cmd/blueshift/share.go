@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/sync/daemon"
 )
@@ -38,6 +39,13 @@ func newShareCmd(g *globals) *cobra.Command {
 			}
 			if !fi.IsDir() {
 				return fmt.Errorf("share add: %s is not a folder", path)
+			}
+			if err := daemon.CheckSharePath(home, path); err != nil {
+				return fmt.Errorf("share add: %w", err)
+			}
+			// Removed here before: a nested share boundary again.
+			if err := index.UnmarkRemoved(path); err != nil {
+				return fmt.Errorf("share add: %w", err)
 			}
 			secret, err := share.NewSecret()
 			if err != nil {
@@ -90,6 +98,7 @@ func newShareCmd(g *globals) *cobra.Command {
 				return err
 			}
 			var removed config.Share
+			var around []config.Share // shares that hold the removed folder
 			err = daemon.EditConfig(home, func(cfg *config.Config) error {
 				s, err := cfg.RemoveShare(clean(args[0]))
 				removed = s
@@ -100,12 +109,29 @@ func newShareCmd(g *globals) *cobra.Command {
 					}
 				}
 				cfg.Invites = kept
+				for _, o := range cfg.Shares {
+					if rel, err := filepath.Rel(o.Path, s.Path); err == nil && rel != "." && filepath.IsLocal(rel) {
+						around = append(around, o)
+					}
+				}
 				return err
 			})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "share %q is no longer synced; its files stay in %s\n", removed.Name, removed.Path)
+			// Its .blueshift folder stays (the versions in it are the user's
+			// files) but no longer marks a nested share: a share around the
+			// folder syncs it from now on, like any folder of its own.
+			if err := index.MarkRemoved(removed.Path); err != nil {
+				fmt.Fprintf(c.ErrOrStderr(), "warning: %v; a share around %s keeps skipping it until %s is deleted\n",
+					err, removed.Path, filepath.Join(removed.Path, ".blueshift"))
+			}
+			for _, o := range around {
+				fmt.Fprintf(c.ErrOrStderr(), "note: %s is inside share %q (%s), which syncs it from now on: "+
+					"its files go to that share's members too (list it in that share's .blueshiftignore if they should not see them)\n",
+					removed.Path, o.Name, o.Path)
+			}
 			return reloadDaemon(c, home)
 		},
 	}
