@@ -99,3 +99,60 @@ func assertLive(t *testing.T, e *env, want []string) {
 		t.Fatalf("indexed %q,\nwant    %q", got, want)
 	}
 }
+
+// A folder holding a .blueshift is another share's, until share remove
+// marks it: then the share around it syncs it (never its .blueshift), in a
+// full scan and in a partial one started by the marker itself.
+func TestRemovedNestedShareIsScannedAgain(t *testing.T) {
+	for _, partial := range []bool{false, true} {
+		e := newEnv(t)
+		e.write("top.txt", []byte("t"))
+		e.write("in/.blueshift/versions/old~1", []byte("an old version"))
+		e.write("in/own.txt", []byte("o"))
+		e.write("in/sub/.BlueShift/x", []byte("x")) // case-folded, as sync/apply refuses it
+		e.scan()
+		assertLive(t, e, []string{"top.txt", "in"})
+
+		inner := filepath.Join(e.root, "in")
+		if err := MarkRemoved(inner); err != nil {
+			t.Fatal(err)
+		}
+		if partial {
+			e.scan("in/.blueshift/" + RemovedMarker) // what the watcher reports
+		} else {
+			e.scan()
+		}
+		assertLive(t, e, []string{"top.txt", "in", "in/own.txt", "in/sub"})
+
+		// Added again: a boundary again; what the outer share recorded
+		// stays recorded (peers keep their copies).
+		if err := UnmarkRemoved(inner); err != nil {
+			t.Fatal(err)
+		}
+		e.write("in/new.txt", []byte("n"))
+		e.scan("in/new.txt")
+		e.scan()
+		assertLive(t, e, []string{"top.txt", "in", "in/own.txt", "in/sub"})
+	}
+}
+
+func TestWiden(t *testing.T) {
+	cases := []struct {
+		in, want []record.Path
+	}{
+		{nil, nil},
+		{[]record.Path{"a/b", "a", "c/d"}, []record.Path{"a", "c/d"}},
+		{[]record.Path{"x/.blueshiftignore", "x/y/z"}, []record.Path{"x"}},
+		{[]record.Path{".blueshiftignore", "a"}, nil},
+		{[]record.Path{"in/.blueshift/removed", "b"}, []record.Path{"b", "in"}},
+		{[]record.Path{"in/.BLUESHIFT/tmp/t"}, []record.Path{"in"}},
+		{[]record.Path{".blueshift/tmp/t"}, []record.Path{}},
+		{[]record.Path{"ab", "a/b"}, []record.Path{"a/b", "ab"}},
+	}
+	for _, c := range cases {
+		got := widen(c.in)
+		if !slices.Equal(got, c.want) || (got == nil) != (c.want == nil) {
+			t.Errorf("widen(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
