@@ -23,7 +23,11 @@ func newShareCmd(g *globals) *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add PATH",
 		Short: "Make a folder a share and print its ID",
-		Args:  exactArgs(1),
+		Long: "Make a folder a share and print its ID. Refused: a file system's root, this device's\n" +
+			"home (--home: it holds device.key and every share's secret), a folder inside the home\n" +
+			"and a folder holding it. A share inside another share's folder is synced by itself:\n" +
+			"the share around it leaves that folder alone.",
+		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			home, err := g.homeOf()
 			if err != nil {
@@ -91,7 +95,10 @@ func newShareCmd(g *globals) *cobra.Command {
 	remove := &cobra.Command{
 		Use:   "remove SHARE",
 		Short: "Stop syncing a share (by ID or name); its files stay where they are",
-		Args:  exactArgs(1),
+		Long: "Stop syncing a share (by ID or name); its files and its .blueshift folder (old versions)\n" +
+			"stay where they are. If the folder is inside another share, that share syncs it from now\n" +
+			"on, with its own members; the command says so.",
+		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			home, err := g.homeOf()
 			if err != nil {
