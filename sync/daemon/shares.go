@@ -113,15 +113,17 @@ func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 // it again: a share stopped there may have stopped being a nested share
 // (`share remove` marks it so), and the share around it then syncs it.
 func (d *Daemon) rescanAround(path string) {
+	rels := map[share.ID]string{}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	for id, rs := range d.mu.shares {
-		rel, err := filepath.Rel(rs.cfg.Path, path)
-		if err != nil || rel == "." || !filepath.IsLocal(rel) {
-			continue
+		if rel, err := filepath.Rel(rs.cfg.Path, path); err == nil && rel != "." && filepath.IsLocal(rel) {
+			rels[id] = filepath.ToSlash(rel)
 		}
-		if err := d.eng.Rescan(id, []string{filepath.ToSlash(rel)}, false); err != nil {
-			d.log.Debug("rescan", "share", rs.cfg.Name, "err", err)
+	}
+	d.mu.Unlock()
+	for id, rel := range rels {
+		if err := d.eng.Rescan(id, []string{rel}, false); err != nil {
+			d.log.Debug("rescan", "share", id, "err", err)
 		}
 	}
 }
@@ -209,7 +211,7 @@ func markShareRoot(home, path string) error {
 	if err := index.UnmarkRemoved(path); err != nil {
 		return err
 	}
-	err := os.Mkdir(filepath.Join(path, record.MetaDir), 0o755)
+	err := os.Mkdir(filepath.Join(path, record.MetaDir), 0o777) // before umask, as sync/apply makes it
 	if err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, fs.ErrNotExist) { // a missing folder is reported by the watcher
 		return fmt.Errorf("create %s: %w", filepath.Join(path, record.MetaDir), err)
 	}
