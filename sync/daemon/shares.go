@@ -211,8 +211,10 @@ func markShareRoot(home, path string) error {
 	if err := index.UnmarkRemoved(path); err != nil {
 		return err
 	}
-	err := os.Mkdir(filepath.Join(path, record.MetaDir), 0o777)                        // before umask, as sync/apply makes it
-	if err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, fs.ErrNotExist) { // a missing folder is reported by the watcher
+	// 0o777 before umask, as sync/apply makes it; a missing share folder is
+	// the watcher's to report.
+	err := os.Mkdir(filepath.Join(path, record.MetaDir), 0o777)
+	if err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("create %s: %w", filepath.Join(path, record.MetaDir), err)
 	}
 	return nil
