@@ -1,11 +1,14 @@
 package index
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/blueshift-sync/blueshift/index/ignore"
 	"github.com/blueshift-sync/blueshift/index/record"
 )
 
@@ -154,5 +157,46 @@ func TestWiden(t *testing.T) {
 		if !slices.Equal(got, c.want) || (got == nil) != (c.want == nil) {
 			t.Errorf("widen(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// A folder whose ignore file cannot be read is not synced at all, in a full
+// scan and a partial one: what its rules would ignore must not leave the
+// device because the rules could not be read.
+func TestUnreadableIgnoreFileSyncsNothingBelow(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads a file without read permission; the oversize case below covers the same path")
+	}
+	e := newEnv(t)
+	e.write("ok.txt", []byte("o"))
+	e.write("d/.blueshiftignore", []byte("*.key\n"))
+	if err := os.Chmod(filepath.Join(e.root, "d/.blueshiftignore"), 0); err != nil {
+		t.Fatal(err)
+	}
+	e.write("d/secret.key", []byte("s"))
+	res := e.scan()
+	assertLive(t, e, []string{"ok.txt", "d"})
+	if len(res.Errors) != 1 || !errors.Is(res.Errors[0], ErrUnreadable) {
+		t.Fatalf("errors %v, want the unreadable ignore file", res.Errors)
+	}
+	e.scan("d/secret.key")
+	assertLive(t, e, []string{"ok.txt", "d"})
+}
+
+func TestOversizeIgnoreFileSyncsNothingBelow(t *testing.T) {
+	e := newEnv(t)
+	e.write("ok.txt", []byte("o"))
+	e.write("d/.blueshiftignore", append([]byte("*.key\n"), bytes.Repeat([]byte("#\n"), ignore.MaxFileSize)...))
+	e.write("d/secret.key", []byte("s"))
+	res := e.scan()
+	assertLive(t, e, []string{"ok.txt", "d"})
+	if len(res.Errors) != 1 || !errors.Is(res.Errors[0], ErrUnreadable) {
+		t.Fatalf("errors %v, want the oversize ignore file", res.Errors)
+	}
+	e.write("d/other.key", []byte("s"))
+	res = e.scan("d/secret.key", "d/other.key")
+	assertLive(t, e, []string{"ok.txt", "d"})
+	if len(res.Errors) != 1 {
+		t.Fatalf("partial scan errors %v, want the oversize ignore file once", res.Errors)
 	}
 }

@@ -458,13 +458,14 @@ func (sc *scan) walkPath(ctx context.Context, p record.Path, send func(*item) er
 // inside it, or why nothing inside it is scanned.
 type folderRules struct {
 	rules *ignore.Rules
-	skip  string // "" (scanned), skipIgnored or skipNested
+	skip  string // "" (scanned) or why not: skipIgnored, skipNested, ...
 }
 
 const (
 	skipIgnored   = "ignored"          // the folder or one above it is ignored
 	skipNested    = "in another share" // a nested share or a metadata folder
 	skipNotFolder = "not a folder"     // a file or a symlink where a folder was
+	skipNoRules   = "unreadable rules" // its ignore file cannot be read
 )
 
 // folder returns the rules in force inside folder dir ("" for the root),
@@ -498,6 +499,7 @@ func (sc *scan) folder(dir record.Path, send func(*item) error) (folderRules, er
 	if f.skip == "" {
 		r, perr := loadRules(abs, dir, f.rules)
 		if perr != nil {
+			f.skip = skipNoRules // as walkDir does
 			if err := send(&item{path: dir, err: perr}); err != nil {
 				return f, err
 			}
@@ -539,9 +541,9 @@ func (sc *scan) walkDir(ctx context.Context, dir record.Path, abs string, parent
 	}
 	rules, perr := loadRules(abs, dir, parent)
 	if perr != nil {
-		if err := send(&item{path: dir, err: perr}); err != nil {
-			return err
-		}
+		// Never sync a folder without its rules: what they would ignore
+		// could be exactly what must not leave the device.
+		return send(&item{path: dir, err: perr})
 	}
 	for _, e := range ents {
 		name := e.Name()
@@ -669,6 +671,8 @@ func isNestedShare(abs string) bool {
 // no receiver would write.
 func isMeta(name string) bool { return strings.EqualFold(name, record.MetaDir) }
 
+const hintNoRules = "check its permissions; its folder is not synced until its rules can be read"
+
 // loadRules returns the rules in force in folder dir: parent's, plus its own
 // ignore file if it has one.
 func loadRules(abs string, dir record.Path, parent *ignore.Rules) (*ignore.Rules, *PathError) {
@@ -681,15 +685,16 @@ func loadRules(abs string, dir record.Path, parent *ignore.Rules) (*ignore.Rules
 		p = ignore.FileName
 	}
 	if err != nil {
-		return parent, pathErr(p, ErrUnreadable, err, "its rules are not applied until it can be read")
+		return parent, pathErr(p, ErrUnreadable, err, hintNoRules)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, ignore.MaxFileSize+1))
 	if err != nil {
-		return parent, pathErr(p, ErrUnreadable, err, "its rules are not applied until it can be read")
+		return parent, pathErr(p, ErrUnreadable, err, hintNoRules)
 	}
 	if len(b) > ignore.MaxFileSize {
-		return parent, pathErr(p, ErrUnreadable, fmt.Errorf("larger than %d bytes", ignore.MaxFileSize), "shorten it")
+		return parent, pathErr(p, ErrUnreadable, fmt.Errorf("larger than %d bytes", ignore.MaxFileSize),
+			"shorten it; its folder is not synced until then")
 	}
 	return parent.Child(string(dir), b), nil
 }
