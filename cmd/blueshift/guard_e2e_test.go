@@ -49,7 +49,8 @@ func TestE2EShareAddRefusesUnsafeFolders(t *testing.T) {
 
 	// join refuses the same folders.
 	b := newDevice(t, "bob")
-	a.ok("share", "add", t.TempDir(), "--name", "ok")
+	okDir := t.TempDir()
+	a.ok("share", "add", okDir, "--name", "ok")
 	a.start()
 	invite := strings.SplitN(a.ok("invite", "ok"), "\n", 2)[0]
 	if _, errOut, code := b.cli("join", invite, filepath.Join(b.home, "joined")); code != 1 || !strings.Contains(errOut, "inside this device's home") {
@@ -57,6 +58,29 @@ func TestE2EShareAddRefusesUnsafeFolders(t *testing.T) {
 	}
 	if out := b.ok("share", "list"); strings.TrimSpace(out) != "" {
 		t.Fatalf("a refused join became a share:\n%s", out)
+	}
+	// A share written into config.toml by hand is refused by the daemon,
+	// which says why in status and writes nothing into the home.
+	a.stop()
+	cfgPath := filepath.Join(a.home, "config.toml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.ReplaceAll(string(cfg), okDir, inside)
+	if edited == string(cfg) {
+		t.Fatalf("config.toml does not name %s:\n%s", okDir, cfg)
+	}
+	if err := os.WriteFile(cfgPath, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	a.waitFor("the share in the home refused", func(st daemon.Status) bool {
+		return len(st.Shares) == 1 && !st.Shares[0].Running && len(st.Shares[0].Errors) > 0 &&
+			strings.Contains(st.Shares[0].Errors[0], "inside this device's home")
+	})
+	if _, err := os.Stat(filepath.Join(inside, ".blueshift")); err == nil {
+		t.Fatal("the daemon wrote a .blueshift folder into the home")
 	}
 }
 
