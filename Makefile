@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 BIN := bin/blueshift
 
-.PHONY: all build test vet staticcheck unit demo bench bench-quick proto tools fmt
+.PHONY: all build test vet staticcheck unit cross demo bench bench-quick proto tools fmt
 
 all: build
 
@@ -15,7 +15,13 @@ build:
 
 # The whole suite: formatting, vet, staticcheck, then every test with the race
 # detector (the engine, peer and watcher packages are all concurrent).
-test: fmt-check vet staticcheck unit
+test: fmt-check vet staticcheck cross unit
+
+# The binary must build for Windows and macOS too: Linux-only calls live
+# behind build tags with a fallback (sync/apply/internal/posix).
+cross:
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/blueshift
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/blueshift
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go') 2>/dev/null | grep -v '\.pb\.go$$' || true); \

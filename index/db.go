@@ -18,9 +18,15 @@
 // # What a scan does
 //
 // It walks the root without following symlinks (a symlink is a record with
-// a Target), skips the .blueshift metadata folder, nested shares (folders
-// holding their own .blueshift) and paths the .blueshiftignore files ignore
-// (index/ignore). Folder records carry the Unix epoch as ModTime: a
+// a Target), skips .blueshift metadata folders at any depth, nested shares
+// (folders holding their own .blueshift, unless `share remove` left
+// RemovedMarker in it) and paths the .blueshiftignore files ignore
+// (index/ignore). A partial scan (the watcher's paths) applies the same
+// rules: those of every folder above a path, its own folder's included. A
+// change to an ignore file, or inside a nested .blueshift, scans the whole
+// folder it governs. A path that becomes ignored keeps its record, so peers
+// keep their copies, and is no longer synced: neither its changes nor its
+// deletion. Folder records carry the Unix epoch as ModTime: a
 // folder's mtime changes with every entry made in it, so it is not synced,
 // and equal trees give equal roots. A file whose kind, size, mtime and inode match its stored
 // FileState is not opened. Changed files are chunked and hashed in parallel

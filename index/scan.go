@@ -88,6 +88,7 @@ func (s *Share) Scan(ctx context.Context, opts ScanOptions) (ScanResult, error) 
 		// was deleted".
 		return ScanResult{}, fmt.Errorf("scan share folder %q: %w; check that it exists and is mounted", s.root, err)
 	}
+	opts.Paths = widen(opts.Paths)
 	sc := &scan{
 		s: s, opts: opts, now: s.db.opts.Now(), start: time.Now(),
 		seen: pathSet{seed: maphash.MakeSeed(), m: make(map[uint64]struct{})},
@@ -107,6 +108,53 @@ func (s *Share) Scan(ctx context.Context, opts ScanOptions) (ScanResult, error) 
 	return res, nil
 }
 
+// widen turns the paths a partial scan was given into the folders their
+// change may affect. An ignore file changes what is synced in its whole
+// folder, so its folder is scanned (the root's: everything); a change
+// inside a nested .blueshift folder (a share added or removed there) does
+// the same for the folder holding it. Paths below another one are dropped.
+// nil (everything) stays nil.
+func widen(paths []record.Path) []record.Path {
+	if paths == nil {
+		return nil
+	}
+	set := make(map[record.Path]struct{}, len(paths))
+	for _, p := range paths {
+		parts := strings.Split(string(p), "/")
+		for i, name := range parts {
+			if isMeta(name) {
+				if i == 0 {
+					p = "" // the share's own metadata: nothing to scan
+				} else {
+					p = record.Path(strings.Join(parts[:i], "/"))
+				}
+				break
+			}
+		}
+		if p != "" && p.Base() == ignore.FileName {
+			p = p.Dir()
+			if p == "" {
+				return nil // the root's rules changed: scan everything
+			}
+		}
+		if p != "" {
+			set[p] = struct{}{}
+		}
+	}
+	out := make([]record.Path, 0, len(set))
+	for p := range set {
+		covered := false
+		for a := p.Dir(); a != "" && !covered; a = a.Dir() {
+			_, covered = set[a]
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // scan is one run of Scan.
 type scan struct {
 	s     *Share
@@ -121,6 +169,9 @@ type scan struct {
 	states map[uint64]attrs
 	scopes [][]byte // state key prefixes in scope (for the deletion pass)
 	seen   pathSet  // owned by the walker
+	// folders caches the rules of the folders a partial scan and the
+	// deletion pass looked at; owned by the walker.
+	folders map[record.Path]folderRules
 
 	walked, filesTotal, filesDone atomic.Int64
 	bytesTotal, bytesDone         atomic.Int64
@@ -350,6 +401,19 @@ func (sc *scan) walk(ctx context.Context, work chan<- *item) error {
 	if err != nil {
 		return err
 	}
+	// A path the rules ignore now is no longer synced, its deletion
+	// included: peers keep their copies.
+	kept := gone[:0]
+	for _, p := range gone {
+		ign, err := sc.ignored(p, sc.states[sc.seen.key(p)].kind, send)
+		if err != nil {
+			return err
+		}
+		if !ign {
+			kept = append(kept, p)
+		}
+	}
+	gone = kept
 	slices.Sort(gone)
 	for _, p := range gone {
 		old := sc.states[sc.seen.key(p)].state()
@@ -368,30 +432,13 @@ func (sc *scan) vanished(p record.Path) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
-// walkPath visits one path given to a partial scan and what is below it.
+// walkPath visits one path given to a partial scan and what is below it,
+// under the same rules a full scan applies to it: those of every folder
+// above it, its own folder's included.
 func (sc *scan) walkPath(ctx context.Context, p record.Path, send func(*item) error) error {
-	// The rules of every folder above p apply to it.
-	var rules *ignore.Rules
-	parts := strings.Split(string(p), "/")
-	dir := record.Path("")
-	for _, name := range parts[:len(parts)-1] {
-		abs := filepath.Join(sc.s.root, dir.OS())
-		if dir != "" && isNestedShare(abs) {
-			return nil
-		}
-		r, perr := loadRules(abs, dir, rules)
-		if perr != nil {
-			return send(&item{path: p, err: perr})
-		}
-		rules = r
-		next, _ := record.Join(dir, name)
-		if rules.Ignored(string(next), true) {
-			return nil
-		}
-		dir = next
-	}
-	if dir != "" && isNestedShare(filepath.Join(sc.s.root, dir.OS())) {
-		return nil
+	f, err := sc.folder(p.Dir(), send)
+	if err != nil || f.skip != "" || isMeta(p.Base()) {
+		return err
 	}
 	abs := filepath.Join(sc.s.root, p.OS())
 	info, err := os.Lstat(abs)
@@ -401,10 +448,80 @@ func (sc *scan) walkPath(ctx context.Context, p record.Path, send func(*item) er
 		}
 		return send(&item{path: p, err: pathErr(string(p), ErrUnreadable, err, "check its permissions")})
 	}
-	if rules.Ignored(string(p), info.IsDir()) {
+	if f.rules.Ignored(string(p), info.IsDir()) {
 		return nil
 	}
-	return sc.visit(ctx, p, abs, info, rules, send)
+	return sc.visit(ctx, p, abs, info, f.rules, send)
+}
+
+// folderRules is what a scan knows of one folder: the ignore rules in force
+// inside it, or why nothing inside it is scanned.
+type folderRules struct {
+	rules *ignore.Rules
+	skip  string // "" (scanned) or why not: skipIgnored, skipNested, ...
+}
+
+const (
+	skipIgnored   = "ignored"          // the folder or one above it is ignored
+	skipNested    = "in another share" // a nested share or a metadata folder
+	skipNotFolder = "not a folder"     // a file or a symlink where a folder was
+	skipNoRules   = "unreadable rules" // its ignore file cannot be read
+)
+
+// folder returns the rules in force inside folder dir ("" for the root),
+// reading the ignore file of dir and of every folder above it once per scan.
+// A partial scan and the deletion pass use it; the full walk carries the
+// rules down as it goes. Called from the walker goroutine only.
+func (sc *scan) folder(dir record.Path, send func(*item) error) (folderRules, error) {
+	if f, ok := sc.folders[dir]; ok {
+		return f, nil
+	}
+	var f folderRules
+	abs := filepath.Join(sc.s.root, dir.OS())
+	if dir != "" {
+		up, err := sc.folder(dir.Dir(), send)
+		if err != nil {
+			return f, err
+		}
+		fi, err := os.Lstat(abs)
+		switch {
+		case up.skip != "":
+			f.skip = up.skip
+		case err == nil && !fi.IsDir():
+			f.skip = skipNotFolder // a symlink is synced as a link, never followed
+		case isMeta(dir.Base()) || isNestedShare(abs):
+			f.skip = skipNested
+		case up.rules.Ignored(string(dir), true):
+			f.skip = skipIgnored
+		}
+		f.rules = up.rules
+	}
+	if f.skip == "" {
+		r, perr := loadRules(abs, dir, f.rules)
+		if perr != nil {
+			f.skip = skipNoRules // as walkDir does
+			if err := send(&item{path: dir, err: perr}); err != nil {
+				return f, err
+			}
+		}
+		f.rules = r
+	}
+	if sc.folders == nil {
+		sc.folders = map[record.Path]folderRules{}
+	}
+	sc.folders[dir] = f
+	return f, nil
+}
+
+// ignored reports whether the rules in force now leave path p (of kind k)
+// alone. A path they ignore is no longer synced: not its changes, not its
+// deletion.
+func (sc *scan) ignored(p record.Path, k record.Kind, send func(*item) error) (bool, error) {
+	f, err := sc.folder(p.Dir(), send)
+	if err != nil {
+		return false, err
+	}
+	return f.skip == skipIgnored || f.rules.Ignored(string(p), k == record.Dir), nil
 }
 
 // walkDir reads folder dir (abs on disk), whose rules above it are parent,
@@ -418,20 +535,20 @@ func (sc *scan) walkDir(ctx context.Context, dir record.Path, abs string, parent
 		return send(&item{path: dir, err: pathErr(string(dir), ErrUnreadable, err,
 			"check its permissions; what is below it keeps its records until it can be read")})
 	}
-	if dir != "" && hasMeta(ents) {
+	if dir != "" && hasMeta(ents) && isNestedShare(abs) {
 		sc.s.log.Debug("scan: skipping a nested share", "path", dir)
 		return nil
 	}
 	rules, perr := loadRules(abs, dir, parent)
 	if perr != nil {
-		if err := send(&item{path: dir, err: perr}); err != nil {
-			return err
-		}
+		// Never sync a folder without its rules: what they would ignore
+		// could be exactly what must not leave the device.
+		return send(&item{path: dir, err: perr})
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if dir == "" && name == record.MetaDir {
-			continue
+		if isMeta(name) {
+			continue // a share's metadata, never synced (sync/apply refuses to write one)
 		}
 		p, err := record.Join(dir, name)
 		if err != nil {
@@ -538,16 +655,29 @@ func hasMeta(ents []fs.DirEntry) bool {
 	return false
 }
 
+// isNestedShare reports whether folder abs is the root of another share: it
+// holds a .blueshift folder that `share remove` did not mark as left behind.
 func isNestedShare(abs string) bool {
 	fi, err := os.Lstat(filepath.Join(abs, record.MetaDir))
-	return err == nil && fi.IsDir()
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	_, err = os.Lstat(filepath.Join(abs, record.MetaDir, RemovedMarker))
+	return err != nil
 }
+
+// isMeta reports whether a name is a share's metadata folder, at any depth.
+// It matches as sync/apply does (case-folded), so nothing is announced that
+// no receiver would write.
+func isMeta(name string) bool { return strings.EqualFold(name, record.MetaDir) }
+
+const hintNoRules = "check its permissions; its folder is not synced until its rules can be read"
 
 // loadRules returns the rules in force in folder dir: parent's, plus its own
 // ignore file if it has one.
 func loadRules(abs string, dir record.Path, parent *ignore.Rules) (*ignore.Rules, *PathError) {
 	f, err := os.OpenFile(filepath.Join(abs, ignore.FileName), os.O_RDONLY|openFlags, 0)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return parent, nil
 	}
 	p := string(dir) + "/" + ignore.FileName
@@ -555,15 +685,16 @@ func loadRules(abs string, dir record.Path, parent *ignore.Rules) (*ignore.Rules
 		p = ignore.FileName
 	}
 	if err != nil {
-		return parent, pathErr(p, ErrUnreadable, err, "its rules are not applied until it can be read")
+		return parent, pathErr(p, ErrUnreadable, err, hintNoRules)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, ignore.MaxFileSize+1))
 	if err != nil {
-		return parent, pathErr(p, ErrUnreadable, err, "its rules are not applied until it can be read")
+		return parent, pathErr(p, ErrUnreadable, err, hintNoRules)
 	}
 	if len(b) > ignore.MaxFileSize {
-		return parent, pathErr(p, ErrUnreadable, fmt.Errorf("larger than %d bytes", ignore.MaxFileSize), "shorten it")
+		return parent, pathErr(p, ErrUnreadable, fmt.Errorf("larger than %d bytes", ignore.MaxFileSize),
+			"shorten it; its folder is not synced until then")
 	}
 	return parent.Child(string(dir), b), nil
 }

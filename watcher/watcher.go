@@ -22,7 +22,10 @@
 // in the log and sends Full every Options.FallbackInterval instead.
 //
 // Never reported, never watched: the .blueshift/ metadata folder at the root
-// and any path Options.Ignore rejects (with everything below it).
+// and any path Options.Ignore rejects (with everything below it). A nested
+// share's .blueshift folder is reported when it appears or goes (the
+// scanner then looks at the folder holding it) but not watched: its temp
+// files and versions are that share's business.
 //
 // Ownership and channels: Run's goroutine owns all state. It never blocks on
 // the consumer: while a batch waits on Batches, new events keep coalescing
@@ -292,7 +295,7 @@ func (w *Watcher) watchTree(ctx context.Context, rel string) {
 			return nil // vanished or unreadable: the scanner reports it
 		}
 		r, _ := w.rel(path)
-		if r != "" && w.ignored(r) {
+		if r != "" && (w.ignored(r) || isMeta(d.Name())) {
 			return filepath.SkipDir
 		}
 		if _, ok := w.dirs[r]; ok {
@@ -366,6 +369,10 @@ func (w *Watcher) rel(name string) (string, bool) {
 	}
 	return filepath.ToSlash(r), true
 }
+
+// isMeta reports whether name is a share's metadata folder (case-folded,
+// as the index and sync/apply match it).
+func isMeta(name string) bool { return strings.EqualFold(name, metaDir) }
 
 func (w *Watcher) ignored(rel string) bool {
 	if rel == metaDir || strings.HasPrefix(rel, metaDir+"/") {

@@ -476,3 +476,33 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// A nested share's .blueshift folder is reported when it appears (the
+// scanner looks at the folder holding it) but never watched: the inner
+// share's temp files and versions make no batches for the share around it.
+func TestNestedMetadataNotWatched(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "old/.blueshift/versions/v", "v")
+	w := start(t, root, Options{})
+	write(t, root, "old/.blueshift/tmp/partial", "p")
+	write(t, root, "new/.blueshift/tmp/t", "t")
+	c := collect(t, w, "new")
+	write(t, root, "new/.blueshift/versions/x", "x")
+	write(t, root, "marker", "m") // after all the rest
+	c2 := collect(t, w, "marker")
+	for p := range c.seen {
+		if strings.Contains(p, ".blueshift/") {
+			t.Errorf("reported %q inside a metadata folder", p)
+		}
+	}
+	for p := range c2.seen {
+		if p != "marker" {
+			t.Errorf("reported %q", p)
+		}
+	}
+	for d := range w.dirs {
+		if strings.HasSuffix(d, ".blueshift") || strings.Contains(d, ".blueshift/") {
+			t.Errorf("%q is watched", d)
+		}
+	}
+}

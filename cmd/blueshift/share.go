@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/sync/daemon"
 )
@@ -22,7 +23,11 @@ func newShareCmd(g *globals) *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add PATH",
 		Short: "Make a folder a share and print its ID",
-		Args:  exactArgs(1),
+		Long: "Make a folder a share and print its ID. Refused: a file system's root, this device's\n" +
+			"home (--home: it holds device.key and every share's secret), a folder inside the home\n" +
+			"and a folder holding it. A share inside another share's folder is synced by itself:\n" +
+			"the share around it leaves that folder alone.",
+		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			home, err := g.homeOf()
 			if err != nil {
@@ -38,6 +43,13 @@ func newShareCmd(g *globals) *cobra.Command {
 			}
 			if !fi.IsDir() {
 				return fmt.Errorf("share add: %s is not a folder", path)
+			}
+			if err := daemon.CheckSharePath(home, path); err != nil {
+				return fmt.Errorf("share add: %w", err)
+			}
+			// Removed here before: a nested share boundary again.
+			if err := index.UnmarkRemoved(path); err != nil {
+				return fmt.Errorf("share add: %w", err)
 			}
 			secret, err := share.NewSecret()
 			if err != nil {
@@ -83,13 +95,17 @@ func newShareCmd(g *globals) *cobra.Command {
 	remove := &cobra.Command{
 		Use:   "remove SHARE",
 		Short: "Stop syncing a share (by ID or name); its files stay where they are",
-		Args:  exactArgs(1),
+		Long: "Stop syncing a share (by ID or name); its files and its .blueshift folder (old versions)\n" +
+			"stay where they are. If the folder is inside another share, that share syncs it from now\n" +
+			"on, with its own members; the command says so.",
+		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			home, err := g.homeOf()
 			if err != nil {
 				return err
 			}
 			var removed config.Share
+			var around []config.Share // shares that hold the removed folder
 			err = daemon.EditConfig(home, func(cfg *config.Config) error {
 				s, err := cfg.RemoveShare(clean(args[0]))
 				removed = s
@@ -100,12 +116,29 @@ func newShareCmd(g *globals) *cobra.Command {
 					}
 				}
 				cfg.Invites = kept
+				for _, o := range cfg.Shares {
+					if rel, err := filepath.Rel(o.Path, s.Path); err == nil && rel != "." && filepath.IsLocal(rel) {
+						around = append(around, o)
+					}
+				}
 				return err
 			})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "share %q is no longer synced; its files stay in %s\n", removed.Name, removed.Path)
+			// Its .blueshift folder stays (the versions in it are the user's
+			// files) but no longer marks a nested share: a share around the
+			// folder syncs it from now on, like any folder of its own.
+			if err := index.MarkRemoved(removed.Path); err != nil {
+				fmt.Fprintf(c.ErrOrStderr(), "warning: %v; a share around %s keeps skipping it until %s is deleted\n",
+					err, removed.Path, filepath.Join(removed.Path, ".blueshift"))
+			}
+			for _, o := range around {
+				fmt.Fprintf(c.ErrOrStderr(), "note: %s is inside share %q (%s), which syncs it from now on: "+
+					"its files go to that share's members too (list it in that share's .blueshiftignore if they should not see them)\n",
+					removed.Path, o.Name, o.Path)
+			}
 			return reloadDaemon(c, home)
 		},
 	}

@@ -6,7 +6,10 @@
 // rules of any folder above it ignore it (a negation "!p" only undoes a
 // match of the same file, not of a parent folder's file). An ignored folder
 // is not descended into. The ignore files themselves are ordinary synced
-// files, so every device of a share follows the same rules.
+// files, so every device of a share follows the same rules. The index
+// applies them to every path it scans, whether a full walk or the watcher
+// found it; a path that becomes ignored keeps its record (peers keep their
+// copies) and is no longer synced.
 //
 // Patterns are compiled by github.com/sabhiram/go-gitignore. Rules values are
 // immutable and safe for concurrent use; Child returns a new value.

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode"
 
-	"golang.org/x/sys/unix"
+	unix "github.com/blueshift-sync/blueshift/sync/apply/internal/posix"
 )
 
 // maxCachedDirs bounds the directory descriptors a Root keeps open. Entries

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	unix "github.com/blueshift-sync/blueshift/sync/apply/internal/posix"
 
 	"github.com/blueshift-sync/blueshift/index/record"
 )

@@ -3,7 +3,7 @@ package apply
 import (
 	"errors"
 
-	"golang.org/x/sys/unix"
+	unix "github.com/blueshift-sync/blueshift/sync/apply/internal/posix"
 )
 
 // errNoExchange: the file system cannot swap two entries atomically.

@@ -5,7 +5,7 @@ package apply
 import (
 	"os"
 
-	"golang.org/x/sys/unix"
+	unix "github.com/blueshift-sync/blueshift/sync/apply/internal/posix"
 )
 
 // syncFS flushes every file system: there is no per-file-system call here.

@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	unix "github.com/blueshift-sync/blueshift/sync/apply/internal/posix"
 
 	"github.com/blueshift-sync/blueshift/index/record"
 )

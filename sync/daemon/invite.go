@@ -141,6 +141,9 @@ func Join(home, linkText, path string, now time.Time) (JoinResult, error) {
 	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
 		return JoinResult{}, fmt.Errorf("join: %s is a file, not a folder: choose a folder", abs)
 	}
+	if err := CheckSharePath(home, abs); err != nil {
+		return JoinResult{}, fmt.Errorf("join: %w", err)
+	}
 	res := JoinResult{ShareID: l.Key.ID().String(), Path: abs, Inviter: l.Device.String()}
 	token := hex.EncodeToString(l.Token[:])
 	err = EditConfig(home, func(c *config.Config) error {

@@ -2,11 +2,17 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/sync/engine"
@@ -59,6 +65,17 @@ func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 			d.log.Warn("stop share", "share", rs.cfg.Name, "err", err)
 		}
 		d.log.Info("stopped syncing share; its files stay", "share", rs.cfg.Name, "path", rs.cfg.Path)
+		d.rescanAround(rs.cfg.Path)
+	}
+	// Every share's root is marked before any share scans, so a share
+	// around another one never takes the inner one's files for its own.
+	for id, s := range want {
+		d.mu.Lock()
+		_, running := d.mu.shares[id]
+		d.mu.Unlock()
+		if !running {
+			_ = markShareRoot(d.home, s.Path) // startShare reports what fails
+		}
 	}
 	for id, s := range want {
 		members := membersOf(s)
@@ -92,10 +109,32 @@ func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 	d.mu.Unlock()
 }
 
+// rescanAround asks every running share that holds folder path to look at
+// it again: a share stopped there may have stopped being a nested share
+// (`share remove` marks it so), and the share around it then syncs it.
+func (d *Daemon) rescanAround(path string) {
+	rels := map[share.ID]string{}
+	d.mu.Lock()
+	for id, rs := range d.mu.shares {
+		if rel, err := filepath.Rel(rs.cfg.Path, path); err == nil && rel != "." && filepath.IsLocal(rel) {
+			rels[id] = filepath.ToSlash(rel)
+		}
+	}
+	d.mu.Unlock()
+	for id, rel := range rels {
+		if err := d.eng.Rescan(id, []string{rel}, false); err != nil {
+			d.log.Debug("rescan", "share", id, "err", err)
+		}
+	}
+}
+
 func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, members []identity.DeviceID) error {
 	key, err := share.ParseKey(s.Key)
 	if err != nil {
 		return fmt.Errorf("share key: %w", err)
+	}
+	if err := markShareRoot(d.home, s.Path); err != nil {
+		return err
 	}
 	w, err := watcher.New(s.Path, watcher.Options{
 		RescanInterval: d.config().Device.RescanInterval.Duration,
@@ -160,4 +199,85 @@ func membersOf(s config.Share) []identity.DeviceID {
 		}
 	}
 	return out
+}
+
+// markShareRoot makes folder path a nested share boundary for any share
+// around it: its .blueshift folder exists (sync/apply fills it) and holds
+// no index.RemovedMarker (a share removed there once and added again).
+func markShareRoot(home, path string) error {
+	if err := CheckSharePath(home, path); err != nil {
+		return err
+	}
+	if err := index.UnmarkRemoved(path); err != nil {
+		return err
+	}
+	// 0o777 before umask, as sync/apply makes it; a missing share folder is
+	// the watcher's to report.
+	err := os.Mkdir(filepath.Join(path, record.MetaDir), 0o777)
+	if err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("create %s: %w", filepath.Join(path, record.MetaDir), err)
+	}
+	return nil
+}
+
+// CheckSharePath refuses a folder that must not become a share of the
+// device whose home is home: a file system's root, the home itself or a
+// folder inside it (the home holds device.key and, in config.toml, every
+// share's secret), and a folder holding the home. Symlinks are resolved
+// first; path need not exist yet (join creates it).
+func CheckSharePath(home, path string) error {
+	p, err := resolve(path)
+	if err != nil {
+		return fmt.Errorf("check folder %s: %w", path, err)
+	}
+	h, err := resolve(home)
+	if err != nil {
+		return fmt.Errorf("check the home %s: %w", home, err)
+	}
+	shown := path
+	if p != filepath.Clean(path) {
+		shown = fmt.Sprintf("%s (%s)", path, p)
+	}
+	switch {
+	case filepath.Dir(p) == p:
+		return fmt.Errorf("%s is the root of a file system: sharing it would sync everything on it, "+
+			"this device's home with its keys included: %w; share a folder below it", shown, ErrUnsafeShare)
+	case p == h || within(p, h):
+		return fmt.Errorf("%s is inside this device's home %s, which holds device.key and the share secrets: "+
+			"%w; share a folder outside the home", shown, h, ErrUnsafeShare)
+	case within(h, p):
+		return fmt.Errorf("%s holds this device's home %s (device.key and the share secrets): sharing it would "+
+			"send them to every member: %w; share a folder that does not contain the home, or keep the home "+
+			"elsewhere with --home", shown, h, ErrUnsafeShare)
+	}
+	return nil
+}
+
+// ErrUnsafeShare marks a folder that must not be shared (CheckSharePath).
+var ErrUnsafeShare = errors.New("refused to share this folder")
+
+// resolve returns path absolute, clean and with symlinks resolved as far as
+// it exists.
+func resolve(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for p := abs; ; p = filepath.Dir(p) {
+		real, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || filepath.Dir(p) == p {
+			return "", err
+		}
+		rest = append([]string{filepath.Base(p)}, rest...)
+	}
+}
+
+// within reports whether path is strictly below dir; both are clean.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != "." && filepath.IsLocal(rel)
 }
