@@ -112,16 +112,19 @@ func newRunCmd(g *globals) *cobra.Command {
 				// (a rescan of 1,000,000 files peaked at 368 MB without it).
 				debug.SetMemoryLimit(daemonMemoryLimit)
 			}
-			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery})
-			if err != nil {
-				return err
-			}
+			// Signals are caught before the index opens: one that comes
+			// during start-up stops the daemon cleanly once Run begins,
+			// instead of killing it with the database open.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if profile != "" {
 				if err := serveProfiles(ctx, profile, log); err != nil {
 					return usageError{fmt.Errorf("run: --pprof %q: %w", profile, err)}
 				}
+			}
+			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery})
+			if err != nil {
+				return err
 			}
 			return d.Run(ctx)
 		},
