@@ -198,6 +198,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.stopping = true
 	d.mu.Unlock()
 	d.wg.Wait() // watchers, discovery, the peer manager and its connections
+	d.log.Debug("stopping: peers and watchers stopped")
 	d.mu.Lock()
 	running := d.mu.shares
 	d.mu.shares = make(map[share.ID]*runningShare)
@@ -206,6 +207,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.eng.RemoveShare(id)
 	}
 	<-engDone
+	d.log.Debug("stopping: sync engine stopped; closing the index")
 	os.Remove(filepath.Join(d.home, SocketFile))
 	if err := d.db.Close(); err != nil {
 		d.log.Error("close the index", "err", err)
