@@ -13,11 +13,12 @@ import (
 	"github.com/blueshift-sync/blueshift/sync/daemon"
 )
 
-// cutDeadline and backDeadline only turn a hang into a failure: the
-// keepalive bound is 15 s (peer/conn), and redialling waits at most the
-// daemon's dial backoff (30 s) plus one dial attempt (10 s).
+// The keepalive bound is 15 s (peer/conn's default timeout); cutDeadline
+// allows well over twice that on a loaded machine, yet fails the 60 s of
+// silence the daemon used to take. Redialling waits at most the daemon's
+// dial backoff (30 s) plus one dial attempt (10 s): backDeadline.
 const (
-	cutDeadline  = 60 * time.Second
+	cutDeadline  = 40 * time.Second
 	backDeadline = 90 * time.Second
 )
 
