@@ -31,6 +31,9 @@ const (
 func (d *device) startNoWait() {
 	d.t.Helper()
 	d.cmd = exec.Command(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--log-level", "debug")
+	// A race-enabled binary sleeps a second at exit (to catch late races)
+	// unless told not to: that second is not the daemon's.
+	d.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 	d.log = &syncWriter{}
 	d.killedEarly = false
 	d.cmd.Stderr = d.log
@@ -39,6 +42,14 @@ func (d *device) startNoWait() {
 	}
 	d.done = make(chan error, 1)
 	go func() { d.done <- d.cmd.Wait() }()
+}
+
+// startTimed starts the daemon as startNoWait does and waits until it
+// answers.
+func (d *device) startTimed() {
+	d.t.Helper()
+	d.startNoWait()
+	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
 }
 
 // terminate sends SIGTERM and waits for the daemon to exit; it fails the
@@ -151,7 +162,7 @@ func TestE2EStopAtStartAndShareAdd(t *testing.T) {
 	}
 
 	// While a share is being added: `share add` reloads the running daemon.
-	a.start()
+	a.startTimed()
 	for i := range 3 {
 		dir := filepath.Join(work, fmt.Sprintf("added%d", i))
 		makeStopTree(t, dir, 500, 0)
@@ -166,7 +177,7 @@ func TestE2EStopAtStartAndShareAdd(t *testing.T) {
 		note(when, a.terminate(when))
 		add.Wait() // it may fail: the daemon went away under it
 		a.reopensCleanly(when)
-		a.start()
+		a.startTimed()
 	}
 
 }
@@ -185,7 +196,7 @@ func TestE2EStopDuringPull(t *testing.T) {
 	defer func() { t.Logf("SIGTERM to exit: %s", strings.Join(times, ", ")) }()
 	work := t.TempDir()
 	a, b := newDevice(t, "alice"), newDevice(t, "bob")
-	a.start()
+	a.startTimed()
 	fp, fb := filepath.Join(work, "p"), filepath.Join(work, "b")
 	makeStopTree(t, fp, 200, 160<<20)
 	shareID := strings.TrimSpace(a.ok("share", "add", fp, "--name", "pull"))
@@ -193,7 +204,7 @@ func TestE2EStopDuringPull(t *testing.T) {
 		s, ok := shareOf(st, shareID)
 		return ok && s.Records >= 201
 	})
-	b.start()
+	b.startTimed()
 	link := strings.SplitN(a.ok("invite", "pull"), "\n", 2)[0]
 	b.ok("join", link, fb)
 	pulling := func(st daemon.Status) bool {
@@ -203,7 +214,7 @@ func TestE2EStopDuringPull(t *testing.T) {
 	b.waitFor("pulling the big file", pulling)
 	note("receiver during a pull", b.terminate("receiver during a pull"))
 	b.reopensCleanly("receiver during a pull")
-	b.start()
+	b.startTimed()
 	b.waitFor("pulling again", pulling)
 	note("sender during a pull", a.terminate("sender during a pull"))
 	a.reopensCleanly("sender during a pull")
