@@ -288,18 +288,29 @@ func (s *Session) sendLoop(ctx context.Context) {
 				break
 			}
 			for _, p := range pushes {
+				if !s.mayHear(p.f) {
+					continue
+				}
 				if err := s.c.Send(ctx, &wire.RecordPush{Share: p.f.id, Records: p.recs}); err != nil {
 					s.log.Debug("push records", "share", p.f.cfg.Name, "err", err)
 				}
 			}
 			for _, f := range shares {
-				s.sendState(ctx, f)
+				if s.mayHear(f) {
+					s.sendState(ctx, f)
+				}
 			}
 			if ctx.Err() != nil {
 				return
 			}
 		}
 	}
+}
+
+// mayHear reports whether the peer may still hear of f: it was queued when
+// the share was synced with the peer, which may have changed since.
+func (s *Session) mayHear(f *folder) bool {
+	return s.e.folder(f.id) == f && f.isMember(s.id)
 }
 
 // takeOutgoing empties the outgoing queue; shares come in a fixed order.
