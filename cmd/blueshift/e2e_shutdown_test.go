@@ -87,13 +87,22 @@ func (d *device) terminate(when string) time.Duration {
 	if err != nil {
 		d.t.Fatalf("%s %s: exit after SIGTERM: %v\n%s", d.name, when, err, d.logText())
 	}
+	log := d.logText()
+	if i := strings.LastIndex(log, "msg=stopping"); i >= 0 {
+		log = log[i:]
+	}
 	over := ""
 	if took > stopWant {
-		log := d.logText()
-		if i := strings.LastIndex(log, "msg=stopping"); i >= 0 {
-			log = log[i:]
-		}
 		over = fmt.Sprintf(" (over the %s wanted); its log from then:\n%s", stopWant, log)
+	} else {
+		// Which stage took the time: the daemon's own stopping lines.
+		var stages []string
+		for _, l := range strings.Split(log, "\n") {
+			if strings.Contains(l, "msg=\"stopping:") || strings.Contains(l, "msg=stopped") {
+				stages = append(stages, l)
+			}
+		}
+		over = "\n" + strings.Join(stages, "\n")
 	}
 	d.t.Logf("%s %s: exited %v after SIGTERM%s", d.name, when, took.Round(time.Millisecond), over)
 	return took
