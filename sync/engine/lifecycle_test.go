@@ -351,3 +351,33 @@ func TestRequestBeforeServe(t *testing.T) {
 	<-served
 	askers.Wait()
 }
+
+// TestOutgoingQueueIsBounded: pushes for a peer that does not keep up stop
+// queueing at outQueueBytes; what did not fit is replaced by an
+// announcement of its share, so the peer reconciles instead of us holding
+// an unbounded backlog.
+func TestOutgoingQueueIsBounded(t *testing.T) {
+	key := newKey(t)
+	a := newDevice(t, "A", key)
+	peer, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.e.AddShare(ShareConfig{Key: key, Name: "s", Path: a.dir, Members: []identity.DeviceID{peer.ID()}}); err != nil {
+		t.Fatal(err)
+	}
+	s := a.e.NewSession(peer.ID()) // never served: nothing drains it
+	f := a.e.folder(key.ID())
+	rec := wire.RecordData{Encoding: wire.RecordPlain, Data: make([]byte, 64<<10)}
+	for range 3 * outQueueBytes / (64 << 10) {
+		s.push(f, []wire.RecordData{rec})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.pushBytes > outQueueBytes {
+		t.Fatalf("%d bytes of pushes queued, more than the %d bound", s.mu.pushBytes, outQueueBytes)
+	}
+	if s.mu.announce[f.id] != f {
+		t.Fatal("pushes were dropped without announcing their share")
+	}
+}
