@@ -29,8 +29,9 @@
 //     refused invitation, keeps backing off instead of redialling each
 //     second).
 //   - OnConnect and OnDisconnect for one device come in order, never
-//     overlapping: a replaced connection's OnDisconnect comes before its
-//     successor's OnConnect. Serve runs between the two.
+//     overlapping: a connection's OnDisconnect comes before its successor's
+//     OnConnect, whether the successor replaced it or came after it ended.
+//     Serve runs between the two.
 //   - Run owns every goroutine the manager starts (dialers, handshakes, one
 //     per connection) and returns after all have exited. AddPeer,
 //     RemovePeer, Kick, Allow, Connected and Refused are safe for concurrent
@@ -153,7 +154,11 @@ type Manager struct {
 		sync.Mutex
 		peers map[identity.DeviceID]*peerState
 		links map[identity.DeviceID]*link // the kept connection of each device
-		ran   bool
+		// last is each device's newest kept link until its OnDisconnect has
+		// run: a new link waits for it, even one that came after the old
+		// one left links, so OnConnect never overtakes an OnDisconnect.
+		last map[identity.DeviceID]*link
+		ran  bool
 	}
 }
 
@@ -172,7 +177,7 @@ type link struct {
 	outbound bool
 	addr     string
 	since    time.Time
-	prev     *link         // the link it replaced, whose events come first
+	prev     *link         // the device's link before it, whose events come first
 	done     chan struct{} // closed after OnDisconnect
 	replaced bool          // guarded by Manager.mu
 }
@@ -209,6 +214,7 @@ func New(opts Options) (*Manager, error) {
 	}
 	m.mu.peers = make(map[identity.DeviceID]*peerState)
 	m.mu.links = make(map[identity.DeviceID]*link)
+	m.mu.last = make(map[identity.DeviceID]*link)
 	return m, nil
 }
 
@@ -515,8 +521,9 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 	m.mu.links[id] = l
 	if old != nil {
 		old.replaced = true
-		l.prev = old
 	}
+	l.prev = m.mu.last[id] // the old link, or one that ended and may not have said so yet
+	m.mu.last[id] = l
 	m.mu.Unlock()
 	if old != nil {
 		old.c.Close()
@@ -583,6 +590,11 @@ func (m *Manager) run(ctx context.Context, id identity.DeviceID, l *link, ps *pe
 	if m.opts.OnDisconnect != nil {
 		m.opts.OnDisconnect(id, err)
 	}
+	m.mu.Lock()
+	if m.mu.last[id] == l {
+		delete(m.mu.last, id)
+	}
+	m.mu.Unlock()
 	m.signal(ps.dropped)
 }
 

@@ -118,16 +118,19 @@ func newRunCmd(g *globals) *cobra.Command {
 					return usageError{fmt.Errorf("run: --discovery-interfaces: %q %v: give interface names like lo or eth0", name, err)}
 				}
 			}
-			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces})
-			if err != nil {
-				return err
-			}
+			// Signals are caught before the index opens: one that comes
+			// during start-up stops the daemon cleanly once Run begins,
+			// instead of killing it with the database open.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if profile != "" {
 				if err := serveProfiles(ctx, profile, log); err != nil {
 					return usageError{fmt.Errorf("run: --pprof %q: %w", profile, err)}
 				}
+			}
+			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces})
+			if err != nil {
+				return err
 			}
 			return d.Run(ctx)
 		},

@@ -60,6 +60,9 @@ type device struct {
 	cmd  *exec.Cmd
 	log  *syncWriter
 	done chan error
+	// killedEarly: the last SIGTERM ended the process before it caught
+	// signals (see terminate).
+	killedEarly bool
 }
 
 func newDevice(t testing.TB, name string) *device {

@@ -19,10 +19,13 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
-// Defaults of Options.
+// Defaults of Options. A peer that goes silent (a cut cable, dropped
+// packets, a suspended laptop: no FIN ever comes) is detected within
+// DefaultTimeout of its last frame; a live one is never silent longer than
+// DefaultPingInterval, so the timeout allows two lost pings and more.
 const (
-	DefaultPingInterval = 20 * time.Second
-	DefaultTimeout      = 60 * time.Second
+	DefaultPingInterval = 5 * time.Second
+	DefaultTimeout      = 15 * time.Second
 	DefaultMaxRequests  = 64
 	DefaultMaxQueue     = 8 << 20
 
@@ -55,7 +58,7 @@ type Options struct {
 	// Timeout: a peer that sends nothing for this long is dead, as is one that
 	// accepts none of our bytes for this long (deadlines move in steps of
 	// Timeout/8, so it is cut after 7/8 to all of Timeout); Hello must arrive
-	// within it. With the defaults, a dead peer is detected within 60 s.
+	// within it. With the defaults, a dead peer is detected within 15 s.
 	Timeout time.Duration
 	// MaxRequests bounds our requests in flight (Request waits for a slot) and
 	// the peer's requests we serve at once (more are answered CodeBusy).
@@ -429,8 +432,19 @@ func (c *Conn) Run(ctx context.Context) error {
 	wg.Go(func() { c.keepalive(ctx) })
 
 	<-c.life.Done()
-	<-writerDone // it sends our Close first
+	// The writer sends our Close first, within closeTimeout; one stuck in a
+	// write to a peer that does not read is cut off by closing the stream,
+	// so that ending never waits for the peer (a stopping daemon exits in
+	// time whatever its peers do).
+	cut := time.NewTimer(closeTimeout)
+	select {
+	case <-writerDone:
+	case <-cut.C:
+		c.log.Debug("peer does not read our goodbye; closing")
+	}
+	cut.Stop()
 	c.s.Close()
+	<-writerDone
 	wg.Wait()
 
 	err := context.Cause(c.life)

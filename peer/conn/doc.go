@@ -34,9 +34,12 @@
 //     block (a sync.Pool, emptied by the GC when idle). One decoded one-way
 //     message at a time waits for the message handler.
 //
-// Liveness: we send a Ping every PingInterval (default 20 s) and the peer
+// Liveness: we send a Ping every PingInterval (default 5 s) and the peer
 // answers Pong, so a live connection is never silent that long. A peer from
-// which nothing arrives for Timeout (default 60 s; at least 7/8 of it, as
+// which nothing arrives for Timeout (default 15 s; at least 7/8 of it, as
 // deadlines move in steps) is dead: ErrTimeout. So is one that accepts none of
-// our bytes for as long.
+// our bytes for as long. So a link whose packets are dropped (no FIN, no
+// reset) ends within Timeout on both sides, and the peer manager redials.
+// Ending never waits on the peer: a writer stuck on one that does not read
+// is cut off after a second.
 package conn

@@ -69,6 +69,9 @@ type Daemon struct {
 		shares    map[share.ID]*runningShare // guarded by mu
 		shareErrs map[share.ID]shareError    // guarded by mu: shares that failed to start
 		runCtx    context.Context            // guarded by mu: Run's context, nil before Run
+		// stopping is set once Run is shutting down: no share starts after
+		// it, so nothing is added to wg while Run waits for it.
+		stopping bool // guarded by mu
 	}
 }
 
@@ -155,10 +158,11 @@ func (d *Daemon) ID() identity.DeviceID { return d.self }
 func (d *Daemon) Addr() net.Addr { return d.ln.Addr() }
 
 // Run syncs until ctx is done, then stops every part, closes the index and
-// releases the home.
+// releases the home. Stopping waits on no peer and on no request of the
+// control API: it takes a few seconds at most, whatever is under way
+// (start-up, a share being added, a pull, a scan).
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.unlock()
-	defer d.db.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -186,18 +190,33 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	d.log.Info("stopping")
-	shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	// Requests under way get a moment to answer; a long one (a reload
+	// starting shares) is then cut off: it starts nothing more (stopping).
+	shutdown, stop := context.WithTimeout(context.Background(), time.Second)
 	defer stop()
-	srv.Shutdown(shutdown)
+	if srv.Shutdown(shutdown) != nil {
+		srv.Close()
+	}
 	d.ln.Close()
-	d.wg.Wait() // watchers, discovery, the peer manager and its connections
 	d.mu.Lock()
-	for id := range d.mu.shares {
+	d.mu.stopping = true
+	d.mu.Unlock()
+	d.wg.Wait() // watchers, discovery, the peer manager and its connections
+	d.log.Debug("stopping: peers and watchers stopped")
+	d.mu.Lock()
+	running := d.mu.shares
+	d.mu.shares = make(map[share.ID]*runningShare)
+	d.mu.Unlock()
+	for id := range running {
 		d.eng.RemoveShare(id)
 	}
-	d.mu.Unlock()
 	<-engDone
+	d.log.Debug("stopping: sync engine stopped; closing the index")
 	os.Remove(filepath.Join(d.home, SocketFile))
+	if err := d.db.Close(); err != nil {
+		d.log.Error("close the index", "err", err)
+		return err
+	}
 	d.log.Info("stopped")
 	return nil
 }

@@ -78,6 +78,9 @@ func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 		}
 	}
 	for id, s := range want {
+		if ctx.Err() != nil {
+			return // stopping: start nothing more
+		}
 		members := membersOf(s)
 		d.mu.Lock()
 		rs, running := d.mu.shares[id]
@@ -154,9 +157,16 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 	wctx, stop := context.WithCancel(ctx)
 	rs := &runningShare{cfg: s, members: members, stop: stop, done: make(chan struct{})}
 	d.mu.Lock()
+	if d.mu.stopping {
+		d.mu.Unlock()
+		stop()
+		w.Close()
+		d.eng.RemoveShare(id)
+		return fmt.Errorf("start share %s: the daemon is stopping", s.Name)
+	}
 	d.mu.shares[id] = rs
 	delete(d.mu.shareErrs, id)
-	d.mu.Unlock()
+	// Under mu with stopping unset: Run's wg.Wait has not begun.
 	d.wg.Go(func() {
 		defer close(rs.done)
 		if !s.Watch {
@@ -187,6 +197,7 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 		}
 		<-fwd
 	})
+	d.mu.Unlock()
 	d.log.Info("syncing share", "share", s.Name, "path", s.Path, "members", len(members))
 	return nil
 }

@@ -49,5 +49,12 @@
 // session maps; each folder's puller owns its apply root writes and its
 // pending queue; sessions own their per-share remote state under their own
 // lock. Run owns every goroutine the engine starts and returns after all
-// have stopped.
+// have stopped; once it is ending, AddShare fails with ErrStopped, so no
+// folder waits for a puller that will never run.
+//
+// Nothing the engine does for one peer waits on another: what we send a
+// peer on our own (announcements, pushed records) goes to that session's
+// outgoing queue, drained by the session's sender goroutine. Announcements
+// coalesce per share; pushes beyond a bound are dropped and their share
+// announced instead, which the peer answers with a reconcile.
 package engine

@@ -24,6 +24,9 @@ var (
 	ErrUnknownShare = errors.New("unknown share")
 	// ErrPeerMisbehaved: a peer sent data that does not verify; it is cut off.
 	ErrPeerMisbehaved = errors.New("peer misbehaved")
+	// ErrStopped: the engine's Run has ended (the daemon is stopping); it
+	// starts nothing more.
+	ErrStopped = errors.New("sync engine stopped")
 )
 
 // Conn is what the engine needs of a connection to a peer: an
@@ -69,12 +72,17 @@ type Engine struct {
 	codec *codec
 	temps *inflight // blocks of pulls under way, served to peers
 
-	spawn chan func(context.Context) // started by Run; buffered
+	wake chan struct{} // cap 1: AddShare -> Run, a puller waits in mu.starting
 
 	mu struct {
 		gosync.Mutex
 		folders  map[share.ID]*folder           // guarded by mu
 		sessions map[identity.DeviceID]*Session // guarded by mu
+		// starting holds the folders added whose puller Run has not started
+		// yet; once stopped is set (Run is ending), no folder is added, so a
+		// folder's stop never waits on a puller nobody will start.
+		starting []*folder // guarded by mu
+		stopped  bool      // guarded by mu
 	}
 }
 
@@ -102,7 +110,7 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{
 		db: opts.DB, self: opts.Self, log: opts.Logger, clock: opts.Clock, opts: opts, codec: c,
 		temps: newInflight(),
-		spawn: make(chan func(context.Context), 1024),
+		wake:  make(chan struct{}, 1),
 	}
 	e.mu.folders = make(map[share.ID]*folder)
 	e.mu.sessions = make(map[identity.DeviceID]*Session)
@@ -110,7 +118,8 @@ func New(opts Options) (*Engine, error) {
 }
 
 // Run runs the shares' pullers until ctx is done, then waits for every
-// goroutine the engine started.
+// goroutine the engine started. Once it returns (or while it is ending),
+// AddShare fails with ErrStopped.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg gosync.WaitGroup
 	defer e.codec.Close()
@@ -121,22 +130,47 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 	defer wg.Wait()
 	for {
+		e.startPullers(ctx, &wg)
 		select {
 		case <-ctx.Done():
+			e.mu.Lock()
+			e.mu.stopped = true
+			never := e.mu.starting
+			e.mu.starting = nil
+			e.mu.Unlock()
+			for _, f := range never {
+				close(f.done) // its puller never ran: nothing to wait for
+			}
 			return nil
-		case fn := <-e.spawn:
-			wg.Go(func() { fn(ctx) })
+		case <-e.wake:
 		}
 	}
 }
 
-// AddShare starts syncing a share. Its folder must exist.
+// startPullers starts the pullers of the folders added since the last call.
+func (e *Engine) startPullers(ctx context.Context, wg *gosync.WaitGroup) {
+	e.mu.Lock()
+	start := e.mu.starting
+	e.mu.starting = nil
+	e.mu.Unlock()
+	for _, f := range start {
+		wg.Go(func() { f.run(ctx) })
+	}
+}
+
+// AddShare starts syncing a share. Its folder must exist. It never waits on
+// a peer: connected members hear of the share through their sessions'
+// queues. Once Run has ended it fails with ErrStopped.
 func (e *Engine) AddShare(cfg ShareConfig) error {
 	id := cfg.Key.ID()
 	e.mu.Lock()
 	_, dup := e.mu.folders[id]
+	stopped := e.mu.stopped
 	e.mu.Unlock()
-	if dup {
+	switch {
+	case stopped:
+		return fmt.Errorf("add share %s: %w", id, ErrStopped)
+	case dup:
 		return fmt.Errorf("add share %s: already syncing", id)
 	}
 	idx, err := e.db.Share(cfg.Key, cfg.Path, e.self.Short())
@@ -152,10 +186,24 @@ func (e *Engine) AddShare(cfg ShareConfig) error {
 	}
 	f := newFolder(e, cfg, idx, root)
 	e.mu.Lock()
+	_, dup = e.mu.folders[id]
+	if e.mu.stopped || dup {
+		stopped := e.mu.stopped
+		e.mu.Unlock()
+		root.Close()
+		if stopped {
+			return fmt.Errorf("add share %s: %w", id, ErrStopped)
+		}
+		return fmt.Errorf("add share %s: already syncing", id)
+	}
 	e.mu.folders[id] = f
+	e.mu.starting = append(e.mu.starting, f)
 	sessions := e.sessionsLocked()
 	e.mu.Unlock()
-	e.spawn <- f.run
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
 	for _, s := range sessions {
 		if f.isMember(s.id) {
 			s.announce(f)
@@ -169,9 +217,17 @@ func (e *Engine) RemoveShare(id share.ID) error {
 	e.mu.Lock()
 	f, ok := e.mu.folders[id]
 	delete(e.mu.folders, id)
+	unstarted := false
+	if i := slices.Index(e.mu.starting, f); ok && i >= 0 {
+		e.mu.starting = slices.Delete(e.mu.starting, i, i+1)
+		unstarted = true
+	}
 	e.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("remove share %s: %w", id, ErrUnknownShare)
+	}
+	if unstarted {
+		close(f.done) // Run never started its puller, and now never will
 	}
 	f.stop()
 	return nil
@@ -214,7 +270,7 @@ func (s *Session) Serve(ctx context.Context, c Conn) error {
 		return fmt.Errorf("serve peer %s: connection is to %s", peerName(s.id), peerName(c.Remote()))
 	}
 	s.c = c
-	s.squeeze = !onThisMachine(c)
+	s.squeeze.Store(!onThisMachine(c))
 	e := s.e
 	e.mu.Lock()
 	if old, ok := e.mu.sessions[s.id]; ok {

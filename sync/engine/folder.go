@@ -621,14 +621,7 @@ func (f *folder) push(ctx context.Context, envs []record.Envelope, fromScan bool
 				out = append(out, rd)
 			}
 		}
-		for len(out) > 0 {
-			n := min(len(out), maxPushKeys)
-			if err := s.c.Send(ctx, &wire.RecordPush{Share: f.id, Records: out[:n]}); err != nil {
-				s.log.Debug("push records", "share", f.cfg.Name, "err", err)
-				break
-			}
-			out = out[n:]
-		}
+		s.push(f, out) // queued: a slow peer holds up no other
 	}
 	if fromScan {
 		// The puller announces once per applied batch; announcing each of

@@ -230,6 +230,9 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 	for k := range rec.Blocks {
 		i := (first + k) % len(rec.Blocks)
 		b, o := rec.Blocks[i], offs[i]
+		if gctx.Err() != nil {
+			break // stopping (or a block failed): the temp keeps what arrived
+		}
 		if t.Has(o, int64(b.Size)) {
 			continue
 		}
@@ -250,6 +253,10 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		})
 	}
 	if err := g.Wait(); err != nil {
+		t.Close()
+		return apply.FileState{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		t.Close()
 		return apply.FileState{}, err
 	}

@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -46,8 +48,11 @@ type Session struct {
 	bytesIn atomic.Int64 // block payload bytes received
 
 	// squeeze is whether blocks sent to this peer are compressed: not to a
-	// peer on this machine, where the link outruns zstd. Set by Serve.
-	squeeze bool
+	// peer on this machine, where the link outruns zstd. Set by Serve, read
+	// by the handlers, which may run before Serve starts.
+	squeeze atomic.Bool
+
+	out chan struct{} // cap 1: something waits in mu.announce or mu.pushes
 
 	mu struct {
 		gosync.Mutex
@@ -57,12 +62,28 @@ type Session struct {
 		killed  bool                         // guarded by mu
 		since   time.Time                    // guarded by mu
 		gonePut bool                         // guarded by mu
+		// The outgoing queue, drained by the sender (see Session).
+		announce  map[share.ID]*folder // guarded by mu: shares whose newest state is to be announced
+		pushes    []queuedPush         // guarded by mu: in order
+		pushBytes int                  // guarded by mu: the size of pushes
 	}
+}
+
+// queuedPush is a RecordPush waiting for the sender.
+type queuedPush struct {
+	f    *folder
+	recs []wire.RecordData
+	size int
 }
 
 // pushQueue is how many pushes wait for a session's goroutine; past it a
 // push is dropped and its share reconciled instead, which loses nothing.
 const pushQueue = 64
+
+// outQueueBytes bounds the pushed records waiting in a session's outgoing
+// queue (a peer that reads slowly, or not at all); past it a push is
+// dropped and its share announced instead, so the peer reconciles.
+const outQueueBytes = 16 << 20
 
 func newSession(e *Engine, id identity.DeviceID) *Session {
 	s := &Session{
@@ -71,7 +92,9 @@ func newSession(e *Engine, id identity.DeviceID) *Session {
 		wake:   make(chan struct{}, 1),
 		gone:   make(chan struct{}),
 		pushes: make(chan *wire.RecordPush, pushQueue),
+		out:    make(chan struct{}, 1),
 	}
+	s.mu.announce = make(map[share.ID]*folder)
 	s.mu.remote = make(map[share.ID]wire.ShareState)
 	s.mu.want = make(map[share.ID]bool)
 	s.mu.synced = make(map[share.ID]rootPair)
@@ -80,7 +103,13 @@ func newSession(e *Engine, id identity.DeviceID) *Session {
 }
 
 // run announces our roots and reconciles whatever differs until ctx is done.
+// It owns the sender, which it stops and waits for before returning.
 func (s *Session) run(ctx context.Context) error {
+	sctx, stopSender := context.WithCancel(ctx)
+	var sender gosync.WaitGroup
+	sender.Go(func() { s.sendLoop(sctx) })
+	defer sender.Wait()
+	defer stopSender()
 	for _, f := range s.e.folders() {
 		if f.isMember(s.id) {
 			s.announce(f)
@@ -201,21 +230,115 @@ func (s *Session) kill(err error) {
 
 func (s *Session) countIn(n int) { s.bytesIn.Add(int64(n)) }
 
-// announce sends our current state of f to the peer.
+// announce queues our current state of f for the peer; the sender reads
+// the state when it sends, so only the newest is sent. It never blocks.
 func (s *Session) announce(f *folder) {
+	s.mu.Lock()
+	s.mu.announce[f.id] = f
+	s.mu.Unlock()
+	s.signalOut()
+	// No reconcile from here: our root moved, so the peer pulls from us when
+	// it hears this. Each side pulls only on the other's announcement.
+}
+
+// push queues records of f for the peer, maxPushKeys to a message. When the
+// queue is full the records are dropped and f announced instead: the peer
+// reconciles and so gets them all the same. It never blocks.
+func (s *Session) push(f *folder, recs []wire.RecordData) {
+	s.mu.Lock()
+	for len(recs) > 0 {
+		n := min(len(recs), maxPushKeys)
+		size := 0
+		for _, rd := range recs[:n] {
+			size += len(rd.Data) + len(rd.Content) + 2*len(rd.Key)
+		}
+		if s.mu.pushBytes+size > outQueueBytes && len(s.mu.pushes) > 0 {
+			s.mu.announce[f.id] = f
+			break
+		}
+		s.mu.pushes = append(s.mu.pushes, queuedPush{f: f, recs: recs[:n], size: size})
+		s.mu.pushBytes += size
+		recs = recs[n:]
+	}
+	s.mu.Unlock()
+	s.signalOut()
+}
+
+func (s *Session) signalOut() {
+	select {
+	case s.out <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop is the sender: it sends what announce and push queued, pushes
+// first (an announcement then shows a root whose records are on their way),
+// until ctx is done. A send that fails (the connection is ending) drops
+// what it carried: the next connection announces everything again.
+func (s *Session) sendLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.out:
+		}
+		for {
+			pushes, shares := s.takeOutgoing()
+			if len(pushes) == 0 && len(shares) == 0 {
+				break
+			}
+			for _, p := range pushes {
+				if !s.mayHear(p.f) {
+					continue
+				}
+				if err := s.c.Send(ctx, &wire.RecordPush{Share: p.f.id, Records: p.recs}); err != nil {
+					s.log.Debug("push records", "share", p.f.cfg.Name, "err", err)
+				}
+			}
+			for _, f := range shares {
+				if s.mayHear(f) {
+					s.sendState(ctx, f)
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
+}
+
+// mayHear reports whether the peer may still hear of f: it was queued when
+// the share was synced with the peer, which may have changed since.
+func (s *Session) mayHear(f *folder) bool {
+	return s.e.folder(f.id) == f && f.isMember(s.id)
+}
+
+// takeOutgoing empties the outgoing queue; shares come in a fixed order.
+func (s *Session) takeOutgoing() ([]queuedPush, []*folder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pushes := s.mu.pushes
+	s.mu.pushes, s.mu.pushBytes = nil, 0
+	shares := make([]*folder, 0, len(s.mu.announce))
+	for _, f := range s.mu.announce {
+		shares = append(shares, f)
+	}
+	clear(s.mu.announce)
+	slices.SortFunc(shares, func(a, b *folder) int { return bytes.Compare(a.id[:], b.id[:]) })
+	return pushes, shares
+}
+
+// sendState sends the peer our state of f as it is now.
+func (s *Session) sendState(ctx context.Context, f *folder) {
 	root, count, err := f.idx.TreeRoot()
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	pulling := f.pulling()
 	f.announced(pulling)
 	if err := s.c.Send(ctx, &wire.ShareState{Share: f.id, Root: root, Count: count, Pulling: pulling}); err != nil {
 		s.log.Debug("announce root", "share", f.cfg.Name, "err", err)
 	}
-	// No reconcile from here: our root moved, so the peer pulls from us when
-	// it hears this. Each side pulls only on the other's announcement.
 }
 
 // maybeWant schedules a reconcile of f if the peer's last root differs from
@@ -448,7 +571,7 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			return refuse
 		}
 		out := make([]wire.RecordData, 0, len(m.Keys))
-		inline := f.newInliner(s.squeeze)
+		inline := f.newInliner(s.squeeze.Load())
 		for i, k := range m.Keys {
 			env, ok, err := f.idx.Envelope(k)
 			if err != nil || !ok {
@@ -477,7 +600,7 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		if !ok {
 			return wire.Errorf(wire.CodeNotFound, "block %s", block.Hash(m.Hash).Short())
 		}
-		resp, err := s.e.codec.encodeBlock(data, m.Signature, s.squeeze)
+		resp, err := s.e.codec.encodeBlock(data, m.Signature, s.squeeze.Load())
 		if err != nil {
 			return wire.Errorf(wire.CodeBadRequest, "block %s: %v", block.Hash(m.Hash).Short(), err)
 		}
