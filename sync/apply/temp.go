@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/zeebo/blake3"
 
@@ -98,7 +99,8 @@ func TempKey(p record.Path, want block.Hash) string {
 }
 
 // OpenTemp opens (or creates) the resumable temp for content want of length
-// size at p.
+// size at p. It fails with ENOSPC (IsNoSpace) at once, writing nothing, if
+// the share's file system has less room than the content still needs.
 func (r *Root) OpenTemp(p record.Path, want block.Hash, size int64) (*Temp, error) {
 	name, err := checkPath(p)
 	if err != nil {
@@ -109,6 +111,13 @@ func (r *Root) OpenTemp(p record.Path, want block.Hash, size int64) (*Temp, erro
 	}
 	if size < 0 || size > maxTempSize {
 		return nil, fmt.Errorf("open temp for %q: size %d out of range", p, size)
+	}
+	// A pull that cannot finish does not start: its partial file would
+	// only take space that files which fit could use.
+	if need := size - r.TempWritten(p, want, size); need > 0 {
+		if free, err := r.FreeSpace(); err == nil && free < need {
+			return nil, fmt.Errorf("open temp for %q: it needs %d more bytes, %d are free: %w", p, need, free, syscall.ENOSPC)
+		}
 	}
 	key := TempKey(p, want)
 	t := &Temp{
