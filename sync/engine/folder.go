@@ -414,10 +414,12 @@ func (f *folder) settle(ctx context.Context, in incoming, err error) {
 		f.mu.pending[key] = in
 		f.log.Debug("record waits", "path", in.rec.Path, "peer", peerName(in.from), "err", err)
 	}
-	was := f.mu.full
+	was := f.fullLocked()
 	switch {
+	case full != nil && was != nil && was.key != key && was.need <= full.need:
+		// A smaller file waits for space already: the retry comes when it fits.
 	case full != nil:
-		if was != nil && was.path == full.path {
+		if was != nil && was.key == key {
 			full.since = was.since
 		}
 		f.mu.full = full
@@ -427,7 +429,7 @@ func (f *folder) settle(ctx context.Context, in incoming, err error) {
 	f.mu.Unlock()
 	switch {
 	case full != nil:
-		if was == nil || was.path != full.path {
+		if was == nil {
 			f.log.Warn("disk full: pulling paused until space is freed", "path", in.rec.Path,
 				"need", full.need, "free", full.free, "err", err)
 		}
