@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -16,11 +15,12 @@ import (
 	"github.com/blueshift-sync/blueshift/sync/daemon"
 )
 
-// TestE2EDiskFullResumes pulls a file into a share on a real, small file
-// system (an 8 MiB tmpfs) that has no room for it. The receiver must say
+// TestE2EDiskFullResumes pulls files into a share on a real, small file
+// system (an 8 MiB tmpfs) that has no room for them. The receiver must say
 // so in status (share, path, bytes needed, bytes free) and its log, keep
-// counting the file as needed, never leave a partial file at its path,
-// and finish the pull by itself, with no restart, once space is freed.
+// counting what is missing as needed, never leave a partial file at a real
+// path, and finish the pull by itself, with no restart, once space is
+// freed.
 func TestE2EDiskFullResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
@@ -28,6 +28,22 @@ func TestE2EDiskFullResumes(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a size-limited tmpfs needs root (CI runs as root)")
 	}
+	t.Run("a file that cannot fit", func(t *testing.T) {
+		// 2 MiB free, a 6 MiB file: its pull must not even start.
+		diskFullScenario(t, 6<<20, map[string]int{"big.bin": 6 << 20}, false)
+	})
+	t.Run("files that fit alone, not together", func(t *testing.T) {
+		// 4 MiB free, two 3 MiB files pulled at once: one or both run out
+		// of space part way. The partial download of one gives way, so the
+		// other finishes while the disk is still full; the rest waits.
+		diskFullScenario(t, 4<<20, map[string]int{"one.bin": 3 << 20, "two.bin": 3 << 20}, true)
+	})
+}
+
+// diskFullScenario syncs sizes (random files) plus a small file to a
+// receiver whose 8 MiB disk holds a filler of fill bytes, then deletes the
+// filler. With oneFinishes, one of the large files must arrive before.
+func diskFullScenario(t *testing.T, fill int, sizes map[string]int, oneFinishes bool) {
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, before) }) // first registered: runs last
 	mnt := filepath.Join(t.TempDir(), "small")
@@ -47,13 +63,20 @@ func TestE2EDiskFullResumes(t *testing.T) {
 
 	a, b := newDevice(t, "alice"), newDevice(t, "bob")
 	fa, fb := filepath.Join(t.TempDir(), "a"), filepath.Join(mnt, "share")
-	big := make([]byte, 6<<20)
-	rand.NewChaCha8([32]byte{3}).Read(big) // incompressible
-	write(t, filepath.Join(fa, "big.bin"), string(big))
+	want := map[string][]byte{}
+	rng := rand.NewChaCha8([32]byte{3})
+	var total int64
+	for name, n := range sizes {
+		data := make([]byte, n)
+		rng.Read(data) // incompressible
+		want[name] = data
+		total += int64(n)
+		write(t, filepath.Join(fa, name), string(data))
+	}
 	write(t, filepath.Join(fa, "notes.txt"), "small enough to fit\n")
-	// The filler lives on bob's disk, outside the share: 2 MiB stay free.
+	// The filler lives on bob's disk, outside the share.
 	filler := filepath.Join(mnt, "filler")
-	write(t, filler, strings.Repeat("f", 6<<20))
+	write(t, filler, strings.Repeat("f", fill))
 
 	shareID := strings.TrimSpace(a.ok("share", "add", fa, "--name", "photos"))
 	a.start()
@@ -63,13 +86,15 @@ func TestE2EDiskFullResumes(t *testing.T) {
 
 	noPartial := func() {
 		t.Helper()
-		got, err := os.ReadFile(filepath.Join(fb, "big.bin"))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
+		checkNoPartial(t, fb, want)
+	}
+	missing := func() (n int, bytes int64) {
+		for name, data := range want {
+			if !complete(fb, map[string][]byte{name: data}) {
+				n, bytes = n+1, bytes+int64(len(data))
+			}
 		}
-		if err == nil && !bytes.Equal(got, big) {
-			t.Fatalf("big.bin at its real path holds %d bytes that are not its content", len(got))
-		}
+		return n, bytes
 	}
 	st := b.waitFor("status to say the disk is full", func(st daemon.Status) bool {
 		noPartial()
@@ -79,27 +104,30 @@ func TestE2EDiskFullResumes(t *testing.T) {
 	})
 	s, _ := shareOf(st, shareID)
 	t.Logf("status while full: need %d items, %d bytes; disk_full %+v; errors %q", s.NeedItems, s.NeedBytes, *s.DiskFull, s.Errors)
-	if d := s.DiskFull; d.Path != "big.bin" || d.NeedBytes <= 0 || d.NeedBytes > int64(len(big)) || d.FreeBytes < 0 || d.FreeBytes >= d.NeedBytes {
-		t.Fatalf("disk_full %+v: want big.bin, 0 < need <= %d, 0 <= free < need", *d, len(big))
+	d := s.DiskFull
+	if data, ok := want[d.Path]; !ok || d.NeedBytes <= 0 || d.NeedBytes > int64(len(data)) || d.FreeBytes < 0 || d.FreeBytes >= d.NeedBytes {
+		t.Fatalf("disk_full %+v: want one of the large files, 0 < need <= its size, 0 <= free < need", *d)
 	}
-	if s.InSync || s.NeedBytes < int64(len(big)) {
-		t.Fatalf("status counts %d bytes needed (in sync %v) while big.bin (%d bytes) is missing", s.NeedBytes, s.InSync, len(big))
+	// Needed counts never lie: whatever is missing is counted.
+	if n, bytes := missing(); s.InSync || s.NeedItems < n || s.NeedBytes < bytes {
+		t.Fatalf("status counts %d items, %d bytes needed (in sync %v) while %d files, %d bytes are missing",
+			s.NeedItems, s.NeedBytes, s.InSync, n, bytes)
 	}
-	for _, want := range []string{`"big.bin"`, "free", "resumes by itself"} {
-		if !strings.Contains(s.Errors[0], want) {
-			t.Fatalf("the error %q does not say %s", s.Errors[0], want)
+	for _, w := range []string{`"` + d.Path + `"`, "free", "resumes by itself"} {
+		if !strings.Contains(s.Errors[0], w) {
+			t.Fatalf("the error %q does not say %s", s.Errors[0], w)
 		}
 	}
 	human := b.ok("status")
-	if !strings.Contains(human, "disk full") || !strings.Contains(human, "photos: disk full: cannot write \"big.bin\"") {
+	if !strings.Contains(human, "disk full") || !strings.Contains(human, "photos: disk full: cannot write \""+d.Path+"\"") {
 		t.Fatalf("status does not show the full disk:\n%s", human)
 	}
 	log := b.logText()
-	if !strings.Contains(log, "disk full") || !strings.Contains(log, "share=photos") || !strings.Contains(log, "path=big.bin") ||
+	if !strings.Contains(log, "disk full") || !strings.Contains(log, "share=photos") || !strings.Contains(log, "path=") ||
 		!strings.Contains(log, "need=") || !strings.Contains(log, "free=") {
 		t.Fatalf("the log does not name share, path, need and free:\n%s", log)
 	}
-	// What fits arrives meanwhile: the file that cannot finish took no space.
+	// What fits arrives meanwhile.
 	for deadline := time.Now().Add(e2eDeadline); ; time.Sleep(100 * time.Millisecond) {
 		if data, err := os.ReadFile(filepath.Join(fb, "notes.txt")); err == nil && string(data) == "small enough to fit\n" {
 			break
@@ -108,7 +136,21 @@ func TestE2EDiskFullResumes(t *testing.T) {
 			t.Fatalf("notes.txt, which fits, did not arrive while the disk was full\nlog:\n%s", b.logText())
 		}
 	}
+	// Partial downloads hold no more than what is missing.
+	if held := dirBytes(t, filepath.Join(fb, ".blueshift", "tmp")); held > total {
+		t.Fatalf("temps hold %d bytes, more than the %d bytes of the files", held, total)
+	}
 	noPartial()
+	if oneFinishes {
+		st := b.waitFor("one large file to finish while the disk is full", func(st daemon.Status) bool {
+			noPartial()
+			s, ok := shareOf(st, shareID)
+			n, _ := missing()
+			return ok && n == len(want)-1 && s.DiskFull != nil && s.NeedItems == 1
+		})
+		s, _ := shareOf(st, shareID)
+		t.Logf("one file finished while full; still: %+v", *s.DiskFull)
+	}
 
 	// Space comes back: the pull finishes by itself, no restart.
 	if err := os.Remove(filler); err != nil {
@@ -118,19 +160,39 @@ func TestE2EDiskFullResumes(t *testing.T) {
 	deadline := freed.Add(2 * e2eDeadline)
 	for {
 		noPartial()
-		if got, err := os.ReadFile(filepath.Join(fb, "big.bin")); err == nil && bytes.Equal(got, big) {
+		if complete(fb, want) {
 			break
 		}
 		if time.Now().After(deadline) {
 			st, _ := b.status()
-			t.Fatalf("big.bin did not arrive within %s of freeing space; status %+v\nlog:\n%s", 2*e2eDeadline, st, b.logText())
+			t.Fatalf("the files did not arrive within %s of freeing space; status %+v\nlog:\n%s", 2*e2eDeadline, st, b.logText())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("big.bin arrived %.1f s after space was freed", time.Since(freed).Seconds())
+	t.Logf("the files arrived %.1f s after space was freed", time.Since(freed).Seconds())
 	b.waitFor("in sync, nothing needed, no full disk", func(st daemon.Status) bool {
 		s, ok := shareOf(st, shareID)
 		return ok && s.InSync && s.NeedItems == 0 && s.NeedBytes == 0 && s.DiskFull == nil
 	})
 	waitTrees(t, fa, fb, "after space returned", a, b)
+}
+
+// dirBytes is the space the files in dir take on disk.
+func dirBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		}
+	}
+	return n
 }

@@ -70,7 +70,7 @@ type folder struct {
 		origin      map[merkle.Leaf]identity.DeviceID // guarded by mu: who sent a record we committed
 		scanned     time.Time                         // guarded by mu
 		saidPulling bool                              // guarded by mu: what the last announcement said
-		full        *diskFull                         // guarded by mu: why pulls stopped, when the disk filled up (space.go)
+		full        map[merkle.Key]*diskFull          // guarded by mu: records that failed for lack of space (space.go)
 		stopped     bool                              // guarded by mu
 	}
 }
@@ -414,28 +414,17 @@ func (f *folder) settle(ctx context.Context, in incoming, err error) {
 		f.mu.pending[key] = in
 		f.log.Debug("record waits", "path", in.rec.Path, "peer", peerName(in.from), "err", err)
 	}
-	was := f.fullLocked()
-	switch {
-	case full != nil && was != nil && was.key != key && was.need <= full.need:
-		// A smaller file waits for space already: the retry comes when it fits.
-	case full != nil:
-		if was != nil && was.key == key {
-			full.since = was.since
-		}
-		f.mu.full = full
-	case was != nil && was.key == key:
-		f.mu.full = nil // it went through, or fails for another reason now
-	}
+	paused, resumed := f.settleSpaceLocked(key, full, err == nil)
 	f.mu.Unlock()
 	switch {
-	case full != nil:
-		if was == nil {
-			f.log.Warn("disk full: pulling paused until space is freed", "path", in.rec.Path,
-				"need", full.need, "free", full.free, "err", err)
-		}
-		return
-	case was != nil && was.key == key && err == nil:
+	case paused:
+		f.log.Warn("disk full: pulling paused until space is freed", "path", in.rec.Path,
+			"need", full.need, "free", full.free, "err", err)
+	case resumed:
 		f.log.Info("disk space available again: pulling resumed", "path", in.rec.Path)
+	}
+	if full != nil {
+		return // status shows it while it lasts
 	}
 	if err != nil && !errors.Is(err, errMissingBlocks) && ctx.Err() == nil {
 		f.noteError(fmt.Errorf("apply %q from %s: %w", in.rec.Path, peerName(in.from), err))
@@ -465,7 +454,7 @@ func (f *folder) retryPending(ctx context.Context) {
 		batch = append(batch, in)
 	}
 	f.mu.Unlock()
-	f.dropStaleTemps()
+	f.makeRoom()
 	if len(batch) > 0 {
 		f.countQueued(batch, +1) // applyBatch counts them out again
 		f.applyBatch(ctx, batch)

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/blueshift-sync/blueshift/index/merkle"
@@ -15,16 +17,17 @@ import (
 // (diskFull). watchSpace then polls the free space of the share's file
 // system and has the puller retry as soon as the file fits, or every
 // spaceRetry at the latest (where free space cannot be read, or a user
-// frees space in steps). Partial downloads of pending records are kept
-// (their bytes are part of what is needed, and would be fetched again);
-// those of records nobody wants any more are removed at the retry, so
-// temps never hold more than the pulls still to come need.
+// frees space in steps). A temp is never preallocated and a pull that
+// cannot fit does not start (apply.OpenTemp), so partial downloads hold
+// only what arrived. They are kept while pending records want them (their
+// bytes are part of what is needed, and would be fetched again), except
+// where they keep the file nearest to done from finishing (makeRoom).
 const (
 	spacePoll  = time.Second      // how often free space is read while the disk is full
 	spaceRetry = 15 * time.Second // the longest a full disk waits between retries
 )
 
-// diskFull is why a folder's pulls stopped: writing path ran out of space.
+// diskFull is why a record waits: writing path ran out of space.
 type diskFull struct {
 	key   merkle.Key
 	path  record.Path
@@ -66,8 +69,8 @@ func (f *folder) noSpace(in incoming) *diskFull {
 }
 
 // watchSpace, while the disk is full, reads the free space every spacePoll
-// and asks the puller to retry once the file that failed fits (and more is
-// free than when it failed), or spaceRetry after the last try.
+// and asks the puller to retry once the file that needs least fits (and
+// more is free than when it failed), or spaceRetry after the last try.
 func (f *folder) watchSpace(ctx context.Context) {
 	tick := time.NewTicker(spacePoll)
 	defer tick.Stop()
@@ -78,9 +81,9 @@ func (f *folder) watchSpace(ctx context.Context) {
 		case <-tick.C:
 		}
 		f.mu.Lock()
-		full := f.fullLocked()
+		waiting := f.fullLocked() != nil
 		f.mu.Unlock()
-		if full == nil {
+		if !waiting {
 			continue
 		}
 		free, err := f.root.FreeSpace()
@@ -90,16 +93,19 @@ func (f *folder) watchSpace(ctx context.Context) {
 		now := f.e.clock()
 		retry := false
 		f.mu.Lock()
-		if f.mu.full == full { // not settled meanwhile
-			full.free = free
-			fits := free >= full.need && free > full.freed
-			if fits || now.Sub(full.tried) >= spaceRetry {
-				full.tried, full.freed, retry = now, free, true
+		if w := f.fullLocked(); w != nil { // not settled meanwhile
+			fits := free >= w.need && free > w.freed
+			retry = fits || now.Sub(w.tried) >= spaceRetry
+			for _, d := range f.mu.full {
+				d.free = free
+				if retry {
+					d.tried, d.freed = now, free
+				}
 			}
 		}
 		f.mu.Unlock()
 		if retry {
-			f.log.Debug("retrying after a full disk", "path", full.path, "need", full.need, "free", free)
+			f.log.Debug("retrying after a full disk", "free", free)
 			select {
 			case f.retry <- struct{}{}:
 			default:
@@ -108,38 +114,104 @@ func (f *folder) watchSpace(ctx context.Context) {
 	}
 }
 
-// dropStaleTemps removes the partial downloads no pending record wants,
-// when the disk is full. Only the puller calls it, between batches: no
-// Temp is open then.
-func (f *folder) dropStaleTemps() {
+// settleSpaceLocked notes how applying the record at key ended, for the
+// full-disk state: full (nil unless it failed for lack of space) replaces
+// what was noted for key. paused reports the first record to fail for
+// space, resumed that the last one waiting went through.
+func (f *folder) settleSpaceLocked(key merkle.Key, full *diskFull, ok bool) (paused, resumed bool) {
+	had := len(f.mu.full) > 0
+	old := f.mu.full[key]
+	if full == nil {
+		delete(f.mu.full, key)
+		return false, ok && old != nil && len(f.mu.full) == 0
+	}
+	if f.mu.full == nil {
+		f.mu.full = make(map[merkle.Key]*diskFull)
+	}
+	if old != nil {
+		full.since = old.since
+	}
+	f.mu.full[key] = full
+	return !had, false
+}
+
+// makeRoom, while the disk is full, removes the partial downloads that
+// stand in the way: first those no pending record wants; then, if the file
+// that needs least would fit without the partial downloads of other
+// pending files, as many of those (largest first) as it takes. A complete
+// file is worth more than several partial ones that block each other; what
+// is dropped is fetched again later. Only the puller calls it, between
+// batches: no Temp is open then.
+func (f *folder) makeRoom() {
 	f.mu.Lock()
 	if f.fullLocked() == nil {
 		f.mu.Unlock()
 		return
 	}
-	keep := make(map[string]bool, len(f.mu.pending))
+	var files []record.Record
 	for _, in := range f.mu.pending {
-		keep[apply.TempKey(in.rec.Path, in.rec.FileHash)] = true
+		if !in.rec.Deleted && in.rec.Kind == record.File {
+			files = append(files, in.rec)
+		}
 	}
 	f.mu.Unlock()
+	type part struct {
+		key           string
+		path          record.Path
+		written, need int64
+	}
+	parts := make([]part, 0, len(files))
+	keep := make(map[string]bool, len(files))
+	for _, rec := range files {
+		k := apply.TempKey(rec.Path, rec.FileHash)
+		w := f.root.TempWritten(rec.Path, rec.FileHash, rec.Size)
+		parts = append(parts, part{key: k, path: rec.Path, written: w, need: rec.Size - w})
+		keep[k] = true
+	}
+	if free, err := f.root.FreeSpace(); err == nil && len(parts) > 1 {
+		slices.SortFunc(parts, func(a, b part) int { return cmp.Compare(a.need, b.need) })
+		first := parts[0]
+		others := slices.Clone(parts[1:])
+		slices.SortFunc(others, func(a, b part) int { return cmp.Compare(b.written, a.written) })
+		var reclaim int64
+		for _, o := range others {
+			reclaim += o.written
+		}
+		for _, o := range others {
+			if first.need <= free || first.need > free+reclaim || o.written == 0 {
+				break // fits already, or would not fit even so
+			}
+			reclaim -= o.written
+			keep[o.key] = false
+			free += o.written
+			f.log.Info("disk full: dropped a partial download so that another file can finish",
+				"path", o.path, "bytes", o.written, "finishing", first.path)
+		}
+	}
 	freed, err := f.root.RemoveTempsExcept(func(k string) bool { return keep[k] })
 	if err != nil {
-		f.log.Warn("remove partial downloads no longer wanted", "err", err)
+		f.log.Warn("remove partial downloads to make room", "err", err)
 	}
 	if freed > 0 {
-		f.log.Info("disk full: removed partial downloads no longer wanted", "bytes", freed)
+		f.log.Info("disk full: removed partial downloads", "bytes", freed)
 	}
 }
 
-// fullLocked returns why pulls stopped for space, if they still are: the
-// record that failed may have gone meanwhile (its sender moved on).
+// fullLocked returns, of the records that failed for lack of space and
+// still wait, the one that needs least (the first that will fit), or nil.
+// A record may have gone meanwhile (its sender moved on).
 func (f *folder) fullLocked() *diskFull {
-	if full := f.mu.full; full != nil {
-		if _, ok := f.mu.pending[full.key]; !ok {
-			f.mu.full = nil
+	var least *diskFull
+	for k, d := range f.mu.full {
+		if _, ok := f.mu.pending[k]; !ok {
+			delete(f.mu.full, k)
+			continue
+		}
+		if least == nil || d.need < least.need || (d.need == least.need && d.path < least.path) {
+			least = d
 		}
 	}
-	return f.mu.full
+	return least
 }
 
 // sizeText is n bytes for a person to read.
