@@ -46,7 +46,7 @@ type DiskFull struct {
 	Since time.Time
 }
 
-// String is the message status shows and the log writes.
+// String is the message status shows (the share is named beside it).
 func (d DiskFull) String() string {
 	free := "free space unknown"
 	if d.Free >= 0 {
