@@ -139,6 +139,8 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 			state = "joining"
 		case s.InSync:
 			state = "in sync"
+		case s.DiskFull != nil:
+			state = "disk full"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d items, %s\t%d\t%d/%d\t%d\t%s\n", s.Name, state, s.NeedItems, size(s.NeedBytes),
 			s.Records, len(s.Peers), len(s.Members), s.Conflicts, s.Path)
@@ -190,7 +192,11 @@ func watchStatus(ctx context.Context, cl *daemon.Client, ref string, out io.Writ
 			items += s.NeedItems
 			if !s.InSync || (len(s.Members) > 0 && len(s.Peers) == 0) {
 				done = false
-				names = append(names, s.Name)
+				name := s.Name
+				if s.DiskFull != nil {
+					name += " (disk full: free some space)"
+				}
+				names = append(names, name)
 			}
 		}
 		most = max(most, need, 1)

@@ -13,7 +13,10 @@
 //     with ErrChanged if the path holds something else.
 //   - Temp: a partial file under .blueshift/tmp/, keyed by target path and
 //     content hash, that survives restarts: a sidecar lists the byte ranges
-//     already written and fsynced, so an interrupted pull resumes.
+//     already written (fsynced, or noted at once and checked against the
+//     block's hash before reuse), so an interrupted or killed pull resumes.
+//     It is never preallocated, and OpenTemp refuses (ENOSPC) a pull the
+//     disk has no room for.
 //   - Version: a replaced or deleted file kept under .blueshift/versions/ as
 //     DIR/STEM~YYYYMMDD-HHMMSS.EXT (UTC), pruned by count and age.
 //   - Conflict copy: NAME.sync-conflict-YYYYMMDD-HHMMSS-DEVICE.EXT (UTC).

@@ -6,11 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/zeebo/blake3"
 
@@ -20,21 +24,35 @@ import (
 
 // Sidecar format (.blueshift/tmp/<key>.done), all integers big-endian:
 //
-//	+----------+----------+--------------+
+//	+-----------------+----------+----------------+
 //	| "BSPART1\n" (8) | size (8) | file hash (32) |   header, 48 bytes
-//	+----------+----------+--------------+
-//	| off (8)  | len (8)  |   one record per range written and fsynced,
-//	+----------+----------+   appended; a torn last record is ignored
+//	+-----------------+----------+----------------+
+//	| off (8) | U | len (63 bits) |   one record per range, appended;
+//	+---------+---+---------------+   a torn last record is ignored
 //
-// A record is appended only after the data it names was fsynced, so every
-// record is true after a crash; a sidecar that does not decode is dropped and
-// the pull starts over.
+// U clear: the range was written and fsynced before the record was
+// appended, so the record is true after a crash. U set ("unsure"): the
+// range was written, not yet fsynced. It is appended right after each
+// write, so a process killed mid-pull (kill -9, the OOM killer) loses no
+// block it had received: the bytes are in the page cache. After a power cut
+// they may not be, so a reopened temp uses an unsure range only once its
+// bytes check out against the block's hash (Salvage). A sidecar that does
+// not decode is dropped and the pull starts over.
+//
+// The part file is not preallocated: it grows as blocks arrive (holes
+// where they have not), so a pull into a nearly full disk takes only the
+// space of what it received, and a temp never holds more than its content.
 const (
 	sidecarMagic  = "BSPART1\n"
 	headerLen     = 8 + 8 + block.Size
 	recordLen     = 16
+	unsureBit     = 1 << 63
 	maxSidecarLen = 64 << 20 // 4M ranges; a temp needing more starts over
+	compactAt     = 1 << 20  // a sidecar longer than this is rewritten merged at the next Sync
 	maxTempSize   = 1 << 50  // 1 PiB
+	// syncEvery bounds what a power cut can cost a pull: after this many
+	// bytes written since the last Sync, the writer syncs.
+	syncEvery = 64 << 20
 )
 
 // Range is a run of bytes [Off, Off+Len).
@@ -55,13 +73,19 @@ type Temp struct {
 	part string // temp file name in the share root
 	done string // sidecar name
 
-	f    *os.File // the partial file
-	side *os.File // the sidecar, append-only
+	f *os.File // the partial file
 
-	mu      sync.Mutex
-	durable []Range // guarded by mu: recorded in the sidecar
-	pending []Range // guarded by mu: written, not yet recorded
-	closed  bool    // guarded by mu
+	syncMu sync.Mutex // serializes Sync (and the sidecar's compaction)
+
+	mu       sync.Mutex
+	side     *os.File // guarded by mu: the sidecar, append-only; replaced when compacted
+	sideLen  int64    // guarded by mu: its length, about
+	durable  []Range  // guarded by mu: recorded in the sidecar as synced
+	pending  []Range  // guarded by mu: written (noted unsure in the sidecar), not yet synced
+	unsure   []Range  // guarded by mu: written before the temp was reopened, not known durable (see Salvage)
+	unsynced int64    // guarded by mu: bytes written since the last Sync
+	syncing  bool     // guarded by mu: a writer is running the periodic Sync
+	closed   bool     // guarded by mu
 }
 
 // TempKey names the temp of content want at p: a hash, so names in the tmp
@@ -75,7 +99,8 @@ func TempKey(p record.Path, want block.Hash) string {
 }
 
 // OpenTemp opens (or creates) the resumable temp for content want of length
-// size at p.
+// size at p. It fails with ENOSPC (IsNoSpace) at once, writing nothing, if
+// the share's file system has less room than the content still needs.
 func (r *Root) OpenTemp(p record.Path, want block.Hash, size int64) (*Temp, error) {
 	name, err := checkPath(p)
 	if err != nil {
@@ -86,6 +111,13 @@ func (r *Root) OpenTemp(p record.Path, want block.Hash, size int64) (*Temp, erro
 	}
 	if size < 0 || size > maxTempSize {
 		return nil, fmt.Errorf("open temp for %q: size %d out of range", p, size)
+	}
+	// A pull that cannot finish does not start: its partial file would
+	// only take space that files which fit could use.
+	if need := size - r.TempWritten(p, want, size); need > 0 {
+		if free, err := r.FreeSpace(); err == nil && free < need {
+			return nil, fmt.Errorf("open temp for %q: it needs %d more bytes, %d are free: %w", p, need, free, syscall.ENOSPC)
+		}
 	}
 	key := TempKey(p, want)
 	t := &Temp{
@@ -114,15 +146,27 @@ func (t *Temp) open() error {
 	if err != nil {
 		return err
 	}
-	if fi.Size() == t.size {
-		t.durable = t.readSidecar()
+	if fi.Size() <= t.size {
+		t.durable, t.unsure = t.readSidecar()
+		// A range past the end of the part file never reached it.
+		t.durable = clipRanges(t.durable, fi.Size())
+		t.unsure = clipRanges(t.unsure, fi.Size())
 	}
-	if err := f.Truncate(t.size); err != nil {
-		return err
+	if len(t.durable) == 0 && len(t.unsure) == 0 && fi.Size() > 0 {
+		// Nothing usable: free the space the old bytes hold.
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
 	}
-	// Rewrite the sidecar merged, via a temp and rename so a crash leaves
-	// either the old one or the new one.
-	buf := encodeSidecar(t.size, t.hash, t.durable)
+	return t.rewriteSidecar(t.durable, t.unsure)
+}
+
+// rewriteSidecar replaces the sidecar with one holding just these ranges,
+// via a temp and rename so a crash leaves either the old one or the new
+// one, and makes it the one appended to.
+func (t *Temp) rewriteSidecar(durable, unsure []Range) error {
+	r := t.r
+	buf := encodeSidecar(t.size, t.hash, durable, unsure)
 	tmp := t.done + ".new"
 	if err := r.fs.WriteFile(tmp, buf, tempPerm); err != nil {
 		return err
@@ -133,29 +177,82 @@ func (t *Temp) open() error {
 	if err := r.fs.Rename(tmp, t.done); err != nil {
 		return err
 	}
-	t.side, err = r.fs.OpenFile(t.done, os.O_WRONLY|os.O_APPEND, tempPerm)
-	return err
+	side, err := r.fs.OpenFile(t.done, os.O_WRONLY|os.O_APPEND, tempPerm)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	old := t.side
+	t.side, t.sideLen = side, int64(len(buf))
+	closed := t.closed
+	t.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	if closed {
+		side.Close() // closed meanwhile: nothing appends any more
+	}
+	return nil
 }
 
-// readSidecar returns the recorded ranges, or none if the sidecar is
-// missing, too big, broken or for other content.
-func (t *Temp) readSidecar() []Range {
+// readSidecar returns the recorded ranges, durable and unsure, or none if
+// the sidecar is missing, too big, broken or for other content.
+func (t *Temp) readSidecar() (durable, unsure []Range) {
 	fi, err := t.r.fs.Lstat(t.done)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxSidecarLen {
-		return nil
+		return nil, nil
 	}
 	b, err := t.r.fs.ReadFile(t.done)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	size, hash, ranges, err := decodeSidecar(b)
+	size, hash, durable, unsure, err := decodeSidecar(b)
 	if err != nil || size != t.size || hash != t.hash {
 		if err != nil {
 			t.r.log.Warn("partial download unusable, starting over", "path", string(t.path), "err", err)
 		}
-		return nil
+		return nil, nil
 	}
-	return ranges
+	return durable, unsure
+}
+
+// TempWritten returns how many bytes of the content want at p a kept
+// temp already holds (what a resumed pull need not write again); 0 if
+// there is none.
+func (r *Root) TempWritten(p record.Path, want block.Hash, size int64) int64 {
+	key := TempKey(p, want)
+	t := &Temp{r: r, path: p, hash: want, size: size,
+		part: filepath.FromSlash(tmpDir + "/" + key + ".part"),
+		done: filepath.FromSlash(tmpDir + "/" + key + ".done"),
+	}
+	fi, err := r.fs.Lstat(t.part)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > size {
+		return 0
+	}
+	durable, unsure := t.readSidecar()
+	var n int64
+	for _, rg := range clipRanges(addRanges(durable, unsure...), fi.Size()) {
+		n += rg.Len
+	}
+	return n
+}
+
+// RemoveTempsExcept removes the resumable temps whose key keep refuses
+// (content no pull wants any more) and returns the bytes that freed. Call
+// it only while no Temp of r is open: it is for a disk that filled up, so
+// that partial downloads hold no space beyond what the pulls still to come
+// need.
+func (r *Root) RemoveTempsExcept(keep func(key string) bool) (freed int64, err error) {
+	err = r.removeTemps(func(e fs.FileInfo) bool {
+		n := e.Name()
+		key, _, _ := strings.Cut(n, ".")
+		if !strings.HasSuffix(n, ".part") && !strings.HasSuffix(n, ".done") || keep(key) {
+			return false
+		}
+		freed += e.Size()
+		return true
+	})
+	return freed, err
 }
 
 // Path is the target path.
@@ -181,47 +278,110 @@ func (t *Temp) Complete() bool {
 	return t.size == 0 || t.Has(0, t.size)
 }
 
-// WriteAt writes b at off (within Size) and marks the range written.
+// WriteAt writes b at off (within Size) and marks the range written. Every
+// syncEvery bytes, the caller that crosses the mark also runs Sync.
 func (t *Temp) WriteAt(b []byte, off int64) (int, error) {
 	if off < 0 || int64(len(b)) > t.size-off {
 		return 0, fmt.Errorf("write temp for %q: range %d+%d outside size %d", t.path, off, len(b), t.size)
 	}
 	n, err := t.f.WriteAt(b, off)
-	if n > 0 {
+	if n <= 0 {
+		return n, err
+	}
+	rg := Range{off, int64(n)}
+	t.mu.Lock()
+	t.pending = addRanges(t.pending, rg)
+	t.unsynced += int64(n)
+	syncNow := t.unsynced >= syncEvery && !t.syncing && err == nil
+	if syncNow {
+		t.syncing = true
+	}
+	side := t.side
+	t.sideLen += recordLen
+	t.mu.Unlock()
+	// Note the write, unsure, at once: a kill before the next Sync then
+	// costs no block that arrived (see the sidecar format). A failed note
+	// only means the block is fetched again after a crash.
+	if side != nil {
+		side.Write(encodeRecords(nil, unsureBit, rg))
+	}
+	if syncNow {
+		serr := t.Sync()
 		t.mu.Lock()
-		t.pending = addRanges(t.pending, Range{off, int64(n)})
+		t.syncing = false
 		t.mu.Unlock()
+		if serr != nil {
+			return n, serr
+		}
 	}
 	return n, err
+}
+
+// Salvage reports whether [off, off+n) was written before this temp was
+// reopened (a crash or kill came before its Sync) and its bytes pass check
+// (the block's hash): then it counts as written, like a WriteAt, and need
+// not be fetched again.
+func (t *Temp) Salvage(off, n int64, check func([]byte) bool) bool {
+	t.mu.Lock()
+	ok := n > 0 && covers(t.unsure, Range{off, n})
+	t.mu.Unlock()
+	if !ok {
+		return false
+	}
+	buf := make([]byte, n)
+	if m, err := t.f.ReadAt(buf, off); m != len(buf) || (err != nil && !errors.Is(err, io.EOF)) || !check(buf) {
+		return false
+	}
+	t.mu.Lock()
+	t.pending = addRanges(t.pending, Range{off, n})
+	t.mu.Unlock()
+	return true
 }
 
 // ReadAt reads back written bytes (to verify or to reuse them).
 func (t *Temp) ReadAt(b []byte, off int64) (int, error) { return t.f.ReadAt(b, off) }
 
 // Sync makes every completed WriteAt durable and records it in the sidecar:
-// the ranges survive a crash from here on.
+// the ranges survive a crash from here on. A sidecar grown long with
+// unsure notes is rewritten merged.
 func (t *Temp) Sync() error {
+	t.syncMu.Lock()
+	defer t.syncMu.Unlock()
 	t.mu.Lock()
 	snap := t.pending
 	t.pending = nil
+	t.unsynced = 0
+	side := t.side
 	t.mu.Unlock()
 	if len(snap) == 0 {
 		return nil
 	}
 	err := t.f.Sync() // data first: a record must never name unsynced bytes
-	if err == nil {
-		_, err = t.side.Write(encodeRecords(nil, snap))
+	if err == nil && side != nil {
+		_, err = side.Write(encodeRecords(nil, 0, snap...))
 	}
-	if err == nil {
-		err = t.side.Sync()
+	if err == nil && side != nil {
+		err = side.Sync()
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if err != nil {
 		t.pending = addRanges(t.pending, snap...)
+		t.mu.Unlock()
 		return fmt.Errorf("sync temp for %q: %w", t.path, err)
 	}
 	t.durable = addRanges(t.durable, snap...)
+	compact := t.sideLen > compactAt && !t.closed
+	durable := slices.Clone(t.durable)
+	unsure := addRanges(slices.Clone(t.unsure), t.pending...)
+	t.mu.Unlock()
+	if compact {
+		// Writes noted in the old sidecar meanwhile are in pending (unsure
+		// here) or were just made durable; a note lost in the swap costs at
+		// most a refetch after a crash.
+		if err := t.rewriteSidecar(durable, unsure); err != nil {
+			t.r.log.Debug("compact partial download's sidecar", "path", string(t.path), "err", err)
+		}
+	}
 	return nil
 }
 
@@ -283,8 +443,11 @@ func (r *Root) Commit(ctx context.Context, t *Temp, expect FileState, meta Meta)
 	t.mu.Lock()
 	f := t.f
 	t.closed = true
+	side := t.side
 	t.mu.Unlock()
-	t.side.Close()
+	if side != nil {
+		side.Close()
+	}
 	tf, err := r.heldTemp(f, t.part)
 	if err != nil {
 		return FileState{}, fmt.Errorf("commit %q: %w", t.path, err)
@@ -307,34 +470,38 @@ func syncFile(r *Root, name string) error {
 	return errors.Join(err, f.Close())
 }
 
-func encodeSidecar(size int64, hash block.Hash, ranges []Range) []byte {
-	b := make([]byte, 0, headerLen+recordLen*len(ranges))
+func encodeSidecar(size int64, hash block.Hash, durable, unsure []Range) []byte {
+	b := make([]byte, 0, headerLen+recordLen*(len(durable)+len(unsure)))
 	b = append(b, sidecarMagic...)
 	b = binary.BigEndian.AppendUint64(b, uint64(size))
 	b = append(b, hash[:]...)
-	return encodeRecords(b, ranges)
+	b = encodeRecords(b, 0, durable...)
+	return encodeRecords(b, unsureBit, unsure...)
 }
 
-func encodeRecords(b []byte, ranges []Range) []byte {
+// encodeRecords appends one record per range, flag (0 or unsureBit) set in
+// each length.
+func encodeRecords(b []byte, flag uint64, ranges ...Range) []byte {
 	for _, rg := range ranges {
 		b = binary.BigEndian.AppendUint64(b, uint64(rg.Off))
-		b = binary.BigEndian.AppendUint64(b, uint64(rg.Len))
+		b = binary.BigEndian.AppendUint64(b, uint64(rg.Len)|flag)
 	}
 	return b
 }
 
 // decodeSidecar reads a sidecar from disk, which may be torn or garbage: it
-// checks every length before use and returns the merged ranges.
-func decodeSidecar(b []byte) (size int64, hash block.Hash, ranges []Range, err error) {
+// checks every length before use and returns the merged ranges, durable and
+// unsure (an unsure range may overlap a durable one).
+func decodeSidecar(b []byte) (size int64, hash block.Hash, durable, unsure []Range, err error) {
 	if len(b) > maxSidecarLen {
-		return 0, hash, nil, fmt.Errorf("sidecar of %d bytes exceeds %d", len(b), maxSidecarLen)
+		return 0, hash, nil, nil, fmt.Errorf("sidecar of %d bytes exceeds %d", len(b), maxSidecarLen)
 	}
 	if len(b) < headerLen || string(b[:8]) != sidecarMagic {
-		return 0, hash, nil, errors.New("sidecar header missing or wrong")
+		return 0, hash, nil, nil, errors.New("sidecar header missing or wrong")
 	}
 	s := binary.BigEndian.Uint64(b[8:16])
 	if s > maxTempSize {
-		return 0, hash, nil, fmt.Errorf("sidecar size %d exceeds %d", s, int64(maxTempSize))
+		return 0, hash, nil, nil, fmt.Errorf("sidecar size %d exceeds %d", s, int64(maxTempSize))
 	}
 	size = int64(s)
 	copy(hash[:], b[16:headerLen])
@@ -343,14 +510,33 @@ func decodeSidecar(b []byte) (size int64, hash block.Hash, ranges []Range, err e
 		off := binary.BigEndian.Uint64(recs[0:8])
 		n := binary.BigEndian.Uint64(recs[8:16])
 		recs = recs[recordLen:]
+		sure := n&unsureBit == 0
+		n &^= unsureBit
 		if off > s || n > s-off {
-			return 0, hash, nil, fmt.Errorf("sidecar range %d+%d outside size %d", off, n, s)
+			return 0, hash, nil, nil, fmt.Errorf("sidecar range %d+%d outside size %d", off, n, s)
 		}
-		if n > 0 {
-			ranges = addRanges(ranges, Range{int64(off), int64(n)})
+		switch {
+		case n == 0:
+		case sure:
+			durable = addRanges(durable, Range{int64(off), int64(n)})
+		default:
+			unsure = addRanges(unsure, Range{int64(off), int64(n)})
 		}
 	}
-	return size, hash, ranges, nil
+	return size, hash, durable, unsure, nil
+}
+
+// clipRanges drops from the merged set rs what lies at or past end.
+func clipRanges(rs []Range, end int64) []Range {
+	out := rs[:0]
+	for _, rg := range rs {
+		if rg.Off >= end {
+			break
+		}
+		rg.Len = min(rg.Len, end-rg.Off)
+		out = append(out, rg)
+	}
+	return out
 }
 
 // addRanges merges add into the sorted, disjoint, non-adjacent set rs.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -177,23 +178,123 @@ func TestRanges(t *testing.T) {
 }
 
 func FuzzDecodeSidecar(f *testing.F) {
-	f.Add(encodeSidecar(100, block.Hash{1}, []Range{{0, 10}, {50, 50}}))
-	f.Add(encodeSidecar(0, block.Hash{}, nil))
+	f.Add(encodeSidecar(100, block.Hash{1}, []Range{{0, 10}, {50, 50}}, nil))
+	f.Add(encodeSidecar(100, block.Hash{1}, []Range{{0, 10}}, []Range{{5, 20}, {60, 40}}))
+	f.Add(encodeSidecar(0, block.Hash{}, nil, nil))
 	f.Add([]byte(sidecarMagic))
-	f.Add(append(encodeSidecar(8, block.Hash{}, []Range{{0, 8}}), 1, 2, 3))
+	f.Add(append(encodeSidecar(8, block.Hash{}, []Range{{0, 8}}, nil), 1, 2, 3))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		size, hash, ranges, err := decodeSidecar(b)
+		size, hash, durable, unsure, err := decodeSidecar(b)
 		if err != nil {
 			return
 		}
-		for i, rg := range ranges {
-			if rg.Off < 0 || rg.Len <= 0 || rg.Off+rg.Len > size || (i > 0 && ranges[i-1].Off+ranges[i-1].Len >= rg.Off) {
-				t.Fatalf("bad ranges %v for size %d", ranges, size)
+		for _, ranges := range [][]Range{durable, unsure} {
+			for i, rg := range ranges {
+				if rg.Off < 0 || rg.Len <= 0 || rg.Off+rg.Len > size || (i > 0 && ranges[i-1].Off+ranges[i-1].Len >= rg.Off) {
+					t.Fatalf("bad ranges %v for size %d", ranges, size)
+				}
 			}
 		}
-		s2, h2, r2, err := decodeSidecar(encodeSidecar(size, hash, ranges))
-		if err != nil || s2 != size || h2 != hash || len(r2) != len(ranges) {
+		s2, h2, d2, u2, err := decodeSidecar(encodeSidecar(size, hash, durable, unsure))
+		if err != nil || s2 != size || h2 != hash || !slices.Equal(d2, durable) || !slices.Equal(u2, unsure) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})
+}
+
+// A pull killed before its temp's Sync (kill -9: the written bytes are in
+// the page cache, the sidecar notes them as unsure) keeps every block that
+// arrived: the reopened temp offers them to Salvage, which takes a block
+// only if its bytes check out; bytes lost (a power cut) are fetched again.
+func TestTempKillKeepsWrittenBlocks(t *testing.T) {
+	r, dir := openTest(t, Options{})
+	data := make([]byte, 10*1000)
+	rand.NewChaCha8([32]byte{9}).Read(data)
+	want := block.Sum(data)
+	blk := func(i int) []byte { return data[i*1000 : (i+1)*1000] }
+	check := func(i int) func([]byte) bool {
+		return func(b []byte) bool { return bytes.Equal(b, blk(i)) }
+	}
+	tp, err := r.OpenTemp("k.bin", want, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 1, 2, 6} {
+		if _, err := tp.WriteAt(blk(i), int64(i*1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tp.closeFiles() // killed: no Sync ran
+	// Block 2's bytes did not survive (as after a power cut).
+	part := filepath.Join(dir, tmpDir, TempKey("k.bin", want)+".part")
+	pf, err := os.OpenFile(part, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf.WriteAt(make([]byte, 1000), 2000)
+	pf.Close()
+
+	tp, err = r.OpenTemp("k.bin", want, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tp.Done()) != 0 {
+		t.Fatalf("unsynced writes trusted without a check: %v", tp.Done())
+	}
+	if tp.Salvage(0, 1000, check(1)) {
+		t.Fatal("salvaged bytes that fail their check")
+	}
+	for _, c := range []struct {
+		i    int
+		want bool
+	}{{0, true}, {1, true}, {2, false}, {3, false}, {6, true}} {
+		if got := tp.Salvage(int64(c.i*1000), 1000, check(c.i)); got != c.want {
+			t.Errorf("salvage block %d: %v, want %v", c.i, got, c.want)
+		}
+	}
+	if !tp.Has(0, 2000) || !tp.Has(6000, 1000) || tp.Has(2000, 1000) {
+		t.Fatalf("after salvage: done %v", tp.Done())
+	}
+	for i := range 10 {
+		if !tp.Has(int64(i*1000), 1000) {
+			tp.WriteAt(blk(i), int64(i*1000))
+		}
+	}
+	if _, err := r.Commit(context.Background(), tp, FileState{}, Meta{Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(dir, "k.bin")); got != string(data) {
+		t.Fatal("committed content differs")
+	}
+}
+
+// A temp takes the space of what was written, not of the whole file, and
+// a temp nobody wants any more can be removed to free space.
+func TestTempNotPreallocated(t *testing.T) {
+	r, dir := openTest(t, Options{})
+	const size = 64 << 20
+	tp, err := r.OpenTemp("big.bin", block.Hash{5}, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := filepath.Join(dir, tmpDir, TempKey("big.bin", block.Hash{5})+".part")
+	if fi, err := os.Stat(part); err != nil || fi.Size() != 0 {
+		t.Fatalf("a fresh temp for %d bytes is %v bytes long (%v): preallocated", size, fi.Size(), err)
+	}
+	tp.WriteAt(make([]byte, 4096), 0)
+	tp.Close()
+	if got := r.TempWritten("big.bin", block.Hash{5}, size); got != 4096 {
+		t.Fatalf("TempWritten = %d, want 4096", got)
+	}
+	other, _ := r.OpenTemp("gone.bin", block.Hash{6}, 1000)
+	other.WriteAt(make([]byte, 1000), 0)
+	other.Close()
+	keep := TempKey("big.bin", block.Hash{5})
+	freed, err := r.RemoveTempsExcept(func(k string) bool { return k == keep })
+	if err != nil || freed < 1000 {
+		t.Fatalf("RemoveTempsExcept freed %d: %v", freed, err)
+	}
+	if r.TempWritten("gone.bin", block.Hash{6}, 1000) != 0 || r.TempWritten("big.bin", block.Hash{5}, size) != 4096 {
+		t.Fatal("the wrong temp was removed")
+	}
 }

@@ -147,6 +147,9 @@ func (d *Daemon) Status() Status {
 			ss.InSync, ss.NeedItems, ss.NeedBytes = e.InSync, e.NeedItems, e.NeedBytes
 			ss.Records, ss.Conflicts = e.Records, e.Conflicts
 			ss.Errors = append(ss.Errors, e.Errors...)
+			if d := e.DiskFull; d != nil {
+				ss.DiskFull = &DiskFull{Path: string(d.Path), NeedBytes: d.Need, FreeBytes: d.Free, Since: d.Since}
+			}
 			for _, p := range e.Peers {
 				ss.Peers = append(ss.Peers, p.String())
 			}

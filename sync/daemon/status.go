@@ -31,6 +31,19 @@ type ShareStatus struct {
 	// Join is set while the share, joined through a link, waits for its
 	// inviter's answer, or after the inviter refused it.
 	Join *JoinStatus `json:"join,omitempty"`
+	// DiskFull is set while a pull waits for space; its message is also
+	// the first of Errors.
+	DiskFull *DiskFull `json:"disk_full,omitempty"`
+}
+
+// DiskFull says that a share's pull stopped because its disk is full. It
+// resumes by itself once the file fits (free space is checked every
+// second, a retry made at least every 15 s).
+type DiskFull struct {
+	Path      string    `json:"path"`       // share-relative path of the file that could not be written
+	NeedBytes int64     `json:"need_bytes"` // bytes that file still needs on disk
+	FreeBytes int64     `json:"free_bytes"` // bytes free on the share's file system, last checked; -1: unknown
+	Since     time.Time `json:"since"`
 }
 
 // PeerStatus is one known or connected device.

@@ -70,6 +70,7 @@ type folder struct {
 		origin      map[merkle.Leaf]identity.DeviceID // guarded by mu: who sent a record we committed
 		scanned     time.Time                         // guarded by mu
 		saidPulling bool                              // guarded by mu: what the last announcement said
+		full        map[merkle.Key]*diskFull          // guarded by mu: records that failed for lack of space (space.go)
 		stopped     bool                              // guarded by mu
 	}
 }
@@ -184,6 +185,7 @@ func (f *folder) run(ctx context.Context) {
 	})
 	defer unsubscribe()
 	wg.Go(func() { f.pushLoop(ctx, f.updates) })
+	wg.Go(func() { f.watchSpace(ctx) })
 
 	f.scan(ctx, scanRequest{full: true})
 	retry := time.NewTicker(f.e.opts.RetryEvery)
@@ -386,26 +388,44 @@ func (f *folder) applyGroup(ctx context.Context, group []incoming) {
 	}
 }
 
-// settle records how applying one record ended: done, to retry (blocks
-// missing, or the user changed the file while we worked: then the change is
-// taken into the index first and the record decided again), or failed.
+// settle records how applying one record ended: done, refused for good
+// (a path no retry makes writable), or still needed: it stays pending,
+// counted in status, and is tried again when blocks arrive, the user's
+// change is indexed (then the record is decided again), space returns
+// (watchSpace), or at the next retry tick.
 func (f *folder) settle(ctx context.Context, in incoming, err error) {
 	defer f.countQueued([]incoming{in}, -1)
 	if errors.Is(err, apply.ErrChanged) && ctx.Err() == nil {
 		f.scan(ctx, scanRequest{paths: []string{string(in.rec.Path)}})
 		_, err = f.applyOne(ctx, in, false)
 	}
+	var full *diskFull
+	if err != nil && apply.IsNoSpace(err) && ctx.Err() == nil {
+		full = f.noSpace(in)
+	}
+	key := in.env.Key()
 	f.mu.Lock()
 	switch {
 	case err == nil:
-		delete(f.mu.pending, in.env.Key())
-	case errors.Is(err, errMissingBlocks) || errors.Is(err, apply.ErrChanged):
-		f.mu.pending[in.env.Key()] = in
-		f.log.Debug("record waits", "path", in.rec.Path, "peer", peerName(in.from), "err", err)
+		delete(f.mu.pending, key)
+	case errors.Is(err, apply.ErrUnsafePath) || errors.Is(err, apply.ErrOutsideShare):
+		delete(f.mu.pending, key)
 	default:
-		delete(f.mu.pending, in.env.Key())
+		f.mu.pending[key] = in
+		f.log.Debug("record waits", "path", in.rec.Path, "peer", peerName(in.from), "err", err)
 	}
+	paused, resumed := f.settleSpaceLocked(key, full, err == nil)
 	f.mu.Unlock()
+	switch {
+	case paused:
+		f.log.Warn("disk full: pulling paused until space is freed", "path", in.rec.Path,
+			"need", full.need, "free", full.free, "err", err)
+	case resumed:
+		f.log.Info("disk space available again: pulling resumed", "path", in.rec.Path)
+	}
+	if full != nil {
+		return // status shows it while it lasts
+	}
 	if err != nil && !errors.Is(err, errMissingBlocks) && ctx.Err() == nil {
 		f.noteError(fmt.Errorf("apply %q from %s: %w", in.rec.Path, peerName(in.from), err))
 	}
@@ -434,6 +454,7 @@ func (f *folder) retryPending(ctx context.Context) {
 		batch = append(batch, in)
 	}
 	f.mu.Unlock()
+	f.makeRoom()
 	if len(batch) > 0 {
 		f.countQueued(batch, +1) // applyBatch counts them out again
 		f.applyBatch(ctx, batch)
@@ -513,13 +534,23 @@ func (f *folder) setBusy(b bool) {
 	f.mu.Unlock()
 }
 
+// noteError logs err and keeps it for status. An error already kept (a
+// record that fails the same way at every retry) moves to the end, logged
+// once.
 func (f *folder) noteError(err error) {
-	f.log.Warn("sync problem", "err", err)
+	msg := err.Error()
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.mu.errors = append(f.mu.errors, err.Error())
+	i := slices.Index(f.mu.errors, msg)
+	if i >= 0 {
+		f.mu.errors = slices.Delete(f.mu.errors, i, i+1)
+	}
+	f.mu.errors = append(f.mu.errors, msg)
 	if len(f.mu.errors) > maxErrors {
 		f.mu.errors = f.mu.errors[len(f.mu.errors)-maxErrors:]
+	}
+	f.mu.Unlock()
+	if i < 0 {
+		f.log.Warn("sync problem", "err", err)
 	}
 }
 

@@ -233,8 +233,8 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		if gctx.Err() != nil {
 			break // stopping (or a block failed): the temp keeps what arrived
 		}
-		if t.Has(o, int64(b.Size)) {
-			continue
+		if t.Has(o, int64(b.Size)) || t.Salvage(o, int64(b.Size), func(d []byte) bool { return block.Sum(d) == b.Hash }) {
+			continue // arrived before a restart (or a kill: checked)
 		}
 		g.Go(func() error {
 			data, err := f.e.getBlock(gctx, f, in.from, b, o, bases)

@@ -29,6 +29,10 @@ type ShareStatus struct {
 	Errors    []string
 	Peers     []identity.DeviceID // members connected now
 	Scanned   time.Time           // last scan finished
+
+	// DiskFull is set while pulls wait for space on the share's disk; its
+	// message is then also the first of Errors.
+	DiskFull *DiskFull
 }
 
 // PeerStatus describes one connected peer as the engine sees it.
@@ -68,6 +72,10 @@ func (f *folder) status() ShareStatus {
 	members := len(f.mu.members)
 	ss.Conflicts = f.mu.conflict
 	ss.Errors = slices.Clone(f.mu.errors)
+	if full := f.fullLocked(); full != nil {
+		ss.DiskFull = &DiskFull{Path: full.path, Need: full.need, Free: full.free, Since: full.since}
+		ss.Errors = append([]string{ss.DiskFull.String()}, ss.Errors...)
+	}
 	ss.Scanned = f.mu.scanned
 	busy := f.mu.busy
 	f.mu.Unlock()
