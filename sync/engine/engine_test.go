@@ -53,6 +53,7 @@ type device struct {
 	// served, if set, counts the requests it answers (how often peers walk
 	// its tree, how many blocks they ask for).
 	served *served
+	gate   *gate // if set, serves blocks only while open
 }
 
 // newDevice starts an engine syncing folder dir for share key with members.
@@ -188,6 +189,9 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 		}
 		if local.served != nil {
 			h = servedCounter{sess, local.served}
+		}
+		if local.gate != nil {
+			h = gated{sess, local.gate}
 		}
 		c, err := conn.Open(ctx, s, wire.Hello{DeviceName: local.name}, h, conn.Options{})
 		if err != nil {
