@@ -20,7 +20,14 @@ package wire
 //	  RecordData.content_encoding and content (fields 5, 6) added the same
 //	  day, likewise: a small file's content may travel with its record, so
 //	  a first sync of many small files needs no block request per file.
+//	2 (2026-12-03): NodesRequest.root (field 3) and NodesResponse.root
+//	  (field 2). A walk names the version of the tree it reads; the
+//	  answerer serves it from a view kept of that version, or answers
+//	  "root moved" (no nodes, the root to walk instead), so a walk of a tree
+//	  that keeps changing reads one consistent version instead of failing
+//	  on nodes that moved under it. Both fields absent mean what they meant
+//	  in version 1 (the tree as it is now), so version 1 peers still talk.
 const (
-	Version    uint32 = 1
+	Version    uint32 = 2
 	MinVersion uint32 = 1
 )
