@@ -35,6 +35,8 @@ type Share struct {
 
 	write sync.Mutex // serializes Scan and Commit: the only writers of this share
 
+	views walkViews // recent versions of the tree, for peers' walks (views.go)
+
 	// Test hooks, called by hash workers around reading a file; nil outside
 	// tests. Set before the first Scan.
 	testHookBeforeOpen, testHookAfterRead func(abs string)
@@ -65,6 +67,7 @@ func newShare(db *DB, key share.Key, root string, self record.Device, space stor
 		log:  db.log.With("share", shortID(key.ID())),
 	}
 	s.canSign = key.Level() == share.ReadWrite
+	s.views.now = db.opts.Now
 	s.subs.fns = make(map[int]func(Update))
 	return s
 }
@@ -421,6 +424,7 @@ func (w *writer) flush() error {
 	}
 	w.b.Close()
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
+	w.s.db.expireViews() // kept views pin what this batch replaced
 	envs := w.envs
 	w.envs, w.paths = nil, 0
 	w.s.notify(Update{Envelopes: envs, FromScan: w.fromScan})
