@@ -54,6 +54,12 @@ type device struct {
 	// its tree, how many blocks they ask for).
 	served *served
 	gate   *gate // if set, serves blocks only while open
+	// dropPushes: records pushed to this device are lost on the way, so it
+	// learns of changes only by walking the sender's tree.
+	dropPushes bool
+	// churn, if set, changes the device's tree before it answers each
+	// request for tree nodes: a peer's walk always runs into a moving tree.
+	churn *churn
 }
 
 // newDevice starts an engine syncing folder dir for share key with members.
@@ -193,6 +199,12 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 		if local.gate != nil {
 			h = gated{sess, local.gate}
 		}
+		if local.dropPushes {
+			h = pushDropper{sess}
+		}
+		if local.churn != nil {
+			h = churner{sess, local, local.churn}
+		}
 		c, err := conn.Open(ctx, s, wire.Hello{DeviceName: local.name}, h, conn.Options{})
 		if err != nil {
 			return
@@ -235,7 +247,14 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 // root and the same tree on disk.
 func waitConverged(t testing.TB, ds ...*device) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	waitConvergedFor(t, 30*time.Second, ds...)
+}
+
+// waitConvergedFor is waitConverged with a deadline of its own, for tests
+// that load the machine.
+func waitConvergedFor(t testing.TB, limit time.Duration, ds ...*device) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		var roots []string
 		ok := true
