@@ -64,7 +64,7 @@ type folder struct {
 		busy        bool                              // guarded by mu: the puller is applying
 		queued      int                               // guarded by mu: records delivered, not yet applied
 		walking     int                               // guarded by mu: reconciles under way, delivering records
-		queuedB     int64                             // guarded by mu: their file sizes
+		need        map[merkle.Key][]needed           // guarded by mu: queued records whose content is lacking (status.go)
 		errors      []string                          // guarded by mu: newest last
 		conflict    int                               // guarded by mu: conflict copies made
 		origin      map[merkle.Leaf]identity.DeviceID // guarded by mu: who sent a record we committed
@@ -86,6 +86,7 @@ func newFolder(e *Engine, cfg ShareConfig, idx *index.Share, root *apply.Root) *
 		done:  make(chan struct{}),
 	}
 	f.mu.pending = make(map[merkle.Key]incoming)
+	f.mu.need = make(map[merkle.Key][]needed)
 	f.mu.origin = make(map[merkle.Leaf]identity.DeviceID)
 	f.setMembers(cfg.Members)
 	return f
@@ -136,16 +137,13 @@ func (f *folder) deliver(ctx context.Context, batch []incoming) error {
 }
 
 // countQueued tracks what peers sent and the puller has not applied yet,
-// so status shows the work ahead during a long first sync.
+// so status shows the work ahead during a long first sync (see
+// countNeeded: only what this device lacks counts there).
 func (f *folder) countQueued(batch []incoming, sign int) {
-	var n int64
-	for _, in := range batch {
-		n += in.rec.Size
-	}
 	f.mu.Lock()
 	f.mu.queued += sign * len(batch)
-	f.mu.queuedB += int64(sign) * n
 	f.mu.Unlock()
+	f.countNeeded(batch, sign)
 }
 
 func (f *folder) requestScan(paths []string, full bool) {
