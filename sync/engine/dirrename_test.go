@@ -110,7 +110,7 @@ func TestDirRenamedBySenderDuringPull(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // let the rename's records reach B while it waits
 	g.openFor.Store(0)
 	g.shut.Store(false)
-	waitConverged(t, a, b)
+	waitConvergedFor(t, 3*time.Minute, a, b)
 	for _, d := range []*device{a, b} {
 		expectOnlyDir(t, d, "dir2", "dir", files)
 	}
@@ -150,7 +150,7 @@ func TestDirRenamedByReceiverDuringPull(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	g.openFor.Store(0)
 	g.shut.Store(false)
-	waitConverged(t, a, b)
+	waitConvergedFor(t, 3*time.Minute, a, b)
 	for _, d := range []*device{a, b} {
 		expectOnlyDir(t, d, "dir2", "dir", files)
 	}
@@ -186,7 +186,7 @@ func TestDirRenamedBySenderWhileWalked(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.rescan()
-	waitConverged(t, a, b)
+	waitConvergedFor(t, 3*time.Minute, a, b)
 	for _, d := range []*device{a, b} {
 		expectOnlyDir(t, d, "dir2", "dir", files)
 	}

@@ -65,6 +65,7 @@ type folder struct {
 		queued      int                               // guarded by mu: records delivered, not yet applied
 		walking     int                               // guarded by mu: reconciles under way, delivering records
 		need        map[merkle.Key][]needed           // guarded by mu: queued records whose content is lacking (status.go)
+		madeDirs    map[record.Path]uint64            // guarded by mu: inodes of directories the puller made (moved.go)
 		errors      []string                          // guarded by mu: newest last
 		conflict    int                               // guarded by mu: conflict copies made
 		origin      map[merkle.Leaf]identity.DeviceID // guarded by mu: who sent a record we committed
@@ -397,14 +398,14 @@ func (f *folder) settle(ctx context.Context, in incoming, err error) {
 	switch {
 	case err == nil:
 		delete(f.mu.pending, in.env.Key())
-	case errors.Is(err, errMissingBlocks) || errors.Is(err, apply.ErrChanged):
+	case errors.Is(err, errMissingBlocks) || errors.Is(err, errDirWaits) || errors.Is(err, apply.ErrChanged):
 		f.mu.pending[in.env.Key()] = in
 		f.log.Debug("record waits", "path", in.rec.Path, "peer", peerName(in.from), "err", err)
 	default:
 		delete(f.mu.pending, in.env.Key())
 	}
 	f.mu.Unlock()
-	if err != nil && !errors.Is(err, errMissingBlocks) && ctx.Err() == nil {
+	if err != nil && !errors.Is(err, errMissingBlocks) && !errors.Is(err, errDirWaits) && ctx.Err() == nil {
 		f.noteError(fmt.Errorf("apply %q from %s: %w", in.rec.Path, peerName(in.from), err))
 	}
 }

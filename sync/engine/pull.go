@@ -26,6 +26,11 @@ import (
 // connected member; the record waits and is tried again later.
 var errMissingBlocks = errors.New("blocks not available from any connected device")
 
+// errDirWaits: a deleted directory still holds paths the index tracks, whose
+// own deletions are still on their way (a walk brings records in tree-key
+// order, not path order); the directory's deletion waits for them.
+var errDirWaits = errors.New("directory still holds synced paths; waits for their deletions")
+
 // stagedFile is a small file's content written aside (see applyFiles):
 // install puts it in place and records it; discard removes it.
 type stagedFile struct {
@@ -73,6 +78,14 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 			setAside = func() (apply.FileState, error) { return f.setAside(ctx, in, entry.Record) }
 		}
 	}
+	if !in.rec.Deleted {
+		// Its directory was moved here while its files arrived: follow it.
+		if to, ok := f.movedTo(p); ok {
+			if err := f.applyMoved(ctx, in, to); !errors.Is(err, errNotMoved) {
+				return nil, err
+			}
+		}
+	}
 	var old *index.Entry
 	if has {
 		old = &entry
@@ -81,6 +94,9 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		f.mu.Lock()
 		f.mu.origin[in.env.Leaf()] = in.from
 		f.mu.Unlock()
+		if state != nil && state.Kind == record.Dir {
+			f.noteDir(p, state.Inode)
+		}
 		return f.idx.Commit(in.env, state)
 	}
 	if stage && !in.rec.Deleted && in.rec.Kind == record.File && in.rec.Size <= smallFile && !(disk.Exists && disk.Mode.IsDir()) {
@@ -159,6 +175,12 @@ func (f *folder) materialize(ctx context.Context, in incoming, old *index.Entry,
 		}
 		err := f.root.Remove(p, disk)
 		if errors.Is(err, apply.ErrNotEmpty) {
+			// Paths the index tracks below it were the sender's too and went
+			// with the directory there: wait for their deletions, or the
+			// directory would stay here, empty, once they come.
+			if tracked, terr := f.idx.TracksBelow(p); terr != nil || tracked {
+				return nil, fmt.Errorf("delete %q: %w", p, errors.Join(errDirWaits, terr))
+			}
 			// Files the peer never saw (ignored, or new here) keep it alive.
 			f.log.Info("kept a deleted directory that still has content", "path", p, "peer", peerName(in.from))
 			return nil, nil
