@@ -47,6 +47,11 @@
 //
 // Scan starts goroutines (walk, hash workers, progress) and waits for all of
 // them before it returns.
+//
+// View freezes a share's tree at one moment (a Pebble snapshot) for a diff;
+// WalkView keeps recent frozen versions by root so a peer's walk reads one
+// version from start to end. Kept views are few and short-lived (views.go),
+// let go as the database writes and when it closes: none starts a goroutine.
 package index
 
 import (

@@ -179,3 +179,51 @@ func TestStatusNeedsOnlyTheDifference(t *testing.T) {
 		t.Errorf("status reported A needing %d and B needing %d items; they lacked %d and %d", most[0], most[1], trueA, trueB)
 	}
 }
+
+// TestNeededCountsEachLackingPathOnce: status counts a queued record as
+// needed only while this device lacks its content, a path once however many
+// of its records are queued, and stops counting queued copies as soon as
+// the content is here.
+func TestNeededCountsEachLackingPathOnce(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	a.addShare(b)
+	b.addShare(a)
+	mustWrite(t, filepath.Join(a.dir, "x.txt"), []byte("on A"))
+	mustWrite(t, filepath.Join(b.dir, "y.txt"), []byte("on B"))
+	waitScanned(t, a)
+	waitScanned(t, b)
+	incomingOf := func(d *device, p string) incoming {
+		t.Helper()
+		e, ok, err := d.e.folder(key.ID()).idx.Lookup(record.Path(p))
+		if err != nil || !ok {
+			t.Fatalf("no record of %s on %s: %v", p, d.name, err)
+		}
+		return incoming{env: e.Envelope, rec: e.Record, from: b.id.ID()}
+	}
+	f := a.e.folder(key.ID())
+	need := func() int { return a.e.Status().Shares[0].NeedItems }
+
+	f.countNeeded([]incoming{incomingOf(a, "x.txt")}, +1)
+	if n := need(); n != 0 {
+		t.Fatalf("A's own record counted as needed: %d", n)
+	}
+	y := incomingOf(b, "y.txt")
+	f.countNeeded([]incoming{y, y}, +1)
+	if n := need(); n != 1 {
+		t.Fatalf("two copies of one lacking record: %d needed, want 1", n)
+	}
+	// A gets the same content by itself: the copies still queued are
+	// equal now and no longer count, even before the puller reaches them.
+	mustWrite(t, filepath.Join(a.dir, "y.txt"), []byte("on B"))
+	waitScanned(t, a)
+	f.countNeeded([]incoming{y}, -1)
+	if n := need(); n != 0 {
+		t.Fatalf("a queued copy whose content A now holds still counted: %d needed", n)
+	}
+	f.countNeeded([]incoming{y}, -1)
+	f.countNeeded([]incoming{incomingOf(a, "x.txt")}, -1)
+	if n := need(); n != 0 {
+		t.Fatalf("%d needed after everything was taken out", n)
+	}
+}
