@@ -143,11 +143,14 @@ func TestDirRenamedByReceiverDuringPull(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	held, _ := os.ReadDir(filepath.Join(b.dir, "dir"))
+	t.Logf("B holds %d of dir's %d files when it moves dir to dir2 (%d blocks served, %d refused)", len(held), len(files), g.served.Load(), g.refused.Load())
 	if err := os.Rename(filepath.Join(b.dir, "dir"), filepath.Join(b.dir, "dir2")); err != nil {
 		t.Fatal(err)
 	}
 	b.rescan()
 	time.Sleep(200 * time.Millisecond)
+	t.Log("the gate opens")
 	g.openFor.Store(0)
 	g.shut.Store(false)
 	waitConvergedFor(t, 3*time.Minute, a, b)

@@ -42,7 +42,7 @@ func (f *folder) noteDir(p record.Path, ino uint64) {
 
 // movedTo returns where p belongs if a directory above it that the puller
 // made was moved by this device since (see above).
-func (f *folder) movedTo(p record.Path) (record.Path, bool) {
+func (f *folder) movedTo(ctx context.Context, p record.Path) (record.Path, bool) {
 	f.mu.Lock()
 	none := len(f.mu.madeDirs) == 0
 	f.mu.Unlock()
@@ -57,6 +57,15 @@ func (f *folder) movedTo(p record.Path) (record.Path, bool) {
 		f.mu.Unlock()
 		if !made {
 			continue
+		}
+		if disk, err := f.root.Stat(dir); err != nil || disk.Exists {
+			continue
+		}
+		if _, known, err := f.idx.LocalState(dir); err == nil && known {
+			// Gone from disk, and the index has not seen it go: look at the
+			// share now (rare: a directory the puller made went away), so
+			// the move is recorded before anything is put under its old name.
+			f.scan(ctx, scanRequest{full: true})
 		}
 		if to, ok := f.whereDirWent(dir, ino); ok {
 			if np, err := record.ParsePath(string(to) + "/" + strings.Join(parts[i:], "/")); err == nil {

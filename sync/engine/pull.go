@@ -80,7 +80,7 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 	}
 	if !in.rec.Deleted {
 		// Its directory was moved here while its files arrived: follow it.
-		if to, ok := f.movedTo(p); ok {
+		if to, ok := f.movedTo(ctx, p); ok {
 			if err := f.applyMoved(ctx, in, to); !errors.Is(err, errNotMoved) {
 				return nil, err
 			}
@@ -105,6 +105,14 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 			return nil, err
 		}
 		install := func() error {
+			// Its directory may have moved while the content came.
+			if to, ok := f.movedTo(ctx, p); ok && !in.rec.Deleted {
+				staged.Discard()
+				if err := f.applyMoved(ctx, in, to); !errors.Is(err, errNotMoved) {
+					return err
+				}
+				return fmt.Errorf("put %q: its directory moved: %w", p, apply.ErrChanged) // decided again
+			}
 			expect, err := setAsideNow(disk, setAside)
 			if err != nil {
 				staged.Discard()
