@@ -20,14 +20,21 @@ package wire
 //	  RecordData.content_encoding and content (fields 5, 6) added the same
 //	  day, likewise: a small file's content may travel with its record, so
 //	  a first sync of many small files needs no block request per file.
-//	2 (2026-12-03): NodesRequest.root (field 3) and NodesResponse.root
+//	2 (2026-12-03): JoinRequest/JoinResponse (envelope fields 40, 41): a
+//	  device presents an invitation on a connection that is already open, so
+//	  it can join a second share of a device it is connected to, and learns
+//	  whether the invitation was accepted or refused (and why). Close.code
+//	  (field 2): CodeRefused marks a device turned away (not paired, or its
+//	  Hello's invitation not valid). Version 1 peers are still spoken to:
+//	  they get no JoinRequest, and send no Close.code.
+//	3 (2026-12-03): NodesRequest.root (field 3) and NodesResponse.root
 //	  (field 2). A walk names the version of the tree it reads; the
 //	  answerer serves it from a view kept of that version, or answers
 //	  "root moved" (no nodes, the root to walk instead), so a walk of a tree
 //	  that keeps changing reads one consistent version instead of failing
 //	  on nodes that moved under it. Both fields absent mean what they meant
-//	  in version 1 (the tree as it is now), so version 1 peers still talk.
+//	  before (the tree as it is now), so older peers are still spoken to.
 const (
-	Version    uint32 = 2
+	Version    uint32 = 3
 	MinVersion uint32 = 1
 )

@@ -335,7 +335,7 @@ type NodesRequest struct {
 	Prefixes []*Prefix              `protobuf:"bytes,2,rep,name=prefixes,proto3" json:"prefixes,omitempty"`
 	// The root of the tree the prefixes are asked of: a walk reads one
 	// version of the tree from start to end. Empty (or 32 zero bytes): the
-	// tree as it is now (added 2026-12-03, version 2).
+	// tree as it is now (added 2026-12-03, version 3).
 	Root          []byte `protobuf:"bytes,3,opt,name=root,proto3" json:"root,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -396,7 +396,7 @@ type NodesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Nodes []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	// The root of the tree the nodes were read from (added 2026-12-03,
-	// version 2). When the request named another, non-zero root, that tree
+	// version 3). When the request named another, non-zero root, that tree
 	// is no longer held: nodes is empty and root is the tree to walk instead.
 	Root          []byte `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
 	unknownFields protoimpl.UnknownFields
