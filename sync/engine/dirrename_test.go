@@ -128,6 +128,12 @@ func TestDirRenamedByReceiverDuringPull(t *testing.T) {
 	a.addShare(b)
 	b.addShare(a)
 	files := dirFiles(t, a, "dir", 120)
+	// Large files too: built in resumable temps, put in place at the end.
+	for i := range 3 {
+		name := fmt.Sprintf("big%d.bin", i)
+		files[name] = randBytes(3<<19 + i)
+		mustWrite(t, filepath.Join(a.dir, "dir", name), files[name])
+	}
 	waitScanned(t, a)
 	link(t, a, b)
 	waitBlocked(t, g)

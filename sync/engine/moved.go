@@ -97,6 +97,24 @@ func (f *folder) whereDirWent(dir record.Path, ino uint64) (record.Path, bool) {
 	return to, true
 }
 
+// dirMovedError: the directory a file was being pulled into moved (see
+// above) while its content came; the file goes to to instead.
+type dirMovedError struct{ from, to record.Path }
+
+func (e *dirMovedError) Error() string {
+	return fmt.Sprintf("put %q: its directory moved; it goes to %q", e.from, e.to)
+}
+
+// dirMoved returns a *dirMovedError if p's directory moved (see movedTo):
+// checked once a file's content is complete, just before it is put in
+// place, since a pull can take long enough for a user to move the folder.
+func (f *folder) dirMoved(ctx context.Context, p record.Path) error {
+	if to, ok := f.movedTo(ctx, p); ok {
+		return &dirMovedError{from: p, to: to}
+	}
+	return nil
+}
+
 // errNotMoved: the path a record would follow its directory to is taken;
 // the record is applied where it says.
 var errNotMoved = errors.New("the moved directory already has that path")

@@ -127,6 +127,12 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		return &stagedFile{install: install, discard: staged.Discard}, nil
 	}
 	state, err := f.materialize(ctx, in, old, disk, setAside)
+	if moved := (*dirMovedError)(nil); errors.As(err, &moved) {
+		if err := f.applyMoved(ctx, in, moved.to); !errors.Is(err, errNotMoved) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("put %q: %w", p, apply.ErrChanged) // decided again
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -286,6 +292,10 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		t.Close() // keeps what arrived for the next try
 		return apply.FileState{}, fmt.Errorf("pull %q: %w (%d of %d missing)", rec.Path, errMissingBlocks, n, len(rec.Blocks))
 	}
+	if err := f.dirMoved(ctx, rec.Path); err != nil {
+		t.Close()
+		return apply.FileState{}, err
+	}
 	if disk, err = setAsideNow(disk, setAside); err != nil {
 		t.Close()
 		return apply.FileState{}, err
@@ -301,6 +311,9 @@ const smallFile = 1 << 20
 func (f *folder) pullSmall(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, meta apply.Meta, setAside func() (apply.FileState, error)) (apply.FileState, error) {
 	blocks, err := f.fetchAll(ctx, in, old)
 	if err != nil {
+		return apply.FileState{}, err
+	}
+	if err := f.dirMoved(ctx, in.rec.Path); err != nil {
 		return apply.FileState{}, err
 	}
 	if disk, err = setAsideNow(disk, setAside); err != nil {
