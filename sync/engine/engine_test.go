@@ -60,6 +60,9 @@ type device struct {
 	// churn, if set, changes the device's tree before it answers each
 	// request for tree nodes: a peer's walk always runs into a moving tree.
 	churn *churn
+	// moveOnce, if set, answers one request of a walk with "root moved",
+	// as a device that let go of the walked version does.
+	moveOnce *atomic.Bool
 }
 
 // newDevice starts an engine syncing folder dir for share key with members.
@@ -204,6 +207,9 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 		}
 		if local.churn != nil {
 			h = churner{sess, local, local.churn}
+		}
+		if local.moveOnce != nil {
+			h = rootMover{sess, local, local.moveOnce}
 		}
 		c, err := conn.Open(ctx, s, wire.Hello{DeviceName: local.name}, h, conn.Options{})
 		if err != nil {

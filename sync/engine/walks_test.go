@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/merkle"
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
@@ -225,5 +226,60 @@ func TestNeededCountsEachLackingPathOnce(t *testing.T) {
 	f.countNeeded([]incoming{incomingOf(a, "x.txt")}, -1)
 	if n := need(); n != 0 {
 		t.Fatalf("%d needed after everything was taken out", n)
+	}
+}
+
+// rootMover answers the first request of a walk that names a version of
+// the tree with "root moved": it changes the tree (a real file, scanned)
+// and names the new version, as a device does that let the walked one go.
+type rootMover struct {
+	*Session
+	d    *device
+	done *atomic.Bool
+}
+
+func (r rootMover) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
+	q, ok := m.(*wire.NodesRequest)
+	if !ok || q.Root == (merkle.Hash{}) || r.done.Swap(true) {
+		return r.Session.HandleRequest(ctx, m)
+	}
+	idx := r.e.folder(r.d.key.ID()).idx
+	mustWrite(r.d.t, filepath.Join(r.d.dir, "moved-on.txt"), []byte("the tree moved on"))
+	idx.Scan(ctx, index.ScanOptions{Paths: []record.Path{"moved-on.txt"}})
+	v, release, err := idx.WalkView(merkle.Hash{})
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return &wire.NodesResponse{Root: v.Root}, nil
+}
+
+// TestWalkStartsAgainWhenRootMoved: a peer that let go of the version a
+// walk reads says so and names its new one; the walk starts again from
+// it, nothing fails, and the devices converge.
+func TestWalkStartsAgainWhenRootMoved(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	a.moveOnce = new(atomic.Bool)
+	a.addShare(b)
+	b.addShare(a)
+	for i := range 600 {
+		mustWrite(t, filepath.Join(a.dir, fmt.Sprintf("d%02d/f%04d.txt", i%12, i)), []byte(fmt.Sprintf("file %d", i)))
+	}
+	waitScanned(t, a)
+	a.restart() // B learns A's tree by walking it
+	waitScanned(t, a)
+	link(t, a, b)
+	waitConvergedFor(t, 3*time.Minute, a, b)
+	expectFile(t, b, "moved-on.txt", []byte("the tree moved on"))
+	logs := a.logs.String() + b.logs.String()
+	if !a.moveOnce.Load() {
+		t.Fatal("no walk named a version of A's tree")
+	}
+	if n := strings.Count(logs, "tree moved during the walk"); n == 0 {
+		t.Error("B did not start its walk again after A said its root moved")
+	}
+	if n := strings.Count(logs, "reconcile failed") + strings.Count(logs, "bad merkle node"); n > 0 {
+		t.Errorf("%d failed reconciles or bad nodes after a root moved; want 0", n)
 	}
 }
