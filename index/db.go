@@ -55,6 +55,11 @@
 //
 // Scan starts goroutines (walk, hash workers, progress) and waits for all of
 // them before it returns.
+//
+// View freezes a share's tree at one moment (a Pebble snapshot) for a diff;
+// WalkView keeps recent frozen versions by root so a peer's walk reads one
+// version from start to end. Kept views are few and short-lived (views.go),
+// let go as the database writes and when it closes: none starts a goroutine.
 package index
 
 import (
@@ -131,7 +136,26 @@ func (db *DB) Sync() error {
 }
 
 // Close closes the database. Shares must not be used afterwards.
-func (db *DB) Close() error { return db.store.Close() }
+func (db *DB) Close() error {
+	db.eachShare((*Share).closeViews)
+	return db.store.Close()
+}
+
+// expireViews lets go of the shares' views of their trees kept past their
+// age (see walkViews): each pins data the database's writes replace.
+func (db *DB) expireViews() { db.eachShare((*Share).expireViews) }
+
+func (db *DB) eachShare(fn func(*Share)) {
+	db.mu.Lock()
+	shares := make([]*Share, 0, len(db.mu.shares))
+	for _, s := range db.mu.shares {
+		shares = append(shares, s)
+	}
+	db.mu.Unlock()
+	for _, s := range shares {
+		fn(s)
+	}
+}
 
 // Share opens the share of key rooted at folder root, for device self.
 // Asking twice for the same share returns the same *Share; asking with

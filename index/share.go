@@ -35,6 +35,8 @@ type Share struct {
 
 	write sync.Mutex // serializes Scan and Commit: the only writers of this share
 
+	views walkViews // recent versions of the tree, for peers' walks (views.go)
+
 	// Test hooks, called by hash workers around reading a file; nil outside
 	// tests. Set before the first Scan.
 	testHookBeforeOpen, testHookAfterRead func(abs string)
@@ -65,6 +67,7 @@ func newShare(db *DB, key share.Key, root string, self record.Device, space stor
 		log:  db.log.With("share", shortID(key.ID())),
 	}
 	s.canSign = key.Level() == share.ReadWrite
+	s.views.now = db.opts.Now
 	s.subs.fns = make(map[int]func(Update))
 	return s
 }
@@ -159,6 +162,80 @@ func (s *Share) LocalState(p record.Path) (st FileState, ok bool, err error) {
 		return st, false, fmt.Errorf("local state of %q: %w", p, err)
 	}
 	return st, true, nil
+}
+
+// TracksBelow reports whether the index knows of anything on disk below
+// the directory p: a path a scan found there or a peer's record put there.
+func (s *Share) TracksBelow(p record.Path) (bool, error) {
+	prefix := s.space.StateKey(string(p) + "/")
+	it, err := s.db.store.Pebble().NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: store.PrefixEnd(prefix)})
+	if err != nil {
+		return false, fmt.Errorf("list local states below %q: %w", p, err)
+	}
+	found := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return false, fmt.Errorf("list local states below %q: %w", p, err)
+	}
+	return found, nil
+}
+
+// DirWithInode returns the path at which the index last saw a directory
+// with inode ino on disk; ok is false if it knows of none. It reads every
+// local state of the share: for rare questions (where did a directory go).
+func (s *Share) DirWithInode(ino uint64) (p record.Path, ok bool, err error) {
+	if ino == 0 {
+		return "", false, nil
+	}
+	prefix := s.space.StatePrefix()
+	it, err := s.db.store.Pebble().NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: store.PrefixEnd(prefix)})
+	if err != nil {
+		return "", false, fmt.Errorf("find directory of inode %d: %w", ino, err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		st, err := store.ParseState(it.Value())
+		if err != nil || st.Kind != record.Dir || st.Inode != ino {
+			continue
+		}
+		if path, ok := s.space.StatePath(it.Key()); ok {
+			return record.Path(path), true, nil
+		}
+	}
+	return "", false, it.Error()
+}
+
+// Forget records that this device deleted path p, which it does not hold on
+// disk (a peer's content for p went to where p's directory had moved): it
+// seals a tombstone newer than p's record, as a scan does for a path gone
+// from disk, and subscribers hear it as they hear a scan's records. A
+// path with no live record is left as it is.
+func (s *Share) Forget(p record.Path) error {
+	if !s.canSign {
+		return fmt.Errorf("forget %q: this device may not change share %s", p, shortID(s.key.ID()))
+	}
+	s.write.Lock()
+	defer s.write.Unlock()
+	old, err := s.current(p)
+	if err != nil {
+		return fmt.Errorf("forget %q: %w", p, err)
+	}
+	if old.rec == nil || old.rec.Deleted {
+		return nil
+	}
+	now := s.db.opts.Now()
+	env, err := s.key.Seal(record.Record{
+		Path: p, Kind: old.rec.Kind, ModTime: now, Deleted: true,
+		Version: old.rec.Version.Update(s.self, uint64(now.Unix())), ModifiedBy: s.self,
+	})
+	if err != nil {
+		return fmt.Errorf("seal tombstone of %q: %w", p, err)
+	}
+	w := s.newWriter(true)
+	defer w.close()
+	if err := w.put(change{path: p, pathKey: env.Key(), env: &env, oldDisk: old.diskBlocks()}); err != nil {
+		return fmt.Errorf("forget %q: %w", p, err)
+	}
+	return w.flush()
 }
 
 // Records calls fn for every stored record of the share, in tree-key order,
@@ -421,6 +498,7 @@ func (w *writer) flush() error {
 	}
 	w.b.Close()
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
+	w.s.db.expireViews() // kept views pin what this batch replaced
 	envs := w.envs
 	w.envs, w.paths = nil, 0
 	w.s.notify(Update{Envelopes: envs, FromScan: w.fromScan})

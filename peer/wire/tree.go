@@ -21,15 +21,30 @@ type ShareState struct {
 	Pulling bool
 }
 
-// NodesRequest asks for the nodes at Prefixes of Share's tree.
+// NodesRequest asks for the nodes at Prefixes of the version of Share's
+// tree whose root is Root, so that a walk reads one version from start to
+// end while the tree keeps changing. The zero Root asks for the tree as it
+// is now: a walk's first request, and every request of a version 1 peer.
 type NodesRequest struct {
 	Share    share.ID
 	Prefixes []merkle.Prefix
+	Root     merkle.Hash
 }
 
-// NodesResponse answers NodesRequest: the nodes asked for, in request order.
+// NodesResponse answers NodesRequest: the nodes asked for, in request
+// order, and the root of the tree they were read from. If the request named
+// a non-zero Root and Root differs, the answerer no longer holds that
+// version of the tree ("root moved"): Nodes is empty and Root is the
+// version a walk should start again from. A version 1 peer answers with
+// the zero Root: nodes of its tree as it is now.
 type NodesResponse struct {
 	Nodes []merkle.Node
+	Root  merkle.Hash
+}
+
+// Moved reports whether r says the tree asked of in q is no longer held.
+func (r *NodesResponse) Moved(q *NodesRequest) bool {
+	return q.Root != (merkle.Hash{}) && r.Root != (merkle.Hash{}) && r.Root != q.Root
 }
 
 func (m *NodesRequest) validate() error {
@@ -101,6 +116,9 @@ func shareStateFromPB(p *wirepb.ShareState) (*ShareState, error) {
 
 func (m *NodesRequest) toPB(e *wirepb.Envelope) {
 	p := &wirepb.NodesRequest{Share: m.Share[:], Prefixes: make([]*wirepb.Prefix, len(m.Prefixes))}
+	if m.Root != (merkle.Hash{}) {
+		p.Root = m.Root[:]
+	}
 	for i := range m.Prefixes {
 		p.Prefixes[i] = prefixToPB(&m.Prefixes[i])
 	}
@@ -115,6 +133,9 @@ func nodesRequestFromPB(p *wirepb.NodesRequest) (*NodesRequest, error) {
 	if err := fixed("share", m.Share[:], p.GetShare()); err != nil {
 		return nil, err
 	}
+	if err := optionalFixed("root", m.Root[:], p.GetRoot()); err != nil {
+		return nil, err
+	}
 	for i, pp := range p.GetPrefixes() {
 		if err := prefixFromPB(&m.Prefixes[i], pp); err != nil {
 			return nil, err
@@ -125,6 +146,9 @@ func nodesRequestFromPB(p *wirepb.NodesRequest) (*NodesRequest, error) {
 
 func (m *NodesResponse) toPB(e *wirepb.Envelope) {
 	p := &wirepb.NodesResponse{Nodes: make([]*wirepb.Node, len(m.Nodes))}
+	if m.Root != (merkle.Hash{}) {
+		p.Root = m.Root[:]
+	}
 	for i := range m.Nodes {
 		n := &m.Nodes[i]
 		pn := &wirepb.Node{Prefix: prefixToPB(&n.Prefix), Hash: n.Hash[:], Count: n.Count}
@@ -152,6 +176,9 @@ func nodesResponseFromPB(p *wirepb.NodesResponse) (*NodesResponse, error) {
 		return nil, fmt.Errorf("nodes response: %d nodes exceed %d", len(p.GetNodes()), MaxNodes)
 	}
 	m := &NodesResponse{Nodes: make([]merkle.Node, len(p.GetNodes()))}
+	if err := optionalFixed("root", m.Root[:], p.GetRoot()); err != nil {
+		return nil, err
+	}
 	for i, pn := range p.GetNodes() {
 		n := &m.Nodes[i]
 		if err := prefixFromPB(&n.Prefix, pn.Prefix); err != nil {
@@ -209,6 +236,15 @@ func prefixFromPB(dst *merkle.Prefix, p *wirepb.Prefix) error {
 	}
 	copy(dst.Nibbles[:], p.Nibbles)
 	return checkPrefix(*dst)
+}
+
+// optionalFixed is fixed for a field added in a later version: absent (a
+// peer that predates it) leaves dst zero.
+func optionalFixed(what string, dst, src []byte) error {
+	if len(src) == 0 {
+		return nil
+	}
+	return fixed(what, dst, src)
 }
 
 // fixed copies a fixed-size field, which must have exactly len(dst) bytes.

@@ -27,7 +27,14 @@ package wire
 //	  (field 2): CodeRefused marks a device turned away (not paired, or its
 //	  Hello's invitation not valid). Version 1 peers are still spoken to:
 //	  they get no JoinRequest, and send no Close.code.
+//	3 (2026-12-03): NodesRequest.root (field 3) and NodesResponse.root
+//	  (field 2). A walk names the version of the tree it reads; the
+//	  answerer serves it from a view kept of that version, or answers
+//	  "root moved" (no nodes, the root to walk instead), so a walk of a tree
+//	  that keeps changing reads one consistent version instead of failing
+//	  on nodes that moved under it. Both fields absent mean what they meant
+//	  before (the tree as it is now), so older peers are still spoken to.
 const (
-	Version    uint32 = 2
+	Version    uint32 = 3
 	MinVersion uint32 = 1
 )

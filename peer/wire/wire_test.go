@@ -47,6 +47,8 @@ func samples() []Frame {
 		{0, &ShareState{Share: sh, Root: merkle.Hash(fill32(2)), Count: 42}},
 		{0, &ShareState{Share: sh, Root: merkle.Hash(fill32(2)), Count: 42, Pulling: true}},
 		{1, &NodesRequest{Share: sh, Prefixes: []merkle.Prefix{{}, odd}}},
+		{1, &NodesRequest{Share: sh, Prefixes: []merkle.Prefix{odd}, Root: merkle.Hash(fill32(9))}},
+		{1, &NodesResponse{Nodes: []merkle.Node{}, Root: merkle.Hash(fill32(10))}},
 		{1, &NodesResponse{Nodes: []merkle.Node{
 			{Prefix: merkle.Prefix{}, Hash: merkle.Hash(fill32(3)), Count: 120, Children: children},
 			{Prefix: odd, Hash: merkle.Hash(fill32(4)), Count: 2, Entries: []merkle.Entry{
@@ -166,6 +168,8 @@ func TestBadFrames(t *testing.T) {
 		{"short share ID", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_ShareState{ShareState: &wirepb.ShareState{Share: share32[:31], Root: share32}}})), ErrMalformed},
 		{"prefix too long", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesRequest{NodesRequest: &wirepb.NodesRequest{Share: share32, Prefixes: []*wirepb.Prefix{{Len: 65, Nibbles: make([]byte, 33)}}}}})), ErrMalformed},
 		{"prefix bits past its length", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesRequest{NodesRequest: &wirepb.NodesRequest{Share: share32, Prefixes: []*wirepb.Prefix{{Len: 1, Nibbles: []byte{0x1f}}}}}})), ErrMalformed},
+		{"short nodes root", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesRequest{NodesRequest: &wirepb.NodesRequest{Share: share32, Root: share32[:31]}}})), ErrMalformed},
+		{"short answered root", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesResponse{NodesResponse: &wirepb.NodesResponse{Root: share32[:1]}}})), ErrMalformed},
 		{"node with 3 children", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesResponse{NodesResponse: &wirepb.NodesResponse{Nodes: []*wirepb.Node{{Prefix: &wirepb.Prefix{}, Hash: share32, Children: make([]*wirepb.Child, 3)}}}}})), ErrMalformed},
 		{"unknown block encoding", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_BlockResponse{BlockResponse: &wirepb.BlockResponse{Encoding: 99}}})), ErrMalformed},
 		{"dictionary without base", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_RecordPush{RecordPush: &wirepb.RecordPush{Share: share32, Records: []*wirepb.RecordData{{Key: share32, Encoding: wirepb.RecordEncoding_RECORD_ENCODING_ZSTD_DICT}}}}})), ErrMalformed},
@@ -382,6 +386,27 @@ func TestGoldenFrames(t *testing.T) {
 		}
 		if got := hex.EncodeToString(b); got != tc.want {
 			t.Errorf("%s: got %s, want %s", Name(tc.f.Msg), got, tc.want)
+		}
+	}
+}
+
+// TestNodesMoved: a response says "root moved" only when the request named
+// a root and the answer names another; a version 1 peer (no root in either)
+// never does.
+func TestNodesMoved(t *testing.T) {
+	r1, r2 := merkle.Hash(fill32(1)), merkle.Hash(fill32(2))
+	for _, tc := range []struct {
+		asked, answered merkle.Hash
+		moved           bool
+	}{
+		{merkle.Hash{}, merkle.Hash{}, false},
+		{merkle.Hash{}, r1, false},
+		{r1, merkle.Hash{}, false},
+		{r1, r1, false},
+		{r1, r2, true},
+	} {
+		if got := (&NodesResponse{Root: tc.answered}).Moved(&NodesRequest{Root: tc.asked}); got != tc.moved {
+			t.Errorf("asked %x, answered %x: moved %v, want %v", tc.asked[:2], tc.answered[:2], got, tc.moved)
 		}
 	}
 }

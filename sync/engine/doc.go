@@ -16,7 +16,12 @@
 //  2. Different roots: the side that notices walks the two trees with
 //     merkle.Diff, asking the peer only for the nodes under differing
 //     subtrees, and then asks for the records whose leaves differ. Each side
-//     pulls for itself; neither pushes its view onto the other.
+//     pulls for itself; neither pushes its view onto the other. A walk reads
+//     one version of each tree however long it takes: its own from a
+//     snapshot, the peer's from the version the peer's first answer names,
+//     which the peer keeps for it (index.Share.WalkView, bounded in count
+//     and age); if the peer let it go, the walk starts again from the
+//     version it names instead.
 //  3. Every received record is checked against the share's public key
 //     (index.Share.Commit does it again) and handed to the folder's puller,
 //     which decides with reconcile.Decide and makes the disk match.

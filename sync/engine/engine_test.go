@@ -53,6 +53,16 @@ type device struct {
 	// served, if set, counts the requests it answers (how often peers walk
 	// its tree, how many blocks they ask for).
 	served *served
+	gate   *gate // if set, serves blocks only while open
+	// dropPushes: records pushed to this device are lost on the way, so it
+	// learns of changes only by walking the sender's tree.
+	dropPushes bool
+	// churn, if set, changes the device's tree before it answers each
+	// request for tree nodes: a peer's walk always runs into a moving tree.
+	churn *churn
+	// moveOnce, if set, answers one request of a walk with "root moved",
+	// as a device that let go of the walked version does.
+	moveOnce *atomic.Bool
 }
 
 // newDevice starts an engine syncing folder dir for share key with members.
@@ -189,6 +199,18 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 		if local.served != nil {
 			h = servedCounter{sess, local.served}
 		}
+		if local.gate != nil {
+			h = gated{sess, local.gate}
+		}
+		if local.dropPushes {
+			h = pushDropper{sess}
+		}
+		if local.churn != nil {
+			h = churner{sess, local, local.churn}
+		}
+		if local.moveOnce != nil {
+			h = rootMover{sess, local, local.moveOnce}
+		}
 		c, err := conn.Open(ctx, s, wire.Hello{DeviceName: local.name}, h, conn.Options{})
 		if err != nil {
 			return
@@ -231,7 +253,14 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 // root and the same tree on disk.
 func waitConverged(t testing.TB, ds ...*device) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	waitConvergedFor(t, 30*time.Second, ds...)
+}
+
+// waitConvergedFor is waitConverged with a deadline of its own, for tests
+// that load the machine.
+func waitConvergedFor(t testing.TB, limit time.Duration, ds ...*device) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		var roots []string
 		ok := true

@@ -64,7 +64,8 @@ type folder struct {
 		busy        bool                              // guarded by mu: the puller is applying
 		queued      int                               // guarded by mu: records delivered, not yet applied
 		walking     int                               // guarded by mu: reconciles under way, delivering records
-		queuedB     int64                             // guarded by mu: their file sizes
+		need        map[merkle.Key][]needed           // guarded by mu: queued records whose content is lacking (status.go)
+		madeDirs    map[record.Path]uint64            // guarded by mu: inodes of directories the puller made (moved.go)
 		errors      []string                          // guarded by mu: newest last
 		conflict    int                               // guarded by mu: conflict copies made
 		origin      map[merkle.Leaf]identity.DeviceID // guarded by mu: who sent a record we committed
@@ -87,6 +88,7 @@ func newFolder(e *Engine, cfg ShareConfig, idx *index.Share, root *apply.Root) *
 		done:  make(chan struct{}),
 	}
 	f.mu.pending = make(map[merkle.Key]incoming)
+	f.mu.need = make(map[merkle.Key][]needed)
 	f.mu.origin = make(map[merkle.Leaf]identity.DeviceID)
 	f.setMembers(cfg.Members)
 	return f
@@ -137,16 +139,13 @@ func (f *folder) deliver(ctx context.Context, batch []incoming) error {
 }
 
 // countQueued tracks what peers sent and the puller has not applied yet,
-// so status shows the work ahead during a long first sync.
+// so status shows the work ahead during a long first sync (see
+// countNeeded: only what this device lacks counts there).
 func (f *folder) countQueued(batch []incoming, sign int) {
-	var n int64
-	for _, in := range batch {
-		n += in.rec.Size
-	}
 	f.mu.Lock()
 	f.mu.queued += sign * len(batch)
-	f.mu.queuedB += int64(sign) * n
 	f.mu.Unlock()
+	f.countNeeded(batch, sign)
 }
 
 func (f *folder) requestScan(paths []string, full bool) {
@@ -426,7 +425,7 @@ func (f *folder) settle(ctx context.Context, in incoming, err error) {
 	if full != nil {
 		return // status shows it while it lasts
 	}
-	if err != nil && !errors.Is(err, errMissingBlocks) && ctx.Err() == nil {
+	if err != nil && !errors.Is(err, errMissingBlocks) && !errors.Is(err, errDirWaits) && ctx.Err() == nil {
 		f.noteError(fmt.Errorf("apply %q from %s: %w", in.rec.Path, peerName(in.from), err))
 	}
 }

@@ -27,6 +27,11 @@ import (
 // connected member; the record waits and is tried again later.
 var errMissingBlocks = errors.New("blocks not available from any connected device")
 
+// errDirWaits: a deleted directory still holds paths the index tracks, whose
+// own deletions are still on their way (a walk brings records in tree-key
+// order, not path order); the directory's deletion waits for them.
+var errDirWaits = errors.New("directory still holds synced paths; waits for their deletions")
+
 // stagedFile is a small file's content written aside (see applyFiles):
 // install puts it in place and records it; discard removes it.
 type stagedFile struct {
@@ -74,6 +79,14 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 			setAside = func() (apply.FileState, error) { return f.setAside(ctx, in, entry.Record) }
 		}
 	}
+	if !in.rec.Deleted {
+		// Its directory was moved here while its files arrived: follow it.
+		if to, ok := f.movedTo(ctx, p); ok {
+			if err := f.applyMoved(ctx, in, to); !errors.Is(err, errNotMoved) {
+				return nil, err
+			}
+		}
+	}
 	var old *index.Entry
 	if has {
 		old = &entry
@@ -82,6 +95,9 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		f.mu.Lock()
 		f.mu.origin[in.env.Leaf()] = in.from
 		f.mu.Unlock()
+		if state != nil && state.Kind == record.Dir {
+			f.noteDir(p, state.Inode)
+		}
 		return f.idx.Commit(in.env, state)
 	}
 	if stage && !in.rec.Deleted && in.rec.Kind == record.File && in.rec.Size <= smallFile && !(disk.Exists && disk.Mode.IsDir()) {
@@ -90,6 +106,14 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 			return nil, err
 		}
 		install := func() error {
+			// Its directory may have moved while the content came.
+			if to, ok := f.movedTo(ctx, p); ok && !in.rec.Deleted {
+				staged.Discard()
+				if err := f.applyMoved(ctx, in, to); !errors.Is(err, errNotMoved) {
+					return err
+				}
+				return fmt.Errorf("put %q: its directory moved: %w", p, apply.ErrChanged) // decided again
+			}
 			expect, err := setAsideNow(disk, setAside)
 			if err != nil {
 				staged.Discard()
@@ -104,6 +128,12 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		return &stagedFile{install: install, discard: staged.Discard}, nil
 	}
 	state, err := f.materialize(ctx, in, old, disk, setAside)
+	if moved := (*dirMovedError)(nil); errors.As(err, &moved) {
+		if err := f.applyMoved(ctx, in, moved.to); !errors.Is(err, errNotMoved) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("put %q: %w", p, apply.ErrChanged) // decided again
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +190,12 @@ func (f *folder) materialize(ctx context.Context, in incoming, old *index.Entry,
 		}
 		err := f.root.Remove(p, disk)
 		if errors.Is(err, apply.ErrNotEmpty) {
+			// Paths the index tracks below it were the sender's too and went
+			// with the directory there: wait for their deletions, or the
+			// directory would stay here, empty, once they come.
+			if tracked, terr := f.idx.TracksBelow(p); terr != nil || tracked {
+				return nil, fmt.Errorf("delete %q: %w", p, errors.Join(errDirWaits, terr))
+			}
 			// Files the peer never saw (ignored, or new here) keep it alive.
 			f.log.Info("kept a deleted directory that still has content", "path", p, "peer", peerName(in.from))
 			return nil, nil
@@ -264,6 +300,10 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		t.Close() // keeps what arrived for the next try
 		return apply.FileState{}, fmt.Errorf("pull %q: %w (%d of %d missing)", rec.Path, errMissingBlocks, n, len(rec.Blocks))
 	}
+	if err := f.dirMoved(ctx, rec.Path); err != nil {
+		t.Close()
+		return apply.FileState{}, err
+	}
 	if disk, err = setAsideNow(disk, setAside); err != nil {
 		t.Close()
 		return apply.FileState{}, err
@@ -279,6 +319,9 @@ const smallFile = 1 << 20
 func (f *folder) pullSmall(ctx context.Context, in incoming, old *index.Entry, disk apply.FileState, meta apply.Meta, setAside func() (apply.FileState, error)) (apply.FileState, error) {
 	blocks, err := f.fetchAll(ctx, in, old)
 	if err != nil {
+		return apply.FileState{}, err
+	}
+	if err := f.dirMoved(ctx, in.rec.Path); err != nil {
 		return apply.FileState{}, err
 	}
 	if disk, err = setAsideNow(disk, setAside); err != nil {

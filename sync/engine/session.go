@@ -377,13 +377,37 @@ func (s *Session) takeWanted() []share.ID {
 	return out
 }
 
+// maxWalkRestarts bounds how often one reconcile starts its walk again
+// because the peer's tree moved on from the version it was reading; past
+// it the reconcile fails and is tried again later.
+const maxWalkRestarts = 4
+
 // reconcile finds the records in which the peer's tree differs from ours
-// and hands the peer's versions to the puller, which decides.
+// and hands the peer's versions to the puller, which decides. Both sides
+// are read as one version each: ours from a snapshot, the peer's from the
+// version it answered first, which it keeps for the walk (see
+// index.Share.WalkView). If the peer lets that version go, the walk starts
+// again from the one it names: nobody misbehaved.
 func (s *Session) reconcile(ctx context.Context, f *folder) error {
 	started := time.Now()
 	defer f.walk()()
+	remote := &remoteTree{s: s, share: f.id}
+	for restarts := 0; ; restarts++ {
+		err := s.walk(ctx, f, remote, started)
+		var moved *rootMovedError
+		if !errors.As(err, &moved) || restarts == maxWalkRestarts {
+			return err
+		}
+		s.log.Debug("peer's tree moved during the walk; walking its new version", "share", f.cfg.Name, "root", fmt.Sprintf("%x", moved.to[:4]))
+		remote.root = moved.to
+	}
+}
+
+// walk is one pass of reconcile over the peer's tree.
+func (s *Session) walk(ctx context.Context, f *folder, remote *remoteTree, started time.Time) error {
 	// The local side is a frozen view: the puller applies what the walk
-	// finds while it walks.
+	// finds while it walks. A new pass takes a new one, so that what the
+	// last pass brought and the puller applied is not asked for again.
 	local, err := f.idx.View()
 	if err != nil {
 		return err
@@ -403,7 +427,7 @@ func (s *Session) reconcile(ctx context.Context, f *folder) error {
 		keys, have = make([]merkle.Key, 0, maxKeysPerAsk), make([]merkle.Leaf, 0, maxKeysPerAsk)
 		return err
 	}
-	asked, err := merkle.Diff(ctx, local, remoteTree{s: s, share: f.id}, func(k merkle.Key, l, r *merkle.Leaf) error {
+	asked, err := merkle.Diff(ctx, local, remote, func(k merkle.Key, l, r *merkle.Leaf) error {
 		if r == nil {
 			return nil // we have it, they do not: they will pull it from us
 		}
@@ -426,7 +450,11 @@ func (s *Session) reconcile(ctx context.Context, f *folder) error {
 	}
 	s.mu.Lock()
 	if st, ok := s.mu.remote[f.id]; ok {
-		s.mu.synced[f.id] = rootPair{localRoot, st.Root}
+		walked := remote.root // the version read; it may be newer than the announced one
+		if walked == (merkle.Hash{}) {
+			walked = st.Root
+		}
+		s.mu.synced[f.id] = rootPair{localRoot, walked}
 	}
 	s.mu.Unlock()
 	s.log.Debug("reconciled", "share", f.cfg.Name, "nodes", asked, "took", time.Since(started))
@@ -560,11 +588,22 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		if refuse != nil {
 			return refuse
 		}
-		nodes, err := f.idx.Source().Nodes(ctx, m.Prefixes)
+		// A walk reads one version of the tree: the one it names, kept for
+		// it, else the tree as it is now; if the named one is gone, the
+		// answer says so and names the version to walk instead.
+		v, release, err := f.idx.WalkView(m.Root)
+		if err != nil {
+			return wire.Errorf(wire.CodeInternal, "nodes of share %s: %v", f.cfg.Name, err)
+		}
+		defer release()
+		if m.Root != (merkle.Hash{}) && v.Root != m.Root {
+			return &wire.NodesResponse{Root: v.Root}
+		}
+		nodes, err := v.Nodes(ctx, m.Prefixes)
 		if err != nil {
 			return wire.Errorf(wire.CodeBadRequest, "nodes of share %s: %v", f.cfg.Name, err)
 		}
-		return &wire.NodesResponse{Nodes: nodes}
+		return &wire.NodesResponse{Nodes: nodes, Root: v.Root}
 	case *wire.RecordsRequest:
 		f, refuse := s.memberFolder(m.Share)
 		if refuse != nil {
@@ -624,22 +663,46 @@ func (s *Session) memberFolder(id share.ID) (*folder, wire.Message) {
 type rootPair struct{ local, remote merkle.Hash }
 
 // remoteTree asks the peer for Merkle nodes: the remote side of merkle.Diff.
+// It reads one version of the peer's tree: the first answer names it (root),
+// and every later request asks for that one. A peer of wire version 1 names
+// none; it is then read as it is at each request.
 type remoteTree struct {
 	s     *Session
 	share share.ID
+	root  merkle.Hash // the version walked; zero until the first answer
 }
 
-func (r remoteTree) Nodes(ctx context.Context, prefixes []merkle.Prefix) ([]merkle.Node, error) {
+// rootMovedError: the peer no longer holds the version of its tree a walk
+// was reading. The walk starts again from the version it names.
+type rootMovedError struct{ from, to merkle.Hash }
+
+func (e *rootMovedError) Error() string {
+	return fmt.Sprintf("peer's tree moved from root %x to %x during the walk", e.from[:4], e.to[:4])
+}
+
+func (r *remoteTree) Nodes(ctx context.Context, prefixes []merkle.Prefix) ([]merkle.Node, error) {
 	out := make([]merkle.Node, 0, len(prefixes))
 	for len(prefixes) > 0 {
 		n := min(len(prefixes), maxPrefixesPerAsk)
-		resp, err := r.s.c.Request(ctx, &wire.NodesRequest{Share: r.share, Prefixes: prefixes[:n]})
+		req := &wire.NodesRequest{Share: r.share, Prefixes: prefixes[:n], Root: r.root}
+		resp, err := r.s.c.Request(ctx, req)
 		if err != nil {
 			return nil, err
 		}
 		nr, ok := resp.(*wire.NodesResponse)
 		if !ok {
 			return nil, fmt.Errorf("ask for tree nodes: %s", describe(resp))
+		}
+		if nr.Moved(req) {
+			return nil, &rootMovedError{from: r.root, to: nr.Root}
+		}
+		if nr.Root != (merkle.Hash{}) {
+			for i := range nr.Nodes {
+				if nr.Nodes[i].Prefix.Len == 0 && nr.Nodes[i].Hash != nr.Root {
+					return nil, fmt.Errorf("root node %x of a tree said to be %x: %w", nr.Nodes[i].Hash[:4], nr.Root[:4], merkle.ErrBadNode)
+				}
+			}
+			r.root = nr.Root
 		}
 		out = append(out, nr.Nodes...)
 		prefixes = prefixes[n:]

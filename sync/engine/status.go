@@ -5,7 +5,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/blueshift-sync/blueshift/index/merkle"
+	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/sync/reconcile"
 )
 
 // Status is a snapshot of what the engine is doing, for `blueshift status`
@@ -64,11 +67,7 @@ func (f *folder) status() ShareStatus {
 		Root: hex.EncodeToString(root[:]), Records: count,
 	}
 	f.mu.Lock()
-	ss.NeedItems = len(f.mu.pending) + f.mu.queued
-	ss.NeedBytes = f.mu.queuedB
-	for _, in := range f.mu.pending {
-		ss.NeedBytes += in.rec.Size
-	}
+	ss.NeedItems, ss.NeedBytes = f.neededLocked()
 	members := len(f.mu.members)
 	ss.Conflicts = f.mu.conflict
 	ss.Errors = slices.Clone(f.mu.errors)
@@ -95,4 +94,106 @@ func (f *folder) status() ShareStatus {
 	}
 	ss.InSync = inSync
 	return ss
+}
+
+// neededLocked counts the paths this device still needs: records queued
+// whose content it lacks, and records waiting to be tried again. A path is
+// counted once however many of its records are on their way.
+func (f *folder) neededLocked() (items int, bytes int64) {
+	for _, copies := range f.mu.need {
+		items++
+		bytes += copies[len(copies)-1].rec.Size
+	}
+	for k, in := range f.mu.pending {
+		if _, queued := f.mu.need[k]; !queued {
+			items++
+			bytes += in.rec.Size
+		}
+	}
+	return items, bytes
+}
+
+// needed is a record a peer sent, not applied yet, whose content this device
+// lacks. A record the device holds already (the same envelope, or the same
+// content under another: two devices that scanned the same files) is not
+// needed, only adopted, and status must not count it.
+type needed struct {
+	leaf merkle.Leaf
+	rec  record.Record
+}
+
+// countNeeded adds (sign > 0) the records of batch whose content this
+// device lacks to what status counts as needed, or takes them out (sign <
+// 0) once the puller is done with them. Taking one out looks again at other
+// records of the same path still queued: those whose content the device
+// now holds no longer count.
+func (f *folder) countNeeded(batch []incoming, sign int) {
+	if sign > 0 {
+		lack := make([]incoming, 0, len(batch))
+		for _, in := range batch {
+			if !f.holds(in.env.Key(), in.env.Leaf(), in.rec) {
+				lack = append(lack, in)
+			}
+		}
+		f.mu.Lock()
+		for _, in := range lack {
+			k := in.env.Key()
+			f.mu.need[k] = append(f.mu.need[k], needed{leaf: in.env.Leaf(), rec: in.rec})
+		}
+		f.mu.Unlock()
+		return
+	}
+	for _, in := range batch {
+		k := in.env.Key()
+		f.mu.Lock()
+		rest := f.mu.need[k]
+		if i := slices.IndexFunc(rest, func(n needed) bool { return n.leaf == in.env.Leaf() }); i >= 0 {
+			rest = slices.Delete(rest, i, i+1)
+		}
+		f.setNeedLocked(k, rest)
+		rest = slices.Clone(rest) // read below without the lock
+		f.mu.Unlock()
+		if len(rest) == 0 {
+			continue
+		}
+		var held []merkle.Leaf
+		for _, n := range rest {
+			if f.holds(k, n.leaf, n.rec) {
+				held = append(held, n.leaf)
+			}
+		}
+		if len(held) == 0 {
+			continue
+		}
+		f.mu.Lock()
+		f.setNeedLocked(k, slices.DeleteFunc(f.mu.need[k], func(n needed) bool { return slices.Contains(held, n.leaf) }))
+		f.mu.Unlock()
+	}
+}
+
+func (f *folder) setNeedLocked(k merkle.Key, copies []needed) {
+	if len(copies) == 0 {
+		delete(f.mu.need, k)
+		return
+	}
+	f.mu.need[k] = copies
+}
+
+// holds reports whether the device already holds what the record of key k
+// with leaf and rec puts on disk: the same envelope, the same content, or,
+// for a deletion, nothing at all.
+func (f *folder) holds(k merkle.Key, leaf merkle.Leaf, rec record.Record) bool {
+	env, ok, err := f.idx.Envelope(k)
+	switch {
+	case err != nil:
+		return false
+	case !ok:
+		return rec.Deleted
+	case env.Leaf() == leaf:
+		return true
+	case env.Sealed():
+		return false
+	}
+	local, err := env.Record()
+	return err == nil && reconcile.SameContent(local, rec)
 }

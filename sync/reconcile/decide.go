@@ -77,7 +77,7 @@ func Decide(local *Side, remote Side) Outcome {
 		return Take
 	}
 	// Concurrent, or equal vectors on different envelopes: a conflict.
-	if sameContent(local.Rec, remote.Rec) {
+	if SameContent(local.Rec, remote.Rec) {
 		if Wins(remote, *local) {
 			return Take
 		}
@@ -112,7 +112,7 @@ func Wins(a, b Side) bool {
 
 // sameContent reports whether two records put the same thing on disk, apart
 // from the modification time.
-func sameContent(a, b record.Record) bool {
+func SameContent(a, b record.Record) bool {
 	if a.Deleted || b.Deleted {
 		return a.Deleted == b.Deleted
 	}

@@ -330,9 +330,13 @@ func (x *Node) GetEntries() []*Entry {
 }
 
 type NodesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Share         []byte                 `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
-	Prefixes      []*Prefix              `protobuf:"bytes,2,rep,name=prefixes,proto3" json:"prefixes,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Share    []byte                 `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
+	Prefixes []*Prefix              `protobuf:"bytes,2,rep,name=prefixes,proto3" json:"prefixes,omitempty"`
+	// The root of the tree the prefixes are asked of: a walk reads one
+	// version of the tree from start to end. Empty (or 32 zero bytes): the
+	// tree as it is now (added 2026-12-03, version 3).
+	Root          []byte `protobuf:"bytes,3,opt,name=root,proto3" json:"root,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,9 +385,20 @@ func (x *NodesRequest) GetPrefixes() []*Prefix {
 	return nil
 }
 
+func (x *NodesRequest) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
 type NodesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Nodes         []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Nodes []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The root of the tree the nodes were read from (added 2026-12-03,
+	// version 3). When the request named another, non-zero root, that tree
+	// is no longer held: nodes is empty and root is the tree to walk instead.
+	Root          []byte `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +440,13 @@ func (x *NodesResponse) GetNodes() []*Node {
 	return nil
 }
 
+func (x *NodesResponse) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
 var File_peer_wire_wirepb_tree_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_tree_proto_rawDesc = "" +
@@ -450,12 +472,14 @@ const file_peer_wire_wirepb_tree_proto_rawDesc = "" +
 	"\x04hash\x18\x02 \x01(\fR\x04hash\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\x04R\x05count\x124\n" +
 	"\bchildren\x18\x04 \x03(\v2\x18.blueshift.wire.v1.ChildR\bchildren\x122\n" +
-	"\aentries\x18\x05 \x03(\v2\x18.blueshift.wire.v1.EntryR\aentries\"[\n" +
+	"\aentries\x18\x05 \x03(\v2\x18.blueshift.wire.v1.EntryR\aentries\"o\n" +
 	"\fNodesRequest\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x125\n" +
-	"\bprefixes\x18\x02 \x03(\v2\x19.blueshift.wire.v1.PrefixR\bprefixes\">\n" +
+	"\bprefixes\x18\x02 \x03(\v2\x19.blueshift.wire.v1.PrefixR\bprefixes\x12\x12\n" +
+	"\x04root\x18\x03 \x01(\fR\x04root\"R\n" +
 	"\rNodesResponse\x12-\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x17.blueshift.wire.v1.NodeR\x05nodesB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
+	"\x05nodes\x18\x01 \x03(\v2\x17.blueshift.wire.v1.NodeR\x05nodes\x12\x12\n" +
+	"\x04root\x18\x02 \x01(\fR\x04rootB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
 	file_peer_wire_wirepb_tree_proto_rawDescOnce sync.Once
