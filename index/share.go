@@ -55,7 +55,11 @@ type Entry struct {
 // Update is what subscribers hear after a batch is committed.
 type Update struct {
 	Envelopes []record.Envelope // the new envelopes, in batch order
-	FromScan  bool              // made by this device's scan (false: Commit)
+	// Replaced holds, for each of Envelopes, the envelope it replaced at its
+	// key, or nil: a peer in sync holds that one, so the new one can travel
+	// as a delta against it.
+	Replaced []*record.Envelope
+	FromScan bool // made by this device's scan (false: Commit)
 }
 
 func newShare(db *DB, key share.Key, root string, self record.Device, space store.Space) *Share {
@@ -243,7 +247,7 @@ func (s *Share) Commit(env record.Envelope, local *FileState) error {
 		if local != nil {
 			return fmt.Errorf("commit record %x: local state given for a record this key cannot read", k[:4])
 		}
-		if err := w.putEnvelope(env); err != nil {
+		if err := w.putEnvelope(env, nil); err != nil {
 			return fmt.Errorf("commit record %x: %w", k[:4], err)
 		}
 		return w.flush()
@@ -267,7 +271,7 @@ func (s *Share) Commit(env record.Envelope, local *FileState) error {
 		c.FileHash, c.Blocks = old.diskHash(), old.diskBlocks()
 		st = &c
 	}
-	c := change{path: rec.Path, pathKey: env.Key(), env: &env, state: st, oldDisk: old.diskBlocks()}
+	c := change{path: rec.Path, pathKey: env.Key(), env: &env, oldEnv: old.env, state: st, oldDisk: old.diskBlocks()}
 	c.newDisk = diskBlocks(st, &rec)
 	if err := w.put(c); err != nil {
 		return fmt.Errorf("commit record of %q: %w", rec.Path, err)
@@ -277,8 +281,9 @@ func (s *Share) Commit(env record.Envelope, local *FileState) error {
 
 // current is what the index holds for one path.
 type current struct {
-	rec   *record.Record // nil: no record
-	state *FileState     // nil: no local state
+	rec   *record.Record   // nil: no record
+	env   *record.Envelope // rec's envelope
+	state *FileState       // nil: no local state
 }
 
 func (s *Share) current(p record.Path) (current, error) {
@@ -288,7 +293,7 @@ func (s *Share) current(p record.Path) (current, error) {
 		return c, err
 	}
 	if ok {
-		c.rec = &e.Record
+		c.rec, c.env = &e.Record, &e.Envelope
 	}
 	st, ok, err := s.LocalState(p)
 	if err != nil {
@@ -335,6 +340,7 @@ type change struct {
 	path    record.Path
 	pathKey merkle.Key
 	env     *record.Envelope // new envelope; nil: the record stays
+	oldEnv  *record.Envelope // the envelope env replaces, if any
 	state   *FileState       // new local state; nil: none (deleted)
 	oldDisk []record.BlockRef
 	newDisk []record.BlockRef
@@ -347,6 +353,7 @@ type writer struct {
 	fromScan bool
 	b        *pebble.Batch
 	envs     []record.Envelope
+	replaced []*record.Envelope // per envs
 	paths    int
 }
 
@@ -354,7 +361,7 @@ func (s *Share) newWriter(fromScan bool) *writer {
 	return &writer{s: s, fromScan: fromScan, b: s.db.store.Pebble().NewIndexedBatch()}
 }
 
-func (w *writer) putEnvelope(env record.Envelope) error {
+func (w *writer) putEnvelope(env record.Envelope, replaced *record.Envelope) error {
 	if err := w.b.Set(w.s.space.RecordKey(env.Key()), env.Bytes(), nil); err != nil {
 		return err
 	}
@@ -362,12 +369,13 @@ func (w *writer) putEnvelope(env record.Envelope) error {
 		return err
 	}
 	w.envs = append(w.envs, env)
+	w.replaced = append(w.replaced, replaced)
 	return nil
 }
 
 func (w *writer) put(c change) error {
 	if c.env != nil {
-		if err := w.putEnvelope(*c.env); err != nil {
+		if err := w.putEnvelope(*c.env, c.oldEnv); err != nil {
 			return err
 		}
 	}
@@ -421,9 +429,9 @@ func (w *writer) flush() error {
 	}
 	w.b.Close()
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
-	envs := w.envs
-	w.envs, w.paths = nil, 0
-	w.s.notify(Update{Envelopes: envs, FromScan: w.fromScan})
+	envs, replaced := w.envs, w.replaced
+	w.envs, w.replaced, w.paths = nil, nil, 0
+	w.s.notify(Update{Envelopes: envs, Replaced: replaced, FromScan: w.fromScan})
 	return nil
 }
 
