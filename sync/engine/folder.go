@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/blueshift-sync/blueshift/index"
@@ -56,6 +57,10 @@ type folder struct {
 	updates chan pushItem // to the pusher; made by run
 	quit    chan struct{} // closed by stop
 	done    chan struct{} // closed when run returns
+
+	// retouched counts files whose attributes were set in place since the
+	// last batch was made durable (see retouch); owned by the puller.
+	retouched atomic.Int64
 
 	mu struct {
 		gosync.Mutex
@@ -291,6 +296,13 @@ func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 	slices.Reverse(deletions)
 	for _, g := range deletions {
 		f.applyGroup(ctx, g)
+	}
+	if f.retouched.Swap(0) > 0 {
+		// Attributes set in place are made durable before the index that
+		// records them: else a crash could leave the index ahead of the disk.
+		if err := f.root.Sync(); err != nil {
+			f.noteError(err)
+		}
 	}
 	if err := f.e.db.Sync(); err != nil {
 		f.noteError(err)
@@ -549,7 +561,7 @@ const holdFor = 2 * time.Second
 // batch, so the receiver rebuilds from its old copy before removing it,
 // and the new record travels as a delta against the old one.
 func (f *folder) pushLoop(ctx context.Context, items <-chan pushItem) {
-	var held []record.Envelope
+	var held []outgoing
 	scanning := 0
 	flush := time.NewTimer(holdFor)
 	flush.Stop()
@@ -570,40 +582,65 @@ func (f *folder) pushLoop(ctx context.Context, items <-chan pushItem) {
 					held = nil
 				}
 			case !it.update.FromScan:
-				f.push(ctx, it.update.Envelopes, false)
+				f.push(ctx, outgoingOf(it.update), false)
 			case scanning > 0:
 				if len(held) == 0 {
 					flush.Reset(holdFor)
 				}
-				held = append(held, it.update.Envelopes...)
+				held = append(held, outgoingOf(it.update)...)
 			default:
-				f.push(ctx, it.update.Envelopes, true)
+				f.push(ctx, outgoingOf(it.update), true)
 			}
 		}
 	}
 }
 
-func (f *folder) push(ctx context.Context, envs []record.Envelope, fromScan bool) {
-	if len(envs) == 0 {
+// outgoing is an envelope to push and the one it replaced here, if any.
+type outgoing struct {
+	env      record.Envelope
+	replaced *record.Envelope
+}
+
+func outgoingOf(u index.Update) []outgoing {
+	out := make([]outgoing, len(u.Envelopes))
+	for i, env := range u.Envelopes {
+		out[i].env = env
+		if i < len(u.Replaced) {
+			out[i].replaced = u.Replaced[i]
+		}
+	}
+	return out
+}
+
+// push sends envelopes to every connected member. Each travels as a delta
+// against the envelope it replaced here, which a peer in sync holds: a
+// `touch` of a small file then costs a hundred-odd bytes, not its whole
+// record and content. A peer that no longer holds the base asks for the
+// record in full.
+func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
+	if len(items) == 0 {
 		return
 	}
-	envs = creationsFirst(envs)
-	data := make([]wire.RecordData, 0, len(envs))
-	origins := make([]identity.DeviceID, 0, len(envs))
-	prevs := make([]*record.Envelope, len(envs))
-	for i, env := range envs {
-		prevs[i] = f.hist.put(env)
+	items = creationsFirst(items)
+	data := make([]wire.RecordData, 0, len(items))
+	origins := make([]identity.DeviceID, 0, len(items))
+	prevs := make([]*record.Envelope, len(items))
+	for i, it := range items {
+		prevs[i] = f.hist.put(it.env)
+		if it.replaced != nil {
+			prevs[i] = it.replaced // what this device held last: what a peer in sync holds
+		}
 	}
 	inline := f.e.newInliner(true)
 	inline.holds(prevs)
-	for i, env := range envs {
-		base := prevs[i]
+	for i, it := range items {
+		env, base := it.env, prevs[i]
 		if base == nil {
 			base = renamedFrom(env, prevs)
 		}
 		rd := f.e.codec.encodeRecord(env, base)
-		if base == nil {
-			inline.add(&rd, env) // new here: peers lack it too
+		if base == nil || !liveFile(*base) {
+			inline.add(&rd, env) // new at this path: peers lack its content too
 		}
 		data = append(data, rd)
 		f.mu.Lock()
@@ -638,17 +675,24 @@ func (f *folder) push(ctx context.Context, envs []record.Envelope, fromScan bool
 }
 
 // creationsFirst orders envelopes so that tombstones come last.
-func creationsFirst(envs []record.Envelope) []record.Envelope {
-	out := make([]record.Envelope, 0, len(envs))
-	var dead []record.Envelope
-	for _, env := range envs {
-		if r, err := env.Record(); err == nil && r.Deleted {
-			dead = append(dead, env)
+func creationsFirst(items []outgoing) []outgoing {
+	out := make([]outgoing, 0, len(items))
+	var dead []outgoing
+	for _, it := range items {
+		if r, err := it.env.Record(); err == nil && r.Deleted {
+			dead = append(dead, it)
 			continue
 		}
-		out = append(out, env)
+		out = append(out, it)
 	}
 	return append(out, dead...)
+}
+
+// liveFile reports whether env records a file that exists: a receiver that
+// holds it holds content at that path.
+func liveFile(env record.Envelope) bool {
+	r, err := env.Record()
+	return err == nil && !r.Deleted && r.Kind == record.File
 }
 
 // announceAll tells every connected member this share's current root.
