@@ -626,15 +626,29 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 	origins := make([]identity.DeviceID, 0, len(items))
 	prevs := make([]*record.Envelope, len(items))
 	for i, it := range items {
+		if it.replaced != nil {
+			// What this device held last, which a peer in sync holds: kept
+			// in the history too, so a peer that missed this push and asks
+			// for the record still gets a delta.
+			f.hist.put(*it.replaced)
+		}
 		prevs[i] = f.hist.put(it.env)
 		if it.replaced != nil {
-			prevs[i] = it.replaced // what this device held last: what a peer in sync holds
+			prevs[i] = it.replaced
 		}
 	}
+	peers := f.connectedMembers()
 	inline := f.e.newInliner(true)
 	inline.holds(prevs)
 	for i, it := range items {
 		env, base := it.env, prevs[i]
+		f.mu.Lock()
+		origin := f.mu.origin[env.Leaf()]
+		delete(f.mu.origin, env.Leaf())
+		f.mu.Unlock()
+		if !slices.ContainsFunc(peers, func(s *Session) bool { return s.id != origin }) {
+			continue // taken from the only peer connected: nobody to tell
+		}
 		if base == nil {
 			base = renamedFrom(env, prevs)
 		}
@@ -643,15 +657,9 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 			inline.add(&rd, env) // new at this path: peers lack its content too
 		}
 		data = append(data, rd)
-		f.mu.Lock()
-		origins = append(origins, f.mu.origin[env.Leaf()])
-		delete(f.mu.origin, env.Leaf())
-		f.mu.Unlock()
+		origins = append(origins, origin)
 	}
-	for _, s := range f.e.sessions() {
-		if !f.isMember(s.id) {
-			continue
-		}
+	for _, s := range peers {
 		var out []wire.RecordData
 		for i, rd := range data {
 			if origins[i] != s.id {

@@ -44,6 +44,8 @@ type Session struct {
 	pushes chan *wire.RecordPush // from HandleMessage to run
 
 	bytesIn atomic.Int64 // block payload bytes received
+	// pushBytes is what the pushes waiting in pushes hold (see pushSize).
+	pushBytes atomic.Int64
 
 	// squeeze is whether blocks sent to this peer are compressed: not to a
 	// peer on this machine, where the link outruns zstd. Set by Serve.
@@ -60,9 +62,16 @@ type Session struct {
 	}
 }
 
-// pushQueue is how many pushes wait for a session's goroutine; past it a
-// push is dropped and its share reconciled instead, which loses nothing.
-const pushQueue = 64
+// pushQueue and pushQueueBytes bound the pushes waiting for a session's
+// goroutine; past either a push is dropped and its share reconciled
+// instead, which loses nothing but costs a walk and every record again.
+// Bytes bound it, not only a count: a touch of 100,000 files is ~200 small
+// record deltas (~25 MB) and must not be dropped, while pushes with inline
+// content stay bounded as before (64 of 512 KiB).
+const (
+	pushQueue      = 1024
+	pushQueueBytes = 32 << 20
+)
 
 func newSession(e *Engine, id identity.DeviceID) *Session {
 	s := &Session{
@@ -152,7 +161,16 @@ func (s *Session) settle(ctx context.Context) {
 		case m := <-s.pushes:
 			s.takePush(ctx, m)
 		case <-t.C:
-			return
+			// And those queued already: the root the peer announced is
+			// after them, so walking before they land fetches them twice.
+			for {
+				select {
+				case m := <-s.pushes:
+					s.takePush(ctx, m)
+				default:
+					return
+				}
+			}
 		case <-ctx.Done():
 			return
 		}
@@ -391,9 +409,17 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 		}
 		s.maybeWant(f)
 	case *wire.RecordPush:
-		select {
-		case s.pushes <- m:
-		default:
+		n := pushSize(m)
+		queued := false
+		if s.pushBytes.Add(n) <= pushQueueBytes {
+			select {
+			case s.pushes <- m:
+				queued = true
+			default:
+			}
+		}
+		if !queued {
+			s.pushBytes.Add(-n)
 			// Too far behind: a reconcile of the share catches up instead.
 			s.mu.Lock()
 			s.mu.want[m.Share] = true
@@ -408,8 +434,18 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 	return nil
 }
 
+// pushSize is what a queued push holds in memory, about.
+func pushSize(m *wire.RecordPush) int64 {
+	n := int64(0)
+	for _, rd := range m.Records {
+		n += int64(len(rd.Data)+len(rd.Content)) + 128
+	}
+	return n
+}
+
 // takePush verifies pushed records and hands them to the puller.
 func (s *Session) takePush(ctx context.Context, m *wire.RecordPush) {
+	s.pushBytes.Add(-pushSize(m))
 	f := s.e.folder(m.Share)
 	if f == nil || !f.isMember(s.id) {
 		return

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"os"
+	"runtime/pprof"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -56,11 +57,13 @@ func BenchmarkTouch(b *testing.B) {
 		versions := len(listVersions(b, bb.dir))
 		touchAll(b, a.dir, n, time.Now().Add(-time.Hour))
 		count.n.Store(0)
+		stopProfile := profileTouch(b)
 		start = time.Now()
 		root = rootOf(a)
 		a.rescan()
 		waitAgreed(b, root, a, bb)
 		touch := time.Since(start)
+		stopProfile()
 		touchBytes := count.n.Load()
 		b.StopTimer()
 		waitAttrsEqual(b, a, bb, n)
@@ -106,5 +109,25 @@ func waitAgreed(t testing.TB, before string, ds ...*device) {
 			t.Fatal("devices did not agree within an hour")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// profileTouch writes a CPU profile of the touch phase alone to the file
+// BLUESHIFT_TOUCH_CPUPROFILE names, if set.
+func profileTouch(b *testing.B) (stop func()) {
+	p := os.Getenv("BLUESHIFT_TOUCH_CPUPROFILE")
+	if p == "" {
+		return func() {}
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
