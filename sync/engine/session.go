@@ -368,7 +368,7 @@ func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 		if err != nil {
 			return nil, fmt.Errorf("%w: record from share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
 		}
-		rec, err := f.cfg.Key.Check(env)
+		rec, err := f.idx.Check(env) // and Commit need not verify it again
 		if err != nil {
 			return nil, fmt.Errorf("%w: record of share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
 		}
