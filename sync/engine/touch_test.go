@@ -54,6 +54,26 @@ func TestTouchTravelsAsRecordOnly(t *testing.T) {
 	if per > touchBudget {
 		t.Errorf("a touch cost %.0f bytes on the wire per file, want <= %d", per, touchBudget)
 	}
+
+	// chmod alone (the scanner does not even read these files).
+	count.n.Store(0)
+	for i := range n {
+		if err := os.Chmod(filepath.Join(a.dir, tinyName(i)), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.rescan()
+	waitConverged(t, a, b)
+	waitAttrsEqual(t, a, b, n)
+	if got := inodesOf(t, b.dir, n); !equalMaps(got, inodes) {
+		t.Errorf("B rewrote files for a chmod: %d of %d inodes changed", changed(got, inodes), n)
+	}
+	if got := listVersions(t, b.dir); len(got) != len(versions) {
+		t.Errorf("B's versions folder went from %d to %d entries for a chmod", len(versions), len(got))
+	}
+	if per := float64(count.n.Load()) / n; per > touchBudget {
+		t.Errorf("a chmod cost %.0f bytes on the wire per file, want <= %d", per, touchBudget)
+	}
 }
 
 // TestTouchBesideLocalEdit: B edits a file (not yet scanned) while A's
