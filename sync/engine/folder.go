@@ -254,16 +254,14 @@ func (f *folder) scan(ctx context.Context, req scanRequest) {
 			return
 		}
 	}
-	f.tellPusher(ctx, pushItem{scan: +1})
-	defer f.tellPusher(ctx, pushItem{scan: -1})
+	// The pusher ends the scan's part of pulling (see pushLoop), once it
+	// has pushed the scan's records: an announcement of the root they make
+	// must not overtake them.
 	f.mu.Lock()
 	f.mu.scanning++
 	f.mu.Unlock()
-	defer func() { // before the pusher hears the end: its announcement says so
-		f.mu.Lock()
-		f.mu.scanning--
-		f.mu.Unlock()
-	}()
+	f.tellPusher(ctx, pushItem{scan: +1})
+	defer f.tellPusher(ctx, pushItem{scan: -1})
 	res, err := f.idx.Scan(ctx, opts)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -549,6 +547,23 @@ func (f *folder) noteError(err error) {
 	}
 }
 
+// scanDone ends a scan's part of pulling, once its records are pushed: the
+// root may be announced as settled.
+func (f *folder) scanDone() {
+	f.mu.Lock()
+	f.mu.scanning--
+	f.mu.Unlock()
+	f.announceIfDonePulling()
+}
+
+// scanningNow reports whether a scan is under way or its records are not
+// all pushed yet.
+func (f *folder) scanningNow() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.scanning > 0
+}
+
 // tellPusher hands the pusher an item unless the folder is stopping.
 func (f *folder) tellPusher(ctx context.Context, it pushItem) {
 	select {
@@ -590,13 +605,13 @@ func (f *folder) pushLoop(ctx context.Context, items <-chan pushItem) {
 			switch {
 			case it.scan != 0:
 				scanning += it.scan
-				switch {
-				case scanning == 0 && len(held) > 0:
+				if scanning == 0 && len(held) > 0 {
 					flush.Stop()
-					f.push(ctx, held, true) // and announces
+					f.push(ctx, held, true)
 					held = nil
-				case scanning == 0:
-					f.announceIfDonePulling() // an earlier flush said we were scanning
+				}
+				if it.scan < 0 {
+					f.scanDone()
 				}
 			case !it.update.FromScan:
 				f.push(ctx, outgoingOf(it.update), false)
@@ -682,6 +697,9 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 			if origins[i] != s.id {
 				out = append(out, rd)
 			}
+		}
+		if len(out) > 0 {
+			s.pushed(f)
 		}
 		for len(out) > 0 {
 			n := min(len(out), maxPushKeys)

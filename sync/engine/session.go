@@ -131,6 +131,14 @@ func (s *Session) run(ctx context.Context) error {
 			if !f.waitIdle(ctx, idleWait) || s.rootsAgree(f) || s.peerPulling(f) {
 				continue
 			}
+			if f.scanningNow() {
+				// Not while our own scan moves our root: the walk would
+				// fetch the peer's older record of every path the scan
+				// changed. Asked again later, as a failed walk is.
+				failed[id] = true
+				retry.Reset(retryMax)
+				continue
+			}
 			err := s.reconcile(ctx, f)
 			switch {
 			case err == nil:
@@ -174,6 +182,18 @@ func (s *Session) settle(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// pushed notes that records of f were just pushed to the peer: the root it
+// announced last is behind them, so it counts as pulling until it
+// announces again, and is not walked meanwhile.
+func (s *Session) pushed(f *folder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.mu.remote[f.id]; ok {
+		st.Pulling = true
+		s.mu.remote[f.id] = st
 	}
 }
 
