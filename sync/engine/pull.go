@@ -54,6 +54,9 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		if disk, err = f.root.Stat(p); err != nil {
 			return nil, err
 		}
+		if st, ok, err = f.idx.LocalState(p); err != nil {
+			return nil, err
+		}
 	}
 	entry, has, err := f.idx.Lookup(p)
 	if err != nil {
@@ -82,7 +85,7 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		return f.idx.Commit(in.env, state)
 	}
 	if outcome == reconcile.Take && has {
-		state, done, err := f.retouch(in, entry, disk)
+		state, done, err := f.retouch(in, entry, disk, st, ok)
 		if err != nil {
 			return nil, err
 		}
@@ -128,14 +131,13 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 // changes more, or the disk is not what the index knows: then the file is
 // pulled as usual. A user's edit since the index looked makes SetAttrs fail
 // with apply.ErrChanged, and settle records the edit and decides again.
-func (f *folder) retouch(in incoming, local index.Entry, disk apply.FileState) (state *index.FileState, done bool, err error) {
+func (f *folder) retouch(in incoming, local index.Entry, disk apply.FileState, st index.FileState, known bool) (state *index.FileState, done bool, err error) {
 	rec, was := in.rec, local.Record
 	if rec.Deleted || rec.Kind != record.File || was.Deleted || was.Kind != record.File || !disk.Mode.IsRegular() {
 		return nil, false, nil
 	}
-	st, known, err := f.idx.LocalState(rec.Path)
-	if err != nil || !known || !sameDisk(disk, st, known) {
-		return nil, false, err
+	if !known || !sameDisk(disk, st, known) {
+		return nil, false, nil
 	}
 	// The blocks on disk: the state's own list when it has one (the file
 	// differs from the record), else the record's.

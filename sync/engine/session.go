@@ -59,6 +59,10 @@ type Session struct {
 		killed  bool                         // guarded by mu
 		since   time.Time                    // guarded by mu
 		gonePut bool                         // guarded by mu
+
+		// pushedAt: when we last pushed records of a share to the peer,
+		// until it next announces that share (see pushedLately).
+		pushedAt map[share.ID]time.Time // guarded by mu
 	}
 }
 
@@ -84,6 +88,7 @@ func newSession(e *Engine, id identity.DeviceID) *Session {
 	s.mu.remote = make(map[share.ID]wire.ShareState)
 	s.mu.want = make(map[share.ID]bool)
 	s.mu.synced = make(map[share.ID]rootPair)
+	s.mu.pushedAt = make(map[share.ID]time.Time)
 	s.mu.since = e.clock()
 	return s
 }
@@ -131,10 +136,11 @@ func (s *Session) run(ctx context.Context) error {
 			if !f.waitIdle(ctx, idleWait) || s.rootsAgree(f) || s.peerPulling(f) {
 				continue
 			}
-			if f.scanningNow() {
-				// Not while our own scan moves our root: the walk would
+			if f.scanningNow() || s.pushedLately(f) {
+				// Not while our own scan moves our root (the walk would
 				// fetch the peer's older record of every path the scan
-				// changed. Asked again later, as a failed walk is.
+				// changed), nor before the peer has said where our last
+				// push took it. Asked again later, as a failed walk is.
 				failed[id] = true
 				retry.Reset(retryMax)
 				continue
@@ -186,15 +192,25 @@ func (s *Session) settle(ctx context.Context) {
 }
 
 // pushed notes that records of f were just pushed to the peer: the root it
-// announced last is behind them, so it counts as pulling until it
-// announces again, and is not walked meanwhile.
+// announced last is behind them (see pushedLately).
 func (s *Session) pushed(f *folder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st, ok := s.mu.remote[f.id]; ok {
-		st.Pulling = true
-		s.mu.remote[f.id] = st
-	}
+	s.mu.pushedAt[f.id] = s.e.clock()
+}
+
+// pushSettle bounds how long a peer we pushed to is left alone when it
+// says nothing (it announces after its first applied batch, pulling).
+const pushSettle = 10 * time.Second
+
+// pushedLately reports whether we pushed records of f to the peer since
+// its last announcement, a short while ago, and our roots still differ:
+// walking it now would fetch its older record of everything we pushed.
+func (s *Session) pushedLately(f *folder) bool {
+	s.mu.Lock()
+	at, ok := s.mu.pushedAt[f.id]
+	s.mu.Unlock()
+	return ok && s.e.clock().Sub(at) < pushSettle && !s.rootsAgree(f)
 }
 
 // peerPulling reports whether the peer's last announcement said it is still
@@ -423,6 +439,7 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 		}
 		s.mu.Lock()
 		s.mu.remote[m.Share] = *m
+		delete(s.mu.pushedAt, m.Share)
 		s.mu.Unlock()
 		if s.rootsAgree(f) {
 			f.senderMovedOn(s.id)
