@@ -833,9 +833,9 @@ func (sc *scan) change(it *item, res *ScanResult) (change, error) {
 		return change{}, err
 	}
 	if ok {
-		cur.rec = &e.Record
+		cur.rec, cur.env = &e.Record, &e.Envelope
 	}
-	c := change{path: it.path, pathKey: pk, oldDisk: cur.diskBlocks()}
+	c := change{path: it.path, pathKey: pk, oldEnv: cur.env, oldDisk: cur.diskBlocks()}
 	live := cur.rec != nil && !cur.rec.Deleted
 
 	if it.gone {

@@ -170,6 +170,74 @@ func (r *Root) SetMeta(p record.Path, meta Meta) error {
 	return nil
 }
 
+// SetAttrs sets the permissions and mtime of the regular file at p in place,
+// if it still is expect (same inode, size and mtime): a change of metadata
+// alone rewrites nothing and keeps no version, since no content is lost. It
+// goes through the checked parent directory like every other operation and
+// never follows a symlink. It returns what p holds after; ErrChanged if p
+// is not expect, or changed size or inode while its attributes were set.
+//
+// What remains: a user who saves p with the same size in the microseconds
+// between the check and the change gets the record's mtime on their
+// content; the content itself is never touched.
+func (r *Root) SetAttrs(p record.Path, expect FileState, meta Meta) (FileState, error) {
+	name, err := checkPath(p)
+	if err != nil {
+		return FileState{}, err
+	}
+	r.commitMu.Lock()
+	st, err := r.setAttrsLocked(name, expect, meta)
+	r.commitMu.Unlock()
+	if err != nil {
+		return FileState{}, fmt.Errorf("set mode and mtime of %q: %w", p, err)
+	}
+	return st, nil
+}
+
+func (r *Root) setAttrsLocked(name string, expect FileState, meta Meta) (FileState, error) {
+	dir, base := splitDir(name)
+	d, missing, err := r.openDir(dir, false, true)
+	if err != nil {
+		return FileState{}, err
+	}
+	if missing {
+		return FileState{}, fmt.Errorf("expected %s, found nothing: %w", expect, ErrChanged)
+	}
+	defer r.dirs.release(d)
+	if r.caseFold {
+		if err := r.checkCaseIn(d, base); err != nil {
+			return FileState{}, err
+		}
+	}
+	cur, err := statAt(d, base)
+	if err != nil {
+		return FileState{}, err
+	}
+	if !cur.Mode.IsRegular() || !expect.Exists || !expect.Matches(cur) {
+		return FileState{}, fmt.Errorf("expected %s, found %s: %w", expect, cur, ErrChanged)
+	}
+	if perm := meta.Mode.Perm(); cur.Mode.Perm() != perm {
+		if err := chmodAt(d.fd, base, uint32(perm)); err != nil {
+			return FileState{}, err
+		}
+	}
+	if !meta.ModTime.IsZero() && !cur.ModTime.Equal(meta.ModTime) {
+		t := unix.NsecToTimespec(meta.ModTime.UnixNano())
+		ts := []unix.Timespec{t, t} // atime too, as setMetaLocked does
+		if err := unix.UtimesNanoAt(d.fd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return FileState{}, fmt.Errorf("set mtime: %w", err)
+		}
+	}
+	after, err := statAt(d, base)
+	if err != nil {
+		return FileState{}, err
+	}
+	if !after.Exists || after.Inode != cur.Inode || after.Size != cur.Size || !after.Mode.IsRegular() {
+		return FileState{}, fmt.Errorf("expected %s, found %s after setting its attributes: %w", cur, after, ErrChanged)
+	}
+	return after, nil
+}
+
 // setMetaLocked checks that name is not a symlink right before os.Root's
 // Chmod and Chtimes (which follow one, though only inside the share).
 func (r *Root) setMetaLocked(name string, meta Meta) error {

@@ -51,6 +51,7 @@ func TestTraversalRefused(t *testing.T) {
 			_, ops["Symlink"] = r.Symlink(c.path, "/etc/passwd", FileState{})
 			ops["Remove"] = r.Remove(c.path, FileState{Exists: true})
 			ops["SetMeta"] = r.SetMeta(c.path, Meta{Mode: 0o777})
+			_, ops["SetAttrs"] = r.SetAttrs(c.path, FileState{Exists: true}, Meta{Mode: 0o777})
 			_, ops["Stat"] = r.Stat(c.path)
 			_, ops["Open"] = r.Open(c.path)
 			_, ops["OpenTemp"] = r.OpenTemp(c.path, [32]byte{}, 4)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/record"
@@ -106,5 +107,44 @@ func TestRecordDelta(t *testing.T) {
 	rd.Key[0] ^= 1
 	if _, err := c.decodeRecord(rd, &old); !errors.Is(err, errBadData) {
 		t.Fatalf("record under another key: %v", err)
+	}
+}
+
+// TestSmallRecordDelta: a touched small file's record (a new mtime, version
+// and signature) travels as a dictionary delta of about a hundred bytes,
+// and the kept encoders, reset to each base, never mix bases up.
+func TestSmallRecordDelta(t *testing.T) {
+	c, err := newCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key := newKey(t)
+	seal := func(i int, mtime int64) record.Envelope {
+		data := []byte{byte(i), byte(i >> 8)}
+		r := record.Record{Path: record.Path(tinyName(i)), Kind: record.File, Size: 1024, Mode: 0o644,
+			ModTime: time.Unix(mtime, 0).UTC(), FileHash: block.Sum(data),
+			Blocks:  []record.BlockRef{{Hash: block.Sum(data), Size: 1024}},
+			Version: record.Vector{{Device: 1, Value: uint64(mtime)}}, ModifiedBy: 1}
+		env, err := key.Seal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	for i := range 50 {
+		old, cur := seal(i, 1_700_000_000), seal(i, 1_700_000_600)
+		rd := c.encodeRecord(cur, &old)
+		if rd.Encoding != wire.RecordZstdDict || len(rd.Data) > 128 {
+			t.Fatalf("a touch costs %d bytes as %v, want a dictionary delta of at most 128 (envelope %d bytes)", len(rd.Data), rd.Encoding, len(cur.Bytes()))
+		}
+		got, err := c.decodeRecord(rd, &old)
+		if err != nil || !bytes.Equal(got.Bytes(), cur.Bytes()) {
+			t.Fatalf("round trip of record %d: %v", i, err)
+		}
+		other := seal(i+1, 1_700_000_000)
+		if _, err := c.decodeRecord(rd, &other); !errors.Is(err, errNoBase) {
+			t.Fatalf("decoded against another base: %v", err)
+		}
 	}
 }

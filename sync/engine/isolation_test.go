@@ -190,7 +190,7 @@ func TestRecordsOfAnotherShareNotServed(t *testing.T) {
 	}
 	// The same record pushed (as after a commit) goes without content too.
 	aEntry := shareEntry(t, dut, keyA, dut.dir, "note-a.txt")
-	dut.e.folder(keyA.ID()).push(context.Background(), []record.Envelope{aEntry.Envelope}, false)
+	dut.e.folder(keyA.ID()).push(context.Background(), []outgoing{{env: aEntry.Envelope}}, false)
 	waitCond(t, "the push of note-a.txt", func() bool {
 		for _, rd := range client.pushed(keyA.ID()) {
 			if rd.Key == aEntry.Envelope.Key() {

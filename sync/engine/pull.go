@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"sync/atomic"
 
@@ -59,6 +60,9 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		if disk, err = f.root.Stat(p); err != nil {
 			return nil, err
 		}
+		if st, ok, err = f.idx.LocalState(p); err != nil {
+			return nil, err
+		}
 	}
 	entry, has, err := f.idx.Lookup(p)
 	if err != nil {
@@ -71,7 +75,8 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 	// A losing file is set aside as a conflict copy only once the winner's
 	// content is at hand: a pull that fails leaves the disk as it was.
 	var setAside func() (apply.FileState, error)
-	switch reconcile.Decide(local, reconcile.Side{Rec: in.rec, Leaf: in.env.Leaf()}) {
+	outcome := reconcile.Decide(local, reconcile.Side{Rec: in.rec, Leaf: in.env.Leaf()})
+	switch outcome {
 	case reconcile.Keep:
 		return nil, nil
 	case reconcile.TakeAfterCopy:
@@ -87,10 +92,6 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 			}
 		}
 	}
-	var old *index.Entry
-	if has {
-		old = &entry
-	}
 	commit := func(state *index.FileState) error {
 		f.mu.Lock()
 		f.mu.origin[in.env.Leaf()] = in.from
@@ -99,6 +100,19 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 			f.noteDir(p, state.Inode)
 		}
 		return f.idx.Commit(in.env, state)
+	}
+	if outcome == reconcile.Take && has {
+		state, done, err := f.retouch(in, entry, disk, st, ok)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			return nil, commit(state)
+		}
+	}
+	var old *index.Entry
+	if has {
+		old = &entry
 	}
 	if stage && !in.rec.Deleted && in.rec.Kind == record.File && in.rec.Size <= smallFile && !(disk.Exists && disk.Mode.IsDir()) {
 		staged, err := f.stageSmall(ctx, in, old, in.meta())
@@ -138,6 +152,39 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		return nil, err
 	}
 	return nil, commit(state)
+}
+
+// retouch applies a record that changes nothing but a file's mode or mtime
+// (a `touch`, a `chmod`): when the file on disk, as the index last saw it,
+// already holds the record's blocks, its attributes are set in place. No
+// block is fetched, nothing is rewritten, no version is kept (no content is
+// replaced), and the file keeps its inode. done is false when the record
+// changes more, or the disk is not what the index knows: then the file is
+// pulled as usual. A user's edit since the index looked makes SetAttrs fail
+// with apply.ErrChanged, and settle records the edit and decides again.
+func (f *folder) retouch(in incoming, local index.Entry, disk apply.FileState, st index.FileState, known bool) (state *index.FileState, done bool, err error) {
+	rec, was := in.rec, local.Record
+	if rec.Deleted || rec.Kind != record.File || was.Deleted || was.Kind != record.File || !disk.Mode.IsRegular() {
+		return nil, false, nil
+	}
+	if !known || !sameDisk(disk, st, known) {
+		return nil, false, nil
+	}
+	// The blocks on disk: the state's own list when it has one (the file
+	// differs from the record), else the record's.
+	hash, blocks := st.FileHash, st.Blocks
+	if hash.IsZero() {
+		hash, blocks = was.FileHash, was.Blocks
+	}
+	if hash != rec.FileHash || st.Size != rec.Size || !slices.Equal(blocks, rec.Blocks) {
+		return nil, false, nil
+	}
+	now, err := f.root.SetAttrs(rec.Path, disk, in.meta())
+	if err != nil {
+		return nil, true, err
+	}
+	f.retouched.Add(1)
+	return indexState(now), true, nil
 }
 
 // setAside moves the losing local file at in's path to its conflict name

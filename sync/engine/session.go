@@ -46,6 +46,8 @@ type Session struct {
 	pushes chan *wire.RecordPush // from HandleMessage to run
 
 	bytesIn atomic.Int64 // block payload bytes received
+	// pushBytes is what the pushes waiting in pushes hold (see pushSize).
+	pushBytes atomic.Int64
 
 	// squeeze is whether blocks sent to this peer are compressed: not to a
 	// peer on this machine, where the link outruns zstd. Set by Serve, read
@@ -66,6 +68,10 @@ type Session struct {
 		announce  map[share.ID]*folder // guarded by mu: shares whose newest state is to be announced
 		pushes    []queuedPush         // guarded by mu: in order
 		pushBytes int                  // guarded by mu: the size of pushes
+
+		// pushedAt: when we last pushed records of a share to the peer,
+		// until it next announces that share (see pushedLately).
+		pushedAt map[share.ID]time.Time // guarded by mu
 	}
 }
 
@@ -76,14 +82,23 @@ type queuedPush struct {
 	size int
 }
 
-// pushQueue is how many pushes wait for a session's goroutine; past it a
-// push is dropped and its share reconciled instead, which loses nothing.
-const pushQueue = 64
+// pushQueue and pushQueueBytes bound the pushes waiting for a session's
+// goroutine; past either a push is dropped and its share reconciled
+// instead, which loses nothing but costs a walk and every record again.
+// Bytes bound it, not only a count: a touch of 100,000 files is ~200 small
+// record deltas (~25 MB) and must not be dropped, while pushes with inline
+// content stay bounded as before (64 of 512 KiB).
+const (
+	pushQueue      = 1024
+	pushQueueBytes = 32 << 20
+)
 
 // outQueueBytes bounds the pushed records waiting in a session's outgoing
 // queue (a peer that reads slowly, or not at all); past it a push is
-// dropped and its share announced instead, so the peer reconciles.
-const outQueueBytes = 16 << 20
+// dropped and its share announced instead, so the peer reconciles. It is
+// the receiving side's bound (pushQueueBytes): a touch of 100,000 files
+// queues ~25 MB of record deltas, which must not turn into a walk.
+const outQueueBytes = pushQueueBytes
 
 func newSession(e *Engine, id identity.DeviceID) *Session {
 	s := &Session{
@@ -98,6 +113,7 @@ func newSession(e *Engine, id identity.DeviceID) *Session {
 	s.mu.remote = make(map[share.ID]wire.ShareState)
 	s.mu.want = make(map[share.ID]bool)
 	s.mu.synced = make(map[share.ID]rootPair)
+	s.mu.pushedAt = make(map[share.ID]time.Time)
 	s.mu.since = e.clock()
 	return s
 }
@@ -151,6 +167,15 @@ func (s *Session) run(ctx context.Context) error {
 			if !f.waitIdle(ctx, idleWait) || s.rootsAgree(f) || s.peerPulling(f) {
 				continue
 			}
+			if f.scanningNow() || s.pushedLately(f) {
+				// Not while our own scan moves our root (the walk would
+				// fetch the peer's older record of every path the scan
+				// changed), nor before the peer has said where our last
+				// push took it. Asked again later, as a failed walk is.
+				failed[id] = true
+				retry.Reset(retryMax)
+				continue
+			}
 			err := s.reconcile(ctx, f)
 			switch {
 			case err == nil:
@@ -181,11 +206,42 @@ func (s *Session) settle(ctx context.Context) {
 		case m := <-s.pushes:
 			s.takePush(ctx, m)
 		case <-t.C:
-			return
+			// And those queued already: the root the peer announced is
+			// after them, so walking before they land fetches them twice.
+			for {
+				select {
+				case m := <-s.pushes:
+					s.takePush(ctx, m)
+				default:
+					return
+				}
+			}
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// pushed notes that records of f were just pushed to the peer: the root it
+// announced last is behind them (see pushedLately).
+func (s *Session) pushed(f *folder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.pushedAt[f.id] = s.e.clock()
+}
+
+// pushSettle bounds how long a peer we pushed to is left alone when it
+// says nothing (it announces after its first applied batch, pulling).
+const pushSettle = 10 * time.Second
+
+// pushedLately reports whether we pushed records of f to the peer since
+// its last announcement, a short while ago, and our roots still differ:
+// walking it now would fetch its older record of everything we pushed.
+func (s *Session) pushedLately(f *folder) bool {
+	s.mu.Lock()
+	at, ok := s.mu.pushedAt[f.id]
+	s.mu.Unlock()
+	return ok && s.e.clock().Sub(at) < pushSettle && !s.rootsAgree(f)
 }
 
 // peerPulling reports whether the peer's last announcement said it is still
@@ -501,7 +557,7 @@ func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 		if err != nil {
 			return nil, fmt.Errorf("%w: record from share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
 		}
-		rec, err := f.cfg.Key.Check(env)
+		rec, err := f.idx.Check(env) // and Commit need not verify it again
 		if err != nil {
 			return nil, fmt.Errorf("%w: record of share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
 		}
@@ -536,15 +592,24 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 		}
 		s.mu.Lock()
 		s.mu.remote[m.Share] = *m
+		delete(s.mu.pushedAt, m.Share)
 		s.mu.Unlock()
 		if s.rootsAgree(f) {
 			f.senderMovedOn(s.id)
 		}
 		s.maybeWant(f)
 	case *wire.RecordPush:
-		select {
-		case s.pushes <- m:
-		default:
+		n := pushSize(m)
+		queued := false
+		if s.pushBytes.Add(n) <= pushQueueBytes {
+			select {
+			case s.pushes <- m:
+				queued = true
+			default:
+			}
+		}
+		if !queued {
+			s.pushBytes.Add(-n)
 			// Too far behind: a reconcile of the share catches up instead.
 			s.mu.Lock()
 			s.mu.want[m.Share] = true
@@ -559,8 +624,18 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 	return nil
 }
 
+// pushSize is what a queued push holds in memory, about.
+func pushSize(m *wire.RecordPush) int64 {
+	n := int64(0)
+	for _, rd := range m.Records {
+		n += int64(len(rd.Data)+len(rd.Content)) + 128
+	}
+	return n
+}
+
 // takePush verifies pushed records and hands them to the puller.
 func (s *Session) takePush(ctx context.Context, m *wire.RecordPush) {
+	s.pushBytes.Add(-pushSize(m))
 	f := s.e.folder(m.Share)
 	if f == nil || !f.isMember(s.id) {
 		return
