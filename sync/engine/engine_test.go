@@ -216,10 +216,12 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 			return
 		}
 		cctx, ccancel := context.WithCancel(ctx)
-		go func() { c.Run(cctx); ccancel() }()
+		ran := make(chan struct{})
+		go func() { c.Run(cctx); ccancel(); close(ran) }()
 		sess.Serve(cctx, c)
 		ccancel()
 		c.Close()
+		<-ran // no handler still answers from a database about to close
 	}
 	go func() {
 		s, err := ln.Accept(ctx)
