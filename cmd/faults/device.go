@@ -358,11 +358,12 @@ func convergedNow(ctx context.Context, a *device, adir string, b *device, bdir s
 func shareLine(st status, dir string) string {
 	for _, sh := range st.Shares {
 		if filepath.Clean(sh.Path) == filepath.Clean(dir) {
-			return fmt.Sprintf("in_sync=%v need_items=%d need_bytes=%d errors=%q", sh.InSync, sh.NeedItems, sh.NeedBytes, sh.Errors)
+			return fmt.Sprintf("in_sync=%v need_items=%d need_bytes=%d errors=%s", sh.InSync, sh.NeedItems, sh.NeedBytes, short(sh.Errors))
 		}
 	}
 	return "share not listed"
 }
+
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")

@@ -51,14 +51,14 @@ type tier struct {
 
 func quickTier() tier {
 	return tier{name: "quick", killRounds: 2, killsPerRound: 2, killData: 96 << 20,
-		diskSize: 48 << 20, diskData: 64 << 20,
+		diskSize: 96 << 20, diskData: 64 << 20,
 		linkData: 24 << 20, linkRateMbit: 40, cut: 45 * time.Second, stall: 20 * time.Second, lossPercent: 10,
 		hostileFlood: 200, activityRounds: 1, activityData: 64 << 20, timeout: 3 * time.Minute}
 }
 
 func longTier() tier {
 	return tier{name: "long", killRounds: 5, killsPerRound: 4, killData: 512 << 20,
-		diskSize: 192 << 20, diskData: 256 << 20,
+		diskSize: 320 << 20, diskData: 256 << 20,
 		linkData: 96 << 20, linkRateMbit: 100, cut: 90 * time.Second, stall: 90 * time.Second, lossPercent: 10,
 		hostileFlood: 1000, activityRounds: 3, activityData: 256 << 20, timeout: 10 * time.Minute}
 }
@@ -157,6 +157,9 @@ func mainErr(ctx context.Context, t tier, only, bin, workRoot string, seed uint6
 			s.fail("scenario ran to the end", "%v", err)
 		}
 		s.took = time.Since(t0)
+		if len(s.failures) == 0 && !keep {
+			os.RemoveAll(s.work) // its data; the failures' stay for the logs
+		}
 		fmt.Printf("   %s: %d checks, %d failed, %.0f s\n", d.name, s.checks, len(s.failures), s.took.Seconds())
 	}
 	fmt.Printf("\n== summary (%s tier, seed %d, %.0f s)\n", t.name, seed, time.Since(start).Seconds())

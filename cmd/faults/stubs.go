@@ -2,7 +2,6 @@ package main
 
 import "context"
 
-func diskFull(ctx context.Context, s *scenario) error   { return nil }
 func linkFaults(ctx context.Context, s *scenario) error { return nil }
 func hostile(ctx context.Context, s *scenario) error    { return nil }
 func activity(ctx context.Context, s *scenario) error   { return nil }
