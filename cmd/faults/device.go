@@ -364,7 +364,6 @@ func shareLine(st status, dir string) string {
 	return "share not listed"
 }
 
-
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(s)

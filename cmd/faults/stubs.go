@@ -2,6 +2,5 @@ package main
 
 import "context"
 
-func linkFaults(ctx context.Context, s *scenario) error { return nil }
-func hostile(ctx context.Context, s *scenario) error    { return nil }
-func activity(ctx context.Context, s *scenario) error   { return nil }
+func hostile(ctx context.Context, s *scenario) error  { return nil }
+func activity(ctx context.Context, s *scenario) error { return nil }
