@@ -31,6 +31,8 @@ type device struct {
 	port int
 	id   string
 	log  string // the daemon's log, appended across restarts
+	// logLevel is passed to run --log-level ("" = the daemon's default).
+	logLevel string
 
 	p *daemonProc // nil when not running
 }
@@ -91,7 +93,11 @@ func (d *device) start(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(lf, "---- %s: start\n", time.Now().Format(time.RFC3339Nano))
-	cmd := d.ep.Command(context.Background(), d.s.bin, "--home", d.home, "run", "--listen", d.addr(), "--no-discovery")
+	args := []string{"--home", d.home, "run", "--listen", d.addr(), "--no-discovery"}
+	if d.logLevel != "" {
+		args = append(args, "--log-level", d.logLevel)
+	}
+	cmd := d.ep.Command(context.Background(), d.s.bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -275,9 +281,9 @@ func (st status) shareErrors(dir string) []string {
 	return nil
 }
 
-// share adds a's folder as a share named name and joins b to it (b's
+// shareWith adds a's folder as a share named name and joins b to it (b's
 // folder). Both daemons must run. It returns the share ID.
-func share(ctx context.Context, a *device, name string, bs ...*device) (string, error) {
+func shareWith(ctx context.Context, a *device, name string, bs ...*device) (string, error) {
 	return shareDir(ctx, a, a.dir, name, false, bs, nil)
 }
 

@@ -60,7 +60,7 @@ func diskFull(ctx context.Context, s *scenario) error {
 			return err
 		}
 	}
-	if _, err := share(ctx, a, "disk", b); err != nil {
+	if _, err := shareWith(ctx, a, "disk", b); err != nil {
 		return err
 	}
 	s.runs++

@@ -54,7 +54,7 @@ func killScenario(kind killKind) scenarioFunc {
 				return err
 			}
 		}
-		if _, err := share(ctx, a, "kill", b); err != nil {
+		if _, err := shareWith(ctx, a, "kill", b); err != nil {
 			return err
 		}
 		if _, err := converge(ctx, a, a.dir, b, b.dir, s.t.timeout); err != nil {

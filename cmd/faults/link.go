@@ -49,7 +49,7 @@ func linkFaults(ctx context.Context, s *scenario) error {
 			return err
 		}
 	}
-	if _, err := share(ctx, a, "link", b); err != nil {
+	if _, err := shareWith(ctx, a, "link", b); err != nil {
 		return err
 	}
 	if _, err := converge(ctx, a, a.dir, b, b.dir, s.t.timeout); err != nil {
