@@ -1,5 +1,0 @@
-package main
-
-import "context"
-
-func activity(ctx context.Context, s *scenario) error { return nil }
