@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -64,6 +63,7 @@ func (s *scenario) newDevice(ctx context.Context, name string, ep netns.Endpoint
 	}
 	d.id = firstLine(id)
 	s.cleanup(func() { d.stop() })
+	s.devices = append(s.devices, d)
 	return d, nil
 }
 
@@ -374,8 +374,6 @@ func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(s)
 }
-
-var errStopped = errors.New("stopped")
 
 // signalGroup kills every given daemon with SIGKILL at once, then waits for
 // all of them.

@@ -152,6 +152,9 @@ func mainErr(ctx context.Context, t tier, only, bin, workRoot string, seed uint6
 		}
 		t0 := time.Now()
 		err := d.run(ctx, s)
+		if err == nil {
+			s.stopDevices()
+		}
 		s.closeAll()
 		if err != nil {
 			s.fail("scenario ran to the end", "%v", err)

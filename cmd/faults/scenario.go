@@ -25,6 +25,8 @@ type scenario struct {
 	failures []string
 	took     time.Duration
 
+	devices []*device // every device made, for the SIGTERM check at the end
+
 	mu       sync.Mutex // guards output, checks and failures (checks may come from helpers' goroutines)
 	cleanups []func()   // run in reverse order by closeAll
 }
@@ -74,6 +76,31 @@ func (s *scenario) cleanup(f func()) {
 	s.mu.Lock()
 	s.cleanups = append(s.cleanups, f)
 	s.mu.Unlock()
+}
+
+// stopBound is the bound on a daemon's exit after SIGTERM.
+const stopBound = 5 * time.Second
+
+// stopDevices stops every running daemon with SIGTERM and checks that each
+// exits within stopBound, its database closed (the log says so).
+func (s *scenario) stopDevices() {
+	var slow []string
+	n := 0
+	var longest time.Duration
+	for _, d := range s.devices {
+		if d.p == nil {
+			continue
+		}
+		n++
+		took, killed := d.stop()
+		longest = max(longest, took)
+		if killed || took > stopBound {
+			slow = append(slow, fmt.Sprintf("%s took %.1f s (killed: %v)", d.name, took.Seconds(), killed))
+		}
+	}
+	if n > 0 {
+		s.check("daemons exit within 5 s of SIGTERM", len(slow) == 0, "%d daemons stopped, the slowest in %.1f s%s", n, longest.Seconds(), listIf(slow))
+	}
 }
 
 // closeAll runs the cleanups, last first.
