@@ -222,21 +222,24 @@ func (d *device) logCount(s string) int {
 
 // status is the part of `status --json` the suite reads.
 type status struct {
-	Listen string `json:"listen"`
-	Shares []struct {
-		ID        string   `json:"id"`
-		Name      string   `json:"name"`
-		Path      string   `json:"path"`
-		InSync    bool     `json:"in_sync"`
-		NeedItems int64    `json:"need_items"`
-		NeedBytes int64    `json:"need_bytes"`
-		Errors    []string `json:"errors"`
-		Peers     []string `json:"peers"`
-	} `json:"shares"`
-	Peers []struct {
+	Listen string        `json:"listen"`
+	Shares []shareStatus `json:"shares"`
+	Peers  []struct {
 		ID        string `json:"id"`
 		Connected bool   `json:"connected"`
 	} `json:"peers"`
+}
+
+// shareStatus is one share in status.
+type shareStatus struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Path      string   `json:"path"`
+	InSync    bool     `json:"in_sync"`
+	NeedItems int64    `json:"need_items"`
+	NeedBytes int64    `json:"need_bytes"`
+	Errors    []string `json:"errors"`
+	Peers     []string `json:"peers"`
 }
 
 func (d *device) status(ctx context.Context) (status, error) {
