@@ -160,8 +160,12 @@ func mainErr(ctx context.Context, t tier, only, bin, workRoot string, seed uint6
 			s.fail("scenario ran to the end", "%v", err)
 		}
 		s.took = time.Since(t0)
-		if len(s.failures) == 0 && !keep {
-			os.RemoveAll(s.work) // its data; the failures' stay for the logs
+		switch {
+		case keep:
+		case len(s.failures) == 0:
+			os.RemoveAll(s.work)
+		default:
+			s.removeData() // the logs and homes stay, to read; the data would fill the disk
 		}
 		fmt.Printf("   %s: %d checks, %d failed, %.0f s\n", d.name, s.checks, len(s.failures), s.took.Seconds())
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -100,6 +102,17 @@ func (s *scenario) stopDevices() {
 	}
 	if n > 0 {
 		s.check("daemons exit within 5 s of SIGTERM", len(slow) == 0, "%d daemons stopped, the slowest in %.1f s%s", n, longest.Seconds(), listIf(slow))
+	}
+}
+
+// removeData deletes the devices' synced folders and the staging areas.
+func (s *scenario) removeData() {
+	for _, d := range s.devices {
+		os.RemoveAll(d.dir)
+	}
+	stages, _ := filepath.Glob(filepath.Join(s.work, "stage-*"))
+	for _, p := range stages {
+		os.RemoveAll(p)
 	}
 }
 
