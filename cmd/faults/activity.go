@@ -227,14 +227,18 @@ func activityRound(ctx context.Context, s *scenario, r int, ua, ub *user) error 
 		})
 	}
 	s.check("no editor temp comes back", len(temps) == 0, "round %d: %d found%s", r, len(temps), listIf(temps))
-	conflicts := 0
+	shared, others := 0, 0
 	snap, _ := snapshot(a.dir)
 	for p := range snap {
-		if isConflictCopy(p) {
-			conflicts++
+		switch {
+		case !isConflictCopy(p) || !strings.HasPrefix(p, name+"/"):
+		case strings.HasPrefix(filepath.Base(p), "shared."):
+			shared++
+		default:
+			others++
 		}
 	}
-	s.did("round %d: %d conflict copies on the sender after the concurrent saves of shared.txt", r, conflicts)
+	s.did("round %d: conflict copies: %d of shared.txt (both users saved it), %d of files one user edited while the other only touched them", r, shared, others)
 	return nil
 }
 

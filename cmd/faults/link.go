@@ -127,6 +127,10 @@ func linkFaults(ctx context.Context, s *scenario) error {
 			return err
 		}
 		s.did("continued the sender (SIGCONT); the receiver %s", seenAfter(seen, s.t.stall))
+		if s.t.stall >= s.t.cut {
+			// As long as the cut: a silent peer must be noticed alike.
+			s.check("receiver shows a stalled sender disconnected", seen > 0, "%s", seenAfter(seen, s.t.stall))
+		}
 		return nil
 	})
 }
