@@ -2,9 +2,7 @@ package main
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,12 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
+	"github.com/blueshift-sync/blueshift/cmd/internal/tree"
 )
 
 // treeHash hashes names, modes and contents, for determinism checks.
 func treeHash(t *testing.T, root string) string {
 	t.Helper()
-	l, err := listTree(root)
+	l, err := tree.List(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,8 +29,8 @@ func treeHash(t *testing.T, root string) string {
 	slices.Sort(names)
 	h := sha256.New()
 	for _, p := range names {
-		fmt.Fprintf(h, "%s %v %d\n", p, l[p].mode, l[p].size)
-		if l[p].mode.IsRegular() {
+		fmt.Fprintf(h, "%s %v %d\n", p, l[p].Mode, l[p].Size)
+		if l[p].Mode.IsRegular() {
 			b, _ := os.ReadFile(filepath.Join(root, p))
 			h.Write(b)
 		}
@@ -54,7 +55,7 @@ func TestCorpusIsDeterministic(t *testing.T) {
 	if _, err := genSmall(c, 2, smallSpec{200, 1 << 10, 8 << 10}); err != nil {
 		t.Fatal(err)
 	}
-	if err := compareTrees(a, c); err == nil {
+	if err := tree.Compare(a, c); err == nil {
 		t.Fatal("different seeds gave identical trees")
 	}
 }
@@ -83,42 +84,6 @@ func TestEditsChangeWhatTheySay(t *testing.T) {
 	}
 }
 
-func TestCompareTrees(t *testing.T) {
-	mk := func() string {
-		d := t.TempDir()
-		os.MkdirAll(filepath.Join(d, "x", ".stfolder"), 0o755)
-		os.WriteFile(filepath.Join(d, "x", "a"), []byte("hello"), 0o644)
-		return d
-	}
-	cases := []struct {
-		name   string
-		mutate func(d string)
-		same   bool
-	}{
-		{"identical", func(string) {}, true},
-		{"tool folder ignored", func(d string) { os.WriteFile(filepath.Join(d, "x", ".stfolder", "m"), nil, 0o644) }, true},
-		{"content", func(d string) { os.WriteFile(filepath.Join(d, "x", "a"), []byte("hellO"), 0o644) }, false},
-		{"size", func(d string) { os.WriteFile(filepath.Join(d, "x", "a"), []byte("hello!"), 0o644) }, false},
-		{"mode", func(d string) { os.Chmod(filepath.Join(d, "x", "a"), 0o600) }, false},
-		{"extra", func(d string) { os.WriteFile(filepath.Join(d, "b"), nil, 0o644) }, false},
-		{"missing", func(d string) { os.Remove(filepath.Join(d, "x", "a")) }, false},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			a, b := mk(), mk()
-			c.mutate(b)
-			err := compareTrees(a, b)
-			if c.same && err != nil {
-				t.Fatal(err)
-			}
-			if !c.same && !errors.Is(err, errTreesDiffer) {
-				t.Fatalf("want errTreesDiffer, got %v", err)
-			}
-		})
-	}
-	_ = fs.ModePerm
-}
-
 func TestRatiosArePairedPerRun(t *testing.T) {
 	res := results{rows: []row{
 		{"s", "c", "blueshift", 0, "wall_s", 1}, {"s", "c", "rsync", 0, "wall_s", 2},
@@ -140,11 +105,11 @@ func TestRatiosArePairedPerRun(t *testing.T) {
 }
 
 func TestParseNftCounters(t *testing.T) {
-	in, out, err := parseNftCounters(`{"nftables":[{"metainfo":{}},{"rule":{"chain":"in","expr":[{"match":{}},{"counter":{"packets":2,"bytes":100}},{"accept":null}]}},{"rule":{"chain":"out","expr":[{"counter":{"packets":1,"bytes":40}}]}}]}`)
+	in, out, err := netns.ParseCounters(`{"nftables":[{"metainfo":{}},{"rule":{"chain":"in","expr":[{"match":{}},{"counter":{"packets":2,"bytes":100}},{"accept":null}]}},{"rule":{"chain":"out","expr":[{"counter":{"packets":1,"bytes":40}}]}}]}`)
 	if err != nil || in != 100 || out != 40 {
 		t.Fatalf("got %d %d %v", in, out, err)
 	}
-	if _, _, err := parseNftCounters("{"); err == nil {
+	if _, _, err := netns.ParseCounters("{"); err == nil {
 		t.Fatal("bad JSON accepted")
 	}
 }
@@ -220,17 +185,17 @@ func TestGenTiny(t *testing.T) {
 	if treeHash(t, a) != treeHash(t, b) {
 		t.Fatal("same seed gave different trees")
 	}
-	l, err := listTree(a)
+	l, err := tree.List(a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	files, perDir := 0, map[string]int{}
 	for p, e := range l {
-		if e.mode.IsRegular() {
+		if e.Mode.IsRegular() {
 			files++
 			perDir[filepath.Dir(p)]++
-			if e.size < 64 || e.size > 1024 {
-				t.Fatalf("%s is %d bytes", p, e.size)
+			if e.Size < 64 || e.Size > 1024 {
+				t.Fatalf("%s is %d bytes", p, e.Size)
 			}
 		}
 	}

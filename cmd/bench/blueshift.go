@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
 )
 
 // Blueshift driver. It uses only the command-line contract of issue 7:
@@ -32,7 +34,7 @@ type blueshiftCluster struct {
 	bin     string
 	runArgs []string // extra flags of `run` (--no-discovery when offered)
 	work    string
-	nw      *network
+	nw      *netns.Network
 	dirs    []string
 	ports   []int
 	ids     []string
@@ -56,9 +58,9 @@ func blueshiftRunArgs(ctx context.Context, bin string) []string {
 }
 
 func newBlueshift(bin string, runArgs []string) newCluster {
-	return func(ctx context.Context, work string, nw *network, dirs []string) (cluster, error) {
+	return func(ctx context.Context, work string, nw *netns.Network, dirs []string) (cluster, error) {
 		n := len(dirs)
-		ports, err := freePorts(n)
+		ports, err := netns.FreePorts(n)
 		if err != nil {
 			return nil, err
 		}
@@ -87,14 +89,14 @@ func (c *blueshiftCluster) home(i int) string {
 }
 
 func (c *blueshiftCluster) addr(i int) string {
-	return fmt.Sprintf("%s:%d", c.nw.eps[i].ip, c.ports[i])
+	return fmt.Sprintf("%s:%d", c.nw.Endpoints[i].IP, c.ports[i])
 }
 
 // cli runs one CLI verb for device i inside its namespace.
 func (c *blueshiftCluster) cli(ctx context.Context, i int, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	out, err := run(ctx, c.nw.eps[i].command(ctx, c.bin, append([]string{"--home", c.home(i)}, args...)...))
+	out, err := run(ctx, c.nw.Endpoints[i].Command(ctx, c.bin, append([]string{"--home", c.home(i)}, args...)...))
 	if err != nil {
 		return out, fmt.Errorf("blueshift device %d: %w", i, err)
 	}
@@ -103,7 +105,7 @@ func (c *blueshiftCluster) cli(ctx context.Context, i int, args ...string) (stri
 
 func (c *blueshiftCluster) start(ctx context.Context, i int) error {
 	args := append([]string{"--home", c.home(i), "run", "--listen", c.addr(i)}, c.runArgs...)
-	cmd := c.nw.eps[i].command(context.Background(), c.bin, args...)
+	cmd := c.nw.Endpoints[i].Command(context.Background(), c.bin, args...)
 	p, err := startProc(fmt.Sprintf("blueshift-%d", i), cmd, filepath.Join(c.work, fmt.Sprintf("bs-%d.log", i)))
 	if err != nil {
 		return err

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
+	"github.com/blueshift-sync/blueshift/cmd/internal/tree"
 )
 
 // cluster is a set of running devices of one continuously-syncing tool
@@ -30,7 +33,7 @@ type cluster interface {
 }
 
 // newCluster is how a scenario makes a cluster of n devices on nw.
-type newCluster func(ctx context.Context, work string, nw *network, dirs []string) (cluster, error)
+type newCluster func(ctx context.Context, work string, nw *netns.Network, dirs []string) (cluster, error)
 
 // startAll starts every device.
 func startAll(ctx context.Context, c cluster, n int) error {
@@ -59,7 +62,7 @@ func waitConverged(ctx context.Context, c cluster, i int, src, dst string, timeo
 		ok, err := c.inSync(ctx, i)
 		if err == nil && ok {
 			t := time.Now()
-			if last = compareTrees(src, dst); last == nil {
+			if last = tree.Compare(src, dst); last == nil {
 				return t, nil
 			}
 		} else if err != nil {

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
 )
 
 const (
@@ -60,7 +62,7 @@ type config struct {
 	LatencyQuiet   time.Duration // the link is quiet this long before each edit
 	ScaleFiles     int           // Syncthing vs Blueshift; 0 = skip
 	HugeFiles      int           // Blueshift alone; 0 = skip
-	Link           linkSpec
+	Link           netns.Link
 	Timeout        time.Duration
 }
 
@@ -68,7 +70,7 @@ func quickConfig() config {
 	return config{Quick: true, Seed: 1, Small: smallSpec{2000, 1 << 10, 64 << 10},
 		LargeCount: 3, LargeSize: 32 << 20, IncompSize: 32 << 20, ShapedCases: []string{"compressible"},
 		EditSize: 10 << 20, FanoutSize: 8 << 20, LatencyEdits: 10, LatencyQuiet: 300 * time.Millisecond,
-		Link: linkSpec{100, 2}, Timeout: 3 * time.Minute}
+		Link: netns.Link{RateMbit: 100, DelayMs: 2}, Timeout: 3 * time.Minute}
 }
 
 func fullConfig() config {
@@ -77,7 +79,7 @@ func fullConfig() config {
 		ShapedCases: []string{"small files", "compressible", "incompressible"},
 		EditSize:    100 << 20, FanoutSize: 256 << 20,
 		LatencyEdits: 100, LatencyQuiet: 300 * time.Millisecond, ScaleFiles: 200000, HugeFiles: 1000000,
-		Link: linkSpec{100, 2}, Timeout: 15 * time.Minute}
+		Link: netns.Link{RateMbit: 100, DelayMs: 2}, Timeout: 15 * time.Minute}
 }
 
 // withReconnectCounts sets the reconnect scenario's file counts: the small

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
@@ -40,9 +42,9 @@ const timeBin = "/usr/bin/time"
 // (40-120 MB) instead of the program's. time's fork gives the program a copy
 // of time's own small address space instead, and time reports the program's
 // rusage (its reaped children included) in workDir.
-func startTimed(ctx context.Context, name string, ep endpoint, logPath, rusagePath, bin string, args ...string) (*proc, error) {
+func startTimed(ctx context.Context, name string, ep netns.Endpoint, logPath, rusagePath, bin string, args ...string) (*proc, error) {
 	targs := append([]string{"-o", rusagePath, "-f", "rusage %M %U %S", bin}, args...)
-	p, err := startProc(name, ep.command(ctx, timeBin, targs...), logPath)
+	p, err := startProc(name, ep.Command(ctx, timeBin, targs...), logPath)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
+	"github.com/blueshift-sync/blueshift/cmd/internal/tree"
 )
 
 // bench holds what every scenario needs: the configuration, the tools, the
@@ -75,13 +78,13 @@ func (b *bench) cloneTree(ctx context.Context, src string) (string, error) {
 	return d, nil
 }
 
-func (b *bench) network(ctx context.Context, shaped bool, n int) (*network, error) {
+func (b *bench) network(ctx context.Context, shaped bool, n int) (*netns.Network, error) {
 	if !shaped {
-		return loopbackNet(n), nil
+		return netns.Loopback(n), nil
 	}
-	nw, err := shapedNet(ctx, b.uniq("n"), n, b.cfg.Link)
+	nw, err := netns.NewShaped(ctx, b.uniq("n"), n, b.cfg.Link)
 	if err == nil {
-		b.netNote = nw.note
+		b.netNote = nw.Note
 	}
 	return nw, err
 }
@@ -139,16 +142,16 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts
 	if err != nil {
 		return measure{}, err
 	}
-	defer nw.close()
+	defer nw.Close()
 	dst := b.dir("dst")
 	defer removeTree(dst)
 	if rt, ok := b.rsyncTool(tool); ok {
 		m, err := rt.push(ctx, b.work, b.uniq("t"), nw, corpus, dst)
 		if err == nil {
-			err = compareTrees(corpus, dst)
+			err = tree.Compare(corpus, dst)
 		}
-		if nw.relayDelay > 0 {
-			b.log.Info("delay relay", "tool", tool, "connections", nw.relayed())
+		if nw.RelayDelay > 0 {
+			b.log.Info("delay relay", "tool", tool, "connections", nw.Relayed())
 		}
 		if err == nil && o.after != nil {
 			o.after(ctx, run, pair{tool: tool, src: corpus, dst: dst, srcShared: true})
@@ -168,7 +171,7 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts
 		return measure{}, err
 	}
 	defer c.close()
-	if err := nw.relayPorts(ctx, portMap(c.wirePorts())); err != nil {
+	if err := nw.RelayPorts(ctx, portMap(c.wirePorts())); err != nil {
 		return measure{}, err
 	}
 	if err := startAll(ctx, c, 2); err != nil {
@@ -178,7 +181,7 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts
 	if err != nil {
 		return measure{}, err
 	}
-	defer ctr.close()
+	defer ctr.Close()
 	win := openWindow(c.procs())
 	t0 := time.Now()
 	if err := c.share(ctx); err != nil {
@@ -193,10 +196,10 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts
 		return measure{}, err
 	}
 	u := win.close()
-	if nw.relayDelay > 0 {
-		b.log.Info("delay relay", "tool", tool, "connections", nw.relayed())
+	if nw.RelayDelay > 0 {
+		b.log.Info("delay relay", "tool", tool, "connections", nw.Relayed())
 	}
-	m := measure{wall: t1.Sub(t0), wire: ctr.total(ctx), cpu: u.CPU, rss: u.RSS, extra: map[string]float64{}}
+	m := measure{wall: t1.Sub(t0), wire: ctr.Total(ctx), cpu: u.CPU, rss: u.RSS, extra: map[string]float64{}}
 	for i, p := range u.Peaks {
 		m.extra[fmt.Sprintf("rss_dev%d_mb", i)] = float64(p) / 1e6
 	}
@@ -297,7 +300,7 @@ func (b *bench) editsOnce(ctx context.Context, tool string) ([]measure, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", op.name, err)
 			}
-			if err := compareTrees(a, dst); err != nil {
+			if err := tree.Compare(a, dst); err != nil {
 				return nil, fmt.Errorf("%s: %w", op.name, err)
 			}
 			ms = append(ms, m)
@@ -313,12 +316,12 @@ func (b *bench) editsOnce(ctx context.Context, tool string) ([]measure, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer ctr.close()
+	defer ctr.Close()
 	quiet(ctx, ctr, time.Second, 30*time.Second)
 	for _, op := range b.editOps() {
 		// The link is quiet here: before the first op, and after each op's
 		// trailing quiet below.
-		w0 := ctr.total(ctx)
+		w0 := ctr.Total(ctx)
 		win := openWindow(c.procs())
 		t0 := time.Now()
 		if err := op.apply(a); err != nil {
@@ -333,7 +336,7 @@ func (b *bench) editsOnce(ctx context.Context, tool string) ([]measure, error) {
 		}
 		quiet(ctx, ctr, time.Second, 30*time.Second) // count the trailing index updates too
 		u := win.close()
-		ms = append(ms, measure{wall: t1.Sub(t0), wire: ctr.total(ctx) - w0, cpu: u.CPU, rss: u.RSS})
+		ms = append(ms, measure{wall: t1.Sub(t0), wire: ctr.Total(ctx) - w0, cpu: u.CPU, rss: u.RSS})
 	}
 	return ms, nil
 }
@@ -345,7 +348,7 @@ func waitTreesEqual(ctx context.Context, a, b string, timeout time.Duration) (ti
 	var last error
 	for time.Now().Before(deadline) {
 		t := time.Now()
-		if last = compareTrees(a, b); last == nil {
+		if last = tree.Compare(a, b); last == nil {
 			return t, nil
 		}
 		select {
@@ -358,12 +361,12 @@ func waitTreesEqual(ctx context.Context, a, b string, timeout time.Duration) (ti
 }
 
 // quiet waits until the counter has not moved for still (at most limit).
-func quiet(ctx context.Context, c *counter, still, limit time.Duration) {
+func quiet(ctx context.Context, c *netns.Counter, still, limit time.Duration) {
 	poll := min(100*time.Millisecond, max(20*time.Millisecond, still/5))
-	last, since := c.total(ctx), time.Now()
+	last, since := c.Total(ctx), time.Now()
 	for end := time.Now().Add(limit); time.Now().Before(end) && time.Since(since) < still && ctx.Err() == nil; {
 		time.Sleep(poll)
-		if n := c.total(ctx); n != last {
+		if n := c.Total(ctx); n != last {
 			last, since = n, time.Now()
 		}
 	}
@@ -418,7 +421,7 @@ func (b *bench) addReconnect(files int, tool string, run int, ms []measure) {
 // syncedPair starts tool's two devices on src and dst, shares src and waits
 // until dst matches it: the untimed setup the edit and reconnect scenarios
 // start from. The caller closes the cluster.
-func (b *bench) syncedPair(ctx context.Context, tool, home string, nw *network, src, dst string) (cluster, error) {
+func (b *bench) syncedPair(ctx context.Context, tool, home string, nw *netns.Network, src, dst string) (cluster, error) {
 	c, err := b.clusters[tool](ctx, home, nw, []string{src, dst})
 	if err != nil {
 		return nil, err
@@ -440,7 +443,7 @@ func (b *bench) syncedPair(ctx context.Context, tool, home string, nw *network, 
 // reconnectOnce makes a synced pair of corpus (untimed) and measures
 // reconnecting on it.
 func (b *bench) reconnectOnce(ctx context.Context, tool, corpus string) ([]measure, error) {
-	nw := loopbackNet(2)
+	nw := netns.Loopback(2)
 	src, err := b.cloneTree(ctx, corpus)
 	if err != nil {
 		return nil, err
@@ -489,7 +492,7 @@ func (b *bench) changeOne(src string) error {
 // again with nothing changed, then with one file changed while B was away:
 // for rsync, a push of the unchanged and of the changed tree.
 func (b *bench) reconnectPair(ctx context.Context, p pair) ([]measure, error) {
-	nw := loopbackNet(2)
+	nw := netns.Loopback(2)
 	if rt, ok := b.rsyncTool(p.tool); ok {
 		src := p.src
 		if p.srcShared {
@@ -510,7 +513,7 @@ func (b *bench) reconnectPair(ctx context.Context, p pair) ([]measure, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := compareTrees(src, p.dst); err != nil {
+			if err := tree.Compare(src, p.dst); err != nil {
 				return nil, err
 			}
 			ms = append(ms, m)
@@ -522,7 +525,7 @@ func (b *bench) reconnectPair(ctx context.Context, p pair) ([]measure, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer ctr.close()
+	defer ctr.Close()
 	var ms []measure
 	quiet(ctx, ctr, time.Second, 30*time.Second)
 	for i := range 2 {
@@ -534,7 +537,7 @@ func (b *bench) reconnectPair(ctx context.Context, p pair) ([]measure, error) {
 			time.Sleep(3 * time.Second) // A notices the change while B is away
 		}
 		quiet(ctx, ctr, time.Second, 30*time.Second)
-		w0 := ctr.total(ctx)
+		w0 := ctr.Total(ctx)
 		winA := openWindow(c.procs())
 		t0 := time.Now()
 		if err := c.start(ctx, 1); err != nil {
@@ -552,7 +555,7 @@ func (b *bench) reconnectPair(ctx context.Context, p pair) ([]measure, error) {
 				u.RSS = max(u.RSS, ub.RSS)
 			}
 		}
-		ms = append(ms, measure{wall: t1.Sub(t0), wire: ctr.total(ctx) - w0, cpu: u.CPU, rss: u.RSS})
+		ms = append(ms, measure{wall: t1.Sub(t0), wire: ctr.Total(ctx) - w0, cpu: u.CPU, rss: u.RSS})
 	}
 	return ms, nil
 }
@@ -568,10 +571,10 @@ func portMap(ports []int) map[int]int {
 
 // firstFile returns the lexically first regular file under root.
 func firstFile(root string) string {
-	l, _ := listTree(root)
+	l, _ := tree.List(root)
 	var names []string
 	for p, e := range l {
-		if e.mode.IsRegular() {
+		if e.Mode.IsRegular() {
 			names = append(names, p)
 		}
 	}
@@ -609,7 +612,7 @@ func (b *bench) latency(ctx context.Context, scenario string, tools []string, ru
 // latencyOnce returns each edit's latency, and the wire bytes, CPU and peak
 // RSS of the whole series (wall is set by the caller).
 func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, measure, error) {
-	nw := loopbackNet(2)
+	nw := netns.Loopback(2)
 	a, dst := b.dir("a"), b.dir("b")
 	defer os.RemoveAll(a)
 	defer os.RemoveAll(dst)
@@ -631,9 +634,9 @@ func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, measur
 	if err != nil {
 		return nil, measure{}, err
 	}
-	defer ctr.close()
+	defer ctr.Close()
 	quiet(ctx, ctr, time.Second, 30*time.Second)
-	w0 := ctr.total(ctx)
+	w0 := ctr.Total(ctx)
 	win := openWindow(c.procs())
 	var lats []float64
 	for k := range b.cfg.LatencyEdits {
@@ -669,7 +672,7 @@ func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, measur
 	}
 	quiet(ctx, ctr, time.Second, 30*time.Second)
 	u := win.close()
-	return lats, measure{wire: ctr.total(ctx) - w0, cpu: u.CPU, rss: u.RSS}, nil
+	return lats, measure{wire: ctr.Total(ctx) - w0, cpu: u.CPU, rss: u.RSS}, nil
 }
 
 // ---- scenario 5: fan-out from one seeder to three devices
@@ -698,20 +701,20 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 	if err != nil {
 		return m, err
 	}
-	defer nw.close()
-	var ctrs []*counter
-	for _, ep := range nw.eps {
-		c, err := newLinkCounter(ctx, ep.ns, b.uniq("t"))
+	defer nw.Close()
+	var ctrs []*netns.Counter
+	for _, ep := range nw.Endpoints {
+		c, err := netns.NewLinkCounter(ctx, ep.NS, b.uniq("t"))
 		if err != nil {
 			return m, err
 		}
-		defer c.close()
+		defer c.Close()
 		ctrs = append(ctrs, c)
 	}
 	read := func() {
 		m.extra = map[string]float64{}
 		for i, c := range ctrs {
-			_, out, _ := c.read(ctx)
+			_, out, _ := c.Read(ctx)
 			m.wire += out
 			if i == 0 {
 				m.extra["seeder_up_bytes"] = float64(out)
@@ -725,19 +728,19 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 		}
 	}()
 	if rt, ok := b.rsyncTool(tool); ok {
-		d, err := startRsyncd(ctx, rt.bin, b.work, nw.eps[0], corpus, true)
+		d, err := startRsyncd(ctx, rt.bin, b.work, nw.Endpoints[0], corpus, true)
 		if err != nil {
 			return m, err
 		}
 		defer d.p.stop(5 * time.Second)
-		if err := nw.relayPorts(ctx, map[int]int{0: d.port}); err != nil {
+		if err := nw.RelayPorts(ctx, map[int]int{0: d.port}); err != nil {
 			return m, err
 		}
 		t0 := time.Now()
 		var clients []*proc
 		for i, dst := range dsts {
 			args := append(append([]string{"-a"}, rt.opts...), d.url(), dst+"/")
-			p, err := startTimed(ctx, "rsync", nw.eps[i+1], filepath.Join(b.work, "fanout.log"), filepath.Join(b.work, b.uniq("fanout")+".time"), rt.bin, args...)
+			p, err := startTimed(ctx, "rsync", nw.Endpoints[i+1], filepath.Join(b.work, "fanout.log"), filepath.Join(b.work, b.uniq("fanout")+".time"), rt.bin, args...)
 			if err != nil {
 				return m, err
 			}
@@ -758,7 +761,7 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 			m.rss = max(m.rss, u.RSS)
 		}
 		for _, dst := range dsts {
-			if err := compareTrees(corpus, dst); err != nil {
+			if err := tree.Compare(corpus, dst); err != nil {
 				return m, err
 			}
 		}
@@ -774,7 +777,7 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 		return m, err
 	}
 	defer c.close()
-	if err := nw.relayPorts(ctx, portMap(c.wirePorts())); err != nil {
+	if err := nw.RelayPorts(ctx, portMap(c.wirePorts())); err != nil {
 		return m, err
 	}
 	if err := startAll(ctx, c, 4); err != nil {

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
 )
 
 // Syncthing driver: one home per device, configured by writing a minimal
@@ -27,7 +29,7 @@ const (
 type syncthingCluster struct {
 	bin   string
 	work  string
-	nw    *network
+	nw    *netns.Network
 	dirs  []string
 	gui   []int // REST ports (on each namespace's own 127.0.0.1)
 	bep   []int // sync protocol ports
@@ -37,9 +39,9 @@ type syncthingCluster struct {
 }
 
 func newSyncthing(bin string) newCluster {
-	return func(ctx context.Context, work string, nw *network, dirs []string) (cluster, error) {
+	return func(ctx context.Context, work string, nw *netns.Network, dirs []string) (cluster, error) {
 		n := len(dirs)
-		ports, err := freePorts(2 * n)
+		ports, err := netns.FreePorts(2 * n)
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +89,7 @@ func (c *syncthingCluster) setup(ctx context.Context, i int) error {
 	if m := cfgVersion.FindSubmatch(old); m != nil {
 		ver = string(m[1]) // 1.19 refuses a config newer than it knows
 	}
-	ep := c.nw.eps[i]
+	ep := c.nw.Endpoints[i]
 	cfg := fmt.Sprintf(`<configuration version="%s">
     <device id="%s" name="dev%d" compression="metadata"><address>dynamic</address></device>
     <gui enabled="true" tls="false"><address>127.0.0.1:%d</address><apikey>%s</apikey></gui>
@@ -112,7 +114,7 @@ func (c *syncthingCluster) setup(ctx context.Context, i int) error {
         <alwaysLocalNet>127.0.0.0/8</alwaysLocalNet>
     </options>
 </configuration>
-`, ver, c.ids[i], i, c.gui[i], stAPIKey, ep.ip, c.bep[i])
+`, ver, c.ids[i], i, c.gui[i], stAPIKey, ep.IP, c.bep[i])
 	return os.WriteFile(filepath.Join(h, "config.xml"), []byte(cfg), 0o600)
 }
 
@@ -122,7 +124,7 @@ func (c *syncthingCluster) start(ctx context.Context, i int) error {
 		logFlag = "--log-file"
 	}
 	// The process outlives ctx of this call; the cluster's close stops it.
-	cmd := c.nw.eps[i].command(context.Background(), c.bin, "serve", "--home", c.home(i), "--no-browser",
+	cmd := c.nw.Endpoints[i].Command(context.Background(), c.bin, "serve", "--home", c.home(i), "--no-browser",
 		"--no-restart", "--no-upgrade", "--gui-apikey", stAPIKey, logFlag, filepath.Join(c.work, fmt.Sprintf("st-%d.log", i)))
 	// STMONITORED: no monitor parent, so the PID is the syncing process.
 	cmd.Env = append(os.Environ(), "STMONITORED=1", "STNODEFAULTFOLDER=1", "STNOUPGRADE=1")
@@ -166,7 +168,7 @@ func (c *syncthingCluster) api(ctx context.Context, i int, method, path string, 
 	}
 	req.Header.Set("X-API-Key", stAPIKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.nw.eps[i].httpClient().Do(req)
+	resp, err := c.nw.Endpoints[i].HTTPClient().Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +193,7 @@ func (c *syncthingCluster) share(ctx context.Context) error {
 				continue
 			}
 			dev := map[string]any{"deviceID": c.ids[j], "name": fmt.Sprintf("dev%d", j),
-				"addresses": []string{fmt.Sprintf("tcp://%s:%d", c.nw.eps[j].ip, c.bep[j])}, "compression": "metadata"}
+				"addresses": []string{fmt.Sprintf("tcp://%s:%d", c.nw.Endpoints[j].IP, c.bep[j])}, "compression": "metadata"}
 			if _, err := c.api(ctx, i, "PUT", "/rest/config/devices/"+c.ids[j], dev); err != nil {
 				return err
 			}

@@ -1,4 +1,7 @@
-package main
+// Package tree lists and compares folder trees the way the harnesses judge
+// convergence: names, types, permission bits, sizes and contents, skipping
+// the sync tools' own folders (.blueshift, .stfolder, .stversions).
+package tree
 
 import (
 	"bytes"
@@ -14,23 +17,24 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// errTreesDiffer is returned (wrapped) by compareTrees when two trees are not
+// ErrDiffer is returned (wrapped) by Compare when two trees are not
 // byte-identical.
-var errTreesDiffer = errors.New("trees differ")
+var ErrDiffer = errors.New("trees differ")
 
-// toolDirs are the tools' own folders inside a synced tree; they are not part
+// skipDirs are the tools' own folders inside a synced tree; they are not part
 // of the data and are skipped when trees are compared.
-var toolDirs = []string{".stfolder", ".stversions", ".blueshift"}
+var skipDirs = []string{".stfolder", ".stversions", ".blueshift"}
 
-type entry struct {
-	mode fs.FileMode
-	size int64
+// Entry is what List records of one path.
+type Entry struct {
+	Mode fs.FileMode
+	Size int64
 }
 
-// listTree returns every path under root (relative, slash-separated) with its
+// List returns every path under root (relative, slash-separated) with its
 // type, permission bits and size, skipping the tools' own folders.
-func listTree(root string) (map[string]entry, error) {
-	out := map[string]entry{}
+func List(root string) (map[string]Entry, error) {
+	out := map[string]Entry{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -39,16 +43,16 @@ func listTree(root string) (map[string]entry, error) {
 		if rel == "." {
 			return nil
 		}
-		if d.IsDir() && slices.Contains(toolDirs, d.Name()) {
+		if d.IsDir() && slices.Contains(skipDirs, d.Name()) {
 			return filepath.SkipDir
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		e := entry{mode: info.Mode() & (fs.ModeType | fs.ModePerm)}
+		e := Entry{Mode: info.Mode() & (fs.ModeType | fs.ModePerm)}
 		if info.Mode().IsRegular() {
-			e.size = info.Size()
+			e.Size = info.Size()
 		}
 		out[filepath.ToSlash(rel)] = e
 		return nil
@@ -59,15 +63,15 @@ func listTree(root string) (map[string]entry, error) {
 	return out, nil
 }
 
-// compareTrees checks that a and b hold the same names, types, permission
+// Compare checks that a and b hold the same names, types, permission
 // bits, sizes and contents. Metadata is compared first, so a tree that is
 // still syncing is rejected without reading file contents.
-func compareTrees(a, b string) error {
-	la, err := listTree(a)
+func Compare(a, b string) error {
+	la, err := List(a)
 	if err != nil {
 		return err
 	}
-	lb, err := listTree(b)
+	lb, err := List(b)
 	if err != nil {
 		return err
 	}
@@ -75,21 +79,21 @@ func compareTrees(a, b string) error {
 		eb, ok := lb[p]
 		switch {
 		case !ok:
-			return fmt.Errorf("%w: %q missing in %q", errTreesDiffer, p, b)
+			return fmt.Errorf("%w: %q missing in %q", ErrDiffer, p, b)
 		case ea != eb:
-			return fmt.Errorf("%w: %q is %v/%d bytes in %q but %v/%d in %q", errTreesDiffer, p, ea.mode, ea.size, a, eb.mode, eb.size, b)
+			return fmt.Errorf("%w: %q is %v/%d bytes in %q but %v/%d in %q", ErrDiffer, p, ea.Mode, ea.Size, a, eb.Mode, eb.Size, b)
 		}
 	}
 	for p := range lb {
 		if _, ok := la[p]; !ok {
-			return fmt.Errorf("%w: %q only in %q", errTreesDiffer, p, b)
+			return fmt.Errorf("%w: %q only in %q", ErrDiffer, p, b)
 		}
 	}
 	// Contents in parallel: a scale run compares a million pairs of files.
 	g, gctx := errgroup.WithContext(context.Background())
 	g.SetLimit(8)
 	for p, e := range la {
-		if !e.mode.IsRegular() {
+		if !e.Mode.IsRegular() {
 			continue
 		}
 		if gctx.Err() != nil {
@@ -99,24 +103,24 @@ func compareTrees(a, b string) error {
 			if gctx.Err() != nil {
 				return nil
 			}
-			return compareFiles(filepath.Join(a, p), filepath.Join(b, p), e.size)
+			return CompareFiles(filepath.Join(a, p), filepath.Join(b, p), e.Size)
 		})
 	}
 	return g.Wait()
 }
 
-// compareFiles reports whether two files have identical contents; size (as
+// CompareFiles reports whether two files have identical contents; size (as
 // listed) sizes the read buffers, so a million tiny files do not each
 // allocate the 256 KiB a large one reads at a time.
-func compareFiles(a, b string, size int64) error {
+func CompareFiles(a, b string, size int64) error {
 	fa, err := os.Open(a)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errTreesDiffer, err)
+		return fmt.Errorf("%w: %v", ErrDiffer, err)
 	}
 	defer fa.Close()
 	fb, err := os.Open(b)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errTreesDiffer, err)
+		return fmt.Errorf("%w: %v", ErrDiffer, err)
 	}
 	defer fb.Close()
 	n := min(size+1, 256<<10) // +1: the read past the listed size finds a grown file
@@ -125,12 +129,12 @@ func compareFiles(a, b string, size int64) error {
 		na, ea := io.ReadFull(fa, ba)
 		nb, eb := io.ReadFull(fb, bb)
 		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
-			return fmt.Errorf("%w: %q and %q differ near byte %d", errTreesDiffer, a, b, off)
+			return fmt.Errorf("%w: %q and %q differ near byte %d", ErrDiffer, a, b, off)
 		}
 		off += int64(na)
 		if ea == io.EOF || ea == io.ErrUnexpectedEOF {
 			if eb != ea {
-				return fmt.Errorf("%w: %q and %q differ in length", errTreesDiffer, a, b)
+				return fmt.Errorf("%w: %q and %q differ in length", ErrDiffer, a, b)
 			}
 			return nil
 		}

@@ -1,4 +1,4 @@
-package main
+package netns
 
 import (
 	"context"
@@ -29,10 +29,10 @@ const (
 	relayQueue = 32
 )
 
-// relay accepts on ln and forwards each connection to target (opened with
+// Relay accepts on ln and forwards each connection to target (opened with
 // dial), delaying every chunk by delay in both directions. close stops the
 // listener and every connection.
-type relay struct {
+type Relay struct {
 	ln     net.Listener
 	target string
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -46,14 +46,14 @@ type relay struct {
 	wg     sync.WaitGroup
 }
 
-func newRelay(ln net.Listener, target string, delay time.Duration, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *relay {
-	r := &relay{ln: ln, target: target, dial: dial, delay: delay, conns: map[net.Conn]struct{}{}}
+func NewRelay(ln net.Listener, target string, delay time.Duration, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *Relay {
+	r := &Relay{ln: ln, target: target, dial: dial, delay: delay, conns: map[net.Conn]struct{}{}}
 	r.wg.Add(1)
 	go r.accept()
 	return r
 }
 
-func (r *relay) accept() {
+func (r *Relay) accept() {
 	defer r.wg.Done()
 	for {
 		c, err := r.ln.Accept()
@@ -68,7 +68,7 @@ func (r *relay) accept() {
 
 // track remembers c for close; it reports false (and closes c) once the
 // relay is closed.
-func (r *relay) track(c net.Conn) bool {
+func (r *Relay) track(c net.Conn) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -79,14 +79,14 @@ func (r *relay) track(c net.Conn) bool {
 	return true
 }
 
-func (r *relay) untrack(c net.Conn) {
+func (r *Relay) untrack(c net.Conn) {
 	r.mu.Lock()
 	delete(r.conns, c)
 	r.mu.Unlock()
 	c.Close()
 }
 
-func (r *relay) serve(in net.Conn) {
+func (r *Relay) serve(in net.Conn) {
 	defer r.wg.Done()
 	if !r.track(in) {
 		return
@@ -151,7 +151,7 @@ func delayCopy(dst, src net.Conn, delay time.Duration) {
 	}
 }
 
-func (r *relay) close() {
+func (r *Relay) Close() {
 	r.ln.Close()
 	r.mu.Lock()
 	r.closed = true
@@ -162,26 +162,26 @@ func (r *relay) close() {
 	r.wg.Wait()
 }
 
-// relayPorts fronts device i's port with a delaying relay for each
+// RelayPorts fronts device i's port with a delaying relay for each
 // (i, port) and redirects the other devices' connections to it. It does
 // nothing on loopback or when the qdiscs already delay (netem).
-func (nw *network) relayPorts(ctx context.Context, ports map[int]int) error {
-	if !nw.shaped || nw.relayDelay == 0 {
+func (nw *Network) RelayPorts(ctx context.Context, ports map[int]int) error {
+	if !nw.Shaped || nw.RelayDelay == 0 {
 		return nil
 	}
 	for i, port := range ports {
-		hub := endpoint{ns: nw.hub, ip: hubIP}
-		ln, err := hub.listen("tcp", fmt.Sprintf("%s:%d", hubIP, port))
+		hub := Endpoint{NS: nw.Hub, IP: HubIP}
+		ln, err := hub.Listen("tcp", fmt.Sprintf("%s:%d", HubIP, port))
 		if err != nil {
 			return fmt.Errorf("relay for device %d port %d: %w", i, port, err)
 		}
-		nw.relays = append(nw.relays, newRelay(ln, fmt.Sprintf("%s:%d", nw.eps[i].ip, port), nw.relayDelay, hub.dial))
-		for j, ep := range nw.eps {
+		nw.relays = append(nw.relays, NewRelay(ln, fmt.Sprintf("%s:%d", nw.Endpoints[i].IP, port), nw.RelayDelay, hub.Dial))
+		for j, ep := range nw.Endpoints {
 			if j == i {
 				continue
 			}
-			rule := fmt.Sprintf("add rule ip bsdelay out ip daddr %s tcp dport %d dnat to %s:%d", nw.eps[i].ip, port, hubIP, port)
-			if err := nftScript(ctx, ep.ns, "table ip bsdelay {\n  chain out {\n    type nat hook output priority -100; policy accept;\n  }\n}\n"+rule+"\n"); err != nil {
+			rule := fmt.Sprintf("add rule ip bsdelay out ip daddr %s tcp dport %d dnat to %s:%d", nw.Endpoints[i].IP, port, HubIP, port)
+			if err := Script(ctx, ep.NS, "table ip bsdelay {\n  chain out {\n    type nat hook output priority -100; policy accept;\n  }\n}\n"+rule+"\n"); err != nil {
 				return fmt.Errorf("redirect device %d to the relay of device %d: %w", j, i, err)
 			}
 		}
@@ -189,16 +189,16 @@ func (nw *network) relayPorts(ctx context.Context, ports map[int]int) error {
 	return nil
 }
 
-// nftScript loads an nft script in namespace ns ("" = own).
-func nftScript(ctx context.Context, ns, script string) error {
-	cmd := nft(ctx, ns, "-f", "-")
+// Script loads an nft script in namespace ns ("" = own).
+func Script(ctx context.Context, ns, script string) error {
+	cmd := NFT(ctx, ns, "-f", "-")
 	cmd.Stdin = strings.NewReader(script)
 	_, err := run(ctx, cmd)
 	return err
 }
 
-// relayed is the number of connections the network's relays carried.
-func (nw *network) relayed() int64 {
+// Relayed is the number of connections the network's relays carried.
+func (nw *Network) Relayed() int64 {
 	var n int64
 	for _, r := range nw.relays {
 		n += r.accepted.Load()
@@ -206,10 +206,10 @@ func (nw *network) relayed() int64 {
 	return n
 }
 
-// closeRelays stops every relay of the network.
-func (nw *network) closeRelays() {
+// CloseRelays stops every relay of the network.
+func (nw *Network) CloseRelays() {
 	for _, r := range nw.relays {
-		r.close()
+		r.Close()
 	}
 	nw.relays = nil
 }

@@ -1,6 +1,17 @@
-package main
+// Package netns is the network the whole-system harnesses (cmd/bench,
+// cmd/faults) run devices on: endpoints in the harness's own namespace
+// (loopback) or in network namespaces it creates and deletes (a hub bridge
+// with one veth per device, rate-shaped), nftables byte counters, and a
+// user-space relay that adds one-way delay where the kernel has no
+// sch_netem. It needs root for everything but loopback endpoints. Nothing it
+// makes reaches a real interface.
+//
+// A Network owns its namespaces and relays: Close deletes them. A Relay owns
+// its goroutines: Close returns after all have stopped.
+package netns
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,37 +26,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// endpoint is where one device lives: the root network namespace (loopback)
+// Endpoint is where one device lives: the root network namespace (loopback)
 // or a namespace the harness created, with the address peers reach it on.
-type endpoint struct {
-	ns string // "" = the harness's own namespace
-	ip string
+type Endpoint struct {
+	NS string // "" = the harness's own namespace
+	IP string
 }
 
-// command builds a command that runs inside the endpoint's namespace
+// Command builds a command that runs inside the endpoint's namespace
 // (`ip netns exec` execs in place, so the PID is the program's own).
-func (e endpoint) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	if e.ns == "" {
+func (e Endpoint) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	if e.NS == "" {
 		return exec.CommandContext(ctx, name, args...)
 	}
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", e.ns, name}, args...)...)
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", e.NS, name}, args...)...)
 }
 
-// httpClient returns a client whose connections are opened inside the
-// endpoint's namespace, so a REST API on the namespace's own 127.0.0.1 is
+// HTTPClient returns a client whose connections are opened inside the
+// Endpoint's namespace, so a REST API on the namespace's own 127.0.0.1 is
 // reachable without any route out of it.
-func (e endpoint) httpClient() *http.Client {
-	if e.ns == "" {
+func (e Endpoint) HTTPClient() *http.Client {
+	if e.NS == "" {
 		return &http.Client{}
 	}
-	return &http.Client{Transport: &http.Transport{DialContext: e.dial, DisableKeepAlives: true}}
+	return &http.Client{Transport: &http.Transport{DialContext: e.Dial, DisableKeepAlives: true}}
 }
 
-// inNS runs f on a locked thread switched into the endpoint's namespace (or
+// InNS runs f on a locked thread switched into the endpoint's namespace (or
 // directly when it has none), and switches the thread back before unlocking
 // it. Sockets f creates stay in that namespace.
-func (e endpoint) inNS(f func() error) error {
-	if e.ns == "" {
+func (e Endpoint) InNS(f func() error) error {
+	if e.NS == "" {
 		return f()
 	}
 	runtime.LockOSThread()
@@ -55,13 +66,13 @@ func (e endpoint) inNS(f func() error) error {
 		return fmt.Errorf("open own network namespace: %w", err)
 	}
 	defer orig.Close()
-	target, err := os.Open("/run/netns/" + e.ns)
+	target, err := os.Open("/run/netns/" + e.NS)
 	if err != nil {
-		return fmt.Errorf("open network namespace %q: %w", e.ns, err)
+		return fmt.Errorf("open network namespace %q: %w", e.NS, err)
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("enter network namespace %q: %w", e.ns, err)
+		return fmt.Errorf("enter network namespace %q: %w", e.NS, err)
 	}
 	defer func() {
 		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
@@ -71,10 +82,10 @@ func (e endpoint) inNS(f func() error) error {
 	return f()
 }
 
-// dial opens a connection from inside the endpoint's namespace.
-func (e endpoint) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// Dial opens a connection from inside the endpoint's namespace.
+func (e Endpoint) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	var c net.Conn
-	err := e.inNS(func() (err error) {
+	err := e.InNS(func() (err error) {
 		var d net.Dialer
 		c, err = d.DialContext(ctx, network, addr)
 		return err
@@ -82,57 +93,57 @@ func (e endpoint) dial(ctx context.Context, network, addr string) (net.Conn, err
 	return c, err
 }
 
-// listen opens a listener inside the endpoint's namespace.
-func (e endpoint) listen(network, addr string) (net.Listener, error) {
+// Listen opens a listener inside the endpoint's namespace.
+func (e Endpoint) Listen(network, addr string) (net.Listener, error) {
 	var l net.Listener
-	err := e.inNS(func() (err error) {
+	err := e.InNS(func() (err error) {
 		l, err = net.Listen(network, addr)
 		return err
 	})
 	return l, err
 }
 
-// network is the set of endpoints a scenario runs on, with its byte
+// Network is the set of endpoints a scenario runs on, with its byte
 // counters. A shaped network is made of namespaces the harness created (and
-// deletes in close); traffic never leaves them.
-type network struct {
-	eps    []endpoint
-	ns     []string // namespaces to delete, including a hub
-	note   string   // how the link was emulated
-	shaped bool
-	hub    string // the hub namespace (shaped only)
-	// relayDelay is the one-way delay relayPorts adds in user space when
+// deletes in Close); traffic never leaves them.
+type Network struct {
+	Endpoints []Endpoint
+	ns        []string // namespaces to delete, including a hub
+	Note      string   // how the link was emulated
+	Shaped    bool
+	Hub       string // the hub namespace (shaped only)
+	// RelayDelay is the one-way delay RelayPorts adds in user space when
 	// the qdiscs cannot (no sch_netem); 0 when netem delays or on loopback.
-	relayDelay time.Duration
-	relays     []*relay
+	RelayDelay time.Duration
+	relays     []*Relay
 }
 
-// hubIP is the hub bridge's own address, where delay relays listen.
-const hubIP = "10.77.0.254"
+// HubIP is the hub bridge's own address, where delay relays listen.
+const HubIP = "10.77.0.254"
 
-// linkSpec is the emulated link of a shaped network.
-type linkSpec struct {
+// Link is the emulated link of a shaped network.
+type Link struct {
 	RateMbit int
 	DelayMs  int
 }
 
-// loopbackNet returns n endpoints on 127.0.0.1.
-func loopbackNet(n int) *network {
-	nw := &network{note: "loopback"}
+// Loopback returns n endpoints on 127.0.0.1.
+func Loopback(n int) *Network {
+	nw := &Network{Note: "loopback"}
 	for range n {
-		nw.eps = append(nw.eps, endpoint{ip: "127.0.0.1"})
+		nw.Endpoints = append(nw.Endpoints, Endpoint{IP: "127.0.0.1"})
 	}
 	return nw
 }
 
-// shapedNet creates n namespaces joined through a bridge in a hub namespace;
+// NewShaped creates n namespaces joined through a bridge in a hub namespace;
 // every device's link is shaped in both directions (egress of the device's
 // veth = its upload, egress of the hub's end = its download).
-func shapedNet(ctx context.Context, prefix string, n int, link linkSpec) (nw *network, err error) {
-	nw = &network{shaped: true}
+func NewShaped(ctx context.Context, prefix string, n int, link Link) (nw *Network, err error) {
+	nw = &Network{Shaped: true}
 	defer func() {
 		if err != nil {
-			nw.close()
+			nw.Close()
 		}
 	}()
 	hub := prefix + "-hub"
@@ -147,11 +158,11 @@ func shapedNet(ctx context.Context, prefix string, n int, link linkSpec) (nw *ne
 	if err := sh("-n", hub, "link", "add", "br0", "type", "bridge"); err != nil {
 		return nw, err
 	}
-	nw.hub = hub
+	nw.Hub = hub
 	if err := sh("-n", hub, "link", "set", "br0", "up"); err != nil {
 		return nw, err
 	}
-	if err := sh("-n", hub, "addr", "add", hubIP+"/24", "dev", "br0"); err != nil {
+	if err := sh("-n", hub, "addr", "add", HubIP+"/24", "dev", "br0"); err != nil {
 		return nw, err
 	}
 	for i := range n {
@@ -184,28 +195,28 @@ func shapedNet(ctx context.Context, prefix string, n int, link linkSpec) (nw *ne
 			}
 			switch {
 			case netem:
-				nw.note = fmt.Sprintf("veth + netem: %d Mbit/s each way, %d ms one-way delay", link.RateMbit, link.DelayMs)
+				nw.Note = fmt.Sprintf("veth + netem: %d Mbit/s each way, %d ms one-way delay", link.RateMbit, link.DelayMs)
 			case link.DelayMs > 0:
-				nw.relayDelay = time.Duration(link.DelayMs) * time.Millisecond
-				nw.note = fmt.Sprintf("veth + tbf: %d Mbit/s each way; the kernel has no sch_netem, so the %d ms one-way delay "+
+				nw.RelayDelay = time.Duration(link.DelayMs) * time.Millisecond
+				nw.Note = fmt.Sprintf("veth + tbf: %d Mbit/s each way; the kernel has no sch_netem, so the %d ms one-way delay "+
 					"is added in user space by a relay in the hub that holds each chunk %d ms in each direction (RTT +%d ms)",
 					link.RateMbit, link.DelayMs, link.DelayMs, 2*link.DelayMs)
 			default:
-				nw.note = fmt.Sprintf("veth + tbf: %d Mbit/s each way, no added delay", link.RateMbit)
+				nw.Note = fmt.Sprintf("veth + tbf: %d Mbit/s each way, no added delay", link.RateMbit)
 			}
 		}
-		nw.eps = append(nw.eps, endpoint{ns: ns, ip: ip})
+		nw.Endpoints = append(nw.Endpoints, Endpoint{NS: ns, IP: ip})
 	}
 	return nw, nil
 }
 
 // shape limits dev's egress, and reports whether netem did it (with the
 // delay when withDelay). Where the kernel lacks sch_netem (as this project's
-// VMs do) it falls back to tbf, rate only; relayPorts then adds the delay.
+// VMs do) it falls back to tbf, rate only; RelayPorts then adds the delay.
 // The tbf queue holds 50 ms: forwarded traffic (the hub's side) gets no
 // backpressure from the qdisc, and a short queue turned bursts into drops and
 // retransmissions (counted bytes up 30-70 %).
-func shape(ctx context.Context, ns, dev string, link linkSpec, withDelay bool) (netem bool, err error) {
+func shape(ctx context.Context, ns, dev string, link Link, withDelay bool) (netem bool, err error) {
 	rate := fmt.Sprintf("%dmbit", link.RateMbit)
 	delay := "0ms"
 	if withDelay {
@@ -222,30 +233,30 @@ func shape(ctx context.Context, ns, dev string, link linkSpec, withDelay bool) (
 	return false, nil
 }
 
-func (nw *network) close() {
-	nw.closeRelays()
+func (nw *Network) Close() {
+	nw.CloseRelays()
 	for _, ns := range nw.ns {
 		_ = exec.Command("ip", "netns", "del", ns).Run()
 	}
 	nw.ns = nil
 }
 
-// counter counts IP bytes with an nftables table of its own: on loopback,
+// Counter counts IP bytes with an nftables table of its own: on loopback,
 // TCP to or from the given ports (each packet once, at input); in a
 // namespace, everything in and out of its eth0.
-type counter struct {
+type Counter struct {
 	ns    string
 	table string
 }
 
-func nft(ctx context.Context, ns string, args ...string) *exec.Cmd {
+func NFT(ctx context.Context, ns string, args ...string) *exec.Cmd {
 	if ns == "" {
 		return exec.CommandContext(ctx, "nft", args...)
 	}
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, "nft"}, args...)...)
 }
 
-func newLoopbackCounter(ctx context.Context, table string, ports []int) (*counter, error) {
+func NewLoopbackCounter(ctx context.Context, table string, ports []int) (*Counter, error) {
 	ps := make([]string, len(ports))
 	for i, p := range ports {
 		ps[i] = fmt.Sprint(p)
@@ -262,7 +273,7 @@ func newLoopbackCounter(ctx context.Context, table string, ports []int) (*counte
 	return loadCounter(ctx, "", table, rules)
 }
 
-func newLinkCounter(ctx context.Context, ns, table string) (*counter, error) {
+func NewLinkCounter(ctx context.Context, ns, table string) (*Counter, error) {
 	rules := fmt.Sprintf(`table inet %s {
   chain in {
     type filter hook input priority -10; policy accept;
@@ -277,27 +288,27 @@ func newLinkCounter(ctx context.Context, ns, table string) (*counter, error) {
 	return loadCounter(ctx, ns, table, rules)
 }
 
-func loadCounter(ctx context.Context, ns, table, rules string) (*counter, error) {
-	_ = nft(ctx, ns, "delete", "table", "inet", table).Run()
-	cmd := nft(ctx, ns, "-f", "-")
+func loadCounter(ctx context.Context, ns, table, rules string) (*Counter, error) {
+	_ = NFT(ctx, ns, "delete", "table", "inet", table).Run()
+	cmd := NFT(ctx, ns, "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if _, err := run(ctx, cmd); err != nil {
 		return nil, fmt.Errorf("load nftables counter %s: %w", table, err)
 	}
-	return &counter{ns: ns, table: table}, nil
+	return &Counter{ns: ns, table: table}, nil
 }
 
-// read returns the bytes counted so far, in (input) and out (output chain).
-func (c *counter) read(ctx context.Context) (in, out int64, err error) {
-	s, err := run(ctx, nft(ctx, c.ns, "-j", "list", "table", "inet", c.table))
+// Read returns the bytes counted so far, in (input) and out (output chain).
+func (c *Counter) Read(ctx context.Context) (in, out int64, err error) {
+	s, err := run(ctx, NFT(ctx, c.ns, "-j", "list", "table", "inet", c.table))
 	if err != nil {
 		return 0, 0, err
 	}
-	return parseNftCounters(s)
+	return ParseCounters(s)
 }
 
-// parseNftCounters sums the counters of `nft -j list table` per chain.
-func parseNftCounters(s string) (in, out int64, err error) {
+// ParseCounters sums the counters of `nft -j list table` per chain.
+func ParseCounters(s string) (in, out int64, err error) {
 	var doc struct {
 		Nftables []struct {
 			Rule *struct {
@@ -332,20 +343,20 @@ func parseNftCounters(s string) (in, out int64, err error) {
 	return in, out, nil
 }
 
-func (c *counter) total(ctx context.Context) int64 {
-	in, out, err := c.read(ctx)
+func (c *Counter) Total(ctx context.Context) int64 {
+	in, out, err := c.Read(ctx)
 	if err != nil {
 		return -1
 	}
 	return in + out
 }
 
-func (c *counter) close() {
-	_ = nft(context.Background(), c.ns, "delete", "table", "inet", c.table).Run()
+func (c *Counter) Close() {
+	_ = NFT(context.Background(), c.ns, "delete", "table", "inet", c.table).Run()
 }
 
-// freePorts returns n TCP ports that were free a moment ago on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n TCP ports that were free a moment ago on 127.0.0.1.
+func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -362,4 +373,14 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// run executes a short command to completion and returns its output.
+func run(ctx context.Context, cmd *exec.Cmd) (string, error) {
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s: %w: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), ctx.Err()
 }

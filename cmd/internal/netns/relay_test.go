@@ -1,16 +1,15 @@
-package main
+package netns
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // TestRelayCarriesBothWaysAndHalfCloses sends 1 MiB through a delaying relay
@@ -40,8 +39,8 @@ func TestRelayCarriesBothWaysAndHalfCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d net.Dialer
-	r := newRelay(ln, echo.Addr().String(), time.Millisecond, d.DialContext)
-	defer r.close()
+	r := NewRelay(ln, echo.Addr().String(), time.Millisecond, d.DialContext)
+	defer r.Close()
 
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -84,7 +83,7 @@ func TestRelayCloseEndsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d net.Dialer
-	r := newRelay(ln, sink.Addr().String(), time.Millisecond, d.DialContext)
+	r := NewRelay(ln, sink.Addr().String(), time.Millisecond, d.DialContext)
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -92,48 +91,12 @@ func TestRelayCloseEndsConnections(t *testing.T) {
 	defer c.Close()
 	s := <-accepted
 	defer s.Close()
-	r.close() // returns once every relayed connection is closed
+	r.Close() // returns once every relayed connection is closed
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	_, err = io.ReadAll(c)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatal("the client's connection stayed open after the relay closed")
-	}
-}
-
-func TestParseTimeOutput(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "t")
-	os.WriteFile(p, []byte("Command exited with non-zero status 23\nrusage 8123 0.50 0.25\n"), 0o644)
-	u, err := parseTimeOutput(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.RSS != 8123*1024 || u.CPU != 0.75 {
-		t.Fatalf("got %+v, want 8123 KiB and 0.75 s", u)
-	}
-	os.WriteFile(p, []byte("Command terminated by signal 15\n"), 0o644)
-	if _, err := parseTimeOutput(p); err == nil {
-		t.Fatal("no rusage line: want an error")
-	}
-}
-
-// TestStartTimedReportsTheProgram runs a short program under GNU time and
-// expects its rusage from time's report, not from wait4.
-func TestStartTimedReportsTheProgram(t *testing.T) {
-	if _, err := os.Stat(timeBin); err != nil {
-		t.Skip("GNU time not installed")
-	}
-	dir := t.TempDir()
-	p, err := startTimed(context.Background(), "true", endpoint{}, filepath.Join(dir, "log"), filepath.Join(dir, "time"), "true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := p.finalUsage()
-	if _, err := parseTimeOutput(filepath.Join(dir, "time")); err != nil {
-		t.Fatal(err)
-	}
-	if u.RSS <= 0 {
-		t.Fatalf("peak RSS %d: want the program's", u.RSS)
 	}
 }
 
@@ -159,8 +122,8 @@ func TestRelayDelaysEachDirection(t *testing.T) {
 	}
 	var d net.Dialer
 	const delay = 20 * time.Millisecond
-	r := newRelay(ln, echo.Addr().String(), delay, d.DialContext)
-	defer r.close()
+	r := NewRelay(ln, echo.Addr().String(), delay, d.DialContext)
+	defer r.Close()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -177,3 +140,5 @@ func TestRelayDelaysEachDirection(t *testing.T) {
 		t.Fatalf("round trip %v through a relay delaying %v each way", rtt, delay)
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
