@@ -5,7 +5,7 @@ package apply
 import (
 	"fmt"
 
-	"golang.org/x/sys/unix"
+	unix "github.com/blueshift-sync/blueshift/sync/apply/internal/posix"
 )
 
 // chmodAt sets the permissions of base in dirfd without following a

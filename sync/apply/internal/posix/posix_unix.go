@@ -43,6 +43,9 @@ const (
 func Close(fd int) error             { return unix.Close(fd) }
 func Fstat(fd int, st *Stat_t) error { return unix.Fstat(fd, st) }
 func Fsync(fd int) error             { return unix.Fsync(fd) }
+func Fchmodat(dirfd int, name string, mode uint32, flags int) error {
+	return unix.Fchmodat(dirfd, name, mode, flags)
+}
 func Mkdirat(dirfd int, name string, mode uint32) error {
 	return unix.Mkdirat(dirfd, name, mode)
 }

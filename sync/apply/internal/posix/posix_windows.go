@@ -197,6 +197,21 @@ func UtimesNanoAt(dirfd int, name string, ts []Timespec, flags int) error {
 	return errno(os.Chtimes(p, time.Unix(ts[0].Sec, ts[0].Nsec), time.Unix(ts[1].Sec, ts[1].Nsec)))
 }
 
+// Fchmodat sets the mode of name in dirfd: on Windows only the write bit
+// means anything (the read-only attribute). A symlink is never followed.
+func Fchmodat(dirfd int, name string, mode uint32, flags int) error {
+	p, err := at(dirfd, name)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(p); err != nil {
+		return errno(err)
+	} else if fi.Mode()&fs.ModeSymlink != 0 {
+		return syscall.ELOOP
+	}
+	return errno(os.Chmod(p, fs.FileMode(mode)&fs.ModePerm))
+}
+
 // at is the path of name in the directory open at dirfd.
 func at(dirfd int, name string) (string, error) {
 	dir, err := pathOf(windows.Handle(dirfd))
