@@ -53,7 +53,15 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 	if err != nil {
 		return nil, err
 	}
-	if !sameDisk(disk, st, ok) {
+	// A directory already there holds no content of its own: made by this
+	// puller as the parent of files whose records came first (a walk
+	// delivers records in key order, not path order), or by the user, it is
+	// simply adopted. Recorded first as a creation here, it would be a
+	// version concurrent with the sender's, and would beat the sender's
+	// later deletion of the folder (delete versus edit keeps the edit),
+	// bringing back an empty folder its owner renamed.
+	adoptDir := !in.rec.Deleted && in.rec.Kind == record.Dir && disk.Exists && disk.Mode.IsDir()
+	if !sameDisk(disk, st, ok) && !adoptDir {
 		// The disk holds something the index has not seen: record it first,
 		// so it is compared (and kept) like any other version.
 		f.scan(ctx, scanRequest{paths: []string{string(p)}})
