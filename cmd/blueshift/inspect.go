@@ -17,6 +17,7 @@ import (
 	"github.com/blueshift-sync/blueshift/index/chunk"
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/sync/engine"
 )
 
 // inspectKeyContext derives the fixed share key `inspect root` scans with.
@@ -157,16 +158,5 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// size prints a byte count for people.
-func size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// size prints a byte count for people, as the daemon's messages do.
+func size(n int64) string { return engine.SizeText(n) }

@@ -50,10 +50,10 @@ type DiskFull struct {
 func (d DiskFull) String() string {
 	free := "free space unknown"
 	if d.Free >= 0 {
-		free = sizeText(d.Free) + " free"
+		free = SizeText(d.Free) + " free"
 	}
 	return fmt.Sprintf("disk full: cannot write %q: it needs %s more, %s on the share's disk; "+
-		"free some space there and the pull resumes by itself", d.Path, sizeText(d.Need), free)
+		"free some space there and the pull resumes by itself", d.Path, SizeText(d.Need), free)
 }
 
 // noSpace describes the failure of in for lack of space.
@@ -214,16 +214,17 @@ func (f *folder) fullLocked() *diskFull {
 	return least
 }
 
-// sizeText is n bytes for a person to read.
-func sizeText(n int64) string {
+// SizeText is n bytes for a person to read (1.5 MiB), as status and the
+// command line show sizes.
+func SizeText(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
 	}
 	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
+	for m := n / unit; m >= unit; m /= unit {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
