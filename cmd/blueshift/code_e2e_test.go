@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // TestE2EJoinByCode: the short code from `invite` is enough to join; a

@@ -16,7 +16,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/peer/identity"
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // homeOf resolves --home / $BLUESHIFT_HOME.

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/blueshift-sync/blueshift/peer/discovery"
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // TestE2EDiscoveryStaysOnItsInterfaces runs daemons in a network namespace

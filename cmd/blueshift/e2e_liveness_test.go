@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/config"
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // The keepalive bound is 15 s (peer/conn's default timeout); cutDeadline

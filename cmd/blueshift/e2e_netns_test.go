@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/config"
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // lanDeadline allows for one missed announcement (LAN discovery announces

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/index"
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // Stopping: the daemon must exit within 5 s of SIGTERM, whatever it is

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // Issue 13, hole 9: folders that would share the device's keys, or

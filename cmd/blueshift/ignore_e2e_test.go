@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // pair starts two devices, shares folder fa of a as "stuff" and joins it

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 func newInviteCmd(g *globals) *cobra.Command {

@@ -15,7 +15,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/blueshift-sync/blueshift/config"
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // TestE2EJoinRefusedSaysWhy: a join the inviter refuses fails on the

@@ -8,7 +8,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/peer/identity"
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 func newPeerCmd(g *globals) *cobra.Command {

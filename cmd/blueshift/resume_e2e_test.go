@@ -18,7 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/blueshift-sync/blueshift/config"
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // TestE2EKillResumesWithoutRefetch kills the receiving daemon with SIGKILL

@@ -11,7 +11,7 @@ import (
 	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/index"
 	"github.com/blueshift-sync/blueshift/index/share"
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 func newShareCmd(g *globals) *cobra.Command {

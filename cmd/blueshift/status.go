@@ -17,7 +17,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/identity"
-	"github.com/blueshift-sync/blueshift/sync/daemon"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {

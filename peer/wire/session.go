@@ -14,7 +14,7 @@ type Hello struct {
 	DeviceName   string // for display only; never trusted for anything
 	Capabilities []string
 	// SealedInvites are invitations by short code, each opened only with its
-	// code (sync/daemon seals and opens them); sent to unpaired devices.
+	// code (daemon seals and opens them); sent to unpaired devices.
 	SealedInvites [][]byte
 }
 
