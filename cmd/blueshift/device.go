@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blueshift-sync/blueshift/config"
-	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/daemon"
+	"github.com/blueshift-sync/blueshift/peer/identity"
 )
 
 // homeOf resolves --home / $BLUESHIFT_HOME.

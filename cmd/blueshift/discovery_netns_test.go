@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/blueshift-sync/blueshift/peer/discovery"
 	"github.com/blueshift-sync/blueshift/daemon"
+	"github.com/blueshift-sync/blueshift/peer/discovery"
 )
 
 // TestE2EDiscoveryStaysOnItsInterfaces runs daemons in a network namespace

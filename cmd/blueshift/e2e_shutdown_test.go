@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blueshift-sync/blueshift/index"
 	"github.com/blueshift-sync/blueshift/daemon"
+	"github.com/blueshift-sync/blueshift/index"
 )
 
 // Stopping: the daemon must exit within 5 s of SIGTERM, whatever it is

@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blueshift-sync/blueshift/config"
-	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/daemon"
+	"github.com/blueshift-sync/blueshift/peer/identity"
 )
 
 func newPeerCmd(g *globals) *cobra.Command {

@@ -9,9 +9,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/daemon"
 	"github.com/blueshift-sync/blueshift/index"
 	"github.com/blueshift-sync/blueshift/index/share"
-	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 func newShareCmd(g *globals) *cobra.Command {

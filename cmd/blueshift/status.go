@@ -15,9 +15,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/blueshift-sync/blueshift/daemon"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/identity"
-	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {

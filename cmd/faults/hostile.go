@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
+	"github.com/blueshift-sync/blueshift/daemon"
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/chunk"
 	"github.com/blueshift-sync/blueshift/index/merkle"
@@ -31,7 +32,6 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
-	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // A hostile member. The victim (alice) has two shares, "open" and "secret";
