@@ -171,8 +171,14 @@ type Invite struct {
 	ReadOnly  bool      `toml:"read_only"`
 	Expires   time.Time `toml:"expires"`
 	SingleUse bool      `toml:"single_use"`
-	// Sealed is the link sealed under the invitation's short code (base64),
-	// offered to unpaired devices until Expires; the code is never stored.
+	// Code is the invitation's short code, the password of the PAKE a
+	// joiner must run with this device to get Link (daemon/code.go); empty
+	// once closed (after too many tries). Both are secrets of this home, as
+	// its device key is.
+	Code string `toml:"code,omitempty"`
+	Link string `toml:"link,omitempty"`
+	// Sealed is what builds before protocol version 4 kept instead (the
+	// link sealed under the code, offered in every Hello): read, never used.
 	Sealed string `toml:"sealed,omitempty"`
 }
 

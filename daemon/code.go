@@ -4,9 +4,10 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/pbkdf2"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,50 +15,70 @@ import (
 	gosync "sync"
 	"time"
 
+	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/peer"
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/discovery"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
+	"github.com/schollz/pake/v3"
 )
 
 // A short code is an invitation link made small enough to read aloud. The
-// link itself never travels in the clear: the inviter seals it with a key
-// derived from the code and offers the sealed form in its Hello to devices
-// it has not paired yet, while the invitation lasts. The joiner, knowing
-// the code, connects to the devices on its LAN (or an address it is
-// given), opens what they offer, and joins through the link it finds.
-// Opening proves the sender knew the code (AES-GCM authenticates), and the
-// link must name the device that offered it.
+// link never travels in a form that can be attacked offline: the code is
+// the password of a PAKE (password-authenticated key exchange), so whoever
+// talks to the inviter without the code learns nothing that lets it test
+// guesses at leisure, and each exchange tests one guess at most.
 //
-// Sealed form: salt (16) | nonce (12) | AES-256-GCM(link text), with the
-// key PBKDF2-SHA256(code, salt, codeIterations): 50 bits of code behind
-// 200,000 iterations put offline guessing out of reach for an invitation
-// that expires.
+// The code is ten Crockford base32 characters, XXXXX-XXXXX. The first two
+// are its locator: they name the invitation among the inviter's open ones
+// and are not secret. The other eight (40 bits) are the PAKE's password.
+// The joiner connects as a guest (its Hello carries "code=<locator>"),
+// sends the first PAKE message in a CodeRequest and gets back the
+// inviter's and the link sealed with AES-256-GCM under a key derived
+// (HKDF-SHA256) from the PAKE's session key, both device IDs and the
+// locator. Opening it proves both sides used the same code; the link must
+// name the device that answered. An invitation answers codeTries requests
+// at most: after that its code is closed (the link still works), so a
+// stranger guessing gets three tries at 2^-40 each.
+//
+// The PAKE is github.com/schollz/pake/v3 (the one croc uses: the
+// Boneh-Shoup PAKE2 protocol, on P-256).
 const (
-	codeAlphabet   = "0123456789ABCDEFGHJKMNPQRSTVWXYZ" // Crockford base32: no I, L, O, U
-	codeChars      = 10
-	codeIterations = 200_000
-	codeSalt       = 16
-	codeAAD        = "blueshift/invite-code/v1"
+	codeAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ" // Crockford base32: no I, L, O, U
+	codeChars    = 10
+	codeLocator  = 2 // leading characters that name the invitation
+	codeTries    = 3 // requests an invitation answers before its code is closed
+	codeCurve    = "p256"
+	codeInfo     = "blueshift/invite-code/v4"
+	codeAAD      = "blueshift/invite-code-link/v4"
+	codeCap      = "code=" // Hello capability of a guest asking about a code
 )
 
 // ErrBadCode: the text is not a short code (wrong length or characters).
 var ErrBadCode = errors.New("not an invitation code")
 
-// newCode makes a random code, written XXXXX-XXXXX.
-func newCode() (string, error) {
-	var b [codeChars]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("make invitation code: %w", err)
-	}
-	var sb strings.Builder
-	for i, c := range b {
-		if i == codeChars/2 {
-			sb.WriteByte('-')
+// newCode makes a random code, written XXXXX-XXXXX, whose locator is not
+// one of taken.
+func newCode(taken func(locator string) bool) (string, error) {
+	for range 64 {
+		var b [codeChars]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("make invitation code: %w", err)
 		}
-		sb.WriteByte(codeAlphabet[c%32])
+		var sb strings.Builder
+		for i, c := range b {
+			if i == codeChars/2 {
+				sb.WriteByte('-')
+			}
+			sb.WriteByte(codeAlphabet[c%32])
+		}
+		code := sb.String()
+		if taken == nil || !taken(code[:codeLocator]) {
+			return code, nil
+		}
 	}
-	return sb.String(), nil
+	return "", errors.New("make invitation code: too many open codes; let some expire or use links")
 }
 
 // parseCode normalizes a code as a person may type it: any case, with or
@@ -82,25 +103,80 @@ func IsCode(s string) bool {
 	return err == nil
 }
 
-func codeKey(code string, salt []byte) []byte {
-	k, err := pbkdf2.Key(sha256.New, code, salt, codeIterations, 32)
-	if err != nil {
-		panic(err) // only for out-of-range lengths, which are constants here
-	}
-	return k
+// splitCode returns a normalized code's locator and password.
+func splitCode(c string) (locator string, password []byte) {
+	return c[:codeLocator], []byte(c[codeLocator:])
 }
 
-// sealLink seals link text under code.
-func sealLink(code, link string) ([]byte, error) {
+// pakeStart begins the joiner's side of the exchange for a normalized code.
+func pakeStart(c string) (*pake.Pake, []byte, error) {
+	_, pw := splitCode(c)
+	p, err := pake.InitCurve(pw, 0, codeCurve)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start the code exchange: %w", err)
+	}
+	return p, p.Bytes(), nil
+}
+
+// pakeUpdate feeds the other side's PAKE message to p. The message comes
+// from the network: its shape is checked first, and a panic inside the
+// library on input it did not expect is an error, not a crash.
+func pakeUpdate(p *pake.Pake, msg []byte, want ...string) (err error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(msg, &fields); err != nil || fields == nil {
+		return errors.New("the PAKE message is not a JSON object")
+	}
+	for _, k := range want {
+		if v, ok := fields[k]; !ok || string(v) == "null" {
+			return fmt.Errorf("the PAKE message has no %s", k)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the PAKE message is malformed: %v", r)
+		}
+	}()
+	if err := p.Update(msg); err != nil {
+		return fmt.Errorf("the PAKE message is not valid: %w", err)
+	}
+	return nil
+}
+
+// codeAEAD derives the sealing key of one exchange from the PAKE's session
+// key, the two devices and the locator.
+func codeAEAD(p *pake.Pake, inviter, joiner identity.DeviceID, locator string) (cipher.AEAD, error) {
+	k, err := p.SessionKey()
+	if err != nil {
+		return nil, err
+	}
+	info := codeInfo + "|" + inviter.String() + "|" + joiner.String() + "|" + locator
+	key, err := hkdf.Key(sha256.New, k, nil, info, 32)
+	if err != nil {
+		return nil, err
+	}
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// answerCode is the inviter's side: given an open invitation's code and
+// link and the joiner's CodeRequest, it returns the CodeResponse.
+func answerCode(code, link string, self, joiner identity.DeviceID, req *wire.CodeRequest) (*wire.CodeResponse, error) {
 	c, err := parseCode(code)
 	if err != nil {
 		return nil, err
 	}
-	salt := make([]byte, codeSalt)
-	if _, err := rand.Read(salt); err != nil {
+	locator, pw := splitCode(c)
+	p, err := pake.InitCurve(pw, 1, codeCurve)
+	if err != nil {
 		return nil, err
 	}
-	aead, err := codeAEAD(codeKey(c, salt))
+	if err := pakeUpdate(p, req.Pake, "Role", "Xᵤ", "Xᵥ"); err != nil {
+		return nil, err
+	}
+	aead, err := codeAEAD(p, self, joiner, locator)
 	if err != nil {
 		return nil, err
 	}
@@ -108,28 +184,25 @@ func sealLink(code, link string) ([]byte, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	out := append(append(salt, nonce...), aead.Seal(nil, nonce, []byte(link), []byte(codeAAD))...)
-	if len(out) > wire.MaxSealedInvite {
-		return nil, fmt.Errorf("sealed invitation of %d bytes is over the %d a Hello carries", len(out), wire.MaxSealedInvite)
-	}
-	return out, nil
+	sealed := aead.Seal(nonce, nonce, []byte(link), []byte(codeAAD))
+	return &wire.CodeResponse{Pake: p.Bytes(), Sealed: sealed}, nil
 }
 
-// openLink opens a sealed link with code; any other code fails.
-func openLink(code string, sealed []byte) (string, error) {
-	c, err := parseCode(code)
+// openAnswer is the joiner's side: it finishes the PAKE started with p and
+// opens the sealed link. Any other code fails here.
+func openAnswer(p *pake.Pake, c string, inviter, self identity.DeviceID, resp *wire.CodeResponse) (string, error) {
+	locator, _ := splitCode(c)
+	if err := pakeUpdate(p, resp.Pake, "Role", "Yᵤ", "Yᵥ"); err != nil {
+		return "", err
+	}
+	aead, err := codeAEAD(p, inviter, self, locator)
 	if err != nil {
 		return "", err
 	}
-	if len(sealed) < codeSalt+12+16 {
+	if len(resp.Sealed) < aead.NonceSize()+aead.Overhead() {
 		return "", errors.New("sealed invitation too short")
 	}
-	salt, rest := sealed[:codeSalt], sealed[codeSalt:]
-	aead, err := codeAEAD(codeKey(c, salt))
-	if err != nil {
-		return "", err
-	}
-	nonce, box := rest[:aead.NonceSize()], rest[aead.NonceSize():]
+	nonce, box := resp.Sealed[:aead.NonceSize()], resp.Sealed[aead.NonceSize():]
 	plain, err := aead.Open(nil, nonce, box, []byte(codeAAD))
 	if err != nil {
 		return "", errors.New("the code does not open this invitation")
@@ -137,12 +210,100 @@ func openLink(code string, sealed []byte) (string, error) {
 	return string(plain), nil
 }
 
-func codeAEAD(key []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
+// openCode returns the unexpired invitation whose open code has locator.
+func openCode(invites []config.Invite, locator string, now time.Time) *config.Invite {
+	for i := range invites {
+		in := &invites[i]
+		if len(in.Code) >= codeLocator && in.Code[:codeLocator] == locator && in.Link != "" && in.Expires.After(now) {
+			return in
+		}
 	}
-	return cipher.NewGCM(b)
+	return nil
+}
+
+// codeLocatorOf returns the locator a guest's Hello asks about, if any.
+func codeLocatorOf(hello *wire.Hello) (string, bool) {
+	for _, cp := range hello.Capabilities {
+		if loc, ok := strings.CutPrefix(cp, codeCap); ok {
+			return loc, true
+		}
+	}
+	return "", false
+}
+
+// codes counts the requests each invitation's code answered. Its zero
+// value is ready.
+type codes struct {
+	mu    gosync.Mutex
+	tries map[string]int // by the invitation's token hash
+}
+
+// try counts one request for the invitation and reports whether it may be
+// answered and whether it is the last one.
+func (cs *codes) try(tokenHash string) (ok, last bool) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.tries == nil {
+		cs.tries = map[string]int{}
+	}
+	cs.tries[tokenHash]++
+	n := cs.tries[tokenHash]
+	return n <= codeTries, n == codeTries
+}
+
+// errNoCode is why a guest asking about a code is turned away.
+var errNoCode = errors.New("no open invitation here has this code: check the code; it may have expired or been closed after too many wrong tries (ask for a new one with `blueshift invite`)")
+
+// admitGuest decides about an unpaired device whose Hello asks about a
+// code: it stays as a guest (peer.ErrGuest) while an open invitation has
+// that locator.
+func (d *Daemon) admitGuest(hello *wire.Hello) error {
+	loc, ok := codeLocatorOf(hello)
+	if !ok {
+		return errNotPaired
+	}
+	if openCode(d.config().Invites, loc, time.Now()) == nil {
+		return errNoCode
+	}
+	return fmt.Errorf("asks about a short code: %w", peer.ErrGuest)
+}
+
+// handleCode answers a guest's CodeRequest: the PAKE's answer and the
+// sealed link, while the invitation's code is open and has tries left. The
+// last try closes the code (saved), whatever its outcome: a code guessed
+// at gets codeTries chances in all.
+func (d *Daemon) handleCode(remote identity.DeviceID, req *wire.CodeRequest) (wire.Message, error) {
+	in := openCode(d.config().Invites, req.Locator, time.Now())
+	if in == nil {
+		return wire.Errorf(wire.CodeRefused, "%v", errNoCode), nil
+	}
+	ok, last := d.codes.try(in.TokenHash)
+	if last || !ok {
+		hash := in.TokenHash
+		err := EditConfig(d.home, func(c *config.Config) error {
+			for i := range c.Invites {
+				if c.Invites[i].TokenHash == hash {
+					c.Invites[i].Code = ""
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			d.log.Error("close an invitation code after its last try", "err", err)
+		} else if err := d.Reload(); err != nil {
+			d.log.Error("reload after closing an invitation code", "err", err)
+		}
+		d.log.Warn("invitation code closed after its last try; the link itself still works", "peer", remote.String(), "tries", codeTries)
+	}
+	if !ok {
+		return wire.Errorf(wire.CodeRefused, "%v", errNoCode), nil
+	}
+	resp, err := answerCode(in.Code, in.Link, d.self, remote, req)
+	if err != nil {
+		d.log.Warn("bad code request", "peer", remote.String(), "err", err)
+		return wire.Errorf(wire.CodeRefused, "code exchange failed: %v", err), nil
+	}
+	return resp, nil
 }
 
 // CodeJoinOptions say where to look for the device that made a code.
@@ -180,7 +341,7 @@ func JoinByCode(ctx context.Context, home, code, path string, opts CodeJoinOptio
 	}
 	tls := conn.NewTLS(id, opts.Logger)
 	for _, addr := range addrs {
-		link, err := askForInvitation(ctx, tls, addr, code)
+		link, err := askForInvitation(ctx, tls, id.ID(), addr, code)
 		if err != nil {
 			opts.Logger.Debug("no invitation for this code", "addr", addr, "err", err)
 			continue
@@ -190,30 +351,52 @@ func JoinByCode(ctx context.Context, home, code, path string, opts CodeJoinOptio
 	return JoinResult{}, fmt.Errorf("no device reachable from here offers an invitation for code %s: check the code, that the inviting device is running and on this network (or give its address with --addr HOST:PORT), and that the invitation has not expired", code)
 }
 
-// askForInvitation connects to addr, reads the sealed invitations in its
-// Hello and returns the link that code opens, if any.
-func askForInvitation(ctx context.Context, tls *conn.TLS, addr, code string) (string, error) {
+// askForInvitation connects to addr as a guest, runs the code's PAKE with
+// the device there and returns the link it seals, if the code opens it.
+func askForInvitation(ctx context.Context, tls *conn.TLS, self identity.DeviceID, addr, code string) (string, error) {
+	c0, err := parseCode(code)
+	if err != nil {
+		return "", err
+	}
+	locator, _ := splitCode(c0)
 	s, err := tls.DialAny(ctx, addr)
 	if err != nil {
 		return "", err
 	}
-	c, err := conn.Open(ctx, s, wire.Hello{DeviceName: "joining by code"}, refuseAll{}, conn.Options{Timeout: 10 * time.Second})
+	hello := wire.Hello{DeviceName: "joining by code", Capabilities: []string{codeCap + locator}}
+	c, err := conn.Open(ctx, s, hello, refuseAll{}, conn.Options{Timeout: 10 * time.Second})
 	if err != nil {
 		return "", err
 	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var wg gosync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	defer wg.Wait()
 	defer c.Close()
-	for _, sealed := range c.PeerHello().SealedInvites {
-		link, err := openLink(code, sealed)
+	p, first, err := pakeStart(c0)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Request(ctx, &wire.CodeRequest{Locator: locator, Pake: first})
+	if err != nil {
+		return "", err
+	}
+	switch r := resp.(type) {
+	case *wire.ErrorResponse:
+		return "", fmt.Errorf("device %s: %s", c.Remote().Abbrev(), r.Message)
+	case *wire.CodeResponse:
+		link, err := openAnswer(p, c0, c.Remote(), self, r)
 		if err != nil {
-			continue
+			return "", err
 		}
 		l, err := ParseLink(link)
 		if err != nil || l.Device != c.Remote() {
-			continue // opened, but not an invitation from the device that sent it
+			return "", errors.New("the code opened an invitation that is not from the device that sent it")
 		}
 		return link, nil
 	}
-	return "", errors.New("none of its invitations opens with this code")
+	return "", fmt.Errorf("device %s answered a code request with %s", c.Remote().Abbrev(), wire.Name(resp))
 }
 
 // lanDevices listens to LAN announcements for a while and returns the

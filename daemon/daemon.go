@@ -57,6 +57,7 @@ type Daemon struct {
 	started time.Time
 	rates   rates // connections' byte rates for status
 	joins   joins // pending joins: answers and presenters (join.go)
+	codes   codes // tries of short codes (code.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 

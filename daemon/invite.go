@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -58,10 +57,7 @@ func Invite(home, ref string, opts InviteOptions) (Link, string, error) {
 		return Link{}, "", fmt.Errorf("make invitation token: %w", err)
 	}
 	l.Device = id.ID()
-	code, err := newCode()
-	if err != nil {
-		return Link{}, "", err
-	}
+	var code string
 	l.Expires = opts.Now.Add(opts.Expires).Truncate(time.Second).UTC()
 	err = EditConfig(home, func(c *config.Config) error {
 		s, err := c.FindShare(ref)
@@ -88,13 +84,12 @@ func Invite(home, ref string, opts InviteOptions) (Link, string, error) {
 		}
 		// Forget expired invitations while we are here.
 		c.Invites = slices.DeleteFunc(c.Invites, func(in config.Invite) bool { return !in.Expires.After(opts.Now) })
-		sealed, err := sealLink(code, l.String())
-		if err != nil {
+		if code, err = newCode(func(loc string) bool { return openCode(c.Invites, loc, opts.Now) != nil }); err != nil {
 			return err
 		}
 		c.Invites = append(c.Invites, config.Invite{
 			TokenHash: tokenHash(l.Token[:]), Share: s.ID, ReadOnly: opts.ReadOnly,
-			Expires: l.Expires, SingleUse: opts.SingleUse, Sealed: base64.StdEncoding.EncodeToString(sealed),
+			Expires: l.Expires, SingleUse: opts.SingleUse, Code: code, Link: l.String(),
 		})
 		return nil
 	})

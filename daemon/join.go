@@ -303,10 +303,24 @@ func (d *Daemon) newHandler(id identity.DeviceID) conn.Handler {
 }
 
 func (h *peerHandler) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
+	if req, ok := m.(*wire.CodeRequest); ok {
+		return h.d.handleCode(h.remote, req)
+	}
+	if !h.d.isPeer(h.remote) {
+		// A guest (asking about a short code) gets nothing else.
+		return wire.Errorf(wire.CodeRefused, "%v", errNotPaired), nil
+	}
 	if req, ok := m.(*wire.JoinRequest); ok {
 		return h.d.handleJoin(h.remote, "", req)
 	}
 	return h.Session.HandleRequest(ctx, m)
+}
+
+func (h *peerHandler) HandleMessage(ctx context.Context, m wire.Message) error {
+	if !h.d.isPeer(h.remote) {
+		return nil // a guest's one-way messages mean nothing
+	}
+	return h.Session.HandleMessage(ctx, m)
 }
 
 // JoinStatus is a share's pending join, for Status.

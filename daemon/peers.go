@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,20 +35,19 @@ var errNoInvitation = errors.New("this device does not know you and has no open 
 // invitation rules, LAN discovery's addresses and the engine's sessions.
 func (d *Daemon) newManager(cfg *config.Config) (*peer.Manager, error) {
 	return peer.New(peer.Options{
-		Identity:      d.id,
-		Transport:     d.tls,
-		DeviceName:    cfg.Device.Name,
-		Capabilities:  d.capabilities,
-		SealedInvites: d.sealedInvites,
-		Handler:       d.newHandler,
-		Admit:         d.admit,
-		Serve:         d.serveSession,
-		OnRefusedBy:   d.joinRefusedBy,
-		Addresses:     d.discovered,
-		MinBackoff:    d.opts.DialMin,
-		MaxBackoff:    d.opts.DialMax,
-		Refused:       maxRefused,
-		Logger:        d.log,
+		Identity:     d.id,
+		Transport:    d.tls,
+		DeviceName:   cfg.Device.Name,
+		Capabilities: d.capabilities,
+		Handler:      d.newHandler,
+		Admit:        d.admit,
+		Serve:        d.serveSession,
+		OnRefusedBy:  d.joinRefusedBy,
+		Addresses:    d.discovered,
+		MinBackoff:   d.opts.DialMin,
+		MaxBackoff:   d.opts.DialMax,
+		Refused:      maxRefused,
+		Logger:       d.log,
 	})
 }
 
@@ -162,28 +160,6 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 	return []string{inviteCap + token}
 }
 
-// sealedInvites offers a device we have not paired the invitations made
-// with a short code, newest first; only a device that knows a code can
-// open one.
-func (d *Daemon) sealedInvites(remote identity.DeviceID) [][]byte {
-	if d.isPeer(remote) {
-		return nil
-	}
-	now := time.Now()
-	invites := d.config().Invites
-	var out [][]byte
-	for i := len(invites) - 1; i >= 0 && len(out) < wire.MaxSealedInvites; i-- {
-		in := invites[i]
-		if in.Sealed == "" || !in.Expires.After(now) {
-			continue
-		}
-		if b, err := base64.StdEncoding.DecodeString(in.Sealed); err == nil {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
 // admit is the manager's Admit, after the Hello of every connection: a
 // known peer stays; a token in the Hello pairs the device (redeem saves it
 // as a peer and reloads, which pairs it in the manager) or turns it away
@@ -206,7 +182,7 @@ func (d *Daemon) admit(remote identity.DeviceID, hello *wire.Hello) error {
 	if d.isPeer(remote) {
 		return nil
 	}
-	return errNotPaired
+	return d.admitGuest(hello)
 }
 
 func (d *Daemon) isPeer(id identity.DeviceID) bool {

@@ -55,6 +55,7 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
+	"golang.org/x/sync/semaphore"
 )
 
 // Defaults of Options.
@@ -66,8 +67,12 @@ const (
 	StableAfter    = 10 * time.Second
 	DefaultRefused = 32 // refused attempts kept
 
-	maxOpening = 32          // inbound Hello exchanges in progress at once
-	lingerTime = time.Second // how long a refused stream waits for the peer to read why
+	maxOpening = 32 // inbound Hello exchanges in progress at once
+	maxGuests  = 4  // guest connections (ErrGuest) served at once
+	// guestTimeout bounds a guest connection: a short code's exchange takes
+	// one round trip.
+	guestTimeout = 30 * time.Second
+	lingerTime   = time.Second // how long a refused stream waits for the peer to read why
 )
 
 var (
@@ -75,6 +80,11 @@ var (
 	ErrNotPaired = errors.New("device is not paired")
 	// ErrDuplicate: a connection lost to another one of the same pair.
 	ErrDuplicate = errors.New("duplicate connection")
+	// ErrGuest, from Admit (wrapped), keeps an unpaired device's inbound
+	// connection open for a short exchange its Handler answers (a short
+	// code's PAKE): no pairing, no session, at most guestTimeout, at most
+	// maxGuests at once (beyond that it is refused).
+	ErrGuest = errors.New("guest connection")
 )
 
 // Options configures a Manager. Identity, Transport and Handler are required.
@@ -147,7 +157,8 @@ type Manager struct {
 	self    identity.DeviceID
 	log     *slog.Logger
 	refused refusedLog
-	changed chan struct{}  // AddPeer/RemovePeer -> Run; capacity 1
+	changed chan struct{} // AddPeer/RemovePeer -> Run; capacity 1
+	guests  *semaphore.Weighted
 	wg      sync.WaitGroup // every goroutine Run started
 
 	mu struct {
@@ -211,6 +222,7 @@ func New(opts Options) (*Manager, error) {
 		log:     opts.Logger,
 		refused: refusedLog{n: opts.Refused},
 		changed: make(chan struct{}, 1),
+		guests:  semaphore.NewWeighted(maxGuests),
 	}
 	m.mu.peers = make(map[identity.DeviceID]*peerState)
 	m.mu.links = make(map[identity.DeviceID]*link)
@@ -496,6 +508,13 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 		return err
 	}
 	if err := m.admit(id, c); err != nil {
+		if errors.Is(err, ErrGuest) && !s.Outbound {
+			if m.guests.TryAcquire(1) {
+				m.wg.Go(func() { m.serveGuest(ctx, id, c) })
+				return nil
+			}
+			err = errors.New("busy with other short-code exchanges: try again in a minute")
+		}
 		// c never runs: its stream is ours to close, telling the peer why.
 		if !s.Outbound {
 			m.refuse(&conn.RefusedError{Remote: id, Addr: s.RemoteAddr(), Err: err})
@@ -530,6 +549,18 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 	}
 	m.wg.Go(func() { m.run(ctx, id, l, ps) })
 	return nil
+}
+
+// serveGuest runs a guest's connection (Admit said ErrGuest) for at most
+// guestTimeout: its Handler answers what it asks; it is never paired, has
+// no session and no OnConnect.
+func (m *Manager) serveGuest(ctx context.Context, id identity.DeviceID, c *conn.Conn) {
+	defer m.guests.Release(1)
+	ctx, cancel := context.WithTimeout(ctx, guestTimeout)
+	defer cancel()
+	m.log.Debug("guest connected", "peer", id.String(), "addr", c.RemoteAddr())
+	err := c.Run(ctx)
+	m.log.Debug("guest left", "peer", id.String(), "err", err)
 }
 
 // admit asks Admit about a connection that has exchanged Hellos; the device

@@ -43,4 +43,33 @@ func TestE2EJoinByCode(t *testing.T) {
 
 	b.ok("join", strings.ToLower(code), fb, "--addr", st.Listen)
 	waitTrees(t, fa, fb, "join by code", a, b)
+
+	// A code guessed at: three requests with its locator and a wrong
+	// password close it, and the right code no longer opens anything.
+	lines = strings.Split(strings.TrimSpace(a.ok("invite", "stuff")), "\n")
+	code = lines[1]
+	wrong = []byte(code)
+	wrong[len(wrong)-1] = map[bool]byte{true: 'A', false: 'B'}[wrong[len(wrong)-1] != 'A']
+	for try := 1; try <= 3; try++ {
+		if _, errOut, exit := b.cli("join", string(wrong), filepath.Join(work, "guess"), "--addr", st.Listen); exit != 1 || !strings.Contains(errOut, "no device") {
+			t.Fatalf("wrong password, try %d: exit %d, %s", try, exit, errOut)
+		}
+	}
+	if _, errOut, exit := b.cli("join", code, filepath.Join(work, "late"), "--addr", st.Listen); exit != 1 || !strings.Contains(errOut, "no device") {
+		t.Fatalf("the right code after three wrong tries: exit %d, %s (want it closed)", exit, errOut)
+	}
+	for _, dir := range []string{"guess", "late"} {
+		if _, err := os.Stat(filepath.Join(work, dir)); !os.IsNotExist(err) {
+			t.Fatalf("a refused code made the folder %s: %v", dir, err)
+		}
+	}
+	cfg, err := daemon.LoadConfig(a.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range cfg.Invites {
+		if in.Code != "" && strings.EqualFold(strings.ReplaceAll(in.Code, "-", ""), strings.ReplaceAll(code, "-", "")) {
+			t.Fatalf("the code %s is still open after three wrong tries", code)
+		}
+	}
 }

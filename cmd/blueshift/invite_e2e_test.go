@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blueshift-sync/blueshift/daemon"
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
@@ -61,8 +62,15 @@ func TestE2EInviteHeldBeforePrinted(t *testing.T) {
 		t.Fatalf("a stranger is not let in, so the daemon holds no open invitation: %v", err)
 	}
 	defer c.Close()
-	if n := len(c.PeerHello().SealedInvites); n != 1 {
-		t.Fatalf("the daemon offers %d sealed invitations, want the 1 invite made before dying", n)
+	if n := len(c.PeerHello().SealedInvites); n != 0 {
+		t.Fatalf("the daemon offers %d sealed invitations to a stranger: a code is a PAKE's password now, never offered", n)
+	}
+	cfg, err := daemon.LoadConfig(a.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Invites) != 1 || cfg.Invites[0].Code == "" {
+		t.Fatalf("the daemon holds %d invitations, want the 1 made before dying, with its code", len(cfg.Invites))
 	}
 	if !strings.HasPrefix(st.Listen, "127.0.0.1:") {
 		t.Fatalf("daemon listens on %s, not loopback", st.Listen)

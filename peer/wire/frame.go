@@ -27,6 +27,8 @@ const (
 	MaxCapabilityLen = 64
 	MaxSealedInvites = 8    // per Hello
 	MaxSealedInvite  = 1024 // bytes each
+	MaxCodePake      = 1024 // bytes of a PAKE message in CodeRequest/CodeResponse
+	MaxCodeLocator   = 8    // characters of CodeRequest.locator
 	MaxTextLen       = 1024 // Close.Reason, ErrorResponse.Message, bytes
 	MaxPrefixes      = 4096 // per NodesRequest
 	MaxNodes         = 4096 // per NodesResponse
@@ -199,8 +201,8 @@ func checkFrame(f Frame) error {
 	}
 	switch f.Msg.(type) {
 	case *Ping, *Pong:
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *JoinRequest,
-		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *ErrorResponse:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *JoinRequest, *CodeRequest,
+		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *CodeResponse, *ErrorResponse:
 		if f.ID == 0 {
 			return fmt.Errorf("%s without a request ID", Name(f.Msg))
 		}

@@ -34,6 +34,12 @@ package wire
 //	  that keeps changing reads one consistent version instead of failing
 //	  on nodes that moved under it. Both fields absent mean what they meant
 //	  before (the tree as it is now), so older peers are still spoken to.
+//	4 (2026-12-03):
+//	  - CodeRequest/CodeResponse (envelope fields 70, 71): a short code is
+//	    the password of a PAKE run on a guest connection (the joiner's Hello
+//	    carries "code=<locator>"), which hands the invitation link over
+//	    sealed under the PAKE's key. Hello.sealed_invites is no longer sent
+//	    (a sealed link could be guessed at offline); it is still decoded.
 const (
 	Version    uint32 = 3
 	MinVersion uint32 = 1

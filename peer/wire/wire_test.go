@@ -67,6 +67,8 @@ func samples() []Frame {
 		{3, &BlockResponse{Encoding: BlockZstd, Data: bytes.Repeat([]byte{7}, 1000)}},
 		{4, &JoinRequest{Token: [TokenSize]byte{1, 2, 3}, Share: sh}},
 		{4, &JoinResponse{}},
+		{5, &CodeRequest{Locator: "7K", Pake: []byte(`{"Role":0}`)}},
+		{5, &CodeResponse{Pake: []byte(`{"Role":1}`), Sealed: bytes.Repeat([]byte{9}, 60)}},
 	}
 }
 
