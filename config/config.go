@@ -151,6 +151,13 @@ type Share struct {
 	JoinFrom    string `toml:"join_from,omitempty"`
 	JoinToken   string `toml:"join_token,omitempty"`
 	JoinRefused string `toml:"join_refused,omitempty"`
+	// A share made by `blueshift send` or `blueshift receive` lives for one
+	// transfer (daemon/send.go): SendUntil and SendPaths mark a sender's
+	// (what it sends, until when), ReceiveInto a receiver's (the folder the
+	// received items move to when complete).
+	SendUntil   time.Time `toml:"send_until,omitempty"`
+	SendPaths   []string  `toml:"send_paths,omitempty"`
+	ReceiveInto string    `toml:"receive_into,omitempty"`
 }
 
 // Peer is a known device.

@@ -146,6 +146,10 @@ func (d *Daemon) Status() Status {
 			ss.Running = true
 			ss.InSync, ss.NeedItems, ss.NeedBytes = e.InSync, e.NeedItems, e.NeedBytes
 			ss.Records, ss.Conflicts = e.Records, e.Conflicts
+			ss.Scanned = e.Scanned
+			for _, r := range e.Reached {
+				ss.Reached = append(ss.Reached, r.String())
+			}
 			ss.Errors = append(ss.Errors, e.Errors...)
 			if d := e.DiskFull; d != nil {
 				ss.DiskFull = &DiskFull{Path: string(d.Path), NeedBytes: d.Need, FreeBytes: d.Free, Since: d.Since}

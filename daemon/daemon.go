@@ -188,6 +188,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 	srv := d.serveControl(ctx)
+	d.wg.Go(func() { d.sweepSends(ctx) })
 
 	<-ctx.Done()
 	d.log.Info("stopping")

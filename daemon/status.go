@@ -28,6 +28,12 @@ type ShareStatus struct {
 	Errors    []string `json:"errors"`
 	Peers     []string `json:"peers"` // members connected now
 	Members   []string `json:"members"`
+	// Scanned is when the last scan of the folder ended (zero: the first
+	// is under way); Reached lists the members whose last announcement,
+	// connected now or not, had this device's current root: they hold
+	// everything it holds (a one-off send ends on it).
+	Scanned time.Time `json:"scanned"`
+	Reached []string  `json:"reached,omitempty"`
 	// Join is set while the share, joined through a link, waits for its
 	// inviter's answer, or after the inviter refused it.
 	Join *JoinStatus `json:"join,omitempty"`

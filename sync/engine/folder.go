@@ -78,6 +78,7 @@ type folder struct {
 		scanned     time.Time                         // guarded by mu
 		saidPulling bool                              // guarded by mu: what the last announcement said
 		full        map[merkle.Key]*diskFull          // guarded by mu: records that failed for lack of space (space.go)
+		reached     map[identity.DeviceID]merkle.Hash // guarded by mu: each member's last announced root (status.go)
 		stopped     bool                              // guarded by mu
 	}
 }

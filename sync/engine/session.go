@@ -594,6 +594,7 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 		s.mu.remote[m.Share] = *m
 		delete(s.mu.pushedAt, m.Share)
 		s.mu.Unlock()
+		f.heardRoot(s.id, m.Root)
 		if s.rootsAgree(f) {
 			f.senderMovedOn(s.id)
 		}

@@ -31,7 +31,10 @@ type ShareStatus struct {
 	Conflicts int   // conflict copies made since start
 	Errors    []string
 	Peers     []identity.DeviceID // members connected now
-	Scanned   time.Time           // last scan finished
+	// Reached are the members whose last announcement (connected now or
+	// not) had this device's current root.
+	Reached []identity.DeviceID
+	Scanned time.Time // last scan finished
 
 	// DiskFull is set while pulls wait for space on the share's disk; its
 	// message is then also the first of Errors.
@@ -76,6 +79,11 @@ func (f *folder) status() ShareStatus {
 		ss.Errors = append([]string{ss.DiskFull.String()}, ss.Errors...)
 	}
 	ss.Scanned = f.mu.scanned
+	for id, r := range f.mu.reached {
+		if r == root {
+			ss.Reached = append(ss.Reached, id)
+		}
+	}
 	busy := f.mu.busy
 	f.mu.Unlock()
 	queued := len(f.inbox) > 0 || len(f.scans) > 0
@@ -196,4 +204,14 @@ func (f *folder) holds(k merkle.Key, leaf merkle.Leaf, rec record.Record) bool {
 	}
 	local, err := env.Record()
 	return err == nil && reconcile.SameContent(local, rec)
+}
+
+// heardRoot notes the root a member announced, for Reached.
+func (f *folder) heardRoot(id identity.DeviceID, root merkle.Hash) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mu.reached == nil {
+		f.mu.reached = make(map[identity.DeviceID]merkle.Hash)
+	}
+	f.mu.reached[id] = root
 }
