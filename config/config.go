@@ -111,6 +111,8 @@ type Config struct {
 	// Invites are the invitations this device handed out and that may still
 	// be used (written by `blueshift invite`, consumed by the daemon).
 	Invites []Invite `toml:"invite"`
+	// Hooks are commands run on events (daemon/hooks).
+	Hooks []Hook `toml:"hook"`
 
 	// Checks validates ID and key text forms; Load sets it, zero checks only
 	// the basic shape (non-empty, printable, bounded).
@@ -188,6 +190,18 @@ type Invite struct {
 	// link sealed under the code, offered in every Hello): read, never used.
 	Sealed string `toml:"sealed,omitempty"`
 }
+
+// Hook runs Command on Event in Share (daemon/hooks): one JSON object on
+// stdin, BLUESHIFT_* variables in the environment, killed after Timeout.
+type Hook struct {
+	Share   string   `toml:"share"`   // share ID or name; "*" or empty: every share
+	Event   string   `toml:"event"`   // file_applied, file_deleted, conflict, share_in_sync, member_joined or "*"
+	Command []string `toml:"command"` // program and arguments (no shell unless named)
+	Timeout Duration `toml:"timeout,omitempty"`
+}
+
+// HookEvents are the events a [[hook]] may name, besides "*".
+var HookEvents = []string{"file_applied", "file_deleted", "conflict", "share_in_sync", "member_joined"}
 
 // Checks validates the text forms this package stores as strings. Each hook
 // is optional; the daemon wires in identity and share parsers. A hook's error

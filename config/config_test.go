@@ -189,6 +189,8 @@ func normal(c *Config) *Config {
 	n.Shares = append([]Share(nil), c.Shares...)
 	for i := range n.Shares {
 		n.Shares[i].Peers = fix(n.Shares[i].Peers)
+		n.Shares[i].SendPaths = fix(n.Shares[i].SendPaths)
+		n.Shares[i].SendUntil = n.Shares[i].SendUntil.UTC()
 	}
 	n.Peers = append([]Peer(nil), c.Peers...)
 	for i := range n.Peers {
@@ -196,6 +198,9 @@ func normal(c *Config) *Config {
 	}
 	if len(n.Invites) == 0 {
 		n.Invites = nil
+	}
+	if len(n.Hooks) == 0 {
+		n.Hooks = nil
 	}
 	return &n
 }

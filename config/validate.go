@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -112,6 +113,23 @@ func (c *Config) validate(file string, pos positions) error {
 		}
 		if len(s.JoinRefused) > 1024 || !utf8.ValidString(s.JoinRefused) {
 			v.add(at+".join_refused", "[[share]] join_refused is longer than 1024 bytes or not UTF-8: shorten it")
+		}
+	}
+	for i, h := range c.Hooks {
+		at := "hook." + strconv.Itoa(i)
+		if len(h.Command) == 0 || h.Command[0] == "" {
+			v.add(at+".command", "[[hook]] has no command: write command = [\"/path/to/program\", \"arg\"]")
+		}
+		if h.Event != "*" && !slices.Contains(HookEvents, h.Event) {
+			v.add(at+".event", "[[hook]] event %q is not one of %s or \"*\"", h.Event, strings.Join(HookEvents, ", "))
+		}
+		if h.Share != "" && h.Share != "*" {
+			if _, err := c.FindShare(h.Share); err != nil {
+				v.add(at+".share", "[[hook]] share %q is no [[share]] here: name a share by ID or name, or \"*\" for all", h.Share)
+			}
+		}
+		if h.Timeout.Duration < 0 {
+			v.add(at+".timeout", "[[hook]] timeout %s is negative: write something like \"30s\"", h.Timeout)
 		}
 	}
 	for i, in := range c.Invites {
