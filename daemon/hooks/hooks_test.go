@@ -46,8 +46,8 @@ func TestHookGetsTheEvent(t *testing.T) {
 		`{ cat; echo; echo "$BLUESHIFT_EVENT $BLUESHIFT_SHARE $BLUESHIFT_PATH"; } >> "$0"`, log}})
 	ev := map[string]any{"type": "file_applied", "share": "S1", "path": "a b.txt"}
 	js, _ := json.Marshal(ev)
-	r.Fire(Event{Type: "file_deleted", Share: "S1", JSON: []byte(`{}`)})        // another event
-	r.Fire(Event{Type: "file_applied", Share: "S2", JSON: []byte(`{}`)})        // another share
+	r.Fire(Event{Type: "file_deleted", Share: "S1", JSON: []byte(`{}`)}) // another event
+	r.Fire(Event{Type: "file_applied", Share: "S2", JSON: []byte(`{}`)}) // another share
 	r.Fire(Event{Type: "file_applied", Share: "S1", JSON: js, Env: map[string]string{"PATH": "a b.txt"}})
 	waitFor(t, "the hook's run", func() bool { return r.Status()[0].Runs == 1 })
 	b, _ := os.ReadFile(log)
