@@ -79,6 +79,10 @@ var ErrParams = errors.New("invalid chunk params")
 // last one of a stream) or longer than Max; the average is near Avg.
 type Params struct {
 	Min, Avg, Max int
+	// Key, if set, keys the gear table (keyedGear): boundaries then depend
+	// on the key, so whoever lacks it cannot recognise a known file by its
+	// chunk sizes. Shares with encrypted members set it (index/seal).
+	Key *[32]byte
 }
 
 // Chunk is one cut of a stream.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"testing/iotest"
 
@@ -102,12 +103,12 @@ func TestParamsValidate(t *testing.T) {
 		ok bool
 	}{
 		{DefaultParams(), true},
-		{Params{64, 128, 256}, true},
-		{Params{63, 128, 256}, false},
-		{Params{64, 100, 256}, false},
-		{Params{128, 128, 256}, false},
-		{Params{64, 256, 256}, false},
-		{Params{1 << 20, 1 << 22, MaxSize + 1}, false},
+		{Params{Min: 64, Avg: 128, Max: 256}, true},
+		{Params{Min: 63, Avg: 128, Max: 256}, false},
+		{Params{Min: 64, Avg: 100, Max: 256}, false},
+		{Params{Min: 128, Avg: 128, Max: 256}, false},
+		{Params{Min: 64, Avg: 256, Max: 256}, false},
+		{Params{Min: 1 << 20, Avg: 1 << 22, Max: MaxSize + 1}, false},
 		{Params{}, false},
 	} {
 		err := tc.p.Validate()
@@ -282,5 +283,47 @@ func TestSplitterReuse(t *testing.T) {
 			t.Fatal(err)
 		}
 		equalChunks(t, fmt.Sprint("stream ", i), got, refChunks(data, p))
+	}
+}
+
+// A keyed gear table moves the boundaries (whoever lacks the key cannot
+// predict them), the same key cuts the same way, and no key is the frozen
+// format.
+func TestKeyedBoundaries(t *testing.T) {
+	data := make([]byte, 4<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	cuts := func(p Params) []int {
+		var out []int
+		if err := Split(bytes.NewReader(data), p, func(c Chunk, _ []byte) error {
+			out = append(out, c.Length)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	k1, k2 := [32]byte{1}, [32]byte{2}
+	plain := cuts(DefaultParams())
+	p1, p2 := DefaultParams(), DefaultParams()
+	p1.Key, p2.Key = &k1, &k2
+	a, b, again := cuts(p1), cuts(p2), cuts(p1)
+	if !slices.Equal(a, again) {
+		t.Fatal("one key cut the same data two ways")
+	}
+	if slices.Equal(a, plain) || slices.Equal(a, b) {
+		t.Fatal("a keyed table cut like the frozen one or like another key's")
+	}
+	var sum int
+	for _, n := range a {
+		sum += n
+		if n > p1.Max {
+			t.Fatalf("keyed chunk of %d bytes over Max", n)
+		}
+	}
+	if sum != len(data) {
+		t.Fatalf("keyed chunks cover %d of %d bytes", sum, len(data))
 	}
 }

@@ -15,16 +15,22 @@ import "math/bits"
 // definition (cutRef) does.
 type cutter struct {
 	min, avg, max int
-	maskS, maskL  uint64 // harder (before avg) and easier (after avg) masks
+	maskS, maskL  uint64       // harder (before avg) and easier (after avg) masks
+	gear          *[256]uint64 // the frozen table, or one keyed by Params.Key
 }
 
 func newCutter(p Params) cutter {
 	b := bits.Len(uint(p.Avg)) - 1 // log2(Avg); Validate demands a power of two
-	return cutter{
+	c := cutter{
 		min: p.Min, avg: p.Avg, max: p.Max,
 		maskS: topMask(b + 2),
 		maskL: topMask(b - 2),
+		gear:  &gear,
 	}
+	if p.Key != nil {
+		c.gear = keyedGear(p.Key)
+	}
+	return c
 }
 
 // topMask returns n one bits at positions 62, 61, ..., 63-n.
@@ -47,6 +53,7 @@ func (c *cutter) cut(data []byte) int {
 		normal = n
 	}
 	var fp uint64
+	gear := c.gear
 	i := c.min
 	// Two bytes per step: after the first byte fp holds the one-byte
 	// fingerprint shifted left by one, so it is tested against mask<<1.
