@@ -1,0 +1,327 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/sync/apply"
+)
+
+// Files is what the conflicts and versions pages use. folderFiles is the
+// implementation until the control API's conflicts and versions functions
+// (issue 17's command-line part) land; then Options.Files takes those.
+type Files interface {
+	Conflicts(dir string) ([]Conflict, error)
+	Resolve(dir string, copyPath string, keep Keep) error
+	Versions(dir string) ([]Version, error)
+	Restore(dir string, versionPath string) error
+}
+
+// Keep is which side of a conflict a resolution keeps.
+type Keep string
+
+// The sides: the file at the path, the conflict copy, or both.
+const (
+	KeepOriginal Keep = "original"
+	KeepCopy     Keep = "copy"
+	KeepBoth     Keep = "both"
+)
+
+// Conflict is one conflict copy beside the file it conflicts with.
+type Conflict struct {
+	Path     string // share-relative slash path of the file
+	Copy     string // of the conflict copy
+	Device   string // the device whose change lost, as named in the copy
+	Time     time.Time
+	Size     int64 // of the file; -1: gone
+	CopySize int64
+	ModTime  time.Time // of the file
+	CopyMod  time.Time
+}
+
+// Version is one kept copy in the versions folder.
+type Version struct {
+	Path    string // share-relative path of the file it was
+	Stored  string // share-relative path under .blueshift/versions
+	Time    time.Time
+	Size    int64
+	Current bool // a file is at Path now
+}
+
+// ErrOutside: a path names nothing inside the share.
+var ErrOutside = errors.New("path outside the share")
+
+const versionsDir = record.MetaDir + "/versions"
+
+var (
+	conflictRE = regexp.MustCompile(`^(.*)\.sync-conflict-(\d{8}-\d{6})-([A-Za-z0-9_-]{1,64})(\.[^.]*)?$`)
+	versionRE  = regexp.MustCompile(`^(.*)~(\d{8}-\d{6})(?:-(\d+))?(\.[^.]*)?$`)
+)
+
+// folderFiles finds conflicts and versions in the share's folder and
+// changes it through an os.Root (nothing it does reaches outside), keeping
+// every file it replaces or removes in the versions folder first; the
+// watcher then records the change like any user edit.
+type folderFiles struct{ now func() time.Time }
+
+// Conflicts lists the conflict copies under dir, newest first.
+func (f folderFiles) Conflicts(dir string) ([]Conflict, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open share folder %s: %w", dir, err)
+	}
+	defer root.Close()
+	var out []Conflict
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // a folder that vanished or cannot be read: skip it
+		}
+		if d.IsDir() {
+			if p == record.MetaDir {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		m := conflictRE.FindStringSubmatch(d.Name())
+		if m == nil {
+			return nil
+		}
+		t, err := time.Parse("20060102-150405", m[2])
+		if err != nil {
+			return nil
+		}
+		c := Conflict{Path: path.Join(path.Dir(p), m[1]+m[4]), Copy: p, Device: m[3], Time: t, Size: -1}
+		if fi, err := d.Info(); err == nil {
+			c.CopySize, c.CopyMod = fi.Size(), fi.ModTime()
+		}
+		if fi, err := root.Lstat(filepath.FromSlash(c.Path)); err == nil {
+			c.Size, c.ModTime = fi.Size(), fi.ModTime()
+		}
+		out = append(out, c)
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	return out, err
+}
+
+// Resolve ends the conflict of the copy at copyPath: KeepOriginal moves
+// the copy to the versions folder, KeepCopy keeps the file in the versions
+// folder and puts the copy in its place, KeepBoth renames the copy to
+// "NAME (DEVICE).EXT" so it no longer looks like a conflict.
+func (f folderFiles) Resolve(dir, copyPath string, keep Keep) error {
+	name, err := sharePath(copyPath)
+	if err != nil {
+		return err
+	}
+	m := conflictRE.FindStringSubmatch(path.Base(name))
+	if m == nil {
+		return fmt.Errorf("resolve %q: not a conflict copy (NAME.sync-conflict-DATE-TIME-DEVICE.EXT)", copyPath)
+	}
+	orig := path.Join(path.Dir(name), m[1]+m[4])
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("open share folder %s: %w", dir, err)
+	}
+	defer root.Close()
+	if fi, err := root.Lstat(filepath.FromSlash(name)); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("resolve %q: no conflict copy there any more (reload the page)", copyPath)
+	}
+	switch keep {
+	case KeepOriginal:
+		return f.keepVersion(root, name, orig, true)
+	case KeepCopy:
+		if _, err := root.Lstat(filepath.FromSlash(orig)); err == nil {
+			if err := f.keepVersion(root, orig, orig, false); err != nil {
+				return err
+			}
+		}
+		if err := root.Rename(filepath.FromSlash(name), filepath.FromSlash(orig)); err != nil {
+			return fmt.Errorf("resolve %q: put the copy at %q: %w", copyPath, orig, err)
+		}
+		return nil
+	case KeepBoth:
+		to := path.Join(path.Dir(name), m[1]+" ("+m[3]+")"+m[4])
+		if _, err := root.Lstat(filepath.FromSlash(to)); err == nil {
+			return fmt.Errorf("resolve %q: %q exists already: rename one of them by hand", copyPath, to)
+		}
+		if err := root.Rename(filepath.FromSlash(name), filepath.FromSlash(to)); err != nil {
+			return fmt.Errorf("resolve %q: rename to %q: %w", copyPath, to, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("resolve %q: keep %q: say original, copy or both", copyPath, keep)
+}
+
+// Versions lists every kept version under dir, newest first.
+func (f folderFiles) Versions(dir string) ([]Version, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open share folder %s: %w", dir, err)
+	}
+	defer root.Close()
+	var out []Version
+	err = fs.WalkDir(root.FS(), versionsDir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == versionsDir {
+			return fs.SkipAll
+		}
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		m := versionRE.FindStringSubmatch(d.Name())
+		if m == nil {
+			return nil
+		}
+		t, err := time.Parse("20060102-150405", m[2])
+		if err != nil {
+			return nil
+		}
+		rel := strings.TrimPrefix(path.Dir(p), versionsDir)
+		v := Version{Path: strings.TrimPrefix(path.Join(rel, m[1]+m[4]), "/"), Stored: p, Time: t}
+		if fi, err := d.Info(); err == nil {
+			v.Size = fi.Size()
+		}
+		if _, err := root.Lstat(filepath.FromSlash(v.Path)); err == nil {
+			v.Current = true
+		}
+		out = append(out, v)
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	return out, err
+}
+
+// Restore copies the version stored at versionPath back to the path it was
+// at; a file there now is kept in the versions folder first.
+func (f folderFiles) Restore(dir, versionPath string) error {
+	stored, err := sharePath(versionPath)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(stored, versionsDir+"/") {
+		return fmt.Errorf("restore %q: not in the versions folder (%s): %w", versionPath, versionsDir, ErrOutside)
+	}
+	m := versionRE.FindStringSubmatch(path.Base(stored))
+	if m == nil {
+		return fmt.Errorf("restore %q: not a version's name (NAME~DATE-TIME.EXT)", versionPath)
+	}
+	target := strings.TrimPrefix(path.Join(strings.TrimPrefix(path.Dir(stored), versionsDir), m[1]+m[4]), "/")
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("open share folder %s: %w", dir, err)
+	}
+	defer root.Close()
+	src, err := root.Open(filepath.FromSlash(stored))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("restore %q: that version is no longer in the versions folder (pruned or removed): reload the page and pick another", target)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %q: %w", target, err)
+	}
+	defer src.Close()
+	if err := root.MkdirAll(filepath.FromSlash(path.Dir(target)), 0o755); err != nil {
+		return fmt.Errorf("restore %q: %w", target, err)
+	}
+	if err := root.MkdirAll(filepath.FromSlash(path.Join(record.MetaDir, "tmp")), 0o755); err != nil {
+		return fmt.Errorf("restore %q: %w", target, err)
+	}
+	tmp := path.Join(record.MetaDir, "tmp", fmt.Sprintf("restore-%d.tmp", f.now().UnixNano()))
+	dst, err := root.OpenFile(filepath.FromSlash(tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("restore %q: %w", target, err)
+	}
+	_, err = io.Copy(dst, src)
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		if _, serr := root.Lstat(filepath.FromSlash(target)); serr == nil {
+			err = f.keepVersion(root, target, target, false)
+		}
+	}
+	if err == nil {
+		err = root.Rename(filepath.FromSlash(tmp), filepath.FromSlash(target))
+	}
+	if err != nil {
+		root.Remove(filepath.FromSlash(tmp))
+		return fmt.Errorf("restore %q: %w", target, err)
+	}
+	return nil
+}
+
+// keepVersion puts the file at name into the versions folder as a version
+// of as (moved, or hard-linked when it stays where it is).
+func (f folderFiles) keepVersion(root *os.Root, name, as string, move bool) error {
+	vdir := path.Join(versionsDir, path.Dir(as))
+	if err := root.MkdirAll(filepath.FromSlash(vdir), 0o755); err != nil {
+		return fmt.Errorf("keep a version of %q: %w", as, err)
+	}
+	base := apply.VersionName(path.Base(as), f.now())
+	stem, ext := path.Base(as), path.Ext(as)
+	if ext == stem || ext == "." {
+		ext = ""
+	}
+	stem = strings.TrimSuffix(stem, ext) + "~" + f.now().UTC().Format("20060102-150405")
+	for n := 1; n < 1000; n++ {
+		v := path.Join(vdir, base)
+		if n > 1 {
+			v = path.Join(vdir, fmt.Sprintf("%s-%d%s", stem, n, ext))
+		}
+		if _, err := root.Lstat(filepath.FromSlash(v)); err == nil {
+			continue
+		}
+		var err error
+		if move {
+			err = root.Rename(filepath.FromSlash(name), filepath.FromSlash(v))
+		} else if err = root.Link(filepath.FromSlash(name), filepath.FromSlash(v)); err != nil {
+			err = copyIn(root, name, v)
+		}
+		if err != nil {
+			return fmt.Errorf("keep a version of %q: %w", as, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("keep a version of %q: too many this second", as)
+}
+
+func copyIn(root *os.Root, from, to string) error {
+	src, err := root.Open(filepath.FromSlash(from))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := root.OpenFile(filepath.FromSlash(to), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, src)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// sharePath checks a share-relative slash path from a request: no
+// absolute path, no "..", nothing that leaves the share.
+func sharePath(p string) (string, error) {
+	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("path %q: give a path inside the share, like dir/file.txt: %w", p, ErrOutside)
+	}
+	c := path.Clean(p)
+	if c != p || c == "." || c == ".." || strings.HasPrefix(c, "../") {
+		return "", fmt.Errorf("path %q: give a path inside the share, like dir/file.txt: %w", p, ErrOutside)
+	}
+	return c, nil
+}
