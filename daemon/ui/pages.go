@@ -305,4 +305,3 @@ func (s *Server) serveRatePlot(w http.ResponseWriter, r *http.Request, p *page) 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	s.pages["rates"].ExecuteTemplate(w, "plot", p)
 }
-
