@@ -189,6 +189,10 @@ func TestBrowser(t *testing.T) {
 	run(t, ctx, "conflicts page",
 		chromedp.Navigate(alpha.base+"/conflicts"),
 		chromedp.WaitVisible(chromedp.CSS(`.conflict[data-path="notes.txt"]`)))
+	sides := value(t, ctx, "the two sides", chromedp.Text(chromedp.CSS(`.conflict[data-path="notes.txt"]`)))
+	if !strings.Contains(sides, "alpha's notes") || !strings.Contains(sides, "beta's notes") {
+		t.Fatalf("the conflict does not show both sides: %q", sides)
+	}
 	screenshot(t, ctx, "conflicts")
 	run(t, ctx, "keep the copy",
 		chromedp.Click(chromedp.CSS(`.conflict[data-path="notes.txt"] button.keep-copy`)),

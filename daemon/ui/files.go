@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/sync/apply"
@@ -47,7 +49,13 @@ type Conflict struct {
 	CopySize int64
 	ModTime  time.Time // of the file
 	CopyMod  time.Time
+	// Preview and CopyPreview are the start of each side when it is text
+	// (at most previewBytes), for showing them side by side.
+	Preview, CopyPreview string
 }
+
+// previewBytes bounds the text shown of each side of a conflict.
+const previewBytes = 4 << 10
 
 // Version is one kept copy in the versions folder.
 type Version struct {
@@ -106,7 +114,9 @@ func (f folderFiles) Conflicts(dir string) ([]Conflict, error) {
 		}
 		if fi, err := root.Lstat(filepath.FromSlash(c.Path)); err == nil {
 			c.Size, c.ModTime = fi.Size(), fi.ModTime()
+			c.Preview = preview(root, c.Path)
 		}
+		c.CopyPreview = preview(root, c.Copy)
 		out = append(out, c)
 		return nil
 	})
@@ -294,6 +304,28 @@ func (f folderFiles) keepVersion(root *os.Root, name, as string, move bool) erro
 		return nil
 	}
 	return fmt.Errorf("keep a version of %q: too many this second", as)
+}
+
+// preview is the start of the regular file at p when it is UTF-8 text.
+func preview(root *os.Root, p string) string {
+	if fi, err := root.Lstat(filepath.FromSlash(p)); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	f, err := root.Open(filepath.FromSlash(p))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b := make([]byte, previewBytes)
+	n, _ := io.ReadFull(f, b)
+	b = b[:n]
+	for i := 0; i < utf8.UTFMax && n == previewBytes && !utf8.Valid(b); i++ {
+		b = b[:len(b)-1] // a character cut at the end
+	}
+	if !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
+		return ""
+	}
+	return string(b)
 }
 
 func copyIn(root *os.Root, from, to string) error {

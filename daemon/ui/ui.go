@@ -109,9 +109,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /{$}", s.guard(s.serveShares))
 	mux.HandleFunc("GET /share/{id}", s.guard(s.serveShare))
 	mux.HandleFunc("GET /conflicts", s.guard(s.serveConflicts))
-	mux.HandleFunc("POST /conflicts/resolve", s.guard(s.serveResolve))
+	mux.HandleFunc("/conflicts/resolve", s.guard(postOnly(s.serveResolve)))
 	mux.HandleFunc("GET /versions", s.guard(s.serveVersions))
-	mux.HandleFunc("POST /versions/restore", s.guard(s.serveRestore))
+	mux.HandleFunc("/versions/restore", s.guard(postOnly(s.serveRestore)))
 	mux.HandleFunc("GET /devices", s.guard(s.serveDevices))
 	mux.HandleFunc("GET /pair", s.guard(s.servePair))
 	mux.HandleFunc("POST /pair", s.guard(s.serveInvite))
@@ -122,6 +122,19 @@ func (s *Server) routes() *http.ServeMux {
 	// Anything else, whatever its method, passes the same guard first.
 	mux.HandleFunc("/", s.guard(func(w http.ResponseWriter, r *http.Request, _ *page) { http.NotFound(w, r) }))
 	return mux
+}
+
+// postOnly answers anything but POST with 405: a link or an image cannot
+// change anything.
+func postOnly(next func(http.ResponseWriter, *http.Request, *page)) func(http.ResponseWriter, *http.Request, *page) {
+	return func(w http.ResponseWriter, r *http.Request, p *page) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "use POST", http.StatusMethodNotAllowed)
+			return
+		}
+		next(w, r, p)
+	}
 }
 
 // parsePages parses each page with the layout and the shared fragments.
