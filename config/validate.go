@@ -29,7 +29,7 @@ func (c *Config) validate(file string, pos positions) error {
 			v.add("device.announce", "[device] announce %q: %v: write addresses like \"192.0.2.7:%d\"", a, err, DefaultPort)
 		}
 	}
-	if err := checkUI(d.UI); err != nil {
+	if err := CheckUI(d.UI); err != nil {
 		v.add("device.ui", "[device] ui %q: %v: write it like %q, or \"off\"", d.UI, err, DefaultUI)
 	}
 	if d.RescanInterval.Duration < MinRescanInterval {
@@ -256,9 +256,9 @@ func within(path, root string) bool {
 	return strings.HasPrefix(path, root)
 }
 
-// checkUI accepts "", "off" or a loopback host:port: the web UI is never
+// CheckUI accepts "", "off" or a loopback host:port: the web UI is never
 // served to the network.
-func checkUI(s string) error {
+func CheckUI(s string) error {
 	if s == "" || s == "off" {
 		return nil
 	}

@@ -55,9 +55,8 @@ func (d *Daemon) listenUI(cfg *config.Config) error {
 	if addr == "off" || d.opts.NewUI == nil {
 		return nil
 	}
-	host, _, err := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("web UI address %q: give a loopback HOST:PORT like %s, or off", addr, config.DefaultUI)
+	if err := config.CheckUI(addr); err != nil {
+		return fmt.Errorf("web UI address %q: %w: give a loopback HOST:PORT like %s, or off", addr, err, config.DefaultUI)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

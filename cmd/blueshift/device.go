@@ -113,6 +113,9 @@ func newRunCmd(g *globals) *cobra.Command {
 				// (a rescan of 1,000,000 files peaked at 368 MB without it).
 				debug.SetMemoryLimit(daemonMemoryLimit)
 			}
+			if err := config.CheckUI(uiAddr); err != nil {
+				return usageError{fmt.Errorf("run: --ui %q: %v: give a loopback HOST:PORT like %s, or off", uiAddr, err, config.DefaultUI)}
+			}
 			for _, name := range discoveryIfaces {
 				if err := config.CheckInterface(name); err != nil {
 					return usageError{fmt.Errorf("run: --discovery-interfaces: %q %v: give interface names like lo or eth0", name, err)}
