@@ -48,6 +48,8 @@ func (s *Server) rateHistory() []rateSample {
 const (
 	plotW, plotH = 720.0, 240.0
 	plotLeft     = 70.0
+	plotRight    = 30.0 // room for the last label
+	plotTop      = 10.0
 	plotBottom   = 24.0
 )
 
@@ -61,9 +63,9 @@ func ratePlot(samples []rateSample, now time.Time) template.HTML {
 	top *= 1.1
 	x := func(t time.Time) float64 {
 		f := 1 - float64(now.Sub(t))/float64(rateWindow)
-		return plotLeft + max(0, min(1, f))*(plotW-plotLeft)
+		return plotLeft + max(0, min(1, f))*(plotW-plotLeft-plotRight)
 	}
-	y := func(v float64) float64 { return (plotH - plotBottom) * (1 - v/top) }
+	y := func(v float64) float64 { return plotTop + (plotH-plotBottom-plotTop)*(1-v/top) }
 	line := func(get func(rateSample) float64) string {
 		var b strings.Builder
 		for _, r := range samples {
@@ -73,10 +75,10 @@ func ratePlot(samples []rateSample, now time.Time) template.HTML {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg id="rate-plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img" aria-label="transfer rates over the last hour">`, plotW, plotH, plotW, plotH)
-	fmt.Fprintf(&b, `<rect x="%.0f" y="0" width="%.0f" height="%.0f" class="plot-bg"/>`, plotLeft, plotW-plotLeft, plotH-plotBottom)
+	fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" class="plot-bg"/>`, plotLeft, plotTop, plotW-plotLeft-plotRight, plotH-plotBottom-plotTop)
 	for i := 0; i <= 4; i++ {
 		v := top * float64(i) / 4
-		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" class="grid"/>`, plotLeft, plotW, y(v), y(v))
+		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" class="grid"/>`, plotLeft, plotW-plotRight, y(v), y(v))
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" class="axis" text-anchor="end">%s/s</text>`, plotLeft-4, y(v)+4, template.HTMLEscapeString(sizeText(int64(v))))
 	}
 	for m := 0; m <= 60; m += 15 {
