@@ -15,19 +15,39 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/blueshift-sync/blueshift/daemon"
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/sync/apply"
 )
 
-// Files is what the conflicts and versions pages use. folderFiles is the
-// implementation until the control API's conflicts and versions functions
-// (issue 17's command-line part) land; then Options.Files takes those.
+// Files is what the conflicts, versions and needed-files pages use. Two
+// implementations: apiFiles, the control API's own endpoints (the daemon's
+// Handler, used whenever the daemon has one), and folderFiles, the share
+// folders themselves, for a daemon without those endpoints.
 type Files interface {
-	Conflicts(dir string) ([]Conflict, error)
-	Resolve(dir string, copyPath string, keep Keep) error
-	Versions(dir string) ([]Version, error)
-	Restore(dir string, versionPath string) error
+	Conflicts(sh daemon.ShareStatus) ([]Conflict, error)
+	// Resolve ends the conflict of the copy at copyPath.
+	Resolve(sh daemon.ShareStatus, copyPath string, keep Keep) error
+	Versions(sh daemon.ShareStatus) ([]Version, error)
+	// Restore puts back the newest version of p kept at or before at.
+	Restore(sh daemon.ShareStatus, p string, at time.Time) error
+	// Needed lists up to a limit of the files not in sync yet, and how
+	// many there are; ErrNoList when this implementation cannot.
+	Needed(sh daemon.ShareStatus) ([]NeededFile, int, error)
 }
+
+// NeededFile is one path not in sync yet, and why.
+type NeededFile struct {
+	Path     string `json:"path"`
+	Bytes    int64  `json:"bytes"`
+	Deleted  bool   `json:"deleted"`
+	PeerName string `json:"peer_name"`
+	Reason   string `json:"reason"`
+	Error    string `json:"error"`
+}
+
+// ErrNoList: the daemon does not list needed files (no needed endpoint).
+var ErrNoList = errors.New("this daemon does not list needed files, only counts them")
 
 // Keep is which side of a conflict a resolution keeps.
 type Keep string
@@ -44,6 +64,7 @@ type Conflict struct {
 	Path     string // share-relative slash path of the file
 	Copy     string // of the conflict copy
 	Device   string // the device whose change lost, as named in the copy
+	Winner   string // the device whose change is at Path, when known
 	Time     time.Time
 	Size     int64 // of the file; -1: gone
 	CopySize int64
@@ -66,8 +87,13 @@ type Version struct {
 	Current bool // a file is at Path now
 }
 
-// ErrOutside: a path names nothing inside the share.
-var ErrOutside = errors.New("path outside the share")
+// Errors of requests the pages pass on.
+var (
+	// ErrOutside: a path names nothing inside the share.
+	ErrOutside = errors.New("path outside the share")
+	// ErrNoVersion: no kept version matches.
+	ErrNoVersion = errors.New("no such version")
+)
 
 const versionsDir = record.MetaDir + "/versions"
 
@@ -76,14 +102,29 @@ var (
 	versionRE  = regexp.MustCompile(`^(.*)~(\d{8}-\d{6})(?:-(\d+))?(\.[^.]*)?$`)
 )
 
+// badRequest is an error in what a request asks for (answered 400).
+type badRequest struct{ error }
+
+func (e badRequest) Unwrap() error { return e.error }
+
+// isBadRequest: the request was wrong, not the daemon.
+func isBadRequest(err error) bool {
+	var br badRequest
+	return errors.As(err, &br) || errors.Is(err, ErrOutside) || errors.Is(err, ErrNoVersion) || errors.Is(err, errRefused)
+}
+
 // folderFiles finds conflicts and versions in the share's folder and
 // changes it through an os.Root (nothing it does reaches outside), keeping
 // every file it replaces or removes in the versions folder first; the
 // watcher then records the change like any user edit.
 type folderFiles struct{ now func() time.Time }
 
-// Conflicts lists the conflict copies under dir, newest first.
-func (f folderFiles) Conflicts(dir string) ([]Conflict, error) {
+// Needed: the share folders do not say.
+func (f folderFiles) Needed(daemon.ShareStatus) ([]NeededFile, int, error) { return nil, 0, ErrNoList }
+
+// Conflicts lists the conflict copies in the share, newest first.
+func (f folderFiles) Conflicts(sh daemon.ShareStatus) ([]Conflict, error) {
+	dir := sh.Path
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open share folder %s: %w", dir, err)
@@ -97,6 +138,9 @@ func (f folderFiles) Conflicts(dir string) ([]Conflict, error) {
 		if d.IsDir() {
 			if p == record.MetaDir {
 				return fs.SkipDir
+			}
+			if _, err := root.Lstat(filepath.Join(filepath.FromSlash(p), record.MetaDir)); p != "." && err == nil {
+				return fs.SkipDir // a nested share's own
 			}
 			return nil
 		}
@@ -114,9 +158,7 @@ func (f folderFiles) Conflicts(dir string) ([]Conflict, error) {
 		}
 		if fi, err := root.Lstat(filepath.FromSlash(c.Path)); err == nil {
 			c.Size, c.ModTime = fi.Size(), fi.ModTime()
-			c.Preview = preview(root, c.Path)
 		}
-		c.CopyPreview = preview(root, c.Copy)
 		out = append(out, c)
 		return nil
 	})
@@ -128,14 +170,15 @@ func (f folderFiles) Conflicts(dir string) ([]Conflict, error) {
 // the copy to the versions folder, KeepCopy keeps the file in the versions
 // folder and puts the copy in its place, KeepBoth renames the copy to
 // "NAME (DEVICE).EXT" so it no longer looks like a conflict.
-func (f folderFiles) Resolve(dir, copyPath string, keep Keep) error {
+func (f folderFiles) Resolve(sh daemon.ShareStatus, copyPath string, keep Keep) error {
+	dir := sh.Path
 	name, err := sharePath(copyPath)
 	if err != nil {
 		return err
 	}
 	m := conflictRE.FindStringSubmatch(path.Base(name))
 	if m == nil {
-		return fmt.Errorf("resolve %q: not a conflict copy (NAME.sync-conflict-DATE-TIME-DEVICE.EXT)", copyPath)
+		return badRequest{fmt.Errorf("resolve %q: not a conflict copy (NAME.sync-conflict-DATE-TIME-DEVICE.EXT)", copyPath)}
 	}
 	orig := path.Join(path.Dir(name), m[1]+m[4])
 	root, err := os.OpenRoot(dir)
@@ -144,7 +187,7 @@ func (f folderFiles) Resolve(dir, copyPath string, keep Keep) error {
 	}
 	defer root.Close()
 	if fi, err := root.Lstat(filepath.FromSlash(name)); err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("resolve %q: no conflict copy there any more (reload the page)", copyPath)
+		return badRequest{fmt.Errorf("resolve %q: no conflict copy there any more (reload the page)", copyPath)}
 	}
 	switch keep {
 	case KeepOriginal:
@@ -169,11 +212,12 @@ func (f folderFiles) Resolve(dir, copyPath string, keep Keep) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("resolve %q: keep %q: say original, copy or both", copyPath, keep)
+	return badRequest{fmt.Errorf("resolve %q: keep %q: say original, copy or both", copyPath, keep)}
 }
 
-// Versions lists every kept version under dir, newest first.
-func (f folderFiles) Versions(dir string) ([]Version, error) {
+// Versions lists every kept version in the share, newest first.
+func (f folderFiles) Versions(sh daemon.ShareStatus) ([]Version, error) {
+	dir := sh.Path
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open share folder %s: %w", dir, err)
@@ -200,9 +244,6 @@ func (f folderFiles) Versions(dir string) ([]Version, error) {
 		if fi, err := d.Info(); err == nil {
 			v.Size = fi.Size()
 		}
-		if _, err := root.Lstat(filepath.FromSlash(v.Path)); err == nil {
-			v.Current = true
-		}
 		out = append(out, v)
 		return nil
 	})
@@ -210,30 +251,36 @@ func (f folderFiles) Versions(dir string) ([]Version, error) {
 	return out, err
 }
 
-// Restore copies the version stored at versionPath back to the path it was
-// at; a file there now is kept in the versions folder first.
-func (f folderFiles) Restore(dir, versionPath string) error {
-	stored, err := sharePath(versionPath)
+// Restore copies the newest version of p kept at or before at (zero: the
+// newest) back to p; a file there now is kept in the versions folder first.
+func (f folderFiles) Restore(sh daemon.ShareStatus, p string, at time.Time) error {
+	target, err := sharePath(p)
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(stored, versionsDir+"/") {
-		return fmt.Errorf("restore %q: not in the versions folder (%s): %w", versionPath, versionsDir, ErrOutside)
+	if target == record.MetaDir || strings.HasPrefix(target, record.MetaDir+"/") {
+		return fmt.Errorf("restore %q: it is in the share's own %s folder, which holds no user files: %w", p, record.MetaDir, ErrOutside)
 	}
-	m := versionRE.FindStringSubmatch(path.Base(stored))
-	if m == nil {
-		return fmt.Errorf("restore %q: not a version's name (NAME~DATE-TIME.EXT)", versionPath)
-	}
-	target := strings.TrimPrefix(path.Join(strings.TrimPrefix(path.Dir(stored), versionsDir), m[1]+m[4]), "/")
-	root, err := os.OpenRoot(dir)
+	all, err := f.Versions(sh)
 	if err != nil {
-		return fmt.Errorf("open share folder %s: %w", dir, err)
+		return fmt.Errorf("restore %q: %w", p, err)
+	}
+	var stored string
+	for _, v := range all { // newest first
+		if v.Path == target && (at.IsZero() || !v.Time.After(at)) {
+			stored = v.Stored
+			break
+		}
+	}
+	if stored == "" {
+		return fmt.Errorf("restore %q: %w kept then: pruned or removed; reload the page and pick another", p, ErrNoVersion)
+	}
+	root, err := os.OpenRoot(sh.Path)
+	if err != nil {
+		return fmt.Errorf("open share folder %s: %w", sh.Path, err)
 	}
 	defer root.Close()
 	src, err := root.Open(filepath.FromSlash(stored))
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("restore %q: that version is no longer in the versions folder (pruned or removed): reload the page and pick another", target)
-	}
 	if err != nil {
 		return fmt.Errorf("restore %q: %w", target, err)
 	}
@@ -349,11 +396,11 @@ func copyIn(root *os.Root, from, to string) error {
 // absolute path, no "..", nothing that leaves the share.
 func sharePath(p string) (string, error) {
 	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0) {
-		return "", fmt.Errorf("path %q: give a path inside the share, like dir/file.txt: %w", p, ErrOutside)
+		return "", fmt.Errorf("path %q is outside the share: name a file by its path inside the share: %w", p, ErrOutside)
 	}
 	c := path.Clean(p)
 	if c != p || c == "." || c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("path %q: give a path inside the share, like dir/file.txt: %w", p, ErrOutside)
+		return "", fmt.Errorf("path %q is outside the share: name a file by its path inside the share: %w", p, ErrOutside)
 	}
 	return c, nil
 }

@@ -8,8 +8,9 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -97,10 +98,13 @@ func findShare(st daemon.Status, id string) (daemon.ShareStatus, bool) {
 // shareFiles is a share's page: its state, needed files, conflicts and
 // versions.
 type shareFiles struct {
-	Share     shareView
-	Conflicts []Conflict
-	Versions  []Version
-	Errors    []string
+	Share       shareView
+	Needed      []NeededFile
+	NeededTotal int
+	NoList      bool // the daemon counts needed files but does not list them
+	Conflicts   []Conflict
+	Versions    []Version
+	Errors      []string
 }
 
 func (s *Server) serveShare(w http.ResponseWriter, r *http.Request, p *page) {
@@ -116,10 +120,16 @@ func (s *Server) serveShare(w http.ResponseWriter, r *http.Request, p *page) {
 		if v.ID == sh.ID {
 			sf := shareFiles{Share: v}
 			var err error
-			if sf.Conflicts, err = s.files.Conflicts(sh.Path); err != nil {
+			switch sf.Needed, sf.NeededTotal, err = s.files.Needed(sh); {
+			case errors.Is(err, ErrNoList):
+				sf.NoList = true
+			case err != nil:
 				sf.Errors = append(sf.Errors, err.Error())
 			}
-			if sf.Versions, err = s.files.Versions(sh.Path); err != nil {
+			if sf.Conflicts, err = s.conflicts(sh); err != nil {
+				sf.Errors = append(sf.Errors, err.Error())
+			}
+			if sf.Versions, err = s.versions(sh); err != nil {
 				sf.Errors = append(sf.Errors, err.Error())
 			}
 			p.Data = sf
@@ -154,9 +164,9 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, p *page, name
 		sc := shareConflicts{Share: sh}
 		var err error
 		if name == "conflicts" {
-			sc.Conflicts, err = s.files.Conflicts(sh.Path)
+			sc.Conflicts, err = s.conflicts(sh)
 		} else {
-			sc.Versions, err = s.files.Versions(sh.Path)
+			sc.Versions, err = s.versions(sh)
 		}
 		if err != nil {
 			sc.Error = err.Error()
@@ -175,9 +185,13 @@ func (s *Server) serveResolve(w http.ResponseWriter, r *http.Request, p *page) {
 		return
 	}
 	copyPath, keep := r.PostFormValue("copy"), Keep(r.PostFormValue("keep"))
-	if err := s.files.Resolve(sh.Path, copyPath, keep); err != nil {
+	if err := s.files.Resolve(sh, copyPath, keep); err != nil {
 		p.Error = err.Error()
-		s.listFiles(w, r, p, "conflicts", "Conflicts", http.StatusBadRequest)
+		code := http.StatusInternalServerError
+		if isBadRequest(err) {
+			code = http.StatusBadRequest
+		}
+		s.listFiles(w, r, p, "conflicts", "Conflicts", code)
 		return
 	}
 	http.Redirect(w, r, "/conflicts?done="+url.QueryEscape(fmt.Sprintf("resolved %s: kept %s", copyPath, keep)), http.StatusSeeOther)
@@ -190,17 +204,61 @@ func (s *Server) serveRestore(w http.ResponseWriter, r *http.Request, p *page) {
 		s.listFiles(w, r, p, "versions", "Versions", http.StatusBadRequest)
 		return
 	}
-	stored := r.PostFormValue("version")
-	if err := s.files.Restore(sh.Path, stored); err != nil {
+	path := r.PostFormValue("path")
+	var at time.Time
+	if a := r.PostFormValue("at"); a != "" {
+		var err error
+		if at, err = time.Parse(time.RFC3339, a); err != nil {
+			p.Error = fmt.Sprintf("restore %q: time %q: write it like 2026-12-03T10:15:00Z", path, a)
+			s.listFiles(w, r, p, "versions", "Versions", http.StatusBadRequest)
+			return
+		}
+	}
+	if err := s.files.Restore(sh, path, at); err != nil {
 		p.Error = err.Error()
-		code := http.StatusBadRequest
-		if !errors.Is(err, ErrOutside) && !strings.Contains(err.Error(), "no longer") {
-			code = http.StatusInternalServerError
+		code := http.StatusInternalServerError
+		if isBadRequest(err) {
+			code = http.StatusBadRequest
 		}
 		s.listFiles(w, r, p, "versions", "Versions", code)
 		return
 	}
-	http.Redirect(w, r, "/versions?done="+url.QueryEscape("restored "+stored), http.StatusSeeOther)
+	http.Redirect(w, r, "/versions?done="+url.QueryEscape("restored "+path), http.StatusSeeOther)
+}
+
+// conflicts lists sh's conflicts with the start of both sides' text.
+func (s *Server) conflicts(sh daemon.ShareStatus) ([]Conflict, error) {
+	cs, err := s.files.Conflicts(sh)
+	if err != nil || len(cs) == 0 {
+		return cs, err
+	}
+	root, err := os.OpenRoot(sh.Path)
+	if err != nil {
+		return cs, nil // no previews
+	}
+	defer root.Close()
+	for i := range cs {
+		cs[i].Preview, cs[i].CopyPreview = preview(root, cs[i].Path), preview(root, cs[i].Copy)
+	}
+	return cs, nil
+}
+
+// versions lists sh's kept versions, newest first, each saying whether a
+// file is at its path now.
+func (s *Server) versions(sh daemon.ShareStatus) ([]Version, error) {
+	vs, err := s.files.Versions(sh)
+	if err != nil || len(vs) == 0 {
+		return vs, err
+	}
+	slices.SortStableFunc(vs, func(a, b Version) int { return b.Time.Compare(a.Time) })
+	if root, err := os.OpenRoot(sh.Path); err == nil {
+		defer root.Close()
+		for i := range vs {
+			_, err := root.Lstat(filepath.FromSlash(vs[i].Path))
+			vs[i].Current = err == nil
+		}
+	}
+	return vs, nil
 }
 
 func (s *Server) serveDevices(w http.ResponseWriter, r *http.Request, p *page) {

@@ -26,8 +26,9 @@ var assets embed.FS
 // Options configure a Server.
 type Options struct {
 	Daemon *daemon.Daemon
-	// Files lists and resolves conflicts and versions; nil: the share
-	// folders themselves (folderFiles).
+	// Files lists and resolves conflicts and versions and lists needed
+	// files; nil: the daemon's control API when it has those endpoints
+	// (apiFiles), else the share folders themselves (folderFiles).
 	Files Files
 	Now   func() time.Time // nil: time.Now
 	// SampleEvery is the rate plot's sampling interval; 0: 10 s.
@@ -60,6 +61,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Files == nil {
 		opts.Files = folderFiles{now: opts.Now}
+		if h, ok := any(opts.Daemon).(apiHandler); ok {
+			opts.Files = apiFiles{api: h.Handler()}
+		}
 	}
 	if opts.SampleEvery <= 0 {
 		opts.SampleEvery = sampleEvery
@@ -147,7 +151,8 @@ func parsePages() (map[string]*template.Template, error) {
 			}
 			return t.Local().Format(time.DateTime)
 		},
-		"rate": func(r float64) string { return sizeText(int64(r)) + "/s" },
+		"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"rate":    func(r float64) string { return sizeText(int64(r)) + "/s" },
 		// done is how many of a share's records are in place.
 		"done": func(records uint64, need int) uint64 {
 			if uint64(max(need, 0)) > records {
