@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -105,21 +107,45 @@ type UILogin struct {
 // `blueshift ui`. The control socket is the proof of being the home's user.
 func (d *Daemon) serveUILogin(w http.ResponseWriter, r *http.Request) {
 	if d.ui.ln == nil {
-		writeJSON(w, http.StatusNotFound, apiError{Error: "the web UI is off or its port was busy (the daemon's log says which): " +
+		writeJSON(w, http.StatusNotFound, uiError{Error: "the web UI is off or its port was busy (the daemon's log says which): " +
 			"restart the daemon with --ui 127.0.0.1:PORT, or set [device] ui in config.toml"})
 		return
 	}
 	u, err := d.ui.web.LoginURL("http://" + d.ui.ln.Addr().String())
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
+		writeJSON(w, http.StatusInternalServerError, uiError{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, UILogin{URL: u})
 }
 
+// uiError is how the login endpoint answers a failure.
+type uiError struct {
+	Error string `json:"error"`
+}
+
 // UILogin is POST /v1/ui/login: a one-time link to the web UI.
 func (c *Client) UILogin(ctx context.Context) (string, error) {
-	var out UILogin
-	err := c.do(ctx, http.MethodPost, "/v1/ui/login", &out)
-	return out.URL, err
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://blueshift/v1/ui/login", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("ask the daemon for a web UI link: %w", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		UILogin
+		uiError
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&out); err != nil {
+		return "", fmt.Errorf("ask the daemon for a web UI link: %s: %w", resp.Status, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", errors.New(out.Error)
+	}
+	return out.URL, nil
 }
