@@ -36,6 +36,13 @@ func TestRefused(t *testing.T) {
 		o.Set(k, val)
 		return o
 	}
+	// wrong is the token with its first character changed.
+	wrong := func(tok string) string {
+		if tok[0] == 'A' {
+			return "B" + tok[1:]
+		}
+		return "A" + tok[1:]
+	}
 	host := strings.TrimPrefix(alpha.base, "http://")
 	_, port, _ := strings.Cut(host, ":")
 
@@ -54,7 +61,7 @@ func TestRefused(t *testing.T) {
 		{"no origin at all", signedIn, "/conflicts/resolve", resolve, nil, http.StatusForbidden, "another site"},
 		{"rebound host name", signedIn, "/conflicts/resolve", resolve, map[string]string{"Host": "evil.example:" + port, "Origin": "http://evil.example:" + port}, http.StatusForbidden, "DNS rebinding"},
 		{"no CSRF token", signedIn, "/conflicts/resolve", with(resolve, "csrf", ""), origin, http.StatusForbidden, "CSRF"},
-		{"wrong CSRF token", signedIn, "/conflicts/resolve", with(resolve, "csrf", "x"+csrf[1:]), origin, http.StatusForbidden, "CSRF"},
+		{"wrong CSRF token", signedIn, "/conflicts/resolve", with(resolve, "csrf", wrong(csrf)), origin, http.StatusForbidden, "CSRF"},
 		{"copy outside the share", signedIn, "/conflicts/resolve", with(resolve, "copy", "../outside.sync-conflict-20261203-101500-X.txt"), origin, http.StatusBadRequest, "outside the share"},
 		{"absolute copy path", signedIn, "/conflicts/resolve", with(resolve, "copy", outside), origin, http.StatusBadRequest, "outside the share"},
 		{"not a conflict copy", signedIn, "/conflicts/resolve", with(resolve, "copy", "other.txt"), origin, http.StatusBadRequest, "conflict copy"},
