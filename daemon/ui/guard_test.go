@@ -103,7 +103,15 @@ func TestRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		get(t, anon, u, http.StatusSeeOther)
+		resp, err := anon.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cs := resp.Cookies()
+		if resp.StatusCode != http.StatusSeeOther || len(cs) != 1 || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode || strings.Contains(resp.Header.Get("Location"), "token") {
+			t.Fatalf("login: %s, cookies %+v, to %q", resp.Status, cs, resp.Header.Get("Location"))
+		}
 		if body := get(t, anon, u, http.StatusUnauthorized); !strings.Contains(body, "used or expired") {
 			t.Fatalf("second use: %q", body)
 		}
