@@ -27,13 +27,19 @@
 // refused); a request that changes anything must be a POST from this UI's
 // origin (Origin, else Referer) carrying the session's CSRF token.
 //
-// # Conflicts and versions
+// # Conflicts, versions and needed files
 //
-// The pages reach them through Files. Until the control API has its own
-// conflicts and versions functions, folderFiles does the work in the share
-// folder through an os.Root (nothing reaches outside the share), keeping
-// every file it replaces in the versions folder first; the watcher then
-// records the change like any edit.
+// The pages reach them through Files. When the daemon has a control API
+// Handler with the conflicts, versions and needed endpoints, apiFiles
+// calls them in process, so the UI and the command line run the same
+// code. Without one, folderFiles does the work in the share folder through
+// an os.Root (nothing reaches outside the share), keeping every file it
+// replaces in the versions folder first (the watcher then records the
+// change like any edit), and the share page shows needed counts only.
+//
+// Every other page reads daemon.Status, the function GET /v1/status
+// serves; pairing calls daemon.Invite and Daemon.Reload as `blueshift
+// invite` does.
 //
 // # Concurrency
 //
