@@ -16,6 +16,7 @@
 //	discovery = true               # LAN multicast announcements
 //	announce = ["192.0.2.7:22100"] # addresses given to peers in invites; empty: derive from listen
 //	rescan_interval = "1h"         # full rescan of every share: the safety net behind the watcher
+//	ui = "127.0.0.1:8385"          # the web UI's loopback address; "off": none; empty: DefaultUI
 //
 //	[discovery]
 //	interfaces = ["eth0"]          # announce and listen on these interfaces only; empty: every
@@ -71,6 +72,8 @@ const (
 	EnvHome = "BLUESHIFT_HOME"
 	// DefaultPort is Blueshift's peer port (Syncthing uses 22000).
 	DefaultPort = 22100
+	// DefaultUI is where the daemon serves its web UI unless told otherwise.
+	DefaultUI = "127.0.0.1:8385"
 	// DefaultListen listens on every interface, IPv4 and IPv6.
 	DefaultListen = ":22100"
 	// DefaultRescanInterval is how often every share is rescanned in full.
@@ -126,6 +129,7 @@ type Device struct {
 	Discovery      bool     `toml:"discovery"`
 	Announce       []string `toml:"announce"`
 	RescanInterval Duration `toml:"rescan_interval"`
+	UI             string   `toml:"ui,omitempty"`
 }
 
 // Discovery tunes LAN discovery (on or off is [device] discovery).

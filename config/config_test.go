@@ -103,6 +103,9 @@ func TestParseBad(t *testing.T) {
 		{"unknown peer in share", `peers = ["PEER-A"]`, `peers = ["PEER-B"]`,
 			"line 14: [[share]] peers lists \"PEER-B\", which is no [[peer]]: add it with `blueshift peer add PEER-B`"},
 		{"id with space", `id = "PEER-A"`, `id = "PEER A"`, `line 6: [[peer]] id "PEER A" has spaces`},
+		{"ui on the network", `listen = ":22100"`, "listen = \":22100\"\nui = \"0.0.0.0:8385\"",
+			`line 4: [device] ui "0.0.0.0:8385": host "0.0.0.0" is not a loopback address`},
+		{"ui not host:port", `listen = ":22100"`, "listen = \":22100\"\nui = \"on\"", `line 4: [device] ui "on": is not host:port: write it like "127.0.0.1:8385", or "off"`},
 		{"missing device name", `name = "laptop"`, ``, `line 1: [device] name is missing`},
 	}
 	for _, tt := range tests {
@@ -478,5 +481,15 @@ func TestRemovePeerForgetsItsJoins(t *testing.T) {
 	}
 	if s := c.Shares[0]; s.JoinFrom != "" || s.JoinToken != "" || len(s.Peers) != 0 {
 		t.Fatalf("share after removing its inviter: %+v", s)
+	}
+}
+
+func TestUIKey(t *testing.T) {
+	for _, ui := range []string{"off", "127.0.0.1:9000", "localhost:0", "[::1]:8385"} {
+		doc := strings.Replace(good, `listen = ":22100"`, "listen = \":22100\"\nui = \""+ui+"\"", 1)
+		c, err := Parse("config.toml", []byte(doc), Checks{})
+		if err != nil || c.Device.UI != ui {
+			t.Errorf("ui = %q: %v, %q", ui, err, c.Device.UI)
+		}
 	}
 }

@@ -30,6 +30,9 @@ func (c *Config) validate(file string, pos positions) error {
 			v.add("device.announce", "[device] announce %q: %v: write addresses like \"192.0.2.7:%d\"", a, err, DefaultPort)
 		}
 	}
+	if err := CheckUI(d.UI); err != nil {
+		v.add("device.ui", "[device] ui %q: %v: write it like %q, or \"off\"", d.UI, err, DefaultUI)
+	}
 	if d.RescanInterval.Duration < MinRescanInterval {
 		v.add("device.rescan_interval", "[device] rescan_interval %s is shorter than %s: write something like \"1h\"", d.RescanInterval, MinRescanInterval)
 	}
@@ -269,4 +272,20 @@ func within(path, root string) bool {
 		root += string(filepath.Separator)
 	}
 	return strings.HasPrefix(path, root)
+}
+
+// CheckUI accepts "", "off" or a loopback host:port: the web UI is never
+// served to the network.
+func CheckUI(s string) error {
+	if s == "" || s == "off" {
+		return nil
+	}
+	if err := checkHostPort(s, false, true); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(s)
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("host %q is not a loopback address (the UI is only served on this machine)", host)
+	}
+	return nil
 }

@@ -37,6 +37,10 @@ type Options struct {
 	// DiscoveryInterfaces, when not empty, replaces [discovery] interfaces:
 	// the only interfaces LAN discovery uses (["lo"]: this machine only).
 	DiscoveryInterfaces []string
+	// UI is the web UI's loopback HOST:PORT ("off": none); empty: [device]
+	// ui, else config.DefaultUI. NewUI makes it (nil: no web UI).
+	UI    string
+	NewUI func(*Daemon) (WebUI, error)
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -53,6 +57,7 @@ type Daemon struct {
 	peers   *peer.Manager        // dials, accepts, keeps one connection per peer
 	disc    *discovery.Discovery // nil when LAN discovery is off
 	ctl     net.Listener
+	ui      uiServer // the web UI (webui.go); zero when off
 	unlock  func()
 	started time.Time
 	rates   rates // connections' byte rates for status
@@ -149,6 +154,10 @@ func Open(opts Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	closers = append(closers, func() { d.ctl.Close() })
+	if err := d.listenUI(cfg); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -189,6 +198,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	srv := d.serveControl(ctx)
 	d.wg.Go(func() { d.sweepSends(ctx) })
+	stopUI := d.serveUI(ctx)
 
 	<-ctx.Done()
 	d.log.Info("stopping")
@@ -199,6 +209,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if srv.Shutdown(shutdown) != nil {
 		srv.Close()
 	}
+	stopUI(shutdown)
 	d.ln.Close()
 	d.mu.Lock()
 	d.mu.stopping = true

@@ -35,6 +35,14 @@
 //	GET  /v1/status  Status: the device, its real listen address, shares, peers, refused attempts
 //	POST /v1/reload  re-read config.toml and apply it (shares, peers, invitations)
 //	GET  /v1/events  newline-delimited JSON Events: a status snapshot on every change, at most every 250 ms
+//	POST /v1/ui/login  a one-time link to the web UI (`blueshift ui`)
+//
+// # Web UI
+//
+// With Options.NewUI (package daemon/ui, wired by `blueshift run`) the
+// daemon serves a web UI on loopback TCP (Options.UI, else [device] ui,
+// else config.DefaultUI; "off": none). A busy port is logged as a warning
+// and the daemon runs without it. Run owns its server and its sampler.
 //
 // Client is the Go client; the command line uses it.
 //

@@ -48,13 +48,17 @@ type blueshiftCluster struct {
 // nothing on the machine's real interfaces.
 func blueshiftRunArgs(ctx context.Context, bin string) []string {
 	help, _ := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput()
+	var args []string
 	switch {
 	case strings.Contains(string(help), "--no-discovery"):
-		return []string{"--no-discovery"}
+		args = []string{"--no-discovery"}
 	case strings.Contains(string(help), "--discovery-interfaces"):
-		return []string{"--discovery-interfaces", "lo"}
+		args = []string{"--discovery-interfaces", "lo"}
 	}
-	return nil
+	if strings.Contains(string(help), "--ui ") {
+		args = append(args, "--ui", "off") // the comparison is of sync, not of a web UI's memory
+	}
+	return args
 }
 
 func newBlueshift(bin string, runArgs []string) newCluster {

@@ -88,7 +88,7 @@ func newIDCmd(g *globals) *cobra.Command {
 const daemonMemoryLimit = 200 << 20
 
 func newRunCmd(g *globals) *cobra.Command {
-	var listen, level, profile string
+	var listen, level, profile, uiAddr string
 	var noDiscovery bool
 	var discoveryIfaces []string
 	c := &cobra.Command{
@@ -113,6 +113,9 @@ func newRunCmd(g *globals) *cobra.Command {
 				// (a rescan of 1,000,000 files peaked at 368 MB without it).
 				debug.SetMemoryLimit(daemonMemoryLimit)
 			}
+			if err := config.CheckUI(uiAddr); err != nil {
+				return usageError{fmt.Errorf("run: --ui %q: %v: give a loopback HOST:PORT like %s, or off", uiAddr, err, config.DefaultUI)}
+			}
 			for _, name := range discoveryIfaces {
 				if err := config.CheckInterface(name); err != nil {
 					return usageError{fmt.Errorf("run: --discovery-interfaces: %q %v: give interface names like lo or eth0", name, err)}
@@ -128,7 +131,8 @@ func newRunCmd(g *globals) *cobra.Command {
 					return usageError{fmt.Errorf("run: --pprof %q: %w", profile, err)}
 				}
 			}
-			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces})
+			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces,
+				UI: uiAddr, NewUI: newUI})
 			if err != nil {
 				return err
 			}
@@ -139,6 +143,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	c.Flags().BoolVar(&noDiscovery, "no-discovery", false, "no LAN discovery (multicast announcements), whatever [device] discovery says")
 	c.Flags().StringSliceVar(&discoveryIfaces, "discovery-interfaces", nil, "LAN discovery on these interfaces only (e.g. lo), whatever [discovery] interfaces says")
+	c.Flags().StringVar(&uiAddr, "ui", "", "serve the web UI on this loopback HOST:PORT, or off (default [device] ui, else "+config.DefaultUI+")")
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
 	return c
 }

@@ -30,7 +30,7 @@ const (
 // startNoWait starts the daemon and returns at once, before it answers.
 func (d *device) startNoWait() {
 	d.t.Helper()
-	d.cmd = exec.Command(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--log-level", "debug")
+	d.cmd = exec.Command(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--ui", "off", "--log-level", "debug")
 	// A race-enabled binary sleeps a second at exit (to catch late races)
 	// unless told not to: that second is not the daemon's.
 	d.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))

@@ -66,7 +66,7 @@ func newRootCmd() *cobra.Command {
 		newInitCmd(g), newIDCmd(g), newRunCmd(g),
 		newShareCmd(g), newInviteCmd(g), newJoinCmd(g),
 		newStatusCmd(g), newPeerCmd(g),
-		newInspectCmd(g),
+		newInspectCmd(g), newUICmd(g),
 		newSendCmd(g), newReceiveCmd(g), newHookCmd(g),
 	)
 	return root

@@ -62,7 +62,7 @@ echo "   share $SHARE"
 # Loopback only, and no LAN discovery: the demo sends nothing through a real
 # network interface.
 "$BIN" --home "$A" run --listen 127.0.0.1:0 --no-discovery 2>"$WORK/alice.log" & PIDS+=($!)
-"$BIN" --home "$B" run --listen 127.0.0.1:0 --no-discovery 2>"$WORK/bob.log" & PIDS+=($!)
+"$BIN" --home "$B" run --listen 127.0.0.1:0 --no-discovery --ui off 2>"$WORK/bob.log" & PIDS+=($!)
 # `status` also answers with no daemon (from the config); a listen address
 # in --json means the daemon itself answered.
 wait_for 10 running "$A" || fail "alice's daemon did not start"
