@@ -194,7 +194,9 @@ func newReceiveCmd(g *globals) *cobra.Command {
 			p := newProgress(c, tf.json, 0, "receiving")
 			err = watchShare(ctx, cl, r.ShareID, func(_ daemon.Status, sh daemon.ShareStatus) bool {
 				p.set(-1, sh)
-				return sh.InSync && len(sh.Peers) > 0 && sh.Records > 0 && sh.Join == nil
+				// Complete when our root is the sender's: it may end its
+				// side (and hang up) as soon as it sees ours.
+				return len(sh.Reached) > 0 && sh.Records > 0 && sh.NeedItems == 0 && sh.Join == nil
 			})
 			p.done()
 			if err != nil {
