@@ -402,7 +402,8 @@ func scenarioNote(cfg config, sc string) string {
 			"Each edit starts once the link has been quiet for %v.", cfg.LatencyEdits, cfg.LatencyEdits, cfg.LatencyQuiet)
 	case scRebuilt:
 		return "Each tool first syncs the old build as bin/prog, then the new build is renamed over it; the figures are that second step's. " +
-			"Blueshift's two builds are the measured commit and its parent; tomljson is go-toml's (the version go.mod requires), " +
+			"Both run on the shaped link (scenario 2's): bytes are the figure, and Blueshift sends blocks to a peer on loopback uncompressed. " +
+			"Blueshift's two builds are the measured commit and the parent of the last commit that changed its Go code; tomljson is go-toml's (the version go.mod requires), " +
 			"built before and after one added line. file_mb is the new build's size."
 	case scScale:
 		return "The tiny files (64 B-1 KiB, 1,000 to a directory) are made before the timed window and deleted after it. " +

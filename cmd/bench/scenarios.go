@@ -267,7 +267,7 @@ func (b *bench) edits(ctx context.Context, scenario string, tools []string, runs
 			if ctx.Err() != nil {
 				return // interrupted: what was measured is reported
 			}
-			ms, err := b.editsOnce(ctx, tool, b.editOps())
+			ms, err := b.editsOnce(ctx, tool, false, b.editOps())
 			if err != nil {
 				b.fail(scenario, "edits", tool, err)
 				continue
@@ -286,9 +286,10 @@ func (b *bench) edits(ctx context.Context, scenario string, tools []string, runs
 	}
 }
 
-// editsOnce applies ops in turn to a synced pair of tool and measures each.
-func (b *bench) editsOnce(ctx context.Context, tool string, ops []editOp) ([]measure, error) {
-	nw, err := b.network(ctx, false, 2)
+// editsOnce applies ops in turn to a synced pair of tool and measures each,
+// on loopback or, if shaped, on the shaped link.
+func (b *bench) editsOnce(ctx context.Context, tool string, shaped bool, ops []editOp) ([]measure, error) {
+	nw, err := b.network(ctx, shaped, 2)
 	if err != nil {
 		return nil, err
 	}
