@@ -49,6 +49,16 @@ type proofs struct {
 	m      map[record.Path]*proof // guarded by mu
 	order  []record.Path          // guarded by mu: oldest first, for eviction
 	blocks int                    // guarded by mu: blocks held in m
+	// byHash finds a proven copy of a block without a lookup in Pebble
+	// (one per hash: the latest noted); guarded by mu.
+	byHash map[block.Hash]provenAt
+}
+
+// provenAt is where a proof places a block.
+type provenAt struct {
+	path record.Path
+	off  int64
+	size uint32
 }
 
 // note remembers that the file at p, with identity fi (stat'd before it
@@ -71,28 +81,51 @@ func (ps *proofs) note(p record.Path, fi fs.FileInfo, started time.Time, blocks 
 	defer ps.mu.Unlock()
 	if ps.m == nil {
 		ps.m = make(map[record.Path]*proof)
+		ps.byHash = make(map[block.Hash]provenAt)
 	}
-	if old, had := ps.m[p]; had {
-		ps.blocks -= len(old.blocks)
-		delete(ps.m, p)
-	}
+	ps.dropLocked(p)
 	if !keep {
 		return
 	}
 	ps.m[p] = pr
 	ps.order = append(ps.order, p)
 	ps.blocks += len(blocks)
+	for i, b := range blocks {
+		ps.byHash[b.Hash] = provenAt{path: p, off: pr.starts[i], size: b.Size}
+	}
 	for ps.blocks > maxProofBlocks && len(ps.order) > 0 {
 		victim := ps.order[0]
 		ps.order = ps.order[1:]
-		if old, had := ps.m[victim]; had && victim != p {
-			ps.blocks -= len(old.blocks)
-			delete(ps.m, victim)
+		if victim != p {
+			ps.dropLocked(victim)
 		}
 	}
 	if len(ps.order) > 2*len(ps.m)+64 { // drop names replaced or evicted
 		ps.order = slices.DeleteFunc(ps.order, func(q record.Path) bool { _, ok := ps.m[q]; return !ok })
 	}
+}
+
+// dropLocked forgets the proof of p, if any.
+func (ps *proofs) dropLocked(p record.Path) {
+	old, had := ps.m[p]
+	if !had {
+		return
+	}
+	ps.blocks -= len(old.blocks)
+	delete(ps.m, p)
+	for _, b := range old.blocks {
+		if at, ok := ps.byHash[b.Hash]; ok && at.path == p {
+			delete(ps.byHash, b.Hash)
+		}
+	}
+}
+
+// where returns a proven copy of block h of n bytes, if a proof has one.
+func (ps *proofs) where(h block.Hash, n uint32) (provenAt, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	at, ok := ps.byHash[h]
+	return at, ok && at.size == n
 }
 
 // proves reports whether a scan proved that the file at p, while its
@@ -119,6 +152,18 @@ func (ps *proofs) proves(p record.Path, fi fs.FileInfo, off int64, n uint32, h b
 // bytes read need not be hashed again (see proofs for why this is safe).
 func (s *Share) Proves(p record.Path, fi fs.FileInfo, off int64, n uint32, h block.Hash) bool {
 	return s.proofs.proves(p, fi, off, n, h)
+}
+
+// Proven returns where a scan of this share hashed block h (of n bytes):
+// a file and offset to read it from without a lookup in Pebble. Like
+// Locate's, the answer may be stale; Proves, on the file as it is opened,
+// says whether the bytes read there still need no hash.
+func (s *Share) Proven(h block.Hash, n uint32) (Location, bool) {
+	at, ok := s.proofs.where(h, n)
+	if !ok {
+		return Location{}, false
+	}
+	return Location{Share: s.key.ID(), Path: at.path, PathKey: s.key.PathKey(string(at.path)), Offset: at.off, Length: at.size}, true
 }
 
 // SameFile reports whether two Stats of an open file show the same

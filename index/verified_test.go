@@ -83,6 +83,25 @@ func TestProvesOnlyWhatTheScanHashed(t *testing.T) {
 			t.Errorf("%s: %d of %d blocks proven, want none", name, n, of)
 		}
 	}
+	// Proven finds old.bin's blocks where the scan cut them, and nothing
+	// of the files it did not remember.
+	var at int64
+	for _, b := range mustLookup(t, sh, "old.bin").Blocks {
+		l, ok := sh.Proven(b.Hash, b.Size)
+		if !ok || l.Path != "old.bin" || l.Offset != at || l.Length != b.Size {
+			t.Errorf("Proven(%s) = %+v, %v; want old.bin at %d", b.Hash.Short(), l, ok, at)
+		}
+		if _, ok := sh.Proven(b.Hash, b.Size+1); ok {
+			t.Errorf("Proven(%s) with a wrong length found it", b.Hash.Short())
+		}
+		at += int64(b.Size)
+	}
+	for _, name := range []string{"small.bin", "fresh.bin"} {
+		b := mustLookup(t, sh, name).Blocks[0]
+		if l, ok := sh.Proven(b.Hash, b.Size); ok {
+			t.Errorf("Proven finds %s's block at %+v; its scan proved nothing", name, l)
+		}
+	}
 	// A wrong offset, length or hash is not proven.
 	e, _, _ := sh.Lookup("old.bin")
 	fi, _ := os.Stat(filepath.Join(root, "old.bin"))
@@ -127,6 +146,25 @@ func TestProvesOnlyWhatTheScanHashed(t *testing.T) {
 	if SameFile(before, after) {
 		t.Errorf("SameFile: a write between two stats went unseen")
 	}
+	// old.bin rewritten and rescanned (too fresh now to prove anything):
+	// its old proof is gone.
+	b0 = mustLookup(t, sh, "old.bin").Blocks[0]
+	write("old.bin", content(2<<20))
+	if _, err := sh.Scan(context.Background(), ScanOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := sh.Proven(b0.Hash, b0.Size); ok {
+		t.Errorf("after old.bin was rewritten and rescanned, Proven still finds its old block at %+v", l)
+	}
+}
+
+func mustLookup(t *testing.T, sh *Share, name string) record.Record {
+	t.Helper()
+	e, ok, err := sh.Lookup(record.Path(name))
+	if err != nil || !ok {
+		t.Fatalf("lookup %s: %v %v", name, ok, err)
+	}
+	return e.Record
 }
 
 // TestHoldsListsIndexedBlocks: Holds answers, for a whole list at once,

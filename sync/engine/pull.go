@@ -519,6 +519,13 @@ func (f *folder) readLocal(from identity.DeviceID, b record.BlockRef, bases *bas
 // a peer asking about f may be served, for it need be a member of no other
 // share of this device, and a hash is no proof of holding the block.
 func (f *folder) readShared(h block.Hash, size uint32) ([]byte, bool) {
+	// A copy the last scan hashed is found without a lookup in Pebble.
+	if l, ok := f.idx.Proven(h, size); ok {
+		buf := make([]byte, size)
+		if f.readChecked(l, buf, h) {
+			return buf, true
+		}
+	}
 	return f.e.readBlock(h, size, f.idx.Locate, func(id share.ID) bool { return id == f.id })
 }
 
