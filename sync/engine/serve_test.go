@@ -10,6 +10,8 @@ import (
 
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
 // TestServesOnlyWhatHashesToTheAsk: a device serves a block from a file
@@ -74,4 +76,33 @@ func TestServesOnlyWhatHashesToTheAsk(t *testing.T) {
 			t.Errorf("block %d, untouched by the edit, no longer served (ok %v)", i, ok)
 		}
 	}
+}
+
+// TestProvenBlocksOfAnotherShareNotServed: a large file of share B, proven
+// by B's scan (so B serves it without a lookup or a hash), is still never
+// served to a member of A alone that names its blocks by hash.
+func TestProvenBlocksOfAnotherShareNotServed(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("proofs need a ctime (Linux only)")
+	}
+	dut, keyA, keyB, dirB := twoShareDevice(t)
+	client := newHostile(t)
+	dut.addShares(t, keyA, keyB, dirB, []identity.DeviceID{client.id.ID()}, nil)
+	secret := randBytes(3 << 20)
+	mustWrite(t, filepath.Join(dirB, "secret-b.bin"), secret)
+	time.Sleep(1100 * time.Millisecond) // old enough for B's scan to prove it
+	dut.scanShares(t)
+	bRec := shareRecord(t, dut, keyB, dirB, "secret-b.bin")
+	fB := dut.e.folder(keyB.ID())
+	for _, b := range bRec.Blocks {
+		if _, ok := fB.idx.Proven(b.Hash, b.Size); !ok {
+			t.Fatalf("B's scan proved no copy of block %s: the test would not cover proven blocks", b.Hash.Short())
+		}
+	}
+	client.dial(t, dut)
+	for _, b := range bRec.Blocks {
+		expectRefusal(t, client.ask(t, &wire.BlockRequest{Share: keyA.ID(), Hash: b.Hash, Size: b.Size}),
+			wire.CodeNotFound, "a proven block of B asked as a block of A")
+	}
+	client.expectNothingOf(t, "B's file", secret)
 }
