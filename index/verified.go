@@ -23,7 +23,13 @@ import (
 // proof counts only for a file whose mtime and ctime were already older
 // than the scan's start by more than racyMargin (coarser than any kernel
 // clock tick; a file written that recently is hashed again when served).
-// Platforms without ctime (see ctimeOf) never skip the hash.
+// Platforms without ctime (see ctimeOf) never skip the hash. One writer
+// escapes the timestamps for a while: a program writing through a shared
+// writable mapping of the file, whose stores after the first one reach the
+// page cache without a timestamp update until the kernel writes the pages
+// back. Bytes served from such a file are still checked by the receiver,
+// which verifies every block it gets, so they can cost a dropped connection,
+// never a wrong file.
 const (
 	racyMargin = time.Second
 	// minProofSize: smaller files are served whole in one or two blocks;
