@@ -39,6 +39,13 @@
 // bad name, special file) is reported in ScanResult.Errors as a *PathError
 // and left as it was; the scan goes on.
 //
+// A scan that hashed a file of at least 1 MiB remembers, in memory, its
+// blocks and its identity then (size, mtime, inode, ctime): Share.Proves
+// tells a reader of that file that a block need not be hashed again while
+// the file is as the scan saw it (verified.go says why that is safe, and
+// when it does not apply: files written within a second of their scan, and
+// platforms without a ctime).
+//
 // A key that cannot sign (read-only or encrypted) makes no records: a scan
 // then only updates local state and the block index (FileState.Blocks holds
 // the content hashed from disk); the engine decides what to do with local

@@ -744,6 +744,7 @@ func (sc *scan) hashFile(ctx context.Context, sp *chunk.Splitter, it *item) {
 		return
 	}
 	defer f.Close()
+	started := time.Now() // the real clock: it is compared with the file system's timestamps
 	fi, err := f.Stat()
 	if err != nil {
 		it.err = pathErr(p, ErrUnreadable, err, "check its permissions")
@@ -785,6 +786,7 @@ func (sc *scan) hashFile(ctx context.Context, sp *chunk.Splitter, it *item) {
 		it.blocks[i] = record.BlockRef{Hash: c.Hash, Size: uint32(c.Length)}
 	}
 	it.hash = chunk.FileHash(chunks)
+	sc.s.proofs.note(it.path, fi, started, it.blocks)
 }
 
 // writeAll turns items into changes and writes them in batches.

@@ -37,6 +37,8 @@ type Share struct {
 
 	views walkViews // recent versions of the tree, for peers' walks (views.go)
 
+	proofs proofs // what scans hashed, so served blocks need no second hash (verified.go)
+
 	// Test hooks, called by hash workers around reading a file; nil outside
 	// tests. Set before the first Scan.
 	testHookBeforeOpen, testHookAfterRead func(abs string)

@@ -40,9 +40,10 @@ const (
 	scFanout    = "5 fan-out to three devices"
 	scLatency   = "6 change-to-synced latency"
 	scScale     = "7 scale: many tiny files"
+	scRebuilt   = "8 rebuilt binary replaces its old build"
 )
 
-var scenarioOrder = []string{scLoop, scShaped, scEdits, scReconnect, scFanout, scLatency, scScale}
+var scenarioOrder = []string{scLoop, scShaped, scEdits, scReconnect, scFanout, scLatency, scScale, scRebuilt}
 
 // config is every size and knob; quick and full differ only here.
 type config struct {
@@ -99,7 +100,7 @@ func main() {
 	scale := flag.String("scale", "", "scenario 7's file counts SCALE,HUGE (for testing the harness at smaller sizes, e.g. 20000,50000; 0 skips one)")
 	withBS := flag.Bool("blueshift", true, "measure Blueshift (builds ./cmd/blueshift into bin/blueshift); -blueshift=false measures the baselines alone")
 	rev := flag.String("blueshift-rev", "HEAD", "git revision of Blueshift to build and measure (\"\" = the working tree, uncommitted changes included)")
-	only := flag.String("scenarios", "1,2,3,4,5,6,7", "comma-separated scenario numbers to run")
+	only := flag.String("scenarios", "1,2,3,4,5,6,7,8", "comma-separated scenario numbers to run")
 	out := flag.String("out", "bench/results", "directory for RESULTS.md, results.tsv and plots")
 	workRoot := flag.String("work", "", "scratch directory (default: a new one under $TMPDIR)")
 	flag.Parse()
@@ -166,7 +167,8 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 		os.RemoveAll(filepath.Join(work, "corpus"))
 		log.Warn("runs failed: their homes and logs are kept", "dir", work)
 	}()
-	b.rsyncs = []rsyncTool{{name: "rsync", bin: "rsync"}, {name: "rsync+zstd", bin: "rsync", opts: []string{"--compress", "--compress-choice=zstd"}}}
+	b.rsyncs = []rsyncTool{{name: "rsync", bin: "rsync"}, {name: "rsync+zstd", bin: "rsync", opts: []string{"--compress", "--compress-choice=zstd"}},
+		{name: "rsync --fsync", bin: "rsync", opts: []string{"--fsync"}}}
 	stBin, _ := exec.LookPath("syncthing")
 	b.clusters["syncthing"] = newSyncthing(stBin)
 	b.order = []string{"syncthing"}
@@ -188,6 +190,9 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 	}
 	all := append(append([]string{}, b.order...), "rsync", "rsync+zstd")
 	daemons := b.order
+	// rsync --fsync is the baseline of a first sync of large files on
+	// loopback (issue 14): it makes its writes durable, as Blueshift does.
+	reported := append(slices.Clone(all), "rsync --fsync")
 
 	log.Info("generating corpora", "seed", cfg.Seed, "quick", cfg.Quick)
 	corp := filepath.Join(work, "corpus")
@@ -236,7 +241,7 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 				hz.parts = append(hz.parts, harnessPart{sc, cfg.planText(sc), d})
 			}
 		}
-		md := markdown(cfg, machineInfo(context.Background(), bsRun), res, all, b.failures, b.netNote, bsNote, coverage, hz)
+		md := markdown(cfg, machineInfo(context.Background(), bsRun), res, reported, b.failures, b.netNote, bsNote, coverage, hz)
 		return res, md, os.WriteFile(filepath.Join(out, "RESULTS.md"), []byte(md), 0o644)
 	}
 	done := func(n string) error {
@@ -259,7 +264,11 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 			if cas == "small files" && foldInto1 {
 				o.after = b.reconnectAfter(cfg.Small.Files)
 			}
-			b.initial(ctx, scLoop, cas, corpora[cas], all, cfg.runsFor(scLoop, cas), o)
+			tools := all
+			if cas != "small files" {
+				tools = reported
+			}
+			b.initial(ctx, scLoop, cas, corpora[cas], tools, cfg.runsFor(scLoop, cas), o)
 		}
 		if err := done("1"); err != nil {
 			return 0, err
@@ -338,11 +347,22 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 			return 0, err
 		}
 	}
+	if want("8") && ctx.Err() == nil {
+		clock.enter("8", time.Now())
+		if pairs, err := b.rebuiltPairs(ctx, rev, work); err != nil {
+			b.fail(scRebuilt, "build the programs", "harness", err)
+		} else {
+			b.rebuilt(ctx, scRebuilt, pairs, all, cfg.runsFor(scRebuilt, ""))
+		}
+		if err := done("8"); err != nil {
+			return 0, err
+		}
+	}
 	res, md, err := report("")
 	if err != nil {
 		return 0, err
 	}
-	if err := plot(out, res, all); err != nil {
+	if err := plot(out, res, reported); err != nil {
 		log.Warn("plots skipped", "err", err)
 	}
 	fmt.Print(md)

@@ -116,6 +116,16 @@ func targets(cfg config) []target {
 	ts = append(ts,
 		target{"5 fan-out: seeder upload / data size", abs(scFanout, "1 seeder -> 3 devices", "seeder_up_x", 1), 2.0},
 	)
+	// Issue 14: the first sync of large files, CPU per GB, bytes of new data.
+	for _, cas := range []string{"compressible", "incompressible"} {
+		ts = append(ts,
+			target{"1 loopback " + cas + ": wall time / rsync --fsync", r(scLoop, cas, "rsync --fsync", "wall_s"), 1.0},
+			target{"1 loopback " + cas + ": CPU s per GB, both ends / rsync", r(scLoop, cas, "rsync", "cpu_s_per_gb"), 2.0})
+	}
+	ts = append(ts, target{"2 100 Mbit/s compressible: bytes / rsync+zstd", r(scShaped, "compressible", "rsync+zstd", "wire_bytes"), 0.9})
+	for _, cas := range []string{caseRebuiltBlueshift, caseRebuiltTomljson} {
+		ts = append(ts, target{"8 " + cas + ": bytes / rsync+zstd", r(scRebuilt, cas, "rsync+zstd", "wire_bytes"), 0.5})
+	}
 	if cfg.ScaleFiles > 0 {
 		ts = append(ts, target{fmt.Sprintf("7 peak RSS at %d files / Syncthing", cfg.ScaleFiles),
 			r(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), "syncthing", "rss_mb"), 0.5})
@@ -198,7 +208,7 @@ func markdown(cfg config, machine []string, res results, tools []string, failure
 					continue
 				}
 				var other []string
-				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x"} {
+				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "cpu_s_per_gb", "file_mb"} {
 					if v := res.med(sc, cas, tool, k); !math.IsNaN(v) {
 						other = append(other, fmt.Sprintf("%s %.3f", k, v))
 					}
@@ -222,7 +232,7 @@ func markdown(cfg config, machine []string, res results, tools []string, failure
 	sb.WriteString("Peak RSS is the largest single process: for Syncthing and Blueshift, the daemons' VmHWM over the measured window; " +
 		"for rsync, the larger of client and daemon (per-connection children included) from the rusage GNU time reports " +
 		"(time forks rsync, so the figure is rsync's own, not inherited from the harness). CPU is the sum over all processes.\n\n")
-	sb.WriteString("## Targets (issue 8)\n\n| target | measured | limit | verdict |\n|---|---|---|---|\n")
+	sb.WriteString("## Targets (issues 8 and 14)\n\n| target | measured | limit | verdict |\n|---|---|---|---|\n")
 	for _, t := range targets(cfg) {
 		v := t.value(res)
 		verdict := "not measured"
@@ -390,6 +400,11 @@ func scenarioNote(cfg config, sc string) string {
 	case scLatency:
 		return fmt.Sprintf("One series of %d edits per tool: p50 and p99 are over the %d edits, which are the repetitions (`runs` counts series). "+
 			"Each edit starts once the link has been quiet for %v.", cfg.LatencyEdits, cfg.LatencyEdits, cfg.LatencyQuiet)
+	case scRebuilt:
+		return "Each tool first syncs the old build as bin/prog, then the new build is renamed over it; the figures are that second step's. " +
+			"Both run on the shaped link (scenario 2's): bytes are the figure, and Blueshift sends blocks to a peer on loopback uncompressed. " +
+			"Blueshift's two builds are the measured commit and the parent of the last commit that changed its Go code; tomljson is go-toml's (the version go.mod requires), " +
+			"built before and after one added line. file_mb is the new build's size."
 	case scScale:
 		return "The tiny files (64 B-1 KiB, 1,000 to a directory) are made before the timed window and deleted after it. " +
 			"Peak RSS of each device is shown under other; the target applies to each."

@@ -121,6 +121,7 @@ type pair struct {
 // counted from the first command (rsync's client, Syncthing's REST
 // configuration, Blueshift's `share add`) to verified identical trees.
 func (b *bench) initial(ctx context.Context, scenario, cas, corpus string, tools []string, runs int, o initOpts) {
+	size := treeBytes(corpus)
 	for r := range runs {
 		for _, tool := range tools {
 			if ctx.Err() != nil {
@@ -130,6 +131,13 @@ func (b *bench) initial(ctx context.Context, scenario, cas, corpus string, tools
 			if err != nil {
 				b.fail(scenario, cas, tool, err)
 				continue
+			}
+			if size > 0 {
+				// CPU of both ends (every process) per GB synced (issue 14).
+				if m.extra == nil {
+					m.extra = map[string]float64{}
+				}
+				m.extra["cpu_s_per_gb"] = m.cpu / (float64(size) / 1e9)
 			}
 			b.log.Info("measured", "scenario", scenario, "case", cas, "tool", tool, "run", r, "wall_s", m.wall.Seconds(), "wire", m.wire, "rss_mb", float64(m.rss)/1e6)
 			b.add(scenario, cas, tool, r, m)
@@ -259,7 +267,7 @@ func (b *bench) edits(ctx context.Context, scenario string, tools []string, runs
 			if ctx.Err() != nil {
 				return // interrupted: what was measured is reported
 			}
-			ms, err := b.editsOnce(ctx, tool)
+			ms, err := b.editsOnce(ctx, tool, false, b.editOps())
 			if err != nil {
 				b.fail(scenario, "edits", tool, err)
 				continue
@@ -278,8 +286,10 @@ func (b *bench) edits(ctx context.Context, scenario string, tools []string, runs
 	}
 }
 
-func (b *bench) editsOnce(ctx context.Context, tool string) ([]measure, error) {
-	nw, err := b.network(ctx, false, 2)
+// editsOnce applies ops in turn to a synced pair of tool and measures each,
+// on loopback or, if shaped, on the shaped link.
+func (b *bench) editsOnce(ctx context.Context, tool string, shaped bool, ops []editOp) ([]measure, error) {
+	nw, err := b.network(ctx, shaped, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +298,7 @@ func (b *bench) editsOnce(ctx context.Context, tool string) ([]measure, error) {
 	defer os.RemoveAll(dst)
 	var ms []measure
 	if rt, ok := b.rsyncTool(tool); ok {
-		for _, op := range b.editOps() {
+		for _, op := range ops {
 			if err := op.apply(a); err != nil {
 				return nil, err
 			}
@@ -318,7 +328,7 @@ func (b *bench) editsOnce(ctx context.Context, tool string) ([]measure, error) {
 	}
 	defer ctr.Close()
 	quiet(ctx, ctr, time.Second, 30*time.Second)
-	for _, op := range b.editOps() {
+	for _, op := range ops {
 		// The link is quiet here: before the first op, and after each op's
 		// trailing quiet below.
 		w0 := ctr.Total(ctx)

@@ -38,6 +38,16 @@
 // it (sync/delta). Every block is checked against its hash before use; a peer
 // that sends a wrong one is disconnected and the block fetched elsewhere.
 //
+// Each byte is hashed once per device where that is safe. A pull asks the
+// index once per file which of its blocks it holds anywhere (index.DB.Holds)
+// and looks up only those, so a first sync makes no per-block lookups that
+// cannot hit. A block served from a file the last scan hashed, while the open
+// file's size, mtime, inode and ctime are still what that scan saw (before
+// and after the read), is not hashed again (index.Share.Proves); any other
+// block read from disk or a temp is checked against its hash before it is
+// served or used, so a file changed under the sender is never served as the
+// old content.
+//
 // What a peer is served comes from the share it asked about and nothing
 // else: blocks and inline content from that share's files (Share.Locate)
 // and the temps of its own pulls, records, tree nodes and record deltas

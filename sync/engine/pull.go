@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"slices"
 	"sort"
@@ -305,6 +306,9 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 	for i, b := range rec.Blocks {
 		hashes[i] = b.Hash
 	}
+	if held, err := f.e.db.Holds(hashes); err == nil {
+		bases.held = held // blocks not listed here are not looked up one by one
+	}
 	defer f.e.temps.forget(t, hashes)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.e.opts.Parallel)
@@ -433,7 +437,7 @@ func (in incoming) meta() apply.Meta {
 // record that peer from sent): from a local copy if any may be used (see
 // readFor), else from a connected member.
 func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID, b record.BlockRef, off int64, bases *basis) ([]byte, error) {
-	if data, ok := f.readFor(from, b.Hash, b.Size); ok {
+	if data, ok := f.readLocal(from, b, bases); ok {
 		return data, nil
 	}
 	var sig []byte
@@ -485,19 +489,43 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 // block into f, where every member of f reads it (and this device serves it).
 // The bytes are checked against h (a file may have changed since indexed).
 func (f *folder) readFor(from identity.DeviceID, h block.Hash, size uint32) ([]byte, bool) {
-	return f.e.readBlock(h, size, f.e.db.Locate, func(id share.ID) bool {
+	return f.e.readBlock(h, size, f.e.db.Locate, f.mayUseFor(from))
+}
+
+// mayUseFor says which shares' copies a file of f built from peer from's
+// record may use: f's own, and those of shares from is a member of too.
+func (f *folder) mayUseFor(from identity.DeviceID) func(share.ID) bool {
+	return func(id share.ID) bool {
 		if id == f.id {
 			return true
 		}
 		g := f.e.folder(id)
 		return g != nil && g.isMember(from)
-	})
+	}
+}
+
+// readLocal is readFor, but a block the index did not list when the pull
+// began (bases.held) is looked for in pull temps only: on a first sync
+// there is no local copy to find, and a lookup per block costs more than
+// the whole file's one (index.DB.Holds).
+func (f *folder) readLocal(from identity.DeviceID, b record.BlockRef, bases *basis) ([]byte, bool) {
+	if bases.held == nil || bases.held[b.Hash] {
+		return f.readFor(from, b.Hash, b.Size)
+	}
+	return f.e.temps.read(f.mayUseFor(from), b.Hash, b.Size)
 }
 
 // readShared finds block h in the files and pull temps of f only: all that
 // a peer asking about f may be served, for it need be a member of no other
 // share of this device, and a hash is no proof of holding the block.
 func (f *folder) readShared(h block.Hash, size uint32) ([]byte, bool) {
+	// A copy the last scan hashed is found without a lookup in Pebble.
+	if l, ok := f.idx.Proven(h, size); ok {
+		buf := make([]byte, size)
+		if f.readChecked(l, buf, h) {
+			return buf, true
+		}
+	}
 	return f.e.readBlock(h, size, f.idx.Locate, func(id share.ID) bool { return id == f.id })
 }
 
@@ -517,13 +545,36 @@ func (e *Engine) readBlock(h block.Hash, size uint32, locate func(block.Hash) ([
 		if g == nil {
 			continue
 		}
-		n, err := g.root.ReadAt(l.Path, buf, l.Offset)
-		if err != nil || n != len(buf) || block.Sum(buf) != h {
-			continue
+		if g.readChecked(l, buf, h) {
+			return buf, true
 		}
-		return buf, true
 	}
 	return e.temps.read(may, h, size)
+}
+
+// readChecked reads the block at l into buf and reports whether it is
+// block h: without hashing it again when the share's last scan hashed the
+// file and the open file is still as that scan saw it, before and after
+// the read (see index.Share.Proves); else by hashing what was read.
+func (g *folder) readChecked(l index.Location, buf []byte, h block.Hash) bool {
+	file, err := g.root.Open(l.Path)
+	if err != nil {
+		return false
+	}
+	defer file.Close()
+	before, err := file.Stat()
+	if err != nil {
+		return false
+	}
+	if n, err := file.ReadAt(buf, l.Offset); n != len(buf) || (err != nil && !errors.Is(err, io.EOF)) {
+		return false
+	}
+	if g.idx.Proves(l.Path, before, l.Offset, l.Length, h) {
+		if after, err := file.Stat(); err == nil && index.SameFile(before, after) {
+			return true
+		}
+	}
+	return block.Sum(buf) == h
 }
 
 // basis finds, for a block of the new version of a file, the block of the
@@ -534,6 +585,9 @@ type basis struct {
 	path   record.Path
 	starts []int64 // start offset of each old block
 	blocks []record.BlockRef
+	// held, if set, lists the blocks of the new version the index held
+	// anywhere when the pull began (see readLocal); nil: unknown.
+	held map[block.Hash]bool
 }
 
 func newBasis(f *folder, old *index.Entry) *basis {
