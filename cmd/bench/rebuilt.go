@@ -37,13 +37,31 @@ type binaryPair struct {
 // rebuiltPairs builds the scenario's programs into work. rev is the
 // Blueshift revision measured ("" = the working tree: its HEAD is used).
 func (b *bench) rebuiltPairs(ctx context.Context, rev, work string) ([]binaryPair, error) {
+	var pairs []binaryPair
+	bs, err := b.blueshiftPair(ctx, rev, work)
+	if err != nil {
+		// A checkout without history (a shallow clone) cannot build an
+		// older commit: the scenario goes on with the other pair.
+		b.log.Warn("rebuilt binary: no blueshift pair; measuring the other pair only", "err", err)
+	} else {
+		pairs = append(pairs, bs)
+	}
+	tj, err := buildTomljson(ctx, filepath.Join(work, "rebuilt"))
+	if err != nil {
+		return nil, err
+	}
+	return append(pairs, tj), nil
+}
+
+// blueshiftPair builds Blueshift at rev and at the parent of the last
+// commit that changed its Go code.
+func (b *bench) blueshiftPair(ctx context.Context, rev, work string) (binaryPair, error) {
 	if rev == "" {
 		rev = "HEAD"
 	}
-	var pairs []binaryPair
 	commit, err := run(ctx, exec.CommandContext(ctx, "git", "rev-parse", "--short", rev+"^{commit}"))
 	if err != nil {
-		return nil, fmt.Errorf("resolve blueshift revision %q: %w", rev, err)
+		return binaryPair{}, fmt.Errorf("resolve blueshift revision %q: %w", rev, err)
 	}
 	commit = firstLine(commit)
 	// The old build is from before the last commit that changed the
@@ -51,11 +69,11 @@ func (b *bench) rebuiltPairs(ctx context.Context, rev, work string) ([]binaryPai
 	// binary).
 	changed, err := run(ctx, exec.CommandContext(ctx, "git", "log", "-n1", "--format=%h", commit, "--", "*.go", ":!*_test.go", ":!cmd/bench"))
 	if err != nil || firstLine(changed) == "" {
-		return nil, fmt.Errorf("find the last commit changing Go code up to %s: %w", commit, err)
+		return binaryPair{}, fmt.Errorf("find the last commit changing Go code up to %s: %w", commit, err)
 	}
 	parent, err := run(ctx, exec.CommandContext(ctx, "git", "rev-parse", "--short", firstLine(changed)+"^"))
 	if err != nil {
-		return nil, fmt.Errorf("resolve the parent of %s: %w", firstLine(changed), err)
+		return binaryPair{}, fmt.Errorf("resolve the parent of %s: %w", firstLine(changed), err)
 	}
 	parent = firstLine(parent)
 	bs := binaryPair{name: caseRebuiltBlueshift}
@@ -68,15 +86,10 @@ func (b *bench) rebuiltPairs(ctx context.Context, rev, work string) ([]binaryPai
 		// Both in one directory, as a developer rebuilds in one checkout:
 		// the source paths a build embeds are then the same.
 		if err := buildAt(ctx, c.commit, filepath.Join(work, "rebuilt", "src"), *c.out); err != nil {
-			return nil, err
+			return binaryPair{}, err
 		}
 	}
-	pairs = append(pairs, bs)
-	tj, err := buildTomljson(ctx, filepath.Join(work, "rebuilt"))
-	if err != nil {
-		return nil, err
-	}
-	return append(pairs, tj), nil
+	return bs, nil
 }
 
 // buildAt builds cmd/blueshift of commit (exported to src, removed after)
