@@ -83,6 +83,8 @@ func Name(m Message) string {
 		return "JoinRequest"
 	case *JoinResponse:
 		return "JoinResponse"
+	case *Have:
+		return "Have"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -128,6 +130,8 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return joinRequestFromPB(b.JoinRequest)
 	case *wirepb.Envelope_JoinResponse:
 		return &JoinResponse{}, nil
+	case *wirepb.Envelope_Have:
+		return haveFromPB(b.Have)
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

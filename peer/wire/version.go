@@ -34,6 +34,14 @@ package wire
 //	  that keeps changing reads one consistent version instead of failing
 //	  on nodes that moved under it. Both fields absent mean what they meant
 //	  before (the tree as it is now), so older peers are still spoken to.
+//
+// version 4 (2026-12-03)
+//
+//	Have (envelope field 32, wirepb/have.proto): a device pulling a file
+//	  says which of its blocks it holds, as they arrive (batched), and
+//	  serves them from its temp, so devices pulling one file at once fetch
+//	  from each other (swarm). Sent only on connections of version >= 4
+//	  (HaveVersion); older peers are asked for blocks as before.
 const (
 	Version    uint32 = 3
 	MinVersion uint32 = 1

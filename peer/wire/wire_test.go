@@ -67,6 +67,8 @@ func samples() []Frame {
 		{3, &BlockResponse{Encoding: BlockZstd, Data: bytes.Repeat([]byte{7}, 1000)}},
 		{4, &JoinRequest{Token: [TokenSize]byte{1, 2, 3}, Share: sh}},
 		{4, &JoinResponse{}},
+		{0, &Have{Share: sh, File: block.Sum([]byte("f")), Blocks: 10, Held: []byte{0x81, 0x02}}},
+		{0, &Have{Share: sh, File: block.Sum([]byte("f")), Blocks: 10}},
 	}
 }
 
