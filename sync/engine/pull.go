@@ -334,7 +334,7 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		if gctx.Err() != nil {
 			break // stopping (or a block failed): the temp keeps what arrived
 		}
-		i, ok := pick.next()
+		i, ok := pick.next(gctx)
 		if !ok {
 			break
 		}

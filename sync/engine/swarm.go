@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"context"
+	"math/bits"
 	"math/rand/v2"
 	gosync "sync"
 	"time"
@@ -38,6 +40,11 @@ const (
 	// maxPeerHaves and maxPeerHaveBytes bound the Haves kept of a peer.
 	maxPeerHaves     = 4096
 	maxPeerHaveBytes = 8 << 20
+	// stalledAfter: a peer pulling a file that sent no Have of it for this
+	// long is not waited for.
+	stalledAfter = 4 * haveEvery
+	// firstWindow: see swarmPicker.rank.
+	firstWindow = 2 * haveEvery
 	// pickSample is how many blocks left the picker looks at for one a
 	// peer holds, before it takes a random one.
 	pickSample = 32
@@ -156,10 +163,11 @@ func (s *Session) speaksHave() bool {
 type haveBook struct {
 	mu struct {
 		gosync.Mutex
-		out  map[*localPull]bool      // guarded by mu: Haves to send
-		last time.Time                // guarded by mu: when the last batch went
+		out  map[*localPull]bool    // guarded by mu: Haves to send
+		last time.Time              // guarded by mu: when the last batch went
 		in   map[fileKey]*wire.Have // guarded by mu: the peer's newest Have of each file
 		full map[fileKey]bool       // guarded by mu: the Haves in in that hold every block
+		grew map[fileKey]time.Time  // guarded by mu: when a Have in in last marked a new block
 		size int                    // guarded by mu: the bytes of in's bitfields
 	}
 }
@@ -169,6 +177,7 @@ func newHaveBook() *haveBook {
 	h.mu.out = make(map[*localPull]bool)
 	h.mu.in = make(map[fileKey]*wire.Have)
 	h.mu.full = make(map[fileKey]bool)
+	h.mu.grew = make(map[fileKey]time.Time)
 	return h
 }
 
@@ -208,17 +217,23 @@ func (s *Session) putHave(m *wire.Have) {
 	h := s.haves
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if old := h.mu.in[key]; old != nil {
+	old := h.mu.in[key]
+	if old != nil {
 		h.mu.size -= len(old.Held)
 		delete(h.mu.in, key)
 		delete(h.mu.full, key)
 	}
-	if len(m.Held) > 0 && len(h.mu.in) < maxPeerHaves && h.mu.size+len(m.Held) <= maxPeerHaveBytes {
-		h.mu.in[key] = m
-		h.mu.size += len(m.Held)
-		if holdsAll(m) {
-			h.mu.full[key] = true
-		}
+	if len(m.Held) == 0 || len(h.mu.in) >= maxPeerHaves || h.mu.size+len(m.Held) > maxPeerHaveBytes {
+		delete(h.mu.grew, key)
+		return
+	}
+	h.mu.in[key] = m
+	h.mu.size += len(m.Held)
+	if holdsAll(m) {
+		h.mu.full[key] = true
+	}
+	if old == nil || count(m) > count(old) {
+		h.mu.grew[key] = time.Now()
 	}
 }
 
@@ -229,6 +244,14 @@ func (h *haveBook) pulling(key fileKey, n int) bool {
 	defer h.mu.Unlock()
 	m := h.mu.in[key]
 	return m != nil && int(m.Blocks) == n && !h.mu.full[key]
+}
+
+// lately reports whether the peer, pulling the file, sent a Have of it
+// that marks a new block within stalledAfter of now.
+func (h *haveBook) lately(key fileKey, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.mu.full[key] && now.Sub(h.mu.grew[key]) < stalledAfter
 }
 
 // holds reports what the peer said of block i of a file: whether it spoke
@@ -251,56 +274,84 @@ type swarmPicker struct {
 	n    int
 	left []int // the blocks not yet fetched nor started
 	rnd  *rand.Rand
+
+	started time.Time
 }
 
 func (f *folder) newPicker(rec record.Record, left []int) *swarmPicker {
 	seed := uint64(f.e.self.Short())
 	return &swarmPicker{f: f, key: fileKey{share: f.id, file: rec.FileHash}, n: len(rec.Blocks), left: left,
-		rnd: rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))}
+		rnd: rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano()))), started: time.Now()}
 }
 
-// next returns the next block to fetch, or false when none is left. Among
-// a random sample of the blocks left it takes one a peer holds by its Have;
-// else one of this device's slice of the file (block i with i%k == r, r
-// its rank among the k devices pulling the file, by device ID), so devices
-// that start at once fetch different blocks from the device that had the
-// file and the rest from each other; else a random one.
-func (p *swarmPicker) next() (int, bool) {
-	if len(p.left) == 0 {
-		return 0, false
-	}
-	peers := p.f.connectedMembers()
-	k, r := p.rank(peers)
-	pick, mine := -1, -1
-	for range min(pickSample, len(p.left)) {
-		j := p.rnd.IntN(len(p.left))
-		if p.heldByPeer(peers, p.left[j]) {
-			pick = j
-			break
+// next returns the next block to fetch, or false when none is left (or ctx
+// ended). Among a random sample of the blocks left it takes one a peer
+// holds by its Have; else one of this device's slice of the file (block i
+// with i%k == r, r its rank among the k devices pulling the file, by device
+// ID), so devices that start at once fetch different blocks from the device
+// that had the file and the rest from each other. When only other pullers'
+// slices are left and they are still making progress, it waits for their
+// Haves (a block fetched twice from the seeder is the cost it avoids); once
+// they go quiet (stalledAfter), it takes a random block.
+func (p *swarmPicker) next(ctx context.Context) (int, bool) {
+	for len(p.left) > 0 {
+		peers := p.f.connectedMembers()
+		k, r := p.rank(peers)
+		pick, mine := -1, -1
+		for range min(pickSample, len(p.left)) {
+			j := p.rnd.IntN(len(p.left))
+			if p.heldByPeer(peers, p.left[j]) {
+				pick = j
+				break
+			}
+			if mine < 0 && p.left[j]%k == r {
+				mine = j
+			}
 		}
-		if mine < 0 && p.left[j]%k == r {
-			mine = j
+		switch {
+		case pick >= 0:
+		case mine >= 0:
+			pick = mine
+		case k > 1 && p.othersProgress(peers):
+			select {
+			case <-time.After(haveEvery):
+				continue
+			case <-ctx.Done():
+				return 0, false
+			}
+		default:
+			pick = p.rnd.IntN(len(p.left))
+		}
+		i := p.left[pick]
+		p.left[pick] = p.left[len(p.left)-1]
+		p.left = p.left[:len(p.left)-1]
+		return i, true
+	}
+	return 0, false
+}
+
+// othersProgress reports whether a peer pulling the file said it got a
+// block lately.
+func (p *swarmPicker) othersProgress(peers []*Session) bool {
+	for _, s := range peers {
+		if s.haves.lately(p.key, time.Now()) {
+			return true
 		}
 	}
-	switch {
-	case pick >= 0:
-	case mine >= 0:
-		pick = mine
-	default:
-		pick = p.rnd.IntN(len(p.left))
-	}
-	i := p.left[pick]
-	p.left[pick] = p.left[len(p.left)-1]
-	p.left = p.left[:len(p.left)-1]
-	return i, true
+	return false
 }
 
 // rank returns how many devices pull the file (this one, and the peers
 // whose Have says they pull it too) and this device's place among them.
+// In the pull's first moments (firstWindow), before Haves had time to
+// come, every peer that speaks them and has said nothing of the file is
+// counted too: pulls that start together start on different slices.
 func (p *swarmPicker) rank(peers []*Session) (k, r int) {
 	k = 1
+	early := time.Since(p.started) < firstWindow
 	for _, s := range peers {
-		if s.haves.pulling(p.key, p.n) {
+		known, _ := s.haves.holds(p.key, p.n, 0)
+		if s.haves.pulling(p.key, p.n) || (early && !known && s.speaksHave()) {
 			k++
 			if bytes.Compare(s.id[:], p.f.e.self[:]) < 0 {
 				r++
@@ -352,4 +403,13 @@ func holdsAll(m *wire.Have) bool {
 		}
 	}
 	return true
+}
+
+// count returns how many blocks a Have marks.
+func count(m *wire.Have) int {
+	n := 0
+	for _, b := range m.Held {
+		n += bits.OnesCount8(b)
+	}
+	return n
 }
