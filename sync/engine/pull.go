@@ -325,7 +325,7 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 	}
 	// Blocks are picked when a slot frees, so the pick sees the newest
 	// Haves of the peers pulling the same file (swarm.go).
-	pick, slots := f.newPicker(rec, left), make(chan struct{}, f.e.opts.Parallel)
+	pick, slots := f.newPicker(rec, in.from, left), make(chan struct{}, f.e.opts.Parallel)
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -341,7 +341,7 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		b, o := rec.Blocks[i], offs[i]
 		g.Go(func() error {
 			defer func() { <-slots }()
-			data, err := f.e.getBlock(gctx, f, in.from, b, blockAt{fileKey{f.id, rec.FileHash}, len(rec.Blocks), i}, o, bases)
+			data, err := f.e.getBlock(gctx, f, in.from, b, pick.at(i), o, bases)
 			if errors.Is(err, errMissingBlocks) {
 				missing.Add(1)
 				return nil
@@ -419,7 +419,7 @@ func (f *folder) fetchAll(ctx context.Context, in incoming, old *index.Entry) ([
 	blocks := make([][]byte, len(in.rec.Blocks))
 	var off int64
 	for i, b := range in.rec.Blocks {
-		data, err := f.e.getBlock(ctx, f, in.from, b, blockAt{fileKey{f.id, in.rec.FileHash}, len(in.rec.Blocks), i}, off, bases)
+		data, err := f.e.getBlock(ctx, f, in.from, b, blockAt{key: fileKey{f.id, in.rec.FileHash}, n: len(in.rec.Blocks), i: i}, off, bases)
 		if err != nil {
 			return nil, fmt.Errorf("pull %q: %w", in.rec.Path, err)
 		}
@@ -474,6 +474,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 		}
 		br, ok := resp.(*wire.BlockResponse)
 		if !ok {
+			at.refuted(s)
 			continue // NotFound or another refusal: ask the next one
 		}
 		s.countIn(len(br.Data))
@@ -486,6 +487,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 			s.kill(fmt.Errorf("%w: %v", ErrPeerMisbehaved, err))
 			continue
 		}
+		at.servedBy(s)
 		return data, nil
 	}
 	return nil, errMissingBlocks

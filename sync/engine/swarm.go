@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"bytes"
 	"context"
+	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
 	gosync "sync"
@@ -11,6 +11,7 @@ import (
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
@@ -42,9 +43,7 @@ const (
 	maxPeerHaveBytes = 8 << 20
 	// stalledAfter: a peer pulling a file that sent no Have of it for this
 	// long is not waited for.
-	stalledAfter = 4 * haveEvery
-	// firstWindow: see swarmPicker.rank.
-	firstWindow = 2 * haveEvery
+	stalledAfter = 10 * haveEvery
 	// pickSample is how many blocks left the picker looks at for one a
 	// peer holds, before it takes a random one.
 	pickSample = 32
@@ -267,36 +266,46 @@ func (h *haveBook) holds(key fileKey, n, i int) (known, held bool) {
 }
 
 // swarmPicker chooses the order in which a pull fetches a file's blocks.
-// Owned by the pull's loop.
+// Its loop owns left and rnd; the pull's fetches note holders.
 type swarmPicker struct {
 	f    *folder
 	key  fileKey
 	n    int
-	left []int // the blocks not yet fetched nor started
+	from identity.DeviceID // sent the record: holds the file
+	left []int             // the blocks not yet fetched nor started
 	rnd  *rand.Rand
 
-	started time.Time
+	mu struct {
+		gosync.Mutex
+		holders map[identity.DeviceID]bool // guarded by mu: peers that served a block of the file and sent no Have of it
+	}
 }
 
-func (f *folder) newPicker(rec record.Record, left []int) *swarmPicker {
+func (f *folder) newPicker(rec record.Record, from identity.DeviceID, left []int) *swarmPicker {
 	seed := uint64(f.e.self.Short())
-	return &swarmPicker{f: f, key: fileKey{share: f.id, file: rec.FileHash}, n: len(rec.Blocks), left: left,
-		rnd: rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano()))), started: time.Now()}
+	p := &swarmPicker{f: f, key: fileKey{share: f.id, file: rec.FileHash}, n: len(rec.Blocks), from: from, left: left,
+		rnd: rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))}
+	p.mu.holders = make(map[identity.DeviceID]bool)
+	return p
 }
+
+// at names block i for getBlock.
+func (p *swarmPicker) at(i int) blockAt { return blockAt{key: p.key, n: p.n, i: i, pick: p} }
 
 // next returns the next block to fetch, or false when none is left (or ctx
 // ended). Among a random sample of the blocks left it takes one a peer
-// holds by its Have; else one of this device's slice of the file (block i
-// with i%k == r, r its rank among the k devices pulling the file, by device
-// ID), so devices that start at once fetch different blocks from the device
-// that had the file and the rest from each other. When only other pullers'
+// holds by its Have; else one of this device's slice of the file (the
+// blocks for which it scores highest among the devices pulling the file:
+// rendezvous hashing, so devices whose views of who pulls differ a little
+// still mostly agree), so devices that start at once fetch different blocks
+// from the device that had the file and the rest from each other. When only other pullers'
 // slices are left and they are still making progress, it waits for their
 // Haves (a block fetched twice from the seeder is the cost it avoids); once
-// they go quiet (stalledAfter), it takes a random block.
+// they go quiet (stalledAfter), their slices are shared out.
 func (p *swarmPicker) next(ctx context.Context) (int, bool) {
 	for len(p.left) > 0 {
 		peers := p.f.connectedMembers()
-		k, r := p.rank(peers)
+		pullers := p.pullers(peers)
 		pick, mine := -1, -1
 		for range min(pickSample, len(p.left)) {
 			j := p.rnd.IntN(len(p.left))
@@ -304,21 +313,32 @@ func (p *swarmPicker) next(ctx context.Context) (int, bool) {
 				pick = j
 				break
 			}
-			if mine < 0 && p.left[j]%k == r {
+			if mine < 0 && p.mine(pullers, p.left[j]) {
 				mine = j
+			}
+		}
+		if pick < 0 && mine < 0 {
+			pick, mine = p.scan(peers, pullers) // the sample missed the few left
+		}
+		if pick < 0 && mine < 0 {
+			// Only other pullers' slices are left. Those of pullers that went
+			// quiet are shared out among the rest (rendezvous hashing moves
+			// only theirs); the others' are waited for.
+			if active := p.active(peers); len(active) > 0 {
+				if _, mine = p.scan(nil, active); mine < 0 {
+					select {
+					case <-time.After(haveEvery):
+						continue
+					case <-ctx.Done():
+						return 0, false
+					}
+				}
 			}
 		}
 		switch {
 		case pick >= 0:
 		case mine >= 0:
 			pick = mine
-		case k > 1 && p.othersProgress(peers):
-			select {
-			case <-time.After(haveEvery):
-				continue
-			case <-ctx.Done():
-				return 0, false
-			}
 		default:
 			pick = p.rnd.IntN(len(p.left))
 		}
@@ -330,35 +350,73 @@ func (p *swarmPicker) next(ctx context.Context) (int, bool) {
 	return 0, false
 }
 
-// othersProgress reports whether a peer pulling the file said it got a
-// block lately.
-func (p *swarmPicker) othersProgress(peers []*Session) bool {
-	for _, s := range peers {
-		if s.haves.lately(p.key, time.Now()) {
-			return true
+// scan looks through every block left for one a peer holds, else one of
+// this device's slice.
+func (p *swarmPicker) scan(peers []*Session, pullers []uint64) (held, mine int) {
+	held, mine = -1, -1
+	for j, i := range p.left {
+		if p.heldByPeer(peers, i) {
+			return j, mine
+		}
+		if mine < 0 && p.mine(pullers, i) {
+			mine = j
 		}
 	}
-	return false
+	return held, mine
 }
 
-// rank returns how many devices pull the file (this one, and the peers
-// whose Have says they pull it too) and this device's place among them.
-// In the pull's first moments (firstWindow), before Haves had time to
-// come, every peer that speaks them and has said nothing of the file is
-// counted too: pulls that start together start on different slices.
-func (p *swarmPicker) rank(peers []*Session) (k, r int) {
-	k = 1
-	early := time.Since(p.started) < firstWindow
+// active returns the pullers of the file that said lately that they got
+// a block.
+func (p *swarmPicker) active(peers []*Session) []uint64 {
+	var out []uint64
+	now := time.Now()
 	for _, s := range peers {
-		known, _ := s.haves.holds(p.key, p.n, 0)
-		if s.haves.pulling(p.key, p.n) || (early && !known && s.speaksHave()) {
-			k++
-			if bytes.Compare(s.id[:], p.f.e.self[:]) < 0 {
-				r++
-			}
+		if s.haves.lately(p.key, now) {
+			out = append(out, uint64(s.id.Short()))
 		}
 	}
-	return k, r
+	return out
+}
+
+// pullers returns the other devices pulling the file, by their short IDs:
+// the peers whose Have says they pull it, and those that speak Haves and
+// said nothing of the file yet, unless they hold it (they sent the record,
+// or served a block of it without a Have): a member that lacks a file pulls
+// it soon, so pulls that start together start on different slices however
+// late their first Haves come.
+func (p *swarmPicker) pullers(peers []*Session) []uint64 {
+	var out []uint64
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range peers {
+		known, _ := s.haves.holds(p.key, p.n, 0)
+		silent := !known && s.speaksHave() && s.id != p.from && !p.mu.holders[s.id]
+		if silent || s.haves.pulling(p.key, p.n) {
+			out = append(out, uint64(s.id.Short()))
+		}
+	}
+	return out
+}
+
+// mine reports whether block i is in this device's slice: it scores
+// higher for it than every other puller.
+func (p *swarmPicker) mine(pullers []uint64, i int) bool {
+	own := p.score(uint64(p.f.e.self.Short()), i)
+	for _, d := range pullers {
+		if p.score(d, i) > own {
+			return false
+		}
+	}
+	return true
+}
+
+// score is device d's weight for block i of the file (rendezvous hashing).
+func (p *swarmPicker) score(d uint64, i int) uint64 {
+	x := d ^ binary.LittleEndian.Uint64(p.key.file[:8]) ^ uint64(i)*0x9e3779b97f4a7c15
+	// splitmix64's finalizer
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 func (p *swarmPicker) heldByPeer(peers []*Session, i int) bool {
@@ -370,11 +428,30 @@ func (p *swarmPicker) heldByPeer(peers []*Session, i int) bool {
 	return false
 }
 
-// blockAt names block i of a file of n blocks.
+// blockAt names block i of a file of n blocks, and the pull's picker if
+// it has one.
 type blockAt struct {
 	key  fileKey
 	n, i int
+	pick *swarmPicker
 }
+
+// servedBy notes that peer s sent the block: without a Have of the file,
+// it holds the file and is no puller.
+func (at blockAt) servedBy(s *Session) {
+	if at.pick == nil {
+		return
+	}
+	if known, _ := s.haves.holds(at.key, at.n, at.i); known {
+		return
+	}
+	at.pick.mu.Lock()
+	at.pick.mu.holders[s.id] = true
+	at.pick.mu.Unlock()
+}
+
+// refuted notes that peer s did not send the block.
+func (at blockAt) refuted(s *Session) { s.haves.refuted(at) }
 
 // sources orders the connected members to ask for a block: those whose Have holds it (shuffled, to spread the load), then those
 // that said nothing of the file (in the order given), then those whose
@@ -393,6 +470,22 @@ func sources(peers []*Session, at blockAt) []*Session {
 	}
 	rand.Shuffle(len(holders), func(a, b int) { holders[a], holders[b] = holders[b], holders[a] })
 	return append(append(holders, silent...), lacking...)
+}
+
+// refuted forgets the peer's Have of a file it pulls once the peer
+// answered that it does not have a block its Have holds: it is then asked
+// after the peers that said nothing of the file, not first, for every
+// block. A Have of the whole file is kept: the pull ended, and the file is
+// in the peer's index a moment later.
+func (h *haveBook) refuted(at blockAt) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.mu.in[at.key]; m != nil && int(m.Blocks) == at.n && m.Holds(at.i) && !h.mu.full[at.key] {
+		h.mu.size -= len(m.Held)
+		delete(h.mu.in, at.key)
+		delete(h.mu.full, at.key)
+		delete(h.mu.grew, at.key)
+	}
 }
 
 // holdsAll reports whether a Have marks every block of its file.
