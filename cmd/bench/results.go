@@ -114,8 +114,12 @@ func targets(cfg config) []target {
 		}, 2.0})
 	}
 	ts = append(ts,
-		target{"5 fan-out: seeder upload / data size", abs(scFanout, "1 seeder -> 3 devices", "seeder_up_x", 1), 2.0},
+		target{"5 fan-out: seeder upload / data size", abs(scFanout, fanoutCase(3, ""), "seeder_up_x", 1), 2.0},
 	)
+	for _, n := range cfg.FanoutReceivers {
+		ts = append(ts, target{fmt.Sprintf("5 swarm 1 -> %d, random data: seeder upload / data size", n),
+			abs(scFanout, fanoutCase(n, ", random data"), "seeder_up_x", 1), 1.5})
+	}
 	if cfg.ScaleFiles > 0 {
 		ts = append(ts, target{fmt.Sprintf("7 peak RSS at %d files / Syncthing", cfg.ScaleFiles),
 			r(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), "syncthing", "rss_mb"), 0.5})
