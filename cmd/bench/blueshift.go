@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
+	bsconfig "github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // Blueshift driver. It uses only the command-line contract of issue 7:
@@ -147,6 +150,26 @@ func (c *blueshiftCluster) share(ctx context.Context) error {
 		}
 		if _, err := c.cli(ctx, i, "join", firstLine(link), c.dirs[i]); err != nil {
 			return err
+		}
+	}
+	// Joiners are members of the share for each other too, as the seeder's
+	// invites made them for it: written into each joiner's config.toml (no
+	// verb does it yet), applied by the reload of the `peer add` below.
+	for i := 1; i < len(c.dirs); i++ {
+		err := daemon.EditConfig(c.home(i), func(cfg *bsconfig.Config) error {
+			s, err := cfg.FindShare(c.shareID)
+			if err != nil {
+				return err
+			}
+			for j := 1; j < len(c.dirs); j++ {
+				if j != i && !slices.Contains(s.Peers, c.ids[j]) {
+					s.Peers = append(s.Peers, c.ids[j])
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("make device %d's share members of the other joiners: %w", i, err)
 		}
 	}
 	for i := range c.dirs {
