@@ -152,10 +152,21 @@ func (c *blueshiftCluster) share(ctx context.Context) error {
 			return err
 		}
 	}
+	for i := range c.dirs {
+		for j := range c.dirs {
+			if i == j || (i == 0 || j == 0) && len(c.dirs) == 2 {
+				continue // the invite already paired 0 and 1
+			}
+			if _, err := c.cli(ctx, i, "peer", "add", c.ids[j], "--addr", c.addr(j)); err != nil {
+				return err
+			}
+		}
+	}
 	// Joiners are members of the share for each other too, as the seeder's
 	// invites made them for it: written into each joiner's config.toml (no
-	// verb does it yet), applied by the reload of the `peer add` below.
-	for i := 1; i < len(c.dirs); i++ {
+	// verb does it yet), applied by the reload a `peer add`
+	// of the seeder again makes.
+	for i := 1; i < len(c.dirs) && len(c.dirs) > 2; i++ {
 		err := daemon.EditConfig(c.home(i), func(cfg *bsconfig.Config) error {
 			s, err := cfg.FindShare(c.shareID)
 			if err != nil {
@@ -171,15 +182,8 @@ func (c *blueshiftCluster) share(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("make device %d's share members of the other joiners: %w", i, err)
 		}
-	}
-	for i := range c.dirs {
-		for j := range c.dirs {
-			if i == j || (i == 0 || j == 0) && len(c.dirs) == 2 {
-				continue // the invite already paired 0 and 1
-			}
-			if _, err := c.cli(ctx, i, "peer", "add", c.ids[j], "--addr", c.addr(j)); err != nil {
-				return err
-			}
+		if _, err := c.cli(ctx, i, "peer", "add", c.ids[0], "--addr", c.addr(0)); err != nil {
+			return err
 		}
 	}
 	return nil
