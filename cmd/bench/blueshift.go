@@ -182,6 +182,11 @@ func (c *blueshiftCluster) share(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("make device %d's share members of the other joiners: %w", i, err)
 		}
+	}
+	// Reloaded once all are edited: a device announces its root to a new
+	// member when it reloads, and a peer that does not count it as a member
+	// yet drops that announcement.
+	for i := 1; i < len(c.dirs) && len(c.dirs) > 2; i++ {
 		if _, err := c.cli(ctx, i, "peer", "add", c.ids[0], "--addr", c.addr(0)); err != nil {
 			return err
 		}
