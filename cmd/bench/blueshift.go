@@ -183,12 +183,14 @@ func (c *blueshiftCluster) share(ctx context.Context) error {
 			return fmt.Errorf("make device %d's share members of the other joiners: %w", i, err)
 		}
 	}
-	// Reloaded once all are edited: a device announces its root to a new
-	// member when it reloads, and a peer that does not count it as a member
-	// yet drops that announcement.
-	for i := 1; i < len(c.dirs) && len(c.dirs) > 2; i++ {
-		if _, err := c.cli(ctx, i, "peer", "add", c.ids[0], "--addr", c.addr(0)); err != nil {
-			return err
+	// Reloaded twice once all are edited: a device announces its root to
+	// its members when it reloads, and a peer that does not count it as a
+	// member yet (not reloaded yet) drops that announcement.
+	for range 2 {
+		for i := 1; i < len(c.dirs) && len(c.dirs) > 2; i++ {
+			if _, err := c.cli(ctx, i, "peer", "add", c.ids[0], "--addr", c.addr(0)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
