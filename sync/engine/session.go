@@ -601,13 +601,16 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 	switch m := m.(type) {
 	case *wire.ShareState:
 		f := s.e.folder(m.Share)
-		if f == nil || !f.isMember(s.id) {
+		if f == nil {
 			return nil
 		}
 		s.mu.Lock()
-		s.mu.remote[m.Share] = *m
+		s.mu.remote[m.Share] = *m // kept for a peer made a member later (SetMembers)
 		delete(s.mu.pushedAt, m.Share)
 		s.mu.Unlock()
+		if !f.isMember(s.id) {
+			return nil
+		}
 		if s.rootsAgree(f) {
 			f.senderMovedOn(s.id)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/peer/conn"
+	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
@@ -18,6 +19,7 @@ import (
 type uploaded struct {
 	n     atomic.Int64 // block payload bytes sent
 	heard atomic.Int64 // Have messages received
+	state atomic.Int64 // ShareState messages received
 	mu    gosync.Mutex
 	per   map[block.Hash]int
 }
@@ -43,8 +45,11 @@ func (c uploadCounter) HandleRequest(ctx context.Context, m wire.Message) (wire.
 }
 
 func (c uploadCounter) HandleMessage(ctx context.Context, m wire.Message) error {
-	if _, ok := m.(*wire.Have); ok {
+	switch m.(type) {
+	case *wire.Have:
 		c.n.heard.Add(1)
+	case *wire.ShareState:
+		c.n.state.Add(1)
 	}
 	return c.Handler.HandleMessage(ctx, m)
 }
@@ -158,4 +163,32 @@ func TestSwarmHavesStayInShare(t *testing.T) {
 	if n := heard.heard.Load(); n != 0 {
 		t.Errorf("a device that is no member of the share heard %d Haves of it; want none", n)
 	}
+}
+
+// TestMemberAddedAfterConnect: B makes A a member of its share only after
+// they connected, when A's announcement has come and found B not counting
+// it as a member. B still learns A's root and pulls (the receivers of a
+// swarm become members of each other while connected, one after another).
+func TestMemberAddedAfterConnect(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	a.addShare(b)
+	b.addShare() // A is no member here yet
+	heard := new(uploaded)
+	b.upload = heard
+	mustWrite(t, filepath.Join(a.dir, "f.bin"), randBytes(2<<20))
+	waitScanned(t, a)
+	link(t, a, b)
+	deadline := time.Now().Add(30 * time.Second)
+	for heard.state.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("A's announcement never reached B")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.members = []*device{a}
+	if err := b.e.SetMembers(key.ID(), []identity.DeviceID{a.id.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, a, b)
 }
