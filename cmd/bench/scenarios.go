@@ -690,7 +690,7 @@ func (b *bench) fanout(ctx context.Context, scenario, corpus string, dataBytes i
 			if ctx.Err() != nil {
 				return // interrupted: what was measured is reported
 			}
-			m, err := b.fanoutOnce(ctx, tool, corpus, receivers)
+			m, err := b.fanoutOnce(ctx, tool, corpus, receivers, what != "")
 			if err != nil {
 				b.fail(scenario, cas, tool, err)
 				continue
@@ -702,7 +702,7 @@ func (b *bench) fanout(ctx context.Context, scenario, corpus string, dataBytes i
 	}
 }
 
-func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string, receivers int) (measure, error) {
+func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string, receivers int, late bool) (measure, error) {
 	var m measure
 	nw, err := b.network(ctx, true, receivers+1)
 	if err != nil {
@@ -782,6 +782,14 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string, receivers i
 		return m, err
 	}
 	defer os.RemoveAll(src)
+	// The swarm cases: every device shares the folder (and the receivers
+	// know each other) before the data arrives at the seeder, as when a
+	// release is dropped into a share that many devices follow; otherwise
+	// each joiner would pull alone as it joins.
+	arrive := ""
+	if late {
+		arrive, src = src, b.dir("src")
+	}
 	c, err := b.clusters[tool](ctx, b.dir("home"), nw, append([]string{src}, dsts...))
 	if err != nil {
 		return m, err
@@ -798,6 +806,12 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string, receivers i
 	if err := c.share(ctx); err != nil {
 		return m, err
 	}
+	if late {
+		if err := moveInto(arrive, src); err != nil {
+			return m, err
+		}
+		t0 = time.Now()
+	}
 	var last time.Time
 	for i := 1; i <= receivers; i++ {
 		t, err := waitConverged(ctx, c, i, src, dsts[i-1], b.cfg.Timeout)
@@ -811,6 +825,20 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string, receivers i
 	u := win.close()
 	m.cpu, m.rss = u.CPU, u.RSS
 	return m, nil
+}
+
+// moveInto moves every entry of dir into dst (same file system).
+func moveInto(dir, dst string) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, de := range des {
+		if err := os.Rename(filepath.Join(dir, de.Name()), filepath.Join(dst, de.Name())); err != nil {
+			return err
+		}
+	}
+	return os.Remove(dir)
 }
 
 // ---- scenario 7: scale
