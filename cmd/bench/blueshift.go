@@ -164,8 +164,7 @@ func (c *blueshiftCluster) share(ctx context.Context) error {
 	}
 	// Joiners are members of the share for each other too, as the seeder's
 	// invites made them for it: written into each joiner's config.toml (no
-	// verb does it yet), applied by the reload a `peer add`
-	// of the seeder again makes.
+	// verb does it yet).
 	for i := 1; i < len(c.dirs) && len(c.dirs) > 2; i++ {
 		err := daemon.EditConfig(c.home(i), func(cfg *bsconfig.Config) error {
 			s, err := cfg.FindShare(c.shareID)
@@ -183,14 +182,10 @@ func (c *blueshiftCluster) share(ctx context.Context) error {
 			return fmt.Errorf("make device %d's share members of the other joiners: %w", i, err)
 		}
 	}
-	// Reloaded twice once all are edited: a device announces its root to
-	// its members when it reloads, and a peer that does not count it as a
-	// member yet (not reloaded yet) drops that announcement.
-	for range 2 {
-		for i := 1; i < len(c.dirs) && len(c.dirs) > 2; i++ {
-			if _, err := c.cli(ctx, i, "peer", "add", c.ids[0], "--addr", c.addr(0)); err != nil {
-				return err
-			}
+	// Reloaded (by a `peer add` of the seeder again) once all are edited.
+	for i := 1; i < len(c.dirs) && len(c.dirs) > 2; i++ {
+		if _, err := c.cli(ctx, i, "peer", "add", c.ids[0], "--addr", c.addr(0)); err != nil {
+			return err
 		}
 	}
 	return nil
