@@ -23,12 +23,15 @@ import (
 //     (haveEvery), to the members of the file's share that speak them
 //     (wire.HaveVersion). A pull that ends says so: every block (the file is
 //     in place) or none (given up).
-//   - The puller picks the next block at random among those left, favouring
-//     one some peer's Have holds (swarmPicker), so pullers start apart and
-//     take from each other what they can. It asks peers whose Have holds the
-//     block first, then the peers that said nothing of the file (they may
-//     hold it whole: the device that sent the record, older peers), then
-//     the rest (sources).
+//   - The puller picks the next block when a fetch slot frees
+//     (swarmPicker): one some peer's Have holds, else one of its own slice
+//     of the file (the pullers split the blocks by rendezvous hashing), else
+//     it waits for the other pullers' Haves while they make progress, and
+//     shares out the slices of those that went quiet. So each block comes
+//     from the device that had the file about once and goes round among the
+//     pullers. It asks peers whose Have holds the block first, then the
+//     peers that said nothing of the file (they may hold it whole: the
+//     device that sent the record, older peers), then the rest (sources).
 //
 // Haves cross no share boundary: a Have of share S goes only to members of
 // S and is taken only from them; a block asked of a peer is asked about S,
@@ -44,8 +47,8 @@ const (
 	// stalledAfter: a peer pulling a file that sent no Have of it for this
 	// long is not waited for.
 	stalledAfter = 10 * haveEvery
-	// pickSample is how many blocks left the picker looks at for one a
-	// peer holds, before it takes a random one.
+	// pickSample is how many blocks left the picker samples for one a peer
+	// holds or one of its slice, before it looks at them all.
 	pickSample = 32
 )
 
