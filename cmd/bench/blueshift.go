@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
+	bsconfig "github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // Blueshift driver. It uses only the command-line contract of issue 7:
@@ -161,6 +164,32 @@ func (c *blueshiftCluster) share(ctx context.Context) error {
 			if _, err := c.cli(ctx, i, "peer", "add", c.ids[j], "--addr", c.addr(j)); err != nil {
 				return err
 			}
+		}
+	}
+	// Joiners are members of the share for each other too, as the seeder's
+	// invites made them for it: written into each joiner's config.toml (no
+	// verb does it yet).
+	for i := 1; i < len(c.dirs) && len(c.dirs) > 2; i++ {
+		err := daemon.EditConfig(c.home(i), func(cfg *bsconfig.Config) error {
+			s, err := cfg.FindShare(c.shareID)
+			if err != nil {
+				return err
+			}
+			for j := 1; j < len(c.dirs); j++ {
+				if j != i && !slices.Contains(s.Peers, c.ids[j]) {
+					s.Peers = append(s.Peers, c.ids[j])
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("make device %d's share members of the other joiners: %w", i, err)
+		}
+	}
+	// Reloaded (by a `peer add` of the seeder again) once all are edited.
+	for i := 1; i < len(c.dirs) && len(c.dirs) > 2; i++ {
+		if _, err := c.cli(ctx, i, "peer", "add", c.ids[0], "--addr", c.addr(0)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -37,7 +37,7 @@ const (
 	scShaped    = "2 initial sync, 100 Mbit/s"
 	scEdits     = "3 small edits to one file"
 	scReconnect = "4 reconnect after restart"
-	scFanout    = "5 fan-out to three devices"
+	scFanout    = "5 fan-out to three devices" // and to 4 and 8, random data (the swarm)
 	scLatency   = "6 change-to-synced latency"
 	scScale     = "7 scale: many tiny files"
 	scRebuilt   = "8 rebuilt binary replaces its old build"
@@ -59,18 +59,20 @@ type config struct {
 	EditSize       int64
 	ReconnectFiles []int // Small.Files, then ScaleFiles when that is set
 	FanoutSize     int64 // 0 = skip
-	LatencyEdits   int
-	LatencyQuiet   time.Duration // the link is quiet this long before each edit
-	ScaleFiles     int           // Syncthing vs Blueshift; 0 = skip
-	HugeFiles      int           // Blueshift alone; 0 = skip
-	Link           netns.Link
-	Timeout        time.Duration
+	// FanoutReceivers: the receivers of scenario 5's random-data cases.
+	FanoutReceivers []int
+	LatencyEdits    int
+	LatencyQuiet    time.Duration // the link is quiet this long before each edit
+	ScaleFiles      int           // Syncthing vs Blueshift; 0 = skip
+	HugeFiles       int           // Blueshift alone; 0 = skip
+	Link            netns.Link
+	Timeout         time.Duration
 }
 
 func quickConfig() config {
 	return config{Quick: true, Seed: 1, Small: smallSpec{2000, 1 << 10, 64 << 10},
 		LargeCount: 3, LargeSize: 32 << 20, IncompSize: 32 << 20, ShapedCases: []string{"compressible"},
-		EditSize: 10 << 20, FanoutSize: 8 << 20, LatencyEdits: 10, LatencyQuiet: 300 * time.Millisecond,
+		EditSize: 10 << 20, FanoutSize: 8 << 20, FanoutReceivers: []int{4}, LatencyEdits: 10, LatencyQuiet: 300 * time.Millisecond,
 		Link: netns.Link{RateMbit: 100, DelayMs: 2}, Timeout: 3 * time.Minute}
 }
 
@@ -78,7 +80,7 @@ func fullConfig() config {
 	return config{Plan: fullPlan(), Seed: 1, Small: smallSpec{20000, 1 << 10, 64 << 10},
 		LargeCount: 3, LargeSize: 256 << 20, IncompSize: 512 << 20,
 		ShapedCases: []string{"small files", "compressible", "incompressible"},
-		EditSize:    100 << 20, FanoutSize: 256 << 20,
+		EditSize:    100 << 20, FanoutSize: 256 << 20, FanoutReceivers: []int{4, 8},
 		LatencyEdits: 100, LatencyQuiet: 300 * time.Millisecond, ScaleFiles: 200000, HugeFiles: 1000000,
 		Link: netns.Link{RateMbit: 100, DelayMs: 2}, Timeout: 15 * time.Minute}
 }
@@ -321,7 +323,16 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 		if err := genMixed(dir, cfg.Seed+1, 1, cfg.FanoutSize); err != nil {
 			return 0, err
 		}
-		b.fanout(ctx, scFanout, dir, cfg.FanoutSize, all, cfg.runsFor(scFanout, ""))
+		b.fanout(ctx, scFanout, dir, cfg.FanoutSize, 3, "", all, cfg.runsFor(scFanout, ""))
+		// The swarm: random data (nothing for compression to hide) to more
+		// receivers, which fetch from each other what they already hold.
+		rnd := filepath.Join(corp, "fanout-random")
+		if err := genRandomFile(filepath.Join(rnd, "random.bin"), cfg.Seed+2, 0, cfg.FanoutSize); err != nil {
+			return 0, err
+		}
+		for _, n := range cfg.FanoutReceivers {
+			b.fanout(ctx, scFanout, rnd, cfg.FanoutSize, n, ", random data", all, cfg.runsFor(scFanout, ""))
+		}
 		if err := done("5"); err != nil {
 			return 0, err
 		}

@@ -114,7 +114,7 @@ func targets(cfg config) []target {
 		}, 2.0})
 	}
 	ts = append(ts,
-		target{"5 fan-out: seeder upload / data size", abs(scFanout, "1 seeder -> 3 devices", "seeder_up_x", 1), 2.0},
+		target{"5 fan-out: seeder upload / data size", abs(scFanout, fanoutCase(3, ""), "seeder_up_x", 1), 2.0},
 	)
 	// Issue 14: the first sync of large files, CPU per GB, bytes of new data.
 	for _, cas := range []string{"compressible", "incompressible"} {
@@ -125,6 +125,10 @@ func targets(cfg config) []target {
 	ts = append(ts, target{"2 100 Mbit/s compressible: bytes / rsync+zstd", r(scShaped, "compressible", "rsync+zstd", "wire_bytes"), 0.9})
 	for _, cas := range []string{caseRebuiltBlueshift, caseRebuiltTomljson} {
 		ts = append(ts, target{"8 " + cas + ": bytes / rsync+zstd", r(scRebuilt, cas, "rsync+zstd", "wire_bytes"), 0.5})
+	}
+	for _, n := range cfg.FanoutReceivers {
+		ts = append(ts, target{fmt.Sprintf("5 swarm 1 -> %d, random data: seeder upload / data size", n),
+			abs(scFanout, fanoutCase(n, ", random data"), "seeder_up_x", 1), 1.5})
 	}
 	if cfg.ScaleFiles > 0 {
 		ts = append(ts, target{fmt.Sprintf("7 peak RSS at %d files / Syncthing", cfg.ScaleFiles),

@@ -685,29 +685,36 @@ func (b *bench) latencyOnce(ctx context.Context, tool string) ([]float64, measur
 	return lats, measure{wire: ctr.Total(ctx) - w0, cpu: u.CPU, rss: u.RSS}, nil
 }
 
-// ---- scenario 5: fan-out from one seeder to three devices
+// ---- scenario 5: fan-out from one seeder to three devices (and to more,
+// random data: the swarm)
 
-func (b *bench) fanout(ctx context.Context, scenario, corpus string, dataBytes int64, tools []string, runs int) {
+// fanoutCase names a case of scenario 5: receivers, and what the corpus is.
+func fanoutCase(receivers int, what string) string {
+	return fmt.Sprintf("1 seeder -> %d devices%s", receivers, what)
+}
+
+func (b *bench) fanout(ctx context.Context, scenario, corpus string, dataBytes int64, receivers int, what string, tools []string, runs int) {
+	cas := fanoutCase(receivers, what)
 	for r := range runs {
 		for _, tool := range tools {
 			if ctx.Err() != nil {
 				return // interrupted: what was measured is reported
 			}
-			m, err := b.fanoutOnce(ctx, tool, corpus)
+			m, err := b.fanoutOnce(ctx, tool, corpus, receivers, what != "")
 			if err != nil {
-				b.fail(scenario, "fan-out", tool, err)
+				b.fail(scenario, cas, tool, err)
 				continue
 			}
 			m.extra["seeder_up_x"] = m.extra["seeder_up_bytes"] / float64(dataBytes)
-			b.add(scenario, "1 seeder -> 3 devices", tool, r, m)
-			b.log.Info("measured", "scenario", scenario, "tool", tool, "wall_s", m.wall.Seconds(), "seeder_up_x", m.extra["seeder_up_x"])
+			b.add(scenario, cas, tool, r, m)
+			b.log.Info("measured", "scenario", scenario, "case", cas, "tool", tool, "wall_s", m.wall.Seconds(), "seeder_up_x", m.extra["seeder_up_x"])
 		}
 	}
 }
 
-func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, error) {
+func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string, receivers int, late bool) (measure, error) {
 	var m measure
-	nw, err := b.network(ctx, true, 4)
+	nw, err := b.network(ctx, true, receivers+1)
 	if err != nil {
 		return m, err
 	}
@@ -731,7 +738,10 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 			}
 		}
 	}
-	dsts := []string{b.dir("d1"), b.dir("d2"), b.dir("d3")}
+	var dsts []string
+	for i := range receivers {
+		dsts = append(dsts, b.dir(fmt.Sprintf("d%d", i+1)))
+	}
 	defer func() {
 		for _, d := range dsts {
 			os.RemoveAll(d)
@@ -782,6 +792,14 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 		return m, err
 	}
 	defer os.RemoveAll(src)
+	// The swarm cases: every device shares the folder (and the receivers
+	// know each other) before the data arrives at the seeder, as when a
+	// release is dropped into a share that many devices follow; otherwise
+	// each joiner would pull alone as it joins.
+	arrive := ""
+	if late {
+		arrive, src = src, b.dir("src")
+	}
 	c, err := b.clusters[tool](ctx, b.dir("home"), nw, append([]string{src}, dsts...))
 	if err != nil {
 		return m, err
@@ -790,7 +808,7 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 	if err := nw.RelayPorts(ctx, portMap(c.wirePorts())); err != nil {
 		return m, err
 	}
-	if err := startAll(ctx, c, 4); err != nil {
+	if err := startAll(ctx, c, receivers+1); err != nil {
 		return m, err
 	}
 	win := openWindow(c.procs())
@@ -798,8 +816,14 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 	if err := c.share(ctx); err != nil {
 		return m, err
 	}
+	if late {
+		if err := moveInto(arrive, src); err != nil {
+			return m, err
+		}
+		t0 = time.Now()
+	}
 	var last time.Time
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= receivers; i++ {
 		t, err := waitConverged(ctx, c, i, src, dsts[i-1], b.cfg.Timeout)
 		if err != nil {
 			return m, err
@@ -811,6 +835,20 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string) (measure, e
 	u := win.close()
 	m.cpu, m.rss = u.CPU, u.RSS
 	return m, nil
+}
+
+// moveInto moves every entry of dir into dst (same file system).
+func moveInto(dir, dst string) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, de := range des {
+		if err := os.Rename(filepath.Join(dir, de.Name()), filepath.Join(dst, de.Name())); err != nil {
+			return err
+		}
+	}
+	return os.Remove(dir)
 }
 
 // ---- scenario 7: scale

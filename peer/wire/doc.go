@@ -12,7 +12,7 @@
 // RecordsRequest, BlockRequest, JoinRequest, Ping), responses (NodesResponse,
 // RecordsResponse, BlockResponse, JoinResponse, Pong, and ErrorResponse,
 // which answers any request), and one-way messages (Hello, Close,
-// ShareState, RecordPush).
+// ShareState, RecordPush, Have).
 // A request carries an ID the asker chose, non-zero, and its response carries
 // the same ID; one-way messages carry 0. Ping and Pong may carry 0 (a
 // keepalive that nobody waits for).

@@ -90,6 +90,8 @@ func Name(m Message) string {
 		return "CodeRequest"
 	case *CodeResponse:
 		return "CodeResponse"
+	case *Have:
+		return "Have"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -139,6 +141,8 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return codeRequestFromPB(b.CodeRequest)
 	case *wirepb.Envelope_CodeResponse:
 		return codeResponseFromPB(b.CodeResponse)
+	case *wirepb.Envelope_Have:
+		return haveFromPB(b.Have)
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -40,7 +40,12 @@ package wire
 //	    carries "code=<locator>"), which hands the invitation link over
 //	    sealed under the PAKE's key. Hello.sealed_invites is no longer sent
 //	    (a sealed link could be guessed at offline); it is still decoded.
+//	  - Have (envelope field 32, wirepb/have.proto): a device pulling a
+//	    file says which of its blocks it holds, as they arrive (batched),
+//	    and serves them from its temp, so devices pulling one file at once
+//	    fetch from each other (swarm). Sent only on connections of version
+//	    >= 4 (HaveVersion); older peers are asked for blocks as before.
 const (
-	Version    uint32 = 3
+	Version    uint32 = 4
 	MinVersion uint32 = 1
 )

@@ -69,6 +69,8 @@ func samples() []Frame {
 		{4, &JoinResponse{}},
 		{5, &CodeRequest{Locator: "7K", Pake: []byte(`{"Role":0}`)}},
 		{5, &CodeResponse{Pake: []byte(`{"Role":1}`), Sealed: bytes.Repeat([]byte{9}, 60)}},
+		{0, &Have{Share: sh, File: block.Sum([]byte("f")), Blocks: 10, Held: []byte{0x81, 0x02}}},
+		{0, &Have{Share: sh, File: block.Sum([]byte("f")), Blocks: 10}},
 	}
 }
 

@@ -230,43 +230,43 @@ func BenchmarkInitialSync(b *testing.B) {
 	}
 }
 
-// BenchmarkFanOut: one device seeds a file to three newcomers at once.
-// Newcomers serve each other what they already hold, so the seeder uploads
-// less than once per newcomer; the metric is the seeder's traffic over the
-// file size (3 would be plain unicast).
+// BenchmarkFanOut: one device seeds random data to 4 and to 8 receivers,
+// all connected to each other. The metric is the seeder's block upload
+// over the data size (unicast to each would be 4 or 8), measured in the
+// same run with receivers that speak Haves (protocol version 4: the swarm
+// of swarm.go) and, as the baseline, receivers of version 3 (no Haves:
+// they serve each other only the blocks they happen to hold).
+//
+//	go test ./sync/engine -run '^$' -bench FanOut -benchtime=1x
 func BenchmarkFanOut(b *testing.B) {
-	size := 32 << 20
-	for b.Loop() {
-		b.StopTimer()
-		key := newKey(b)
-		devs := []*device{newDevice(b, "S", key), newDevice(b, "N1", key), newDevice(b, "N2", key), newDevice(b, "N3", key)}
-		for i, d := range devs {
-			var others []*device
-			for j, o := range devs {
-				if i != j {
-					others = append(others, o)
-				}
+	files := []int{24 << 20, 6 << 20, 2 << 20}
+	for _, n := range []int{4, 8} {
+		b.Run(fmt.Sprintf("receivers=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				old := fanOut(b, n, files, 3)
+				ours := fanOut(b, n, files, 0)
+				b.ReportMetric(old, "v3-seeder-up/data")
+				b.ReportMetric(ours, "seeder-up/data")
+				b.ReportMetric(ours/old, "ours/v3")
 			}
-			d.addShare(others...)
-		}
-		data := randBytes(size)
-		mustWrite(b, filepath.Join(devs[0].dir, "seed.bin"), data)
-		devs[0].rescan()
-		waitScannedTB(b, devs[0])
-		b.StartTimer()
-		var seeder wireCount
-		for i := range devs {
-			for j := i + 1; j < len(devs); j++ {
-				if i == 0 {
-					linkCounted(b, devs[i], devs[j], &seeder)
-				} else {
-					link(b, devs[i], devs[j])
-				}
-			}
-		}
-		waitConverged(b, devs...)
-		b.ReportMetric(float64(seeder.n.Load())/float64(size), "seeder-upload/file")
+		})
 	}
+}
+
+// fanOut syncs files from a seeder to n receivers that speak the given
+// protocol version (0: this build's) and returns the seeder's upload over
+// the data size.
+func fanOut(b *testing.B, n int, files []int, version uint32) float64 {
+	devs, up, total := swarmOf(b, n, files, func(devs []*device) {
+		for _, d := range devs {
+			d.version = version
+		}
+	})
+	waitConvergedFor(b, 5*time.Minute, devs...)
+	for _, d := range devs {
+		d.close()
+	}
+	return float64(up.n.Load()) / float64(total)
 }
 
 func waitScannedTB(t testing.TB, d *device) {

@@ -33,7 +33,13 @@
 //
 // A file is rebuilt in a resumable temp (apply.Temp): each block is taken
 // from a local copy the index knows (db.Locate) that may be used, else asked of the members
-// that are connected, spread across them (swarm), many in flight. A block
+// that are connected, spread across them, many in flight. Devices pulling
+// one file at once form a swarm (swarm.go): each serves the blocks already
+// in its temp, tells the members of the share which it holds (wire.Have,
+// batched, to peers of version 4), picks blocks so that pullers take
+// different ones from the device that had the file (a slice each, by
+// rendezvous hashing) and the rest from each other, and asks a peer whose
+// Have holds a block before one that said nothing of the file. A block
 // that has a local predecessor at the same offset travels as a delta against
 // it (sync/delta). Every block is checked against its hash before use; a peer
 // that sends a wrong one is disconnected and the block fetched elsewhere.

@@ -243,6 +243,7 @@ func (e *Engine) SetMembers(id share.ID, members []identity.DeviceID) error {
 	for _, s := range e.sessions() {
 		if f.isMember(s.id) {
 			s.announce(f)
+			s.maybeWant(f) // a new member's root may have come before it was one
 		}
 	}
 	return nil

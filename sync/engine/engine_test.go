@@ -63,6 +63,23 @@ type device struct {
 	// moveOnce, if set, answers one request of a walk with "root moved",
 	// as a device that let go of the walked version does.
 	moveOnce *atomic.Bool
+	// upload, if set, counts the block bytes the device serves (on top of
+	// any other wrapper).
+	upload *uploaded
+	// version, if set, is the newest protocol version the device speaks
+	// (an older peer's).
+	version uint32
+}
+
+// hello is the device's Hello. It speaks wire.HaveVersion even before
+// wire.Version names it (the lead bumps Version once when merging; this
+// line is then a no-op).
+func (d *device) hello() wire.Hello {
+	h := wire.Hello{DeviceName: d.name, Version: max(wire.Version, wire.HaveVersion), MinVersion: wire.MinVersion}
+	if d.version != 0 {
+		h.Version = d.version
+	}
+	return h
 }
 
 // newDevice starts an engine syncing folder dir for share key with members.
@@ -211,7 +228,10 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 		if local.moveOnce != nil {
 			h = rootMover{sess, local, local.moveOnce}
 		}
-		c, err := conn.Open(ctx, s, wire.Hello{DeviceName: local.name}, h, conn.Options{})
+		if local.upload != nil {
+			h = uploadCounter{h, local.upload}
+		}
+		c, err := conn.Open(ctx, s, local.hello(), h, conn.Options{})
 		if err != nil {
 			return
 		}

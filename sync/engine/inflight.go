@@ -17,6 +17,10 @@ import (
 type inflight struct {
 	mu gosync.Mutex
 	m  map[block.Hash][]tempBlock // guarded by mu
+	// pulls are the files being pulled, for Haves (see swarm.go); users
+	// counts the pulls of each (the same content at two paths).
+	pulls map[fileKey]*localPull // guarded by mu
+	users map[*localPull]int     // guarded by mu
 }
 
 // tempBlock is a block written into a pull's temp.
@@ -27,7 +31,9 @@ type tempBlock struct {
 	size  uint32
 }
 
-func newInflight() *inflight { return &inflight{m: make(map[block.Hash][]tempBlock)} }
+func newInflight() *inflight {
+	return &inflight{m: make(map[block.Hash][]tempBlock), pulls: make(map[fileKey]*localPull), users: make(map[*localPull]int)}
+}
 
 // add notes that block h was written at off of temp t, of a file of share id.
 func (f *inflight) add(id share.ID, h block.Hash, t *apply.Temp, off int64, size uint32) {

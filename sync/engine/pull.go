@@ -310,29 +310,42 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		bases.held = held // blocks not listed here are not looked up one by one
 	}
 	defer f.e.temps.forget(t, hashes)
+	swarm, complete := f.beginPull(rec), false
+	defer func() { swarm.end(complete) }()
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(f.e.opts.Parallel)
 	var missing atomic.Int64
 	offs := make([]int64, len(rec.Blocks))
 	var off int64
+	var left []int
 	for i, b := range rec.Blocks {
 		offs[i] = off
+		if t.Has(off, int64(b.Size)) || t.Salvage(off, int64(b.Size), func(d []byte) bool { return block.Sum(d) == b.Hash }) {
+			f.e.temps.add(f.id, b.Hash, t, off, b.Size) // arrived before a restart (or a kill: checked)
+			swarm.got(i)
+		} else {
+			left = append(left, i)
+		}
 		off += int64(b.Size)
 	}
-	// Each device starts at its own place in the file, so devices pulling
-	// the same file at once hold different blocks and can serve each other.
-	first := int(uint64(f.e.self.Short()) % uint64(max(len(rec.Blocks), 1)))
-	for k := range rec.Blocks {
-		i := (first + k) % len(rec.Blocks)
-		b, o := rec.Blocks[i], offs[i]
+	// Blocks are picked when a slot frees, so the pick sees the newest
+	// Haves of the peers pulling the same file (swarm.go).
+	pick, slots := f.newPicker(rec, in.from, left), make(chan struct{}, f.e.opts.Parallel)
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-gctx.Done():
+		}
 		if gctx.Err() != nil {
 			break // stopping (or a block failed): the temp keeps what arrived
 		}
-		if t.Has(o, int64(b.Size)) || t.Salvage(o, int64(b.Size), func(d []byte) bool { return block.Sum(d) == b.Hash }) {
-			continue // arrived before a restart (or a kill: checked)
+		i, ok := pick.next(gctx)
+		if !ok {
+			break
 		}
+		b, o := rec.Blocks[i], offs[i]
 		g.Go(func() error {
-			data, err := f.e.getBlock(gctx, f, in.from, b, o, bases)
+			defer func() { <-slots }()
+			data, err := f.e.getBlock(gctx, f, in.from, b, pick.at(i), o, bases)
 			if errors.Is(err, errMissingBlocks) {
 				missing.Add(1)
 				return nil
@@ -344,6 +357,7 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 				return err
 			}
 			f.e.temps.add(f.id, b.Hash, t, o, b.Size)
+			swarm.got(i)
 			return nil
 		})
 	}
@@ -367,7 +381,9 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		t.Close()
 		return apply.FileState{}, err
 	}
-	return f.root.Commit(ctx, t, disk, meta)
+	st, err := f.root.Commit(ctx, t, disk, meta)
+	complete = err == nil
+	return st, err
 }
 
 // smallFile is the size up to which a file is fetched in one go, without a
@@ -407,7 +423,7 @@ func (f *folder) fetchAll(ctx context.Context, in incoming, old *index.Entry) ([
 	blocks := make([][]byte, len(in.rec.Blocks))
 	var off int64
 	for i, b := range in.rec.Blocks {
-		data, err := f.e.getBlock(ctx, f, in.from, b, off, bases)
+		data, err := f.e.getBlock(ctx, f, in.from, b, blockAt{key: fileKey{f.id, in.rec.FileHash}, n: len(in.rec.Blocks), i: i}, off, bases)
 		if err != nil {
 			return nil, fmt.Errorf("pull %q: %w", in.rec.Path, err)
 		}
@@ -434,9 +450,9 @@ func (in incoming) meta() apply.Meta {
 }
 
 // getBlock returns block b (at offset off of the file being built from a
-// record that peer from sent): from a local copy if any may be used (see
-// readFor), else from a connected member.
-func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID, b record.BlockRef, off int64, bases *basis) ([]byte, error) {
+// record that peer from sent; block at of its file): from a local copy if
+// any may be used (see readFor), else from a connected member (sources).
+func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID, b record.BlockRef, at blockAt, off int64, bases *basis) ([]byte, error) {
 	if data, ok := f.readLocal(from, b, bases); ok {
 		return data, nil
 	}
@@ -452,8 +468,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 	}
 	// Spread blocks across peers by offset (swarm).
 	start := int(uint64(off/int64(max(b.Size, 1))) % uint64(len(peers)))
-	for i := range peers {
-		s := peers[(start+i)%len(peers)]
+	for _, s := range sources(slices.Concat(peers[start:], peers[:start]), at) {
 		resp, err := s.c.Request(ctx, &wire.BlockRequest{Share: f.id, Hash: b.Hash, Size: b.Size, Signature: sig})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -463,6 +478,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 		}
 		br, ok := resp.(*wire.BlockResponse)
 		if !ok {
+			at.refuted(s)
 			continue // NotFound or another refusal: ask the next one
 		}
 		s.countIn(len(br.Data))
@@ -475,6 +491,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 			s.kill(fmt.Errorf("%w: %v", ErrPeerMisbehaved, err))
 			continue
 		}
+		at.servedBy(s)
 		return data, nil
 	}
 	return nil, errMissingBlocks

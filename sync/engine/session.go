@@ -46,6 +46,7 @@ type Session struct {
 	pushes chan *wire.RecordPush // from HandleMessage to run
 
 	bytesIn atomic.Int64 // block payload bytes received
+	haves   *haveBook    // the swarm's Haves to and from the peer
 	// pushBytes is what the pushes waiting in pushes hold (see pushSize).
 	pushBytes atomic.Int64
 
@@ -108,6 +109,7 @@ func newSession(e *Engine, id identity.DeviceID) *Session {
 		gone:   make(chan struct{}),
 		pushes: make(chan *wire.RecordPush, pushQueue),
 		out:    make(chan struct{}, 1),
+		haves:  newHaveBook(),
 	}
 	s.mu.announce = make(map[share.ID]*folder)
 	s.mu.remote = make(map[share.ID]wire.ShareState)
@@ -332,16 +334,28 @@ func (s *Session) signalOut() {
 // until ctx is done. A send that fails (the connection is ending) drops
 // what it carried: the next connection announces everything again.
 func (s *Session) sendLoop(ctx context.Context) {
+	haveDue := time.NewTimer(0) // the next batch of Haves (swarm.go)
+	defer haveDue.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.out:
+		case <-haveDue.C:
 		}
 		for {
 			pushes, shares := s.takeOutgoing()
-			if len(pushes) == 0 && len(shares) == 0 {
+			haves, wait := s.haves.take(time.Now()) // a real timer waits, whatever the clock
+			if wait > 0 {
+				haveDue.Reset(wait)
+			}
+			if len(pushes) == 0 && len(shares) == 0 && len(haves) == 0 {
 				break
+			}
+			for _, h := range haves {
+				if f := s.e.folder(h.Share); f != nil && s.mayHear(f) {
+					s.c.Send(ctx, h) // lost with the connection, like a push
+				}
 			}
 			for _, p := range pushes {
 				if !s.mayHear(p.f) {
@@ -587,18 +601,23 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 	switch m := m.(type) {
 	case *wire.ShareState:
 		f := s.e.folder(m.Share)
-		if f == nil || !f.isMember(s.id) {
+		if f == nil {
 			return nil
 		}
 		s.mu.Lock()
-		s.mu.remote[m.Share] = *m
+		s.mu.remote[m.Share] = *m // kept for a peer made a member later (SetMembers)
 		delete(s.mu.pushedAt, m.Share)
 		s.mu.Unlock()
+		if !f.isMember(s.id) {
+			return nil
+		}
 		f.heardRoot(s.id, m.Root)
 		if s.rootsAgree(f) {
 			f.senderMovedOn(s.id)
 		}
 		s.maybeWant(f)
+	case *wire.Have:
+		s.putHave(m)
 	case *wire.RecordPush:
 		n := pushSize(m)
 		queued := false

@@ -43,6 +43,7 @@ type Envelope struct {
 	//	*Envelope_RecordPush
 	//	*Envelope_BlockRequest
 	//	*Envelope_BlockResponse
+	//	*Envelope_Have
 	//	*Envelope_JoinRequest
 	//	*Envelope_JoinResponse
 	//	*Envelope_CodeRequest
@@ -213,6 +214,15 @@ func (x *Envelope) GetBlockResponse() *BlockResponse {
 	return nil
 }
 
+func (x *Envelope) GetHave() *Have {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Have); ok {
+			return x.Have
+		}
+	}
+	return nil
+}
+
 func (x *Envelope) GetJoinRequest() *JoinRequest {
 	if x != nil {
 		if x, ok := x.Body.(*Envelope_JoinRequest); ok {
@@ -305,6 +315,10 @@ type Envelope_BlockResponse struct {
 	BlockResponse *BlockResponse `protobuf:"bytes,31,opt,name=block_response,json=blockResponse,proto3,oneof"`
 }
 
+type Envelope_Have struct {
+	Have *Have `protobuf:"bytes,32,opt,name=have,proto3,oneof"` // version 4
+}
+
 type Envelope_JoinRequest struct {
 	JoinRequest *JoinRequest `protobuf:"bytes,40,opt,name=join_request,json=joinRequest,proto3,oneof"` // version 2
 }
@@ -347,6 +361,8 @@ func (*Envelope_BlockRequest) isEnvelope_Body() {}
 
 func (*Envelope_BlockResponse) isEnvelope_Body() {}
 
+func (*Envelope_Have) isEnvelope_Body() {}
+
 func (*Envelope_JoinRequest) isEnvelope_Body() {}
 
 func (*Envelope_JoinResponse) isEnvelope_Body() {}
@@ -359,7 +375,7 @@ var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\"\x81\t\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\"\xb0\t\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -377,7 +393,8 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\vrecord_push\x18\x16 \x01(\v2\x1d.blueshift.wire.v1.RecordPushH\x00R\n" +
 	"recordPush\x12F\n" +
 	"\rblock_request\x18\x1e \x01(\v2\x1f.blueshift.wire.v1.BlockRequestH\x00R\fblockRequest\x12I\n" +
-	"\x0eblock_response\x18\x1f \x01(\v2 .blueshift.wire.v1.BlockResponseH\x00R\rblockResponse\x12C\n" +
+	"\x0eblock_response\x18\x1f \x01(\v2 .blueshift.wire.v1.BlockResponseH\x00R\rblockResponse\x12-\n" +
+	"\x04have\x18  \x01(\v2\x17.blueshift.wire.v1.HaveH\x00R\x04have\x12C\n" +
 	"\fjoin_request\x18( \x01(\v2\x1e.blueshift.wire.v1.JoinRequestH\x00R\vjoinRequest\x12F\n" +
 	"\rjoin_response\x18) \x01(\v2\x1f.blueshift.wire.v1.JoinResponseH\x00R\fjoinResponse\x12C\n" +
 	"\fcode_request\x18F \x01(\v2\x1e.blueshift.wire.v1.CodeRequestH\x00R\vcodeRequest\x12F\n" +
@@ -412,10 +429,11 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*RecordPush)(nil),      // 11: blueshift.wire.v1.RecordPush
 	(*BlockRequest)(nil),    // 12: blueshift.wire.v1.BlockRequest
 	(*BlockResponse)(nil),   // 13: blueshift.wire.v1.BlockResponse
-	(*JoinRequest)(nil),     // 14: blueshift.wire.v1.JoinRequest
-	(*JoinResponse)(nil),    // 15: blueshift.wire.v1.JoinResponse
-	(*CodeRequest)(nil),     // 16: blueshift.wire.v1.CodeRequest
-	(*CodeResponse)(nil),    // 17: blueshift.wire.v1.CodeResponse
+	(*Have)(nil),            // 14: blueshift.wire.v1.Have
+	(*JoinRequest)(nil),     // 15: blueshift.wire.v1.JoinRequest
+	(*JoinResponse)(nil),    // 16: blueshift.wire.v1.JoinResponse
+	(*CodeRequest)(nil),     // 17: blueshift.wire.v1.CodeRequest
+	(*CodeResponse)(nil),    // 18: blueshift.wire.v1.CodeResponse
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -431,15 +449,16 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	11, // 10: blueshift.wire.v1.Envelope.record_push:type_name -> blueshift.wire.v1.RecordPush
 	12, // 11: blueshift.wire.v1.Envelope.block_request:type_name -> blueshift.wire.v1.BlockRequest
 	13, // 12: blueshift.wire.v1.Envelope.block_response:type_name -> blueshift.wire.v1.BlockResponse
-	14, // 13: blueshift.wire.v1.Envelope.join_request:type_name -> blueshift.wire.v1.JoinRequest
-	15, // 14: blueshift.wire.v1.Envelope.join_response:type_name -> blueshift.wire.v1.JoinResponse
-	16, // 15: blueshift.wire.v1.Envelope.code_request:type_name -> blueshift.wire.v1.CodeRequest
-	17, // 16: blueshift.wire.v1.Envelope.code_response:type_name -> blueshift.wire.v1.CodeResponse
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	14, // 13: blueshift.wire.v1.Envelope.have:type_name -> blueshift.wire.v1.Have
+	15, // 14: blueshift.wire.v1.Envelope.join_request:type_name -> blueshift.wire.v1.JoinRequest
+	16, // 15: blueshift.wire.v1.Envelope.join_response:type_name -> blueshift.wire.v1.JoinResponse
+	17, // 16: blueshift.wire.v1.Envelope.code_request:type_name -> blueshift.wire.v1.CodeRequest
+	18, // 17: blueshift.wire.v1.Envelope.code_response:type_name -> blueshift.wire.v1.CodeResponse
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -453,6 +472,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_blocks_proto_init()
 	file_peer_wire_wirepb_join_proto_init()
 	file_peer_wire_wirepb_code_proto_init()
+	file_peer_wire_wirepb_have_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -467,6 +487,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_RecordPush)(nil),
 		(*Envelope_BlockRequest)(nil),
 		(*Envelope_BlockResponse)(nil),
+		(*Envelope_Have)(nil),
 		(*Envelope_JoinRequest)(nil),
 		(*Envelope_JoinResponse)(nil),
 		(*Envelope_CodeRequest)(nil),
