@@ -496,6 +496,7 @@ type writer struct {
 	b        *pebble.Batch
 	envs     []record.Envelope
 	replaced []*record.Envelope // per envs
+	tree     []merkle.Update    // per envs: applied to the tree once, at flush
 	paths    int
 }
 
@@ -507,9 +508,7 @@ func (w *writer) putEnvelope(env record.Envelope, replaced *record.Envelope) err
 	if err := w.b.Set(w.s.space.RecordKey(env.Key()), env.Bytes(), nil); err != nil {
 		return err
 	}
-	if err := w.s.tree.Set(w.b, env.Key(), env.Leaf()); err != nil {
-		return err
-	}
+	w.tree = append(w.tree, merkle.Update{Key: env.Key(), Leaf: env.Leaf()})
 	w.envs = append(w.envs, env)
 	w.replaced = append(w.replaced, replaced)
 	return nil
@@ -566,6 +565,11 @@ func (w *writer) flush() error {
 	if !w.fromScan {
 		opt = pebble.NoSync
 	}
+	// One update of the tree per batch: each node on the changed paths is
+	// rewritten once, not once per record below it.
+	if err := w.s.tree.Apply(w.b, w.tree); err != nil {
+		return fmt.Errorf("update tree: %w", err)
+	}
 	if err := w.b.Commit(opt); err != nil {
 		return fmt.Errorf("write index batch: %w", err)
 	}
@@ -573,7 +577,7 @@ func (w *writer) flush() error {
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
 	w.s.db.expireViews() // kept views pin what this batch replaced
 	envs, replaced := w.envs, w.replaced
-	w.envs, w.replaced, w.paths = nil, nil, 0
+	w.envs, w.replaced, w.tree, w.paths = nil, nil, w.tree[:0], 0
 	w.s.notify(Update{Envelopes: envs, Replaced: replaced, FromScan: w.fromScan})
 	return nil
 }
