@@ -429,7 +429,14 @@ func (s *Share) commitGroup(group []*pendingCommit) {
 	defer w.close()
 	var batch []*pendingCommit // written into w's batch, not yet committed
 	keys := make(map[merkle.Key]struct{}, len(group))
+	// end commits the batch, or drops it, and tells its commits.
 	end := func(err error) {
+		if err == nil {
+			err = w.flush()
+		}
+		if err != nil {
+			w.discard() // none of it is committed
+		}
 		for _, c := range batch {
 			c.err = err
 			close(c.done)
@@ -442,7 +449,7 @@ func (s *Share) commitGroup(group []*pendingCommit) {
 		if _, ok := keys[k]; ok {
 			// What a path holds is read from committed state: a second
 			// record of one path waits for the first to be committed.
-			end(w.flush())
+			end(nil)
 		}
 		wrote, err := s.commitLocked(w, c)
 		switch {
@@ -452,13 +459,12 @@ func (s *Share) commitGroup(group []*pendingCommit) {
 		case !wrote: // refused before writing: the others go on
 			c.err = err
 			close(c.done)
-		default: // the batch holds part of c: none of it is committed
+		default: // the batch holds part of c: drop it all
 			batch = append(batch, c)
 			end(err)
-			w.discard()
 		}
 	}
-	end(w.flush())
+	end(nil)
 }
 
 // commitLocked writes c into w; wrote reports whether it wrote anything
