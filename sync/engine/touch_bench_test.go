@@ -47,18 +47,20 @@ func BenchmarkTouch(b *testing.B) {
 		linkCounted(b, a, bb, &count)
 		b.StartTimer()
 
+		stopProfile := profileTouch(b, "BLUESHIFT_FIRST_CPUPROFILE")
 		start, cpu := time.Now(), cpuTime()
 		root := rootOf(a)
 		a.rescan()
 		waitAgreed(b, root, a, bb)
 		first, firstCPU := time.Since(start), cpuTime()-cpu
+		stopProfile()
 		firstBytes := count.n.Load()
 
 		inodes := inodesOf(b, bb.dir, n)
 		versions := len(listVersions(b, bb.dir))
 		touchAll(b, a.dir, n, time.Now().Add(-time.Hour))
 		count.n.Store(0)
-		stopProfile := profileTouch(b)
+		stopProfile = profileTouch(b, "BLUESHIFT_TOUCH_CPUPROFILE")
 		start, cpu = time.Now(), cpuTime()
 		root = rootOf(a)
 		a.rescan()
@@ -124,10 +126,11 @@ func waitAgreed(t testing.TB, before string, ds ...*device) {
 	}
 }
 
-// profileTouch writes a CPU profile of the touch phase alone to the file
-// BLUESHIFT_TOUCH_CPUPROFILE names, if set.
-func profileTouch(b *testing.B) (stop func()) {
-	p := os.Getenv("BLUESHIFT_TOUCH_CPUPROFILE")
+// profileTouch writes a CPU profile of one phase alone to the file the
+// environment variable env names, if set: BLUESHIFT_FIRST_CPUPROFILE for
+// the first sync, BLUESHIFT_TOUCH_CPUPROFILE for the touch.
+func profileTouch(b *testing.B, env string) (stop func()) {
+	p := os.Getenv(env)
 	if p == "" {
 		return func() {}
 	}
