@@ -73,6 +73,8 @@ func BenchmarkTouch(b *testing.B) {
 
 		b.ReportMetric(first.Seconds(), "first-sync-s")
 		b.ReportMetric(touch.Seconds(), "touch-s")
+		b.ReportMetric(firstCPU.Seconds(), "first-cpu-s")
+		b.ReportMetric(touchCPU.Seconds(), "touch-cpu-s")
 		b.ReportMetric(touch.Seconds()/first.Seconds(), "touch/first")
 		b.ReportMetric(touchCPU.Seconds()/firstCPU.Seconds(), "touch/first-cpu")
 		b.ReportMetric(float64(touchBytes)/float64(n), "wire-B/touched-file")
