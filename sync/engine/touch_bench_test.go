@@ -81,6 +81,7 @@ func BenchmarkTouch(b *testing.B) {
 		b.ReportMetric(float64(touchBytes)/float64(firstBytes), "wire-touch/first")
 		b.ReportMetric(float64(len(listVersions(b, bb.dir))-versions), "versions-added")
 		b.ReportMetric(float64(changed(inodesOf(b, bb.dir, n), inodes)), "files-rewritten")
+		b.ReportMetric(float64(peakRSS())/1e6, "peak-rss-MB")
 		b.StartTimer()
 	}
 }
@@ -93,6 +94,16 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// peakRSS is the most memory this process (both devices) held at once, in
+// bytes: a larger cache or batch shows here.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
 }
 
 // rootOf returns d's current root.
