@@ -54,7 +54,10 @@
 // # Concurrency
 //
 // DB and Share are safe for concurrent use. Scan and Commit of one share are
-// serialized by the share's write lock; Root, Source, Envelope, Lookup,
+// serialized by the share's write lock; Commits that wait for it at the
+// same time are written together in one batch, with one update of the
+// tree (merkle.Tree.Apply) and one batch commit (a group commit); each
+// returns once its own record is committed or refused. Root, Source, Envelope, Lookup,
 // LocalState, Records and Locate read committed state and may run at any
 // time, concurrently with them. Subscribers are called after each committed
 // batch, in commit order, with the write lock held: they must be quick and

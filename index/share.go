@@ -35,6 +35,15 @@ type Share struct {
 
 	write sync.Mutex // serializes Scan and Commit: the only writers of this share
 
+	// commits holds the Commits waiting for the write lock: whichever
+	// takes it first writes all of them in one batch (a group commit), so
+	// the engine's parallel appliers share the tree's rewrites and one
+	// batch commit instead of paying one each.
+	commits struct {
+		sync.Mutex
+		queue []*pendingCommit // guarded by commits
+	}
+
 	views walkViews // recent versions of the tree, for peers' walks (views.go)
 
 	proofs proofs // what scans hashed, so served blocks need no second hash (verified.go)
@@ -376,51 +385,125 @@ func (s *Share) check(env record.Envelope) (record.Record, error) {
 // when it wrote nothing: a tombstone, a sealed record, or a record it only
 // stores). The envelope, the tree, the local state and the block index
 // change atomically. env must verify with the share's public key and sit at
-// the tree key of its path.
+// the tree key of its path. Commits made at the same time are written
+// together, in one batch; each returns once its record is committed.
 func (s *Share) Commit(env record.Envelope, local *FileState) error {
 	k := env.Key()
 	rec, err := s.check(env)
 	if err != nil {
 		return fmt.Errorf("commit record %x: %w", k[:4], err)
 	}
+	if local != nil && (env.Sealed() || s.key.Level() < share.ReadOnly) {
+		return fmt.Errorf("commit record %x: local state given for a record this key cannot read", k[:4])
+	}
+	c := &pendingCommit{env: env, rec: rec, local: local, done: make(chan struct{})}
+	s.commits.Lock()
+	s.commits.queue = append(s.commits.queue, c)
+	s.commits.Unlock()
+
 	s.write.Lock()
-	defer s.write.Unlock()
+	s.commits.Lock()
+	group := s.commits.queue
+	s.commits.queue = nil
+	s.commits.Unlock()
+	s.commitGroup(group) // ours, unless an earlier holder of the lock took it
+	s.write.Unlock()
+	<-c.done
+	return c.err
+}
+
+// pendingCommit is one Commit waiting in the queue.
+type pendingCommit struct {
+	env   record.Envelope
+	rec   record.Record // env's, checked
+	local *FileState
+	err   error         // set before done is closed
+	done  chan struct{} // closed once the record is committed or failed
+}
+
+// commitGroup writes queued commits in as few batches as it can and tells
+// each how it ended. The write lock is held.
+func (s *Share) commitGroup(group []*pendingCommit) {
+	if len(group) == 0 {
+		return
+	}
 	w := s.newWriter(false)
 	defer w.close()
+	var batch []*pendingCommit // written into w's batch, not yet committed
+	keys := make(map[merkle.Key]struct{}, len(group))
+	// end commits the batch, or drops it, and tells its commits.
+	end := func(err error) {
+		if err == nil {
+			err = w.flush()
+		}
+		if err != nil {
+			w.discard() // none of it is committed
+		}
+		for _, c := range batch {
+			c.err = err
+			close(c.done)
+		}
+		batch = batch[:0]
+		clear(keys)
+	}
+	for _, c := range group {
+		k := c.env.Key()
+		if _, ok := keys[k]; ok {
+			// What a path holds is read from committed state: a second
+			// record of one path waits for the first to be committed.
+			end(nil)
+		}
+		wrote, err := s.commitLocked(w, c)
+		switch {
+		case err == nil:
+			keys[k] = struct{}{}
+			batch = append(batch, c)
+		case !wrote: // refused before writing: the others go on
+			c.err = err
+			close(c.done)
+		default: // the batch holds part of c: drop it all
+			batch = append(batch, c)
+			end(err)
+		}
+	}
+	end(nil)
+}
+
+// commitLocked writes c into w; wrote reports whether it wrote anything
+// before it failed.
+func (s *Share) commitLocked(w *writer, c *pendingCommit) (wrote bool, err error) {
+	env, rec, k := c.env, c.rec, c.env.Key()
 	if env.Sealed() || s.key.Level() < share.ReadOnly {
-		if local != nil {
-			return fmt.Errorf("commit record %x: local state given for a record this key cannot read", k[:4])
-		}
 		if err := w.putEnvelope(env, nil); err != nil {
-			return fmt.Errorf("commit record %x: %w", k[:4], err)
+			return true, fmt.Errorf("commit record %x: %w", k[:4], err)
 		}
-		return w.flush()
+		return true, nil
 	}
 	old, err := s.current(rec.Path)
 	if err != nil {
-		return fmt.Errorf("commit record of %q: %w", rec.Path, err)
+		return false, fmt.Errorf("commit record of %q: %w", rec.Path, err)
 	}
 	var st *FileState
 	switch {
 	case rec.Deleted:
 		st = nil
-	case local != nil:
-		c := *local
-		c.FileHash, c.Blocks = [32]byte{}, nil // the record describes the content
-		st = &c
+	case c.local != nil:
+		l := *c.local
+		l.FileHash, l.Blocks = [32]byte{}, nil // the record describes the content
+		st = &l
 	case old.state != nil:
 		// The disk did not change: its blocks are no longer the record's,
 		// so the state keeps its own list.
-		c := *old.state
-		c.FileHash, c.Blocks = old.diskHash(), old.diskBlocks()
-		st = &c
+		l := *old.state
+		l.FileHash, l.Blocks = old.diskHash(), old.diskBlocks()
+		st = &l
 	}
-	c := change{path: rec.Path, pathKey: env.Key(), env: &env, oldEnv: old.env, state: st, oldDisk: old.diskBlocks()}
-	c.newDisk = diskBlocks(st, &rec)
-	if err := w.put(c); err != nil {
-		return fmt.Errorf("commit record of %q: %w", rec.Path, err)
+	ch := change{path: rec.Path, pathKey: k, env: &env, oldEnv: old.env, state: st, oldDisk: old.diskBlocks()}
+	ch.newDisk = diskBlocks(st, &rec)
+	if err := w.put(ch); err != nil {
+		return true, fmt.Errorf("commit record of %q: %w", rec.Path, err)
 	}
-	return w.flush()
+	return true, nil
 }
 
 // current is what the index holds for one path.
@@ -498,6 +581,7 @@ type writer struct {
 	b        *pebble.Batch
 	envs     []record.Envelope
 	replaced []*record.Envelope // per envs
+	tree     []merkle.Update    // per envs: applied to the tree once, at flush
 	paths    int
 }
 
@@ -509,9 +593,7 @@ func (w *writer) putEnvelope(env record.Envelope, replaced *record.Envelope) err
 	if err := w.b.Set(w.s.space.RecordKey(env.Key()), env.Bytes(), nil); err != nil {
 		return err
 	}
-	if err := w.s.tree.Set(w.b, env.Key(), env.Leaf()); err != nil {
-		return err
-	}
+	w.tree = append(w.tree, merkle.Update{Key: env.Key(), Leaf: env.Leaf()})
 	w.envs = append(w.envs, env)
 	w.replaced = append(w.replaced, replaced)
 	return nil
@@ -568,6 +650,11 @@ func (w *writer) flush() error {
 	if !w.fromScan {
 		opt = pebble.NoSync
 	}
+	// One update of the tree per batch: each node on the changed paths is
+	// rewritten once, not once per record below it.
+	if err := w.s.tree.Apply(w.b, w.tree); err != nil {
+		return fmt.Errorf("update tree: %w", err)
+	}
 	if err := w.b.Commit(opt); err != nil {
 		return fmt.Errorf("write index batch: %w", err)
 	}
@@ -575,12 +662,19 @@ func (w *writer) flush() error {
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
 	w.s.db.expireViews() // kept views pin what this batch replaced
 	envs, replaced := w.envs, w.replaced
-	w.envs, w.replaced, w.paths = nil, nil, 0
+	w.envs, w.replaced, w.tree, w.paths = nil, nil, w.tree[:0], 0
 	w.s.notify(Update{Envelopes: envs, Replaced: replaced, FromScan: w.fromScan})
 	return nil
 }
 
 func (w *writer) close() { w.b.Close() }
+
+// discard drops what the batch holds and starts a new one.
+func (w *writer) discard() {
+	w.b.Close()
+	w.b = w.s.db.store.Pebble().NewIndexedBatch()
+	w.envs, w.replaced, w.tree, w.paths = nil, nil, w.tree[:0], 0
+}
 
 func sameBlocks(a, b []record.BlockRef) bool {
 	if len(a) != len(b) {

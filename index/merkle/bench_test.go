@@ -61,6 +61,49 @@ func BenchmarkSet(b *testing.B) {
 	b.ReportMetric(perSet/(base.Seconds()/20_000), "set/raw-pebble")
 }
 
+// BenchmarkApply is BenchmarkSet with each batch of 1000 made by one Apply,
+// and reports its cost against one Set per entry in the same tree.
+func BenchmarkApply(b *testing.B) {
+	const per = 1000
+	rng := rand.New(rand.NewPCG(1, 1))
+	db := newDB(b)
+	tree := New([]byte("s"))
+	loadTree(b, db, tree, randomEntries(rng, 100_000))
+	updates := func(entries []Entry) []Update {
+		out := make([]Update, len(entries))
+		for i, e := range entries {
+			out[i] = Update{Key: e.Key, Leaf: e.Leaf}
+		}
+		return out
+	}
+	applyAll := func(us []Update) time.Duration {
+		start := time.Now()
+		for i := 0; i < len(us); i += per {
+			batch := db.NewIndexedBatch()
+			if err := tree.Apply(batch, us[i:min(i+per, len(us))]); err != nil {
+				b.Fatal(err)
+			}
+			if err := batch.Commit(pebble.NoSync); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	start := time.Now()
+	apply(b, db, tree, setOps(randomEntries(rng, 20_000)), per)
+	perSet := time.Since(start).Seconds() / 20_000
+
+	us := updates(randomEntries(rng, b.N))
+	b.ReportAllocs()
+	b.SetBytes(64)
+	b.ResetTimer()
+	elapsed := applyAll(us)
+	b.StopTimer()
+	perApply := elapsed.Seconds() / float64(b.N)
+	b.ReportMetric(1/perApply, "records/s")
+	b.ReportMetric(perApply/perSet, "apply/set")
+}
+
 // BenchmarkLoad1M builds a 1,000,000-entry tree with Load, compacts it and
 // reports the build time and the bytes Pebble holds per leaf.
 func BenchmarkLoad1M(b *testing.B) {

@@ -31,14 +31,16 @@
 // Only inner nodes are stored, each with its children's summaries; a bucket
 // is summarized in its parent's record and its entries are read from the
 // leaves. An update reads and rewrites the O(depth) inner nodes on one path
-// (one seek each) and rescans one bucket; the root is one read.
+// (one seek each) and rescans one bucket; the root is one read. Apply
+// makes a batch of updates at once, reading and rewriting each node on
+// their paths once.
 //
 // # Contracts
 //
-// Set and Delete write into the caller's indexed batch, so the tree changes
-// atomically with the record they describe; a Tree holds no state of its own
-// and is safe for concurrent use, but writers to one tree must not interleave
-// batches (the caller's lock). Diff trusts nothing a Source answers: every
+// Set, Delete and Apply write into the caller's indexed batch, so the tree
+// changes atomically with the records they describe; a Tree holds no state
+// of its own and is safe for concurrent use, but writers to one tree must
+// not interleave batches (the caller's lock). Diff trusts nothing a Source answers: every
 // node is checked against its prefix, its content and its parent's claim, and
 // a bad answer ends Diff with ErrBadNode.
 package merkle
@@ -49,6 +51,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/zeebo/blake3"
@@ -130,7 +133,7 @@ func New(prefix []byte) *Tree { return &Tree{prefix: append([]byte(nil), prefix.
 // Set puts (key, leaf) into the tree within batch b (an indexed batch, so reads
 // see its own writes).
 func (t *Tree) Set(b *pebble.Batch, key Key, leaf Leaf) error {
-	if err := t.update(b, key, &leaf); err != nil {
+	if err := t.Apply(b, []Update{{Key: key, Leaf: leaf}}); err != nil {
 		return fmt.Errorf("set merkle key %x: %w", key[:4], err)
 	}
 	return nil
@@ -139,118 +142,155 @@ func (t *Tree) Set(b *pebble.Batch, key Key, leaf Leaf) error {
 // Delete removes key from the tree within batch b. Deleting a missing key
 // does nothing.
 func (t *Tree) Delete(b *pebble.Batch, key Key) error {
-	if err := t.update(b, key, nil); err != nil {
+	if err := t.Apply(b, []Update{{Key: key, Delete: true}}); err != nil {
 		return fmt.Errorf("delete merkle key %x: %w", key[:4], err)
 	}
 	return nil
 }
 
-// pathStep is one inner node on the way from the root to the changed key.
-type pathStep struct {
-	prefix Prefix
-	kids   [16]Child
-	nibble byte // which child leads to the key
+// Update is one change of the tree: Key gets Leaf, or is removed when
+// Delete is set.
+type Update struct {
+	Key    Key
+	Leaf   Leaf
+	Delete bool
 }
 
-// update sets key to *leaf, or deletes it when leaf is nil. It walks down the
-// inner nodes to the bucket (or split/merge point) holding key, recomputes
-// that node from its leaves, then rehashes the inner nodes back up.
-func (t *Tree) update(b *pebble.Batch, key Key, leaf *Leaf) error {
+// Apply makes updates within batch b (an indexed batch), as one Set or
+// Delete each would, in order (of two updates of one key, the later wins).
+// Each node on the updated paths is read and rewritten once, however many
+// updates pass through it: a batch of n updates in a tree of m entries
+// rewrites about min(n, m/BucketSize) nodes, where n Sets rewrite the
+// upper nodes n times.
+func (t *Tree) Apply(b *pebble.Batch, updates []Update) error {
 	if !b.Indexed() {
 		return errors.New("batch is not indexed")
 	}
-	lk := t.leafKey(key)
-	old, found, err := getLeaf(b, lk)
-	if err != nil {
-		return err
-	}
-	var delta int
-	switch {
-	case leaf != nil && found && old == *leaf:
+	if len(updates) == 0 {
 		return nil
-	case leaf != nil && found:
-		delta = 0
-	case leaf != nil:
-		delta = 1
-	case !found:
+	}
+	us := append([]Update(nil), updates...)
+	slices.SortStableFunc(us, func(a, b Update) int { return compareKeys(a.Key, b.Key) })
+	changes := make([]keyDelta, 0, len(us))
+	for i, u := range us {
+		if i+1 < len(us) && us[i+1].Key == u.Key {
+			continue // a later update of the key wins
+		}
+		delta, err := t.setLeaf(b, u)
+		if err != nil {
+			return err
+		}
+		if delta != noChange {
+			changes = append(changes, keyDelta{key: u.Key, delta: delta})
+		}
+	}
+	if len(changes) == 0 {
 		return nil
-	default:
-		delta = -1
 	}
-	if leaf != nil {
-		err = b.Set(lk, leaf[:], nil)
-	} else {
-		err = b.Delete(lk, nil)
-	}
-	if err != nil {
-		return err
-	}
-
-	// The view sees the leaf write above and none of the node writes below.
+	// The view sees the leaf writes above and none of the node writes
+	// below: each node is read as it was before the batch.
 	v, err := t.newView(b)
 	if err != nil {
 		return err
 	}
 	defer v.close()
-
-	var path []pathStep
-	p := Prefix{}
-	rec, err := v.node(p)
+	root, err := v.node(Prefix{})
 	if err != nil {
 		return err
 	}
-	cur := rec.sum
-	for cur.Count > BucketSize && add(cur.Count, delta) > BucketSize {
-		if !rec.inner || p.Len >= MaxDepth {
-			return fmt.Errorf("node %v of %d entries is not an inner node: %w", p, cur.Count, ErrCorrupt)
+	sum, err := t.apply(b, v, Prefix{}, root.sum, changes)
+	if err != nil {
+		return err
+	}
+	return t.putRootBucket(b, sum)
+}
+
+// keyDelta is one key whose leaf changed, and how its subtree's count
+// changes with it: -1 removed, 0 replaced, +1 added.
+type keyDelta struct {
+	key   Key
+	delta int
+}
+
+// noChange: setLeaf found the leaf as the update wants it.
+const noChange = 2
+
+// setLeaf writes u's leaf into b and returns the change of count, or
+// noChange.
+func (t *Tree) setLeaf(b *pebble.Batch, u Update) (int, error) {
+	lk := t.leafKey(u.Key)
+	old, found, err := getLeaf(b, lk)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case !u.Delete && found && old == u.Leaf:
+		return noChange, nil
+	case !u.Delete:
+		delta := 0
+		if !found {
+			delta = 1
 		}
-		c := key.Nibble(int(p.Len))
-		path = append(path, pathStep{prefix: p, kids: rec.kids, nibble: c})
-		p, cur = p.Child(c), rec.kids[c]
-		if cur.Count > BucketSize {
-			if rec, err = v.inner(p, cur); err != nil {
-				return err
+		return delta, b.Set(lk, u.Leaf[:], nil)
+	case !found:
+		return noChange, nil
+	}
+	return -1, b.Delete(lk, nil)
+}
+
+// apply returns the new summary of the subtree at p, of summary cur before
+// the batch, once changes (sorted, all under p) are made: an inner node
+// that stays one has its record read once, the changes passed down to its
+// children, and its record rewritten once. Where the shape may change (a
+// bucket stays a bucket, grows into an inner node or shrinks from one) the
+// subtree is rebuilt from its leaves.
+func (t *Tree) apply(b *pebble.Batch, v *view, p Prefix, cur Child, changes []keyDelta) (Child, error) {
+	delta := 0
+	for _, c := range changes {
+		delta += c.delta
+	}
+	if delta < 0 && uint64(-delta) > cur.Count {
+		return Child{}, fmt.Errorf("node %v of %d entries loses %d: %w", p, cur.Count, -delta, ErrCorrupt)
+	}
+	n := add(cur.Count, delta)
+	if cur.Count > BucketSize && n > BucketSize {
+		rec, err := v.inner(p, cur)
+		if err != nil {
+			return Child{}, err
+		}
+		if p.Len >= MaxDepth {
+			return Child{}, fmt.Errorf("inner node at full depth: %w", ErrCorrupt)
+		}
+		kids := rec.kids
+		for c, run := range splitChanges(changes, int(p.Len)) {
+			if len(run) == 0 {
+				continue
+			}
+			if kids[c], err = t.apply(b, v, p.Child(byte(c)), rec.kids[c], run); err != nil {
+				return Child{}, err
 			}
 		}
+		if sum, ok := sumCounts(&kids); !ok || sum != n {
+			return Child{}, fmt.Errorf("node %v: children hold %d entries, %d expected: %w", p, sum, n, ErrCorrupt)
+		}
+		if err := b.Set(t.nodeKey(p), encodeInner(&kids), nil); err != nil {
+			return Child{}, err
+		}
+		return Child{Hash: innerHash(&kids), Count: n}, nil
 	}
-	if delta < 0 && cur.Count == 0 {
-		return fmt.Errorf("node %v is empty but holds a leaf: %w", p, ErrCorrupt)
-	}
-
-	// p is where the shape may change: a bucket stays a bucket, grows into
-	// an inner node (split) or shrinks from one (merge).
-	newCount := add(cur.Count, delta)
 	if cur.Count > BucketSize { // merge: p's record and those below are stale
 		if err := t.clear(b, v, p, cur); err != nil {
-			return err
+			return Child{}, err
 		}
 	}
-	entries, err := v.leaves(p, BucketSize+1)
+	entries, err := v.leaves(p, int(min(n, uint64(len(changes))+BucketSize))+1)
 	if err != nil {
-		return err
+		return Child{}, err
 	}
-	if uint64(len(entries)) != newCount {
-		return fmt.Errorf("node %v: %d leaves stored, %d expected: %w", p, len(entries), newCount, ErrCorrupt)
+	if uint64(len(entries)) != n {
+		return Child{}, fmt.Errorf("node %v: %d leaves stored, %d expected: %w", p, len(entries), n, ErrCorrupt)
 	}
-	bottom, err := t.build(b, p, entries)
-	if err != nil {
-		return err
-	}
-	if p.Len == 0 {
-		if err := t.putRootBucket(b, bottom); err != nil {
-			return err
-		}
-	}
-	for i := len(path) - 1; i >= 0; i-- {
-		s := &path[i]
-		s.kids[s.nibble] = bottom
-		if err := b.Set(t.nodeKey(s.prefix), encodeInner(&s.kids), nil); err != nil {
-			return err
-		}
-		sum, _ := sumCounts(&s.kids)
-		bottom = Child{Hash: innerHash(&s.kids), Count: sum}
-	}
-	return nil
+	return t.build(b, p, entries)
 }
 
 // build returns the summary of the subtree at p holding entries (sorted, all
@@ -472,6 +512,22 @@ func add(n uint64, delta int) uint64 {
 		return n - uint64(-delta)
 	}
 	return n + uint64(delta)
+}
+
+// splitChanges cuts sorted changes into 16 runs by the nibble at depth.
+func splitChanges(changes []keyDelta, depth int) [16][]keyDelta {
+	var runs [16][]keyDelta
+	start := 0
+	for start < len(changes) {
+		c := changes[start].key.Nibble(depth)
+		end := start + 1
+		for end < len(changes) && changes[end].key.Nibble(depth) == c {
+			end++
+		}
+		runs[c] = changes[start:end:end]
+		start = end
+	}
+	return runs
 }
 
 // splitByNibble cuts sorted entries into 16 runs by the nibble at depth.

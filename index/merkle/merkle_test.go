@@ -10,7 +10,10 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func openDB(tb testing.TB, dir string) *pebble.DB {
 	tb.Helper()
@@ -439,4 +442,96 @@ func TestNodesLimits(t *testing.T) {
 			t.Fatalf("empty tree answered %+v", n)
 		}
 	}
+}
+
+// TestApplyInBatchesMatchesLoad makes random batches of sets, replacements
+// and deletes (a key may come twice in one batch: the later wins) through
+// Apply, and after each batch expects the stored tree, byte for byte, to be
+// the one Load makes of the same set: a batch that grows a bucket into
+// several levels at once, or empties an inner node into a bucket, leaves no
+// stale node behind.
+func TestApplyInBatchesMatchesLoad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	db := newDB(t)
+	tree := New([]byte("s1"))
+	want := map[Key]Leaf{}
+	pool := randomEntries(rng, 4000)
+	for round := range 40 {
+		var us []Update
+		n := 1 + rng.IntN(1500)
+		switch {
+		case round%10 == 0:
+			n = 1 + rng.IntN(5) // small batches too
+		case round >= 20 && round < 30:
+			n = rng.IntN(10)
+		}
+		if round >= 20 && round < 30 { // halve the set: inner nodes shrink into buckets
+			for k := range want {
+				if rng.IntN(2) == 0 {
+					us = append(us, Update{Key: k, Delete: true})
+				}
+			}
+		}
+		for range n {
+			e := pool[rng.IntN(len(pool))]
+			if rng.IntN(5) == 0 {
+				us = append(us, Update{Key: e.Key, Delete: true})
+				continue
+			}
+			fill(rng, e.Leaf[:])
+			us = append(us, Update{Key: e.Key, Leaf: e.Leaf})
+		}
+		rng.Shuffle(len(us), func(i, j int) { us[i], us[j] = us[j], us[i] })
+		b := db.NewIndexedBatch()
+		if err := tree.Apply(b, us); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range us {
+			if u.Delete {
+				delete(want, u.Key)
+			} else {
+				want[u.Key] = u.Leaf
+			}
+		}
+
+		ref := openDB(t, t.TempDir())
+		entries := make([]Entry, 0, len(want))
+		for k, l := range want {
+			entries = append(entries, Entry{Key: k, Leaf: l})
+		}
+		lb := ref.NewBatch()
+		if err := tree.Load(ref, lb, entries); err != nil {
+			t.Fatal(err)
+		}
+		if err := lb.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+		got, exp := dump(t, db), dump(t, ref)
+		if !slices.Equal(got, exp) {
+			t.Fatalf("round %d (%d updates, %d entries): stored tree differs from Load's: %d keys, want %d",
+				round, len(us), len(want), len(got), len(exp))
+		}
+		if h, c := root(t, tree, db); c != uint64(len(want)) {
+			t.Fatalf("round %d: count %d, want %d (root %x)", round, c, len(want), h[:4])
+		}
+		ref.Close()
+	}
+}
+
+// dump lists every key and value of db, as strings.
+func dump(tb testing.TB, db *pebble.DB) []string {
+	tb.Helper()
+	it, err := db.NewIter(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer it.Close()
+	var out []string
+	for it.First(); it.Valid(); it.Next() {
+		out = append(out, string(it.Key())+"="+string(it.Value()))
+	}
+	return out
 }

@@ -5,8 +5,14 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/blueshift-sync/blueshift/index/merkle"
 )
 
 func fixedSecret() Secret {
@@ -253,4 +259,49 @@ func FuzzParseID(f *testing.F) {
 			t.Fatalf("reparse of %q: %v", id.String(), err)
 		}
 	})
+}
+
+// TestPathKeyReusesHashersOfItsOwnKey: PathKey keeps keyed hashers for
+// reuse; calls for two shares, interleaved and from several goroutines, must
+// each get the hash under their own key, as a hasher made afresh gives.
+func TestPathKeyReusesHashersOfItsOwnKey(t *testing.T) {
+	a := FromSecret(fixedSecret())
+	s, err := NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := FromSecret(s)
+	fresh := func(k Key, p string) merkle.Key {
+		h, err := blake3.NewKeyed(k.pathKey[:])
+		if err != nil {
+			t.Error(err)
+			return merkle.Key{}
+		}
+		h.WriteString(p)
+		var out merkle.Key
+		copy(out[:], h.Sum(nil))
+		return out
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				k := a
+				if (i+g)%2 == 0 {
+					k = b
+				}
+				p := fmt.Sprintf("dir %d/file %d", g, i)
+				if got, want := k.PathKey(p), fresh(k, p); got != want {
+					errs <- fmt.Sprintf("PathKey(%q) = %x, want %x", p, got[:4], want[:4])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }

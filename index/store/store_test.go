@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,10 +11,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble"
+	"go.uber.org/goleak"
+
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/share"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -180,5 +186,48 @@ func TestPrefixEnd(t *testing.T) {
 		if got := PrefixEnd(c.in); !bytes.Equal(got, c.want) {
 			t.Errorf("PrefixEnd(%x) = %x, want %x", c.in, got, c.want)
 		}
+	}
+}
+
+// TestTablesAreSmallBlocksUncompressed: what the index stores is mostly
+// hashes and signatures, read by point lookups, so tables are written in
+// 4 KiB blocks without compression (a lookup that missed the cache used to
+// decode a 32 KiB snappy block for one record).
+func TestTablesAreSmallBlocksUncompressed(t *testing.T) {
+	db, err := Open(t.TempDir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p := db.Pebble()
+	val := bytes.Repeat([]byte("compressible "), 20)
+	for i := range 2000 {
+		if err := p.Set([]byte(fmt.Sprintf("k%06d", i)), val, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	levels, err := p.SSTables(pebble.WithProperties())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := 0
+	for _, level := range levels {
+		for _, tab := range level {
+			tables++
+			props := tab.Properties
+			if props.CompressionName != "NoCompression" {
+				t.Errorf("table %s: compression %q, want NoCompression", tab.FileNum, props.CompressionName)
+			}
+			// 2000 values of 260 bytes in 4 KiB blocks: at least 100 of them.
+			if props.NumDataBlocks < 100 {
+				t.Errorf("table %s: %d data blocks for %d bytes of data: blocks larger than 4 KiB", tab.FileNum, props.NumDataBlocks, props.DataSize)
+			}
+		}
+	}
+	if tables == 0 {
+		t.Fatal("no table written by the flush")
 	}
 }

@@ -47,18 +47,20 @@ func BenchmarkTouch(b *testing.B) {
 		linkCounted(b, a, bb, &count)
 		b.StartTimer()
 
+		stopProfile := profileTouch(b, "BLUESHIFT_FIRST_CPUPROFILE")
 		start, cpu := time.Now(), cpuTime()
 		root := rootOf(a)
 		a.rescan()
 		waitAgreed(b, root, a, bb)
 		first, firstCPU := time.Since(start), cpuTime()-cpu
+		stopProfile()
 		firstBytes := count.n.Load()
 
 		inodes := inodesOf(b, bb.dir, n)
 		versions := len(listVersions(b, bb.dir))
 		touchAll(b, a.dir, n, time.Now().Add(-time.Hour))
 		count.n.Store(0)
-		stopProfile := profileTouch(b)
+		stopProfile = profileTouch(b, "BLUESHIFT_TOUCH_CPUPROFILE")
 		start, cpu = time.Now(), cpuTime()
 		root = rootOf(a)
 		a.rescan()
@@ -71,12 +73,15 @@ func BenchmarkTouch(b *testing.B) {
 
 		b.ReportMetric(first.Seconds(), "first-sync-s")
 		b.ReportMetric(touch.Seconds(), "touch-s")
+		b.ReportMetric(firstCPU.Seconds(), "first-cpu-s")
+		b.ReportMetric(touchCPU.Seconds(), "touch-cpu-s")
 		b.ReportMetric(touch.Seconds()/first.Seconds(), "touch/first")
 		b.ReportMetric(touchCPU.Seconds()/firstCPU.Seconds(), "touch/first-cpu")
 		b.ReportMetric(float64(touchBytes)/float64(n), "wire-B/touched-file")
 		b.ReportMetric(float64(touchBytes)/float64(firstBytes), "wire-touch/first")
 		b.ReportMetric(float64(len(listVersions(b, bb.dir))-versions), "versions-added")
 		b.ReportMetric(float64(changed(inodesOf(b, bb.dir, n), inodes)), "files-rewritten")
+		b.ReportMetric(float64(peakRSS())/1e6, "peak-rss-MB")
 		b.StartTimer()
 	}
 }
@@ -89,6 +94,16 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// peakRSS is the most memory this process (both devices) held at once, in
+// bytes: a larger cache or batch shows here.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
 }
 
 // rootOf returns d's current root.
@@ -124,10 +139,11 @@ func waitAgreed(t testing.TB, before string, ds ...*device) {
 	}
 }
 
-// profileTouch writes a CPU profile of the touch phase alone to the file
-// BLUESHIFT_TOUCH_CPUPROFILE names, if set.
-func profileTouch(b *testing.B) (stop func()) {
-	p := os.Getenv("BLUESHIFT_TOUCH_CPUPROFILE")
+// profileTouch writes a CPU profile of one phase alone to the file the
+// environment variable env names, if set: BLUESHIFT_FIRST_CPUPROFILE for
+// the first sync, BLUESHIFT_TOUCH_CPUPROFILE for the touch.
+func profileTouch(b *testing.B, env string) (stop func()) {
+	p := os.Getenv(env)
 	if p == "" {
 		return func() {}
 	}
