@@ -48,13 +48,19 @@ type blueshiftCluster struct {
 // nothing on the machine's real interfaces.
 func blueshiftRunArgs(ctx context.Context, bin string) []string {
 	help, _ := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput()
+	var args []string
 	switch {
 	case strings.Contains(string(help), "--no-discovery"):
-		return []string{"--no-discovery"}
+		args = []string{"--no-discovery"}
 	case strings.Contains(string(help), "--discovery-interfaces"):
-		return []string{"--discovery-interfaces", "lo"}
+		args = []string{"--discovery-interfaces", "lo"}
 	}
-	return nil
+	// The byte counters and the delay relays see TCP only: QUIC would pass
+	// around both, so the bench keeps measuring the TCP path.
+	if strings.Contains(string(help), "--no-quic") {
+		args = append(args, "--no-quic")
+	}
+	return args
 }
 
 func newBlueshift(bin string, runArgs []string) newCluster {

@@ -9,7 +9,7 @@ import (
 // IsRequest reports whether m asks for an answer.
 func IsRequest(m Message) bool {
 	switch m.(type) {
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *PunchRequest:
 		return true
 	}
 	return false
@@ -18,7 +18,7 @@ func IsRequest(m Message) bool {
 // IsResponse reports whether m answers a request.
 func IsResponse(m Message) bool {
 	switch m.(type) {
-	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse:
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *PunchResponse:
 		return true
 	}
 	return false
@@ -45,6 +45,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *JoinRequest:
 		_, ok := resp.(*JoinResponse)
+		return ok
+	case *PunchRequest:
+		_, ok := resp.(*PunchResponse)
 		return ok
 	}
 	return false
@@ -83,6 +86,12 @@ func Name(m Message) string {
 		return "JoinRequest"
 	case *JoinResponse:
 		return "JoinResponse"
+	case *PunchRequest:
+		return "PunchRequest"
+	case *PunchResponse:
+		return "PunchResponse"
+	case *PunchOffer:
+		return "PunchOffer"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -128,6 +137,12 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return joinRequestFromPB(b.JoinRequest)
 	case *wirepb.Envelope_JoinResponse:
 		return &JoinResponse{}, nil
+	case *wirepb.Envelope_PunchRequest:
+		return punchRequestFromPB(b.PunchRequest)
+	case *wirepb.Envelope_PunchResponse:
+		return punchResponseFromPB(b.PunchResponse)
+	case *wirepb.Envelope_PunchOffer:
+		return punchOfferFromPB(b.PunchOffer)
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -45,6 +45,9 @@ type Envelope struct {
 	//	*Envelope_BlockResponse
 	//	*Envelope_JoinRequest
 	//	*Envelope_JoinResponse
+	//	*Envelope_PunchRequest
+	//	*Envelope_PunchResponse
+	//	*Envelope_PunchOffer
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -229,6 +232,33 @@ func (x *Envelope) GetJoinResponse() *JoinResponse {
 	return nil
 }
 
+func (x *Envelope) GetPunchRequest() *PunchRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_PunchRequest); ok {
+			return x.PunchRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetPunchResponse() *PunchResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_PunchResponse); ok {
+			return x.PunchResponse
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetPunchOffer() *PunchOffer {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_PunchOffer); ok {
+			return x.PunchOffer
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -293,6 +323,18 @@ type Envelope_JoinResponse struct {
 	JoinResponse *JoinResponse `protobuf:"bytes,41,opt,name=join_response,json=joinResponse,proto3,oneof"` // version 2
 }
 
+type Envelope_PunchRequest struct {
+	PunchRequest *PunchRequest `protobuf:"bytes,60,opt,name=punch_request,json=punchRequest,proto3,oneof"` // version 4
+}
+
+type Envelope_PunchResponse struct {
+	PunchResponse *PunchResponse `protobuf:"bytes,61,opt,name=punch_response,json=punchResponse,proto3,oneof"` // version 4
+}
+
+type Envelope_PunchOffer struct {
+	PunchOffer *PunchOffer `protobuf:"bytes,62,opt,name=punch_offer,json=punchOffer,proto3,oneof"` // version 4
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -323,11 +365,17 @@ func (*Envelope_JoinRequest) isEnvelope_Body() {}
 
 func (*Envelope_JoinResponse) isEnvelope_Body() {}
 
+func (*Envelope_PunchRequest) isEnvelope_Body() {}
+
+func (*Envelope_PunchResponse) isEnvelope_Body() {}
+
+func (*Envelope_PunchOffer) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\"\xf4\a\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1cpeer/wire/wirepb/reach.proto\"\xc9\t\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -347,7 +395,11 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\rblock_request\x18\x1e \x01(\v2\x1f.blueshift.wire.v1.BlockRequestH\x00R\fblockRequest\x12I\n" +
 	"\x0eblock_response\x18\x1f \x01(\v2 .blueshift.wire.v1.BlockResponseH\x00R\rblockResponse\x12C\n" +
 	"\fjoin_request\x18( \x01(\v2\x1e.blueshift.wire.v1.JoinRequestH\x00R\vjoinRequest\x12F\n" +
-	"\rjoin_response\x18) \x01(\v2\x1f.blueshift.wire.v1.JoinResponseH\x00R\fjoinResponseB\x06\n" +
+	"\rjoin_response\x18) \x01(\v2\x1f.blueshift.wire.v1.JoinResponseH\x00R\fjoinResponse\x12F\n" +
+	"\rpunch_request\x18< \x01(\v2\x1f.blueshift.wire.v1.PunchRequestH\x00R\fpunchRequest\x12I\n" +
+	"\x0epunch_response\x18= \x01(\v2 .blueshift.wire.v1.PunchResponseH\x00R\rpunchResponse\x12@\n" +
+	"\vpunch_offer\x18> \x01(\v2\x1d.blueshift.wire.v1.PunchOfferH\x00R\n" +
+	"punchOfferB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -380,6 +432,9 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*BlockResponse)(nil),   // 13: blueshift.wire.v1.BlockResponse
 	(*JoinRequest)(nil),     // 14: blueshift.wire.v1.JoinRequest
 	(*JoinResponse)(nil),    // 15: blueshift.wire.v1.JoinResponse
+	(*PunchRequest)(nil),    // 16: blueshift.wire.v1.PunchRequest
+	(*PunchResponse)(nil),   // 17: blueshift.wire.v1.PunchResponse
+	(*PunchOffer)(nil),      // 18: blueshift.wire.v1.PunchOffer
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -397,11 +452,14 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	13, // 12: blueshift.wire.v1.Envelope.block_response:type_name -> blueshift.wire.v1.BlockResponse
 	14, // 13: blueshift.wire.v1.Envelope.join_request:type_name -> blueshift.wire.v1.JoinRequest
 	15, // 14: blueshift.wire.v1.Envelope.join_response:type_name -> blueshift.wire.v1.JoinResponse
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	16, // 15: blueshift.wire.v1.Envelope.punch_request:type_name -> blueshift.wire.v1.PunchRequest
+	17, // 16: blueshift.wire.v1.Envelope.punch_response:type_name -> blueshift.wire.v1.PunchResponse
+	18, // 17: blueshift.wire.v1.Envelope.punch_offer:type_name -> blueshift.wire.v1.PunchOffer
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -414,6 +472,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_records_proto_init()
 	file_peer_wire_wirepb_blocks_proto_init()
 	file_peer_wire_wirepb_join_proto_init()
+	file_peer_wire_wirepb_reach_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -430,6 +489,9 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_BlockResponse)(nil),
 		(*Envelope_JoinRequest)(nil),
 		(*Envelope_JoinResponse)(nil),
+		(*Envelope_PunchRequest)(nil),
+		(*Envelope_PunchResponse)(nil),
+		(*Envelope_PunchOffer)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
