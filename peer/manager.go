@@ -604,6 +604,7 @@ func (m *Manager) run(ctx context.Context, id identity.DeviceID, l *link, ps *pe
 	if m.opts.OnConnect != nil {
 		m.opts.OnConnect(l.c)
 	}
+	m.kickForIntroducer(l)
 	served := make(chan struct{})
 	sctx, stopServe := context.WithCancel(ctx)
 	if m.opts.Serve != nil {

@@ -101,6 +101,26 @@ func (m *Manager) Reflexive() []transport.Addr {
 	return out
 }
 
+// kickForIntroducer makes the dialers of the devices not connected try
+// again now when l is a new peer that can introduce us to them: a device
+// unreachable a moment ago may be punched through to now.
+func (m *Manager) kickForIntroducer(l *link) {
+	if m.opts.Punch == nil || l.c.Network() != transport.QUIC || !slices.Contains(l.c.PeerHello().Capabilities, wire.CapPunch) {
+		return
+	}
+	m.mu.Lock()
+	var kick []chan struct{}
+	for id, ps := range m.mu.peers {
+		if m.mu.links[id] == nil {
+			kick = append(kick, ps.kick)
+		}
+	}
+	m.mu.Unlock()
+	for _, ch := range kick {
+		m.signal(ch)
+	}
+}
+
 // reachLocked classifies a new connection with id from remote.
 func (m *Manager) reachLocked(id identity.DeviceID, remote transport.Addr) (Reach, identity.DeviceID) {
 	if p, ok := m.mu.punches[id]; ok && m.opts.Now().Before(p.until) {
