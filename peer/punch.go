@@ -139,7 +139,7 @@ func (m *Manager) askPunch(dctx, runCtx context.Context, id identity.DeviceID) b
 		return false
 	}
 	intro := m.introducers(id)
-	if len(intro) == 0 || !m.mayPunch(id) {
+	if len(intro) == 0 || m.punchedLately(id) {
 		return false
 	}
 	for _, l := range intro {
@@ -147,8 +147,13 @@ func (m *Manager) askPunch(dctx, runCtx context.Context, id identity.DeviceID) b
 		resp, err := conn.Call[*wire.PunchResponse](ctx, l.c, &wire.PunchRequest{Device: id})
 		cancel()
 		if err != nil {
+			// Not connected to id (yet): no punch was started, so the
+			// next round may ask again.
 			m.log.Debug("no introduction", "peer", id.Abbrev(), "via", l.c.Remote().Abbrev(), "err", err)
 			continue
+		}
+		if !m.mayPunch(id) {
+			return false // the peer's offer started one meanwhile
 		}
 		m.log.Info("punching through NATs", "peer", id.Abbrev(), "via", l.c.Remote().Abbrev(), "addrs", resp.Addrs)
 		return m.punchTo(dctx, runCtx, id, resp.Addrs, l.c.Remote())
@@ -185,6 +190,15 @@ func (m *Manager) mayPunch(id identity.DeviceID) bool {
 	}
 	m.mu.asked[id] = now
 	return true
+}
+
+// punchedLately reports whether a punch towards id started in the last
+// punchEvery.
+func (m *Manager) punchedLately(id identity.DeviceID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.mu.asked[id]
+	return ok && m.opts.Now().Sub(t) < punchEvery
 }
 
 // introduce answers a PunchRequest from a connected peer.

@@ -225,6 +225,9 @@ func TestE2EPunchThroughNATs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if pIn0 == 0 || pOut0 == 0 {
+		t.Fatalf("p's link counter counted nothing (in %d, out %d) although a and b connected to p", pIn0, pOut0)
+	}
 	viaP, straight := (pIn-pIn0)+(pOut-pOut0), direct-direct0
 	t.Logf("while %d bytes synced: p's link carried %d bytes (%.4f of the file), a's router forwarded %d bytes straight to the other home (%.3f of the file)",
 		size, viaP, float64(viaP)/size, straight, float64(straight)/size)

@@ -151,21 +151,21 @@ func natRules(public []string) string {
 		set = "{ " + strings.Join(public, ", ") + " }"
 	}
 	return fmt.Sprintf(`table ip %[1]s {
-  counter public {}
-  counter direct {}
-  chain post {
+  counter via_public {}
+  counter via_others {}
+  chain masq {
     type nat hook postrouting priority srcnat; policy accept;
     oifname "wan0" masquerade
   }
-  chain fwd {
+  chain through {
     type filter hook forward priority filter; policy accept;
-    oifname "wan0" ip daddr %[2]s counter name public
-    oifname "wan0" ip daddr != %[2]s counter name direct
-    iifname "wan0" ct state established,related ip saddr %[2]s counter name public accept
-    iifname "wan0" ct state established,related counter name direct accept
+    oifname "wan0" ip daddr %[2]s counter name via_public
+    oifname "wan0" ip daddr != %[2]s counter name via_others
+    iifname "wan0" ct state established,related ip saddr %[2]s counter name via_public accept
+    iifname "wan0" ct state established,related counter name via_others accept
     iifname "wan0" drop
   }
-  chain in {
+  chain tome {
     type filter hook input priority filter; policy accept;
     iifname "wan0" ct state established,related accept
     iifname "wan0" drop
@@ -186,7 +186,7 @@ func loadRules(ctx context.Context, ns, rules string) error {
 // Forwarded returns the bytes home i's router forwarded between its LAN
 // and public hosts, and between its LAN and the rest of the internet.
 func (in *Internet) Forwarded(ctx context.Context, i int) (public, direct int64, err error) {
-	for _, name := range []string{"public", "direct"} {
+	for _, name := range []string{"via_public", "via_others"} {
 		s, err := run(ctx, NFT(ctx, in.Homes[i].Router, "-j", "list", "counter", "ip", natTable, name))
 		if err != nil {
 			return 0, 0, err
@@ -203,7 +203,7 @@ func (in *Internet) Forwarded(ctx context.Context, i int) (public, direct int64,
 		}
 		for _, o := range doc.Nftables {
 			if o.Counter != nil {
-				if name == "public" {
+				if name == "via_public" {
 					public = o.Counter.Bytes
 				} else {
 					direct = o.Counter.Bytes
@@ -218,7 +218,7 @@ func (in *Internet) Forwarded(ctx context.Context, i int) (public, direct int64,
 // both ways (a network that allows TCP only); UnblockUDP undoes it.
 func (in *Internet) BlockUDP(ctx context.Context, i int) error {
 	return loadRules(ctx, in.Homes[i].Router, `table inet bsreach_noudp {
-  chain fwd {
+  chain through {
     type filter hook forward priority filter - 5; policy accept;
     meta l4proto udp drop
   }
