@@ -54,8 +54,8 @@ type Daemon struct {
 	eng     *engine.Engine
 	tls     *conn.TLS
 	ln      *conn.TLSListener
-	quic    *conn.QUIC         // nil when QUIC is off
-	qln     *conn.QUICListener // nil when QUIC is off
+	quic    *conn.QUIC           // nil when QUIC is off
+	qln     *conn.QUICListener   // nil when QUIC is off
 	peers   *peer.Manager        // dials, accepts, keeps one connection per peer
 	disc    *discovery.Discovery // nil when LAN discovery is off
 	ctl     net.Listener

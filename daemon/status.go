@@ -7,14 +7,15 @@ type Status struct {
 	Device  string        `json:"device"`
 	Name    string        `json:"name"`
 	Listen  string        `json:"listen"` // the real address, port resolved
-	// QUIC is the UDP address of QUIC ("" when off); Reflexive lists this
-	// device's addresses as peers see them over QUIC (its NAT's mappings).
-	QUIC      string   `json:"quic,omitempty"`
-	Reflexive []string `json:"reflexive,omitempty"`
 	Started time.Time     `json:"started"`
 	Shares  []ShareStatus `json:"shares"`
 	Peers   []PeerStatus  `json:"peers"`
 	Refused []Refused     `json:"refused"`
+
+	// QUIC is the UDP address of QUIC ("" when off); Reflexive lists this
+	// device's addresses as peers see them over QUIC (its NAT's mappings).
+	QUIC      string   `json:"quic,omitempty"`
+	Reflexive []string `json:"reflexive,omitempty"`
 }
 
 // ShareStatus is one share.
