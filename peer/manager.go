@@ -10,6 +10,17 @@
 // Attempt is a connection from a device that is not paired, or one that
 // Options.Admit turned away; the last few are kept for status.
 //
+// Transports and reach: addresses are typed (transport.Addr: TCP, QUIC or
+// both) and dialled through Options.Transport (a conn.Dialer: QUIC first,
+// TCP as the fallback); Run accepts on every listener it is given (TCP and
+// QUIC). Each Hello tells the peer the address we see it come from (its
+// reflexive address over QUIC; Reflexive lists ours). A paired device that
+// no address reaches is punched through NATs after an introduction by a
+// connected peer both sides reach (punch.go). Connected says per peer how
+// it is reached (Reach: lan, direct, punched), over which transport, and
+// the round-trip time. The engine never learns how a peer is reached: the
+// manager takes the reach messages off each connection.
+//
 // Pairing on first contact: with Options.Admit set, a stream from a device
 // that is not paired (one the listener's AcceptFunc let in, e.g. while an
 // invitation is open) gets its Hello exchange; Admit then reads the

@@ -34,6 +34,18 @@ package wire
 //	  that keeps changing reads one consistent version instead of failing
 //	  on nodes that moved under it. Both fields absent mean what they meant
 //	  before (the tree as it is now), so older peers are still spoken to.
+//
+// version 4 (2026-12-03)
+//
+//	Reach: Hello.observed (field 6), the address the sender sees the
+//	  receiver come from (over QUIC, its reflexive address); the Hello
+//	  capability "punch" (CapPunch); PunchRequest/PunchResponse (envelope
+//	  fields 60, 61) and PunchOffer (62): a peer both sides reach
+//	  introduces two devices for a simultaneous QUIC dial through their
+//	  NATs. Reach messages go only to peers whose Hello offers "punch", so
+//	  older peers never see one and an older Hello (no observed) changes
+//	  nothing. The same protocol runs over QUIC (one bidirectional stream
+//	  per connection) as over TCP + TLS.
 const (
 	Version    uint32 = 3
 	MinVersion uint32 = 1
