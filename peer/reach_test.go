@@ -96,12 +96,18 @@ func TestPunchRefusals(t *testing.T) {
 	b.startWith(map[identity.DeviceID][]string{p.ID(): {p.qaddr}}, func(o *Options) { // b does not know a
 		o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(tlog{t}, &blog), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}, nil)
-	waitFor(t, "both connected to p", func() bool { return len(p.m.Connected()) == 2 })
-	ca, _ := connection(a, p)
 	var pc *conn.Conn
-	a.m.mu.Lock()
-	pc = a.m.mu.links[p.ID()].c
-	a.m.mu.Unlock()
+	waitFor(t, "a and b connected to p, on both sides", func() bool {
+		_, okA := connection(a, p)
+		_, okB := connection(b, p)
+		a.m.mu.Lock()
+		if l := a.m.mu.links[p.ID()]; l != nil {
+			pc = l.c
+		}
+		a.m.mu.Unlock()
+		return okA && okB && len(p.m.Connected()) == 2 && pc != nil
+	})
+	ca, _ := connection(a, p)
 	ctx := context.Background()
 	stranger, _ := identity.Generate()
 	if _, err := conn.Call[*wire.PunchResponse](ctx, pc, &wire.PunchRequest{Device: stranger.ID()}); !isCode(err, wire.CodeNotFound) {
