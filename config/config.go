@@ -17,6 +17,8 @@
 //	announce = ["192.0.2.7:22100"] # addresses given to peers in invites; empty: derive from listen
 //	rescan_interval = "1h"         # full rescan of every share: the safety net behind the watcher
 //	ui = "127.0.0.1:8385"          # the web UI's loopback address; "off": none; empty: DefaultUI
+//	quic = true                    # QUIC on one UDP socket (hole punching); false: TCP only
+//	quic_port = 0                  # its UDP port; 0: the port number of listen
 //
 //	[discovery]
 //	interfaces = ["eth0"]          # announce and listen on these interfaces only; empty: every
@@ -39,7 +41,8 @@
 //	[[peer]]
 //	id = "…"                       # device ID, text form
 //	name = "desktop"
-//	addresses = ["192.0.2.8:22100"] # static addresses tried before discovery; port 0 not allowed
+//	addresses = ["192.0.2.8:22100"] # static addresses tried before discovery; port 0 not allowed;
+//	                               # "quic://…" or "tcp://…" to use one network only
 //	invite = "…"                   # only on a device that joined through a link: the token it presents
 //
 //	[[invite]]                     # an invitation this device handed out (blueshift invite)
@@ -130,6 +133,11 @@ type Device struct {
 	Announce       []string `toml:"announce"`
 	RescanInterval Duration `toml:"rescan_interval"`
 	UI             string   `toml:"ui,omitempty"`
+	// QUIC turns the QUIC transport (one UDP socket: listening, dialling,
+	// hole punching) on; off, peers are reached over TCP only.
+	QUIC bool `toml:"quic"`
+	// QUICPort is the UDP port of QUIC; 0: the port number listen has.
+	QUICPort int `toml:"quic_port"`
 }
 
 // Discovery tunes LAN discovery (on or off is [device] discovery).
@@ -274,6 +282,7 @@ func New(name string) *Config {
 		Listen:         DefaultListen,
 		Discovery:      true,
 		RescanInterval: Duration{DefaultRescanInterval},
+		QUIC:           true,
 	}}
 }
 

@@ -40,7 +40,7 @@ func TestParseGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Device: Device{Name: "laptop", Listen: ":22100", Discovery: true, RescanInterval: Duration{time.Hour}},
+		Device: Device{Name: "laptop", Listen: ":22100", Discovery: true, RescanInterval: Duration{time.Hour}, QUIC: true},
 		Peers:  []Peer{{ID: "PEER-A", Name: "desktop", Addresses: []string{"127.0.0.1:22100"}}},
 		Shares: []Share{
 			{ID: "SHARE-1", Name: "photos", Path: "/srv/photos", Key: "KEY-1", Watch: true,

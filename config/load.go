@@ -119,6 +119,9 @@ func (c *Config) applyDefaults(pos positions) {
 	if !pos.has("device.discovery") {
 		c.Device.Discovery = true
 	}
+	if !pos.has("device.quic") {
+		c.Device.QUIC = true
+	}
 	if !pos.has("device.rescan_interval") {
 		c.Device.RescanInterval = Duration{DefaultRescanInterval}
 	}

@@ -33,6 +33,9 @@ func (c *Config) validate(file string, pos positions) error {
 	if err := CheckUI(d.UI); err != nil {
 		v.add("device.ui", "[device] ui %q: %v: write it like %q, or \"off\"", d.UI, err, DefaultUI)
 	}
+	if d.QUICPort < 0 || d.QUICPort > 65535 {
+		v.add("device.quic_port", "[device] quic_port %d: write a UDP port from 1 to 65535, or 0 for the port number of listen", d.QUICPort)
+	}
 	if d.RescanInterval.Duration < MinRescanInterval {
 		v.add("device.rescan_interval", "[device] rescan_interval %s is shorter than %s: write something like \"1h\"", d.RescanInterval, MinRescanInterval)
 	}
@@ -224,6 +227,14 @@ func checkText(s string) error {
 // checkHostPort checks a "host:port". An empty host means every interface;
 // port 0 means pick a free one.
 func checkHostPort(s string, emptyHost, zeroPort bool) error {
+	if _, rest, ok := strings.Cut(s, "://"); ok && !emptyHost {
+		// A peer's or announced address may name its network.
+		scheme := strings.ToLower(s[:len(s)-len(rest)-3])
+		if scheme != "quic" && scheme != "udp" && scheme != "tcp" {
+			return fmt.Errorf("network %q is not quic:// or tcp://", scheme)
+		}
+		s = rest
+	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return errors.New("is not host:port")

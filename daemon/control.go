@@ -111,6 +111,7 @@ func (d *Daemon) Status() Status {
 		Device: d.self.String(), Name: cfg.Device.Name, Listen: d.ln.Addr().String(),
 		Started: d.started.UTC(), Shares: []ShareStatus{}, Peers: []PeerStatus{}, Refused: []Refused{},
 	}
+	d.reachStatus(&st)
 	es := d.eng.Status()
 	byID := map[string]int{}
 	for i, s := range es.Shares {
@@ -218,6 +219,10 @@ func (d *Daemon) fillConn(ps *PeerStatus, c peer.Connection) {
 	ps.Connected, ps.Address, ps.Since = true, c.Addr, &since
 	ps.BytesIn, ps.BytesOut = c.BytesIn, c.BytesOut
 	ps.RateIn, ps.RateOut = d.rates.observe(c.Device, c.BytesIn, c.BytesOut, time.Now())
+	ps.Transport, ps.Reach, ps.RTTMillis = c.Network.String(), string(c.Reach), float64(c.RTT.Microseconds())/1000
+	if !c.Via.IsZero() {
+		ps.Via = c.Via.String()
+	}
 	if ps.Name == "" {
 		ps.Name = c.Name
 	}

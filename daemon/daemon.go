@@ -41,6 +41,10 @@ type Options struct {
 	// ui, else config.DefaultUI. NewUI makes it (nil: no web UI).
 	UI    string
 	NewUI func(*Daemon) (WebUI, error)
+	// NoQUIC turns QUIC off whatever [device] quic says: TCP only.
+	NoQUIC bool
+	// QUICPort, when not zero, replaces [device] quic_port.
+	QUICPort int
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -54,6 +58,8 @@ type Daemon struct {
 	eng     *engine.Engine
 	tls     *conn.TLS
 	ln      *conn.TLSListener
+	quic    *conn.QUIC           // nil when QUIC is off
+	qln     *conn.QUICListener   // nil when QUIC is off
 	peers   *peer.Manager        // dials, accepts, keeps one connection per peer
 	disc    *discovery.Discovery // nil when LAN discovery is off
 	ctl     net.Listener
@@ -134,9 +140,6 @@ func Open(opts Options) (d *Daemon, err error) {
 	d.mu.shares = make(map[share.ID]*runningShare)
 	d.mu.shareErrs = make(map[share.ID]shareError)
 	d.paired = make(map[identity.DeviceID][]string)
-	if d.peers, err = d.newManager(cfg); err != nil {
-		return nil, err
-	}
 
 	listen := cfg.Device.Listen
 	if opts.Listen != "" {
@@ -147,6 +150,15 @@ func Open(opts Options) (d *Daemon, err error) {
 		return nil, fmt.Errorf("%w: pass --listen HOST:PORT with a free port, or port 0 to pick one", err)
 	}
 	closers = append(closers, func() { d.ln.Close() })
+	if err := d.listenQUIC(cfg); err != nil {
+		return nil, err
+	}
+	if d.quic != nil {
+		closers = append(closers, func() { d.qln.Close(); d.quic.Close() })
+	}
+	if d.peers, err = d.newManager(cfg); err != nil {
+		return nil, err
+	}
 	if d.disc, err = d.newDiscovery(cfg); err != nil {
 		return nil, err
 	}
@@ -188,7 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Unlock()
 	d.apply(ctx, cfg)
 
-	d.wg.Go(func() { d.peers.Run(ctx, d.ln) })
+	d.wg.Go(func() { d.peers.Run(ctx, d.listeners()...) })
 	if d.disc != nil {
 		d.wg.Go(func() {
 			if err := d.disc.Run(ctx); err != nil {
@@ -215,6 +227,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.stopping = true
 	d.mu.Unlock()
 	d.wg.Wait() // watchers, discovery, the peer manager and its connections
+	if d.quic != nil {
+		d.quic.Close()
+	}
 	d.log.Debug("stopping: peers and watchers stopped")
 	d.mu.Lock()
 	running := d.mu.shares

@@ -18,6 +18,7 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/discovery"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
@@ -34,9 +35,14 @@ var errNoInvitation = errors.New("this device does not know you and has no open 
 // newManager makes the connection manager: the configured peers, the
 // invitation rules, LAN discovery's addresses and the engine's sessions.
 func (d *Daemon) newManager(cfg *config.Config) (*peer.Manager, error) {
+	var punch func(netip.AddrPort) error
+	if d.quic != nil {
+		punch = d.quic.Punch
+	}
 	return peer.New(peer.Options{
 		Identity:     d.id,
-		Transport:    d.tls,
+		Transport:    &conn.Dialer{TCP: d.tls, QUIC: d.quic},
+		Punch:        punch,
 		DeviceName:   cfg.Device.Name,
 		Capabilities: d.capabilities,
 		Handler:      d.newHandler,
@@ -114,13 +120,13 @@ func allLoopback(ifaces []string) bool {
 
 // discovered is the manager's Addresses: what LAN discovery heard from the
 // device (the configured addresses come first, from AddPeer).
-func (d *Daemon) discovered(id identity.DeviceID) []string {
+func (d *Daemon) discovered(id identity.DeviceID) []transport.Addr {
 	if d.disc == nil {
 		return nil
 	}
-	var out []string
+	var out []transport.Addr
 	for _, ap := range d.disc.Lookup(id) {
-		out = append(out, ap.String())
+		out = append(out, transport.From(transport.Any, ap))
 	}
 	return out
 }
@@ -212,7 +218,7 @@ func (d *Daemon) applyPeers(cfg *config.Config) {
 		if old, ok := d.paired[id]; ok && slices.Equal(old, addrs) {
 			continue
 		}
-		d.peers.AddPeer(id, addrs...)
+		d.peers.AddPeer(id, d.parseAddrs(id, addrs)...)
 		d.paired[id] = addrs
 	}
 	d.joins.poke() // pending joins may have changed: present them

@@ -11,6 +11,11 @@ type Status struct {
 	Shares  []ShareStatus `json:"shares"`
 	Peers   []PeerStatus  `json:"peers"`
 	Refused []Refused     `json:"refused"`
+
+	// QUIC is the UDP address of QUIC ("" when off); Reflexive lists this
+	// device's addresses as peers see them over QUIC (its NAT's mappings).
+	QUIC      string   `json:"quic,omitempty"`
+	Reflexive []string `json:"reflexive,omitempty"`
 }
 
 // ShareStatus is one share.
@@ -63,6 +68,13 @@ type PeerStatus struct {
 	BytesOut  int64      `json:"bytes_out"` // bytes sent
 	RateIn    float64    `json:"rate_in"`   // bytes per second received, over the last second or more
 	RateOut   float64    `json:"rate_out"`  // bytes per second sent
+	// How the connected peer is reached: Transport "quic" or "tcp"; Reach
+	// "lan", "direct", "punched" (through NATs, introduced by Via) or
+	// "relayed" (by Via); RTTMillis the round-trip time (0: not measured yet).
+	Transport string  `json:"transport,omitempty"`
+	Reach     string  `json:"reach,omitempty"`
+	Via       string  `json:"via,omitempty"`
+	RTTMillis float64 `json:"rtt_ms,omitempty"`
 }
 
 // Refused is a connection this daemon turned away.

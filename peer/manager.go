@@ -10,6 +10,17 @@
 // Attempt is a connection from a device that is not paired, or one that
 // Options.Admit turned away; the last few are kept for status.
 //
+// Transports and reach: addresses are typed (transport.Addr: TCP, QUIC or
+// both) and dialled through Options.Transport (a conn.Dialer: QUIC first,
+// TCP as the fallback); Run accepts on every listener it is given (TCP and
+// QUIC). Each Hello tells the peer the address we see it come from (its
+// reflexive address over QUIC; Reflexive lists ours). A paired device that
+// no address reaches is punched through NATs after an introduction by a
+// connected peer both sides reach (punch.go). Connected says per peer how
+// it is reached (Reach: lan, direct, punched), over which transport, and
+// the round-trip time. The engine never learns how a peer is reached: the
+// manager takes the reach messages off each connection.
+//
 // Pairing on first contact: with Options.Admit set, a stream from a device
 // that is not paired (one the listener's AcceptFunc let in, e.g. while an
 // invitation is open) gets its Hello exchange; Admit then reads the
@@ -54,6 +65,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 	"golang.org/x/sync/semaphore"
 )
@@ -90,8 +102,13 @@ var (
 // Options configures a Manager. Identity, Transport and Handler are required.
 type Options struct {
 	Identity *identity.Identity
-	// Transport dials peers; the Listener given to Run accepts them.
+	// Transport dials peers (a conn.Dialer: QUIC and TCP); the Listeners
+	// given to Run accept them.
 	Transport conn.Transport
+	// Punch, if set, sends a hole-punching packet to an address from the
+	// QUIC socket (conn.QUIC.Punch). Without it the manager neither asks for
+	// introductions nor acts on them, and does not offer CapPunch.
+	Punch func(netip.AddrPort) error
 	// DeviceName goes in our Hello, for display on the peer.
 	DeviceName string
 	// Capabilities, if set, returns the capabilities of our Hello to a
@@ -114,9 +131,9 @@ type Options struct {
 	// returned for it. If Serve returns first, the connection is closed.
 	// The sync engine's session loop runs here.
 	Serve func(ctx context.Context, c *conn.Conn, h conn.Handler) error
-	// Addresses, if set, returns more addresses to dial for a device
-	// (host:port), e.g. from LAN discovery. Called before each attempt.
-	Addresses func(identity.DeviceID) []string
+	// Addresses, if set, returns more addresses to dial for a device, e.g.
+	// from LAN discovery. Called before each attempt.
+	Addresses func(identity.DeviceID) []transport.Addr
 	// OnConnect is called with each connection the manager keeps, before
 	// the manager waits for it to end; OnDisconnect after it ended, with
 	// why (nil: closed by us). Both must return quickly.
@@ -145,6 +162,14 @@ type Connection struct {
 	Addr     string // the peer's address
 	Outbound bool   // we dialled
 	Since    time.Time
+	// Network is the transport the connection runs on (TCP or QUIC).
+	Network transport.Network
+	// Reach is how the peer is reached: on the LAN, directly, through a
+	// punched hole (Via introduced us), or relayed by Via.
+	Reach Reach
+	Via   identity.DeviceID // the introducer or relay; zero otherwise
+	// RTT is the round-trip time, 0 until measured.
+	RTT time.Duration
 	// BytesIn and BytesOut count the transport's bytes (TLS records) since
 	// the connection opened.
 	BytesIn, BytesOut int64
@@ -153,7 +178,10 @@ type Connection struct {
 // Manager keeps one connection to each paired device it can reach. It
 // starts goroutines only in Run.
 type Manager struct {
-	opts    Options // defaults filled in
+	opts Options // defaults filled in
+	// life is Run's context (a lifetime signal, set before Run starts any
+	// goroutine): what punches started by a peer's offer run under.
+	life    context.Context
 	self    identity.DeviceID
 	log     *slog.Logger
 	refused refusedLog
@@ -170,14 +198,21 @@ type Manager struct {
 		// one left links, so OnConnect never overtakes an OnDisconnect.
 		last map[identity.DeviceID]*link
 		ran  bool
+		// punches are the devices being punched towards, until when and
+		// through whom; a connection with one of them then is "punched".
+		punches map[identity.DeviceID]punch
+		// asked is when a punch towards a device was last asked for or
+		// offered; introduced when we last introduced a pair.
+		asked      map[identity.DeviceID]time.Time
+		introduced map[[2]identity.DeviceID]time.Time
 	}
 }
 
 // peerState is one paired device.
 type peerState struct {
-	static  []string      // guarded by Manager.mu
-	kick    chan struct{} // Kick -> dialer; capacity 1
-	dropped chan struct{} // its link ended -> dialer; capacity 1
+	static  []transport.Addr // guarded by Manager.mu
+	kick    chan struct{}    // Kick -> dialer; capacity 1
+	dropped chan struct{}    // its link ended -> dialer; capacity 1
 }
 
 // link is a kept connection. Its goroutine runs the Conn and reports its end.
@@ -187,6 +222,9 @@ type link struct {
 	counted  *countedConn // its transport, counting bytes
 	outbound bool
 	addr     string
+	remote   transport.Addr // the peer's address as we see it
+	reach    Reach
+	via      identity.DeviceID
 	since    time.Time
 	prev     *link         // the device's link before it, whose events come first
 	done     chan struct{} // closed after OnDisconnect
@@ -227,12 +265,15 @@ func New(opts Options) (*Manager, error) {
 	m.mu.peers = make(map[identity.DeviceID]*peerState)
 	m.mu.links = make(map[identity.DeviceID]*link)
 	m.mu.last = make(map[identity.DeviceID]*link)
+	m.mu.punches = make(map[identity.DeviceID]punch)
+	m.mu.asked = make(map[identity.DeviceID]time.Time)
+	m.mu.introduced = make(map[[2]identity.DeviceID]time.Time)
 	return m, nil
 }
 
-// AddPeer pairs a device, or replaces its static addresses (host:port). The
-// manager starts dialling it (if it has an address) and accepts it.
-func (m *Manager) AddPeer(id identity.DeviceID, static ...string) {
+// AddPeer pairs a device, or replaces its static addresses. The manager
+// starts dialling it (if it has an address) and accepts it.
+func (m *Manager) AddPeer(id identity.DeviceID, static ...transport.Addr) {
 	m.mu.Lock()
 	if ps, ok := m.mu.peers[id]; ok {
 		ps.static = slices.Clone(static)
@@ -286,6 +327,7 @@ func (m *Manager) Connected() []Connection {
 	for id, l := range m.mu.links {
 		out = append(out, Connection{
 			Device: id, Name: l.c.PeerHello().DeviceName, Addr: l.addr, Outbound: l.outbound, Since: l.since,
+			Network: l.c.Network(), Reach: l.reach, Via: l.via, RTT: l.c.RTT(),
 			BytesIn: l.counted.in.Load(), BytesOut: l.counted.out.Load(),
 		})
 	}
@@ -296,21 +338,28 @@ func (m *Manager) Connected() []Connection {
 // Refused lists the last refused attempts, oldest first.
 func (m *Manager) Refused() []Attempt { return m.refused.list() }
 
-// Run dials and accepts until ctx is done. It accepts on ln (nil: dial
-// only), closes ln when it returns, closes every connection, and returns
-// after every goroutine it started has exited: nil once ctx is done.
-func (m *Manager) Run(ctx context.Context, ln conn.Listener) error {
+// Run dials and accepts until ctx is done. It accepts on each listener
+// (TCP and QUIC; none or nil: dial only), closes them when it returns,
+// closes every connection, and returns after every goroutine it started has
+// exited: nil once ctx is done.
+func (m *Manager) Run(ctx context.Context, listeners ...conn.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	m.mu.Lock()
 	if m.mu.ran {
 		m.mu.Unlock()
 		return errors.New("run peer manager: already ran")
 	}
 	m.mu.ran = true
+	m.life = ctx
 	m.mu.Unlock()
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if ln != nil {
+	var lns []conn.Listener
+	for _, ln := range listeners {
+		if ln == nil {
+			continue
+		}
+		lns = append(lns, ln)
 		m.wg.Go(func() { m.acceptLoop(ctx, ln) })
 		stop := context.AfterFunc(ctx, func() { ln.Close() })
 		defer stop()
@@ -325,7 +374,7 @@ func (m *Manager) Run(ctx context.Context, ln conn.Listener) error {
 		}
 		break
 	}
-	if ln != nil {
+	for _, ln := range lns {
 		ln.Close()
 	}
 	m.wg.Wait()
@@ -386,7 +435,7 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 			}
 			continue
 		}
-		if m.dialRound(dctx, runCtx, id, ps) {
+		if m.dialRound(dctx, runCtx, id, ps) || m.askPunch(dctx, runCtx, id) {
 			timer.Reset(0) // on to waiting for it to end
 			continue
 		}
@@ -418,7 +467,7 @@ func (m *Manager) dialRound(dctx, runCtx context.Context, id identity.DeviceID, 
 
 // addresses returns the static addresses, then the others, without
 // duplicates.
-func (m *Manager) addresses(id identity.DeviceID, ps *peerState) []string {
+func (m *Manager) addresses(id identity.DeviceID, ps *peerState) []transport.Addr {
 	m.mu.Lock()
 	out := slices.Clone(ps.static)
 	m.mu.Unlock()
@@ -493,17 +542,21 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 		refuseStream(s, m.duplicateReason(), 0)
 		return ErrDuplicate
 	}
+	remote, _ := transport.FromNet(s.RemoteAddr())
 	counted := &countedConn{Conn: s.Conn}
 	s.Conn = counted
-	hello := wire.Hello{DeviceName: m.opts.DeviceName}
+	hello := wire.Hello{DeviceName: m.opts.DeviceName, Observed: remote}
 	if m.opts.Capabilities != nil {
 		hello.Capabilities = m.opts.Capabilities(id)
+	}
+	if m.opts.Punch != nil {
+		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapPunch)
 	}
 	if m.opts.SealedInvites != nil {
 		hello.SealedInvites = m.opts.SealedInvites(id)
 	}
 	h := m.opts.Handler(id)
-	c, err := conn.Open(ctx, s, hello, h, m.opts.Conn)
+	c, err := conn.Open(ctx, s, hello, &reachHandler{Handler: h, m: m, from: id}, m.opts.Conn)
 	if err != nil {
 		return err
 	}
@@ -522,9 +575,10 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 		refuseStream(s, err.Error(), wire.CodeRefused)
 		return err
 	}
-	l := &link{c: c, h: h, counted: counted, outbound: s.Outbound, addr: s.RemoteAddr().String(), since: m.opts.Now(), done: make(chan struct{})}
+	l := &link{c: c, h: h, counted: counted, outbound: s.Outbound, addr: s.RemoteAddr().String(), remote: remote, since: m.opts.Now(), done: make(chan struct{})}
 
 	m.mu.Lock()
+	l.reach, l.via = m.reachLocked(id, remote)
 	ps := m.mu.peers[id]
 	old := m.mu.links[id]
 	switch {
@@ -587,10 +641,12 @@ func (m *Manager) run(ctx context.Context, id identity.DeviceID, l *link, ps *pe
 		<-l.prev.done
 		l.prev = nil
 	}
-	m.log.Info("connected", "peer", id.Abbrev(), "name", l.c.PeerHello().DeviceName, "addr", l.addr, "outbound", l.outbound)
+	m.log.Info("connected", "peer", id.Abbrev(), "name", l.c.PeerHello().DeviceName, "addr", l.addr, "outbound", l.outbound,
+		"transport", l.c.Network().String(), "reach", string(l.reach))
 	if m.opts.OnConnect != nil {
 		m.opts.OnConnect(l.c)
 	}
+	m.kickForIntroducer(l)
 	served := make(chan struct{})
 	sctx, stopServe := context.WithCancel(ctx)
 	if m.opts.Serve != nil {

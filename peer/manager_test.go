@@ -16,6 +16,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
@@ -37,6 +38,11 @@ type node struct {
 	id   *identity.Identity
 	tr   *conn.TLS
 	addr string // listening address, fixed after the first start
+	// quic, when set before start, adds a QUIC transport on its own port
+	// (qaddr: "quic://127.0.0.1:PORT" once started).
+	quic  bool
+	qaddr string
+	q     *conn.QUIC
 
 	m      *Manager
 	stop   context.CancelFunc
@@ -89,7 +95,7 @@ func (n *node) startWith(peers map[identity.DeviceID][]string, tweak func(*Optio
 	ev := &events{open: map[identity.DeviceID]bool{}}
 	opts := Options{
 		Identity:   n.id,
-		Transport:  n.tr,
+		Transport:  &conn.Dialer{TCP: n.tr},
 		DeviceName: n.name,
 		Handler:    func(identity.DeviceID) conn.Handler { return quietHandler{} },
 		OnConnect: func(c *conn.Conn) {
@@ -112,6 +118,21 @@ func (n *node) startWith(peers map[identity.DeviceID][]string, tweak func(*Optio
 		MaxBackoff: 200 * time.Millisecond,
 		Logger:     testLogger(n.t, n.name),
 	}
+	var q *conn.QUIC
+	if n.quic {
+		var err error
+		bind := "127.0.0.1:0"
+		if n.qaddr != "" {
+			bind = strings.TrimPrefix(n.qaddr, "quic://")
+		}
+		if q, err = conn.ListenQUIC(n.id, bind, testLogger(n.t, n.name)); err != nil {
+			n.t.Fatal(err)
+		}
+		n.qaddr = "quic://" + q.LocalAddr().String()
+		opts.Transport = &conn.Dialer{TCP: n.tr, QUIC: q}
+		opts.Punch = q.Punch
+	}
+	n.q = q
 	if tweak != nil {
 		tweak(&opts)
 	}
@@ -120,7 +141,11 @@ func (n *node) startWith(peers map[identity.DeviceID][]string, tweak func(*Optio
 		n.t.Fatal(err)
 	}
 	for id, addrs := range peers {
-		m.AddPeer(id, addrs...)
+		parsed, err := transport.ParseList(addrs)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		m.AddPeer(id, parsed...)
 	}
 	if accept == nil {
 		accept = m.Allow
@@ -130,9 +155,23 @@ func (n *node) startWith(peers map[identity.DeviceID][]string, tweak func(*Optio
 		n.t.Fatal(err)
 	}
 	n.addr = ln.Addr().String()
+	lns := []conn.Listener{ln}
+	if q != nil {
+		ql, err := q.Listen(accept)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		lns = append(lns, ql)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.m, n.stop, n.done, n.events = m, cancel, make(chan error, 1), ev
-	go func() { n.done <- m.Run(ctx, ln) }()
+	go func() {
+		err := m.Run(ctx, lns...)
+		if q != nil {
+			q.Close()
+		}
+		n.done <- err
+	}()
 	n.t.Cleanup(n.shutdown)
 }
 

@@ -61,6 +61,11 @@ func blueshiftRunArgs(ctx context.Context, bin string) []string {
 	if strings.Contains(string(help), "--ui ") {
 		args = append(args, "--ui", "off") // the comparison is of sync, not of a web UI's memory
 	}
+	// The byte counters and the delay relays see TCP only: QUIC would pass
+	// around both, so the bench keeps measuring the TCP path.
+	if strings.Contains(string(help), "--no-quic") {
+		args = append(args, "--no-quic")
+	}
 	return args
 }
 

@@ -89,7 +89,8 @@ const daemonMemoryLimit = 200 << 20
 
 func newRunCmd(g *globals) *cobra.Command {
 	var listen, level, profile, uiAddr string
-	var noDiscovery bool
+	var noDiscovery, noQUIC bool
+	var quicPort int
 	var discoveryIfaces []string
 	c := &cobra.Command{
 		Use:   "run",
@@ -131,8 +132,11 @@ func newRunCmd(g *globals) *cobra.Command {
 					return usageError{fmt.Errorf("run: --pprof %q: %w", profile, err)}
 				}
 			}
+			if quicPort < 0 || quicPort > 65535 {
+				return usageError{fmt.Errorf("run: --quic-port %d: give a UDP port from 1 to 65535 (0: the port of --listen)", quicPort)}
+			}
 			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces,
-				UI: uiAddr, NewUI: newUI})
+				NoQUIC: noQUIC, QUICPort: quicPort, UI: uiAddr, NewUI: newUI})
 			if err != nil {
 				return err
 			}
@@ -144,6 +148,8 @@ func newRunCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&noDiscovery, "no-discovery", false, "no LAN discovery (multicast announcements), whatever [device] discovery says")
 	c.Flags().StringSliceVar(&discoveryIfaces, "discovery-interfaces", nil, "LAN discovery on these interfaces only (e.g. lo), whatever [discovery] interfaces says")
 	c.Flags().StringVar(&uiAddr, "ui", "", "serve the web UI on this loopback HOST:PORT, or off (default [device] ui, else "+config.DefaultUI+")")
+	c.Flags().BoolVar(&noQUIC, "no-quic", false, "no QUIC (UDP): reach peers over TCP only, whatever [device] quic says")
+	c.Flags().IntVar(&quicPort, "quic-port", 0, "UDP port of QUIC (default [device] quic_port, else the port number of --listen)")
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
 	return c
 }

@@ -152,9 +152,9 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 		}
 	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nPEER\tNAME\tCONNECTED\tADDRESS\tIN\tOUT\tRATE IN\tRATE OUT")
+	fmt.Fprintln(tw, "\nPEER\tNAME\tCONNECTED\tADDRESS\tREACHED\tIN\tOUT\tRATE IN\tRATE OUT")
 	for _, p := range st.Peers {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s/s\t%s/s\n", identityAbbrev(p.ID), p.Name, p.Connected, p.Address,
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s/s\t%s/s\n", identityAbbrev(p.ID), p.Name, p.Connected, p.Address, reachedText(p),
 			size(p.BytesIn), size(p.BytesOut), size(int64(p.RateIn)), size(int64(p.RateOut)))
 	}
 	tw.Flush()

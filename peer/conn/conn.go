@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
@@ -137,9 +138,11 @@ type Conn struct {
 	kill context.CancelCauseFunc
 
 	nextID  atomic.Uint64
-	reqs    *semaphore.Weighted // our requests in flight
-	serving *semaphore.Weighted // peer requests being served
-	queued  *semaphore.Weighted // bytes in sendq
+	ping    atomic.Pointer[sentPing] // the keepalive Ping awaiting its Pong
+	rtt     atomic.Int64             // nanoseconds, of the last Ping answered; 0: none yet
+	reqs    *semaphore.Weighted      // our requests in flight
+	serving *semaphore.Weighted      // peer requests being served
+	queued  *semaphore.Weighted      // bytes in sendq
 	sendq   chan outFrame
 	msgs    chan wire.Message // reader -> message handler
 
@@ -149,6 +152,13 @@ type Conn struct {
 		running bool // Run started
 		closed  bool // Close came first; Run will not start
 	}
+}
+
+// sentPing is a keepalive Ping sent with an ID, whose Pong measures the
+// round trip.
+type sentPing struct {
+	id   uint64
+	sent time.Time
 }
 
 type outFrame struct {
@@ -242,6 +252,19 @@ func (c *Conn) PeerHello() *wire.Hello { return c.peer }
 // RemoteAddr is the network address of the peer.
 func (c *Conn) RemoteAddr() net.Addr { return c.s.RemoteAddr() }
 
+// RTT is the round-trip time to the peer: QUIC's smoothed estimate on QUIC,
+// else the time the last keepalive Ping took to be answered (which includes
+// the frames queued before it). 0 until known.
+func (c *Conn) RTT() time.Duration {
+	if c.s.rtt != nil {
+		return c.s.rtt()
+	}
+	return time.Duration(c.rtt.Load())
+}
+
+// Network is the transport the connection runs on (TCP or QUIC).
+func (c *Conn) Network() transport.Network { return c.s.Net }
+
 // Version returns the protocol version both sides speak.
 func (c *Conn) Version() uint32 { return c.version }
 
@@ -325,7 +348,7 @@ func Call[R wire.Message](ctx context.Context, c *Conn, req wire.Message) (R, er
 // the send queue is full.
 func (c *Conn) Send(ctx context.Context, msg wire.Message) error {
 	switch msg.(type) {
-	case *wire.ShareState, *wire.RecordPush, *wire.Ping, *wire.Have:
+	case *wire.ShareState, *wire.RecordPush, *wire.Ping, *wire.Have, *wire.PunchOffer:
 	default:
 		return fmt.Errorf("send %s: not a one-way message", wire.Name(msg))
 	}
@@ -526,7 +549,13 @@ func (c *Conn) readLoop(ctx context.Context, wg *sync.WaitGroup) error {
 			switch {
 			case wire.IsResponse(m):
 				if f.ID == 0 {
-					continue // a Pong to a keepalive Ping
+					continue // a Pong to an old keepalive Ping
+				}
+				if p := c.ping.Load(); p != nil && p.id == f.ID {
+					if _, ok := m.(*wire.Pong); ok && c.ping.CompareAndSwap(p, nil) {
+						c.rtt.Store(int64(time.Since(p.sent)))
+					}
+					continue
 				}
 				if err := c.deliver(f); err != nil {
 					return err
@@ -607,14 +636,23 @@ func (c *Conn) messageLoop(ctx context.Context) error {
 func (c *Conn) keepalive(ctx context.Context) {
 	t := time.NewTicker(c.opts.PingInterval)
 	defer t.Stop()
+	c.sendPing() // the round-trip time is known from the start
 	for {
 		select {
 		case <-t.C:
-			c.trySend(wire.Frame{Msg: &wire.Ping{}})
+			c.sendPing()
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// sendPing sends a keepalive Ping with a fresh ID; its Pong gives the
+// round-trip time (peers answer Pong with the Ping's ID since version 1).
+func (c *Conn) sendPing() {
+	id := c.nextID.Add(1)
+	c.ping.Store(&sentPing{id: id, sent: time.Now()})
+	c.trySend(wire.Frame{ID: id, Msg: &wire.Ping{}})
 }
 
 // ioError classifies a stream error.

@@ -2,10 +2,21 @@
 // protocol session that runs over it.
 //
 // Nouns:
-//   - Stream: an authenticated byte stream to a proven device ID. A Transport
-//     dials one, a Listener accepts one. TLS (TCP + TLS 1.3, mutual, the
-//     devices' self-signed certificates, no CA) is the transport we have;
-//     a QUIC one can be added beside it: Conn only needs a Stream.
+//   - Stream: an authenticated byte stream to a proven device ID, on TCP or
+//     QUIC (Stream.Net). A Listener accepts one; TLS.Dial and QUIC.Dial dial
+//     one by host:port, and a Dialer (the Transport the peer manager uses)
+//     dials a typed transport.Addr: QUIC first and TCP after a 300 ms head
+//     start for an address of both networks (happy eyeballs), the first to
+//     connect kept. Both transports run TLS 1.3, mutual, with the devices'
+//     self-signed certificates and no CA; Conn only needs a Stream.
+//   - QUIC: one UDP socket per device (ListenQUIC) for listening, dialling
+//     and hole-punching packets (QUIC.Punch), so a NAT maps one address for
+//     all of them. A QUIC connection carries one bidirectional stream,
+//     opened by the dialer, on which Conn runs exactly as on TCP; its
+//     listener delivers the stream once the dialer wrote on it (Open writes
+//     the Hello first). Closing a QUIC stream waits (at most a second) for
+//     the peer to finish or close, so our Close frame is delivered before
+//     the connection is torn down.
 //   - Conn: the protocol session on a Stream. Open exchanges Hello (protocol
 //     versions; incompatible ones fail on both sides with ErrVersion after
 //     each sends Close); Run owns the stream until the connection ends.
@@ -35,7 +46,9 @@
 //     message at a time waits for the message handler.
 //
 // Liveness: we send a Ping every PingInterval (default 5 s) and the peer
-// answers Pong, so a live connection is never silent that long. A peer from
+// answers Pong, so a live connection is never silent that long. The Pong
+// of the last Ping gives the round-trip time on TCP (Conn.RTT; on QUIC,
+// QUIC's own smoothed estimate). A peer from
 // which nothing arrives for Timeout (default 15 s; at least 7/8 of it, as
 // deadlines move in steps) is dead: ErrTimeout. So is one that accepts none of
 // our bytes for as long. So a link whose packets are dropped (no FIN, no

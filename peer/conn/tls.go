@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
@@ -88,7 +89,7 @@ func (t *TLS) dial(ctx context.Context, addr string, want *identity.DeviceID) (S
 		t.log.Warn("dial failed", "peer", who, "addr", addr, "err", err)
 		return Stream{}, fmt.Errorf("dial %s at %s: %w", who, addr, err)
 	}
-	return Stream{Conn: tc, Remote: remote, Outbound: true}, nil
+	return Stream{Conn: tc, Remote: remote, Outbound: true, Net: transport.TCP}, nil
 }
 
 // Listen listens on addr (host:port; port 0 picks one). The listener runs
@@ -113,11 +114,16 @@ func (t *TLS) Listen(addr string, accept AcceptFunc) (*TLSListener, error) {
 	return l, nil
 }
 
-func (t *TLS) config() *tls.Config {
+func (t *TLS) config() *tls.Config { return tlsConfig(t.id) }
+
+// tlsConfig is the TLS 1.3 configuration of both transports: our device
+// certificate, a certificate required from the peer, and no CA (the caller
+// sets VerifyConnection to check the peer's key).
+func tlsConfig(id *identity.Identity) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		MaxVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{t.id.Certificate()},
+		Certificates: []tls.Certificate{id.Certificate()},
 		ClientAuth:   tls.RequireAnyClientCert,
 		// There is no CA: VerifyConnection checks the certificate's key
 		// against the device ID instead of a chain.
@@ -259,7 +265,7 @@ func (l *TLSListener) handshake(raw net.Conn) {
 		res.err = rerr
 	} else {
 		raw.SetDeadline(time.Time{})
-		res.s = Stream{Conn: tc, Remote: remote}
+		res.s = Stream{Conn: tc, Remote: remote, Net: transport.TCP}
 	}
 	select {
 	case l.out <- res:

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 )
 
 var (
@@ -21,15 +23,18 @@ var (
 // Transport delivers and what Open runs the protocol on.
 type Stream struct {
 	net.Conn
-	Remote   identity.DeviceID // proven by the transport's handshake
-	Outbound bool              // we dialed
+	Remote   identity.DeviceID    // proven by the transport's handshake
+	Outbound bool                 // we dialed
+	Net      transport.Network    // the transport that carries it: TCP or QUIC
+	rtt      func() time.Duration // the transport's round-trip estimate; nil: Conn measures it
 }
 
-// Transport makes authenticated streams. TLS over TCP is the one we have; a
-// QUIC one can be added beside it without touching Conn or the engine.
+// Transport makes authenticated streams to typed addresses. A Dialer (TCP +
+// TLS and QUIC, happy eyeballs between them) is the one the peer manager
+// uses; TLS.Dial and QUIC.Dial dial one network by host:port.
 type Transport interface {
 	// Dial connects to addr and succeeds only if the device there is want.
-	Dial(ctx context.Context, addr string, want identity.DeviceID) (Stream, error)
+	Dial(ctx context.Context, addr transport.Addr, want identity.DeviceID) (Stream, error)
 }
 
 // Listener delivers authenticated, accepted inbound streams.

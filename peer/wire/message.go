@@ -9,7 +9,7 @@ import (
 // IsRequest reports whether m asks for an answer.
 func IsRequest(m Message) bool {
 	switch m.(type) {
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest:
 		return true
 	}
 	return false
@@ -18,7 +18,7 @@ func IsRequest(m Message) bool {
 // IsResponse reports whether m answers a request.
 func IsResponse(m Message) bool {
 	switch m.(type) {
-	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse:
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse:
 		return true
 	}
 	return false
@@ -48,6 +48,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *CodeRequest:
 		_, ok := resp.(*CodeResponse)
+		return ok
+	case *PunchRequest:
+		_, ok := resp.(*PunchResponse)
 		return ok
 	}
 	return false
@@ -92,6 +95,12 @@ func Name(m Message) string {
 		return "CodeResponse"
 	case *Have:
 		return "Have"
+	case *PunchRequest:
+		return "PunchRequest"
+	case *PunchResponse:
+		return "PunchResponse"
+	case *PunchOffer:
+		return "PunchOffer"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -143,6 +152,12 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return codeResponseFromPB(b.CodeResponse)
 	case *wirepb.Envelope_Have:
 		return haveFromPB(b.Have)
+	case *wirepb.Envelope_PunchRequest:
+		return punchRequestFromPB(b.PunchRequest)
+	case *wirepb.Envelope_PunchResponse:
+		return punchResponseFromPB(b.PunchResponse)
+	case *wirepb.Envelope_PunchOffer:
+		return punchOfferFromPB(b.PunchOffer)
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire/wirepb"
 )
 
@@ -16,6 +17,10 @@ type Hello struct {
 	// SealedInvites are invitations by short code, each opened only with its
 	// code (daemon seals and opens them); sent to unpaired devices.
 	SealedInvites [][]byte
+	// Observed is the address the sender sees the receiver's connection
+	// come from (version 4; zero from older peers). Over QUIC it is the
+	// receiver's reflexive address: where its NAT maps its UDP socket.
+	Observed transport.Addr
 }
 
 // Compatible reports whether two Hellos can talk, and the version they use.
@@ -145,13 +150,26 @@ func checkText(what, s string) error {
 func (m *Hello) toPB(e *wirepb.Envelope) {
 	e.Body = &wirepb.Envelope_Hello{Hello: &wirepb.Hello{
 		Version: m.Version, MinVersion: m.MinVersion, DeviceName: m.DeviceName, Capabilities: m.Capabilities,
-		SealedInvites: m.SealedInvites,
+		SealedInvites: m.SealedInvites, Observed: observedString(m.Observed),
 	}}
 }
 
 func helloFromPB(p *wirepb.Hello) *Hello {
-	return &Hello{Version: p.GetVersion(), MinVersion: p.GetMinVersion(), DeviceName: p.GetDeviceName(),
+	h := &Hello{Version: p.GetVersion(), MinVersion: p.GetMinVersion(), DeviceName: p.GetDeviceName(),
 		Capabilities: p.GetCapabilities(), SealedInvites: p.GetSealedInvites()}
+	// An observed address that does not parse is ignored: it is advice
+	// from the peer, never needed to talk to it.
+	if a, err := transport.Parse(p.GetObserved()); err == nil && a.AddrPort.IsValid() {
+		h.Observed = a
+	}
+	return h
+}
+
+func observedString(a transport.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 func (m *Close) toPB(e *wirepb.Envelope) {

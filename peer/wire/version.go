@@ -45,6 +45,15 @@ package wire
 //	    and serves them from its temp, so devices pulling one file at once
 //	    fetch from each other (swarm). Sent only on connections of version
 //	    >= 4 (HaveVersion); older peers are asked for blocks as before.
+//	  - Reach: Hello.observed (field 6), the address the sender sees the
+//	    receiver come from (over QUIC, its reflexive address); the Hello
+//	    capability "punch" (CapPunch); PunchRequest/PunchResponse (envelope
+//	    fields 60, 61) and PunchOffer (62): a peer both sides reach
+//	    introduces two devices for a simultaneous QUIC dial through their
+//	    NATs. Reach messages go only to peers whose Hello offers "punch", so
+//	    older peers never see one and an older Hello (no observed) changes
+//	    nothing. The same protocol runs over QUIC (one bidirectional stream
+//	    per connection) as over TCP + TLS.
 const (
 	Version    uint32 = 4
 	MinVersion uint32 = 1

@@ -17,6 +17,8 @@ import (
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/merkle"
 	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire/wirepb"
 )
 
@@ -71,7 +73,19 @@ func samples() []Frame {
 		{5, &CodeResponse{Pake: []byte(`{"Role":1}`), Sealed: bytes.Repeat([]byte{9}, 60)}},
 		{0, &Have{Share: sh, File: block.Sum([]byte("f")), Blocks: 10, Held: []byte{0x81, 0x02}}},
 		{0, &Have{Share: sh, File: block.Sum([]byte("f")), Blocks: 10}},
+		{0, &Hello{Version: 4, MinVersion: 1, DeviceName: "p", Capabilities: []string{CapPunch}, Observed: mustAddr("quic://203.0.113.7:40123")}},
+		{5, &PunchRequest{Device: identity.DeviceID(fill32(3))}},
+		{5, &PunchResponse{Addrs: []transport.Addr{mustAddr("quic://203.0.113.8:22100")}}},
+		{0, &PunchOffer{Device: identity.DeviceID(fill32(4)), Addrs: []transport.Addr{mustAddr("quic://203.0.113.7:22100"), mustAddr("quic://[2001:db8::1]:9")}}},
 	}
+}
+
+func mustAddr(s string) transport.Addr {
+	a, err := transport.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return a
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -184,6 +198,10 @@ func TestBadFrames(t *testing.T) {
 		{"long device name", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_Hello{Hello: &wirepb.Hello{DeviceName: strings.Repeat("x", MaxNameLen+1)}}})), ErrMalformed},
 		{"too many fields", withHeader(manyFields), ErrMalformed},
 		{"too many prefixes", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_NodesRequest{NodesRequest: &wirepb.NodesRequest{Share: share32, Prefixes: make([]*wirepb.Prefix, MaxPrefixes+1)}}})), ErrMalformed},
+		{"punch offer with 3 addresses", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_PunchOffer{PunchOffer: &wirepb.PunchOffer{Device: share32, Addrs: []string{"1.2.3.4:5", "1.2.3.4:6", "1.2.3.4:7"}}}})), ErrMalformed},
+		{"punch offer to a host name", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_PunchOffer{PunchOffer: &wirepb.PunchOffer{Device: share32, Addrs: []string{"victim.example:80"}}}})), ErrMalformed},
+		{"punch response with a bad address", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_PunchResponse{PunchResponse: &wirepb.PunchResponse{Addrs: []string{"nonsense"}}}})), ErrMalformed},
+		{"punch request with a short device", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_PunchRequest{PunchRequest: &wirepb.PunchRequest{Device: share32[:5]}}})), ErrMalformed},
 		{"invalid UTF-8 reason", withHeader(append(protowire.AppendTag(nil, 5, protowire.BytesType), 3, 0x0a, 1, 0xff)), ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,6 +225,9 @@ func TestEncodeRefusesWhatDecodeRefuses(t *testing.T) {
 		{0, &RecordPush{Records: []RecordData{{Encoding: RecordPlain, Base: merkle.Leaf{1}}}}},
 		{0, &RecordPush{Records: []RecordData{{Encoding: RecordPlain, ContentEncoding: BlockRaw}}}},
 		{0, &RecordPush{Records: []RecordData{{Encoding: RecordPlain, ContentEncoding: BlockZstd, Content: make([]byte, MaxInline+1)}}}},
+		{1, &PunchOffer{}},
+		{0, &PunchOffer{Addrs: make([]transport.Addr, MaxPunchAddrs+1)}},
+		{0, &PunchRequest{}},
 		{0, nil},
 	} {
 		if _, err := AppendFrame(nil, f); !errors.Is(err, ErrInvalid) {

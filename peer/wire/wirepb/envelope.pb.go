@@ -48,6 +48,9 @@ type Envelope struct {
 	//	*Envelope_JoinResponse
 	//	*Envelope_CodeRequest
 	//	*Envelope_CodeResponse
+	//	*Envelope_PunchRequest
+	//	*Envelope_PunchResponse
+	//	*Envelope_PunchOffer
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -259,6 +262,33 @@ func (x *Envelope) GetCodeResponse() *CodeResponse {
 	return nil
 }
 
+func (x *Envelope) GetPunchRequest() *PunchRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_PunchRequest); ok {
+			return x.PunchRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetPunchResponse() *PunchResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_PunchResponse); ok {
+			return x.PunchResponse
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetPunchOffer() *PunchOffer {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_PunchOffer); ok {
+			return x.PunchOffer
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -335,6 +365,18 @@ type Envelope_CodeResponse struct {
 	CodeResponse *CodeResponse `protobuf:"bytes,71,opt,name=code_response,json=codeResponse,proto3,oneof"` // version 4
 }
 
+type Envelope_PunchRequest struct {
+	PunchRequest *PunchRequest `protobuf:"bytes,60,opt,name=punch_request,json=punchRequest,proto3,oneof"` // version 4
+}
+
+type Envelope_PunchResponse struct {
+	PunchResponse *PunchResponse `protobuf:"bytes,61,opt,name=punch_response,json=punchResponse,proto3,oneof"` // version 4
+}
+
+type Envelope_PunchOffer struct {
+	PunchOffer *PunchOffer `protobuf:"bytes,62,opt,name=punch_offer,json=punchOffer,proto3,oneof"` // version 4
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -371,11 +413,17 @@ func (*Envelope_CodeRequest) isEnvelope_Body() {}
 
 func (*Envelope_CodeResponse) isEnvelope_Body() {}
 
+func (*Envelope_PunchRequest) isEnvelope_Body() {}
+
+func (*Envelope_PunchResponse) isEnvelope_Body() {}
+
+func (*Envelope_PunchOffer) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\"\xb0\t\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\"\x85\v\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -398,7 +446,11 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\fjoin_request\x18( \x01(\v2\x1e.blueshift.wire.v1.JoinRequestH\x00R\vjoinRequest\x12F\n" +
 	"\rjoin_response\x18) \x01(\v2\x1f.blueshift.wire.v1.JoinResponseH\x00R\fjoinResponse\x12C\n" +
 	"\fcode_request\x18F \x01(\v2\x1e.blueshift.wire.v1.CodeRequestH\x00R\vcodeRequest\x12F\n" +
-	"\rcode_response\x18G \x01(\v2\x1f.blueshift.wire.v1.CodeResponseH\x00R\fcodeResponseB\x06\n" +
+	"\rcode_response\x18G \x01(\v2\x1f.blueshift.wire.v1.CodeResponseH\x00R\fcodeResponse\x12F\n" +
+	"\rpunch_request\x18< \x01(\v2\x1f.blueshift.wire.v1.PunchRequestH\x00R\fpunchRequest\x12I\n" +
+	"\x0epunch_response\x18= \x01(\v2 .blueshift.wire.v1.PunchResponseH\x00R\rpunchResponse\x12@\n" +
+	"\vpunch_offer\x18> \x01(\v2\x1d.blueshift.wire.v1.PunchOfferH\x00R\n" +
+	"punchOfferB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -434,6 +486,9 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*JoinResponse)(nil),    // 16: blueshift.wire.v1.JoinResponse
 	(*CodeRequest)(nil),     // 17: blueshift.wire.v1.CodeRequest
 	(*CodeResponse)(nil),    // 18: blueshift.wire.v1.CodeResponse
+	(*PunchRequest)(nil),    // 19: blueshift.wire.v1.PunchRequest
+	(*PunchResponse)(nil),   // 20: blueshift.wire.v1.PunchResponse
+	(*PunchOffer)(nil),      // 21: blueshift.wire.v1.PunchOffer
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -454,11 +509,14 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	16, // 15: blueshift.wire.v1.Envelope.join_response:type_name -> blueshift.wire.v1.JoinResponse
 	17, // 16: blueshift.wire.v1.Envelope.code_request:type_name -> blueshift.wire.v1.CodeRequest
 	18, // 17: blueshift.wire.v1.Envelope.code_response:type_name -> blueshift.wire.v1.CodeResponse
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	19, // 18: blueshift.wire.v1.Envelope.punch_request:type_name -> blueshift.wire.v1.PunchRequest
+	20, // 19: blueshift.wire.v1.Envelope.punch_response:type_name -> blueshift.wire.v1.PunchResponse
+	21, // 20: blueshift.wire.v1.Envelope.punch_offer:type_name -> blueshift.wire.v1.PunchOffer
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -473,6 +531,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_join_proto_init()
 	file_peer_wire_wirepb_code_proto_init()
 	file_peer_wire_wirepb_have_proto_init()
+	file_peer_wire_wirepb_reach_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -492,6 +551,9 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_JoinResponse)(nil),
 		(*Envelope_CodeRequest)(nil),
 		(*Envelope_CodeResponse)(nil),
+		(*Envelope_PunchRequest)(nil),
+		(*Envelope_PunchResponse)(nil),
+		(*Envelope_PunchOffer)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -96,6 +96,10 @@ type Hello struct {
 	// (only a device that knows the code can open one). Sent only to devices
 	// that are not paired yet, while such an invitation is pending.
 	SealedInvites [][]byte `protobuf:"bytes,5,rep,name=sealed_invites,json=sealedInvites,proto3" json:"sealed_invites,omitempty"`
+	// Version 4: the address the sender sees the receiver's connection come
+	// from (text form of transport.Addr, e.g. "quic://203.0.113.7:40123"):
+	// over QUIC, the receiver's reflexive (public) UDP address.
+	Observed      string `protobuf:"bytes,6,opt,name=observed,proto3" json:"observed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,6 +167,13 @@ func (x *Hello) GetSealedInvites() [][]byte {
 		return x.SealedInvites
 	}
 	return nil
+}
+
+func (x *Hello) GetObserved() string {
+	if x != nil {
+		return x.Observed
+	}
+	return ""
 }
 
 // Ping asks for a Pong with the same frame ID (keepalive, round trip time).
@@ -351,7 +362,7 @@ var File_peer_wire_wirepb_session_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_session_proto_rawDesc = "" +
 	"\n" +
-	"\x1epeer/wire/wirepb/session.proto\x12\x11blueshift.wire.v1\"\xae\x01\n" +
+	"\x1epeer/wire/wirepb/session.proto\x12\x11blueshift.wire.v1\"\xca\x01\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1f\n" +
 	"\vmin_version\x18\x02 \x01(\rR\n" +
@@ -359,7 +370,8 @@ const file_peer_wire_wirepb_session_proto_rawDesc = "" +
 	"\vdevice_name\x18\x03 \x01(\tR\n" +
 	"deviceName\x12\"\n" +
 	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\x12%\n" +
-	"\x0esealed_invites\x18\x05 \x03(\fR\rsealedInvites\"\x06\n" +
+	"\x0esealed_invites\x18\x05 \x03(\fR\rsealedInvites\x12\x1a\n" +
+	"\bobserved\x18\x06 \x01(\tR\bobserved\"\x06\n" +
 	"\x04Ping\"\x06\n" +
 	"\x04Pong\"Q\n" +
 	"\x05Close\x12\x16\n" +
