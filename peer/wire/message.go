@@ -9,7 +9,7 @@ import (
 // IsRequest reports whether m asks for an answer.
 func IsRequest(m Message) bool {
 	switch m.(type) {
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *MembersRequest:
 		return true
 	}
 	return false
@@ -18,7 +18,7 @@ func IsRequest(m Message) bool {
 // IsResponse reports whether m answers a request.
 func IsResponse(m Message) bool {
 	switch m.(type) {
-	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse:
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *MembersResponse:
 		return true
 	}
 	return false
@@ -45,6 +45,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *JoinRequest:
 		_, ok := resp.(*JoinResponse)
+		return ok
+	case *MembersRequest:
+		_, ok := resp.(*MembersResponse)
 		return ok
 	}
 	return false
@@ -83,6 +86,12 @@ func Name(m Message) string {
 		return "JoinRequest"
 	case *JoinResponse:
 		return "JoinResponse"
+	case *MembersRequest:
+		return "MembersRequest"
+	case *MembersResponse:
+		return "MembersResponse"
+	case *MembersChanged:
+		return "MembersChanged"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -128,6 +137,12 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return joinRequestFromPB(b.JoinRequest)
 	case *wirepb.Envelope_JoinResponse:
 		return &JoinResponse{}, nil
+	case *wirepb.Envelope_MembersRequest:
+		return membersRequestFromPB(b.MembersRequest)
+	case *wirepb.Envelope_MembersResponse:
+		return membersResponseFromPB(b.MembersResponse)
+	case *wirepb.Envelope_MembersChanged:
+		return membersChangedFromPB(b.MembersChanged)
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -34,6 +34,14 @@ package wire
 //	  that keeps changing reads one consistent version instead of failing
 //	  on nodes that moved under it. Both fields absent mean what they meant
 //	  before (the tree as it is now), so older peers are still spoken to.
+//
+// version 4 (2026-12-03):
+//
+//	MembersRequest/MembersResponse/MembersChanged (envelope fields 50-52):
+//	  members relay a share's signed membership log (index/members), its
+//	  pending changes and epoch keys sealed to the asker. Sent only to a
+//	  peer whose Hello carries MembersCapability ("members/1"), so older
+//	  peers are never sent one and sync as before.
 const (
 	Version    uint32 = 3
 	MinVersion uint32 = 1

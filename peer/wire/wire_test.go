@@ -67,6 +67,9 @@ func samples() []Frame {
 		{3, &BlockResponse{Encoding: BlockZstd, Data: bytes.Repeat([]byte{7}, 1000)}},
 		{4, &JoinRequest{Token: [TokenSize]byte{1, 2, 3}, Share: sh}},
 		{4, &JoinResponse{}},
+		{5, &MembersRequest{Share: sh, Have: 3, Head: fill32(4), PublicKey: fill32(5)}},
+		{5, &MembersResponse{Entries: [][]byte{[]byte("entry")}, Pending: [][]byte{[]byte("p")}, Keys: []SealedEpochKey{{Epoch: 1, Box: []byte("box")}}}},
+		{0, &MembersChanged{Share: sh}},
 	}
 }
 

@@ -45,6 +45,9 @@ type Envelope struct {
 	//	*Envelope_BlockResponse
 	//	*Envelope_JoinRequest
 	//	*Envelope_JoinResponse
+	//	*Envelope_MembersRequest
+	//	*Envelope_MembersResponse
+	//	*Envelope_MembersChanged
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -229,6 +232,33 @@ func (x *Envelope) GetJoinResponse() *JoinResponse {
 	return nil
 }
 
+func (x *Envelope) GetMembersRequest() *MembersRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MembersRequest); ok {
+			return x.MembersRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMembersResponse() *MembersResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MembersResponse); ok {
+			return x.MembersResponse
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMembersChanged() *MembersChanged {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MembersChanged); ok {
+			return x.MembersChanged
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -293,6 +323,18 @@ type Envelope_JoinResponse struct {
 	JoinResponse *JoinResponse `protobuf:"bytes,41,opt,name=join_response,json=joinResponse,proto3,oneof"` // version 2
 }
 
+type Envelope_MembersRequest struct {
+	MembersRequest *MembersRequest `protobuf:"bytes,50,opt,name=members_request,json=membersRequest,proto3,oneof"` // version 4
+}
+
+type Envelope_MembersResponse struct {
+	MembersResponse *MembersResponse `protobuf:"bytes,51,opt,name=members_response,json=membersResponse,proto3,oneof"` // version 4
+}
+
+type Envelope_MembersChanged struct {
+	MembersChanged *MembersChanged `protobuf:"bytes,52,opt,name=members_changed,json=membersChanged,proto3,oneof"` // version 4
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -323,11 +365,17 @@ func (*Envelope_JoinRequest) isEnvelope_Body() {}
 
 func (*Envelope_JoinResponse) isEnvelope_Body() {}
 
+func (*Envelope_MembersRequest) isEnvelope_Body() {}
+
+func (*Envelope_MembersResponse) isEnvelope_Body() {}
+
+func (*Envelope_MembersChanged) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\"\xf4\a\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1epeer/wire/wirepb/members.proto\"\xe1\t\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -347,7 +395,10 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\rblock_request\x18\x1e \x01(\v2\x1f.blueshift.wire.v1.BlockRequestH\x00R\fblockRequest\x12I\n" +
 	"\x0eblock_response\x18\x1f \x01(\v2 .blueshift.wire.v1.BlockResponseH\x00R\rblockResponse\x12C\n" +
 	"\fjoin_request\x18( \x01(\v2\x1e.blueshift.wire.v1.JoinRequestH\x00R\vjoinRequest\x12F\n" +
-	"\rjoin_response\x18) \x01(\v2\x1f.blueshift.wire.v1.JoinResponseH\x00R\fjoinResponseB\x06\n" +
+	"\rjoin_response\x18) \x01(\v2\x1f.blueshift.wire.v1.JoinResponseH\x00R\fjoinResponse\x12L\n" +
+	"\x0fmembers_request\x182 \x01(\v2!.blueshift.wire.v1.MembersRequestH\x00R\x0emembersRequest\x12O\n" +
+	"\x10members_response\x183 \x01(\v2\".blueshift.wire.v1.MembersResponseH\x00R\x0fmembersResponse\x12L\n" +
+	"\x0fmembers_changed\x184 \x01(\v2!.blueshift.wire.v1.MembersChangedH\x00R\x0emembersChangedB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -380,6 +431,9 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*BlockResponse)(nil),   // 13: blueshift.wire.v1.BlockResponse
 	(*JoinRequest)(nil),     // 14: blueshift.wire.v1.JoinRequest
 	(*JoinResponse)(nil),    // 15: blueshift.wire.v1.JoinResponse
+	(*MembersRequest)(nil),  // 16: blueshift.wire.v1.MembersRequest
+	(*MembersResponse)(nil), // 17: blueshift.wire.v1.MembersResponse
+	(*MembersChanged)(nil),  // 18: blueshift.wire.v1.MembersChanged
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -397,11 +451,14 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	13, // 12: blueshift.wire.v1.Envelope.block_response:type_name -> blueshift.wire.v1.BlockResponse
 	14, // 13: blueshift.wire.v1.Envelope.join_request:type_name -> blueshift.wire.v1.JoinRequest
 	15, // 14: blueshift.wire.v1.Envelope.join_response:type_name -> blueshift.wire.v1.JoinResponse
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	16, // 15: blueshift.wire.v1.Envelope.members_request:type_name -> blueshift.wire.v1.MembersRequest
+	17, // 16: blueshift.wire.v1.Envelope.members_response:type_name -> blueshift.wire.v1.MembersResponse
+	18, // 17: blueshift.wire.v1.Envelope.members_changed:type_name -> blueshift.wire.v1.MembersChanged
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -414,6 +471,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_records_proto_init()
 	file_peer_wire_wirepb_blocks_proto_init()
 	file_peer_wire_wirepb_join_proto_init()
+	file_peer_wire_wirepb_members_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -430,6 +488,9 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_BlockResponse)(nil),
 		(*Envelope_JoinRequest)(nil),
 		(*Envelope_JoinResponse)(nil),
+		(*Envelope_MembersRequest)(nil),
+		(*Envelope_MembersResponse)(nil),
+		(*Envelope_MembersChanged)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
