@@ -51,6 +51,7 @@ func (d *Daemon) serveControl(ctx context.Context) *http.Server {
 		writeJSON(w, http.StatusOK, struct{}{})
 	})
 	mux.HandleFunc("GET /v1/events", d.serveEvents)
+	d.memberRoutes(mux)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

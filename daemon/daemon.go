@@ -13,6 +13,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/members"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer"
 	"github.com/blueshift-sync/blueshift/peer/conn"
@@ -57,6 +58,8 @@ type Daemon struct {
 	started time.Time
 	rates   rates // connections' byte rates for status
 	joins   joins // pending joins: answers and presenters (join.go)
+	members *members.Store // every share's membership log (members.go)
+	msync   memberSync     // wakes the membership relays (members.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 
@@ -124,6 +127,7 @@ func Open(opts Options) (d *Daemon, err error) {
 		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db, eng: eng,
 		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
 	}
+	d.members = members.Open(db.Pebble())
 	d.mu.cfg = cfg
 	d.mu.shares = make(map[share.ID]*runningShare)
 	d.mu.shareErrs = make(map[share.ID]shareError)

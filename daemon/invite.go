@@ -214,6 +214,7 @@ func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string, want sh
 	}
 	now := time.Now()
 	var shareName string
+	var joined config.Invite
 	err = EditConfig(d.home, func(c *config.Config) error {
 		i := slices.IndexFunc(c.Invites, func(in config.Invite) bool { return in.TokenHash == h })
 		if i < 0 {
@@ -230,7 +231,12 @@ func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string, want sh
 		if err != nil {
 			return fmt.Errorf("the invited share is gone: %w; ask for a new link", ErrInvite)
 		}
-		shareName = s.Name
+		if id, err := share.ParseID(in.Share); err == nil {
+			if err := d.refusedMember(id, remote, h); err != nil {
+				return err // removed devices and the links they joined with stay out
+			}
+		}
+		shareName, joined = s.Name, in
 		if len(name) > 64 {
 			name = name[:64]
 		}
@@ -249,6 +255,9 @@ func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string, want sh
 		return err
 	}
 	d.log.Info("paired device through an invitation", "peer", remote.Abbrev(), "name", name, "share", shareName)
+	if id, err := share.ParseID(joined.Share); err == nil {
+		d.admitted(id, remote, h, joined.ReadOnly)
+	}
 	return d.Reload()
 }
 

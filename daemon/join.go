@@ -306,6 +306,9 @@ func (h *peerHandler) HandleRequest(ctx context.Context, m wire.Message) (wire.M
 	if req, ok := m.(*wire.JoinRequest); ok {
 		return h.d.handleJoin(h.remote, "", req)
 	}
+	if req, ok := m.(*wire.MembersRequest); ok {
+		return h.d.handleMembers(h.remote, req)
+	}
 	return h.Session.HandleRequest(ctx, m)
 }
 

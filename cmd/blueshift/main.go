@@ -67,6 +67,7 @@ func newRootCmd() *cobra.Command {
 		newShareCmd(g), newInviteCmd(g), newJoinCmd(g),
 		newStatusCmd(g), newPeerCmd(g),
 		newInspectCmd(g),
+		newMemberCmd(g),
 	)
 	return root
 }
