@@ -210,6 +210,9 @@ func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string, want sh
 	// Known to the configuration applied last (invite reloads the daemon
 	// before it prints a link): a stranger's guesses cost no config lock.
 	if !slices.ContainsFunc(d.config().Invites, func(in config.Invite) bool { return in.TokenHash == h }) {
+		if err := d.revokedToken(h); err != nil {
+			return err
+		}
 		return fmt.Errorf("unknown or already used invitation: %w; ask for a new link", ErrInvite)
 	}
 	now := time.Now()

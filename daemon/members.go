@@ -358,6 +358,19 @@ func (d *Daemon) refusedMember(id share.ID, remote identity.DeviceID, tokenHash 
 	return nil
 }
 
+// revokedToken says why an invitation no longer in the configuration was
+// taken back: it admitted a device since removed.
+func (d *Daemon) revokedToken(tokenHash string) error {
+	for _, s := range d.config().Shares {
+		if id, err := share.ParseID(s.ID); err == nil {
+			if err := d.refusedMember(id, identity.DeviceID{}, tokenHash); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func changeID(h members.Hash) string { return hex.EncodeToString(h[:8]) }
 
 // speaksMembers reports whether c's device relays membership logs.

@@ -19,6 +19,7 @@ import (
 //	'W' share[32] 'p' hash[32]   -> entry   a pending change (fewer than k owner signatures)
 //	'W' share[32] 'k' epoch[8]   -> key[32] an epoch key this device holds
 //	'W' share[32] 'd' device[32] -> pub[32] a member's Ed25519 key, checked against its ID
+//	'W' share[32] 'i' token      -> device[32] the device an invitation admitted
 const tag = 'W'
 
 const (
@@ -26,6 +27,7 @@ const (
 	subPending = 'p'
 	subKey     = 'k'
 	subPub     = 'd'
+	subInvitee = 'i'
 
 	maxPending = 64 // pending changes kept per share
 	maxRefused = 20 // refusals kept per share for status
@@ -282,7 +284,7 @@ func (s *Store) putPendingLocked(share [32]byte, l *shareLog, e *Entry) error {
 	return nil
 }
 
-// Pending returns the changes waiting for owner approvals.
+// Pending returns copies of the changes waiting for owner approvals.
 func (s *Store) Pending(share [32]byte, sharePub ed25519.PublicKey) ([]*Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -292,7 +294,9 @@ func (s *Store) Pending(share [32]byte, sharePub ed25519.PublicKey) ([]*Entry, e
 	}
 	var out []*Entry
 	for _, e := range l.pending {
-		out = append(out, e)
+		c := *e // a copy: approvals add signatures to the kept one
+		c.Sigs = slices.Clone(e.Sigs)
+		out = append(out, &c)
 	}
 	slices.SortFunc(out, func(a, b *Entry) int { return bytes.Compare(a.hash[:], b.hash[:]) })
 	return out, nil
@@ -433,4 +437,24 @@ func (s *Store) PublicKey(share [32]byte, d Device) (ed25519.PublicKey, bool) {
 		return nil, false
 	}
 	return slices.Clone(ed25519.PublicKey(v)), true
+}
+
+// PutInvitee remembers that the invitation whose token hashes to token
+// admitted device d, so the invitation dies with d's membership.
+func (s *Store) PutInvitee(share [32]byte, token string, d Device) error {
+	return s.db.Set(append(prefix(share, subInvitee), token...), d[:], pebble.Sync)
+}
+
+// Invitees returns, by token hash, the devices the share's invitations
+// admitted on this device.
+func (s *Store) Invitees(share [32]byte) (map[string]Device, error) {
+	out := map[string]Device{}
+	p := prefix(share, subInvitee)
+	err := s.scan(p, func(k, v []byte) error {
+		if len(v) == 32 {
+			out[string(k[len(p):])] = Device(v)
+		}
+		return nil
+	})
+	return out, err
 }
