@@ -56,8 +56,8 @@ type Daemon struct {
 	ctl     net.Listener
 	unlock  func()
 	started time.Time
-	rates   rates // connections' byte rates for status
-	joins   joins // pending joins: answers and presenters (join.go)
+	rates   rates          // connections' byte rates for status
+	joins   joins          // pending joins: answers and presenters (join.go)
 	members *members.Store // every share's membership log (members.go)
 	msync   memberSync     // wakes the membership relays (members.go)
 
