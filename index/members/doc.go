@@ -48,7 +48,11 @@
 // Store.MayWrite is the check the sync engine makes of each record: it is
 // taken if its ModifiedBy is a current rw member, or a removed one and the
 // record's counter for it (Unix seconds, index.Scan) is not after the
-// removal. With no log yet, the share key alone decides, as before.
+// removal, or a device the log never named and the counter is not after
+// the genesis (records older than the log, by devices gone before it). With
+// no log yet, the share key alone decides, as before. Counters are the
+// writer's own clock: a holder of the share secret can backdate one, which
+// is why removal also cuts a device off at the connection.
 //
 // # Epoch keys
 //

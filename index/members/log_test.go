@@ -241,8 +241,11 @@ func TestStoreMergeAndPending(t *testing.T) {
 	if ok, err := sa.Append(w.share, w.sharePK, prop); ok || err != nil {
 		t.Fatalf("proposal applied=%v err=%v", ok, err)
 	}
-	if sa.MayWrite(w.share, short64(w.id("c")), 1) {
+	if sa.MayWrite(w.share, short64(w.id("c")), uint64(w.now.Unix())) {
 		t.Errorf("c may write before the approval")
+	}
+	if !sa.MayWrite(w.share, short64(w.id("c")), 1) {
+		t.Errorf("a record made before the log began, by a device it does not name, is refused")
 	}
 	// b gets it relayed, approves it, and a gets b's signature back.
 	pend, _ := sa.Pending(w.share, w.sharePK)
@@ -257,7 +260,7 @@ func TestStoreMergeAndPending(t *testing.T) {
 	if err := sa.MergePending(w.share, w.sharePK, [][]byte{pb[0].Encode()}); err != nil {
 		t.Fatal(err)
 	}
-	if !sa.MayWrite(w.share, short64(w.id("c")), 1) {
+	if !sa.MayWrite(w.share, short64(w.id("c")), uint64(w.now.Unix())) {
 		t.Errorf("c may not write after the approval")
 	}
 	// The log survives a reopen.

@@ -178,7 +178,8 @@ func (s *Store) HasLog(share [32]byte, sharePub ed25519.PublicKey) bool {
 // ModifiedBy) with counter (its own entry in the record's version vector,
 // Unix seconds or above for a record made since logs exist) may be taken:
 // a current rw member's may; a removed writer's only if made before its
-// removal. With no log yet, everything the share key allows is taken.
+// removal; a device the log never named only if made before the log began.
+// With no log yet, everything the share key allows is taken.
 func (s *Store) MayWrite(share [32]byte, short uint64, counter uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -189,7 +190,9 @@ func (s *Store) MayWrite(share [32]byte, short uint64, counter uint64) bool {
 	w, ok := l.writers[short]
 	switch {
 	case !ok:
-		return false
+		// Made before the log began (by a device gone since): the share
+		// key alone decided then, and still does for it.
+		return counter <= uint64(max(l.state.entries[0].Time.Unix(), 0))
 	case w.active:
 		return w.level == ReadWrite
 	default:
