@@ -158,6 +158,7 @@ func (d *Daemon) Status() Status {
 		if err := shareErrs[s.ID]; err != nil {
 			ss.Errors = append(ss.Errors, err.Error())
 		}
+		ss.MembershipRefused = d.membershipRefused(s.ID)
 		if s.Paused {
 			ss.Errors = append(ss.Errors, "paused")
 		}

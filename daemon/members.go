@@ -371,6 +371,19 @@ func (d *Daemon) revokedToken(tokenHash string) error {
 	return nil
 }
 
+// membershipRefused is ShareStatus.MembershipRefused of share sid.
+func (d *Daemon) membershipRefused(sid string) []string {
+	id, err := share.ParseID(sid)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, r := range d.members.Refused(id) {
+		out = append(out, fmt.Sprintf("%s from %s: %s", r.At.UTC().Format(time.RFC3339), r.From, r.Reason))
+	}
+	return out
+}
+
 func changeID(h members.Hash) string { return hex.EncodeToString(h[:8]) }
 
 // speaksMembers reports whether c's device relays membership logs.
@@ -635,9 +648,7 @@ func (d *Daemon) Members(ref string) (MemberList, error) {
 		out.EpochKeys = append(out.EpochKeys, ep)
 	}
 	slices.Sort(out.EpochKeys)
-	for _, r := range d.members.Refused(id) {
-		out.Refused = append(out.Refused, fmt.Sprintf("%s from %s: %s", r.At.UTC().Format(time.RFC3339), r.From, r.Reason))
-	}
+	out.Refused = append(out.Refused, d.membershipRefused(s.ID)...)
 	return out, nil
 }
 

@@ -34,6 +34,10 @@ type ShareStatus struct {
 	// DiskFull is set while a pull waits for space; its message is also
 	// the first of Errors.
 	DiskFull *DiskFull `json:"disk_full,omitempty"`
+	// MembershipRefused lists membership changes (forks, wrong signers) and
+	// records (by devices the log does not let write) refused lately, each
+	// with the peer that sent it; `blueshift member list` shows more.
+	MembershipRefused []string `json:"membership_refused,omitempty"`
 }
 
 // DiskFull says that a share's pull stopped because its disk is full. It

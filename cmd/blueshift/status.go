@@ -150,6 +150,9 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 		for _, e := range s.Errors {
 			fmt.Fprintf(w, "  %s: %s\n", s.Name, e)
 		}
+		if n := len(s.MembershipRefused); n > 0 {
+			fmt.Fprintf(w, "  %s: %d membership changes or records refused, last: %s\n", s.Name, n, s.MembershipRefused[n-1])
+		}
 	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nPEER\tNAME\tCONNECTED\tADDRESS\tIN\tOUT\tRATE IN\tRATE OUT")
