@@ -159,6 +159,7 @@ func (d *Daemon) Status() Status {
 			ss.Errors = append(ss.Errors, err.Error())
 		}
 		ss.MembershipRefused = d.membershipRefused(s.ID)
+		ss.LocalChanges = d.localChanges(s.ID)
 		if s.Paused {
 			ss.Errors = append(ss.Errors, "paused")
 		}

@@ -384,6 +384,39 @@ func (d *Daemon) membershipRefused(sid string) []string {
 	return out
 }
 
+// localChanges is ShareStatus.LocalChanges of share sid.
+func (d *Daemon) localChanges(sid string) *LocalChanges {
+	id, err := share.ParseID(sid)
+	if err != nil {
+		return nil
+	}
+	list, n, err := d.eng.LocalChanges(id)
+	if err != nil || n == 0 {
+		return nil
+	}
+	return &LocalChanges{Count: n, Paths: list}
+}
+
+// RevertResult is what `blueshift revert` prints.
+type RevertResult struct {
+	Reverted int `json:"reverted"`
+}
+
+// Revert puts the share's version back over this device's local edits of
+// the share ref names, at or below paths (all when empty).
+func (d *Daemon) Revert(ctx context.Context, ref string, paths []string) (RevertResult, error) {
+	s, err := d.config().FindShare(ref)
+	if err != nil {
+		return RevertResult{}, err
+	}
+	id, err := share.ParseID(s.ID)
+	if err != nil {
+		return RevertResult{}, err
+	}
+	n, err := d.eng.Revert(ctx, id, paths)
+	return RevertResult{Reverted: n}, err
+}
+
 func changeID(h members.Hash) string { return hex.EncodeToString(h[:8]) }
 
 // speaksMembers reports whether c's device relays membership logs.
@@ -841,6 +874,7 @@ func (d *Daemon) resolveMember(st *members.State, text string) (members.Device, 
 //	POST /v1/members/remove   {"share": REF, "device": DEVICE}
 //	POST /v1/members/approve  {"share": REF, "change": ID}
 //	POST /v1/members/owners   {"share": REF, "add": [DEVICE...], "threshold": K}
+//	POST /v1/revert           {"share": REF, "paths": [PATH...]}
 func (d *Daemon) memberRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
 		l, err := d.Members(r.URL.Query().Get("share"))
@@ -864,6 +898,18 @@ func (d *Daemon) memberRoutes(mux *http.ServeMux) {
 			answer(w, res, err)
 		})
 	}
+	mux.HandleFunc("POST /v1/revert", func(w http.ResponseWriter, r *http.Request) {
+		var q struct {
+			Share string   `json:"share"`
+			Paths []string `json:"paths"`
+		}
+		if err := decodeBody(r, &q); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+			return
+		}
+		res, err := d.Revert(r.Context(), q.Share, q.Paths)
+		answer(w, res, err)
+	})
 	post("/v1/members/remove", func(q req) (ChangeResult, error) { return d.RemoveMember(q.Share, q.Device) })
 	post("/v1/members/approve", func(q req) (ChangeResult, error) { return d.Approve(q.Share, q.Change) })
 	post("/v1/members/owners", func(q req) (ChangeResult, error) { return d.SetOwners(q.Share, q.Add, q.Threshold) })

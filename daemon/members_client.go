@@ -39,6 +39,13 @@ func (c *Client) SetOwners(ctx context.Context, ref string, add []string, thresh
 	return r, err
 }
 
+// Revert is POST /v1/revert.
+func (c *Client) Revert(ctx context.Context, ref string, paths []string) (RevertResult, error) {
+	var r RevertResult
+	err := c.call(ctx, http.MethodPost, "/v1/revert", map[string]any{"share": ref, "paths": paths}, &r)
+	return r, err
+}
+
 // call is do with a JSON request body.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader

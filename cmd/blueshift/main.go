@@ -67,7 +67,7 @@ func newRootCmd() *cobra.Command {
 		newShareCmd(g), newInviteCmd(g), newJoinCmd(g),
 		newStatusCmd(g), newPeerCmd(g),
 		newInspectCmd(g),
-		newMemberCmd(g),
+		newMemberCmd(g), newRevertCmd(g),
 	)
 	return root
 }

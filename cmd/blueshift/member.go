@@ -131,7 +131,7 @@ func memberClient(g *globals) (*daemon.Client, error) {
 	}
 	cl, err := daemon.NewClient(home)
 	if err != nil {
-		return nil, fmt.Errorf("%w: start it with `blueshift run`; the membership log lives in its database", err)
+		return nil, fmt.Errorf("%w: start it with `blueshift run`", err)
 	}
 	return cl, nil
 }
@@ -193,4 +193,40 @@ func abbrev(id string) string {
 		return id[:15]
 	}
 	return id
+}
+
+// newRevertCmd is `blueshift revert`.
+func newRevertCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "revert SHARE [PATH...]",
+		Short: "Put the share's version back over this device's local edits (a read-only member's)",
+		Long: "Put the share's version back over this device's local edits, which a read-only member\n" +
+			"cannot share (`status` lists them): changed and deleted files get the share's content\n" +
+			"again, files the share does not have are removed; each local copy goes to the share's\n" +
+			".blueshift/versions folder first. With PATHs, only those (and what is below them).",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) < 1 {
+				return usageError{fmt.Errorf("revert: give the share (see '%s --help')", c.CommandPath())}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := memberClient(g)
+			if err != nil {
+				return err
+			}
+			r, err := cl.Revert(c.Context(), clean(args[0]), args[1:])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(c.OutOrStdout(), r)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%d paths put back to the share's version; local copies are in .blueshift/versions\n", r.Reverted)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	return c
 }

@@ -199,3 +199,70 @@ func TestE2EOwnersThreshold(t *testing.T) {
 	write(t, filepath.Join(fc, "carol.txt"), "carol writes\n")
 	waitTrees(t, fc, fb, "carol's writes reach bob", a, b, c)
 }
+
+// TestE2EReadOnlyRevert: rob (ro) edits a file and deletes another; alice
+// never sees either, rob's status lists both (JSON and human), and revert
+// puts the share's version back with rob's copy in the versions folder.
+func TestE2EReadOnlyRevert(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a, r := newDevice(t, "alice"), newDevice(t, "rob")
+	work := t.TempDir()
+	fa, fr := filepath.Join(work, "a"), filepath.Join(work, "r")
+	write(t, filepath.Join(fa, "recipe.txt"), "the family recipe\n")
+	write(t, filepath.Join(fa, "list.txt"), "the shopping list\n")
+	shareID := strings.TrimSpace(a.ok("share", "add", fa, "--name", "home"))
+	a.start()
+	r.start()
+	r.ok("join", firstLine(a.ok("invite", "home", "--read-only")), fr)
+	waitTrees(t, fa, fr, "rob joined", a, r)
+
+	write(t, filepath.Join(fr, "recipe.txt"), "rob's own recipe\n")
+	if err := os.Remove(filepath.Join(fr, "list.txt")); err != nil {
+		t.Fatal(err)
+	}
+	r.ok("status") // a rescan comes from the watcher; status only reads
+	st := r.waitFor("rob's local changes in status", func(st daemon.Status) bool {
+		s, ok := shareOf(st, shareID)
+		return ok && s.LocalChanges != nil && s.LocalChanges.Count == 2
+	})
+	s, _ := shareOf(st, shareID)
+	for _, c := range s.LocalChanges.Paths {
+		if want := map[string]string{"recipe.txt": "changed", "list.txt": "deleted"}[string(c.Path)]; c.What != want {
+			t.Errorf("local change %s %s", c.Path, c.What)
+		}
+	}
+	if human := r.ok("status"); !strings.Contains(human, "2 local changes, not shared") || !strings.Contains(human, "recipe.txt") {
+		t.Errorf("human status:\n%s", human)
+	}
+	noFile(t, filepath.Join(work, "never"), "a pause while alice could see rob's edit")
+	if b, _ := os.ReadFile(filepath.Join(fa, "recipe.txt")); string(b) != "the family recipe\n" {
+		t.Fatalf("alice got rob's edit: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(fa, "list.txt")); err != nil {
+		t.Fatalf("rob's deletion reached alice: %v", err)
+	}
+
+	if _, _, code := r.cli("revert"); code != exitUsage {
+		t.Errorf("revert without a share: exit %d", code)
+	}
+	var res daemon.RevertResult
+	if err := json.Unmarshal([]byte(r.ok("revert", "home", "--json")), &res); err != nil || res.Reverted != 2 {
+		t.Fatalf("revert: %+v %v", res, err)
+	}
+	waitTrees(t, fa, fr, "rob reverted", a, r)
+	versions, _ := filepath.Glob(filepath.Join(fr, ".blueshift", "versions", "recipe*"))
+	found := false
+	for _, v := range versions {
+		b, _ := os.ReadFile(v)
+		found = found || string(b) == "rob's own recipe\n"
+	}
+	if !found {
+		t.Errorf("rob's edit is not in the versions folder: %v", versions)
+	}
+	r.waitFor("no local changes after revert", func(st daemon.Status) bool {
+		s, ok := shareOf(st, shareID)
+		return ok && s.LocalChanges == nil
+	})
+}
