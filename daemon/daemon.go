@@ -60,6 +60,7 @@ type Daemon struct {
 	joins   joins          // pending joins: answers and presenters (join.go)
 	members *members.Store // every share's membership log (members.go)
 	msync   memberSync     // wakes the membership relays (members.go)
+	local   localCache     // read-only shares' local changes, for status (members.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 

@@ -384,17 +384,51 @@ func (d *Daemon) membershipRefused(sid string) []string {
 	return out
 }
 
+// localChangesEvery bounds how often a share's local changes are listed
+// for status (it reads every record; status is polled several times a
+// second by the events stream).
+const localChangesEvery = 5 * time.Second
+
+// localCache keeps each share's local changes for localChangesEvery.
+type localCache struct {
+	mu struct {
+		gosync.Mutex
+		at   map[share.ID]time.Time     // guarded by mu
+		last map[share.ID]*LocalChanges // guarded by mu
+	}
+}
+
 // localChanges is ShareStatus.LocalChanges of share sid.
 func (d *Daemon) localChanges(sid string) *LocalChanges {
 	id, err := share.ParseID(sid)
 	if err != nil {
 		return nil
 	}
-	list, n, err := d.eng.LocalChanges(id)
-	if err != nil || n == 0 {
-		return nil
+	c := &d.local
+	c.mu.Lock()
+	if c.mu.at == nil {
+		c.mu.at, c.mu.last = map[share.ID]time.Time{}, map[share.ID]*LocalChanges{}
 	}
-	return &LocalChanges{Count: n, Paths: list}
+	if time.Since(c.mu.at[id]) < localChangesEvery {
+		defer c.mu.Unlock()
+		return c.mu.last[id]
+	}
+	c.mu.Unlock()
+	var out *LocalChanges
+	if list, n, err := d.eng.LocalChanges(id); err == nil && n > 0 {
+		out = &LocalChanges{Count: n, Paths: list}
+	}
+	c.mu.Lock()
+	c.mu.at[id], c.mu.last[id] = time.Now(), out
+	c.mu.Unlock()
+	return out
+}
+
+// forgetLocal makes the next status list share id's local changes afresh.
+func (d *Daemon) forgetLocal(id share.ID) {
+	d.local.mu.Lock()
+	delete(d.local.mu.at, id)
+	d.local.mu.Unlock()
 }
 
 // RevertResult is what `blueshift revert` prints.
@@ -414,6 +448,7 @@ func (d *Daemon) Revert(ctx context.Context, ref string, paths []string) (Revert
 		return RevertResult{}, err
 	}
 	n, err := d.eng.Revert(ctx, id, paths)
+	d.forgetLocal(id)
 	return RevertResult{Reverted: n}, err
 }
 

@@ -305,8 +305,22 @@ func TestMigratedGenesisYields(t *testing.T) {
 	if winner == ga {
 		loser = gb
 	}
-	if _, err := sa.Merge(w.share, w.sharePK, [][]byte{loser.Encode()}); !errors.Is(err, ErrFork) {
-		t.Errorf("another genesis after the log grew: %v", err)
+	// A lone migrated genesis is not taken (its holder gives way when it
+	// asks us), nor is it an error.
+	if _, err := sa.Merge(w.share, w.sharePK, [][]byte{loser.Encode()}); err != nil {
+		t.Errorf("a lone migrated genesis after the log grew: %v", err)
+	}
+	if st, _ := sa.State(w.share, w.sharePK); st.Len() != 2 {
+		t.Errorf("the log has %d entries, want 2", st.Len())
+	}
+	// Another log that would not give way is a fork.
+	other := NewState(w.share, w.sharePK)
+	g := w.entry(other, "b", Body{Kind: KindGenesis, Members: []Member{{w.id("b"), ReadWrite}}})
+	if err := other.Append(g); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sa.Merge(w.share, w.sharePK, [][]byte{g.Encode(), w.entry(other, "b", add(Device{8}, ReadOnly)).Encode()}); !errors.Is(err, ErrFork) {
+		t.Errorf("a forked log: %v", err)
 	}
 }
 

@@ -333,6 +333,9 @@ func (s *Store) Merge(share [32]byte, sharePub ed25519.PublicKey, raw [][]byte) 
 			return 0, err
 		}
 		if !l.state.yields(theirs) {
+			if theirs.yields(l.state) {
+				return 0, nil // theirs gives way to ours when they ask us
+			}
 			return 0, fmt.Errorf("the peer's membership log starts from another genesis: %w", ErrFork)
 		}
 		if err := s.replaceLocked(share, l, theirs); err != nil {
