@@ -103,7 +103,7 @@ func (d *device) ok(args ...string) string {
 func (d *device) start() {
 	d.t.Helper()
 	// No LAN discovery: tests send nothing outside 127.0.0.1.
-	d.cmd = exec.Command(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--log-level", "debug")
+	d.cmd = exec.Command(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery")
 	d.log = &syncWriter{}
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {
