@@ -52,6 +52,7 @@ func (d *Daemon) serveControl(ctx context.Context) *http.Server {
 	})
 	mux.HandleFunc("GET /v1/events", d.serveEvents)
 	mux.HandleFunc("POST /v1/ui/login", d.serveUILogin)
+	d.memberRoutes(mux)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -163,6 +164,8 @@ func (d *Daemon) Status() Status {
 		if err := shareErrs[s.ID]; err != nil {
 			ss.Errors = append(ss.Errors, err.Error())
 		}
+		ss.MembershipRefused = d.membershipRefused(s.ID)
+		ss.LocalChanges = d.localChanges(s.ID)
 		if s.Paused {
 			ss.Errors = append(ss.Errors, "paused")
 		}

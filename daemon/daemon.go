@@ -13,6 +13,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/members"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer"
 	"github.com/blueshift-sync/blueshift/peer/conn"
@@ -66,9 +67,12 @@ type Daemon struct {
 	ui      uiServer // the web UI (webui.go); zero when off
 	unlock  func()
 	started time.Time
-	rates   rates // connections' byte rates for status
-	joins   joins // pending joins: answers and presenters (join.go)
-	codes   codes // tries of short codes (code.go)
+	rates   rates          // connections' byte rates for status
+	joins   joins          // pending joins: answers and presenters (join.go)
+	codes   codes          // tries of short codes (code.go)
+	members *members.Store // every share's membership log (members.go)
+	msync   memberSync     // wakes the membership relays (members.go)
+	local   localCache     // read-only shares' local changes, for status (members.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 
@@ -136,6 +140,7 @@ func Open(opts Options) (d *Daemon, err error) {
 		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db, eng: eng,
 		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
 	}
+	d.members = members.Open(db.Pebble())
 	d.mu.cfg = cfg
 	d.mu.shares = make(map[share.ID]*runningShare)
 	d.mu.shareErrs = make(map[share.ID]shareError)

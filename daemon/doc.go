@@ -66,6 +66,17 @@
 // keeps why (join_refused), which Status shows; `blueshift join` waits for
 // the answer and fails with the inviter's reason.
 //
+// # Membership
+//
+// Each share's signed membership log (index/members) is run here
+// (members.go): started by the device that made the share, extended when
+// an invitation admits a device, relayed to every connected member that
+// speaks it, and asked by the engine (shareAccess) of every record. A
+// removal drops the device from the share's peers and deletes the links it
+// joined with; the verbs `member list|remove|approve` and `share owners`
+// are the control API's /v1/members endpoints. MembersOf gives other parts
+// (the mesh) the devices a share's log names.
+//
 // # Concurrency
 //
 // One daemon per home: Open takes an exclusive lock on daemon.lock and a

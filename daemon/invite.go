@@ -205,10 +205,14 @@ func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string, want sh
 	// Known to the configuration applied last (invite reloads the daemon
 	// before it prints a link): a stranger's guesses cost no config lock.
 	if !slices.ContainsFunc(d.config().Invites, func(in config.Invite) bool { return in.TokenHash == h }) {
+		if err := d.revokedToken(h); err != nil {
+			return err
+		}
 		return fmt.Errorf("unknown or already used invitation: %w; ask for a new link", ErrInvite)
 	}
 	now := time.Now()
 	var shareName string
+	var joined config.Invite
 	err = EditConfig(d.home, func(c *config.Config) error {
 		i := slices.IndexFunc(c.Invites, func(in config.Invite) bool { return in.TokenHash == h })
 		if i < 0 {
@@ -225,7 +229,12 @@ func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string, want sh
 		if err != nil {
 			return fmt.Errorf("the invited share is gone: %w; ask for a new link", ErrInvite)
 		}
-		shareName = s.Name
+		if id, err := share.ParseID(in.Share); err == nil {
+			if err := d.refusedMember(id, remote, h); err != nil {
+				return err // removed devices and the links they joined with stay out
+			}
+		}
+		shareName, joined = s.Name, in
 		if len(name) > 64 {
 			name = name[:64]
 		}
@@ -244,6 +253,9 @@ func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string, want sh
 		return err
 	}
 	d.log.Info("paired device through an invitation", "peer", remote.Abbrev(), "name", name, "share", shareName)
+	if id, err := share.ParseID(joined.Share); err == nil {
+		d.admitted(id, remote, h, joined.ReadOnly)
+	}
 	return d.Reload()
 }
 

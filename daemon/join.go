@@ -313,14 +313,10 @@ func (h *peerHandler) HandleRequest(ctx context.Context, m wire.Message) (wire.M
 	if req, ok := m.(*wire.JoinRequest); ok {
 		return h.d.handleJoin(h.remote, "", req)
 	}
-	return h.Session.HandleRequest(ctx, m)
-}
-
-func (h *peerHandler) HandleMessage(ctx context.Context, m wire.Message) error {
-	if !h.d.isPeer(h.remote) {
-		return nil // a guest's one-way messages mean nothing
+	if req, ok := m.(*wire.MembersRequest); ok {
+		return h.d.handleMembers(h.remote, req)
 	}
-	return h.Session.HandleMessage(ctx, m)
+	return h.Session.HandleRequest(ctx, m)
 }
 
 // JoinStatus is a share's pending join, for Status.

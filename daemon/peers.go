@@ -161,9 +161,9 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 	}
 	d.joins.setHello(remote, token)
 	if token == "" {
-		return nil
+		return []string{wire.MembersCapability}
 	}
-	return []string{inviteCap + token}
+	return []string{inviteCap + token, wire.MembersCapability}
 }
 
 // admit is the manager's Admit, after the Hello of every connection: a
@@ -240,6 +240,7 @@ func (d *Daemon) serveSession(ctx context.Context, c *conn.Conn, h conn.Handler)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg gosync.WaitGroup
 	wg.Go(func() { d.presentJoins(ctx, c) })
+	wg.Go(func() { d.relayMembers(ctx, c) })
 	defer wg.Wait()
 	defer cancel()
 	return ph.Session.Serve(ctx, c)

@@ -81,7 +81,7 @@ func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 		if ctx.Err() != nil {
 			return // stopping: start nothing more
 		}
-		members := membersOf(s)
+		members := d.syncingMembers(id, s, membersOf(s))
 		d.mu.Lock()
 		rs, running := d.mu.shares[id]
 		d.mu.Unlock()
@@ -146,8 +146,10 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 	if err != nil {
 		return fmt.Errorf("%w: check that the folder exists, or remove the share with `blueshift share remove %s`", err, s.Name)
 	}
+	d.ensureLog(id, key, s)
 	err = d.eng.AddShare(engine.ShareConfig{
-		Key: key, Name: s.Name, Path: s.Path, Members: members,
+		Key: key, Name: s.Name, Path: s.Path, Members: d.syncingMembers(id, s, members),
+		Access:       shareAccess{d: d, id: id, name: s.Name},
 		VersionsKeep: s.VersionsKeep, VersionsDays: s.VersionsDays,
 	})
 	if err != nil {

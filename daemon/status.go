@@ -1,6 +1,10 @@
 package daemon
 
-import "time"
+import (
+	"time"
+
+	"github.com/blueshift-sync/blueshift/index"
+)
 
 // Status is GET /v1/status: what `blueshift status --json` prints.
 type Status struct {
@@ -45,6 +49,20 @@ type ShareStatus struct {
 	// DiskFull is set while a pull waits for space; its message is also
 	// the first of Errors.
 	DiskFull *DiskFull `json:"disk_full,omitempty"`
+	// MembershipRefused lists membership changes (forks, wrong signers) and
+	// records (by devices the log does not let write) refused lately, each
+	// with the peer that sent it; `blueshift member list` shows more.
+	MembershipRefused []string `json:"membership_refused,omitempty"`
+	// LocalChanges is set on a share this device cannot sign that has
+	// local edits: they stay local (`blueshift revert` puts the share's
+	// version back).
+	LocalChanges *LocalChanges `json:"local_changes,omitempty"`
+}
+
+// LocalChanges are a read-only member's edits, not shared.
+type LocalChanges struct {
+	Count int                 `json:"count"`
+	Paths []index.LocalChange `json:"paths"` // the first index.MaxLocalChanges
 }
 
 // DiskFull says that a share's pull stopped because its disk is full. It

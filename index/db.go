@@ -49,7 +49,8 @@
 // A key that cannot sign (read-only or encrypted) makes no records: a scan
 // then only updates local state and the block index (FileState.Blocks holds
 // the content hashed from disk); the engine decides what to do with local
-// changes in such a share.
+// changes in such a share. Share.LocalChanges lists them (changed, added,
+// deleted against the share's records).
 //
 // # Concurrency
 //

@@ -68,6 +68,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g), newPeerCmd(g),
 		newInspectCmd(g), newUICmd(g),
 		newSendCmd(g), newReceiveCmd(g), newHookCmd(g),
+		newMemberCmd(g), newRevertCmd(g),
 	)
 	return root
 }

@@ -142,6 +142,6 @@ func newShareCmd(g *globals) *cobra.Command {
 			return reloadDaemon(c, home)
 		},
 	}
-	c.AddCommand(add, list, remove)
+	c.AddCommand(add, list, remove, newShareOwnersCmd(g))
 	return c
 }

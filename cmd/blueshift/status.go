@@ -150,6 +150,12 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 		for _, e := range s.Errors {
 			fmt.Fprintf(w, "  %s: %s\n", s.Name, e)
 		}
+		if lc := s.LocalChanges; lc != nil {
+			fmt.Fprintf(w, "  %s: %d local changes, not shared (`blueshift revert %s` puts the share's version back): %s\n", s.Name, lc.Count, s.Name, localPaths(lc))
+		}
+		if n := len(s.MembershipRefused); n > 0 {
+			fmt.Fprintf(w, "  %s: %d membership changes or records refused, last: %s\n", s.Name, n, s.MembershipRefused[n-1])
+		}
 	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nPEER\tNAME\tCONNECTED\tADDRESS\tREACHED\tIN\tOUT\tRATE IN\tRATE OUT")
@@ -221,4 +227,17 @@ func watchStatus(ctx context.Context, cl *daemon.Client, ref string, out io.Writ
 		return nil
 	}
 	return err
+}
+
+// localPaths lists a few local changes for the one status line.
+func localPaths(lc *daemon.LocalChanges) string {
+	var ps []string
+	for i, c := range lc.Paths {
+		if i == 5 {
+			ps = append(ps, fmt.Sprintf("and %d more (--json lists them)", lc.Count-5))
+			break
+		}
+		ps = append(ps, string(c.Path)+" ("+c.What+")")
+	}
+	return strings.Join(ps, ", ")
 }

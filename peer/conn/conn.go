@@ -348,7 +348,7 @@ func Call[R wire.Message](ctx context.Context, c *Conn, req wire.Message) (R, er
 // the send queue is full.
 func (c *Conn) Send(ctx context.Context, msg wire.Message) error {
 	switch msg.(type) {
-	case *wire.ShareState, *wire.RecordPush, *wire.Ping, *wire.Have, *wire.PunchOffer:
+	case *wire.ShareState, *wire.RecordPush, *wire.Ping, *wire.Have, *wire.PunchOffer, *wire.MembersChanged:
 	default:
 		return fmt.Errorf("send %s: not a one-way message", wire.Name(msg))
 	}

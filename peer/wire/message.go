@@ -9,7 +9,7 @@ import (
 // IsRequest reports whether m asks for an answer.
 func IsRequest(m Message) bool {
 	switch m.(type) {
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest:
 		return true
 	}
 	return false
@@ -18,7 +18,7 @@ func IsRequest(m Message) bool {
 // IsResponse reports whether m answers a request.
 func IsResponse(m Message) bool {
 	switch m.(type) {
-	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse:
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse:
 		return true
 	}
 	return false
@@ -51,6 +51,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *PunchRequest:
 		_, ok := resp.(*PunchResponse)
+		return ok
+	case *MembersRequest:
+		_, ok := resp.(*MembersResponse)
 		return ok
 	}
 	return false
@@ -101,6 +104,12 @@ func Name(m Message) string {
 		return "PunchResponse"
 	case *PunchOffer:
 		return "PunchOffer"
+	case *MembersRequest:
+		return "MembersRequest"
+	case *MembersResponse:
+		return "MembersResponse"
+	case *MembersChanged:
+		return "MembersChanged"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -158,6 +167,12 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return punchResponseFromPB(b.PunchResponse)
 	case *wirepb.Envelope_PunchOffer:
 		return punchOfferFromPB(b.PunchOffer)
+	case *wirepb.Envelope_MembersRequest:
+		return membersRequestFromPB(b.MembersRequest)
+	case *wirepb.Envelope_MembersResponse:
+		return membersResponseFromPB(b.MembersResponse)
+	case *wirepb.Envelope_MembersChanged:
+		return membersChangedFromPB(b.MembersChanged)
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -54,6 +54,11 @@ package wire
 //	    older peers never see one and an older Hello (no observed) changes
 //	    nothing. The same protocol runs over QUIC (one bidirectional stream
 //	    per connection) as over TCP + TLS.
+//	  - MembersRequest/MembersResponse/MembersChanged (envelope fields
+//	    50-52): members relay a share's signed membership log
+//	    (index/members), its pending changes and epoch keys sealed to the
+//	    asker. Sent only to a peer whose Hello carries MembersCapability
+//	    ("members/1"), so older peers are never sent one and sync as before.
 const (
 	Version    uint32 = 4
 	MinVersion uint32 = 1

@@ -77,6 +77,9 @@ func samples() []Frame {
 		{5, &PunchRequest{Device: identity.DeviceID(fill32(3))}},
 		{5, &PunchResponse{Addrs: []transport.Addr{mustAddr("quic://203.0.113.8:22100")}}},
 		{0, &PunchOffer{Device: identity.DeviceID(fill32(4)), Addrs: []transport.Addr{mustAddr("quic://203.0.113.7:22100"), mustAddr("quic://[2001:db8::1]:9")}}},
+		{5, &MembersRequest{Share: sh, Have: 3, Head: fill32(4), PublicKey: fill32(5)}},
+		{5, &MembersResponse{Entries: [][]byte{[]byte("entry")}, Pending: [][]byte{[]byte("p")}, Keys: []SealedEpochKey{{Epoch: 1, Box: []byte("box")}}}},
+		{0, &MembersChanged{Share: sh}},
 	}
 }
 

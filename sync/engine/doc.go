@@ -64,6 +64,11 @@
 // writer of one share who learnt a hash could have this device copy another
 // share's content into the first (folder.readFor).
 //
+// Beyond the share key's signature, a share's ShareConfig.Access (the
+// daemon's answer from the share's membership log) decides whether each
+// received record's maker may write; a refused record is dropped and
+// nothing of it written.
+//
 // # Concurrency
 //
 // Engine methods are safe for concurrent use. Engine.mu guards the folder and

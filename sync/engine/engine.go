@@ -57,6 +57,7 @@ type ShareConfig struct {
 	Name         string
 	Path         string
 	Members      []identity.DeviceID // devices this share is synced with
+	Access       Access              // nil: every record the share key signed is taken
 	VersionsKeep int
 	VersionsDays int
 }

@@ -32,6 +32,7 @@ type incoming struct {
 	rec     record.Record
 	from    identity.DeviceID
 	content []byte // the file's one block, if it came with the record (see inline.go)
+	revert  bool   // put the record back over a read-only device's local edit (revert.go)
 }
 
 // scanRequest asks the puller to look at some paths, or everything.

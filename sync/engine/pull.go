@@ -85,6 +85,9 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 	// content is at hand: a pull that fails leaves the disk as it was.
 	var setAside func() (apply.FileState, error)
 	outcome := reconcile.Decide(local, reconcile.Side{Rec: in.rec, Leaf: in.env.Leaf()})
+	if in.revert && has && outcome == reconcile.Keep {
+		outcome = reconcile.Take // the disk's edit goes to the versions folder as it is replaced
+	}
 	switch outcome {
 	case reconcile.Keep:
 		return nil, nil

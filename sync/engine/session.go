@@ -578,6 +578,9 @@ func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 		if env.Sealed() {
 			continue // an encrypted-capability record; this engine only syncs readable shares
 		}
+		if f.cfg.Access != nil && !f.cfg.Access.MayWrite(s.id, rec) {
+			continue // not written by a writer of the share: dropped (Access logs it)
+		}
 		content, err := s.e.codec.decodeContent(rd, rec)
 		if err != nil {
 			return nil, fmt.Errorf("%w: record of share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)

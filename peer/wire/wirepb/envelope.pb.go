@@ -51,6 +51,9 @@ type Envelope struct {
 	//	*Envelope_PunchRequest
 	//	*Envelope_PunchResponse
 	//	*Envelope_PunchOffer
+	//	*Envelope_MembersRequest
+	//	*Envelope_MembersResponse
+	//	*Envelope_MembersChanged
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -289,6 +292,33 @@ func (x *Envelope) GetPunchOffer() *PunchOffer {
 	return nil
 }
 
+func (x *Envelope) GetMembersRequest() *MembersRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MembersRequest); ok {
+			return x.MembersRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMembersResponse() *MembersResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MembersResponse); ok {
+			return x.MembersResponse
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMembersChanged() *MembersChanged {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MembersChanged); ok {
+			return x.MembersChanged
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -377,6 +407,18 @@ type Envelope_PunchOffer struct {
 	PunchOffer *PunchOffer `protobuf:"bytes,62,opt,name=punch_offer,json=punchOffer,proto3,oneof"` // version 4
 }
 
+type Envelope_MembersRequest struct {
+	MembersRequest *MembersRequest `protobuf:"bytes,50,opt,name=members_request,json=membersRequest,proto3,oneof"` // version 4
+}
+
+type Envelope_MembersResponse struct {
+	MembersResponse *MembersResponse `protobuf:"bytes,51,opt,name=members_response,json=membersResponse,proto3,oneof"` // version 4
+}
+
+type Envelope_MembersChanged struct {
+	MembersChanged *MembersChanged `protobuf:"bytes,52,opt,name=members_changed,json=membersChanged,proto3,oneof"` // version 4
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -419,11 +461,17 @@ func (*Envelope_PunchResponse) isEnvelope_Body() {}
 
 func (*Envelope_PunchOffer) isEnvelope_Body() {}
 
+func (*Envelope_MembersRequest) isEnvelope_Body() {}
+
+func (*Envelope_MembersResponse) isEnvelope_Body() {}
+
+func (*Envelope_MembersChanged) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\"\x85\v\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\"\xf2\f\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -450,7 +498,10 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\rpunch_request\x18< \x01(\v2\x1f.blueshift.wire.v1.PunchRequestH\x00R\fpunchRequest\x12I\n" +
 	"\x0epunch_response\x18= \x01(\v2 .blueshift.wire.v1.PunchResponseH\x00R\rpunchResponse\x12@\n" +
 	"\vpunch_offer\x18> \x01(\v2\x1d.blueshift.wire.v1.PunchOfferH\x00R\n" +
-	"punchOfferB\x06\n" +
+	"punchOffer\x12L\n" +
+	"\x0fmembers_request\x182 \x01(\v2!.blueshift.wire.v1.MembersRequestH\x00R\x0emembersRequest\x12O\n" +
+	"\x10members_response\x183 \x01(\v2\".blueshift.wire.v1.MembersResponseH\x00R\x0fmembersResponse\x12L\n" +
+	"\x0fmembers_changed\x184 \x01(\v2!.blueshift.wire.v1.MembersChangedH\x00R\x0emembersChangedB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -489,6 +540,9 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*PunchRequest)(nil),    // 19: blueshift.wire.v1.PunchRequest
 	(*PunchResponse)(nil),   // 20: blueshift.wire.v1.PunchResponse
 	(*PunchOffer)(nil),      // 21: blueshift.wire.v1.PunchOffer
+	(*MembersRequest)(nil),  // 22: blueshift.wire.v1.MembersRequest
+	(*MembersResponse)(nil), // 23: blueshift.wire.v1.MembersResponse
+	(*MembersChanged)(nil),  // 24: blueshift.wire.v1.MembersChanged
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -512,11 +566,14 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	19, // 18: blueshift.wire.v1.Envelope.punch_request:type_name -> blueshift.wire.v1.PunchRequest
 	20, // 19: blueshift.wire.v1.Envelope.punch_response:type_name -> blueshift.wire.v1.PunchResponse
 	21, // 20: blueshift.wire.v1.Envelope.punch_offer:type_name -> blueshift.wire.v1.PunchOffer
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	22, // 21: blueshift.wire.v1.Envelope.members_request:type_name -> blueshift.wire.v1.MembersRequest
+	23, // 22: blueshift.wire.v1.Envelope.members_response:type_name -> blueshift.wire.v1.MembersResponse
+	24, // 23: blueshift.wire.v1.Envelope.members_changed:type_name -> blueshift.wire.v1.MembersChanged
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -532,6 +589,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_code_proto_init()
 	file_peer_wire_wirepb_have_proto_init()
 	file_peer_wire_wirepb_reach_proto_init()
+	file_peer_wire_wirepb_members_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -554,6 +612,9 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_PunchRequest)(nil),
 		(*Envelope_PunchResponse)(nil),
 		(*Envelope_PunchOffer)(nil),
+		(*Envelope_MembersRequest)(nil),
+		(*Envelope_MembersResponse)(nil),
+		(*Envelope_MembersChanged)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
