@@ -199,8 +199,8 @@ func checkFrame(f Frame) error {
 	}
 	switch f.Msg.(type) {
 	case *Ping, *Pong:
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *JoinRequest,
-		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *ErrorResponse:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *JoinRequest, *Introduction,
+		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *IntroductionAck, *ErrorResponse:
 		if f.ID == 0 {
 			return fmt.Errorf("%s without a request ID", Name(f.Msg))
 		}

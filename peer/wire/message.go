@@ -9,7 +9,7 @@ import (
 // IsRequest reports whether m asks for an answer.
 func IsRequest(m Message) bool {
 	switch m.(type) {
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *Introduction:
 		return true
 	}
 	return false
@@ -18,7 +18,7 @@ func IsRequest(m Message) bool {
 // IsResponse reports whether m answers a request.
 func IsResponse(m Message) bool {
 	switch m.(type) {
-	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse:
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *IntroductionAck:
 		return true
 	}
 	return false
@@ -45,6 +45,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *JoinRequest:
 		_, ok := resp.(*JoinResponse)
+		return ok
+	case *Introduction:
+		_, ok := resp.(*IntroductionAck)
 		return ok
 	}
 	return false
@@ -83,6 +86,10 @@ func Name(m Message) string {
 		return "JoinRequest"
 	case *JoinResponse:
 		return "JoinResponse"
+	case *Introduction:
+		return "Introduction"
+	case *IntroductionAck:
+		return "IntroductionAck"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -128,6 +135,10 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return joinRequestFromPB(b.JoinRequest)
 	case *wirepb.Envelope_JoinResponse:
 		return &JoinResponse{}, nil
+	case *wirepb.Envelope_Introduction:
+		return introductionFromPB(b.Introduction)
+	case *wirepb.Envelope_IntroductionAck:
+		return &IntroductionAck{}, nil
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

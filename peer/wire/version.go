@@ -34,6 +34,16 @@ package wire
 //	  that keeps changing reads one consistent version instead of failing
 //	  on nodes that moved under it. Both fields absent mean what they meant
 //	  before (the tree as it is now), so older peers are still spoken to.
+//
+// version 4 (2026-12-03):
+//
+//	Introduction/IntroductionAck (envelope fields 66, 67): a member that may
+//	  write a share tells each connected member the share's other members
+//	  (device ID, public key, last addresses), signed by its device key and
+//	  the share's key, so members connect to each other (a mesh). Sent only
+//	  to a device whose Hello carries the "intro1" capability, so older
+//	  peers never get one. Hello capability "key=<base64>": the device's
+//	  Ed25519 public key, which finds it in the DHT (peer/dht).
 const (
 	Version    uint32 = 3
 	MinVersion uint32 = 1

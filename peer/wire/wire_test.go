@@ -67,6 +67,8 @@ func samples() []Frame {
 		{3, &BlockResponse{Encoding: BlockZstd, Data: bytes.Repeat([]byte{7}, 1000)}},
 		{4, &JoinRequest{Token: [TokenSize]byte{1, 2, 3}, Share: sh}},
 		{4, &JoinResponse{}},
+		{5, &Introduction{Body: sampleIntroBody(), DeviceKey: fill32(1), DeviceSig: [64]byte{2}, WriterSig: [64]byte{3}}},
+		{5, &IntroductionAck{}},
 	}
 }
 

@@ -45,6 +45,8 @@ type Envelope struct {
 	//	*Envelope_BlockResponse
 	//	*Envelope_JoinRequest
 	//	*Envelope_JoinResponse
+	//	*Envelope_Introduction
+	//	*Envelope_IntroductionAck
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -229,6 +231,24 @@ func (x *Envelope) GetJoinResponse() *JoinResponse {
 	return nil
 }
 
+func (x *Envelope) GetIntroduction() *Introduction {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Introduction); ok {
+			return x.Introduction
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetIntroductionAck() *IntroductionAck {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_IntroductionAck); ok {
+			return x.IntroductionAck
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -293,6 +313,14 @@ type Envelope_JoinResponse struct {
 	JoinResponse *JoinResponse `protobuf:"bytes,41,opt,name=join_response,json=joinResponse,proto3,oneof"` // version 2
 }
 
+type Envelope_Introduction struct {
+	Introduction *Introduction `protobuf:"bytes,66,opt,name=introduction,proto3,oneof"` // version 4, "intro1" capability
+}
+
+type Envelope_IntroductionAck struct {
+	IntroductionAck *IntroductionAck `protobuf:"bytes,67,opt,name=introduction_ack,json=introductionAck,proto3,oneof"` // version 4
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -323,11 +351,15 @@ func (*Envelope_JoinRequest) isEnvelope_Body() {}
 
 func (*Envelope_JoinResponse) isEnvelope_Body() {}
 
+func (*Envelope_Introduction) isEnvelope_Body() {}
+
+func (*Envelope_IntroductionAck) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\"\xf4\a\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\"\x8c\t\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -347,7 +379,9 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\rblock_request\x18\x1e \x01(\v2\x1f.blueshift.wire.v1.BlockRequestH\x00R\fblockRequest\x12I\n" +
 	"\x0eblock_response\x18\x1f \x01(\v2 .blueshift.wire.v1.BlockResponseH\x00R\rblockResponse\x12C\n" +
 	"\fjoin_request\x18( \x01(\v2\x1e.blueshift.wire.v1.JoinRequestH\x00R\vjoinRequest\x12F\n" +
-	"\rjoin_response\x18) \x01(\v2\x1f.blueshift.wire.v1.JoinResponseH\x00R\fjoinResponseB\x06\n" +
+	"\rjoin_response\x18) \x01(\v2\x1f.blueshift.wire.v1.JoinResponseH\x00R\fjoinResponse\x12E\n" +
+	"\fintroduction\x18B \x01(\v2\x1f.blueshift.wire.v1.IntroductionH\x00R\fintroduction\x12O\n" +
+	"\x10introduction_ack\x18C \x01(\v2\".blueshift.wire.v1.IntroductionAckH\x00R\x0fintroductionAckB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -380,6 +414,8 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*BlockResponse)(nil),   // 13: blueshift.wire.v1.BlockResponse
 	(*JoinRequest)(nil),     // 14: blueshift.wire.v1.JoinRequest
 	(*JoinResponse)(nil),    // 15: blueshift.wire.v1.JoinResponse
+	(*Introduction)(nil),    // 16: blueshift.wire.v1.Introduction
+	(*IntroductionAck)(nil), // 17: blueshift.wire.v1.IntroductionAck
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -397,11 +433,13 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	13, // 12: blueshift.wire.v1.Envelope.block_response:type_name -> blueshift.wire.v1.BlockResponse
 	14, // 13: blueshift.wire.v1.Envelope.join_request:type_name -> blueshift.wire.v1.JoinRequest
 	15, // 14: blueshift.wire.v1.Envelope.join_response:type_name -> blueshift.wire.v1.JoinResponse
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	16, // 15: blueshift.wire.v1.Envelope.introduction:type_name -> blueshift.wire.v1.Introduction
+	17, // 16: blueshift.wire.v1.Envelope.introduction_ack:type_name -> blueshift.wire.v1.IntroductionAck
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -414,6 +452,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_records_proto_init()
 	file_peer_wire_wirepb_blocks_proto_init()
 	file_peer_wire_wirepb_join_proto_init()
+	file_peer_wire_wirepb_mesh_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -430,6 +469,8 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_BlockResponse)(nil),
 		(*Envelope_JoinRequest)(nil),
 		(*Envelope_JoinResponse)(nil),
+		(*Envelope_Introduction)(nil),
+		(*Envelope_IntroductionAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
