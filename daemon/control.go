@@ -109,6 +109,7 @@ func (d *Daemon) Status() Status {
 	st := Status{
 		Device: d.self.String(), Name: cfg.Device.Name, Listen: d.ln.Addr().String(),
 		Started: d.started.UTC(), Shares: []ShareStatus{}, Peers: []PeerStatus{}, Refused: []Refused{},
+		DHT: d.dht.status(),
 	}
 	es := d.eng.Status()
 	byID := map[string]int{}

@@ -37,6 +37,12 @@ type Options struct {
 	// DiscoveryInterfaces, when not empty, replaces [discovery] interfaces:
 	// the only interfaces LAN discovery uses (["lo"]: this machine only).
 	DiscoveryInterfaces []string
+	// NoDHT turns the DHT node off whatever [dht] enabled says; Bootstrap,
+	// when not empty, replaces [dht] bootstrap; DHTListen replaces [dht]
+	// listen (dht.go).
+	NoDHT     bool
+	Bootstrap []string
+	DHTListen string
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -52,6 +58,8 @@ type Daemon struct {
 	ln      *conn.TLSListener
 	peers   *peer.Manager        // dials, accepts, keeps one connection per peer
 	disc    *discovery.Discovery // nil when LAN discovery is off
+	dht     *dhtPart             // nil when the DHT is off (dht.go)
+	mesh    meshSignal           // members changed: introduce them again (mesh.go)
 	ctl     net.Listener
 	unlock  func()
 	started time.Time
@@ -144,6 +152,10 @@ func Open(opts Options) (d *Daemon, err error) {
 	if d.disc, err = d.newDiscovery(cfg); err != nil {
 		return nil, err
 	}
+	if d.dht, err = d.newDHT(cfg); err != nil {
+		return nil, err
+	}
+	closers = append(closers, d.dht.close)
 	d.ctl, err = listenControl(home)
 	if err != nil {
 		return nil, err
@@ -185,6 +197,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.log.Warn("LAN discovery unavailable; peers are dialled at their configured addresses only", "err", err)
 			}
 		})
+	}
+	if d.dht != nil {
+		d.wg.Go(func() { d.dht.run(ctx) })
 	}
 	srv := d.serveControl(ctx)
 

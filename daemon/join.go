@@ -306,6 +306,9 @@ func (h *peerHandler) HandleRequest(ctx context.Context, m wire.Message) (wire.M
 	if req, ok := m.(*wire.JoinRequest); ok {
 		return h.d.handleJoin(h.remote, "", req)
 	}
+	if in, ok := m.(*wire.Introduction); ok {
+		return h.d.handleIntroduction(h.remote, in)
+	}
 	return h.Session.HandleRequest(ctx, m)
 }
 

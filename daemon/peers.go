@@ -45,7 +45,7 @@ func (d *Daemon) newManager(cfg *config.Config) (*peer.Manager, error) {
 		Admit:         d.admit,
 		Serve:         d.serveSession,
 		OnRefusedBy:   d.joinRefusedBy,
-		Addresses:     d.discovered,
+		Addresses:     d.peerAddresses,
 		MinBackoff:    d.opts.DialMin,
 		MaxBackoff:    d.opts.DialMax,
 		Refused:       maxRefused,
@@ -156,10 +156,11 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 		token = p.Invite
 	}
 	d.joins.setHello(remote, token)
+	caps := d.meshCapabilities()
 	if token == "" {
-		return nil
+		return caps
 	}
-	return []string{inviteCap + token}
+	return append(caps, inviteCap+token)
 }
 
 // sealedInvites offers a device we have not paired the invitations made
@@ -240,6 +241,7 @@ func (d *Daemon) applyPeers(cfg *config.Config) {
 		d.paired[id] = addrs
 	}
 	d.joins.poke() // pending joins may have changed: present them
+	d.mesh.poke()  // so may the members to introduce
 	for _, s := range cfg.Shares {
 		if id, err := identity.ParseDeviceID(s.JoinFrom); err == nil && s.JoinToken != "" {
 			d.peers.Kick(id) // a new token is worth a dial now, whatever the backoff
@@ -255,9 +257,11 @@ func (d *Daemon) serveSession(ctx context.Context, c *conn.Conn, h conn.Handler)
 		return fmt.Errorf("serve peer %s: the handler is %T, not a sync session", c.Remote().Abbrev(), h)
 	}
 	d.forgetToken(c.Remote())
+	d.learnKey(c.Remote(), c.PeerHello().Capabilities)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg gosync.WaitGroup
 	wg.Go(func() { d.presentJoins(ctx, c) })
+	wg.Go(func() { d.introduce(ctx, c) })
 	defer wg.Wait()
 	defer cancel()
 	return ph.Session.Serve(ctx, c)

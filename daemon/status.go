@@ -11,6 +11,7 @@ type Status struct {
 	Shares  []ShareStatus `json:"shares"`
 	Peers   []PeerStatus  `json:"peers"`
 	Refused []Refused     `json:"refused"`
+	DHT     *DHTStatus    `json:"dht,omitempty"` // nil when the DHT is off
 }
 
 // ShareStatus is one share.

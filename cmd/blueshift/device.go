@@ -89,8 +89,9 @@ const daemonMemoryLimit = 200 << 20
 
 func newRunCmd(g *globals) *cobra.Command {
 	var listen, level, profile string
-	var noDiscovery bool
-	var discoveryIfaces []string
+	var noDiscovery, noDHT bool
+	var discoveryIfaces, bootstrap []string
+	var dhtListen string
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run the daemon in the foreground (stop it with Ctrl-C)",
@@ -128,7 +129,11 @@ func newRunCmd(g *globals) *cobra.Command {
 					return usageError{fmt.Errorf("run: --pprof %q: %w", profile, err)}
 				}
 			}
-			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces})
+			if err := checkDHTFlags(bootstrap, dhtListen); err != nil {
+				return usageError{err}
+			}
+			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces,
+				NoDHT: noDHT, Bootstrap: bootstrap, DHTListen: dhtListen})
 			if err != nil {
 				return err
 			}
@@ -139,6 +144,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	c.Flags().BoolVar(&noDiscovery, "no-discovery", false, "no LAN discovery (multicast announcements), whatever [device] discovery says")
 	c.Flags().StringSliceVar(&discoveryIfaces, "discovery-interfaces", nil, "LAN discovery on these interfaces only (e.g. lo), whatever [discovery] interfaces says")
+	addDHTFlags(c, &noDHT, &bootstrap, &dhtListen)
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
 	return c
 }

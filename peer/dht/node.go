@@ -61,8 +61,8 @@ var (
 type Options struct {
 	// Conn is the node's UDP socket; the node owns it from New on.
 	Conn net.PacketConn
-	// Key signs our item; its public half is the item's key.
-	Key ed25519.PrivateKey
+	// Key signs our item; its public key is the item's key.
+	Key Signer
 	// Bootstrap lists the nodes (host:port) asked first while the routing
 	// table is empty. Empty: only nodes added with AddNode, or that
 	// contact us.
@@ -72,6 +72,12 @@ type Options struct {
 	Refresh time.Duration
 	Logger  *slog.Logger
 	Now     func() time.Time
+}
+
+// Signer is a device key (*identity.Identity is one).
+type Signer interface {
+	PublicKey() ed25519.PublicKey
+	Sign(msg []byte) []byte
 }
 
 // Item is what Lookup found of a device.
@@ -102,7 +108,7 @@ type Node struct {
 
 // New starts a node on opts.Conn.
 func New(opts Options) (*Node, error) {
-	if opts.Conn == nil || len(opts.Key) != ed25519.PrivateKeySize {
+	if opts.Conn == nil || opts.Key == nil || len(opts.Key.PublicKey()) != ed25519.PublicKeySize {
 		return nil, errors.New("new DHT node: Conn and Key are required")
 	}
 	if opts.Logger == nil {
@@ -156,15 +162,27 @@ func (n *Node) Addr() net.Addr { return n.conn.LocalAddr() }
 // Nodes is how many nodes the routing table holds.
 func (n *Node) Nodes() int { return n.srv.NumNodes() }
 
-// Close stops the node and waits for its packet reader.
+// Close stops the node and waits for its packet reader and for the
+// queries under way to end (each ends within the library's resend delay,
+// 2 s, once the socket is closed).
 func (n *Node) Close() {
 	n.closed.Do(func() {
 		n.srv.Close()
 		n.conn.Close()
+		deadline := time.After(closeWait)
 		select {
 		case <-n.conn.done:
-		case <-time.After(closeWait):
+		case <-deadline:
 			n.log.Warn("DHT node: the packet reader did not stop")
+			return
+		}
+		for n.srv.Stats().OutstandingTransactions > 0 {
+			select {
+			case <-deadline:
+				n.log.Warn("DHT node: queries still under way after close")
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	})
 }
@@ -249,12 +267,24 @@ func (n *Node) signed(v []byte, netSeq int64) bep44.Put {
 	n.mu.Unlock()
 	pub := n.publicKey()
 	p := bep44.Put{V: bencode.Bytes(v), K: &pub, Salt: n.salt, Seq: seq}
-	p.Sign(n.opts.Key)
+	copy(p.Sig[:], n.opts.Key.Sign(signedBytes(n.salt, seq, v)))
 	return p
 }
 
+// signedBytes is what a BEP 44 mutable item's signature covers: the
+// bencoded salt and seq keys, then the value's key and v, with no
+// enclosing dictionary.
+func signedBytes(salt []byte, seq int64, v []byte) []byte {
+	var b []byte
+	if len(salt) > 0 {
+		b = fmt.Appendf(b, "4:salt%d:%s", len(salt), salt)
+	}
+	b = fmt.Appendf(b, "3:seqi%de1:v", seq)
+	return append(b, v...)
+}
+
 func (n *Node) publicKey() [ed25519.PublicKeySize]byte {
-	return [ed25519.PublicKeySize]byte(n.opts.Key.Public().(ed25519.PublicKey))
+	return [ed25519.PublicKeySize]byte(n.opts.Key.PublicKey())
 }
 
 // Lookup finds the newest item of the device whose public key is pub, and

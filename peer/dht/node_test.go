@@ -48,7 +48,7 @@ func startNode(t *testing.T, bootstrap ...*Node) *Node {
 	for _, b := range bootstrap {
 		boot = append(boot, b.Addr().String())
 	}
-	n, err := New(Options{Conn: pc, Key: newKey(t), Bootstrap: boot, Refresh: 500 * time.Millisecond,
+	n, err := New(Options{Conn: pc, Key: privKey{newKey(t)}, Bootstrap: boot, Refresh: 500 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLevel}))})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +109,27 @@ func lookupCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func pubOf(n *Node) ed25519.PublicKey { return n.opts.Key.Public().(ed25519.PublicKey) }
+func pubOf(n *Node) ed25519.PublicKey { return n.opts.Key.PublicKey() }
+
+// privKey is a Signer from a raw key.
+type privKey struct{ ed25519.PrivateKey }
+
+func (k privKey) PublicKey() ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
+func (k privKey) Sign(msg []byte) []byte       { return ed25519.Sign(k.PrivateKey, msg) }
+
+// TestSignedBytes pins what our signature covers to the library's BEP 44
+// signing, which every other node verifies with.
+func TestSignedBytes(t *testing.T) {
+	k := newKey(t)
+	v := []byte("d1:al11:192.0.2.1:1ee")
+	ours := ed25519.Sign(k, signedBytes([]byte(Salt), 1764720000123, v))
+	if theirs := bep44.Sign(k, []byte(Salt), 1764720000123, v); !slices.Equal(ours, theirs) {
+		t.Fatal("our BEP 44 signature differs from the library's")
+	}
+	if got := string(signedBytes([]byte("ab"), 7, []byte("1:x"))); got != "4:salt2:ab3:seqi7e1:v1:x" {
+		t.Fatalf("signed bytes %q", got)
+	}
+}
 
 func addrPorts(s ...string) []netip.AddrPort {
 	var out []netip.AddrPort
