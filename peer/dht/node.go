@@ -234,7 +234,7 @@ func (n *Node) Publish(ctx context.Context, addrs []string) (int64, error) {
 	target := bep44.MakeMutableTarget(pub, n.salt)
 	var put bep44.Put
 	ctx = alog.ContextWithLogger(ctx, n.alog)
-	for range traversalTries {
+	for range n.tries() {
 		stats, err := getput.Put(ctx, target, n.srv, n.salt, func(netSeq int64) bep44.Put {
 			put = n.signed(v, netSeq)
 			return put
@@ -303,7 +303,7 @@ func (n *Node) Lookup(ctx context.Context, pub ed25519.PublicKey) (Item, error) 
 	}
 	var res getput.GetResult
 	var err error
-	for range traversalTries {
+	for range n.tries() {
 		var stats *traversal.Stats
 		res, stats, err = getput.Get(alog.ContextWithLogger(ctx, n.alog), target, n.srv, nil, n.salt)
 		if err == nil || ctx.Err() != nil || !stalledAtOnce(stats) {
@@ -320,6 +320,16 @@ func (n *Node) Lookup(ctx context.Context, pub ed25519.PublicKey) (Item, error) 
 		return Item{}, fmt.Errorf("look up a device in the DHT: %w", ErrNotFound)
 	}
 	return n.accept(key, best)
+}
+
+// tries is how many times a traversal may be started: none when the node
+// knows no node to start from (the library's get and put then leak their
+// traversal), else traversalTries.
+func (n *Node) tries() int {
+	if _, err := n.srv.TraversalStartingNodes(); err != nil {
+		return 0
+	}
+	return traversalTries
 }
 
 // stalledAtOnce reports whether a traversal ended before asking any node.
