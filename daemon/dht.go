@@ -303,17 +303,26 @@ func (p *dhtPart) found(id identity.DeviceID) []string {
 }
 
 // ourAddresses is what we publish: where peers can dial us, IP literals
-// only, at most dht.MaxAddrs.
+// only, at most dht.MaxAddrs; loopback ones only when there is nothing
+// else (a daemon listening on loopback: tests).
 func (d *Daemon) ourAddresses() []string {
 	all, err := Addresses(d.config().Device.Announce, d.ln.Addr().String())
 	if err != nil {
 		return nil
 	}
-	var out []string
+	var out, loop []string
 	for _, a := range all {
-		if ap, err := netip.ParseAddrPort(a); err == nil && !slices.Contains(out, ap.String()) {
+		ap, err := netip.ParseAddrPort(a)
+		switch {
+		case err != nil || slices.Contains(out, ap.String()) || slices.Contains(loop, ap.String()):
+		case ap.Addr().IsLoopback():
+			loop = append(loop, ap.String())
+		default:
 			out = append(out, ap.String())
 		}
+	}
+	if len(out) == 0 {
+		out = loop
 	}
 	return out[:min(len(out), dht.MaxAddrs)]
 }

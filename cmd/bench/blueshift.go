@@ -48,13 +48,17 @@ type blueshiftCluster struct {
 // nothing on the machine's real interfaces.
 func blueshiftRunArgs(ctx context.Context, bin string) []string {
 	help, _ := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput()
+	var out []string
+	if strings.Contains(string(help), "--no-dht") {
+		out = append(out, "--no-dht") // and no DHT node asking the public routers
+	}
 	switch {
 	case strings.Contains(string(help), "--no-discovery"):
-		return []string{"--no-discovery"}
+		return append(out, "--no-discovery")
 	case strings.Contains(string(help), "--discovery-interfaces"):
-		return []string{"--discovery-interfaces", "lo"}
+		return append(out, "--discovery-interfaces", "lo")
 	}
-	return nil
+	return out
 }
 
 func newBlueshift(bin string, runArgs []string) newCluster {

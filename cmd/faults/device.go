@@ -93,7 +93,7 @@ func (d *device) start(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(lf, "---- %s: start\n", time.Now().Format(time.RFC3339Nano))
-	args := []string{"--home", d.home, "run", "--listen", d.addr(), "--no-discovery"}
+	args := []string{"--home", d.home, "run", "--listen", d.addr(), "--no-discovery", "--no-dht"}
 	if d.logLevel != "" {
 		args = append(args, "--log-level", d.logLevel)
 	}
