@@ -2,10 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // addDHTFlags adds the DHT flags of `run`.
@@ -30,4 +34,13 @@ func checkDHTFlags(bootstrap []string, listen string) error {
 		}
 	}
 	return nil
+}
+
+// printDHT is the DHT line of `status`.
+func printDHT(w io.Writer, d *daemon.DHTStatus) {
+	if d == nil {
+		fmt.Fprintln(w, "DHT off")
+		return
+	}
+	fmt.Fprintf(w, "DHT node on %s, %d nodes known, publishing %s\n", d.Listen, d.Nodes, strings.Join(d.Published, " "))
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -266,4 +267,10 @@ func TestStaleItemRefused(t *testing.T) {
 	}
 }
 
-var testLevel = slog.LevelInfo
+// testLevel is Info; BLUESHIFT_TEST_DEBUG=1 shows the library's chatter.
+var testLevel = func() slog.Level {
+	if os.Getenv("BLUESHIFT_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}()
