@@ -174,3 +174,17 @@ func (d *device) readConfig() string {
 	}
 	return string(b)
 }
+
+func TestDHTFlagsUsage(t *testing.T) {
+	d := newDevice(t, "flags")
+	for _, args := range [][]string{
+		{"run", "--bootstrap", "nope"},
+		{"run", "--bootstrap", ":6881"},
+		{"run", "--bootstrap", "127.0.0.1:0"},
+		{"run", "--dht-listen", "nope"},
+	} {
+		if _, errOut, code := d.cli(args...); code != 2 || !strings.Contains(errOut, "--") {
+			t.Errorf("%v: exit %d, %q; want 2 and the flag named", args, code, errOut)
+		}
+	}
+}

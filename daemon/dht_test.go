@@ -1,0 +1,49 @@
+package daemon
+
+import (
+	"net"
+	"slices"
+	"testing"
+)
+
+// TestDHTBootstrap: the public routers are used only when nothing else is
+// given and the daemon is reachable beyond loopback.
+func TestDHTBootstrap(t *testing.T) {
+	lo := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 22100}
+	anyIP := &net.TCPAddr{IP: net.IPv6unspecified, Port: 22100}
+	for _, tc := range []struct {
+		name               string
+		configured, option []string
+		peer               net.Addr
+		want               []string
+	}{
+		{"option wins", []string{"192.0.2.1:1"}, []string{"127.0.0.1:9"}, anyIP, []string{"127.0.0.1:9"}},
+		{"then the configuration", []string{"192.0.2.1:1"}, nil, anyIP, []string{"192.0.2.1:1"}},
+		{"loopback only: nobody", nil, nil, lo, nil},
+		{"else the public routers", nil, nil, anyIP, PublicBootstrap},
+	} {
+		if got := dhtBootstrap(tc.configured, tc.option, tc.peer); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestDHTListen(t *testing.T) {
+	lo := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+	anyIP := &net.TCPAddr{IP: net.IPv6unspecified, Port: 22100}
+	for _, tc := range []struct {
+		configured, option string
+		peer               net.Addr
+		want               string
+		chosen             bool
+	}{
+		{"", "127.0.0.1:0", anyIP, "127.0.0.1:0", true},
+		{":6000", "", anyIP, ":6000", true},
+		{"", "", anyIP, ":22101", false},
+		{"", "", lo, "127.0.0.1:40001", false},
+	} {
+		if got, chosen := dhtListen(tc.configured, tc.option, tc.peer); got != tc.want || chosen != tc.chosen {
+			t.Errorf("dhtListen(%q, %q, %v) = %q, %v; want %q, %v", tc.configured, tc.option, tc.peer, got, chosen, tc.want, tc.chosen)
+		}
+	}
+}
