@@ -141,6 +141,7 @@ func New(opts Options) (*Node, error) {
 		StartingNodes: n.startingNodes,
 		DefaultWant:   []krpc.Want{krpc.WantNodes, krpc.WantNodes6},
 		Store:         n.store,
+		OnQuery:       fixTarget,
 		Exp:           itemExpiry,
 		Logger:        lg,
 		// Our own limiter: the library's default one is shared by every
@@ -330,6 +331,17 @@ func (n *Node) tries() int {
 		return 0
 	}
 	return traversalTries
+}
+
+// fixTarget makes the library answer find_node and get with the nodes
+// closest to the target asked for: it picks them by the info_hash argument,
+// which only get_peers carries, so it answered the others with the nodes
+// closest to zero, and in a small network often none.
+func fixTarget(m *krpc.Msg, _ net.Addr) bool {
+	if a := m.A; a != nil && (m.Q == "find_node" || m.Q == "get") && a.InfoHash == (krpc.ID{}) {
+		a.InfoHash = a.Target
+	}
+	return true
 }
 
 // stalledAtOnce reports whether a traversal ended before asking any node.
