@@ -60,8 +60,11 @@ type dhtPart struct {
 	d    *Daemon
 	node *dht.Node
 
+	wake chan struct{} // observed addresses changed -> publishLoop; capacity 1
+
 	mu struct {
 		gosync.Mutex
+		observed  []string                       // reflexive addresses others saw us at (setObserved)
 		found     map[identity.DeviceID][]string // addresses found per device
 		published []string                       // what we published last
 		seq       int64
@@ -96,7 +99,7 @@ func (d *Daemon) newDHT(cfg *config.Config) (*dhtPart, error) {
 		return nil, err
 	}
 	d.log.Info("DHT node", "listen", node.Addr().String(), "bootstrap", len(boot))
-	p := &dhtPart{d: d, node: node}
+	p := &dhtPart{d: d, node: node, wake: make(chan struct{}, 1)}
 	p.mu.found = make(map[identity.DeviceID][]string)
 	return p, nil
 }
@@ -158,8 +161,9 @@ func (p *dhtPart) publishLoop(ctx context.Context) {
 	tick := time.NewTicker(addrPoll)
 	defer tick.Stop()
 	for {
-		addrs := p.d.ourAddresses()
+		own := p.d.ourAddresses()
 		p.mu.Lock()
+		addrs := publishable(p.mu.observed, own)
 		changed := !slices.Equal(addrs, p.mu.published)
 		p.mu.Unlock()
 		nodes := p.node.Nodes() > 0
@@ -182,8 +186,48 @@ func (p *dhtPart) publishLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-p.wake:
 		}
 	}
+}
+
+// SetObservedAddresses tells the daemon where other devices saw it
+// (reflexive addresses, host:port of IPs): they are published in the DHT
+// before its own, at once. For the transports that learn them.
+func (d *Daemon) SetObservedAddresses(addrs []string) { d.dht.setObserved(addrs) }
+
+// setObserved sets the addresses other devices saw us at (reflexive
+// addresses, from whatever learns them: QUIC, NAT traversal); a change is
+// published at once.
+func (p *dhtPart) setObserved(addrs []string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	changed := !slices.Equal(p.mu.observed, addrs)
+	p.mu.observed = slices.Clone(addrs)
+	p.mu.Unlock()
+	if changed {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// publishable is what we publish: the observed (reflexive) addresses
+// first, as they are the ones reachable from afar, then our own; IP:port
+// only, no duplicates, at most dht.MaxAddrs.
+func publishable(observed, own []string) []string {
+	var out []string
+	for _, a := range append(slices.Clone(observed), own...) {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil || ap.Port() == 0 || slices.Contains(out, ap.String()) {
+			continue
+		}
+		out = append(out, ap.String())
+	}
+	return out[:min(len(out), dht.MaxAddrs)]
 }
 
 // lookupLoop looks up, in rounds, the paired devices we have a public key

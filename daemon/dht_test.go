@@ -3,7 +3,10 @@ package daemon
 import (
 	"net"
 	"slices"
+	"strconv"
 	"testing"
+
+	"github.com/blueshift-sync/blueshift/peer/dht"
 )
 
 // TestDHTBootstrap: the public routers are used only when nothing else is
@@ -45,5 +48,22 @@ func TestDHTListen(t *testing.T) {
 		if got, chosen := dhtListen(tc.configured, tc.option, tc.peer); got != tc.want || chosen != tc.chosen {
 			t.Errorf("dhtListen(%q, %q, %v) = %q, %v; want %q, %v", tc.configured, tc.option, tc.peer, got, chosen, tc.want, tc.chosen)
 		}
+	}
+}
+
+// TestPublishable: reflexive addresses come first, our own after, each
+// once, names and bad ones dropped, at most dht.MaxAddrs.
+func TestPublishable(t *testing.T) {
+	own := []string{"10.0.0.2:22100", "192.168.1.5:22100"}
+	got := publishable([]string{"203.0.113.7:40123", "10.0.0.2:22100", "example.com:1", "203.0.113.7:0"}, own)
+	if want := []string{"203.0.113.7:40123", "10.0.0.2:22100", "192.168.1.5:22100"}; !slices.Equal(got, want) {
+		t.Fatalf("publishable = %v, want %v", got, want)
+	}
+	var many []string
+	for i := range 20 {
+		many = append(many, net.JoinHostPort("192.0.2."+strconv.Itoa(i+1), "1"))
+	}
+	if got := publishable(many, nil); len(got) != dht.MaxAddrs {
+		t.Fatalf("%d addresses published, want %d", len(got), dht.MaxAddrs)
 	}
 }
