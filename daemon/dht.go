@@ -34,7 +34,9 @@ const (
 	DefaultDHTPortOffset = 1
 	addrPoll             = 5 * time.Second  // how often our addresses are compared with what we published
 	lookupMin            = 2 * time.Second  // first wait between look-ups of a device not found
-	lookupMax            = 20 * time.Second // longest
+	lookupMax            = 20 * time.Second // longest, for lookupEager after the loss
+	lookupEager          = 5 * time.Minute  // then a device still not found is looked up
+	lookupIdle           = 5 * time.Minute  // this often (the DHT is not ours to flood)
 	lookupTimeout        = 20 * time.Second // one look-up
 	publishTimeout       = 30 * time.Second // one publication
 	maxLookups           = 8                // look-ups at once
@@ -232,11 +234,12 @@ func publishable(observed, own []string) []string {
 
 // lookupLoop looks up, in rounds, the paired devices we have a public key
 // of and no connection to: each at once when its connection is lost, then
-// with backoff from lookupMin to lookupMax.
+// with backoff from lookupMin to lookupMax, and after lookupEager every
+// lookupIdle.
 func (p *dhtPart) lookupLoop(ctx context.Context) {
 	type state struct {
-		next time.Time
-		wait time.Duration
+		since, next time.Time
+		wait        time.Duration
 	}
 	states := map[identity.DeviceID]*state{}
 	tick := time.NewTicker(time.Second)
@@ -264,7 +267,7 @@ func (p *dhtPart) lookupLoop(ctx context.Context) {
 			}
 			st := states[id]
 			if st == nil {
-				st = &state{next: now, wait: lookupMin}
+				st = &state{since: now, next: now, wait: lookupMin}
 				states[id] = st
 			}
 			if !now.Before(st.next) && len(due) < maxLookups {
@@ -272,6 +275,9 @@ func (p *dhtPart) lookupLoop(ctx context.Context) {
 				keys[id] = pub
 				st.next = now.Add(st.wait)
 				st.wait = min(2*st.wait, lookupMax)
+				if now.Sub(st.since) > lookupEager {
+					st.wait = lookupIdle
+				}
 			}
 		}
 		var wg gosync.WaitGroup
