@@ -80,7 +80,11 @@ func (d *Daemon) newDHT(cfg *config.Config) (*dhtPart, error) {
 		d.log.Info("DHT off: peers are found on the LAN and at their configured addresses only")
 		return nil, nil
 	}
-	listen, chosen := dhtListen(cfg.DHT.Listen, d.opts.DHTListen, d.ln.Addr())
+	peerListen := cfg.Device.Listen
+	if d.opts.Listen != "" {
+		peerListen = d.opts.Listen
+	}
+	listen, chosen := dhtListen(cfg.DHT.Listen, d.opts.DHTListen, peerListen, d.ln.Addr())
 	pc, err := net.ListenPacket("udp", listen)
 	if err != nil && !chosen {
 		// The default port (the peer port + 1) is taken: any port will
@@ -108,8 +112,10 @@ func (d *Daemon) newDHT(cfg *config.Config) (*dhtPart, error) {
 
 // dhtListen is the node's UDP address: the option, else [dht] listen
 // (chosen: a failure to listen there is an error), else the peer
-// listener's host with the next port.
-func dhtListen(configured, override string, peer net.Addr) (addr string, chosen bool) {
+// listener's host with the next port, or any free port when the peer port
+// was picked at random (port 0): the next port may then be another
+// daemon's, whose QUIC wants its UDP.
+func dhtListen(configured, override, peerListen string, peer net.Addr) (addr string, chosen bool) {
 	if override != "" {
 		return override, true
 	}
@@ -123,6 +129,9 @@ func dhtListen(configured, override string, peer net.Addr) (addr string, chosen 
 	host := ""
 	if !ta.IP.IsUnspecified() {
 		host = ta.IP.String()
+	}
+	if _, port, err := net.SplitHostPort(peerListen); err != nil || port == "0" {
+		return net.JoinHostPort(host, "0"), false
 	}
 	return net.JoinHostPort(host, strconv.Itoa(ta.Port+DefaultDHTPortOffset)), false
 }

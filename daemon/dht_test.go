@@ -35,17 +35,18 @@ func TestDHTListen(t *testing.T) {
 	lo := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 	anyIP := &net.TCPAddr{IP: net.IPv6unspecified, Port: 22100}
 	for _, tc := range []struct {
-		configured, option string
-		peer               net.Addr
-		want               string
-		chosen             bool
+		configured, option, peerListen string
+		peer                           net.Addr
+		want                           string
+		chosen                         bool
 	}{
-		{"", "127.0.0.1:0", anyIP, "127.0.0.1:0", true},
-		{":6000", "", anyIP, ":6000", true},
-		{"", "", anyIP, ":22101", false},
-		{"", "", lo, "127.0.0.1:40001", false},
+		{"", "127.0.0.1:0", ":22100", anyIP, "127.0.0.1:0", true},
+		{":6000", "", ":22100", anyIP, ":6000", true},
+		{"", "", ":22100", anyIP, ":22101", false},
+		{"", "", "127.0.0.1:40000", lo, "127.0.0.1:40001", false},
+		{"", "", "127.0.0.1:0", lo, "127.0.0.1:0", false}, // a random peer port: a random DHT port
 	} {
-		if got, chosen := dhtListen(tc.configured, tc.option, tc.peer); got != tc.want || chosen != tc.chosen {
+		if got, chosen := dhtListen(tc.configured, tc.option, tc.peerListen, tc.peer); got != tc.want || chosen != tc.chosen {
 			t.Errorf("dhtListen(%q, %q, %v) = %q, %v; want %q, %v", tc.configured, tc.option, tc.peer, got, chosen, tc.want, tc.chosen)
 		}
 	}

@@ -28,7 +28,8 @@
 //
 // Beyond the LAN (dht.go): the daemon is a mainline DHT node (peer/dht) on
 // its own UDP port ([dht] listen, `run --dht-listen`; default the peer port
-// + 1, any free port if taken; the peer port's UDP is left to QUIC). It
+// + 1, any free port if taken or if the peer port is 0; the peer port's
+// UDP is left to QUIC). It
 // publishes where it listens, signed by its device key, at start, when its
 // addresses change (checked every 5 s) and every 30 min, and looks up each
 // paired device it has a public key of ([[peer]] public_key, learned from
