@@ -14,9 +14,7 @@ import (
 
 	adht "github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/bep44"
-	"github.com/anacrolix/dht/v2/exts/getput"
 	"github.com/anacrolix/dht/v2/krpc"
-	"github.com/anacrolix/dht/v2/traversal"
 	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent/bencode"
 	"golang.org/x/time/rate"
@@ -96,7 +94,6 @@ type Node struct {
 	conn   *watchedConn
 	log    *slog.Logger
 	salt   []byte
-	alog   alog.Logger // the library's logger, into log
 	closed sync.Once
 
 	mu struct {
@@ -131,7 +128,6 @@ func New(opts Options) (*Node, error) {
 	n.mu.seen = make(map[[ed25519.PublicKeySize]byte]int64)
 	lg := alog.NewLogger("dht")
 	lg.Handlers = []alog.Handler{slogHandler{n.log}}
-	n.alog = lg
 	cfg := &adht.ServerConfig{
 		Conn: n.conn,
 		// Node IDs bound to public IPs (BEP 42) do not fit devices behind
@@ -232,24 +228,22 @@ func (n *Node) Publish(ctx context.Context, addrs []string) (int64, error) {
 		return 0, err
 	}
 	pub := n.publicKey()
-	target := bep44.MakeMutableTarget(pub, n.salt)
-	var put bep44.Put
-	ctx = alog.ContextWithLogger(ctx, n.alog)
-	for range n.tries() {
-		stats, err := getput.Put(ctx, target, n.srv, n.salt, func(netSeq int64) bep44.Put {
-			put = n.signed(v, netSeq)
-			return put
+	netSeq := int64(0)
+	closest, err := n.traverse(ctx, pub, func(seq int64, _ []byte, _ [64]byte) { netSeq = max(netSeq, seq) })
+	if err != nil && !errors.Is(err, errNoNodes) {
+		return 0, fmt.Errorf("publish our addresses in the DHT: %w", err)
+	}
+	put := n.signed(v, netSeq)
+	var wg sync.WaitGroup
+	for _, c := range closest {
+		wg.Go(func() {
+			res := n.srv.Put(ctx, adht.NewAddr(c.addr.UDP()), put, c.token, adht.QueryRateLimiting{})
+			if err := res.ToError(); err != nil {
+				n.log.Debug("DHT: put our item", "node", c.addr.String(), "err", err)
+			}
 		})
-		if err != nil && ctx.Err() != nil {
-			return 0, fmt.Errorf("publish our addresses in the DHT: %w", err)
-		}
-		if !stalledAtOnce(stats) {
-			break
-		}
 	}
-	if put.K == nil { // the traversal found no node at all
-		put = n.signed(v, 0)
-	}
+	wg.Wait()
 	// Also here, so nodes that ask us find it (the library puts only to
 	// others when it found some).
 	if err := n.local.Put(put.ToItem()); err != nil && !errors.Is(err, bep44.ErrSequenceNumberLessThanCurrent) {
@@ -302,35 +296,18 @@ func (n *Node) Lookup(ctx context.Context, pub ed25519.PublicKey) (Item, error) 
 			best = &found{v: v, seq: it.Seq, sig: it.Sig}
 		}
 	}
-	var res getput.GetResult
-	var err error
-	for range n.tries() {
-		var stats *traversal.Stats
-		res, stats, err = getput.Get(alog.ContextWithLogger(ctx, n.alog), target, n.srv, nil, n.salt)
-		if err == nil || ctx.Err() != nil || !stalledAtOnce(stats) {
-			break
+	_, err := n.traverse(ctx, key, func(seq int64, v []byte, sig [64]byte) {
+		if best == nil || seq > best.seq {
+			best = &found{v: append([]byte(nil), v...), seq: seq, sig: sig}
 		}
-	}
-	if err == nil && res.Mutable && (best == nil || res.Seq > best.seq) {
-		best = &found{v: res.V, seq: res.Seq, sig: res.Sig}
-	}
+	})
 	if best == nil {
 		if err != nil && ctx.Err() != nil {
-			return Item{}, fmt.Errorf("look up a device in the DHT: %w", ctx.Err())
+			return Item{}, fmt.Errorf("look up a device in the DHT: %w", err)
 		}
 		return Item{}, fmt.Errorf("look up a device in the DHT: %w", ErrNotFound)
 	}
 	return n.accept(key, best)
-}
-
-// tries is how many times a traversal may be started: none when the node
-// knows no node to start from (the library's get and put then leak their
-// traversal), else traversalTries.
-func (n *Node) tries() int {
-	if _, err := n.srv.TraversalStartingNodes(); err != nil {
-		return 0
-	}
-	return traversalTries
 }
 
 // fixTarget makes the library answer find_node and get with the nodes
@@ -342,14 +319,6 @@ func fixTarget(m *krpc.Msg, _ net.Addr) bool {
 		a.InfoHash = a.Target
 	}
 	return true
-}
-
-// stalledAtOnce reports whether a traversal ended before asking any node.
-// The library's traversal can report itself stalled before the nodes it
-// starts from are added (a race in traversal.Operation.run); trying again
-// is the workaround.
-func stalledAtOnce(s *traversal.Stats) bool {
-	return s != nil && s.NumAddrsTried == 0
 }
 
 // found is an item as a node returned it.
