@@ -34,8 +34,9 @@
 // # Trust
 //
 // Anyone can store anything in the DHT. Lookup accepts a value only if its
-// BEP 44 signature verifies with the public key asked for (the library
-// checks it, and Lookup checks it again) and its sequence number is not
+// BEP 44 signature verifies with the public key asked for (the traversal,
+// traverse.go, checks each answer, and Lookup checks the chosen one again)
+// and its sequence number is not
 // lower than the highest this Node has accepted for that key (ErrStale):
 // a replayed old item cannot send us back to where a device used to be.
 // Only devices that know a device's public key (its peers: the device ID
@@ -44,6 +45,12 @@
 // # Concurrency
 //
 // New starts the library's packet reader; Close stops it and waits for
-// it. Run owns the table maintenance and returns when ctx ends. Publish,
+// it and for the queries under way. Where the library misbehaves in ways
+// that matter here, this package works around it and says so where it
+// does: its get/put helper raced (traverse.go replaces it), its
+// find_node and get answers chose nodes by the wrong argument
+// (fixTarget), its traversals leak when no node is known (not started
+// then), and its default send limiter is shared by every node of a
+// process (each Node has its own). Run owns the table maintenance and returns when ctx ends. Publish,
 // Lookup, AddNode and Addr are safe for concurrent use.
 package dht
