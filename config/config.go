@@ -24,6 +24,12 @@
 //	interfaces = ["eth0"]          # announce and listen on these interfaces only; empty: every
 //	                               # multicast interface that is up, loopback excepted
 //
+//	[dht]
+//	enabled = true                 # a BitTorrent mainline DHT node: publish our addresses, find peers'
+//	listen = ":22101"              # its UDP host:port; empty: the [device] listen host, port + 1
+//	bootstrap = ["192.0.2.9:6881"] # nodes asked first; empty: the public mainline routers, unless
+//	                               # the daemon listens on loopback only (then none)
+//
 //	[[share]]
 //	id = "…"                       # share ID, text form
 //	name = "photos"                # local label; defaults to the folder's name
@@ -44,6 +50,8 @@
 //	addresses = ["192.0.2.8:22100"] # static addresses tried before discovery; port 0 not allowed;
 //	                               # "quic://…" or "tcp://…" to use one network only
 //	invite = "…"                   # only on a device that joined through a link: the token it presents
+//	public_key = "…"               # its Ed25519 public key (base64), learned from it or an introduction:
+//	                               # what finds it in the DHT (the device ID is a hash of it)
 //
 //	[[invite]]                     # an invitation this device handed out (blueshift invite)
 //	token_hash = "…"               # hex BLAKE3-256 of the link's token
@@ -112,6 +120,7 @@ var (
 type Config struct {
 	Device    Device    `toml:"device"`
 	Discovery Discovery `toml:"discovery"`
+	DHT       DHT       `toml:"dht"`
 	Shares    []Share   `toml:"share"`
 	Peers     []Peer    `toml:"peer"`
 	// Invites are the invitations this device handed out and that may still
@@ -148,6 +157,18 @@ type Discovery struct {
 	Interfaces []string `toml:"interfaces"`
 }
 
+// DHT configures this device's node of the BitTorrent mainline DHT, where
+// it publishes its addresses and finds its peers' (peer/dht).
+type DHT struct {
+	Enabled bool `toml:"enabled"`
+	// Listen is the node's UDP host:port; empty: the host of [device]
+	// listen with the next port (port 0 stays 0).
+	Listen string `toml:"listen"`
+	// Bootstrap lists the nodes (host:port) asked first; empty: the public
+	// mainline routers, unless the daemon listens on loopback only.
+	Bootstrap []string `toml:"bootstrap"`
+}
+
 // Share is one shared folder.
 type Share struct {
 	ID           string   `toml:"id"`
@@ -182,6 +203,9 @@ type Peer struct {
 	// Invite is the token (hex) of the invitation this device joined through;
 	// it is presented to that peer until the peer has paired us.
 	Invite string `toml:"invite,omitempty"`
+	// PublicKey is the device's Ed25519 public key (base64), which finds it
+	// in the DHT; learned when it connects or from an introduction.
+	PublicKey string `toml:"public_key,omitempty"`
 }
 
 // Invite is one invitation this device made: who presents the token may
@@ -283,7 +307,7 @@ func New(name string) *Config {
 		Discovery:      true,
 		RescanInterval: Duration{DefaultRescanInterval},
 		QUIC:           true,
-	}}
+	}, DHT: DHT{Enabled: true}}
 }
 
 // NewShare is a share with the default settings, ready for AddShare.
@@ -374,6 +398,9 @@ func (c *Config) AddPeer(p Peer) error {
 		old := &next.Peers[i]
 		if p.Name != "" {
 			old.Name = p.Name
+		}
+		if p.PublicKey != "" {
+			old.PublicKey = p.PublicKey
 		}
 		addrs := append([]string(nil), old.Addresses...)
 		for _, a := range p.Addresses {

@@ -41,6 +41,7 @@ func TestParseGood(t *testing.T) {
 	}
 	want := &Config{
 		Device: Device{Name: "laptop", Listen: ":22100", Discovery: true, RescanInterval: Duration{time.Hour}, QUIC: true},
+		DHT:    DHT{Enabled: true},
 		Peers:  []Peer{{ID: "PEER-A", Name: "desktop", Addresses: []string{"127.0.0.1:22100"}}},
 		Shares: []Share{
 			{ID: "SHARE-1", Name: "photos", Path: "/srv/photos", Key: "KEY-1", Watch: true,
@@ -189,6 +190,7 @@ func normal(c *Config) *Config {
 	}
 	n.Device.Announce = fix(n.Device.Announce)
 	n.Discovery.Interfaces = fix(n.Discovery.Interfaces)
+	n.DHT.Bootstrap = fix(n.DHT.Bootstrap)
 	n.Shares = append([]Share(nil), c.Shares...)
 	for i := range n.Shares {
 		n.Shares[i].Peers = fix(n.Shares[i].Peers)
@@ -491,5 +493,37 @@ func TestUIKey(t *testing.T) {
 		if err != nil || c.Device.UI != ui {
 			t.Errorf("ui = %q: %v, %q", ui, err, c.Device.UI)
 		}
+	}
+}
+
+// TestDHT: [dht] is on when absent, an explicit false is kept, and bad
+// listen and bootstrap addresses and public keys are refused on their line.
+func TestDHT(t *testing.T) {
+	c, err := Parse("config.toml", []byte(good), Checks{})
+	if err != nil || !c.DHT.Enabled || c.DHT.Listen != "" || len(c.DHT.Bootstrap) != 0 {
+		t.Fatalf("without [dht]: %+v, %v", c.DHT, err)
+	}
+	c, err = Parse("config.toml", []byte(good+"\n[dht]\nenabled = false\nbootstrap = [\"127.0.0.1:6881\", \"router.example:6881\"]\n"), Checks{})
+	if err != nil || c.DHT.Enabled || len(c.DHT.Bootstrap) != 2 {
+		t.Fatalf("with [dht] enabled = false: %+v, %v", c.DHT, err)
+	}
+	for _, tc := range []struct{ add, want string }{
+		{"[dht]\nlisten = \"nope\"", `[dht] listen "nope": is not host:port`},
+		{"[dht]\nbootstrap = [\"127.0.0.1:0\"]", `[dht] bootstrap "127.0.0.1:0": port 0`},
+		{"[dht]\nbootstrap = [\":6881\"]", `[dht] bootstrap ":6881": host is missing`},
+		{"[dht]\nenable = true", `unknown key "enable" in [dht]`},
+	} {
+		_, err := Parse("config.toml", []byte(good+"\n"+tc.add+"\n"), Checks{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.add, err, tc.want)
+		}
+	}
+	c = New("x")
+	if !c.DHT.Enabled {
+		t.Fatal("a fresh install has the DHT off")
+	}
+	c.Peers = []Peer{{ID: "P", PublicKey: "not base64!"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "public_key") {
+		t.Fatalf("a bad public key: %v", err)
 	}
 }

@@ -41,13 +41,17 @@ func (e *Error) Is(target error) bool { return target == ErrInvalid }
 // schema lists, per table, the keys this version knows and what each wants;
 // it words the errors for unknown keys and wrong types.
 var schema = map[string]map[string]string{
-	"": {"device": "a [device] table", "discovery": "a [discovery] table", "share": "[[share]] tables", "peer": "[[peer]] tables", "invite": "[[invite]] tables"},
+	"": {"device": "a [device] table", "discovery": "a [discovery] table", "dht": "a [dht] table", "share": "[[share]] tables", "peer": "[[peer]] tables", "invite": "[[invite]] tables"},
 	"device": {
 		"name": `a quoted string like "laptop"`, "listen": `a quoted "host:port" like ":22100"`,
 		"discovery": "true or false", "announce": `a list like ["192.0.2.7:22100"]`,
 		"rescan_interval": `a quoted duration like "1h"`,
 	},
 	"discovery": {"interfaces": `a list of interface names like ["eth0"]`},
+	"dht": {
+		"enabled": "true or false", "listen": `a quoted "host:port" like ":22101"`,
+		"bootstrap": `a list like ["192.0.2.9:6881"]`,
+	},
 	"share": {
 		"id": "a quoted share ID", "name": "a quoted string", "path": `a quoted absolute path`,
 		"key": "a quoted share key", "watch": "true or false", "paused": "true or false",
@@ -58,6 +62,7 @@ var schema = map[string]map[string]string{
 	"peer": {
 		"id": "a quoted device ID", "name": "a quoted string",
 		"addresses": `a list like ["192.0.2.8:22100"]`, "invite": "a quoted hex token",
+		"public_key": "a quoted base64 public key",
 	},
 	"invite": {
 		"token_hash": "a quoted hex hash", "share": "a quoted share ID", "read_only": "true or false",
@@ -121,6 +126,9 @@ func (c *Config) applyDefaults(pos positions) {
 	}
 	if !pos.has("device.quic") {
 		c.Device.QUIC = true
+	}
+	if !pos.has("dht.enabled") {
+		c.DHT.Enabled = true
 	}
 	if !pos.has("device.rescan_interval") {
 		c.Device.RescanInterval = Duration{DefaultRescanInterval}

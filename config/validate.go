@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -51,6 +52,17 @@ func (c *Config) validate(file string, pos positions) error {
 		seenIf[name] = true
 	}
 
+	if c.DHT.Listen != "" {
+		if err := checkHostPort(c.DHT.Listen, true, true); err != nil {
+			v.add("dht.listen", "[dht] listen %q: %v: write it like \":22101\" (UDP; port 0 picks a free one)", c.DHT.Listen, err)
+		}
+	}
+	for _, a := range c.DHT.Bootstrap {
+		if err := checkHostPort(a, false, false); err != nil {
+			v.add("dht.bootstrap", "[dht] bootstrap %q: %v: write nodes like \"192.0.2.9:6881\"", a, err)
+		}
+	}
+
 	peerIDs := map[string]int{}
 	for i, p := range c.Peers {
 		at := "peer." + strconv.Itoa(i)
@@ -64,6 +76,11 @@ func (c *Config) validate(file string, pos positions) error {
 		for _, a := range p.Addresses {
 			if err := checkHostPort(a, false, false); err != nil {
 				v.add(at+".addresses", "[[peer]] address %q: %v: write addresses like \"192.0.2.8:%d\"", a, err, DefaultPort)
+			}
+		}
+		if p.PublicKey != "" {
+			if b, err := base64.StdEncoding.DecodeString(p.PublicKey); err != nil || len(b) != 32 {
+				v.add(at+".public_key", "[[peer]] public_key %q is not a base64 Ed25519 public key: remove the line (it is learned again)", p.PublicKey)
 			}
 		}
 	}

@@ -111,6 +111,7 @@ func (d *Daemon) Status() Status {
 	st := Status{
 		Device: d.self.String(), Name: cfg.Device.Name, Listen: d.ln.Addr().String(),
 		Started: d.started.UTC(), Shares: []ShareStatus{}, Peers: []PeerStatus{}, Refused: []Refused{},
+		DHT: d.dht.status(),
 	}
 	d.reachStatus(&st)
 	es := d.eng.Status()

@@ -46,6 +46,12 @@ type Options struct {
 	NoQUIC bool
 	// QUICPort, when not zero, replaces [device] quic_port.
 	QUICPort int
+	// NoDHT turns the DHT node off whatever [dht] enabled says; Bootstrap,
+	// when not empty, replaces [dht] bootstrap; DHTListen replaces [dht]
+	// listen (dht.go).
+	NoDHT     bool
+	Bootstrap []string
+	DHTListen string
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -63,6 +69,8 @@ type Daemon struct {
 	qln     *conn.QUICListener   // nil when QUIC is off
 	peers   *peer.Manager        // dials, accepts, keeps one connection per peer
 	disc    *discovery.Discovery // nil when LAN discovery is off
+	dht     *dhtPart             // nil when the DHT is off (dht.go)
+	mesh    meshSignal           // members changed: introduce them again (mesh.go)
 	ctl     net.Listener
 	ui      uiServer // the web UI (webui.go); zero when off
 	unlock  func()
@@ -167,6 +175,10 @@ func Open(opts Options) (d *Daemon, err error) {
 	if d.disc, err = d.newDiscovery(cfg); err != nil {
 		return nil, err
 	}
+	if d.dht, err = d.newDHT(cfg); err != nil {
+		return nil, err
+	}
+	closers = append(closers, d.dht.close)
 	d.ctl, err = listenControl(home)
 	if err != nil {
 		return nil, err
@@ -212,6 +224,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.log.Warn("LAN discovery unavailable; peers are dialled at their configured addresses only", "err", err)
 			}
 		})
+	}
+	if d.dht != nil {
+		d.wg.Go(func() { d.dht.run(ctx) })
 	}
 	srv := d.serveControl(ctx)
 	d.wg.Go(func() { d.sweepSends(ctx) })

@@ -26,6 +26,33 @@
 // chosen interfaces are not all loopback; it is set up when the daemon
 // opens, so a change takes effect at the next start.
 //
+// Beyond the LAN (dht.go): the daemon is a mainline DHT node (peer/dht) on
+// its own UDP port ([dht] listen, `run --dht-listen`; default the peer port
+// + 1, any free port if taken or if the peer port is 0; the peer port's
+// UDP is left to QUIC). It
+// publishes where it listens, signed by its device key, at start, when its
+// addresses change (checked every 5 s) and every 30 min, and looks up each
+// paired device it has a public key of ([[peer]] public_key, learned from
+// the "key=" capability of its Hello or from an introduction) and no
+// connection to: at once when the connection is lost, then with backoff
+// from 2 s to 20 s; what it finds joins the manager's addresses and the
+// device is dialled at once. Bootstrap: `run --bootstrap` (repeatable),
+// else [dht] bootstrap, else the public routers unless the daemon listens
+// on loopback only (then none). Off with [dht] enabled = false or
+// Options.NoDHT (`run --no-dht`). peerAddresses is the one place that
+// merges the addresses of a device (LAN discovery, DHT).
+//
+// # Mesh
+//
+// mesh.go: on each connection to a device whose Hello has the "intro1"
+// capability, for each share both are members of and we may write, we send
+// an Introduction of the share's other members (device ID, public key, up
+// to 4 addresses), signed by our device key and the share's key; again
+// when the members change. The receiver adds the members it did not know
+// as peers of that share (config.toml) when mayIntroduce allows it (the
+// sender is a member holding the share's write key: until the membership
+// log lands), and the manager dials them.
+//
 // # Control API
 //
 // HTTP on the Unix socket control.sock (mode 0600, in a home of mode 0700):

@@ -316,6 +316,9 @@ func (h *peerHandler) HandleRequest(ctx context.Context, m wire.Message) (wire.M
 	if req, ok := m.(*wire.MembersRequest); ok {
 		return h.d.handleMembers(h.remote, req)
 	}
+	if in, ok := m.(*wire.Introduction); ok {
+		return h.d.handleIntroduction(h.remote, in)
+	}
 	return h.Session.HandleRequest(ctx, m)
 }
 

@@ -49,7 +49,7 @@ func (d *Daemon) newManager(cfg *config.Config) (*peer.Manager, error) {
 		Admit:        d.admit,
 		Serve:        d.serveSession,
 		OnRefusedBy:  d.joinRefusedBy,
-		Addresses:    d.discovered,
+		Addresses:    d.peerAddresses,
 		MinBackoff:   d.opts.DialMin,
 		MaxBackoff:   d.opts.DialMax,
 		Refused:      maxRefused,
@@ -160,10 +160,11 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 		token = p.Invite
 	}
 	d.joins.setHello(remote, token)
+	caps := append(d.meshCapabilities(), wire.MembersCapability)
 	if token == "" {
-		return []string{wire.MembersCapability}
+		return caps
 	}
-	return []string{inviteCap + token, wire.MembersCapability}
+	return append(caps, inviteCap+token)
 }
 
 // admit is the manager's Admit, after the Hello of every connection: a
@@ -222,6 +223,7 @@ func (d *Daemon) applyPeers(cfg *config.Config) {
 		d.paired[id] = addrs
 	}
 	d.joins.poke() // pending joins may have changed: present them
+	d.mesh.poke()  // so may the members to introduce
 	for _, s := range cfg.Shares {
 		if id, err := identity.ParseDeviceID(s.JoinFrom); err == nil && s.JoinToken != "" {
 			d.peers.Kick(id) // a new token is worth a dial now, whatever the backoff
@@ -237,10 +239,12 @@ func (d *Daemon) serveSession(ctx context.Context, c *conn.Conn, h conn.Handler)
 		return fmt.Errorf("serve peer %s: the handler is %T, not a sync session", c.Remote().Abbrev(), h)
 	}
 	d.forgetToken(c.Remote())
+	d.learnKey(c.Remote(), c.PeerHello().Capabilities)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg gosync.WaitGroup
 	wg.Go(func() { d.presentJoins(ctx, c) })
 	wg.Go(func() { d.relayMembers(ctx, c) })
+	wg.Go(func() { d.introduce(ctx, c) })
 	defer wg.Wait()
 	defer cancel()
 	return ph.Session.Serve(ctx, c)

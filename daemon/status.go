@@ -18,8 +18,9 @@ type Status struct {
 
 	// QUIC is the UDP address of QUIC ("" when off); Reflexive lists this
 	// device's addresses as peers see them over QUIC (its NAT's mappings).
-	QUIC      string   `json:"quic,omitempty"`
-	Reflexive []string `json:"reflexive,omitempty"`
+	QUIC      string     `json:"quic,omitempty"`
+	Reflexive []string   `json:"reflexive,omitempty"`
+	DHT       *DHTStatus `json:"dht,omitempty"` // nil when the DHT is off
 }
 
 // ShareStatus is one share.

@@ -52,11 +52,14 @@ type blueshiftCluster struct {
 func blueshiftRunArgs(ctx context.Context, bin string) []string {
 	help, _ := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput()
 	var args []string
+	if strings.Contains(string(help), "--no-dht") {
+		args = append(args, "--no-dht") // and no DHT node asking the public routers
+	}
 	switch {
 	case strings.Contains(string(help), "--no-discovery"):
-		args = []string{"--no-discovery"}
+		args = append(args, "--no-discovery")
 	case strings.Contains(string(help), "--discovery-interfaces"):
-		args = []string{"--discovery-interfaces", "lo"}
+		args = append(args, "--discovery-interfaces", "lo")
 	}
 	if strings.Contains(string(help), "--ui ") {
 		args = append(args, "--ui", "off") // the comparison is of sync, not of a web UI's memory

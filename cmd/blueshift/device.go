@@ -88,10 +88,10 @@ func newIDCmd(g *globals) *cobra.Command {
 const daemonMemoryLimit = 200 << 20
 
 func newRunCmd(g *globals) *cobra.Command {
-	var listen, level, profile, uiAddr string
-	var noDiscovery, noQUIC bool
+	var listen, level, profile, uiAddr, dhtListen string
+	var noDiscovery, noQUIC, noDHT bool
 	var quicPort int
-	var discoveryIfaces []string
+	var discoveryIfaces, bootstrap []string
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run the daemon in the foreground (stop it with Ctrl-C)",
@@ -135,8 +135,12 @@ func newRunCmd(g *globals) *cobra.Command {
 			if quicPort < 0 || quicPort > 65535 {
 				return usageError{fmt.Errorf("run: --quic-port %d: give a UDP port from 1 to 65535 (0: the port of --listen)", quicPort)}
 			}
+			if err := checkDHTFlags(bootstrap, dhtListen); err != nil {
+				return usageError{err}
+			}
 			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces,
-				NoQUIC: noQUIC, QUICPort: quicPort, UI: uiAddr, NewUI: newUI})
+				NoQUIC: noQUIC, QUICPort: quicPort, UI: uiAddr, NewUI: newUI,
+				NoDHT: noDHT, Bootstrap: bootstrap, DHTListen: dhtListen})
 			if err != nil {
 				return err
 			}
@@ -150,6 +154,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&uiAddr, "ui", "", "serve the web UI on this loopback HOST:PORT, or off (default [device] ui, else "+config.DefaultUI+")")
 	c.Flags().BoolVar(&noQUIC, "no-quic", false, "no QUIC (UDP): reach peers over TCP only, whatever [device] quic says")
 	c.Flags().IntVar(&quicPort, "quic-port", 0, "UDP port of QUIC (default [device] quic_port, else the port number of --listen)")
+	addDHTFlags(c, &noDHT, &bootstrap, &dhtListen)
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
 	return c
 }

@@ -71,7 +71,7 @@ func TestE2EDiscoveryStaysOnItsInterfaces(t *testing.T) {
 
 	// Bound to loopback: it announces (on lo), and nothing leaves by the veth.
 	lo := newDevice(t, "loopback-only")
-	lo.startArgs("ip", "netns", "exec", ns, bin, "--home", lo.home, "run", "--listen", "0.0.0.0:0",
+	lo.startArgs("ip", "netns", "exec", ns, bin, "--home", lo.home, "run", "--listen", "0.0.0.0:0", "--no-dht",
 		"--log-level", "debug", "--discovery-interfaces", "lo")
 	lo.waitFor("an announcement on lo", func(daemon.Status) bool { return count("disc-lo") > 0 })
 	lo.stop() // ends its round: whatever it was going to send is sent
@@ -85,7 +85,7 @@ func TestE2EDiscoveryStaysOnItsInterfaces(t *testing.T) {
 	ve.editConfig(func(c string) string {
 		return strings.Replace(c, "interfaces = []", fmt.Sprintf("interfaces = [%q]", veth), 1)
 	})
-	ve.startArgs("ip", "netns", "exec", ns, bin, "--home", ve.home, "run", "--listen", "0.0.0.0:0", "--log-level", "debug")
+	ve.startArgs("ip", "netns", "exec", ns, bin, "--home", ve.home, "run", "--listen", "0.0.0.0:0", "--no-dht", "--log-level", "debug")
 	ve.waitFor("an announcement through the veth", func(daemon.Status) bool { return count("disc-veth") > 0 })
 	ve.stop()
 	if !strings.Contains(ve.logText(), "LAN discovery on the chosen interfaces only") {

@@ -117,7 +117,7 @@ func TestE2ESilentLinkIsNoticedAndHealed(t *testing.T) {
 // discovery off: it listens where its configuration says.
 func (d *device) startInQuiet(ns string) {
 	d.t.Helper()
-	d.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--home", d.home, "run", "--no-discovery", "--log-level", "debug")
+	d.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--home", d.home, "run", "--no-discovery", "--no-dht", "--log-level", "debug")
 	d.log = &syncWriter{}
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {

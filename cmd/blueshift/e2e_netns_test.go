@@ -85,7 +85,7 @@ func TestE2ELANDiscovery(t *testing.T) {
 // address there, with LAN discovery on (as configured by init).
 func (d *device) startIn(ns string) {
 	d.t.Helper()
-	d.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--home", d.home, "run", "--listen", ":22100", "--log-level", "debug")
+	d.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--home", d.home, "run", "--listen", ":22100", "--no-dht", "--log-level", "debug")
 	d.log = &syncWriter{}
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {

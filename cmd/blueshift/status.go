@@ -123,6 +123,7 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 	fmt.Fprintf(w, "device %s (%s)\n", st.Device, st.Name)
 	if running {
 		fmt.Fprintf(w, "listening on %s\n", st.Listen)
+		printDHT(w, st.DHT)
 	} else {
 		fmt.Fprintln(w, "daemon not running (start it with `blueshift run`)")
 	}

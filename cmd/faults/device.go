@@ -93,7 +93,7 @@ func (d *device) start(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(lf, "---- %s: start\n", time.Now().Format(time.RFC3339Nano))
-	args := []string{"--home", d.home, "run", "--listen", d.addr(), "--no-discovery", "--ui", "off", "--no-quic"} // the delay relays carry TCP only
+	args := []string{"--home", d.home, "run", "--listen", d.addr(), "--no-discovery", "--ui", "off", "--no-quic", "--no-dht"} // the delay relays carry TCP only
 	if d.logLevel != "" {
 		args = append(args, "--log-level", d.logLevel)
 	}

@@ -9,7 +9,7 @@ import (
 // IsRequest reports whether m asks for an answer.
 func IsRequest(m Message) bool {
 	switch m.(type) {
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction:
 		return true
 	}
 	return false
@@ -18,7 +18,7 @@ func IsRequest(m Message) bool {
 // IsResponse reports whether m answers a request.
 func IsResponse(m Message) bool {
 	switch m.(type) {
-	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse:
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck:
 		return true
 	}
 	return false
@@ -54,6 +54,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *MembersRequest:
 		_, ok := resp.(*MembersResponse)
+		return ok
+	case *Introduction:
+		_, ok := resp.(*IntroductionAck)
 		return ok
 	}
 	return false
@@ -110,6 +113,10 @@ func Name(m Message) string {
 		return "MembersResponse"
 	case *MembersChanged:
 		return "MembersChanged"
+	case *Introduction:
+		return "Introduction"
+	case *IntroductionAck:
+		return "IntroductionAck"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -173,6 +180,10 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return membersResponseFromPB(b.MembersResponse)
 	case *wirepb.Envelope_MembersChanged:
 		return membersChangedFromPB(b.MembersChanged)
+	case *wirepb.Envelope_Introduction:
+		return introductionFromPB(b.Introduction)
+	case *wirepb.Envelope_IntroductionAck:
+		return &IntroductionAck{}, nil
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -59,6 +59,14 @@ package wire
 //	    (index/members), its pending changes and epoch keys sealed to the
 //	    asker. Sent only to a peer whose Hello carries MembersCapability
 //	    ("members/1"), so older peers are never sent one and sync as before.
+//	  - Introduction/IntroductionAck (envelope fields 66, 67): a member
+//	    that may write a share tells each connected member the share's
+//	    other members (device ID, public key, last addresses), signed by
+//	    its device key and the share's key, so members connect to each
+//	    other (a mesh). Sent only to a device whose Hello carries the
+//	    "intro1" capability, so older peers never get one. Hello capability
+//	    "key=<base64>": the device's Ed25519 public key, which finds it in
+//	    the DHT (peer/dht).
 const (
 	Version    uint32 = 4
 	MinVersion uint32 = 1

@@ -80,6 +80,8 @@ func samples() []Frame {
 		{5, &MembersRequest{Share: sh, Have: 3, Head: fill32(4), PublicKey: fill32(5)}},
 		{5, &MembersResponse{Entries: [][]byte{[]byte("entry")}, Pending: [][]byte{[]byte("p")}, Keys: []SealedEpochKey{{Epoch: 1, Box: []byte("box")}}}},
 		{0, &MembersChanged{Share: sh}},
+		{5, &Introduction{Body: sampleIntroBody(), DeviceKey: fill32(1), DeviceSig: [64]byte{2}, WriterSig: [64]byte{3}}},
+		{5, &IntroductionAck{}},
 	}
 }
 

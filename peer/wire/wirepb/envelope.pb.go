@@ -54,6 +54,8 @@ type Envelope struct {
 	//	*Envelope_MembersRequest
 	//	*Envelope_MembersResponse
 	//	*Envelope_MembersChanged
+	//	*Envelope_Introduction
+	//	*Envelope_IntroductionAck
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -319,6 +321,24 @@ func (x *Envelope) GetMembersChanged() *MembersChanged {
 	return nil
 }
 
+func (x *Envelope) GetIntroduction() *Introduction {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Introduction); ok {
+			return x.Introduction
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetIntroductionAck() *IntroductionAck {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_IntroductionAck); ok {
+			return x.IntroductionAck
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -419,6 +439,14 @@ type Envelope_MembersChanged struct {
 	MembersChanged *MembersChanged `protobuf:"bytes,52,opt,name=members_changed,json=membersChanged,proto3,oneof"` // version 4
 }
 
+type Envelope_Introduction struct {
+	Introduction *Introduction `protobuf:"bytes,66,opt,name=introduction,proto3,oneof"` // version 4, "intro1" capability
+}
+
+type Envelope_IntroductionAck struct {
+	IntroductionAck *IntroductionAck `protobuf:"bytes,67,opt,name=introduction_ack,json=introductionAck,proto3,oneof"` // version 4
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -467,11 +495,15 @@ func (*Envelope_MembersResponse) isEnvelope_Body() {}
 
 func (*Envelope_MembersChanged) isEnvelope_Body() {}
 
+func (*Envelope_Introduction) isEnvelope_Body() {}
+
+func (*Envelope_IntroductionAck) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\"\xf2\f\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\"\x8a\x0e\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -501,7 +533,9 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"punchOffer\x12L\n" +
 	"\x0fmembers_request\x182 \x01(\v2!.blueshift.wire.v1.MembersRequestH\x00R\x0emembersRequest\x12O\n" +
 	"\x10members_response\x183 \x01(\v2\".blueshift.wire.v1.MembersResponseH\x00R\x0fmembersResponse\x12L\n" +
-	"\x0fmembers_changed\x184 \x01(\v2!.blueshift.wire.v1.MembersChangedH\x00R\x0emembersChangedB\x06\n" +
+	"\x0fmembers_changed\x184 \x01(\v2!.blueshift.wire.v1.MembersChangedH\x00R\x0emembersChanged\x12E\n" +
+	"\fintroduction\x18B \x01(\v2\x1f.blueshift.wire.v1.IntroductionH\x00R\fintroduction\x12O\n" +
+	"\x10introduction_ack\x18C \x01(\v2\".blueshift.wire.v1.IntroductionAckH\x00R\x0fintroductionAckB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -543,6 +577,8 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*MembersRequest)(nil),  // 22: blueshift.wire.v1.MembersRequest
 	(*MembersResponse)(nil), // 23: blueshift.wire.v1.MembersResponse
 	(*MembersChanged)(nil),  // 24: blueshift.wire.v1.MembersChanged
+	(*Introduction)(nil),    // 25: blueshift.wire.v1.Introduction
+	(*IntroductionAck)(nil), // 26: blueshift.wire.v1.IntroductionAck
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -569,11 +605,13 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	22, // 21: blueshift.wire.v1.Envelope.members_request:type_name -> blueshift.wire.v1.MembersRequest
 	23, // 22: blueshift.wire.v1.Envelope.members_response:type_name -> blueshift.wire.v1.MembersResponse
 	24, // 23: blueshift.wire.v1.Envelope.members_changed:type_name -> blueshift.wire.v1.MembersChanged
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	25, // 24: blueshift.wire.v1.Envelope.introduction:type_name -> blueshift.wire.v1.Introduction
+	26, // 25: blueshift.wire.v1.Envelope.introduction_ack:type_name -> blueshift.wire.v1.IntroductionAck
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -590,6 +628,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_have_proto_init()
 	file_peer_wire_wirepb_reach_proto_init()
 	file_peer_wire_wirepb_members_proto_init()
+	file_peer_wire_wirepb_mesh_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -615,6 +654,8 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_MembersRequest)(nil),
 		(*Envelope_MembersResponse)(nil),
 		(*Envelope_MembersChanged)(nil),
+		(*Envelope_Introduction)(nil),
+		(*Envelope_IntroductionAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -1,0 +1,70 @@
+package daemon
+
+import (
+	"net"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/blueshift-sync/blueshift/peer/dht"
+)
+
+// TestDHTBootstrap: the public routers are used only when nothing else is
+// given and the daemon is reachable beyond loopback.
+func TestDHTBootstrap(t *testing.T) {
+	lo := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 22100}
+	anyIP := &net.TCPAddr{IP: net.IPv6unspecified, Port: 22100}
+	for _, tc := range []struct {
+		name               string
+		configured, option []string
+		peer               net.Addr
+		want               []string
+	}{
+		{"option wins", []string{"192.0.2.1:1"}, []string{"127.0.0.1:9"}, anyIP, []string{"127.0.0.1:9"}},
+		{"then the configuration", []string{"192.0.2.1:1"}, nil, anyIP, []string{"192.0.2.1:1"}},
+		{"loopback only: nobody", nil, nil, lo, nil},
+		{"else the public routers", nil, nil, anyIP, PublicBootstrap},
+	} {
+		if got := dhtBootstrap(tc.configured, tc.option, tc.peer); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestDHTListen(t *testing.T) {
+	lo := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+	anyIP := &net.TCPAddr{IP: net.IPv6unspecified, Port: 22100}
+	for _, tc := range []struct {
+		configured, option, peerListen string
+		peer                           net.Addr
+		want                           string
+		chosen                         bool
+	}{
+		{"", "127.0.0.1:0", ":22100", anyIP, "127.0.0.1:0", true},
+		{":6000", "", ":22100", anyIP, ":6000", true},
+		{"", "", ":22100", anyIP, ":22101", false},
+		{"", "", "127.0.0.1:40000", lo, "127.0.0.1:40001", false},
+		{"", "", "127.0.0.1:0", lo, "127.0.0.1:0", false}, // a random peer port: a random DHT port
+	} {
+		if got, chosen := dhtListen(tc.configured, tc.option, tc.peerListen, tc.peer); got != tc.want || chosen != tc.chosen {
+			t.Errorf("dhtListen(%q, %q, %v) = %q, %v; want %q, %v", tc.configured, tc.option, tc.peer, got, chosen, tc.want, tc.chosen)
+		}
+	}
+}
+
+// TestPublishable: reflexive addresses come first, our own after, each
+// once, names and bad ones dropped, at most dht.MaxAddrs.
+func TestPublishable(t *testing.T) {
+	own := []string{"10.0.0.2:22100", "192.168.1.5:22100"}
+	got := publishable([]string{"203.0.113.7:40123", "10.0.0.2:22100", "example.com:1", "203.0.113.7:0"}, own)
+	if want := []string{"203.0.113.7:40123", "10.0.0.2:22100", "192.168.1.5:22100"}; !slices.Equal(got, want) {
+		t.Fatalf("publishable = %v, want %v", got, want)
+	}
+	var many []string
+	for i := range 20 {
+		many = append(many, net.JoinHostPort("192.0.2."+strconv.Itoa(i+1), "1"))
+	}
+	if got := publishable(many, nil); len(got) != dht.MaxAddrs {
+		t.Fatalf("%d addresses published, want %d", len(got), dht.MaxAddrs)
+	}
+}
