@@ -569,6 +569,7 @@ func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 			return nil, fmt.Errorf("%w: record of share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
 		}
 		s.countIn(len(content))
+		f.act.recv.Add(int64(len(content)))
 		f.hist.put(env)
 		batch = append(batch, incoming{env: env, rec: rec, from: s.id, content: content})
 	}
@@ -714,6 +715,10 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		if !ok {
 			return wire.Errorf(wire.CodeNotFound, "block %s", block.Hash(m.Hash).Short())
 		}
+		if err := f.waitSend(ctx, len(data)); err != nil {
+			return wire.Errorf(wire.CodeNotFound, "block %s: %v", block.Hash(m.Hash).Short(), err)
+		}
+		f.act.sent.Add(int64(len(data)))
 		resp, err := s.e.codec.encodeBlock(data, m.Signature, s.squeeze.Load())
 		if err != nil {
 			return wire.Errorf(wire.CodeBadRequest, "block %s: %v", block.Hash(m.Hash).Short(), err)
