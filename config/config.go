@@ -147,19 +147,19 @@ type Discovery struct {
 
 // Share is one shared folder.
 type Share struct {
-	ID           string   `toml:"id"`
-	Name         string   `toml:"name"`
-	Path         string   `toml:"path"`
-	Key          string   `toml:"key"`
-	Watch        bool     `toml:"watch"`
-	Paused       bool     `toml:"paused"`
-	VersionsKeep int      `toml:"versions_keep"`
-	VersionsDays int      `toml:"versions_days"`
+	ID           string `toml:"id"`
+	Name         string `toml:"name"`
+	Path         string `toml:"path"`
+	Key          string `toml:"key"`
+	Watch        bool   `toml:"watch"`
+	Paused       bool   `toml:"paused"`
+	VersionsKeep int    `toml:"versions_keep"`
+	VersionsDays int    `toml:"versions_days"`
 	// VersionsMaxMB caps the versions folder (MiB); 0: no cap.
 	VersionsMaxMB int      `toml:"versions_max_mb,omitempty"`
 	MaxSendRate   Rate     `toml:"max_send_rate,omitempty"`
 	MaxRecvRate   Rate     `toml:"max_recv_rate,omitempty"`
-	Peers        []string `toml:"peers"`
+	Peers         []string `toml:"peers"`
 	// JoinFrom, JoinToken and JoinRefused are set on a share joined through
 	// a link until its inviter (JoinFrom) answers the token (hex): accepted
 	// clears them, refused keeps why in JoinRefused and clears the token.

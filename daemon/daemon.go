@@ -37,6 +37,9 @@ type Options struct {
 	// DiscoveryInterfaces, when not empty, replaces [discovery] interfaces:
 	// the only interfaces LAN discovery uses (["lo"]: this machine only).
 	DiscoveryInterfaces []string
+	// MaxSendRate and MaxRecvRate, when above 0, replace [device]
+	// max_send_rate and max_recv_rate until a user sets them live.
+	MaxSendRate, MaxRecvRate int64
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -55,7 +58,9 @@ type Daemon struct {
 	ctl     net.Listener
 	unlock  func()
 	started time.Time
-	rates   rates // connections' byte rates for status
+	rates   rates[identity.DeviceID] // connections' byte rates for status
+	shareRates rates[string]          // shares' byte rates for status, by share ID
+	events  events                   // the event stream's subscribers (api_events.go)
 	joins   joins // pending joins: answers and presenters (join.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
@@ -72,6 +77,8 @@ type Daemon struct {
 		// stopping is set once Run is shutting down: no share starts after
 		// it, so nothing is added to wg while Run waits for it.
 		stopping bool // guarded by mu
+		// runRates are Options' rates, until POST /v1/rates sets the device's.
+		runRates *[2]int64 // guarded by mu
 	}
 }
 
@@ -116,15 +123,18 @@ func Open(opts Options) (d *Daemon, err error) {
 		return nil, fmt.Errorf("open index of %s: %w", home, err)
 	}
 	closers = append(closers, func() { db.Close() })
-	eng, err := engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log})
+	d = &Daemon{
+		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db,
+		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
+	}
+	d.eng, err = engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log, OnEvent: d.onEngineEvent, DeviceName: d.deviceName})
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{
-		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db, eng: eng,
-		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
-	}
 	d.mu.cfg = cfg
+	if opts.MaxSendRate > 0 || opts.MaxRecvRate > 0 {
+		d.mu.runRates = &[2]int64{opts.MaxSendRate, opts.MaxRecvRate}
+	}
 	d.mu.shares = make(map[share.ID]*runningShare)
 	d.mu.shareErrs = make(map[share.ID]shareError)
 	d.paired = make(map[identity.DeviceID][]string)
@@ -186,6 +196,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		})
 	}
+	d.wg.Go(func() { d.watchStates(ctx) })
 	srv := d.serveControl(ctx)
 
 	<-ctx.Done()
@@ -242,6 +253,7 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.Config) {
 	d.mu.Lock()
 	d.mu.cfg = cfg
 	d.mu.Unlock()
+	d.eng.SetRates(d.deviceRates(cfg))
 	d.applyShares(ctx, cfg)
 	d.applyPeers(cfg)
 }

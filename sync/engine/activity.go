@@ -33,9 +33,9 @@ type EventKind string
 
 // The kinds of Event.
 const (
-	FileApplied  EventKind = "file_applied"  // a peer's version of a file, folder or link is in place
-	FileDeleted  EventKind = "file_deleted"  // a peer's deletion is done here
-	FileConflict EventKind = "conflict"      // a losing version was set aside as a conflict copy
+	FileApplied  EventKind = "file_applied" // a peer's version of a file, folder or link is in place
+	FileDeleted  EventKind = "file_deleted" // a peer's deletion is done here
+	FileConflict EventKind = "conflict"     // a losing version was set aside as a conflict copy
 )
 
 // Event is one change a peer's record made on this device's disk, for the

@@ -61,12 +61,12 @@ type Options struct {
 
 // ShareConfig is one share as the engine runs it.
 type ShareConfig struct {
-	Key          share.Key
-	Name         string
-	Path         string
-	Members      []identity.DeviceID // devices this share is synced with
-	VersionsKeep int
-	VersionsDays int
+	Key           share.Key
+	Name          string
+	Path          string
+	Members       []identity.DeviceID // devices this share is synced with
+	VersionsKeep  int
+	VersionsDays  int
 	VersionsMaxMB int   // cap of the versions folder; 0: none
 	MaxSendRate   int64 // bytes per second of this share's blocks; 0: no limit
 	MaxRecvRate   int64
@@ -191,7 +191,8 @@ func (e *Engine) AddShare(cfg ShareConfig) error {
 	}
 	root, err := apply.Open(cfg.Path, apply.Options{
 		VersionsKeep: cfg.VersionsKeep, VersionsDays: cfg.VersionsDays, Clock: e.clock,
-		Logger: e.log.With("share", cfg.Name),
+		VersionsMaxBytes: int64(cfg.VersionsMaxMB) << 20,
+		Logger:           e.log.With("share", cfg.Name),
 	})
 	if err != nil {
 		return fmt.Errorf("add share %s at %s: %w", id, cfg.Path, err)

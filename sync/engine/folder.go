@@ -196,6 +196,7 @@ func (f *folder) run(ctx context.Context) {
 	defer unsubscribe()
 	wg.Go(func() { f.pushLoop(ctx, f.updates) })
 	wg.Go(func() { f.watchSpace(ctx) })
+	wg.Go(func() { f.pruneLoop(ctx) })
 
 	f.scan(ctx, scanRequest{full: true})
 	retry := time.NewTicker(f.e.opts.RetryEvery)
