@@ -246,6 +246,8 @@ func (d *Daemon) deviceByName(name string) (identity.DeviceID, bool) {
 	return identity.DeviceID{}, false
 }
 
-func fsPath(dir string, p record.Path) string { return filepath.Join(dir, filepath.FromSlash(string(p))) }
+func fsPath(dir string, p record.Path) string {
+	return filepath.Join(dir, filepath.FromSlash(string(p)))
+}
 
 func parseShareID(s string) (share.ID, error) { return share.ParseID(s) }

@@ -44,24 +44,24 @@ type Options struct {
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
 type Daemon struct {
-	home    string
-	opts    Options
-	log     *slog.Logger
-	id      *identity.Identity
-	self    identity.DeviceID
-	db      *index.DB
-	eng     *engine.Engine
-	tls     *conn.TLS
-	ln      *conn.TLSListener
-	peers   *peer.Manager        // dials, accepts, keeps one connection per peer
-	disc    *discovery.Discovery // nil when LAN discovery is off
-	ctl     net.Listener
-	unlock  func()
-	started time.Time
-	rates   rates[identity.DeviceID] // connections' byte rates for status
-	shareRates rates[string]          // shares' byte rates for status, by share ID
-	events  events                   // the event stream's subscribers (api_events.go)
-	joins   joins // pending joins: answers and presenters (join.go)
+	home       string
+	opts       Options
+	log        *slog.Logger
+	id         *identity.Identity
+	self       identity.DeviceID
+	db         *index.DB
+	eng        *engine.Engine
+	tls        *conn.TLS
+	ln         *conn.TLSListener
+	peers      *peer.Manager        // dials, accepts, keeps one connection per peer
+	disc       *discovery.Discovery // nil when LAN discovery is off
+	ctl        net.Listener
+	unlock     func()
+	started    time.Time
+	rates      rates[identity.DeviceID] // connections' byte rates for status
+	shareRates rates[string]            // shares' byte rates for status, by share ID
+	events     events                   // the event stream's subscribers (api_events.go)
+	joins      joins                    // pending joins: answers and presenters (join.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 
