@@ -128,7 +128,12 @@ func newRunCmd(g *globals) *cobra.Command {
 					return usageError{fmt.Errorf("run: --pprof %q: %w", profile, err)}
 				}
 			}
-			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces})
+			sendRate, recvRate, err := runRates(c)
+			if err != nil {
+				return err
+			}
+			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces,
+				MaxSendRate: sendRate, MaxRecvRate: recvRate})
 			if err != nil {
 				return err
 			}
@@ -137,6 +142,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&listen, "listen", "", "HOST:PORT for peer connections (default from the configuration; port 0 picks a free one)")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	addRateFlags(c)
 	c.Flags().BoolVar(&noDiscovery, "no-discovery", false, "no LAN discovery (multicast announcements), whatever [device] discovery says")
 	c.Flags().StringSliceVar(&discoveryIfaces, "discovery-interfaces", nil, "LAN discovery on these interfaces only (e.g. lo), whatever [discovery] interfaces says")
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -39,7 +40,7 @@ func run(args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "blueshift:", err)
 	var ue usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
 		return exitUsage
 	}
 	return exitFail
@@ -67,6 +68,8 @@ func newRootCmd() *cobra.Command {
 		newShareCmd(g), newInviteCmd(g), newJoinCmd(g),
 		newStatusCmd(g), newPeerCmd(g),
 		newInspectCmd(g),
+		newLsNeededCmd(g), newConflictsCmd(g), newVersionsCmd(g),
+		newPauseCmd(g, true), newPauseCmd(g, false), newRateCmd(g), newEventsCmd(g),
 	)
 	return root
 }
