@@ -94,7 +94,7 @@ func watchStatus(ctx context.Context, cl *daemon.Client, ref string, o watchOpti
 		return nil
 	case err != nil:
 		return fmt.Errorf("status --watch: %w", err)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case o.untilSynced && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("status --until-synced: not in sync after %s: %s", o.timeout, whatIsLeft(last))
 	}
 	return nil
