@@ -234,13 +234,18 @@ func (d *Daemon) deviceByShort(short record.Device) (identity.DeviceID, bool) {
 }
 
 // deviceByName finds the peer whose name, as a conflict copy spells it, is
-// name.
+// name: a [[peer]] name, or the name a connected peer gave in its Hello.
 func (d *Daemon) deviceByName(name string) (identity.DeviceID, bool) {
 	for _, p := range d.config().Peers {
 		if engine.SafeDeviceName(p.Name) == name {
 			if id, err := identity.ParseDeviceID(p.ID); err == nil {
 				return id, true
 			}
+		}
+	}
+	for _, c := range d.peers.Connected() {
+		if engine.SafeDeviceName(c.Name) == name {
+			return c.Device, true
 		}
 	}
 	return identity.DeviceID{}, false

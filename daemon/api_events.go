@@ -93,7 +93,7 @@ func (d *Daemon) onEngineEvent(e engine.Event) {
 	}
 	if e.Peer != (identity.DeviceID{}) {
 		ev.Peer = e.Peer.String()
-		ev.PeerName = d.configPeerName(e.Peer)
+		ev.PeerName = d.peerName(e.Peer)
 	}
 	d.events.publish(ev)
 }
@@ -130,7 +130,7 @@ func (d *Daemon) watchStates(ctx context.Context) {
 				if known && !slices.Contains(old, m) {
 					ev := Event{Type: EventMemberJoined, Time: now, Share: s.ID, ShareName: s.Name, Peer: m}
 					if id, err := identity.ParseDeviceID(m); err == nil {
-						ev.PeerName = d.configPeerName(id)
+						ev.PeerName = d.peerName(id)
 					}
 					d.events.publish(ev)
 				}
@@ -169,6 +169,9 @@ func (d *Daemon) apiEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		fl.Flush() // the client is subscribed from here on
+	}
 	send := func(ev Event) error {
 		b, err := json.Marshal(ev)
 		if err != nil {

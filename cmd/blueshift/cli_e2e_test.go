@@ -343,28 +343,38 @@ func TestE2EConflictsAndVersions(t *testing.T) {
 	b.failsWith(2, "--keep", "conflicts", "resolve", filepath.Join(fb, "doc.txt"), "--keep", "everything")
 	b.failsWith(2, "in no share", "conflicts", "show", filepath.Join(work, "elsewhere.txt"))
 
-	// Versions: alice's edit replaced "first" on bob, then resolve kept it.
+	// Versions: alice's edits of notes.txt replace bob's copy, which keeps
+	// each old one.
+	write(t, filepath.Join(fa, "notes.txt"), "v1")
+	waitFile(t, filepath.Join(fb, "notes.txt"), "v1", a, b)
+	time.Sleep(1100 * time.Millisecond) // versions are stamped by the second
+	write(t, filepath.Join(fa, "notes.txt"), "v2, longer")
+	waitFile(t, filepath.Join(fb, "notes.txt"), "v2, longer", a, b)
 	var vs daemon.Versions
-	if err := json.Unmarshal([]byte(b.ok("versions", "list", "stuff", "doc.txt", "--json")), &vs); err != nil ||
-		len(vs.Files) != 1 || len(vs.Files[0].Versions) == 0 {
+	if err := json.Unmarshal([]byte(b.ok("versions", "list", "stuff", "notes.txt", "--json")), &vs); err != nil ||
+		len(vs.Files) != 1 || len(vs.Files[0].Versions) != 1 || vs.Files[0].Versions[0].Size != 2 {
 		t.Fatalf("versions list: %+v %v", vs, err)
 	}
-	if err := json.Unmarshal([]byte(b.ok("versions", "list", "stuff", "--json")), &vs); err != nil || len(vs.Files) == 0 {
-		t.Fatalf("versions list of the share: %+v %v", vs, err)
+	if out := b.ok("versions", "list", "stuff", "notes.txt"); !strings.Contains(out, "notes.txt") {
+		t.Fatalf("versions list:\n%s", out)
 	}
-	oldest := vs.Files[0].Versions[len(vs.Files[0].Versions)-1]
+	oldest := vs.Files[0].Versions[0]
+	var all daemon.Versions
+	if err := json.Unmarshal([]byte(b.ok("versions", "list", "stuff", "--json")), &all); err != nil || len(all.Files) < 2 {
+		t.Fatalf("versions list of the share (notes.txt and the resolved conflict copy): %+v %v", all, err)
+	}
 	var restored daemon.Restored
-	if err := json.Unmarshal([]byte(b.ok("versions", "restore", "stuff", "doc.txt", "--at", oldest.Time.Format(time.RFC3339), "--json")), &restored); err != nil {
+	if err := json.Unmarshal([]byte(b.ok("versions", "restore", "stuff", "notes.txt", "--at", oldest.Time.Format(time.RFC3339), "--json")), &restored); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := os.ReadFile(filepath.Join(fb, filepath.FromSlash(oldest.File)))
-	waitFile(t, filepath.Join(fa, "doc.txt"), string(want), a, b)
+	waitFile(t, filepath.Join(fb, "notes.txt"), "v1", a, b)
+	waitFile(t, filepath.Join(fa, "notes.txt"), "v1", a, b)
 
-	b.failsWith(1, "no such version", "versions", "restore", "stuff", "doc.txt", "--at", "2000-01-01T00:00:00Z")
+	b.failsWith(1, "no such version", "versions", "restore", "stuff", "notes.txt", "--at", "2000-01-01T00:00:00Z")
 	b.failsWith(1, "no such version", "versions", "restore", "stuff", "never-there.txt")
 	b.failsWith(2, "outside the share", "versions", "restore", "stuff", "../../etc/passwd")
 	b.failsWith(2, "outside the share", "versions", "list", "stuff", "/etc/passwd")
-	b.failsWith(2, "--at", "versions", "restore", "stuff", "doc.txt", "--at", "yesterday-ish")
+	b.failsWith(2, "--at", "versions", "restore", "stuff", "notes.txt", "--at", "yesterday-ish")
 	b.failsWith(1, "nope", "versions", "list", "nope")
 	if _, err := os.Stat("/etc/passwd.sync-conflict"); err == nil {
 		t.Fatal("wrote outside the share")
@@ -386,8 +396,11 @@ func TestE2EEventsAndNeeded(t *testing.T) {
 	waitTrees(t, fa, fb, "initial sync", a, b)
 	b.waitFor("in sync", func(st daemon.Status) bool { s, _ := shareOf(st, shareID); return s.InSync })
 
-	ev := b.stream("events", "--json")
-	time.Sleep(300 * time.Millisecond) // let the stream subscribe (a miss only makes the test wait for the next file)
+	// The first status line shows the stream is subscribed.
+	ev := b.stream("events", "--json", "--status")
+	if line, _ := ev.next(t); !strings.Contains(line, `"type":"status"`) {
+		t.Fatalf("first event %q, want a status", line)
+	}
 	write(t, filepath.Join(fa, "sub/new.txt"), "hello events")
 	applied, inSync := false, false
 	for !applied || !inSync {
@@ -400,8 +413,6 @@ func TestE2EEventsAndNeeded(t *testing.T) {
 			t.Fatalf("not JSON: %q", line)
 		}
 		switch {
-		case e.Type == daemon.EventStatus:
-			t.Fatalf("status events without --status: %s", line)
 		case e.Type == daemon.EventFileApplied && e.Path == "sub/new.txt":
 			if e.Peer != idA || e.PeerName != "alice" || e.Bytes != int64(len("hello events")) || e.Share != shareID {
 				t.Fatalf("applied event %+v", e)

@@ -220,6 +220,7 @@ func (e *Engine) AddShare(cfg ShareConfig) error {
 	for _, s := range sessions {
 		if f.isMember(s.id) {
 			s.announce(f)
+			s.maybeWant(f) // the peer may have announced its root while the share was not running
 		}
 	}
 	return nil

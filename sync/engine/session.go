@@ -82,6 +82,10 @@ type queuedPush struct {
 	size int
 }
 
+// maxRemoteShares bounds the peer's announced states this session keeps,
+// most of them of shares not running here.
+const maxRemoteShares = 4096
+
 // pushQueue and pushQueueBytes bound the pushes waiting for a session's
 // goroutine; past either a push is dropped and its share reconciled
 // instead, which loses nothing but costs a walk and every record again.
@@ -588,13 +592,21 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 	switch m := m.(type) {
 	case *wire.ShareState:
 		f := s.e.folder(m.Share)
-		if f == nil || !f.isMember(s.id) {
+		if f != nil && !f.isMember(s.id) {
 			return nil
 		}
+		// The state of a share not running here (paused, or not started
+		// yet) is kept too, so that starting it reconciles at once
+		// (AddShare) instead of waiting for the peer's root to move.
 		s.mu.Lock()
-		s.mu.remote[m.Share] = *m
+		if f != nil || len(s.mu.remote) < maxRemoteShares {
+			s.mu.remote[m.Share] = *m
+		}
 		delete(s.mu.pushedAt, m.Share)
 		s.mu.Unlock()
+		if f == nil {
+			return nil
+		}
 		if s.rootsAgree(f) {
 			f.senderMovedOn(s.id)
 		}
