@@ -236,25 +236,23 @@ func (e *Engine) deviceName(d record.Device) string {
 	return deviceName(d)
 }
 
-// SafeDeviceName keeps letters, digits, '-' and '_' of name (others become
-// '-'), at most 32 bytes: what a conflict copy's name may carry. An empty
+// SafeDeviceName keeps letters, digits, '-' and '_' of name (a run of others
+// becomes one '-'), at most 32 bytes: what a conflict copy's name may carry. An empty
 // result means the name is unusable.
 func SafeDeviceName(name string) string {
 	out := make([]byte, 0, len(name))
-	for _, c := range []byte(name) {
+	for _, c := range name {
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-		if !ok {
-			c = '-'
-		}
-		if len(out) < 32 {
-			out = append(out, c)
+		switch {
+		case len(out) >= 32:
+		case ok:
+			out = append(out, byte(c))
+		case len(out) > 0 && out[len(out)-1] != '-':
+			out = append(out, '-') // a run of other characters is one '-'; none leads
 		}
 	}
 	for len(out) > 0 && out[len(out)-1] == '-' {
 		out = out[:len(out)-1]
-	}
-	for len(out) > 0 && out[0] == '-' {
-		out = out[1:]
 	}
 	return string(out)
 }
