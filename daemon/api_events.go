@@ -31,6 +31,10 @@ const (
 type events struct {
 	mu   gosync.Mutex
 	subs map[*subscriber]struct{} // guarded by mu
+	// changed holds the shares a file event came from since watchStates
+	// last looked: a share that left sync and came back between two of its
+	// looks still gets its share_in_sync.
+	changed map[string]bool // guarded by mu
 }
 
 type subscriber struct {
@@ -62,9 +66,26 @@ func (h *events) takeDropped(s *subscriber) int64 {
 	return n
 }
 
+// takeChanged reports whether a file event came from share since the last
+// call, and forgets it.
+func (h *events) takeChanged(share string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.changed[share]
+	delete(h.changed, share)
+	return c
+}
+
 func (h *events) publish(ev Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	switch ev.Type {
+	case EventFileApplied, EventFileDeleted, EventConflict:
+		if h.changed == nil {
+			h.changed = make(map[string]bool)
+		}
+		h.changed[ev.Share] = true
+	}
 	for s := range h.subs {
 		select {
 		case s.ch <- ev:
@@ -121,7 +142,8 @@ func (d *Daemon) watchStates(ctx context.Context) {
 		st := d.Status()
 		now := time.Now().UTC()
 		for _, s := range st.Shares {
-			if s.InSync && !inSync[s.ID] && !first {
+			changed := d.events.takeChanged(s.ID)
+			if s.InSync && (!inSync[s.ID] || changed) && !first {
 				d.events.publish(Event{Type: EventShareInSync, Time: now, Share: s.ID, ShareName: s.Name})
 			}
 			inSync[s.ID] = s.InSync

@@ -403,7 +403,11 @@ func TestE2EEventsAndNeeded(t *testing.T) {
 	}
 	write(t, filepath.Join(fa, "sub/new.txt"), "hello events")
 	applied, inSync := false, false
+	deadline := time.Now().Add(e2eDeadline)
 	for !applied || !inSync {
+		if time.Now().After(deadline) {
+			t.Fatalf("events: applied %v, in sync after it %v within %s\n%s", applied, inSync, e2eDeadline, b.logText())
+		}
 		line, ok := ev.next(t)
 		if !ok {
 			t.Fatalf("events ended: %s", ev.err)
