@@ -19,6 +19,9 @@
 //	ui = "127.0.0.1:8385"          # the web UI's loopback address; "off": none; empty: DefaultUI
 //	quic = true                    # QUIC on one UDP socket (hole punching); false: TCP only
 //	quic_port = 0                  # its UDP port; 0: the port number of listen
+//	paused = false                 # every share paused (blueshift pause); survives a restart
+//	max_send_rate = "2MiB"         # bytes per second sent to all peers together; absent: no limit
+//	max_recv_rate = "10MB"         # bytes per second received; units B, kB, KiB, MB, MiB, GB, GiB
 //
 //	[discovery]
 //	interfaces = ["eth0"]          # announce and listen on these interfaces only; empty: every
@@ -39,6 +42,9 @@
 //	paused = false
 //	versions_keep = 5              # old versions kept per file in .blueshift/versions; 0 keeps none
 //	versions_days = 30             # and for at most this many days; 0: no age limit
+//	versions_max_mb = 1024         # and at most this many MiB in all, oldest removed first; 0: no cap
+//	max_send_rate = "1MiB"         # this share's blocks sent per second; absent: no limit
+//	max_recv_rate = "1MiB"         # this share's blocks received per second
 //	peers = ["…"]                  # device IDs this share is shared with; each must be a [[peer]]
 //	join_from = "…"                # only while joining through a link: the inviting device (a [[peer]])
 //	join_token = "…"               # its token (hex), presented to join_from until accepted
@@ -147,6 +153,11 @@ type Device struct {
 	QUIC bool `toml:"quic"`
 	// QUICPort is the UDP port of QUIC; 0: the port number listen has.
 	QUICPort int `toml:"quic_port"`
+	// Paused stops every share until `blueshift resume` (each share's own
+	// paused flag is kept apart, so resuming the device restores it).
+	Paused      bool `toml:"paused,omitempty"`
+	MaxSendRate Rate `toml:"max_send_rate,omitempty"`
+	MaxRecvRate Rate `toml:"max_recv_rate,omitempty"`
 }
 
 // Discovery tunes LAN discovery (on or off is [device] discovery).
@@ -171,15 +182,19 @@ type DHT struct {
 
 // Share is one shared folder.
 type Share struct {
-	ID           string   `toml:"id"`
-	Name         string   `toml:"name"`
-	Path         string   `toml:"path"`
-	Key          string   `toml:"key"`
-	Watch        bool     `toml:"watch"`
-	Paused       bool     `toml:"paused"`
-	VersionsKeep int      `toml:"versions_keep"`
-	VersionsDays int      `toml:"versions_days"`
-	Peers        []string `toml:"peers"`
+	ID           string `toml:"id"`
+	Name         string `toml:"name"`
+	Path         string `toml:"path"`
+	Key          string `toml:"key"`
+	Watch        bool   `toml:"watch"`
+	Paused       bool   `toml:"paused"`
+	VersionsKeep int    `toml:"versions_keep"`
+	VersionsDays int    `toml:"versions_days"`
+	// VersionsMaxMB caps the versions folder (MiB); 0: no cap.
+	VersionsMaxMB int      `toml:"versions_max_mb,omitempty"`
+	MaxSendRate   Rate     `toml:"max_send_rate,omitempty"`
+	MaxRecvRate   Rate     `toml:"max_recv_rate,omitempty"`
+	Peers         []string `toml:"peers"`
 	// JoinFrom, JoinToken and JoinRefused are set on a share joined through
 	// a link until its inviter (JoinFrom) answers the token (hex): accepted
 	// clears them, refused keeps why in JoinRefused and clears the token.

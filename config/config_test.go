@@ -496,6 +496,20 @@ func TestUIKey(t *testing.T) {
 	}
 }
 
+func TestParseRate(t *testing.T) {
+	good := map[string]Rate{"65536": 65536, "2MiB": 2 << 20, "500kB": 500000, "1.5KiB": 1536, "3MB/s": 3000000, "1GiB": 1 << 30}
+	for in, want := range good {
+		if got, err := ParseRate(in); err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0", "-1", "-5MiB", "0KiB", "fast", "", "1e30"} {
+		if _, err := ParseRate(in); !errors.Is(err, ErrBadRate) {
+			t.Errorf("ParseRate(%q): %v, want ErrBadRate", in, err)
+		}
+	}
+}
+
 // TestDHT: [dht] is on when absent, an explicit false is kept, and bad
 // listen and bootstrap addresses and public keys are refused on their line.
 func TestDHT(t *testing.T) {
@@ -525,5 +539,27 @@ func TestDHT(t *testing.T) {
 	c.Peers = []Peer{{ID: "P", PublicKey: "not base64!"}}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "public_key") {
 		t.Fatalf("a bad public key: %v", err)
+	}
+}
+
+func TestRatesRoundTrip(t *testing.T) {
+	home := t.TempDir()
+	c := New("laptop")
+	c.Device.MaxSendRate, c.Device.Paused = 2<<20, true
+	s := NewShare("S1", "/tmp/x", "K1")
+	s.MaxRecvRate, s.VersionsMaxMB = 1000, 64
+	if err := c.AddShare(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(home); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Device.MaxSendRate != 2<<20 || !got.Device.Paused || got.Device.MaxRecvRate != 0 ||
+		got.Shares[0].MaxRecvRate != 1000 || got.Shares[0].VersionsMaxMB != 64 {
+		t.Fatalf("round trip: %+v %+v", got.Device, got.Shares[0])
 	}
 }

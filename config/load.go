@@ -45,7 +45,8 @@ var schema = map[string]map[string]string{
 	"device": {
 		"name": `a quoted string like "laptop"`, "listen": `a quoted "host:port" like ":22100"`,
 		"discovery": "true or false", "announce": `a list like ["192.0.2.7:22100"]`,
-		"rescan_interval": `a quoted duration like "1h"`,
+		"rescan_interval": `a quoted duration like "1h"`, "paused": "true or false",
+		"max_send_rate": `a quoted rate like "2MiB"`, "max_recv_rate": `a quoted rate like "2MiB"`,
 	},
 	"discovery": {"interfaces": `a list of interface names like ["eth0"]`},
 	"dht": {
@@ -56,6 +57,8 @@ var schema = map[string]map[string]string{
 		"id": "a quoted share ID", "name": "a quoted string", "path": `a quoted absolute path`,
 		"key": "a quoted share key", "watch": "true or false", "paused": "true or false",
 		"versions_keep": "a whole number like 5", "versions_days": "a whole number like 30",
+		"versions_max_mb": "a whole number like 1024",
+		"max_send_rate":   `a quoted rate like "2MiB"`, "max_recv_rate": `a quoted rate like "2MiB"`,
 		"peers":     `a list of quoted device IDs like ["ID"]`,
 		"join_from": "a quoted device ID", "join_token": "a quoted hex token", "join_refused": "a quoted string",
 	},

@@ -116,6 +116,12 @@ func (c *Config) validate(file string, pos positions) error {
 		if s.VersionsDays < 0 {
 			v.add(at+".versions_days", "[[share]] versions_days %d is negative: write 0 for no age limit", s.VersionsDays)
 		}
+		if s.VersionsMaxMB < 0 {
+			v.add(at+".versions_max_mb", "[[share]] versions_max_mb %d is negative: write 0 for no size cap", s.VersionsMaxMB)
+		}
+		if s.MaxSendRate < 0 || s.MaxRecvRate < 0 {
+			v.add(at+".max_send_rate", "[[share]] a rate is negative: remove the key for no limit")
+		}
 		seen := map[string]bool{}
 		for _, id := range s.Peers {
 			switch _, known := peerIDs[id]; {

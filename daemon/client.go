@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // ErrNotRunning: no daemon answers on the home's control socket.
@@ -19,7 +22,9 @@ var ErrNotRunning = errors.New("the daemon is not running")
 // maxEventLine bounds one line of the events stream.
 const maxEventLine = 16 << 20
 
-// Client talks to the daemon of a home over its control socket.
+// Client talks to the daemon of a home over its control socket. Its
+// methods are the endpoints of docs/api.md, one each; a refused request
+// returns an *APIError with the HTTP status.
 type Client struct {
 	hc   *http.Client
 	sock string
@@ -49,24 +54,113 @@ func NewClient(home string) (*Client, error) {
 // Status is GET /v1/status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var st Status
-	err := c.do(ctx, http.MethodGet, "/v1/status", &st)
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
 	return st, err
 }
 
 // Reload is POST /v1/reload.
 func (c *Client) Reload(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/v1/reload", nil)
+	return c.do(ctx, http.MethodPost, "/v1/reload", nil, nil)
 }
 
-// Events calls fn with every event of GET /v1/events until ctx is done,
-// the stream ends, or fn returns an error (which Events returns).
-func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://blueshift/v1/events", nil)
+// Needed is GET /v1/shares/{share}/needed.
+func (c *Client) Needed(ctx context.Context, share string) (Needed, error) {
+	var out Needed
+	err := c.do(ctx, http.MethodGet, "/v1/shares/"+url.PathEscape(share)+"/needed", nil, &out)
+	return out, err
+}
+
+// Pause is POST /v1/pause (share empty) or /v1/shares/{share}/pause; with
+// pause false, the resume endpoints.
+func (c *Client) Pause(ctx context.Context, share string, pause bool) (PauseResult, error) {
+	verb := "resume"
+	if pause {
+		verb = "pause"
+	}
+	p := "/v1/" + verb
+	if share != "" {
+		p = "/v1/shares/" + url.PathEscape(share) + "/" + verb
+	}
+	var out PauseResult
+	err := c.do(ctx, http.MethodPost, p, nil, &out)
+	return out, err
+}
+
+// Rates is GET /v1/rates.
+func (c *Client) Rates(ctx context.Context) (Rates, error) {
+	var out Rates
+	err := c.do(ctx, http.MethodGet, "/v1/rates", nil, &out)
+	return out, err
+}
+
+// SetRates is POST /v1/rates.
+func (c *Client) SetRates(ctx context.Context, req SetRates) (Rates, error) {
+	var out Rates
+	err := c.do(ctx, http.MethodPost, "/v1/rates", req, &out)
+	return out, err
+}
+
+// Versions is GET /v1/shares/{share}/versions[?path=].
+func (c *Client) Versions(ctx context.Context, share, path string) (Versions, error) {
+	q := ""
+	if path != "" {
+		q = "?path=" + url.QueryEscape(path)
+	}
+	var out Versions
+	err := c.do(ctx, http.MethodGet, "/v1/shares/"+url.PathEscape(share)+"/versions"+q, nil, &out)
+	return out, err
+}
+
+// Restore is POST /v1/shares/{share}/versions/restore.
+func (c *Client) Restore(ctx context.Context, share string, req Restore) (Restored, error) {
+	var out Restored
+	err := c.do(ctx, http.MethodPost, "/v1/shares/"+url.PathEscape(share)+"/versions/restore", req, &out)
+	return out, err
+}
+
+// Conflicts is GET /v1/conflicts (share empty) or
+// /v1/shares/{share}/conflicts.
+func (c *Client) Conflicts(ctx context.Context, share string) (Conflicts, error) {
+	p := "/v1/conflicts"
+	if share != "" {
+		p = "/v1/shares/" + url.PathEscape(share) + "/conflicts"
+	}
+	var out Conflicts
+	err := c.do(ctx, http.MethodGet, p, nil, &out)
+	return out, err
+}
+
+// Resolve is POST /v1/shares/{share}/conflicts/resolve.
+func (c *Client) Resolve(ctx context.Context, share string, req Resolve) (Conflict, error) {
+	var out Conflict
+	err := c.do(ctx, http.MethodPost, "/v1/shares/"+url.PathEscape(share)+"/conflicts/resolve", req, &out)
+	return out, err
+}
+
+// Events calls fn with every event of GET /v1/events (of the given types;
+// none: all) until ctx is done, the stream ends, or fn returns an error
+// (which Events returns).
+func (c *Client) Events(ctx context.Context, fn func(Event) error, types ...string) error {
+	u := "http://blueshift/v1/events"
+	if len(types) > 0 {
+		q := ""
+		for i, t := range types {
+			if i > 0 {
+				q += ","
+			}
+			q += t
+		}
+		u += "?types=" + url.QueryEscape(q)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("daemon events: %w", err)
 	}
 	defer resp.Body.Close()
@@ -84,32 +178,52 @@ func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("daemon events: %w", err)
+	}
+	return fmt.Errorf("daemon events: the daemon closed the stream (stopped?): %w", io.ErrUnexpectedEOF)
 }
 
-func (c *Client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://blueshift"+path, nil)
+// requestTimeout bounds one request: no endpoint but the event stream
+// takes long, and a command must never hang on a stuck daemon.
+const requestTimeout = time.Minute
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://blueshift"+path, body)
 	if err != nil {
 		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("ask the daemon (%s %s): %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxEventLine))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxEventLine))
 	if err != nil {
 		return fmt.Errorf("ask the daemon (%s %s): %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var ae apiError
-		if json.Unmarshal(body, &ae) == nil && ae.Error != "" {
-			return errors.New(ae.Error)
+		ae := &APIError{Code: resp.StatusCode}
+		if json.Unmarshal(data, ae) != nil || ae.Message == "" {
+			ae.Message = fmt.Sprintf("ask the daemon (%s %s): %s", method, path, resp.Status)
 		}
-		return fmt.Errorf("ask the daemon (%s %s): %s", method, path, resp.Status)
+		return ae
 	}
 	if out != nil {
-		if err := json.Unmarshal(body, out); err != nil {
+		if err := json.Unmarshal(data, out); err != nil {
 			return fmt.Errorf("ask the daemon (%s %s): %w", method, path, err)
 		}
 	}

@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -17,9 +15,6 @@ import (
 	"github.com/blueshift-sync/blueshift/peer"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 )
-
-// eventEvery is how often the events stream looks for a change.
-const eventEvery = 250 * time.Millisecond
 
 // listenControl opens the control socket, mode 0600. A socket left by a
 // crashed daemon is removed: the caller holds the home's lock.
@@ -37,24 +32,10 @@ func listenControl(home string) (net.Listener, error) {
 	return ln, nil
 }
 
-// serveControl serves the control API until Shutdown.
+// serveControl serves the control API (Handler) until Shutdown.
 func (d *Daemon) serveControl(ctx context.Context) *http.Server {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, d.Status())
-	})
-	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
-		if err := d.Reload(); err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, struct{}{})
-	})
-	mux.HandleFunc("GET /v1/events", d.serveEvents)
-	mux.HandleFunc("POST /v1/ui/login", d.serveUILogin)
-	d.memberRoutes(mux)
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           d.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
@@ -66,45 +47,6 @@ func (d *Daemon) serveControl(ctx context.Context) *http.Server {
 	return srv
 }
 
-// serveEvents streams a status Event whenever the status changes.
-func (d *Daemon) serveEvents(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	fl, _ := w.(http.Flusher)
-	enc := json.NewEncoder(w)
-	var last []byte
-	t := time.NewTicker(eventEvery)
-	defer t.Stop()
-	for {
-		st := d.Status()
-		b, _ := json.Marshal(st)
-		if !bytes.Equal(b, last) {
-			last = b
-			if err := enc.Encode(Event{Type: "status", Time: time.Now().UTC(), Status: &st}); err != nil {
-				return
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-type apiError struct {
-	Error string `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
 // Status is a snapshot of the whole daemon.
 func (d *Daemon) Status() Status {
 	cfg := d.config()
@@ -114,6 +56,7 @@ func (d *Daemon) Status() Status {
 		DHT: d.dht.status(),
 	}
 	d.reachStatus(&st)
+	st.Hooks = d.hooks.Status()
 	es := d.eng.Status()
 	byID := map[string]int{}
 	for i, s := range es.Shares {
@@ -154,6 +97,7 @@ func (d *Daemon) Status() Status {
 			for _, r := range e.Reached {
 				ss.Reached = append(ss.Reached, r.String())
 			}
+			ss.BytesIn, ss.BytesOut = e.BytesIn, e.BytesOut
 			ss.Errors = append(ss.Errors, e.Errors...)
 			if d := e.DiskFull; d != nil {
 				ss.DiskFull = &DiskFull{Path: string(d.Path), NeedBytes: d.Need, FreeBytes: d.Free, Since: d.Since}
@@ -167,9 +111,7 @@ func (d *Daemon) Status() Status {
 		}
 		ss.MembershipRefused = d.membershipRefused(s.ID)
 		ss.LocalChanges = d.localChanges(s.ID)
-		if s.Paused {
-			ss.Errors = append(ss.Errors, "paused")
-		}
+		d.fillShare(&ss, s, cfg)
 		switch ss.Join = d.joinStatus(s); {
 		case ss.Join == nil:
 		case ss.Join.Refused != "":
@@ -188,6 +130,7 @@ func (d *Daemon) Status() Status {
 		}
 		st.Shares = append(st.Shares, ss)
 	}
+	st.Paused, st.MaxSendRate, st.MaxRecvRate = cfg.Device.Paused, int64(cfg.Device.MaxSendRate), int64(cfg.Device.MaxRecvRate)
 	seen := map[string]bool{}
 	for _, p := range cfg.Peers {
 		ps := PeerStatus{ID: p.ID, Name: p.Name}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/daemon/hooks"
 	"github.com/blueshift-sync/blueshift/index"
 	"github.com/blueshift-sync/blueshift/index/members"
 	"github.com/blueshift-sync/blueshift/index/share"
@@ -52,35 +53,41 @@ type Options struct {
 	NoDHT     bool
 	Bootstrap []string
 	DHTListen string
+	// MaxSendRate and MaxRecvRate, when above 0, replace [device]
+	// max_send_rate and max_recv_rate until a user sets them live.
+	MaxSendRate, MaxRecvRate int64
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
 type Daemon struct {
-	home    string
-	opts    Options
-	log     *slog.Logger
-	id      *identity.Identity
-	self    identity.DeviceID
-	db      *index.DB
-	eng     *engine.Engine
-	tls     *conn.TLS
-	ln      *conn.TLSListener
-	quic    *conn.QUIC           // nil when QUIC is off
-	qln     *conn.QUICListener   // nil when QUIC is off
-	peers   *peer.Manager        // dials, accepts, keeps one connection per peer
-	disc    *discovery.Discovery // nil when LAN discovery is off
-	dht     *dhtPart             // nil when the DHT is off (dht.go)
-	mesh    meshSignal           // members changed: introduce them again (mesh.go)
-	ctl     net.Listener
-	ui      uiServer // the web UI (webui.go); zero when off
-	unlock  func()
-	started time.Time
-	rates   rates          // connections' byte rates for status
-	joins   joins          // pending joins: answers and presenters (join.go)
-	codes   codes          // tries of short codes (code.go)
-	members *members.Store // every share's membership log (members.go)
-	msync   memberSync     // wakes the membership relays (members.go)
-	local   localCache     // read-only shares' local changes, for status (members.go)
+	home       string
+	opts       Options
+	log        *slog.Logger
+	id         *identity.Identity
+	self       identity.DeviceID
+	db         *index.DB
+	eng        *engine.Engine
+	tls        *conn.TLS
+	ln         *conn.TLSListener
+	quic       *conn.QUIC           // nil when QUIC is off
+	qln        *conn.QUICListener   // nil when QUIC is off
+	peers      *peer.Manager        // dials, accepts, keeps one connection per peer
+	disc       *discovery.Discovery // nil when LAN discovery is off
+	dht        *dhtPart             // nil when the DHT is off (dht.go)
+	mesh       meshSignal           // members changed: introduce them again (mesh.go)
+	ctl        net.Listener
+	ui         uiServer // the web UI (webui.go); zero when off
+	unlock     func()
+	started    time.Time
+	rates      rates[identity.DeviceID] // connections' byte rates for status
+	shareRates rates[string]            // shares' byte rates for status, by share ID
+	events     events                   // the event stream's subscribers (api_events.go)
+	hooks      *hooks.Runner            // the user's commands on events (hookrun.go)
+	joins      joins                    // pending joins: answers and presenters (join.go)
+	codes      codes                    // tries of short codes (code.go)
+	members    *members.Store           // every share's membership log (members.go)
+	msync      memberSync               // wakes the membership relays (members.go)
+	local      localCache               // read-only shares' local changes, for status (members.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 
@@ -96,6 +103,8 @@ type Daemon struct {
 		// stopping is set once Run is shutting down: no share starts after
 		// it, so nothing is added to wg while Run waits for it.
 		stopping bool // guarded by mu
+		// runRates are Options' rates, until POST /v1/rates sets the device's.
+		runRates *[2]int64 // guarded by mu
 	}
 }
 
@@ -140,16 +149,20 @@ func Open(opts Options) (d *Daemon, err error) {
 		return nil, fmt.Errorf("open index of %s: %w", home, err)
 	}
 	closers = append(closers, func() { db.Close() })
-	eng, err := engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log})
+	d = &Daemon{
+		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db,
+		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
+	}
+	d.eng, err = engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log, OnEvent: d.onEngineEvent, DeviceName: d.deviceName})
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{
-		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db, eng: eng,
-		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
-	}
 	d.members = members.Open(db.Pebble())
+	d.hooks = hooks.New(log.With("part", "hooks"))
 	d.mu.cfg = cfg
+	if opts.MaxSendRate > 0 || opts.MaxRecvRate > 0 {
+		d.mu.runRates = &[2]int64{opts.MaxSendRate, opts.MaxRecvRate}
+	}
 	d.mu.shares = make(map[share.ID]*runningShare)
 	d.mu.shareErrs = make(map[share.ID]shareError)
 	d.paired = make(map[identity.DeviceID][]string)
@@ -228,8 +241,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.dht != nil {
 		d.wg.Go(func() { d.dht.run(ctx) })
 	}
+	d.wg.Go(func() { d.watchStates(ctx) })
 	srv := d.serveControl(ctx)
 	d.wg.Go(func() { d.sweepSends(ctx) })
+	d.wg.Go(func() { d.hooks.Run(ctx) })
 	stopUI := d.serveUI(ctx)
 
 	<-ctx.Done()
@@ -290,6 +305,8 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.Config) {
 	d.mu.Lock()
 	d.mu.cfg = cfg
 	d.mu.Unlock()
+	d.eng.SetRates(d.deviceRates(cfg))
+	d.hooks.Set(hookList(cfg))
 	d.applyShares(ctx, cfg)
 	d.applyPeers(cfg)
 }

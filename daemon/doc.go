@@ -56,8 +56,13 @@
 // # Control API
 //
 // HTTP on the Unix socket control.sock (mode 0600, in a home of mode 0700):
-// nothing on it is reachable from the network. JSON in and out; the web UI
-// will use the same endpoints.
+// nothing on it is reachable from the network. JSON in and out. Handler is
+// the whole API (docs/api.md lists every endpoint): status, reload, the
+// event stream, needed files, pause and resume, rates, versions and
+// conflicts, one file per concern (api_*.go), each handler thin: the work
+// is the engine's (sync/engine, sync/apply) or config.toml's. The web UI
+// mounts the same Handler on its loopback listener behind its own
+// authentication. Client is the Go client; the command line uses it.
 //
 //	GET  /v1/status  Status: the device, its real listen address, shares, peers, refused attempts
 //	POST /v1/reload  re-read config.toml and apply it (shares, peers, invitations)
@@ -71,7 +76,14 @@
 // else config.DefaultUI; "off": none). A busy port is logged as a warning
 // and the daemon runs without it. Run owns its server and its sampler.
 //
-// Client is the Go client; the command line uses it.
+// What a user changes at run time through the API (pauses, rates) is
+// written to config.toml, under config.lock, and applied at once: it
+// survives a restart and can be read and edited there.
+//
+// The event stream (api_events.go) fans out the engine's per-file events
+// (Options.OnEvent) and the share_in_sync and member_joined events that
+// watchStates derives from status twice a second; a stream that does not
+// keep up loses events, counted, and never holds up sync.
 //
 // # Invitations
 //

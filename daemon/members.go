@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -930,7 +928,7 @@ func (d *Daemon) memberRoutes(mux *http.ServeMux) {
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
 			var q req
 			if err := decodeBody(r, &q); err != nil {
-				writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+				writeError(w, err)
 				return
 			}
 			res, err := do(q)
@@ -943,7 +941,7 @@ func (d *Daemon) memberRoutes(mux *http.ServeMux) {
 			Paths []string `json:"paths"`
 		}
 		if err := decodeBody(r, &q); err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+			writeError(w, err)
 			return
 		}
 		res, err := d.Revert(r.Context(), q.Share, q.Paths)
@@ -959,18 +957,8 @@ func answer(w http.ResponseWriter, v any, err error) {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
 	case errors.Is(err, config.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, apiError{Error: err.Error()})
+		writeJSON(w, http.StatusNotFound, APIError{Message: err.Error()})
 	default:
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		writeJSON(w, http.StatusBadRequest, APIError{Message: err.Error()})
 	}
-}
-
-// decodeBody reads a small JSON request body.
-func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("read the request: %w", err)
-	}
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,9 +69,9 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		return fmt.Errorf("ask the daemon (%s %s): %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var ae apiError
-		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
-			return errors.New(ae.Error)
+		ae := &APIError{Code: resp.StatusCode}
+		if json.Unmarshal(b, ae) == nil && ae.Message != "" {
+			return ae
 		}
 		return fmt.Errorf("ask the daemon (%s %s): %s", method, path, resp.Status)
 	}

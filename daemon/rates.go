@@ -3,17 +3,16 @@ package daemon
 import (
 	gosync "sync"
 	"time"
-
-	"github.com/blueshift-sync/blueshift/peer/identity"
 )
 
-// rates turns connections' byte counters into bytes per second, measured
+// rates turns byte counters (a connection's, keyed by device, or a share's)
+// into bytes per second, measured
 // between status samples at least rateEvery apart (status --watch polls
 // often; a rate over a few milliseconds would only be noise). Safe for
 // concurrent use.
-type rates struct {
+type rates[K comparable] struct {
 	mu   gosync.Mutex
-	last map[identity.DeviceID]rateSample // guarded by mu
+	last map[K]rateSample // guarded by mu
 }
 
 const rateEvery = time.Second
@@ -25,11 +24,11 @@ type rateSample struct {
 }
 
 // observe records the counters of id at now and returns its current rates.
-func (r *rates) observe(id identity.DeviceID, in, out int64, now time.Time) (inRate, outRate float64) {
+func (r *rates[K]) observe(id K, in, out int64, now time.Time) (inRate, outRate float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.last == nil {
-		r.last = make(map[identity.DeviceID]rateSample)
+		r.last = make(map[K]rateSample)
 	}
 	prev, ok := r.last[id]
 	switch {

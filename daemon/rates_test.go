@@ -8,7 +8,7 @@ import (
 )
 
 func TestRates(t *testing.T) {
-	var r rates
+	var r rates[identity.DeviceID]
 	id := identity.DeviceID{1}
 	t0 := time.Unix(1000, 0)
 	steps := []struct {

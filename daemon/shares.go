@@ -38,7 +38,7 @@ type shareError struct {
 func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 	want := map[share.ID]config.Share{}
 	for _, s := range cfg.Shares {
-		if s.Paused {
+		if s.Paused || cfg.Device.Paused {
 			continue
 		}
 		id, err := share.ParseID(s.ID)
@@ -90,6 +90,9 @@ func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 				if err := d.eng.SetMembers(id, members); err != nil {
 					d.log.Warn("update share members", "share", s.Name, "err", err)
 				}
+			}
+			if s.MaxSendRate != rs.cfg.MaxSendRate || s.MaxRecvRate != rs.cfg.MaxRecvRate {
+				d.eng.SetShareRates(id, int64(s.MaxSendRate), int64(s.MaxRecvRate))
 			}
 			d.mu.Lock()
 			rs.cfg, rs.members = s, members
@@ -150,7 +153,8 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 	err = d.eng.AddShare(engine.ShareConfig{
 		Key: key, Name: s.Name, Path: s.Path, Members: d.syncingMembers(id, s, members),
 		Access:       shareAccess{d: d, id: id, name: s.Name},
-		VersionsKeep: s.VersionsKeep, VersionsDays: s.VersionsDays,
+		VersionsKeep: s.VersionsKeep, VersionsDays: s.VersionsDays, VersionsMaxMB: s.VersionsMaxMB,
+		MaxSendRate: int64(s.MaxSendRate), MaxRecvRate: int64(s.MaxRecvRate),
 	})
 	if err != nil {
 		w.Close()

@@ -3,6 +3,7 @@ package daemon
 import (
 	"time"
 
+	"github.com/blueshift-sync/blueshift/daemon/hooks"
 	"github.com/blueshift-sync/blueshift/index"
 )
 
@@ -21,6 +22,13 @@ type Status struct {
 	QUIC      string     `json:"quic,omitempty"`
 	Reflexive []string   `json:"reflexive,omitempty"`
 	DHT       *DHTStatus `json:"dht,omitempty"` // nil when the DHT is off
+	// Hooks are the [[hook]] commands' runs, failures and dropped events.
+	Hooks []hooks.Status `json:"hooks,omitempty"`
+	// Paused: every share is paused (blueshift pause); each share's own
+	// Paused says whether it stays paused after a resume of the device.
+	Paused      bool  `json:"paused"`
+	MaxSendRate int64 `json:"max_send_rate"` // bytes per second, all peers together; 0: no limit
+	MaxRecvRate int64 `json:"max_recv_rate"`
 }
 
 // ShareStatus is one share.
@@ -50,6 +58,15 @@ type ShareStatus struct {
 	// DiskFull is set while a pull waits for space; its message is also
 	// the first of Errors.
 	DiskFull *DiskFull `json:"disk_full,omitempty"`
+
+	Paused      bool    `json:"paused"`        // not syncing until resumed (the share, or the whole device)
+	BytesIn     int64   `json:"bytes_in"`      // block and inline bytes received for this share since it started
+	BytesOut    int64   `json:"bytes_out"`     // block bytes sent for it
+	RateIn      float64 `json:"rate_in"`       // bytes per second received, over the last second or more
+	RateOut     float64 `json:"rate_out"`      // bytes per second sent
+	ETASeconds  float64 `json:"eta_seconds"`   // NeedBytes at RateIn; -1: unknown (nothing arriving), 0: nothing needed
+	MaxSendRate int64   `json:"max_send_rate"` // this share's limit in bytes per second; 0: none
+	MaxRecvRate int64   `json:"max_recv_rate"`
 	// MembershipRefused lists membership changes (forks, wrong signers) and
 	// records (by devices the log does not let write) refused lately, each
 	// with the peer that sent it; `blueshift member list` shows more.
@@ -104,9 +121,30 @@ type Refused struct {
 	Reason string    `json:"reason"`
 }
 
-// Event is one line of GET /v1/events.
+// Event is one line of GET /v1/events: a status snapshot when anything
+// in it changed, or one thing that happened (Type says which; docs/api.md
+// lists the types and their fields).
 type Event struct {
-	Type   string    `json:"type"` // "status"
-	Time   time.Time `json:"time"`
-	Status *Status   `json:"status,omitempty"`
+	Type      string    `json:"type"`
+	Time      time.Time `json:"time"`
+	Status    *Status   `json:"status,omitempty"`     // "status"
+	Share     string    `json:"share,omitempty"`      // share ID
+	ShareName string    `json:"share_name,omitempty"` // its name on this device
+	Path      string    `json:"path,omitempty"`       // share-relative, slash-separated
+	Copy      string    `json:"copy,omitempty"`       // "conflict": where the losing version went
+	Peer      string    `json:"peer,omitempty"`       // device ID: who sent the change, or who joined
+	PeerName  string    `json:"peer_name,omitempty"`
+	Bytes     int64     `json:"bytes,omitempty"`
+	Dropped   int64     `json:"dropped,omitempty"` // "dropped": events this stream missed (the reader was slow)
 }
+
+// Event types.
+const (
+	EventStatus       = "status"
+	EventFileApplied  = "file_applied"
+	EventFileDeleted  = "file_deleted"
+	EventConflict     = "conflict"
+	EventShareInSync  = "share_in_sync"
+	EventMemberJoined = "member_joined"
+	EventDropped      = "dropped"
+)

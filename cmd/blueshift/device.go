@@ -138,9 +138,13 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err := checkDHTFlags(bootstrap, dhtListen); err != nil {
 				return usageError{err}
 			}
+			sendRate, recvRate, err := runRates(c)
+			if err != nil {
+				return err
+			}
 			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces,
 				NoQUIC: noQUIC, QUICPort: quicPort, UI: uiAddr, NewUI: newUI,
-				NoDHT: noDHT, Bootstrap: bootstrap, DHTListen: dhtListen})
+				NoDHT: noDHT, Bootstrap: bootstrap, DHTListen: dhtListen, MaxSendRate: sendRate, MaxRecvRate: recvRate})
 			if err != nil {
 				return err
 			}
@@ -149,6 +153,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&listen, "listen", "", "HOST:PORT for peer connections (default from the configuration; port 0 picks a free one)")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	addRateFlags(c)
 	c.Flags().BoolVar(&noDiscovery, "no-discovery", false, "no LAN discovery (multicast announcements), whatever [device] discovery says")
 	c.Flags().StringSliceVar(&discoveryIfaces, "discovery-interfaces", nil, "LAN discovery on these interfaces only (e.g. lo), whatever [discovery] interfaces says")
 	c.Flags().StringVar(&uiAddr, "ui", "", "serve the web UI on this loopback HOST:PORT, or off (default [device] ui, else "+config.DefaultUI+")")

@@ -63,7 +63,9 @@ func newHookCmd(g *globals) *cobra.Command {
 			return reloadDaemon(c, home)
 		},
 	}
-	add.Flags().DurationVar(&timeout, "timeout", 0, "kill a run after this long (default 30s)")
+	add.Flags().DurationVar(&timeout, "timeout", 0, "kill a run after this long (default 30s); give it before SHARE")
+	// Everything after SHARE is the command's, its flags included.
+	add.Flags().SetInterspersed(false)
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -39,7 +40,7 @@ func run(args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "blueshift:", err)
 	var ue usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
 		return exitUsage
 	}
 	return exitFail
@@ -69,6 +70,9 @@ func newRootCmd() *cobra.Command {
 		newInspectCmd(g), newUICmd(g),
 		newSendCmd(g), newReceiveCmd(g), newHookCmd(g),
 		newMemberCmd(g), newRevertCmd(g),
+		newInspectCmd(g),
+		newLsNeededCmd(g), newConflictsCmd(g), newVersionsCmd(g),
+		newPauseCmd(g, true), newPauseCmd(g, false), newRateCmd(g), newEventsCmd(g),
 	)
 	return root
 }

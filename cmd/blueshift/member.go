@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -134,12 +133,6 @@ func memberClient(g *globals) (*daemon.Client, error) {
 		return nil, fmt.Errorf("%w: start it with `blueshift run`", err)
 	}
 	return cl, nil
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func printChange(c *cobra.Command, r daemon.ChangeResult, asJSON bool, done string) error {

@@ -92,7 +92,7 @@ func newSendCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := context.WithDeadline(c.Context(), s.Expires)
 			defer cancel()
-			p := newProgress(c, tf.json, s.Bytes, "sending")
+			p := newTransferProgress(c, tf.json, s.Bytes, "sending")
 			var to string
 			err = watchShare(ctx, cl, s.ShareID, func(st daemon.Status, sh daemon.ShareStatus) bool {
 				var sent int64
@@ -191,7 +191,7 @@ func newReceiveCmd(g *globals) *cobra.Command {
 			} else if r.Resumed {
 				fmt.Fprintf(c.ErrOrStderr(), "going on with the receive into %s\n", r.Into)
 			}
-			p := newProgress(c, tf.json, 0, "receiving")
+			p := newTransferProgress(c, tf.json, 0, "receiving")
 			err = watchShare(ctx, cl, r.ShareID, func(_ daemon.Status, sh daemon.ShareStatus) bool {
 				p.set(-1, sh)
 				// Complete when our root is the sender's: it may end its
@@ -298,9 +298,9 @@ func watchShare(ctx context.Context, cl *daemon.Client, shareID string, done fun
 	}
 }
 
-// progress shows a transfer's progress: a bar on a terminal, a JSON object
+// transferProgress shows a transfer's progress: a bar on a terminal, a JSON object
 // per change with --json, nothing otherwise.
-type progress struct {
+type transferProgress struct {
 	json  bool
 	out   io.Writer
 	bar   *progressbar.ProgressBar
@@ -310,8 +310,8 @@ type progress struct {
 	errw  io.Writer
 }
 
-func newProgress(c *cobra.Command, asJSON bool, total int64, verb string) *progress {
-	p := &progress{json: asJSON, out: c.OutOrStdout(), total: total, verb: verb, errw: c.ErrOrStderr()}
+func newTransferProgress(c *cobra.Command, asJSON bool, total int64, verb string) *transferProgress {
+	p := &transferProgress{json: asJSON, out: c.OutOrStdout(), total: total, verb: verb, errw: c.ErrOrStderr()}
 	if !asJSON && isTerminal(c.ErrOrStderr()) {
 		p.bar = progressbar.NewOptions64(max(total, 1),
 			progressbar.OptionSetWriter(c.ErrOrStderr()), progressbar.OptionShowBytes(true),
@@ -322,7 +322,7 @@ func newProgress(c *cobra.Command, asJSON bool, total int64, verb string) *progr
 }
 
 // set reports done bytes (-1: derive them from what the share still needs).
-func (p *progress) set(done int64, sh daemon.ShareStatus) {
+func (p *transferProgress) set(done int64, sh daemon.ShareStatus) {
 	if done < 0 {
 		p.total = max(p.total, sh.NeedBytes)
 		done = p.total - sh.NeedBytes
@@ -340,7 +340,7 @@ func (p *progress) set(done int64, sh daemon.ShareStatus) {
 	}
 }
 
-func (p *progress) done() {
+func (p *transferProgress) done() {
 	if p.bar != nil {
 		p.bar.Finish()
 		fmt.Fprintln(p.errw)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -68,13 +67,6 @@ func (s *sender) wait(t *testing.T) error {
 		t.Fatalf("send did not end after its receipt\n%s", s.err)
 	}
 	return nil
-}
-
-func randomFile(t *testing.T, path string, n int) {
-	t.Helper()
-	b := make([]byte, n)
-	rand.Read(b)
-	write(t, path, string(b))
 }
 
 // TestE2ESendReceive: files and a folder sent by code reach a device that

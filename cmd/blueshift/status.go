@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/blueshift-sync/blueshift/daemon"
@@ -21,14 +18,18 @@ import (
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var asJSON, watch bool
+	var asJSON, needed bool
+	var wo watchOptions
 	c := &cobra.Command{
 		Use:   "status [SHARE]",
 		Short: "Show whether each share is in sync, what is still needed, and the peers",
-		Long: "Show per share: in sync or not, items and bytes still needed, connected peers,\n" +
-			"conflicts and errors; and per peer: connected, address, bytes. --json prints the same\n" +
-			"for scripts; --watch draws live progress until every share is in sync (or Ctrl-C).",
-		Args: cobra.MaximumNArgs(1),
+		Long: "Show per share: in sync or not, items and bytes still needed, the rate and an ETA,\n" +
+			"connected peers, conflicts and errors; and per peer: connected, address, bytes. --json\n" +
+			"prints the same for scripts; --needed adds the files not in sync and why.\n" +
+			"--watch draws live progress bars until interrupted (with --json: one JSON object per\n" +
+			"update); --until-synced exits 0 once every share is in sync, 1 at --timeout or at once\n" +
+			"when a share cannot get there (paused, stopped, disk full, refused).",
+		Args: maxArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			home, err := g.homeOf()
 			if err != nil {
@@ -38,9 +39,15 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				ref = clean(args[0])
 			}
+			if wo.untilSynced {
+				wo.watch = true
+			}
+			if wo.timeout < 0 {
+				return usageError{fmt.Errorf("status: --timeout %s is negative", wo.timeout)}
+			}
 			cl, err := daemon.NewClient(home)
 			if errors.Is(err, daemon.ErrNotRunning) {
-				if watch {
+				if wo.watch {
 					return fmt.Errorf("status --watch: %w: start it with `blueshift run`", err)
 				}
 				st, err := offlineStatus(home)
@@ -52,10 +59,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if watch {
+			if wo.watch {
 				ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt)
 				defer stop()
-				return watchStatus(ctx, cl, ref, c.ErrOrStderr())
+				wo.asJSON = asJSON
+				return watchStatus(ctx, cl, ref, wo, c.OutOrStdout())
 			}
 			st, err := cl.Status(c.Context())
 			if err != nil {
@@ -65,12 +73,60 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if ref != "" && len(st.Shares) == 0 {
 				return fmt.Errorf("status: no share %q (`blueshift share list` shows the shares)", ref)
 			}
-			return printStatus(c.OutOrStdout(), st, asJSON, true)
+			if !needed {
+				return printStatus(c.OutOrStdout(), st, asJSON, true)
+			}
+			return printStatusNeeded(c, cl, st, asJSON)
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
-	c.Flags().BoolVar(&watch, "watch", false, "draw live progress until every share is in sync")
+	c.Flags().BoolVar(&needed, "needed", false, "also list each share's files not in sync, and why")
+	c.Flags().BoolVar(&wo.watch, "watch", false, "draw live progress until interrupted")
+	c.Flags().BoolVar(&wo.untilSynced, "until-synced", false, "watch until every share is in sync, then exit 0")
+	c.Flags().DurationVar(&wo.timeout, "timeout", 0, "with --watch or --until-synced: give up after this long (exit 1); 0: never")
 	return c
+}
+
+// StatusNeeded is what `status --needed --json` prints.
+type StatusNeeded struct {
+	daemon.Status
+	Needed []daemon.Needed `json:"needed"`
+}
+
+func printStatusNeeded(c *cobra.Command, cl *daemon.Client, st daemon.Status, asJSON bool) error {
+	out := StatusNeeded{Status: st, Needed: []daemon.Needed{}}
+	for _, s := range st.Shares {
+		if !s.Running {
+			continue
+		}
+		n, err := cl.Needed(c.Context(), s.ID)
+		if err != nil {
+			return apiErr("status --needed", err)
+		}
+		out.Needed = append(out.Needed, n)
+	}
+	if asJSON {
+		return printJSON(c.OutOrStdout(), out)
+	}
+	if err := printStatus(c.OutOrStdout(), st, false, true); err != nil {
+		return err
+	}
+	for i, n := range out.Needed {
+		if len(n.Files) == 0 {
+			continue
+		}
+		name := n.Share
+		for _, s := range st.Shares {
+			if s.ID == n.Share {
+				name = s.Name
+			}
+		}
+		fmt.Fprintf(c.OutOrStdout(), "\nneeded in %s:\n", name)
+		if err := printNeeded(c.OutOrStdout(), out.Needed[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // offlineStatus is what the configuration alone says.
@@ -116,9 +172,7 @@ func filterShares(st daemon.Status, ref string) daemon.Status {
 
 func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return printJSON(w, st)
 	}
 	fmt.Fprintf(w, "device %s (%s)\n", st.Device, st.Name)
 	if running {
@@ -128,10 +182,12 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 		fmt.Fprintln(w, "daemon not running (start it with `blueshift run`)")
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nSHARE\tSTATE\tNEED\tRECORDS\tPEERS\tCONFLICTS\tPATH")
+	fmt.Fprintln(tw, "\nSHARE\tSTATE\tNEED\tRATE\tETA\tRECORDS\tPEERS\tCONFLICTS\tPATH")
 	for _, s := range st.Shares {
 		state := "syncing"
 		switch {
+		case s.Paused:
+			state = "paused"
 		case !running || !s.Running:
 			state = "stopped"
 		case s.Join != nil && s.Join.Refused != "":
@@ -143,8 +199,8 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 		case s.DiskFull != nil:
 			state = "disk full"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d items, %s\t%d\t%d/%d\t%d\t%s\n", s.Name, state, s.NeedItems, size(s.NeedBytes),
-			s.Records, len(s.Peers), len(s.Members), s.Conflicts, s.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%d items, %s\t%s/s\t%s\t%d\t%d/%d\t%d\t%s\n", s.Name, state, s.NeedItems, size(s.NeedBytes),
+			size(int64(s.RateIn)), eta(s), s.Records, len(s.Peers), len(s.Members), s.Conflicts, s.Path)
 	}
 	tw.Flush()
 	for _, s := range st.Shares {
@@ -176,58 +232,6 @@ func identityAbbrev(id string) string {
 		return id[:i]
 	}
 	return id
-}
-
-// watchStatus draws one progress bar over the bytes still needed, until
-// every share is in sync (with a member connected, when it has members), or
-// ctx ends.
-func watchStatus(ctx context.Context, cl *daemon.Client, ref string, out io.Writer) error {
-	var bar *progressbar.ProgressBar
-	var most int64
-	errDone := errors.New("done")
-	err := cl.Events(ctx, func(ev daemon.Event) error {
-		if ev.Status == nil {
-			return nil
-		}
-		st := filterShares(*ev.Status, ref)
-		var need int64
-		var items int
-		done := len(st.Shares) > 0
-		var names []string
-		for _, s := range st.Shares {
-			need += s.NeedBytes
-			items += s.NeedItems
-			if !s.InSync || (len(s.Members) > 0 && len(s.Peers) == 0) {
-				done = false
-				name := s.Name
-				if s.DiskFull != nil {
-					name += " (disk full: free some space)"
-				}
-				names = append(names, name)
-			}
-		}
-		most = max(most, need, 1)
-		if bar == nil {
-			bar = progressbar.NewOptions64(most,
-				progressbar.OptionSetWriter(out), progressbar.OptionShowBytes(true),
-				progressbar.OptionSetWidth(30), progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionShowElapsedTimeOnFinish())
-		}
-		bar.ChangeMax64(most)
-		bar.Describe(fmt.Sprintf("%d items to go %s", items, strings.Join(names, ",")))
-		bar.Set64(most - need)
-		if done {
-			bar.Describe("in sync")
-			bar.Finish()
-			fmt.Fprintln(out)
-			return errDone
-		}
-		return nil
-	})
-	if errors.Is(err, errDone) || ctx.Err() != nil {
-		return nil
-	}
-	return err
 }
 
 // localPaths lists a few local changes for the one status line.

@@ -46,10 +46,11 @@ var (
 
 // Options configure a Root. The zero value is usable.
 type Options struct {
-	VersionsKeep int              // versions kept per path; 0: default, <0: no limit
-	VersionsDays int              // days a version is kept; 0: default, <0: no limit
-	Clock        func() time.Time // version and temp timestamps; nil: time.Now
-	Logger       *slog.Logger     // nil: discard
+	VersionsKeep     int              // versions kept per path; 0: default, <0: no limit
+	VersionsDays     int              // days a version is kept; 0: default, <0: no limit
+	VersionsMaxBytes int64            // the versions folder's size cap, oldest removed first; 0: none
+	Clock            func() time.Time // version and temp timestamps; nil: time.Now
+	Logger           *slog.Logger     // nil: discard
 }
 
 // FileState is what a path holds. The zero value means "nothing there".

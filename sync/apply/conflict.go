@@ -1,11 +1,14 @@
 package apply
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	unix "github.com/blueshift-sync/blueshift/sync/apply/internal/posix"
@@ -101,4 +104,146 @@ func checkDevice(device string) error {
 		}
 	}
 	return nil
+}
+
+// conflictRE splits STEM.sync-conflict-YYYYMMDD-HHMMSS-DEVICE[.EXT].
+var conflictRE = regexp.MustCompile(`^(.*)\.sync-conflict-(\d{8}-\d{6})-([A-Za-z0-9_-]+?)(\.[^.]*)?$`)
+
+// ParseConflictName inverts ConflictName: the original base name, the
+// device named in the copy's name and when that version was made.
+func ParseConflictName(name string) (base, device string, when time.Time, ok bool) {
+	m := conflictRE.FindStringSubmatch(name)
+	if m == nil || m[1] == "" {
+		return "", "", time.Time{}, false
+	}
+	t, err := time.Parse(stampLayout, m[2])
+	if err != nil {
+		return "", "", time.Time{}, false
+	}
+	return m[1] + m[4], m[3], t, true
+}
+
+// Conflict is one conflict copy in a share and the path it is a copy of.
+type Conflict struct {
+	Path   record.Path // the original: the version that won
+	Copy   record.Path // the losing version, set aside
+	Device string      // the device named in Copy's name: who made the losing version
+	Time   time.Time   // when the losing version was made (its mtime, as named)
+}
+
+// Conflicts lists the conflict copies in the share, sorted by copy path.
+// Nested shares' folders (those holding a .blueshift folder) and the
+// metadata folder are not searched.
+func (r *Root) Conflicts(ctx context.Context) ([]Conflict, error) {
+	var out []Conflict
+	err := fs.WalkDir(r.fs.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // a folder we cannot read holds nothing we can list
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p == record.MetaDir {
+				return fs.SkipDir
+			}
+			if p != "." {
+				if _, err := r.fs.Lstat(filepath.FromSlash(p + "/" + record.MetaDir)); err == nil {
+					return fs.SkipDir // a nested share's own
+				}
+			}
+			return nil
+		}
+		base, dev, when, ok := ParseConflictName(d.Name())
+		if !ok {
+			return nil
+		}
+		dir := path.Dir(p)
+		orig := base
+		if dir != "." {
+			orig = dir + "/" + base
+		}
+		out = append(out, Conflict{Path: record.Path(orig), Copy: record.Path(p), Device: dev, Time: when})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list conflict copies: %w", err)
+	}
+	return out, nil
+}
+
+// ResolveKeep says which version a resolved conflict keeps at the path.
+type ResolveKeep int
+
+const (
+	KeepOriginal ResolveKeep = iota // the version at the path; the copy goes to the versions folder
+	KeepCopy                        // the copy's content replaces the path's (which is versioned); the copy goes
+	KeepBoth                        // both stay, the copy under a name that is no conflict copy's
+)
+
+// Resolve ends conflict c: see ResolveKeep. Nothing is lost: whatever is
+// replaced or removed goes to the versions folder first. It returns the
+// paths it changed (for the index to look at again).
+func (r *Root) Resolve(ctx context.Context, c Conflict, keep ResolveKeep) ([]record.Path, error) {
+	if base, _, _, ok := ParseConflictName(path.Base(string(c.Copy))); !ok || path.Join(path.Dir(string(c.Copy)), base) != string(c.Path) {
+		return nil, fmt.Errorf("resolve %q: %q is not its conflict copy: %w", c.Path, c.Copy, ErrUnsafePath)
+	}
+	cp, err := r.Stat(c.Copy)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %q: %w", c.Path, err)
+	}
+	if !cp.Exists || !cp.Mode.IsRegular() {
+		return nil, fmt.Errorf("resolve %q: no conflict copy %q (resolved already?): %w", c.Path, c.Copy, fs.ErrNotExist)
+	}
+	target := c.Path
+	switch keep {
+	case KeepOriginal:
+		if err := r.Remove(c.Copy, cp); err != nil {
+			return nil, fmt.Errorf("resolve %q: remove the copy: %w", c.Path, err)
+		}
+		return []record.Path{c.Copy}, nil
+	case KeepBoth:
+		stem, ext := splitExt(path.Base(string(c.Path)))
+		dir := path.Dir(string(c.Path))
+		for n := 1; ; n++ {
+			name := fmt.Sprintf("%s (%s)%s", stem, c.Device, ext)
+			if n > 1 {
+				name = fmt.Sprintf("%s (%s %d)%s", stem, c.Device, n, ext)
+			}
+			target = record.Path(path.Join(dir, name))
+			st, err := r.Stat(target)
+			if err != nil {
+				return nil, fmt.Errorf("resolve %q: %w", c.Path, err)
+			}
+			if !st.Exists {
+				break
+			}
+			if n >= maxSameSecond {
+				return nil, fmt.Errorf("resolve %q: every name for the kept copy is taken", c.Path)
+			}
+		}
+	}
+	cur, err := r.Stat(target)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %q: %w", c.Path, err)
+	}
+	if cur.Exists && cur.Mode.IsDir() {
+		return nil, fmt.Errorf("resolve %q: a folder is there: %w", target, ErrChanged)
+	}
+	src, err := r.Open(c.Copy)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %q: %w", c.Path, err)
+	}
+	defer src.Close()
+	_, err = r.WriteFile(ctx, target, cur, Meta{Mode: cp.Mode.Perm(), ModTime: cp.ModTime}, func(w Writer) error {
+		_, err := io.Copy(w, src)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resolve %q: %w", c.Path, err)
+	}
+	if err := r.Remove(c.Copy, cp); err != nil {
+		return []record.Path{target}, fmt.Errorf("resolve %q: remove the copy: %w", c.Path, err)
+	}
+	return []record.Path{target, c.Copy}, nil
 }

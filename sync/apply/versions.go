@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -85,19 +86,127 @@ func (r *Root) PruneVersions(ctx context.Context) error {
 	}
 	// Deepest first, so a directory emptied of subdirectories goes too.
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	var kept []Version
 	for _, d := range dirs {
 		all, err := r.listVersions(d)
 		if err != nil {
 			return fmt.Errorf("prune versions: %w", err)
 		}
 		for _, vs := range all {
-			r.removeExpired(vs)
+			kept = append(kept, r.removeExpired(vs)...)
 		}
 		if d != versionsDir {
 			r.fs.Remove(filepath.FromSlash(d)) // fails harmlessly unless empty
 		}
 	}
+	r.capVersions(kept)
 	return nil
+}
+
+// capVersions removes the oldest of kept until their sizes add up to no
+// more than VersionsMaxBytes.
+func (r *Root) capVersions(kept []Version) {
+	if r.opts.VersionsMaxBytes <= 0 {
+		return
+	}
+	var total int64
+	for _, v := range kept {
+		total += v.Size
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].Time.Before(kept[j].Time) })
+	for _, v := range kept {
+		if total <= r.opts.VersionsMaxBytes {
+			return
+		}
+		if err := r.fs.Remove(filepath.FromSlash(v.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			r.log.Warn("remove old version", "path", v.Path, "err", err)
+			continue
+		}
+		r.log.Debug("removed a version over the size cap", "version", v.Path)
+		total -= v.Size
+	}
+}
+
+// AllVersions lists every kept version in the share, by the path it was
+// kept for, each newest first.
+func (r *Root) AllVersions(ctx context.Context) (map[record.Path][]Version, error) {
+	out := make(map[record.Path][]Version)
+	err := fs.WalkDir(r.fs.FS(), versionsDir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == versionsDir {
+			return fs.SkipAll
+		}
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		all, err := r.listVersions(p)
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, versionsDir), "/")
+		for base, vs := range all {
+			out[record.Path(path.Join(rel, base))] = vs
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list versions: %w", err)
+	}
+	return out, nil
+}
+
+// ErrNoVersion: no kept version matches what a restore asked for.
+var ErrNoVersion = errors.New("no such version")
+
+// FindVersion returns the version of p to restore for at: the newest one
+// kept at or before at (zero at: the newest of all).
+func (r *Root) FindVersion(p record.Path, at time.Time) (Version, error) {
+	vs, err := r.Versions(p)
+	if err != nil {
+		return Version{}, err
+	}
+	for _, v := range vs { // newest first
+		if at.IsZero() || !v.Time.After(at) {
+			return v, nil
+		}
+	}
+	if len(vs) == 0 {
+		return Version{}, fmt.Errorf("restore %q: %w: the versions folder holds none of it (`blueshift versions list` shows what it holds)", p, ErrNoVersion)
+	}
+	return Version{}, fmt.Errorf("restore %q: %w kept at or before %s: the oldest is from %s", p, ErrNoVersion,
+		at.UTC().Format(time.RFC3339), vs[len(vs)-1].Time.Format(time.RFC3339))
+}
+
+// Restore puts version v's content back at p, as a user's edit would:
+// whatever p holds now is kept as a version first (WriteFile), and a change
+// made to p meanwhile fails with ErrChanged. The version stays kept.
+func (r *Root) Restore(ctx context.Context, p record.Path, v Version) (FileState, error) {
+	src, err := r.OpenVersion(v)
+	if err != nil {
+		return FileState{}, fmt.Errorf("restore %q: %w: it may have been pruned; `blueshift versions list` shows what is kept", p, errors.Join(ErrNoVersion, err))
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return FileState{}, fmt.Errorf("restore %q: %w", p, err)
+	}
+	cur, err := r.Stat(p)
+	if err != nil {
+		return FileState{}, fmt.Errorf("restore %q: %w", p, err)
+	}
+	if cur.Exists && cur.Mode.IsDir() {
+		return FileState{}, fmt.Errorf("restore %q: a folder is there now: move it away first: %w", p, ErrChanged)
+	}
+	meta := Meta{Mode: fi.Mode().Perm(), ModTime: r.opts.Clock()}
+	return r.WriteFile(ctx, p, cur, meta, func(w Writer) error {
+		_, err := io.Copy(w, src)
+		return err
+	})
 }
 
 // keepVersion puts the entry at name into the versions folder: by hard link
@@ -181,12 +290,12 @@ func (r *Root) pruneVersionsOf(name string) {
 		r.log.Debug("prune versions", "path", name, "err", err)
 		return
 	}
-	r.removeExpired(all[base])
+	_ = r.removeExpired(all[base])
 }
 
 // removeExpired removes, from one path's versions sorted newest first, those
-// beyond VersionsKeep or older than VersionsDays.
-func (r *Root) removeExpired(vs []Version) {
+// beyond VersionsKeep or older than VersionsDays, and returns the others.
+func (r *Root) removeExpired(vs []Version) (kept []Version) {
 	cutoff := time.Time{}
 	if r.opts.VersionsDays > 0 {
 		cutoff = r.opts.Clock().Add(-time.Duration(r.opts.VersionsDays) * 24 * time.Hour)
@@ -195,6 +304,7 @@ func (r *Root) removeExpired(vs []Version) {
 		tooMany := r.opts.VersionsKeep > 0 && i >= r.opts.VersionsKeep
 		tooOld := !cutoff.IsZero() && v.Time.Before(cutoff)
 		if !tooMany && !tooOld {
+			kept = append(kept, v)
 			continue
 		}
 		r.log.Debug("removed an expired version", "version", v.Path)
@@ -202,6 +312,7 @@ func (r *Root) removeExpired(vs []Version) {
 			r.log.Warn("remove old version", "path", v.Path, "err", err)
 		}
 	}
+	return kept
 }
 
 // listVersions reads one versions directory and groups its versions by the

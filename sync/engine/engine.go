@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
@@ -46,6 +47,13 @@ type Options struct {
 	Clock  func() time.Time // nil: time.Now
 	// Parallel is the number of blocks fetched at once per file; 0: 16.
 	Parallel int
+	// OnEvent, if set, is told of every file a peer's record changed here
+	// (activity.go); it is called from a share's puller and must not block.
+	OnEvent func(Event)
+	// DeviceName, if set, names a device (by its short ID in records) in
+	// conflict copies; it returns "" for a device it does not know, which is
+	// then named by its short ID.
+	DeviceName func(record.Device) string
 	// RetryEvery is how often records that could not be applied (a block no
 	// connected peer had) are tried again; 0: 30 s.
 	RetryEvery time.Duration
@@ -53,13 +61,16 @@ type Options struct {
 
 // ShareConfig is one share as the engine runs it.
 type ShareConfig struct {
-	Key          share.Key
-	Name         string
-	Path         string
-	Members      []identity.DeviceID // devices this share is synced with
-	Access       Access              // nil: every record the share key signed is taken
-	VersionsKeep int
-	VersionsDays int
+	Key           share.Key
+	Name          string
+	Path          string
+	Members       []identity.DeviceID // devices this share is synced with
+	Access        Access              // nil: every record the share key signed is taken
+	VersionsKeep  int
+	VersionsDays  int
+	VersionsMaxMB int   // cap of the versions folder; 0: none
+	MaxSendRate   int64 // bytes per second of this share's blocks; 0: no limit
+	MaxRecvRate   int64
 }
 
 // Engine is one device's sync engine. Run must be running for shares to
@@ -72,6 +83,7 @@ type Engine struct {
 	opts  Options
 	codec *codec
 	temps *inflight // blocks of pulls under way, served to peers
+	rates deviceRates
 
 	wake chan struct{} // cap 1: AddShare -> Run, a puller waits in mu.starting
 
@@ -180,7 +192,8 @@ func (e *Engine) AddShare(cfg ShareConfig) error {
 	}
 	root, err := apply.Open(cfg.Path, apply.Options{
 		VersionsKeep: cfg.VersionsKeep, VersionsDays: cfg.VersionsDays, Clock: e.clock,
-		Logger: e.log.With("share", cfg.Name),
+		VersionsMaxBytes: int64(cfg.VersionsMaxMB) << 20,
+		Logger:           e.log.With("share", cfg.Name),
 	})
 	if err != nil {
 		return fmt.Errorf("add share %s at %s: %w", id, cfg.Path, err)
@@ -208,6 +221,7 @@ func (e *Engine) AddShare(cfg ShareConfig) error {
 	for _, s := range sessions {
 		if f.isMember(s.id) {
 			s.announce(f)
+			s.maybeWant(f) // the peer may have announced its root while the share was not running
 		}
 	}
 	return nil

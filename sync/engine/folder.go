@@ -59,6 +59,8 @@ type folder struct {
 	quit    chan struct{} // closed by stop
 	done    chan struct{} // closed when run returns
 
+	act activity // transfer counters, rate limits, the file log (activity.go)
+
 	// retouched counts files whose attributes were set in place since the
 	// last batch was made durable (see retouch); owned by the puller.
 	retouched atomic.Int64
@@ -67,6 +69,7 @@ type folder struct {
 		gosync.Mutex
 		members     map[identity.DeviceID]bool        // guarded by mu
 		pending     map[merkle.Key]incoming           // guarded by mu: could not be applied yet
+		why         map[merkle.Key]error              // guarded by mu: why each pending record failed last (status.go)
 		busy        bool                              // guarded by mu: the puller is applying
 		queued      int                               // guarded by mu: records delivered, not yet applied
 		walking     int                               // guarded by mu: reconciles under way, delivering records
@@ -96,9 +99,11 @@ func newFolder(e *Engine, cfg ShareConfig, idx *index.Share, root *apply.Root) *
 		done:  make(chan struct{}),
 	}
 	f.mu.pending = make(map[merkle.Key]incoming)
+	f.mu.why = make(map[merkle.Key]error)
 	f.mu.need = make(map[merkle.Key][]needed)
 	f.mu.origin = make(map[merkle.Leaf]identity.DeviceID)
 	f.setMembers(cfg.Members)
+	f.act.mu.sendLimit, f.act.mu.recvLimit = newLimiter(cfg.MaxSendRate, nil), newLimiter(cfg.MaxRecvRate, nil)
 	return f
 }
 
@@ -193,6 +198,7 @@ func (f *folder) run(ctx context.Context) {
 	defer unsubscribe()
 	wg.Go(func() { f.pushLoop(ctx, f.updates) })
 	wg.Go(func() { f.watchSpace(ctx) })
+	wg.Go(func() { f.pruneLoop(ctx) })
 
 	f.scan(ctx, scanRequest{full: true})
 	retry := time.NewTicker(f.e.opts.RetryEvery)
@@ -204,6 +210,7 @@ func (f *folder) run(ctx context.Context) {
 		case batch := <-f.inbox:
 			batch = f.drain(batch)
 			f.applyBatch(ctx, batch)
+			f.summarise()
 		case req := <-f.scans:
 			req = f.drainScans(req)
 			f.scan(ctx, req)
@@ -425,6 +432,7 @@ func (f *folder) settle(ctx context.Context, in incoming, err error) {
 	}
 	key := in.env.Key()
 	f.mu.Lock()
+	delete(f.mu.why, key)
 	switch {
 	case err == nil:
 		delete(f.mu.pending, key)
@@ -432,6 +440,7 @@ func (f *folder) settle(ctx context.Context, in incoming, err error) {
 		delete(f.mu.pending, key)
 	default:
 		f.mu.pending[key] = in
+		f.mu.why[key] = err
 		f.log.Debug("record waits", "path", in.rec.Path, "peer", peerName(in.from), "err", err)
 	}
 	paused, resumed := f.settleSpaceLocked(key, full, err == nil)

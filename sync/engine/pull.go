@@ -111,7 +111,11 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		if state != nil && state.Kind == record.Dir {
 			f.noteDir(p, state.Inode)
 		}
-		return f.idx.Commit(in.env, state)
+		if err := f.idx.Commit(in.env, state); err != nil {
+			return err
+		}
+		f.noteApplied(in)
+		return nil
 	}
 	if outcome == reconcile.Take && has {
 		state, done, err := f.retouch(in, entry, disk, st, ok)
@@ -203,7 +207,7 @@ func (f *folder) retouch(in incoming, local index.Entry, disk apply.FileState, s
 // and returns what the path holds after.
 func (f *folder) setAside(ctx context.Context, in incoming, loser record.Record) (apply.FileState, error) {
 	p := in.rec.Path
-	cp, err := f.root.ConflictCopy(p, deviceName(loser.ModifiedBy), loser.ModTime)
+	cp, err := f.root.ConflictCopy(p, f.e.deviceName(loser.ModifiedBy), loser.ModTime)
 	switch {
 	case errors.Is(err, fs.ErrExist):
 		// The same loser was set aside already (by this device or another):
@@ -211,7 +215,7 @@ func (f *folder) setAside(ctx context.Context, in incoming, loser record.Record)
 	case err != nil:
 		return apply.FileState{}, fmt.Errorf("set conflicting copy aside: %w", err)
 	default:
-		f.log.Info("conflict: kept the losing copy", "path", p, "copy", cp, "peer", peerName(in.from))
+		f.noteFile(Event{Kind: FileConflict, Path: p, Copy: cp, Peer: in.from, Bytes: loser.Size})
 		f.mu.Lock()
 		f.mu.conflict++
 		f.mu.Unlock()
@@ -472,6 +476,9 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 	// Spread blocks across peers by offset (swarm).
 	start := int(uint64(off/int64(max(b.Size, 1))) % uint64(len(peers)))
 	for _, s := range sources(slices.Concat(peers[start:], peers[:start]), at) {
+		if err := f.waitRecv(ctx, int(b.Size)); err != nil {
+			return nil, err
+		}
 		resp, err := s.c.Request(ctx, &wire.BlockRequest{Share: f.id, Hash: b.Hash, Size: b.Size, Signature: sig})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -485,6 +492,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 			continue // NotFound or another refusal: ask the next one
 		}
 		s.countIn(len(br.Data))
+		f.act.recv.Add(int64(len(br.Data)))
 		data, err := e.codec.decodeBlock(br, b.Hash, b.Size, basisData)
 		if err == nil && br.Encoding == wire.BlockRaw {
 			data = append([]byte(nil), data...) // the frame buffer goes back to the connection

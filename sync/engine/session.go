@@ -83,6 +83,10 @@ type queuedPush struct {
 	size int
 }
 
+// maxRemoteShares bounds the peer's announced states this session keeps,
+// most of them of shares not running here.
+const maxRemoteShares = 4096
+
 // pushQueue and pushQueueBytes bound the pushes waiting for a session's
 // goroutine; past either a push is dropped and its share reconciled
 // instead, which loses nothing but costs a walk and every record again.
@@ -586,6 +590,7 @@ func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 			return nil, fmt.Errorf("%w: record of share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
 		}
 		s.countIn(len(content))
+		f.act.recv.Add(int64(len(content)))
 		f.hist.put(env)
 		batch = append(batch, incoming{env: env, rec: rec, from: s.id, content: content})
 	}
@@ -604,14 +609,17 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 	switch m := m.(type) {
 	case *wire.ShareState:
 		f := s.e.folder(m.Share)
-		if f == nil {
-			return nil
-		}
+		// The state is kept for a share not running here (paused, or not
+		// started yet: AddShare then reconciles at once instead of waiting
+		// for the peer's root to move) and for a peer not yet a member
+		// (SetMembers reconciles when it becomes one).
 		s.mu.Lock()
-		s.mu.remote[m.Share] = *m // kept for a peer made a member later (SetMembers)
+		if f != nil || len(s.mu.remote) < maxRemoteShares {
+			s.mu.remote[m.Share] = *m
+		}
 		delete(s.mu.pushedAt, m.Share)
 		s.mu.Unlock()
-		if !f.isMember(s.id) {
+		if f == nil || !f.isMember(s.id) {
 			return nil
 		}
 		f.heardRoot(s.id, m.Root)
@@ -737,6 +745,10 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		if !ok {
 			return wire.Errorf(wire.CodeNotFound, "block %s", block.Hash(m.Hash).Short())
 		}
+		if err := f.waitSend(ctx, len(data)); err != nil {
+			return wire.Errorf(wire.CodeNotFound, "block %s: %v", block.Hash(m.Hash).Short(), err)
+		}
+		f.act.sent.Add(int64(len(data)))
 		resp, err := s.e.codec.encodeBlock(data, m.Signature, s.squeeze.Load())
 		if err != nil {
 			return wire.Errorf(wire.CodeBadRequest, "block %s: %v", block.Hash(m.Hash).Short(), err)

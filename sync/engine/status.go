@@ -1,12 +1,16 @@
 package engine
 
 import (
+	"cmp"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/blueshift-sync/blueshift/index/merkle"
 	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/sync/reconcile"
 )
@@ -33,8 +37,10 @@ type ShareStatus struct {
 	Peers     []identity.DeviceID // members connected now
 	// Reached are the members whose last announcement (connected now or
 	// not) had this device's current root.
-	Reached []identity.DeviceID
-	Scanned time.Time // last scan finished
+	Reached  []identity.DeviceID
+	Scanned  time.Time // last scan finished
+	BytesIn  int64     // block and inline bytes received for this share since it started
+	BytesOut int64     // block bytes served to peers
 
 	// DiskFull is set while pulls wait for space on the share's disk; its
 	// message is then also the first of Errors.
@@ -84,6 +90,7 @@ func (f *folder) status() ShareStatus {
 			ss.Reached = append(ss.Reached, id)
 		}
 	}
+	ss.BytesIn, ss.BytesOut = f.act.recv.Load(), f.act.sent.Load()
 	busy := f.mu.busy
 	f.mu.Unlock()
 	queued := len(f.inbox) > 0 || len(f.scans) > 0
@@ -214,4 +221,70 @@ func (f *folder) heardRoot(id identity.DeviceID, root merkle.Hash) {
 		f.mu.reached = make(map[identity.DeviceID]merkle.Hash)
 	}
 	f.mu.reached[id] = root
+}
+
+// Reasons a path is not in sync yet (NeededFile.Reason).
+const (
+	NeedQueued   = "queued"           // received, waiting for the puller
+	NeedNoPeer   = "waiting for peer" // no connected member has its blocks now
+	NeedDirWaits = "waiting for deletions below it"
+	NeedDiskFull = "disk full"
+	NeedError    = "error" // Err says which
+)
+
+// NeededFile is one path this device does not hold yet, and why.
+type NeededFile struct {
+	Path    record.Path
+	Bytes   int64 // the file's size; 0 for a deletion, a folder or a link
+	Deleted bool  // the record deletes the path
+	Peer    identity.DeviceID
+	Reason  string // one of the Need* constants
+	Err     string // the last error, for NeedError and NeedDiskFull
+}
+
+// Needed lists, sorted by path, up to limit (<= 0: all) of the paths status
+// counts as needed in share id, and how many there are in all.
+func (e *Engine) Needed(id share.ID, limit int) ([]NeededFile, int, error) {
+	f := e.folder(id)
+	if f == nil {
+		return nil, 0, fmt.Errorf("list needed files of share %s: %w", id, ErrUnknownShare)
+	}
+	var out []NeededFile
+	f.mu.Lock()
+	add := func(in incoming, reason string, err error) {
+		n := NeededFile{Path: in.rec.Path, Deleted: in.rec.Deleted, Peer: in.from, Reason: reason}
+		if !in.rec.Deleted && in.rec.Kind == record.File {
+			n.Bytes = in.rec.Size
+		}
+		if err != nil {
+			n.Err = err.Error()
+		}
+		out = append(out, n)
+	}
+	for k, copies := range f.mu.need {
+		if _, waits := f.mu.pending[k]; !waits {
+			c := copies[len(copies)-1]
+			add(incoming{rec: c.rec}, NeedQueued, nil)
+		}
+	}
+	for k, in := range f.mu.pending {
+		err := f.mu.why[k]
+		reason := NeedError
+		switch full := f.mu.full[k]; {
+		case full != nil:
+			reason = NeedDiskFull
+		case errors.Is(err, errMissingBlocks):
+			reason, err = NeedNoPeer, nil
+		case errors.Is(err, errDirWaits):
+			reason, err = NeedDirWaits, nil
+		}
+		add(in, reason, err)
+	}
+	f.mu.Unlock()
+	slices.SortFunc(out, func(a, b NeededFile) int { return cmp.Compare(a.Path, b.Path) })
+	total := len(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, total, nil
 }
