@@ -17,7 +17,7 @@ import (
 // list given replaces them).
 func (d *device) startDHT(bootstrap ...string) {
 	d.t.Helper()
-	args := []string{"--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--dht-listen", "127.0.0.1:0", "--log-level", "debug"}
+	args := []string{"--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--ui", "off", "--dht-listen", "127.0.0.1:0", "--log-level", "debug"}
 	for _, b := range bootstrap {
 		args = append(args, "--bootstrap", b)
 	}
