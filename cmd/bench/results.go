@@ -130,6 +130,10 @@ func targets(cfg config) []target {
 		ts = append(ts, target{fmt.Sprintf("5 swarm 1 -> %d, random data: seeder upload / data size", n),
 			abs(scFanout, fanoutCase(n, ", random data"), "seeder_up_x", 1), 1.5})
 	}
+	ts = append(ts,
+		target{"9 one-off send: wall time / croc", r(scSend, caseSendWhole, "croc", "wall_s"), 1.0},
+		target{"9 one-off send: bytes / croc", r(scSend, caseSendWhole, "croc", "wire_bytes"), 1.0},
+		target{"9 receiver killed -9 at 50 %, run again: bytes / file size", abs(scSend, caseSendResume, "wire_x", 1), 1.1})
 	if cfg.ScaleFiles > 0 {
 		ts = append(ts, target{fmt.Sprintf("7 peak RSS at %d files / Syncthing", cfg.ScaleFiles),
 			r(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), "syncthing", "rss_mb"), 0.5})
@@ -212,7 +216,7 @@ func markdown(cfg config, machine []string, res results, tools []string, failure
 					continue
 				}
 				var other []string
-				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "cpu_s_per_gb", "file_mb"} {
+				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "cpu_s_per_gb", "file_mb", "wire_x", "killed_at_x"} {
 					if v := res.med(sc, cas, tool, k); !math.IsNaN(v) {
 						other = append(other, fmt.Sprintf("%s %.3f", k, v))
 					}
