@@ -116,7 +116,9 @@ func blueshiftSendTool(ctx context.Context, bin string) sendTool {
 		prepare:     func(context.Context, *sendRun) (func(), error) { return func() {}, nil },
 		senderStays: true,
 		sender: func(ctx context.Context, r *sendRun, attempt int) (*proc, string, error) {
-			args := append([]string{"--home", home(r, 0), "send", r.file, "--json", "--listen", addr(r, 0)}, flags...)
+			// The offer names the configured port unless told: --addr is where
+			// this transfer's daemon listens.
+			args := append([]string{"--home", home(r, 0), "send", r.file, "--json", "--listen", addr(r, 0), "--addr", addr(r, 0)}, flags...)
 			p, err := startProc("blueshift send", r.nw.Endpoints[0].Command(context.Background(), bin, args...), r.log("bs-send", attempt))
 			if err != nil {
 				return nil, "", err
@@ -180,7 +182,7 @@ func crocSendTool(bin string) sendTool {
 			for i := range ports {
 				ports[i] = fmt.Sprint(r.ports[2] + i)
 			}
-			c := cmd(r, 0, nil, "relay", "--host", r.nw.Endpoints[0].IP, "--ports", strings.Join(ports, ","))
+			c := cmd(r, 0, nil, "--pass", crocPass, "relay", "--host", r.nw.Endpoints[0].IP, "--ports", strings.Join(ports, ","))
 			p, err := startProc("croc relay", c, r.log("croc-relay", 0))
 			if err != nil {
 				return nil, err
