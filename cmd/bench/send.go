@@ -201,13 +201,14 @@ func crocSendTool(bin string) sendTool {
 			return nil, fmt.Errorf("croc relay not listening on %s after 30s: see %s", relay(r), r.log("croc-relay", 0))
 		},
 		sender: func(_ context.Context, r *sendRun, attempt int) (*proc, string, error) {
-			c := cmd(r, 0, nil, "--relay", relay(r), "--pass", crocPass, "--yes", "--disable-clipboard", "--ignore-stdin",
-				"send", "--no-local", "--code", code, r.file)
+			// croc takes a chosen code from CROC_SECRET on Linux.
+			c := cmd(r, 0, []string{"CROC_SECRET=" + code}, "--relay", relay(r), "--pass", crocPass, "--yes", "--disable-clipboard", "--ignore-stdin",
+				"send", "--no-local", r.file)
 			p, err := startProc("croc send", c, r.log("croc-send", attempt))
 			return p, code, err
 		},
 		receiver: func(_ context.Context, r *sendRun, code string, attempt int) (*proc, error) {
-			// croc takes the code from CROC_SECRET on Linux; a resumed
+			// The code goes in CROC_SECRET as for the sender; a resumed
 			// receive asks "Resume? (y/N)" on stdin.
 			c := cmd(r, 1, []string{"CROC_SECRET=" + code}, "--relay", relay(r), "--pass", crocPass, "--yes", "--out", r.dst)
 			c.Dir = r.dst
@@ -300,6 +301,9 @@ func (b *bench) sendOnce(ctx context.Context, t sendTool, file string, resume bo
 	if resume {
 		var at int64
 		for at = ctr.Total(ctx); at < size/2; at = ctr.Total(ctx) {
+			if sp.exited() && sp.err != nil {
+				return measure{}, sp.died()
+			}
 			if rp.exited() {
 				return measure{}, fmt.Errorf("receiver ended before half the file crossed (%d of %d bytes): %v", at, size, rp.died())
 			}
@@ -324,6 +328,9 @@ func (b *bench) sendOnce(ctx context.Context, t sendTool, file string, resume bo
 		procs = append(procs, rp)
 	}
 	for !rp.exited() {
+		if sp.exited() && sp.err != nil {
+			return measure{}, sp.died()
+		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return measure{}, fmt.Errorf("receive not done in %v: see %s", b.cfg.Timeout, r.work)
 		}
