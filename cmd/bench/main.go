@@ -102,6 +102,7 @@ func main() {
 	runs := flag.Int("runs", 0, "runs of every figure (default: 1 quick; full: the plan, see -plan)")
 	planFlag := flag.String("plan", "", "change the full run's plan: SCENARIO[/CASE]=RUNS,... (e.g. 2/incompressible=3,5=1)")
 	scale := flag.String("scale", "", "scenario 7's file counts SCALE,HUGE (for testing the harness at smaller sizes, e.g. 20000,50000; 0 skips one)")
+	sendMiB := flag.Int64("send-size", 0, "scenario 9's file in MiB (default: 1024; 32 with -quick)")
 	withBS := flag.Bool("blueshift", true, "measure Blueshift (builds ./cmd/blueshift into bin/blueshift); -blueshift=false measures the baselines alone")
 	rev := flag.String("blueshift-rev", "HEAD", "git revision of Blueshift to build and measure (\"\" = the working tree, uncommitted changes included)")
 	only := flag.String("scenarios", "1,2,3,4,5,6,7,8,9", "comma-separated scenario numbers to run")
@@ -132,6 +133,9 @@ func main() {
 			log.Error("bad flag", "err", fmt.Errorf("parse -scale %q: want SCALE,HUGE file counts: %w", *scale, err))
 			os.Exit(2)
 		}
+	}
+	if *sendMiB > 0 {
+		cfg.SendSize = *sendMiB << 20
 	}
 	cfg = cfg.withReconnectCounts()
 	code, err := mainErr(ctx, log, cfg, *withBS, *rev, *only, *out, *workRoot)
