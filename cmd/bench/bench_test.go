@@ -136,7 +136,7 @@ func TestPlanRunsFor(t *testing.T) {
 	if cfg.runsFor(scShaped, "incompressible") != 3 || cfg.runsFor(scFanout, "") != 1 {
 		t.Error("-plan entries not applied")
 	}
-	for _, bad := range []string{"2", "9=1", "2=0", "=3", "2=x"} {
+	for _, bad := range []string{"2", "0=1", "2=0", "=3", "2=x"} {
 		if err := parsePlan(plan{}, bad); err == nil {
 			t.Errorf("parsePlan(%q) accepted", bad)
 		}

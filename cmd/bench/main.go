@@ -41,9 +41,10 @@ const (
 	scLatency   = "6 change-to-synced latency"
 	scScale     = "7 scale: many tiny files"
 	scRebuilt   = "8 rebuilt binary replaces its old build"
+	scSend      = "9 one-off send of a file"
 )
 
-var scenarioOrder = []string{scLoop, scShaped, scEdits, scReconnect, scFanout, scLatency, scScale, scRebuilt}
+var scenarioOrder = []string{scLoop, scShaped, scEdits, scReconnect, scFanout, scLatency, scScale, scRebuilt, scSend}
 
 // config is every size and knob; quick and full differ only here.
 type config struct {
@@ -65,6 +66,7 @@ type config struct {
 	LatencyQuiet    time.Duration // the link is quiet this long before each edit
 	ScaleFiles      int           // Syncthing vs Blueshift; 0 = skip
 	HugeFiles       int           // Blueshift alone; 0 = skip
+	SendSize        int64         // scenario 9's file
 	Link            netns.Link
 	Timeout         time.Duration
 }
@@ -73,7 +75,7 @@ func quickConfig() config {
 	return config{Quick: true, Seed: 1, Small: smallSpec{2000, 1 << 10, 64 << 10},
 		LargeCount: 3, LargeSize: 32 << 20, IncompSize: 32 << 20, ShapedCases: []string{"compressible"},
 		EditSize: 10 << 20, FanoutSize: 8 << 20, FanoutReceivers: []int{4}, LatencyEdits: 10, LatencyQuiet: 300 * time.Millisecond,
-		Link: netns.Link{RateMbit: 100, DelayMs: 2}, Timeout: 3 * time.Minute}
+		SendSize: 32 << 20, Link: netns.Link{RateMbit: 100, DelayMs: 2}, Timeout: 3 * time.Minute}
 }
 
 func fullConfig() config {
@@ -81,7 +83,7 @@ func fullConfig() config {
 		LargeCount: 3, LargeSize: 256 << 20, IncompSize: 512 << 20,
 		ShapedCases: []string{"small files", "compressible", "incompressible"},
 		EditSize:    100 << 20, FanoutSize: 256 << 20, FanoutReceivers: []int{4, 8},
-		LatencyEdits: 100, LatencyQuiet: 300 * time.Millisecond, ScaleFiles: 200000, HugeFiles: 1000000,
+		LatencyEdits: 100, LatencyQuiet: 300 * time.Millisecond, ScaleFiles: 200000, HugeFiles: 1000000, SendSize: 1 << 30,
 		Link: netns.Link{RateMbit: 100, DelayMs: 2}, Timeout: 15 * time.Minute}
 }
 
@@ -100,9 +102,10 @@ func main() {
 	runs := flag.Int("runs", 0, "runs of every figure (default: 1 quick; full: the plan, see -plan)")
 	planFlag := flag.String("plan", "", "change the full run's plan: SCENARIO[/CASE]=RUNS,... (e.g. 2/incompressible=3,5=1)")
 	scale := flag.String("scale", "", "scenario 7's file counts SCALE,HUGE (for testing the harness at smaller sizes, e.g. 20000,50000; 0 skips one)")
+	sendMiB := flag.Int64("send-size", 0, "scenario 9's file in MiB (default: 1024; 32 with -quick)")
 	withBS := flag.Bool("blueshift", true, "measure Blueshift (builds ./cmd/blueshift into bin/blueshift); -blueshift=false measures the baselines alone")
 	rev := flag.String("blueshift-rev", "HEAD", "git revision of Blueshift to build and measure (\"\" = the working tree, uncommitted changes included)")
-	only := flag.String("scenarios", "1,2,3,4,5,6,7,8", "comma-separated scenario numbers to run")
+	only := flag.String("scenarios", "1,2,3,4,5,6,7,8,9", "comma-separated scenario numbers to run")
 	out := flag.String("out", "bench/results", "directory for RESULTS.md, results.tsv and plots")
 	workRoot := flag.String("work", "", "scratch directory (default: a new one under $TMPDIR)")
 	flag.Parse()
@@ -130,6 +133,9 @@ func main() {
 			log.Error("bad flag", "err", fmt.Errorf("parse -scale %q: want SCALE,HUGE file counts: %w", *scale, err))
 			os.Exit(2)
 		}
+	}
+	if *sendMiB > 0 {
+		cfg.SendSize = *sendMiB << 20
 	}
 	cfg = cfg.withReconnectCounts()
 	code, err := mainErr(ctx, log, cfg, *withBS, *rev, *only, *out, *workRoot)
@@ -176,11 +182,13 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 	b.order = []string{"syncthing"}
 	bsNote := "not measured (run with -blueshift=false)"
 	bsRun := ""
+	bsBin := ""
 	if withBS {
 		bin, commit, err := buildBlueshift(ctx, rev, work)
 		if err != nil {
 			return 0, err
 		}
+		bsBin = bin
 		runArgs := blueshiftRunArgs(ctx, bin)
 		b.clusters["blueshift"] = newBlueshift(bin, runArgs)
 		bsRun = "built from " + commit + "; run flags: --listen HOST:PORT " + strings.Join(runArgs, " ")
@@ -194,7 +202,7 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 	daemons := b.order
 	// rsync --fsync is the baseline of a first sync of large files on
 	// loopback (issue 14): it makes its writes durable, as Blueshift does.
-	reported := append(slices.Clone(all), "rsync --fsync")
+	reported := append(slices.Clone(all), "rsync --fsync", "croc")
 
 	log.Info("generating corpora", "seed", cfg.Seed, "quick", cfg.Quick)
 	corp := filepath.Join(work, "corpus")
@@ -366,6 +374,27 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 			b.rebuilt(ctx, scRebuilt, pairs, all, cfg.runsFor(scRebuilt, ""))
 		}
 		if err := done("8"); err != nil {
+			return 0, err
+		}
+	}
+	if want("9") && ctx.Err() == nil {
+		clock.enter("9", time.Now())
+		var tools []sendTool
+		if bsBin != "" {
+			tools = append(tools, blueshiftSendTool(ctx, bsBin))
+		}
+		if croc, err := buildCroc(ctx, work); err != nil {
+			b.fail(scSend, "build croc", "harness", err)
+		} else {
+			tools = append(tools, crocSendTool(croc))
+		}
+		file := filepath.Join(corp, "send", "random.bin")
+		if err := genRandomFile(file, cfg.Seed+3, 0, cfg.SendSize); err != nil {
+			return 0, err
+		}
+		b.sendScenario(ctx, scSend, file, tools, cfg.runsFor(scSend, ""))
+		os.RemoveAll(filepath.Dir(file))
+		if err := done("9"); err != nil {
 			return 0, err
 		}
 	}

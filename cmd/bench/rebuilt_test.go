@@ -62,3 +62,35 @@ func TestTreeBytes(t *testing.T) {
 		t.Errorf("treeBytes = %d, want 60 (regular files only)", got)
 	}
 }
+
+// TestMarkdownShowsSendTargets: scenario 9's rows get their table, the
+// ratios against croc and the verdicts of issue 19's three targets.
+func TestMarkdownShowsSendTargets(t *testing.T) {
+	cfg := quickConfig()
+	var rows []row
+	add := func(cas, tool, metric string, v float64) {
+		rows = append(rows, row{scSend, cas, tool, 0, metric, v})
+	}
+	add(caseSendWhole, "blueshift", "wall_s", 3)
+	add(caseSendWhole, "croc", "wall_s", 4)
+	add(caseSendWhole, "blueshift", "wire_bytes", 110)
+	add(caseSendWhole, "croc", "wire_bytes", 100)
+	add(caseSendResume, "blueshift", "wall_s", 5)
+	add(caseSendResume, "blueshift", "wire_x", 1.02)
+	md := markdown(cfg, nil, results{rows: rows}, []string{"blueshift", "croc"}, nil, "n", "", "c", harness{total: time.Minute})
+	for _, want := range []string{
+		"## " + scSend,
+		"32 MiB incompressible file",
+		"wire_x 1.020",
+		"| 9 one-off send: wall time / croc | 0.750 | 1 | met |",
+		"| 9 one-off send: bytes / croc | 1.100 | 1 | MISSED |",
+		"| 9 receiver killed -9 at 50 %, run again: bytes / file size | 1.020 | 1.1 | met |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("RESULTS.md lacks %q:\n%s", want, md)
+		}
+	}
+	if err := parsePlan(plan{}, "9=2"); err != nil {
+		t.Errorf("-plan 9=2: %v", err)
+	}
+}

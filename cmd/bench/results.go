@@ -130,6 +130,10 @@ func targets(cfg config) []target {
 		ts = append(ts, target{fmt.Sprintf("5 swarm 1 -> %d, random data: seeder upload / data size", n),
 			abs(scFanout, fanoutCase(n, ", random data"), "seeder_up_x", 1), 1.5})
 	}
+	ts = append(ts,
+		target{"9 one-off send: wall time / croc", r(scSend, caseSendWhole, "croc", "wall_s"), 1.0},
+		target{"9 one-off send: bytes / croc", r(scSend, caseSendWhole, "croc", "wire_bytes"), 1.0},
+		target{"9 receiver killed -9 at 50 %, run again: bytes / file size", abs(scSend, caseSendResume, "wire_x", 1), 1.1})
 	if cfg.ScaleFiles > 0 {
 		ts = append(ts, target{fmt.Sprintf("7 peak RSS at %d files / Syncthing", cfg.ScaleFiles),
 			r(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), "syncthing", "rss_mb"), 0.5})
@@ -212,7 +216,7 @@ func markdown(cfg config, machine []string, res results, tools []string, failure
 					continue
 				}
 				var other []string
-				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "cpu_s_per_gb", "file_mb"} {
+				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "cpu_s_per_gb", "file_mb", "wire_x", "killed_at_x"} {
 					if v := res.med(sc, cas, tool, k); !math.IsNaN(v) {
 						other = append(other, fmt.Sprintf("%s %.3f", k, v))
 					}
@@ -409,6 +413,12 @@ func scenarioNote(cfg config, sc string) string {
 			"Both run on the shaped link (scenario 2's): bytes are the figure, and Blueshift sends blocks to a peer on loopback uncompressed. " +
 			"Blueshift's two builds are the measured commit and the parent of the last commit that changed its Go code; tomljson is go-toml's (the version go.mod requires), " +
 			"built before and after one added line. file_mb is the new build's size."
+	case scSend:
+		return fmt.Sprintf("One %s incompressible file, `blueshift send` / `blueshift receive CODE DIR` (each with its in-process daemon; no discovery, DHT or QUIC) against croc "+
+			"(built from %s; its own relay runs in the sender's namespace, --no-local), over the shaped link. Wall time is from the sender's first command to the verified file; "+
+			"bytes are everything on the link. In the second case the receiver is killed with SIGKILL once half the file's bytes crossed and run again "+
+			"(croc's sender too, whose offer ends with its receiver); wire_x is both attempts' bytes over the file size (1.0: nothing crossed twice).",
+			fmt.Sprintf("%d MiB", cfg.SendSize>>20), crocModule)
 	case scScale:
 		return "The tiny files (64 B-1 KiB, 1,000 to a directory) are made before the timed window and deleted after it. " +
 			"Peak RSS of each device is shown under other; the target applies to each."

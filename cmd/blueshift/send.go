@@ -27,12 +27,16 @@ type transferFlags struct {
 	json        bool
 	listen      string
 	noDiscovery bool
+	noDHT       bool
+	noQUIC      bool
 }
 
 func (f *transferFlags) add(c *cobra.Command) {
 	c.Flags().BoolVar(&f.json, "json", false, "print one JSON object per line: the offer or the receive, then progress, then the result")
 	c.Flags().StringVar(&f.listen, "listen", "", "with no daemon running: the HOST:PORT the one started for this transfer listens on")
 	c.Flags().BoolVar(&f.noDiscovery, "no-discovery", false, "with no daemon running: no LAN discovery for the one started for this transfer")
+	c.Flags().BoolVar(&f.noDHT, "no-dht", false, "with no daemon running: no DHT node for the one started for this transfer")
+	c.Flags().BoolVar(&f.noQUIC, "no-quic", false, "with no daemon running: TCP only (no QUIC) for the one started for this transfer")
 }
 
 func newSendCmd(g *globals) *cobra.Command {
@@ -250,7 +254,8 @@ func ensureDaemon(c *cobra.Command, home string, tf transferFlags) (*daemon.Clie
 		return nil, nil, err
 	}
 	log := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := daemon.Open(daemon.Options{Home: home, Listen: tf.listen, Logger: log, NoDiscovery: tf.noDiscovery})
+	d, err := daemon.Open(daemon.Options{Home: home, Listen: tf.listen, Logger: log, NoDiscovery: tf.noDiscovery,
+		NoDHT: tf.noDHT, NoQUIC: tf.noQUIC})
 	if err != nil {
 		return nil, nil, err
 	}

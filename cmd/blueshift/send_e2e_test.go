@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,7 +182,9 @@ func TestE2EReceiveResumes(t *testing.T) {
 	s := startSend(t, a, src, "big.bin", "--addr", st.Listen)
 	into := filepath.Join(work, "into")
 	os.MkdirAll(into, 0o755)
-	args := []string{"--home", b.home, "receive", s.offer.Code, into, "--addr", st.Listen, "--listen", "127.0.0.1:0", "--no-discovery", "--json"}
+	// --no-dht and --no-quic reach the daemon receive runs (as the bench's
+	// daemons run): status shows neither a DHT node nor a QUIC address.
+	args := []string{"--home", b.home, "receive", s.offer.Code, into, "--addr", st.Listen, "--listen", "127.0.0.1:0", "--no-discovery", "--no-dht", "--no-quic", "--json"}
 
 	first := exec.Command(bin, args...)
 	var firstErr syncWriter
@@ -200,6 +203,14 @@ func TestE2EReceiveResumes(t *testing.T) {
 			return nil
 		})
 		if got > 0 {
+			out, err := exec.Command(bin, "--home", b.home, "status", "--json").Output()
+			var bs map[string]any
+			if err := errors.Join(err, json.Unmarshal(out, &bs)); err != nil {
+				t.Fatalf("status of the receive's daemon: %v: %s", err, out)
+			}
+			if bs["listen"] == nil || bs["listen"] == "" || bs["dht"] != nil || bs["quic"] != nil {
+				t.Errorf("receive --no-dht --no-quic: its daemon's status has listen %v, dht %v, quic %v; want a listen address, no DHT, no QUIC", bs["listen"], bs["dht"], bs["quic"])
+			}
 			break
 		}
 		if time.Now().After(deadline) {
