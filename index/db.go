@@ -17,6 +17,9 @@
 //
 // # What a scan does
 //
+// (A sparse file is read by its data ranges on Linux, SEEK_DATA/SEEK_HOLE:
+// its holes are zeros to the chunker without a read.)
+//
 // It walks the root without following symlinks (a symlink is a record with
 // a Target), skips .blueshift metadata folders at any depth, nested shares
 // (folders holding their own .blueshift, unless `share remove` left

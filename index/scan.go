@@ -757,7 +757,7 @@ func (sc *scan) hashFile(ctx context.Context, sp *chunk.Splitter, it *item) {
 	before := stateOf(fi) // what is read, even if it changed since the walk
 	var chunks []chunk.Chunk
 	var n int64
-	err = sp.Split(ctx, f, func(c chunk.Chunk, _ []byte) error {
+	err = sp.Split(ctx, sparseReader(f, before.Size), func(c chunk.Chunk, _ []byte) error {
 		chunks = append(chunks, c)
 		n += int64(c.Length)
 		sc.bytesDone.Add(int64(c.Length))

@@ -16,7 +16,9 @@
 //     already written (fsynced, or noted at once and checked against the
 //     block's hash before reuse), so an interrupted or killed pull resumes.
 //     It is never preallocated, and OpenTemp refuses (ENOSPC) a pull the
-//     disk has no room for.
+//     disk has no room for (OpenSparseTemp: room for its data only). A range
+//     marked Hole (all zeros) is never written, and Commit extends the file
+//     to its length by truncation: holes stay holes.
 //   - Version: a replaced or deleted file kept under .blueshift/versions/ as
 //     DIR/STEM~YYYYMMDD-HHMMSS.EXT (UTC), pruned by count and age.
 //   - Conflict copy: NAME.sync-conflict-YYYYMMDD-HHMMSS-DEVICE.EXT (UTC).

@@ -83,6 +83,7 @@ type Temp struct {
 	durable  []Range  // guarded by mu: recorded in the sidecar as synced
 	pending  []Range  // guarded by mu: written (noted unsure in the sidecar), not yet synced
 	unsure   []Range  // guarded by mu: written before the temp was reopened, not known durable (see Salvage)
+	holes    []Range  // guarded by mu: all zeros, left unwritten (see Hole); not in the sidecar
 	unsynced int64    // guarded by mu: bytes written since the last Sync
 	syncing  bool     // guarded by mu: a writer is running the periodic Sync
 	closed   bool     // guarded by mu
@@ -102,6 +103,13 @@ func TempKey(p record.Path, want block.Hash) string {
 // size at p. It fails with ENOSPC (IsNoSpace) at once, writing nothing, if
 // the share's file system has less room than the content still needs.
 func (r *Root) OpenTemp(p record.Path, want block.Hash, size int64) (*Temp, error) {
+	return r.OpenSparseTemp(p, want, size, size)
+}
+
+// OpenSparseTemp is OpenTemp for content of which only data bytes are
+// written, the rest being holes (Hole): the free-space check asks for room
+// for those only.
+func (r *Root) OpenSparseTemp(p record.Path, want block.Hash, size, data int64) (*Temp, error) {
 	name, err := checkPath(p)
 	if err != nil {
 		return nil, err
@@ -114,7 +122,7 @@ func (r *Root) OpenTemp(p record.Path, want block.Hash, size int64) (*Temp, erro
 	}
 	// A pull that cannot finish does not start: its partial file would
 	// only take space that files which fit could use.
-	if need := size - r.TempWritten(p, want, size); need > 0 {
+	if need := min(data, size) - r.TempWritten(p, want, size); need > 0 {
 		if free, err := r.FreeSpace(); err == nil && free < need {
 			return nil, fmt.Errorf("open temp for %q: it needs %d more bytes, %d are free: %w", p, need, free, syscall.ENOSPC)
 		}
@@ -261,11 +269,29 @@ func (t *Temp) Path() record.Path { return t.path }
 // Size is the length of the content.
 func (t *Temp) Size() int64 { return t.size }
 
-// Done returns the ranges already written (durable or pending), merged.
+// Done returns the ranges already written (durable or pending) or left
+// as holes, merged.
 func (t *Temp) Done() []Range {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return addRanges(append([]Range(nil), t.durable...), t.pending...)
+	return addRanges(append([]Range(nil), t.durable...), slices.Concat(t.pending, t.holes)...)
+}
+
+// Hole marks [off, off+n) as all zeros: nothing is written there, so the
+// file keeps a hole (the part file grows only where data is written, and
+// Commit extends it to Size by truncation, which allocates nothing). The
+// caller knows the range is zeros in the content (block.IsZeros); the part
+// file only ever holds this content's bytes at their offsets, so whatever
+// lies there is a hole or zeros. A hole costs nothing to redo, so it is kept
+// in memory only.
+func (t *Temp) Hole(off, n int64) error {
+	if off < 0 || n <= 0 || n > t.size-off {
+		return fmt.Errorf("hole in temp for %q: range %d+%d outside size %d", t.path, off, n, t.size)
+	}
+	t.mu.Lock()
+	t.holes = addRanges(t.holes, Range{off, n})
+	t.mu.Unlock()
+	return nil
 }
 
 // Has reports whether [off, off+n) was already written.
@@ -447,6 +473,17 @@ func (r *Root) Commit(ctx context.Context, t *Temp, expect FileState, meta Meta)
 	t.mu.Unlock()
 	if side != nil {
 		side.Close()
+	}
+	// Holes at the end were never written: the file takes its full length
+	// by truncation, which leaves them holes.
+	if fi, err := f.Stat(); err != nil || fi.Size() < t.size {
+		if err == nil {
+			err = f.Truncate(t.size)
+		}
+		if err != nil {
+			f.Close()
+			return FileState{}, fmt.Errorf("commit %q: extend to %d bytes: %w", t.path, t.size, err)
+		}
 	}
 	tf, err := r.heldTemp(f, t.part)
 	if err != nil {

@@ -43,6 +43,8 @@
 // that has a local predecessor at the same offset travels as a delta against
 // it (sync/delta). Every block is checked against its hash before use; a peer
 // that sends a wrong one is disconnected and the block fetched elsewhere.
+// A block that is all zeros (block.IsZeros: a sparse file's hole) is neither
+// fetched nor written and stays a hole; status counts data bytes only.
 //
 // Each byte is hashed once per device where that is safe. A pull asks the
 // index once per file which of its blocks it holds anywhere (index.DB.Holds)

@@ -304,7 +304,7 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 	if rec.Size <= smallFile {
 		return f.pullSmall(ctx, in, old, disk, meta, setAside)
 	}
-	t, err := f.root.OpenTemp(rec.Path, rec.FileHash, rec.Size)
+	t, err := f.root.OpenSparseTemp(rec.Path, rec.FileHash, rec.Size, dataBytes(rec))
 	if err != nil {
 		return apply.FileState{}, err
 	}
@@ -326,7 +326,14 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 	var left []int
 	for i, b := range rec.Blocks {
 		offs[i] = off
-		if t.Has(off, int64(b.Size)) || t.Salvage(off, int64(b.Size), func(d []byte) bool { return block.Sum(d) == b.Hash }) {
+		if block.IsZeros(b.Hash, b.Size) {
+			// A hole (or zeros): not fetched, not written; it stays a hole.
+			if err := t.Hole(off, int64(b.Size)); err != nil {
+				t.Close()
+				return apply.FileState{}, err
+			}
+			swarm.got(i)
+		} else if t.Has(off, int64(b.Size)) || t.Salvage(off, int64(b.Size), func(d []byte) bool { return block.Sum(d) == b.Hash }) {
 			f.e.temps.add(f.id, b.Hash, t, off, b.Size) // arrived before a restart (or a kill: checked)
 			swarm.got(i)
 		} else {

@@ -59,7 +59,7 @@ func (d DiskFull) String() string {
 // noSpace describes the failure of in for lack of space.
 func (f *folder) noSpace(in incoming) *diskFull {
 	rec := in.rec
-	need := rec.Size - f.root.TempWritten(rec.Path, rec.FileHash, rec.Size)
+	need := dataBytes(rec) - f.root.TempWritten(rec.Path, rec.FileHash, rec.Size)
 	free, err := f.root.FreeSpace()
 	if err != nil {
 		free = -1
@@ -165,7 +165,7 @@ func (f *folder) makeRoom() {
 	for _, rec := range files {
 		k := apply.TempKey(rec.Path, rec.FileHash)
 		w := f.root.TempWritten(rec.Path, rec.FileHash, rec.Size)
-		parts = append(parts, part{key: k, path: rec.Path, written: w, need: rec.Size - w})
+		parts = append(parts, part{key: k, path: rec.Path, written: w, need: dataBytes(rec) - w})
 		keep[k] = true
 	}
 	if free, err := f.root.FreeSpace(); err == nil && len(parts) > 1 {

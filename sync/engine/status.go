@@ -31,7 +31,7 @@ type ShareStatus struct {
 	Root      string // hex
 	Records   uint64
 	NeedItems int   // records received or retried, not yet applied
-	NeedBytes int64 // their file sizes
+	NeedBytes int64 // their data bytes (a sparse file's holes not counted)
 	Conflicts int   // conflict copies made since start
 	Errors    []string
 	Peers     []identity.DeviceID // members connected now
@@ -117,12 +117,12 @@ func (f *folder) status() ShareStatus {
 func (f *folder) neededLocked() (items int, bytes int64) {
 	for _, copies := range f.mu.need {
 		items++
-		bytes += copies[len(copies)-1].rec.Size
+		bytes += dataBytes(copies[len(copies)-1].rec)
 	}
 	for k, in := range f.mu.pending {
 		if _, queued := f.mu.need[k]; !queued {
 			items++
-			bytes += in.rec.Size
+			bytes += dataBytes(in.rec)
 		}
 	}
 	return items, bytes
@@ -254,7 +254,7 @@ func (e *Engine) Needed(id share.ID, limit int) ([]NeededFile, int, error) {
 	add := func(in incoming, reason string, err error) {
 		n := NeededFile{Path: in.rec.Path, Deleted: in.rec.Deleted, Peer: in.from, Reason: reason}
 		if !in.rec.Deleted && in.rec.Kind == record.File {
-			n.Bytes = in.rec.Size
+			n.Bytes = dataBytes(in.rec)
 		}
 		if err != nil {
 			n.Err = err.Error()
