@@ -71,6 +71,15 @@ func newSendCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer stop()
+			if len(addrs) == 0 {
+				// Where the daemon really listens (a --listen of its own, a
+				// port 0), unless the configuration announces addresses.
+				if cfg, err := daemon.LoadConfig(home); err == nil && len(cfg.Device.Announce) == 0 {
+					if st, err := cl.Status(c.Context()); err == nil && st.Listen != "" {
+						addrs, _ = daemon.Addresses(nil, st.Listen)
+					}
+				}
+			}
 			s, err := daemon.StartSend(home, args, daemon.SendOptions{Expires: expires, Addresses: addrs})
 			if err != nil {
 				return err
