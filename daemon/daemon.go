@@ -91,6 +91,7 @@ type Daemon struct {
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 
+	applyMu gosync.Mutex                   // serializes Reload and the first apply
 	peersMu gosync.Mutex                   // serializes applyPeers
 	paired  map[identity.DeviceID][]string // guarded by peersMu: what the manager was given
 
@@ -228,7 +229,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.runCtx = ctx
 	cfg := d.mu.cfg
 	d.mu.Unlock()
+	d.applyMu.Lock()
 	d.apply(ctx, cfg)
+	d.applyMu.Unlock()
 
 	d.wg.Go(func() { d.peers.Run(ctx, d.listeners()...) })
 	if d.disc != nil {
@@ -284,8 +287,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-// Reload re-reads config.toml and applies it.
+// Reload re-reads config.toml and applies it. Reloads are serialized, the
+// read included: two at once (a join settled while a membership log
+// changes) never interleave their changes, nor apply an older file last.
 func (d *Daemon) Reload() error {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
 	cfg, err := LoadConfig(d.home)
 	if err != nil {
 		return err
