@@ -87,10 +87,13 @@ func TestProvenBlocksOfAnotherShareNotServed(t *testing.T) {
 	}
 	dut, keyA, keyB, dirB := twoShareDevice(t)
 	client := newHostile(t)
-	dut.addShares(t, keyA, keyB, dirB, []identity.DeviceID{client.id.ID()}, nil)
+	// The file is old enough for B's first scan to prove it: a scan that
+	// hashed it while it was fresh would not, and a later one does not
+	// hash an unchanged file again.
 	secret := randBytes(3 << 20)
 	mustWrite(t, filepath.Join(dirB, "secret-b.bin"), secret)
-	time.Sleep(1100 * time.Millisecond) // old enough for B's scan to prove it
+	time.Sleep(1100 * time.Millisecond)
+	dut.addShares(t, keyA, keyB, dirB, []identity.DeviceID{client.id.ID()}, nil)
 	dut.scanShares(t)
 	bRec := shareRecord(t, dut, keyB, dirB, "secret-b.bin")
 	fB := dut.e.folder(keyB.ID())
