@@ -114,9 +114,6 @@ type Options struct {
 	// Capabilities, if set, returns the capabilities of our Hello to a
 	// device (e.g. the invitation token it gave us).
 	Capabilities func(identity.DeviceID) []string
-	// SealedInvites, if set, returns the sealed invitations of our Hello to
-	// a device (the daemon offers them to devices not paired yet).
-	SealedInvites func(identity.DeviceID) [][]byte
 	// Handler returns the handler of a new connection's incoming requests
 	// and messages (the sync engine).
 	Handler func(identity.DeviceID) conn.Handler
@@ -551,9 +548,6 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 	}
 	if m.opts.Punch != nil {
 		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapPunch)
-	}
-	if m.opts.SealedInvites != nil {
-		hello.SealedInvites = m.opts.SealedInvites(id)
 	}
 	h := m.opts.Handler(id)
 	c, err := conn.Open(ctx, s, hello, &reachHandler{Handler: h, m: m, from: id}, m.opts.Conn)
