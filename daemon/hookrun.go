@@ -12,8 +12,8 @@ import (
 // hooks that want it; neither blocks (hooks queue, subscribers drop).
 func (d *Daemon) publish(ev Event) {
 	d.events.publish(ev)
-	if ev.Type == EventStatus || ev.Type == EventDropped {
-		return
+	if ev.Type == EventStatus || ev.Type == EventDropped || !d.hooks.Wants(ev.Type, ev.Share) {
+		return // nothing to build: one event per file applied is a hot path
 	}
 	js, _ := json.Marshal(ev)
 	env := map[string]string{"SHARE_NAME": ev.ShareName, "PATH": ev.Path, "PEER": ev.Peer, "PEER_NAME": ev.PeerName}

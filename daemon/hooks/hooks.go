@@ -163,13 +163,30 @@ func (r *Runner) Set(hooks []Hook) {
 	}
 }
 
+// Wants reports whether some hook takes events of type typ in share, so a
+// caller builds an event only for hooks that run on it.
+func (r *Runner) Wants(typ, share string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.mu.workers {
+		if w.wants(typ, share) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *worker) wants(typ, share string) bool {
+	return (w.hook.Event == "*" || w.hook.Event == typ) && (w.hook.Share == "" || w.hook.Share == share)
+}
+
 // Fire queues ev for every hook that wants it; it never blocks.
 func (r *Runner) Fire(ev Event) {
 	r.mu.Lock()
 	workers := r.mu.workers
 	r.mu.Unlock()
 	for _, w := range workers {
-		if (w.hook.Event != "*" && w.hook.Event != ev.Type) || (w.hook.Share != "" && w.hook.Share != ev.Share) {
+		if !w.wants(ev.Type, ev.Share) {
 			continue
 		}
 		select {
