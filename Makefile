@@ -37,7 +37,7 @@ $(GOBIN)/staticcheck:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 unit:
-	$(GO) test -race -timeout 30m ./...
+	$(GO) test -race -timeout 30m -parallel 4 ./...
 
 # Regenerate the protobuf code (committed; this target makes it reproducible).
 proto: $(GOBIN)/protoc-gen-go

@@ -23,7 +23,7 @@ import (
 // startRun is start with more flags for run.
 func (d *device) startRun(extra ...string) {
 	d.t.Helper()
-	d.startArgs(bin, append([]string{"--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery"}, extra...)...)
+	d.startArgs(bin, append([]string{"--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--ui", "off"}, extra...)...)
 }
 
 // lines runs a verb that streams, collecting its stdout lines on a
@@ -127,6 +127,7 @@ func (d *device) failsWith(code int, want string, args ...string) {
 // received move between updates, never faster than the cap allows, and it
 // exits 0 once in sync; --until-synced exits 1 at once on a paused share.
 func TestE2EStatusWatchUntilSynced(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -209,6 +210,7 @@ func TestE2EStatusWatchUntilSynced(t *testing.T) {
 // pause and resume, for a share and the device, survive a restart; rates
 // change live and bad ones change nothing.
 func TestE2EPauseResumeRate(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -285,6 +287,7 @@ func TestE2EPauseResumeRate(t *testing.T) {
 // devices by name, shown with IDs, resolved with --keep mine on one side;
 // versions listed and restored; bad input refused.
 func TestE2EConflictsAndVersions(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -384,6 +387,7 @@ func TestE2EConflictsAndVersions(t *testing.T) {
 // events --json prints each applied file with its peer and bytes, and the
 // share coming into sync; ls-needed says why a file cannot arrive.
 func TestE2EEventsAndNeeded(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -453,6 +457,7 @@ func TestE2EEventsAndNeeded(t *testing.T) {
 }
 
 func TestE2EUnknownVerbsAreUsageErrors(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

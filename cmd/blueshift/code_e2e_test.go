@@ -15,6 +15,7 @@ import (
 // finding the inviter by LAN discovery is TestE2ELANDiscovery's, in network
 // namespaces.
 func TestE2EJoinByCode(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -46,6 +46,7 @@ func peerKnown(st daemon.Status, id string) bool {
 // other, both on new ports, find each other through the DHT of a third
 // daemon (a node only, sharing nothing) and sync again.
 func TestE2EDHTFindsPeers(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -95,6 +96,7 @@ func TestE2EDHTFindsPeers(t *testing.T) {
 // other; A stops; a file written on B reaches C and D, and one on D
 // reaches B and C.
 func TestE2EMeshInviterAway(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -147,6 +149,7 @@ func TestE2EMeshInviterAway(t *testing.T) {
 // TestE2EReadOnlyMembersIntroduced: members that joined read-only are
 // introduced to each other by the writer that invited them, and connect.
 func TestE2EReadOnlyMembersIntroduced(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -176,6 +179,7 @@ func (d *device) readConfig() string {
 }
 
 func TestDHTFlagsUsage(t *testing.T) {
+	t.Parallel()
 	d := newDevice(t, "flags")
 	for _, args := range [][]string{
 		{"run", "--bootstrap", "nope"},

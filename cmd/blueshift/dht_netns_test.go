@@ -24,6 +24,7 @@ const dhtMoveBound = 60 * time.Second
 // (198.18.215.2 -> .3); he republishes, alice loses the connection, looks
 // him up in the DHT and dials his new address, within dhtMoveBound.
 func TestE2EDHTMovedDeviceFoundAgain(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end, network namespaces")
 	}

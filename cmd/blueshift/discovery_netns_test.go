@@ -21,6 +21,7 @@ import (
 // interfaces lo) announces on lo and sends nothing through the veth; one
 // bound to the veth does send there, which shows the counter sees them.
 func TestE2EDiscoveryStaysOnItsInterfaces(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end, network namespaces")
 	}

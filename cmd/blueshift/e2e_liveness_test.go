@@ -29,6 +29,7 @@ const (
 // they must reconnect on their own and sync a new file. Everything stays
 // inside the namespaces, which are deleted at the end.
 func TestE2ESilentLinkIsNoticedAndHealed(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end, network namespaces")
 	}

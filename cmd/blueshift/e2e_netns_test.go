@@ -24,6 +24,7 @@ const lanDeadline = 90 * time.Second
 // alice by her multicast announcement, pairs with his token and syncs.
 // Traffic stays inside the namespaces; they are deleted on cleanup.
 func TestE2ELANDiscovery(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end, network namespaces")
 	}

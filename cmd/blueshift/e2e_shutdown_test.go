@@ -146,6 +146,7 @@ func makeStopTree(t *testing.T, dir string, n int, big int) {
 }
 
 func TestE2EStopAtStartAndShareAdd(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -195,6 +196,7 @@ func TestE2EStopAtStartAndShareAdd(t *testing.T) {
 // pull, with the peer connected; then the receiver again, dialling its gone
 // peer.
 func TestE2EStopDuringPull(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -260,6 +260,7 @@ func connectedTo(st daemon.Status, id string) bool {
 }
 
 func TestE2ESyncBothWaysRestartRemove(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -335,6 +336,7 @@ func TestE2ESyncBothWaysRestartRemove(t *testing.T) {
 }
 
 func TestE2ESecondDaemonRefused(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -349,6 +351,7 @@ func TestE2ESecondDaemonRefused(t *testing.T) {
 }
 
 func TestE2EBadLinks(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -425,6 +428,7 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 // An invitation made while no daemon runs still works as a link, but says
 // that it names the configured address, not one a later --listen picks.
 func TestE2EInviteWithoutDaemonWarns(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

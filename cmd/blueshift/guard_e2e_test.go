@@ -12,6 +12,7 @@ import (
 // Issue 13, hole 9: folders that would share the device's keys, or
 // everything, are refused with the reason and what to do.
 func TestE2EShareAddRefusesUnsafeFolders(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -88,6 +89,7 @@ func TestE2EShareAddRefusesUnsafeFolders(t *testing.T) {
 // that keeps the outer share from syncing its folder; share remove says
 // that the folder's files now go to the outer share's members.
 func TestE2ERemoveInnerShareOuterSyncsIt(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -15,6 +15,7 @@ import (
 // of a sync as JSON on stdin and in its environment; a hook that fails is
 // counted in status and holds nothing up.
 func TestE2EHookRecordsTheSync(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -61,6 +61,7 @@ func mustNotExist(t *testing.T, path, why string) {
 // while the daemon runs (the watcher's partial scans), in new folders too,
 // and an ignore file edited while running takes effect at once.
 func TestE2EIgnoreRulesWhileRunning(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -49,6 +49,7 @@ func inspectRootOf(t *testing.T, dir string) rootOut {
 }
 
 func TestInspectRootIsAFunctionOfTheTree(t *testing.T) {
+	t.Parallel()
 	a, b := t.TempDir(), t.TempDir()
 	makeTree(t, a)
 	makeTree(t, b)
@@ -68,6 +69,7 @@ func TestInspectRootIsAFunctionOfTheTree(t *testing.T) {
 }
 
 func TestInspectChunks(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB

@@ -24,6 +24,7 @@ import (
 // stranger connecting is let in (an invitation is open) and offered it,
 // sealed, in the daemon's Hello.
 func TestE2EInviteHeldBeforePrinted(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -24,6 +24,7 @@ import (
 // from `invite | head -1` works: the daemon holds the invitation before the
 // link is printed.
 func TestE2EJoinRefusedSaysWhy(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -146,6 +147,7 @@ func expire(t *testing.T, a *device, link string) {
 
 // TestE2EInviteExpiresUsage: a non-positive --expires is a usage error.
 func TestE2EInviteExpiresUsage(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -163,6 +165,7 @@ func TestE2EInviteExpiresUsage(t *testing.T) {
 // TestE2EManySharesOneConnection: shares joined while the two devices are
 // connected already sync too, whoever invites, in any order.
 func TestE2EManySharesOneConnection(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -223,6 +226,7 @@ func TestE2EManySharesOneConnection(t *testing.T) {
 // then succeeds saying the daemon keeps trying; status shows the join
 // waiting; once the inviter is back, it is accepted and the share syncs.
 func TestE2EJoinInviterAway(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -251,7 +255,7 @@ func TestE2EJoinInviterAway(t *testing.T) {
 	}
 
 	// Alice comes back where the link says she is.
-	a.startArgs(bin, "--home", a.home, "run", "--listen", st.Listen, "--no-discovery")
+	a.startArgs(bin, "--home", a.home, "run", "--listen", st.Listen, "--no-discovery", "--ui", "off")
 	b.waitFor("the join accepted", func(st daemon.Status) bool {
 		s, ok := shareOf(st, shareID)
 		return ok && s.Join == nil

@@ -64,6 +64,7 @@ func noFile(t *testing.T, path, why string) {
 // alice, neither sends rob anything written after, a new key epoch reaches
 // bob and not rob, and the link rob joined with is refused to a new device.
 func TestE2EMemberRemove(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -151,6 +152,7 @@ func TestE2EMemberRemove(t *testing.T) {
 // alone cannot add a writer (carol joins with her link, gets nothing, and
 // the change waits); with bob's approval carol is a writer and syncs.
 func TestE2EOwnersThreshold(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -204,6 +206,7 @@ func TestE2EOwnersThreshold(t *testing.T) {
 // never sees either, rob's status lists both (JSON and human), and revert
 // puts the share's version back with rob's copy in the versions folder.
 func TestE2EReadOnlyRevert(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

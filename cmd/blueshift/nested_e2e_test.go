@@ -17,6 +17,7 @@ import (
 // on his disk). A file moved by Alice across a boundary leaves the devices
 // that are not members of its new share.
 func TestE2ENestedShares(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

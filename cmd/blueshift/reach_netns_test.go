@@ -170,6 +170,7 @@ func peerStatus(st daemon.Status, id string) (daemon.PeerStatus, bool) {
 // link carries less than a tenth of the file, and a's router forwarded the
 // file straight to b's router.
 func TestE2EPunchThroughNATs(t *testing.T) {
+	t.Parallel()
 	w := newNATWorld(t, "bsreach-p")
 	w.startAll()
 	ctx := context.Background()
@@ -244,6 +245,7 @@ func TestE2EPunchThroughNATs(t *testing.T) {
 // start), and syncs p's share; a, whose network allows UDP, reaches p over
 // QUIC.
 func TestE2ETCPFallbackWhenUDPBlocked(t *testing.T) {
+	t.Parallel()
 	w := newNATWorld(t, "bsreach-u")
 	if err := w.in.BlockUDP(context.Background(), 1); err != nil {
 		t.Fatal(err)

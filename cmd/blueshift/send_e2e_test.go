@@ -74,6 +74,7 @@ func (s *sender) wait(t *testing.T) error {
 // was never paired and has no daemon running (receive runs one, and
 // creates the device); both ends clean up; a wrong code gets nothing.
 func TestE2ESendReceive(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -170,6 +171,7 @@ func TestE2ESendReceive(t *testing.T) {
 // TestE2EReceiveResumes: a receive killed midway (kill -9) goes on when run
 // again, and the whole file arrives intact.
 func TestE2EReceiveResumes(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -31,6 +31,7 @@ func (d *device) startUI(addr string) {
 // TestUIVerb: `blueshift ui --print-url` prints a one-time link to the UI
 // the daemon serves; --json too; without a browser, `ui` prints the link.
 func TestUIVerb(t *testing.T) {
+	t.Parallel()
 	d := newDevice(t, "alpha")
 	if _, errOut, code := d.cli("ui", "--print-url"); code != exitFail || !strings.Contains(errOut, "not running") {
 		t.Fatalf("ui without a daemon: exit %d: %s", code, errOut)
@@ -77,6 +78,7 @@ func TestUIVerb(t *testing.T) {
 // TestUIPortBusy: a busy UI port is a warning, not a failure to start;
 // --ui off serves none; a non-loopback address is a usage error.
 func TestUIPortBusy(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
