@@ -24,6 +24,23 @@ var zeros struct {
 
 const maxZeros = 256
 
+// A puller asks IsZeros of every block of a file, and content-defined
+// chunks have as many sizes as blocks: hashing size zero bytes for each
+// one hashed the whole file again. The ladder keeps hasher states that
+// have taken in i*rungStep zero bytes (i = 1..rungs), so the hash of any
+// size costs a clone of the highest rung below it and at most rungStep
+// more bytes, up to ladderTop (the chunker's default maximum block size,
+// beyond which sizes are rare and hashed from the top rung on).
+const (
+	rungStep  = 8 << 10
+	ladderTop = 256 << 10
+)
+
+var ladder struct {
+	once  sync.Once
+	rungs [ladderTop / rungStep]*blake3.Hasher // read-only once built
+}
+
 var zeroPage [64 << 10]byte
 
 func zerosHash(size uint32) Hash {
@@ -33,10 +50,14 @@ func zerosHash(size uint32) Hash {
 	if ok {
 		return h
 	}
+	ladder.once.Do(buildLadder)
 	d := blake3.New()
-	for n := int(size); n > 0; n -= len(zeroPage) {
-		d.Write(zeroPage[:min(n, len(zeroPage))])
+	n := int(size)
+	if k := min(n/rungStep, len(ladder.rungs)); k > 0 {
+		d = ladder.rungs[k-1].Clone()
+		n -= k * rungStep
 	}
+	writeZeros(d, n)
 	copy(h[:], d.Sum(nil))
 	zeros.Lock()
 	if zeros.m == nil || len(zeros.m) >= maxZeros {
@@ -45,4 +66,19 @@ func zerosHash(size uint32) Hash {
 	zeros.m[size] = h
 	zeros.Unlock()
 	return h
+}
+
+func buildLadder() {
+	d := blake3.New()
+	for i := range ladder.rungs {
+		writeZeros(d, rungStep)
+		ladder.rungs[i] = d.Clone()
+	}
+}
+
+// writeZeros writes n zero bytes to d.
+func writeZeros(d *blake3.Hasher, n int) {
+	for ; n > 0; n -= len(zeroPage) {
+		d.Write(zeroPage[:min(n, len(zeroPage))])
+	}
 }
