@@ -14,19 +14,20 @@ func IsZeros(h Hash, size uint32) bool {
 	return size > 0 && h == zerosHash(size)
 }
 
-// zeros caches the hash of n zero bytes by n. Chunk sizes of a run of zeros
-// are few (the chunker cuts one at its maximum size); the cache is emptied
-// when it grows past maxZeros, so sizes a peer invents cost only time.
+// zeros caches the hash of n zero bytes by n. A file's blocks have as many
+// sizes as blocks, and IsZeros is asked of every block of a file at each
+// status (the bytes still needed) as well as by its pull: the cache holds
+// the sizes of a large file (maxZeros, ~1 MiB), and past that an entry
+// goes at random for each new one, so sizes a peer invents cost only time.
 var zeros struct {
 	sync.Mutex
 	m map[uint32]Hash
 }
 
-const maxZeros = 256
+const maxZeros = 1 << 14
 
-// A puller asks IsZeros of every block of a file, and content-defined
-// chunks have as many sizes as blocks: hashing size zero bytes for each
-// one hashed the whole file again. The ladder keeps hasher states that
+// A size not in the cache is hashed from a ladder: hashing size zero bytes
+// for each block of a file hashed the whole file again. The ladder keeps hasher states that
 // have taken in i*rungStep zero bytes (i = 1..rungs), so the hash of any
 // size costs a clone of the highest rung below it and at most rungStep
 // more bytes, up to ladderTop (the chunker's default maximum block size,
@@ -60,8 +61,14 @@ func zerosHash(size uint32) Hash {
 	writeZeros(d, n)
 	copy(h[:], d.Sum(nil))
 	zeros.Lock()
-	if zeros.m == nil || len(zeros.m) >= maxZeros {
+	if zeros.m == nil {
 		zeros.m = make(map[uint32]Hash)
+	}
+	for n := range zeros.m {
+		if len(zeros.m) < maxZeros {
+			break
+		}
+		delete(zeros.m, n)
 	}
 	zeros.m[size] = h
 	zeros.Unlock()

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/base32"
 	"encoding/binary"
@@ -359,7 +360,7 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		b, o := rec.Blocks[i], offs[i]
 		g.Go(func() error {
 			defer func() { <-slots }()
-			data, err := f.e.getBlock(gctx, f, in.from, b, pick.at(i), o, bases)
+			data, release, err := f.e.getBlock(gctx, f, in.from, b, pick.at(i), o, bases)
 			if errors.Is(err, errMissingBlocks) {
 				missing.Add(1)
 				return nil
@@ -367,7 +368,9 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 			if err != nil {
 				return err
 			}
-			if _, err := t.WriteAt(data, o); err != nil {
+			_, err = t.WriteAt(data, o)
+			release()
+			if err != nil {
 				return err
 			}
 			f.e.temps.add(f.id, b.Hash, t, o, b.Size)
@@ -437,11 +440,12 @@ func (f *folder) fetchAll(ctx context.Context, in incoming, old *index.Entry) ([
 	blocks := make([][]byte, len(in.rec.Blocks))
 	var off int64
 	for i, b := range in.rec.Blocks {
-		data, err := f.e.getBlock(ctx, f, in.from, b, blockAt{key: fileKey{f.id, in.rec.FileHash}, n: len(in.rec.Blocks), i: i}, off, bases)
+		data, release, err := f.e.getBlock(ctx, f, in.from, b, blockAt{key: fileKey{f.id, in.rec.FileHash}, n: len(in.rec.Blocks), i: i}, off, bases)
 		if err != nil {
 			return nil, fmt.Errorf("pull %q: %w", in.rec.Path, err)
 		}
-		blocks[i] = data
+		blocks[i] = bytes.Clone(data) // kept past the release of a frame buffer
+		release()
 		off += int64(b.Size)
 	}
 	return blocks, nil
@@ -466,9 +470,12 @@ func (in incoming) meta() apply.Meta {
 // getBlock returns block b (at offset off of the file being built from a
 // record that peer from sent; block at of its file): from a local copy if
 // any may be used (see readFor), else from a connected member (sources).
-func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID, b record.BlockRef, at blockAt, off int64, bases *basis) ([]byte, error) {
+// A block that came raw is the received frame's own buffer, not a copy:
+// the caller calls release once it has written data (and keeps no part of
+// it), which gives the buffer back for the next frame (wire.Reader).
+func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID, b record.BlockRef, at blockAt, off int64, bases *basis) (data []byte, release func(), err error) {
 	if data, ok := f.readLocal(from, b, bases); ok {
-		return data, nil
+		return data, noRelease, nil
 	}
 	var sig []byte
 	basisData := bases.covering(off, b.Size)
@@ -478,18 +485,18 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 	}
 	peers := f.connectedMembers()
 	if len(peers) == 0 {
-		return nil, errMissingBlocks
+		return nil, noRelease, errMissingBlocks
 	}
 	// Spread blocks across peers by offset (swarm).
 	start := int(uint64(off/int64(max(b.Size, 1))) % uint64(len(peers)))
 	for _, s := range sources(slices.Concat(peers[start:], peers[:start]), at) {
 		if err := f.waitRecv(ctx, int(b.Size)); err != nil {
-			return nil, err
+			return nil, noRelease, err
 		}
 		resp, err := s.c.Request(ctx, &wire.BlockRequest{Share: f.id, Hash: b.Hash, Size: b.Size, Signature: sig})
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, noRelease, ctx.Err()
 			}
 			continue
 		}
@@ -501,19 +508,22 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 		s.countIn(len(br.Data))
 		f.act.recv.Add(int64(len(br.Data)))
 		data, err := e.codec.decodeBlock(br, b.Hash, b.Size, basisData)
-		if err == nil && br.Encoding == wire.BlockRaw {
-			data = append([]byte(nil), data...) // the frame buffer goes back to the connection
-		}
-		br.Release()
 		if err != nil {
+			br.Release()
 			s.kill(fmt.Errorf("%w: %v", ErrPeerMisbehaved, err))
 			continue
 		}
 		at.servedBy(s)
-		return data, nil
+		if br.Encoding != wire.BlockRaw {
+			br.Release() // data was decoded into a buffer of its own
+			return data, noRelease, nil
+		}
+		return data, br.Release, nil
 	}
-	return nil, errMissingBlocks
+	return nil, noRelease, errMissingBlocks
 }
+
+func noRelease() {}
 
 // readFor finds block h for a file of f built from a record that peer from
 // sent: in f's files and pull temps, or in those of another share of this
