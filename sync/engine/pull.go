@@ -343,8 +343,28 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		off += int64(b.Size)
 	}
 	// Blocks are picked when a slot frees, so the pick sees the newest
-	// Haves of the peers pulling the same file (swarm.go).
+	// Haves of the peers pulling the same file (swarm.go). A fixed set of
+	// workers fetches them: a goroutine per block grew a fresh stack for
+	// each (hashing and decoding go deep), a cost per block of its own.
 	pick, slots := f.newPicker(rec, in.from, left), make(chan struct{}, f.e.opts.Parallel)
+	work := make(chan int)
+	for range min(f.e.opts.Parallel, len(left)) {
+		g.Go(func() error {
+			for i := range work {
+				got, err := f.fetchInto(gctx, t, in.from, rec.Blocks[i], pick.at(i), offs[i], bases)
+				<-slots
+				if err != nil {
+					return err
+				}
+				if !got {
+					missing.Add(1)
+					continue
+				}
+				swarm.got(i)
+			}
+			return nil
+		})
+	}
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -357,27 +377,12 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		if !ok {
 			break
 		}
-		b, o := rec.Blocks[i], offs[i]
-		g.Go(func() error {
-			defer func() { <-slots }()
-			data, release, err := f.e.getBlock(gctx, f, in.from, b, pick.at(i), o, bases)
-			if errors.Is(err, errMissingBlocks) {
-				missing.Add(1)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			_, err = t.WriteAt(data, o)
-			release()
-			if err != nil {
-				return err
-			}
-			f.e.temps.add(f.id, b.Hash, t, o, b.Size)
-			swarm.got(i)
-			return nil
-		})
+		select {
+		case work <- i:
+		case <-gctx.Done():
+		}
 	}
+	close(work)
 	if err := g.Wait(); err != nil {
 		t.Close()
 		return apply.FileState{}, err
@@ -401,6 +406,26 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 	st, err := f.root.Commit(ctx, t, disk, meta)
 	complete = err == nil
 	return st, err
+}
+
+// fetchInto gets block b of the file being pulled into temp t at offset
+// off and notes it written. got is false, with no error, for a block no
+// connected member holds: the pull goes on with the others.
+func (f *folder) fetchInto(ctx context.Context, t *apply.Temp, from identity.DeviceID, b record.BlockRef, at blockAt, off int64, bases *basis) (got bool, err error) {
+	data, release, err := f.e.getBlock(ctx, f, from, b, at, off, bases)
+	if errors.Is(err, errMissingBlocks) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, err = t.WriteAt(data, off)
+	release()
+	if err != nil {
+		return false, err
+	}
+	f.e.temps.add(f.id, b.Hash, t, off, b.Size)
+	return true, nil
 }
 
 // smallFile is the size up to which a file is fetched in one go, without a
