@@ -26,12 +26,12 @@ var zeros struct {
 
 const maxZeros = 1 << 14
 
-// A size not in the cache is hashed from a ladder: hashing size zero bytes
-// for each block of a file hashed the whole file again. The ladder keeps hasher states that
-// have taken in i*rungStep zero bytes (i = 1..rungs), so the hash of any
-// size costs a clone of the highest rung below it and at most rungStep
-// more bytes, up to ladderTop (the chunker's default maximum block size,
-// beyond which sizes are rare and hashed from the top rung on).
+// A size not in the cache is hashed from a ladder (hashing size zero bytes
+// for each block of a file hashed the whole file again): hasher states that
+// have taken in i*rungStep zero bytes (i = 1..len(rungs)), so the hash of
+// any size costs a clone of the highest rung below it and at most rungStep
+// more bytes, up to ladderTop (the chunker's default maximum block size;
+// larger sizes are rare and hashed on from the top rung). ~330 KiB in all.
 const (
 	rungStep  = 8 << 10
 	ladderTop = 256 << 10
