@@ -589,9 +589,17 @@ func (f *folder) readLocal(from identity.DeviceID, b record.BlockRef, bases *bas
 // a peer asking about f may be served, for it need be a member of no other
 // share of this device, and a hash is no proof of holding the block.
 func (f *folder) readShared(h block.Hash, size uint32) ([]byte, bool) {
+	return f.readSharedInto(h, size, nil)
+}
+
+// readSharedInto is readShared reading into buf (of size bytes, or nil: a
+// new one) where it can; the block returned may be buf or another buffer.
+func (f *folder) readSharedInto(h block.Hash, size uint32, buf []byte) ([]byte, bool) {
 	// A copy the last scan hashed is found without a lookup in Pebble.
 	if l, ok := f.idx.Proven(h, size); ok {
-		buf := make([]byte, size)
+		if buf == nil {
+			buf = make([]byte, size)
+		}
 		if f.readChecked(l, buf, h) {
 			return buf, true
 		}
