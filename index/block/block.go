@@ -4,6 +4,12 @@
 // A Hash is a value type (an array); it is safe to copy and compare with ==.
 // Every part of Blueshift that speaks of content (records, the block index,
 // the wire) uses this one type.
+//
+// IsZeros recognises the hash of an all-zero block (a sparse file's hole).
+// It is asked of every block of a file a device pulls, so it is cheap: a
+// cache by size and, for a size not in it, a ladder of hasher states that
+// have taken in zeros (a clone and at most 8 KiB hashed, whatever the
+// size). Both are safe for concurrent use.
 package block
 
 import (

@@ -164,6 +164,7 @@ type sentPing struct {
 type outFrame struct {
 	head, tail []byte // wire.EncodeFrame; tail aliases a block payload
 	n          int64  // weight held in queued
+	written    func() // wire.Written: run once head and tail are written
 }
 
 type pending struct {
@@ -369,7 +370,7 @@ func (c *Conn) enqueue(ctx context.Context, f wire.Frame) error {
 		return err
 	}
 	select {
-	case c.sendq <- outFrame{head, tail, n}:
+	case c.sendq <- outFrame{head, tail, n, wire.Written(f)}:
 		return nil
 	case <-ctx.Done():
 		c.queued.Release(n)
@@ -495,6 +496,9 @@ func (c *Conn) writeLoop() error {
 			_, err := bw.Write(f.head)
 			if err == nil && f.tail != nil {
 				_, err = bw.Write(f.tail)
+			}
+			if f.written != nil {
+				f.written() // bw copied or wrote tail: nothing refers to it now
 			}
 			c.queued.Release(f.n)
 			if err == nil && len(c.sendq) == 0 {

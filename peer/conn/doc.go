@@ -37,7 +37,9 @@
 //   - Frames to send wait in a queue bounded by MaxQueue bytes (default
 //     8 MiB); Send and Request wait for room. Every write must make progress
 //     within Timeout or the peer is dropped, so a peer that never reads costs
-//     at most MaxQueue plus the socket buffers.
+//     at most MaxQueue plus the socket buffers. Once a frame is written,
+//     its BlockResponse's OnWritten function runs (wire.Written): the sender
+//     may reuse the payload's buffer from then on.
 //   - Reads: a 64 KiB bufio buffer and wire.Reader's 32 KiB one for small
 //     frames; a large frame (at most wire.MaxFrameSize, 16 MiB) is read into
 //     its own buffer, which becomes the message's memory. Block payloads go

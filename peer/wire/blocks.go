@@ -34,6 +34,22 @@ type BlockResponse struct {
 	Data     []byte
 
 	release func() // set by Reader when Data is its buffer
+	written func() // set by OnWritten
+}
+
+// OnWritten has fn run once a connection has written the response, when
+// nothing refers to Data any more: a sender may then reuse Data's buffer.
+// A response that is never written (the connection ended first) never
+// runs it.
+func (m *BlockResponse) OnWritten(fn func()) { m.written = fn }
+
+// Written returns what to run once frame f is written: a BlockResponse's
+// OnWritten function, or nil.
+func Written(f Frame) func() {
+	if m, ok := f.Msg.(*BlockResponse); ok {
+		return m.written
+	}
+	return nil
 }
 
 // Release gives Data's memory back to the connection that received it, for

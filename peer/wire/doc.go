@@ -33,7 +33,8 @@
 //     BlockResponse read from a Reader may give its Data back with Release.
 //   - Messages handed to EncodeFrame are read, never kept: a BlockResponse's
 //     Data is written from the caller's memory (not copied), so it must not
-//     change until written.
+//     change until written. A sender that reuses the buffer sets
+//     BlockResponse.OnWritten; the connection runs it once Data is written.
 //
 // The protocol's versions and what changed in each are in version.go.
 package wire

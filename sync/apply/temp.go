@@ -581,6 +581,9 @@ func addRanges(rs []Range, add ...Range) []Range {
 	if len(add) == 0 {
 		return rs
 	}
+	if len(add) == 1 {
+		return addRange(rs, add[0])
+	}
 	all := append(rs, add...)
 	sort.Slice(all, func(i, j int) bool { return all[i].Off < all[j].Off })
 	out := all[:0]
@@ -597,6 +600,25 @@ func addRanges(rs []Range, add ...Range) []Range {
 		out = append(out, rg)
 	}
 	return out
+}
+
+// addRange is addRanges of one range: a WriteAt notes each block so, and
+// blocks arrive in no order, so sorting the whole set each time cost more
+// than the writes (O(n log n) per block of a pull).
+func addRange(rs []Range, rg Range) []Range {
+	if rg.Len <= 0 {
+		return rs
+	}
+	// i: the first range that ends at or after rg starts (may merge);
+	// j: the first that starts after rg ends (may not).
+	i := sort.Search(len(rs), func(k int) bool { return rs[k].Off+rs[k].Len >= rg.Off })
+	j := i + sort.Search(len(rs)-i, func(k int) bool { return rs[i+k].Off > rg.Off+rg.Len })
+	if i == j {
+		return slices.Insert(rs, i, rg)
+	}
+	start, end := min(rs[i].Off, rg.Off), max(rs[j-1].Off+rs[j-1].Len, rg.Off+rg.Len)
+	rs[i] = Range{start, end - start}
+	return slices.Delete(rs, i+1, j)
 }
 
 // covers reports whether the merged set rs contains all of want.

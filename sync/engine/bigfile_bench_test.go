@@ -1,9 +1,14 @@
 package engine
 
 import (
+	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,6 +17,10 @@ import (
 // between two engines on loopback, from the sender's scan to identical
 // trees: the case where CPU per byte (hashing, copies, lookups) bounds the
 // time. Run with -benchtime=1x and -cpuprofile to see where it goes.
+// Beside it, in the same run, rsync --fsync pushes the same file to an
+// rsync daemon on 127.0.0.1 (the baseline of issue 14): x-rsync-fsync is
+// our wall time over rsync's, and rsync-cpu-s/GB its CPU (client, daemon
+// and their children).
 //
 //	go test ./sync/engine -run '^$' -bench LargeFile -benchtime=1x
 func BenchmarkLargeFile(b *testing.B) {
@@ -42,8 +51,45 @@ func BenchmarkLargeFile(b *testing.B) {
 		if cpu > 0 {
 			b.ReportMetric(cpu.Seconds()/(float64(size)/1e9), "cpu-s/GB")
 		}
+		if _, err := exec.LookPath("rsync"); err == nil {
+			// The engines stop first: a watcher's rescan would compete.
+			a.close()
+			bb.close()
+			rs := newRsync(b)
+			if err := os.Rename(filepath.Join(a.dir, "big.bin"), filepath.Join(rs.src, "big.bin")); err != nil {
+				b.Fatal(err)
+			}
+			rtook, rcpu := rs.pushTimed(b, "--fsync")
+			b.ReportMetric(took.Seconds()/rtook.Seconds(), "x-rsync-fsync")
+			b.ReportMetric(rcpu.Seconds()/(float64(size)/1e9), "rsync-cpu-s/GB")
+		}
 		b.StartTimer()
 	}
+}
+
+// pushTimed runs one client push with the extra options and returns its
+// wall time and the CPU it cost: the client's and its children's, and what
+// the daemon's children (one per connection) used, reaped by the daemon.
+func (r *rsync) pushTimed(b *testing.B, opts ...string) (time.Duration, time.Duration) {
+	b.Helper()
+	daemon0 := childrenCPU(r.daemon.Process.Pid)
+	args := append([]string{"-a"}, opts...)
+	cmd := exec.Command("rsync", append(args, r.src+"/", fmt.Sprintf("rsync://127.0.0.1:%d/bench/", r.port))...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		b.Fatalf("rsync: %v\n%s", err, out)
+	}
+	// The daemon reaps its child on SIGCHLD, a moment after the client ends.
+	var daemon time.Duration
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if daemon = childrenCPU(r.daemon.Process.Pid) - daemon0; daemon > 0 {
+			break
+		}
+	}
+	b.Logf("rsync: client %s+%s, daemon %s", cmd.ProcessState.UserTime(), cmd.ProcessState.SystemTime(), daemon)
+	return took, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime() + daemon
 }
 
 // waitInSync waits until every device reports in sync on the same root
@@ -89,4 +135,29 @@ func writeRandomFile(t testing.TB, path string, n int64) {
 		}
 		n -= k
 	}
+}
+
+// childrenCPU is the CPU time of process pid's reaped children, from
+// /proc (Linux; 0 elsewhere): fields cutime and cstime, in USER_HZ (100)
+// ticks.
+func childrenCPU(pid int) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (in parentheses, which may hold spaces).
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 15 {
+		return 0
+	}
+	cu, err1 := strconv.ParseInt(f[13], 10, 64) // field 16, cutime
+	cs, err2 := strconv.ParseInt(f[14], 10, 64) // field 17, cstime
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(cu+cs) * (time.Second / 100)
 }

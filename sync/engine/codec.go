@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	gosync "sync"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -38,6 +39,9 @@ var errBadData = errors.New("peer sent bad data")
 type codec struct {
 	enc *zstd.Encoder
 	dec *zstd.Decoder
+	// bufs keeps buffers of blocks being served (*[]byte of pooledBlock
+	// bytes' capacity; see blockBuf).
+	bufs gosync.Pool
 	// dictEncs keeps encoders for small record deltas (see encodeDict);
 	// Close closes those it still holds.
 	dictEncs chan *zstd.Encoder
@@ -76,6 +80,28 @@ func (c *codec) Close() {
 			return
 		}
 	}
+}
+
+// pooledBlock is the largest block whose buffer is kept for the next: the
+// chunker's default maximum. A peer may ask for larger ones (up to
+// wire.MaxBlockSize); those get a buffer of their own.
+const pooledBlock = 256 << 10
+
+// blockBuf returns a buffer of size bytes for a block to serve, and put,
+// which gives it back for another block once nothing refers to it (the
+// connection wrote it: wire.BlockResponse.OnWritten). Reading blocks into
+// fresh buffers cost an allocation, zeroing and collection per block, as
+// much CPU as reading them.
+func (c *codec) blockBuf(size uint32) (buf []byte, put func()) {
+	if size > pooledBlock {
+		return make([]byte, size), func() {}
+	}
+	p, ok := c.bufs.Get().(*[]byte)
+	if !ok {
+		b := make([]byte, pooledBlock)
+		p = &b
+	}
+	return (*p)[:size], func() { c.bufs.Put(p) }
 }
 
 // compress returns the zstd form of b if it pays, else nil.

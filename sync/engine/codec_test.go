@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -145,6 +146,34 @@ func TestSmallRecordDelta(t *testing.T) {
 		other := seal(i+1, 1_700_000_000)
 		if _, err := c.decodeRecord(rd, &other); !errors.Is(err, errNoBase) {
 			t.Fatalf("decoded against another base: %v", err)
+		}
+	}
+}
+
+// addrConn is a Conn that only knows its remote address: all
+// onThisMachine looks at.
+type addrConn struct {
+	Conn
+	addr net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.addr }
+
+// Blocks go raw to a peer on this machine over TCP and over QUIC alike.
+func TestOnThisMachine(t *testing.T) {
+	for _, tt := range []struct {
+		addr net.Addr
+		want bool
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, true},
+		{&net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 1}, true},
+		{&net.UDPAddr{IP: net.IPv6loopback, Port: 1}, true},
+		{&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, false},
+		{&net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, false},
+		{nil, false},
+	} {
+		if got := onThisMachine(addrConn{addr: tt.addr}); got != tt.want {
+			t.Errorf("onThisMachine(%v) = %v, want %v", tt.addr, got, tt.want)
 		}
 	}
 }

@@ -43,6 +43,9 @@
 // that has a local predecessor at the same offset travels as a delta against
 // it (sync/delta). Every block is checked against its hash before use; a peer
 // that sends a wrong one is disconnected and the block fetched elsewhere.
+// A fixed set of workers (Options.Parallel) fetches a large file's blocks;
+// a block that came raw is written from the received frame's buffer and
+// the buffer given back (wire.BlockResponse.Release), never copied.
 // A block that is all zeros (block.IsZeros: a sparse file's hole) is neither
 // fetched nor written and stays a hole; status counts data bytes only.
 //

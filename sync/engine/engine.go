@@ -343,6 +343,11 @@ func onThisMachine(c Conn) bool {
 	if !ok || a.RemoteAddr() == nil {
 		return false
 	}
-	tcp, ok := a.RemoteAddr().(*net.TCPAddr)
-	return ok && tcp.IP.IsLoopback()
+	switch addr := a.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return addr.IP.IsLoopback()
+	case *net.UDPAddr: // QUIC
+		return addr.IP.IsLoopback()
+	}
+	return false
 }

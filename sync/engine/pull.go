@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/base32"
 	"encoding/binary"
@@ -342,8 +343,28 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		off += int64(b.Size)
 	}
 	// Blocks are picked when a slot frees, so the pick sees the newest
-	// Haves of the peers pulling the same file (swarm.go).
+	// Haves of the peers pulling the same file (swarm.go). A fixed set of
+	// workers fetches them: a goroutine per block grew a fresh stack for
+	// each (hashing and decoding go deep), a cost per block of its own.
 	pick, slots := f.newPicker(rec, in.from, left), make(chan struct{}, f.e.opts.Parallel)
+	work := make(chan int)
+	for range min(f.e.opts.Parallel, len(left)) {
+		g.Go(func() error {
+			for i := range work {
+				got, err := f.fetchInto(gctx, t, in.from, rec.Blocks[i], pick.at(i), offs[i], bases)
+				<-slots
+				if err != nil {
+					return err
+				}
+				if !got {
+					missing.Add(1)
+					continue
+				}
+				swarm.got(i)
+			}
+			return nil
+		})
+	}
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -356,25 +377,12 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		if !ok {
 			break
 		}
-		b, o := rec.Blocks[i], offs[i]
-		g.Go(func() error {
-			defer func() { <-slots }()
-			data, err := f.e.getBlock(gctx, f, in.from, b, pick.at(i), o, bases)
-			if errors.Is(err, errMissingBlocks) {
-				missing.Add(1)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if _, err := t.WriteAt(data, o); err != nil {
-				return err
-			}
-			f.e.temps.add(f.id, b.Hash, t, o, b.Size)
-			swarm.got(i)
-			return nil
-		})
+		select {
+		case work <- i:
+		case <-gctx.Done():
+		}
 	}
+	close(work)
 	if err := g.Wait(); err != nil {
 		t.Close()
 		return apply.FileState{}, err
@@ -398,6 +406,26 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 	st, err := f.root.Commit(ctx, t, disk, meta)
 	complete = err == nil
 	return st, err
+}
+
+// fetchInto gets block b of the file being pulled into temp t at offset
+// off and notes it written. got is false, with no error, for a block no
+// connected member holds: the pull goes on with the others.
+func (f *folder) fetchInto(ctx context.Context, t *apply.Temp, from identity.DeviceID, b record.BlockRef, at blockAt, off int64, bases *basis) (got bool, err error) {
+	data, release, err := f.e.getBlock(ctx, f, from, b, at, off, bases)
+	if errors.Is(err, errMissingBlocks) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, err = t.WriteAt(data, off)
+	release()
+	if err != nil {
+		return false, err
+	}
+	f.e.temps.add(f.id, b.Hash, t, off, b.Size)
+	return true, nil
 }
 
 // smallFile is the size up to which a file is fetched in one go, without a
@@ -437,11 +465,12 @@ func (f *folder) fetchAll(ctx context.Context, in incoming, old *index.Entry) ([
 	blocks := make([][]byte, len(in.rec.Blocks))
 	var off int64
 	for i, b := range in.rec.Blocks {
-		data, err := f.e.getBlock(ctx, f, in.from, b, blockAt{key: fileKey{f.id, in.rec.FileHash}, n: len(in.rec.Blocks), i: i}, off, bases)
+		data, release, err := f.e.getBlock(ctx, f, in.from, b, blockAt{key: fileKey{f.id, in.rec.FileHash}, n: len(in.rec.Blocks), i: i}, off, bases)
 		if err != nil {
 			return nil, fmt.Errorf("pull %q: %w", in.rec.Path, err)
 		}
-		blocks[i] = data
+		blocks[i] = bytes.Clone(data) // kept past the release of a frame buffer
+		release()
 		off += int64(b.Size)
 	}
 	return blocks, nil
@@ -466,9 +495,12 @@ func (in incoming) meta() apply.Meta {
 // getBlock returns block b (at offset off of the file being built from a
 // record that peer from sent; block at of its file): from a local copy if
 // any may be used (see readFor), else from a connected member (sources).
-func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID, b record.BlockRef, at blockAt, off int64, bases *basis) ([]byte, error) {
+// A block that came raw is the received frame's own buffer, not a copy:
+// the caller calls release once it has written data (and keeps no part of
+// it), which gives the buffer back for the next frame (wire.Reader).
+func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID, b record.BlockRef, at blockAt, off int64, bases *basis) (data []byte, release func(), err error) {
 	if data, ok := f.readLocal(from, b, bases); ok {
-		return data, nil
+		return data, noRelease, nil
 	}
 	var sig []byte
 	basisData := bases.covering(off, b.Size)
@@ -478,18 +510,18 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 	}
 	peers := f.connectedMembers()
 	if len(peers) == 0 {
-		return nil, errMissingBlocks
+		return nil, noRelease, errMissingBlocks
 	}
 	// Spread blocks across peers by offset (swarm).
 	start := int(uint64(off/int64(max(b.Size, 1))) % uint64(len(peers)))
 	for _, s := range sources(slices.Concat(peers[start:], peers[:start]), at) {
 		if err := f.waitRecv(ctx, int(b.Size)); err != nil {
-			return nil, err
+			return nil, noRelease, err
 		}
 		resp, err := s.c.Request(ctx, &wire.BlockRequest{Share: f.id, Hash: b.Hash, Size: b.Size, Signature: sig})
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, noRelease, ctx.Err()
 			}
 			continue
 		}
@@ -501,19 +533,22 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 		s.countIn(len(br.Data))
 		f.act.recv.Add(int64(len(br.Data)))
 		data, err := e.codec.decodeBlock(br, b.Hash, b.Size, basisData)
-		if err == nil && br.Encoding == wire.BlockRaw {
-			data = append([]byte(nil), data...) // the frame buffer goes back to the connection
-		}
-		br.Release()
 		if err != nil {
+			br.Release()
 			s.kill(fmt.Errorf("%w: %v", ErrPeerMisbehaved, err))
 			continue
 		}
 		at.servedBy(s)
-		return data, nil
+		if br.Encoding != wire.BlockRaw {
+			br.Release() // data was decoded into a buffer of its own
+			return data, noRelease, nil
+		}
+		return data, br.Release, nil
 	}
-	return nil, errMissingBlocks
+	return nil, noRelease, errMissingBlocks
 }
+
+func noRelease() {}
 
 // readFor finds block h for a file of f built from a record that peer from
 // sent: in f's files and pull temps, or in those of another share of this
@@ -554,9 +589,17 @@ func (f *folder) readLocal(from identity.DeviceID, b record.BlockRef, bases *bas
 // a peer asking about f may be served, for it need be a member of no other
 // share of this device, and a hash is no proof of holding the block.
 func (f *folder) readShared(h block.Hash, size uint32) ([]byte, bool) {
+	return f.readSharedInto(h, size, nil)
+}
+
+// readSharedInto is readShared reading into buf (of size bytes, or nil: a
+// new one) where it can; the block returned may be buf or another buffer.
+func (f *folder) readSharedInto(h block.Hash, size uint32, buf []byte) ([]byte, bool) {
 	// A copy the last scan hashed is found without a lookup in Pebble.
 	if l, ok := f.idx.Proven(h, size); ok {
-		buf := make([]byte, size)
+		if buf == nil {
+			buf = make([]byte, size)
+		}
 		if f.readChecked(l, buf, h) {
 			return buf, true
 		}

@@ -741,17 +741,26 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		}
 		// From f's files and temps only: the peer may be a member of no
 		// other share here, and a block's hash is no proof of holding it.
-		data, ok := f.readShared(m.Hash, m.Size)
+		buf, put := s.e.codec.blockBuf(m.Size)
+		data, ok := f.readSharedInto(m.Hash, m.Size, buf)
 		if !ok {
+			put()
 			return wire.Errorf(wire.CodeNotFound, "block %s", block.Hash(m.Hash).Short())
 		}
 		if err := f.waitSend(ctx, len(data)); err != nil {
+			put()
 			return wire.Errorf(wire.CodeNotFound, "block %s: %v", block.Hash(m.Hash).Short(), err)
 		}
 		f.act.sent.Add(int64(len(data)))
 		resp, err := s.e.codec.encodeBlock(data, m.Signature, s.squeeze.Load())
 		if err != nil {
+			put()
 			return wire.Errorf(wire.CodeBadRequest, "block %s: %v", block.Hash(m.Hash).Short(), err)
+		}
+		if resp.Encoding == wire.BlockRaw {
+			resp.OnWritten(put) // resp.Data may be buf: it goes back once sent
+		} else {
+			put() // encoded into a buffer of its own
 		}
 		return resp
 	}
