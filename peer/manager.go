@@ -65,6 +65,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/relay"
 	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 	"golang.org/x/sync/semaphore"
@@ -109,6 +110,13 @@ type Options struct {
 	// QUIC socket (conn.QUIC.Punch). Without it the manager neither asks for
 	// introductions nor acts on them, and does not offer CapPunch.
 	Punch func(netip.AddrPort) error
+	// Relay, if set, reaches a paired device that neither a dial nor a
+	// punch reaches, through a connected peer that relays (relayed.go), and
+	// answers relays' invitations; give it to Run as a listener too.
+	Relay *relay.Client
+	// Relaying offers wire.CapRelay in our Hello: this device relays for
+	// others (a relay.Server diverts the streams of its listeners).
+	Relaying bool
 	// DeviceName goes in our Hello, for display on the peer.
 	DeviceName string
 	// Capabilities, if set, returns the capabilities of our Hello to a
@@ -416,9 +424,14 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 		case <-timer.C:
 		}
 		if since, ok := m.connectedSince(id); ok {
+			upgrade, stopUpgrade := m.upgradeTimer(id)
 			select {
 			case <-dctx.Done():
+				stopUpgrade()
 				return
+			case <-upgrade:
+				m.upgrade(dctx, runCtx, id, ps)
+				timer.Reset(0)
 			case <-ps.kick:
 				timer.Reset(0)
 			case <-ps.dropped:
@@ -430,9 +443,10 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 				}
 				timer.Reset(bo.next())
 			}
+			stopUpgrade()
 			continue
 		}
-		if m.dialRound(dctx, runCtx, id, ps) || m.askPunch(dctx, runCtx, id) {
+		if m.dialRound(dctx, runCtx, id, ps) || m.askPunch(dctx, runCtx, id) || m.askRelay(dctx, runCtx, id, ps) {
 			timer.Reset(0) // on to waiting for it to end
 			continue
 		}
@@ -444,7 +458,7 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 // was kept.
 func (m *Manager) dialRound(dctx, runCtx context.Context, id identity.DeviceID, ps *peerState) bool {
 	for _, addr := range m.addresses(id, ps) {
-		if dctx.Err() != nil || m.connected(id) {
+		if dctx.Err() != nil || m.connectedDirect(id) {
 			return false
 		}
 		s, err := m.opts.Transport.Dial(dctx, addr, id)
@@ -535,7 +549,7 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 		refuseStream(s, m.notPairedReason(), wire.CodeRefused)
 		return ErrNotPaired
 	}
-	if !m.wouldKeep(id, s.Outbound) {
+	if !m.wouldKeep(id, s.Outbound, s.Net == transport.Relay) {
 		refuseStream(s, m.duplicateReason(), 0)
 		return ErrDuplicate
 	}
@@ -548,6 +562,9 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 	}
 	if m.opts.Punch != nil {
 		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapPunch)
+	}
+	if m.opts.Relaying {
+		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapRelay)
 	}
 	h := m.opts.Handler(id)
 	c, err := conn.Open(ctx, s, hello, &reachHandler{Handler: h, m: m, from: id}, m.opts.Conn)
@@ -573,6 +590,9 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 
 	m.mu.Lock()
 	l.reach, l.via = m.reachLocked(id, remote)
+	if s.Net == transport.Relay {
+		l.reach, l.via = ReachRelayed, s.Via
+	}
 	ps := m.mu.peers[id]
 	old := m.mu.links[id]
 	switch {
@@ -580,7 +600,7 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 		m.mu.Unlock()
 		c.Close()
 		return ErrNotPaired
-	case old != nil && !m.wins(id, l.outbound, old.outbound):
+	case old != nil && !m.wins(id, l.outbound, old.outbound, l.relayed(), old.relayed()):
 		m.mu.Unlock()
 		c.Close()
 		return ErrDuplicate
@@ -681,17 +701,22 @@ func (m *Manager) run(ctx context.Context, id identity.DeviceID, l *link, ps *pe
 
 // wouldKeep reports whether a new connection to id, dialled by us if
 // outbound, would win against the one kept now (if any).
-func (m *Manager) wouldKeep(id identity.DeviceID, outbound bool) bool {
+func (m *Manager) wouldKeep(id identity.DeviceID, outbound, relayed bool) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.mu.links[id]
-	return old == nil || m.wins(id, outbound, old.outbound)
+	return old == nil || m.wins(id, outbound, old.outbound, relayed, old.relayed())
 }
 
 // wins is the one-connection-per-pair rule for a new connection against the
-// kept one: the connection dialled by the smaller device ID is preferred;
-// between two of the same dialler, the newer wins.
-func (m *Manager) wins(remote identity.DeviceID, newOutbound, oldOutbound bool) bool {
+// kept one: a connection without a relay beats a relayed one; otherwise
+// the connection dialled by the smaller device ID is preferred; between
+// two of the same dialler, the newer wins. Both ends know which are
+// relayed, so they agree.
+func (m *Manager) wins(remote identity.DeviceID, newOutbound, oldOutbound, newRelayed, oldRelayed bool) bool {
+	if newRelayed != oldRelayed {
+		return oldRelayed
+	}
 	return m.preferred(remote, newOutbound) || !m.preferred(remote, oldOutbound)
 }
 
