@@ -416,15 +416,23 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 	timer := time.NewTimer(0) // the first round at once
 	defer timer.Stop()
 	for {
+		kicked := false
 		select {
 		case <-dctx.Done():
 			return
 		case <-ps.kick:
 			bo.reset()
+			kicked = true
 		case <-timer.C:
 		}
 		if since, ok := m.connectedSince(id); ok {
 			upgrade, stopUpgrade := m.upgradeTimer(id)
+			if kicked && upgrade != nil {
+				stopUpgrade()
+				m.upgrade(dctx, runCtx, id, ps) // a kick while relayed: try without the relay now
+				timer.Reset(0)
+				continue
+			}
 			select {
 			case <-dctx.Done():
 				stopUpgrade()
@@ -433,6 +441,9 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 				m.upgrade(dctx, runCtx, id, ps)
 				timer.Reset(0)
 			case <-ps.kick:
+				if upgrade != nil { // new addresses, or a peer heard of it: try them
+					m.upgrade(dctx, runCtx, id, ps)
+				}
 				timer.Reset(0)
 			case <-ps.dropped:
 				// A connection that lasted starts the backoff over; one the

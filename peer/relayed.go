@@ -24,9 +24,10 @@ import (
 // comes in through Options.Relay as a listener. A relayed connection is of
 // network transport.Relay, its reach "relayed" via the relay; the engine
 // does not know. While a device is reached through a relay, its dialer
-// tries a direct dial and a punch again every relayUpgradeEvery; a
-// connection without a relay replaces a relayed one (the one-connection
-// rule prefers it on both sides).
+// tries a direct dial and a punch again every relayUpgradeEvery, and at
+// once on Kick (AddPeer with new addresses, discovery); a connection
+// without a relay replaces a relayed one (the one-connection rule prefers
+// it on both sides).
 
 const (
 	relayTimeout      = 30 * time.Second // a circuit's dial, invitation and inner handshake
