@@ -415,6 +415,7 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 	bo := backoff{min: m.opts.MinBackoff, max: m.opts.MaxBackoff}
 	timer := time.NewTimer(0) // the first round at once
 	defer timer.Stop()
+	failed := 0 // rounds in a row that reached nothing: a relay is asked from the second on
 	for {
 		kicked := false
 		select {
@@ -457,10 +458,12 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 			stopUpgrade()
 			continue
 		}
-		if m.dialRound(dctx, runCtx, id, ps) || m.askPunch(dctx, runCtx, id) || m.askRelay(dctx, runCtx, id, ps) {
+		if m.dialRound(dctx, runCtx, id, ps) || m.askPunch(dctx, runCtx, id) || (failed > 0 && m.askRelay(dctx, runCtx, id)) {
+			failed = 0
 			timer.Reset(0) // on to waiting for it to end
 			continue
 		}
+		failed++
 		timer.Reset(bo.next())
 	}
 }

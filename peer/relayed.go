@@ -47,9 +47,12 @@ func (m *Manager) connectedDirect(id identity.DeviceID) bool {
 }
 
 // askRelay asks connected relays, in turn, for a circuit to id; true if a
-// connection came of it.
-func (m *Manager) askRelay(dctx, runCtx context.Context, id identity.DeviceID, ps *peerState) bool {
-	if m.opts.Relay == nil || m.connected(id) {
+// connection came of it. The dialer asks only after a round in which
+// neither a dial nor a punch reached id, and never while a punch towards
+// id is under way (one the peer's offer started, say): a punch that may
+// still succeed is not pre-empted.
+func (m *Manager) askRelay(dctx, runCtx context.Context, id identity.DeviceID) bool {
+	if m.opts.Relay == nil || m.connected(id) || m.punching(id) {
 		return false
 	}
 	for _, r := range m.relays(id) {
@@ -68,6 +71,14 @@ func (m *Manager) askRelay(dctx, runCtx context.Context, id identity.DeviceID, p
 		return true
 	}
 	return false
+}
+
+// punching reports whether a punch towards id is under way.
+func (m *Manager) punching(id identity.DeviceID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.mu.punches[id]
+	return ok && m.opts.Now().Before(p.until)
 }
 
 // relays are up to maxRelays connected peers, other than id, that offer
