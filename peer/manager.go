@@ -16,10 +16,13 @@
 // QUIC). Each Hello tells the peer the address we see it come from (its
 // reflexive address over QUIC; Reflexive lists ours). A paired device that
 // no address reaches is punched through NATs after an introduction by a
-// connected peer both sides reach (punch.go). Connected says per peer how
-// it is reached (Reach: lan, direct, punched), over which transport, and
-// the round-trip time. The engine never learns how a peer is reached: the
-// manager takes the reach messages off each connection.
+// connected peer both sides reach (punch.go); one that no punch gets
+// through to either is reached through a connected peer that relays
+// (relayed.go, peer/relay), and dialled and punched again later to replace
+// the relayed connection with a direct one. Connected says per peer how it
+// is reached (Reach: lan, direct, punched, relayed), over which transport,
+// and the round-trip time. The engine never learns how a peer is reached:
+// the manager takes the reach and relay messages off each connection.
 //
 // Pairing on first contact: with Options.Admit set, a stream from a device
 // that is not paired (one the listener's AcceptFunc let in, e.g. while an
@@ -29,7 +32,8 @@
 // not, inbound or outbound, before it is kept.
 //
 // Contracts:
-//   - One connection per pair. When both devices dial at once, both keep the
+//   - One connection per pair. A connection without a relay beats a relayed
+//     one. When both devices dial at once, both keep the
 //     connection dialled by the device with the smaller device ID (bytewise)
 //     and close the other; between two connections dialled by the same
 //     device, the newer wins (the dialler only redials when it believes the
