@@ -3,12 +3,14 @@ package peer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/relay"
 	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
@@ -137,7 +139,9 @@ func (m *Manager) relayInvited(from identity.DeviceID, r *wire.RelayInvite) (wir
 	m.mu.Lock()
 	l := m.mu.links[from]
 	m.mu.Unlock()
-	if err := m.opts.Relay.Invited(from, m.relayAddrs(from, l), r); err != nil {
+	if err := m.opts.Relay.Invited(from, m.relayAddrs(from, l), r); errors.Is(err, relay.ErrBusy) {
+		return nil, wire.Errorf(wire.CodeBusy, "%v", err)
+	} else if err != nil {
 		return nil, wire.Errorf(wire.CodeRefused, "%v", err)
 	}
 	m.log.Info("dialling a relay back", "peer", r.Device.Abbrev(), "via", from.Abbrev())

@@ -15,8 +15,16 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
-// maxRelayAddrs bounds the addresses of a relay dialled for one circuit.
-const maxRelayAddrs = 3
+const (
+	// maxRelayAddrs bounds the addresses of a relay dialled for one circuit.
+	maxRelayAddrs = 3
+	// maxDialBacks bounds the invitations answered at once: a relay that
+	// floods us with them gets ErrBusy, not a dial each.
+	maxDialBacks = 8
+)
+
+// ErrBusy: too many relay invitations are being answered already.
+var ErrBusy = errors.New("too many relay invitations at once")
 
 // ClientOptions configure a Client.
 type ClientOptions struct {
@@ -41,6 +49,12 @@ type Client struct {
 	stop context.CancelFunc
 	once sync.Once
 	wg   sync.WaitGroup // dial-backs
+
+	mu struct {
+		sync.Mutex
+		dialing int  // dial-backs under way
+		closed  bool // Close began: no more dial-backs
+	}
 }
 
 // NewClient returns a Client.
@@ -71,10 +85,25 @@ func (c *Client) Invited(via identity.DeviceID, viaAddrs []transport.Addr, inv *
 	if err := c.opts.Accept(inv.Device); err != nil {
 		return err
 	}
-	if c.life.Err() != nil {
+	c.mu.Lock()
+	switch {
+	case c.mu.closed:
+		c.mu.Unlock()
 		return errors.New("relay client is closed")
+	case c.mu.dialing >= maxDialBacks:
+		c.mu.Unlock()
+		return ErrBusy
 	}
-	c.wg.Go(func() {
+	c.mu.dialing++
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() { // waited for by Close
+		defer c.wg.Done()
+		defer func() {
+			c.mu.Lock()
+			c.mu.dialing--
+			c.mu.Unlock()
+		}()
 		ctx, cancel := context.WithTimeout(c.life, acceptTimeout+conn.DefaultHandshakeTimeout)
 		defer cancel()
 		st, err := c.open(ctx, via, viaAddrs, &wire.RelayAccept{Token: inv.Token})
@@ -90,7 +119,7 @@ func (c *Client) Invited(via identity.DeviceID, viaAddrs []transport.Addr, inv *
 		case <-c.life.Done():
 			st.Close()
 		}
-	})
+	}()
 	return nil
 }
 
@@ -166,6 +195,9 @@ func (c *Client) Addr() net.Addr { return relayAddr{} }
 // Close stops the dial-backs and waits for them.
 func (c *Client) Close() error {
 	c.once.Do(func() {
+		c.mu.Lock()
+		c.mu.closed = true
+		c.mu.Unlock()
 		c.stop()
 		c.wg.Wait()
 	})

@@ -338,3 +338,59 @@ func TestDivertPassesOtherStreamsIntact(t *testing.T) {
 		}
 	}
 }
+
+// TestClientBoundsDialBacks: a relay that floods a device with
+// invitations gets at most maxDialBacks dial-backs under way, the rest
+// ErrBusy; an invitation for a device Accept refuses is refused.
+func TestClientBoundsDialBacks(t *testing.T) {
+	// A relay that never answers: the dial-backs hang in its handshake.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	})
+	b, a, p := newID(t), newID(t), newID(t)
+	tls := conn.NewTLS(b, testLogger(t))
+	c := NewClient(ClientOptions{TLS: tls, Transport: &conn.Dialer{TCP: tls}, Accept: func(id identity.DeviceID) error {
+		if id != a.ID() {
+			return errors.New("not paired")
+		}
+		return nil
+	}})
+	addrs := []transport.Addr{transport.From(transport.TCP, ln.Addr().(*net.TCPAddr).AddrPort())}
+	if err := c.Invited(p.ID(), addrs, &wire.RelayInvite{Device: p.ID()}); err == nil {
+		t.Error("an invitation for a device that is not paired was taken")
+	}
+	busy := 0
+	for range maxDialBacks + 5 {
+		if err := c.Invited(p.ID(), addrs, &wire.RelayInvite{Device: a.ID()}); errors.Is(err, ErrBusy) {
+			busy++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if busy != 5 {
+		t.Errorf("%d of %d invitations refused busy, want 5", busy, maxDialBacks+5)
+	}
+	c.Close()
+	ln.Close()
+	mu.Lock()
+	for _, h := range held {
+		h.Close()
+	}
+	mu.Unlock()
+	wg.Wait()
+}
