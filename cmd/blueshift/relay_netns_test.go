@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -172,3 +174,136 @@ func startCapture(t *testing.T, e netns.Endpoint, marker []byte) (stop func() (p
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// TestE2EFamilyInThreeHomesInviterAway: a family of four in three homes:
+// a, the inviter, with a public address (a forwarded port); b behind its
+// home router; c and d behind a third router, on one LAN. Every member
+// knows the others' device IDs (as after the inviter's introductions) and
+// only a's address. All four connect: b to c and d punched through their
+// NATs (introduced by a), c to d relayed by a (their router does not
+// hairpin, so a punch between them fails). Then a goes away: b, c and d
+// stay connected to each other (c and d now relayed by b, a member behind
+// a NAT, over the QUIC paths b punched) and a file written on each
+// reaches the other two.
+func TestE2EFamilyInThreeHomesInviterAway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end, network namespaces")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	if out, err := exec.Command("nft", "--version").CombinedOutput(); err != nil {
+		t.Skipf("nftables unavailable: %v: %s", err, out)
+	}
+	ctx := context.Background()
+	in, err := netns.NewInternet(ctx, fmt.Sprintf("bsrelay-f%d", os.Getpid()%100000), 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Close)
+	w := &natWorld{in: in}
+	a, b, c, d := newDevice(t, "a"), newDevice(t, "b"), newDevice(t, "c"), newDevice(t, "d")
+	devs := []*device{a, b, c, d}
+	ids := map[*device]string{}
+	dirs := map[*device]string{}
+	work := t.TempDir()
+	for _, x := range devs {
+		ids[x] = strings.TrimSpace(x.ok("id"))
+		dirs[x] = filepath.Join(work, "family-"+x.name)
+		if err := os.MkdirAll(dirs[x], 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(dirs[a], "family.txt"), "family\n")
+	a.ok("share", "add", dirs[a], "--name", "family")
+	family := configuredShare(t, a.home, "family")
+	aAddr := in.Public[0].IP + ":22100"
+	for _, x := range devs {
+		peers := map[string][]string{}
+		var others []string
+		for _, o := range devs {
+			if o == x {
+				continue
+			}
+			others = append(others, ids[o])
+			peers[ids[o]] = nil
+			if o == a {
+				peers[ids[o]] = []string{aAddr}
+			}
+		}
+		w.configure(t, x, peers, shareWith(family, dirs[x], others...))
+	}
+	a.startInNSPort(in.Public[0].NS, 22100)
+	b.startInNSPort(in.Homes[0].Device.NS, 22100)
+	c.startInNSPort(in.Homes[1].Device.NS, 22100)
+	d.startInNSPort(in.Homes[1].Device.NS, 22101)
+	connectedToAll := func(x *device, want ...*device) func(daemon.Status) bool {
+		return func(st daemon.Status) bool {
+			for _, o := range want {
+				if _, ok := peerStatus(st, ids[o]); !ok {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	for _, x := range devs {
+		var want []*device
+		for _, o := range devs {
+			if o != x {
+				want = append(want, o)
+			}
+		}
+		st := x.waitForWithin(2*reachDeadline, x.name+" connected to the three others", connectedToAll(x, want...))
+		for _, o := range want {
+			p, _ := peerStatus(st, ids[o])
+			t.Logf("%s reaches %s: %s %s via %s", x.name, o.name, p.Transport, p.Reach, p.ViaName)
+		}
+	}
+	for _, x := range devs {
+		waitTrees(t, dirs[a], dirs[x], "first sync of "+x.name, a, x)
+	}
+
+	a.stop()
+	rest := []*device{b, c, d}
+	for _, x := range rest {
+		var want []*device
+		for _, o := range rest {
+			if o != x {
+				want = append(want, o)
+			}
+		}
+		st := x.waitForWithin(2*reachDeadline, x.name+" connected to the two others without a", connectedToAll(x, want...))
+		for _, o := range want {
+			p, _ := peerStatus(st, ids[o])
+			t.Logf("without a, %s reaches %s: %s %s via %s", x.name, o.name, p.Transport, p.Reach, p.ViaName)
+			if p.Reach == "relayed" && p.Via == ids[a] {
+				t.Errorf("%s reaches %s relayed via a, which is away", x.name, o.name)
+			}
+		}
+	}
+	for _, from := range rest {
+		name := "from-" + from.name + ".txt"
+		write(t, filepath.Join(dirs[from], name), "written on "+from.name+" while a is away\n")
+		for _, to := range rest {
+			if to != from {
+				waitTrees(t, dirs[from], dirs[to], name+" to "+to.name, from, to)
+			}
+		}
+	}
+}
+
+// startInNSPort starts the daemon inside network namespace ns on port
+// (TCP and UDP), LAN discovery and the DHT off.
+func (d *device) startInNSPort(ns string, port int) {
+	d.t.Helper()
+	d.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--home", d.home, "run", "--listen", fmt.Sprintf(":%d", port), "--no-discovery", "--no-dht", "--log-level", "debug")
+	d.log = &syncWriter{}
+	d.cmd.Stderr = d.log
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.done = make(chan error, 1)
+	go func() { d.done <- d.cmd.Wait() }()
+	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
+}
