@@ -307,3 +307,18 @@ func (d *device) startInNSPort(ns string, port int) {
 	go func() { d.done <- d.cmd.Wait() }()
 	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
 }
+
+// TestRelayFlagsUsage: a relay rate that does not parse is a usage error
+// naming the flag.
+func TestRelayFlagsUsage(t *testing.T) {
+	d := newDevice(t, "flags")
+	for _, args := range [][]string{
+		{"run", "--relay-rate", "fast"},
+		{"run", "--relay-rate", "-1MiB"},
+		{"run", "--relay=maybe"},
+	} {
+		if _, errOut, code := d.cli(args...); code != 2 || !strings.Contains(errOut, "relay") {
+			t.Errorf("%v: exit %d, %q; want 2 and the flag named", args, code, errOut)
+		}
+	}
+}
