@@ -91,9 +91,12 @@ type world struct {
 	wg           sync.WaitGroup
 }
 
-func newWorld(t *testing.T, opts Options) *world {
+func newWorld(t testing.TB, opts Options) *world {
 	w := &world{p: newID(t), a: newID(t), b: newID(t), passedThough: make(chan conn.Stream, 4), invites: make(chan identity.DeviceID, 8)}
 	log := testLogger(t)
+	if _, bench := t.(*testing.B); bench {
+		log = slog.New(slog.DiscardHandler)
+	}
 	allowed := map[identity.DeviceID]bool{w.a.ID(): true, w.b.ID(): true}
 	if opts.Allowed == nil {
 		opts.Allowed = func(id identity.DeviceID) error {
