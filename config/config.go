@@ -22,6 +22,9 @@
 //	paused = false                 # every share paused (blueshift pause); survives a restart
 //	max_send_rate = "2MiB"         # bytes per second sent to all peers together; absent: no limit
 //	max_recv_rate = "10MB"         # bytes per second received; units B, kB, KiB, MB, MiB, GB, GiB
+//	relay = true                   # relay for devices that share a share with this one and cannot
+//	                               # reach each other; false on a metered link
+//	relay_rate = "1MiB"            # bytes per second relayed, all circuits together; absent: 1MiB
 //
 //	[discovery]
 //	interfaces = ["eth0"]          # announce and listen on these interfaces only; empty: every
@@ -158,7 +161,15 @@ type Device struct {
 	Paused      bool `toml:"paused,omitempty"`
 	MaxSendRate Rate `toml:"max_send_rate,omitempty"`
 	MaxRecvRate Rate `toml:"max_recv_rate,omitempty"`
+	// Relay: this device relays connections between devices that share a
+	// share with it and cannot reach each other (peer/relay); RelayRate
+	// caps the bytes per second it relays (0: no cap).
+	Relay     bool `toml:"relay"`
+	RelayRate Rate `toml:"relay_rate"`
 }
+
+// DefaultRelayRate is the relay's bandwidth cap when relay_rate is absent.
+const DefaultRelayRate Rate = 1 << 20
 
 // Discovery tunes LAN discovery (on or off is [device] discovery).
 type Discovery struct {
@@ -322,6 +333,8 @@ func New(name string) *Config {
 		Discovery:      true,
 		RescanInterval: Duration{DefaultRescanInterval},
 		QUIC:           true,
+		Relay:          true,
+		RelayRate:      DefaultRelayRate,
 	}, DHT: DHT{Enabled: true}}
 }
 

@@ -34,13 +34,25 @@ versions_keep = 0
 watch = false
 `
 
+// TestRelayOffAndUncapped: relay = false and relay_rate = "unlimited" are
+// kept, not replaced by the defaults (relaying on, 1 MiB/s).
+func TestRelayOffAndUncapped(t *testing.T) {
+	c, err := Parse("config.toml", []byte("[device]\nname = \"x\"\nrelay = false\nrelay_rate = \"unlimited\"\n"), Checks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Device.Relay || c.Device.RelayRate != 0 {
+		t.Fatalf("relay %v, rate %v; want off and no cap", c.Device.Relay, c.Device.RelayRate)
+	}
+}
+
 func TestParseGood(t *testing.T) {
 	c, err := Parse("config.toml", []byte(good), Checks{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Device: Device{Name: "laptop", Listen: ":22100", Discovery: true, RescanInterval: Duration{time.Hour}, QUIC: true},
+		Device: Device{Name: "laptop", Listen: ":22100", Discovery: true, RescanInterval: Duration{time.Hour}, QUIC: true, Relay: true, RelayRate: DefaultRelayRate},
 		DHT:    DHT{Enabled: true},
 		Peers:  []Peer{{ID: "PEER-A", Name: "desktop", Addresses: []string{"127.0.0.1:22100"}}},
 		Shares: []Share{

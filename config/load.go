@@ -130,6 +130,12 @@ func (c *Config) applyDefaults(pos positions) {
 	if !pos.has("device.quic") {
 		c.Device.QUIC = true
 	}
+	if !pos.has("device.relay") {
+		c.Device.Relay = true
+	}
+	if !pos.has("device.relay_rate") {
+		c.Device.RelayRate = DefaultRelayRate
+	}
 	if !pos.has("dht.enabled") {
 		c.DHT.Enabled = true
 	}

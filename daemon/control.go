@@ -56,6 +56,7 @@ func (d *Daemon) Status() Status {
 		DHT: d.dht.status(),
 	}
 	d.reachStatus(&st)
+	d.relayStatus(&st)
 	st.Hooks = d.hooks.Status()
 	es := d.eng.Status()
 	byID := map[string]int{}
@@ -168,7 +169,7 @@ func (d *Daemon) fillConn(ps *PeerStatus, c peer.Connection) {
 	ps.RateIn, ps.RateOut = d.rates.observe(c.Device, c.BytesIn, c.BytesOut, time.Now())
 	ps.Transport, ps.Reach, ps.RTTMillis = c.Network.String(), string(c.Reach), float64(c.RTT.Microseconds())/1000
 	if !c.Via.IsZero() {
-		ps.Via = c.Via.String()
+		ps.Via, ps.ViaName = c.Via.String(), d.peerName(c.Via)
 	}
 	if ps.Name == "" {
 		ps.Name = c.Name

@@ -20,6 +20,7 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/discovery"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/relay"
 	"github.com/blueshift-sync/blueshift/sync/engine"
 )
 
@@ -56,6 +57,10 @@ type Options struct {
 	// MaxSendRate and MaxRecvRate, when above 0, replace [device]
 	// max_send_rate and max_recv_rate until a user sets them live.
 	MaxSendRate, MaxRecvRate int64
+	// NoRelay turns relaying for others off whatever [device] relay says;
+	// RelayRate, when above 0, replaces [device] relay_rate (relay.go).
+	NoRelay   bool
+	RelayRate int64
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -72,6 +77,8 @@ type Daemon struct {
 	quic       *conn.QUIC           // nil when QUIC is off
 	qln        *conn.QUICListener   // nil when QUIC is off
 	peers      *peer.Manager        // dials, accepts, keeps one connection per peer
+	relay      *relay.Server        // nil when this device does not relay for others (relay.go)
+	relayc     *relay.Client        // circuits through relays, and relays' invitations (relay.go)
 	disc       *discovery.Discovery // nil when LAN discovery is off
 	dht        *dhtPart             // nil when the DHT is off (dht.go)
 	mesh       meshSignal           // members changed: introduce them again (mesh.go)
@@ -186,6 +193,10 @@ func Open(opts Options) (d *Daemon, err error) {
 	if d.peers, err = d.newManager(cfg); err != nil {
 		return nil, err
 	}
+	d.relay = d.newRelayServer(cfg)
+	if d.relay != nil {
+		closers = append(closers, func() { d.relay.Close() })
+	}
 	if d.disc, err = d.newDiscovery(cfg); err != nil {
 		return nil, err
 	}
@@ -265,6 +276,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.stopping = true
 	d.mu.Unlock()
 	d.wg.Wait() // watchers, discovery, the peer manager and its connections
+	if d.relay != nil {
+		d.relay.Close() // the circuits it splices
+	}
 	if d.quic != nil {
 		d.quic.Close()
 	}

@@ -39,10 +39,15 @@ func (d *Daemon) newManager(cfg *config.Config) (*peer.Manager, error) {
 	if d.quic != nil {
 		punch = d.quic.Punch
 	}
+	dialer := &conn.Dialer{TCP: d.tls, QUIC: d.quic}
+	relaying, _ := d.relaying(cfg)
+	d.relayc = d.newRelayClient(dialer)
 	return peer.New(peer.Options{
 		Identity:     d.id,
-		Transport:    &conn.Dialer{TCP: d.tls, QUIC: d.quic},
+		Transport:    dialer,
 		Punch:        punch,
+		Relay:        d.relayc,
+		Relaying:     relaying,
 		DeviceName:   cfg.Device.Name,
 		Capabilities: d.capabilities,
 		Handler:      d.newHandler,

@@ -49,13 +49,20 @@ func (d *Daemon) listenQUIC(cfg *config.Config) error {
 	return nil
 }
 
-// listeners are the listeners the peer manager accepts on.
+// listeners are the listeners the peer manager accepts on: TCP, QUIC
+// (each diverted to the relay server when this device relays), and the
+// relay client's streams from relays' invitations.
 func (d *Daemon) listeners() []conn.Listener {
 	lns := []conn.Listener{d.ln}
 	if d.qln != nil {
 		lns = append(lns, d.qln)
 	}
-	return lns
+	if d.relay != nil {
+		for i, ln := range lns {
+			lns[i] = d.relay.Divert(ln)
+		}
+	}
+	return append(lns, d.relayc)
 }
 
 // QUICAddr is the UDP address of QUIC, nil when QUIC is off.

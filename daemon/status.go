@@ -22,6 +22,8 @@ type Status struct {
 	QUIC      string     `json:"quic,omitempty"`
 	Reflexive []string   `json:"reflexive,omitempty"`
 	DHT       *DHTStatus `json:"dht,omitempty"` // nil when the DHT is off
+	// Relay is this device's relaying for others (nil when off).
+	Relay *RelayStatus `json:"relay,omitempty"`
 	// Hooks are the [[hook]] commands' runs, failures and dropped events.
 	Hooks []hooks.Status `json:"hooks,omitempty"`
 	// Paused: every share is paused (blueshift pause); each share's own
@@ -104,13 +106,23 @@ type PeerStatus struct {
 	BytesOut  int64      `json:"bytes_out"` // bytes sent
 	RateIn    float64    `json:"rate_in"`   // bytes per second received, over the last second or more
 	RateOut   float64    `json:"rate_out"`  // bytes per second sent
-	// How the connected peer is reached: Transport "quic" or "tcp"; Reach
-	// "lan", "direct", "punched" (through NATs, introduced by Via) or
-	// "relayed" (by Via); RTTMillis the round-trip time (0: not measured yet).
+	// How the connected peer is reached: Transport "quic", "tcp" or
+	// "relay"; Reach "lan", "direct", "punched" (through NATs, introduced
+	// by Via) or "relayed" (by Via, named ViaName); RTTMillis the
+	// round-trip time (0: not measured yet), end to end when relayed.
 	Transport string  `json:"transport,omitempty"`
 	Reach     string  `json:"reach,omitempty"`
 	Via       string  `json:"via,omitempty"`
+	ViaName   string  `json:"via_name,omitempty"`
 	RTTMillis float64 `json:"rtt_ms,omitempty"`
+}
+
+// RelayStatus is what this device relays for others: the circuits it
+// splices now, the bytes it carried since it started, and its cap.
+type RelayStatus struct {
+	Circuits int   `json:"circuits"`
+	Bytes    int64 `json:"bytes"`
+	Rate     int64 `json:"rate"` // bytes per second, all circuits; 0: no cap
 }
 
 // Refused is a connection this daemon turned away.

@@ -16,10 +16,13 @@
 // QUIC). Each Hello tells the peer the address we see it come from (its
 // reflexive address over QUIC; Reflexive lists ours). A paired device that
 // no address reaches is punched through NATs after an introduction by a
-// connected peer both sides reach (punch.go). Connected says per peer how
-// it is reached (Reach: lan, direct, punched), over which transport, and
-// the round-trip time. The engine never learns how a peer is reached: the
-// manager takes the reach messages off each connection.
+// connected peer both sides reach (punch.go); one that no punch gets
+// through to either is reached through a connected peer that relays
+// (relayed.go, peer/relay), and dialled and punched again later to replace
+// the relayed connection with a direct one. Connected says per peer how it
+// is reached (Reach: lan, direct, punched, relayed), over which transport,
+// and the round-trip time. The engine never learns how a peer is reached:
+// the manager takes the reach and relay messages off each connection.
 //
 // Pairing on first contact: with Options.Admit set, a stream from a device
 // that is not paired (one the listener's AcceptFunc let in, e.g. while an
@@ -29,7 +32,8 @@
 // not, inbound or outbound, before it is kept.
 //
 // Contracts:
-//   - One connection per pair. When both devices dial at once, both keep the
+//   - One connection per pair. A connection without a relay beats a relayed
+//     one. When both devices dial at once, both keep the
 //     connection dialled by the device with the smaller device ID (bytewise)
 //     and close the other; between two connections dialled by the same
 //     device, the newer wins (the dialler only redials when it believes the
@@ -65,6 +69,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/relay"
 	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 	"golang.org/x/sync/semaphore"
@@ -109,6 +114,13 @@ type Options struct {
 	// QUIC socket (conn.QUIC.Punch). Without it the manager neither asks for
 	// introductions nor acts on them, and does not offer CapPunch.
 	Punch func(netip.AddrPort) error
+	// Relay, if set, reaches a paired device that neither a dial nor a
+	// punch reaches, through a connected peer that relays (relayed.go), and
+	// answers relays' invitations; give it to Run as a listener too.
+	Relay *relay.Client
+	// Relaying offers wire.CapRelay in our Hello: this device relays for
+	// others (a relay.Server diverts the streams of its listeners).
+	Relaying bool
 	// DeviceName goes in our Hello, for display on the peer.
 	DeviceName string
 	// Capabilities, if set, returns the capabilities of our Hello to a
@@ -407,19 +419,36 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 	bo := backoff{min: m.opts.MinBackoff, max: m.opts.MaxBackoff}
 	timer := time.NewTimer(0) // the first round at once
 	defer timer.Stop()
+	failed := 0 // rounds in a row that reached nothing: a relay is asked from the second on
 	for {
+		kicked := false
 		select {
 		case <-dctx.Done():
 			return
 		case <-ps.kick:
 			bo.reset()
+			kicked = true
 		case <-timer.C:
 		}
 		if since, ok := m.connectedSince(id); ok {
+			upgrade, stopUpgrade := m.upgradeTimer(id)
+			if kicked && upgrade != nil {
+				stopUpgrade()
+				m.upgrade(dctx, runCtx, id, ps) // a kick while relayed: try without the relay now
+				timer.Reset(0)
+				continue
+			}
 			select {
 			case <-dctx.Done():
+				stopUpgrade()
 				return
+			case <-upgrade:
+				m.upgrade(dctx, runCtx, id, ps)
+				timer.Reset(0)
 			case <-ps.kick:
+				if upgrade != nil { // new addresses, or a peer heard of it: try them
+					m.upgrade(dctx, runCtx, id, ps)
+				}
 				timer.Reset(0)
 			case <-ps.dropped:
 				// A connection that lasted starts the backoff over; one the
@@ -430,12 +459,15 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 				}
 				timer.Reset(bo.next())
 			}
+			stopUpgrade()
 			continue
 		}
-		if m.dialRound(dctx, runCtx, id, ps) || m.askPunch(dctx, runCtx, id) {
+		if m.dialRound(dctx, runCtx, id, ps) || m.askPunch(dctx, runCtx, id) || (failed > 0 && m.askRelay(dctx, runCtx, id)) {
+			failed = 0
 			timer.Reset(0) // on to waiting for it to end
 			continue
 		}
+		failed++
 		timer.Reset(bo.next())
 	}
 }
@@ -444,7 +476,7 @@ func (m *Manager) dialer(dctx, runCtx context.Context, id identity.DeviceID, ps 
 // was kept.
 func (m *Manager) dialRound(dctx, runCtx context.Context, id identity.DeviceID, ps *peerState) bool {
 	for _, addr := range m.addresses(id, ps) {
-		if dctx.Err() != nil || m.connected(id) {
+		if dctx.Err() != nil || m.connectedDirect(id) {
 			return false
 		}
 		s, err := m.opts.Transport.Dial(dctx, addr, id)
@@ -535,7 +567,7 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 		refuseStream(s, m.notPairedReason(), wire.CodeRefused)
 		return ErrNotPaired
 	}
-	if !m.wouldKeep(id, s.Outbound) {
+	if !m.wouldKeep(id, s.Outbound, s.Net == transport.Relay) {
 		refuseStream(s, m.duplicateReason(), 0)
 		return ErrDuplicate
 	}
@@ -548,6 +580,9 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 	}
 	if m.opts.Punch != nil {
 		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapPunch)
+	}
+	if m.opts.Relaying {
+		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapRelay)
 	}
 	h := m.opts.Handler(id)
 	c, err := conn.Open(ctx, s, hello, &reachHandler{Handler: h, m: m, from: id}, m.opts.Conn)
@@ -573,6 +608,9 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 
 	m.mu.Lock()
 	l.reach, l.via = m.reachLocked(id, remote)
+	if s.Net == transport.Relay {
+		l.reach, l.via = ReachRelayed, s.Via
+	}
 	ps := m.mu.peers[id]
 	old := m.mu.links[id]
 	switch {
@@ -580,7 +618,7 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 		m.mu.Unlock()
 		c.Close()
 		return ErrNotPaired
-	case old != nil && !m.wins(id, l.outbound, old.outbound):
+	case old != nil && !m.wins(id, l.outbound, old.outbound, l.relayed(), old.relayed()):
 		m.mu.Unlock()
 		c.Close()
 		return ErrDuplicate
@@ -681,17 +719,22 @@ func (m *Manager) run(ctx context.Context, id identity.DeviceID, l *link, ps *pe
 
 // wouldKeep reports whether a new connection to id, dialled by us if
 // outbound, would win against the one kept now (if any).
-func (m *Manager) wouldKeep(id identity.DeviceID, outbound bool) bool {
+func (m *Manager) wouldKeep(id identity.DeviceID, outbound, relayed bool) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.mu.links[id]
-	return old == nil || m.wins(id, outbound, old.outbound)
+	return old == nil || m.wins(id, outbound, old.outbound, relayed, old.relayed())
 }
 
 // wins is the one-connection-per-pair rule for a new connection against the
-// kept one: the connection dialled by the smaller device ID is preferred;
-// between two of the same dialler, the newer wins.
-func (m *Manager) wins(remote identity.DeviceID, newOutbound, oldOutbound bool) bool {
+// kept one: a connection without a relay beats a relayed one; otherwise
+// the connection dialled by the smaller device ID is preferred; between
+// two of the same dialler, the newer wins. Both ends know which are
+// relayed, so they agree.
+func (m *Manager) wins(remote identity.DeviceID, newOutbound, oldOutbound, newRelayed, oldRelayed bool) bool {
+	if newRelayed != oldRelayed {
+		return oldRelayed
+	}
 	return m.preferred(remote, newOutbound) || !m.preferred(remote, oldOutbound)
 }
 

@@ -44,6 +44,9 @@ type node struct {
 	qaddr string
 	q     *conn.QUIC
 
+	// listeners, if set, changes the listeners Run is given (relayed_test.go).
+	listeners func([]conn.Listener) []conn.Listener
+
 	m      *Manager
 	stop   context.CancelFunc
 	done   chan error
@@ -165,6 +168,9 @@ func (n *node) startWith(peers map[identity.DeviceID][]string, tweak func(*Optio
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.m, n.stop, n.done, n.events = m, cancel, make(chan error, 1), ev
+	if n.listeners != nil {
+		lns = n.listeners(lns)
+	}
 	go func() {
 		err := m.Run(ctx, lns...)
 		if q != nil {

@@ -39,7 +39,7 @@ const (
 	ReachLAN     Reach = "lan"     // an address on this machine or a local network
 	ReachDirect  Reach = "direct"  // a public address, dialled or accepted
 	ReachPunched Reach = "punched" // through NATs, after an introduction by Via
-	ReachRelayed Reach = "relayed" // through Via (not built yet)
+	ReachRelayed Reach = "relayed" // through Via, a member that relays (relayed.go)
 )
 
 const (
@@ -67,6 +67,9 @@ type reachHandler struct {
 func (h *reachHandler) HandleRequest(ctx context.Context, req wire.Message) (wire.Message, error) {
 	if r, ok := req.(*wire.PunchRequest); ok {
 		return h.m.introduce(ctx, h.from, r)
+	}
+	if r, ok := req.(*wire.RelayInvite); ok {
+		return h.m.relayInvited(h.from, r)
 	}
 	return h.Handler.HandleRequest(ctx, req)
 }
@@ -102,10 +105,13 @@ func (m *Manager) Reflexive() []transport.Addr {
 }
 
 // kickForIntroducer makes the dialers of the devices not connected try
-// again now when l is a new peer that can introduce us to them: a device
-// unreachable a moment ago may be punched through to now.
+// again now when l is a new peer that can introduce us to them or relay
+// for us: a device unreachable a moment ago may be punched through to, or
+// relayed to, now.
 func (m *Manager) kickForIntroducer(l *link) {
-	if m.opts.Punch == nil || l.c.Network() != transport.QUIC || !slices.Contains(l.c.PeerHello().Capabilities, wire.CapPunch) {
+	canPunch := m.opts.Punch != nil && l.c.Network() == transport.QUIC && slices.Contains(l.c.PeerHello().Capabilities, wire.CapPunch)
+	canRelay := m.opts.Relay != nil && slices.Contains(l.c.PeerHello().Capabilities, wire.CapRelay)
+	if !canPunch && !canRelay {
 		return
 	}
 	m.mu.Lock()
@@ -249,7 +255,7 @@ func (m *Manager) offered(via identity.DeviceID, o *wire.PunchOffer) {
 	case !m.paired(o.Device):
 		m.log.Info("ignored a punch offer for a device that is not paired", "peer", o.Device.Abbrev(), "via", via.Abbrev())
 		return
-	case m.connected(o.Device) || !m.mayPunch(o.Device):
+	case m.connectedDirect(o.Device) || !m.mayPunch(o.Device):
 		return
 	}
 	m.log.Info("punching through NATs", "peer", o.Device.Abbrev(), "via", via.Abbrev(), "addrs", o.Addrs)
@@ -298,11 +304,11 @@ func (m *Manager) punchTo(ctx, runCtx context.Context, id identity.DeviceID, add
 			}
 			return true
 		}
-		return m.connected(id)
+		return m.connectedDirect(id)
 	}
 	t := time.NewTicker(punchInterval)
 	defer t.Stop()
-	for !m.connected(id) {
+	for !m.connectedDirect(id) {
 		for _, a := range targets {
 			if err := m.opts.Punch(a.AddrPort); err != nil {
 				m.log.Debug("punch packet not sent", "peer", id.Abbrev(), "addr", a, "err", err)
@@ -312,7 +318,7 @@ func (m *Manager) punchTo(ctx, runCtx context.Context, id identity.DeviceID, add
 		case <-t.C:
 		case <-ctx.Done():
 			m.log.Info("punch failed: no connection came", "peer", id.Abbrev(), "via", via.Abbrev())
-			return m.connected(id)
+			return m.connectedDirect(id)
 		}
 	}
 	return true

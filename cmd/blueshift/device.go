@@ -90,6 +90,7 @@ const daemonMemoryLimit = 200 << 20
 func newRunCmd(g *globals) *cobra.Command {
 	var listen, level, profile, uiAddr, dhtListen string
 	var noDiscovery, noQUIC, noDHT bool
+	relayOn := true
 	var quicPort int
 	var discoveryIfaces, bootstrap []string
 	c := &cobra.Command{
@@ -142,9 +143,15 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			relayRate, err := rateFlag(c, "relay-rate", false)
+			if err != nil {
+				return err
+			}
+			rr, _ := config.ParseRate(relayRate)
 			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces,
 				NoQUIC: noQUIC, QUICPort: quicPort, UI: uiAddr, NewUI: newUI,
-				NoDHT: noDHT, Bootstrap: bootstrap, DHTListen: dhtListen, MaxSendRate: sendRate, MaxRecvRate: recvRate})
+				NoDHT: noDHT, Bootstrap: bootstrap, DHTListen: dhtListen, MaxSendRate: sendRate, MaxRecvRate: recvRate,
+				NoRelay: !relayOn, RelayRate: int64(rr)})
 			if err != nil {
 				return err
 			}
@@ -160,6 +167,8 @@ func newRunCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&noQUIC, "no-quic", false, "no QUIC (UDP): reach peers over TCP only, whatever [device] quic says")
 	c.Flags().IntVar(&quicPort, "quic-port", 0, "UDP port of QUIC (default [device] quic_port, else the port number of --listen)")
 	addDHTFlags(c, &noDHT, &bootstrap, &dhtListen)
+	c.Flags().BoolVar(&relayOn, "relay", true, "relay for devices that share a share with this one and cannot reach each other; --relay=false turns it off (a metered link), whatever [device] relay says")
+	c.Flags().String("relay-rate", "", `cap on bytes relayed per second, all circuits together, like "1MiB" (default [device] relay_rate, else 1MiB)`)
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
 	return c
 }

@@ -13,7 +13,10 @@ func reachedText(p daemon.PeerStatus) string {
 		return "-"
 	}
 	s := p.Transport + " " + p.Reach
-	if p.Via != "" {
+	switch {
+	case p.ViaName != "":
+		s += " via " + p.ViaName
+	case p.Via != "":
 		s += " via " + identityAbbrev(p.Via)
 	}
 	if p.RTTMillis > 0 {

@@ -391,7 +391,7 @@ func TestVersionMismatch(t *testing.T) {
 	sa, sb := streams(t, a, b)
 	ch := make(chan error, 1)
 	go func() {
-		_, err := Open(context.Background(), sa, wire.Hello{Version: 7, MinVersion: 5}, newHandler(), Options{})
+		_, err := Open(context.Background(), sa, wire.Hello{Version: wire.Version + 3, MinVersion: wire.Version + 1}, newHandler(), Options{})
 		ch <- err
 	}()
 	_, errB := Open(context.Background(), sb, wire.Hello{}, newHandler(), Options{})

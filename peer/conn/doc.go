@@ -17,6 +17,10 @@
 //     the Hello first). Closing a QUIC stream waits (at most a second) for
 //     the peer to finish or close, so our Close frame is delivered before
 //     the connection is torn down.
+//   - Relayed: a Stream whose bytes a third device relays (peer/relay): TLS
+//     1.3 run over the relay's byte pipe with the same certificates, pinned
+//     on both sides (TLS.Relayed), of network transport.Relay; Via names
+//     the relay.
 //   - Conn: the protocol session on a Stream. Open exchanges Hello (protocol
 //     versions; incompatible ones fail on both sides with ErrVersion after
 //     each sends Close); Run owns the stream until the connection ends.

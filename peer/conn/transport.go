@@ -25,7 +25,8 @@ type Stream struct {
 	net.Conn
 	Remote   identity.DeviceID    // proven by the transport's handshake
 	Outbound bool                 // we dialed
-	Net      transport.Network    // the transport that carries it: TCP or QUIC
+	Net      transport.Network    // the transport that carries it: TCP, QUIC or Relay
+	Via      identity.DeviceID    // the relay, when Net is transport.Relay
 	rtt      func() time.Duration // the transport's round-trip estimate; nil: Conn measures it
 }
 

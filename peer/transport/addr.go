@@ -36,6 +36,9 @@ const (
 	Any Network = iota
 	TCP
 	QUIC
+	// Relay is a stream relayed by a third device (peer/relay): the kind of
+	// a relayed connection, never of an address to dial.
+	Relay
 )
 
 // ErrBadAddr: an address does not parse.
@@ -49,6 +52,8 @@ func (n Network) String() string {
 		return "tcp"
 	case QUIC:
 		return "quic"
+	case Relay:
+		return "relay"
 	}
 	return fmt.Sprintf("network(%d)", uint8(n))
 }

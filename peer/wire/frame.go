@@ -201,8 +201,8 @@ func checkFrame(f Frame) error {
 	}
 	switch f.Msg.(type) {
 	case *Ping, *Pong:
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction,
-		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *ErrorResponse:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
+		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck, *ErrorResponse:
 		if f.ID == 0 {
 			return fmt.Errorf("%s without a request ID", Name(f.Msg))
 		}

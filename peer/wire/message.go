@@ -9,7 +9,7 @@ import (
 // IsRequest reports whether m asks for an answer.
 func IsRequest(m Message) bool {
 	switch m.(type) {
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite:
 		return true
 	}
 	return false
@@ -18,7 +18,7 @@ func IsRequest(m Message) bool {
 // IsResponse reports whether m answers a request.
 func IsResponse(m Message) bool {
 	switch m.(type) {
-	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck:
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck:
 		return true
 	}
 	return false
@@ -57,6 +57,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *Introduction:
 		_, ok := resp.(*IntroductionAck)
+		return ok
+	case *RelayInvite:
+		_, ok := resp.(*RelayInviteAck)
 		return ok
 	}
 	return false
@@ -107,6 +110,16 @@ func Name(m Message) string {
 		return "PunchResponse"
 	case *PunchOffer:
 		return "PunchOffer"
+	case *RelayConnect:
+		return "RelayConnect"
+	case *RelayAccept:
+		return "RelayAccept"
+	case *RelayStatus:
+		return "RelayStatus"
+	case *RelayInvite:
+		return "RelayInvite"
+	case *RelayInviteAck:
+		return "RelayInviteAck"
 	case *MembersRequest:
 		return "MembersRequest"
 	case *MembersResponse:
@@ -184,6 +197,16 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return introductionFromPB(b.Introduction)
 	case *wirepb.Envelope_IntroductionAck:
 		return &IntroductionAck{}, nil
+	case *wirepb.Envelope_RelayConnect:
+		return relayConnectFromPB(b.RelayConnect)
+	case *wirepb.Envelope_RelayAccept:
+		return relayAcceptFromPB(b.RelayAccept)
+	case *wirepb.Envelope_RelayStatus:
+		return relayStatusFromPB(b.RelayStatus)
+	case *wirepb.Envelope_RelayInvite:
+		return relayInviteFromPB(b.RelayInvite)
+	case *wirepb.Envelope_RelayInviteAck:
+		return &RelayInviteAck{}, nil
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

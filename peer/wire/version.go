@@ -67,7 +67,15 @@ package wire
 //	    "intro1" capability, so older peers never get one. Hello capability
 //	    "key=<base64>": the device's Ed25519 public key, which finds it in
 //	    the DHT (peer/dht).
+//	5 (2026-12-03, third session):
+//	  - Relaying by members (peer/relay, wirepb/relay.proto, envelope
+//	    fields 90-94): RelayConnect, RelayAccept and RelayStatus open a
+//	    circuit stream to a relay, which then splices it with the target's
+//	    stream, end-to-end TLS inside; RelayInvite/RelayInviteAck (a
+//	    request on the relay's session with the target) ask the target to
+//	    dial back. A device asks only a peer whose Hello offers "relay1"
+//	    (CapRelay) to relay, and a relay invites only peers of version >= 5.
 const (
-	Version    uint32 = 4
+	Version    uint32 = 5
 	MinVersion uint32 = 1
 )

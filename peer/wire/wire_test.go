@@ -82,6 +82,12 @@ func samples() []Frame {
 		{0, &MembersChanged{Share: sh}},
 		{5, &Introduction{Body: sampleIntroBody(), DeviceKey: fill32(1), DeviceSig: [64]byte{2}, WriterSig: [64]byte{3}}},
 		{5, &IntroductionAck{}},
+		{0, &RelayConnect{Device: identity.DeviceID(fill32(6))}},
+		{0, &RelayAccept{Token: [RelayTokenSize]byte{7, 8}}},
+		{0, &RelayStatus{}},
+		{0, &RelayStatus{Code: CodeRefused, Reason: "no"}},
+		{5, &RelayInvite{Device: identity.DeviceID(fill32(7)), Token: [RelayTokenSize]byte{9}}},
+		{5, &RelayInviteAck{}},
 	}
 }
 
@@ -207,6 +213,10 @@ func TestBadFrames(t *testing.T) {
 		{"punch offer to a host name", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_PunchOffer{PunchOffer: &wirepb.PunchOffer{Device: share32, Addrs: []string{"victim.example:80"}}}})), ErrMalformed},
 		{"punch response with a bad address", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_PunchResponse{PunchResponse: &wirepb.PunchResponse{Addrs: []string{"nonsense"}}}})), ErrMalformed},
 		{"punch request with a short device", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_PunchRequest{PunchRequest: &wirepb.PunchRequest{Device: share32[:5]}}})), ErrMalformed},
+		{"relay accept with a short token", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_RelayAccept{RelayAccept: &wirepb.RelayAccept{Token: share32[:5]}}})), ErrMalformed},
+		{"relay invite with a short device", withHeader(envelope(t, &wirepb.Envelope{Id: 1, Body: &wirepb.Envelope_RelayInvite{RelayInvite: &wirepb.RelayInvite{Device: share32[:5], Token: share32[:16]}}})), ErrMalformed},
+		{"relay connect with no device", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_RelayConnect{RelayConnect: &wirepb.RelayConnect{}}})), ErrMalformed},
+		{"relay status with a long reason", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_RelayStatus{RelayStatus: &wirepb.RelayStatus{Code: 1, Reason: strings.Repeat("x", MaxTextLen+1)}}})), ErrMalformed},
 		{"invalid UTF-8 reason", withHeader(append(protowire.AppendTag(nil, 5, protowire.BytesType), 3, 0x0a, 1, 0xff)), ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -56,6 +56,11 @@ type Envelope struct {
 	//	*Envelope_MembersChanged
 	//	*Envelope_Introduction
 	//	*Envelope_IntroductionAck
+	//	*Envelope_RelayConnect
+	//	*Envelope_RelayAccept
+	//	*Envelope_RelayStatus
+	//	*Envelope_RelayInvite
+	//	*Envelope_RelayInviteAck
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -339,6 +344,51 @@ func (x *Envelope) GetIntroductionAck() *IntroductionAck {
 	return nil
 }
 
+func (x *Envelope) GetRelayConnect() *RelayConnect {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RelayConnect); ok {
+			return x.RelayConnect
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRelayAccept() *RelayAccept {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RelayAccept); ok {
+			return x.RelayAccept
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRelayStatus() *RelayStatus {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RelayStatus); ok {
+			return x.RelayStatus
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRelayInvite() *RelayInvite {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RelayInvite); ok {
+			return x.RelayInvite
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRelayInviteAck() *RelayInviteAck {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RelayInviteAck); ok {
+			return x.RelayInviteAck
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -447,6 +497,26 @@ type Envelope_IntroductionAck struct {
 	IntroductionAck *IntroductionAck `protobuf:"bytes,67,opt,name=introduction_ack,json=introductionAck,proto3,oneof"` // version 4
 }
 
+type Envelope_RelayConnect struct {
+	RelayConnect *RelayConnect `protobuf:"bytes,90,opt,name=relay_connect,json=relayConnect,proto3,oneof"` // version 5, "relay1" capability
+}
+
+type Envelope_RelayAccept struct {
+	RelayAccept *RelayAccept `protobuf:"bytes,91,opt,name=relay_accept,json=relayAccept,proto3,oneof"` // version 5
+}
+
+type Envelope_RelayStatus struct {
+	RelayStatus *RelayStatus `protobuf:"bytes,92,opt,name=relay_status,json=relayStatus,proto3,oneof"` // version 5
+}
+
+type Envelope_RelayInvite struct {
+	RelayInvite *RelayInvite `protobuf:"bytes,93,opt,name=relay_invite,json=relayInvite,proto3,oneof"` // version 5
+}
+
+type Envelope_RelayInviteAck struct {
+	RelayInviteAck *RelayInviteAck `protobuf:"bytes,94,opt,name=relay_invite_ack,json=relayInviteAck,proto3,oneof"` // version 5
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -499,11 +569,21 @@ func (*Envelope_Introduction) isEnvelope_Body() {}
 
 func (*Envelope_IntroductionAck) isEnvelope_Body() {}
 
+func (*Envelope_RelayConnect) isEnvelope_Body() {}
+
+func (*Envelope_RelayAccept) isEnvelope_Body() {}
+
+func (*Envelope_RelayStatus) isEnvelope_Body() {}
+
+func (*Envelope_RelayInvite) isEnvelope_Body() {}
+
+func (*Envelope_RelayInviteAck) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\"\x8a\x0e\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\"\xf0\x10\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -535,7 +615,12 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\x10members_response\x183 \x01(\v2\".blueshift.wire.v1.MembersResponseH\x00R\x0fmembersResponse\x12L\n" +
 	"\x0fmembers_changed\x184 \x01(\v2!.blueshift.wire.v1.MembersChangedH\x00R\x0emembersChanged\x12E\n" +
 	"\fintroduction\x18B \x01(\v2\x1f.blueshift.wire.v1.IntroductionH\x00R\fintroduction\x12O\n" +
-	"\x10introduction_ack\x18C \x01(\v2\".blueshift.wire.v1.IntroductionAckH\x00R\x0fintroductionAckB\x06\n" +
+	"\x10introduction_ack\x18C \x01(\v2\".blueshift.wire.v1.IntroductionAckH\x00R\x0fintroductionAck\x12F\n" +
+	"\rrelay_connect\x18Z \x01(\v2\x1f.blueshift.wire.v1.RelayConnectH\x00R\frelayConnect\x12C\n" +
+	"\frelay_accept\x18[ \x01(\v2\x1e.blueshift.wire.v1.RelayAcceptH\x00R\vrelayAccept\x12C\n" +
+	"\frelay_status\x18\\ \x01(\v2\x1e.blueshift.wire.v1.RelayStatusH\x00R\vrelayStatus\x12C\n" +
+	"\frelay_invite\x18] \x01(\v2\x1e.blueshift.wire.v1.RelayInviteH\x00R\vrelayInvite\x12M\n" +
+	"\x10relay_invite_ack\x18^ \x01(\v2!.blueshift.wire.v1.RelayInviteAckH\x00R\x0erelayInviteAckB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -579,6 +664,11 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*MembersChanged)(nil),  // 24: blueshift.wire.v1.MembersChanged
 	(*Introduction)(nil),    // 25: blueshift.wire.v1.Introduction
 	(*IntroductionAck)(nil), // 26: blueshift.wire.v1.IntroductionAck
+	(*RelayConnect)(nil),    // 27: blueshift.wire.v1.RelayConnect
+	(*RelayAccept)(nil),     // 28: blueshift.wire.v1.RelayAccept
+	(*RelayStatus)(nil),     // 29: blueshift.wire.v1.RelayStatus
+	(*RelayInvite)(nil),     // 30: blueshift.wire.v1.RelayInvite
+	(*RelayInviteAck)(nil),  // 31: blueshift.wire.v1.RelayInviteAck
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -607,11 +697,16 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	24, // 23: blueshift.wire.v1.Envelope.members_changed:type_name -> blueshift.wire.v1.MembersChanged
 	25, // 24: blueshift.wire.v1.Envelope.introduction:type_name -> blueshift.wire.v1.Introduction
 	26, // 25: blueshift.wire.v1.Envelope.introduction_ack:type_name -> blueshift.wire.v1.IntroductionAck
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	27, // 26: blueshift.wire.v1.Envelope.relay_connect:type_name -> blueshift.wire.v1.RelayConnect
+	28, // 27: blueshift.wire.v1.Envelope.relay_accept:type_name -> blueshift.wire.v1.RelayAccept
+	29, // 28: blueshift.wire.v1.Envelope.relay_status:type_name -> blueshift.wire.v1.RelayStatus
+	30, // 29: blueshift.wire.v1.Envelope.relay_invite:type_name -> blueshift.wire.v1.RelayInvite
+	31, // 30: blueshift.wire.v1.Envelope.relay_invite_ack:type_name -> blueshift.wire.v1.RelayInviteAck
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -629,6 +724,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_reach_proto_init()
 	file_peer_wire_wirepb_members_proto_init()
 	file_peer_wire_wirepb_mesh_proto_init()
+	file_peer_wire_wirepb_relay_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -656,6 +752,11 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_MembersChanged)(nil),
 		(*Envelope_Introduction)(nil),
 		(*Envelope_IntroductionAck)(nil),
+		(*Envelope_RelayConnect)(nil),
+		(*Envelope_RelayAccept)(nil),
+		(*Envelope_RelayStatus)(nil),
+		(*Envelope_RelayInvite)(nil),
+		(*Envelope_RelayInviteAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
