@@ -225,7 +225,7 @@ func TestE2EReceiveResumes(t *testing.T) {
 	first.Process.Kill()
 	first.Wait()
 
-	second := exec.Command(bin, append(args, "--timeout", (2*e2eDeadline).String())...)
+	second := exec.Command(bin, append(args, "--timeout", (10*e2eDeadline).String())...)
 	out, err := second.CombinedOutput()
 	if err != nil {
 		t.Fatalf("receive run again: %v\n%s", err, out)
