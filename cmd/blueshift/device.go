@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -162,23 +161,6 @@ func newRunCmd(g *globals) *cobra.Command {
 	addDHTFlags(c, &noDHT, &bootstrap, &dhtListen)
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
 	return c
-}
-
-// reloadDaemon tells a running daemon to re-read the configuration; with no
-// daemon it says when the change takes effect.
-func reloadDaemon(c *cobra.Command, home string) error {
-	cl, err := daemon.NewClient(home)
-	if errors.Is(err, daemon.ErrNotRunning) {
-		fmt.Fprintln(c.ErrOrStderr(), "(the daemon is not running: the change applies when `blueshift run` starts)")
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := cl.Reload(c.Context()); err != nil {
-		return fmt.Errorf("the configuration is saved, but the daemon did not reload it: %w", err)
-	}
-	return nil
 }
 
 // clean trims a user-given reference.
