@@ -33,6 +33,8 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, p *page) {
 	var prev *daemon.Status
 	t := time.NewTicker(statusEvery)
 	defer t.Stop()
+	evs, unsubscribe := s.d.Subscribe()
+	defer unsubscribe()
 	for {
 		st := s.d.Status()
 		b, _ := json.Marshal(st)
@@ -54,12 +56,44 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, p *page) {
 			prev = &st
 			fl.Flush()
 		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-t.C:
+	wait:
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case ev := <-evs:
+				if line := fileEvent(ev, s.now()); line != "" {
+					if sendEvent(w, "log", `<li class="file" data-type="`+ev.Type+`">`+template.HTMLEscapeString(line)+`</li>`) != nil {
+						return
+					}
+					fl.Flush()
+				}
+			case <-t.C:
+				break wait
+			}
 		}
 	}
+}
+
+// fileEvent says in words what one file event of the daemon's stream did
+// ("" for events the status lines already tell).
+func fileEvent(ev daemon.Event, now time.Time) string {
+	at := now.Local().Format(time.TimeOnly) + " "
+	from := ev.PeerName
+	if from == "" {
+		from = ev.Peer
+	}
+	switch ev.Type {
+	case daemon.EventFileApplied:
+		return at + fmt.Sprintf("share %s: %s applied from %s (%s)", ev.ShareName, ev.Path, from, sizeText(ev.Bytes))
+	case daemon.EventFileDeleted:
+		return at + fmt.Sprintf("share %s: %s deleted by %s", ev.ShareName, ev.Path, from)
+	case daemon.EventConflict:
+		return at + fmt.Sprintf("share %s: conflict on %s: %s's version kept as %s", ev.ShareName, ev.Path, from, ev.Copy)
+	case daemon.EventMemberJoined:
+		return at + fmt.Sprintf("share %s: %s joined", ev.ShareName, from)
+	}
+	return ""
 }
 
 func (s *Server) sendFragment(w http.ResponseWriter, event, tmpl string, p *page) error {

@@ -105,6 +105,10 @@ type shareFiles struct {
 	Conflicts   []Conflict
 	Versions    []Version
 	Errors      []string
+	// Members are the share's members from its signed log, with how each
+	// is reached; HasLog false: no log yet.
+	Members []memberRow
+	HasLog  bool
 }
 
 func (s *Server) serveShare(w http.ResponseWriter, r *http.Request, p *page) {
@@ -116,6 +120,9 @@ func (s *Server) serveShare(w http.ResponseWriter, r *http.Request, p *page) {
 		return
 	}
 	p.Title = "Share " + sh.Name
+	if p.Done == "" {
+		p.Done = r.URL.Query().Get("done")
+	}
 	for _, v := range shareViews(p.Status) {
 		if v.ID == sh.ID {
 			sf := shareFiles{Share: v}
@@ -130,6 +137,9 @@ func (s *Server) serveShare(w http.ResponseWriter, r *http.Request, p *page) {
 				sf.Errors = append(sf.Errors, err.Error())
 			}
 			if sf.Versions, err = s.versions(sh); err != nil {
+				sf.Errors = append(sf.Errors, err.Error())
+			}
+			if sf.Members, sf.HasLog, err = s.members(sh, p.Status); err != nil {
 				sf.Errors = append(sf.Errors, err.Error())
 			}
 			p.Data = sf
