@@ -310,32 +310,23 @@ func (s *Server) serveInvite(w http.ResponseWriter, r *http.Request, p *page) {
 		fail(http.StatusBadRequest, fmt.Errorf("no share %q on this device: pick one from the list", ref))
 		return
 	}
-	home := s.d.Home()
-	cfg, err := daemon.LoadConfig(home)
-	if err != nil {
-		fail(http.StatusInternalServerError, err)
+	req := daemon.InviteRequest{Share: ref, ReadOnly: r.PostFormValue("read_only") != "", SingleUse: r.PostFormValue("single_use") != "",
+		Expires: expires.String()}
+	var in daemon.Invitation
+	if err := (apiFiles{api: s.api}).call(http.MethodPost, "/v1/invites", req, &in); err != nil {
+		code := http.StatusInternalServerError
+		if isBadRequest(err) {
+			code = http.StatusBadRequest
+		}
+		fail(code, err)
 		return
 	}
-	opts := daemon.InviteOptions{ReadOnly: r.PostFormValue("read_only") != "", SingleUse: r.PostFormValue("single_use") != "", Expires: expires}
-	if opts.Addresses, err = daemon.Addresses(cfg.Device.Announce, p.Status.Listen); err != nil {
-		fail(http.StatusInternalServerError, err)
-		return
-	}
-	l, code, err := daemon.Invite(home, ref, opts)
-	if err != nil {
-		fail(http.StatusBadRequest, err)
-		return
-	}
-	if err := s.d.Reload(); err != nil {
-		fail(http.StatusInternalServerError, fmt.Errorf("the invitation is saved, but the daemon did not load it: %w", err))
-		return
-	}
-	png, err := qrcode.Encode(l.String(), qrcode.Medium, 512)
+	png, err := qrcode.Encode(in.Link, qrcode.Medium, 512)
 	if err != nil {
 		fail(http.StatusInternalServerError, fmt.Errorf("draw the QR code: %w", err))
 		return
 	}
-	p.Data = invitation{Share: l.ShareName, Link: l.String(), Code: code, Expires: l.Expires, ReadOnly: opts.ReadOnly,
+	p.Data = invitation{Share: in.ShareName, Link: in.Link, Code: in.Code, Expires: in.Expires, ReadOnly: req.ReadOnly,
 		QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))}
 	s.render(w, "pair", http.StatusOK, p)
 }
