@@ -31,7 +31,7 @@ type Invitation struct {
 	Code      string    `json:"code"` // XXXXX-XXXXX, for the LAN
 	Share     string    `json:"share"`
 	ShareName string    `json:"share_name"`
-	Access    string    `json:"access"` // rw or ro
+	Access    string    `json:"access"` // read-write or read-only
 	SingleUse bool      `json:"single_use"`
 	Expires   time.Time `json:"expires"`
 	Addresses []string  `json:"addresses"`
@@ -83,9 +83,9 @@ func (d *Daemon) apiInvite(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	access := "rw"
+	access := "read-write"
 	if req.ReadOnly {
-		access = "ro"
+		access = "read-only"
 	}
 	out := Invitation{Link: l.String(), Code: code, Share: l.Key.ID().String(), ShareName: l.ShareName, Access: access,
 		SingleUse: req.SingleUse, Expires: l.Expires, Addresses: l.Addresses}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/index"
@@ -21,7 +22,7 @@ import (
 type ShareEntry struct {
 	ID     string `json:"id"`
 	Name   string `json:"name"`
-	Access string `json:"access"` // rw, ro, enc; "?" when the key does not parse
+	Access string `json:"access"` // read-write, read-only, ...; "?" when the key does not parse
 	Path   string `json:"path"`
 }
 
@@ -37,6 +38,8 @@ type RemovedShare struct {
 	// Around are the shares whose folder holds the removed one's: they
 	// sync its files from now on, to their own members.
 	Around []ShareEntry `json:"around"`
+	// HooksRemoved counts the [[hook]]s of this share that went with it.
+	HooksRemoved int `json:"hooks_removed"`
 	// Warning is set when the folder could not be unmarked as a share
 	// root (a share around it keeps skipping it).
 	Warning string `json:"warning,omitempty"`
@@ -89,7 +92,7 @@ func AddShare(home string, req AddShareRequest) (ShareEntry, error) {
 }
 
 // RemoveShare takes the share ref names out of home's configuration, with
-// its open invitations; its files and .blueshift folder stay.
+// its open invitations and its hooks; its files and .blueshift folder stay.
 func RemoveShare(home, ref string) (RemovedShare, error) {
 	var out RemovedShare
 	err := EditConfig(home, func(cfg *config.Config) error {
@@ -105,6 +108,9 @@ func RemoveShare(home, ref string) (RemovedShare, error) {
 			}
 		}
 		cfg.Invites = kept
+		n := len(cfg.Hooks)
+		cfg.Hooks = slices.DeleteFunc(cfg.Hooks, func(h config.Hook) bool { return h.Share == s.ID || h.Share == s.Name })
+		out.HooksRemoved = n - len(cfg.Hooks)
 		for _, o := range cfg.Shares {
 			if rel, err := filepath.Rel(o.Path, s.Path); err == nil && rel != "." && filepath.IsLocal(rel) {
 				out.Around = append(out.Around, shareEntry(o))

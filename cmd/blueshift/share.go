@@ -114,6 +114,9 @@ func newShareCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "share %q is no longer synced; its files stay in %s\n", removed.Name, removed.Path)
+			if removed.HooksRemoved > 0 {
+				fmt.Fprintf(c.ErrOrStderr(), "its %d hooks are removed too\n", removed.HooksRemoved)
+			}
 			if removed.Warning != "" {
 				fmt.Fprintf(c.ErrOrStderr(), "warning: %s\n", removed.Warning)
 			}
