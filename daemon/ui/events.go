@@ -56,13 +56,22 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, p *page) {
 			prev = &st
 			fl.Flush()
 		}
+		// File events, at most maxEventLog a tick: a burst of thousands is
+		// summed up in one line rather than sent to the browser.
+		sent, skipped := 0, 0
 	wait:
 		for {
 			select {
 			case <-r.Context().Done():
 				return
 			case ev := <-evs:
-				if line := fileEvent(ev, s.now()); line != "" {
+				line := fileEvent(ev, s.now())
+				switch {
+				case line == "":
+				case sent >= maxEventLog:
+					skipped++
+				default:
+					sent++
 					if sendEvent(w, "log", `<li class="file" data-type="`+ev.Type+`">`+template.HTMLEscapeString(line)+`</li>`) != nil {
 						return
 					}
@@ -71,6 +80,13 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, p *page) {
 			case <-t.C:
 				break wait
 			}
+		}
+		if skipped > 0 {
+			line := s.now().Local().Format(time.TimeOnly) + fmt.Sprintf(" and %d more files applied, deleted or in conflict", skipped)
+			if sendEvent(w, "log", `<li class="file">`+template.HTMLEscapeString(line)+`</li>`) != nil {
+				return
+			}
+			fl.Flush()
 		}
 	}
 }
