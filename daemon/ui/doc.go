@@ -8,7 +8,8 @@
 //	/            shares: state, progress, members and how each is reached (live)
 //	/share/ID    one share: needed files, a read-only member's local changes
 //	             with revert buttons, its members with their access (from the
-//	             signed membership log) and how each is reached, its
+//	             signed membership log) and how each is reached, changes
+//	             waiting for the owners' approval with approve buttons, its
 //	             conflicts and versions
 //	/conflicts   conflict copies beside their files, with resolve buttons
 //	/versions    the versions folders, with restore buttons
@@ -42,9 +43,10 @@
 // change like any edit), and the share page shows needed counts only.
 //
 // Every other page reads daemon.Status, the function GET /v1/status
-// serves; members, revert and pairing call the control API in process
-// (GET /v1/members, POST /v1/revert, POST /v1/invites), the endpoints
-// `blueshift member list`, `revert` and `invite` call.
+// serves; members, revert, approve and pairing call the control API in
+// process (GET /v1/members, POST /v1/revert, POST /v1/members/approve,
+// POST /v1/invites), the endpoints `blueshift member list`, `revert`,
+// `member approve` and `invite` call.
 //
 // # Concurrency
 //

@@ -38,10 +38,9 @@ func (m memberRow) ReachText() string {
 // members lists sh's members from its signed membership log, each with
 // how it is reached; the log's absence (it comes from the members once
 // connected) is no error: hasLog false.
-func (s *Server) members(sh daemon.ShareStatus, st daemon.Status) (rows []memberRow, hasLog bool, err error) {
-	var l daemon.MemberList
+func (s *Server) members(sh daemon.ShareStatus, st daemon.Status) (rows []memberRow, l daemon.MemberList, err error) {
 	if err := (apiFiles{api: s.api}).call(http.MethodGet, "/v1/members?share="+url.QueryEscape(sh.ID), nil, &l); err != nil {
-		return nil, false, fmt.Errorf("members of %s: %w", sh.Name, err)
+		return nil, l, fmt.Errorf("members of %s: %w", sh.Name, err)
 	}
 	peers := map[string]daemon.PeerStatus{}
 	names := map[string]string{}
@@ -66,7 +65,33 @@ func (s *Server) members(sh daemon.ShareStatus, st daemon.Status) (rows []member
 		}
 		rows = append(rows, r)
 	}
-	return rows, l.HasLog, nil
+	return rows, l, nil
+}
+
+// serveApprove signs a change waiting for the owners' approval (POST
+// /v1/members/approve), as `blueshift member approve` does.
+func (s *Server) serveApprove(w http.ResponseWriter, r *http.Request, p *page) {
+	sh, ok := findShare(s.d.Status(), r.PathValue("id"))
+	if !ok {
+		p.Error = fmt.Sprintf("no share %q on this device", r.PathValue("id"))
+		s.serveShares(w, r, p)
+		return
+	}
+	req := struct {
+		Share  string `json:"share"`
+		Change string `json:"change"`
+	}{sh.ID, r.PostFormValue("change")}
+	var res daemon.ChangeResult
+	if err := (apiFiles{api: s.api}).call(http.MethodPost, "/v1/members/approve", req, &res); err != nil {
+		p.Error = "approve: " + err.Error()
+		s.serveShare(w, r, p)
+		return
+	}
+	done := fmt.Sprintf("approved change %s: %d of %d owners' signatures", res.Change, res.Have, res.Need)
+	if res.Applied {
+		done = fmt.Sprintf("approved change %s: it took effect", res.Change)
+	}
+	http.Redirect(w, r, "/share/"+url.PathEscape(sh.ID)+"?done="+url.QueryEscape(done), http.StatusSeeOther)
 }
 
 // serveRevert puts the share's version back over a read-only member's

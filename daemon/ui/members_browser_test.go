@@ -124,3 +124,69 @@ func TestBrowserReadOnlyMember(t *testing.T) {
 	}
 	screenshot(t, ctx, "share_reverted")
 }
+
+// TestBrowserApprove: alice and bob own a share with k = 2; carol joins
+// through alice's link, a change that waits for a second owner. Bob's
+// share page lists it with an Approve button; clicking it makes carol a
+// writer, and she syncs.
+func TestBrowserApprove(t *testing.T) {
+	ctx := browser(t)
+	alice, bob, carol := startDevice(t, "alice"), startDevice(t, "bob"), startDevice(t, "carol")
+	alice.addShare("team", map[string]string{"plan.txt": "the plan\n"})
+	waitFor(t, "alice's share in sync", func() bool { s, ok := alice.share("team"); return ok && s.InSync })
+	addrs, err := daemon.Addresses(nil, alice.d.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	join := func(dev *device, name string) string {
+		t.Helper()
+		l, _, err := daemon.Invite(alice.home, "team", daemon.InviteOptions{Addresses: addrs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice.reload()
+		dir := filepath.Join(filepath.Dir(dev.home), "team-"+name)
+		if _, err := daemon.Join(dev.home, l.String(), dir, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		dev.reload()
+		return dir
+	}
+	join(bob, "bob")
+	bobID, carolID := bob.d.ID().String(), carol.d.ID().String()
+	waitFor(t, "bob holds the log", func() bool { l, err := bob.d.Members("team"); return err == nil && len(l.Members) == 2 })
+	if _, err := alice.d.SetOwners("team", []string{bobID}, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob an owner, k = 2", func() bool {
+		l, err := bob.d.Members("team")
+		if err != nil || l.Threshold != 2 {
+			return false
+		}
+		return slices.ContainsFunc(l.Members, func(m daemon.MemberView) bool { return m.Device == bobID && m.Owner })
+	})
+	dirC := join(carol, "carol")
+	waitFor(t, "carol's addition pending on bob", func() bool { l, err := bob.d.Members("team"); return err == nil && len(l.Pending) == 1 })
+	if got := readFile(t, filepath.Join(dirC, "plan.txt")); got == "the plan\n" {
+		t.Fatal("carol got the files before the second owner approved")
+	}
+
+	s, _ := bob.share("team")
+	login(t, ctx, bob)
+	run(t, ctx, "bob's share page", chromedp.Navigate(bob.base+"/share/"+s.ID),
+		chromedp.WaitVisible(chromedp.CSS(`table.pending button.approve`)))
+	if txt := value(t, ctx, "the pending change", chromedp.Text(chromedp.CSS(`table.pending`))); !strings.Contains(txt, "1 of 2") {
+		t.Fatalf("the pending change shows %q", txt)
+	}
+	screenshot(t, ctx, "share_pending")
+	run(t, ctx, "approve", chromedp.Click(chromedp.CSS(`table.pending button.approve`)), chromedp.WaitVisible(chromedp.CSS(`#done`)))
+	if done := value(t, ctx, "the answer", chromedp.Text(chromedp.CSS(`#done`))); !strings.Contains(done, "took effect") {
+		t.Fatalf("after approving: %q", done)
+	}
+	waitFor(t, "carol a writer on alice", func() bool {
+		l, err := alice.d.Members("team")
+		return err == nil && len(l.Pending) == 0 &&
+			slices.ContainsFunc(l.Members, func(m daemon.MemberView) bool { return m.Device == carolID && m.Level == "rw" })
+	})
+	waitFor(t, "carol syncs", func() bool { return readFile(t, filepath.Join(dirC, "plan.txt")) == "the plan\n" })
+}

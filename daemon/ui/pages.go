@@ -109,6 +109,8 @@ type shareFiles struct {
 	// is reached; HasLog false: no log yet.
 	Members []memberRow
 	HasLog  bool
+	// Pending are the membership changes waiting for owners' approval.
+	Pending []daemon.ChangeView
 }
 
 func (s *Server) serveShare(w http.ResponseWriter, r *http.Request, p *page) {
@@ -139,9 +141,11 @@ func (s *Server) serveShare(w http.ResponseWriter, r *http.Request, p *page) {
 			if sf.Versions, err = s.versions(sh); err != nil {
 				sf.Errors = append(sf.Errors, err.Error())
 			}
-			if sf.Members, sf.HasLog, err = s.members(sh, p.Status); err != nil {
+			var l daemon.MemberList
+			if sf.Members, l, err = s.members(sh, p.Status); err != nil {
 				sf.Errors = append(sf.Errors, err.Error())
 			}
+			sf.HasLog, sf.Pending = l.HasLog, l.Pending
 			p.Data = sf
 		}
 	}

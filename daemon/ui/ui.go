@@ -114,6 +114,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /{$}", s.guard(s.serveShares))
 	mux.HandleFunc("GET /share/{id}", s.guard(s.serveShare))
 	mux.HandleFunc("/share/{id}/revert", s.guard(postOnly(s.serveRevert)))
+	mux.HandleFunc("/share/{id}/approve", s.guard(postOnly(s.serveApprove)))
 	mux.HandleFunc("GET /conflicts", s.guard(s.serveConflicts))
 	mux.HandleFunc("/conflicts/resolve", s.guard(postOnly(s.serveResolve)))
 	mux.HandleFunc("GET /versions", s.guard(s.serveVersions))
