@@ -27,9 +27,27 @@ const maxRequestBody = 64 << 10
 // paused) or 500.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
+	d.routes(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &APIError{Code: http.StatusNotFound, Message: fmt.Sprintf("no endpoint %s %s (docs/api.md lists them)", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+// router registers endpoints: an *http.ServeMux, or a test listing them.
+type router interface {
+	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
+}
+
+// routes registers every endpoint, one line each; docs/api.md lists the
+// same (TestAPIDocumented holds the two together).
+func (d *Daemon) routes(mux router) {
 	mux.HandleFunc("GET /v1/status", d.apiStatus)
 	mux.HandleFunc("POST /v1/reload", d.apiReload)
 	mux.HandleFunc("GET /v1/events", d.apiEvents)
+	mux.HandleFunc("GET /v1/shares", d.apiShares)
+	mux.HandleFunc("POST /v1/shares", d.apiAddShare)
+	mux.HandleFunc("POST /v1/shares/{share}/remove", d.apiRemoveShare)
 	mux.HandleFunc("GET /v1/shares/{share}/needed", d.apiNeeded)
 	mux.HandleFunc("POST /v1/pause", d.apiPause(true))
 	mux.HandleFunc("POST /v1/resume", d.apiPause(false))
@@ -42,12 +60,21 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/conflicts", d.apiConflicts)
 	mux.HandleFunc("GET /v1/shares/{share}/conflicts", d.apiConflicts)
 	mux.HandleFunc("POST /v1/shares/{share}/conflicts/resolve", d.apiResolve)
+	mux.HandleFunc("GET /v1/peers", d.apiPeers)
+	mux.HandleFunc("POST /v1/peers", d.apiAddPeer)
+	mux.HandleFunc("POST /v1/peers/{peer}/remove", d.apiRemovePeer)
+	mux.HandleFunc("GET /v1/hooks", d.apiHooks)
+	mux.HandleFunc("POST /v1/hooks", d.apiAddHook)
+	mux.HandleFunc("POST /v1/hooks/{n}/remove", d.apiRemoveHook)
+	mux.HandleFunc("POST /v1/invites", d.apiInvite)
+	mux.HandleFunc("POST /v1/joins", d.apiJoin)
+	mux.HandleFunc("POST /v1/joins/cancel", d.apiCancelJoin)
+	mux.HandleFunc("POST /v1/sends", d.apiSend)
+	mux.HandleFunc("POST /v1/sends/{share}/finish", d.apiFinishSend)
+	mux.HandleFunc("POST /v1/receives", d.apiReceive)
+	mux.HandleFunc("POST /v1/receives/{share}/finish", d.apiFinishReceive)
 	mux.HandleFunc("POST /v1/ui/login", d.serveUILogin)
 	d.memberRoutes(mux)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &APIError{Code: http.StatusNotFound, Message: fmt.Sprintf("no endpoint %s %s (docs/api.md lists them)", r.Method, r.URL.Path)})
-	})
-	return mux
 }
 
 // APIError is an error the control API answers with its HTTP status; the

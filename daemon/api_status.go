@@ -41,6 +41,9 @@ type Needed struct {
 	Share string       `json:"share"`
 	Total int          `json:"total"` // all of them; Files holds the first maxNeededListed (or ?limit=)
 	Files []NeededFile `json:"files"`
+	// LocalChanges: a read-only member's edits, which stay local (`blueshift
+	// revert` puts the share's version back); absent when there are none.
+	LocalChanges *LocalChanges `json:"local_changes,omitempty"`
 }
 
 // NeededFile is one path and why it is not in sync.
@@ -79,6 +82,9 @@ func (d *Daemon) apiNeeded(w http.ResponseWriter, r *http.Request) {
 			n.Peer, n.PeerName = f.Peer.String(), d.peerName(f.Peer)
 		}
 		out.Files = append(out.Files, n)
+	}
+	if list, n, err := d.eng.LocalChanges(id); err == nil && n > 0 {
+		out.LocalChanges = &LocalChanges{Count: n, Paths: list}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

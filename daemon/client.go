@@ -229,3 +229,111 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// Shares is GET /v1/shares.
+func (c *Client) Shares(ctx context.Context) ([]ShareEntry, error) {
+	var out []ShareEntry
+	err := c.do(ctx, http.MethodGet, "/v1/shares", nil, &out)
+	return out, err
+}
+
+// AddShare is POST /v1/shares.
+func (c *Client) AddShare(ctx context.Context, req AddShareRequest) (ShareEntry, error) {
+	var out ShareEntry
+	err := c.do(ctx, http.MethodPost, "/v1/shares", req, &out)
+	return out, err
+}
+
+// RemoveShare is POST /v1/shares/{share}/remove.
+func (c *Client) RemoveShare(ctx context.Context, share string) (RemovedShare, error) {
+	var out RemovedShare
+	err := c.do(ctx, http.MethodPost, "/v1/shares/"+url.PathEscape(share)+"/remove", nil, &out)
+	return out, err
+}
+
+// Peers is GET /v1/peers.
+func (c *Client) Peers(ctx context.Context) ([]PeerEntry, error) {
+	var out []PeerEntry
+	err := c.do(ctx, http.MethodGet, "/v1/peers", nil, &out)
+	return out, err
+}
+
+// AddPeer is POST /v1/peers.
+func (c *Client) AddPeer(ctx context.Context, req AddPeerRequest) (PeerEntry, error) {
+	var out PeerEntry
+	err := c.do(ctx, http.MethodPost, "/v1/peers", req, &out)
+	return out, err
+}
+
+// RemovePeer is POST /v1/peers/{peer}/remove.
+func (c *Client) RemovePeer(ctx context.Context, peer string) (PeerEntry, error) {
+	var out PeerEntry
+	err := c.do(ctx, http.MethodPost, "/v1/peers/"+url.PathEscape(peer)+"/remove", nil, &out)
+	return out, err
+}
+
+// Hooks is GET /v1/hooks.
+func (c *Client) Hooks(ctx context.Context) ([]HookEntry, error) {
+	var out []HookEntry
+	err := c.do(ctx, http.MethodGet, "/v1/hooks", nil, &out)
+	return out, err
+}
+
+// AddHook is POST /v1/hooks.
+func (c *Client) AddHook(ctx context.Context, req AddHookRequest) (HookEntry, error) {
+	var out HookEntry
+	err := c.do(ctx, http.MethodPost, "/v1/hooks", req, &out)
+	return out, err
+}
+
+// RemoveHook is POST /v1/hooks/{n}/remove.
+func (c *Client) RemoveHook(ctx context.Context, n int) (HookEntry, error) {
+	var out HookEntry
+	err := c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/hooks/%d/remove", n), nil, &out)
+	return out, err
+}
+
+// Invite is POST /v1/invites.
+func (c *Client) Invite(ctx context.Context, req InviteRequest) (Invitation, error) {
+	var out Invitation
+	err := c.do(ctx, http.MethodPost, "/v1/invites", req, &out)
+	return out, err
+}
+
+// Join is POST /v1/joins.
+func (c *Client) Join(ctx context.Context, req JoinRequest) (Joined, error) {
+	var out Joined
+	err := c.do(ctx, http.MethodPost, "/v1/joins", req, &out)
+	return out, err
+}
+
+// CancelJoin is POST /v1/joins/cancel.
+func (c *Client) CancelJoin(ctx context.Context, j Joined) error {
+	return c.do(ctx, http.MethodPost, "/v1/joins/cancel", j, nil)
+}
+
+// Send is POST /v1/sends.
+func (c *Client) Send(ctx context.Context, req SendRequest) (Send, error) {
+	var out Send
+	err := c.do(ctx, http.MethodPost, "/v1/sends", req, &out)
+	return out, err
+}
+
+// FinishSend is POST /v1/sends/{share}/finish.
+func (c *Client) FinishSend(ctx context.Context, share string) error {
+	return c.do(ctx, http.MethodPost, "/v1/sends/"+url.PathEscape(share)+"/finish", nil, nil)
+}
+
+// Receive is POST /v1/receives.
+func (c *Client) Receive(ctx context.Context, req ReceiveRequest) (Receive, error) {
+	var out Receive
+	err := c.do(ctx, http.MethodPost, "/v1/receives", req, &out)
+	return out, err
+}
+
+// FinishReceive is POST /v1/receives/{share}/finish.
+func (c *Client) FinishReceive(ctx context.Context, share string) (Received, error) {
+	var out Received
+	err := c.do(ctx, http.MethodPost, "/v1/receives/"+url.PathEscape(share)+"/finish", nil, &out)
+	return out, err
+}

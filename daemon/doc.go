@@ -57,12 +57,18 @@
 //
 // HTTP on the Unix socket control.sock (mode 0600, in a home of mode 0700):
 // nothing on it is reachable from the network. JSON in and out. Handler is
-// the whole API (docs/api.md lists every endpoint): status, reload, the
-// event stream, needed files, pause and resume, rates, versions and
-// conflicts, one file per concern (api_*.go), each handler thin: the work
-// is the engine's (sync/engine, sync/apply) or config.toml's. The web UI
-// mounts the same Handler on its loopback listener behind its own
-// authentication. Client is the Go client; the command line uses it.
+// the whole API (docs/api.md lists every endpoint, and a test holds the
+// list and the mux together): status, reload, the event stream, needed
+// files, pause and resume, rates, versions and conflicts, shares, peers,
+// hooks, invitations and joins, sends and receives, members; one file per
+// concern (api_*.go), each handler thin: the work is the engine's
+// (sync/engine, sync/apply) or config.toml's. A verb that changes
+// config.toml (AddShare, RemoveShare, AddPeer, AddHook, Invite, Join, ...)
+// is one function on a home, which the handler calls on the daemon's home
+// and then applies (Reload) before it answers; the command line calls it
+// directly only when no daemon runs. The web UI mounts the same Handler
+// on its loopback listener behind its own authentication, and calls it in
+// process. Client is the Go client; the command line uses it.
 //
 //	GET  /v1/status  Status: the device, its real listen address, shares, peers, refused attempts
 //	POST /v1/reload  re-read config.toml and apply it (shares, peers, invitations)

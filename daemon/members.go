@@ -912,7 +912,7 @@ func (d *Daemon) resolveMember(st *members.State, text string) (members.Device, 
 //	POST /v1/members/approve  {"share": REF, "change": ID}
 //	POST /v1/members/owners   {"share": REF, "add": [DEVICE...], "threshold": K}
 //	POST /v1/revert           {"share": REF, "paths": [PATH...]}
-func (d *Daemon) memberRoutes(mux *http.ServeMux) {
+func (d *Daemon) memberRoutes(mux router) {
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
 		l, err := d.Members(r.URL.Query().Get("share"))
 		answer(w, l, err)

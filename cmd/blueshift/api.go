@@ -85,3 +85,36 @@ func runRates(c *cobra.Command) (send, recv int64, err error) {
 	}
 	return send, recv, nil
 }
+
+// runningDaemon returns a client of home's daemon, or nil when none runs:
+// a verb then does its work on home's files itself, which is safe only
+// then (a running daemon owns its database and applies what it changes).
+func runningDaemon(home string) (*daemon.Client, error) {
+	cl, err := daemon.NewClient(home)
+	if errors.Is(err, daemon.ErrNotRunning) {
+		return nil, nil
+	}
+	return cl, err
+}
+
+// notRunningNote says a change waits for the daemon.
+func notRunningNote(c *cobra.Command) {
+	fmt.Fprintln(c.ErrOrStderr(), "(the daemon is not running: the change applies when `blueshift run` starts)")
+}
+
+// viaDaemon runs api on home's running daemon, or local on home's files
+// when none runs (and says the change waits for it).
+func viaDaemon(c *cobra.Command, home string, api func(*daemon.Client) error, local func() error) error {
+	cl, err := runningDaemon(home)
+	if err != nil {
+		return err
+	}
+	if cl != nil {
+		return api(cl)
+	}
+	if err := local(); err != nil {
+		return err
+	}
+	notRunningNote(c)
+	return nil
+}

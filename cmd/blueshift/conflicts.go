@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -56,7 +57,7 @@ func newConflictsCmd(g *globals) *cobra.Command {
 		Long:  "PATH is the file or its conflict copy, as a path on this machine (relative to the current folder or absolute).",
 		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			ref, rel, err := pathInShare(g, "conflicts show", args[0])
+			ref, rel, err := pathInShare(c.Context(), g, "conflicts show", args[0])
 			if err != nil {
 				return err
 			}
@@ -100,7 +101,7 @@ func newConflictsCmd(g *globals) *cobra.Command {
 			default:
 				return usageError{fmt.Errorf("conflicts resolve: --keep %q: say mine, theirs or both", keep)}
 			}
-			ref, rel, err := pathInShare(g, "conflicts resolve", args[0])
+			ref, rel, err := pathInShare(c.Context(), g, "conflicts resolve", args[0])
 			if err != nil {
 				return err
 			}
@@ -155,7 +156,7 @@ func showConflict(w io.Writer, x daemon.Conflict) {
 
 // pathInShare finds the share holding the path p names on this machine
 // and p's path inside it; a path in no share is a usage error.
-func pathInShare(g *globals, verb, p string) (share, rel string, err error) {
+func pathInShare(ctx context.Context, g *globals, verb, p string) (share, rel string, err error) {
 	home, err := g.homeOf()
 	if err != nil {
 		return "", "", err
@@ -164,8 +165,19 @@ func pathInShare(g *globals, verb, p string) (share, rel string, err error) {
 	if err != nil {
 		return "", "", usageError{fmt.Errorf("%s: %q: %w", verb, p, err)}
 	}
-	cfg, err := daemon.LoadConfig(home)
-	if err != nil {
+	// The running daemon's shares (GET /v1/shares), else config.toml's.
+	cfg := &config.Config{}
+	if cl, err := runningDaemon(home); err != nil {
+		return "", "", err
+	} else if cl != nil {
+		shares, err := cl.Shares(ctx)
+		if err != nil {
+			return "", "", err
+		}
+		for _, sh := range shares {
+			cfg.Shares = append(cfg.Shares, config.Share{ID: sh.ID, Name: sh.Name, Path: sh.Path})
+		}
+	} else if cfg, err = daemon.LoadConfig(home); err != nil {
 		return "", "", err
 	}
 	s, err := cfg.ShareAt(abs)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -171,23 +170,6 @@ func newRunCmd(g *globals) *cobra.Command {
 	c.Flags().String("relay-rate", "", `cap on bytes relayed per second, all circuits together, like "1MiB" (default [device] relay_rate, else 1MiB)`)
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
 	return c
-}
-
-// reloadDaemon tells a running daemon to re-read the configuration; with no
-// daemon it says when the change takes effect.
-func reloadDaemon(c *cobra.Command, home string) error {
-	cl, err := daemon.NewClient(home)
-	if errors.Is(err, daemon.ErrNotRunning) {
-		fmt.Fprintln(c.ErrOrStderr(), "(the daemon is not running: the change applies when `blueshift run` starts)")
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := cl.Reload(c.Context()); err != nil {
-		return fmt.Errorf("the configuration is saved, but the daemon did not reload it: %w", err)
-	}
-	return nil
 }
 
 // clean trims a user-given reference.

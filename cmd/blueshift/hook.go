@@ -45,22 +45,17 @@ func newHookCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h := config.Hook{Share: clean(args[0]), Event: args[1], Command: args[2:], Timeout: config.Duration{Duration: timeout}}
-			err = daemon.EditConfig(home, func(cfg *config.Config) error {
-				if h.Share != "*" {
-					s, err := cfg.FindShare(h.Share)
-					if err != nil {
-						return fmt.Errorf("hook add: %w", err)
-					}
-					h.Share = s.ID
-				}
-				cfg.Hooks = append(cfg.Hooks, h)
-				return nil
-			})
-			if err != nil {
-				return err
+			req := daemon.AddHookRequest{Share: clean(args[0]), Event: args[1], Command: args[2:]}
+			if timeout > 0 {
+				req.Timeout = timeout.String()
 			}
-			return reloadDaemon(c, home)
+			return viaDaemon(c, home, func(cl *daemon.Client) error {
+				_, err := cl.AddHook(c.Context(), req)
+				return err
+			}, func() error {
+				_, err := daemon.AddHook(home, req)
+				return err
+			})
 		},
 	}
 	add.Flags().DurationVar(&timeout, "timeout", 0, "kill a run after this long (default 30s); give it before SHARE")
@@ -76,31 +71,35 @@ func newHookCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := daemon.LoadConfig(home)
+			cl, err := runningDaemon(home)
+			if err != nil {
+				return err
+			}
+			var hooks []daemon.HookEntry
+			if cl != nil {
+				hooks, err = cl.Hooks(c.Context())
+			} else {
+				var cfg *config.Config
+				if cfg, err = daemon.LoadConfig(home); err == nil {
+					hooks = daemon.Hooks(cfg)
+				}
+			}
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				type row struct {
-					N       int      `json:"n"`
-					Share   string   `json:"share"`
-					Event   string   `json:"event"`
-					Command []string `json:"command"`
-					Timeout string   `json:"timeout,omitempty"`
+				if hooks == nil {
+					hooks = []daemon.HookEntry{}
 				}
-				rows := []row{}
-				for i, h := range cfg.Hooks {
-					rows = append(rows, row{N: i + 1, Share: h.Share, Event: h.Event, Command: h.Command, Timeout: timeoutText(h.Timeout)})
-				}
-				return json.NewEncoder(c.OutOrStdout()).Encode(rows)
+				return json.NewEncoder(c.OutOrStdout()).Encode(hooks)
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			for i, h := range cfg.Hooks {
+			for _, h := range hooks {
 				share := h.Share
-				if s, err := cfg.FindShare(h.Share); err == nil {
-					share = s.Name
+				if h.ShareName != "" {
+					share = h.ShareName
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, share, h.Event, strings.Join(h.Command, " "), timeoutText(h.Timeout))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", h.N, share, h.Event, strings.Join(h.Command, " "), h.Timeout)
 			}
 			return tw.Flush()
 		},
@@ -119,27 +118,15 @@ func newHookCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = daemon.EditConfig(home, func(cfg *config.Config) error {
-				if n > len(cfg.Hooks) {
-					return fmt.Errorf("hook remove: there are %d hooks, no number %d (see `blueshift hook list`)", len(cfg.Hooks), n)
-				}
-				cfg.Hooks = slices.Delete(cfg.Hooks, n-1, n)
-				return nil
-			})
-			if err != nil {
+			return viaDaemon(c, home, func(cl *daemon.Client) error {
+				_, err := cl.RemoveHook(c.Context(), n)
 				return err
-			}
-			return reloadDaemon(c, home)
+			}, func() error {
+				_, err := daemon.RemoveHook(home, n)
+				return err
+			})
 		},
 	}
 	c.AddCommand(add, list, remove)
 	return c
-}
-
-func timeoutText(d config.Duration) string {
-	if d.Duration == 0 {
-		return ""
-	}
-	b, _ := d.MarshalText()
-	return string(b)
 }

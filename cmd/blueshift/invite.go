@@ -1,8 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,37 +30,34 @@ func newInviteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// The running daemon knows its real address (port 0 resolved).
-			if cl, err := daemon.NewClient(home); err == nil {
-				st, err := cl.Status(c.Context())
+			// The running daemon makes it (it knows its real address, port 0
+			// resolved) and holds the invitation before anyone can read the
+			// link: `invite | head -1` may end us at the first line.
+			cl, err := runningDaemon(home)
+			if err != nil {
+				return err
+			}
+			var link, code, shareName string
+			var expires time.Time
+			if cl != nil {
+				in, err := cl.Invite(c.Context(), daemon.InviteRequest{Share: clean(args[0]), ReadOnly: opts.ReadOnly,
+					Expires: opts.Expires.String(), SingleUse: opts.SingleUse})
 				if err != nil {
 					return err
 				}
-				cfg, err := daemon.LoadConfig(home)
-				if err != nil {
-					return err
-				}
-				if opts.Addresses, err = daemon.Addresses(cfg.Device.Announce, st.Listen); err != nil {
-					return err
-				}
-			} else if errors.Is(err, daemon.ErrNotRunning) {
+				link, code, shareName, expires = in.Link, in.Code, in.ShareName, in.Expires
+			} else {
 				// The link then names the configured listen address; a daemon
 				// started with another --listen (or port 0) is not there.
 				fmt.Fprintln(c.ErrOrStderr(), "(no daemon is running here: the link names the addresses of config.toml's [device] listen;\n"+
 					" if `blueshift run` will use another --listen, start it first and invite again)")
-			} else {
-				return err
+				l, cd, err := daemon.Invite(home, clean(args[0]), opts)
+				if err != nil {
+					return err
+				}
+				link, code, shareName, expires = l.String(), cd, l.ShareName, l.Expires
 			}
-			l, code, err := daemon.Invite(home, clean(args[0]), opts)
-			if err != nil {
-				return err
-			}
-			// The daemon holds the invitation before anyone can read the
-			// link: `invite | head -1` may end us at the first line.
-			if err := reloadDaemon(c, home); err != nil {
-				return err
-			}
-			fmt.Fprintln(c.OutOrStdout(), l.String())
+			fmt.Fprintln(c.OutOrStdout(), link)
 			fmt.Fprintln(c.OutOrStdout(), code)
 			access := "read-write"
 			if opts.ReadOnly {
@@ -72,7 +69,7 @@ func newInviteCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "%s access to %q for %s, until %s. On the other device: blueshift join LINK PATH\n"+
 				"or, on the same network while this daemon runs: blueshift join %s PATH\n",
-				access, l.ShareName, use, l.Expires.Local().Format(time.DateTime), code)
+				access, shareName, use, expires.Local().Format(time.DateTime), code)
 			return nil
 		},
 	}
@@ -100,6 +97,28 @@ func newJoinCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			cl, err := runningDaemon(home)
+			if err != nil {
+				return err
+			}
+			if cl != nil {
+				// The running daemon joins, and presents the join at once.
+				path, err := filepath.Abs(args[1])
+				if err != nil {
+					return err
+				}
+				req := daemon.JoinRequest{Path: path, Addresses: addrs}
+				if daemon.IsCode(args[0]) {
+					req.Code = args[0]
+				} else {
+					req.Link = args[0]
+				}
+				res, err := cl.Join(c.Context(), req)
+				if err != nil {
+					return err
+				}
+				return awaitJoin(c, cl, res, wait)
+			}
 			var res daemon.JoinResult
 			if daemon.IsCode(args[0]) {
 				res, err = daemon.JoinByCode(c.Context(), home, args[0], args[1], daemon.CodeJoinOptions{Addresses: addrs})
@@ -109,20 +128,10 @@ func newJoinCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := daemon.NewClient(home)
-			if errors.Is(err, daemon.ErrNotRunning) {
-				fmt.Fprintln(c.OutOrStdout(), res.ShareID)
-				fmt.Fprintf(c.ErrOrStderr(), "joined into %s; the invitation goes to %s when the daemon runs (`blueshift run`);\n"+
-					"`blueshift status` then shows whether it was accepted\n", res.Path, res.Inviter)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if err := cl.Reload(c.Context()); err != nil {
-				return fmt.Errorf("the configuration is saved, but the daemon did not reload it: %w", err)
-			}
-			return awaitJoin(c, cl, home, res, wait)
+			fmt.Fprintln(c.OutOrStdout(), res.ShareID)
+			fmt.Fprintf(c.ErrOrStderr(), "joined into %s; the invitation goes to %s when the daemon runs (`blueshift run`);\n"+
+				"`blueshift status` then shows whether it was accepted\n", res.Path, res.Inviter)
+			return nil
 		},
 	}
 	c.Flags().StringSliceVar(&addrs, "addr", nil, "with a code: where the inviting device listens (HOST:PORT), instead of looking on the LAN")
@@ -134,7 +143,7 @@ func newJoinCmd(g *globals) *cobra.Command {
 // running daemon presents: accepted (the share ID on stdout, exit 0),
 // refused (the join taken back, exit 1 with the inviter's reason), or no
 // answer yet (exit 0: the daemon keeps trying, status shows the outcome).
-func awaitJoin(c *cobra.Command, cl *daemon.Client, home string, res daemon.JoinResult, wait time.Duration) error {
+func awaitJoin(c *cobra.Command, cl *daemon.Client, res daemon.Joined, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		st, err := cl.Status(c.Context())
@@ -143,23 +152,20 @@ func awaitJoin(c *cobra.Command, cl *daemon.Client, home string, res daemon.Join
 		}
 		var ss *daemon.ShareStatus
 		for i := range st.Shares {
-			if st.Shares[i].ID == res.ShareID {
+			if st.Shares[i].ID == res.Share {
 				ss = &st.Shares[i]
 			}
 		}
 		switch {
 		case ss == nil:
-			return fmt.Errorf("join: the daemon does not have share %s: was it removed meanwhile?", res.ShareID)
+			return fmt.Errorf("join: the daemon does not have share %s: was it removed meanwhile?", res.Share)
 		case ss.Join == nil:
-			fmt.Fprintln(c.OutOrStdout(), res.ShareID)
+			fmt.Fprintln(c.OutOrStdout(), res.Share)
 			fmt.Fprintf(c.ErrOrStderr(), "joined into %s: %s accepted this device; syncing\n", res.Path, res.Inviter)
 			return nil
 		case ss.Join.Refused != "":
-			if err := daemon.Unjoin(home, res); err != nil {
+			if err := cl.CancelJoin(c.Context(), res); err != nil {
 				return fmt.Errorf("join: %s refused the invitation: %s; and taking the share back out failed: %w", res.Inviter, ss.Join.Refused, err)
-			}
-			if err := cl.Reload(c.Context()); err != nil {
-				return fmt.Errorf("join: %s refused the invitation: %s; the share is taken back out of config.toml, but the daemon did not reload it: %w", res.Inviter, ss.Join.Refused, err)
 			}
 			advice := ""
 			if !strings.Contains(ss.Join.Refused, "new link") {
@@ -167,7 +173,7 @@ func awaitJoin(c *cobra.Command, cl *daemon.Client, home string, res daemon.Join
 			}
 			return fmt.Errorf("join: device %s refused the invitation: %s%s", res.Inviter, ss.Join.Refused, advice)
 		case !time.Now().Before(deadline):
-			fmt.Fprintln(c.OutOrStdout(), res.ShareID)
+			fmt.Fprintln(c.OutOrStdout(), res.Share)
 			why := "it is not reachable from here so far"
 			if peerConnected(st, res.Inviter) {
 				why = "it has not answered yet"

@@ -25,12 +25,24 @@ func newPeerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := daemon.LoadConfig(home)
+			cl, err := runningDaemon(home)
+			if err != nil {
+				return err
+			}
+			var peers []daemon.PeerEntry
+			if cl != nil {
+				peers, err = cl.Peers(c.Context())
+			} else {
+				var cfg *config.Config
+				if cfg, err = daemon.LoadConfig(home); err == nil {
+					peers = daemon.Peers(cfg)
+				}
+			}
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			for _, p := range cfg.Peers {
+			for _, p := range peers {
 				fmt.Fprintf(tw, "%s\t%s\t%v\n", p.ID, p.Name, p.Addresses)
 			}
 			return tw.Flush()
@@ -51,13 +63,14 @@ func newPeerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("peer add: %w: copy the ID `blueshift id` printed on that device", err)}
 			}
-			err = daemon.EditConfig(home, func(cfg *config.Config) error {
-				return cfg.AddPeer(config.Peer{ID: id.String(), Name: name, Addresses: addrs})
-			})
-			if err != nil {
+			req := daemon.AddPeerRequest{ID: id.String(), Name: name, Addresses: addrs}
+			return viaDaemon(c, home, func(cl *daemon.Client) error {
+				_, err := cl.AddPeer(c.Context(), req)
 				return err
-			}
-			return reloadDaemon(c, home)
+			}, func() error {
+				_, err := daemon.AddPeer(home, req)
+				return err
+			})
 		},
 	}
 	add.Flags().StringSliceVar(&addrs, "addr", nil, "HOST:PORT where the device listens (repeatable)")
@@ -71,14 +84,13 @@ func newPeerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = daemon.EditConfig(home, func(cfg *config.Config) error {
-				_, err := cfg.RemovePeer(clean(args[0]))
+			return viaDaemon(c, home, func(cl *daemon.Client) error {
+				_, err := cl.RemovePeer(c.Context(), clean(args[0]))
+				return err
+			}, func() error {
+				_, err := daemon.RemovePeer(home, clean(args[0]))
 				return err
 			})
-			if err != nil {
-				return err
-			}
-			return reloadDaemon(c, home)
 		},
 	}
 	c.AddCommand(list, add, remove)

@@ -71,28 +71,26 @@ func newSendCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer stop()
-			if len(addrs) == 0 {
-				// Where the daemon really listens (a --listen of its own, a
-				// port 0), unless the configuration announces addresses.
-				if cfg, err := daemon.LoadConfig(home); err == nil && len(cfg.Device.Announce) == 0 {
-					if st, err := cl.Status(c.Context()); err == nil && st.Listen != "" {
-						addrs, _ = daemon.Addresses(nil, st.Listen)
-					}
+			abs := make([]string, len(args))
+			for i, p := range args {
+				if abs[i], err = filepath.Abs(p); err != nil {
+					return fmt.Errorf("send %s: %w", p, err)
 				}
 			}
-			s, err := daemon.StartSend(home, args, daemon.SendOptions{Expires: expires, Addresses: addrs})
+			req := daemon.SendRequest{Paths: abs, Addresses: addrs}
+			if expires > 0 {
+				req.Expires = expires.String()
+			}
+			s, err := cl.Send(c.Context(), req)
 			if err != nil {
 				return err
 			}
-			if err := cl.Reload(c.Context()); err != nil {
-				daemon.FinishSend(home, s.ShareID)
-				return fmt.Errorf("send: the daemon did not take the offer: %w", err)
-			}
+			finish := func() error { return cl.FinishSend(context.WithoutCancel(c.Context()), s.ShareID) }
 			// The offer stands once the daemon has scanned it: a receiver
 			// must never take a half-scanned tree for the whole.
 			err = watchShare(c.Context(), cl, s.ShareID, func(_ daemon.Status, sh daemon.ShareStatus) bool { return !sh.Scanned.IsZero() })
 			if err != nil {
-				daemon.FinishSend(home, s.ShareID)
+				finish()
 				return fmt.Errorf("send: %w", err)
 			}
 			out := c.OutOrStdout()
@@ -127,10 +125,9 @@ func newSendCmd(g *globals) *cobra.Command {
 				return false
 			})
 			p.done()
-			if ferr := daemon.FinishSend(home, s.ShareID); ferr != nil {
+			if ferr := finish(); ferr != nil {
 				fmt.Fprintf(c.ErrOrStderr(), "warning: %v\n", ferr)
 			}
-			cl.Reload(context.WithoutCancel(c.Context()))
 			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) {
 					return fmt.Errorf("send: nobody received it before %s; the offer is withdrawn", s.Expires.Local().Format(time.DateTime))
@@ -191,12 +188,13 @@ func newReceiveCmd(g *globals) *cobra.Command {
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
-			r, err := daemon.StartReceive(ctx, home, args[0], dir, daemon.CodeJoinOptions{Addresses: addrs})
+			into, err := filepath.Abs(dir)
 			if err != nil {
 				return fmt.Errorf("receive: %w", err)
 			}
-			if err := cl.Reload(ctx); err != nil {
-				return fmt.Errorf("receive: the daemon did not take the share: %w", err)
+			r, err := cl.Receive(ctx, daemon.ReceiveRequest{Code: args[0], Dir: into, Addresses: addrs})
+			if err != nil {
+				return err
 			}
 			out := c.OutOrStdout()
 			if tf.json {
@@ -215,11 +213,11 @@ func newReceiveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("receive: %w; what arrived so far stays in %s: run the same command again to go on", err, r.Stage)
 			}
-			made, err := daemon.FinishReceive(home, r.ShareID)
-			cl.Reload(context.WithoutCancel(ctx))
+			got, err := cl.FinishReceive(context.WithoutCancel(ctx), r.ShareID)
 			if err != nil {
 				return fmt.Errorf("receive: %w", err)
 			}
+			made := got.Paths
 			if tf.json {
 				json.NewEncoder(out).Encode(map[string]any{"done": true, "paths": made})
 			} else {

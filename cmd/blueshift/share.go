@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"text/tabwriter"
 
@@ -10,8 +9,6 @@ import (
 
 	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/daemon"
-	"github.com/blueshift-sync/blueshift/index"
-	"github.com/blueshift-sync/blueshift/index/share"
 )
 
 func newShareCmd(g *globals) *cobra.Command {
@@ -37,34 +34,25 @@ func newShareCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fi, err := os.Stat(path)
-			if err != nil {
-				return fmt.Errorf("share add: %w: create the folder first", err)
-			}
-			if !fi.IsDir() {
-				return fmt.Errorf("share add: %s is not a folder", path)
-			}
-			if err := daemon.CheckSharePath(home, path); err != nil {
-				return fmt.Errorf("share add: %w", err)
-			}
-			// Removed here before: a nested share boundary again.
-			if err := index.UnmarkRemoved(path); err != nil {
-				return fmt.Errorf("share add: %w", err)
-			}
-			secret, err := share.NewSecret()
+			req := daemon.AddShareRequest{Path: path, Name: name}
+			cl, err := runningDaemon(home)
 			if err != nil {
 				return err
 			}
-			key := share.FromSecret(secret)
-			s := config.NewShare(key.ID().String(), path, key.String())
-			if name != "" {
-				s.Name = name
+			var e daemon.ShareEntry
+			if cl != nil {
+				e, err = cl.AddShare(c.Context(), req)
+			} else {
+				e, err = daemon.AddShare(home, req)
 			}
-			if err := daemon.EditConfig(home, func(cfg *config.Config) error { return cfg.AddShare(s) }); err != nil {
+			if err != nil {
 				return err
 			}
-			fmt.Fprintln(c.OutOrStdout(), s.ID)
-			return reloadDaemon(c, home)
+			fmt.Fprintln(c.OutOrStdout(), e.ID)
+			if cl == nil {
+				notRunningNote(c)
+			}
+			return nil
 		},
 	}
 	add.Flags().StringVar(&name, "name", "", "a local label (default: the folder's name)")
@@ -77,17 +65,25 @@ func newShareCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := daemon.LoadConfig(home)
+			cl, err := runningDaemon(home)
+			if err != nil {
+				return err
+			}
+			var shares []daemon.ShareEntry
+			if cl != nil {
+				shares, err = cl.Shares(c.Context())
+			} else {
+				var cfg *config.Config
+				if cfg, err = daemon.LoadConfig(home); err == nil {
+					shares = daemon.Shares(cfg)
+				}
+			}
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			for _, s := range cfg.Shares {
-				access := "?"
-				if k, err := share.ParseKey(s.Key); err == nil {
-					access = k.Level().String()
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ID, s.Name, access, s.Path)
+			for _, s := range shares {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ID, s.Name, s.Access, s.Path)
 			}
 			return tw.Flush()
 		},
@@ -104,42 +100,35 @@ func newShareCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var removed config.Share
-			var around []config.Share // shares that hold the removed folder
-			err = daemon.EditConfig(home, func(cfg *config.Config) error {
-				s, err := cfg.RemoveShare(clean(args[0]))
-				removed = s
-				kept := cfg.Invites[:0]
-				for _, in := range cfg.Invites {
-					if in.Share != s.ID {
-						kept = append(kept, in)
-					}
-				}
-				cfg.Invites = kept
-				for _, o := range cfg.Shares {
-					if rel, err := filepath.Rel(o.Path, s.Path); err == nil && rel != "." && filepath.IsLocal(rel) {
-						around = append(around, o)
-					}
-				}
+			cl, err := runningDaemon(home)
+			if err != nil {
 				return err
-			})
+			}
+			var removed daemon.RemovedShare
+			if cl != nil {
+				removed, err = cl.RemoveShare(c.Context(), clean(args[0]))
+			} else {
+				removed, err = daemon.RemoveShare(home, clean(args[0]))
+			}
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.ErrOrStderr(), "share %q is no longer synced; its files stay in %s\n", removed.Name, removed.Path)
-			// Its .blueshift folder stays (the versions in it are the user's
-			// files) but no longer marks a nested share: a share around the
-			// folder syncs it from now on, like any folder of its own.
-			if err := index.MarkRemoved(removed.Path); err != nil {
-				fmt.Fprintf(c.ErrOrStderr(), "warning: %v; a share around %s keeps skipping it until %s is deleted\n",
-					err, removed.Path, filepath.Join(removed.Path, ".blueshift"))
+			if removed.HooksRemoved > 0 {
+				fmt.Fprintf(c.ErrOrStderr(), "its %d hooks are removed too\n", removed.HooksRemoved)
 			}
-			for _, o := range around {
+			if removed.Warning != "" {
+				fmt.Fprintf(c.ErrOrStderr(), "warning: %s\n", removed.Warning)
+			}
+			for _, o := range removed.Around {
 				fmt.Fprintf(c.ErrOrStderr(), "note: %s is inside share %q (%s), which syncs it from now on: "+
 					"its files go to that share's members too (list it in that share's .blueshiftignore if they should not see them)\n",
 					removed.Path, o.Name, o.Path)
 			}
-			return reloadDaemon(c, home)
+			if cl == nil {
+				notRunningNote(c)
+			}
+			return nil
 		},
 	}
 	c.AddCommand(add, list, remove, newShareOwnersCmd(g))

@@ -112,7 +112,7 @@ func printStatusNeeded(c *cobra.Command, cl *daemon.Client, st daemon.Status, as
 		return err
 	}
 	for i, n := range out.Needed {
-		if len(n.Files) == 0 {
+		if len(n.Files) == 0 && n.LocalChanges == nil {
 			continue
 		}
 		name := n.Share
@@ -125,6 +125,7 @@ func printStatusNeeded(c *cobra.Command, cl *daemon.Client, st daemon.Status, as
 		if err := printNeeded(c.OutOrStdout(), out.Needed[i]); err != nil {
 			return err
 		}
+		printLocalChanges(c.OutOrStdout(), name, n.LocalChanges)
 	}
 	return nil
 }

@@ -6,12 +6,17 @@
 // # Pages
 //
 //	/            shares: state, progress, members and how each is reached (live)
-//	/share/ID    one share: needed files, its conflicts and versions
+//	/share/ID    one share: needed files, a read-only member's local changes
+//	             with revert buttons, its members with their access (from the
+//	             signed membership log) and how each is reached, changes
+//	             waiting for the owners' approval with approve buttons, its
+//	             conflicts and versions
 //	/conflicts   conflict copies beside their files, with resolve buttons
 //	/versions    the versions folders, with restore buttons
 //	/devices     this device, its peers and refused connections (live)
 //	/pair        make an invitation: link, short code and QR code
-//	/events      the event stream, live
+//	/events      the event stream, live: status changes and each file
+//	             applied, deleted or in conflict (Daemon.Subscribe)
 //	/rates       transfer rates over the last hour (inline SVG)
 //	/sse         the Server-Sent Events the live parts read
 //
@@ -38,8 +43,10 @@
 // change like any edit), and the share page shows needed counts only.
 //
 // Every other page reads daemon.Status, the function GET /v1/status
-// serves; pairing calls daemon.Invite and Daemon.Reload as `blueshift
-// invite` does.
+// serves; members, revert, approve and pairing call the control API in
+// process (GET /v1/members, POST /v1/revert, POST /v1/members/approve,
+// POST /v1/invites), the endpoints `blueshift member list`, `revert`,
+// `member approve` and `invite` call.
 //
 // # Concurrency
 //

@@ -33,6 +33,8 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, p *page) {
 	var prev *daemon.Status
 	t := time.NewTicker(statusEvery)
 	defer t.Stop()
+	evs, unsubscribe := s.d.Subscribe()
+	defer unsubscribe()
 	for {
 		st := s.d.Status()
 		b, _ := json.Marshal(st)
@@ -54,12 +56,60 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, p *page) {
 			prev = &st
 			fl.Flush()
 		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-t.C:
+		// File events, at most maxEventLog a tick: a burst of thousands is
+		// summed up in one line rather than sent to the browser.
+		sent, skipped := 0, 0
+	wait:
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case ev := <-evs:
+				line := fileEvent(ev, s.now())
+				switch {
+				case line == "":
+				case sent >= maxEventLog:
+					skipped++
+				default:
+					sent++
+					if sendEvent(w, "log", `<li class="file" data-type="`+ev.Type+`">`+template.HTMLEscapeString(line)+`</li>`) != nil {
+						return
+					}
+					fl.Flush()
+				}
+			case <-t.C:
+				break wait
+			}
+		}
+		if skipped > 0 {
+			line := s.now().Local().Format(time.TimeOnly) + fmt.Sprintf(" and %d more files applied, deleted or in conflict", skipped)
+			if sendEvent(w, "log", `<li class="file">`+template.HTMLEscapeString(line)+`</li>`) != nil {
+				return
+			}
+			fl.Flush()
 		}
 	}
+}
+
+// fileEvent says in words what one file event of the daemon's stream did
+// ("" for events the status lines already tell).
+func fileEvent(ev daemon.Event, now time.Time) string {
+	at := now.Local().Format(time.TimeOnly) + " "
+	from := ev.PeerName
+	if from == "" {
+		from = ev.Peer
+	}
+	switch ev.Type {
+	case daemon.EventFileApplied:
+		return at + fmt.Sprintf("share %s: %s applied from %s (%s)", ev.ShareName, ev.Path, from, sizeText(ev.Bytes))
+	case daemon.EventFileDeleted:
+		return at + fmt.Sprintf("share %s: %s deleted by %s", ev.ShareName, ev.Path, from)
+	case daemon.EventConflict:
+		return at + fmt.Sprintf("share %s: conflict on %s: %s's version kept as %s", ev.ShareName, ev.Path, from, ev.Copy)
+	case daemon.EventMemberJoined:
+		return at + fmt.Sprintf("share %s: %s joined", ev.ShareName, from)
+	}
+	return ""
 }
 
 func (s *Server) sendFragment(w http.ResponseWriter, event, tmpl string, p *page) error {

@@ -105,6 +105,12 @@ type shareFiles struct {
 	Conflicts   []Conflict
 	Versions    []Version
 	Errors      []string
+	// Members are the share's members from its signed log, with how each
+	// is reached; HasLog false: no log yet.
+	Members []memberRow
+	HasLog  bool
+	// Pending are the membership changes waiting for owners' approval.
+	Pending []daemon.ChangeView
 }
 
 func (s *Server) serveShare(w http.ResponseWriter, r *http.Request, p *page) {
@@ -116,6 +122,9 @@ func (s *Server) serveShare(w http.ResponseWriter, r *http.Request, p *page) {
 		return
 	}
 	p.Title = "Share " + sh.Name
+	if p.Done == "" {
+		p.Done = r.URL.Query().Get("done")
+	}
 	for _, v := range shareViews(p.Status) {
 		if v.ID == sh.ID {
 			sf := shareFiles{Share: v}
@@ -132,6 +141,11 @@ func (s *Server) serveShare(w http.ResponseWriter, r *http.Request, p *page) {
 			if sf.Versions, err = s.versions(sh); err != nil {
 				sf.Errors = append(sf.Errors, err.Error())
 			}
+			var l daemon.MemberList
+			if sf.Members, l, err = s.members(sh, p.Status); err != nil {
+				sf.Errors = append(sf.Errors, err.Error())
+			}
+			sf.HasLog, sf.Pending = l.HasLog, l.Pending
 			p.Data = sf
 		}
 	}
@@ -300,32 +314,23 @@ func (s *Server) serveInvite(w http.ResponseWriter, r *http.Request, p *page) {
 		fail(http.StatusBadRequest, fmt.Errorf("no share %q on this device: pick one from the list", ref))
 		return
 	}
-	home := s.d.Home()
-	cfg, err := daemon.LoadConfig(home)
-	if err != nil {
-		fail(http.StatusInternalServerError, err)
+	req := daemon.InviteRequest{Share: ref, ReadOnly: r.PostFormValue("read_only") != "", SingleUse: r.PostFormValue("single_use") != "",
+		Expires: expires.String()}
+	var in daemon.Invitation
+	if err := (apiFiles{api: s.api}).call(http.MethodPost, "/v1/invites", req, &in); err != nil {
+		code := http.StatusInternalServerError
+		if isBadRequest(err) {
+			code = http.StatusBadRequest
+		}
+		fail(code, err)
 		return
 	}
-	opts := daemon.InviteOptions{ReadOnly: r.PostFormValue("read_only") != "", SingleUse: r.PostFormValue("single_use") != "", Expires: expires}
-	if opts.Addresses, err = daemon.Addresses(cfg.Device.Announce, p.Status.Listen); err != nil {
-		fail(http.StatusInternalServerError, err)
-		return
-	}
-	l, code, err := daemon.Invite(home, ref, opts)
-	if err != nil {
-		fail(http.StatusBadRequest, err)
-		return
-	}
-	if err := s.d.Reload(); err != nil {
-		fail(http.StatusInternalServerError, fmt.Errorf("the invitation is saved, but the daemon did not load it: %w", err))
-		return
-	}
-	png, err := qrcode.Encode(l.String(), qrcode.Medium, 512)
+	png, err := qrcode.Encode(in.Link, qrcode.Medium, 512)
 	if err != nil {
 		fail(http.StatusInternalServerError, fmt.Errorf("draw the QR code: %w", err))
 		return
 	}
-	p.Data = invitation{Share: l.ShareName, Link: l.String(), Code: code, Expires: l.Expires, ReadOnly: opts.ReadOnly,
+	p.Data = invitation{Share: in.ShareName, Link: in.Link, Code: in.Code, Expires: in.Expires, ReadOnly: req.ReadOnly,
 		QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))}
 	s.render(w, "pair", http.StatusOK, p)
 }

@@ -39,6 +39,7 @@ type Options struct {
 // transfer rates until its context is done.
 type Server struct {
 	d      *daemon.Daemon
+	api    http.Handler // the daemon's control API, called in process
 	files  Files
 	now    func() time.Time
 	every  time.Duration
@@ -72,7 +73,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{d: opts.Daemon, files: opts.Files, now: opts.Now, every: opts.SampleEvery, key: key,
+	s := &Server{d: opts.Daemon, api: opts.Daemon.Handler(), files: opts.Files, now: opts.Now, every: opts.SampleEvery, key: key,
 		cookie: "blueshift-" + opts.Daemon.ID().String()[:8]}
 	s.mu.logins = make(map[string]time.Time)
 	if s.pages, err = parsePages(); err != nil {
@@ -112,6 +113,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /login", s.serveLogin)
 	mux.HandleFunc("GET /{$}", s.guard(s.serveShares))
 	mux.HandleFunc("GET /share/{id}", s.guard(s.serveShare))
+	mux.HandleFunc("/share/{id}/revert", s.guard(postOnly(s.serveRevert)))
+	mux.HandleFunc("/share/{id}/approve", s.guard(postOnly(s.serveApprove)))
 	mux.HandleFunc("GET /conflicts", s.guard(s.serveConflicts))
 	mux.HandleFunc("/conflicts/resolve", s.guard(postOnly(s.serveResolve)))
 	mux.HandleFunc("GET /versions", s.guard(s.serveVersions))
