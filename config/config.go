@@ -158,6 +158,10 @@ type Device struct {
 	Paused      bool `toml:"paused,omitempty"`
 	MaxSendRate Rate `toml:"max_send_rate,omitempty"`
 	MaxRecvRate Rate `toml:"max_recv_rate,omitempty"`
+	// KeyringDir is the folder that shares taken from this device's keyring
+	// go in, each in KeyringDir/<share name> (`blueshift join PAIRLINK
+	// DIR`); empty: the user's home folder.
+	KeyringDir string `toml:"keyring_dir,omitempty"`
 }
 
 // Discovery tunes LAN discovery (on or off is [device] discovery).

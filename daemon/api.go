@@ -44,6 +44,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/shares/{share}/conflicts/resolve", d.apiResolve)
 	mux.HandleFunc("POST /v1/ui/login", d.serveUILogin)
 	d.memberRoutes(mux)
+	d.keyringRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &APIError{Code: http.StatusNotFound, Message: fmt.Sprintf("no endpoint %s %s (docs/api.md lists them)", r.Method, r.URL.Path)})
 	})
