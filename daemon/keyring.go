@@ -281,6 +281,7 @@ func (d *Daemon) runKeyring(ctx context.Context) {
 		case <-t.C:
 		}
 		d.syncKeyring(ctx)
+		d.syncMounts()
 	}
 }
 
