@@ -66,3 +66,36 @@ func TestMountPathsValidated(t *testing.T) {
 		t.Errorf("a share mounted in itself: %v", err)
 	}
 }
+
+// TestStoreMounted: a path strictly inside a mount is the inner share's,
+// the mount's own folder and paths beside it are not; a store opened again
+// reads the mounts back from Pebble.
+func TestStoreMounted(t *testing.T) {
+	w := newWorld(t, "a")
+	st, db := openStore(t)
+	s := w.genesis("a")
+	e := w.entry(s, "a", Body{Kind: KindMount, Mount: Mount{Path: "Family/Parents", Inner: [32]byte{7}}})
+	if err := s.Append(e); err != nil {
+		t.Fatal(err)
+	}
+	var raw [][]byte
+	for _, e := range s.Entries(0) {
+		raw = append(raw, e.Encode())
+	}
+	if n, err := st.Merge(w.share, w.sharePK, raw); err != nil || n != 2 {
+		t.Fatalf("merge: %d %v", n, err)
+	}
+	for _, store := range []*Store{st, Open(db)} {
+		if _, err := store.State(w.share, w.sharePK); err != nil { // loads the log
+			t.Fatal(err)
+		}
+		for p, want := range map[string]bool{
+			"Family/Parents/a.txt": true, "Family/Parents/x/y": true,
+			"Family/Parents": false, "Family/ParentsX/a": false, "Family/a.txt": false, "a": false,
+		} {
+			if m, got := store.Mounted(w.share, p); got != want || got && m != "Family/Parents" {
+				t.Errorf("Mounted(%q) = %q, %v; want %v", p, m, got, want)
+			}
+		}
+	}
+}

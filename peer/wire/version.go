@@ -67,7 +67,18 @@ package wire
 //	    "intro1" capability, so older peers never get one. Hello capability
 //	    "key=<base64>": the device's Ed25519 public key, which finds it in
 //	    the DHT (peer/dht).
+//	5 (2026-12-03, third session):
+//	  - A share's membership log may hold mount entries (index/members
+//	    KindMount, memberspb Body field 14): a nested share's path and ID,
+//	    signed by a writer of the outer share. No new message: they travel
+//	    in MembersResponse like every entry. A member built before them
+//	    refuses the log from the first mount entry on (malformed), and so
+//	    misses later changes (removals included) until it is upgraded:
+//	    upgrade every member of a share that nests another.
+//	  - The keyring (daemon/keyring.go) adds no message: pairing is an
+//	    invitation to the keyring share, following a share is a JoinRequest
+//	    the record's writer admits because the joiner is in the keyring.
 const (
-	Version    uint32 = 4
+	Version    uint32 = 5
 	MinVersion uint32 = 1
 )
