@@ -88,7 +88,7 @@ type Daemon struct {
 	members    *members.Store           // every share's membership log (members.go)
 	msync      memberSync               // wakes the membership relays (members.go)
 	local      localCache               // read-only shares' local changes, for status (members.go)
-	keyring    keyringState             // the keyring loop's wake-ups and lock (keyring.go)
+	keyring    keyringState             // the keyring and mount loop's wake-ups and lock (keyring.go, mounts.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 

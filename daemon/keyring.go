@@ -268,8 +268,8 @@ func joinPair(home, text, dir string, now time.Time) (JoinResult, error) {
 	return res, err
 }
 
-// runKeyring is the keyring loop: it runs syncKeyring when poked, and
-// every keyringResync, until ctx ends.
+// runKeyring is the keyring loop: it runs syncKeyring and syncMounts
+// (mounts.go) when poked, and every keyringResync, until ctx ends.
 func (d *Daemon) runKeyring(ctx context.Context) {
 	t := time.NewTicker(keyringResync)
 	defer t.Stop()

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,9 +74,12 @@ func (d *Daemon) syncMounts() {
 			if _, ok := want[p]; ok {
 				continue
 			}
-			// Unmount only what was removed here: other members do not hold
-			// every nested share, and must not take a mount back for that.
-			if _, err := os.Stat(filepath.Join(outer.Path, filepath.FromSlash(p), record.MetaDir, index.RemovedMarker)); err == nil {
+			// Unmount only what was removed here (marked by `share remove`)
+			// or is gone: other members do not hold every nested share, and
+			// must not take a mount back for that.
+			dir := filepath.Join(outer.Path, filepath.FromSlash(p))
+			_, marked := os.Stat(filepath.Join(dir, record.MetaDir, index.RemovedMarker))
+			if _, err := os.Stat(dir); marked == nil || errors.Is(err, fs.ErrNotExist) {
 				d.appendMount(id, key, outer.Name, members.Mount{Path: p, Inner: inner, Unmount: true})
 			}
 		}
@@ -108,8 +113,8 @@ func (d *Daemon) appendMount(id share.ID, key share.Key, name string, m members.
 func nestedIn(cfg *config.Config, outer config.Share) map[string][32]byte {
 	out := map[string][32]byte{}
 	for _, in := range cfg.Shares {
-		if !within(filepath.Clean(in.Path), filepath.Clean(outer.Path)) {
-			continue
+		if !within(filepath.Clean(in.Path), filepath.Clean(outer.Path)) || !in.SendUntil.IsZero() || in.ReceiveInto != "" {
+			continue // a one-off send's staging folder is no nested share
 		}
 		direct := true
 		for _, mid := range cfg.Shares {

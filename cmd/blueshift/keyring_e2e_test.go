@@ -14,16 +14,17 @@ import (
 // alice joined read-write) and news (carol's, read-only). She pairs her
 // new laptop with `pair`; the laptop joins the pair link into a folder and
 // follows all three at alice's access, and later, a fourth share alice adds
-// after pairing. The keyring's records are sealed. Removing the laptop from
-// the keyring removes it from every share alice may remove it from (a
-// read-only holder may not: the result says so) and a new key epoch
-// starts in each.
+// after pairing; a phone pairs by the short code. The keyring's records are
+// sealed. Removing the laptop from the keyring (`pair remove`) removes it
+// from every share alice may remove it from (a read-only holder may not:
+// the result says so) and a new key epoch starts in each; the phone stays,
+// until `member remove keyring` removes it the same way.
 func TestE2EKeyringPair(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	a, l, c := newDevice(t, "alice"), newDevice(t, "laptop"), newDevice(t, "carol")
-	idL := strings.TrimSpace(l.ok("id"))
+	a, l, c, p := newDevice(t, "alice"), newDevice(t, "laptop"), newDevice(t, "carol"), newDevice(t, "phone")
+	idL, idP := strings.TrimSpace(l.ok("id")), strings.TrimSpace(p.ok("id"))
 	work := t.TempDir()
 	in := func(parts ...string) string { return filepath.Join(append([]string{work}, parts...)...) }
 	write(t, in("a", "docs", "plan.txt"), "the plan\n")
@@ -32,12 +33,12 @@ func TestE2EKeyringPair(t *testing.T) {
 	a.ok("share", "add", in("a", "docs"), "--name", "docs")
 	c.ok("share", "add", in("c", "club"), "--name", "club")
 	c.ok("share", "add", in("c", "news"), "--name", "news")
-	for _, d := range []*device{a, l, c} {
+	for _, d := range []*device{a, l, c, p} {
 		d.start()
 	}
 	defer func() {
 		if t.Failed() {
-			t.Logf("alice:\n%s\nlaptop:\n%s\ncarol:\n%s", a.logText(), l.logText(), c.logText())
+			t.Logf("alice:\n%s\nlaptop:\n%s\ncarol:\n%s\nphone:\n%s", a.logText(), l.logText(), c.logText(), p.logText())
 		}
 	}()
 	a.ok("join", firstLine(c.ok("invite", "club")), in("a", "club"))
@@ -88,6 +89,17 @@ func TestE2EKeyringPair(t *testing.T) {
 	a.ok("share", "add", in("a", "later"), "--name", "later")
 	want["later"] = "read-write"
 	waitFollows("a share added later")
+
+	// A phone pairs by the short code instead, and follows all four.
+	var pr2 daemon.PairResult
+	if err := json.Unmarshal([]byte(a.ok("pair", "--json")), &pr2); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := a.status()
+	p.ok("join", pr2.Code, in("p"), "--addr", st.Listen)
+	for name := range want {
+		waitTrees(t, in("a", name), in("p", name), "the phone paired by code: "+name, a, p)
+	}
 
 	// The laptop writes where alice may write, and it reaches her.
 	write(t, in("l", "docs", "from-laptop.txt"), "hello from the laptop\n")
@@ -153,6 +165,20 @@ func TestE2EKeyringPair(t *testing.T) {
 	}
 	if m, _ := memberOf(a.members(daemon.KeyringName), idL); !m.Removed {
 		t.Errorf("the laptop is still in the keyring: %+v", m)
+	}
+	// The phone stays: the removal is of one device.
+	for _, name := range []string{daemon.KeyringName, "docs", "club", "later"} {
+		if m, ok := memberOf(a.members(name), idP); !ok || m.Removed {
+			t.Errorf("%s: the phone is %+v after the laptop's removal", name, m)
+		}
+	}
+	// `member remove` of the keyring does the same, through the keyring loop.
+	a.ok("member", "remove", daemon.KeyringName, idP)
+	for _, name := range []string{"docs", "club", "later"} {
+		a.waitMembers(name, "the phone removed through member remove keyring", func(ml daemon.MemberList) bool {
+			m, ok := memberOf(ml, idP)
+			return ok && m.Removed
+		})
 	}
 	// Carol's club learns it from alice's log.
 	c.waitMembers("club", "the laptop removed, relayed by alice", func(ml daemon.MemberList) bool {
