@@ -166,6 +166,10 @@ type Device struct {
 	// caps the bytes per second it relays (0: no cap).
 	Relay     bool `toml:"relay"`
 	RelayRate Rate `toml:"relay_rate"`
+	// KeyringDir is the folder that shares taken from this device's keyring
+	// go in, each in KeyringDir/<share name> (`blueshift join PAIRLINK
+	// DIR`); empty: the user's home folder.
+	KeyringDir string `toml:"keyring_dir,omitempty"`
 }
 
 // DefaultRelayRate is the relay's bandwidth cap when relay_rate is absent.

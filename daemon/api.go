@@ -75,6 +75,7 @@ func (d *Daemon) routes(mux router) {
 	mux.HandleFunc("POST /v1/receives/{share}/finish", d.apiFinishReceive)
 	mux.HandleFunc("POST /v1/ui/login", d.serveUILogin)
 	d.memberRoutes(mux)
+	d.keyringRoutes(mux)
 }
 
 // APIError is an error the control API answers with its HTTP status; the

@@ -98,7 +98,7 @@ func (d *Daemon) apiJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if !filepath.IsAbs(req.Path) {
+	if req.Path != "" && !filepath.IsAbs(req.Path) { // empty: a pair link's default DIR, or refused by Join
 		writeError(w, fmt.Errorf("%w: join: path %q is not absolute", errBadRequest, req.Path))
 		return
 	}

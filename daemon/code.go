@@ -390,7 +390,11 @@ func askForInvitation(ctx context.Context, tls *conn.TLS, self identity.DeviceID
 		if err != nil {
 			return "", err
 		}
-		l, err := ParseLink(link)
+		parse := ParseLink
+		if IsPairLink(link) {
+			parse = ParsePairLink // a code of `blueshift pair`
+		}
+		l, err := parse(link)
 		if err != nil || l.Device != c.Remote() {
 			return "", errors.New("the code opened an invitation that is not from the device that sent it")
 		}

@@ -95,6 +95,7 @@ type Daemon struct {
 	members    *members.Store           // every share's membership log (members.go)
 	msync      memberSync               // wakes the membership relays (members.go)
 	local      localCache               // read-only shares' local changes, for status (members.go)
+	keyring    keyringState             // the keyring and mount loop's wake-ups and lock (keyring.go, mounts.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 
@@ -161,7 +162,7 @@ func Open(opts Options) (d *Daemon, err error) {
 		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db,
 		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
 	}
-	d.eng, err = engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log, OnEvent: d.onEngineEvent, DeviceName: d.deviceName})
+	d.eng, err = engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log, OnEvent: d.onEngineEventAndKeyring, DeviceName: d.deviceName})
 	if err != nil {
 		return nil, err
 	}
@@ -259,6 +260,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	srv := d.serveControl(ctx)
 	d.wg.Go(func() { d.sweepSends(ctx) })
 	d.wg.Go(func() { d.hooks.Run(ctx) })
+	d.wg.Go(func() { d.runKeyring(ctx) })
 	stopUI := d.serveUI(ctx)
 
 	<-ctx.Done()
@@ -330,6 +332,7 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.Config) {
 	d.hooks.Set(hookList(cfg))
 	d.applyShares(ctx, cfg)
 	d.applyPeers(cfg)
+	d.pokeKeyring() // shares to record, or the keyring itself, may have changed
 }
 
 func (d *Daemon) config() *config.Config {

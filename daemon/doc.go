@@ -111,6 +111,17 @@
 // keeps why (join_refused), which Status shows; `blueshift join` waits for
 // the answer and fails with the inviter's reason.
 //
+// # Keyring
+//
+// A person's devices share a keyring (keyring.go): a normal share in the
+// home's keyring folder whose files are sealed records of the person's
+// other shares (index/keyring). `blueshift pair` invites to it with a pair
+// link (bspair1-, which Join hands to joinPair); each device's keyring loop
+// writes the records its shares lack, follows each record it lacks into
+// [device] keyring_dir/<name> as a pending join to the record's writer
+// (which admits a keyring member at its own level, handleJoin), and
+// removes the devices it removed from the keyring from every share.
+//
 // # Membership
 //
 // Each share's signed membership log (index/members) is run here

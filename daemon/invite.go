@@ -112,6 +112,12 @@ type JoinResult struct {
 // join.go). A share already joined from the same inviter but refused, or
 // still waiting, takes the new link's token instead.
 func Join(home, linkText, path string, now time.Time) (JoinResult, error) {
+	if IsPairLink(linkText) {
+		return joinPair(home, linkText, path, now) // path: where the keyring's shares go
+	}
+	if path == "" {
+		return JoinResult{}, errors.New("join: give the folder to join the share into: blueshift join LINK PATH")
+	}
 	l, err := ParseLink(linkText)
 	if err != nil {
 		return JoinResult{}, err

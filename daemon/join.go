@@ -278,6 +278,14 @@ func (d *Daemon) handleJoin(remote identity.DeviceID, name string, req *wire.Joi
 	if s, err := d.config().FindShare(req.Share.String()); err == nil && slices.Contains(s.Peers, remote.String()) {
 		return &wire.JoinResponse{}, nil
 	}
+	if ok, err := d.keyringAdmit(remote, req.Share); ok {
+		// A device of this person's keyring follows every share it holds.
+		if err != nil {
+			d.log.Warn("admit a device of the keyring", "peer", remote.Abbrev(), "share", req.Share.Short(), "err", err)
+			return nil, wire.Errorf(wire.CodeRefused, "%v", err)
+		}
+		return &wire.JoinResponse{}, nil
+	}
 	err := d.redeem(remote, name, hex.EncodeToString(req.Token[:]), req.Share)
 	switch {
 	case errors.Is(err, ErrInvite):

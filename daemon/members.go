@@ -237,6 +237,14 @@ type shareAccess struct {
 }
 
 func (a shareAccess) MayWrite(from identity.DeviceID, rec record.Record) bool {
+	if m, ok := a.d.members.Mounted(a.id, string(rec.Path)); ok {
+		// The folder is another share's (a signed mount entry): a member of
+		// this one only, who sees a placeholder, writes nothing into it.
+		err := fmt.Errorf("record %q is inside %q, where another share is mounted: only that share's members write there", rec.Path, m)
+		a.d.log.Warn("refused a record", "share", a.name, "peer", from.Abbrev(), "path", string(rec.Path), "err", err)
+		a.d.members.NoteRefused(a.id, from.String(), err, time.Now())
+		return false
+	}
 	if a.d.members.MayWrite(a.id, uint64(rec.ModifiedBy), rec.Version.Get(rec.ModifiedBy)) {
 		return true
 	}
@@ -656,6 +664,7 @@ type MemberList struct {
 	Members   []MemberView `json:"members"`
 	Pending   []ChangeView `json:"pending"`
 	Refused   []string     `json:"refused"` // membership changes and records refused lately, with the peer
+	Mounts    []MountView  `json:"mounts"`  // shares nested in this one (mounts.go)
 }
 
 // Members returns the membership of the share ref names.
@@ -719,6 +728,7 @@ func (d *Daemon) Members(ref string) (MemberList, error) {
 	}
 	slices.Sort(out.EpochKeys)
 	out.Refused = append(out.Refused, d.membershipRefused(s.ID)...)
+	out.Mounts = mountsOf(st)
 	return out, nil
 }
 
@@ -729,6 +739,11 @@ func summary(e *members.Entry) string {
 		return fmt.Sprintf("add %s at %s", dev, e.Member.Level)
 	case members.KindRemove:
 		return fmt.Sprintf("remove %s", dev)
+	case members.KindMount:
+		if e.Mount.Unmount {
+			return fmt.Sprintf("unmount share %s at %s", share.ID(e.Mount.Inner).Short(), e.Mount.Path)
+		}
+		return fmt.Sprintf("mount share %s at %s", share.ID(e.Mount.Inner).Short(), e.Mount.Path)
 	case members.KindOwners:
 		var os []string
 		for _, o := range e.Owners {

@@ -243,6 +243,9 @@ func markShareRoot(home, path string) error {
 // share's secret), and a folder holding the home. Symlinks are resolved
 // first; path need not exist yet (join creates it).
 func CheckSharePath(home, path string) error {
+	if isKeyringPath(home, path) {
+		return nil // the keyring's records are share secrets: the home is their place (keyring.go)
+	}
 	p, err := resolve(path)
 	if err != nil {
 		return fmt.Errorf("check folder %s: %w", path, err)

@@ -83,19 +83,35 @@ func newJoinCmd(g *globals) *cobra.Command {
 	var addrs []string
 	var wait time.Duration
 	c := &cobra.Command{
-		Use:   "join LINK|CODE PATH",
+		Use:   "join LINK|CODE PATH | join PAIRLINK|CODE [DIR]",
 		Short: "Join a share from an invite link or code into the folder PATH",
 		Long: "Join the share an invite link carries into PATH (created when missing). Files already\n" +
 			"in PATH are merged with the share's, never clobbered: a file both sides have in\n" +
 			"different versions becomes a conflict copy. Given a short code instead of a link, it\n" +
 			"looks for the inviting device on the LAN (or at --addr) and joins through its invitation.\n" +
 			"With the daemon running, join waits (--wait) for the inviter's answer: it fails (exit 1)\n" +
-			"with the inviter's reason if the invitation is refused, and takes the share back out.",
-		Args: exactArgs(2),
+			"with the inviter's reason if the invitation is refused, and takes the share back out.\n" +
+			"A pair link (from `blueshift pair`, or its code) makes this device follow every share of the\n" +
+			"device that made it, each in DIR/<share name> (DIR: your home folder by default).",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 1 && !daemon.IsCode(args[0]) && !daemon.IsPairLink(args[0]) {
+				return exactArgs(2)(c, args) // a share's link needs its PATH
+			}
+			if err := cobra.RangeArgs(1, 2)(c, args); err != nil {
+				return usageError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
+			}
+			return nil
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			home, err := g.homeOf()
 			if err != nil {
 				return err
+			}
+			path := "" // a pair link's DIR defaults to the user's home
+			if len(args) == 2 {
+				if path, err = filepath.Abs(args[1]); err != nil {
+					return err
+				}
 			}
 			cl, err := runningDaemon(home)
 			if err != nil {
@@ -103,10 +119,6 @@ func newJoinCmd(g *globals) *cobra.Command {
 			}
 			if cl != nil {
 				// The running daemon joins, and presents the join at once.
-				path, err := filepath.Abs(args[1])
-				if err != nil {
-					return err
-				}
 				req := daemon.JoinRequest{Path: path, Addresses: addrs}
 				if daemon.IsCode(args[0]) {
 					req.Code = args[0]
@@ -121,9 +133,9 @@ func newJoinCmd(g *globals) *cobra.Command {
 			}
 			var res daemon.JoinResult
 			if daemon.IsCode(args[0]) {
-				res, err = daemon.JoinByCode(c.Context(), home, args[0], args[1], daemon.CodeJoinOptions{Addresses: addrs})
+				res, err = daemon.JoinByCode(c.Context(), home, args[0], path, daemon.CodeJoinOptions{Addresses: addrs})
 			} else {
-				res, err = daemon.Join(home, args[0], args[1], time.Time{})
+				res, err = daemon.Join(home, args[0], path, time.Time{})
 			}
 			if err != nil {
 				return err

@@ -69,7 +69,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g), newPeerCmd(g),
 		newInspectCmd(g), newUICmd(g),
 		newSendCmd(g), newReceiveCmd(g), newHookCmd(g),
-		newMemberCmd(g), newRevertCmd(g),
+		newMemberCmd(g), newRevertCmd(g), newPairCmd(g),
 		newInspectCmd(g),
 		newLsNeededCmd(g), newConflictsCmd(g), newVersionsCmd(g),
 		newPauseCmd(g, true), newPauseCmd(g, false), newRateCmd(g), newEventsCmd(g),

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/blueshift-sync/blueshift/daemon"
 )
 
 // TestE2ENestedShares: three shares nested in one another, each with its
@@ -32,8 +34,8 @@ func TestE2ENestedShares(t *testing.T) {
 	write(t, root("a", "Parents", "gifts", "list.txt"), "a bike\n")
 	write(t, root("a", "Parents", "Private", "diary.txt"), "dear diary\n")
 	// The inner shares first: the outer one then never indexes their files.
-	a.ok("share", "add", root("a", "Parents", "Private"), "--name", "private")
-	a.ok("share", "add", root("a", "Parents"), "--name", "parents")
+	privateID := strings.TrimSpace(a.ok("share", "add", root("a", "Parents", "Private"), "--name", "private"))
+	parentsID := strings.TrimSpace(a.ok("share", "add", root("a", "Parents"), "--name", "parents"))
 	a.ok("share", "add", root("a"), "--name", "family")
 	for _, dev := range []*device{a, b, c, d} {
 		dev.start()
@@ -93,6 +95,54 @@ func TestE2ENestedShares(t *testing.T) {
 		d: all,
 	}
 	check("moves across boundaries")
+
+	// Each outer share's log holds a signed mount entry (path, inner share
+	// ID) made by alice, relayed to every member, the inner share's members
+	// or not.
+	mounted := func(dev *device, ref, path, id string) {
+		t.Helper()
+		dev.waitMembers(ref, "the mount of "+path, func(l daemon.MemberList) bool {
+			return len(l.Mounts) == 1 && l.Mounts[0].Path == path && l.Mounts[0].Share == id
+		})
+	}
+	for _, dev := range []*device{a, b, c, d} {
+		mounted(dev, "family", "Parents", parentsID)
+	}
+	for _, dev := range []*device{a, c, d} {
+		mounted(dev, "parents", "Private", privateID)
+	}
+	// Bob sees Parents as a placeholder: what he writes into it is refused
+	// by the members of family (the folder is the parents share's), while
+	// what he writes beside it syncs.
+	write(t, root("b", "Parents", "intruder.txt"), "not a parent\n")
+	write(t, root("b", "after-intruder.txt"), "beside it\n")
+	for _, dev := range []*device{a, c, d} {
+		waitFileIs(t, filepath.Join(dirOf(dev, root), "after-intruder.txt"), "beside it\n", a, b, dev)
+		noFile(t, filepath.Join(dirOf(dev, root), "Parents", "intruder.txt"), dev.name+" took bob's file inside the parents' share")
+	}
+	if l := a.members("family"); !strings.Contains(strings.Join(l.Refused, "\n"), "intruder.txt") {
+		t.Errorf("alice's family does not say it refused bob's file: %v", l.Refused)
+	}
+}
+
+// dirOf is dev's Family folder in TestE2ENestedShares.
+func dirOf(dev *device, root func(string, ...string) string) string {
+	return root(map[string]string{"alice": "a", "bob": "b", "carol": "c", "dan": "d"}[dev.name])
+}
+
+// waitFileIs polls until path holds want.
+func waitFileIs(t *testing.T, path, want string, devs ...*device) {
+	t.Helper()
+	for deadline := time.Now().Add(e2eDeadline); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil && string(b) == want {
+			return
+		}
+	}
+	var logs strings.Builder
+	for _, d := range devs {
+		logs.WriteString("--- " + d.name + " log:\n" + d.logText() + "\n")
+	}
+	t.Fatalf("%s never held %q\n%s", path, want, logs.String())
 }
 
 // waitTreeIs polls until dir holds exactly want (tree's form), failing

@@ -10,7 +10,10 @@
 // Add (a device at a Level: rw, ro or enc; or a new level for a member),
 // Remove (a member leaves; a new key epoch starts, its EpochKey sealed to
 // each remaining member's device key) and Owners (the owner set and the
-// threshold k). Its Hash is BLAKE3-256 of its body, and each entry names the
+// threshold k) and Mount (a share nested in this one: its share-relative
+// path and ID, or an unmount; only a writer makes one, a share is mounted
+// once and a path holds one mount; Store.Mounted tells whether a path lies
+// inside one). Its Hash is BLAKE3-256 of its body, and each entry names the
 // hash of the one before (prev) and its position (seq). A State is a log
 // replayed; a Store keeps every share's log in Pebble.
 //

@@ -4,7 +4,10 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"path"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/zeebo/blake3"
 	"google.golang.org/protobuf/proto"
@@ -20,6 +23,8 @@ const (
 	MaxOwners       = 16
 	MaxEntries      = 1 << 16 // entries in one log
 	maxSealedKeyBox = 128     // bytes of one sealed epoch key
+	MaxMountPath    = 4096    // bytes of a mount's path
+	MaxMounts       = 1024    // mounts one log holds at once
 )
 
 // signDomain separates membership signatures from anything else a device
@@ -80,6 +85,7 @@ const (
 	KindAdd
 	KindRemove
 	KindOwners
+	KindMount
 )
 
 // String names the kind.
@@ -93,6 +99,8 @@ func (k Kind) String() string {
 		return "remove"
 	case KindOwners:
 		return "owners"
+	case KindMount:
+		return "mount"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -125,6 +133,15 @@ type Body struct {
 	Keys     []SealedKey // remove: the new epoch key, sealed per remaining member
 	Owners   []Device    // owners: the new owner set
 	K        int         // owners: the new threshold
+	Mount    Mount       // mount: the nested share and where
+}
+
+// Mount is a share nested in this one: its folder at Path belongs to the
+// share Inner. Unmount takes it back.
+type Mount struct {
+	Path    string // share-relative, '/'-separated, clean
+	Inner   [32]byte
+	Unmount bool
 }
 
 // Signature is one device's signature of an entry's body.
@@ -176,6 +193,8 @@ func NewEntry(b Body) (*Entry, error) {
 			o.Owners = append(o.Owners, d[:])
 		}
 		pb.Change = &memberspb.Body_Owners{Owners: o}
+	case KindMount:
+		pb.Change = &memberspb.Body_Mount{Mount: &memberspb.Mount{Path: b.Mount.Path, Inner: b.Mount.Inner[:], Unmount: b.Mount.Unmount}}
 	default:
 		return nil, fmt.Errorf("new membership entry: %s: %w", b.Kind, ErrInvalid)
 	}
@@ -370,6 +389,18 @@ func decodeBody(raw []byte) (Body, error) {
 			return bad("threshold outside 1..owners")
 		}
 		b.K = int(c.Owners.Threshold)
+	case *memberspb.Body_Mount:
+		b.Kind = KindMount
+		if !validMountPath(c.Mount.Path) {
+			return bad("mount path is not a clean share-relative folder")
+		}
+		if !copy32(b.Mount.Inner[:], c.Mount.Inner) {
+			return bad("mounted share ID is not 32 bytes")
+		}
+		if b.Mount.Inner == b.Share {
+			return bad("a share mounted in itself")
+		}
+		b.Mount.Path, b.Mount.Unmount = c.Mount.Path, c.Mount.Unmount
 	default:
 		return bad("no change")
 	}
@@ -391,4 +422,15 @@ func copy32(dst, src []byte) bool {
 	}
 	copy(dst, src)
 	return true
+}
+
+// validMountPath: a clean, relative, '/'-separated path of at most
+// MaxMountPath bytes, not the share's root, not inside .blueshift.
+func validMountPath(p string) bool {
+	if p == "" || len(p) > MaxMountPath || !utf8.ValidString(p) || path.Clean(p) != p || path.IsAbs(p) ||
+		p == "." || p == ".." || strings.HasPrefix(p, "../") || strings.ContainsAny(p, "\\\x00") {
+		return false
+	}
+	first, _, _ := strings.Cut(p, "/")
+	return first != ".blueshift"
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -48,12 +49,13 @@ type State struct {
 	owners   []Device
 	k        int
 	epoch    uint64
+	mounts   map[string][32]byte // mount path -> the nested share
 }
 
 // NewState returns the empty log of the share whose ID is share and whose
 // public key (which signs the genesis) is sharePub.
 func NewState(share [32]byte, sharePub ed25519.PublicKey) *State {
-	return &State{share: share, sharePub: sharePub, members: map[Device]*Info{}}
+	return &State{share: share, sharePub: sharePub, members: map[Device]*Info{}, mounts: map[string][32]byte{}}
 }
 
 // Len is the number of entries.
@@ -74,6 +76,9 @@ func (s *State) Entries(from int) []*Entry {
 	}
 	return s.entries[from:]
 }
+
+// Mounts are the shares nested in this one, by share-relative path.
+func (s *State) Mounts() map[string][32]byte { return maps.Clone(s.mounts) }
 
 // Owners and Threshold are the owner set and k.
 func (s *State) Owners() []Device { return slices.Clone(s.owners) }
@@ -240,6 +245,29 @@ func (s *State) check(e *Entry) error {
 			}
 			seen[d] = true
 		}
+	case KindMount:
+		// Only a writer says which folder is another share's: a mount hides
+		// the folder's files from every member of this share.
+		if author.Level < ReadWrite {
+			return refuse("only a writer mounts a share (a %s member cannot)", author.Level)
+		}
+		m := e.Mount
+		inner, mounted := s.mounts[m.Path]
+		switch {
+		case m.Unmount && (!mounted || inner != m.Inner):
+			return refuse("no share %X is mounted at %q", m.Inner[:4], m.Path)
+		case m.Unmount:
+		case mounted:
+			return refuse("share %X is already mounted at %q; unmount it first", inner[:4], m.Path)
+		case len(s.mounts) >= MaxMounts:
+			return refuse("the share has %d mounts, the limit", MaxMounts)
+		default:
+			for p, id := range s.mounts {
+				if id == m.Inner {
+					return refuse("share %X is already mounted at %q: a share is mounted once", m.Inner[:4], p)
+				}
+			}
+		}
 	default:
 		return refuse("a second genesis")
 	}
@@ -276,6 +304,12 @@ func (s *State) apply(e *Entry) {
 		in.Removed, in.RemovedBy, in.RemovedAt, in.Owner = true, e.Author, e.Time, false
 		s.owners = slices.DeleteFunc(s.owners, func(d Device) bool { return d == e.Member.Device })
 		s.epoch = e.Epoch
+	case KindMount:
+		if e.Mount.Unmount {
+			delete(s.mounts, e.Mount.Path)
+		} else {
+			s.mounts[e.Mount.Path] = e.Mount.Inner
+		}
 	case KindOwners:
 		for _, d := range s.owners {
 			s.members[d].Owner = false

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"sync"
 	"time"
@@ -198,6 +199,24 @@ func (s *Store) MayWrite(share [32]byte, short uint64, counter uint64) bool {
 	default:
 		return w.level == ReadWrite && counter <= uint64(max(w.removed.Unix(), 0))
 	}
+}
+
+// Mounted reports whether p (share-relative, '/'-separated) lies strictly
+// inside a share mounted in share: its files are the inner share's, never
+// this one's.
+func (s *Store) Mounted(share [32]byte, p string) (mount string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, found := s.mu.logs[share]
+	if !found || len(l.state.mounts) == 0 {
+		return "", false
+	}
+	for dir := path.Dir(p); dir != "." && dir != "/" && dir != ""; dir = path.Dir(dir) {
+		if _, ok := l.state.mounts[dir]; ok {
+			return dir, true
+		}
+	}
+	return "", false
 }
 
 // NoteRefused remembers a refused change for status.

@@ -75,6 +75,16 @@ package wire
 //	    request on the relay's session with the target) ask the target to
 //	    dial back. A device asks only a peer whose Hello offers "relay1"
 //	    (CapRelay) to relay, and a relay invites only peers of version >= 5.
+//	  - A share's membership log may hold mount entries (index/members
+//	    KindMount, memberspb Body field 14): a nested share's path and ID,
+//	    signed by a writer of the outer share. No new message: they travel
+//	    in MembersResponse like every entry. A member built before them
+//	    refuses the log from the first mount entry on (malformed), and so
+//	    misses later changes (removals included) until it is upgraded:
+//	    upgrade every member of a share that nests another.
+//	  - The keyring (daemon/keyring.go) adds no message: pairing is an
+//	    invitation to the keyring share, following a share is a JoinRequest
+//	    the record's writer admits because the joiner is in the keyring.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1

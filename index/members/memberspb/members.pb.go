@@ -206,6 +206,7 @@ type Body struct {
 	//	*Body_Add
 	//	*Body_Remove
 	//	*Body_Owners
+	//	*Body_Mount
 	Change        isBody_Change `protobuf_oneof:"change"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -319,6 +320,15 @@ func (x *Body) GetOwners() *Owners {
 	return nil
 }
 
+func (x *Body) GetMount() *Mount {
+	if x != nil {
+		if x, ok := x.Change.(*Body_Mount); ok {
+			return x.Mount
+		}
+	}
+	return nil
+}
+
 type isBody_Change interface {
 	isBody_Change()
 }
@@ -339,6 +349,10 @@ type Body_Owners struct {
 	Owners *Owners `protobuf:"bytes,13,opt,name=owners,proto3,oneof"`
 }
 
+type Body_Mount struct {
+	Mount *Mount `protobuf:"bytes,14,opt,name=mount,proto3,oneof"`
+}
+
 func (*Body_Genesis) isBody_Change() {}
 
 func (*Body_Add) isBody_Change() {}
@@ -346,6 +360,8 @@ func (*Body_Add) isBody_Change() {}
 func (*Body_Remove) isBody_Change() {}
 
 func (*Body_Owners) isBody_Change() {}
+
+func (*Body_Mount) isBody_Change() {}
 
 type Member struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -666,6 +682,70 @@ func (x *Owners) GetThreshold() uint32 {
 	return 0
 }
 
+// Mount records that the share whose ID is inner is nested at path (a
+// share-relative folder, '/'-separated) of this share: that folder belongs
+// to the inner share, and this share holds no file of it. unmount takes a
+// mount back (the inner share was removed there).
+type Mount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Inner         []byte                 `protobuf:"bytes,2,opt,name=inner,proto3" json:"inner,omitempty"` // 32-byte share ID
+	Unmount       bool                   `protobuf:"varint,3,opt,name=unmount,proto3" json:"unmount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mount) Reset() {
+	*x = Mount{}
+	mi := &file_index_members_memberspb_members_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mount) ProtoMessage() {}
+
+func (x *Mount) ProtoReflect() protoreflect.Message {
+	mi := &file_index_members_memberspb_members_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mount.ProtoReflect.Descriptor instead.
+func (*Mount) Descriptor() ([]byte, []int) {
+	return file_index_members_memberspb_members_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Mount) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Mount) GetInner() []byte {
+	if x != nil {
+		return x.Inner
+	}
+	return nil
+}
+
+func (x *Mount) GetUnmount() bool {
+	if x != nil {
+		return x.Unmount
+	}
+	return false
+}
+
 var File_index_members_memberspb_members_proto protoreflect.FileDescriptor
 
 const file_index_members_memberspb_members_proto_rawDesc = "" +
@@ -678,7 +758,7 @@ const file_index_members_memberspb_members_proto_rawDesc = "" +
 	"\tSignature\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x10\n" +
-	"\x03sig\x18\x02 \x01(\fR\x03sig\"\xd2\x02\n" +
+	"\x03sig\x18\x02 \x01(\fR\x03sig\"\x87\x03\n" +
 	"\x04Body\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x12\n" +
@@ -689,7 +769,8 @@ const file_index_members_memberspb_members_proto_rawDesc = "" +
 	" \x01(\v2\x1d.blueshift.members.v1.GenesisH\x00R\agenesis\x12-\n" +
 	"\x03add\x18\v \x01(\v2\x19.blueshift.members.v1.AddH\x00R\x03add\x126\n" +
 	"\x06remove\x18\f \x01(\v2\x1c.blueshift.members.v1.RemoveH\x00R\x06remove\x126\n" +
-	"\x06owners\x18\r \x01(\v2\x1c.blueshift.members.v1.OwnersH\x00R\x06ownersB\b\n" +
+	"\x06owners\x18\r \x01(\v2\x1c.blueshift.members.v1.OwnersH\x00R\x06owners\x123\n" +
+	"\x05mount\x18\x0e \x01(\v2\x1b.blueshift.members.v1.MountH\x00R\x05mountB\b\n" +
 	"\x06change\"S\n" +
 	"\x06Member\x12\x16\n" +
 	"\x06device\x18\x01 \x01(\fR\x06device\x121\n" +
@@ -708,7 +789,11 @@ const file_index_members_memberspb_members_proto_rawDesc = "" +
 	"\x03box\x18\x02 \x01(\fR\x03box\">\n" +
 	"\x06Owners\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\fR\x06owners\x12\x1c\n" +
-	"\tthreshold\x18\x02 \x01(\rR\tthreshold*^\n" +
+	"\tthreshold\x18\x02 \x01(\rR\tthreshold\"K\n" +
+	"\x05Mount\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
+	"\x05inner\x18\x02 \x01(\fR\x05inner\x12\x18\n" +
+	"\aunmount\x18\x03 \x01(\bR\aunmount*^\n" +
 	"\x05Level\x12\x15\n" +
 	"\x11LEVEL_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fLEVEL_ENCRYPTED\x10\x01\x12\x13\n" +
@@ -728,7 +813,7 @@ func file_index_members_memberspb_members_proto_rawDescGZIP() []byte {
 }
 
 var file_index_members_memberspb_members_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_index_members_memberspb_members_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_index_members_memberspb_members_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_index_members_memberspb_members_proto_goTypes = []any{
 	(Level)(0),        // 0: blueshift.members.v1.Level
 	(*Entry)(nil),     // 1: blueshift.members.v1.Entry
@@ -740,22 +825,24 @@ var file_index_members_memberspb_members_proto_goTypes = []any{
 	(*Remove)(nil),    // 7: blueshift.members.v1.Remove
 	(*SealedKey)(nil), // 8: blueshift.members.v1.SealedKey
 	(*Owners)(nil),    // 9: blueshift.members.v1.Owners
+	(*Mount)(nil),     // 10: blueshift.members.v1.Mount
 }
 var file_index_members_memberspb_members_proto_depIdxs = []int32{
-	2, // 0: blueshift.members.v1.Entry.sigs:type_name -> blueshift.members.v1.Signature
-	5, // 1: blueshift.members.v1.Body.genesis:type_name -> blueshift.members.v1.Genesis
-	6, // 2: blueshift.members.v1.Body.add:type_name -> blueshift.members.v1.Add
-	7, // 3: blueshift.members.v1.Body.remove:type_name -> blueshift.members.v1.Remove
-	9, // 4: blueshift.members.v1.Body.owners:type_name -> blueshift.members.v1.Owners
-	0, // 5: blueshift.members.v1.Member.level:type_name -> blueshift.members.v1.Level
-	4, // 6: blueshift.members.v1.Genesis.members:type_name -> blueshift.members.v1.Member
-	4, // 7: blueshift.members.v1.Add.member:type_name -> blueshift.members.v1.Member
-	8, // 8: blueshift.members.v1.Remove.keys:type_name -> blueshift.members.v1.SealedKey
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	2,  // 0: blueshift.members.v1.Entry.sigs:type_name -> blueshift.members.v1.Signature
+	5,  // 1: blueshift.members.v1.Body.genesis:type_name -> blueshift.members.v1.Genesis
+	6,  // 2: blueshift.members.v1.Body.add:type_name -> blueshift.members.v1.Add
+	7,  // 3: blueshift.members.v1.Body.remove:type_name -> blueshift.members.v1.Remove
+	9,  // 4: blueshift.members.v1.Body.owners:type_name -> blueshift.members.v1.Owners
+	10, // 5: blueshift.members.v1.Body.mount:type_name -> blueshift.members.v1.Mount
+	0,  // 6: blueshift.members.v1.Member.level:type_name -> blueshift.members.v1.Level
+	4,  // 7: blueshift.members.v1.Genesis.members:type_name -> blueshift.members.v1.Member
+	4,  // 8: blueshift.members.v1.Add.member:type_name -> blueshift.members.v1.Member
+	8,  // 9: blueshift.members.v1.Remove.keys:type_name -> blueshift.members.v1.SealedKey
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_index_members_memberspb_members_proto_init() }
@@ -768,6 +855,7 @@ func file_index_members_memberspb_members_proto_init() {
 		(*Body_Add)(nil),
 		(*Body_Remove)(nil),
 		(*Body_Owners)(nil),
+		(*Body_Mount)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -775,7 +863,7 @@ func file_index_members_memberspb_members_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_index_members_memberspb_members_proto_rawDesc), len(file_index_members_memberspb_members_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
