@@ -295,6 +295,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	<-engDone
 	d.log.Debug("stopping: sync engine stopped; closing the index")
 	os.Remove(filepath.Join(d.home, SocketFile))
+	// A reload still under way (a request the control server cut off, or a
+	// caller of Reload) writes membership logs and the keyring's state:
+	// wait for it before the database closes. It starts nothing more
+	// (stopping, the engine stopped) and a later one sees Run ended.
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
 	if err := d.db.Close(); err != nil {
 		d.log.Error("close the index", "err", err)
 		return err
