@@ -17,6 +17,7 @@ import (
 // without one, where they edit the home's files and say the daemon will
 // apply it.
 func TestE2EConfigVerbsThroughAPI(t *testing.T) {
+	t.Parallel()
 	a := newDevice(t, "a")
 	b := newDevice(t, "b")
 	bID := strings.TrimSpace(b.ok("id"))

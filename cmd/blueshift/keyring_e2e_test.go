@@ -20,6 +20,7 @@ import (
 // the result says so) and a new key epoch starts in each; the phone stays,
 // until `member remove keyring` removes it the same way.
 func TestE2EKeyringPair(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

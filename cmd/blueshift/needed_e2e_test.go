@@ -14,6 +14,7 @@ import (
 // does `status --needed`; the invitation and the join go through the
 // daemons' API.
 func TestE2ELsNeededLocalChanges(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}

@@ -33,6 +33,7 @@ import (
 // capture of every packet on p's link never shows the file's plaintext
 // marker.
 func TestE2ERelayedThroughPublicMemberWhenNATIsSymmetric(t *testing.T) {
+	t.Parallel()
 	w := newNATWorld(t, "bsrelay-s")
 	ctx := context.Background()
 	router := w.in.Homes[1].Router
@@ -186,6 +187,7 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // a NAT, over the QUIC paths b punched) and a file written on each
 // reaches the other two.
 func TestE2EFamilyInThreeHomesInviterAway(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end, network namespaces")
 	}
@@ -311,6 +313,7 @@ func (d *device) startInNSPort(ns string, port int) {
 // TestRelayFlagsUsage: a relay rate that does not parse is a usage error
 // naming the flag.
 func TestRelayFlagsUsage(t *testing.T) {
+	t.Parallel()
 	d := newDevice(t, "flags")
 	for _, args := range [][]string{
 		{"run", "--relay-rate", "fast"},

@@ -24,6 +24,7 @@ var localVerbs = map[string]bool{
 // rows TestAPIDocumented holds to the daemon's mux), so no verb reaches
 // into a running daemon's files behind its back.
 func TestEveryVerbHasAnEndpoint(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../docs/api.md")
 	if err != nil {
 		t.Fatal(err)
