@@ -70,7 +70,6 @@ func newRootCmd() *cobra.Command {
 		newInspectCmd(g), newUICmd(g),
 		newSendCmd(g), newReceiveCmd(g), newHookCmd(g),
 		newMemberCmd(g), newRevertCmd(g), newPairCmd(g),
-		newInspectCmd(g),
 		newLsNeededCmd(g), newConflictsCmd(g), newVersionsCmd(g),
 		newPauseCmd(g, true), newPauseCmd(g, false), newRateCmd(g), newEventsCmd(g),
 	)
