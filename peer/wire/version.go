@@ -67,7 +67,15 @@ package wire
 //	    "intro1" capability, so older peers never get one. Hello capability
 //	    "key=<base64>": the device's Ed25519 public key, which finds it in
 //	    the DHT (peer/dht).
+//	5 (2026-12-03, third session):
+//	  - VaultPut/VaultPutAck, VaultList/VaultListResponse,
+//	    VaultGet/VaultGetResponse, VaultBlocks/VaultBlocksResponse
+//	    (envelope fields 110-117, wirepb/vault.proto): devices that may read
+//	    a share push sealed records and sealed blocks (sync/vault) to its
+//	    encrypted members, which verify and keep them, and pull them back
+//	    when no reader or writer is online. Sent only to a peer whose Hello
+//	    carries VaultCapability ("vault/1"), so older peers never see one.
 const (
-	Version    uint32 = 4
+	Version    uint32 = 5
 	MinVersion uint32 = 1
 )
