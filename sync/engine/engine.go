@@ -84,6 +84,9 @@ type Engine struct {
 	codec *codec
 	temps *inflight // blocks of pulls under way, served to peers
 	rates deviceRates
+	// vaults holds the block source of each (share, encrypted member)
+	// whose records Offer took (vault.go); a sync.Map, for getBlock reads it.
+	vaults gosync.Map
 
 	wake chan struct{} // cap 1: AddShare -> Run, a puller waits in mu.starting
 

@@ -478,7 +478,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 	}
 	peers := f.connectedMembers()
 	if len(peers) == 0 {
-		return nil, errMissingBlocks
+		return e.fromVault(ctx, f, from, b)
 	}
 	// Spread blocks across peers by offset (swarm).
 	start := int(uint64(off/int64(max(b.Size, 1))) % uint64(len(peers)))
@@ -512,7 +512,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 		at.servedBy(s)
 		return data, nil
 	}
-	return nil, errMissingBlocks
+	return e.fromVault(ctx, f, from, b)
 }
 
 // readFor finds block h for a file of f built from a record that peer from
