@@ -36,7 +36,9 @@ type member struct {
 
 type testAccess struct{ writers, readers map[identity.DeviceID]bool }
 
-func (a testAccess) MayRead(_ share.ID, d identity.DeviceID) bool { return a.readers[d] || a.writers[d] }
+func (a testAccess) MayRead(_ share.ID, d identity.DeviceID) bool {
+	return a.readers[d] || a.writers[d]
+}
 func (a testAccess) MayPush(_ share.ID, d identity.DeviceID) bool { return a.writers[d] }
 
 // handler answers vault requests from the store.
