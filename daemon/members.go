@@ -301,7 +301,7 @@ func (d *Daemon) logChanged(id share.ID) {
 
 // admitted records that device remote joined share id through the
 // invitation whose token hashes to tokenHash, at readOnly's level.
-func (d *Daemon) admitted(id share.ID, remote identity.DeviceID, tokenHash string, readOnly bool) {
+func (d *Daemon) admitted(id share.ID, remote identity.DeviceID, tokenHash string, level members.Level) {
 	key, s, err := d.shareByID(id)
 	if err != nil {
 		return
@@ -310,10 +310,6 @@ func (d *Daemon) admitted(id share.ID, remote identity.DeviceID, tokenHash strin
 	st, err := d.members.State(id, key.PublicKey())
 	if err != nil || st.Len() == 0 {
 		return
-	}
-	level := members.ReadWrite
-	if readOnly {
-		level = members.ReadOnly
 	}
 	if in, ok := st.Member(members.Device(remote)); ok && !in.Removed && in.Level >= level {
 		return

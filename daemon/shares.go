@@ -142,6 +142,9 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 	if err := markShareRoot(d.home, s.Path); err != nil {
 		return err
 	}
+	if key.Level() == share.Encrypted {
+		return d.startVaultShare(id, key, s, members)
+	}
 	w, err := watcher.New(s.Path, watcher.Options{
 		RescanInterval: d.config().Device.RescanInterval.Duration,
 		Logger:         d.log.With("share", s.Name),
