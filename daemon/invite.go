@@ -27,7 +27,7 @@ var ErrInvite = errors.New("invitation not valid")
 // InviteOptions are what `blueshift invite` asks for.
 type InviteOptions struct {
 	ReadOnly  bool
-	Encrypted bool // the joiner gets the encrypted capability only (an encrypted member)
+	Encrypted bool          // the joiner gets the encrypted capability only (an encrypted member)
 	Expires   time.Duration // 0: DefaultInviteExpiry; negative is an error
 	SingleUse bool
 	// Addresses are where this device can be reached; empty: derived from
