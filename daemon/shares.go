@@ -25,6 +25,7 @@ type runningShare struct {
 	members []identity.DeviceID
 	stop    context.CancelFunc // ends the watcher
 	done    chan struct{}      // closed when the watcher's goroutine returned
+	vault   bool               // kept as an encrypted member: not in the engine (vault.go)
 }
 
 // shareError is a share in the configuration that could not start.
@@ -61,6 +62,9 @@ func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 	for i, rs := range stop {
 		rs.stop()
 		<-rs.done
+		if rs.vault {
+			continue
+		}
 		if err := d.eng.RemoveShare(stopIDs[i]); err != nil {
 			d.log.Warn("stop share", "share", rs.cfg.Name, "err", err)
 		}
@@ -85,6 +89,9 @@ func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 		d.mu.Lock()
 		rs, running := d.mu.shares[id]
 		d.mu.Unlock()
+		if running && rs.vault {
+			continue // an encrypted member's share: the vault store answers for it
+		}
 		if running {
 			if !slices.Equal(rs.members, members) {
 				if err := d.eng.SetMembers(id, members); err != nil {

@@ -57,7 +57,7 @@ func (d *Daemon) startVaultShare(id share.ID, key share.Key, s config.Share, ids
 	done := make(chan struct{})
 	close(done)
 	d.mu.Lock()
-	d.mu.shares[id] = &runningShare{cfg: s, members: ids, stop: func() {}, done: done}
+	d.mu.shares[id] = &runningShare{cfg: s, members: ids, stop: func() {}, done: done, vault: true}
 	delete(d.mu.shareErrs, id)
 	d.mu.Unlock()
 	d.log.Info("keeping share as an encrypted member: sealed, unreadable here", "share", id.Short())
@@ -191,9 +191,8 @@ func (d *Daemon) vaultRound(ctx context.Context, c *conn.Conn, id share.ID, push
 				if err != nil {
 					return err
 				}
-				if n.Items > 0 {
-					d.log.Info("pushed sealed records to an encrypted member", "share", s.Name, "peer", remote.Abbrev(), "records", n.Items, "blocks", n.Blocks)
-				}
+				d.log.Info("encrypted member up to date", "share", s.Name, "peer", remote.Abbrev(), "records", len(envs),
+					"sent", n.Items, "blocks", n.Blocks, "bytes", n.Bytes)
 				pushed[id] = root
 			}
 		}
