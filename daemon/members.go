@@ -584,7 +584,8 @@ func (d *Daemon) handleMembers(remote identity.DeviceID, req *wire.MembersReques
 	for _, e := range pending {
 		resp.Pending = append(resp.Pending, e.Encode())
 	}
-	if named && len(resp.Entries) <= wire.MaxMemberEntries {
+	if named && in.Level >= members.ReadOnly && len(resp.Entries) <= wire.MaxMemberEntries {
+		// Not to an encrypted member: the epoch keys read what it keeps.
 		keys, _ := d.members.EpochKeys(req.Share)
 		for ep, k := range keys {
 			if box, err := members.SealKey(k, req.PublicKey[:]); err == nil && len(resp.Keys) < wire.MaxEpochKeys {
@@ -798,8 +799,8 @@ func (d *Daemon) RemoveMember(ref, dev string) (ChangeResult, error) {
 	}
 	var keys []members.SealedKey
 	for _, in := range st.Members() {
-		if in.Removed || in.Device == target {
-			continue
+		if in.Removed || in.Device == target || in.Level < members.ReadOnly {
+			continue // an encrypted member never holds a key that reads
 		}
 		pub, ok := d.members.PublicKey(id, in.Device)
 		if !ok {

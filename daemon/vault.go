@@ -192,7 +192,7 @@ func (d *Daemon) vaultRound(ctx context.Context, c *conn.Conn, id share.ID, push
 					return err
 				}
 				d.log.Info("encrypted member up to date", "share", s.Name, "peer", remote.Abbrev(), "records", len(envs),
-					"sent", n.Items, "blocks", n.Blocks, "bytes", n.Bytes)
+					"sent", n.Items, "blocks", n.Blocks, "bytes", n.Bytes, "epoch", st.Epoch())
 				pushed[id] = root
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestE2EEncryptedMember(t *testing.T) {
 		marker     = "MARKER-7d41-content"
 	)
 	a, e, r := newDevice(t, "alice"), newDevice(t, "eve"), newDevice(t, "rob")
-	idE := strings.TrimSpace(e.ok("id"))
+	idE, idR := strings.TrimSpace(e.ok("id")), strings.TrimSpace(r.ok("id"))
 	work := t.TempDir()
 	fa, fe, fr := filepath.Join(work, "a"), filepath.Join(work, "e"), filepath.Join(work, "r")
 	write(t, filepath.Join(fa, "before.txt"), "written while everyone was online\n")
@@ -80,8 +81,8 @@ func TestE2EEncryptedMember(t *testing.T) {
 		t.Fatal("rob is connected to alice, which is stopped")
 	}
 
-	// The grep test: nothing of a name or content on eve.
-	e.stop()
+	// The grep test: nothing of a name or content on eve (its store read
+	// as it runs: the write-ahead log holds all it was given).
 	grepTree(t, e.home, true, secretName, marker, "before.txt", "notes.txt")
 	grepTree(t, fe, false, secretName, marker, "before.txt", "notes.txt") // eve's folder stays empty
 	for _, m := range []string{secretName, marker, "notes.txt"} {
@@ -89,16 +90,35 @@ func TestE2EEncryptedMember(t *testing.T) {
 			t.Errorf("eve's log holds %q", m)
 		}
 	}
+
+	// Alice removes rob and writes on: what she writes is sealed under the
+	// new epoch's key, which neither rob (removed) nor eve (encrypted)
+	// holds, so rob gets nothing of it, from anyone.
+	const after = "after-removal-5b2e"
+	a.ok("peer", "add", idE, "--addr", stE.Listen) // alice restarts on another port: she dials eve
+	a.start()
+	a.waitFor("alice reconnected to eve", func(st daemon.Status) bool { return connectedTo(st, idE) })
+	a.ok("member", "remove", "family", idR)
+	write(t, filepath.Join(fa, after+".txt"), "written after rob left: "+marker+"\n")
+	waitLog(t, a, fmt.Sprintf("records=%d", records+1), "alice sealed the new file for eve under epoch 1", "epoch=1")
+	stA, _ := a.status()
+	if l := e.waitMembers(stA.Shares[0].ID, "eve learns of the removal", func(l daemon.MemberList) bool { return l.Epoch == 1 }); slices.Contains(l.EpochKeys, 1) {
+		t.Fatalf("eve, an encrypted member, holds the new epoch key: %v", l.EpochKeys)
+	}
+	noFile(t, filepath.Join(fr, after+".txt"), "rob was removed")
+	e.stop()
+	grepTree(t, e.home, true, after, marker)
 }
 
 // waitLog polls d's log for a line holding both "encrypted member up to
 // date" and want.
-func waitLog(t *testing.T, d *device, want, why string) {
+func waitLog(t *testing.T, d *device, want, why string, also ...string) {
 	t.Helper()
 	deadline := time.Now().Add(e2eDeadline)
 	for {
 		for _, l := range strings.Split(d.logText(), "\n") {
-			if strings.Contains(l, "encrypted member up to date") && strings.Contains(l, want) {
+			if strings.Contains(l, "encrypted member up to date") && strings.Contains(l, want) &&
+				!slices.ContainsFunc(also, func(s string) bool { return !strings.Contains(l, s) }) {
 				return
 			}
 		}
