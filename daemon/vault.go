@@ -223,3 +223,25 @@ func (d *Daemon) vaultRound(ctx context.Context, c *conn.Conn, id share.ID, push
 	}
 	return err
 }
+
+// chunkKey is the key of share id's chunk boundaries: none (the unkeyed
+// gear table, as every share had before) until the membership log names an
+// encrypted member, from then on (even once it left) the read key's
+// seal.Keys.ChunkKey, so the encrypted member cannot tell a known file by
+// its chunk sizes. Files already chunked keep their blocks until they
+// change (docs/security.md).
+func (d *Daemon) chunkKey(id share.ID, key share.Key) *[32]byte {
+	readKey, ok := key.ReadKey()
+	if !ok {
+		return nil
+	}
+	st, err := d.members.State(id, key.PublicKey())
+	if err != nil {
+		return nil
+	}
+	if !slices.ContainsFunc(st.Members(), func(in members.Info) bool { return in.Level == members.Encrypted }) {
+		return nil
+	}
+	k := seal.NewKeys(readKey).ChunkKey()
+	return &k
+}

@@ -71,6 +71,10 @@ type ShareConfig struct {
 	VersionsMaxMB int   // cap of the versions folder; 0: none
 	MaxSendRate   int64 // bytes per second of this share's blocks; 0: no limit
 	MaxRecvRate   int64
+	// ChunkKey, if set, is asked before each scan for the key of the
+	// chunker's gear table (nil: the unkeyed table): the daemon keys the
+	// chunks of shares with encrypted members (sync/vault).
+	ChunkKey func() *[32]byte
 }
 
 // Engine is one device's sync engine. Run must be running for shares to
