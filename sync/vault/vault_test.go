@@ -61,7 +61,7 @@ func (nobody) HandleMessage(context.Context, wire.Message) error { return nil }
 
 // dial connects device id to the member over TLS on 127.0.0.1 and returns
 // the connection; everything stops at the test's end.
-func dial(t *testing.T, m *member, server, client *identity.Identity) *conn.Conn {
+func dial(t testing.TB, m *member, server, client *identity.Identity) *conn.Conn {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ln, err := conn.NewTLS(server, slog.New(slog.DiscardHandler)).Listen("127.0.0.1:0", func(identity.DeviceID) error { return nil })
@@ -96,7 +96,7 @@ func dial(t *testing.T, m *member, server, client *identity.Identity) *conn.Conn
 	return c
 }
 
-func newIdentity(t *testing.T) (*identity.Identity, ed25519.PrivateKey) {
+func newIdentity(t testing.TB) (*identity.Identity, ed25519.PrivateKey) {
 	t.Helper()
 	id, err := identity.Generate()
 	if err != nil {
@@ -105,7 +105,7 @@ func newIdentity(t *testing.T) (*identity.Identity, ed25519.PrivateKey) {
 	return id, id.Certificate().PrivateKey.(ed25519.PrivateKey)
 }
 
-func newMember(t *testing.T) *member {
+func newMember(t testing.TB) *member {
 	t.Helper()
 	dir := t.TempDir()
 	s, err := Open(filepath.Join(dir, "vault"), slog.New(slog.DiscardHandler))
@@ -119,7 +119,7 @@ func newMember(t *testing.T) *member {
 
 // files makes records of a share with real chunked content, and a map of
 // their blocks by hash.
-func files(t *testing.T, key share.Key, n int) ([]record.Envelope, map[block.Hash][]byte) {
+func files(t testing.TB, key share.Key, n int) ([]record.Envelope, map[block.Hash][]byte) {
 	t.Helper()
 	blocks := map[block.Hash][]byte{}
 	var envs []record.Envelope
