@@ -82,6 +82,14 @@ func samples() []Frame {
 		{0, &MembersChanged{Share: sh}},
 		{5, &Introduction{Body: sampleIntroBody(), DeviceKey: fill32(1), DeviceSig: [64]byte{2}, WriterSig: [64]byte{3}}},
 		{5, &IntroductionAck{}},
+		{6, &VaultPut{Share: sh, Items: [][]byte{[]byte("item")}, Blocks: [][]byte{[]byte("sealed")}}},
+		{6, &VaultPutAck{Items: 1, Blocks: 2}},
+		{6, &VaultList{Share: sh, After: bytes.Repeat([]byte{3}, VaultKeySize)}},
+		{6, &VaultListResponse{Entries: []VaultEntry{{Key: [VaultKeySize]byte{1}, Seq: 2, Tag: fill32(3)}}, More: true}},
+		{6, &VaultGet{Share: sh, Keys: [][VaultKeySize]byte{{4}}}},
+		{6, &VaultGetResponse{Items: [][]byte{[]byte("item")}}},
+		{6, &VaultBlocks{Share: sh, Names: [][VaultNameSize]byte{fill32(5)}, Data: true}},
+		{6, &VaultBlocksResponse{Held: []byte{1}, Data: [][]byte{[]byte("sealed")}}},
 	}
 }
 
