@@ -163,12 +163,10 @@ func (d *Daemon) vaultRound(ctx context.Context, c *conn.Conn, id share.ID, push
 		return seal.NewKeys(k), ok
 	}
 	var envs []record.Envelope
-	known := map[[32]byte]bool{}
 	collect := func() error {
 		envs = envs[:0]
 		return idx.Records(func(e index.Entry) error {
 			envs = append(envs, e.Envelope)
-			known[base.Tag(e.Envelope.Bytes())] = true
 			return nil
 		})
 	}
@@ -197,10 +195,15 @@ func (d *Daemon) vaultRound(ctx context.Context, c *conn.Conn, id share.ID, push
 			}
 		}
 	}
-	if len(known) == 0 {
+	known := func() (map[[32]byte]bool, error) {
 		if err := collect(); err != nil {
-			return err
+			return nil, err
 		}
+		tags := make(map[[32]byte]bool, len(envs))
+		for _, e := range envs {
+			tags[base.Tag(e.Bytes())] = true
+		}
+		return tags, nil
 	}
 	r := readers[id]
 	if r == nil {

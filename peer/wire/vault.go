@@ -44,6 +44,7 @@ type VaultPutAck struct {
 type VaultList struct {
 	Share share.ID
 	After []byte
+	Since uint64 // the generation listed last; 0: none
 }
 
 // VaultEntry is one item of a store as listed.
@@ -55,8 +56,10 @@ type VaultEntry struct {
 
 // VaultListResponse is a page of entries in key order.
 type VaultListResponse struct {
-	Entries []VaultEntry
-	More    bool
+	Entries    []VaultEntry
+	More       bool
+	Generation uint64 // counts changes to the share's items at the store
+	Unchanged  bool   // nothing changed since the asked generation: no entries
 }
 
 // VaultGet asks for the items at Keys.
@@ -165,11 +168,11 @@ func (m *VaultPutAck) toPB(e *wirepb.Envelope) {
 }
 
 func (m *VaultList) toPB(e *wirepb.Envelope) {
-	e.Body = &wirepb.Envelope_VaultList{VaultList: &wirepb.VaultList{Share: m.Share[:], After: m.After}}
+	e.Body = &wirepb.Envelope_VaultList{VaultList: &wirepb.VaultList{Share: m.Share[:], After: m.After, Since: m.Since}}
 }
 
 func (m *VaultListResponse) toPB(e *wirepb.Envelope) {
-	p := &wirepb.VaultListResponse{More: m.More, Entries: make([]*wirepb.VaultEntry, len(m.Entries))}
+	p := &wirepb.VaultListResponse{More: m.More, Generation: m.Generation, Unchanged: m.Unchanged, Entries: make([]*wirepb.VaultEntry, len(m.Entries))}
 	for i, en := range m.Entries {
 		p.Entries[i] = &wirepb.VaultEntry{Key: en.Key[:], Seq: en.Seq, Tag: en.Tag[:]}
 	}
@@ -212,7 +215,7 @@ func vaultPutFromPB(p *wirepb.VaultPut) (*VaultPut, error) {
 }
 
 func vaultListFromPB(p *wirepb.VaultList) (*VaultList, error) {
-	m := &VaultList{After: p.GetAfter()}
+	m := &VaultList{After: p.GetAfter(), Since: p.GetSince()}
 	if err := fixed("share", m.Share[:], p.GetShare()); err != nil {
 		return nil, fmt.Errorf("vault list: %w", err)
 	}
@@ -223,7 +226,10 @@ func vaultListResponseFromPB(p *wirepb.VaultListResponse) (*VaultListResponse, e
 	if len(p.GetEntries()) > MaxVaultEntries {
 		return nil, fmt.Errorf("vault list response of %d entries, limit %d", len(p.GetEntries()), MaxVaultEntries)
 	}
-	m := &VaultListResponse{More: p.GetMore(), Entries: make([]VaultEntry, len(p.GetEntries()))}
+	m := &VaultListResponse{More: p.GetMore(), Generation: p.GetGeneration(), Unchanged: p.GetUnchanged()}
+	if n := len(p.GetEntries()); n > 0 {
+		m.Entries = make([]VaultEntry, n)
+	}
 	for i, en := range p.GetEntries() {
 		m.Entries[i].Seq = en.GetSeq()
 		if err := fixed("vault key", m.Entries[i].Key[:], en.GetKey()); err != nil {

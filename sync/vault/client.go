@@ -51,7 +51,7 @@ func (w *Writer) Push(ctx context.Context, c Requester, envs []record.Envelope) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	entries, err := listAll(ctx, c, w.Share)
+	entries, _, err := listAll(ctx, c, w.Share, 0)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -207,17 +207,20 @@ type Reader struct {
 
 	seen   map[[32]byte]bool // tags handled (applied, or unopenable)
 	blocks *blockMap         // plaintext hash -> sealed name and keys
+	gen    uint64            // the member's generation when all was handled
 }
 
 // Fetch returns a block's plaintext by its hash, from an encrypted member.
 type Fetch func(ctx context.Context, h block.Hash, size uint32) ([]byte, error)
 
 // Pull asks the encrypted member at c for the share's items whose tag is
-// neither in known (the envelopes held here) nor handled before, opens
-// them, and hands their envelopes to apply with a Fetch for their blocks.
+// neither in known (called only when the member's items changed since the
+// last Pull: the tags of the envelopes held here) nor handled before,
+// opens them, and hands their envelopes to apply with a Fetch for their
+// blocks.
 // An item not signed by a writer, or that does not open, is refused and
 // logged; one sealed under an epoch this device lacks is counted in Locked.
-func (r *Reader) Pull(ctx context.Context, c Requester, known map[[32]byte]bool, apply func([]record.Envelope, Fetch) error) (Stats, error) {
+func (r *Reader) Pull(ctx context.Context, c Requester, known func() (map[[32]byte]bool, error), apply func([]record.Envelope, Fetch) error) (Stats, error) {
 	log := r.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -225,13 +228,19 @@ func (r *Reader) Pull(ctx context.Context, c Requester, known map[[32]byte]bool,
 	if r.seen == nil {
 		r.seen, r.blocks = map[[32]byte]bool{}, &blockMap{m: map[block.Hash]sealedRef{}}
 	}
-	entries, err := listAll(ctx, c, r.Share)
-	if err != nil {
+	entries, gen, err := listAll(ctx, c, r.Share, r.gen)
+	if err != nil || gen == r.gen {
 		return Stats{}, err
+	}
+	held := map[[32]byte]bool{}
+	if known != nil && len(entries) > 0 {
+		if held, err = known(); err != nil {
+			return Stats{}, err
+		}
 	}
 	var want [][wire.VaultKeySize]byte
 	for _, e := range entries {
-		if !known[e.Tag] && !r.seen[e.Tag] {
+		if !held[e.Tag] && !r.seen[e.Tag] {
 			want = append(want, e.Key)
 		}
 	}
@@ -268,6 +277,9 @@ func (r *Reader) Pull(ctx context.Context, c Requester, known map[[32]byte]bool,
 			return st, err
 		}
 	}
+	if st.Locked == 0 {
+		r.gen = gen
+	}
 	return st, nil
 }
 
@@ -286,8 +298,7 @@ func (r *Reader) open(raw []byte, st *Stats) (record.Envelope, error) {
 	}
 	keys, ok := r.Epoch(it.epoch)
 	if !ok {
-		r.seen[it.tag] = true
-		st.Locked++
+		st.Locked++ // not seen: tried again, in case the key arrives later
 		return record.Envelope{}, nil
 	}
 	p, err := it.Open(keys)
@@ -363,22 +374,32 @@ func (r *Reader) fetcher(c Requester) Fetch {
 	}
 }
 
-// listAll lists every item of share id at the member at c.
-func listAll(ctx context.Context, c Requester, id share.ID) ([]wire.VaultEntry, error) {
+// listAll lists every item of share id at the member at c, and the
+// member's generation; none, and since, if nothing changed since then (a
+// since of 0 always lists).
+func listAll(ctx context.Context, c Requester, id share.ID, since uint64) ([]wire.VaultEntry, uint64, error) {
 	var out []wire.VaultEntry
 	var after []byte
+	gen := uint64(0)
 	for {
-		resp, err := c.Request(ctx, &wire.VaultList{Share: id, After: after})
+		resp, err := c.Request(ctx, &wire.VaultList{Share: id, After: after, Since: since})
 		if err != nil {
-			return nil, fmt.Errorf("list sealed records of share %s at an encrypted member: %w", id.Short(), err)
+			return nil, 0, fmt.Errorf("list sealed records of share %s at an encrypted member: %w", id.Short(), err)
 		}
 		lr, ok := resp.(*wire.VaultListResponse)
 		if !ok {
-			return nil, fmt.Errorf("list sealed records of share %s at an encrypted member: %s", id.Short(), answer(resp))
+			return nil, 0, fmt.Errorf("list sealed records of share %s at an encrypted member: %s", id.Short(), answer(resp))
 		}
+		if lr.Unchanged {
+			return nil, since, nil
+		}
+		if gen == 0 {
+			gen = lr.Generation // of the first page: a change while paging is listed next time
+		}
+		since = 0
 		out = append(out, lr.Entries...)
 		if !lr.More || len(lr.Entries) == 0 {
-			return out, nil
+			return out, gen, nil
 		}
 		last := lr.Entries[len(lr.Entries)-1].Key
 		after = last[:]

@@ -56,11 +56,11 @@ func (s *Store) Answer(from identity.DeviceID, m wire.Message, acc Access) wire.
 		}
 		return &wire.VaultPutAck{Items: uint32(ni), Blocks: uint32(nb)}
 	case *wire.VaultList:
-		es, more, err := s.List(id, m.After, wire.MaxVaultEntries)
+		resp, err := s.List(id, m.After, m.Since, wire.MaxVaultEntries)
 		if err != nil {
 			return wire.Errorf(wire.CodeInternal, "list sealed items: %v", err)
 		}
-		return &wire.VaultListResponse{Entries: es, More: more}
+		return resp
 	case *wire.VaultGet:
 		items, err := s.Get(id, m.Keys)
 		if err != nil {

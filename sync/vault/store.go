@@ -2,9 +2,12 @@ package vault
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	gosync "sync"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 
@@ -18,6 +21,7 @@ import (
 const (
 	prefixItem  = 'i' // + share + slot + pusher -> item bytes
 	prefixBlock = 'b' // + share + sealed name -> sealed block bytes
+	prefixGen   = 'g' // + share -> generation, 8 bytes big-endian
 )
 
 // Error classes, tested with errors.Is.
@@ -36,8 +40,11 @@ var (
 // every share it keeps, in a Pebble database of its own. It is safe for
 // concurrent use.
 type Store struct {
-	db  *pebble.DB
-	log *slog.Logger
+	db    *pebble.DB
+	log   *slog.Logger
+	clock func() time.Time
+	// putMu serializes puts, so a generation counts every change once.
+	putMu gosync.Mutex
 }
 
 // Open opens (creating) the store in dir.
@@ -49,7 +56,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the encrypted member's store in %s: %w", dir, err)
 	}
-	return &Store{db: db, log: log}, nil
+	return &Store{db: db, log: log, clock: time.Now}, nil
 }
 
 // Close closes the store.
@@ -64,6 +71,8 @@ func (s *Store) Put(id share.ID, from identity.DeviceID, items, blocks [][]byte,
 	if !may(from) {
 		return 0, 0, fmt.Errorf("put from peer %s to share %s: not a writer of the share: %w", from.Abbrev(), id.Short(), ErrRefused)
 	}
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, raw := range items {
@@ -103,15 +112,59 @@ func (s *Store) Put(id share.ID, from identity.DeviceID, items, blocks [][]byte,
 		}
 		nBlocks++
 	}
+	if nItems > 0 {
+		// The next generation: past the last, and past the clock, so a store
+		// made again from nothing never repeats one a reader holds.
+		gen, err := s.generation(id)
+		if err != nil {
+			return 0, 0, err
+		}
+		gen = max(gen+1, uint64(s.clock().UnixNano()))
+		if err := b.Set(prefixStart(id, prefixGen), binary.BigEndian.AppendUint64(nil, gen), nil); err != nil {
+			return 0, 0, err
+		}
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return 0, 0, fmt.Errorf("write the store: %w", err)
 	}
 	return nItems, nBlocks, nil
 }
 
-// List returns share id's items after key after (nil: from the first), at
-// most limit, and whether more follow.
-func (s *Store) List(id share.ID, after []byte, limit int) ([]wire.VaultEntry, bool, error) {
+// generation counts the changes to share id's items (0: none yet).
+func (s *Store) generation(id share.ID) (uint64, error) {
+	v, closer, err := s.db.Get(prefixStart(id, prefixGen))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the store: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// List answers a VaultList of share id: its items after key after (nil:
+// from the first), at most limit, whether more follow, and the store's
+// generation; none and Unchanged if since is that generation.
+func (s *Store) List(id share.ID, after []byte, since uint64, limit int) (*wire.VaultListResponse, error) {
+	gen, err := s.generation(id)
+	if err != nil {
+		return nil, err
+	}
+	if since != 0 && since == gen {
+		return &wire.VaultListResponse{Generation: gen, Unchanged: true}, nil
+	}
+	es, more, err := s.list(id, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.VaultListResponse{Entries: es, More: more, Generation: gen}, nil
+}
+
+func (s *Store) list(id share.ID, after []byte, limit int) ([]wire.VaultEntry, bool, error) {
 	lo := itemKey(id, [wire.VaultKeySize]byte{})
 	if len(after) == wire.VaultKeySize {
 		lo = append(itemKey(id, [wire.VaultKeySize]byte(after)), 0)

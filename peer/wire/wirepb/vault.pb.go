@@ -143,11 +143,14 @@ func (x *VaultPutAck) GetBlocks() uint32 {
 }
 
 // VaultList asks for the store's index of share's items after the item key
-// after (empty: from the start).
+// after (empty: from the start). A non-zero since is the generation the
+// asker listed last: if the store has not changed since, the answer holds
+// no entries and says unchanged.
 type VaultList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Share         []byte                 `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
 	After         []byte                 `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	Since         uint64                 `protobuf:"varint,3,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -194,6 +197,13 @@ func (x *VaultList) GetAfter() []byte {
 		return x.After
 	}
 	return nil
+}
+
+func (x *VaultList) GetSince() uint64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
 }
 
 // VaultEntry is one item as listed: its key (slot, then pusher), its
@@ -264,6 +274,8 @@ type VaultListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*VaultEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	More          bool                   `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	Generation    uint64                 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"` // counts the store's changes to the share's items
+	Unchanged     bool                   `protobuf:"varint,4,opt,name=unchanged,proto3" json:"unchanged,omitempty"`   // nothing changed since the asker's generation
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -308,6 +320,20 @@ func (x *VaultListResponse) GetEntries() []*VaultEntry {
 func (x *VaultListResponse) GetMore() bool {
 	if x != nil {
 		return x.More
+	}
+	return false
+}
+
+func (x *VaultListResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *VaultListResponse) GetUnchanged() bool {
+	if x != nil {
+		return x.Unchanged
 	}
 	return false
 }
@@ -537,18 +563,23 @@ const file_peer_wire_wirepb_vault_proto_rawDesc = "" +
 	"\x06blocks\x18\x03 \x03(\fR\x06blocks\";\n" +
 	"\vVaultPutAck\x12\x14\n" +
 	"\x05items\x18\x01 \x01(\rR\x05items\x12\x16\n" +
-	"\x06blocks\x18\x02 \x01(\rR\x06blocks\"7\n" +
+	"\x06blocks\x18\x02 \x01(\rR\x06blocks\"M\n" +
 	"\tVaultList\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x12\x14\n" +
-	"\x05after\x18\x02 \x01(\fR\x05after\"B\n" +
+	"\x05after\x18\x02 \x01(\fR\x05after\x12\x14\n" +
+	"\x05since\x18\x03 \x01(\x04R\x05since\"B\n" +
 	"\n" +
 	"VaultEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x10\n" +
-	"\x03tag\x18\x03 \x01(\fR\x03tag\"`\n" +
+	"\x03tag\x18\x03 \x01(\fR\x03tag\"\x9e\x01\n" +
 	"\x11VaultListResponse\x127\n" +
 	"\aentries\x18\x01 \x03(\v2\x1d.blueshift.wire.v1.VaultEntryR\aentries\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"4\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x03 \x01(\x04R\n" +
+	"generation\x12\x1c\n" +
+	"\tunchanged\x18\x04 \x01(\bR\tunchanged\"4\n" +
 	"\bVaultGet\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\"(\n" +
