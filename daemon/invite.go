@@ -46,6 +46,9 @@ func Invite(home, ref string, opts InviteOptions) (Link, string, error) {
 	if opts.Expires == 0 {
 		opts.Expires = DefaultInviteExpiry
 	}
+	if opts.Encrypted && opts.ReadOnly {
+		return Link{}, "", errors.New("invite: --encrypted and --read-only are two levels: choose one (an encrypted member reads nothing)")
+	}
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}

@@ -41,6 +41,9 @@ func TestE2EEncryptedMember(t *testing.T) {
 			t.Logf("alice:\n%s\neve:\n%s\nrob:\n%s", a.logText(), e.logText(), r.logText())
 		}
 	}()
+	if _, errOut, code := a.cli("invite", "family", "--encrypted", "--read-only"); code != exitUsage {
+		t.Fatalf("invite --encrypted --read-only: exit %d, want %d: %s", code, exitUsage, errOut)
+	}
 	e.ok("join", firstLine(a.ok("invite", "family", "--encrypted")), fe)
 	r.ok("join", firstLine(a.ok("invite", "family", "--read-only")), fr)
 	waitTrees(t, fa, fr, "rob joined", a, r)

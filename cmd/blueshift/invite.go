@@ -26,6 +26,9 @@ func newInviteCmd(g *globals) *cobra.Command {
 			if opts.Expires <= 0 {
 				return usageError{fmt.Errorf("invite: --expires %s: give a positive duration like 24h or 30m (see '%s --help')", opts.Expires, c.CommandPath())}
 			}
+			if opts.Encrypted && opts.ReadOnly {
+				return usageError{fmt.Errorf("invite: --encrypted and --read-only are two levels: choose one (see '%s --help')", c.CommandPath())}
+			}
 			home, err := g.homeOf()
 			if err != nil {
 				return err
