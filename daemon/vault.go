@@ -191,7 +191,9 @@ func (d *Daemon) vaultRound(ctx context.Context, c *conn.Conn, id share.ID, push
 				}
 				d.log.Info("encrypted member up to date", "share", s.Name, "peer", remote.Abbrev(), "records", len(envs),
 					"sent", n.Items, "blocks", n.Blocks, "bytes", n.Bytes, "epoch", st.Epoch())
-				pushed[id] = root
+				if n.Skipped == 0 {
+					pushed[id] = root // else tried again next round
+				}
 			}
 		}
 	}

@@ -26,6 +26,7 @@ type Stats struct {
 	Items, Blocks int // sent (push) or opened (pull)
 	Bytes         int64
 	Locked        int // items sealed under an epoch key this device lacks (pull)
+	Skipped       int // records whose blocks are not all readable here (push)
 }
 
 // Writer pushes one share's records, sealed, to its encrypted members.
@@ -96,6 +97,7 @@ func (w *Writer) Push(ctx context.Context, c Requester, envs []record.Envelope) 
 		}
 		if !ok {
 			log.Debug("a record's blocks are not all readable here: pushed later", "share", w.Share.Short(), "path", rec.Path)
+			b.stats.Skipped++
 			continue
 		}
 		it, err := SealItem(w.Share, w.Keys, w.Epoch, seqs[slot]+1, slot, tag, p, w.Device)

@@ -362,3 +362,34 @@ func TestNewEpochLocksOutRemoved(t *testing.T) {
 		break
 	}
 }
+
+// A record whose blocks are not all readable here (its file changed since
+// it was indexed) is not pushed, and counted, so the caller pushes again.
+func TestPushSkipsUnreadable(t *testing.T) {
+	secret, _ := share.NewSecret()
+	key := share.FromSecret(secret)
+	readKey, _ := key.ReadKey()
+	base := seal.NewKeys(readKey)
+	envs, blocks := files(t, key, 2)
+	m := newMember(t)
+	server, _ := newIdentity(t)
+	aID, aPriv := newIdentity(t)
+	m.access.writers[aID.ID()] = true
+	c := dial(t, m, server, aID)
+	rec, _ := envs[1].Record()
+	partial := map[block.Hash][]byte{}
+	for h, d := range blocks {
+		if h != rec.Blocks[0].Hash {
+			partial[h] = d
+		}
+	}
+	w := &Writer{Share: key.ID(), Base: base, Keys: base, Device: aPriv, ReadBlock: readFrom(partial)}
+	st, err := w.Push(context.Background(), c, envs)
+	if err != nil || st.Items != 1 || st.Skipped != 1 {
+		t.Fatalf("push with a block missing: %+v, %v; want 1 item, 1 skipped", st, err)
+	}
+	w.ReadBlock = readFrom(blocks)
+	if st, err := w.Push(context.Background(), c, envs); err != nil || st.Items != 1 || st.Skipped != 0 {
+		t.Fatalf("push again: %+v, %v; want the skipped one", st, err)
+	}
+}
