@@ -22,7 +22,10 @@
 //
 // Records are sealed the same way but with a random nonce (they are never
 // deduplicated) and the tree key they sit at as associated data, so a
-// sealed record cannot be moved to another path.
+// sealed record cannot be moved to another path. Slot (where a path's
+// sealed record sits) and Tag (which envelope it holds) are keyed hashes
+// under keys of their own, so the encrypted member, which holds the share's
+// path key, cannot test guessed names against them (sync/vault).
 //
 // Content-defined chunk boundaries leak content (who knows a file can find
 // it by its chunk sizes): a share with encrypted members cuts with a gear
