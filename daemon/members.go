@@ -208,8 +208,9 @@ func (d *Daemon) importPeers(id share.ID, key share.Key, s config.Share, st *mem
 }
 
 // syncingMembers is who the engine syncs share s with: its configured
-// peers, less those the log names as removed, and less those not in the
-// log while a change adding them waits for approval.
+// peers, less those the log names as removed or as encrypted members (they
+// hold no folder: vault.go syncs with them), and less those not in the log
+// while a change adding them waits for approval.
 func (d *Daemon) syncingMembers(id share.ID, s config.Share, ids []identity.DeviceID) []identity.DeviceID {
 	key, err := share.ParseKey(s.Key)
 	if err != nil {
@@ -223,7 +224,7 @@ func (d *Daemon) syncingMembers(id share.ID, s config.Share, ids []identity.Devi
 	return slices.DeleteFunc(slices.Clone(ids), func(p identity.DeviceID) bool {
 		in, named := st.Member(members.Device(p))
 		if named {
-			return in.Removed
+			return in.Removed || in.Level == members.Encrypted
 		}
 		return slices.ContainsFunc(pending, func(e *members.Entry) bool { return e.Member.Device == members.Device(p) })
 	})

@@ -58,6 +58,11 @@ func TestE2EEncryptedMember(t *testing.T) {
 	stE, _ := e.status()
 	r.ok("peer", "add", idE, "--addr", stE.Listen)
 	r.waitFor("rob connected to eve (introduced by alice)", func(st daemon.Status) bool { return connectedTo(st, idE) })
+	// Eve keeps no folder and announces no tree: she must not hold alice's
+	// status out of "in sync".
+	a.waitFor("alice in sync with eve connected", func(st daemon.Status) bool {
+		return len(st.Shares) == 1 && st.Shares[0].InSync && connectedTo(st, idE)
+	})
 	r.stop()
 
 	// Alice writes while rob is offline: a small file, a large one of
