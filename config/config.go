@@ -244,6 +244,7 @@ type Invite struct {
 	TokenHash string    `toml:"token_hash"` // hex BLAKE3-256 of the token; the token itself is never stored
 	Share     string    `toml:"share"`      // share ID
 	ReadOnly  bool      `toml:"read_only"`
+	Encrypted bool      `toml:"encrypted,omitempty"` // the joiner stores and serves the share sealed, reading nothing (sync/vault)
 	Expires   time.Time `toml:"expires"`
 	SingleUse bool      `toml:"single_use"`
 	// Code is the invitation's short code, the password of the PAKE a

@@ -22,6 +22,7 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/relay"
 	"github.com/blueshift-sync/blueshift/sync/engine"
+	"github.com/blueshift-sync/blueshift/sync/vault"
 )
 
 const maxRefused = 32 // refused attempts kept for Status
@@ -93,6 +94,7 @@ type Daemon struct {
 	joins      joins                    // pending joins: answers and presenters (join.go)
 	codes      codes                    // tries of short codes (code.go)
 	members    *members.Store           // every share's membership log (members.go)
+	vault      *vault.Store             // sealed records and blocks this device keeps as an encrypted member (vault.go)
 	msync      memberSync               // wakes the membership relays (members.go)
 	local      localCache               // read-only shares' local changes, for status (members.go)
 	keyring    keyringState             // the keyring and mount loop's wake-ups and lock (keyring.go, mounts.go)
@@ -158,8 +160,13 @@ func Open(opts Options) (d *Daemon, err error) {
 		return nil, fmt.Errorf("open index of %s: %w", home, err)
 	}
 	closers = append(closers, func() { db.Close() })
+	vs, err := openVault(home, log)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { vs.Close() })
 	d = &Daemon{
-		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db,
+		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db, vault: vs,
 		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
 	}
 	d.eng, err = engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log, OnEvent: d.onEngineEventAndKeyring, DeviceName: d.deviceName})
@@ -301,6 +308,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// (stopping, the engine stopped) and a later one sees Run ended.
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
+	if err := d.vault.Close(); err != nil {
+		d.log.Error("close the vault store", "err", err)
+	}
 	if err := d.db.Close(); err != nil {
 		d.log.Error("close the index", "err", err)
 		return err

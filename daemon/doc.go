@@ -53,6 +53,19 @@
 // sender is a member holding the share's write key: until the membership
 // log lands), and the manager dials them.
 //
+// # Encrypted members
+//
+// vault.go: a share whose key is at the encrypted level runs no engine
+// folder and no watcher; its vault store (home/vault, sync/vault) keeps
+// what writers push, sealed, and answers vault requests of current members
+// (by the membership log). On each connection to a device whose Hello has
+// "vault/1" and that the log names a current encrypted member of a share
+// this device reads, every 2 s: a writer whose tree root moved pushes its
+// records sealed under the current key epoch; any reader pulls the sealed
+// records it lacks and hands them to the engine (engine.Offer). Once the
+// log names an encrypted member, scans key the chunk boundaries (chunkKey).
+// Epoch keys are never sealed to an encrypted member.
+//
 // # Control API
 //
 // HTTP on the Unix socket control.sock (mode 0600, in a home of mode 0700):

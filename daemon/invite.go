@@ -27,6 +27,7 @@ var ErrInvite = errors.New("invitation not valid")
 // InviteOptions are what `blueshift invite` asks for.
 type InviteOptions struct {
 	ReadOnly  bool
+	Encrypted bool          // the joiner gets the encrypted capability only (an encrypted member)
 	Expires   time.Duration // 0: DefaultInviteExpiry; negative is an error
 	SingleUse bool
 	// Addresses are where this device can be reached; empty: derived from
@@ -44,6 +45,9 @@ func Invite(home, ref string, opts InviteOptions) (Link, string, error) {
 	}
 	if opts.Expires == 0 {
 		opts.Expires = DefaultInviteExpiry
+	}
+	if opts.Encrypted && opts.ReadOnly {
+		return Link{}, "", errors.New("invite: --encrypted and --read-only are two levels: choose one (an encrypted member reads nothing)")
 	}
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
@@ -68,7 +72,11 @@ func Invite(home, ref string, opts InviteOptions) (Link, string, error) {
 		if err != nil {
 			return fmt.Errorf("share %q: %w", s.Name, err)
 		}
-		if opts.ReadOnly {
+		if opts.Encrypted {
+			if key, err = key.Encrypted(); err != nil {
+				return fmt.Errorf("share %q: make an encrypted key: %w", s.Name, err)
+			}
+		} else if opts.ReadOnly {
 			if key, err = key.ReadOnly(); err != nil {
 				return fmt.Errorf("share %q: make a read-only key: %w", s.Name, err)
 			}
@@ -76,6 +84,9 @@ func Invite(home, ref string, opts InviteOptions) (Link, string, error) {
 			return fmt.Errorf("share %q: this device has %s access and cannot invite others to write: use --read-only", s.Name, key.Level())
 		}
 		l.Key, l.ShareName = key, s.Name
+		if opts.Encrypted {
+			l.ShareName = "" // a name an encrypted member has no need to read
+		}
 		l.Addresses = opts.Addresses
 		if len(l.Addresses) == 0 {
 			if l.Addresses, err = Addresses(c.Device.Announce, c.Device.Listen); err != nil {
@@ -88,7 +99,7 @@ func Invite(home, ref string, opts InviteOptions) (Link, string, error) {
 			return err
 		}
 		c.Invites = append(c.Invites, config.Invite{
-			TokenHash: tokenHash(l.Token[:]), Share: s.ID, ReadOnly: opts.ReadOnly,
+			TokenHash: tokenHash(l.Token[:]), Share: s.ID, ReadOnly: opts.ReadOnly, Encrypted: opts.Encrypted,
 			Expires: l.Expires, SingleUse: opts.SingleUse, Code: code, Link: l.String(),
 		})
 		return nil
@@ -260,7 +271,7 @@ func (d *Daemon) redeem(remote identity.DeviceID, name, tokenHex string, want sh
 	}
 	d.log.Info("paired device through an invitation", "peer", remote.Abbrev(), "name", name, "share", shareName)
 	if id, err := share.ParseID(joined.Share); err == nil {
-		d.admitted(id, remote, h, joined.ReadOnly)
+		d.admitted(id, remote, h, inviteLevel(joined))
 	}
 	return d.Reload()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 	"github.com/blueshift-sync/blueshift/sync/engine"
+	"github.com/blueshift-sync/blueshift/sync/vault"
 )
 
 // A pending join is a share joined through a link whose inviter has not
@@ -326,6 +327,9 @@ func (h *peerHandler) HandleRequest(ctx context.Context, m wire.Message) (wire.M
 	}
 	if in, ok := m.(*wire.Introduction); ok {
 		return h.d.handleIntroduction(h.remote, in)
+	}
+	if vault.IsRequest(m) {
+		return h.d.handleVault(h.remote, m), nil
 	}
 	return h.Session.HandleRequest(ctx, m)
 }

@@ -208,8 +208,9 @@ func (d *Daemon) importPeers(id share.ID, key share.Key, s config.Share, st *mem
 }
 
 // syncingMembers is who the engine syncs share s with: its configured
-// peers, less those the log names as removed, and less those not in the
-// log while a change adding them waits for approval.
+// peers, less those the log names as removed or as encrypted members (they
+// hold no folder: vault.go syncs with them), and less those not in the log
+// while a change adding them waits for approval.
 func (d *Daemon) syncingMembers(id share.ID, s config.Share, ids []identity.DeviceID) []identity.DeviceID {
 	key, err := share.ParseKey(s.Key)
 	if err != nil {
@@ -223,7 +224,7 @@ func (d *Daemon) syncingMembers(id share.ID, s config.Share, ids []identity.Devi
 	return slices.DeleteFunc(slices.Clone(ids), func(p identity.DeviceID) bool {
 		in, named := st.Member(members.Device(p))
 		if named {
-			return in.Removed
+			return in.Removed || in.Level == members.Encrypted
 		}
 		return slices.ContainsFunc(pending, func(e *members.Entry) bool { return e.Member.Device == members.Device(p) })
 	})
@@ -309,7 +310,7 @@ func (d *Daemon) logChanged(id share.ID) {
 
 // admitted records that device remote joined share id through the
 // invitation whose token hashes to tokenHash, at readOnly's level.
-func (d *Daemon) admitted(id share.ID, remote identity.DeviceID, tokenHash string, readOnly bool) {
+func (d *Daemon) admitted(id share.ID, remote identity.DeviceID, tokenHash string, level members.Level) {
 	key, s, err := d.shareByID(id)
 	if err != nil {
 		return
@@ -318,10 +319,6 @@ func (d *Daemon) admitted(id share.ID, remote identity.DeviceID, tokenHash strin
 	st, err := d.members.State(id, key.PublicKey())
 	if err != nil || st.Len() == 0 {
 		return
-	}
-	level := members.ReadWrite
-	if readOnly {
-		level = members.ReadOnly
 	}
 	if in, ok := st.Member(members.Device(remote)); ok && !in.Removed && in.Level >= level {
 		return
@@ -596,7 +593,8 @@ func (d *Daemon) handleMembers(remote identity.DeviceID, req *wire.MembersReques
 	for _, e := range pending {
 		resp.Pending = append(resp.Pending, e.Encode())
 	}
-	if named && len(resp.Entries) <= wire.MaxMemberEntries {
+	if named && in.Level >= members.ReadOnly && len(resp.Entries) <= wire.MaxMemberEntries {
+		// Not to an encrypted member: the epoch keys read what it keeps.
 		keys, _ := d.members.EpochKeys(req.Share)
 		for ep, k := range keys {
 			if box, err := members.SealKey(k, req.PublicKey[:]); err == nil && len(resp.Keys) < wire.MaxEpochKeys {
@@ -817,8 +815,8 @@ func (d *Daemon) RemoveMember(ref, dev string) (ChangeResult, error) {
 	}
 	var keys []members.SealedKey
 	for _, in := range st.Members() {
-		if in.Removed || in.Device == target {
-			continue
+		if in.Removed || in.Device == target || in.Level < members.ReadOnly {
+			continue // an encrypted member never holds a key that reads
 		}
 		pub, ok := d.members.PublicKey(id, in.Device)
 		if !ok {

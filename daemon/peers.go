@@ -165,7 +165,7 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 		token = p.Invite
 	}
 	d.joins.setHello(remote, token)
-	caps := append(d.meshCapabilities(), wire.MembersCapability)
+	caps := append(d.meshCapabilities(), wire.MembersCapability, wire.VaultCapability)
 	if token == "" {
 		return caps
 	}
@@ -250,6 +250,7 @@ func (d *Daemon) serveSession(ctx context.Context, c *conn.Conn, h conn.Handler)
 	wg.Go(func() { d.presentJoins(ctx, c) })
 	wg.Go(func() { d.relayMembers(ctx, c) })
 	wg.Go(func() { d.introduce(ctx, c) })
+	wg.Go(func() { d.vaultSession(ctx, c) })
 	defer wg.Wait()
 	defer cancel()
 	return ph.Session.Serve(ctx, c)

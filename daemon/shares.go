@@ -25,6 +25,7 @@ type runningShare struct {
 	members []identity.DeviceID
 	stop    context.CancelFunc // ends the watcher
 	done    chan struct{}      // closed when the watcher's goroutine returned
+	vault   bool               // kept as an encrypted member: not in the engine (vault.go)
 }
 
 // shareError is a share in the configuration that could not start.
@@ -61,6 +62,9 @@ func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 	for i, rs := range stop {
 		rs.stop()
 		<-rs.done
+		if rs.vault {
+			continue
+		}
 		if err := d.eng.RemoveShare(stopIDs[i]); err != nil {
 			d.log.Warn("stop share", "share", rs.cfg.Name, "err", err)
 		}
@@ -85,6 +89,9 @@ func (d *Daemon) applyShares(ctx context.Context, cfg *config.Config) {
 		d.mu.Lock()
 		rs, running := d.mu.shares[id]
 		d.mu.Unlock()
+		if running && rs.vault {
+			continue // an encrypted member's share: the vault store answers for it
+		}
 		if running {
 			if !slices.Equal(rs.members, members) {
 				if err := d.eng.SetMembers(id, members); err != nil {
@@ -142,6 +149,9 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 	if err := markShareRoot(d.home, s.Path); err != nil {
 		return err
 	}
+	if key.Level() == share.Encrypted {
+		return d.startVaultShare(id, key, s, members)
+	}
 	w, err := watcher.New(s.Path, watcher.Options{
 		RescanInterval: d.config().Device.RescanInterval.Duration,
 		Logger:         d.log.With("share", s.Name),
@@ -155,6 +165,7 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 		Access:       shareAccess{d: d, id: id, name: s.Name},
 		VersionsKeep: s.VersionsKeep, VersionsDays: s.VersionsDays, VersionsMaxMB: s.VersionsMaxMB,
 		MaxSendRate: int64(s.MaxSendRate), MaxRecvRate: int64(s.MaxRecvRate),
+		ChunkKey: func() *[32]byte { return d.chunkKey(id, key) },
 	})
 	if err != nil {
 		w.Close()

@@ -39,6 +39,10 @@ type ScanOptions struct {
 	Progress func(Progress)
 	// ProgressInterval defaults to DefaultProgressInterval.
 	ProgressInterval time.Duration
+	// ChunkKey, if set, keys the chunker's gear table (chunk.Params.Key)
+	// for the files this scan reads: shares with encrypted members
+	// (index/seal.Keys.ChunkKey). Files it does not read keep their blocks.
+	ChunkKey *[32]byte
 }
 
 // Progress is a snapshot of a running scan. Totals grow while the walk is
@@ -702,7 +706,9 @@ func loadRules(abs string, dir record.Path, parent *ignore.Rules) (*ignore.Rules
 // hashWorker reads and hashes the files that need it, and passes every item
 // on to the writer.
 func (sc *scan) hashWorker(ctx context.Context, work <-chan *item, out chan<- *item) error {
-	sp, err := chunk.NewSplitter(chunk.DefaultParams())
+	params := chunk.DefaultParams()
+	params.Key = sc.opts.ChunkKey
+	sp, err := chunk.NewSplitter(params)
 	if err != nil {
 		return err
 	}

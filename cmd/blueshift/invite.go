@@ -26,6 +26,9 @@ func newInviteCmd(g *globals) *cobra.Command {
 			if opts.Expires <= 0 {
 				return usageError{fmt.Errorf("invite: --expires %s: give a positive duration like 24h or 30m (see '%s --help')", opts.Expires, c.CommandPath())}
 			}
+			if opts.Encrypted && opts.ReadOnly {
+				return usageError{fmt.Errorf("invite: --encrypted and --read-only are two levels: choose one (see '%s --help')", c.CommandPath())}
+			}
 			home, err := g.homeOf()
 			if err != nil {
 				return err
@@ -63,6 +66,9 @@ func newInviteCmd(g *globals) *cobra.Command {
 			if opts.ReadOnly {
 				access = "read-only"
 			}
+			if opts.Encrypted {
+				access = "encrypted (store and serve, never read)"
+			}
 			use := "any number of devices"
 			if opts.SingleUse {
 				use = "one device"
@@ -74,6 +80,7 @@ func newInviteCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&opts.ReadOnly, "read-only", false, "the joiner may read but not change the share")
+	c.Flags().BoolVar(&opts.Encrypted, "encrypted", false, "the joiner stores and serves the share sealed, never reading names or contents")
 	c.Flags().DurationVar(&opts.Expires, "expires", daemon.DefaultInviteExpiry, "how long the link works")
 	c.Flags().BoolVar(&opts.SingleUse, "single-use", false, "the link pairs one device only")
 	return c

@@ -62,8 +62,8 @@
 // Epoch 0 has no key in the log. A Remove carries a fresh random epoch key
 // sealed (NaCl anonymous box) to the X25519 form of each remaining member's
 // Ed25519 device key; members keep every key they get (Store.EpochKeys), so
-// history stays readable to them. Encrypted members (sealed blocks) are
-// the part of the design that will encrypt under them.
+// history stays readable to them. Encrypted members never get one: what
+// readers push to them (sync/vault) is sealed under the current epoch's key.
 //
 // Decode checks every length against the limits before it keeps anything
 // and never panics. State is a plain value; Store is safe for concurrent

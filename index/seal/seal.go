@@ -22,7 +22,10 @@
 //
 // Records are sealed the same way but with a random nonce (they are never
 // deduplicated) and the tree key they sit at as associated data, so a
-// sealed record cannot be moved to another path.
+// sealed record cannot be moved to another path. Slot (where a path's
+// sealed record sits) and Tag (which envelope it holds) are keyed hashes
+// under keys of their own, so the encrypted member, which holds the share's
+// path key, cannot test guessed names against them (sync/vault).
 //
 // Content-defined chunk boundaries leak content (who knows a file can find
 // it by its chunk sizes): a share with encrypted members cuts with a gear
@@ -49,6 +52,8 @@ const (
 	ctxNonce  = "blueshift 2026 sealed block nonce key v1"
 	ctxRecord = "blueshift 2026 sealed record key v1"
 	ctxChunk  = "blueshift 2026 keyed chunk gear v1"
+	ctxSlot   = "blueshift 2026 sealed record slot key v1"
+	ctxTag    = "blueshift 2026 sealed record tag key v1"
 
 	aadBlock = "blueshift sealed block v1"
 	lenSize  = 4 // the plaintext length before it
@@ -69,6 +74,7 @@ var ErrOpen = errors.New("sealed data does not open")
 type Keys struct {
 	block, nonce, record [32]byte
 	chunk                [32]byte
+	slot, tag            [32]byte
 }
 
 // NewKeys derives the sealing keys of readKey.
@@ -78,11 +84,34 @@ func NewKeys(readKey [32]byte) Keys {
 	blake3.DeriveKey(ctxNonce, readKey[:], k.nonce[:])
 	blake3.DeriveKey(ctxRecord, readKey[:], k.record[:])
 	blake3.DeriveKey(ctxChunk, readKey[:], k.chunk[:])
+	blake3.DeriveKey(ctxSlot, readKey[:], k.slot[:])
+	blake3.DeriveKey(ctxTag, readKey[:], k.tag[:])
 	return k
 }
 
 // ChunkKey keys the chunker's gear table (index/chunk Params.Key).
 func (k Keys) ChunkKey() [32]byte { return k.chunk }
+
+// Slot is where an encrypted member keeps the sealed record of path p: a
+// keyed BLAKE3 of the path under a key only readers hold (the share's path
+// key, which the encrypted member has, would let it test guessed names).
+func (k Keys) Slot(p string) [32]byte { return keyedSum(&k.slot, []byte(p)) }
+
+// Tag names a record envelope's exact bytes to readers (a keyed BLAKE3),
+// so a reader tells which sealed records it already holds, and a writer
+// which the encrypted member already has, without opening them.
+func (k Keys) Tag(env []byte) [32]byte { return keyedSum(&k.tag, env) }
+
+func keyedSum(key *[32]byte, b []byte) [32]byte {
+	h, err := blake3.NewKeyed(key[:])
+	if err != nil {
+		panic("seal: blake3 refused a 32-byte key: " + err.Error()) // cannot happen
+	}
+	h.Write(b)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
 
 // Padme returns the padded size of n bytes: n rounded up so that its low
 // bits below the top log2(log2(n))+1 significant ones are zero (Padmé,

@@ -155,3 +155,23 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// Slots and tags depend on the read key and on what they name, so an
+// encrypted member (which holds neither key) cannot test a guessed name
+// or envelope against them, and two paths never share a slot.
+func TestSlotAndTag(t *testing.T) {
+	a, b := keys(t, 1), keys(t, 2)
+	again := keys(t, 1)
+	if a.Slot("x/y.txt") != again.Slot("x/y.txt") || a.Tag([]byte("env")) != again.Tag([]byte("env")) {
+		t.Fatal("slot or tag not deterministic")
+	}
+	if a.Slot("x/y.txt") == b.Slot("x/y.txt") || a.Tag([]byte("env")) == b.Tag([]byte("env")) {
+		t.Fatal("slot or tag does not depend on the read key")
+	}
+	if a.Slot("x/y.txt") == a.Slot("x/z.txt") || a.Tag([]byte("env1")) == a.Tag([]byte("env2")) {
+		t.Fatal("two names share a slot or tag")
+	}
+	if a.Slot("same") == a.Tag([]byte("same")) {
+		t.Fatal("slot and tag keys are the same key")
+	}
+}

@@ -202,7 +202,8 @@ func checkFrame(f Frame) error {
 	switch f.Msg.(type) {
 	case *Ping, *Pong:
 	case *NodesRequest, *RecordsRequest, *BlockRequest, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
-		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck, *ErrorResponse:
+		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck, *ErrorResponse,
+		*VaultPut, *VaultPutAck, *VaultList, *VaultListResponse, *VaultGet, *VaultGetResponse, *VaultBlocks, *VaultBlocksResponse:
 		if f.ID == 0 {
 			return fmt.Errorf("%s without a request ID", Name(f.Msg))
 		}

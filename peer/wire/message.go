@@ -9,7 +9,8 @@ import (
 // IsRequest reports whether m asks for an answer.
 func IsRequest(m Message) bool {
 	switch m.(type) {
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
+		*VaultPut, *VaultList, *VaultGet, *VaultBlocks:
 		return true
 	}
 	return false
@@ -18,7 +19,8 @@ func IsRequest(m Message) bool {
 // IsResponse reports whether m answers a request.
 func IsResponse(m Message) bool {
 	switch m.(type) {
-	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck:
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck,
+		*VaultPutAck, *VaultListResponse, *VaultGetResponse, *VaultBlocksResponse:
 		return true
 	}
 	return false
@@ -60,6 +62,18 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *RelayInvite:
 		_, ok := resp.(*RelayInviteAck)
+		return ok
+	case *VaultPut:
+		_, ok := resp.(*VaultPutAck)
+		return ok
+	case *VaultList:
+		_, ok := resp.(*VaultListResponse)
+		return ok
+	case *VaultGet:
+		_, ok := resp.(*VaultGetResponse)
+		return ok
+	case *VaultBlocks:
+		_, ok := resp.(*VaultBlocksResponse)
 		return ok
 	}
 	return false
@@ -130,6 +144,8 @@ func Name(m Message) string {
 		return "Introduction"
 	case *IntroductionAck:
 		return "IntroductionAck"
+	case *VaultPut, *VaultPutAck, *VaultList, *VaultListResponse, *VaultGet, *VaultGetResponse, *VaultBlocks, *VaultBlocksResponse:
+		return vaultName(m)
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -207,6 +223,22 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return relayInviteFromPB(b.RelayInvite)
 	case *wirepb.Envelope_RelayInviteAck:
 		return &RelayInviteAck{}, nil
+	case *wirepb.Envelope_VaultPut:
+		return vaultPutFromPB(b.VaultPut)
+	case *wirepb.Envelope_VaultPutAck:
+		return &VaultPutAck{Items: b.VaultPutAck.GetItems(), Blocks: b.VaultPutAck.GetBlocks()}, nil
+	case *wirepb.Envelope_VaultList:
+		return vaultListFromPB(b.VaultList)
+	case *wirepb.Envelope_VaultListResponse:
+		return vaultListResponseFromPB(b.VaultListResponse)
+	case *wirepb.Envelope_VaultGet:
+		return vaultGetFromPB(b.VaultGet)
+	case *wirepb.Envelope_VaultGetResponse:
+		return &VaultGetResponse{Items: b.VaultGetResponse.GetItems()}, nil
+	case *wirepb.Envelope_VaultBlocks:
+		return vaultBlocksFromPB(b.VaultBlocks)
+	case *wirepb.Envelope_VaultBlocksResponse:
+		return &VaultBlocksResponse{Held: b.VaultBlocksResponse.GetHeld(), Data: b.VaultBlocksResponse.GetData()}, nil
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

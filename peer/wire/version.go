@@ -85,6 +85,13 @@ package wire
 //	  - The keyring (daemon/keyring.go) adds no message: pairing is an
 //	    invitation to the keyring share, following a share is a JoinRequest
 //	    the record's writer admits because the joiner is in the keyring.
+//	  - VaultPut/VaultPutAck, VaultList/VaultListResponse,
+//	    VaultGet/VaultGetResponse, VaultBlocks/VaultBlocksResponse
+//	    (envelope fields 110-117, wirepb/vault.proto): devices that may read
+//	    a share push sealed records and sealed blocks (sync/vault) to its
+//	    encrypted members, which verify and keep them, and pull them back
+//	    when no reader or writer is online. Sent only to a peer whose Hello
+//	    carries VaultCapability ("vault/1"), so older peers never see one.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1

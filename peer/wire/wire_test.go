@@ -88,6 +88,15 @@ func samples() []Frame {
 		{0, &RelayStatus{Code: CodeRefused, Reason: "no"}},
 		{5, &RelayInvite{Device: identity.DeviceID(fill32(7)), Token: [RelayTokenSize]byte{9}}},
 		{5, &RelayInviteAck{}},
+		{6, &VaultPut{Share: sh, Items: [][]byte{[]byte("item")}, Blocks: [][]byte{[]byte("sealed")}}},
+		{6, &VaultPutAck{Items: 1, Blocks: 2}},
+		{6, &VaultList{Share: sh, After: bytes.Repeat([]byte{3}, VaultKeySize), Since: 4}},
+		{6, &VaultListResponse{Entries: []VaultEntry{{Key: [VaultKeySize]byte{1}, Seq: 2, Tag: fill32(3)}}, More: true, Generation: 9}},
+		{6, &VaultListResponse{Generation: 9, Unchanged: true}},
+		{6, &VaultGet{Share: sh, Keys: [][VaultKeySize]byte{{4}}}},
+		{6, &VaultGetResponse{Items: [][]byte{[]byte("item")}}},
+		{6, &VaultBlocks{Share: sh, Names: [][VaultNameSize]byte{fill32(5)}, Data: true}},
+		{6, &VaultBlocksResponse{Held: []byte{1}, Data: [][]byte{[]byte("sealed")}}},
 	}
 }
 

@@ -69,6 +69,14 @@
 // writer of one share who learnt a hash could have this device copy another
 // share's content into the first (folder.readFor).
 //
+// Records may also come from outside a session: Offer takes those an
+// encrypted member kept (opened by sync/vault) and checks them as pushed
+// records, and a block neither held here nor by a connected member is then
+// asked of the BlockSource given with them and checked against its hash.
+// ReadBlock is what sync/vault seals: a block of the share as this device
+// holds it, checked. ShareConfig.ChunkKey keys the chunk boundaries of
+// shares with encrypted members (index.ScanOptions.ChunkKey).
+//
 // Beyond the share key's signature, a share's ShareConfig.Access (the
 // daemon's answer from the share's membership log) decides whether each
 // received record's maker may write; a refused record is dropped and

@@ -71,6 +71,10 @@ type ShareConfig struct {
 	VersionsMaxMB int   // cap of the versions folder; 0: none
 	MaxSendRate   int64 // bytes per second of this share's blocks; 0: no limit
 	MaxRecvRate   int64
+	// ChunkKey, if set, is asked before each scan for the key of the
+	// chunker's gear table (nil: the unkeyed table): the daemon keys the
+	// chunks of shares with encrypted members (sync/vault).
+	ChunkKey func() *[32]byte
 }
 
 // Engine is one device's sync engine. Run must be running for shares to
@@ -84,6 +88,9 @@ type Engine struct {
 	codec *codec
 	temps *inflight // blocks of pulls under way, served to peers
 	rates deviceRates
+	// vaults holds the block source of each (share, encrypted member)
+	// whose records Offer took (vault.go); a sync.Map, for getBlock reads it.
+	vaults gosync.Map
 
 	wake chan struct{} // cap 1: AddShare -> Run, a puller waits in mu.starting
 

@@ -251,6 +251,9 @@ func (f *folder) drainScans(req scanRequest) scanRequest {
 // scan brings the index up to date with the disk.
 func (f *folder) scan(ctx context.Context, req scanRequest) {
 	opts := index.ScanOptions{}
+	if f.cfg.ChunkKey != nil {
+		opts.ChunkKey = f.cfg.ChunkKey()
+	}
 	if !req.full {
 		for _, p := range req.paths {
 			rp, err := record.ParsePath(p)

@@ -510,7 +510,8 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 	}
 	peers := f.connectedMembers()
 	if len(peers) == 0 {
-		return nil, noRelease, errMissingBlocks
+		data, err = e.fromVault(ctx, f, from, b)
+		return data, noRelease, err
 	}
 	// Spread blocks across peers by offset (swarm).
 	start := int(uint64(off/int64(max(b.Size, 1))) % uint64(len(peers)))
@@ -545,7 +546,8 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 		}
 		return data, br.Release, nil
 	}
-	return nil, noRelease, errMissingBlocks
+	data, err = e.fromVault(ctx, f, from, b)
+	return data, noRelease, err
 }
 
 func noRelease() {}

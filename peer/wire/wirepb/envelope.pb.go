@@ -61,6 +61,14 @@ type Envelope struct {
 	//	*Envelope_RelayStatus
 	//	*Envelope_RelayInvite
 	//	*Envelope_RelayInviteAck
+	//	*Envelope_VaultPut
+	//	*Envelope_VaultPutAck
+	//	*Envelope_VaultList
+	//	*Envelope_VaultListResponse
+	//	*Envelope_VaultGet
+	//	*Envelope_VaultGetResponse
+	//	*Envelope_VaultBlocks
+	//	*Envelope_VaultBlocksResponse
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -389,6 +397,78 @@ func (x *Envelope) GetRelayInviteAck() *RelayInviteAck {
 	return nil
 }
 
+func (x *Envelope) GetVaultPut() *VaultPut {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_VaultPut); ok {
+			return x.VaultPut
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetVaultPutAck() *VaultPutAck {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_VaultPutAck); ok {
+			return x.VaultPutAck
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetVaultList() *VaultList {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_VaultList); ok {
+			return x.VaultList
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetVaultListResponse() *VaultListResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_VaultListResponse); ok {
+			return x.VaultListResponse
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetVaultGet() *VaultGet {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_VaultGet); ok {
+			return x.VaultGet
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetVaultGetResponse() *VaultGetResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_VaultGetResponse); ok {
+			return x.VaultGetResponse
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetVaultBlocks() *VaultBlocks {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_VaultBlocks); ok {
+			return x.VaultBlocks
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetVaultBlocksResponse() *VaultBlocksResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_VaultBlocksResponse); ok {
+			return x.VaultBlocksResponse
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -517,6 +597,38 @@ type Envelope_RelayInviteAck struct {
 	RelayInviteAck *RelayInviteAck `protobuf:"bytes,94,opt,name=relay_invite_ack,json=relayInviteAck,proto3,oneof"` // version 5
 }
 
+type Envelope_VaultPut struct {
+	VaultPut *VaultPut `protobuf:"bytes,110,opt,name=vault_put,json=vaultPut,proto3,oneof"` // version 5, "vault/1" capability
+}
+
+type Envelope_VaultPutAck struct {
+	VaultPutAck *VaultPutAck `protobuf:"bytes,111,opt,name=vault_put_ack,json=vaultPutAck,proto3,oneof"` // version 5
+}
+
+type Envelope_VaultList struct {
+	VaultList *VaultList `protobuf:"bytes,112,opt,name=vault_list,json=vaultList,proto3,oneof"` // version 5
+}
+
+type Envelope_VaultListResponse struct {
+	VaultListResponse *VaultListResponse `protobuf:"bytes,113,opt,name=vault_list_response,json=vaultListResponse,proto3,oneof"` // version 5
+}
+
+type Envelope_VaultGet struct {
+	VaultGet *VaultGet `protobuf:"bytes,114,opt,name=vault_get,json=vaultGet,proto3,oneof"` // version 5
+}
+
+type Envelope_VaultGetResponse struct {
+	VaultGetResponse *VaultGetResponse `protobuf:"bytes,115,opt,name=vault_get_response,json=vaultGetResponse,proto3,oneof"` // version 5
+}
+
+type Envelope_VaultBlocks struct {
+	VaultBlocks *VaultBlocks `protobuf:"bytes,116,opt,name=vault_blocks,json=vaultBlocks,proto3,oneof"` // version 5
+}
+
+type Envelope_VaultBlocksResponse struct {
+	VaultBlocksResponse *VaultBlocksResponse `protobuf:"bytes,117,opt,name=vault_blocks_response,json=vaultBlocksResponse,proto3,oneof"` // version 5
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -579,11 +691,27 @@ func (*Envelope_RelayInvite) isEnvelope_Body() {}
 
 func (*Envelope_RelayInviteAck) isEnvelope_Body() {}
 
+func (*Envelope_VaultPut) isEnvelope_Body() {}
+
+func (*Envelope_VaultPutAck) isEnvelope_Body() {}
+
+func (*Envelope_VaultList) isEnvelope_Body() {}
+
+func (*Envelope_VaultListResponse) isEnvelope_Body() {}
+
+func (*Envelope_VaultGet) isEnvelope_Body() {}
+
+func (*Envelope_VaultGetResponse) isEnvelope_Body() {}
+
+func (*Envelope_VaultBlocks) isEnvelope_Body() {}
+
+func (*Envelope_VaultBlocksResponse) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\"\xf0\x10\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\"\xbd\x15\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -620,7 +748,16 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\frelay_accept\x18[ \x01(\v2\x1e.blueshift.wire.v1.RelayAcceptH\x00R\vrelayAccept\x12C\n" +
 	"\frelay_status\x18\\ \x01(\v2\x1e.blueshift.wire.v1.RelayStatusH\x00R\vrelayStatus\x12C\n" +
 	"\frelay_invite\x18] \x01(\v2\x1e.blueshift.wire.v1.RelayInviteH\x00R\vrelayInvite\x12M\n" +
-	"\x10relay_invite_ack\x18^ \x01(\v2!.blueshift.wire.v1.RelayInviteAckH\x00R\x0erelayInviteAckB\x06\n" +
+	"\x10relay_invite_ack\x18^ \x01(\v2!.blueshift.wire.v1.RelayInviteAckH\x00R\x0erelayInviteAck\x12:\n" +
+	"\tvault_put\x18n \x01(\v2\x1b.blueshift.wire.v1.VaultPutH\x00R\bvaultPut\x12D\n" +
+	"\rvault_put_ack\x18o \x01(\v2\x1e.blueshift.wire.v1.VaultPutAckH\x00R\vvaultPutAck\x12=\n" +
+	"\n" +
+	"vault_list\x18p \x01(\v2\x1c.blueshift.wire.v1.VaultListH\x00R\tvaultList\x12V\n" +
+	"\x13vault_list_response\x18q \x01(\v2$.blueshift.wire.v1.VaultListResponseH\x00R\x11vaultListResponse\x12:\n" +
+	"\tvault_get\x18r \x01(\v2\x1b.blueshift.wire.v1.VaultGetH\x00R\bvaultGet\x12S\n" +
+	"\x12vault_get_response\x18s \x01(\v2#.blueshift.wire.v1.VaultGetResponseH\x00R\x10vaultGetResponse\x12C\n" +
+	"\fvault_blocks\x18t \x01(\v2\x1e.blueshift.wire.v1.VaultBlocksH\x00R\vvaultBlocks\x12\\\n" +
+	"\x15vault_blocks_response\x18u \x01(\v2&.blueshift.wire.v1.VaultBlocksResponseH\x00R\x13vaultBlocksResponseB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -637,38 +774,46 @@ func file_peer_wire_wirepb_envelope_proto_rawDescGZIP() []byte {
 
 var file_peer_wire_wirepb_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
-	(*Envelope)(nil),        // 0: blueshift.wire.v1.Envelope
-	(*Hello)(nil),           // 1: blueshift.wire.v1.Hello
-	(*Ping)(nil),            // 2: blueshift.wire.v1.Ping
-	(*Pong)(nil),            // 3: blueshift.wire.v1.Pong
-	(*Close)(nil),           // 4: blueshift.wire.v1.Close
-	(*ErrorResponse)(nil),   // 5: blueshift.wire.v1.ErrorResponse
-	(*ShareState)(nil),      // 6: blueshift.wire.v1.ShareState
-	(*NodesRequest)(nil),    // 7: blueshift.wire.v1.NodesRequest
-	(*NodesResponse)(nil),   // 8: blueshift.wire.v1.NodesResponse
-	(*RecordsRequest)(nil),  // 9: blueshift.wire.v1.RecordsRequest
-	(*RecordsResponse)(nil), // 10: blueshift.wire.v1.RecordsResponse
-	(*RecordPush)(nil),      // 11: blueshift.wire.v1.RecordPush
-	(*BlockRequest)(nil),    // 12: blueshift.wire.v1.BlockRequest
-	(*BlockResponse)(nil),   // 13: blueshift.wire.v1.BlockResponse
-	(*Have)(nil),            // 14: blueshift.wire.v1.Have
-	(*JoinRequest)(nil),     // 15: blueshift.wire.v1.JoinRequest
-	(*JoinResponse)(nil),    // 16: blueshift.wire.v1.JoinResponse
-	(*CodeRequest)(nil),     // 17: blueshift.wire.v1.CodeRequest
-	(*CodeResponse)(nil),    // 18: blueshift.wire.v1.CodeResponse
-	(*PunchRequest)(nil),    // 19: blueshift.wire.v1.PunchRequest
-	(*PunchResponse)(nil),   // 20: blueshift.wire.v1.PunchResponse
-	(*PunchOffer)(nil),      // 21: blueshift.wire.v1.PunchOffer
-	(*MembersRequest)(nil),  // 22: blueshift.wire.v1.MembersRequest
-	(*MembersResponse)(nil), // 23: blueshift.wire.v1.MembersResponse
-	(*MembersChanged)(nil),  // 24: blueshift.wire.v1.MembersChanged
-	(*Introduction)(nil),    // 25: blueshift.wire.v1.Introduction
-	(*IntroductionAck)(nil), // 26: blueshift.wire.v1.IntroductionAck
-	(*RelayConnect)(nil),    // 27: blueshift.wire.v1.RelayConnect
-	(*RelayAccept)(nil),     // 28: blueshift.wire.v1.RelayAccept
-	(*RelayStatus)(nil),     // 29: blueshift.wire.v1.RelayStatus
-	(*RelayInvite)(nil),     // 30: blueshift.wire.v1.RelayInvite
-	(*RelayInviteAck)(nil),  // 31: blueshift.wire.v1.RelayInviteAck
+	(*Envelope)(nil),            // 0: blueshift.wire.v1.Envelope
+	(*Hello)(nil),               // 1: blueshift.wire.v1.Hello
+	(*Ping)(nil),                // 2: blueshift.wire.v1.Ping
+	(*Pong)(nil),                // 3: blueshift.wire.v1.Pong
+	(*Close)(nil),               // 4: blueshift.wire.v1.Close
+	(*ErrorResponse)(nil),       // 5: blueshift.wire.v1.ErrorResponse
+	(*ShareState)(nil),          // 6: blueshift.wire.v1.ShareState
+	(*NodesRequest)(nil),        // 7: blueshift.wire.v1.NodesRequest
+	(*NodesResponse)(nil),       // 8: blueshift.wire.v1.NodesResponse
+	(*RecordsRequest)(nil),      // 9: blueshift.wire.v1.RecordsRequest
+	(*RecordsResponse)(nil),     // 10: blueshift.wire.v1.RecordsResponse
+	(*RecordPush)(nil),          // 11: blueshift.wire.v1.RecordPush
+	(*BlockRequest)(nil),        // 12: blueshift.wire.v1.BlockRequest
+	(*BlockResponse)(nil),       // 13: blueshift.wire.v1.BlockResponse
+	(*Have)(nil),                // 14: blueshift.wire.v1.Have
+	(*JoinRequest)(nil),         // 15: blueshift.wire.v1.JoinRequest
+	(*JoinResponse)(nil),        // 16: blueshift.wire.v1.JoinResponse
+	(*CodeRequest)(nil),         // 17: blueshift.wire.v1.CodeRequest
+	(*CodeResponse)(nil),        // 18: blueshift.wire.v1.CodeResponse
+	(*PunchRequest)(nil),        // 19: blueshift.wire.v1.PunchRequest
+	(*PunchResponse)(nil),       // 20: blueshift.wire.v1.PunchResponse
+	(*PunchOffer)(nil),          // 21: blueshift.wire.v1.PunchOffer
+	(*MembersRequest)(nil),      // 22: blueshift.wire.v1.MembersRequest
+	(*MembersResponse)(nil),     // 23: blueshift.wire.v1.MembersResponse
+	(*MembersChanged)(nil),      // 24: blueshift.wire.v1.MembersChanged
+	(*Introduction)(nil),        // 25: blueshift.wire.v1.Introduction
+	(*IntroductionAck)(nil),     // 26: blueshift.wire.v1.IntroductionAck
+	(*RelayConnect)(nil),        // 27: blueshift.wire.v1.RelayConnect
+	(*RelayAccept)(nil),         // 28: blueshift.wire.v1.RelayAccept
+	(*RelayStatus)(nil),         // 29: blueshift.wire.v1.RelayStatus
+	(*RelayInvite)(nil),         // 30: blueshift.wire.v1.RelayInvite
+	(*RelayInviteAck)(nil),      // 31: blueshift.wire.v1.RelayInviteAck
+	(*VaultPut)(nil),            // 32: blueshift.wire.v1.VaultPut
+	(*VaultPutAck)(nil),         // 33: blueshift.wire.v1.VaultPutAck
+	(*VaultList)(nil),           // 34: blueshift.wire.v1.VaultList
+	(*VaultListResponse)(nil),   // 35: blueshift.wire.v1.VaultListResponse
+	(*VaultGet)(nil),            // 36: blueshift.wire.v1.VaultGet
+	(*VaultGetResponse)(nil),    // 37: blueshift.wire.v1.VaultGetResponse
+	(*VaultBlocks)(nil),         // 38: blueshift.wire.v1.VaultBlocks
+	(*VaultBlocksResponse)(nil), // 39: blueshift.wire.v1.VaultBlocksResponse
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -702,11 +847,19 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	29, // 28: blueshift.wire.v1.Envelope.relay_status:type_name -> blueshift.wire.v1.RelayStatus
 	30, // 29: blueshift.wire.v1.Envelope.relay_invite:type_name -> blueshift.wire.v1.RelayInvite
 	31, // 30: blueshift.wire.v1.Envelope.relay_invite_ack:type_name -> blueshift.wire.v1.RelayInviteAck
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	32, // 31: blueshift.wire.v1.Envelope.vault_put:type_name -> blueshift.wire.v1.VaultPut
+	33, // 32: blueshift.wire.v1.Envelope.vault_put_ack:type_name -> blueshift.wire.v1.VaultPutAck
+	34, // 33: blueshift.wire.v1.Envelope.vault_list:type_name -> blueshift.wire.v1.VaultList
+	35, // 34: blueshift.wire.v1.Envelope.vault_list_response:type_name -> blueshift.wire.v1.VaultListResponse
+	36, // 35: blueshift.wire.v1.Envelope.vault_get:type_name -> blueshift.wire.v1.VaultGet
+	37, // 36: blueshift.wire.v1.Envelope.vault_get_response:type_name -> blueshift.wire.v1.VaultGetResponse
+	38, // 37: blueshift.wire.v1.Envelope.vault_blocks:type_name -> blueshift.wire.v1.VaultBlocks
+	39, // 38: blueshift.wire.v1.Envelope.vault_blocks_response:type_name -> blueshift.wire.v1.VaultBlocksResponse
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -725,6 +878,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_members_proto_init()
 	file_peer_wire_wirepb_mesh_proto_init()
 	file_peer_wire_wirepb_relay_proto_init()
+	file_peer_wire_wirepb_vault_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -757,6 +911,14 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_RelayStatus)(nil),
 		(*Envelope_RelayInvite)(nil),
 		(*Envelope_RelayInviteAck)(nil),
+		(*Envelope_VaultPut)(nil),
+		(*Envelope_VaultPutAck)(nil),
+		(*Envelope_VaultList)(nil),
+		(*Envelope_VaultListResponse)(nil),
+		(*Envelope_VaultGet)(nil),
+		(*Envelope_VaultGetResponse)(nil),
+		(*Envelope_VaultBlocks)(nil),
+		(*Envelope_VaultBlocksResponse)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

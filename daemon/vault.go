@@ -1,0 +1,252 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/members"
+	"github.com/blueshift-sync/blueshift/index/merkle"
+	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/index/seal"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/conn"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+	"github.com/blueshift-sync/blueshift/sync/engine"
+	"github.com/blueshift-sync/blueshift/sync/vault"
+)
+
+// Encrypted members (sync/vault). A device holding a share's encrypted
+// capability keeps no folder of it: it keeps what readers push, sealed, in
+// its vault store (home/vault), and serves it back to members. A device
+// that may read a share, connected to an encrypted member of it (by the
+// membership log), pushes its records sealed (if it may write) and pulls
+// the member's sealed records it lacks, every vaultEvery.
+
+// vaultEvery is how often a connection to an encrypted member is brought
+// up to date both ways.
+const vaultEvery = 2 * time.Second
+
+// openVault opens the vault store in home.
+func openVault(home string, log *slog.Logger) (*vault.Store, error) {
+	return vault.Open(filepath.Join(home, "vault"), log.With("part", "vault"))
+}
+
+// inviteLevel is the membership level an invitation admits at.
+func inviteLevel(in config.Invite) members.Level {
+	switch {
+	case in.Encrypted:
+		return members.Encrypted
+	case in.ReadOnly:
+		return members.ReadOnly
+	}
+	return members.ReadWrite
+}
+
+// startVaultShare runs a share this device holds the encrypted capability
+// of: nothing to watch or scan, only the log to keep; the vault store
+// answers for it (handleVault).
+func (d *Daemon) startVaultShare(id share.ID, key share.Key, s config.Share, ids []identity.DeviceID) error {
+	d.ensureLog(id, key, s)
+	done := make(chan struct{})
+	close(done)
+	d.mu.Lock()
+	d.mu.shares[id] = &runningShare{cfg: s, members: ids, stop: func() {}, done: done, vault: true}
+	delete(d.mu.shareErrs, id)
+	d.mu.Unlock()
+	d.log.Info("keeping share as an encrypted member: sealed, unreadable here", "share", id.Short())
+	return nil
+}
+
+// handleVault answers a vault request from remote.
+func (d *Daemon) handleVault(remote identity.DeviceID, m wire.Message) wire.Message {
+	return d.vault.Answer(remote, m, vaultAccess{d})
+}
+
+// vaultAccess is the vault store's Access: shares this device keeps as an
+// encrypted member, their configured peers the log does not name removed,
+// and of those, for pushes, its current writers.
+type vaultAccess struct{ d *Daemon }
+
+func (a vaultAccess) standing(id share.ID, dev identity.DeviceID) (members.Info, bool) {
+	key, s, err := a.d.shareByID(id)
+	if err != nil || key.Level() != share.Encrypted || !slices.Contains(s.Peers, dev.String()) {
+		return members.Info{}, false
+	}
+	st, err := a.d.members.State(id, key.PublicKey())
+	if err != nil {
+		return members.Info{}, false
+	}
+	in, named := st.Member(members.Device(dev))
+	return in, named && !in.Removed
+}
+
+func (a vaultAccess) MayRead(id share.ID, dev identity.DeviceID) bool {
+	_, ok := a.standing(id, dev)
+	return ok
+}
+
+func (a vaultAccess) MayPush(id share.ID, dev identity.DeviceID) bool {
+	in, ok := a.standing(id, dev)
+	return ok && in.Level == members.ReadWrite
+}
+
+// vaultSession keeps the encrypted members among c's shares up to date and
+// pulls from them, until ctx ends. A peer without the vault capability is
+// left alone.
+func (d *Daemon) vaultSession(ctx context.Context, c *conn.Conn) {
+	if h := c.PeerHello(); h == nil || !slices.Contains(h.Capabilities, wire.VaultCapability) {
+		return
+	}
+	remote := c.Remote()
+	pushed := map[share.ID]merkle.Hash{}
+	readers := map[share.ID]*vault.Reader{}
+	t := time.NewTicker(vaultEvery)
+	defer t.Stop()
+	for {
+		for _, id := range d.sharedWith(remote) {
+			if err := d.vaultRound(ctx, c, id, pushed, readers); err != nil && ctx.Err() == nil {
+				d.log.Warn("sync with an encrypted member", "share", id.Short(), "peer", remote.Abbrev(), "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// vaultRound pushes share id's records to c's device (if this device may
+// write and the root moved since the last push) and pulls what it lacks,
+// when the log names c's device a current encrypted member of the share.
+func (d *Daemon) vaultRound(ctx context.Context, c *conn.Conn, id share.ID, pushed map[share.ID]merkle.Hash, readers map[share.ID]*vault.Reader) error {
+	remote := c.Remote()
+	key, s, err := d.shareByID(id)
+	if err != nil || key.Level() < share.ReadOnly {
+		return nil
+	}
+	d.mu.Lock()
+	_, running := d.mu.shares[id]
+	d.mu.Unlock()
+	if !running {
+		return nil
+	}
+	st, err := d.members.State(id, key.PublicKey())
+	if err != nil {
+		return err
+	}
+	if in, ok := st.Member(members.Device(remote)); !ok || in.Removed || in.Level != members.Encrypted {
+		return nil
+	}
+	idx, err := d.db.Share(key, s.Path, d.self.Short())
+	if err != nil {
+		return err
+	}
+	readKey, _ := key.ReadKey()
+	base := seal.NewKeys(readKey)
+	epochKeys, err := d.members.EpochKeys(id)
+	if err != nil {
+		return err
+	}
+	epoch := func(e uint64) (seal.Keys, bool) {
+		if e == 0 {
+			return base, true
+		}
+		k, ok := epochKeys[e]
+		return seal.NewKeys(k), ok
+	}
+	var envs []record.Envelope
+	collect := func() error {
+		envs = envs[:0]
+		return idx.Records(func(e index.Entry) error {
+			envs = append(envs, e.Envelope)
+			return nil
+		})
+	}
+	if key.Level() == share.ReadWrite {
+		root, _, err := idx.TreeRoot()
+		if err != nil {
+			return err
+		}
+		if root != pushed[id] {
+			keys, ok := epoch(st.Epoch())
+			if !ok {
+				d.log.Warn("this device lacks the current key epoch of a share: nothing pushed to its encrypted members", "share", s.Name, "epoch", st.Epoch())
+			} else {
+				if err := collect(); err != nil {
+					return err
+				}
+				w := &vault.Writer{Share: id, Base: base, Epoch: st.Epoch(), Keys: keys, Device: d.devicePriv(), Log: d.log,
+					ReadBlock: func(h block.Hash, size uint32) ([]byte, bool) { return d.eng.ReadBlock(id, h, size) }}
+				n, err := w.Push(ctx, c, envs)
+				if err != nil {
+					return err
+				}
+				d.log.Info("encrypted member up to date", "share", s.Name, "peer", remote.Abbrev(), "records", len(envs),
+					"sent", n.Items, "blocks", n.Blocks, "bytes", n.Bytes, "epoch", st.Epoch())
+				if n.Skipped == 0 {
+					pushed[id] = root // else tried again next round
+				}
+			}
+		}
+	}
+	known := func() (map[[32]byte]bool, error) {
+		if err := collect(); err != nil {
+			return nil, err
+		}
+		tags := make(map[[32]byte]bool, len(envs))
+		for _, e := range envs {
+			tags[base.Tag(e.Bytes())] = true
+		}
+		return tags, nil
+	}
+	r := readers[id]
+	if r == nil {
+		r = &vault.Reader{Share: id, Base: base, Log: d.log}
+		readers[id] = r
+	}
+	r.Epoch = epoch
+	r.MayPush = func(dev identity.DeviceID) bool {
+		in, ok := st.Member(members.Device(dev))
+		return ok && in.Level == members.ReadWrite
+	}
+	n, err := r.Pull(ctx, c, known, func(envs []record.Envelope, f vault.Fetch) error {
+		return d.eng.Offer(ctx, id, remote, envs, engine.BlockSource(f))
+	})
+	if n.Items > 0 {
+		d.log.Info("took sealed records from an encrypted member", "share", s.Name, "peer", remote.Abbrev(), "records", n.Items)
+	}
+	if n.Locked > 0 {
+		d.log.Info("sealed records under a key epoch this device lacks were left shut", "share", s.Name, "peer", remote.Abbrev(), "records", n.Locked)
+	}
+	return err
+}
+
+// chunkKey is the key of share id's chunk boundaries: none (the unkeyed
+// gear table, as every share had before) until the membership log names an
+// encrypted member, from then on (even once it left) the read key's
+// seal.Keys.ChunkKey, so the encrypted member cannot tell a known file by
+// its chunk sizes. Files already chunked keep their blocks until they
+// change (docs/security.md).
+func (d *Daemon) chunkKey(id share.ID, key share.Key) *[32]byte {
+	readKey, ok := key.ReadKey()
+	if !ok {
+		return nil
+	}
+	st, err := d.members.State(id, key.PublicKey())
+	if err != nil {
+		return nil
+	}
+	if !slices.ContainsFunc(st.Members(), func(in members.Info) bool { return in.Level == members.Encrypted }) {
+		return nil
+	}
+	k := seal.NewKeys(readKey).ChunkKey()
+	return &k
+}

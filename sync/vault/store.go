@@ -1,0 +1,307 @@
+package vault
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	gosync "sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/wire"
+)
+
+// Store key prefixes, each followed by the share ID.
+const (
+	prefixItem  = 'i' // + share + slot + pusher -> item bytes
+	prefixBlock = 'b' // + share + sealed name -> sealed block bytes
+	prefixGen   = 'g' // + share -> generation, 8 bytes big-endian
+)
+
+// Error classes, tested with errors.Is.
+var (
+	// ErrCorrupt: bytes that are not a valid sealed item, or a sealed
+	// item or block that does not open.
+	ErrCorrupt = errors.New("corrupt sealed data")
+	// ErrBadSignature: a sealed item not signed by the device it names.
+	ErrBadSignature = errors.New("sealed item signature does not verify")
+	// ErrRefused: the peer may not do what it asked (not a writer of the
+	// share, or an item it did not seal).
+	ErrRefused = errors.New("refused by the encrypted member")
+)
+
+// Store is an encrypted member's store: sealed items and sealed blocks of
+// every share it keeps, in a Pebble database of its own. It is safe for
+// concurrent use.
+type Store struct {
+	db    *pebble.DB
+	log   *slog.Logger
+	clock func() time.Time
+	// putMu serializes puts, so a generation counts every change once.
+	putMu gosync.Mutex
+}
+
+// Open opens (creating) the store in dir.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{}})
+	if err != nil {
+		return nil, fmt.Errorf("open the encrypted member's store in %s: %w", dir, err)
+	}
+	return &Store{db: db, log: log, clock: time.Now}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Put keeps what peer from pushed for share id: each item must be signed by
+// from itself, a device may(from) allows to write, and newer (Seq) than the
+// one from has at its slot (else it is skipped: a replay changes nothing).
+// Blocks are kept under their sealed name. One bad item refuses the whole
+// put, and nothing of it is kept.
+func (s *Store) Put(id share.ID, from identity.DeviceID, items, blocks [][]byte, may func(identity.DeviceID) bool) (nItems, nBlocks int, err error) {
+	if !may(from) {
+		return 0, 0, fmt.Errorf("put from peer %s to share %s: not a writer of the share: %w", from.Abbrev(), id.Short(), ErrRefused)
+	}
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, raw := range items {
+		it, err := DecodeItem(raw)
+		if err != nil {
+			return 0, 0, fmt.Errorf("put from peer %s: %w", from.Abbrev(), err)
+		}
+		if err := it.Verify(id); err != nil {
+			return 0, 0, fmt.Errorf("put from peer %s: %w", from.Abbrev(), err)
+		}
+		if it.Pusher() != from {
+			return 0, 0, fmt.Errorf("put from peer %s: sealed item %x signed by device %s: %w", from.Abbrev(), it.slot[:4], it.Pusher().Abbrev(), ErrRefused)
+		}
+		k := itemKey(id, it.Key())
+		if old, closer, err := s.db.Get(k); err == nil {
+			prev, derr := DecodeItem(old)
+			closer.Close()
+			if derr == nil && prev.seq >= it.seq {
+				continue
+			}
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return 0, 0, fmt.Errorf("read the store: %w", err)
+		}
+		if err := b.Set(k, it.raw, nil); err != nil {
+			return 0, 0, err
+		}
+		nItems++
+	}
+	for _, data := range blocks {
+		k := blockKey(id, block.Sum(data))
+		if _, closer, err := s.db.Get(k); err == nil {
+			closer.Close()
+			continue
+		}
+		if err := b.Set(k, data, nil); err != nil {
+			return 0, 0, err
+		}
+		nBlocks++
+	}
+	if nItems > 0 {
+		// The next generation: past the last, and past the clock, so a store
+		// made again from nothing never repeats one a reader holds.
+		gen, err := s.generation(id)
+		if err != nil {
+			return 0, 0, err
+		}
+		gen = max(gen+1, uint64(s.clock().UnixNano()))
+		if err := b.Set(prefixStart(id, prefixGen), binary.BigEndian.AppendUint64(nil, gen), nil); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, 0, fmt.Errorf("write the store: %w", err)
+	}
+	return nItems, nBlocks, nil
+}
+
+// generation counts the changes to share id's items (0: none yet).
+func (s *Store) generation(id share.ID) (uint64, error) {
+	v, closer, err := s.db.Get(prefixStart(id, prefixGen))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the store: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// List answers a VaultList of share id: its items after key after (nil:
+// from the first), at most limit, whether more follow, and the store's
+// generation; none and Unchanged if since is that generation.
+func (s *Store) List(id share.ID, after []byte, since uint64, limit int) (*wire.VaultListResponse, error) {
+	gen, err := s.generation(id)
+	if err != nil {
+		return nil, err
+	}
+	if since != 0 && since == gen {
+		return &wire.VaultListResponse{Generation: gen, Unchanged: true}, nil
+	}
+	es, more, err := s.list(id, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.VaultListResponse{Entries: es, More: more, Generation: gen}, nil
+}
+
+func (s *Store) list(id share.ID, after []byte, limit int) ([]wire.VaultEntry, bool, error) {
+	lo := itemKey(id, [wire.VaultKeySize]byte{})
+	if len(after) == wire.VaultKeySize {
+		lo = append(itemKey(id, [wire.VaultKeySize]byte(after)), 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(id, prefixItem)})
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	var out []wire.VaultEntry
+	for it.First(); it.Valid(); it.Next() {
+		if len(out) == limit {
+			return out, true, nil
+		}
+		item, err := DecodeItem(it.Value())
+		if err != nil {
+			s.log.Warn("a stored sealed item does not decode: dropped", "share", id.Short(), "err", err)
+			continue
+		}
+		out = append(out, wire.VaultEntry{Key: item.Key(), Seq: item.seq, Tag: item.tag})
+	}
+	return out, false, it.Error()
+}
+
+// Get returns share id's items at keys; those not held are left out.
+func (s *Store) Get(id share.ID, keys [][wire.VaultKeySize]byte) ([][]byte, error) {
+	var out [][]byte
+	for _, k := range keys {
+		v, closer, err := s.db.Get(itemKey(id, k))
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bytes.Clone(v))
+		closer.Close()
+	}
+	return out, nil
+}
+
+// Blocks says which of share id's sealed blocks named are held (a bit
+// each) and, with data, returns their bytes. A block whose bytes no longer
+// hash to its name (the disk changed it) is dropped, never served.
+func (s *Store) Blocks(id share.ID, names [][wire.VaultNameSize]byte, data bool) (held []byte, out [][]byte, err error) {
+	held = make([]byte, (len(names)+7)/8)
+	size := 0
+	for i, n := range names {
+		k := blockKey(id, n)
+		v, closer, err := s.db.Get(k)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if !data {
+			closer.Close()
+			held[i/8] |= 1 << (i % 8)
+			continue
+		}
+		b := bytes.Clone(v)
+		closer.Close()
+		if block.Sum(b) != block.Hash(n) {
+			s.log.Warn("a stored sealed block no longer matches its name: dropped", "share", id.Short(), "block", fmt.Sprintf("%x", n[:4]))
+			_ = s.db.Delete(k, pebble.Sync)
+			continue
+		}
+		if len(out) == wire.MaxVaultBlocks || size+len(b) > wire.VaultBatchBytes {
+			break // the asker asks again for the rest
+		}
+		held[i/8] |= 1 << (i % 8)
+		out = append(out, b)
+		size += len(b)
+	}
+	return held, out, nil
+}
+
+// Counts returns how many items and blocks share id has here.
+func (s *Store) Counts(id share.ID) (items, blocks int, err error) {
+	for _, p := range []byte{prefixItem, prefixBlock} {
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixStart(id, p), UpperBound: prefixEnd(id, p)})
+		if err != nil {
+			return 0, 0, err
+		}
+		n := 0
+		for it.First(); it.Valid(); it.Next() {
+			n++
+		}
+		if err := it.Close(); err != nil {
+			return 0, 0, err
+		}
+		if p == prefixItem {
+			items = n
+		} else {
+			blocks = n
+		}
+	}
+	return items, blocks, nil
+}
+
+// Drop forgets everything of share id (the share left this device).
+func (s *Store) Drop(id share.ID) error {
+	for _, p := range []byte{prefixItem, prefixBlock} {
+		if err := s.db.DeleteRange(prefixStart(id, p), prefixEnd(id, p), pebble.Sync); err != nil {
+			return fmt.Errorf("drop share %s from the store: %w", id.Short(), err)
+		}
+	}
+	return nil
+}
+
+func prefixStart(id share.ID, p byte) []byte { return append([]byte{p}, id[:]...) }
+
+func prefixEnd(id share.ID, p byte) []byte {
+	k := prefixStart(id, p)
+	for i := len(k) - 1; i >= 0; i-- {
+		if k[i] != 0xff {
+			k[i]++
+			return k[:i+1]
+		}
+	}
+	return nil
+}
+
+func itemKey(id share.ID, k [wire.VaultKeySize]byte) []byte {
+	return append(prefixStart(id, prefixItem), k[:]...)
+}
+
+func blockKey(id share.ID, n [32]byte) []byte {
+	return append(prefixStart(id, prefixBlock), n[:]...)
+}
+
+// quietPebble keeps Pebble's own chatter out of the logs.
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)  {}
+func (quietPebble) Errorf(string, ...any) {}
+func (quietPebble) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
