@@ -20,6 +20,7 @@ import (
 // from eve alone. Nothing of a name or a content is readable anywhere on
 // eve: its home, its folder, its log.
 func TestE2EEncryptedMember(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
