@@ -18,7 +18,8 @@ import (
 type InviteRequest struct {
 	Share     string `json:"share"`
 	ReadOnly  bool   `json:"read_only,omitempty"`
-	Expires   string `json:"expires,omitempty"` // a Go duration like "24h"; absent: DefaultInviteExpiry
+	Encrypted bool   `json:"encrypted,omitempty"` // an encrypted member: stores and serves, reads nothing
+	Expires   string `json:"expires,omitempty"`   // a Go duration like "24h"; absent: DefaultInviteExpiry
 	SingleUse bool   `json:"single_use,omitempty"`
 	// Addresses the link names; absent: config.toml's announce addresses,
 	// else where the daemon really listens.
@@ -31,7 +32,7 @@ type Invitation struct {
 	Code      string    `json:"code"` // XXXXX-XXXXX, for the LAN
 	Share     string    `json:"share"`
 	ShareName string    `json:"share_name"`
-	Access    string    `json:"access"` // read-write or read-only
+	Access    string    `json:"access"` // read-write, read-only or encrypted
 	SingleUse bool      `json:"single_use"`
 	Expires   time.Time `json:"expires"`
 	Addresses []string  `json:"addresses"`
@@ -61,7 +62,7 @@ func (d *Daemon) apiInvite(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	opts := InviteOptions{ReadOnly: req.ReadOnly, SingleUse: req.SingleUse, Addresses: req.Addresses}
+	opts := InviteOptions{ReadOnly: req.ReadOnly, Encrypted: req.Encrypted, SingleUse: req.SingleUse, Addresses: req.Addresses}
 	if req.Expires != "" {
 		e, err := time.ParseDuration(req.Expires)
 		if err != nil || e <= 0 {
@@ -84,8 +85,11 @@ func (d *Daemon) apiInvite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	access := "read-write"
-	if req.ReadOnly {
+	switch {
+	case req.ReadOnly:
 		access = "read-only"
+	case req.Encrypted:
+		access = "encrypted"
 	}
 	out := Invitation{Link: l.String(), Code: code, Share: l.Key.ID().String(), ShareName: l.ShareName, Access: access,
 		SingleUse: req.SingleUse, Expires: l.Expires, Addresses: l.Addresses}

@@ -44,7 +44,7 @@ func newInviteCmd(g *globals) *cobra.Command {
 			var expires time.Time
 			if cl != nil {
 				in, err := cl.Invite(c.Context(), daemon.InviteRequest{Share: clean(args[0]), ReadOnly: opts.ReadOnly,
-					Expires: opts.Expires.String(), SingleUse: opts.SingleUse})
+					Encrypted: opts.Encrypted, Expires: opts.Expires.String(), SingleUse: opts.SingleUse})
 				if err != nil {
 					return err
 				}
