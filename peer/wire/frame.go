@@ -202,7 +202,8 @@ func checkFrame(f Frame) error {
 	switch f.Msg.(type) {
 	case *Ping, *Pong:
 	case *NodesRequest, *RecordsRequest, *BlockRequest, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction,
-		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *ErrorResponse:
+		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *ErrorResponse,
+		*MulticastWant, *MulticastOffer, *MulticastReady, *MulticastStart, *MulticastReport, *MulticastStatus:
 		if f.ID == 0 {
 			return fmt.Errorf("%s without a request ID", Name(f.Msg))
 		}

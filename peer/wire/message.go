@@ -9,7 +9,8 @@ import (
 // IsRequest reports whether m asks for an answer.
 func IsRequest(m Message) bool {
 	switch m.(type) {
-	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction:
+	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction,
+		*MulticastWant, *MulticastReady, *MulticastReport:
 		return true
 	}
 	return false
@@ -18,7 +19,8 @@ func IsRequest(m Message) bool {
 // IsResponse reports whether m answers a request.
 func IsResponse(m Message) bool {
 	switch m.(type) {
-	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck:
+	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck,
+		*MulticastOffer, *MulticastStart, *MulticastStatus:
 		return true
 	}
 	return false
@@ -57,6 +59,15 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *Introduction:
 		_, ok := resp.(*IntroductionAck)
+		return ok
+	case *MulticastWant:
+		_, ok := resp.(*MulticastOffer)
+		return ok
+	case *MulticastReady:
+		_, ok := resp.(*MulticastStart)
+		return ok
+	case *MulticastReport:
+		_, ok := resp.(*MulticastStatus)
 		return ok
 	}
 	return false
@@ -117,6 +128,18 @@ func Name(m Message) string {
 		return "Introduction"
 	case *IntroductionAck:
 		return "IntroductionAck"
+	case *MulticastWant:
+		return "MulticastWant"
+	case *MulticastOffer:
+		return "MulticastOffer"
+	case *MulticastReady:
+		return "MulticastReady"
+	case *MulticastStart:
+		return "MulticastStart"
+	case *MulticastReport:
+		return "MulticastReport"
+	case *MulticastStatus:
+		return "MulticastStatus"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -184,6 +207,18 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return introductionFromPB(b.Introduction)
 	case *wirepb.Envelope_IntroductionAck:
 		return &IntroductionAck{}, nil
+	case *wirepb.Envelope_MulticastWant:
+		return multicastWantFromPB(b.MulticastWant)
+	case *wirepb.Envelope_MulticastOffer:
+		return multicastOfferFromPB(b.MulticastOffer)
+	case *wirepb.Envelope_MulticastReady:
+		return multicastReadyFromPB(b.MulticastReady)
+	case *wirepb.Envelope_MulticastStart:
+		return &MulticastStart{Family: b.MulticastStart.GetFamily()}, nil
+	case *wirepb.Envelope_MulticastReport:
+		return multicastReportFromPB(b.MulticastReport)
+	case *wirepb.Envelope_MulticastStatus:
+		return &MulticastStatus{Done: b.MulticastStatus.GetDone()}, nil
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -67,7 +67,15 @@ package wire
 //	    "intro1" capability, so older peers never get one. Hello capability
 //	    "key=<base64>": the device's Ed25519 public key, which finds it in
 //	    the DHT (peer/dht).
+//	5 (2026-12-03, third session):
+//	  - MulticastWant/Offer, MulticastReady/Start, MulticastReport/Status
+//	    (envelope fields 80-85, wirepb/multicast.proto): a receiver pulling
+//	    a file asks the device that holds it to send it to the LAN multicast
+//	    group; the sender hands each receiver the session's key over this
+//	    connection, probes the group, and sends each block once in sealed
+//	    datagrams (peer/multicast). Sent only to a device whose Hello has
+//	    MulticastCapability ("mcast1"), so older peers sync as before.
 const (
-	Version    uint32 = 4
+	Version    uint32 = 5
 	MinVersion uint32 = 1
 )

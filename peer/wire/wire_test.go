@@ -82,6 +82,13 @@ func samples() []Frame {
 		{0, &MembersChanged{Share: sh}},
 		{5, &Introduction{Body: sampleIntroBody(), DeviceKey: fill32(1), DeviceSig: [64]byte{2}, WriterSig: [64]byte{3}}},
 		{5, &IntroductionAck{}},
+		{6, &MulticastWant{Share: sh, File: block.Sum([]byte("f")), Blocks: 10}},
+		{6, &MulticastOffer{Session: [8]byte{1}, Key: [32]byte{2}}},
+		{6, &MulticastOffer{}},
+		{6, &MulticastReady{Session: [8]byte{1}, Families: []uint32{4, 6}}},
+		{6, &MulticastStart{Family: 4}},
+		{6, &MulticastReport{Session: [8]byte{1}, LossPPM: 1000, Datagrams: 99, Leave: true}},
+		{6, &MulticastStatus{Done: true}},
 	}
 }
 

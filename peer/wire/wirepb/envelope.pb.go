@@ -56,6 +56,12 @@ type Envelope struct {
 	//	*Envelope_MembersChanged
 	//	*Envelope_Introduction
 	//	*Envelope_IntroductionAck
+	//	*Envelope_MulticastWant
+	//	*Envelope_MulticastOffer
+	//	*Envelope_MulticastReady
+	//	*Envelope_MulticastStart
+	//	*Envelope_MulticastReport
+	//	*Envelope_MulticastStatus
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -339,6 +345,60 @@ func (x *Envelope) GetIntroductionAck() *IntroductionAck {
 	return nil
 }
 
+func (x *Envelope) GetMulticastWant() *MulticastWant {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastWant); ok {
+			return x.MulticastWant
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMulticastOffer() *MulticastOffer {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastOffer); ok {
+			return x.MulticastOffer
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMulticastReady() *MulticastReady {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastReady); ok {
+			return x.MulticastReady
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMulticastStart() *MulticastStart {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastStart); ok {
+			return x.MulticastStart
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMulticastReport() *MulticastReport {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastReport); ok {
+			return x.MulticastReport
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMulticastStatus() *MulticastStatus {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastStatus); ok {
+			return x.MulticastStatus
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -447,6 +507,30 @@ type Envelope_IntroductionAck struct {
 	IntroductionAck *IntroductionAck `protobuf:"bytes,67,opt,name=introduction_ack,json=introductionAck,proto3,oneof"` // version 4
 }
 
+type Envelope_MulticastWant struct {
+	MulticastWant *MulticastWant `protobuf:"bytes,80,opt,name=multicast_want,json=multicastWant,proto3,oneof"` // version 5, "mcast1" capability
+}
+
+type Envelope_MulticastOffer struct {
+	MulticastOffer *MulticastOffer `protobuf:"bytes,81,opt,name=multicast_offer,json=multicastOffer,proto3,oneof"` // version 5
+}
+
+type Envelope_MulticastReady struct {
+	MulticastReady *MulticastReady `protobuf:"bytes,82,opt,name=multicast_ready,json=multicastReady,proto3,oneof"` // version 5
+}
+
+type Envelope_MulticastStart struct {
+	MulticastStart *MulticastStart `protobuf:"bytes,83,opt,name=multicast_start,json=multicastStart,proto3,oneof"` // version 5
+}
+
+type Envelope_MulticastReport struct {
+	MulticastReport *MulticastReport `protobuf:"bytes,84,opt,name=multicast_report,json=multicastReport,proto3,oneof"` // version 5
+}
+
+type Envelope_MulticastStatus struct {
+	MulticastStatus *MulticastStatus `protobuf:"bytes,85,opt,name=multicast_status,json=multicastStatus,proto3,oneof"` // version 5
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -499,11 +583,23 @@ func (*Envelope_Introduction) isEnvelope_Body() {}
 
 func (*Envelope_IntroductionAck) isEnvelope_Body() {}
 
+func (*Envelope_MulticastWant) isEnvelope_Body() {}
+
+func (*Envelope_MulticastOffer) isEnvelope_Body() {}
+
+func (*Envelope_MulticastReady) isEnvelope_Body() {}
+
+func (*Envelope_MulticastStart) isEnvelope_Body() {}
+
+func (*Envelope_MulticastReport) isEnvelope_Body() {}
+
+func (*Envelope_MulticastStatus) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\"\x8a\x0e\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a peer/wire/wirepb/multicast.proto\"\xe1\x11\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -535,7 +631,13 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\x10members_response\x183 \x01(\v2\".blueshift.wire.v1.MembersResponseH\x00R\x0fmembersResponse\x12L\n" +
 	"\x0fmembers_changed\x184 \x01(\v2!.blueshift.wire.v1.MembersChangedH\x00R\x0emembersChanged\x12E\n" +
 	"\fintroduction\x18B \x01(\v2\x1f.blueshift.wire.v1.IntroductionH\x00R\fintroduction\x12O\n" +
-	"\x10introduction_ack\x18C \x01(\v2\".blueshift.wire.v1.IntroductionAckH\x00R\x0fintroductionAckB\x06\n" +
+	"\x10introduction_ack\x18C \x01(\v2\".blueshift.wire.v1.IntroductionAckH\x00R\x0fintroductionAck\x12I\n" +
+	"\x0emulticast_want\x18P \x01(\v2 .blueshift.wire.v1.MulticastWantH\x00R\rmulticastWant\x12L\n" +
+	"\x0fmulticast_offer\x18Q \x01(\v2!.blueshift.wire.v1.MulticastOfferH\x00R\x0emulticastOffer\x12L\n" +
+	"\x0fmulticast_ready\x18R \x01(\v2!.blueshift.wire.v1.MulticastReadyH\x00R\x0emulticastReady\x12L\n" +
+	"\x0fmulticast_start\x18S \x01(\v2!.blueshift.wire.v1.MulticastStartH\x00R\x0emulticastStart\x12O\n" +
+	"\x10multicast_report\x18T \x01(\v2\".blueshift.wire.v1.MulticastReportH\x00R\x0fmulticastReport\x12O\n" +
+	"\x10multicast_status\x18U \x01(\v2\".blueshift.wire.v1.MulticastStatusH\x00R\x0fmulticastStatusB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -579,6 +681,12 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*MembersChanged)(nil),  // 24: blueshift.wire.v1.MembersChanged
 	(*Introduction)(nil),    // 25: blueshift.wire.v1.Introduction
 	(*IntroductionAck)(nil), // 26: blueshift.wire.v1.IntroductionAck
+	(*MulticastWant)(nil),   // 27: blueshift.wire.v1.MulticastWant
+	(*MulticastOffer)(nil),  // 28: blueshift.wire.v1.MulticastOffer
+	(*MulticastReady)(nil),  // 29: blueshift.wire.v1.MulticastReady
+	(*MulticastStart)(nil),  // 30: blueshift.wire.v1.MulticastStart
+	(*MulticastReport)(nil), // 31: blueshift.wire.v1.MulticastReport
+	(*MulticastStatus)(nil), // 32: blueshift.wire.v1.MulticastStatus
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -607,11 +715,17 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	24, // 23: blueshift.wire.v1.Envelope.members_changed:type_name -> blueshift.wire.v1.MembersChanged
 	25, // 24: blueshift.wire.v1.Envelope.introduction:type_name -> blueshift.wire.v1.Introduction
 	26, // 25: blueshift.wire.v1.Envelope.introduction_ack:type_name -> blueshift.wire.v1.IntroductionAck
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	27, // 26: blueshift.wire.v1.Envelope.multicast_want:type_name -> blueshift.wire.v1.MulticastWant
+	28, // 27: blueshift.wire.v1.Envelope.multicast_offer:type_name -> blueshift.wire.v1.MulticastOffer
+	29, // 28: blueshift.wire.v1.Envelope.multicast_ready:type_name -> blueshift.wire.v1.MulticastReady
+	30, // 29: blueshift.wire.v1.Envelope.multicast_start:type_name -> blueshift.wire.v1.MulticastStart
+	31, // 30: blueshift.wire.v1.Envelope.multicast_report:type_name -> blueshift.wire.v1.MulticastReport
+	32, // 31: blueshift.wire.v1.Envelope.multicast_status:type_name -> blueshift.wire.v1.MulticastStatus
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -629,6 +743,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_reach_proto_init()
 	file_peer_wire_wirepb_members_proto_init()
 	file_peer_wire_wirepb_mesh_proto_init()
+	file_peer_wire_wirepb_multicast_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -656,6 +771,12 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_MembersChanged)(nil),
 		(*Envelope_Introduction)(nil),
 		(*Envelope_IntroductionAck)(nil),
+		(*Envelope_MulticastWant)(nil),
+		(*Envelope_MulticastOffer)(nil),
+		(*Envelope_MulticastReady)(nil),
+		(*Envelope_MulticastStart)(nil),
+		(*Envelope_MulticastReport)(nil),
+		(*Envelope_MulticastStatus)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
