@@ -18,15 +18,18 @@ const MulticastCapability = "mcast1"
 const (
 	MulticastSessionSize = 8
 	MulticastKeySize     = 32
+	maxWantPath          = 4096 // bytes of MulticastWant.Path
 )
 
 // MulticastWant asks a device that holds a file to send it to the LAN
 // group; the asker pulls it and takes multicast. File is the file's
-// content hash, Blocks its block count. Answered by MulticastOffer.
+// content hash, Blocks its block count, Path where the sender finds it
+// (its record must have that content). Answered by MulticastOffer.
 type MulticastWant struct {
 	Share  share.ID
 	File   block.Hash
 	Blocks uint32
+	Path   string
 }
 
 // MulticastOffer answers MulticastWant: the session and its key (sent only
@@ -65,6 +68,9 @@ func (m *MulticastWant) validate() error {
 	if m.Blocks == 0 || m.Blocks > MaxHaveBlocks {
 		return fmt.Errorf("multicast want: %d blocks (limit %d)", m.Blocks, MaxHaveBlocks)
 	}
+	if len(m.Path) > maxWantPath {
+		return fmt.Errorf("multicast want: path of %d bytes (limit %d)", len(m.Path), maxWantPath)
+	}
 	return nil
 }
 
@@ -87,7 +93,7 @@ func (*MulticastStart) validate() error  { return nil }
 func (*MulticastStatus) validate() error { return nil }
 
 func (m *MulticastWant) toPB(e *wirepb.Envelope) {
-	e.Body = &wirepb.Envelope_MulticastWant{MulticastWant: &wirepb.MulticastWant{Share: m.Share[:], File: m.File[:], Blocks: m.Blocks}}
+	e.Body = &wirepb.Envelope_MulticastWant{MulticastWant: &wirepb.MulticastWant{Share: m.Share[:], File: m.File[:], Blocks: m.Blocks, Path: m.Path}}
 }
 
 func (m *MulticastOffer) toPB(e *wirepb.Envelope) {
@@ -115,7 +121,7 @@ func (m *MulticastStatus) toPB(e *wirepb.Envelope) {
 }
 
 func multicastWantFromPB(p *wirepb.MulticastWant) (*MulticastWant, error) {
-	m := &MulticastWant{Blocks: p.GetBlocks()}
+	m := &MulticastWant{Blocks: p.GetBlocks(), Path: p.GetPath()}
 	if err := fixed("share", m.Share[:], p.GetShare()); err != nil {
 		return nil, fmt.Errorf("multicast want: %w", err)
 	}

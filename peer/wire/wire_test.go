@@ -82,7 +82,7 @@ func samples() []Frame {
 		{0, &MembersChanged{Share: sh}},
 		{5, &Introduction{Body: sampleIntroBody(), DeviceKey: fill32(1), DeviceSig: [64]byte{2}, WriterSig: [64]byte{3}}},
 		{5, &IntroductionAck{}},
-		{6, &MulticastWant{Share: sh, File: block.Sum([]byte("f")), Blocks: 10}},
+		{6, &MulticastWant{Share: sh, File: block.Sum([]byte("f")), Blocks: 10, Path: "a/b.bin"}},
 		{6, &MulticastOffer{Session: [8]byte{1}, Key: [32]byte{2}}},
 		{6, &MulticastOffer{}},
 		{6, &MulticastReady{Session: [8]byte{1}, Families: []uint32{4, 6}}},

@@ -31,6 +31,7 @@ type MulticastWant struct {
 	Share         []byte                 `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
 	File          []byte                 `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`      // the file's content hash
 	Blocks        uint32                 `protobuf:"varint,3,opt,name=blocks,proto3" json:"blocks,omitempty"` // blocks in the file's block list
+	Path          string                 `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`      // the file's path in the share, where the sender finds it
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -84,6 +85,13 @@ func (x *MulticastWant) GetBlocks() uint32 {
 		return x.Blocks
 	}
 	return 0
+}
+
+func (x *MulticastWant) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
 }
 
 // MulticastOffer answers MulticastWant: the session's ID and key (the
@@ -362,11 +370,12 @@ var File_peer_wire_wirepb_multicast_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_multicast_proto_rawDesc = "" +
 	"\n" +
-	" peer/wire/wirepb/multicast.proto\x12\x11blueshift.wire.v1\"Q\n" +
+	" peer/wire/wirepb/multicast.proto\x12\x11blueshift.wire.v1\"e\n" +
 	"\rMulticastWant\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\fR\x04file\x12\x16\n" +
-	"\x06blocks\x18\x03 \x01(\rR\x06blocks\"<\n" +
+	"\x06blocks\x18\x03 \x01(\rR\x06blocks\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\"<\n" +
 	"\x0eMulticastOffer\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\"F\n" +
