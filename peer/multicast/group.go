@@ -204,9 +204,8 @@ func (g *Group) read(s *socket) {
 			g.unknown.Add(1)
 			continue
 		}
-		if err := r.take(s.fam, buf[:n]); err != nil {
-			g.refused.Add(1)
-			g.log.Debug("refused multicast datagram", "err", err)
+		if r.take(s.fam, buf[:n]) != nil {
+			g.refused.Add(1) // counted, not logged: a stranger may send many
 			continue
 		}
 		g.accepted.Add(1)

@@ -69,6 +69,9 @@ type device struct {
 	// version, if set, is the newest protocol version the device speaks
 	// (an older peer's).
 	version uint32
+	// mcast, if set, gives the device a LAN multicast group on loopback
+	// at this port (multicast_test.go).
+	mcast int
 }
 
 // hello is the device's Hello. It speaks wire.HaveVersion even before
@@ -78,6 +81,9 @@ func (d *device) hello() wire.Hello {
 	h := wire.Hello{DeviceName: d.name, Version: max(wire.Version, wire.HaveVersion), MinVersion: wire.MinVersion}
 	if d.version != 0 {
 		h.Version = d.version
+	}
+	if d.mcast != 0 {
+		h.Capabilities = append(h.Capabilities, wire.MulticastCapability)
 	}
 	return h
 }
@@ -118,14 +124,15 @@ func (d *device) open() {
 	if d.retryEvery > 0 {
 		retry = d.retryEvery
 	}
-	e, err := New(Options{DB: db, Self: d.id.ID(), Logger: d.log, RetryEvery: retry})
+	ctx, cancel := context.WithCancel(context.Background())
+	group, groupDone := d.openMulticast(ctx)
+	e, err := New(Options{DB: db, Self: d.id.ID(), Logger: d.log, RetryEvery: retry, Multicast: group, MulticastRate: 200 << 20})
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	d.db, d.e, d.done = db, e, make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
 	d.stop = cancel
-	go func() { defer close(d.done); e.Run(ctx) }()
+	go func() { defer close(d.done); e.Run(ctx); <-groupDone }()
 	if d.members != nil {
 		d.addShare(d.members...)
 	}

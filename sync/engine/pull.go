@@ -341,6 +341,7 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		}
 		off += int64(b.Size)
 	}
+	left = f.multicastPull(ctx, in, t, offs, left, swarm) // LAN multicast first (multicast.go)
 	// Blocks are picked when a slot frees, so the pick sees the newest
 	// Haves of the peers pulling the same file (swarm.go).
 	pick, slots := f.newPicker(rec, in.from, left), make(chan struct{}, f.e.opts.Parallel)

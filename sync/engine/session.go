@@ -754,6 +754,12 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			return wire.Errorf(wire.CodeBadRequest, "block %s: %v", block.Hash(m.Hash).Short(), err)
 		}
 		return resp
+	case *wire.MulticastWant:
+		return s.multicastWant(ctx, m)
+	case *wire.MulticastReady:
+		return s.multicastReady(ctx, m)
+	case *wire.MulticastReport:
+		return s.multicastReport(m)
 	}
 	return wire.Errorf(wire.CodeUnsupported, "unexpected %s", wire.Name(m))
 }
