@@ -22,6 +22,9 @@
 //	paused = false                 # every share paused (blueshift pause); survives a restart
 //	max_send_rate = "2MiB"         # bytes per second sent to all peers together; absent: no limit
 //	max_recv_rate = "10MB"         # bytes per second received; units B, kB, KiB, MB, MiB, GB, GiB
+//	multicast = true               # blocks several LAN peers pull at once go once to a multicast
+//	                               # group (on discovery's interfaces; off when discovery is)
+//	multicast_rate = "12.5MB"      # bytes per second sent to the group; absent: 100 Mbit/s
 //
 //	[discovery]
 //	interfaces = ["eth0"]          # announce and listen on these interfaces only; empty: every
@@ -45,6 +48,7 @@
 //	versions_max_mb = 1024         # and at most this many MiB in all, oldest removed first; 0: no cap
 //	max_send_rate = "1MiB"         # this share's blocks sent per second; absent: no limit
 //	max_recv_rate = "1MiB"         # this share's blocks received per second
+//	multicast = true               # false: this share's blocks never go by LAN multicast
 //	peers = ["…"]                  # device IDs this share is shared with; each must be a [[peer]]
 //	join_from = "…"                # only while joining through a link: the inviting device (a [[peer]])
 //	join_token = "…"               # its token (hex), presented to join_from until accepted
@@ -158,6 +162,11 @@ type Device struct {
 	Paused      bool `toml:"paused,omitempty"`
 	MaxSendRate Rate `toml:"max_send_rate,omitempty"`
 	MaxRecvRate Rate `toml:"max_recv_rate,omitempty"`
+	// Multicast lets blocks travel once to a LAN multicast group when two
+	// or more LAN peers pull them at once; it is on only where discovery
+	// is (same interfaces). MulticastRate caps what is sent to the group.
+	Multicast     bool `toml:"multicast"`
+	MulticastRate Rate `toml:"multicast_rate,omitempty"`
 }
 
 // Discovery tunes LAN discovery (on or off is [device] discovery).
@@ -191,10 +200,13 @@ type Share struct {
 	VersionsKeep int    `toml:"versions_keep"`
 	VersionsDays int    `toml:"versions_days"`
 	// VersionsMaxMB caps the versions folder (MiB); 0: no cap.
-	VersionsMaxMB int      `toml:"versions_max_mb,omitempty"`
-	MaxSendRate   Rate     `toml:"max_send_rate,omitempty"`
-	MaxRecvRate   Rate     `toml:"max_recv_rate,omitempty"`
-	Peers         []string `toml:"peers"`
+	VersionsMaxMB int  `toml:"versions_max_mb,omitempty"`
+	MaxSendRate   Rate `toml:"max_send_rate,omitempty"`
+	MaxRecvRate   Rate `toml:"max_recv_rate,omitempty"`
+	// Multicast: this share's blocks may travel by LAN multicast ([device]
+	// multicast must be on too).
+	Multicast bool     `toml:"multicast"`
+	Peers     []string `toml:"peers"`
 	// JoinFrom, JoinToken and JoinRefused are set on a share joined through
 	// a link until its inviter (JoinFrom) answers the token (hex): accepted
 	// clears them, refused keeps why in JoinRefused and clears the token.
@@ -322,6 +334,7 @@ func New(name string) *Config {
 		Discovery:      true,
 		RescanInterval: Duration{DefaultRescanInterval},
 		QUIC:           true,
+		Multicast:      true,
 	}, DHT: DHT{Enabled: true}}
 }
 
@@ -333,6 +346,7 @@ func NewShare(id, path, key string) Share {
 		Path:         path,
 		Key:          key,
 		Watch:        true,
+		Multicast:    true,
 		VersionsKeep: DefaultVersionsKeep,
 		VersionsDays: DefaultVersionsDays,
 	}

@@ -130,6 +130,9 @@ func (c *Config) applyDefaults(pos positions) {
 	if !pos.has("device.quic") {
 		c.Device.QUIC = true
 	}
+	if !pos.has("device.multicast") {
+		c.Device.Multicast = true
+	}
 	if !pos.has("dht.enabled") {
 		c.DHT.Enabled = true
 	}
@@ -140,6 +143,9 @@ func (c *Config) applyDefaults(pos positions) {
 		s, at := &c.Shares[i], "share."+strconv.Itoa(i)+"."
 		if !pos.has(at + "watch") {
 			s.Watch = true
+		}
+		if !pos.has(at + "multicast") {
+			s.Multicast = true
 		}
 		if !pos.has(at + "versions_keep") {
 			s.VersionsKeep = DefaultVersionsKeep

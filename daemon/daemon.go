@@ -20,6 +20,7 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/discovery"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/multicast"
 	"github.com/blueshift-sync/blueshift/sync/engine"
 )
 
@@ -56,6 +57,11 @@ type Options struct {
 	// MaxSendRate and MaxRecvRate, when above 0, replace [device]
 	// max_send_rate and max_recv_rate until a user sets them live.
 	MaxSendRate, MaxRecvRate int64
+	// NoMulticast turns LAN multicast of blocks off whatever [device]
+	// multicast says; MulticastPort, when not zero, replaces its UDP port
+	// (multicast.go).
+	NoMulticast   bool
+	MulticastPort int
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -73,6 +79,7 @@ type Daemon struct {
 	qln        *conn.QUICListener   // nil when QUIC is off
 	peers      *peer.Manager        // dials, accepts, keeps one connection per peer
 	disc       *discovery.Discovery // nil when LAN discovery is off
+	mcast      *multicast.Group     // nil when LAN multicast is off (multicast.go)
 	dht        *dhtPart             // nil when the DHT is off (dht.go)
 	mesh       meshSignal           // members changed: introduce them again (mesh.go)
 	ctl        net.Listener
@@ -154,7 +161,12 @@ func Open(opts Options) (d *Daemon, err error) {
 		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db,
 		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
 	}
-	d.eng, err = engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log, OnEvent: d.onEngineEvent, DeviceName: d.deviceName})
+	d.mcast = d.newMulticast(cfg)
+	if d.mcast != nil {
+		closers = append(closers, d.mcast.Close)
+	}
+	d.eng, err = engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log, OnEvent: d.onEngineEvent, DeviceName: d.deviceName,
+		Multicast: d.mcast, MulticastRate: int64(cfg.Device.MulticastRate)})
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +255,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.dht != nil {
 		d.wg.Go(func() { d.dht.run(ctx) })
+	}
+	if d.mcast != nil {
+		d.wg.Go(func() { d.mcast.Run(ctx) })
 	}
 	d.wg.Go(func() { d.watchStates(ctx) })
 	srv := d.serveControl(ctx)

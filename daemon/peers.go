@@ -160,7 +160,7 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 		token = p.Invite
 	}
 	d.joins.setHello(remote, token)
-	caps := append(d.meshCapabilities(), wire.MembersCapability)
+	caps := append(append(d.meshCapabilities(), wire.MembersCapability), d.multicastCapabilities()...)
 	if token == "" {
 		return caps
 	}
