@@ -197,6 +197,11 @@ func TestE2EMulticastBridge(t *testing.T) {
 		if st.Multicast.BlocksReceived == 0 {
 			t.Errorf("%s took no block from the group", r.name)
 		}
+		for _, p := range st.Multicast.Recent {
+			if p.Via != "multicast" {
+				t.Errorf("%s: status --json says %s came by %s (%s)", r.name, p.Path, p.Via, p.Why)
+			}
+		}
 	}
 	t.Logf("the stranger sent %d datagrams; the receivers refused %d", sent, refused)
 	if sent == 0 || refused == 0 {

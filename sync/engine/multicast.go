@@ -81,7 +81,29 @@ type MulticastStats struct {
 	BlocksReceived int64 `json:"blocks_received"` // blocks taken from the group
 	BlocksRepaired int64 `json:"blocks_repaired"` // blocks of a session left to unicast
 	Refused        int64 `json:"refused"`         // datagrams that did not open (forged, replayed)
+	// Recent says which path the last pulls of large files took, newest
+	// last (at most recentPulls).
+	Recent []MulticastPull `json:"recent,omitempty"`
 }
+
+// MulticastPull is the path one pull of a large file took.
+type MulticastPull struct {
+	Share string      `json:"share"`
+	Path  record.Path `json:"path"`
+	// Via is "multicast" (some blocks came from the group) or "unicast";
+	// Why says why unicast: "one receiver" (the sender declined), "group
+	// failed" (the probe did not reach two receivers, or no block came),
+	// "no multicast at the sender", "not on the LAN", "share off", "few
+	// blocks".
+	Via       string    `json:"via"`
+	Why       string    `json:"why,omitempty"`
+	Multicast int       `json:"multicast_blocks"` // blocks taken from the group
+	Unicast   int       `json:"unicast_blocks"`   // blocks left to unicast (repairs included)
+	Time      time.Time `json:"time"`
+}
+
+// recentPulls bounds MulticastStats.Recent.
+const recentPulls = 32
 
 // mcast is an engine's multicast: the group, the device's pacer, and the
 // sessions it sends. run owns the senders.
@@ -97,6 +119,7 @@ type mcast struct {
 
 	mu struct {
 		gosync.Mutex
+		recent []MulticastPull                    // guarded by mu: newest last
 		byFile map[fileKey]*mcastSend             // guarded by mu: gathering, sending or lingering
 		byID   map[multicast.SessionID]*mcastSend // guarded by mu: sessions offered
 	}
@@ -148,11 +171,28 @@ func (mc *mcast) stats() MulticastStats {
 	if mc == nil {
 		return MulticastStats{}
 	}
+	mc.mu.Lock()
+	recent := slices.Clone(mc.mu.recent)
+	mc.mu.Unlock()
 	return MulticastStats{On: true,
 		SessionsSent: mc.sessionsSent.Load(), SessionsJoined: mc.sessionsJoined.Load(), Declined: mc.declined.Load(),
 		BytesSent: mc.bytesSent.Load(), BlocksSent: mc.blocksSent.Load(),
 		BlocksReceived: mc.blocksReceived.Load(), BlocksRepaired: mc.blocksRepaired.Load(),
-		Refused: mc.g.Stats().Refused}
+		Refused: mc.g.Stats().Refused, Recent: recent}
+}
+
+// note keeps the path a pull took, for Status.
+func (mc *mcast) note(f *folder, rec record.Record, why string, viaGroup, left int) {
+	p := MulticastPull{Share: f.cfg.Name, Path: rec.Path, Via: "unicast", Why: why, Multicast: viaGroup, Unicast: left, Time: time.Now().UTC()}
+	if viaGroup > 0 {
+		p.Via, p.Why = "multicast", ""
+	}
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	if len(mc.mu.recent) >= recentPulls {
+		mc.mu.recent = slices.Delete(mc.mu.recent, 0, 1)
+	}
+	mc.mu.recent = append(mc.mu.recent, p)
 }
 
 // run starts a sender for each session gathered, until ctx ends; it
@@ -189,6 +229,9 @@ func (s *Session) multicastWant(ctx context.Context, m *wire.MulticastWant) wire
 	ent, ok, err := f.idx.Lookup(p)
 	if err != nil || !ok || ent.Record.Deleted || ent.Record.FileHash != m.File || len(ent.Record.Blocks) != int(m.Blocks) {
 		return declined // not this content here: the receiver asks others by unicast
+	}
+	if len(s.multicastCandidates(f)) == 0 {
+		return declined // nobody else on the LAN could want it: no gathering to wait for
 	}
 	sd := mc.join(f, ent.Record, s.id)
 	if sd == nil {
@@ -240,7 +283,7 @@ func (mc *mcast) join(f *folder, rec record.Record, id identity.DeviceID) *mcast
 // send runs one session: gather, offer, probe, send every block, linger.
 func (mc *mcast) send(ctx context.Context, sd *mcastSend) {
 	defer mc.forget(sd)
-	if !sleep(ctx, gatherWindow) {
+	if !sd.gather(ctx) {
 		close(sd.decided)
 		return
 	}
@@ -301,6 +344,50 @@ func (mc *mcast) send(ctx context.Context, sd *mcastSend) {
 	sd.mu.done = true
 	sd.mu.Unlock()
 	sleep(ctx, linger)
+}
+
+// gather waits gatherWindow for the wants of the file, or less once every
+// member that could want it has asked. It reports whether ctx is still on.
+func (sd *mcastSend) gather(ctx context.Context) bool {
+	end := time.Now().Add(gatherWindow)
+	for time.Now().Before(end) {
+		sd.mu.Lock()
+		var asked identity.DeviceID
+		n := len(sd.mu.peers)
+		for id := range sd.mu.peers {
+			asked = id
+		}
+		sd.mu.Unlock()
+		if n > 0 {
+			if s := sd.f.e.session(asked); s != nil && n > len(s.multicastCandidates(sd.f)) {
+				return true // every candidate asked
+			}
+		}
+		if !sleep(ctx, 20*time.Millisecond) {
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// multicastCandidates returns the connected members of f other than the
+// session's peer that could take f's blocks from the group too: they speak
+// multicast, are on the LAN, and their last announced root is not ours.
+func (s *Session) multicastCandidates(f *folder) []*Session {
+	var out []*Session
+	for _, o := range f.connectedMembers() {
+		if o != s && o.speaksMulticast() && onLAN(o.c) && !o.rootsAgree(f) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// session returns the session with peer id, if connected.
+func (e *Engine) session(id identity.DeviceID) *Session {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mu.sessions[id]
 }
 
 // put paces and sends one datagram.
@@ -488,23 +575,30 @@ func (s *Session) speaksMulticast() bool {
 // is declined or the group does not work, it returns left as it was.
 func (f *folder) multicastPull(ctx context.Context, in incoming, t *apply.Temp, offs []int64, left []int, swarm *filePull) []int {
 	mc := f.e.mc
-	if mc == nil || f.cfg.NoMulticast || len(left) < minMulticastBlocks {
-		return left
-	}
-	var s *Session
-	for _, c := range f.connectedMembers() {
-		if c.id == in.from {
-			s = c
-		}
-	}
-	if s == nil || !s.speaksMulticast() || !onLAN(s.c) {
+	if mc == nil {
 		return left
 	}
 	rec := in.rec
+	s := f.e.session(in.from)
+	switch {
+	case f.cfg.NoMulticast:
+		mc.note(f, rec, "share off", 0, len(left))
+		return left
+	case len(left) < minMulticastBlocks:
+		mc.note(f, rec, "few blocks", 0, len(left))
+		return left
+	case s == nil || !f.isMember(s.id) || !s.speaksMulticast():
+		mc.note(f, rec, "no multicast at the sender", 0, len(left))
+		return left
+	case !onLAN(s.c):
+		mc.note(f, rec, "not on the LAN", 0, len(left))
+		return left
+	}
 	resp, err := s.c.Request(ctx, &wire.MulticastWant{Share: f.id, File: rec.FileHash, Blocks: uint32(len(rec.Blocks)), Path: string(rec.Path)})
 	offer, ok := resp.(*wire.MulticastOffer)
 	if err != nil || !ok || offer.Session == ([wire.MulticastSessionSize]byte{}) {
 		mc.declined.Add(1)
+		mc.note(f, rec, "one receiver", 0, len(left))
 		return left
 	}
 	id := multicast.SessionID(offer.Session)
@@ -516,6 +610,7 @@ func (f *folder) multicastPull(ctx context.Context, in incoming, t *apply.Temp, 
 	start, ok := resp.(*wire.MulticastStart)
 	if err != nil || !ok || start.Family == 0 {
 		mc.declined.Add(1)
+		mc.note(f, rec, "group failed", 0, len(left))
 		return left
 	}
 	mc.sessionsJoined.Add(1)
@@ -589,6 +684,7 @@ loop:
 		}
 	}
 	mc.blocksRepaired.Add(int64(len(out)))
+	mc.note(f, rec, "group failed", len(left)-len(out), len(out))
 	if len(out) > 0 {
 		f.log.Debug("LAN multicast: blocks left to unicast", "path", rec.Path, "blocks", len(out), "of", len(rec.Blocks))
 	}

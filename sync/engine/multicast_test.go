@@ -63,6 +63,9 @@ func TestMulticastSeederSendsOnce(t *testing.T) {
 		if st.SessionsJoined == 0 || st.BlocksReceived < seeder.BlocksSent/2 {
 			t.Errorf("%s took %d of %d blocks from the group; want most", d.name, st.BlocksReceived, seeder.BlocksSent)
 		}
+		if len(st.Recent) != 2 || st.Recent[0].Via != "multicast" || st.Recent[1].Via != "multicast" {
+			t.Errorf("%s says its pulls took %+v; want both by multicast", d.name, st.Recent)
+		}
 	}
 }
 
@@ -74,8 +77,8 @@ func TestMulticastOneReceiverIsUnicast(t *testing.T) {
 	if st := devs[0].e.MulticastStatus(); st.SessionsSent != 0 {
 		t.Errorf("a session for one receiver: %+v", st)
 	}
-	if st := devs[1].e.MulticastStatus(); st.Declined == 0 {
-		t.Errorf("the receiver never asked for multicast: %+v", st)
+	if st := devs[1].e.MulticastStatus(); st.Declined == 0 || len(st.Recent) != 1 || st.Recent[0].Via != "unicast" || st.Recent[0].Why != "one receiver" {
+		t.Errorf("the receiver never asked for multicast, or says otherwise: %+v", st)
 	}
 }
 
