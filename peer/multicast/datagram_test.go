@@ -2,6 +2,8 @@ package multicast
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -184,3 +186,28 @@ func randBytes(n int) []byte {
 	r.Read(b)
 	return b
 }
+
+// TestDatagramGolden pins the datagram format: a shard of a fixed payload
+// sealed under a fixed key, session and sequence number.
+func TestDatagramGolden(t *testing.T) {
+	s := NewSealer(SessionID{1, 2, 3, 4, 5, 6, 7, 8}, Key{9})
+	s.seq = 41
+	shards, err := Encode(5, 1, []byte("blueshift multicast"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.Shard(shards[0])
+	if len(p) != MaxDatagram {
+		t.Fatalf("shard datagram of %d bytes, want %d", len(p), MaxDatagram)
+	}
+	const head = "42534d43" + "01" + "02" + "0102030405060708" + "000000000000002a"
+	if got := hex.EncodeToString(p[:headerLen]); got != head[:2*headerLen] {
+		t.Fatalf("header %s, want %s", got, head[:2*headerLen])
+	}
+	sum := sha256.Sum256(p)
+	if got := hex.EncodeToString(sum[:8]); got != goldenShard {
+		t.Fatalf("sealed shard hashes to %s, want %s (the format changed: bump Version)", got, goldenShard)
+	}
+}
+
+const goldenShard = "2f1df4625c23ef8c"

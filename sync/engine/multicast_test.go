@@ -160,3 +160,29 @@ func stranger(ctx context.Context, t *testing.T, port int) int {
 		}
 	}
 }
+
+// TestMulticastGroupThatDoesNotWork: the receivers listen where the
+// seeder's datagrams never arrive (as on a switch or Wi-Fi that drops
+// multicast). The probe finds it out, the session is called off, and the
+// file comes by unicast; status says why.
+func TestMulticastGroupThatDoesNotWork(t *testing.T) {
+	devs, _, _ := swarmOf(t, 2, []int{3 << 20}, func(devs []*device) {
+		for i, d := range devs {
+			d.mcast = 21994
+			if i > 0 {
+				d.mcast = 21995 // not the seeder's port: its probes never arrive
+			}
+			d.restart()
+		}
+	})
+	waitConvergedFor(t, 60*time.Second, devs...)
+	if st := devs[0].e.MulticastStatus(); st.SessionsSent != 0 || st.BlocksSent != 0 {
+		t.Errorf("the seeder sent to a group nobody heard: %+v", st)
+	}
+	for _, d := range devs[1:] {
+		st := d.e.MulticastStatus()
+		if len(st.Recent) != 1 || st.Recent[0].Via != "unicast" || st.Recent[0].Why != "group failed" {
+			t.Errorf("%s: %+v; want its pull by unicast, the group failed", d.name, st)
+		}
+	}
+}
