@@ -211,3 +211,27 @@ func TestDatagramGolden(t *testing.T) {
 }
 
 const goldenShard = "2f1df4625c23ef8c"
+
+// A lossy receiver holds at most maxBlocksPending partial blocks: the
+// oldest is given up (unicast repairs it), and newer blocks still complete.
+func TestAssemblerBoundsPartialBlocks(t *testing.T) {
+	asm := NewAssembler()
+	for i := range uint32(200) {
+		shards, _ := Encode(i, 0, randBytes(3*ShardSize), 0)
+		asm.Add(shards[0]) // never completes: its other shards are lost
+		if asm.Pending() > maxBlocksPending {
+			t.Fatalf("%d partial blocks held after %d blocks; want at most %d", asm.Pending(), i+1, maxBlocksPending)
+		}
+	}
+	payload := randBytes(2 * ShardSize)
+	shards, _ := Encode(1000, 0, payload, 0)
+	var got []byte
+	for _, sh := range shards {
+		if p, ok := asm.Add(sh); ok {
+			got = p.Data
+		}
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("a block sent whole after many partial ones did not complete")
+	}
+}

@@ -16,8 +16,11 @@ const (
 	MaxGroupShards = 32
 	// maxParity is the most parity shards of one group.
 	maxParity = 32
-	// maxBlocksPending bounds the payloads an Assembler builds at once.
-	maxBlocksPending = 512
+	// maxBlocksPending bounds the payloads an Assembler builds at once: a
+	// sender sends blocks in order, so a block still short of shards when
+	// this many newer ones started will not complete (unicast repairs it);
+	// the oldest is dropped.
+	maxBlocksPending = 16
 )
 
 // groups returns how many groups a payload of size bytes is cut into.
@@ -98,9 +101,11 @@ type Payload struct {
 type Assembler struct {
 	pending map[uint32]*building
 	done    map[uint32]bool
+	started uint64 // blocks started, for building.order
 }
 
 type building struct {
+	order  uint64 // when it started: the oldest is dropped first
 	size   int
 	enc    uint8
 	groups []groupShards
@@ -134,9 +139,10 @@ func (a *Assembler) Add(sh Shard) (Payload, bool) {
 	b := a.pending[sh.Block]
 	if b == nil {
 		if len(a.pending) >= maxBlocksPending {
-			return Payload{}, false // the rest comes by unicast
+			a.dropOldest()
 		}
-		b = &building{size: int(sh.Size), enc: sh.Enc, groups: make([]groupShards, groups(int(sh.Size)))}
+		a.started++
+		b = &building{order: a.started, size: int(sh.Size), enc: sh.Enc, groups: make([]groupShards, groups(int(sh.Size)))}
 		b.left = len(b.groups)
 		a.pending[sh.Block] = b
 	}
@@ -180,3 +186,18 @@ func (a *Assembler) Add(sh Shard) (Payload, bool) {
 	a.done[sh.Block] = true
 	return Payload{Block: sh.Block, Enc: b.enc, Data: data[:b.size]}, true
 }
+
+// dropOldest gives up the block started first of those pending.
+func (a *Assembler) dropOldest() {
+	var oldest uint32
+	first := true
+	for k, b := range a.pending {
+		if first || b.order < a.pending[oldest].order {
+			oldest, first = k, false
+		}
+	}
+	delete(a.pending, oldest)
+}
+
+// Pending returns how many blocks are being put together.
+func (a *Assembler) Pending() int { return len(a.pending) }
