@@ -139,7 +139,8 @@ func stranger(ctx context.Context, t *testing.T, port int) int {
 	out := ipv4.NewPacketConn(c)
 	out.SetMulticastInterface(lo)
 	out.SetMulticastLoopback(true)
-	go func() { <-ctx.Done(); listen.Close() }()
+	stop := context.AfterFunc(ctx, func() { listen.Close() })
+	defer stop()
 	buf := make([]byte, 2048)
 	sent := 0
 	for {
