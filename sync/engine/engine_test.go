@@ -72,6 +72,8 @@ type device struct {
 	// mcast, if set, gives the device a LAN multicast group on loopback
 	// at this port (multicast_test.go).
 	mcast int
+	// noMulticast turns multicast off for the device's share.
+	noMulticast bool
 }
 
 // hello is the device's Hello. It speaks wire.HaveVersion even before
@@ -164,7 +166,7 @@ func (d *device) addShare(members ...*device) {
 	for _, m := range members {
 		ids = append(ids, m.id.ID())
 	}
-	if err := d.e.AddShare(ShareConfig{Key: d.key, Name: "s", Path: d.dir, Members: ids}); err != nil {
+	if err := d.e.AddShare(ShareConfig{Key: d.key, Name: "s", Path: d.dir, Members: ids, NoMulticast: d.noMulticast}); err != nil {
 		d.t.Fatal(err)
 	}
 }

@@ -187,3 +187,25 @@ func TestMulticastGroupThatDoesNotWork(t *testing.T) {
 		}
 	}
 }
+
+// TestMulticastShareOff: receivers whose share has multicast off never ask
+// for it, though their engines have a group: the files come by unicast.
+func TestMulticastShareOff(t *testing.T) {
+	devs, _, _ := swarmOf(t, 2, []int{3 << 20}, func(devs []*device) {
+		for i, d := range devs {
+			d.mcast = 21997
+			d.noMulticast = i > 0
+			d.restart()
+		}
+	})
+	waitConvergedFor(t, 60*time.Second, devs...)
+	if st := devs[0].e.MulticastStatus(); st.SessionsSent != 0 {
+		t.Errorf("a session for receivers whose share is off: %+v", st)
+	}
+	for _, d := range devs[1:] {
+		st := d.e.MulticastStatus()
+		if len(st.Recent) != 1 || st.Recent[0].Why != "share off" || st.SessionsJoined != 0 {
+			t.Errorf("%s: %+v; want its pull by unicast, the share off", d.name, st)
+		}
+	}
+}
