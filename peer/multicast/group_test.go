@@ -98,3 +98,36 @@ func TestGroupDeliversToEveryReceiver(t *testing.T) {
 		}
 	}
 }
+
+// A receiver that joins a session under way counts as lost none of what
+// was sent before its first datagram, and takes any authentic datagram
+// (not only a probe) as proof that the group works.
+func TestReceiverJoinsUnderWay(t *testing.T) {
+	id, k := NewSession()
+	s := NewSealer(id, k)
+	for range 1000 {
+		s.Probe() // sent before the receiver was there
+	}
+	r := newReceiver(id, k)
+	shards, _ := Encode(0, 0, randBytes(5*ShardSize), 0)
+	for i, sh := range shards {
+		p := s.Shard(sh)
+		if i == 2 {
+			continue // one lost
+		}
+		if err := r.take(IPv4, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case fam := <-r.Probed():
+		if fam != IPv4 {
+			t.Fatalf("heard on %v", fam)
+		}
+	default:
+		t.Fatal("a shard did not show the group works")
+	}
+	if loss, n := r.Loss(); n != 5 || loss != 0.2 {
+		t.Fatalf("loss %.2f of %d datagrams; want 0.20 of 5 (one of the five since joining)", loss, n)
+	}
+}

@@ -40,7 +40,8 @@ func newReceiver(id SessionID, k Key) *Receiver {
 // Payloads returns the payloads put back together, in arrival order.
 func (r *Receiver) Payloads() <-chan Payload { return r.payloads }
 
-// Probed returns the families probes arrived on, each once.
+// Probed returns the families the session's datagrams (a probe, or any
+// other) arrived on, each once.
 func (r *Receiver) Probed() <-chan Family { return r.probed }
 
 // Ended is closed once the sender said it sent everything.
@@ -75,18 +76,22 @@ func (r *Receiver) take(fam Family, p []byte) error {
 	if err != nil {
 		return err
 	}
+	if r.mu.received == 0 {
+		r.mu.repTop = d.Seq - 1 // joined under way: what was sent before is not lost
+	}
 	r.mu.received++
 	r.mu.top = max(r.mu.top, d.Seq)
+	// Any authentic datagram shows the group works on this family (a
+	// receiver that joins a session under way hears no probe).
+	i := 0
+	if fam == IPv6 {
+		i = 1
+	}
+	if !r.mu.probed[i] {
+		r.mu.probed[i] = true
+		r.probed <- fam // cap 2, once per family: never blocks
+	}
 	switch d.Kind {
-	case KindProbe:
-		i := 0
-		if fam == IPv6 {
-			i = 1
-		}
-		if !r.mu.probed[i] {
-			r.mu.probed[i] = true
-			r.probed <- fam // cap 2, once per family: never blocks
-		}
 	case KindEnd:
 		if !r.mu.ended {
 			r.mu.ended = true

@@ -46,8 +46,11 @@ import (
 // the members' TLS connections, and every block is still checked against
 // its hash: a stranger on the LAN can cause repairs, never poison.
 const (
-	// gatherWindow is how long a sender waits for the wants of one file.
+	// gatherWindow is how long a sender waits for the wants of one file;
+	// gatherMax, how long it waits for a second one while other LAN
+	// members could still ask.
 	gatherWindow = 300 * time.Millisecond
+	gatherMax    = 1500 * time.Millisecond
 	// probeEvery and probeWait: the sender probes the group this often,
 	// for at most probeWait; a receiver waits as long for a probe.
 	probeEvery = 20 * time.Millisecond
@@ -237,7 +240,7 @@ func (s *Session) multicastWant(ctx context.Context, m *wire.MulticastWant) wire
 	if sd == nil {
 		return declined
 	}
-	t := time.NewTimer(gatherWindow + probeWait)
+	t := time.NewTimer(gatherMax + probeWait)
 	defer t.Stop()
 	select {
 	case <-sd.decided:
@@ -273,11 +276,25 @@ func (mc *mcast) join(f *folder, rec record.Record, id identity.DeviceID) *mcast
 	}
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
-	if !sd.mu.gathering {
-		return nil
+	if !sd.mu.gathering && (!sd.offered() || sd.mu.done) {
+		return nil // declined, or sent already
 	}
-	sd.mu.peers[id] = &mcastPeer{}
+	// Gathering, or sending: a late receiver takes the blocks still to
+	// come and fetches the earlier ones by unicast (from the others first).
+	if sd.mu.peers[id] == nil {
+		sd.mu.peers[id] = &mcastPeer{}
+	}
 	return sd
+}
+
+// offered reports whether the session was offered (its ID and key are set).
+func (sd *mcastSend) offered() bool {
+	select {
+	case <-sd.decided:
+		return sd.id != (multicast.SessionID{})
+	default:
+		return false
+	}
 }
 
 // send runs one session: gather, offer, probe, send every block, linger.
@@ -348,9 +365,13 @@ func (mc *mcast) send(ctx context.Context, sd *mcastSend) {
 
 // gather waits gatherWindow for the wants of the file, or less once every
 // member that could want it has asked. It reports whether ctx is still on.
+//
+// A lone receiver is waited for up to gatherMax while other candidates
+// could still ask (their pulls may start later: a reconcile instead of a
+// push); receivers that ask once the session is sending join it late.
 func (sd *mcastSend) gather(ctx context.Context) bool {
-	end := time.Now().Add(gatherWindow)
-	for time.Now().Before(end) {
+	start := time.Now()
+	for time.Since(start) < gatherMax {
 		sd.mu.Lock()
 		var asked identity.DeviceID
 		n := len(sd.mu.peers)
@@ -358,10 +379,15 @@ func (sd *mcastSend) gather(ctx context.Context) bool {
 			asked = id
 		}
 		sd.mu.Unlock()
-		if n > 0 {
-			if s := sd.f.e.session(asked); s != nil && n > len(s.multicastCandidates(sd.f)) {
-				return true // every candidate asked
-			}
+		candidates := 0
+		if s := sd.f.e.session(asked); s != nil {
+			candidates = len(s.multicastCandidates(sd.f))
+		}
+		switch {
+		case n > candidates:
+			return true // every candidate asked
+		case time.Since(start) >= gatherWindow && (n >= 2 || candidates == 0):
+			return true
 		}
 		if !sleep(ctx, 20*time.Millisecond) {
 			return false
@@ -509,6 +535,10 @@ func (s *Session) multicastReady(ctx context.Context, m *wire.MulticastReady) wi
 	}
 	sd.mu.Lock()
 	p.ready, p.families = true, m.Families
+	late := sd.started != nil && isClosed(sd.started)
+	if late && sd.family != 0 && !sd.mu.done && slices.Contains(m.Families, uint32(sd.family)) {
+		p.in = true // joins the session under way
+	}
 	sd.mu.Unlock()
 	select {
 	case sd.ready <- struct{}{}:
@@ -753,6 +783,16 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	case <-ctx.Done():
+		return false
+	}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
 		return false
 	}
 }
