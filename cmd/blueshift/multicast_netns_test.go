@@ -29,7 +29,7 @@ import (
 // stranger in a sixth namespace on the same bridge listens to the group
 // and sends back every datagram it hears, replayed or tampered with; one
 // receiver's link drops 1% of the multicast datagrams (nftables). Once
-// every device shares the folder, 24 MiB of random data arrives at the
+// every device shares the folder, 18 MiB of random data arrives at the
 // seeder. Every receiver ends with the seeder's files; the seeder's link
 // carries little more than one copy of the data (nftables counts its
 // output); the receivers refused the stranger's datagrams and took the
@@ -138,7 +138,7 @@ func TestE2EMulticastBridge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const fileSize, files = 8 << 20, 3
+	const fileSize, files = 6 << 20, 3
 	staging := filepath.Join(work, "staging")
 	rnd := rand.NewChaCha8([32]byte{42})
 	for i := range files {
