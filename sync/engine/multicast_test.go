@@ -209,3 +209,25 @@ func TestMulticastShareOff(t *testing.T) {
 		}
 	}
 }
+
+// TestMulticastSenderWithout: receivers with a group pull from a seeder
+// whose Hello does not offer multicast (an older build, or multicast off
+// there): they never ask it, and sync as before.
+func TestMulticastSenderWithout(t *testing.T) {
+	devs, up, _ := swarmOf(t, 2, []int{3 << 20}, func(devs []*device) {
+		for _, d := range devs[1:] {
+			d.mcast = 21998
+			d.restart()
+		}
+	})
+	waitConvergedFor(t, 60*time.Second, devs...)
+	if up.n.Load() == 0 {
+		t.Fatal("the seeder served nothing by unicast")
+	}
+	for _, d := range devs[1:] {
+		st := d.e.MulticastStatus()
+		if len(st.Recent) == 0 || st.Recent[0].Why != "no multicast at the sender" || st.SessionsJoined != 0 {
+			t.Errorf("%s: %+v; want its pull by unicast, no multicast at the sender", d.name, st)
+		}
+	}
+}
