@@ -225,6 +225,7 @@ func (g *Group) listen(ctx context.Context, fam Family, ifaces []net.Interface) 
 	if uc, ok := c.(*net.UDPConn); ok {
 		_ = uc.SetReadBuffer(receiveBuffer) // the kernel may cap it: best effort
 	}
+	forceReadBuffer(c, receiveBuffer)
 	s := &socket{fam: fam, conn: c, group: &net.UDPAddr{IP: group.AsSlice(), Port: g.opts.Port}}
 	if fam == IPv4 {
 		s.p4 = ipv4.NewPacketConn(c)
