@@ -25,6 +25,9 @@
 //	relay = true                   # relay for devices that share a share with this one and cannot
 //	                               # reach each other; false on a metered link
 //	relay_rate = "1MiB"            # bytes per second relayed, all circuits together; absent: 1MiB
+//	multicast = true               # blocks several LAN peers pull at once go once to a multicast
+//	                               # group (on discovery's interfaces; off when discovery is)
+//	multicast_rate = "12.5MB"      # bytes per second sent to the group; absent: 100 Mbit/s
 //
 //	[discovery]
 //	interfaces = ["eth0"]          # announce and listen on these interfaces only; empty: every
@@ -48,6 +51,7 @@
 //	versions_max_mb = 1024         # and at most this many MiB in all, oldest removed first; 0: no cap
 //	max_send_rate = "1MiB"         # this share's blocks sent per second; absent: no limit
 //	max_recv_rate = "1MiB"         # this share's blocks received per second
+//	multicast = true               # false: this share's blocks never go by LAN multicast
 //	peers = ["…"]                  # device IDs this share is shared with; each must be a [[peer]]
 //	join_from = "…"                # only while joining through a link: the inviting device (a [[peer]])
 //	join_token = "…"               # its token (hex), presented to join_from until accepted
@@ -170,6 +174,11 @@ type Device struct {
 	// go in, each in KeyringDir/<share name> (`blueshift join PAIRLINK
 	// DIR`); empty: the user's home folder.
 	KeyringDir string `toml:"keyring_dir,omitempty"`
+	// Multicast lets blocks travel once to a LAN multicast group when two
+	// or more LAN peers pull them at once; it is on only where discovery
+	// is (same interfaces). MulticastRate caps what is sent to the group.
+	Multicast     bool `toml:"multicast"`
+	MulticastRate Rate `toml:"multicast_rate,omitempty"`
 }
 
 // DefaultRelayRate is the relay's bandwidth cap when relay_rate is absent.
@@ -206,10 +215,13 @@ type Share struct {
 	VersionsKeep int    `toml:"versions_keep"`
 	VersionsDays int    `toml:"versions_days"`
 	// VersionsMaxMB caps the versions folder (MiB); 0: no cap.
-	VersionsMaxMB int      `toml:"versions_max_mb,omitempty"`
-	MaxSendRate   Rate     `toml:"max_send_rate,omitempty"`
-	MaxRecvRate   Rate     `toml:"max_recv_rate,omitempty"`
-	Peers         []string `toml:"peers"`
+	VersionsMaxMB int  `toml:"versions_max_mb,omitempty"`
+	MaxSendRate   Rate `toml:"max_send_rate,omitempty"`
+	MaxRecvRate   Rate `toml:"max_recv_rate,omitempty"`
+	// Multicast: this share's blocks may travel by LAN multicast ([device]
+	// multicast must be on too).
+	Multicast bool     `toml:"multicast"`
+	Peers     []string `toml:"peers"`
 	// JoinFrom, JoinToken and JoinRefused are set on a share joined through
 	// a link until its inviter (JoinFrom) answers the token (hex): accepted
 	// clears them, refused keeps why in JoinRefused and clears the token.
@@ -340,6 +352,7 @@ func New(name string) *Config {
 		QUIC:           true,
 		Relay:          true,
 		RelayRate:      DefaultRelayRate,
+		Multicast:      true,
 	}, DHT: DHT{Enabled: true}}
 }
 
@@ -351,6 +364,7 @@ func NewShare(id, path, key string) Share {
 		Path:         path,
 		Key:          key,
 		Watch:        true,
+		Multicast:    true,
 		VersionsKeep: DefaultVersionsKeep,
 		VersionsDays: DefaultVersionsDays,
 	}

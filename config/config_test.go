@@ -32,6 +32,7 @@ path = "/srv/photos/inner"
 key = "KEY-2"
 versions_keep = 0
 watch = false
+multicast = false
 `
 
 // TestRelayOffAndUncapped: relay = false and relay_rate = "unlimited" are
@@ -52,12 +53,12 @@ func TestParseGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Device: Device{Name: "laptop", Listen: ":22100", Discovery: true, RescanInterval: Duration{time.Hour}, QUIC: true, Relay: true, RelayRate: DefaultRelayRate},
+		Device: Device{Name: "laptop", Listen: ":22100", Discovery: true, RescanInterval: Duration{time.Hour}, QUIC: true, Relay: true, RelayRate: DefaultRelayRate, Multicast: true},
 		DHT:    DHT{Enabled: true},
 		Peers:  []Peer{{ID: "PEER-A", Name: "desktop", Addresses: []string{"127.0.0.1:22100"}}},
 		Shares: []Share{
 			{ID: "SHARE-1", Name: "photos", Path: "/srv/photos", Key: "KEY-1", Watch: true,
-				VersionsKeep: 5, VersionsDays: 30, Peers: []string{"PEER-A"}},
+				VersionsKeep: 5, VersionsDays: 30, Peers: []string{"PEER-A"}, Multicast: true},
 			// explicit 0 and false are kept, not replaced by defaults
 			{ID: "SHARE-2", Name: "inner", Path: "/srv/photos/inner", Key: "KEY-2", Watch: false,
 				VersionsKeep: 0, VersionsDays: 30},
@@ -437,13 +438,13 @@ func TestDiscoveryInterfaces(t *testing.T) {
 		t.Fatalf("without [discovery]: %v, %v", c, err)
 	}
 	bad := []struct{ line, want string }{
-		{`interfaces = [""]`, `config.toml line 24: [discovery] interfaces: "" is empty`},
-		{`interfaces = ["a-name-far-too-long"]`, `line 24: [discovery] interfaces: "a-name-far-too-long" is longer than 15 bytes`},
-		{`interfaces = ["eth 0"]`, `line 24: [discovery] interfaces: "eth 0" is not an interface name`},
-		{`interfaces = ["../x"]`, `line 24: [discovery] interfaces: "../x" is not an interface name`},
-		{`interfaces = ["lo", "lo"]`, `line 24: [discovery] interfaces lists "lo" twice`},
-		{`interfaces = "lo"`, `line 24: wrong type for "interfaces" in [discovery]: write a list of interface names`},
-		{`interface = ["lo"]`, `line 24: unknown key "interface" in [discovery]: did you mean "interfaces"?`},
+		{`interfaces = [""]`, `config.toml line 25: [discovery] interfaces: "" is empty`},
+		{`interfaces = ["a-name-far-too-long"]`, `line 25: [discovery] interfaces: "a-name-far-too-long" is longer than 15 bytes`},
+		{`interfaces = ["eth 0"]`, `line 25: [discovery] interfaces: "eth 0" is not an interface name`},
+		{`interfaces = ["../x"]`, `line 25: [discovery] interfaces: "../x" is not an interface name`},
+		{`interfaces = ["lo", "lo"]`, `line 25: [discovery] interfaces lists "lo" twice`},
+		{`interfaces = "lo"`, `line 25: wrong type for "interfaces" in [discovery]: write a list of interface names`},
+		{`interface = ["lo"]`, `line 25: unknown key "interface" in [discovery]: did you mean "interfaces"?`},
 	}
 	for _, b := range bad {
 		_, err := Parse("config.toml", []byte(base+b.line+"\n"), Checks{})

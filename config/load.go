@@ -136,6 +136,9 @@ func (c *Config) applyDefaults(pos positions) {
 	if !pos.has("device.relay_rate") {
 		c.Device.RelayRate = DefaultRelayRate
 	}
+	if !pos.has("device.multicast") {
+		c.Device.Multicast = true
+	}
 	if !pos.has("dht.enabled") {
 		c.DHT.Enabled = true
 	}
@@ -146,6 +149,9 @@ func (c *Config) applyDefaults(pos positions) {
 		s, at := &c.Shares[i], "share."+strconv.Itoa(i)+"."
 		if !pos.has(at + "watch") {
 			s.Watch = true
+		}
+		if !pos.has(at + "multicast") {
+			s.Multicast = true
 		}
 		if !pos.has(at + "versions_keep") {
 			s.VersionsKeep = DefaultVersionsKeep

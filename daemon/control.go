@@ -58,6 +58,7 @@ func (d *Daemon) Status() Status {
 	d.reachStatus(&st)
 	d.relayStatus(&st)
 	st.Hooks = d.hooks.Status()
+	st.Multicast = d.eng.MulticastStatus()
 	es := d.eng.Status()
 	byID := map[string]int{}
 	for i, s := range es.Shares {

@@ -20,6 +20,7 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/discovery"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/multicast"
 	"github.com/blueshift-sync/blueshift/peer/relay"
 	"github.com/blueshift-sync/blueshift/sync/engine"
 	"github.com/blueshift-sync/blueshift/sync/vault"
@@ -62,6 +63,11 @@ type Options struct {
 	// RelayRate, when above 0, replaces [device] relay_rate (relay.go).
 	NoRelay   bool
 	RelayRate int64
+	// NoMulticast turns LAN multicast of blocks off whatever [device]
+	// multicast says; MulticastPort, when not zero, replaces its UDP port
+	// (multicast.go).
+	NoMulticast   bool
+	MulticastPort int
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -81,6 +87,7 @@ type Daemon struct {
 	relay      *relay.Server        // nil when this device does not relay for others (relay.go)
 	relayc     *relay.Client        // circuits through relays, and relays' invitations (relay.go)
 	disc       *discovery.Discovery // nil when LAN discovery is off
+	mcast      *multicast.Group     // nil when LAN multicast is off (multicast.go)
 	dht        *dhtPart             // nil when the DHT is off (dht.go)
 	mesh       meshSignal           // members changed: introduce them again (mesh.go)
 	ctl        net.Listener
@@ -169,7 +176,12 @@ func Open(opts Options) (d *Daemon, err error) {
 		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db, vault: vs,
 		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
 	}
-	d.eng, err = engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log, OnEvent: d.onEngineEventAndKeyring, DeviceName: d.deviceName})
+	d.mcast = d.newMulticast(cfg)
+	if d.mcast != nil {
+		closers = append(closers, d.mcast.Close)
+	}
+	d.eng, err = engine.New(engine.Options{DB: db, Self: id.ID(), Logger: log, OnEvent: d.onEngineEventAndKeyring, DeviceName: d.deviceName,
+		Multicast: d.mcast, MulticastRate: int64(cfg.Device.MulticastRate)})
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +274,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.dht != nil {
 		d.wg.Go(func() { d.dht.run(ctx) })
+	}
+	if d.mcast != nil {
+		d.wg.Go(func() { d.mcast.Run(ctx) })
 	}
 	d.wg.Go(func() { d.watchStates(ctx) })
 	srv := d.serveControl(ctx)

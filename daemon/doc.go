@@ -26,6 +26,13 @@
 // chosen interfaces are not all loopback; it is set up when the daemon
 // opens, so a change takes effect at the next start.
 //
+// LAN multicast of blocks (multicast.go) follows discovery: the group
+// (peer/multicast) is opened on discovery's interfaces when discovery is
+// on and neither [device] multicast = false nor Options.NoMulticast (`run
+// --no-multicast`) turns it off, given to the engine, and offered in the
+// Hello (wire.MulticastCapability); [[share]] multicast = false keeps one
+// share's blocks off it. Status.Multicast is the engine's counters.
+//
 // Beyond the LAN (dht.go): the daemon is a mainline DHT node (peer/dht) on
 // its own UDP port ([dht] listen, `run --dht-listen`; default the peer port
 // + 1, any free port if taken or if the peer port is 0; the peer port's

@@ -165,7 +165,8 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 		Access:       shareAccess{d: d, id: id, name: s.Name},
 		VersionsKeep: s.VersionsKeep, VersionsDays: s.VersionsDays, VersionsMaxMB: s.VersionsMaxMB,
 		MaxSendRate: int64(s.MaxSendRate), MaxRecvRate: int64(s.MaxRecvRate),
-		ChunkKey: func() *[32]byte { return d.chunkKey(id, key) },
+		ChunkKey:    func() *[32]byte { return d.chunkKey(id, key) },
+		NoMulticast: !s.Multicast,
 	})
 	if err != nil {
 		w.Close()

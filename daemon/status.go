@@ -5,6 +5,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/daemon/hooks"
 	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/sync/engine"
 )
 
 // Status is GET /v1/status: what `blueshift status --json` prints.
@@ -31,6 +32,9 @@ type Status struct {
 	Paused      bool  `json:"paused"`
 	MaxSendRate int64 `json:"max_send_rate"` // bytes per second, all peers together; 0: no limit
 	MaxRecvRate int64 `json:"max_recv_rate"`
+	// Multicast counts LAN multicast and says which path recent pulls of
+	// large files took (multicast.go).
+	Multicast engine.MulticastStats `json:"multicast"`
 }
 
 // ShareStatus is one share.

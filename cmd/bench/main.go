@@ -205,6 +205,9 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 	largeTools := append(slices.Clone(all), "rsync --fsync")
 	// croc takes part in scenario 9 only; the report lists it too.
 	reported := append(slices.Clone(largeTools), "croc")
+	if withBS {
+		reported = b.addMulticast(ctx, bsBin, blueshiftRunArgs(ctx, bsBin), reported) // multicast.go
+	}
 
 	log.Info("generating corpora", "seed", cfg.Seed, "quick", cfg.Quick)
 	corp := filepath.Join(work, "corpus")
@@ -343,6 +346,7 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 		for _, n := range cfg.FanoutReceivers {
 			b.fanout(ctx, scFanout, rnd, cfg.FanoutSize, n, ", random data", all, cfg.runsFor(scFanout, ""))
 		}
+		b.multicastFanout(ctx, rnd, cfg) // multicast.go
 		if err := done("5"); err != nil {
 			return 0, err
 		}

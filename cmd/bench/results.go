@@ -130,6 +130,7 @@ func targets(cfg config) []target {
 		ts = append(ts, target{fmt.Sprintf("5 swarm 1 -> %d, random data: seeder upload / data size", n),
 			abs(scFanout, fanoutCase(n, ", random data"), "seeder_up_x", 1), 1.5})
 	}
+	ts = append(ts, multicastTargets(cfg)...) // multicast.go
 	ts = append(ts,
 		target{"9 one-off send: wall time / croc", r(scSend, caseSendWhole, "croc", "wall_s"), 1.0},
 		target{"9 one-off send: bytes / croc", r(scSend, caseSendWhole, "croc", "wire_bytes"), 1.0},

@@ -88,7 +88,7 @@ const daemonMemoryLimit = 200 << 20
 
 func newRunCmd(g *globals) *cobra.Command {
 	var listen, level, profile, uiAddr, dhtListen string
-	var noDiscovery, noQUIC, noDHT bool
+	var noDiscovery, noQUIC, noDHT, noMulticast bool
 	relayOn := true
 	var quicPort int
 	var discoveryIfaces, bootstrap []string
@@ -150,7 +150,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces,
 				NoQUIC: noQUIC, QUICPort: quicPort, UI: uiAddr, NewUI: newUI,
 				NoDHT: noDHT, Bootstrap: bootstrap, DHTListen: dhtListen, MaxSendRate: sendRate, MaxRecvRate: recvRate,
-				NoRelay: !relayOn, RelayRate: int64(rr)})
+				NoRelay: !relayOn, RelayRate: int64(rr), NoMulticast: noMulticast})
 			if err != nil {
 				return err
 			}
@@ -161,6 +161,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	addRateFlags(c)
 	c.Flags().BoolVar(&noDiscovery, "no-discovery", false, "no LAN discovery (multicast announcements), whatever [device] discovery says")
+	c.Flags().BoolVar(&noMulticast, "no-multicast", false, "no LAN multicast of blocks, whatever [device] multicast says (it is off with discovery too)")
 	c.Flags().StringSliceVar(&discoveryIfaces, "discovery-interfaces", nil, "LAN discovery on these interfaces only (e.g. lo), whatever [discovery] interfaces says")
 	c.Flags().StringVar(&uiAddr, "ui", "", "serve the web UI on this loopback HOST:PORT, or off (default [device] ui, else "+config.DefaultUI+")")
 	c.Flags().BoolVar(&noQUIC, "no-quic", false, "no QUIC (UDP): reach peers over TCP only, whatever [device] quic says")

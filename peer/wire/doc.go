@@ -12,7 +12,8 @@
 // RecordsRequest, BlockRequest, JoinRequest, Ping), responses (NodesResponse,
 // RecordsResponse, BlockResponse, JoinResponse, Pong, and ErrorResponse,
 // which answers any request), and one-way messages (Hello, Close,
-// ShareState, RecordPush, Have).
+// ShareState, RecordPush, Have). The multicast messages (multicast.go) are
+// requests and responses, sent only to a device whose Hello offers them.
 // A request carries an ID the asker chose, non-zero, and its response carries
 // the same ID; one-way messages carry 0. Ping and Pong may carry 0 (a
 // keepalive that nobody waits for).

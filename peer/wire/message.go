@@ -10,7 +10,8 @@ import (
 func IsRequest(m Message) bool {
 	switch m.(type) {
 	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
-		*VaultPut, *VaultList, *VaultGet, *VaultBlocks:
+		*VaultPut, *VaultList, *VaultGet, *VaultBlocks,
+		*MulticastWant, *MulticastReady, *MulticastReport:
 		return true
 	}
 	return false
@@ -20,7 +21,8 @@ func IsRequest(m Message) bool {
 func IsResponse(m Message) bool {
 	switch m.(type) {
 	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck,
-		*VaultPutAck, *VaultListResponse, *VaultGetResponse, *VaultBlocksResponse:
+		*VaultPutAck, *VaultListResponse, *VaultGetResponse, *VaultBlocksResponse,
+		*MulticastOffer, *MulticastStart, *MulticastStatus:
 		return true
 	}
 	return false
@@ -74,6 +76,15 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *VaultBlocks:
 		_, ok := resp.(*VaultBlocksResponse)
+		return ok
+	case *MulticastWant:
+		_, ok := resp.(*MulticastOffer)
+		return ok
+	case *MulticastReady:
+		_, ok := resp.(*MulticastStart)
+		return ok
+	case *MulticastReport:
+		_, ok := resp.(*MulticastStatus)
 		return ok
 	}
 	return false
@@ -146,6 +157,18 @@ func Name(m Message) string {
 		return "IntroductionAck"
 	case *VaultPut, *VaultPutAck, *VaultList, *VaultListResponse, *VaultGet, *VaultGetResponse, *VaultBlocks, *VaultBlocksResponse:
 		return vaultName(m)
+	case *MulticastWant:
+		return "MulticastWant"
+	case *MulticastOffer:
+		return "MulticastOffer"
+	case *MulticastReady:
+		return "MulticastReady"
+	case *MulticastStart:
+		return "MulticastStart"
+	case *MulticastReport:
+		return "MulticastReport"
+	case *MulticastStatus:
+		return "MulticastStatus"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -239,6 +262,18 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return vaultBlocksFromPB(b.VaultBlocks)
 	case *wirepb.Envelope_VaultBlocksResponse:
 		return &VaultBlocksResponse{Held: b.VaultBlocksResponse.GetHeld(), Data: b.VaultBlocksResponse.GetData()}, nil
+	case *wirepb.Envelope_MulticastWant:
+		return multicastWantFromPB(b.MulticastWant)
+	case *wirepb.Envelope_MulticastOffer:
+		return multicastOfferFromPB(b.MulticastOffer)
+	case *wirepb.Envelope_MulticastReady:
+		return multicastReadyFromPB(b.MulticastReady)
+	case *wirepb.Envelope_MulticastStart:
+		return &MulticastStart{Family: b.MulticastStart.GetFamily()}, nil
+	case *wirepb.Envelope_MulticastReport:
+		return multicastReportFromPB(b.MulticastReport)
+	case *wirepb.Envelope_MulticastStatus:
+		return &MulticastStatus{Done: b.MulticastStatus.GetDone()}, nil
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

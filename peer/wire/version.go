@@ -92,6 +92,13 @@ package wire
 //	    encrypted members, which verify and keep them, and pull them back
 //	    when no reader or writer is online. Sent only to a peer whose Hello
 //	    carries VaultCapability ("vault/1"), so older peers never see one.
+//	  - MulticastWant/Offer, MulticastReady/Start, MulticastReport/Status
+//	    (envelope fields 80-85, wirepb/multicast.proto): a receiver pulling
+//	    a file asks the device that holds it to send it to the LAN multicast
+//	    group; the sender hands each receiver the session's key over this
+//	    connection, probes the group, and sends each block once in sealed
+//	    datagrams (peer/multicast). Sent only to a device whose Hello has
+//	    MulticastCapability ("mcast1"), so older peers sync as before.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1

@@ -97,6 +97,13 @@ func samples() []Frame {
 		{6, &VaultGetResponse{Items: [][]byte{[]byte("item")}}},
 		{6, &VaultBlocks{Share: sh, Names: [][VaultNameSize]byte{fill32(5)}, Data: true}},
 		{6, &VaultBlocksResponse{Held: []byte{1}, Data: [][]byte{[]byte("sealed")}}},
+		{6, &MulticastWant{Share: sh, File: block.Sum([]byte("f")), Blocks: 10, Path: "a/b.bin"}},
+		{6, &MulticastOffer{Session: [8]byte{1}, Key: [32]byte{2}}},
+		{6, &MulticastOffer{}},
+		{6, &MulticastReady{Session: [8]byte{1}, Families: []uint32{4, 6}}},
+		{6, &MulticastStart{Family: 4}},
+		{6, &MulticastReport{Session: [8]byte{1}, LossPPM: 1000, Datagrams: 99, Leave: true}},
+		{6, &MulticastStatus{Done: true}},
 	}
 }
 

@@ -39,7 +39,12 @@
 // batched, to peers of version 4), picks blocks so that pullers take
 // different ones from the device that had the file (a slice each, by
 // rendezvous hashing) and the rest from each other, and asks a peer whose
-// Have holds a block before one that said nothing of the file. A block
+// Have holds a block before one that said nothing of the file. With a LAN
+// multicast group (Options.Multicast; multicast.go), a large file two or
+// more LAN members pull at once is first sent once to the group by the
+// device that has it, under a per-transfer key handed over TLS; the pull
+// takes what arrives (checked against its hash) and fetches the rest as
+// above. A block
 // that has a local predecessor at the same offset travels as a delta against
 // it (sync/delta). Every block is checked against its hash before use; a peer
 // that sends a wrong one is disconnected and the block fetched elsewhere.

@@ -15,6 +15,7 @@ import (
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/multicast"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 	"github.com/blueshift-sync/blueshift/sync/apply"
 )
@@ -57,6 +58,12 @@ type Options struct {
 	// RetryEvery is how often records that could not be applied (a block no
 	// connected peer had) are tried again; 0: 30 s.
 	RetryEvery time.Duration
+	// Multicast, if set, is the LAN multicast group blocks may travel by
+	// (multicast.go); the caller runs it. Nil: unicast only.
+	Multicast *multicast.Group
+	// MulticastRate caps the bytes per second sent to the group; 0:
+	// DefaultMulticastRate.
+	MulticastRate int64
 }
 
 // ShareConfig is one share as the engine runs it.
@@ -74,7 +81,8 @@ type ShareConfig struct {
 	// ChunkKey, if set, is asked before each scan for the key of the
 	// chunker's gear table (nil: the unkeyed table): the daemon keys the
 	// chunks of shares with encrypted members (sync/vault).
-	ChunkKey func() *[32]byte
+	ChunkKey    func() *[32]byte
+	NoMulticast bool // this share's blocks never travel by LAN multicast
 }
 
 // Engine is one device's sync engine. Run must be running for shares to
@@ -85,6 +93,7 @@ type Engine struct {
 	log   *slog.Logger
 	clock func() time.Time
 	opts  Options
+	mc    *mcast // LAN multicast (multicast.go); nil: off
 	codec *codec
 	temps *inflight // blocks of pulls under way, served to peers
 	rates deviceRates
@@ -134,6 +143,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.mu.folders = make(map[share.ID]*folder)
 	e.mu.sessions = make(map[identity.DeviceID]*Session)
+	if opts.Multicast != nil {
+		e.mc = newMcast(e, opts.Multicast, opts.MulticastRate)
+	}
 	return e, nil
 }
 
@@ -149,6 +161,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}()
 	defer wg.Wait()
+	if e.mc != nil {
+		wg.Go(func() { e.mc.run(ctx) })
+	}
 	for {
 		e.startPullers(ctx, &wg)
 		select {

@@ -69,6 +69,11 @@ type device struct {
 	// version, if set, is the newest protocol version the device speaks
 	// (an older peer's).
 	version uint32
+	// mcast, if set, gives the device a LAN multicast group on loopback
+	// at this port (multicast_test.go).
+	mcast int
+	// noMulticast turns multicast off for the device's share.
+	noMulticast bool
 }
 
 // hello is the device's Hello. It speaks wire.HaveVersion even before
@@ -78,6 +83,9 @@ func (d *device) hello() wire.Hello {
 	h := wire.Hello{DeviceName: d.name, Version: max(wire.Version, wire.HaveVersion), MinVersion: wire.MinVersion}
 	if d.version != 0 {
 		h.Version = d.version
+	}
+	if d.mcast != 0 {
+		h.Capabilities = append(h.Capabilities, wire.MulticastCapability)
 	}
 	return h
 }
@@ -118,14 +126,15 @@ func (d *device) open() {
 	if d.retryEvery > 0 {
 		retry = d.retryEvery
 	}
-	e, err := New(Options{DB: db, Self: d.id.ID(), Logger: d.log, RetryEvery: retry})
+	ctx, cancel := context.WithCancel(context.Background())
+	group, groupDone := d.openMulticast(ctx)
+	e, err := New(Options{DB: db, Self: d.id.ID(), Logger: d.log, RetryEvery: retry, Multicast: group, MulticastRate: 200 << 20})
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	d.db, d.e, d.done = db, e, make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
 	d.stop = cancel
-	go func() { defer close(d.done); e.Run(ctx) }()
+	go func() { defer close(d.done); e.Run(ctx); <-groupDone }()
 	if d.members != nil {
 		d.addShare(d.members...)
 	}
@@ -157,7 +166,7 @@ func (d *device) addShare(members ...*device) {
 	for _, m := range members {
 		ids = append(ids, m.id.ID())
 	}
-	if err := d.e.AddShare(ShareConfig{Key: d.key, Name: "s", Path: d.dir, Members: ids}); err != nil {
+	if err := d.e.AddShare(ShareConfig{Key: d.key, Name: "s", Path: d.dir, Members: ids, NoMulticast: d.noMulticast}); err != nil {
 		d.t.Fatal(err)
 	}
 }

@@ -763,6 +763,12 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			put() // encoded into a buffer of its own
 		}
 		return resp
+	case *wire.MulticastWant:
+		return s.multicastWant(ctx, m)
+	case *wire.MulticastReady:
+		return s.multicastReady(ctx, m)
+	case *wire.MulticastReport:
+		return s.multicastReport(m)
 	}
 	return wire.Errorf(wire.CodeUnsupported, "unexpected %s", wire.Name(m))
 }

@@ -69,6 +69,12 @@ type Envelope struct {
 	//	*Envelope_VaultGetResponse
 	//	*Envelope_VaultBlocks
 	//	*Envelope_VaultBlocksResponse
+	//	*Envelope_MulticastWant
+	//	*Envelope_MulticastOffer
+	//	*Envelope_MulticastReady
+	//	*Envelope_MulticastStart
+	//	*Envelope_MulticastReport
+	//	*Envelope_MulticastStatus
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -469,6 +475,60 @@ func (x *Envelope) GetVaultBlocksResponse() *VaultBlocksResponse {
 	return nil
 }
 
+func (x *Envelope) GetMulticastWant() *MulticastWant {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastWant); ok {
+			return x.MulticastWant
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMulticastOffer() *MulticastOffer {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastOffer); ok {
+			return x.MulticastOffer
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMulticastReady() *MulticastReady {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastReady); ok {
+			return x.MulticastReady
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMulticastStart() *MulticastStart {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastStart); ok {
+			return x.MulticastStart
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMulticastReport() *MulticastReport {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastReport); ok {
+			return x.MulticastReport
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMulticastStatus() *MulticastStatus {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MulticastStatus); ok {
+			return x.MulticastStatus
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -629,6 +689,30 @@ type Envelope_VaultBlocksResponse struct {
 	VaultBlocksResponse *VaultBlocksResponse `protobuf:"bytes,117,opt,name=vault_blocks_response,json=vaultBlocksResponse,proto3,oneof"` // version 5
 }
 
+type Envelope_MulticastWant struct {
+	MulticastWant *MulticastWant `protobuf:"bytes,80,opt,name=multicast_want,json=multicastWant,proto3,oneof"` // version 5, "mcast1" capability
+}
+
+type Envelope_MulticastOffer struct {
+	MulticastOffer *MulticastOffer `protobuf:"bytes,81,opt,name=multicast_offer,json=multicastOffer,proto3,oneof"` // version 5
+}
+
+type Envelope_MulticastReady struct {
+	MulticastReady *MulticastReady `protobuf:"bytes,82,opt,name=multicast_ready,json=multicastReady,proto3,oneof"` // version 5
+}
+
+type Envelope_MulticastStart struct {
+	MulticastStart *MulticastStart `protobuf:"bytes,83,opt,name=multicast_start,json=multicastStart,proto3,oneof"` // version 5
+}
+
+type Envelope_MulticastReport struct {
+	MulticastReport *MulticastReport `protobuf:"bytes,84,opt,name=multicast_report,json=multicastReport,proto3,oneof"` // version 5
+}
+
+type Envelope_MulticastStatus struct {
+	MulticastStatus *MulticastStatus `protobuf:"bytes,85,opt,name=multicast_status,json=multicastStatus,proto3,oneof"` // version 5
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -707,11 +791,23 @@ func (*Envelope_VaultBlocks) isEnvelope_Body() {}
 
 func (*Envelope_VaultBlocksResponse) isEnvelope_Body() {}
 
+func (*Envelope_MulticastWant) isEnvelope_Body() {}
+
+func (*Envelope_MulticastOffer) isEnvelope_Body() {}
+
+func (*Envelope_MulticastReady) isEnvelope_Body() {}
+
+func (*Envelope_MulticastStart) isEnvelope_Body() {}
+
+func (*Envelope_MulticastReport) isEnvelope_Body() {}
+
+func (*Envelope_MulticastStatus) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\"\xbd\x15\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a peer/wire/wirepb/multicast.proto\"\x94\x19\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -757,7 +853,13 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\tvault_get\x18r \x01(\v2\x1b.blueshift.wire.v1.VaultGetH\x00R\bvaultGet\x12S\n" +
 	"\x12vault_get_response\x18s \x01(\v2#.blueshift.wire.v1.VaultGetResponseH\x00R\x10vaultGetResponse\x12C\n" +
 	"\fvault_blocks\x18t \x01(\v2\x1e.blueshift.wire.v1.VaultBlocksH\x00R\vvaultBlocks\x12\\\n" +
-	"\x15vault_blocks_response\x18u \x01(\v2&.blueshift.wire.v1.VaultBlocksResponseH\x00R\x13vaultBlocksResponseB\x06\n" +
+	"\x15vault_blocks_response\x18u \x01(\v2&.blueshift.wire.v1.VaultBlocksResponseH\x00R\x13vaultBlocksResponse\x12I\n" +
+	"\x0emulticast_want\x18P \x01(\v2 .blueshift.wire.v1.MulticastWantH\x00R\rmulticastWant\x12L\n" +
+	"\x0fmulticast_offer\x18Q \x01(\v2!.blueshift.wire.v1.MulticastOfferH\x00R\x0emulticastOffer\x12L\n" +
+	"\x0fmulticast_ready\x18R \x01(\v2!.blueshift.wire.v1.MulticastReadyH\x00R\x0emulticastReady\x12L\n" +
+	"\x0fmulticast_start\x18S \x01(\v2!.blueshift.wire.v1.MulticastStartH\x00R\x0emulticastStart\x12O\n" +
+	"\x10multicast_report\x18T \x01(\v2\".blueshift.wire.v1.MulticastReportH\x00R\x0fmulticastReport\x12O\n" +
+	"\x10multicast_status\x18U \x01(\v2\".blueshift.wire.v1.MulticastStatusH\x00R\x0fmulticastStatusB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -814,6 +916,12 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*VaultGetResponse)(nil),    // 37: blueshift.wire.v1.VaultGetResponse
 	(*VaultBlocks)(nil),         // 38: blueshift.wire.v1.VaultBlocks
 	(*VaultBlocksResponse)(nil), // 39: blueshift.wire.v1.VaultBlocksResponse
+	(*MulticastWant)(nil),       // 40: blueshift.wire.v1.MulticastWant
+	(*MulticastOffer)(nil),      // 41: blueshift.wire.v1.MulticastOffer
+	(*MulticastReady)(nil),      // 42: blueshift.wire.v1.MulticastReady
+	(*MulticastStart)(nil),      // 43: blueshift.wire.v1.MulticastStart
+	(*MulticastReport)(nil),     // 44: blueshift.wire.v1.MulticastReport
+	(*MulticastStatus)(nil),     // 45: blueshift.wire.v1.MulticastStatus
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -855,11 +963,17 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	37, // 36: blueshift.wire.v1.Envelope.vault_get_response:type_name -> blueshift.wire.v1.VaultGetResponse
 	38, // 37: blueshift.wire.v1.Envelope.vault_blocks:type_name -> blueshift.wire.v1.VaultBlocks
 	39, // 38: blueshift.wire.v1.Envelope.vault_blocks_response:type_name -> blueshift.wire.v1.VaultBlocksResponse
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	40, // 39: blueshift.wire.v1.Envelope.multicast_want:type_name -> blueshift.wire.v1.MulticastWant
+	41, // 40: blueshift.wire.v1.Envelope.multicast_offer:type_name -> blueshift.wire.v1.MulticastOffer
+	42, // 41: blueshift.wire.v1.Envelope.multicast_ready:type_name -> blueshift.wire.v1.MulticastReady
+	43, // 42: blueshift.wire.v1.Envelope.multicast_start:type_name -> blueshift.wire.v1.MulticastStart
+	44, // 43: blueshift.wire.v1.Envelope.multicast_report:type_name -> blueshift.wire.v1.MulticastReport
+	45, // 44: blueshift.wire.v1.Envelope.multicast_status:type_name -> blueshift.wire.v1.MulticastStatus
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -879,6 +993,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_mesh_proto_init()
 	file_peer_wire_wirepb_relay_proto_init()
 	file_peer_wire_wirepb_vault_proto_init()
+	file_peer_wire_wirepb_multicast_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -919,6 +1034,12 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_VaultGetResponse)(nil),
 		(*Envelope_VaultBlocks)(nil),
 		(*Envelope_VaultBlocksResponse)(nil),
+		(*Envelope_MulticastWant)(nil),
+		(*Envelope_MulticastOffer)(nil),
+		(*Envelope_MulticastReady)(nil),
+		(*Envelope_MulticastStart)(nil),
+		(*Envelope_MulticastReport)(nil),
+		(*Envelope_MulticastStatus)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
