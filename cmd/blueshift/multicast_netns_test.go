@@ -35,6 +35,7 @@ import (
 // output); the receivers refused the stranger's datagrams and took the
 // seeder's blocks from the group.
 func TestE2EMulticastBridge(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end, network namespaces")
 	}
