@@ -62,22 +62,11 @@ func (d *Daemon) apiInvite(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	opts := InviteOptions{ReadOnly: req.ReadOnly, Encrypted: req.Encrypted, SingleUse: req.SingleUse, Addresses: req.Addresses}
-	if req.Expires != "" {
-		e, err := time.ParseDuration(req.Expires)
-		if err != nil || e <= 0 {
-			writeError(w, fmt.Errorf("%w: invite: expires %q: give a positive duration like 24h or 30m", errBadRequest, req.Expires))
-			return
-		}
-		opts.Expires = e
-	}
-	if len(opts.Addresses) == 0 {
-		addrs, err := Addresses(d.config().Device.Announce, d.Addr().String())
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		opts.Addresses = addrs
+	opts := InviteOptions{ReadOnly: req.ReadOnly, Encrypted: req.Encrypted, SingleUse: req.SingleUse}
+	var err error
+	if opts.Expires, opts.Addresses, err = d.linkTerms("invite", req.Expires, req.Addresses); err != nil {
+		writeError(w, err)
+		return
 	}
 	l, code, err := Invite(d.home, req.Share, opts)
 	if err != nil {
@@ -131,4 +120,23 @@ func (d *Daemon) apiCancelJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	err := Unjoin(d.home, JoinResult{ShareID: req.Share, Path: req.Path, Inviter: req.Inviter, AddedPeer: req.AddedPeer})
 	d.answerReloaded(w, req, err)
+}
+
+// linkTerms reads a link's terms from a request: its expiry (a positive Go
+// duration; "" leaves 0, the verb's default) and the addresses it names
+// (none given: config.toml's announce addresses, else where the daemon
+// really listens).
+func (d *Daemon) linkTerms(verb, expires string, addrs []string) (time.Duration, []string, error) {
+	var e time.Duration
+	if expires != "" {
+		var err error
+		if e, err = time.ParseDuration(expires); err != nil || e <= 0 {
+			return 0, nil, fmt.Errorf("%w: %s: expires %q: give a positive duration like 24h or 30m", errBadRequest, verb, expires)
+		}
+	}
+	if len(addrs) > 0 {
+		return e, addrs, nil
+	}
+	addrs, err := Addresses(d.config().Device.Announce, d.Addr().String())
+	return e, addrs, err
 }

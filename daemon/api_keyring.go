@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 )
@@ -52,22 +51,14 @@ func (d *Daemon) apiPair(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	opts := InviteOptions{Expires: time.Hour, SingleUse: req.SingleUse, Addresses: req.Addresses}
-	if req.Expires != "" {
-		e, err := time.ParseDuration(req.Expires)
-		if err != nil || e <= 0 {
-			writeError(w, fmt.Errorf("%w: pair: expires %q: give a positive duration like 1h or 30m", errBadRequest, req.Expires))
-			return
-		}
-		opts.Expires = e
+	opts := InviteOptions{SingleUse: req.SingleUse}
+	var err error
+	if opts.Expires, opts.Addresses, err = d.linkTerms("pair", req.Expires, req.Addresses); err != nil {
+		writeError(w, err)
+		return
 	}
-	if len(opts.Addresses) == 0 {
-		addrs, err := Addresses(d.config().Device.Announce, d.Addr().String())
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		opts.Addresses = addrs
+	if opts.Expires == 0 {
+		opts.Expires = time.Hour
 	}
 	res, err := Pair(d.home, opts)
 	if err != nil {
