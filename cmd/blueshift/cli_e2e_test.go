@@ -205,6 +205,21 @@ func TestE2EStatusWatchUntilSynced(t *testing.T) {
 	b.failsWith(1, "paused", "status", "--until-synced")
 	b.ok("resume", "stuff")
 	b.ok("status", "--until-synced", "--timeout", "1m")
+
+	// A share that cannot be in sync within --timeout: bob knows of 8 MiB
+	// more, which its 1 MiB/s cap makes at least 8 s away; a 1 s timeout
+	// ends with exit 1 and what is left.
+	randomFile(t, filepath.Join(fa, "more.bin"), 8<<20)
+	b.waitFor("bob knows it needs more.bin", func(st daemon.Status) bool {
+		for _, s := range st.Shares {
+			if s.ID == shareID && s.NeedBytes > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	b.failsWith(1, "not in sync after 1s", "status", "--until-synced", "--timeout", "1s")
+	b.ok("status", "--until-synced", "--timeout", "2m")
 }
 
 // pause and resume, for a share and the device, survive a restart; rates
