@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/daemon"
 )
 
@@ -103,5 +104,35 @@ func TestUIPortBusy(t *testing.T) {
 	_, errOut, code := d.cli("run", "--listen", "127.0.0.1:0", "--no-discovery", "--ui", "0.0.0.0:8385")
 	if code != exitUsage || !strings.Contains(errOut, "loopback") {
 		t.Fatalf("run --ui 0.0.0.0:8385: exit %d: %s", code, errOut)
+	}
+}
+
+// TestUIOnByDefault: a daemon started without --ui serves the web UI on
+// loopback at the fixed default port (config.DefaultUI), where `ui
+// --print-url` points. Skipped when something else holds that port.
+func TestUIOnByDefault(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	ln, err := net.Listen("tcp", config.DefaultUI)
+	if err != nil {
+		t.Skipf("the default UI address %s is taken here: %v", config.DefaultUI, err)
+	}
+	ln.Close()
+	d := newDevice(t, "alpha")
+	d.startArgs(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery")
+	link := strings.TrimSpace(d.ok("ui", "--print-url"))
+	if !strings.HasPrefix(link, "http://"+config.DefaultUI+"/login?token=") {
+		t.Fatalf("ui --print-url of a daemon run without --ui: %q, want the default %s\n%s", link, config.DefaultUI, d.logText())
+	}
+	jar, _ := cookiejar.New(nil) // the link sets a session cookie, then redirects
+	resp, err := (&http.Client{Jar: jar}).Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("following the default UI's link: %s", resp.Status)
 	}
 }

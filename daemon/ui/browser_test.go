@@ -159,6 +159,9 @@ func TestBrowser(t *testing.T) {
 	if _, err := daemon.ParseLink(link); err != nil {
 		t.Fatalf("the invitation link does not parse: %v", err)
 	}
+	if code := value(t, ctx, "the short code", chromedp.Text(chromedp.CSS(`#code`))); !daemon.IsCode(strings.TrimSpace(code)) {
+		t.Fatalf("the pairing page's short code %q is not a code like XXXXX-XXXXX", code)
+	}
 
 	// Beta joins through the link read from the QR code; its UI, open
 	// before the files arrive, shows the share reach in-sync live.
