@@ -399,6 +399,64 @@ func TestE2EConflictsAndVersions(t *testing.T) {
 	}
 }
 
+// conflicts resolve --keep theirs and --keep both, from the command line,
+// on conflicts made while the devices were apart: theirs puts the other
+// device's version at the path, both keeps the two side by side; each
+// reaches the other device and leaves no conflict copy.
+func TestE2EConflictsKeepTheirsAndBoth(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a, b := newDevice(t, "alice"), newDevice(t, "bob")
+	work := t.TempDir()
+	fa, fb := filepath.Join(work, "a"), filepath.Join(work, "b")
+	write(t, filepath.Join(fa, "two.txt"), "first")
+	write(t, filepath.Join(fa, "three.txt"), "first")
+	shareID := pair(t, a, b, fa, fb)
+	waitTrees(t, fa, fb, "initial sync", a, b)
+	b.waitFor("in sync", func(st daemon.Status) bool { s, _ := shareOf(st, shareID); return s.InSync })
+
+	// Both files edited on each side while bob is away; bob's edits are
+	// later, so they stay at the paths and alice's become the copies.
+	b.stop()
+	write(t, filepath.Join(fa, "two.txt"), "alice's two")
+	write(t, filepath.Join(fa, "three.txt"), "alice's three")
+	a.waitFor("alice scanned her edits", func(st daemon.Status) bool { s, _ := shareOf(st, shareID); return s.Records >= 2 })
+	time.Sleep(1100 * time.Millisecond) // mtimes a second apart: the later edit wins the same way everywhere
+	write(t, filepath.Join(fb, "two.txt"), "bob's two, later")
+	write(t, filepath.Join(fb, "three.txt"), "bob's three, later")
+	b.start()
+	waitTrees(t, fa, fb, "after the conflicts", a, b)
+	b.waitFor("two conflicts listed", func(daemon.Status) bool {
+		var cs daemon.Conflicts
+		out, _, code := b.cli("conflicts", "list", "--json")
+		return code == 0 && json.Unmarshal([]byte(out), &cs) == nil && len(cs.Conflicts) == 2
+	})
+
+	b.ok("conflicts", "resolve", filepath.Join(fb, "two.txt"), "--keep", "theirs")
+	waitFile(t, filepath.Join(fb, "two.txt"), "alice's two", a, b)
+	waitFile(t, filepath.Join(fa, "two.txt"), "alice's two", a, b)
+
+	b.ok("conflicts", "resolve", filepath.Join(fb, "three.txt"), "--keep", "both")
+	waitFile(t, filepath.Join(fb, "three.txt"), "bob's three, later", a, b)
+	waitTrees(t, fa, fb, "after the resolves", a, b)
+	var kept []string
+	ents, _ := os.ReadDir(fa)
+	for _, e := range ents {
+		if data, _ := os.ReadFile(filepath.Join(fa, e.Name())); string(data) == "alice's three" {
+			kept = append(kept, e.Name())
+		}
+	}
+	if len(kept) != 1 || kept[0] == "three.txt" || strings.Contains(kept[0], ".sync-conflict-") {
+		t.Fatalf("--keep both: alice's version kept as %q, want one file beside three.txt that is no conflict copy", kept)
+	}
+	var cs daemon.Conflicts
+	if err := json.Unmarshal([]byte(b.ok("conflicts", "list", "--json")), &cs); err != nil || len(cs.Conflicts) != 0 {
+		t.Fatalf("conflicts left after resolving both: %+v %v", cs, err)
+	}
+}
+
 // events --json prints each applied file with its peer and bytes, and the
 // share coming into sync; ls-needed says why a file cannot arrive.
 func TestE2EEventsAndNeeded(t *testing.T) {
