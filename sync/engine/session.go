@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	gosync "sync"
 	"sync/atomic"
@@ -557,25 +558,24 @@ func (s *Session) fetchRecords(ctx context.Context, f *folder, keys []merkle.Key
 func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.RecordData) ([]incoming, error) {
 	var batch []incoming
 	var refetch []merkle.Key
-	for _, rd := range data {
-		var local *record.Envelope
+	locals := make([]*record.Envelope, len(data))
+	for i, rd := range data {
 		if rd.Encoding == wire.RecordZstdDict {
-			local = f.hist.find(rd.Base)
-			if local == nil {
+			locals[i] = f.hist.find(rd.Base)
+			if locals[i] == nil {
 				if env, ok, err := f.idx.Envelope(rd.Key); err == nil && ok && env.Leaf() == rd.Base {
-					local = &env
+					locals[i] = &env
 				}
 			}
 		}
-		env, err := s.e.codec.decodeRecord(rd, local)
+	}
+	checked := s.checkRecords(f, data, locals)
+	for i, rd := range data {
+		env, rec, err := checked[i].env, checked[i].rec, checked[i].err
 		if errors.Is(err, errNoBase) {
 			refetch = append(refetch, rd.Key)
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: record from share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
-		}
-		rec, err := f.idx.Check(env) // and Commit need not verify it again
 		if err != nil {
 			return nil, fmt.Errorf("%w: record of share %s: %v", ErrPeerMisbehaved, f.cfg.Name, err)
 		}
@@ -602,6 +602,51 @@ func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 	}
 	return batch, nil
 }
+
+// checkedRecord is one received record decoded and its signature checked.
+type checkedRecord struct {
+	env record.Envelope
+	rec record.Record
+	err error // errNoBase: a delta against an envelope no longer held
+}
+
+// checkRecords decodes records and verifies their signatures (the costly
+// part of taking a push: an Ed25519 verification each) on every core, in
+// place; the caller goes on in the order they came.
+func (s *Session) checkRecords(f *folder, data []wire.RecordData, locals []*record.Envelope) []checkedRecord {
+	out := make([]checkedRecord, len(data))
+	check := func(i int) {
+		env, err := s.e.codec.decodeRecord(data[i], locals[i])
+		if err != nil {
+			out[i].err = err
+			return
+		}
+		rec, err := f.idx.Check(env) // and Commit need not verify it again
+		out[i] = checkedRecord{env: env, rec: rec, err: err}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(data)/recordsPerChecker)
+	if workers <= 1 {
+		for i := range data {
+			check(i)
+		}
+		return out
+	}
+	var next atomic.Int64
+	var wg gosync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(data); i = int(next.Add(1) - 1) {
+				check(i)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// recordsPerChecker: a batch is checked on several cores only when each
+// gets at least this many records (fewer are not worth a goroutine).
+const recordsPerChecker = 32
 
 // HandleMessage takes one-way messages: root announcements and pushes. It
 // never waits on the peer: pushes go to the session's goroutine.
