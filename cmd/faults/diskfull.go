@@ -69,6 +69,7 @@ func diskFull(ctx context.Context, s *scenario) error {
 	// The error must show in status while files are missing.
 	var shown []string
 	var lie string
+	compared := false // the receiver has compared its tree with the sender's
 	t0 := time.Now()
 	for time.Since(t0) < 2*time.Minute && ctx.Err() == nil {
 		if err := b.died(); err != nil {
@@ -76,8 +77,12 @@ func diskFull(ctx context.Context, s *scenario) error {
 		}
 		st, err := b.status(ctx)
 		if err == nil {
+			// Before the first comparison the receiver cannot know what it
+			// lacks (not in sync, nothing counted yet); from then on its
+			// counts must never fall below what is missing.
+			compared = compared || knowsNeeds(st, b.dir)
 			missing := countMissing(a.dir, b.dir)
-			if l := lies(st, b.dir, missing); l != "" && lie == "" {
+			if l := lies(st, b.dir, missing); compared && l != "" && lie == "" {
 				lie = l
 			}
 			if errs := st.shareErrors(b.dir); len(errs) > 0 {
@@ -139,6 +144,17 @@ func lies(st status, dir string, missing int) string {
 		}
 	}
 	return ""
+}
+
+// knowsNeeds reports whether dir's share has compared with a peer: it
+// counts something needed, is in sync, or shows an error.
+func knowsNeeds(st status, dir string) bool {
+	for _, sh := range st.Shares {
+		if filepath.Clean(sh.Path) == filepath.Clean(dir) && (sh.NeedItems > 0 || sh.InSync || len(sh.Errors) > 0) {
+			return true
+		}
+	}
+	return false
 }
 
 // short shows the first of a list of errors and how many more there are.

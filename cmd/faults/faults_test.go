@@ -70,6 +70,21 @@ func TestLiesAboutNeededItems(t *testing.T) {
 	}
 }
 
+func TestKnowsNeeds(t *testing.T) {
+	share := func(sh shareStatus) status { sh.Path = "/x"; return status{Shares: []shareStatus{sh}} }
+	if knowsNeeds(share(shareStatus{}), "/x") {
+		t.Error("a share that counted nothing yet and is not in sync has not compared")
+	}
+	for i, sh := range []shareStatus{{NeedItems: 1}, {InSync: true}, {Errors: []string{"disk full"}}} {
+		if !knowsNeeds(share(sh), "/x") {
+			t.Errorf("case %d: %+v has compared", i, sh)
+		}
+	}
+	if knowsNeeds(share(shareStatus{NeedItems: 1}), "/y") {
+		t.Error("another share's counts say nothing of /y")
+	}
+}
+
 func TestFindEscapes(t *testing.T) {
 	work := t.TempDir()
 	share := filepath.Join(work, "alice", "open")
