@@ -56,7 +56,7 @@ func parsePlan(p plan, s string) error {
 }
 
 // scNum is a scenario's number: its name starts with it.
-func scNum(scenario string) string { return scenario[:1] }
+func scNum(scenario string) string { n, _, _ := strings.Cut(scenario, " "); return n }
 
 // runsFor is the number of runs of one case of a scenario: -runs when given,
 // else the plan's.

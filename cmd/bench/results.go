@@ -420,6 +420,8 @@ func scenarioNote(cfg config, sc string) string {
 			"bytes are everything on the link. In the second case the receiver is killed with SIGKILL once half the file's bytes crossed and run again "+
 			"(croc's sender too, whose offer ends with its receiver); wire_x is both attempts' bytes over the file size (1.0: nothing crossed twice).",
 			fmt.Sprintf("%d MiB", cfg.SendSize>>20), crocModule)
+	case scPunched:
+		return punchedNote(cfg) // punched.go
 	case scScale:
 		return "The tiny files (64 B-1 KiB, 1,000 to a directory) are made before the timed window and deleted after it. " +
 			"Peak RSS of each device is shown under other; the target applies to each."

@@ -3,8 +3,11 @@
 // (loopback) or in network namespaces it creates and deletes (a hub bridge
 // with one veth per device, rate-shaped), nftables byte counters, and a
 // user-space relay that adds one-way delay where the kernel has no
-// sch_netem. It needs root for everything but loopback endpoints. Nothing it
-// makes reaches a real interface.
+// sch_netem. An Internet is homes behind NAT routers and public hosts (the
+// hole-punching tests and bench scenario 10), with a router's UDP blocked
+// (BlockUDP) or a TCP port forwarded to its device (ForwardTCP) on demand.
+// It needs root for everything but loopback endpoints. Nothing it makes
+// reaches a real interface.
 //
 // A Network owns its namespaces and relays: Close deletes them. A Relay owns
 // its goroutines: Close returns after all have stopped.
