@@ -113,6 +113,9 @@ func (d *Daemon) Status() Status {
 		}
 		ss.MembershipRefused = d.membershipRefused(s.ID)
 		ss.LocalChanges = d.localChanges(s.ID)
+		if id, err := share.ParseID(s.ID); err == nil {
+			d.vaultStatus(&ss, id, s, func(dev identity.DeviceID) bool { return conns[dev].Device == dev })
+		}
 		d.fillShare(&ss, s, cfg)
 		switch ss.Join = d.joinStatus(s); {
 		case ss.Join == nil:

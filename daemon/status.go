@@ -81,6 +81,11 @@ type ShareStatus struct {
 	// local edits: they stay local (`blueshift revert` puts the share's
 	// version back).
 	LocalChanges *LocalChanges `json:"local_changes,omitempty"`
+	// Vault is, on an encrypted member of the share, what it keeps of it;
+	// VaultPulls, on a reader, what it last took from each encrypted
+	// member (vault.go).
+	Vault      *VaultStatus `json:"vault,omitempty"`
+	VaultPulls []VaultPull  `json:"vault_pulls,omitempty"`
 }
 
 // LocalChanges are a read-only member's edits, not shared.

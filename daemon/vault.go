@@ -2,9 +2,12 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/blueshift-sync/blueshift/config"
@@ -220,6 +223,9 @@ func (d *Daemon) vaultRound(ctx context.Context, c *conn.Conn, id share.ID, push
 	n, err := r.Pull(ctx, c, known, func(envs []record.Envelope, f vault.Fetch) error {
 		return d.eng.Offer(ctx, id, remote, envs, engine.BlockSource(f))
 	})
+	if err == nil {
+		d.vpulls.record(id, remote, n, r.Generation(), time.Now())
+	}
 	if n.Items > 0 {
 		d.log.Info("took sealed records from an encrypted member", "share", s.Name, "peer", remote.Abbrev(), "records", n.Items)
 	}
@@ -249,4 +255,136 @@ func (d *Daemon) chunkKey(id share.ID, key share.Key) *[32]byte {
 	}
 	k := seal.NewKeys(readKey).ChunkKey()
 	return &k
+}
+
+// VaultStatus is, on an encrypted member, what it keeps of a share (the
+// share's "vault" in status): sealed items and blocks with their bytes,
+// the generation readers list against, and each pusher's items and last
+// push.
+type VaultStatus struct {
+	Items      int           `json:"items"`
+	ItemBytes  int64         `json:"item_bytes"`
+	Blocks     int           `json:"blocks"`
+	BlockBytes int64         `json:"block_bytes"`
+	Generation uint64        `json:"generation"`
+	Pushers    []VaultPusher `json:"pushers"`
+}
+
+// VaultPusher is one member that pushed to this encrypted member.
+type VaultPusher struct {
+	ID       string     `json:"id"`
+	Name     string     `json:"name,omitempty"`
+	Items    int        `json:"items"`               // sealed items it filled last at their slot
+	LastPush *time.Time `json:"last_push,omitempty"` // its last push, replays included
+}
+
+// VaultPull is, on a reader, what it last took from one encrypted member
+// of a share (the share's "vault_pulls" in status).
+type VaultPull struct {
+	ID        string `json:"id"`
+	Name      string `json:"name,omitempty"`
+	Connected bool   `json:"connected"`
+	// Generation is the member's generation this device handled all of
+	// (0: not yet); Checked when it last listed the member.
+	Generation uint64    `json:"generation"`
+	Checked    time.Time `json:"checked"`
+	// Items is how many records the last pull that took any took, at
+	// Pulled; Total since the daemon started; Locked how many the last
+	// pull left shut (sealed under a key epoch this device lacks).
+	Items  int        `json:"items"`
+	Total  int        `json:"total"`
+	Locked int        `json:"locked"`
+	Pulled *time.Time `json:"pulled,omitempty"`
+}
+
+// vaultPulls remembers each share's pulls from its encrypted members, for
+// status. The zero value is ready.
+type vaultPulls struct {
+	mu gosync.Mutex
+	m  map[share.ID]map[identity.DeviceID]*VaultPull // guarded by mu
+}
+
+// record notes a pull from dev that ended without error.
+func (v *vaultPulls) record(id share.ID, dev identity.DeviceID, n vault.Stats, gen uint64, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = map[share.ID]map[identity.DeviceID]*VaultPull{}
+	}
+	if v.m[id] == nil {
+		v.m[id] = map[identity.DeviceID]*VaultPull{}
+	}
+	p := v.m[id][dev]
+	if p == nil {
+		p = &VaultPull{ID: dev.String()}
+		v.m[id][dev] = p
+	}
+	now = now.UTC()
+	p.Generation, p.Checked, p.Locked = gen, now, n.Locked
+	if n.Items > 0 {
+		p.Items, p.Pulled = n.Items, &now
+		p.Total += n.Items
+	}
+}
+
+// of returns share id's pulls, by device ID.
+func (v *vaultPulls) of(id share.ID) []VaultPull {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []VaultPull
+	for _, p := range v.m[id] {
+		c := *p
+		if p.Pulled != nil {
+			t := *p.Pulled
+			c.Pulled = &t
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b VaultPull) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// vaultStatus fills ss for share id: on an encrypted member, what its store
+// keeps and which members are connected; on a reader, its pulls from
+// encrypted members.
+func (d *Daemon) vaultStatus(ss *ShareStatus, id share.ID, s config.Share, connected func(identity.DeviceID) bool) {
+	d.mu.Lock()
+	rs := d.mu.shares[id]
+	d.mu.Unlock()
+	if rs == nil {
+		return
+	}
+	if !rs.vault {
+		for _, p := range d.vpulls.of(id) {
+			if dev, err := identity.ParseDeviceID(p.ID); err == nil {
+				p.Name, p.Connected = d.peerName(dev), connected(dev)
+			}
+			ss.VaultPulls = append(ss.VaultPulls, p)
+		}
+		return
+	}
+	// An encrypted member has no folder to bring into sync: it keeps
+	// what members push, and is in sync with itself.
+	ss.Running, ss.InSync = true, true
+	for _, p := range s.Peers {
+		if dev, err := identity.ParseDeviceID(p); err == nil && connected(dev) && (vaultAccess{d}).MayRead(id, dev) {
+			ss.Peers = append(ss.Peers, dev.String())
+		}
+	}
+	st, err := d.vault.Stats(id)
+	if err != nil {
+		ss.Errors = append(ss.Errors, fmt.Sprintf("read the encrypted member's store (%s): %v", filepath.Join(d.home, "vault"), err))
+		return
+	}
+	vs := &VaultStatus{Items: st.Items, ItemBytes: st.ItemBytes, Blocks: st.Blocks, BlockBytes: st.BlockBytes,
+		Generation: st.Generation, Pushers: []VaultPusher{}}
+	for _, p := range st.Pushers {
+		vp := VaultPusher{ID: p.Device.String(), Name: d.peerName(p.Device), Items: p.Items}
+		if !p.LastPush.IsZero() {
+			t := p.LastPush
+			vp.LastPush = &t
+		}
+		vs.Pushers = append(vs.Pushers, vp)
+	}
+	ss.Vault = vs
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,6 +90,7 @@ func TestE2EEncryptedMember(t *testing.T) {
 	if st, _ := r.status(); connectedTo(st, strings.TrimSpace(a.ok("id"))) {
 		t.Fatal("rob is connected to alice, which is stopped")
 	}
+	checkVaultStatus(t, a, e, r, records)
 
 	// The grep test: nothing of a name or content on eve (its store read
 	// as it runs: the write-ahead log holds all it was given).
@@ -169,5 +171,53 @@ func grepTree(t *testing.T, dir string, someFile bool, markers ...string) {
 	})
 	if someFile && n == 0 {
 		t.Errorf("no file under %s: nothing was grepped", dir)
+	}
+}
+
+// checkVaultStatus: eve's status shows what she keeps of the share (one
+// sealed item per path alice pushed, the blocks of the large file, her
+// generation, alice's last push) and that rob is connected; rob's shows
+// what he last took from eve, at her generation. Text and --json.
+func checkVaultStatus(t *testing.T, a, e, r *device, records int) {
+	t.Helper()
+	idA, idR := strings.TrimSpace(a.ok("id")), strings.TrimSpace(r.ok("id"))
+	stE := e.waitFor("eve shows rob connected to her share", func(st daemon.Status) bool {
+		return len(st.Shares) == 1 && slices.Contains(st.Shares[0].Peers, idR)
+	})
+	s := stE.Shares[0]
+	v := s.Vault
+	if s.Access != "encrypted" || !s.Running || !s.InSync || v == nil {
+		t.Fatalf("eve's share: access %q, running %v, in sync %v, vault %+v", s.Access, s.Running, s.InSync, v)
+	}
+	if v.Items != records || v.Blocks < 2 || v.BlockBytes < 700<<10 || v.ItemBytes == 0 || v.Generation == 0 {
+		t.Fatalf("eve keeps %+v; want %d items and the large file's blocks (700 KiB or more)", v, records)
+	}
+	if len(v.Pushers) != 1 || v.Pushers[0].ID != idA || v.Pushers[0].Items != records || v.Pushers[0].LastPush == nil {
+		t.Fatalf("eve's pushers: %+v; want alice, %d items, a last push", v.Pushers, records)
+	}
+	if slices.Contains(s.Peers, idA) {
+		t.Fatal("eve shows alice connected, who is stopped")
+	}
+	out := e.ok("status")
+	for _, want := range []string{"sealed", fmt.Sprintf("keeps %d sealed items", records), "pushed by " + identityAbbrev(idA), fmt.Sprintf("generation %d", v.Generation)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("eve's status lacks %q:\n%s", want, out)
+		}
+	}
+	var js daemon.Status
+	if err := json.Unmarshal([]byte(e.ok("status", "--json")), &js); err != nil || len(js.Shares) != 1 || js.Shares[0].Vault == nil || js.Shares[0].Vault.Items != records {
+		t.Fatalf("eve's status --json: %v: %+v", err, js.Shares)
+	}
+
+	idE := strings.TrimSpace(e.ok("id"))
+	stR := r.waitFor("rob shows what he took from eve", func(st daemon.Status) bool {
+		return len(st.Shares) == 1 && len(st.Shares[0].VaultPulls) == 1 && st.Shares[0].VaultPulls[0].Generation == v.Generation
+	})
+	p := stR.Shares[0].VaultPulls[0]
+	if p.ID != idE || !p.Connected || p.Pulled == nil || p.Items == 0 || p.Total < p.Items || p.Total > records || p.Locked != 0 || p.Checked.IsZero() {
+		t.Fatalf("rob's pull from eve: %+v", p)
+	}
+	if out := r.ok("status"); !strings.Contains(out, "from encrypted member") || !strings.Contains(out, fmt.Sprintf("at its generation %d", v.Generation)) {
+		t.Errorf("rob's status does not show his pulls from eve:\n%s", out)
 	}
 }

@@ -96,8 +96,8 @@ type StatusNeeded struct {
 func printStatusNeeded(c *cobra.Command, cl *daemon.Client, st daemon.Status, asJSON bool) error {
 	out := StatusNeeded{Status: st, Needed: []daemon.Needed{}}
 	for _, s := range st.Shares {
-		if !s.Running {
-			continue
+		if !s.Running || s.Vault != nil {
+			continue // an encrypted member's share has no files here
 		}
 		n, err := cl.Needed(c.Context(), s.ID)
 		if err != nil {
@@ -195,6 +195,8 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 			state = "refused"
 		case s.Join != nil:
 			state = "joining"
+		case s.Vault != nil:
+			state = "sealed"
 		case s.InSync:
 			state = "in sync"
 		case s.DiskFull != nil:
@@ -211,6 +213,7 @@ func printStatus(w io.Writer, st daemon.Status, asJSON, running bool) error {
 		if lc := s.LocalChanges; lc != nil {
 			fmt.Fprintf(w, "  %s: %d local changes, not shared (`blueshift revert %s` puts the share's version back): %s\n", s.Name, lc.Count, s.Name, localPaths(lc))
 		}
+		printVault(w, s)
 		if n := len(s.MembershipRefused); n > 0 {
 			fmt.Fprintf(w, "  %s: %d membership changes or records refused, last: %s\n", s.Name, n, s.MembershipRefused[n-1])
 		}
@@ -246,4 +249,44 @@ func localPaths(lc *daemon.LocalChanges) string {
 		ps = append(ps, string(c.Path)+" ("+c.What+")")
 	}
 	return strings.Join(ps, ", ")
+}
+
+// printVault prints, for an encrypted member's share, what it keeps and
+// who pushed it; for a reader's share, what it last took from each
+// encrypted member.
+func printVault(w io.Writer, s daemon.ShareStatus) {
+	if v := s.Vault; v != nil {
+		fmt.Fprintf(w, "  %s: encrypted member: keeps %d sealed items (%s) and %d sealed blocks (%s), generation %d\n",
+			s.Name, v.Items, size(v.ItemBytes), v.Blocks, size(v.BlockBytes), v.Generation)
+		for _, p := range v.Pushers {
+			last := "never recorded"
+			if p.LastPush != nil {
+				last = p.LastPush.Local().Format(time.DateTime)
+			}
+			fmt.Fprintf(w, "  %s: pushed by %s: %d items, last push %s\n", s.Name, nameAndID(p.Name, p.ID), p.Items, last)
+		}
+	}
+	for _, p := range s.VaultPulls {
+		conn := "not connected"
+		if p.Connected {
+			conn = "connected"
+		}
+		took := "nothing taken yet"
+		if p.Pulled != nil {
+			took = fmt.Sprintf("took %d records at %s (%d in all)", p.Items, p.Pulled.Local().Format(time.DateTime), p.Total)
+		}
+		fmt.Fprintf(w, "  %s: from encrypted member %s, %s: %s, at its generation %d, checked %s\n",
+			s.Name, nameAndID(p.Name, p.ID), conn, took, p.Generation, p.Checked.Local().Format(time.TimeOnly))
+		if p.Locked > 0 {
+			fmt.Fprintf(w, "  %s: %d sealed records on %s are under a key epoch this device lacks\n", s.Name, p.Locked, p.Name)
+		}
+	}
+}
+
+// nameAndID is "name (ABBREV)", or "ABBREV" when the name is not known.
+func nameAndID(name, id string) string {
+	if a := identityAbbrev(id); name != "" && name != a {
+		return name + " (" + a + ")"
+	}
+	return identityAbbrev(id)
 }

@@ -212,6 +212,10 @@ type Reader struct {
 	gen    uint64            // the member's generation when all was handled
 }
 
+// Generation is the member's generation when this Reader last handled
+// every item it listed there (0: not yet).
+func (r *Reader) Generation() uint64 { return r.gen }
+
 // Fetch returns a block's plaintext by its hash, from an encrypted member.
 type Fetch func(ctx context.Context, h block.Hash, size uint32) ([]byte, error)
 

@@ -17,7 +17,9 @@
 // kept. Before it keeps an item it checks the pusher's signature, that the
 // pusher is the peer that sent it, and that the membership log lets that
 // device write; a block is kept under the hash of its bytes, and checked
-// against it again before it is served. It answers only members (Access).
+// against it again before it is served. It answers only members (Access),
+// and counts for status what it keeps of a share and when each pusher last
+// put (Stats).
 //
 // A Writer is a writer's side: it lists the member's items, seals the
 // records it holds whose tag the member lacks, with their blocks, under the

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -22,6 +24,7 @@ const (
 	prefixItem  = 'i' // + share + slot + pusher -> item bytes
 	prefixBlock = 'b' // + share + sealed name -> sealed block bytes
 	prefixGen   = 'g' // + share -> generation, 8 bytes big-endian
+	prefixPush  = 'p' // + share + pusher -> its last put, Unix nanoseconds, 8 bytes big-endian
 )
 
 // Error classes, tested with errors.Is.
@@ -45,6 +48,16 @@ type Store struct {
 	clock func() time.Time
 	// putMu serializes puts, so a generation counts every change once.
 	putMu gosync.Mutex
+	// changes counts writes to the store; stats caches Stats by share
+	// while it is unchanged (Stats walks every key of the share).
+	changes atomic.Uint64
+	statsMu gosync.Mutex
+	stats   map[share.ID]cachedStats // guarded by statsMu
+}
+
+type cachedStats struct {
+	changes uint64
+	st      ShareStats
 }
 
 // Open opens (creating) the store in dir.
@@ -124,9 +137,16 @@ func (s *Store) Put(id share.ID, from identity.DeviceID, items, blocks [][]byte,
 			return 0, 0, err
 		}
 	}
+	// The pusher's last put, a replay included: it was connected and
+	// up to date then (status shows it).
+	at := binary.BigEndian.AppendUint64(nil, uint64(s.clock().UnixNano()))
+	if err := b.Set(pushKey(id, from), at, nil); err != nil {
+		return 0, 0, err
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return 0, 0, fmt.Errorf("write the store: %w", err)
 	}
+	s.changes.Add(1)
 	return nItems, nBlocks, nil
 }
 
@@ -231,6 +251,7 @@ func (s *Store) Blocks(id share.ID, names [][wire.VaultNameSize]byte, data bool)
 		if block.Sum(b) != block.Hash(n) {
 			s.log.Warn("a stored sealed block no longer matches its name: dropped", "share", id.Short(), "block", fmt.Sprintf("%x", n[:4]))
 			_ = s.db.Delete(k, pebble.Sync)
+			s.changes.Add(1)
 			continue
 		}
 		if len(out) == wire.MaxVaultBlocks || size+len(b) > wire.VaultBatchBytes {
@@ -243,32 +264,94 @@ func (s *Store) Blocks(id share.ID, names [][wire.VaultNameSize]byte, data bool)
 	return held, out, nil
 }
 
-// Counts returns how many items and blocks share id has here.
-func (s *Store) Counts(id share.ID) (items, blocks int, err error) {
-	for _, p := range []byte{prefixItem, prefixBlock} {
+// ShareStats is what the store keeps of one share: its sealed items and
+// blocks, their bytes, the generation readers list against, and each
+// pusher's items and last put.
+type ShareStats struct {
+	Items      int
+	ItemBytes  int64
+	Blocks     int
+	BlockBytes int64
+	Generation uint64
+	Pushers    []PusherStats // by device ID
+}
+
+// PusherStats is one pusher's part of a share in the store.
+type PusherStats struct {
+	Device   identity.DeviceID
+	Items    int       // items at slots this pusher filled last
+	LastPush time.Time // its last put here (zero: none kept, e.g. pushed before this was recorded)
+}
+
+// Stats returns what the store keeps of share id. It walks the share's
+// keys once per change to the store, and answers from a cache between.
+func (s *Store) Stats(id share.ID) (ShareStats, error) {
+	ch := s.changes.Load()
+	s.statsMu.Lock()
+	if c, ok := s.stats[id]; ok && c.changes == ch {
+		s.statsMu.Unlock()
+		return c.st, nil
+	}
+	s.statsMu.Unlock()
+	var st ShareStats
+	pushers := map[identity.DeviceID]*PusherStats{}
+	pusher := func(d identity.DeviceID) *PusherStats {
+		p := pushers[d]
+		if p == nil {
+			p = &PusherStats{Device: d}
+			pushers[d] = p
+		}
+		return p
+	}
+	for _, p := range []byte{prefixItem, prefixBlock, prefixPush} {
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixStart(id, p), UpperBound: prefixEnd(id, p)})
 		if err != nil {
-			return 0, 0, err
+			return ShareStats{}, err
 		}
-		n := 0
 		for it.First(); it.Valid(); it.Next() {
-			n++
+			k := it.Key()[1+len(id):]
+			switch p {
+			case prefixItem:
+				st.Items++
+				st.ItemBytes += int64(len(it.Value()))
+				if len(k) == wire.VaultKeySize {
+					pusher(identity.DeviceID(k[32:])).Items++
+				}
+			case prefixBlock:
+				st.Blocks++
+				st.BlockBytes += int64(len(it.Value()))
+			case prefixPush:
+				if v := it.Value(); len(k) == len(identity.DeviceID{}) && len(v) == 8 {
+					pusher(identity.DeviceID(k)).LastPush = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+				}
+			}
 		}
 		if err := it.Close(); err != nil {
-			return 0, 0, err
-		}
-		if p == prefixItem {
-			items = n
-		} else {
-			blocks = n
+			return ShareStats{}, err
 		}
 	}
-	return items, blocks, nil
+	gen, err := s.generation(id)
+	if err != nil {
+		return ShareStats{}, err
+	}
+	st.Generation = gen
+	for _, p := range pushers {
+		st.Pushers = append(st.Pushers, *p)
+	}
+	slices.SortFunc(st.Pushers, func(a, b PusherStats) int { return bytes.Compare(a.Device[:], b.Device[:]) })
+	s.statsMu.Lock()
+	if s.stats == nil {
+		s.stats = map[share.ID]cachedStats{}
+	}
+	s.stats[id] = cachedStats{changes: ch, st: st}
+	s.statsMu.Unlock()
+	return st, nil
 }
 
 // Drop forgets everything of share id (the share left this device).
 func (s *Store) Drop(id share.ID) error {
-	for _, p := range []byte{prefixItem, prefixBlock} {
+	defer s.changes.Add(1)
+	for _, p := range []byte{prefixItem, prefixBlock, prefixPush} {
 		if err := s.db.DeleteRange(prefixStart(id, p), prefixEnd(id, p), pebble.Sync); err != nil {
 			return fmt.Errorf("drop share %s from the store: %w", id.Short(), err)
 		}
@@ -291,6 +374,10 @@ func prefixEnd(id share.ID, p byte) []byte {
 
 func itemKey(id share.ID, k [wire.VaultKeySize]byte) []byte {
 	return append(prefixStart(id, prefixItem), k[:]...)
+}
+
+func pushKey(id share.ID, d identity.DeviceID) []byte {
+	return append(prefixStart(id, prefixPush), d[:]...)
 }
 
 func blockKey(id share.ID, n [32]byte) []byte {

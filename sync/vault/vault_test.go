@@ -302,8 +302,8 @@ func TestStoreRefuses(t *testing.T) {
 	if _, ok := m.store.Answer(stranger, &wire.VaultList{Share: key.ID()}, m.access).(*wire.ErrorResponse); !ok {
 		t.Error("a non-member was served a list")
 	}
-	if n, _, _ := m.store.Counts(key.ID()); n != 0 {
-		t.Fatalf("%d items stored from refused puts", n)
+	if st, _ := m.store.Stats(key.ID()); st.Items != 0 {
+		t.Fatalf("%d items stored from refused puts", st.Items)
 	}
 	// A replay (same seq) changes nothing; a newer seq replaces.
 	if _, ok := m.store.Answer(aID.ID(), &wire.VaultPut{Share: key.ID(), Items: [][]byte{it.Bytes()}}, m.access).(*wire.VaultPutAck); !ok {
