@@ -23,6 +23,7 @@ func TestMulticastTargetsEveryRow(t *testing.T) {
 	add(mcCase(4, mcClean), toolMulticast, "seeder_up_x", 1.07)
 	add(mcCase(4, mcClean), toolMulticast, "others_done_s", 2)
 	add(mcCase(8, mcClean), toolMulticast, "seeder_up_x", 1.2)
+	add(mcCase(4, mcLoss), toolMulticast, "wall_s", 1.5)
 	add(mcCase(4, mcLoss), toolMulticast, "lossy_x", 1.25)
 	add(mcCase(4, mcLoss), toolMulticast, "others_done_s", 3)
 	md := markdown(cfg, nil, results{rows: rows}, []string{"blueshift", toolMulticast}, nil, "n", "", "c", harness{total: time.Minute})
@@ -38,6 +39,9 @@ func TestMulticastTargetsEveryRow(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("RESULTS.md lacks %q:\n%s", want, md)
 		}
+	}
+	if want := "| " + mcCase(4, mcLoss) + " | " + toolMulticast + " | 1 | 1.500 | - | - | - | others_done_s 3.000, lossy_x 1.250 |"; !strings.Contains(md, want) {
+		t.Errorf("RESULTS.md's scenario 5 table lacks %q:\n%s", want, md)
 	}
 	if strings.Contains(md, "1 -> 8, random data: seeder upload / unicast swarm") {
 		t.Error("the ratio to a unicast swarm to 8 that the quick run does not measure is a target row")
