@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,6 +142,7 @@ func (b *bench) multicastOnce(ctx context.Context, corpus string, receivers int,
 	if err := c.share(ctx); err != nil {
 		return m, err
 	}
+	b.waitMeshed(ctx, c, devices)
 
 	stopStranger := func() (int, error) { return 0, nil }
 	switch f {
@@ -384,4 +386,34 @@ func forgeOnGroup(ctx context.Context, ep netns.Endpoint) (int, error) {
 			sent++
 		}
 	}
+}
+
+// waitMeshed waits (up to a minute) until each of the n devices is
+// connected to all the others, as the devices of a share many follow are
+// long before a release arrives; data that arrived earlier would be pulled
+// from the seeder alone by the receivers not yet connected to each other.
+// It returns how long it waited; a mesh not complete by then is logged and
+// measured as it is.
+func (b *bench) waitMeshed(ctx context.Context, c *blueshiftCluster, n int) time.Duration {
+	t0 := time.Now()
+	for i := 0; i < n; {
+		st, err := c.status(ctx, i)
+		connected := 0
+		for _, p := range st.Peers {
+			if p.Connected && slices.Contains(c.ids, p.ID) {
+				connected++
+			}
+		}
+		if err == nil && connected >= n-1 {
+			i++
+			continue
+		}
+		if time.Since(t0) > time.Minute || ctx.Err() != nil {
+			b.log.Warn("devices not all connected to each other", "device", i, "connected", connected, "of", n-1, "err", err)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.log.Info("devices connected to each other", "devices", n, "waited_s", time.Since(t0).Seconds())
+	return time.Since(t0)
 }
