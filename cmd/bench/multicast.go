@@ -51,34 +51,67 @@ func (b *bench) addMulticast(ctx context.Context, bin string, runArgs []string, 
 }
 
 // multicastFanout measures the multicast tool on scenario 5's random-data
-// cases (shaped network only: multicast needs the namespaces' bridge).
+// cases (shaped network only: multicast needs the namespaces' bridge): to
+// each count of receivers the config names and to 8 (issue 18's rows, run
+// even when the unicast swarm is not measured to 8), then to 4 with 1% of
+// one receiver's datagrams dropped, then to 4 with a stranger forging
+// datagrams on the bridge (multicast_faults.go).
 func (b *bench) multicastFanout(ctx context.Context, rnd string, cfg config) {
 	if b.clusters[toolMulticast] == nil {
 		return
 	}
-	for _, n := range cfg.FanoutReceivers {
-		b.fanout(ctx, scFanout, rnd, cfg.FanoutSize, n, ", random data", []string{toolMulticast}, cfg.runsFor(scFanout, ""))
+	runs := cfg.runsFor(scFanout, "")
+	for _, n := range multicastReceivers(cfg) {
+		b.multicastRuns(ctx, rnd, cfg.FanoutSize, n, mcClean, runs)
 	}
+	b.multicastRuns(ctx, rnd, cfg.FanoutSize, mcFaultReceivers, mcLoss, runs)
+	b.multicastRuns(ctx, rnd, cfg.FanoutSize, mcFaultReceivers, mcStranger, runs)
+}
+
+// multicastReceivers are the receiver counts of the clean multicast cases:
+// the config's, and 8.
+func multicastReceivers(cfg config) []int {
+	ns := slices.Clone(cfg.FanoutReceivers)
+	if !slices.Contains(ns, 8) {
+		ns = append(ns, 8)
+	}
+	return ns
 }
 
 // multicastTargets are issue 18's rows: the seeder's upload over the data
-// size with multicast (<= 1.1x to 4 receivers, <= 1.15x to 8), and its
-// ratio to the unicast swarm of the same run.
+// size with multicast (<= 1.1x to 4 receivers, <= 1.15x to 8), its ratio to
+// the unicast swarm of the same run (where that was measured), the lossy
+// receiver's completion time over the others' (<= 1.5x) and the others'
+// over their time without loss (nobody else slowed: <= 1.2x, the noise of
+// a few seconds' run on a shared machine), and the forged datagrams a
+// receiver took (0, with the sync complete and the trees compared).
 func multicastTargets(cfg config) []target {
 	var ts []target
-	for _, n := range cfg.FanoutReceivers {
+	for _, n := range multicastReceivers(cfg) {
 		cas := fanoutCase(n, ", random data")
 		limit := 1.1
 		if n >= 8 {
 			limit = 1.15
 		}
-		ts = append(ts,
-			target{fmt.Sprintf("5 LAN multicast 1 -> %d, random data: seeder upload / data size", n), func(res results) float64 {
-				return res.med(scFanout, cas, toolMulticast, "seeder_up_x")
-			}, limit},
-			target{fmt.Sprintf("5 LAN multicast 1 -> %d, random data: seeder upload / unicast swarm", n), func(res results) float64 {
+		ts = append(ts, target{fmt.Sprintf("5 LAN multicast 1 -> %d, random data: seeder upload / data size", n), func(res results) float64 {
+			return res.med(scFanout, cas, toolMulticast, "seeder_up_x")
+		}, limit})
+		if slices.Contains(cfg.FanoutReceivers, n) {
+			ts = append(ts, target{fmt.Sprintf("5 LAN multicast 1 -> %d, random data: seeder upload / unicast swarm", n), func(res results) float64 {
 				return res.ratio(scFanout, cas, toolMulticast, "blueshift", "seeder_up_bytes")
 			}, 1.0})
+		}
 	}
+	clean, loss, stranger := mcCase(mcFaultReceivers, mcClean), mcCase(mcFaultReceivers, mcLoss), mcCase(mcFaultReceivers, mcStranger)
+	ts = append(ts,
+		target{fmt.Sprintf("5 LAN multicast 1 -> %d, 1%% loss on one receiver's link: its completion time / the others'", mcFaultReceivers), func(res results) float64 {
+			return res.med(scFanout, loss, toolMulticast, "lossy_x")
+		}, 1.5},
+		target{fmt.Sprintf("5 LAN multicast 1 -> %d, 1%% loss on one receiver's link: the others' completion time / without loss", mcFaultReceivers), func(res results) float64 {
+			return res.med(scFanout, loss, toolMulticast, "others_done_s") / res.med(scFanout, clean, toolMulticast, "others_done_s")
+		}, 1.2},
+		target{fmt.Sprintf("5 LAN multicast 1 -> %d, a stranger forging datagrams: forged datagrams taken (sync completes)", mcFaultReceivers), func(res results) float64 {
+			return res.med(scFanout, stranger, toolMulticast, "forged_taken")
+		}, 0})
 	return slices.Clip(ts)
 }
