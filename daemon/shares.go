@@ -160,10 +160,14 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 		return fmt.Errorf("%w: check that the folder exists, or remove the share with `blueshift share remove %s`", err, s.Name)
 	}
 	d.ensureLog(id, key, s)
+	days := s.VersionsDays
+	if days == 0 {
+		days = -1 // config.toml's 0 is "no age limit"; the engine's 0 is its default
+	}
 	err = d.eng.AddShare(engine.ShareConfig{
 		Key: key, Name: s.Name, Path: s.Path, Members: d.syncingMembers(id, s, members),
 		Access:       shareAccess{d: d, id: id, name: s.Name},
-		VersionsKeep: s.VersionsKeep, VersionsDays: s.VersionsDays, VersionsMaxMB: s.VersionsMaxMB,
+		VersionsKeep: s.VersionsKeep, VersionsDays: days, VersionsMaxMB: s.VersionsMaxMB,
 		MaxSendRate: int64(s.MaxSendRate), MaxRecvRate: int64(s.MaxRecvRate),
 		ChunkKey:    func() *[32]byte { return d.chunkKey(id, key) },
 		NoMulticast: !s.Multicast,
