@@ -208,10 +208,17 @@ func TestE2EMulticastBridge(t *testing.T) {
 	if sent == 0 || refused == 0 {
 		t.Errorf("the stranger's datagrams (%d sent) never reached a receiver to be refused (%d)", sent, refused)
 	}
-	// Unicast alone (the swarm) makes the seeder send ~1.2x here; one copy
-	// in datagrams is ~1.06x (IP, UDP and AEAD overhead).
-	if ratio > 1.15 {
-		t.Errorf("the seeder's link carried %.3fx the data to %d receivers; want <= 1.15x (one multicast copy)", ratio, receivers)
+	// One copy in datagrams is ~1.05x the data (UDP and AEAD overhead);
+	// a copy per receiver would be 4x. On the link, the lossy receiver's
+	// repairs come on top by unicast (from the seeder or the swarm: more
+	// on a loaded machine), and so do TLS and the records: far below a
+	// copy per receiver. The 1.1x target is the bench's row (make bench,
+	// scenario 5), measured without race-built daemons and other tests.
+	if sentX := float64(st.Multicast.BytesSent) / data; sentX > 1.15 {
+		t.Errorf("the seeder sent %.3fx the data to the group; want one copy (<= 1.15x)", sentX)
+	}
+	if ratio > 1.5 {
+		t.Errorf("the seeder's link carried %.3fx the data to %d receivers; want well under a copy each (<= 1.5x)", ratio, receivers)
 	}
 }
 
