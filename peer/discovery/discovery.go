@@ -41,6 +41,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 )
 
 // Defaults, each overridable in Options.
@@ -337,7 +338,7 @@ func (d *Discovery) listen(ctx context.Context, fam family) (*socket, error) {
 	if fam == family6 {
 		network, wildcard, group = "udp6", "::", d.opts.Group6
 	}
-	lc := net.ListenConfig{Control: reuseAddr}
+	lc := net.ListenConfig{Control: transport.ReuseAddr}
 	c, err := lc.ListenPacket(ctx, network, net.JoinHostPort(wildcard, fmt.Sprint(d.opts.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s port %d: %w", network, d.opts.Port, err)

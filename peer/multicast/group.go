@@ -14,6 +14,8 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/blueshift-sync/blueshift/peer/transport"
 )
 
 // Defaults, each overridable in Options. The groups are discovery's
@@ -217,7 +219,7 @@ func (g *Group) listen(ctx context.Context, fam Family, ifaces []net.Interface) 
 	if fam == IPv6 {
 		network, wildcard, group = "udp6", "::", g.opts.Group6
 	}
-	lc := net.ListenConfig{Control: reuseAddr}
+	lc := net.ListenConfig{Control: transport.ReuseAddr}
 	c, err := lc.ListenPacket(ctx, network, net.JoinHostPort(wildcard, fmt.Sprint(g.opts.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s port %d: %w", network, g.opts.Port, err)

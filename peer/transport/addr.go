@@ -13,6 +13,10 @@
 // The bare host:port form is the one older versions wrote, so every address
 // they saved keeps parsing, and means what it did (TCP is still tried).
 // Values are immutable and comparable.
+//
+// ReuseAddr is the socket option every UDP multicast socket of a device
+// binds with (LAN discovery's, the multicast group's), so that several
+// processes on one host share the port.
 package transport
 
 import (

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/blueshift-sync/blueshift/peer/multicast"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 )
 
 // openMulticast opens and runs the device's multicast group on loopback,
@@ -125,7 +126,7 @@ func stranger(ctx context.Context, t *testing.T, port int) int {
 		return 0
 	}
 	group := &net.UDPAddr{IP: multicast.DefaultGroup4.AsSlice(), Port: port}
-	listen, err := (&net.ListenConfig{Control: reuseForTest}).ListenPacket(ctx, "udp4", group.String())
+	listen, err := (&net.ListenConfig{Control: transport.ReuseAddr}).ListenPacket(ctx, "udp4", group.String())
 	if err != nil {
 		t.Error(err)
 		return 0
