@@ -45,6 +45,20 @@ func startAll(ctx context.Context, c cluster, n int) error {
 	return nil
 }
 
+// waitAllConverged waits for each of dsts to converge with src, receiver i
+// of c being the device at dsts[i-1]; it returns when the last one did.
+func waitAllConverged(ctx context.Context, c cluster, src string, dsts []string, timeout time.Duration) (time.Time, error) {
+	var last time.Time
+	for i, dst := range dsts {
+		t, err := waitConverged(ctx, c, i+1, src, dst, timeout)
+		if err != nil {
+			return last, err
+		}
+		last = t
+	}
+	return last, nil
+}
+
 // waitConverged polls until device i reports in sync and its folder is
 // byte-identical to device 0's, and returns the time of the successful poll.
 // A tool that claims to be in sync while the trees differ is polled again

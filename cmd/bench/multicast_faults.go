@@ -190,13 +190,9 @@ func (b *bench) multicastOnce(ctx context.Context, corpus string, receivers int,
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	var last time.Time
-	for i := 1; i <= receivers; i++ {
-		t, err := waitConverged(ctx, c, i, src, dsts[i-1], b.cfg.Timeout)
-		if err != nil {
-			return m, err
-		}
-		last = t
+	last, err := waitAllConverged(ctx, c, src, dsts, b.cfg.Timeout)
+	if err != nil {
+		return m, err
 	}
 	m.wall = last.Sub(t0)
 	for i, ctr := range ctrs {

@@ -822,13 +822,9 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string, receivers i
 		}
 		t0 = time.Now()
 	}
-	var last time.Time
-	for i := 1; i <= receivers; i++ {
-		t, err := waitConverged(ctx, c, i, src, dsts[i-1], b.cfg.Timeout)
-		if err != nil {
-			return m, err
-		}
-		last = t
+	last, err := waitAllConverged(ctx, c, src, dsts, b.cfg.Timeout)
+	if err != nil {
+		return m, err
 	}
 	m.wall = last.Sub(t0)
 	read()
