@@ -382,3 +382,36 @@ func TestStreamsClose(t *testing.T) {
 		t.Fatal("not QUIC")
 	}
 }
+
+// TestStreamsLiveness: while requests keep streams busy and the first
+// stream is quiet (no pings after the first), the connection lives on past
+// its Timeout; a requester that does not read its answer for Timeout is cut
+// off with ErrTimeout, as a peer that does not read is on one stream.
+func TestStreamsLiveness(t *testing.T) {
+	opts := Options{PingInterval: time.Hour, Timeout: 2 * time.Second}
+	a, b := quicPair(t, newHandler(), newHandler(), opts, opts, 0, 0)
+	began := time.Now()
+	for i := 0; time.Since(began) < 3*opts.Timeout; i++ {
+		h := block.Hash{byte(i)}
+		if _, err := Call[*wire.BlockResponse](context.Background(), b.c, &wire.BlockRequest{Hash: h, Size: 64 << 10}); err != nil {
+			t.Fatalf("request %d, %s after the start: %v", i, time.Since(began), err)
+		}
+	}
+	select {
+	case <-a.c.Done():
+		t.Fatalf("connection ended: %v", a.c.Err())
+	default:
+	}
+
+	// b pings, and gives up on nothing; a must cut it for the stalled answer.
+	a, b = quicPair(t, newHandler(), newHandler(), opts, Options{PingInterval: 300 * time.Millisecond, Timeout: time.Hour}, 0, 0)
+	st, err := b.c.s.qc.OpenStreamSync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire.WriteFrame(st, wire.Frame{ID: 1 << 40, Msg: &wire.BlockRequest{Hash: block.Hash{1}, Size: wire.MaxBlockSize}})
+	st.Close()
+	if err := a.wait(t); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("answering side: %v, want ErrTimeout for the answer nobody reads", err)
+	}
+}
