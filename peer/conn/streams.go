@@ -121,14 +121,7 @@ func (c *Conn) requestOnStream(ctx context.Context, id uint64, req wire.Message)
 	})
 	defer stopReset()
 
-	// The frame's bytes count in MaxQueue while it is written, taken only
-	// once the stream is open, so a request waiting for a stream holds none.
-	n := int64(min(len(head)+len(tail), c.opts.MaxQueue))
-	if err := c.acquire(ctx, c.queued, n); err != nil {
-		return nil, c.streamError(ctx, err, "send the request")
-	}
-	err = c.writeStream(st, head, tail)
-	c.queued.Release(n)
+	err = c.writeStream(ctx, st, head, tail)
 	if err == nil {
 		err = st.Close()
 	}
@@ -215,15 +208,10 @@ func (c *Conn) serveStream(ctx context.Context, st *quic.Stream) {
 		c.log.Error("encode answer", "request", wire.Name(f.Msg), "err", err)
 		head, tail, _ = wire.EncodeFrame(nil, wire.Frame{ID: f.ID, Msg: wire.Errorf(wire.CodeInternal, "answer could not be sent")})
 	}
-	n := int64(min(len(head)+len(tail), c.opts.MaxQueue))
-	if err := c.acquire(ctx, c.queued, n); err != nil {
-		return // the connection ends
-	}
-	err = c.writeStream(st, head, tail)
-	if written := wire.Written(wire.Frame{Msg: resp}); written != nil {
+	err = c.writeStream(ctx, st, head, tail)
+	if written := wire.Written(wire.Frame{Msg: resp}); written != nil && !errors.Is(err, errNotWritten) {
 		written() // QUIC copied or sent the payload: nothing refers to it now
 	}
-	c.queued.Release(n)
 	if err == nil {
 		err = st.Close()
 		done = err == nil
@@ -233,15 +221,39 @@ func (c *Conn) serveStream(ctx context.Context, st *quic.Stream) {
 	}
 }
 
-// writeStream writes a frame's head and tail on st; each piece of it must
-// go out within Timeout.
-func (c *Conn) writeStream(st *quic.Stream, head, tail []byte) error {
+// errNotWritten: the connection ended before a frame's first byte was
+// handed to QUIC (its OnWritten function does not run).
+var errNotWritten = errors.New("frame not written")
+
+// writeStream writes a frame's head and tail on st in pieces of at most
+// ioBuffer bytes. Each piece holds its bytes of MaxQueue while QUIC takes
+// it (a quic.Stream keeps a reference to what it is given until it is
+// sent), so the bytes handed to QUIC on all streams stay within MaxQueue
+// while a small answer waits for one piece at most, not for a large frame
+// ahead of it. Each piece must go out within Timeout.
+func (c *Conn) writeStream(ctx context.Context, st *quic.Stream, head, tail []byte) error {
 	w := &deadlineWriter{c: st, timeout: c.opts.Timeout}
-	_, err := w.Write(head)
-	if err == nil && tail != nil {
-		_, err = w.Write(tail)
+	first := true
+	for _, b := range [][]byte{head, tail} {
+		for len(b) > 0 {
+			p := b[:min(len(b), ioBuffer)]
+			n := int64(min(len(p), c.opts.MaxQueue))
+			if err := c.acquire(ctx, c.queued, n); err != nil {
+				if first {
+					return fmt.Errorf("%w: %w", errNotWritten, err)
+				}
+				return err
+			}
+			first = false
+			_, err := w.Write(p)
+			c.queued.Release(n)
+			if err != nil {
+				return err
+			}
+			b = b[len(p):]
+		}
 	}
-	return err
+	return nil
 }
 
 // streamEnd reads st to its end after the one frame it carries: the peer
