@@ -155,7 +155,8 @@ type Conn struct {
 	msgs    chan wire.Message // reader -> message handler
 	// qc is set when requests travel on QUIC streams of their own (both
 	// sides announced wire.CapStreams); immutable after Open.
-	qc *quic.Conn
+	qc      *quic.Conn
+	counter ByteCounter // s.Conn, if it counts bytes; immutable
 	// readers holds frame readers of request streams (*streamReader), so a
 	// block buffer given back by Release serves a later stream's block.
 	readers sync.Pool
@@ -220,6 +221,7 @@ func Open(ctx context.Context, s Stream, hello wire.Hello, h Handler, opts Optio
 	c.dr.timeout = opts.Timeout
 	if offerStreams && slices.Contains(c.peer.Capabilities, wire.CapStreams) {
 		c.qc = s.qc
+		c.counter, _ = s.Conn.(ByteCounter)
 	}
 	return c, nil
 }

@@ -36,6 +36,13 @@ import (
 // streams carry the traffic, then times out only after Timeout of silence
 // on all of them.
 
+// ByteCounter is what a Stream's Conn may implement when it counts the
+// bytes it carries (for status): Conn then adds those of the request
+// streams, which do not pass through it.
+type ByteCounter interface {
+	CountBytes(in, out int64)
+}
+
 // QUIC stream error codes, sent in RESET_STREAM and STOP_SENDING.
 const (
 	streamCanceled quic.StreamErrorCode = 1 // the requester gave up, or the connection is ending
@@ -62,6 +69,9 @@ func (h heardStream) Read(p []byte) (int, error) {
 	n, err := h.st.Read(p)
 	if n > 0 {
 		h.c.heard()
+		if h.c.counter != nil {
+			h.c.counter.CountBytes(int64(n), 0)
+		}
 	}
 	return n, err
 }
@@ -245,8 +255,11 @@ func (c *Conn) writeStream(ctx context.Context, st *quic.Stream, head, tail []by
 				return err
 			}
 			first = false
-			_, err := w.Write(p)
+			k, err := w.Write(p)
 			c.queued.Release(n)
+			if c.counter != nil {
+				c.counter.CountBytes(0, int64(k))
+			}
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,8 @@ import (
 
 // quicPair opens Conns over real QUIC from b to a with handlers ha (at a)
 // and hb (at b); maxStreams is what each transport lets its peer open.
-func quicPair(tb testing.TB, ha, hb Handler, oa, ob Options, maxStreamsA, maxStreamsB int) (*running, *running) {
+// wrap, if given, changes b's stream before Open.
+func quicPair(tb testing.TB, ha, hb Handler, oa, ob Options, maxStreamsA, maxStreamsB int, wrap ...func(*Stream)) (*running, *running) {
 	a, b := newID(tb), newID(tb)
 	q := func(id *identity.Identity, max int, ok ...identity.DeviceID) (*QUIC, *QUICListener) {
 		q, err := ListenQUIC(id, "127.0.0.1:0", testLogger(tb, nil))
@@ -46,6 +48,9 @@ func quicPair(tb testing.TB, ha, hb Handler, oa, ob Options, maxStreamsA, maxStr
 	sb, err := qb.Dial(ctx, la.Addr().String(), a.ID())
 	if err != nil {
 		tb.Fatal(err)
+	}
+	for _, w := range wrap {
+		w(&sb)
 	}
 	if oa.Logger == nil {
 		oa.Logger = testLogger(tb, nil)
@@ -413,5 +418,50 @@ func TestStreamsLiveness(t *testing.T) {
 	st.Close()
 	if err := a.wait(t); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("answering side: %v, want ErrTimeout for the answer nobody reads", err)
+	}
+}
+
+// countingConn counts a stream's bytes as the peer manager does for status.
+type countingConn struct {
+	net.Conn
+	in, out atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) CountBytes(in, out int64) {
+	c.in.Add(in)
+	c.out.Add(out)
+}
+
+// TestStreamsCountBytes: the bytes of request streams count in a Stream's
+// ByteCounter (status shows them) although they do not pass through it.
+func TestStreamsCountBytes(t *testing.T) {
+	counted := &countingConn{}
+	_, b := quicPair(t, newHandler(), newHandler(), Options{}, Options{}, 0, 0, func(s *Stream) {
+		counted.Conn = s.Conn
+		s.Conn = counted
+	})
+	if b.c.qc == nil {
+		t.Fatal("no streams")
+	}
+	const size = 512 << 10
+	for i := range 4 {
+		if _, err := Call[*wire.BlockResponse](context.Background(), b.c, &wire.BlockRequest{Hash: block.Hash{byte(i)}, Size: size}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if in, out := counted.in.Load(), counted.out.Load(); in < 4*size || out < 4*40 {
+		t.Fatalf("counted %d bytes in, %d out; want at least the %d bytes of blocks in and the requests out", in, out, 4*size)
 	}
 }
