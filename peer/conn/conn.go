@@ -127,7 +127,9 @@ func (e *CloseError) Is(target error) bool { return target == ErrPeerClosed }
 //
 // Open exchanges Hello; Run then starts the goroutines that own the stream
 // (a reader, a writer, a keepalive ticker, the one-way message handler, and
-// one per request being served) and returns only after all have exited.
+// one per request being served; on QUIC also one accepting the peer's
+// request streams and one per such stream) and returns only after all have
+// exited.
 // Request, Send and Close are safe for concurrent use, before and during Run.
 type Conn struct {
 	s       Stream
