@@ -465,3 +465,144 @@ func TestStreamsCountBytes(t *testing.T) {
 		t.Fatalf("counted %d bytes in, %d out; want at least the %d bytes of blocks in and the requests out", in, out, 4*size)
 	}
 }
+
+// TestStreamsBadPeer: a peer that breaks the rules of request streams is
+// cut off: a one-way message or garbage on a request stream, two frames on
+// one, or a request that stops arriving mid-frame (ErrTimeout).
+func TestStreamsBadPeer(t *testing.T) {
+	frame := func(f wire.Frame) []byte {
+		b, err := wire.AppendFrame(nil, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	req := frame(wire.Frame{ID: 5, Msg: &wire.BlockRequest{Size: 10}})
+	for _, tc := range []struct {
+		name   string
+		send   []byte
+		finish bool // close our side after send
+		want   error
+	}{
+		{"one-way message", frame(wire.Frame{Msg: &wire.Have{}}), true, ErrPeerMisbehaved},
+		{"answer instead of request", frame(wire.Frame{ID: 5, Msg: &wire.Pong{}}), true, ErrPeerMisbehaved},
+		{"garbage", []byte{0, 0, 0, 3, 0xff, 0xff, 0xff}, true, ErrPeerMisbehaved},
+		{"two requests", append(slices.Clip(req), req...), true, ErrPeerMisbehaved},
+		{"request cut short", req[:len(req)-2], false, ErrTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := quicPair(t, newHandler(), newHandler(), Options{Timeout: 2 * time.Second, PingInterval: 300 * time.Millisecond},
+				Options{PingInterval: 300 * time.Millisecond, Timeout: time.Hour}, 0, 0)
+			st, err := b.c.s.qc.OpenStreamSync(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Write(tc.send); err != nil {
+				t.Fatal(err)
+			}
+			if tc.finish {
+				st.Close()
+			}
+			if err := a.wait(t); !errors.Is(err, tc.want) {
+				t.Fatalf("serving side ended with %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestStreamsWire plays a peer offering CapStreams by hand: our request
+// comes on a stream of its own, as the frame it would be on the first
+// stream, and the stream ends after it; the answer written there is ours.
+// An answer of the wrong kind, or a second frame after it, cuts the peer.
+func TestStreamsWire(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(id uint64) []wire.Frame
+		want   error // nil: answered
+	}{
+		{"answer", func(id uint64) []wire.Frame {
+			return []wire.Frame{{ID: id, Msg: &wire.BlockResponse{Encoding: wire.BlockRaw, Data: []byte("hi")}}}
+		}, nil},
+		{"wrong kind", func(id uint64) []wire.Frame {
+			return []wire.Frame{{ID: id, Msg: &wire.Pong{}}}
+		}, ErrPeerMisbehaved},
+		{"wrong id", func(id uint64) []wire.Frame {
+			return []wire.Frame{{ID: id + 1, Msg: &wire.BlockResponse{Encoding: wire.BlockRaw, Data: []byte("hi")}}}
+		}, ErrPeerMisbehaved},
+		{"two frames", func(id uint64) []wire.Frame {
+			r := wire.Frame{ID: id, Msg: &wire.BlockResponse{Encoding: wire.BlockRaw, Data: []byte("hi")}}
+			return []wire.Frame{r, r}
+		}, ErrPeerMisbehaved},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newID(t), newID(t)
+			_, la := quicNode(t, a, b.ID())
+			qb, _ := quicNode(t, b)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			hand, err := qb.Dial(ctx, la.Addr().String(), a.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hand.Close()
+			hello := &wire.Hello{Version: wire.Version, MinVersion: wire.MinVersion, Capabilities: []string{wire.CapStreams}}
+			if err := wire.WriteFrame(hand, wire.Frame{Msg: hello}); err != nil {
+				t.Fatal(err)
+			}
+			sa, err := la.Accept(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ca, err := Open(ctx, sa, wire.Hello{}, newHandler(), Options{Logger: testLogger(t, nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ra := start(t, ca)
+			go io.Copy(io.Discard, hand) // the first stream: Hello, pings
+
+			answered := make(chan error, 1)
+			go func() {
+				resp, err := Call[*wire.BlockResponse](ctx, ca, &wire.BlockRequest{Hash: block.Hash{1}, Size: 2})
+				if err == nil && string(resp.Data) != "hi" {
+					err = errors.New("wrong data")
+				}
+				answered <- err
+			}()
+			st, err := hand.qc.AcceptStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, err := io.ReadAll(st) // the request, then the end of the stream
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := wire.NewReader(bytes.NewReader(all)).ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, ok := f.Msg.(*wire.BlockRequest); !ok || r.Hash != (block.Hash{1}) || f.ID == 0 {
+				t.Fatalf("stream carried %s id %d", wire.Name(f.Msg), f.ID)
+			}
+			if again, _ := wire.AppendFrame(nil, f); !bytes.Equal(again, all) {
+				t.Fatal("stream carried more than the request's frame")
+			}
+			for _, g := range tc.answer(f.ID) {
+				wire.WriteFrame(st, g)
+			}
+			st.Close()
+			err = <-answered
+			if tc.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("request: %v, want %v", err, tc.want)
+			}
+			if err := ra.wait(t); !errors.Is(err, tc.want) {
+				t.Fatalf("connection ended with %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
