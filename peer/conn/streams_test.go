@@ -393,10 +393,10 @@ func TestStreamsClose(t *testing.T) {
 // its Timeout; a requester that does not read its answer for Timeout is cut
 // off with ErrTimeout, as a peer that does not read is on one stream.
 func TestStreamsLiveness(t *testing.T) {
-	opts := Options{PingInterval: time.Hour, Timeout: 2 * time.Second}
+	opts := Options{PingInterval: time.Hour, Timeout: 3 * time.Second}
 	a, b := quicPair(t, newHandler(), newHandler(), opts, opts, 0, 0)
 	began := time.Now()
-	for i := 0; time.Since(began) < 3*opts.Timeout; i++ {
+	for i := 0; time.Since(began) < 2*opts.Timeout; i++ {
 		h := block.Hash{byte(i)}
 		if _, err := Call[*wire.BlockResponse](context.Background(), b.c, &wire.BlockRequest{Hash: h, Size: 64 << 10}); err != nil {
 			t.Fatalf("request %d, %s after the start: %v", i, time.Since(began), err)
@@ -604,5 +604,34 @@ func TestStreamsWire(t *testing.T) {
 				t.Fatalf("connection ended with %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestStreamsRequestCancel: a request given up (ctx) resets its stream; the
+// handler's late answer is dropped and the connection goes on.
+func TestStreamsRequestCancel(t *testing.T) {
+	release := make(chan struct{})
+	ha := &blockingHandler{testHandler: newHandler(), release: release}
+	a, b := quicPair(t, ha, newHandler(), Options{}, Options{}, 0, 0)
+	if b.c.qc == nil {
+		t.Fatal("no streams")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := b.c.Request(ctx, &wire.BlockRequest{Size: 10}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Request: %v, want context.Canceled", err)
+	}
+	close(release)
+	for i := range 3 {
+		if _, err := b.c.Request(context.Background(), &wire.BlockRequest{Hash: block.Hash{byte(i)}, Size: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []*running{a, b} {
+		select {
+		case <-r.c.Done():
+			t.Fatalf("connection ended: %v", r.c.Err())
+		default:
+		}
 	}
 }
