@@ -198,7 +198,7 @@ func Open(ctx context.Context, s Stream, hello wire.Hello, h Handler, opts Optio
 	if hello.Version == 0 {
 		hello.Version, hello.MinVersion = wire.Version, wire.MinVersion
 	}
-	offerStreams := s.qc != nil && !opts.oneStream
+	offerStreams := s.qc != nil && !opts.oneStream && len(hello.Capabilities) < wire.MaxCapabilities
 	if offerStreams {
 		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapStreams)
 	}
