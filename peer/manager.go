@@ -817,6 +817,13 @@ func (c *countedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// CountBytes adds the bytes of a connection's other QUIC streams
+// (conn.ByteCounter).
+func (c *countedConn) CountBytes(in, out int64) {
+	c.in.Add(in)
+	c.out.Add(out)
+}
+
 func (c *countedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.out.Add(int64(n))

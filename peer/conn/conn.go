@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/blueshift-sync/blueshift/peer/identity"
@@ -68,6 +70,11 @@ type Options struct {
 	// wait for room).
 	MaxQueue int
 	Logger   *slog.Logger
+
+	// oneStream keeps every request on the first stream of a QUIC
+	// connection (wire.CapStreams is not announced), as an older build
+	// does: the baseline of the benchmarks.
+	oneStream bool
 }
 
 func (o Options) withDefaults() Options {
@@ -120,7 +127,9 @@ func (e *CloseError) Is(target error) bool { return target == ErrPeerClosed }
 //
 // Open exchanges Hello; Run then starts the goroutines that own the stream
 // (a reader, a writer, a keepalive ticker, the one-way message handler, and
-// one per request being served) and returns only after all have exited.
+// one per request being served; on QUIC also one accepting the peer's
+// request streams and one per such stream) and returns only after all have
+// exited.
 // Request, Send and Close are safe for concurrent use, before and during Run.
 type Conn struct {
 	s       Stream
@@ -140,11 +149,19 @@ type Conn struct {
 	nextID  atomic.Uint64
 	ping    atomic.Pointer[sentPing] // the keepalive Ping awaiting its Pong
 	rtt     atomic.Int64             // nanoseconds, of the last Ping answered; 0: none yet
+	heardAt atomic.Int64             // Unix nanoseconds: bytes last came on a request stream (Conn.heard)
 	reqs    *semaphore.Weighted      // our requests in flight
 	serving *semaphore.Weighted      // peer requests being served
 	queued  *semaphore.Weighted      // bytes in sendq
 	sendq   chan outFrame
 	msgs    chan wire.Message // reader -> message handler
+	// qc is set when requests travel on QUIC streams of their own (both
+	// sides announced wire.CapStreams); immutable after Open.
+	qc      *quic.Conn
+	counter ByteCounter // s.Conn, if it counts bytes; immutable
+	// readers holds frame readers of request streams (*streamReader), so a
+	// block buffer given back by Release serves a later stream's block.
+	readers sync.Pool
 
 	mu struct {
 		sync.Mutex
@@ -181,6 +198,10 @@ func Open(ctx context.Context, s Stream, hello wire.Hello, h Handler, opts Optio
 	if hello.Version == 0 {
 		hello.Version, hello.MinVersion = wire.Version, wire.MinVersion
 	}
+	offerStreams := s.qc != nil && !opts.oneStream && len(hello.Capabilities) < wire.MaxCapabilities
+	if offerStreams {
+		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapStreams)
+	}
 	c := &Conn{
 		s: s, h: h, opts: opts,
 		log:     opts.Logger.With("peer", s.Remote.Abbrev(), "addr", s.RemoteAddr().String()),
@@ -200,6 +221,10 @@ func Open(ctx context.Context, s Stream, hello wire.Hello, h Handler, opts Optio
 		return nil, fmt.Errorf("connect to device %s at %s: %w", s.Remote, s.RemoteAddr(), err)
 	}
 	c.dr.timeout = opts.Timeout
+	if offerStreams && slices.Contains(c.peer.Capabilities, wire.CapStreams) {
+		c.qc = s.qc
+		c.counter, _ = s.Conn.(ByteCounter)
+	}
 	return c, nil
 }
 
@@ -303,6 +328,16 @@ func (c *Conn) Request(ctx context.Context, req wire.Message) (wire.Message, err
 	defer c.reqs.Release(1)
 
 	id := c.nextID.Add(1)
+	if c.qc != nil {
+		resp, err := c.requestOnStream(ctx, id, req)
+		if err != nil {
+			return nil, fmt.Errorf("request %s from %s: %w", wire.Name(req), c.s.Remote.Abbrev(), err)
+		}
+		if e, ok := resp.(*wire.ErrorResponse); ok {
+			return nil, fmt.Errorf("request %s from %s: %w", wire.Name(req), c.s.Remote.Abbrev(), e)
+		}
+		return resp, nil
+	}
 	ch := make(chan wire.Message, 1)
 	c.mu.Lock()
 	c.mu.pending[id] = pending{req: req, ch: ch}
@@ -454,6 +489,9 @@ func (c *Conn) Run(ctx context.Context) error {
 	wg.Go(func() { c.fail(c.readLoop(ctx, &wg)) })
 	wg.Go(func() { c.fail(c.messageLoop(ctx)) })
 	wg.Go(func() { c.keepalive(ctx) })
+	if c.s.qc != nil {
+		wg.Go(func() { c.fail(c.acceptStreams(ctx, &wg)) })
+	}
 
 	<-c.life.Done()
 	// The writer sends our Close first, within closeTimeout; one stuck in a
@@ -603,25 +641,32 @@ func (c *Conn) serve(ctx context.Context, wg *sync.WaitGroup, f wire.Frame) {
 	}
 	wg.Go(func() {
 		defer c.serving.Release(1)
-		resp, err := c.h.HandleRequest(ctx, f.Msg)
-		if err != nil {
-			var e *wire.ErrorResponse
-			if !errors.As(err, &e) {
-				c.log.Warn("serving request failed", "request", wire.Name(f.Msg), "err", err)
-				e = wire.Errorf(wire.CodeInternal, "internal error")
-			}
-			resp = e
-		}
-		if resp == nil || !wire.Answers(f.Msg, resp) {
-			c.log.Error("handler answered wrongly", "request", wire.Name(f.Msg))
-			resp = wire.Errorf(wire.CodeInternal, "internal error")
-		}
+		resp := c.answer(ctx, f.Msg)
 		if err := c.enqueue(ctx, wire.Frame{ID: f.ID, Msg: resp}); err != nil && c.life.Err() == nil {
 			c.log.Warn("sending answer failed", "request", wire.Name(f.Msg), "err", err)
 			resp = wire.Errorf(wire.CodeInternal, "answer could not be sent")
 			c.enqueue(ctx, wire.Frame{ID: f.ID, Msg: resp})
 		}
 	})
+}
+
+// answer runs the handler on a peer's request and returns what to send
+// back: its response, or the ErrorResponse its error calls for.
+func (c *Conn) answer(ctx context.Context, req wire.Message) wire.Message {
+	resp, err := c.h.HandleRequest(ctx, req)
+	if err != nil {
+		var e *wire.ErrorResponse
+		if !errors.As(err, &e) {
+			c.log.Warn("serving request failed", "request", wire.Name(req), "err", err)
+			e = wire.Errorf(wire.CodeInternal, "internal error")
+		}
+		resp = e
+	}
+	if resp == nil || !wire.Answers(req, resp) {
+		c.log.Error("handler answered wrongly", "request", wire.Name(req))
+		resp = wire.Errorf(wire.CodeInternal, "internal error")
+	}
+	return resp
 }
 
 func (c *Conn) messageLoop(ctx context.Context) error {
@@ -679,7 +724,10 @@ func (c *Conn) ioError(err error) error {
 // of Timeout and Timeout. A zero timeout leaves the deadline alone (the Hello
 // exchange sets its own).
 type deadlineConn struct {
-	net.Conn
+	Conn interface {
+		io.Reader
+		SetReadDeadline(time.Time) error
+	}
 	timeout time.Duration
 	set     time.Time // when the deadline was last moved
 }
@@ -698,7 +746,10 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 // must go out within the timeout (moved at most every timeout/8, as above),
 // so a slow peer that keeps reading survives and one that stopped does not.
 type deadlineWriter struct {
-	c       net.Conn
+	c interface {
+		io.Writer
+		SetWriteDeadline(time.Time) error
+	}
 	timeout time.Duration
 	set     time.Time
 }

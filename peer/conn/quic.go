@@ -26,6 +26,8 @@ const (
 	// punchPayload is the size of a hole-punching packet: small, and not
 	// QUIC (its first two bits are zero), so the peer's QUIC stack drops it.
 	punchPayload = 16
+	// quicConnWindow is the initial connection-level receive window.
+	quicConnWindow = 4 << 20
 )
 
 // QUIC is the QUIC transport on one UDP socket: it listens, dials and sends
@@ -34,8 +36,11 @@ const (
 // us). TLS 1.3 inside QUIC authenticates both devices exactly as TLS does:
 // the same certificates, pinned, no CA.
 //
-// A connection carries one bidirectional stream, opened by the dialer, on
-// which Conn runs as it does on TCP (requests are multiplexed by Conn's IDs).
+// A connection's first bidirectional stream, opened by the dialer, is the
+// one Conn runs on as it does on TCP. Between two devices that both
+// announce wire.CapStreams, each request and its response then travel on a
+// stream of their own (streams.go); the peer may open at most MaxRequests
+// of them at once (QUIC's stream limit).
 //
 // QUIC owns the socket and quic-go's goroutines: Close stops them.
 type QUIC struct {
@@ -45,6 +50,10 @@ type QUIC struct {
 	tr               *quic.Transport
 	HandshakeTimeout time.Duration // DefaultHandshakeTimeout if zero
 	MaxHandshakes    int           // DefaultMaxHandshakes if zero
+	// MaxRequests is how many request streams the peer may open at once
+	// (set it to Options.MaxRequests of the Conns run on this transport);
+	// DefaultMaxRequests if zero.
+	MaxRequests int
 }
 
 // ListenQUIC opens the UDP socket of the QUIC transport on addr (host:port;
@@ -91,7 +100,7 @@ func (q *QUIC) Dial(ctx context.Context, addr string, want identity.DeviceID) (S
 		}
 		return nil
 	}
-	qc, err := q.tr.Dial(ctx, ua, cfg, q.config())
+	qc, err := q.tr.Dial(ctx, ua, cfg, q.config(false))
 	if err != nil {
 		return Stream{}, fmt.Errorf("dial device %s at quic://%s: %w", want.Abbrev(), addr, quicError(err))
 	}
@@ -101,7 +110,7 @@ func (q *QUIC) Dial(ctx context.Context, addr string, want identity.DeviceID) (S
 		return Stream{}, fmt.Errorf("dial device %s at quic://%s: open stream: %w", want.Abbrev(), addr, err)
 	}
 	qs := newQUICStream(qc, st)
-	return Stream{Conn: qs, Remote: want, Outbound: true, Net: transport.QUIC, rtt: qs.SmoothedRTT}, nil
+	return Stream{Conn: qs, Remote: want, Outbound: true, Net: transport.QUIC, rtt: qs.SmoothedRTT, qc: qc}, nil
 }
 
 // Punch sends a few bytes that are not QUIC to addr from our socket, so that
@@ -121,7 +130,7 @@ func (q *QUIC) Listen(accept AcceptFunc) (*QUICListener, error) {
 		_, err := peerID(cs)
 		return err
 	}
-	ql, err := q.tr.Listen(cfg, q.config())
+	ql, err := q.tr.Listen(cfg, q.config(true))
 	if err != nil {
 		return nil, fmt.Errorf("listen on quic %s: %w", q.udp.LocalAddr(), err)
 	}
@@ -136,12 +145,25 @@ func (q *QUIC) Listen(accept AcceptFunc) (*QUICListener, error) {
 	return l, nil
 }
 
-func (q *QUIC) config() *quic.Config {
+// config is the QUIC configuration of a connection we dial, or of one we
+// accept (listening: the dialer also opens the first stream).
+func (q *QUIC) config(listening bool) *quic.Config {
+	streams := int64(q.MaxRequests)
+	if streams <= 0 {
+		streams = DefaultMaxRequests
+	}
+	if listening {
+		streams++
+	}
 	return &quic.Config{
 		HandshakeIdleTimeout:  q.handshakeTimeout(),
 		MaxIdleTimeout:        quicIdleTimeout,
-		MaxIncomingStreams:    1,  // the dialer's one stream
+		MaxIncomingStreams:    streams,
 		MaxIncomingUniStreams: -1, // none
+		// Room for a few request streams whose reader lags (each holds at
+		// most its stream window, 512 KiB at first) before they hold up
+		// the others; QUIC grows it to 15 MB for a fast reader either way.
+		InitialConnectionReceiveWindow: quicConnWindow,
 	}
 }
 
@@ -242,7 +264,7 @@ func (l *QUICListener) handshake(qc *quic.Conn) {
 		wire.WriteFrame(s, wire.Frame{Msg: &wire.Close{Reason: wire.Text(fmt.Sprintf("device %s refused the connection: %v", l.q.id.ID().Abbrev(), err)), Code: wire.CodeRefused}})
 		s.Close()
 	} else {
-		res.s = Stream{Conn: s, Remote: remote, Net: transport.QUIC, rtt: s.SmoothedRTT}
+		res.s = Stream{Conn: s, Remote: remote, Net: transport.QUIC, rtt: s.SmoothedRTT, qc: qc}
 	}
 	select {
 	case l.out <- res:
@@ -253,7 +275,7 @@ func (l *QUICListener) handshake(qc *quic.Conn) {
 	}
 }
 
-// quicStream is the one stream of a QUIC connection as a net.Conn. Close
+// quicStream is the first stream of a QUIC connection as a net.Conn. Close
 // ends the whole connection, after our last bytes had a chance to arrive.
 type quicStream struct {
 	*quic.Stream

@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/transport"
 )
@@ -28,6 +30,7 @@ type Stream struct {
 	Net      transport.Network    // the transport that carries it: TCP, QUIC or Relay
 	Via      identity.DeviceID    // the relay, when Net is transport.Relay
 	rtt      func() time.Duration // the transport's round-trip estimate; nil: Conn measures it
+	qc       *quic.Conn           // the QUIC connection of a QUIC stream, on which Conn may open streams
 }
 
 // Transport makes authenticated streams to typed addresses. A Dialer (TCP +

@@ -99,6 +99,15 @@ package wire
 //	    connection, probes the group, and sends each block once in sealed
 //	    datagrams (peer/multicast). Sent only to a device whose Hello has
 //	    MulticastCapability ("mcast1"), so older peers sync as before.
+//	6 (2026-12-03, fourth session):
+//	  - Requests on streams of their own over QUIC (peer/conn): a device
+//	    announcing the Hello capability "qstreams1" (CapStreams), on a QUIC
+//	    connection to a peer that announces it too, opens a bidirectional
+//	    stream per request; the answerer writes the one response frame on
+//	    it and both finish the stream. One-way messages, keepalive Pings
+//	    and Close stay on the first stream; frames are unchanged. No new
+//	    message: a peer without the capability (and TCP, relayed streams)
+//	    keeps every frame on the one stream.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1
