@@ -66,9 +66,10 @@
 //     back to the connection with wire.BlockResponse.Release for the next
 //     block (a sync.Pool, emptied by the GC when idle; request streams share
 //     a pool of frame readers for that). One decoded one-way message at a
-//     time waits for the message handler. On request streams a frame is
-//     read into a buffer of the size its header gives (at most
-//     wire.MaxFrameSize) on at most MaxRequests streams each way.
+//     time waits for the message handler. A frame's buffer grows with
+//     the bytes that arrive (wire.Reader), so a length prefix alone sets
+//     nothing aside: on request streams a peer holds at most what it has
+//     sent of up to MaxRequests unfinished frames each way.
 //
 // Liveness: we send a Ping every PingInterval (default 5 s) and the peer
 // answers Pong, so a live connection is never silent that long. The Pong

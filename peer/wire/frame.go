@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -156,8 +157,8 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	if n >= aliasMin {
 		// A large frame gets its own buffer, which a decoded BlockResponse
 		// keeps as its Data instead of a copy.
-		b := r.largeBuffer(int(n))
-		if err := r.readBody(b); err != nil {
+		b, err := r.readLarge(int(n))
+		if err != nil {
 			return Frame{}, err
 		}
 		if f, ok := decodeBlockResponse(b); ok {
@@ -176,12 +177,31 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	return Decode(b)
 }
 
-// largeBuffer returns a buffer of n bytes, reusing a released one if it fits.
-func (r *Reader) largeBuffer(n int) []byte {
+// readLarge reads a frame body of n bytes into a buffer of its own,
+// reusing a released one if it fits. A new buffer grows with the bytes that
+// arrive, past a typical block frame: a peer's length prefix alone never
+// makes us set aside 16 MiB (on QUIC it could otherwise do so on every
+// request stream at once without sending the bytes).
+func (r *Reader) readLarge(n int) ([]byte, error) {
 	if p, ok := r.free.Get().(*[]byte); ok && cap(*p) >= n {
-		return (*p)[:n]
+		b := (*p)[:n]
+		return b, r.readBody(b)
 	}
-	return make([]byte, n, max(n, typicalBlockFrame))
+	b := make([]byte, 0, max(min(n, typicalBlockFrame), typicalBlockFrame))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(n, 2*cap(b))-len(b))
+		}
+		m := min(n, cap(b))
+		if _, err := io.ReadFull(r.r, b[len(b):m]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read frame of %d bytes: %w", n, err)
+		}
+		b = b[:m]
+	}
+	return b, nil
 }
 
 func (r *Reader) readBody(b []byte) error {

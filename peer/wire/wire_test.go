@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -464,5 +465,25 @@ func TestNodesMoved(t *testing.T) {
 		if got := (&NodesResponse{Root: tc.answered}).Moved(&NodesRequest{Root: tc.asked}); got != tc.moved {
 			t.Errorf("asked %x, answered %x: moved %v, want %v", tc.asked[:2], tc.answered[:2], got, tc.moved)
 		}
+	}
+}
+
+// A length prefix alone does not make the reader set aside the frame's
+// size: a peer that announces 16 MiB and sends a little costs about what it
+// sent (a buffer grows with the bytes that arrive).
+func TestLargeFrameGrowsWithBytes(t *testing.T) {
+	var hdr [HeaderSize]byte
+	binary.BigEndian.PutUint32(hdr[:], MaxFrameSize)
+	in := append(hdr[:], make([]byte, 100<<10)...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := NewReader(bytes.NewReader(in)).ReadFrame()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a frame cut short: %v, want io.ErrUnexpectedEOF", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+		t.Fatalf("reading 100 KiB of a frame announced at %d bytes allocated %d bytes", MaxFrameSize, got)
 	}
 }
