@@ -217,7 +217,7 @@ func markdown(cfg config, machine []string, res results, tools []string, failure
 					continue
 				}
 				var other []string
-				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "cpu_s_per_gb", "file_mb", "wire_x", "killed_at_x", "others_done_s", "lossy_x", "stranger_sent", "refused", "forged_taken"} {
+				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "seeder_sent_x", "cpu_s_per_gb", "file_mb", "wire_x", "killed_at_x", "others_done_s", "lossy_x", "stranger_sent", "refused", "forged_taken"} {
 					if v := res.med(sc, cas, tool, k); !math.IsNaN(v) {
 						other = append(other, fmt.Sprintf("%s %.3f", k, v))
 					}
