@@ -1,7 +1,9 @@
 // Package netns is the network the whole-system harnesses (cmd/bench,
 // cmd/faults) run devices on: endpoints in the harness's own namespace
 // (loopback) or in network namespaces it creates and deletes (a hub bridge
-// with one veth per device, rate-shaped), nftables byte counters, and a
+// with one veth per device, rate-shaped), nftables byte counters (at a
+// device's own hooks, or where its upload reaches the hub: CrossedCounter,
+// which counts a packet the device's qdisc dropped and TCP sent again once), and a
 // user-space relay that adds one-way delay where the kernel has no
 // sch_netem. An Internet is homes behind NAT routers and public hosts (the
 // hole-punching tests and bench scenario 10), with a router's UDP blocked
