@@ -66,6 +66,7 @@ func (b *bench) multicastRuns(ctx context.Context, corpus string, dataBytes int6
 			continue
 		}
 		m.extra["seeder_up_x"] = m.extra["seeder_up_bytes"] / float64(dataBytes)
+		m.extra["seeder_sent_x"] = m.extra["seeder_sent_bytes"] / float64(dataBytes)
 		b.add(scFanout, cas, toolMulticast, r, m)
 		b.log.Info("measured", "scenario", scFanout, "case", cas, "tool", toolMulticast, "wall_s", m.wall.Seconds(),
 			"seeder_up_x", m.extra["seeder_up_x"], "others_done_s", m.extra["others_done_s"], "lossy_x", m.extra["lossy_x"],
@@ -94,15 +95,11 @@ func (b *bench) multicastOnce(ctx context.Context, corpus string, receivers int,
 		return m, err
 	}
 	defer nw.Close()
-	var ctrs []*netns.Counter
-	for _, ep := range nw.Endpoints[:devices] {
-		c, err := netns.NewLinkCounter(ctx, ep.NS, b.uniq("t"))
-		if err != nil {
-			return m, err
-		}
-		defer c.Close()
-		ctrs = append(ctrs, c)
+	ctrs, err := crossedCounters(ctx, b, nw, devices)
+	if err != nil {
+		return m, err
 	}
+	defer closeCounters(ctrs)
 	var dsts []string
 	for i := range receivers {
 		dsts = append(dsts, b.dir(fmt.Sprintf("d%d", i+1)))
@@ -195,13 +192,7 @@ func (b *bench) multicastOnce(ctx context.Context, corpus string, receivers int,
 		return m, err
 	}
 	m.wall = last.Sub(t0)
-	for i, ctr := range ctrs {
-		_, out, _ := ctr.Read(ctx)
-		m.wire += out
-		if i == 0 {
-			m.extra["seeder_up_bytes"] = float64(out)
-		}
-	}
+	readCrossed(ctx, ctrs, &m)
 	var others time.Duration
 	for _, d := range done[:receivers-1] {
 		others = max(others, d)

@@ -217,7 +217,7 @@ func markdown(cfg config, machine []string, res results, tools []string, failure
 					continue
 				}
 				var other []string
-				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "cpu_s_per_gb", "file_mb", "wire_x", "killed_at_x", "others_done_s", "lossy_x", "stranger_sent", "refused", "forged_taken"} {
+				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "seeder_sent_x", "cpu_s_per_gb", "file_mb", "wire_x", "killed_at_x", "others_done_s", "lossy_x", "stranger_sent", "refused", "forged_taken"} {
 					if v := res.med(sc, cas, tool, k); !math.IsNaN(v) {
 						other = append(other, fmt.Sprintf("%s %.3f", k, v))
 					}
@@ -400,9 +400,13 @@ func scenarioNote(cfg config, sc string) string {
 		}
 		return strings.Join(notes, " ")
 	case scFanout:
+		note := "Wire MB and seeder_up_x count the bytes that crossed each device's link, at the hub's end of its veth. " +
+			"seeder_sent_x is the seeder's upload counted at its own output hook, before its qdisc: several TCP flows out of one device overflow that qdisc's queue, " +
+			"and each packet it dropped and TCP sent again is counted there twice (the figure of this scenario before 2026-12-03)."
 		if cfg.Runs == 0 && cfg.runsFor(sc, "") == 2 {
-			return "Two runs (the median of two is their mean): one run of the four tools costs ~3.5 minutes of link time."
+			note = "Two runs (the median of two is their mean): one run of the four tools costs ~3.5 minutes of link time. " + note
 		}
+		return note
 	case scReconnect:
 		return "Each pair is the one the initial sync of the same corpus left (scenario 1's small files; scenario 7's tiny files), " +
 			"or one set up for this scenario when those did not run; rsync reconnects onto a tree an untimed push made."

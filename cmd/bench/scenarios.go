@@ -706,8 +706,9 @@ func (b *bench) fanout(ctx context.Context, scenario, corpus string, dataBytes i
 				continue
 			}
 			m.extra["seeder_up_x"] = m.extra["seeder_up_bytes"] / float64(dataBytes)
+			m.extra["seeder_sent_x"] = m.extra["seeder_sent_bytes"] / float64(dataBytes)
 			b.add(scenario, cas, tool, r, m)
-			b.log.Info("measured", "scenario", scenario, "case", cas, "tool", tool, "wall_s", m.wall.Seconds(), "seeder_up_x", m.extra["seeder_up_x"])
+			b.log.Info("measured", "scenario", scenario, "case", cas, "tool", tool, "wall_s", m.wall.Seconds(), "seeder_up_x", m.extra["seeder_up_x"], "seeder_sent_x", m.extra["seeder_sent_x"])
 		}
 	}
 }
@@ -719,24 +720,14 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string, receivers i
 		return m, err
 	}
 	defer nw.Close()
-	var ctrs []*netns.Counter
-	for _, ep := range nw.Endpoints {
-		c, err := netns.NewLinkCounter(ctx, ep.NS, b.uniq("t"))
-		if err != nil {
-			return m, err
-		}
-		defer c.Close()
-		ctrs = append(ctrs, c)
+	ctrs, err := crossedCounters(ctx, b, nw, receivers+1)
+	if err != nil {
+		return m, err
 	}
+	defer closeCounters(ctrs)
 	read := func() {
 		m.extra = map[string]float64{}
-		for i, c := range ctrs {
-			_, out, _ := c.Read(ctx)
-			m.wire += out
-			if i == 0 {
-				m.extra["seeder_up_bytes"] = float64(out)
-			}
-		}
+		readCrossed(ctx, ctrs, &m)
 	}
 	var dsts []string
 	for i := range receivers {
@@ -828,6 +819,7 @@ func (b *bench) fanoutOnce(ctx context.Context, tool, corpus string, receivers i
 	}
 	m.wall = last.Sub(t0)
 	read()
+	traceSeeder(ctx, b.log, nw, c, tool)
 	u := win.close()
 	m.cpu, m.rss = u.CPU, u.RSS
 	return m, nil

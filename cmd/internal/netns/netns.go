@@ -1,7 +1,9 @@
 // Package netns is the network the whole-system harnesses (cmd/bench,
 // cmd/faults) run devices on: endpoints in the harness's own namespace
 // (loopback) or in network namespaces it creates and deletes (a hub bridge
-// with one veth per device, rate-shaped), nftables byte counters, and a
+// with one veth per device, rate-shaped), nftables byte counters (at a
+// device's own hooks, or where its upload reaches the hub: CrossedCounter,
+// which counts a packet the device's qdisc dropped and TCP sent again once), and a
 // user-space relay that adds one-way delay where the kernel has no
 // sch_netem. An Internet is homes behind NAT routers and public hosts (the
 // hole-punching tests and bench scenario 10), with a router's UDP blocked
@@ -248,8 +250,9 @@ func (nw *Network) Close() {
 // TCP to or from the given ports (each packet once, at input); in a
 // namespace, everything in and out of its eth0.
 type Counter struct {
-	ns    string
-	table string
+	ns     string
+	table  string
+	family string // of the table; "" = inet
 }
 
 func NFT(ctx context.Context, ns string, args ...string) *exec.Cmd {
@@ -303,7 +306,7 @@ func loadCounter(ctx context.Context, ns, table, rules string) (*Counter, error)
 
 // Read returns the bytes counted so far, in (input) and out (output chain).
 func (c *Counter) Read(ctx context.Context) (in, out int64, err error) {
-	s, err := run(ctx, NFT(ctx, c.ns, "-j", "list", "table", "inet", c.table))
+	s, err := run(ctx, NFT(ctx, c.ns, "-j", "list", "table", c.fam(), c.table))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -355,7 +358,14 @@ func (c *Counter) Total(ctx context.Context) int64 {
 }
 
 func (c *Counter) Close() {
-	_ = NFT(context.Background(), c.ns, "delete", "table", "inet", c.table).Run()
+	_ = NFT(context.Background(), c.ns, "delete", "table", c.fam(), c.table).Run()
+}
+
+func (c *Counter) fam() string {
+	if c.family == "" {
+		return "inet"
+	}
+	return c.family
 }
 
 // FreePorts returns n TCP ports that were free a moment ago on 127.0.0.1.
