@@ -79,8 +79,9 @@ func multicastReceivers(cfg config) []int {
 }
 
 // multicastTargets are issue 18's rows: the seeder's upload over the data
-// size with multicast (<= 1.1x to 4 receivers, <= 1.15x to 8), its ratio to
-// the unicast swarm of the same run (where that was measured), the lossy
+// size with multicast (<= 1.1x to 4 receivers, <= 1.15x to 8), the bytes on
+// every link against the unicast swarm of the same run (where that was
+// measured; ours, not the issue's), the lossy
 // receiver's completion time over the others' (<= 1.5x) and the others'
 // over their time without loss (nobody else slowed: <= 1.2x, the noise of
 // a few seconds' run on a shared machine), and the forged datagrams a
@@ -97,8 +98,12 @@ func multicastTargets(cfg config) []target {
 			return res.med(scFanout, cas, toolMulticast, "seeder_up_x")
 		}, limit})
 		if slices.Contains(cfg.FanoutReceivers, n) {
-			ts = append(ts, target{fmt.Sprintf("5 LAN multicast 1 -> %d, random data: seeder upload / unicast swarm", n), func(res results) float64 {
-				return res.ratio(scFanout, cas, toolMulticast, "blueshift", "seeder_up_bytes")
+			// Counted where bytes cross the links, a unicast swarm's seeder
+			// uploads about one copy too (1.02-1.03x): what multicast saves
+			// is the copies every receiver uploads to the others, so the
+			// row compares the bytes on every link (the LAN's airtime).
+			ts = append(ts, target{fmt.Sprintf("5 LAN multicast 1 -> %d, random data: bytes on every link / unicast swarm's", n), func(res results) float64 {
+				return res.ratio(scFanout, cas, toolMulticast, "blueshift", "wire_bytes")
 			}, 1.0})
 		}
 	}
