@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blueshift-sync/blueshift/daemon"
 )
@@ -50,8 +51,26 @@ func TestE2EIntroducedMembersLeaveConfigAlone(t *testing.T) {
 	waitTrees(t, fa, fc, "initial sync of c", a, c)
 	cfgC := c.settledConfig()
 
-	b.waitFor("c introduced and connected", func(st daemon.Status) bool { return peerKnown(st, idC) && connectedTo(st, idC) })
-	c.waitFor("b introduced and connected", func(st daemon.Status) bool { return connectedTo(st, idB) })
+	// Directly: a circuit relayed by A would end with A.
+	b.waitForWithin(3*time.Minute, "c introduced and connected directly", func(st daemon.Status) bool { return peerKnown(st, idC) && directTo(st, idC) })
+	c.waitForWithin(3*time.Minute, "b introduced and connected directly", func(st daemon.Status) bool { return directTo(st, idB) })
+	checkConfigs := func(when string) {
+		t.Helper()
+		for _, x := range []struct {
+			d        *device
+			was      string
+			stranger string
+		}{{b, cfgB, idC}, {c, cfgC, idB}} {
+			now := x.d.readConfig()
+			if strings.Contains(now, x.stranger) {
+				t.Fatalf("%s, %s's config.toml names the member it was introduced to:\n%s", when, x.d.name, now)
+			}
+			if now != x.was {
+				t.Fatalf("%s, %s's config.toml changed:\n%s\nwas:\n%s", when, x.d.name, now, x.was)
+			}
+		}
+	}
+	checkConfigs("introduced and connected")
 	a.stop()
 	write(t, filepath.Join(fb, "from-b.txt"), "written on b while a is away\n")
 	waitTrees(t, fb, fc, "b to c without a", b, c)
@@ -60,17 +79,16 @@ func TestE2EIntroducedMembersLeaveConfigAlone(t *testing.T) {
 	c.startDHT(b.dhtAddr())
 	waitTrees(t, fb, fc, "c catches up without a, after a restart", b, c)
 
-	for _, x := range []struct {
-		d        *device
-		was      string
-		stranger string
-	}{{b, cfgB, idC}, {c, cfgC, idB}} {
-		now := x.d.readConfig()
-		if strings.Contains(now, x.stranger) {
-			t.Errorf("%s's config.toml names the member it was introduced to:\n%s", x.d.name, now)
-		}
-		if now != x.was {
-			t.Errorf("%s's config.toml changed after the introductions:\n%s\nwas:\n%s", x.d.name, now, x.was)
+	checkConfigs("synced without a, c restarted")
+}
+
+// directTo reports whether st shows a connection to device id that no
+// relay carries.
+func directTo(st daemon.Status, id string) bool {
+	for _, p := range st.Peers {
+		if p.ID == id && p.Connected && p.Transport != "relay" {
+			return true
 		}
 	}
+	return false
 }
