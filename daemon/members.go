@@ -180,8 +180,9 @@ func (d *Daemon) ensureLog(id share.ID, key share.Key, s config.Share) {
 }
 
 // importPeers adds configured peers the log does not name (paired before
-// the log existed; not introduced ones, known.go), when this device may: at rw, since their level was
-// never written down (ro devices cannot sign records anyway).
+// the log existed; not introduced ones, known.go), when this device may:
+// at rw, since their level was never written down (ro devices cannot sign
+// records anyway).
 func (d *Daemon) importPeers(id share.ID, key share.Key, s config.Share, st *members.State) {
 	me, ok := st.Member(members.Device(d.self))
 	if !ok || me.Removed || me.Level != members.ReadWrite || st.Threshold() > 1 {
