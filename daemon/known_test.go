@@ -94,3 +94,32 @@ func TestIntroductionNeedsACurrentWriterByTheLog(t *testing.T) {
 		t.Fatalf("kept: %+v", l)
 	}
 }
+
+// TestIntroducedMemberNotImported: a member introduced before this
+// device's log names it is not added to the log at rw as a peer paired
+// before logs (importPeers): the log that admitted it says its level.
+func TestIntroducedMemberNotImported(t *testing.T) {
+	f := newIntroFixture(t)
+	f.appendEntry(t, members.Body{Kind: members.KindGenesis, Members: []members.Member{
+		{Device: members.Device(f.d.self), Level: members.ReadWrite},
+		{Device: members.Device(f.writer.ID()), Level: members.ReadWrite},
+	}})
+	signer, _ := f.key.Signer()
+	if n, err := f.d.readIntroduction(f.writer.ID(), f.introduction(t, f.writer, signer)); err != nil || n != 1 {
+		t.Fatalf("introduction: %d, %v", n, err)
+	}
+	c, err := LoadConfig(f.d.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.d.withKnown(c).Shares[0]
+	if !slices.Contains(s.Peers, f.newcomer.ID().String()) {
+		t.Fatalf("the newcomer is not a peer: %v", s.Peers)
+	}
+	st, _ := f.d.members.State(f.key.ID(), f.key.PublicKey())
+	f.d.importPeers(f.key.ID(), f.key, s, st)
+	st, _ = f.d.members.State(f.key.ID(), f.key.PublicKey())
+	if in, named := st.Member(members.Device(f.newcomer.ID())); named {
+		t.Fatalf("the log names the introduced member: %+v", in)
+	}
+}
