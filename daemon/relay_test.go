@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,23 @@ func TestRelayAllowed(t *testing.T) {
 	}
 	if err := d.relayAllowed(member.ID()); !errors.Is(err, errNoSharedShare) {
 		t.Errorf("a removed member: %v, want errNoSharedShare", err)
+	}
+	// Written back into config.toml by hand: the log still decides.
+	err = EditConfig(home, func(c *config.Config) error {
+		c.Shares[0].Peers = append(c.Shares[0].Peers, member.ID().String())
+		return nil
+	})
+	if err == nil {
+		err = d.Reload()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := d.config().FindShare("s0"); !slices.Contains(s.Peers, member.ID().String()) {
+		t.Fatalf("the removed member is not back in the share's peers: %v", s.Peers)
+	}
+	if err := d.relayAllowed(member.ID()); !errors.Is(err, errNoSharedShare) {
+		t.Errorf("a removed member config.toml names again: %v, want errNoSharedShare", err)
 	}
 	_, err = mc.Dial(ctx, d.ID(), via, other.ID())
 	if !errors.Is(err, relay.ErrRefused) || !strings.Contains(err.Error(), "may not use this relay") {
