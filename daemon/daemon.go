@@ -14,6 +14,7 @@ import (
 	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/daemon/hooks"
 	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/known"
 	"github.com/blueshift-sync/blueshift/index/members"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer"
@@ -101,6 +102,7 @@ type Daemon struct {
 	joins      joins                    // pending joins: answers and presenters (join.go)
 	codes      codes                    // tries of short codes (code.go)
 	members    *members.Store           // every share's membership log (members.go)
+	known      *known.Store             // the members introduced to each share (known.go)
 	vault      *vault.Store             // sealed records and blocks this device keeps as an encrypted member (vault.go)
 	vpulls     vaultPulls               // what each share last pulled from its encrypted members, for status (vault.go)
 	msync      memberSync               // wakes the membership relays (members.go)
@@ -187,6 +189,7 @@ func Open(opts Options) (d *Daemon, err error) {
 		return nil, err
 	}
 	d.members = members.Open(db.Pebble())
+	d.known = known.Open(db.Pebble())
 	d.hooks = hooks.New(log.With("part", "hooks"))
 	d.mu.cfg = cfg
 	if opts.MaxSendRate > 0 || opts.MaxRecvRate > 0 {
@@ -357,6 +360,7 @@ func (d *Daemon) Reload() error {
 
 // apply makes the running shares and the paired peers match cfg.
 func (d *Daemon) apply(ctx context.Context, cfg *config.Config) {
+	cfg = d.withKnown(cfg) // config.toml and the introduced members (known.go)
 	d.mu.Lock()
 	d.mu.cfg = cfg
 	d.mu.Unlock()

@@ -442,8 +442,8 @@ func (d *Daemon) learnKey(remote identity.DeviceID, caps []string) {
 // savePeerKey writes a peer's public key into its [[peer]] entry when it
 // is not there yet.
 func (d *Daemon) savePeerKey(id identity.DeviceID, text string) {
-	if p, err := d.config().FindPeer(id.String()); err != nil || p.PublicKey == text {
-		return
+	if p, err := d.config().FindPeer(id.String()); err != nil || p.PublicKey == text || d.saveKnownKey(id, text) {
+		return // an introduced device's key is kept beside it in Pebble
 	}
 	err := EditConfig(d.opts.Home, func(c *config.Config) error {
 		if p, err := c.FindPeer(id.String()); err == nil {

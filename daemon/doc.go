@@ -55,10 +55,19 @@
 // capability, for each share both are members of and we may write, we send
 // an Introduction of the share's other members (device ID, public key, up
 // to 4 addresses), signed by our device key and the share's key; again
-// when the members change. The receiver adds the members it did not know
-// as peers of that share (config.toml) when mayIntroduce allows it (the
-// sender is a member holding the share's write key: until the membership
-// log lands), and the manager dials them.
+// when the members change. The receiver keeps the members it did not know
+// as introduced devices of that share when mayIntroduce allows it (the
+// sender holds the share's write key and the share's signed membership log
+// names it a current rw member; a share peer until this device has the
+// log), leaving out those the log removed, and the manager dials them.
+// known.go: introduced devices live in Pebble (index/known: ID, key, name,
+// last addresses, introducer, time), never in config.toml; the
+// configuration the daemon applies (d.config()) is config.toml's plus
+// them, so dialling, accepting, the engine's members, status, the DHT
+// lookups and introductions all see them; a log Remove forgets them.
+// Relaying for others (relay.go) asks the logs alone: a device is served
+// if the log of a share this device is a current member of names it a
+// current member.
 //
 // # Encrypted members
 //
@@ -149,7 +158,7 @@
 // an invitation admits a device, relayed to every connected member that
 // speaks it, and asked by the engine (shareAccess) of every record. A
 // removal drops the device from the share's peers and deletes the links it
-// joined with; the verbs `member list|remove|approve` and `share owners`
+// joined with (and its introduced entries); the verbs `member list|remove|approve` and `share owners`
 // are the control API's /v1/members endpoints. MembersOf gives other parts
 // (the mesh) the devices a share's log names.
 //

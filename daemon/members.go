@@ -36,9 +36,10 @@ import (
 //   - syncs a share only with configured peers the log does not name as
 //     removed or waiting for approval, and takes a record only if the log
 //     says its maker may write (shareAccess);
-//   - when the log removes a device: drops it from the share's peers and
-//     deletes the invitations it joined with, and keeps the new epoch key
-//     when one is sealed to this device.
+//   - when the log removes a device: drops it from the share's peers (and
+//     from its introduced members, known.go) and deletes the invitations it
+//     joined with, and keeps the new epoch key when one is sealed to this
+//     device.
 
 const (
 	membersTimeout = 20 * time.Second // one MembersRequest
@@ -179,8 +180,9 @@ func (d *Daemon) ensureLog(id share.ID, key share.Key, s config.Share) {
 }
 
 // importPeers adds configured peers the log does not name (paired before
-// the log existed), when this device may: at rw, since their level was
-// never written down (ro devices cannot sign records anyway).
+// the log existed; not introduced ones, known.go), when this device may:
+// at rw, since their level was never written down (ro devices cannot sign
+// records anyway).
 func (d *Daemon) importPeers(id share.ID, key share.Key, s config.Share, st *members.State) {
 	me, ok := st.Member(members.Device(d.self))
 	if !ok || me.Removed || me.Level != members.ReadWrite || st.Threshold() > 1 {
@@ -191,6 +193,9 @@ func (d *Daemon) importPeers(id share.ID, key share.Key, s config.Share, st *mem
 		dev := members.Device(p)
 		if _, named := st.Member(dev); named || slices.ContainsFunc(pending, func(e *members.Entry) bool { return e.Member.Device == dev }) {
 			continue
+		}
+		if _, introduced, _ := d.known.Get(id, dev); introduced {
+			continue // the log that admitted it names it; ours has not caught up
 		}
 		e, err := d.sign(st, id, members.Body{Kind: members.KindAdd, Member: members.Member{Device: dev, Level: members.ReadWrite}})
 		if err == nil {
@@ -290,15 +295,20 @@ func (d *Daemon) logChanged(id share.ID) {
 		dev, ok := invitees[in.TokenHash]
 		return in.Share == s.ID && ok && removed[identity.DeviceID(dev).String()]
 	}
+	d.forgetRemoved(id, st) // introduced ones (known.go)
 	if slices.ContainsFunc(s.Peers, gone) || slices.ContainsFunc(d.config().Invites, dead) {
 		err := EditConfig(d.home, func(c *config.Config) error {
-			if cs, err := c.FindShare(id.String()); err == nil {
+			cs, err := c.FindShare(id.String())
+			if (err != nil || !slices.ContainsFunc(cs.Peers, gone)) && !slices.ContainsFunc(c.Invites, dead) {
+				return errNothingNew // only introduced: config.toml stays as the user wrote it
+			}
+			if err == nil {
 				cs.Peers = slices.DeleteFunc(cs.Peers, gone)
 			}
 			c.Invites = slices.DeleteFunc(c.Invites, dead)
 			return nil
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errNothingNew) {
 			d.log.Warn("drop removed members from the configuration", "share", s.Name, "err", err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index/members"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
@@ -25,8 +25,10 @@ import (
 // an Introduction listing the share's other members it knows (device ID,
 // public key, addresses), signed by its device key and the share's key;
 // again whenever the members it knows change. The receiver, if the
-// introducer may add members (mayIntroduce), adds the new members as peers
-// of that share (config.toml: [[peer]] and the share's peers) and the
+// introducer may add members (mayIntroduce: a current read-write member by
+// the share's signed membership log), keeps the new members as introduced
+// devices of that share in Pebble (known.go; never in config.toml, which
+// holds what the user wrote), leaving out any the log removed, and the
 // manager dials them: at the addresses given, and at those the DHT gives
 // for their public keys. A family whose inviter is away still syncs: the
 // others were introduced to each other while it was there.
@@ -198,18 +200,24 @@ func introAddr(a string) (string, bool) {
 }
 
 // mayIntroduce decides whether remote may add members to share s by an
-// introduction. Until the signed membership log lands, a member of the
-// share (one of its peers here) that holds its write key, which it proves
-// by the introduction's writer signature, may: the inviter of a family
-// share is one. This is the one place to switch to the log.
-func mayIntroduce(s *config.Share, key share.Key, remote identity.DeviceID, m *wire.Introduction) bool {
-	return slices.Contains(s.Peers, remote.String()) &&
-		ed25519.Verify(key.PublicKey(), m.SignedBytes(), m.WriterSig[:])
+// introduction: it proves it holds the share's write key (the writer
+// signature), and the share's signed membership log names it a current
+// read-write member; until this device holds the log, being one of the
+// share's peers (config.toml's or introduced) stands in for it.
+func mayIntroduce(s config.Share, st *members.State, key share.Key, remote identity.DeviceID, m *wire.Introduction) bool {
+	if !ed25519.Verify(key.PublicKey(), m.SignedBytes(), m.WriterSig[:]) {
+		return false
+	}
+	if st == nil {
+		return slices.Contains(s.Peers, remote.String())
+	}
+	in, ok := st.Member(members.Device(remote))
+	return ok && !in.Removed && in.Level == members.ReadWrite
 }
 
 // handleIntroduction reads an Introduction from remote: it checks who
-// signed it and whether they may add members, then adds the members it
-// did not know as peers of the share, which the manager then dials.
+// signed it and whether they may add members, then keeps the members it
+// did not know (known.go), which the manager then dials.
 func (d *Daemon) handleIntroduction(remote identity.DeviceID, m *wire.Introduction) (wire.Message, error) {
 	added, err := d.readIntroduction(remote, m)
 	if err != nil {
@@ -235,61 +243,18 @@ func (d *Daemon) readIntroduction(remote identity.DeviceID, m *wire.Introduction
 	if !ed25519.Verify(m.DeviceKey[:], m.SignedBytes(), m.DeviceSig[:]) {
 		return 0, fmt.Errorf("%w: its device signature does not verify", errIntroduction)
 	}
-	added := 0
-	err = EditConfig(d.opts.Home, func(c *config.Config) error {
-		s, err := c.FindShare(body.Share.String())
-		if err != nil || s.ID != body.Share.String() {
-			return fmt.Errorf("%w: this device is not a member of share %s", errIntroduction, body.Share.Short())
-		}
-		key, err := share.ParseKey(s.Key)
-		if err != nil {
-			return fmt.Errorf("%w: share %s: %v", errIntroduction, s.Name, err)
-		}
-		if !mayIntroduce(s, key, remote, m) {
-			return fmt.Errorf("%w: %s may not add members to share %s", errIntroduction, remote.Abbrev(), s.Name)
-		}
-		for _, im := range body.Members {
-			id := identity.DeviceID(im.Device)
-			if id == d.self || id.IsZero() {
-				continue
-			}
-			p := config.Peer{ID: id.String(), Name: validName(im.Name)}
-			if len(im.PublicKey) == ed25519.PublicKeySize && identity.FromPublicKey(im.PublicKey) == id {
-				p.PublicKey = base64.StdEncoding.EncodeToString(im.PublicKey)
-			}
-			old, err := c.FindPeer(p.ID)
-			known := err == nil
-			if !known {
-				for _, a := range im.Addresses {
-					if ap, ok := introAddr(a); ok {
-						p.Addresses = append(p.Addresses, ap)
-					}
-				}
-			}
-			switch {
-			case !known:
-				if err := c.AddPeer(p); err != nil {
-					continue
-				}
-			case old.PublicKey == "" && p.PublicKey != "":
-				old.PublicKey = p.PublicKey
-				added++
-			}
-			if !slices.Contains(s.Peers, p.ID) {
-				s.Peers = append(s.Peers, p.ID)
-				added++
-				d.log.Info("member introduced", "share", s.Name, "peer", id.Abbrev(), "by", remote.Abbrev())
-			}
-		}
-		if added == 0 {
-			return errNothingNew
-		}
-		return nil
-	})
-	if errors.Is(err, errNothingNew) {
-		return 0, nil
+	key, s, err := d.shareByID(body.Share)
+	if err != nil || s.ID != body.Share.String() {
+		return 0, fmt.Errorf("%w: this device is not a member of share %s", errIntroduction, body.Share.Short())
 	}
-	return added, err
+	st := d.shareLog(s)
+	if st != nil && !currentIn(st, d.self) {
+		return 0, fmt.Errorf("%w: the membership log of share %s does not name this device a member", errIntroduction, s.Name)
+	}
+	if !mayIntroduce(s, st, key, remote, m) {
+		return 0, fmt.Errorf("%w: %s may not add members to share %s", errIntroduction, remote.Abbrev(), s.Name)
+	}
+	return d.keepIntroduced(body.Share, s, st, remote, body), nil
 }
 
 // errNothingNew keeps EditConfig from saving an unchanged configuration.

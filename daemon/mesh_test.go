@@ -1,17 +1,23 @@
 package daemon
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble"
+
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index/known"
+	"github.com/blueshift-sync/blueshift/index/members"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
@@ -57,7 +63,18 @@ func newIntroFixture(t *testing.T) *introFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{opts: Options{Home: home}, id: id, self: id.ID(), log: testLogger(t)}
+	db, err := pebble.Open(filepath.Join(t.TempDir(), "db"), &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	d := &Daemon{opts: Options{Home: home}, home: home, id: id, self: id.ID(), log: testLogger(t),
+		members: members.Open(db), known: known.Open(db)}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mu.cfg = cfg
 	return &introFixture{d: d, key: key, writer: writer, newcomer: newcomer}
 }
 
@@ -81,17 +98,33 @@ func (f *introFixture) introduction(t *testing.T, by *identity.Identity, shareSi
 	return m
 }
 
+// members is the share's peers as the daemon applies them: config.toml's
+// and the introduced ones.
 func (f *introFixture) members(t *testing.T) []string {
 	t.Helper()
 	c, err := LoadConfig(f.d.opts.Home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Shares[0].Peers
+	return f.d.withKnown(c).Shares[0].Peers
 }
 
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestIntroductionAddsMember: a writer's introduction makes the newcomer a
+// peer of the share, with its key and its dialable address only, kept in
+// Pebble: config.toml is not written.
 func TestIntroductionAddsMember(t *testing.T) {
 	f := newIntroFixture(t)
+	cfgPath := filepath.Join(f.d.home, "config.toml")
+	before := readFile(t, cfgPath)
 	signer, _ := f.key.Signer()
 	n, err := f.d.readIntroduction(f.writer.ID(), f.introduction(t, f.writer, signer))
 	if err != nil || n == 0 {
@@ -101,9 +134,16 @@ func TestIntroductionAddsMember(t *testing.T) {
 		t.Fatalf("the newcomer is not a member: %v", f.members(t))
 	}
 	c, _ := LoadConfig(f.d.opts.Home)
-	p, err := c.FindPeer(f.newcomer.ID().String())
+	p, err := f.d.withKnown(c).FindPeer(f.newcomer.ID().String())
 	if err != nil || p.PublicKey == "" || !slices.Equal(p.Addresses, []string{"127.0.0.1:9"}) {
 		t.Fatalf("the newcomer's entry: %+v, %v (want its key, and only the dialable address)", p, err)
+	}
+	list, err := f.d.known.List(f.key.ID())
+	if err != nil || len(list) != 1 || identity.DeviceID(list[0].IntroducedBy) != f.writer.ID() || list[0].Name != "newcomer" || list[0].At.IsZero() {
+		t.Fatalf("kept %+v, %v; want the newcomer, introduced by the writer, named, dated", list, err)
+	}
+	if after := readFile(t, cfgPath); !bytes.Equal(before, after) {
+		t.Fatalf("config.toml changed:\n%s\nwas:\n%s", after, before)
 	}
 	// Again: nothing new, nothing written.
 	if n, err := f.d.readIntroduction(f.writer.ID(), f.introduction(t, f.writer, signer)); err != nil || n != 0 {

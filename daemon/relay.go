@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"slices"
 
 	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/peer/conn"
@@ -15,12 +14,13 @@ import (
 // else reaches a paired device, and answers relays' invitations. A device
 // relays for others unless [device] relay = false or `run --relay=false`
 // (a metered link), at most [device] relay_rate bytes per second (or
-// --relay-rate), and only between devices that are configured peers of it
-// and share a share with it. Both settings are the user's, in
-// config.toml (or the flags of one run); they apply at start.
+// --relay-rate), and only between devices that the signed membership log
+// of a share it is a member of names as current members (relayAllowed).
+// Both settings are the user's, in config.toml (or the flags of one run);
+// they apply at start.
 
 // errNoSharedShare is why a relay turns a device away.
-var errNoSharedShare = errors.New("this device relays only for devices it shares a share with")
+var errNoSharedShare = errors.New("this device relays only for current members of a share it is a member of (by the share's membership log)")
 
 // newRelayClient makes the relay client: the dialer of the manager dials
 // relays; relayed devices are let in as the listeners let them in.
@@ -65,15 +65,14 @@ func (d *Daemon) newRelayServer(cfg *config.Config) *relay.Server {
 	})
 }
 
-// relayAllowed is the relay's Allowed: a configured peer that shares at
-// least one share with this device.
+// relayAllowed is the relay's Allowed, decided from signed data only: a
+// device that the membership log of a share this device is a current
+// member of names as a current member (any level). A member is refused
+// from the moment its removal is in the log; config.toml's peers decide
+// nothing here.
 func (d *Daemon) relayAllowed(id identity.DeviceID) error {
-	cfg := d.config()
-	if _, err := cfg.FindPeer(id.String()); err != nil {
-		return errNotPaired
-	}
-	for _, s := range cfg.Shares {
-		if slices.Contains(s.Peers, id.String()) {
+	for _, s := range d.config().Shares {
+		if st := d.shareLog(s); currentIn(st, d.self) && currentIn(st, id) {
 			return nil
 		}
 	}
