@@ -120,11 +120,12 @@ func TestE2EMeshInviterAway(t *testing.T) {
 	for _, d := range others {
 		waitTrees(t, fa, dirs[d], "initial sync of "+d.name, a, d)
 	}
-	// Introduced: each of B, C, D is connected to the two others.
+	// Introduced: each of B, C, D is connected to the two others, directly
+	// (a circuit A relays would end when A stops).
 	for _, d := range others {
-		d.waitFor("connected to every other member", func(st daemon.Status) bool {
+		d.waitFor("connected directly to every other member", func(st daemon.Status) bool {
 			for _, o := range others {
-				if o != d && !connectedTo(st, ids[o]) {
+				if o != d && !directTo(st, ids[o]) {
 					return false
 				}
 			}
