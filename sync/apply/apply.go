@@ -51,6 +51,12 @@ type Options struct {
 	VersionsMaxBytes int64            // the versions folder's size cap, oldest removed first; 0: none
 	Clock            func() time.Time // version and temp timestamps; nil: time.Now
 	Logger           *slog.Logger     // nil: discard
+
+	// MayMakeDir, if set, is asked before a missing directory above a path
+	// being written is made; its error stops the write (wrap ErrChanged to
+	// have the caller decide again). The engine uses it so a file arriving
+	// just as the user moves its folder does not bring the old folder back.
+	MayMakeDir func(p record.Path) error
 }
 
 // FileState is what a path holds. The zero value means "nothing there".

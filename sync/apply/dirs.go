@@ -12,6 +12,8 @@ import (
 	"unicode"
 
 	unix "github.com/blueshift-sync/blueshift/sync/apply/internal/posix"
+
+	"github.com/blueshift-sync/blueshift/index/record"
 )
 
 // maxCachedDirs bounds the directory descriptors a Root keeps open. Entries
@@ -180,6 +182,9 @@ func (r *Root) descend(d *dir, dir string, create, caseCheck bool) (*dir, bool, 
 			}
 		}
 		child, missing, err := openChild(d, name, create)
+		if err == nil && missing && create && r.opts.MayMakeDir != nil {
+			err = r.opts.MayMakeDir(record.Path(joinSlash(d.path, name)))
+		}
 		if err == nil && missing && create {
 			err = mkdirat(d.fd, name)
 			if err == nil {

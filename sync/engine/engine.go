@@ -212,15 +212,17 @@ func (e *Engine) AddShare(cfg ShareConfig) error {
 	if err != nil {
 		return fmt.Errorf("add share %s at %s: %w", id, cfg.Path, err)
 	}
+	var f *folder // set below, before anything is pulled into root
 	root, err := apply.Open(cfg.Path, apply.Options{
 		VersionsKeep: cfg.VersionsKeep, VersionsDays: cfg.VersionsDays, Clock: e.clock,
 		VersionsMaxBytes: int64(cfg.VersionsMaxMB) << 20,
 		Logger:           e.log.With("share", cfg.Name),
+		MayMakeDir:       func(p record.Path) error { return f.mayMakeDir(p) },
 	})
 	if err != nil {
 		return fmt.Errorf("add share %s at %s: %w", id, cfg.Path, err)
 	}
-	f := newFolder(e, cfg, idx, root)
+	f = newFolder(e, cfg, idx, root)
 	e.mu.Lock()
 	_, dup = e.mu.folders[id]
 	if e.mu.stopped || dup {

@@ -75,6 +75,7 @@ type folder struct {
 		walking     int                               // guarded by mu: reconciles under way, delivering records
 		need        map[merkle.Key][]needed           // guarded by mu: queued records whose content is lacking (status.go)
 		madeDirs    map[record.Path]uint64            // guarded by mu: inodes of directories the puller made (moved.go)
+		heldBack    map[record.Path]bool              // guarded by mu: made directories mayMakeDir refused to make again once (moved.go)
 		scanning    int                               // guarded by mu: scans under way (the root is still moving)
 		errors      []string                          // guarded by mu: newest last
 		conflict    int                               // guarded by mu: conflict copies made

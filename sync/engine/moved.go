@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/sync/apply"
 )
 
 // A directory this device moves while its files are still arriving: the
@@ -38,6 +39,7 @@ func (f *folder) noteDir(p record.Path, ino uint64) {
 	if len(f.mu.madeDirs) < maxMadeDirs {
 		f.mu.madeDirs[p] = ino
 	}
+	delete(f.mu.heldBack, p)
 }
 
 // movedTo returns where p belongs if a directory above it that the puller
@@ -95,6 +97,31 @@ func (f *folder) whereDirWent(dir record.Path, ino uint64) (record.Path, bool) {
 		return "", false
 	}
 	return to, true
+}
+
+// mayMakeDir is the apply root's MayMakeDir: a directory the puller made
+// that is missing as a file is put below it may have been moved by the user
+// a moment ago, after this file's movedTo check. It is not made again at
+// once: the write fails with apply.ErrChanged, and the record is decided
+// again (settle), when movedTo, after a scan, sends it where the folder
+// went. Refused once per directory: if the folder was deleted, not moved,
+// the next try makes it again (a peer's file outlives a deletion).
+func (f *folder) mayMakeDir(p record.Path) error {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, made := f.mu.madeDirs[p]; !made || f.mu.heldBack[p] {
+		return nil
+	}
+	if f.mu.heldBack == nil {
+		f.mu.heldBack = make(map[record.Path]bool)
+	}
+	if len(f.mu.heldBack) < maxMadeDirs {
+		f.mu.heldBack[p] = true
+	}
+	return fmt.Errorf("directory %q went away while a file was put in it (moved?): %w", p, apply.ErrChanged)
 }
 
 // dirMovedError: the directory a file was being pulled into moved (see
