@@ -46,7 +46,7 @@
 //	key = "…"                      # capability, text form (why the file is mode 0600)
 //	watch = true                   # use filesystem events; false: periodic rescans only
 //	paused = false
-//	versions_keep = 5              # old versions kept per file in .blueshift/versions; 0 keeps none
+//	versions_keep = 5              # old versions kept per file in .blueshift/versions; at least 1
 //	versions_days = 30             # and for at most this many days; 0: no age limit
 //	versions_max_mb = 1024         # and at most this many MiB in all, oldest removed first; 0: no cap
 //	max_send_rate = "1MiB"         # this share's blocks sent per second; absent: no limit

@@ -30,7 +30,7 @@ peers = ["PEER-A"]
 id = "SHARE-2"
 path = "/srv/photos/inner"
 key = "KEY-2"
-versions_keep = 0
+versions_keep = 1
 watch = false
 multicast = false
 `
@@ -61,7 +61,7 @@ func TestParseGood(t *testing.T) {
 				VersionsKeep: 5, VersionsDays: 30, Peers: []string{"PEER-A"}, Multicast: true},
 			// explicit 0 and false are kept, not replaced by defaults
 			{ID: "SHARE-2", Name: "inner", Path: "/srv/photos/inner", Key: "KEY-2", Watch: false,
-				VersionsKeep: 0, VersionsDays: 30},
+				VersionsKeep: 1, VersionsDays: 30},
 		},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -91,7 +91,7 @@ func TestParseBad(t *testing.T) {
 		{"unknown key, no suggestion", `listen = ":22100"`, `colour = "red"`,
 			`line 3: unknown key "colour" in [device]: fix or remove it (known keys: announce,`},
 		{"unknown table", `[device]`, `[devise]`, `line 1: unknown key "devise": did you mean "device"?`},
-		{"wrong type", `versions_keep = 0`, `versions_keep = "none"`,
+		{"wrong type", `versions_keep = 1`, `versions_keep = "none"`,
 			`line 20: wrong type for "versions_keep" in [[share]]: write a whole number like 5`},
 		{"syntax", `name = "laptop"`, `name = "laptop`, `line 2: `},
 		{"duplicate key", `key = "KEY-1"`, "key = \"KEY-1\"\nkey = \"KEY-1\"", `line 14: key key is already defined: remove one of them`},
@@ -108,8 +108,10 @@ func TestParseBad(t *testing.T) {
 		{"bad listen port", `listen = ":22100"`, `listen = ":99999"`, `line 3: [device] listen ":99999": port "99999" is not a number`},
 		{"peer port 0", `addresses = ["127.0.0.1:22100"]`, `addresses = ["127.0.0.1:0"]`,
 			`line 8: [[peer]] address "127.0.0.1:0": port 0 is only meaningful for listen`},
-		{"negative versions", `versions_keep = 0`, `versions_keep = -1`,
-			`line 20: [[share]] versions_keep -1 is negative`},
+		{"negative versions", `versions_keep = 1`, `versions_keep = -1`,
+			`line 20: [[share]] versions_keep -1: Blueshift keeps at least the last version`},
+		{"no versions", `versions_keep = 1`, `versions_keep = 0`,
+			`line 20: [[share]] versions_keep 0: Blueshift keeps at least the last version of every file it replaces or deletes; write 1 or more`},
 		{"bad duration", `listen = ":22100"`, `rescan_interval = "1 hour"`,
 			`line 3: "1 hour" is not a duration: write it like "1h", "30m" or "90s"`},
 		{"short duration", `listen = ":22100"`, `rescan_interval = "1ms"`,

@@ -110,8 +110,10 @@ func (c *Config) validate(file string, pos positions) error {
 			}
 			paths[clean] = i
 		}
-		if s.VersionsKeep < 0 {
-			v.add(at+".versions_keep", "[[share]] versions_keep %d is negative: write 0 to keep no old versions", s.VersionsKeep)
+		if s.VersionsKeep < 1 {
+			// Keeping none would let a received change destroy the user's
+			// file with no copy left: Blueshift never does that.
+			v.add(at+".versions_keep", "[[share]] versions_keep %d: Blueshift keeps at least the last version of every file it replaces or deletes; write 1 or more (versions_days and versions_max_mb bound the folder too)", s.VersionsKeep)
 		}
 		if s.VersionsDays < 0 {
 			v.add(at+".versions_days", "[[share]] versions_days %d is negative: write 0 for no age limit", s.VersionsDays)

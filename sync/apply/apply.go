@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -87,6 +88,13 @@ type Root struct {
 
 	// commitMu serializes the check-then-rename step of every mutation.
 	commitMu sync.Mutex
+
+	// versionBytes is the versions folder's size as the last PruneVersions
+	// left it plus every version kept since (-1: not known yet), so a save
+	// that takes the folder over VersionsMaxBytes prunes it at once
+	// (capOnSave) instead of waiting for the next hourly prune.
+	versionBytes atomic.Int64
+	pruneMu      sync.Mutex // one prune at a time
 }
 
 // Open opens the share folder dir, creating .blueshift/tmp and
@@ -126,6 +134,7 @@ func Open(dir string, opts Options) (*Root, error) {
 		return nil, fmt.Errorf("open share %q: %w", dir, err)
 	}
 	r := &Root{dir: abs, fs: fsRoot, dirs: dirs, opts: opts, log: opts.Logger}
+	r.versionBytes.Store(-1)
 	if err := r.initMeta(); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("open share %q: %w", dir, err)

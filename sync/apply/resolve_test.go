@@ -150,3 +150,40 @@ func TestVersionsSizeCap(t *testing.T) {
 		t.Fatalf("after the cap: %d bytes, oldest %s: %v", total, oldest, all)
 	}
 }
+
+// The size cap holds at every save, not only when PruneVersions runs: a
+// save that takes the folder over the cap removes the oldest versions then.
+func TestVersionsSizeCapAtEachSave(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	r, _ := openTest(t, Options{Clock: clock.Now, VersionsMaxBytes: 25, VersionsKeep: -1, VersionsDays: -1})
+	total := func() (n int64, count int) {
+		all, err := r.AllVersions(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, vs := range all {
+			for _, v := range vs {
+				n += v.Size
+				count++
+			}
+		}
+		return n, count
+	}
+	sa := mustWrite(t, r, "a.txt", FileState{}, "0123456789")
+	sb := mustWrite(t, r, "b.txt", FileState{}, "0123456789")
+	most := 0
+	for i := range 6 {
+		clock.now = clock.now.Add(time.Minute)
+		sa = mustWrite(t, r, "a.txt", sa, "0123456789"[:9-i])
+		clock.now = clock.now.Add(time.Minute)
+		sb = mustWrite(t, r, "b.txt", sb, "0123456789"[:9-i])
+		n, count := total()
+		if n > 25 {
+			t.Fatalf("after save %d the versions folder holds %d bytes, over the 25-byte cap", i+1, n)
+		}
+		most = max(most, count)
+	}
+	if most < 3 {
+		t.Fatalf("at most %d versions were ever kept under a 25-byte cap of 7-10 byte versions: the cap removed too much", most)
+	}
+}

@@ -68,6 +68,8 @@ func (r *Root) OpenVersion(v Version) (*os.File, error) {
 // directories. Writes prune the path they replace; this catches the rest
 // (deleted paths, age), so run it now and then.
 func (r *Root) PruneVersions(ctx context.Context) error {
+	r.pruneMu.Lock()
+	defer r.pruneMu.Unlock()
 	var dirs []string
 	err := fs.WalkDir(r.fs.FS(), versionsDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -99,24 +101,47 @@ func (r *Root) PruneVersions(ctx context.Context) error {
 			r.fs.Remove(filepath.FromSlash(d)) // fails harmlessly unless empty
 		}
 	}
-	r.capVersions(kept)
+	r.versionBytes.Store(r.capVersions(kept))
 	return nil
 }
 
-// capVersions removes the oldest of kept until their sizes add up to no
-// more than VersionsMaxBytes.
-func (r *Root) capVersions(kept []Version) {
+// capOnSave runs after a version of size bytes was kept: when the versions
+// folder is now over VersionsMaxBytes (or its size is not known yet), it is
+// pruned at once, so the cap holds at every save and not only at the
+// daemon's start and hourly prunes. Failures are logged: a version left
+// behind is not worth failing a write for.
+func (r *Root) capOnSave(size int64) {
 	if r.opts.VersionsMaxBytes <= 0 {
 		return
 	}
+	if total := r.versionBytes.Load(); total >= 0 {
+		if r.versionBytes.Add(size) <= r.opts.VersionsMaxBytes {
+			return
+		}
+	}
+	if !r.pruneMu.TryLock() {
+		return // a prune is under way; it counts this version too
+	}
+	r.pruneMu.Unlock()
+	if err := r.PruneVersions(context.Background()); err != nil {
+		r.log.Warn("prune versions over the size cap", "err", err)
+	}
+}
+
+// capVersions removes the oldest of kept until their sizes add up to no
+// more than VersionsMaxBytes, and returns the size of what is left.
+func (r *Root) capVersions(kept []Version) int64 {
 	var total int64
 	for _, v := range kept {
 		total += v.Size
 	}
+	if r.opts.VersionsMaxBytes <= 0 {
+		return total
+	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].Time.Before(kept[j].Time) })
 	for _, v := range kept {
 		if total <= r.opts.VersionsMaxBytes {
-			return
+			return total
 		}
 		if err := r.fs.Remove(filepath.FromSlash(v.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			r.log.Warn("remove old version", "path", v.Path, "err", err)
@@ -125,6 +150,7 @@ func (r *Root) capVersions(kept []Version) {
 		r.log.Debug("removed a version over the size cap", "version", v.Path)
 		total -= v.Size
 	}
+	return total
 }
 
 // AllVersions lists every kept version in the share, by the path it was
@@ -276,6 +302,9 @@ func (r *Root) keepVersionFrom(src *dir, srcBase string, d *dir, base string, mo
 			return linked, fmt.Errorf("keep version of %q: sync directory %q: %w", slash, vd.path, err)
 		}
 		r.log.Debug("kept a version", "path", slash, "version", vdir+"/"+vname)
+		if fstatat(vd.fd, vname, &st) == nil {
+			defer r.capOnSave(st.Size)
+		}
 		return linked, nil
 	}
 	return false, fmt.Errorf("keep version of %q: %d versions made this second", slash, maxSameSecond)
