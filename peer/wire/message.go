@@ -249,7 +249,7 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 	case *wirepb.Envelope_VaultPut:
 		return vaultPutFromPB(b.VaultPut)
 	case *wirepb.Envelope_VaultPutAck:
-		return &VaultPutAck{Items: b.VaultPutAck.GetItems(), Blocks: b.VaultPutAck.GetBlocks()}, nil
+		return &VaultPutAck{Items: b.VaultPutAck.GetItems(), Blocks: b.VaultPutAck.GetBlocks(), Missing: b.VaultPutAck.GetMissing()}, nil
 	case *wirepb.Envelope_VaultList:
 		return vaultListFromPB(b.VaultList)
 	case *wirepb.Envelope_VaultListResponse:

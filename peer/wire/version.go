@@ -99,6 +99,15 @@ package wire
 //	    connection, probes the group, and sends each block once in sealed
 //	    datagrams (peer/multicast). Sent only to a device whose Hello has
 //	    MulticastCapability ("mcast1"), so older peers sync as before.
+//	6 (2026-12-03, fourth session):
+//	  - VaultEntry.lists_blocks and VaultPutAck.missing (new fields of
+//	    wirepb/vault.proto, no new message): sealed items of version 2 name
+//	    their sealed blocks outside the sealed body, so an encrypted member
+//	    collects the blocks no item needs; a member drops an item naming a
+//	    block it does not hold and counts it in missing, and the pusher
+//	    sends it again with its blocks. Older peers ignore both fields; an
+//	    older member stores version 2 items unread (it checks only their
+//	    signature), an older reader cannot open them: upgrade readers first.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1
