@@ -68,6 +68,9 @@ type Options struct {
 	// (multicast.go).
 	NoMulticast   bool
 	MulticastPort int
+	// VaultGrace, when above 0, is how long an encrypted member keeps a
+	// sealed block no item names (vault.go; zero: vault.DefaultGrace).
+	VaultGrace time.Duration
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -284,6 +287,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.wg.Go(func() { d.sweepSends(ctx) })
 	d.wg.Go(func() { d.hooks.Run(ctx) })
 	d.wg.Go(func() { d.runKeyring(ctx) })
+	d.wg.Go(func() { d.collectVault(ctx) })
 	stopUI := d.serveUI(ctx)
 
 	<-ctx.Done()

@@ -67,6 +67,43 @@ func (d *Daemon) startVaultShare(id share.ID, key share.Key, s config.Share, ids
 	return nil
 }
 
+// collectVault deletes, every so often until ctx ends, the sealed blocks
+// of each share kept here as an encrypted member that no item names any
+// more and that were put (or asked about) more than the grace ago
+// (Options.VaultGrace; vault.DefaultGrace).
+func (d *Daemon) collectVault(ctx context.Context) {
+	grace := d.opts.VaultGrace
+	if grace <= 0 {
+		grace = vault.DefaultGrace
+	}
+	t := time.NewTicker(min(max(grace/4, 500*time.Millisecond), 5*time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		var ids []share.ID
+		for id, rs := range d.mu.shares {
+			if rs.vault {
+				ids = append(ids, id)
+			}
+		}
+		d.mu.Unlock()
+		for _, id := range ids {
+			res, err := d.vault.Collect(id, grace)
+			switch {
+			case err != nil:
+				d.log.Warn("collect sealed blocks no item names", "share", id.Short(), "err", err)
+			case res.Blocks > 0:
+				d.log.Info("collected sealed blocks no item names", "share", id.Short(), "blocks", res.Blocks, "bytes", res.Bytes)
+			}
+		}
+	}
+}
+
 // handleVault answers a vault request from remote.
 func (d *Daemon) handleVault(remote identity.DeviceID, m wire.Message) wire.Message {
 	return d.vault.Answer(remote, m, vaultAccess{d})
@@ -187,14 +224,15 @@ func (d *Daemon) vaultRound(ctx context.Context, c *conn.Conn, id share.ID, push
 					return err
 				}
 				w := &vault.Writer{Share: id, Base: base, Epoch: st.Epoch(), Keys: keys, Device: d.devicePriv(), Log: d.log,
-					ReadBlock: func(h block.Hash, size uint32) ([]byte, bool) { return d.eng.ReadBlock(id, h, size) }}
+					ReadBlock: func(h block.Hash, size uint32) ([]byte, bool) { return d.eng.ReadBlock(id, h, size) },
+					OldItems:  !slices.Contains(c.PeerHello().Capabilities, wire.VaultListedCapability)}
 				n, err := w.Push(ctx, c, envs)
 				if err != nil {
 					return err
 				}
 				d.log.Info("encrypted member up to date", "share", s.Name, "peer", remote.Abbrev(), "records", len(envs),
-					"sent", n.Items, "blocks", n.Blocks, "bytes", n.Bytes, "epoch", st.Epoch())
-				if n.Skipped == 0 {
+					"sent", n.Items, "blocks", n.Blocks, "bytes", n.Bytes, "epoch", st.Epoch(), "missing", n.Missing)
+				if n.Skipped+n.Missing == 0 {
 					pushed[id] = root // else tried again next round
 				}
 			}
