@@ -90,3 +90,47 @@ func TestE2EVaultCollects(t *testing.T) {
 		t.Fatalf("big.bin on rob after it was deleted: %v", err)
 	}
 }
+
+// TestE2EVaultIntroduced: eve (an encrypted member) joined alice (rw) by
+// dialling her; rob (ro) joins later and is told nothing of eve but what
+// alice introduces. Rob finds eve from that alone, and once alice has
+// written more and stopped, rob syncs the whole share from eve.
+func TestE2EVaultIntroduced(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a, e, r := newDevice(t, "alice"), newDevice(t, "eve"), newDevice(t, "rob")
+	idA, idE := strings.TrimSpace(a.ok("id")), strings.TrimSpace(e.ok("id"))
+	work := t.TempDir()
+	fa, fe, fr := filepath.Join(work, "a"), filepath.Join(work, "e"), filepath.Join(work, "r")
+	write(t, filepath.Join(fa, "before.txt"), "written before rob joined\n")
+	a.ok("share", "add", fa, "--name", "family")
+	a.start()
+	e.start()
+	r.start()
+	defer func() {
+		if t.Failed() {
+			t.Logf("alice:\n%s\neve:\n%s\nrob:\n%s", a.logText(), e.logText(), r.logText())
+		}
+	}()
+	e.ok("join", firstLine(a.ok("invite", "family", "--encrypted")), fe)
+	a.waitFor("alice connected to eve", func(st daemon.Status) bool { return connectedTo(st, idE) })
+	r.ok("join", firstLine(a.ok("invite", "family", "--read-only")), fr)
+	waitTrees(t, fa, fr, "rob joined", a, r)
+	r.waitFor("rob connected to eve, introduced by alice", func(st daemon.Status) bool { return connectedTo(st, idE) })
+	r.stop()
+
+	big := make([]byte, 500<<10)
+	rand.Read(big)
+	write(t, filepath.Join(fa, "after.bin"), string(big))
+	write(t, filepath.Join(fa, "sub", "notes.txt"), "written while rob was away\n")
+	waitLog(t, a, "records=4", "alice brought eve up to date") // before.txt, after.bin, sub, sub/notes.txt
+	a.stop()
+
+	r.start()
+	waitTrees(t, fa, fr, "rob synced from eve alone", e, r)
+	if st, _ := r.status(); connectedTo(st, idA) {
+		t.Fatal("rob is connected to alice, which is stopped")
+	}
+}

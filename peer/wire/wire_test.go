@@ -97,6 +97,8 @@ func samples() []Frame {
 		{6, &VaultGetResponse{Items: [][]byte{[]byte("item")}}},
 		{6, &VaultBlocks{Share: sh, Names: [][VaultNameSize]byte{fill32(5)}, Data: true}},
 		{6, &VaultBlocksResponse{Held: []byte{1}, Data: [][]byte{[]byte("sealed")}}},
+		{7, &VaultAddrs{Addrs: []string{"192.0.2.7:22100", "[2001:db8::7]:22100"}}},
+		{7, &VaultAddrsAck{}},
 		{6, &MulticastWant{Share: sh, File: block.Sum([]byte("f")), Blocks: 10, Path: "a/b.bin"}},
 		{6, &MulticastOffer{Session: [8]byte{1}, Key: [32]byte{2}}},
 		{6, &MulticastOffer{}},

@@ -16,10 +16,11 @@ type Access interface {
 	MayPush(id share.ID, dev identity.DeviceID) bool
 }
 
-// IsRequest reports whether m is a vault request Answer takes.
+// IsRequest reports whether m is a vault request: one Answer takes, or a
+// VaultAddrs (the daemon's: where an encrypted member listens).
 func IsRequest(m wire.Message) bool {
 	switch m.(type) {
-	case *wire.VaultPut, *wire.VaultList, *wire.VaultGet, *wire.VaultBlocks:
+	case *wire.VaultPut, *wire.VaultList, *wire.VaultGet, *wire.VaultBlocks, *wire.VaultAddrs:
 		return true
 	}
 	return false
