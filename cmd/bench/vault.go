@@ -26,7 +26,8 @@ import (
 //     BenchmarkMayWrite10k).
 //
 // Both are the packages' Go benchmarks, run by `go test -bench` on the
-// source tree the harness runs from (the working tree), one count per run;
+// source tree the harness runs from (the working tree), one count per run
+// (of three iterations; one with -quick);
 // their metrics become rows, so RESULTS.md shows them with the other
 // scenarios and the ratio table gives sealed ÷ plain and check ÷ verify.
 
@@ -83,7 +84,13 @@ func (b *bench) vaultScenario(ctx context.Context, runs int) {
 			b.fail(scVault, vb.name, "harness", fmt.Errorf("find the module (go env GOMOD: %q): %v: run the bench from the repository", firstLine(root), err))
 			return
 		}
-		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^"+vb.name+"$", "-benchtime", "1x",
+		// Three iterations a count at full size (the figures are their mean:
+		// one push and pull is half a second, noisy on a shared machine).
+		iters := "3x"
+		if b.cfg.Quick {
+			iters = "1x"
+		}
+		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^"+vb.name+"$", "-benchtime", iters,
 			"-count", strconv.Itoa(runs), vb.pkg)
 		cmd.Dir = filepath.Dir(firstLine(root))
 		out, err := run(ctx, cmd)
@@ -128,7 +135,7 @@ func parseBench(out, name string) []map[string]float64 {
 
 // vaultNote is the scenario's note in RESULTS.md.
 func vaultNote() string {
-	return "In-process Go benchmarks (`go test -bench`, one count per run, on the working tree), not daemons: " +
+	return "In-process Go benchmarks (`go test -bench`, one count of three iterations per run, on the working tree), not daemons: " +
 		"\"blueshift\" is the encrypted member's path (records and blocks sealed and padded, pushed, pulled and opened over TLS on loopback), " +
 		"\"" + toolVaultPlain + "\" the same blocks in the clear through the same connection and store; wire MB is the bytes carried and stored. " +
 		"For the membership checks, wall is the time of 10,000 checks (us_per_10k in µs) and the baseline 10,000 Ed25519 verifications, " +
