@@ -30,12 +30,13 @@ func fullPlan() plan {
 		"2": 2, "2/incompressible": 1, // every tool is link-bound there (~45 s each)
 		"3": 3,
 		"4": 3, "4/200000": 1, // the 200,000-file pair comes from scenario 7's one run
-		"5":  2,
-		"6":  1, // one series of N edits per tool: the N samples are the repetitions
-		"7":  1,
-		"8":  3, // byte counts: runs agree; three keep the ratio's median honest
-		"9":  1, // 1 GiB over 100 Mbit/s: ~90 s per transfer, four transfers
-		"11": 3, // in-process, seconds each
+		"5": 2,
+		"6": 1, // one series of N edits per tool: the N samples are the repetitions
+		"7": 1,
+		"8": 3, // byte counts: runs agree; three keep the ratio's median honest
+		"9": 1, // 1 GiB over 100 Mbit/s: ~90 s per transfer, four transfers
+
+		"11": 3, // in-process Go benchmarks (vault.go), seconds each
 	}
 }
 
