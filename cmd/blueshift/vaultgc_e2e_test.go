@@ -118,7 +118,15 @@ func TestE2EVaultIntroduced(t *testing.T) {
 	a.waitFor("alice connected to eve", func(st daemon.Status) bool { return connectedTo(st, idE) })
 	r.ok("join", firstLine(a.ok("invite", "family", "--read-only")), fr)
 	waitTrees(t, fa, fr, "rob joined", a, r)
-	r.waitFor("rob connected to eve, introduced by alice", func(st daemon.Status) bool { return connectedTo(st, idE) })
+	// Directly, at an address alice gave: not relayed through alice.
+	r.waitFor("rob connected directly to eve, introduced by alice", func(st daemon.Status) bool {
+		for _, p := range st.Peers {
+			if p.ID == idE && p.Connected && p.Transport != "relay" {
+				return true
+			}
+		}
+		return false
+	})
 	r.stop()
 
 	big := make([]byte, 500<<10)
