@@ -69,6 +69,9 @@ type Options struct {
 	// (multicast.go).
 	NoMulticast   bool
 	MulticastPort int
+	// VaultGrace, when above 0, is how long an encrypted member keeps a
+	// sealed block no item names (vault.go; zero: vault.DefaultGrace).
+	VaultGrace time.Duration
 }
 
 // Daemon is one running device. Open it, then Run it; Run closes it.
@@ -105,6 +108,7 @@ type Daemon struct {
 	known      *known.Store             // the members introduced to each share (known.go)
 	vault      *vault.Store             // sealed records and blocks this device keeps as an encrypted member (vault.go)
 	vpulls     vaultPulls               // what each share last pulled from its encrypted members, for status (vault.go)
+	vaddrs     vaultAddrs               // where encrypted members said they listen, for introductions (vault.go)
 	msync      memberSync               // wakes the membership relays (members.go)
 	local      localCache               // read-only shares' local changes, for status (members.go)
 	keyring    keyringState             // the keyring and mount loop's wake-ups and lock (keyring.go, mounts.go)
@@ -287,6 +291,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.wg.Go(func() { d.sweepSends(ctx) })
 	d.wg.Go(func() { d.hooks.Run(ctx) })
 	d.wg.Go(func() { d.runKeyring(ctx) })
+	d.wg.Go(func() { d.collectVault(ctx) })
 	stopUI := d.serveUI(ctx)
 
 	<-ctx.Done()

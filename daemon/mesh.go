@@ -144,6 +144,7 @@ func (d *Daemon) introductionsFor(remote identity.DeviceID) map[share.ID]introdu
 				m.PublicKey = peerKey(id, p.PublicKey)
 				m.Addresses = d.dialable(id, p.Addresses)
 			}
+			m.Addresses = d.introduceVault(key.ID(), id, m.Addresses) // vault.go
 			body.Members = append(body.Members, m)
 		}
 		if len(body.Members) == 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 	"github.com/blueshift-sync/blueshift/sync/engine"
 	"github.com/blueshift-sync/blueshift/sync/vault"
@@ -67,9 +68,189 @@ func (d *Daemon) startVaultShare(id share.ID, key share.Key, s config.Share, ids
 	return nil
 }
 
+// collectVault deletes, every so often until ctx ends, the sealed blocks
+// of each share kept here as an encrypted member that no item names any
+// more and that were put (or asked about) more than the grace ago
+// (Options.VaultGrace; vault.DefaultGrace).
+func (d *Daemon) collectVault(ctx context.Context) {
+	grace := d.opts.VaultGrace
+	if grace <= 0 {
+		grace = vault.DefaultGrace
+	}
+	t := time.NewTicker(min(max(grace/4, 500*time.Millisecond), 5*time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		var ids []share.ID
+		for id, rs := range d.mu.shares {
+			if rs.vault {
+				ids = append(ids, id)
+			}
+		}
+		d.mu.Unlock()
+		for _, id := range ids {
+			res, err := d.vault.Collect(id, grace)
+			switch {
+			case err != nil:
+				d.log.Warn("collect sealed blocks no item names", "share", id.Short(), "err", err)
+			case res.Blocks > 0:
+				d.log.Info("collected sealed blocks no item names", "share", id.Short(), "blocks", res.Blocks, "bytes", res.Bytes)
+			}
+		}
+	}
+}
+
+// introduceVault adds to addrs, the addresses an Introduction gives for
+// dev, where dev can be dialled if the membership log of share id names it
+// a current encrypted member: where it said it listens (VaultAddrs), and
+// the address of its connection here if it came over QUIC (its one UDP
+// socket dials and listens, so where it came from is where it answers, or
+// its NAT's mapping of it). An encrypted member is an always-on box that
+// usually dialled the writer that invited it; without this, a reader the
+// writer invites later cannot find it once the writer is away, unless the
+// DHT finds it.
+func (d *Daemon) introduceVault(id share.ID, dev identity.DeviceID, addrs []string) []string {
+	key, _, err := d.shareByID(id)
+	if err != nil {
+		return addrs
+	}
+	st, err := d.members.State(id, key.PublicKey())
+	if err != nil {
+		return addrs
+	}
+	if in, ok := st.Member(members.Device(dev)); !ok || in.Removed || in.Level != members.Encrypted {
+		return addrs
+	}
+	cands := d.vaddrs.of(dev)
+	for _, c := range d.peers.Connected() {
+		if c.Device == dev && !c.Outbound && c.Network == transport.QUIC {
+			cands = append(cands, c.Addr)
+		}
+	}
+	for _, a := range cands {
+		if a, ok := introAddr(a); ok && !slices.Contains(addrs, a) && len(addrs) < wire.MaxIntroAddrs {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
+}
+
 // handleVault answers a vault request from remote.
 func (d *Daemon) handleVault(remote identity.DeviceID, m wire.Message) wire.Message {
+	if m, ok := m.(*wire.VaultAddrs); ok {
+		if !d.heardVaultAddrs(remote, m.Addrs) {
+			return wire.Errorf(wire.CodeRefused, "not an encrypted member of a share we share (yet)")
+		}
+		return &wire.VaultAddrsAck{}
+	}
 	return d.vault.Answer(remote, m, vaultAccess{d})
+}
+
+// vaultAddrs remembers where encrypted members said they can be dialled
+// (VaultAddrs), until the daemon stops: each says it again on each
+// connection. The zero value is ready.
+type vaultAddrs struct {
+	mu gosync.Mutex
+	m  map[identity.DeviceID][]string // guarded by mu
+}
+
+// set reports whether dev's addresses changed.
+func (v *vaultAddrs) set(dev identity.DeviceID, addrs []string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if slices.Equal(v.m[dev], addrs) {
+		return false
+	}
+	if v.m == nil {
+		v.m = map[identity.DeviceID][]string{}
+	}
+	v.m[dev] = addrs
+	return true
+}
+
+func (v *vaultAddrs) of(dev identity.DeviceID) []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.m[dev]
+}
+
+// heardVaultAddrs keeps what remote said of where it listens, if it is a
+// current encrypted member of a share we share with it (else false), and
+// has the introductions sent again.
+func (d *Daemon) heardVaultAddrs(remote identity.DeviceID, addrs []string) bool {
+	if !d.isVaultMember(remote) {
+		return false
+	}
+	var keep []string
+	for _, a := range addrs {
+		if ap, ok := introAddr(a); ok && !slices.Contains(keep, ap) && len(keep) < wire.MaxIntroAddrs {
+			keep = append(keep, ap)
+		}
+	}
+	if d.vaddrs.set(remote, keep) {
+		d.log.Debug("an encrypted member said where it listens", "peer", remote.Abbrev(), "addrs", keep)
+		d.mesh.poke()
+	}
+	return true
+}
+
+// isVaultMember reports whether the log of a share we share with dev names
+// it a current encrypted member.
+func (d *Daemon) isVaultMember(dev identity.DeviceID) bool {
+	for _, id := range d.sharedWith(dev) {
+		key, _, err := d.shareByID(id)
+		if err != nil {
+			continue
+		}
+		st, err := d.members.State(id, key.PublicKey())
+		if err != nil {
+			continue
+		}
+		if in, ok := st.Member(members.Device(dev)); ok && !in.Removed && in.Level == members.Encrypted {
+			return true
+		}
+	}
+	return false
+}
+
+// announceVault tells c's device where this device can be dialled, if this
+// device keeps a share it shares with it as an encrypted member: that
+// device, if it writes, introduces us to the share's readers with it. It
+// reports whether it is done (told, or nothing to tell that device).
+func (d *Daemon) announceVault(ctx context.Context, c *conn.Conn) bool {
+	if !slices.Contains(c.PeerHello().Capabilities, wire.VaultListedCapability) {
+		return true
+	}
+	keeps := false
+	for _, id := range d.sharedWith(c.Remote()) {
+		if key, _, err := d.shareByID(id); err == nil && key.Level() == share.Encrypted {
+			keeps = true
+		}
+	}
+	if !keeps {
+		return false // maybe not yet: a join in progress
+	}
+	addrs := d.ourAddresses()
+	for _, a := range d.peers.Reflexive() {
+		if s := a.AddrPort.String(); !slices.Contains(addrs, s) {
+			addrs = append(addrs, s)
+		}
+	}
+	if len(addrs) == 0 {
+		return true
+	}
+	rctx, cancel := context.WithTimeout(ctx, introTimeout)
+	defer cancel()
+	if _, err := conn.Call[*wire.VaultAddrsAck](rctx, c, &wire.VaultAddrs{Addrs: addrs[:min(len(addrs), wire.MaxVaultAddrs)]}); err != nil {
+		d.log.Debug("tell a member where this encrypted member listens", "peer", c.Remote().Abbrev(), "err", err)
+		return false // its log may not name us yet: again next round
+	}
+	return true
 }
 
 // vaultAccess is the vault store's Access: shares this device keeps as an
@@ -108,11 +289,15 @@ func (d *Daemon) vaultSession(ctx context.Context, c *conn.Conn) {
 		return
 	}
 	remote := c.Remote()
+	announced := false
 	pushed := map[share.ID]merkle.Hash{}
 	readers := map[share.ID]*vault.Reader{}
 	t := time.NewTicker(vaultEvery)
 	defer t.Stop()
 	for {
+		if !announced {
+			announced = d.announceVault(ctx, c)
+		}
 		for _, id := range d.sharedWith(remote) {
 			if err := d.vaultRound(ctx, c, id, pushed, readers); err != nil && ctx.Err() == nil {
 				d.log.Warn("sync with an encrypted member", "share", id.Short(), "peer", remote.Abbrev(), "err", err)
@@ -187,14 +372,15 @@ func (d *Daemon) vaultRound(ctx context.Context, c *conn.Conn, id share.ID, push
 					return err
 				}
 				w := &vault.Writer{Share: id, Base: base, Epoch: st.Epoch(), Keys: keys, Device: d.devicePriv(), Log: d.log,
-					ReadBlock: func(h block.Hash, size uint32) ([]byte, bool) { return d.eng.ReadBlock(id, h, size) }}
+					ReadBlock: func(h block.Hash, size uint32) ([]byte, bool) { return d.eng.ReadBlock(id, h, size) },
+					OldItems:  !slices.Contains(c.PeerHello().Capabilities, wire.VaultListedCapability)}
 				n, err := w.Push(ctx, c, envs)
 				if err != nil {
 					return err
 				}
 				d.log.Info("encrypted member up to date", "share", s.Name, "peer", remote.Abbrev(), "records", len(envs),
-					"sent", n.Items, "blocks", n.Blocks, "bytes", n.Bytes, "epoch", st.Epoch())
-				if n.Skipped == 0 {
+					"sent", n.Items, "blocks", n.Blocks, "bytes", n.Bytes, "epoch", st.Epoch(), "missing", n.Missing)
+				if n.Skipped+n.Missing == 0 {
 					pushed[id] = root // else tried again next round
 				}
 			}

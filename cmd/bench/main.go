@@ -44,7 +44,7 @@ const (
 	scSend      = "9 one-off send of a file"
 )
 
-var scenarioOrder = []string{scLoop, scShaped, scEdits, scReconnect, scFanout, scLatency, scScale, scRebuilt, scSend, scPunched}
+var scenarioOrder = []string{scLoop, scShaped, scEdits, scReconnect, scFanout, scLatency, scScale, scRebuilt, scSend, scPunched, scVault}
 
 // config is every size and knob; quick and full differ only here.
 type config struct {
@@ -105,7 +105,7 @@ func main() {
 	sendMiB := flag.Int64("send-size", 0, "scenario 9's file in MiB (default: 1024; 32 with -quick)")
 	withBS := flag.Bool("blueshift", true, "measure Blueshift (builds ./cmd/blueshift into bin/blueshift); -blueshift=false measures the baselines alone")
 	rev := flag.String("blueshift-rev", "HEAD", "git revision of Blueshift to build and measure (\"\" = the working tree, uncommitted changes included)")
-	only := flag.String("scenarios", "1,2,3,4,5,6,7,8,9,10", "comma-separated scenario numbers to run")
+	only := flag.String("scenarios", "1,2,3,4,5,6,7,8,9,10,11", "comma-separated scenario numbers to run")
 	out := flag.String("out", "bench/results", "directory for RESULTS.md, results.tsv and plots")
 	workRoot := flag.String("work", "", "scratch directory (default: a new one under $TMPDIR)")
 	flag.Parse()
@@ -409,6 +409,14 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 		reported = append(reported, toolPunchTCP)
 		b.punchedScenario(ctx, bsBin, blueshiftRunArgs(ctx, bsBin), cfg.runsFor(scPunched, ""))
 		if err := done("10"); err != nil {
+			return 0, err
+		}
+	}
+	if want("11") && ctx.Err() == nil && withBS { // vault.go
+		clock.enter("11", time.Now())
+		reported = append(reported, toolVaultPlain, toolVerify10k)
+		b.vaultScenario(ctx, cfg.runsFor(scVault, ""))
+		if err := done("11"); err != nil {
 			return 0, err
 		}
 	}

@@ -35,6 +35,8 @@ func fullPlan() plan {
 		"7": 1,
 		"8": 3, // byte counts: runs agree; three keep the ratio's median honest
 		"9": 1, // 1 GiB over 100 Mbit/s: ~90 s per transfer, four transfers
+
+		"11": 3, // in-process Go benchmarks (vault.go), seconds each
 	}
 }
 

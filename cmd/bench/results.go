@@ -217,7 +217,7 @@ func markdown(cfg config, machine []string, res results, tools []string, failure
 					continue
 				}
 				var other []string
-				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "seeder_sent_x", "cpu_s_per_gb", "file_mb", "wire_x", "killed_at_x", "others_done_s", "lossy_x", "stranger_sent", "refused", "forged_taken"} {
+				for _, k := range []string{"p50_s", "p99_s", "seeder_up_x", "seeder_sent_x", "cpu_s_per_gb", "file_mb", "wire_x", "killed_at_x", "others_done_s", "lossy_x", "stranger_sent", "refused", "forged_taken", "us_per_10k"} {
 					if v := res.med(sc, cas, tool, k); !math.IsNaN(v) {
 						other = append(other, fmt.Sprintf("%s %.3f", k, v))
 					}
@@ -426,6 +426,8 @@ func scenarioNote(cfg config, sc string) string {
 			fmt.Sprintf("%d MiB", cfg.SendSize>>20), crocModule)
 	case scPunched:
 		return punchedNote(cfg) // punched.go
+	case scVault:
+		return vaultNote() // vault.go
 	case scScale:
 		return "The tiny files (64 B-1 KiB, 1,000 to a directory) are made before the timed window and deleted after it. " +
 			"Peak RSS of each device is shown under other; the target applies to each."

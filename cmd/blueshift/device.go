@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -91,6 +92,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	var noDiscovery, noQUIC, noDHT, noMulticast bool
 	relayOn := true
 	var quicPort int
+	var vaultGrace time.Duration
 	var discoveryIfaces, bootstrap []string
 	c := &cobra.Command{
 		Use:   "run",
@@ -135,6 +137,9 @@ func newRunCmd(g *globals) *cobra.Command {
 			if quicPort < 0 || quicPort > 65535 {
 				return usageError{fmt.Errorf("run: --quic-port %d: give a UDP port from 1 to 65535 (0: the port of --listen)", quicPort)}
 			}
+			if vaultGrace < 0 {
+				return usageError{fmt.Errorf("run: --vault-grace %s: give a duration of 0 or more, like 30m (0: the default, 1h)", vaultGrace)}
+			}
 			if err := checkDHTFlags(bootstrap, dhtListen); err != nil {
 				return usageError{err}
 			}
@@ -150,7 +155,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces,
 				NoQUIC: noQUIC, QUICPort: quicPort, UI: uiAddr, NewUI: newUI,
 				NoDHT: noDHT, Bootstrap: bootstrap, DHTListen: dhtListen, MaxSendRate: sendRate, MaxRecvRate: recvRate,
-				NoRelay: !relayOn, RelayRate: int64(rr), NoMulticast: noMulticast})
+				NoRelay: !relayOn, RelayRate: int64(rr), NoMulticast: noMulticast, VaultGrace: vaultGrace})
 			if err != nil {
 				return err
 			}
@@ -169,6 +174,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	addDHTFlags(c, &noDHT, &bootstrap, &dhtListen)
 	c.Flags().BoolVar(&relayOn, "relay", true, "relay for devices that share a share with this one and cannot reach each other; --relay=false turns it off (a metered link), whatever [device] relay says")
 	c.Flags().String("relay-rate", "", `cap on bytes relayed per second, all circuits together, like "1MiB" (default [device] relay_rate, else 1MiB)`)
+	c.Flags().DurationVar(&vaultGrace, "vault-grace", 0, "as an encrypted member, keep a sealed block no sealed record names for this long before deleting it, e.g. 30m (default 1h: longer than any push in progress)")
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
 	return c
 }

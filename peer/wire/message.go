@@ -10,7 +10,7 @@ import (
 func IsRequest(m Message) bool {
 	switch m.(type) {
 	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
-		*VaultPut, *VaultList, *VaultGet, *VaultBlocks,
+		*VaultPut, *VaultList, *VaultGet, *VaultBlocks, *VaultAddrs,
 		*MulticastWant, *MulticastReady, *MulticastReport:
 		return true
 	}
@@ -21,7 +21,7 @@ func IsRequest(m Message) bool {
 func IsResponse(m Message) bool {
 	switch m.(type) {
 	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck,
-		*VaultPutAck, *VaultListResponse, *VaultGetResponse, *VaultBlocksResponse,
+		*VaultPutAck, *VaultListResponse, *VaultGetResponse, *VaultBlocksResponse, *VaultAddrsAck,
 		*MulticastOffer, *MulticastStart, *MulticastStatus:
 		return true
 	}
@@ -76,6 +76,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *VaultBlocks:
 		_, ok := resp.(*VaultBlocksResponse)
+		return ok
+	case *VaultAddrs:
+		_, ok := resp.(*VaultAddrsAck)
 		return ok
 	case *MulticastWant:
 		_, ok := resp.(*MulticastOffer)
@@ -157,6 +160,10 @@ func Name(m Message) string {
 		return "IntroductionAck"
 	case *VaultPut, *VaultPutAck, *VaultList, *VaultListResponse, *VaultGet, *VaultGetResponse, *VaultBlocks, *VaultBlocksResponse:
 		return vaultName(m)
+	case *VaultAddrs:
+		return "VaultAddrs"
+	case *VaultAddrsAck:
+		return "VaultAddrsAck"
 	case *MulticastWant:
 		return "MulticastWant"
 	case *MulticastOffer:
@@ -249,7 +256,7 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 	case *wirepb.Envelope_VaultPut:
 		return vaultPutFromPB(b.VaultPut)
 	case *wirepb.Envelope_VaultPutAck:
-		return &VaultPutAck{Items: b.VaultPutAck.GetItems(), Blocks: b.VaultPutAck.GetBlocks()}, nil
+		return &VaultPutAck{Items: b.VaultPutAck.GetItems(), Blocks: b.VaultPutAck.GetBlocks(), Missing: b.VaultPutAck.GetMissing()}, nil
 	case *wirepb.Envelope_VaultList:
 		return vaultListFromPB(b.VaultList)
 	case *wirepb.Envelope_VaultListResponse:
@@ -262,6 +269,10 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return vaultBlocksFromPB(b.VaultBlocks)
 	case *wirepb.Envelope_VaultBlocksResponse:
 		return &VaultBlocksResponse{Held: b.VaultBlocksResponse.GetHeld(), Data: b.VaultBlocksResponse.GetData()}, nil
+	case *wirepb.Envelope_VaultAddrs:
+		return vaultAddrsFromPB(b.VaultAddrs)
+	case *wirepb.Envelope_VaultAddrsAck:
+		return &VaultAddrsAck{}, nil
 	case *wirepb.Envelope_MulticastWant:
 		return multicastWantFromPB(b.MulticastWant)
 	case *wirepb.Envelope_MulticastOffer:

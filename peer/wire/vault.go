@@ -11,6 +11,12 @@ import (
 // (an encrypted member's store, sync/vault); no other device is sent one.
 const VaultCapability = "vault/1"
 
+// VaultListedCapability in a Hello (version 6) says the device also reads
+// and keeps sealed items of version 2, which list their sealed blocks
+// outside the sealed body (sync/vault): a writer seals those only for an
+// encrypted member that announces it.
+const VaultListedCapability = "vault/2"
+
 // Limits of the vault messages. A put or an answer stays well under
 // MaxFrameSize: senders batch to VaultBatchBytes.
 const (
@@ -37,6 +43,9 @@ type VaultPut struct {
 // VaultPutAck says how many of a put's items and blocks were new.
 type VaultPutAck struct {
 	Items, Blocks uint32
+	// Missing counts items left out because they name sealed blocks the
+	// member does not hold (version 6; 0 from older members).
+	Missing uint32
 }
 
 // VaultList asks for the entries of Share's items after key After (empty:
@@ -52,6 +61,9 @@ type VaultEntry struct {
 	Key [VaultKeySize]byte
 	Seq uint64
 	Tag [VaultTagSize]byte
+	// ListsBlocks: the item names its sealed blocks outside its sealed
+	// body (version 6; false from older members).
+	ListsBlocks bool
 }
 
 // VaultListResponse is a page of entries in key order.
@@ -164,7 +176,7 @@ func (m *VaultPut) toPB(e *wirepb.Envelope) {
 }
 
 func (m *VaultPutAck) toPB(e *wirepb.Envelope) {
-	e.Body = &wirepb.Envelope_VaultPutAck{VaultPutAck: &wirepb.VaultPutAck{Items: m.Items, Blocks: m.Blocks}}
+	e.Body = &wirepb.Envelope_VaultPutAck{VaultPutAck: &wirepb.VaultPutAck{Items: m.Items, Blocks: m.Blocks, Missing: m.Missing}}
 }
 
 func (m *VaultList) toPB(e *wirepb.Envelope) {
@@ -174,7 +186,7 @@ func (m *VaultList) toPB(e *wirepb.Envelope) {
 func (m *VaultListResponse) toPB(e *wirepb.Envelope) {
 	p := &wirepb.VaultListResponse{More: m.More, Generation: m.Generation, Unchanged: m.Unchanged, Entries: make([]*wirepb.VaultEntry, len(m.Entries))}
 	for i, en := range m.Entries {
-		p.Entries[i] = &wirepb.VaultEntry{Key: en.Key[:], Seq: en.Seq, Tag: en.Tag[:]}
+		p.Entries[i] = &wirepb.VaultEntry{Key: en.Key[:], Seq: en.Seq, Tag: en.Tag[:], ListsBlocks: en.ListsBlocks}
 	}
 	e.Body = &wirepb.Envelope_VaultListResponse{VaultListResponse: p}
 }
@@ -232,6 +244,7 @@ func vaultListResponseFromPB(p *wirepb.VaultListResponse) (*VaultListResponse, e
 	}
 	for i, en := range p.GetEntries() {
 		m.Entries[i].Seq = en.GetSeq()
+		m.Entries[i].ListsBlocks = en.GetListsBlocks()
 		if err := fixed("vault key", m.Entries[i].Key[:], en.GetKey()); err != nil {
 			return nil, fmt.Errorf("vault list response: %w", err)
 		}

@@ -108,6 +108,20 @@ package wire
 //	    and Close stay on the first stream; frames are unchanged. No new
 //	    message: a peer without the capability (and TCP, relayed streams)
 //	    keeps every frame on the one stream.
+//	  - VaultEntry.lists_blocks and VaultPutAck.missing (new fields of
+//	    wirepb/vault.proto, no new message): sealed items of version 2 name
+//	    their sealed blocks outside the sealed body, so an encrypted member
+//	    collects the blocks no item needs; a member drops an item naming a
+//	    block it does not hold and counts it in missing, and the pusher
+//	    sends it again with its blocks. Older peers ignore both fields.
+//	    Version 2 items go only to a member whose Hello carries
+//	    VaultListedCapability ("vault/2"): an older member would refuse
+//	    them. An older reader cannot open them: upgrade readers first.
+//	  - VaultAddrs/VaultAddrsAck (envelope fields 140-141,
+//	    wirepb/vaultaddrs.proto): an encrypted member tells each member it
+//	    connects to where it listens; writers put those addresses in their
+//	    Introductions of it. Sent only to a peer whose Hello carries
+//	    VaultListedCapability.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1

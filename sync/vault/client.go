@@ -27,6 +27,7 @@ type Stats struct {
 	Bytes         int64
 	Locked        int // items sealed under an epoch key this device lacks (pull)
 	Skipped       int // records whose blocks are not all readable here (push)
+	Missing       int // items the member left out, lacking a block they name (push)
 }
 
 // Writer pushes one share's records, sealed, to its encrypted members.
@@ -39,14 +40,22 @@ type Writer struct {
 	// ReadBlock returns the plaintext of one of the share's blocks held
 	// here, checked against its hash; false if it is not.
 	ReadBlock func(h block.Hash, size uint32) ([]byte, bool)
-	Log       *slog.Logger // nil: discard
+	// OldItems seals items of version 1 (their sealed names inside the
+	// body), for a member that does not announce wire.VaultListedCapability.
+	OldItems bool
+	Log      *slog.Logger // nil: discard
 }
 
 // Push brings the encrypted member at c up to date with envs, the share's
 // records here: each record the member does not already hold (by tag) is
 // sealed with its blocks under the current epoch and sent, blocks the
-// member holds (by sealed name) are not. A record whose blocks are not all
-// readable here (a file changed since) is left for the next push.
+// member holds (by sealed name) are not. Where this device's own item at a
+// record's slot holds another record (one it replaced since, or another
+// writer's change it took), or does not list its blocks (version 1), the
+// record is sealed again there, so its old blocks are no longer named and
+// the member collects them. A record whose blocks are not all readable here
+// (a file changed since) is left for the next push, as is one the member
+// left out (Stats.Missing).
 func (w *Writer) Push(ctx context.Context, c Requester, envs []record.Envelope) (Stats, error) {
 	log := w.Log
 	if log == nil {
@@ -58,11 +67,11 @@ func (w *Writer) Push(ctx context.Context, c Requester, envs []record.Envelope) 
 	}
 	self := identity.FromPublicKey(w.Device.Public().(ed25519.PublicKey))
 	tags := make(map[[32]byte]bool, len(entries))
-	seqs := map[[32]byte]uint64{}
+	own := map[[32]byte]wire.VaultEntry{} // by slot
 	for _, e := range entries {
 		tags[e.Tag] = true
 		if identity.DeviceID(e.Key[32:]) == self {
-			seqs[[32]byte(e.Key[:32])] = e.Seq
+			own[[32]byte(e.Key[:32])] = e
 		}
 	}
 	b := batch{w: w, c: c, sent: map[block.Hash]bool{}}
@@ -71,14 +80,18 @@ func (w *Writer) Push(ctx context.Context, c Requester, envs []record.Envelope) 
 			continue
 		}
 		tag := w.Base.Tag(env.Bytes())
-		if tags[tag] {
-			continue
-		}
 		rec, err := env.Record()
 		if err != nil {
 			continue
 		}
 		slot := w.Base.Slot(string(rec.Path))
+		mine, held := own[slot]
+		switch {
+		case held && mine.Tag == tag && (mine.ListsBlocks || w.OldItems):
+			continue // ours, current
+		case !held && tags[tag]:
+			continue // another writer's item holds it
+		}
 		p := Plain{Envelope: env, Names: make([]block.Hash, len(rec.Blocks))}
 		ok := true
 		var sealed [][]byte
@@ -100,7 +113,11 @@ func (w *Writer) Push(ctx context.Context, c Requester, envs []record.Envelope) 
 			b.stats.Skipped++
 			continue
 		}
-		it, err := SealItem(w.Share, w.Keys, w.Epoch, seqs[slot]+1, slot, tag, p, w.Device)
+		version := byte(itemVersion)
+		if w.OldItems {
+			version = itemVersion1
+		}
+		it, err := sealItem(version, w.Share, w.Keys, w.Epoch, mine.Seq+1, slot, tag, p, w.Device)
 		if err != nil {
 			return b.stats, err
 		}
@@ -177,10 +194,12 @@ func (b *batch) flush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("push to an encrypted member of share %s: %w", b.w.Share.Short(), err)
 	}
-	if _, ok := resp.(*wire.VaultPutAck); !ok {
+	ack, ok := resp.(*wire.VaultPutAck)
+	if !ok {
 		return fmt.Errorf("push to an encrypted member of share %s: %s", b.w.Share.Short(), answer(resp))
 	}
-	b.stats.Items += len(b.items)
+	b.stats.Missing += int(ack.Missing)
+	b.stats.Items += len(b.items) - int(ack.Missing)
 	b.stats.Blocks += len(blocks)
 	for _, s := range blocks {
 		b.stats.Bytes += int64(len(s))

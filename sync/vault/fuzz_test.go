@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"testing"
 
+	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/seal"
 	"github.com/blueshift-sync/blueshift/index/share"
@@ -27,6 +28,16 @@ func FuzzItem(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(it.Bytes())
+	listed, err := SealItem(key.ID(), keys, 0, 2, keys.Slot("a/b.txt"), keys.Tag(env.Bytes()), Plain{Envelope: env, Names: make([]block.Hash, 3)}, priv)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(listed.Bytes())
+	v1, err := sealItem(itemVersion1, key.ID(), keys, 0, 1, keys.Slot("a/b.txt"), keys.Tag(env.Bytes()), Plain{Envelope: env, Names: make([]block.Hash, 2)}, priv)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v1.Bytes())
 	f.Add([]byte{1})
 	f.Add(bytes.Repeat([]byte{1}, itemHead+itemSig))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -38,8 +49,12 @@ func FuzzItem(f *testing.F) {
 			t.Fatal("decoded item does not keep its bytes")
 		}
 		_ = it.Verify(key.ID())
+		n := 0
+		it.Blocks(func(block.Hash) { n++ })
 		if p, err := it.Open(keys); err == nil && p.Envelope.Bytes() == nil {
 			t.Fatal("opened to an empty envelope")
+		} else if err == nil && it.ListsBlocks() && len(p.Names) != n {
+			t.Fatalf("opened to %d names, the item lists %d", len(p.Names), n)
 		}
 	})
 }

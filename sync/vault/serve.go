@@ -16,10 +16,11 @@ type Access interface {
 	MayPush(id share.ID, dev identity.DeviceID) bool
 }
 
-// IsRequest reports whether m is a vault request Answer takes.
+// IsRequest reports whether m is a vault request: one Answer takes, or a
+// VaultAddrs (the daemon's: where an encrypted member listens).
 func IsRequest(m wire.Message) bool {
 	switch m.(type) {
-	case *wire.VaultPut, *wire.VaultList, *wire.VaultGet, *wire.VaultBlocks:
+	case *wire.VaultPut, *wire.VaultList, *wire.VaultGet, *wire.VaultBlocks, *wire.VaultAddrs:
 		return true
 	}
 	return false
@@ -46,7 +47,7 @@ func (s *Store) Answer(from identity.DeviceID, m wire.Message, acc Access) wire.
 	}
 	switch m := m.(type) {
 	case *wire.VaultPut:
-		ni, nb, err := s.Put(id, from, m.Items, m.Blocks, func(d identity.DeviceID) bool { return acc.MayPush(id, d) })
+		res, err := s.Put(id, from, m.Items, m.Blocks, func(d identity.DeviceID) bool { return acc.MayPush(id, d) })
 		if err != nil {
 			s.log.Warn("refused sealed data from a peer", "share", id.Short(), "peer", from.Abbrev(), "err", err)
 			if errors.Is(err, ErrRefused) || errors.Is(err, ErrBadSignature) || errors.Is(err, ErrCorrupt) {
@@ -54,7 +55,10 @@ func (s *Store) Answer(from identity.DeviceID, m wire.Message, acc Access) wire.
 			}
 			return wire.Errorf(wire.CodeInternal, "store sealed data: %v", err)
 		}
-		return &wire.VaultPutAck{Items: uint32(ni), Blocks: uint32(nb)}
+		if res.Missing > 0 {
+			s.log.Info("sealed items name blocks not held here (collected or not sent): left out, for the pusher to send again", "share", id.Short(), "peer", from.Abbrev(), "items", res.Missing)
+		}
+		return &wire.VaultPutAck{Items: uint32(res.Items), Blocks: uint32(res.Blocks), Missing: uint32(res.Missing)}
 	case *wire.VaultList:
 		resp, err := s.List(id, m.After, m.Since, wire.MaxVaultEntries)
 		if err != nil {

@@ -25,7 +25,15 @@ const (
 	prefixBlock = 'b' // + share + sealed name -> sealed block bytes
 	prefixGen   = 'g' // + share -> generation, 8 bytes big-endian
 	prefixPush  = 'p' // + share + pusher -> its last put, Unix nanoseconds, 8 bytes big-endian
+	prefixAt    = 'a' // + share + sealed name -> when the block was put or last asked about, Unix nanoseconds
 )
+
+// DefaultGrace is how long a sealed block no item names is kept (Collect):
+// a push sends blocks before the items that name them, and a writer told
+// a block is held leaves it out of its put, so a block must outlive the
+// longest push in progress. An item that arrives after its block went is
+// not kept (PutResult.Missing) and is pushed again with it.
+const DefaultGrace = time.Hour
 
 // Error classes, tested with errors.Is.
 var (
@@ -75,29 +83,56 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
+// PutResult counts what a put kept: new items and blocks, and Missing,
+// items left out because they name a sealed block the store does not hold
+// (the pusher sends them again with their blocks).
+type PutResult struct {
+	Items, Blocks, Missing int
+}
+
 // Put keeps what peer from pushed for share id: each item must be signed by
 // from itself, a device may(from) allows to write, and newer (Seq) than the
 // one from has at its slot (else it is skipped: a replay changes nothing).
-// Blocks are kept under their sealed name. One bad item refuses the whole
-// put, and nothing of it is kept.
-func (s *Store) Put(id share.ID, from identity.DeviceID, items, blocks [][]byte, may func(identity.DeviceID) bool) (nItems, nBlocks int, err error) {
+// Blocks are kept under their sealed name; an item that lists a sealed
+// block neither in this put nor held is skipped and counted Missing. One
+// bad item refuses the whole put, and nothing of it is kept.
+func (s *Store) Put(id share.ID, from identity.DeviceID, items, blocks [][]byte, may func(identity.DeviceID) bool) (PutResult, error) {
+	var res PutResult
 	if !may(from) {
-		return 0, 0, fmt.Errorf("put from peer %s to share %s: not a writer of the share: %w", from.Abbrev(), id.Short(), ErrRefused)
+		return res, fmt.Errorf("put from peer %s to share %s: not a writer of the share: %w", from.Abbrev(), id.Short(), ErrRefused)
 	}
 	s.putMu.Lock()
 	defer s.putMu.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
+	now := binary.BigEndian.AppendUint64(nil, uint64(s.clock().UnixNano()))
+	put := make(map[block.Hash]bool, len(blocks))
+	for _, data := range blocks {
+		n := block.Sum(data)
+		put[n] = true
+		if err := b.Set(atKey(id, n), now, nil); err != nil {
+			return res, err
+		}
+		k := blockKey(id, n)
+		if _, closer, err := s.db.Get(k); err == nil {
+			closer.Close()
+			continue
+		}
+		if err := b.Set(k, data, nil); err != nil {
+			return res, err
+		}
+		res.Blocks++
+	}
 	for _, raw := range items {
 		it, err := DecodeItem(raw)
 		if err != nil {
-			return 0, 0, fmt.Errorf("put from peer %s: %w", from.Abbrev(), err)
+			return PutResult{}, fmt.Errorf("put from peer %s: %w", from.Abbrev(), err)
 		}
 		if err := it.Verify(id); err != nil {
-			return 0, 0, fmt.Errorf("put from peer %s: %w", from.Abbrev(), err)
+			return PutResult{}, fmt.Errorf("put from peer %s: %w", from.Abbrev(), err)
 		}
 		if it.Pusher() != from {
-			return 0, 0, fmt.Errorf("put from peer %s: sealed item %x signed by device %s: %w", from.Abbrev(), it.slot[:4], it.Pusher().Abbrev(), ErrRefused)
+			return PutResult{}, fmt.Errorf("put from peer %s: sealed item %x signed by device %s: %w", from.Abbrev(), it.slot[:4], it.Pusher().Abbrev(), ErrRefused)
 		}
 		k := itemKey(id, it.Key())
 		if old, closer, err := s.db.Get(k); err == nil {
@@ -107,47 +142,63 @@ func (s *Store) Put(id share.ID, from identity.DeviceID, items, blocks [][]byte,
 				continue
 			}
 		} else if !errors.Is(err, pebble.ErrNotFound) {
-			return 0, 0, fmt.Errorf("read the store: %w", err)
+			return PutResult{}, fmt.Errorf("read the store: %w", err)
 		}
-		if err := b.Set(k, it.raw, nil); err != nil {
-			return 0, 0, err
-		}
-		nItems++
-	}
-	for _, data := range blocks {
-		k := blockKey(id, block.Sum(data))
-		if _, closer, err := s.db.Get(k); err == nil {
-			closer.Close()
+		if ok, err := s.holdsAll(id, it, put); err != nil {
+			return PutResult{}, err
+		} else if !ok {
+			res.Missing++
 			continue
 		}
-		if err := b.Set(k, data, nil); err != nil {
-			return 0, 0, err
+		if err := b.Set(k, it.raw, nil); err != nil {
+			return PutResult{}, err
 		}
-		nBlocks++
+		res.Items++
 	}
-	if nItems > 0 {
+	if res.Items > 0 {
 		// The next generation: past the last, and past the clock, so a store
 		// made again from nothing never repeats one a reader holds.
 		gen, err := s.generation(id)
 		if err != nil {
-			return 0, 0, err
+			return PutResult{}, err
 		}
 		gen = max(gen+1, uint64(s.clock().UnixNano()))
 		if err := b.Set(prefixStart(id, prefixGen), binary.BigEndian.AppendUint64(nil, gen), nil); err != nil {
-			return 0, 0, err
+			return PutResult{}, err
 		}
 	}
 	// The pusher's last put, a replay included: it was connected and
 	// up to date then (status shows it).
-	at := binary.BigEndian.AppendUint64(nil, uint64(s.clock().UnixNano()))
-	if err := b.Set(pushKey(id, from), at, nil); err != nil {
-		return 0, 0, err
+	if err := b.Set(pushKey(id, from), now, nil); err != nil {
+		return PutResult{}, err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return 0, 0, fmt.Errorf("write the store: %w", err)
+		return PutResult{}, fmt.Errorf("write the store: %w", err)
 	}
 	s.changes.Add(1)
-	return nItems, nBlocks, nil
+	return res, nil
+}
+
+// holdsAll reports whether every sealed block it lists is in put or held.
+// Called with putMu held, so Collect cannot take one in between.
+func (s *Store) holdsAll(id share.ID, it Item, put map[block.Hash]bool) (bool, error) {
+	ok := true
+	var err error
+	it.Blocks(func(n block.Hash) {
+		if !ok || err != nil || put[n] {
+			return
+		}
+		_, closer, gerr := s.db.Get(blockKey(id, n))
+		switch {
+		case gerr == nil:
+			closer.Close()
+		case errors.Is(gerr, pebble.ErrNotFound):
+			ok = false
+		default:
+			err = fmt.Errorf("read the store: %w", gerr)
+		}
+	})
+	return ok, err
 }
 
 // generation counts the changes to share id's items (0: none yet).
@@ -204,7 +255,7 @@ func (s *Store) list(id share.ID, after []byte, limit int) ([]wire.VaultEntry, b
 			s.log.Warn("a stored sealed item does not decode: dropped", "share", id.Short(), "err", err)
 			continue
 		}
-		out = append(out, wire.VaultEntry{Key: item.Key(), Seq: item.seq, Tag: item.tag})
+		out = append(out, wire.VaultEntry{Key: item.Key(), Seq: item.seq, Tag: item.tag, ListsBlocks: item.ListsBlocks()})
 	}
 	return out, false, it.Error()
 }
@@ -228,10 +279,19 @@ func (s *Store) Get(id share.ID, keys [][wire.VaultKeySize]byte) ([][]byte, erro
 
 // Blocks says which of share id's sealed blocks named are held (a bit
 // each) and, with data, returns their bytes. A block whose bytes no longer
-// hash to its name (the disk changed it) is dropped, never served.
+// hash to its name (the disk changed it) is dropped, never served. Asked
+// without data (a writer about to leave held blocks out of its put), the
+// held blocks' time is set to now, so Collect keeps them for its grace
+// while the put that needs them is on its way.
 func (s *Store) Blocks(id share.ID, names [][wire.VaultNameSize]byte, data bool) (held []byte, out [][]byte, err error) {
+	if !data {
+		// Held answered and the time set at once: no Collect in between.
+		s.putMu.Lock()
+		defer s.putMu.Unlock()
+	}
 	held = make([]byte, (len(names)+7)/8)
 	size := 0
+	var touched [][]byte
 	for i, n := range names {
 		k := blockKey(id, n)
 		v, closer, err := s.db.Get(k)
@@ -244,6 +304,7 @@ func (s *Store) Blocks(id share.ID, names [][wire.VaultNameSize]byte, data bool)
 		if !data {
 			closer.Close()
 			held[i/8] |= 1 << (i % 8)
+			touched = append(touched, atKey(id, n))
 			continue
 		}
 		b := bytes.Clone(v)
@@ -261,7 +322,115 @@ func (s *Store) Blocks(id share.ID, names [][wire.VaultNameSize]byte, data bool)
 		out = append(out, b)
 		size += len(b)
 	}
+	if len(touched) > 0 {
+		b := s.db.NewBatch()
+		defer b.Close()
+		now := binary.BigEndian.AppendUint64(nil, uint64(s.clock().UnixNano()))
+		for _, k := range touched {
+			if err := b.Set(k, now, nil); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return nil, nil, fmt.Errorf("write the store: %w", err)
+		}
+	}
 	return held, out, nil
+}
+
+// CollectResult is what a Collect did: the sealed blocks it deleted and
+// their bytes, and Unlisted, the items of version 1 the share holds (they
+// do not list their blocks: while one is kept, nothing is collected).
+type CollectResult struct {
+	Blocks   int
+	Bytes    int64
+	Unlisted int
+}
+
+// Collect deletes share id's sealed blocks that no item it keeps lists and
+// that were put, or asked about by a pusher, more than grace ago. A block
+// kept from before block times were recorded gets the time of this call.
+// It collects nothing while an item of version 1 is kept.
+func (s *Store) Collect(id share.ID, grace time.Duration) (CollectResult, error) {
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	var res CollectResult
+	live := map[block.Hash]bool{}
+	err := s.scan(id, prefixItem, func(_, v []byte) {
+		it, err := DecodeItem(v)
+		switch {
+		case err != nil:
+		case !it.ListsBlocks():
+			res.Unlisted++
+		default:
+			it.Blocks(func(n block.Hash) { live[n] = true })
+		}
+	})
+	if err != nil || res.Unlisted > 0 {
+		return res, err
+	}
+	now := s.clock()
+	at := map[block.Hash]time.Time{}
+	err = s.scan(id, prefixAt, func(k, v []byte) {
+		if len(k) == 32 && len(v) == 8 {
+			at[block.Hash(k)] = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+		}
+	})
+	if err != nil {
+		return res, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	stamp := binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()))
+	err = s.scan(id, prefixBlock, func(k, v []byte) {
+		if len(k) != 32 {
+			return
+		}
+		n := block.Hash(k)
+		t, timed := at[n]
+		delete(at, n)
+		switch {
+		case live[n]:
+		case !timed:
+			_ = b.Set(atKey(id, n), stamp, nil)
+		case now.Sub(t) >= grace:
+			_ = b.Delete(blockKey(id, n), nil)
+			_ = b.Delete(atKey(id, n), nil)
+			res.Blocks++
+			res.Bytes += int64(len(v))
+		}
+	})
+	if err != nil {
+		return res, err
+	}
+	for n := range at { // times of blocks no longer held
+		_ = b.Delete(atKey(id, n), nil)
+	}
+	if b.Empty() {
+		return res, nil
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return res, fmt.Errorf("collect sealed blocks of share %s: %w", id.Short(), err)
+	}
+	s.changes.Add(1)
+	return res, nil
+}
+
+// scan calls f with the key (less the prefix and share) and value of each
+// of share id's keys under prefix p. The slices are valid during f only.
+func (s *Store) scan(id share.ID, p byte, f func(k, v []byte)) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixStart(id, p), UpperBound: prefixEnd(id, p)})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		f(it.Key()[1+len(id):], it.Value())
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return err
+	}
+	return it.Close()
 }
 
 // ShareStats is what the store keeps of one share: its sealed items and
@@ -351,7 +520,7 @@ func (s *Store) Stats(id share.ID) (ShareStats, error) {
 // Drop forgets everything of share id (the share left this device).
 func (s *Store) Drop(id share.ID) error {
 	defer s.changes.Add(1)
-	for _, p := range []byte{prefixItem, prefixBlock, prefixPush} {
+	for _, p := range []byte{prefixItem, prefixBlock, prefixPush, prefixAt} {
 		if err := s.db.DeleteRange(prefixStart(id, p), prefixEnd(id, p), pebble.Sync); err != nil {
 			return fmt.Errorf("drop share %s from the store: %w", id.Short(), err)
 		}
@@ -382,6 +551,10 @@ func pushKey(id share.ID, d identity.DeviceID) []byte {
 
 func blockKey(id share.ID, n [32]byte) []byte {
 	return append(prefixStart(id, prefixBlock), n[:]...)
+}
+
+func atKey(id share.ID, n [32]byte) []byte {
+	return append(prefixStart(id, prefixAt), n[:]...)
 }
 
 // quietPebble keeps Pebble's own chatter out of the logs.

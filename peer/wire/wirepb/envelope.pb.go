@@ -69,6 +69,8 @@ type Envelope struct {
 	//	*Envelope_VaultGetResponse
 	//	*Envelope_VaultBlocks
 	//	*Envelope_VaultBlocksResponse
+	//	*Envelope_VaultAddrs
+	//	*Envelope_VaultAddrsAck
 	//	*Envelope_MulticastWant
 	//	*Envelope_MulticastOffer
 	//	*Envelope_MulticastReady
@@ -475,6 +477,24 @@ func (x *Envelope) GetVaultBlocksResponse() *VaultBlocksResponse {
 	return nil
 }
 
+func (x *Envelope) GetVaultAddrs() *VaultAddrs {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_VaultAddrs); ok {
+			return x.VaultAddrs
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetVaultAddrsAck() *VaultAddrsAck {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_VaultAddrsAck); ok {
+			return x.VaultAddrsAck
+		}
+	}
+	return nil
+}
+
 func (x *Envelope) GetMulticastWant() *MulticastWant {
 	if x != nil {
 		if x, ok := x.Body.(*Envelope_MulticastWant); ok {
@@ -689,6 +709,14 @@ type Envelope_VaultBlocksResponse struct {
 	VaultBlocksResponse *VaultBlocksResponse `protobuf:"bytes,117,opt,name=vault_blocks_response,json=vaultBlocksResponse,proto3,oneof"` // version 5
 }
 
+type Envelope_VaultAddrs struct {
+	VaultAddrs *VaultAddrs `protobuf:"bytes,140,opt,name=vault_addrs,json=vaultAddrs,proto3,oneof"` // version 6, "vault/2" capability
+}
+
+type Envelope_VaultAddrsAck struct {
+	VaultAddrsAck *VaultAddrsAck `protobuf:"bytes,141,opt,name=vault_addrs_ack,json=vaultAddrsAck,proto3,oneof"` // version 6
+}
+
 type Envelope_MulticastWant struct {
 	MulticastWant *MulticastWant `protobuf:"bytes,80,opt,name=multicast_want,json=multicastWant,proto3,oneof"` // version 5, "mcast1" capability
 }
@@ -791,6 +819,10 @@ func (*Envelope_VaultBlocks) isEnvelope_Body() {}
 
 func (*Envelope_VaultBlocksResponse) isEnvelope_Body() {}
 
+func (*Envelope_VaultAddrs) isEnvelope_Body() {}
+
+func (*Envelope_VaultAddrsAck) isEnvelope_Body() {}
+
 func (*Envelope_MulticastWant) isEnvelope_Body() {}
 
 func (*Envelope_MulticastOffer) isEnvelope_Body() {}
@@ -807,7 +839,7 @@ var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a peer/wire/wirepb/multicast.proto\"\x94\x19\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\"\xa4\x1a\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -853,7 +885,10 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\tvault_get\x18r \x01(\v2\x1b.blueshift.wire.v1.VaultGetH\x00R\bvaultGet\x12S\n" +
 	"\x12vault_get_response\x18s \x01(\v2#.blueshift.wire.v1.VaultGetResponseH\x00R\x10vaultGetResponse\x12C\n" +
 	"\fvault_blocks\x18t \x01(\v2\x1e.blueshift.wire.v1.VaultBlocksH\x00R\vvaultBlocks\x12\\\n" +
-	"\x15vault_blocks_response\x18u \x01(\v2&.blueshift.wire.v1.VaultBlocksResponseH\x00R\x13vaultBlocksResponse\x12I\n" +
+	"\x15vault_blocks_response\x18u \x01(\v2&.blueshift.wire.v1.VaultBlocksResponseH\x00R\x13vaultBlocksResponse\x12A\n" +
+	"\vvault_addrs\x18\x8c\x01 \x01(\v2\x1d.blueshift.wire.v1.VaultAddrsH\x00R\n" +
+	"vaultAddrs\x12K\n" +
+	"\x0fvault_addrs_ack\x18\x8d\x01 \x01(\v2 .blueshift.wire.v1.VaultAddrsAckH\x00R\rvaultAddrsAck\x12I\n" +
 	"\x0emulticast_want\x18P \x01(\v2 .blueshift.wire.v1.MulticastWantH\x00R\rmulticastWant\x12L\n" +
 	"\x0fmulticast_offer\x18Q \x01(\v2!.blueshift.wire.v1.MulticastOfferH\x00R\x0emulticastOffer\x12L\n" +
 	"\x0fmulticast_ready\x18R \x01(\v2!.blueshift.wire.v1.MulticastReadyH\x00R\x0emulticastReady\x12L\n" +
@@ -916,12 +951,14 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*VaultGetResponse)(nil),    // 37: blueshift.wire.v1.VaultGetResponse
 	(*VaultBlocks)(nil),         // 38: blueshift.wire.v1.VaultBlocks
 	(*VaultBlocksResponse)(nil), // 39: blueshift.wire.v1.VaultBlocksResponse
-	(*MulticastWant)(nil),       // 40: blueshift.wire.v1.MulticastWant
-	(*MulticastOffer)(nil),      // 41: blueshift.wire.v1.MulticastOffer
-	(*MulticastReady)(nil),      // 42: blueshift.wire.v1.MulticastReady
-	(*MulticastStart)(nil),      // 43: blueshift.wire.v1.MulticastStart
-	(*MulticastReport)(nil),     // 44: blueshift.wire.v1.MulticastReport
-	(*MulticastStatus)(nil),     // 45: blueshift.wire.v1.MulticastStatus
+	(*VaultAddrs)(nil),          // 40: blueshift.wire.v1.VaultAddrs
+	(*VaultAddrsAck)(nil),       // 41: blueshift.wire.v1.VaultAddrsAck
+	(*MulticastWant)(nil),       // 42: blueshift.wire.v1.MulticastWant
+	(*MulticastOffer)(nil),      // 43: blueshift.wire.v1.MulticastOffer
+	(*MulticastReady)(nil),      // 44: blueshift.wire.v1.MulticastReady
+	(*MulticastStart)(nil),      // 45: blueshift.wire.v1.MulticastStart
+	(*MulticastReport)(nil),     // 46: blueshift.wire.v1.MulticastReport
+	(*MulticastStatus)(nil),     // 47: blueshift.wire.v1.MulticastStatus
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -963,17 +1000,19 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	37, // 36: blueshift.wire.v1.Envelope.vault_get_response:type_name -> blueshift.wire.v1.VaultGetResponse
 	38, // 37: blueshift.wire.v1.Envelope.vault_blocks:type_name -> blueshift.wire.v1.VaultBlocks
 	39, // 38: blueshift.wire.v1.Envelope.vault_blocks_response:type_name -> blueshift.wire.v1.VaultBlocksResponse
-	40, // 39: blueshift.wire.v1.Envelope.multicast_want:type_name -> blueshift.wire.v1.MulticastWant
-	41, // 40: blueshift.wire.v1.Envelope.multicast_offer:type_name -> blueshift.wire.v1.MulticastOffer
-	42, // 41: blueshift.wire.v1.Envelope.multicast_ready:type_name -> blueshift.wire.v1.MulticastReady
-	43, // 42: blueshift.wire.v1.Envelope.multicast_start:type_name -> blueshift.wire.v1.MulticastStart
-	44, // 43: blueshift.wire.v1.Envelope.multicast_report:type_name -> blueshift.wire.v1.MulticastReport
-	45, // 44: blueshift.wire.v1.Envelope.multicast_status:type_name -> blueshift.wire.v1.MulticastStatus
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	40, // 39: blueshift.wire.v1.Envelope.vault_addrs:type_name -> blueshift.wire.v1.VaultAddrs
+	41, // 40: blueshift.wire.v1.Envelope.vault_addrs_ack:type_name -> blueshift.wire.v1.VaultAddrsAck
+	42, // 41: blueshift.wire.v1.Envelope.multicast_want:type_name -> blueshift.wire.v1.MulticastWant
+	43, // 42: blueshift.wire.v1.Envelope.multicast_offer:type_name -> blueshift.wire.v1.MulticastOffer
+	44, // 43: blueshift.wire.v1.Envelope.multicast_ready:type_name -> blueshift.wire.v1.MulticastReady
+	45, // 44: blueshift.wire.v1.Envelope.multicast_start:type_name -> blueshift.wire.v1.MulticastStart
+	46, // 45: blueshift.wire.v1.Envelope.multicast_report:type_name -> blueshift.wire.v1.MulticastReport
+	47, // 46: blueshift.wire.v1.Envelope.multicast_status:type_name -> blueshift.wire.v1.MulticastStatus
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -993,6 +1032,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_mesh_proto_init()
 	file_peer_wire_wirepb_relay_proto_init()
 	file_peer_wire_wirepb_vault_proto_init()
+	file_peer_wire_wirepb_vaultaddrs_proto_init()
 	file_peer_wire_wirepb_multicast_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
@@ -1034,6 +1074,8 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_VaultGetResponse)(nil),
 		(*Envelope_VaultBlocks)(nil),
 		(*Envelope_VaultBlocksResponse)(nil),
+		(*Envelope_VaultAddrs)(nil),
+		(*Envelope_VaultAddrsAck)(nil),
 		(*Envelope_MulticastWant)(nil),
 		(*Envelope_MulticastOffer)(nil),
 		(*Envelope_MulticastReady)(nil),

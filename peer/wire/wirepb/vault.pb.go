@@ -91,9 +91,13 @@ func (x *VaultPut) GetBlocks() [][]byte {
 
 // VaultPutAck: how many items and blocks were new.
 type VaultPutAck struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Items         uint32                 `protobuf:"varint,1,opt,name=items,proto3" json:"items,omitempty"`
-	Blocks        uint32                 `protobuf:"varint,2,opt,name=blocks,proto3" json:"blocks,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Items  uint32                 `protobuf:"varint,1,opt,name=items,proto3" json:"items,omitempty"`
+	Blocks uint32                 `protobuf:"varint,2,opt,name=blocks,proto3" json:"blocks,omitempty"`
+	// missing (version 6): items left out because they name sealed blocks
+	// the member does not hold (collected, or never sent): push them again
+	// with their blocks.
+	Missing       uint32 `protobuf:"varint,3,opt,name=missing,proto3" json:"missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -138,6 +142,13 @@ func (x *VaultPutAck) GetItems() uint32 {
 func (x *VaultPutAck) GetBlocks() uint32 {
 	if x != nil {
 		return x.Blocks
+	}
+	return 0
+}
+
+func (x *VaultPutAck) GetMissing() uint32 {
+	if x != nil {
+		return x.Missing
 	}
 	return 0
 }
@@ -209,10 +220,14 @@ func (x *VaultList) GetSince() uint64 {
 // VaultEntry is one item as listed: its key (slot, then pusher), its
 // pusher's sequence number and its tag.
 type VaultEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	Tag           []byte                 `protobuf:"bytes,3,opt,name=tag,proto3" json:"tag,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Seq   uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Tag   []byte                 `protobuf:"bytes,3,opt,name=tag,proto3" json:"tag,omitempty"`
+	// lists_blocks (version 6): the item names its sealed blocks outside its
+	// sealed body, so the member can collect blocks no item needs; a pusher
+	// seals its items that do not again.
+	ListsBlocks   bool `protobuf:"varint,4,opt,name=lists_blocks,json=listsBlocks,proto3" json:"lists_blocks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -266,6 +281,13 @@ func (x *VaultEntry) GetTag() []byte {
 		return x.Tag
 	}
 	return nil
+}
+
+func (x *VaultEntry) GetListsBlocks() bool {
+	if x != nil {
+		return x.ListsBlocks
+	}
+	return false
 }
 
 // VaultListResponse: a page of entries in key order; more says another
@@ -560,19 +582,21 @@ const file_peer_wire_wirepb_vault_proto_rawDesc = "" +
 	"\bVaultPut\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x12\x14\n" +
 	"\x05items\x18\x02 \x03(\fR\x05items\x12\x16\n" +
-	"\x06blocks\x18\x03 \x03(\fR\x06blocks\";\n" +
+	"\x06blocks\x18\x03 \x03(\fR\x06blocks\"U\n" +
 	"\vVaultPutAck\x12\x14\n" +
 	"\x05items\x18\x01 \x01(\rR\x05items\x12\x16\n" +
-	"\x06blocks\x18\x02 \x01(\rR\x06blocks\"M\n" +
+	"\x06blocks\x18\x02 \x01(\rR\x06blocks\x12\x18\n" +
+	"\amissing\x18\x03 \x01(\rR\amissing\"M\n" +
 	"\tVaultList\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x12\x14\n" +
 	"\x05after\x18\x02 \x01(\fR\x05after\x12\x14\n" +
-	"\x05since\x18\x03 \x01(\x04R\x05since\"B\n" +
+	"\x05since\x18\x03 \x01(\x04R\x05since\"e\n" +
 	"\n" +
 	"VaultEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x10\n" +
-	"\x03tag\x18\x03 \x01(\fR\x03tag\"\x9e\x01\n" +
+	"\x03tag\x18\x03 \x01(\fR\x03tag\x12!\n" +
+	"\flists_blocks\x18\x04 \x01(\bR\vlistsBlocks\"\x9e\x01\n" +
 	"\x11VaultListResponse\x127\n" +
 	"\aentries\x18\x01 \x03(\v2\x1d.blueshift.wire.v1.VaultEntryR\aentries\x12\x12\n" +
 	"\x04more\x18\x02 \x01(\bR\x04more\x12\x1e\n" +
