@@ -99,6 +99,14 @@ package wire
 //	    connection, probes the group, and sends each block once in sealed
 //	    datagrams (peer/multicast). Sent only to a device whose Hello has
 //	    MulticastCapability ("mcast1"), so older peers sync as before.
+//	6 (2026-12-03, fourth session):
+//	  - PatchRequest/PatchResponse (envelope fields 160, 161,
+//	    wirepb/patch.proto): a receiver that holds the previous version of a
+//	    changed file asks for the new blocks as one zstd frame using a range
+//	    of that version as a raw dictionary (zstd --patch-from), checks each
+//	    block against its hash, and falls back to BlockRequest when the
+//	    answer is NotFound. Sent only to a peer whose Hello carries
+//	    PatchCapability ("patch/1").
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1
