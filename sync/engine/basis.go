@@ -35,7 +35,7 @@ const (
 	basisMinFile    = smallFile
 	basisMaxFile    = 256 << 20
 	basisKeepFiles  = 32
-	basisKeepBytes  = 1 << 30
+	basisKeepBytes  = 512 << 20
 	basisQueue      = 256
 	basisNameLength = 2 * len(block.Hash{})
 )
@@ -174,7 +174,13 @@ func (k *keptBases) read(base patchBase, from, to int64) ([]byte, error) {
 		chunks[i] = chunk.Chunk{Offset: base.starts[i], Length: int(b.Size), Hash: b.Hash}
 	}
 	fh := chunk.FileHash(chunks)
-	file, err := os.Open(filepath.Join(k.dir, hex.EncodeToString(fh[:])))
+	p := filepath.Join(k.dir, hex.EncodeToString(fh[:]))
+	// Only a regular file: a link made while a symlink stood at the
+	// program's path must not lead a read outside the share.
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("no kept version %s", fh.Short())
+	}
+	file, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("no kept version %s: %w", fh.Short(), err)
 	}
