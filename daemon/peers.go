@@ -165,7 +165,7 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 		token = p.Invite
 	}
 	d.joins.setHello(remote, token)
-	caps := append(append(d.meshCapabilities(), wire.MembersCapability, wire.VaultCapability, wire.VaultListedCapability), d.multicastCapabilities()...)
+	caps := append(append(d.meshCapabilities(), wire.MembersCapability, wire.VaultCapability, wire.VaultListedCapability, wire.PatchCapability), d.multicastCapabilities()...)
 	if token == "" {
 		return caps
 	}

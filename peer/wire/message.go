@@ -11,7 +11,7 @@ func IsRequest(m Message) bool {
 	switch m.(type) {
 	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
 		*VaultPut, *VaultList, *VaultGet, *VaultBlocks, *VaultAddrs,
-		*MulticastWant, *MulticastReady, *MulticastReport:
+		*MulticastWant, *MulticastReady, *MulticastReport, *PatchRequest:
 		return true
 	}
 	return false
@@ -22,7 +22,7 @@ func IsResponse(m Message) bool {
 	switch m.(type) {
 	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck,
 		*VaultPutAck, *VaultListResponse, *VaultGetResponse, *VaultBlocksResponse, *VaultAddrsAck,
-		*MulticastOffer, *MulticastStart, *MulticastStatus:
+		*MulticastOffer, *MulticastStart, *MulticastStatus, *PatchResponse:
 		return true
 	}
 	return false
@@ -88,6 +88,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *MulticastReport:
 		_, ok := resp.(*MulticastStatus)
+		return ok
+	case *PatchRequest:
+		_, ok := resp.(*PatchResponse)
 		return ok
 	}
 	return false
@@ -176,6 +179,10 @@ func Name(m Message) string {
 		return "MulticastReport"
 	case *MulticastStatus:
 		return "MulticastStatus"
+	case *PatchRequest:
+		return "PatchRequest"
+	case *PatchResponse:
+		return "PatchResponse"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -285,6 +292,10 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return multicastReportFromPB(b.MulticastReport)
 	case *wirepb.Envelope_MulticastStatus:
 		return &MulticastStatus{Done: b.MulticastStatus.GetDone()}, nil
+	case *wirepb.Envelope_PatchRequest:
+		return patchRequestFromPB(b.PatchRequest)
+	case *wirepb.Envelope_PatchResponse:
+		return &PatchResponse{Data: b.PatchResponse.GetData()}, nil
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -122,6 +122,13 @@ package wire
 //	    connects to where it listens; writers put those addresses in their
 //	    Introductions of it. Sent only to a peer whose Hello carries
 //	    VaultListedCapability.
+//	  - PatchRequest/PatchResponse (envelope fields 160, 161,
+//	    wirepb/patch.proto): a receiver that holds the previous version of a
+//	    changed file asks for the new blocks as one zstd frame using a range
+//	    of that version as a raw dictionary (zstd --patch-from), checks each
+//	    block against its hash, and falls back to BlockRequest when the
+//	    answer is NotFound. Sent only to a peer whose Hello carries
+//	    PatchCapability ("patch/1").
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1

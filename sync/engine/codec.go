@@ -45,6 +45,8 @@ type codec struct {
 	// dictEncs keeps encoders for small record deltas (see encodeDict);
 	// Close closes those it still holds.
 	dictEncs chan *zstd.Encoder
+	// patching holds a slot per patch being encoded (patch.go).
+	patching chan struct{}
 }
 
 // Small record deltas (a record and its base together up to smallDict
@@ -66,7 +68,7 @@ func newCodec() (*codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start zstd decoder: %w", err)
 	}
-	return &codec{enc: enc, dec: dec, dictEncs: make(chan *zstd.Encoder, dictEncsKept)}, nil
+	return &codec{enc: enc, dec: dec, dictEncs: make(chan *zstd.Encoder, dictEncsKept), patching: make(chan struct{}, patchesEncoding)}, nil
 }
 
 func (c *codec) Close() {

@@ -46,8 +46,18 @@
 // takes what arrives (checked against its hash) and fetches the rest as
 // above. A block
 // that has a local predecessor at the same offset travels as a delta against
-// it (sync/delta). Every block is checked against its hash before use; a peer
-// that sends a wrong one is disconnected and the block fetched elsewhere.
+// it (sync/delta). A changed file of over 1 MiB whose previous version the
+// index holds here is asked first, from a peer whose Hello offers
+// "patch/1" on another machine, as patches: spans of up to 8 MiB of its
+// missing blocks in one zstd frame that uses the same range of the old
+// version (widened by 2 MiB) as a raw dictionary (patch.go). The sender
+// finds that range in its files by block hash, or in the versions of
+// programs it kept as hard links in .blueshift/basis (basis.go); the
+// receiver checks every block of a patch before writing any, cuts off a
+// peer whose patch does not match, and fetches block by block whatever a
+// patch did not bring. Every block is checked against its hash before use;
+// a peer that sends a wrong one is disconnected and the block fetched
+// elsewhere.
 // A fixed set of workers (Options.Parallel) fetches a large file's blocks;
 // a block that came raw is written from the received frame's buffer and
 // the buffer given back (wire.BlockResponse.Release), never copied.

@@ -64,6 +64,9 @@ type Options struct {
 	// MulticastRate caps the bytes per second sent to the group; 0:
 	// DefaultMulticastRate.
 	MulticastRate int64
+	// PatchOnThisMachine asks patches (patch.go) of peers on this machine
+	// too; else only of peers elsewhere, for loopback outruns their zstd.
+	PatchOnThisMachine bool
 }
 
 // ShareConfig is one share as the engine runs it.

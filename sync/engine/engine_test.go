@@ -74,6 +74,10 @@ type device struct {
 	mcast int
 	// noMulticast turns multicast off for the device's share.
 	noMulticast bool
+	// patch has the device offer patches and ask them on loopback too
+	// (patch_test.go); wrap, if set, wraps the handler of its connections.
+	patch bool
+	wrap  func(conn.Handler) conn.Handler
 }
 
 // hello is the device's Hello. It speaks wire.HaveVersion even before
@@ -86,6 +90,9 @@ func (d *device) hello() wire.Hello {
 	}
 	if d.mcast != 0 {
 		h.Capabilities = append(h.Capabilities, wire.MulticastCapability)
+	}
+	if d.patch {
+		h.Capabilities = append(h.Capabilities, wire.PatchCapability)
 	}
 	return h
 }
@@ -128,7 +135,7 @@ func (d *device) open() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	group, groupDone := d.openMulticast(ctx)
-	e, err := New(Options{DB: db, Self: d.id.ID(), Logger: d.log, RetryEvery: retry, Multicast: group, MulticastRate: 200 << 20})
+	e, err := New(Options{DB: db, Self: d.id.ID(), Logger: d.log, RetryEvery: retry, Multicast: group, MulticastRate: 200 << 20, PatchOnThisMachine: d.patch})
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -239,6 +246,9 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 		}
 		if local.upload != nil {
 			h = uploadCounter{h, local.upload}
+		}
+		if local.wrap != nil {
+			h = local.wrap(h)
 		}
 		c, err := conn.Open(ctx, s, local.hello(), h, conn.Options{})
 		if err != nil {

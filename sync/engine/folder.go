@@ -60,6 +60,8 @@ type folder struct {
 	done    chan struct{} // closed when run returns
 
 	act activity // transfer counters, rate limits, the file log (activity.go)
+	// bases keeps versions of programs for patches (basis.go).
+	bases *keptBases
 
 	// retouched counts files whose attributes were set in place since the
 	// last batch was made durable (see retouch); owned by the puller.
@@ -105,6 +107,7 @@ func newFolder(e *Engine, cfg ShareConfig, idx *index.Share, root *apply.Root) *
 	f.mu.origin = make(map[merkle.Leaf]identity.DeviceID)
 	f.setMembers(cfg.Members)
 	f.act.mu.sendLimit, f.act.mu.recvLimit = newLimiter(cfg.MaxSendRate, nil), newLimiter(cfg.MaxRecvRate, nil)
+	f.bases = newKeptBases(root.Dir(), f.log)
 	return f
 }
 
@@ -200,6 +203,7 @@ func (f *folder) run(ctx context.Context) {
 	wg.Go(func() { f.pushLoop(ctx, f.updates) })
 	wg.Go(func() { f.watchSpace(ctx) })
 	wg.Go(func() { f.pruneLoop(ctx) })
+	wg.Go(func() { f.bases.run(ctx, f) })
 
 	f.scan(ctx, scanRequest{full: true})
 	retry := time.NewTicker(f.e.opts.RetryEvery)

@@ -343,6 +343,8 @@ func (f *folder) pullFile(ctx context.Context, in incoming, old *index.Entry, di
 		off += int64(b.Size)
 	}
 	left = f.multicastPull(ctx, in, t, offs, left, swarm) // LAN multicast first (multicast.go)
+	// Then patches against the version the index holds (patch.go).
+	left = f.patchPull(ctx, in, bases, t, offs, left, swarm)
 	// Blocks are picked when a slot frees, so the pick sees the newest
 	// Haves of the peers pulling the same file (swarm.go). A fixed set of
 	// workers fetches them: a goroutine per block grew a fresh stack for

@@ -808,6 +808,8 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			put() // encoded into a buffer of its own
 		}
 		return resp
+	case *wire.PatchRequest:
+		return s.servePatch(ctx, m)
 	case *wire.MulticastWant:
 		return s.multicastWant(ctx, m)
 	case *wire.MulticastReady:

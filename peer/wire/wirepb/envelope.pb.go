@@ -77,6 +77,8 @@ type Envelope struct {
 	//	*Envelope_MulticastStart
 	//	*Envelope_MulticastReport
 	//	*Envelope_MulticastStatus
+	//	*Envelope_PatchRequest
+	//	*Envelope_PatchResponse
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -549,6 +551,24 @@ func (x *Envelope) GetMulticastStatus() *MulticastStatus {
 	return nil
 }
 
+func (x *Envelope) GetPatchRequest() *PatchRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_PatchRequest); ok {
+			return x.PatchRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetPatchResponse() *PatchResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_PatchResponse); ok {
+			return x.PatchResponse
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -741,6 +761,14 @@ type Envelope_MulticastStatus struct {
 	MulticastStatus *MulticastStatus `protobuf:"bytes,85,opt,name=multicast_status,json=multicastStatus,proto3,oneof"` // version 5
 }
 
+type Envelope_PatchRequest struct {
+	PatchRequest *PatchRequest `protobuf:"bytes,160,opt,name=patch_request,json=patchRequest,proto3,oneof"` // version 6, "patch/1" capability
+}
+
+type Envelope_PatchResponse struct {
+	PatchResponse *PatchResponse `protobuf:"bytes,161,opt,name=patch_response,json=patchResponse,proto3,oneof"` // version 6
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -835,11 +863,15 @@ func (*Envelope_MulticastReport) isEnvelope_Body() {}
 
 func (*Envelope_MulticastStatus) isEnvelope_Body() {}
 
+func (*Envelope_PatchRequest) isEnvelope_Body() {}
+
+func (*Envelope_PatchResponse) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\"\xa4\x1a\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\x1a\x1cpeer/wire/wirepb/patch.proto\"\xb9\x1b\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -894,7 +926,9 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\x0fmulticast_ready\x18R \x01(\v2!.blueshift.wire.v1.MulticastReadyH\x00R\x0emulticastReady\x12L\n" +
 	"\x0fmulticast_start\x18S \x01(\v2!.blueshift.wire.v1.MulticastStartH\x00R\x0emulticastStart\x12O\n" +
 	"\x10multicast_report\x18T \x01(\v2\".blueshift.wire.v1.MulticastReportH\x00R\x0fmulticastReport\x12O\n" +
-	"\x10multicast_status\x18U \x01(\v2\".blueshift.wire.v1.MulticastStatusH\x00R\x0fmulticastStatusB\x06\n" +
+	"\x10multicast_status\x18U \x01(\v2\".blueshift.wire.v1.MulticastStatusH\x00R\x0fmulticastStatus\x12G\n" +
+	"\rpatch_request\x18\xa0\x01 \x01(\v2\x1f.blueshift.wire.v1.PatchRequestH\x00R\fpatchRequest\x12J\n" +
+	"\x0epatch_response\x18\xa1\x01 \x01(\v2 .blueshift.wire.v1.PatchResponseH\x00R\rpatchResponseB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -959,6 +993,8 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*MulticastStart)(nil),      // 45: blueshift.wire.v1.MulticastStart
 	(*MulticastReport)(nil),     // 46: blueshift.wire.v1.MulticastReport
 	(*MulticastStatus)(nil),     // 47: blueshift.wire.v1.MulticastStatus
+	(*PatchRequest)(nil),        // 48: blueshift.wire.v1.PatchRequest
+	(*PatchResponse)(nil),       // 49: blueshift.wire.v1.PatchResponse
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -1008,11 +1044,13 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	45, // 44: blueshift.wire.v1.Envelope.multicast_start:type_name -> blueshift.wire.v1.MulticastStart
 	46, // 45: blueshift.wire.v1.Envelope.multicast_report:type_name -> blueshift.wire.v1.MulticastReport
 	47, // 46: blueshift.wire.v1.Envelope.multicast_status:type_name -> blueshift.wire.v1.MulticastStatus
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	48, // 47: blueshift.wire.v1.Envelope.patch_request:type_name -> blueshift.wire.v1.PatchRequest
+	49, // 48: blueshift.wire.v1.Envelope.patch_response:type_name -> blueshift.wire.v1.PatchResponse
+	49, // [49:49] is the sub-list for method output_type
+	49, // [49:49] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -1034,6 +1072,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_vault_proto_init()
 	file_peer_wire_wirepb_vaultaddrs_proto_init()
 	file_peer_wire_wirepb_multicast_proto_init()
+	file_peer_wire_wirepb_patch_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -1082,6 +1121,8 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_MulticastStart)(nil),
 		(*Envelope_MulticastReport)(nil),
 		(*Envelope_MulticastStatus)(nil),
+		(*Envelope_PatchRequest)(nil),
+		(*Envelope_PatchResponse)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
