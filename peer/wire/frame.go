@@ -204,7 +204,8 @@ func checkFrame(f Frame) error {
 	case *NodesRequest, *RecordsRequest, *BlockRequest, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
 		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck, *ErrorResponse,
 		*VaultPut, *VaultPutAck, *VaultList, *VaultListResponse, *VaultGet, *VaultGetResponse, *VaultBlocks, *VaultBlocksResponse,
-		*MulticastWant, *MulticastOffer, *MulticastReady, *MulticastStart, *MulticastReport, *MulticastStatus:
+		*MulticastWant, *MulticastOffer, *MulticastReady, *MulticastStart, *MulticastReport, *MulticastStatus,
+		*SwarmTicketRequest, *SwarmTicketResponse, *SwarmOpen, *SwarmOpened:
 		if f.ID == 0 {
 			return fmt.Errorf("%s without a request ID", Name(f.Msg))
 		}

@@ -11,7 +11,8 @@ func IsRequest(m Message) bool {
 	switch m.(type) {
 	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
 		*VaultPut, *VaultList, *VaultGet, *VaultBlocks,
-		*MulticastWant, *MulticastReady, *MulticastReport:
+		*MulticastWant, *MulticastReady, *MulticastReport,
+		*SwarmTicketRequest, *SwarmOpen:
 		return true
 	}
 	return false
@@ -22,7 +23,8 @@ func IsResponse(m Message) bool {
 	switch m.(type) {
 	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck,
 		*VaultPutAck, *VaultListResponse, *VaultGetResponse, *VaultBlocksResponse,
-		*MulticastOffer, *MulticastStart, *MulticastStatus:
+		*MulticastOffer, *MulticastStart, *MulticastStatus,
+		*SwarmTicketResponse, *SwarmOpened:
 		return true
 	}
 	return false
@@ -85,6 +87,12 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *MulticastReport:
 		_, ok := resp.(*MulticastStatus)
+		return ok
+	case *SwarmTicketRequest:
+		_, ok := resp.(*SwarmTicketResponse)
+		return ok
+	case *SwarmOpen:
+		_, ok := resp.(*SwarmOpened)
 		return ok
 	}
 	return false
@@ -169,6 +177,14 @@ func Name(m Message) string {
 		return "MulticastReport"
 	case *MulticastStatus:
 		return "MulticastStatus"
+	case *SwarmTicketRequest:
+		return "SwarmTicketRequest"
+	case *SwarmTicketResponse:
+		return "SwarmTicketResponse"
+	case *SwarmOpen:
+		return "SwarmOpen"
+	case *SwarmOpened:
+		return "SwarmOpened"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -274,6 +290,14 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return multicastReportFromPB(b.MulticastReport)
 	case *wirepb.Envelope_MulticastStatus:
 		return &MulticastStatus{Done: b.MulticastStatus.GetDone()}, nil
+	case *wirepb.Envelope_SwarmTicketRequest:
+		return swarmTicketRequestFromPB(b.SwarmTicketRequest)
+	case *wirepb.Envelope_SwarmTicketResponse:
+		return swarmTicketResponseFromPB(b.SwarmTicketResponse)
+	case *wirepb.Envelope_SwarmOpen:
+		return swarmOpenFromPB(b.SwarmOpen)
+	case *wirepb.Envelope_SwarmOpened:
+		return &SwarmOpened{Held: b.SwarmOpened.GetHeld()}, nil
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}
