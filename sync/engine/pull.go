@@ -513,14 +513,14 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 	// Spread blocks across peers and helpers by offset (swarm).
 	helpers := e.helpersOf(f.id)
 	slot := int(uint64(off/int64(max(b.Size, 1))) % uint64(max(len(peers)+len(helpers), 1)))
-	if slot >= len(peers) || len(peers) == 0 {
+	askedHelpers := slot >= len(peers) || len(peers) == 0
+	if askedHelpers {
 		if data, ok := e.fromHelpers(ctx, f, helpers, slot-len(peers), b); ok {
 			return data, noRelease, nil
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, noRelease, err
 		}
-		helpers = nil // each was asked
 	}
 	if len(peers) == 0 {
 		data, err = e.fromVault(ctx, f, from, b)
@@ -558,8 +558,12 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 		}
 		return data, br.Release, nil
 	}
-	if data, ok := e.fromHelpers(ctx, f, helpers, 0, b); ok {
-		return data, noRelease, nil
+	if !askedHelpers {
+		// Read again: they may have been given while the peers were asked
+		// (a receive's ticket arrives once its pull is under way).
+		if data, ok := e.fromHelpers(ctx, f, e.helpersOf(f.id), 0, b); ok {
+			return data, noRelease, nil
+		}
 	}
 	data, err = e.fromVault(ctx, f, from, b)
 	return data, noRelease, err
