@@ -206,7 +206,12 @@ func (d *Daemon) swarmHelpers(cfg *config.Config, s *config.Share, remote identi
 		}
 		var static []string
 		if p, err := cfg.FindPeer(dev.String()); err == nil {
-			static = p.Addresses
+			static = slices.Clone(p.Addresses)
+		}
+		for _, a := range d.discovered(dev) { // LAN discovery's
+			if a.AddrPort.IsValid() {
+				static = append(static, a.AddrPort.String())
+			}
 		}
 		if addrs := d.dialable(dev, static); len(addrs) > 0 {
 			out = append(out, wire.SwarmHelper{Device: dev, Addresses: addrs})
