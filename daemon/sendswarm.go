@@ -53,7 +53,7 @@ const (
 	swarmRedial     = 2 * time.Second  // a helper that could not be reached is tried again after this
 	swarmDial       = 15 * time.Second // one dial and SwarmOpen
 	swarmSample     = 256              // blocks of a send looked up to find the shares that hold them
-	maxSwarmTickets = 64               // tickets a helper keeps at once
+	maxSwarmTickets = 16               // tickets a helper keeps at once (each up to 8 MiB of hashes)
 	// swarmGuestCap in a guest's Hello says it comes to show a ticket.
 	swarmGuestCap = "swarm-ticket"
 )
