@@ -43,6 +43,9 @@ type RemovedShare struct {
 	// Warning is set when the folder could not be unmarked as a share
 	// root (a share around it keeps skipping it).
 	Warning string `json:"warning,omitempty"`
+	// KeyringRecord is set when the share's record left this device's
+	// keyring: the person's other devices stop following it (keyring.go).
+	KeyringRecord bool `json:"keyring_record_removed,omitempty"`
 }
 
 // Shares lists home's shares.
@@ -130,6 +133,12 @@ func RemoveShare(home, ref string) (RemovedShare, error) {
 	}
 	if out.Around == nil {
 		out.Around = []ShareEntry{}
+	}
+	if out.KeyringRecord, err = dropRecord(home, out.ID); err != nil {
+		if out.Warning != "" {
+			out.Warning += "; "
+		}
+		out.Warning += err.Error()
 	}
 	return out, nil
 }

@@ -59,6 +59,7 @@ func (d *Daemon) Status() Status {
 	d.relayStatus(&st)
 	st.Hooks = d.hooks.Status()
 	st.Multicast = d.eng.MulticastStatus()
+	st.Swarm = d.swarmStats()
 	es := d.eng.Status()
 	byID := map[string]int{}
 	for i, s := range es.Shares {

@@ -112,6 +112,7 @@ type Daemon struct {
 	msync      memberSync               // wakes the membership relays (members.go)
 	local      localCache               // read-only shares' local changes, for status (members.go)
 	keyring    keyringState             // the keyring and mount loop's wake-ups and lock (keyring.go, mounts.go)
+	swarm      swarmState               // send swarms: tickets served and receives' helpers (sendswarm.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began
 
@@ -373,6 +374,7 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.Config) {
 	d.hooks.Set(hookList(cfg))
 	d.applyShares(ctx, cfg)
 	d.applyPeers(cfg)
+	d.pruneSwarms(cfg)
 	d.pokeKeyring() // shares to record, or the keyring itself, may have changed
 }
 

@@ -150,6 +150,23 @@
 // [device] keyring_dir/<name> as a pending join to the record's writer
 // (which admits a keyring member at its own level, handleJoin), and
 // removes the devices it removed from the keyring from every share.
+// `share remove` deletes the share's record (dropRecord); a device that
+// followed the share from the keyring leaves it once the record file is
+// gone (leaveDropped; its files stay).
+//
+// # Send swarm
+//
+// sendswarm.go: a one-off send's receiver asks the sender (Hello
+// capability "swarm1") for a ticket, signed by the sender's device key,
+// naming the receiver, the send's share, its expiry and block hashes, and
+// for the sender's keyring devices that are members of a share holding
+// those blocks. It dials each as a guest (peer.ErrGuest; capability
+// "swarm-ticket"), shows the ticket, and the engine fetches blocks from
+// them beside the sender (engine.SetHelpers). A helper serves exactly the
+// ticket's blocks to the ticket's receiver until its expiry, from its
+// shares whose membership names the signer, and only under a ticket of a
+// current member of its own keyring; any other request of the guest is
+// refused.
 //
 // # Membership
 //

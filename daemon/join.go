@@ -315,6 +315,9 @@ func (h *peerHandler) HandleRequest(ctx context.Context, m wire.Message) (wire.M
 	if req, ok := m.(*wire.CodeRequest); ok {
 		return h.d.handleCode(h.remote, req)
 	}
+	if resp, ok := h.d.handleSwarm(h.remote, m); ok {
+		return resp, nil // a send's ticket and its blocks (sendswarm.go)
+	}
 	if !h.d.isPeer(h.remote) {
 		// A guest (asking about a short code) gets nothing else.
 		return wire.Errorf(wire.CodeRefused, "%v", errNotPaired), nil

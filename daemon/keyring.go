@@ -300,6 +300,12 @@ func (d *Daemon) syncKeyring(ctx context.Context) {
 		return
 	}
 	have := d.readRecords(ks, ring)
+	if d.leaveDropped(cfg, ks, have) {
+		if err := d.Reload(); err != nil {
+			d.log.Debug("reload after leaving shares dropped from the keyring", "err", err)
+		}
+		cfg = d.config()
+	}
 	d.exportRecords(cfg, ks, ring, have)
 	if d.importRecords(cfg, ks, have) {
 		if err := d.Reload(); err != nil {
@@ -667,6 +673,62 @@ func (d *Daemon) propagateRemovalsLocked(ring share.Key) []RemovedFrom {
 		}
 	}
 	return out
+}
+
+// dropRecord deletes share id's record from home's keyring, if there is
+// one (`share remove`): the person's other devices stop following the
+// share (leaveDropped), and a device paired later never follows it. It
+// reports whether a record was deleted.
+func dropRecord(home, id string) (bool, error) {
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		return false, err
+	}
+	ks := keyringOf(home, cfg)
+	sid, err := share.ParseID(id)
+	if ks == nil || err != nil || ks.ID == id {
+		return false, nil
+	}
+	err = os.Remove(filepath.Join(ks.Path, keyring.FileName(sid)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("remove the share's record from the keyring (other devices of yours keep following it): %w", err)
+	}
+	return true, nil
+}
+
+// leaveDropped removes the shares this device took from the keyring whose
+// record file is gone: another device of the person removed the share
+// (dropRecord). Their files stay, as with `share remove`. A record that
+// is there but unreadable is not a removal. True if the configuration
+// changed.
+func (d *Daemon) leaveDropped(cfg *config.Config, ks *config.Share, have map[share.ID]keyring.Record) bool {
+	followed := keyring.OpenFollowed(d.db.Pebble())
+	changed := false
+	for _, s := range cfg.Shares {
+		id, err := share.ParseID(s.ID)
+		if err != nil || s.ID == ks.ID || !s.SendUntil.IsZero() || s.ReceiveInto != "" {
+			continue
+		}
+		if _, ok := have[id]; ok {
+			continue
+		}
+		if done, err := followed.Has(id); err != nil || !done {
+			continue // not taken from the keyring: this device's own
+		}
+		if _, err := os.Lstat(filepath.Join(ks.Path, keyring.FileName(id))); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if _, err := RemoveShare(d.home, s.ID); err != nil {
+			d.log.Warn("leave a share removed from the keyring", "share", s.Name, "err", err)
+			continue
+		}
+		changed = true
+		d.log.Info("left a share another device of yours removed from the keyring; its files stay", "share", s.Name, "path", s.Path)
+	}
+	return changed
 }
 
 // readSmall reads the file at path if it is at most limit bytes.

@@ -143,6 +143,9 @@ func (d *Daemon) acceptable(remote identity.DeviceID) error {
 	if _, err := cfg.FindPeer(remote.String()); err == nil {
 		return nil
 	}
+	if d.mayHelp() {
+		return nil // a send's receiver may show a ticket (sendswarm.go); admit decides
+	}
 	now := time.Now()
 	for _, in := range cfg.Invites {
 		if in.Expires.After(now) {
@@ -165,7 +168,7 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 		token = p.Invite
 	}
 	d.joins.setHello(remote, token)
-	caps := append(append(d.meshCapabilities(), wire.MembersCapability, wire.VaultCapability, wire.VaultListedCapability, wire.PatchCapability), d.multicastCapabilities()...)
+	caps := append(append(d.meshCapabilities(), wire.MembersCapability, wire.VaultCapability, wire.VaultListedCapability, wire.PatchCapability, wire.SwarmCapability), d.multicastCapabilities()...)
 	if token == "" {
 		return caps
 	}
@@ -193,6 +196,9 @@ func (d *Daemon) admit(remote identity.DeviceID, hello *wire.Hello) error {
 	}
 	if d.isPeer(remote) {
 		return nil
+	}
+	if d.swarmGuest(hello) {
+		return errGuestSwarm
 	}
 	return d.admitGuest(hello)
 }
@@ -251,6 +257,7 @@ func (d *Daemon) serveSession(ctx context.Context, c *conn.Conn, h conn.Handler)
 	wg.Go(func() { d.relayMembers(ctx, c) })
 	wg.Go(func() { d.introduce(ctx, c) })
 	wg.Go(func() { d.vaultSession(ctx, c) })
+	wg.Go(func() { d.swarmSession(ctx, c) })
 	defer wg.Wait()
 	defer cancel()
 	return ph.Session.Serve(ctx, c)

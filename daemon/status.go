@@ -35,6 +35,9 @@ type Status struct {
 	// Multicast counts LAN multicast and says which path recent pulls of
 	// large files took (multicast.go).
 	Multicast engine.MulticastStats `json:"multicast"`
+	// Swarm counts blocks of sends served for and fetched from a person's
+	// other devices (sendswarm.go).
+	Swarm SwarmStats `json:"swarm"`
 }
 
 // ShareStatus is one share.

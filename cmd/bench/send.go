@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -205,7 +206,25 @@ func crocSendTool(bin string) sendTool {
 			c := cmd(r, 0, []string{"CROC_SECRET=" + code}, "--relay", relay(r), "--pass", crocPass, "--yes", "--disable-clipboard", "--ignore-stdin",
 				"send", "--no-local", r.file)
 			p, err := startProc("croc send", c, r.log("croc-send", attempt))
-			return p, code, err
+			if err != nil {
+				return nil, "", err
+			}
+			// croc hashes the whole file before it offers it, and a receiver
+			// that connects meanwhile fails ("securing channel...problem with
+			// decoding: invalid character", croc v10.7.0): the receiver starts
+			// once the code is printed, as blueshift's does (after its scan).
+			for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+				if b, _ := os.ReadFile(r.log("croc-send", attempt)); bytes.Contains(b, []byte("Code is:")) {
+					return p, code, nil
+				}
+				if err := p.died(); err != nil {
+					return nil, "", err
+				}
+				if time.Now().After(deadline) {
+					p.stop(5 * time.Second)
+					return nil, "", fmt.Errorf("croc send printed no code in 5 minutes: see %s", r.log("croc-send", attempt))
+				}
+			}
 		},
 		receiver: func(_ context.Context, r *sendRun, code string, attempt int) (*proc, error) {
 			// The code goes in CROC_SECRET as for the sender; a resumed

@@ -117,6 +117,9 @@ func newShareCmd(g *globals) *cobra.Command {
 			if removed.HooksRemoved > 0 {
 				fmt.Fprintf(c.ErrOrStderr(), "its %d hooks are removed too\n", removed.HooksRemoved)
 			}
+			if removed.KeyringRecord {
+				fmt.Fprintf(c.ErrOrStderr(), "it left your keyring too: your other devices stop following it (their copies of its files stay)\n")
+			}
 			if removed.Warning != "" {
 				fmt.Fprintf(c.ErrOrStderr(), "warning: %s\n", removed.Warning)
 			}

@@ -225,7 +225,8 @@ func checkFrame(f Frame) error {
 		*NodesResponse, *RecordsResponse, *BlockResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck, *ErrorResponse,
 		*VaultPut, *VaultPutAck, *VaultList, *VaultListResponse, *VaultGet, *VaultGetResponse, *VaultBlocks, *VaultBlocksResponse, *VaultAddrs, *VaultAddrsAck,
 		*MulticastWant, *MulticastOffer, *MulticastReady, *MulticastStart, *MulticastReport, *MulticastStatus,
-		*PatchRequest, *PatchResponse:
+		*PatchRequest, *PatchResponse,
+		*SwarmTicketRequest, *SwarmTicketResponse, *SwarmOpen, *SwarmOpened:
 		if f.ID == 0 {
 			return fmt.Errorf("%s without a request ID", Name(f.Msg))
 		}

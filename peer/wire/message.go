@@ -11,7 +11,8 @@ func IsRequest(m Message) bool {
 	switch m.(type) {
 	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
 		*VaultPut, *VaultList, *VaultGet, *VaultBlocks, *VaultAddrs,
-		*MulticastWant, *MulticastReady, *MulticastReport, *PatchRequest:
+		*MulticastWant, *MulticastReady, *MulticastReport, *PatchRequest,
+		*SwarmTicketRequest, *SwarmOpen:
 		return true
 	}
 	return false
@@ -22,7 +23,8 @@ func IsResponse(m Message) bool {
 	switch m.(type) {
 	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck,
 		*VaultPutAck, *VaultListResponse, *VaultGetResponse, *VaultBlocksResponse, *VaultAddrsAck,
-		*MulticastOffer, *MulticastStart, *MulticastStatus, *PatchResponse:
+		*MulticastOffer, *MulticastStart, *MulticastStatus, *PatchResponse,
+		*SwarmTicketResponse, *SwarmOpened:
 		return true
 	}
 	return false
@@ -91,6 +93,12 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *PatchRequest:
 		_, ok := resp.(*PatchResponse)
+		return ok
+	case *SwarmTicketRequest:
+		_, ok := resp.(*SwarmTicketResponse)
+		return ok
+	case *SwarmOpen:
+		_, ok := resp.(*SwarmOpened)
 		return ok
 	}
 	return false
@@ -183,6 +191,14 @@ func Name(m Message) string {
 		return "PatchRequest"
 	case *PatchResponse:
 		return "PatchResponse"
+	case *SwarmTicketRequest:
+		return "SwarmTicketRequest"
+	case *SwarmTicketResponse:
+		return "SwarmTicketResponse"
+	case *SwarmOpen:
+		return "SwarmOpen"
+	case *SwarmOpened:
+		return "SwarmOpened"
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -296,6 +312,14 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return patchRequestFromPB(b.PatchRequest)
 	case *wirepb.Envelope_PatchResponse:
 		return &PatchResponse{Data: b.PatchResponse.GetData()}, nil
+	case *wirepb.Envelope_SwarmTicketRequest:
+		return swarmTicketRequestFromPB(b.SwarmTicketRequest)
+	case *wirepb.Envelope_SwarmTicketResponse:
+		return swarmTicketResponseFromPB(b.SwarmTicketResponse)
+	case *wirepb.Envelope_SwarmOpen:
+		return swarmOpenFromPB(b.SwarmOpen)
+	case *wirepb.Envelope_SwarmOpened:
+		return &SwarmOpened{Held: b.SwarmOpened.GetHeld()}, nil
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -129,6 +129,15 @@ package wire
 //	    block against its hash, and falls back to BlockRequest when the
 //	    answer is NotFound. Sent only to a peer whose Hello carries
 //	    PatchCapability ("patch/1").
+//	  - SwarmTicketRequest/SwarmTicketResponse, SwarmOpen/SwarmOpened
+//	    (envelope fields 130-133, wirepb/sendswarm.proto): a one-off send's
+//	    receiver asks the sender for a ticket (signed by the sender's device
+//	    key, naming the receiver, the send's share, an expiry and the
+//	    send's block hashes) and the addresses of the sender's other
+//	    devices; it shows the ticket to them on a guest connection (Hello
+//	    capability "swarm1") and asks them for those blocks with
+//	    BlockRequests naming the send's share. Sent only to devices whose
+//	    Hello carries SwarmCapability ("swarm1").
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1

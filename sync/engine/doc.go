@@ -88,6 +88,11 @@
 // encrypted member kept (opened by sync/vault) and checks them as pushed
 // records, and a block neither held here nor by a connected member is then
 // asked of the BlockSource given with them and checked against its hash.
+// SetHelpers gives a share block sources beyond its members (a send's
+// receiver fetching from the sender's other devices, daemon/sendswarm.go):
+// blocks are spread across the connected members and the helpers by
+// offset, and a block no member serves (the sender went away) is asked of
+// every helper; what a helper returns is checked against its hash.
 // ReadBlock is what sync/vault seals: a block of the share as this device
 // holds it, checked. ShareConfig.ChunkKey keys the chunk boundaries of
 // shares with encrypted members (index.ScanOptions.ChunkKey).

@@ -103,6 +103,9 @@ type Engine struct {
 	// vaults holds the block source of each (share, encrypted member)
 	// whose records Offer took (vault.go); a sync.Map, for getBlock reads it.
 	vaults gosync.Map
+	// helpers holds each share's extra block sources (SetHelpers), by
+	// share.ID: a []BlockSource.
+	helpers gosync.Map
 
 	wake chan struct{} // cap 1: AddShare -> Run, a puller waits in mu.starting
 

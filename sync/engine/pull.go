@@ -512,12 +512,23 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 		sig, _ = s.MarshalBinary()
 	}
 	peers := f.connectedMembers()
+	// Spread blocks across peers and helpers by offset (swarm).
+	helpers := e.helpersOf(f.id)
+	slot := int(uint64(off/int64(max(b.Size, 1))) % uint64(max(len(peers)+len(helpers), 1)))
+	askedHelpers := slot >= len(peers) || len(peers) == 0
+	if askedHelpers {
+		if data, ok := e.fromHelpers(ctx, f, helpers, slot-len(peers), b); ok {
+			return data, noRelease, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, noRelease, err
+		}
+	}
 	if len(peers) == 0 {
 		data, err = e.fromVault(ctx, f, from, b)
 		return data, noRelease, err
 	}
-	// Spread blocks across peers by offset (swarm).
-	start := int(uint64(off/int64(max(b.Size, 1))) % uint64(len(peers)))
+	start := slot % len(peers)
 	for _, s := range sources(slices.Concat(peers[start:], peers[:start]), at) {
 		if err := f.waitRecv(ctx, int(b.Size)); err != nil {
 			return nil, noRelease, err
@@ -548,6 +559,13 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 			return data, noRelease, nil
 		}
 		return data, br.Release, nil
+	}
+	if !askedHelpers {
+		// Read again: they may have been given while the peers were asked
+		// (a receive's ticket arrives once its pull is under way).
+		if data, ok := e.fromHelpers(ctx, f, e.helpersOf(f.id), 0, b); ok {
+			return data, noRelease, nil
+		}
 	}
 	data, err = e.fromVault(ctx, f, from, b)
 	return data, noRelease, err

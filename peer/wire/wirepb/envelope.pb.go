@@ -79,6 +79,10 @@ type Envelope struct {
 	//	*Envelope_MulticastStatus
 	//	*Envelope_PatchRequest
 	//	*Envelope_PatchResponse
+	//	*Envelope_SwarmTicketRequest
+	//	*Envelope_SwarmTicketResponse
+	//	*Envelope_SwarmOpen
+	//	*Envelope_SwarmOpened
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -569,6 +573,42 @@ func (x *Envelope) GetPatchResponse() *PatchResponse {
 	return nil
 }
 
+func (x *Envelope) GetSwarmTicketRequest() *SwarmTicketRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_SwarmTicketRequest); ok {
+			return x.SwarmTicketRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetSwarmTicketResponse() *SwarmTicketResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_SwarmTicketResponse); ok {
+			return x.SwarmTicketResponse
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetSwarmOpen() *SwarmOpen {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_SwarmOpen); ok {
+			return x.SwarmOpen
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetSwarmOpened() *SwarmOpened {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_SwarmOpened); ok {
+			return x.SwarmOpened
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -769,6 +809,22 @@ type Envelope_PatchResponse struct {
 	PatchResponse *PatchResponse `protobuf:"bytes,161,opt,name=patch_response,json=patchResponse,proto3,oneof"` // version 6
 }
 
+type Envelope_SwarmTicketRequest struct {
+	SwarmTicketRequest *SwarmTicketRequest `protobuf:"bytes,130,opt,name=swarm_ticket_request,json=swarmTicketRequest,proto3,oneof"` // version 6, "swarm1" capability
+}
+
+type Envelope_SwarmTicketResponse struct {
+	SwarmTicketResponse *SwarmTicketResponse `protobuf:"bytes,131,opt,name=swarm_ticket_response,json=swarmTicketResponse,proto3,oneof"` // version 6
+}
+
+type Envelope_SwarmOpen struct {
+	SwarmOpen *SwarmOpen `protobuf:"bytes,132,opt,name=swarm_open,json=swarmOpen,proto3,oneof"` // version 6
+}
+
+type Envelope_SwarmOpened struct {
+	SwarmOpened *SwarmOpened `protobuf:"bytes,133,opt,name=swarm_opened,json=swarmOpened,proto3,oneof"` // version 6
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Ping) isEnvelope_Body() {}
@@ -867,11 +923,19 @@ func (*Envelope_PatchRequest) isEnvelope_Body() {}
 
 func (*Envelope_PatchResponse) isEnvelope_Body() {}
 
+func (*Envelope_SwarmTicketRequest) isEnvelope_Body() {}
+
+func (*Envelope_SwarmTicketResponse) isEnvelope_Body() {}
+
+func (*Envelope_SwarmOpen) isEnvelope_Body() {}
+
+func (*Envelope_SwarmOpened) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\x1a\x1cpeer/wire/wirepb/patch.proto\"\xb9\x1b\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\x1a\x1cpeer/wire/wirepb/patch.proto\x1a peer/wire/wirepb/sendswarm.proto\"\xfa\x1d\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -928,7 +992,12 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\x10multicast_report\x18T \x01(\v2\".blueshift.wire.v1.MulticastReportH\x00R\x0fmulticastReport\x12O\n" +
 	"\x10multicast_status\x18U \x01(\v2\".blueshift.wire.v1.MulticastStatusH\x00R\x0fmulticastStatus\x12G\n" +
 	"\rpatch_request\x18\xa0\x01 \x01(\v2\x1f.blueshift.wire.v1.PatchRequestH\x00R\fpatchRequest\x12J\n" +
-	"\x0epatch_response\x18\xa1\x01 \x01(\v2 .blueshift.wire.v1.PatchResponseH\x00R\rpatchResponseB\x06\n" +
+	"\x0epatch_response\x18\xa1\x01 \x01(\v2 .blueshift.wire.v1.PatchResponseH\x00R\rpatchResponse\x12Z\n" +
+	"\x14swarm_ticket_request\x18\x82\x01 \x01(\v2%.blueshift.wire.v1.SwarmTicketRequestH\x00R\x12swarmTicketRequest\x12]\n" +
+	"\x15swarm_ticket_response\x18\x83\x01 \x01(\v2&.blueshift.wire.v1.SwarmTicketResponseH\x00R\x13swarmTicketResponse\x12>\n" +
+	"\n" +
+	"swarm_open\x18\x84\x01 \x01(\v2\x1c.blueshift.wire.v1.SwarmOpenH\x00R\tswarmOpen\x12D\n" +
+	"\fswarm_opened\x18\x85\x01 \x01(\v2\x1e.blueshift.wire.v1.SwarmOpenedH\x00R\vswarmOpenedB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -995,6 +1064,10 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*MulticastStatus)(nil),     // 47: blueshift.wire.v1.MulticastStatus
 	(*PatchRequest)(nil),        // 48: blueshift.wire.v1.PatchRequest
 	(*PatchResponse)(nil),       // 49: blueshift.wire.v1.PatchResponse
+	(*SwarmTicketRequest)(nil),  // 50: blueshift.wire.v1.SwarmTicketRequest
+	(*SwarmTicketResponse)(nil), // 51: blueshift.wire.v1.SwarmTicketResponse
+	(*SwarmOpen)(nil),           // 52: blueshift.wire.v1.SwarmOpen
+	(*SwarmOpened)(nil),         // 53: blueshift.wire.v1.SwarmOpened
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -1046,11 +1119,15 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	47, // 46: blueshift.wire.v1.Envelope.multicast_status:type_name -> blueshift.wire.v1.MulticastStatus
 	48, // 47: blueshift.wire.v1.Envelope.patch_request:type_name -> blueshift.wire.v1.PatchRequest
 	49, // 48: blueshift.wire.v1.Envelope.patch_response:type_name -> blueshift.wire.v1.PatchResponse
-	49, // [49:49] is the sub-list for method output_type
-	49, // [49:49] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	50, // 49: blueshift.wire.v1.Envelope.swarm_ticket_request:type_name -> blueshift.wire.v1.SwarmTicketRequest
+	51, // 50: blueshift.wire.v1.Envelope.swarm_ticket_response:type_name -> blueshift.wire.v1.SwarmTicketResponse
+	52, // 51: blueshift.wire.v1.Envelope.swarm_open:type_name -> blueshift.wire.v1.SwarmOpen
+	53, // 52: blueshift.wire.v1.Envelope.swarm_opened:type_name -> blueshift.wire.v1.SwarmOpened
+	53, // [53:53] is the sub-list for method output_type
+	53, // [53:53] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -1073,6 +1150,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_vaultaddrs_proto_init()
 	file_peer_wire_wirepb_multicast_proto_init()
 	file_peer_wire_wirepb_patch_proto_init()
+	file_peer_wire_wirepb_sendswarm_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
 		(*Envelope_Ping)(nil),
@@ -1123,6 +1201,10 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_MulticastStatus)(nil),
 		(*Envelope_PatchRequest)(nil),
 		(*Envelope_PatchResponse)(nil),
+		(*Envelope_SwarmTicketRequest)(nil),
+		(*Envelope_SwarmTicketResponse)(nil),
+		(*Envelope_SwarmOpen)(nil),
+		(*Envelope_SwarmOpened)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
