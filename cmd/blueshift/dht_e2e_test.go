@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blueshift-sync/blueshift/daemon"
 )
@@ -121,9 +122,10 @@ func TestE2EMeshInviterAway(t *testing.T) {
 		waitTrees(t, fa, dirs[d], "initial sync of "+d.name, a, d)
 	}
 	// Introduced: each of B, C, D is connected to the two others, directly
-	// (a circuit A relays would end when A stops).
+	// (a circuit A relays would end when A stops; a relayed peer is dialled
+	// directly again every minute).
 	for _, d := range others {
-		d.waitFor("connected directly to every other member", func(st daemon.Status) bool {
+		d.waitForWithin(3*time.Minute, "connected directly to every other member", func(st daemon.Status) bool {
 			for _, o := range others {
 				if o != d && !directTo(st, ids[o]) {
 					return false
