@@ -161,7 +161,11 @@ func openSend(home string, paths []string, now time.Time) (Send, bool) {
 // folders, symlinks as symlinks. It returns the regular files and their
 // bytes.
 func stage(dir string, paths []string) (files int, bytes int64, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Its .blueshift folder first: a share around the staging folder then
+	// takes it for a nested share from the moment anything is in it, and
+	// never syncs the staged files (paths from outside it among them) to
+	// its own members while the send's share is being added.
+	if err := os.MkdirAll(filepath.Join(dir, record.MetaDir), 0o700); err != nil {
 		return 0, 0, fmt.Errorf("send: make the staging folder %s: %w", dir, err)
 	}
 	seen := map[string]string{}
@@ -358,8 +362,14 @@ func StartReceive(ctx context.Context, home, code, dir string, opts CodeJoinOpti
 		return Receive{}, err
 	}
 	stageDir := filepath.Join(into, receivePrefix+hex.EncodeToString(rnd[:]))
+	// Marked as a share's folder before anything arrives (see stage), so a
+	// share around DIR does not sync a half-received send to its members.
+	if err := os.MkdirAll(filepath.Join(stageDir, record.MetaDir), 0o700); err != nil {
+		return Receive{}, fmt.Errorf("receive: make the staging folder in %s: %w", into, err)
+	}
 	res, err := JoinByCode(ctx, home, code, stageDir, opts)
 	if err != nil {
+		os.RemoveAll(stageDir) // a fresh name: nothing of the user's is in it
 		return Receive{}, err
 	}
 	err = EditConfig(home, func(c *config.Config) error {

@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 )
 
@@ -109,5 +113,45 @@ func TestFreeName(t *testing.T) {
 	}
 	if got := filepath.Base(freeName(dir, "b")); got != "b" {
 		t.Fatalf("freeName = %q", got)
+	}
+}
+
+// A send staged inside a share's folder is a nested share from the first
+// staged file on: a scan of the share around it records the staging folder
+// at most, never a staged file (which may come from outside that share).
+func TestStagedSendHiddenFromOuterShare(t *testing.T) {
+	outer := t.TempDir()
+	src := filepath.Join(t.TempDir(), "private.txt") // not in the outer share
+	if err := os.WriteFile(src, []byte("only for the receiver"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(outer, sendPrefix+"0123456789ab")
+	if _, _, err := stage(dir, []string{src}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := index.Open(filepath.Join(t.TempDir(), "db"), index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sec, err := share.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := db.Share(share.FromSecret(sec), outer, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Scan(context.Background(), index.ScanOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Records(func(e index.Entry) error {
+		if strings.Contains(string(e.Record.Path), "/") {
+			return fmt.Errorf("the outer share recorded %q, a staged file", e.Record.Path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -162,6 +163,15 @@ func TestE2ESendSwarm(t *testing.T) {
 			stL.Swarm.ServedBytes, size, stB.Swarm.FetchedBytes)
 	}
 	s.wait(t)
+	// The staging folder alice made inside docs is a share of its own from
+	// the start: docs never carried the staged files to the laptop (the
+	// folder itself is a nested share's placeholder there).
+	staged := regexp.MustCompile(`path=\.blueshift-send-[0-9a-f]+/`)
+	for _, line := range strings.Split(l.logText(), "\n") {
+		if staged.MatchString(line) {
+			t.Fatalf("docs synced alice's staging folder to the laptop: %s", line)
+		}
+	}
 
 	// 2. alice dies midway; the laptop alone completes the send.
 	served := stL.Swarm.ServedBytes
