@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/blueshift-sync/blueshift/index/share"
+	"github.com/blueshift-sync/blueshift/index/store"
 )
 
 // Limits of one stored Device.
@@ -103,7 +104,7 @@ func (s *Store) Get(id share.ID, dev [32]byte) (Device, bool, error) {
 // does not decode is skipped (a later introduction writes it again).
 func (s *Store) List(id share.ID) ([]Device, error) {
 	p := append([]byte{tag}, id[:]...)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: store.PrefixEnd(p)})
 	if err != nil {
 		return nil, err
 	}
@@ -175,15 +176,4 @@ func key(id share.ID, dev [32]byte) []byte {
 	k = append(k, tag)
 	k = append(k, id[:]...)
 	return append(k, dev[:]...)
-}
-
-func prefixEnd(p []byte) []byte {
-	end := slices.Clone(p)
-	for i := len(end) - 1; i >= 0; i-- {
-		end[i]++
-		if end[i] != 0 {
-			return end[:i+1]
-		}
-	}
-	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/blueshift-sync/blueshift/index/store"
 )
 
 // Pebble keys, beside the index's (index/store), under their own tag:
@@ -83,17 +85,6 @@ func prefix(share [32]byte, sub byte) []byte {
 	return append(p, sub)
 }
 
-func prefixEnd(p []byte) []byte {
-	end := slices.Clone(p)
-	for i := len(end) - 1; i >= 0; i-- {
-		end[i]++
-		if end[i] != 0 {
-			return end[:i+1]
-		}
-	}
-	return nil
-}
-
 // load returns the share's log, reading it from Pebble the first time.
 // Called with mu held.
 func (s *Store) loadLocked(share [32]byte, sharePub ed25519.PublicKey) (*shareLog, error) {
@@ -132,7 +123,7 @@ func (s *Store) loadLocked(share [32]byte, sharePub ed25519.PublicKey) (*shareLo
 }
 
 func (s *Store) scan(p []byte, fn func(k, v []byte) error) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: store.PrefixEnd(p)})
 	if err != nil {
 		return err
 	}
@@ -382,7 +373,7 @@ func (s *Store) replaceLocked(share [32]byte, l *shareLog, st *State) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	p := prefix(share, subEntry)
-	_ = b.DeleteRange(p, prefixEnd(p), nil)
+	_ = b.DeleteRange(p, store.PrefixEnd(p), nil)
 	for _, e := range st.entries {
 		_ = b.Set(binary.BigEndian.AppendUint64(slices.Clone(p), e.Seq), e.Encode(), nil)
 	}
