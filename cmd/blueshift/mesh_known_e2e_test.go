@@ -51,9 +51,12 @@ func TestE2EIntroducedMembersLeaveConfigAlone(t *testing.T) {
 	waitTrees(t, fa, fc, "initial sync of c", a, c)
 	cfgC := c.settledConfig()
 
-	// Directly: a circuit relayed by A would end with A.
-	b.waitForWithin(3*time.Minute, "c introduced and connected directly", func(st daemon.Status) bool { return peerKnown(st, idC) && directTo(st, idC) })
-	c.waitForWithin(3*time.Minute, "b introduced and connected directly", func(st daemon.Status) bool { return directTo(st, idB) })
+	// Connected, directly or through a circuit A relays (on a loaded
+	// machine introduced members can stay relayed for minutes: issue 16);
+	// once A stops they find each other through the DHT, as in
+	// TestE2EMeshInviterAway.
+	b.waitForWithin(3*time.Minute, "c introduced and connected", func(st daemon.Status) bool { return peerKnown(st, idC) && connectedTo(st, idC) })
+	c.waitForWithin(3*time.Minute, "b introduced and connected", func(st daemon.Status) bool { return connectedTo(st, idB) })
 	checkConfigs := func(when string) {
 		t.Helper()
 		for _, x := range []struct {
@@ -80,15 +83,4 @@ func TestE2EIntroducedMembersLeaveConfigAlone(t *testing.T) {
 	waitTrees(t, fb, fc, "c catches up without a, after a restart", b, c)
 
 	checkConfigs("synced without a, c restarted")
-}
-
-// directTo reports whether st shows a connection to device id that no
-// relay carries.
-func directTo(st daemon.Status, id string) bool {
-	for _, p := range st.Peers {
-		if p.ID == id && p.Connected && p.Transport != "relay" {
-			return true
-		}
-	}
-	return false
 }
