@@ -134,10 +134,24 @@ func StartSend(home string, paths []string, opts SendOptions) (Send, error) {
 		FinishSend(home, s.ID)
 		return Send{}, err
 	}
+	err = EditConfig(home, func(c *config.Config) error {
+		found, err := c.FindShare(s.ID)
+		if err != nil {
+			return err
+		}
+		found.SendCode = code
+		return nil
+	})
+	if err != nil {
+		FinishSend(home, s.ID)
+		return Send{}, err
+	}
 	return Send{ShareID: s.ID, Stage: dir, Code: code, Link: l.String(), Expires: until, Files: files, Bytes: bytes}, nil
 }
 
-// openSend finds an unexpired send of exactly paths whose code is open.
+// openSend finds an unexpired send of exactly paths whose code is open,
+// or that its receiver joined already (the single-use code is spent, the
+// transfer goes on: a sender killed midway resumes it).
 func openSend(home string, paths []string, now time.Time) (Send, bool) {
 	cfg, err := LoadConfig(home)
 	if err != nil {
@@ -151,6 +165,9 @@ func openSend(home string, paths []string, now time.Time) (Send, bool) {
 			if in.Share == s.ID && in.Code != "" && in.Expires.After(now) {
 				return Send{ShareID: s.ID, Stage: s.Path, Code: in.Code, Link: in.Link, Expires: s.SendUntil}, true
 			}
+		}
+		if s.SendCode != "" && len(s.Peers) > 0 {
+			return Send{ShareID: s.ID, Stage: s.Path, Code: s.SendCode, Expires: s.SendUntil}, true
 		}
 	}
 	return Send{}, false

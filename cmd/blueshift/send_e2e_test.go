@@ -236,6 +236,7 @@ func TestE2EReceiveResumes(t *testing.T) {
 	}
 	first.Process.Kill()
 	first.Wait()
+	t.Logf("alice had sent %d bytes when bob's receive was killed", sent.now())
 
 	second := exec.Command(bin, append(args, "--timeout", (10*e2eDeadline).String())...)
 	out, err := second.CombinedOutput()

@@ -80,6 +80,13 @@ func (c *byteCounter) end() {
 	<-c.done
 }
 
+// now returns the bytes counted so far.
+func (c *byteCounter) now() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base + c.last
+}
+
 // total returns the bytes counted, and whether the count ends on the
 // share complete (exact) rather than on a poll some bytes may have
 // followed.
