@@ -32,7 +32,8 @@ import (
 // into DIR and leaves the share. The sender sees the receiver in sync and
 // ends the share too; a send nobody received ends at its expiry
 // (SweepSends). Re-running `send` with the same paths while the offer is
-// open prints the same code, so a killed sender resumes where it stopped.
+// open, or after its receiver joined, prints the same code, so a killed
+// sender resumes where it stopped.
 const (
 	sendPrefix    = ".blueshift-send-"
 	receivePrefix = ".blueshift-receive-"
