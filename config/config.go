@@ -231,9 +231,12 @@ type Share struct {
 	// A share made by `blueshift send` or `blueshift receive` lives for one
 	// transfer (daemon/send.go): SendUntil and SendPaths mark a sender's
 	// (what it sends, until when), ReceiveInto a receiver's (the folder the
-	// received items move to when complete).
+	// received items move to when complete). SendCode is the send's code,
+	// kept after the receiver used it (the single-use invitation is gone
+	// then) so that `send` run again names the send in progress.
 	SendUntil   time.Time `toml:"send_until,omitempty"`
 	SendPaths   []string  `toml:"send_paths,omitempty"`
+	SendCode    string    `toml:"send_code,omitempty"`
 	ReceiveInto string    `toml:"receive_into,omitempty"`
 }
 

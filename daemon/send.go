@@ -32,7 +32,8 @@ import (
 // into DIR and leaves the share. The sender sees the receiver in sync and
 // ends the share too; a send nobody received ends at its expiry
 // (SweepSends). Re-running `send` with the same paths while the offer is
-// open prints the same code, so a killed sender resumes where it stopped.
+// open, or after its receiver joined, prints the same code, so a killed
+// sender resumes where it stopped.
 const (
 	sendPrefix    = ".blueshift-send-"
 	receivePrefix = ".blueshift-receive-"
@@ -134,10 +135,24 @@ func StartSend(home string, paths []string, opts SendOptions) (Send, error) {
 		FinishSend(home, s.ID)
 		return Send{}, err
 	}
+	err = EditConfig(home, func(c *config.Config) error {
+		found, err := c.FindShare(s.ID)
+		if err != nil {
+			return err
+		}
+		found.SendCode = code
+		return nil
+	})
+	if err != nil {
+		FinishSend(home, s.ID)
+		return Send{}, err
+	}
 	return Send{ShareID: s.ID, Stage: dir, Code: code, Link: l.String(), Expires: until, Files: files, Bytes: bytes}, nil
 }
 
-// openSend finds an unexpired send of exactly paths whose code is open.
+// openSend finds an unexpired send of exactly paths whose code is open,
+// or that its receiver joined already (the single-use code is spent, the
+// transfer goes on: a sender killed midway resumes it).
 func openSend(home string, paths []string, now time.Time) (Send, bool) {
 	cfg, err := LoadConfig(home)
 	if err != nil {
@@ -151,6 +166,9 @@ func openSend(home string, paths []string, now time.Time) (Send, bool) {
 			if in.Share == s.ID && in.Code != "" && in.Expires.After(now) {
 				return Send{ShareID: s.ID, Stage: s.Path, Code: in.Code, Link: in.Link, Expires: s.SendUntil}, true
 			}
+		}
+		if s.SendCode != "" && len(s.Peers) > 0 {
+			return Send{ShareID: s.ID, Stage: s.Path, Code: s.SendCode, Expires: s.SendUntil}, true
 		}
 	}
 	return Send{}, false

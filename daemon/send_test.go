@@ -155,3 +155,47 @@ func TestStagedSendHiddenFromOuterShare(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A send whose receiver joined (the single-use code is spent) is still
+// found by the same paths: a sender killed midway and run again goes on
+// with it, under the same code, rather than offering a new send.
+func TestSendAgainAfterTheReceiverJoined(t *testing.T) {
+	home := newTestHome(t)
+	file := filepath.Join(t.TempDir(), "big.bin")
+	if err := os.WriteFile(file, []byte("bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s, err := StartSend(home, []string{file}, SendOptions{Now: now, Expires: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What admitting the receiver does to the configuration (invite.go).
+	rid, err := identity.Create(filepath.Join(t.TempDir(), "receiver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiver := rid.ID().String()
+	err = EditConfig(home, func(c *config.Config) error {
+		sh, err := c.FindShare(s.ShareID)
+		if err != nil {
+			return err
+		}
+		if err := c.AddPeer(config.Peer{ID: receiver, Name: "receiver"}); err != nil {
+			return err
+		}
+		sh.Peers = append(sh.Peers, receiver)
+		c.Invites = nil
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := StartSend(home, []string{file}, SendOptions{Now: now.Add(time.Minute)})
+	if err != nil || again.Code != s.Code || again.ShareID != s.ShareID || !again.Resumed {
+		t.Fatalf("the same send after its receiver joined: %+v, %v; want the send in progress %s", again, err, s.Code)
+	}
+	if cfg, _ := LoadConfig(home); len(cfg.Shares) != 1 {
+		t.Fatalf("%d shares after the send ran again; want the one in progress", len(cfg.Shares))
+	}
+}

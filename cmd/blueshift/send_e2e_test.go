@@ -169,7 +169,9 @@ func TestE2ESendReceive(t *testing.T) {
 }
 
 // TestE2EReceiveResumes: a receive killed midway (kill -9) goes on when run
-// again, and the whole file arrives intact.
+// again, the whole file arrives intact, and no block is received twice
+// (alice's bytes_out for the send, an upper bound of what bob received
+// over both runs, is at most maxReceivedRatio times the file).
 func TestE2EReceiveResumes(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -182,6 +184,16 @@ func TestE2EReceiveResumes(t *testing.T) {
 	src := filepath.Join(work, "src")
 	randomFile(t, filepath.Join(src, "big.bin"), 48<<20)
 	s := startSend(t, a, src, "big.bin", "--addr", st.Listen)
+	// What alice sends for the share bounds what bob receives, over both
+	// of bob's runs (a killed run's counters die with it).
+	sent := countBytes(t, a.home, func(st daemon.Status) (int64, bool, bool) {
+		for _, sh := range st.Shares {
+			if sh.ID == s.offer.ShareID {
+				return sh.BytesOut, true, len(sh.Reached) > 0
+			}
+		}
+		return 0, false, false
+	})
 	into := filepath.Join(work, "into")
 	os.MkdirAll(into, 0o755)
 	// --no-dht and --no-quic reach the daemon receive runs (as the bench's
@@ -224,6 +236,7 @@ func TestE2EReceiveResumes(t *testing.T) {
 	}
 	first.Process.Kill()
 	first.Wait()
+	t.Logf("alice had sent %d bytes when bob's receive was killed", sent.now())
 
 	second := exec.Command(bin, append(args, "--timeout", (10*e2eDeadline).String())...)
 	out, err := second.CombinedOutput()
@@ -239,4 +252,8 @@ func TestE2EReceiveResumes(t *testing.T) {
 	if diff := treeDiff(tree(t, src), tree(t, into)); diff != "" {
 		t.Fatalf("after the resumed receive: %s", diff)
 	}
+	// No block received twice: what was sent, at most a little more than
+	// the file.
+	n, exact := sent.total()
+	checkReceivedOnce(t, "alice's bytes_out for the send", n, exact, 48<<20)
 }
