@@ -334,28 +334,15 @@ type socket struct {
 }
 
 func (d *Discovery) listen(ctx context.Context, fam family) (*socket, error) {
-	network, wildcard, group := "udp4", "0.0.0.0", d.opts.Group4
+	group := d.opts.Group4
 	if fam == family6 {
-		network, wildcard, group = "udp6", "::", d.opts.Group6
+		group = d.opts.Group6
 	}
-	lc := net.ListenConfig{Control: transport.ReuseAddr}
-	c, err := lc.ListenPacket(ctx, network, net.JoinHostPort(wildcard, fmt.Sprint(d.opts.Port)))
+	gc, err := transport.ListenGroup(ctx, group, d.opts.Port)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s port %d: %w", network, d.opts.Port, err)
+		return nil, err
 	}
-	s := &socket{fam: fam, conn: c, group: &net.UDPAddr{IP: group.AsSlice(), Port: d.opts.Port}, joined: map[int]bool{}}
-	if fam == family4 {
-		s.p4 = ipv4.NewPacketConn(c)
-		err = errors.Join(s.p4.SetMulticastTTL(1), s.p4.SetMulticastLoopback(true))
-	} else {
-		s.p6 = ipv6.NewPacketConn(c)
-		err = errors.Join(s.p6.SetMulticastHopLimit(1), s.p6.SetMulticastLoopback(true))
-	}
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("set multicast options on %s: %w", network, err)
-	}
-	return s, nil
+	return &socket{fam: fam, conn: gc.Conn, p4: gc.P4, p6: gc.P6, group: gc.Group, joined: map[int]bool{}}, nil
 }
 
 // receive reads packets until the socket is closed.

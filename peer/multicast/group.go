@@ -215,31 +215,20 @@ func (g *Group) read(s *socket) {
 }
 
 func (g *Group) listen(ctx context.Context, fam Family, ifaces []net.Interface) (*socket, error) {
-	network, wildcard, group := "udp4", "0.0.0.0", g.opts.Group4
+	group := g.opts.Group4
 	if fam == IPv6 {
-		network, wildcard, group = "udp6", "::", g.opts.Group6
+		group = g.opts.Group6
 	}
-	lc := net.ListenConfig{Control: transport.ReuseAddr}
-	c, err := lc.ListenPacket(ctx, network, net.JoinHostPort(wildcard, fmt.Sprint(g.opts.Port)))
+	gc, err := transport.ListenGroup(ctx, group, g.opts.Port)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s port %d: %w", network, g.opts.Port, err)
+		return nil, err
 	}
+	c := gc.Conn
 	if uc, ok := c.(*net.UDPConn); ok {
 		_ = uc.SetReadBuffer(receiveBuffer) // the kernel may cap it: best effort
 	}
 	forceReadBuffer(c, receiveBuffer)
-	s := &socket{fam: fam, conn: c, group: &net.UDPAddr{IP: group.AsSlice(), Port: g.opts.Port}}
-	if fam == IPv4 {
-		s.p4 = ipv4.NewPacketConn(c)
-		err = errors.Join(s.p4.SetMulticastTTL(1), s.p4.SetMulticastLoopback(true))
-	} else {
-		s.p6 = ipv6.NewPacketConn(c)
-		err = errors.Join(s.p6.SetMulticastHopLimit(1), s.p6.SetMulticastLoopback(true))
-	}
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("set multicast options on %s: %w", network, err)
-	}
+	s := &socket{fam: fam, conn: c, p4: gc.P4, p6: gc.P6, group: gc.Group}
 	for _, ifi := range ifaces {
 		if fam == IPv4 {
 			err = s.p4.JoinGroup(&ifi, s.group)
