@@ -187,7 +187,7 @@ func (r *Reader) readLarge(n int) ([]byte, error) {
 		b := (*p)[:n]
 		return b, r.readBody(b)
 	}
-	b := make([]byte, 0, max(min(n, typicalBlockFrame), typicalBlockFrame))
+	b := make([]byte, 0, typicalBlockFrame)
 	for len(b) < n {
 		if len(b) == cap(b) {
 			b = slices.Grow(b, min(n, 2*cap(b))-len(b))

@@ -70,6 +70,11 @@ func (r *Root) OpenVersion(v Version) (*os.File, error) {
 func (r *Root) PruneVersions(ctx context.Context) error {
 	r.pruneMu.Lock()
 	defer r.pruneMu.Unlock()
+	return r.pruneLocked(ctx)
+}
+
+// pruneLocked is PruneVersions with pruneMu held.
+func (r *Root) pruneLocked(ctx context.Context) error {
 	var dirs []string
 	err := fs.WalkDir(r.fs.FS(), versionsDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -120,10 +125,10 @@ func (r *Root) capOnSave(size int64) {
 		}
 	}
 	if !r.pruneMu.TryLock() {
-		return // a prune is under way; it counts this version too
+		return // a prune is under way (it may miss this version: the next save over the cap prunes again)
 	}
-	r.pruneMu.Unlock()
-	if err := r.PruneVersions(context.Background()); err != nil {
+	defer r.pruneMu.Unlock()
+	if err := r.pruneLocked(context.Background()); err != nil {
 		r.log.Warn("prune versions over the size cap", "err", err)
 	}
 }
