@@ -70,7 +70,10 @@ func activityRound(ctx context.Context, s *scenario, r int, ua, ub *user) error 
 	photoHash := map[string]string{}
 	for i := range photos {
 		n := fmt.Sprintf("p%02d.jpg", i)
-		h, err := writeRandom(filepath.Join(stage, "photos", "2024", n), s.rng, s.t.activityData/4/photos)
+		// Over 1 MiB each, so each photo is pulled and put in place on
+		// its own (smaller files are staged and put in place together,
+		// and the rename could not land between them).
+		h, err := writeRandom(filepath.Join(stage, "photos", "2024", n), s.rng, max(s.t.activityData/4/photos, 1<<20+1<<16))
 		if err != nil {
 			return err
 		}
