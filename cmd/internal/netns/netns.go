@@ -130,7 +130,16 @@ const HubIP = "10.77.0.254"
 type Link struct {
 	RateMbit int
 	DelayMs  int
+	// IPv6Only makes the network IPv6 only: each endpoint has Prefix6's
+	// address N+1 (Endpoint.IP) and its link-local address, both usable
+	// at once (duplicate address detection off), and no IPv4 address;
+	// the hub's bridge forwards no IPv4 or ARP frame. Delay relays need
+	// IPv4: DelayMs must be 0 where the kernel has no sch_netem.
+	IPv6Only bool
 }
+
+// Prefix6 is the IPv6 prefix (a unique local one) of an IPv6-only network.
+const Prefix6 = "fd77::/64"
 
 // Loopback returns n endpoints on 127.0.0.1.
 func Loopback(n int) *Network {
@@ -167,7 +176,11 @@ func NewShaped(ctx context.Context, prefix string, n int, link Link) (nw *Networ
 	if err := sh("-n", hub, "link", "set", "br0", "up"); err != nil {
 		return nw, err
 	}
-	if err := sh("-n", hub, "addr", "add", HubIP+"/24", "dev", "br0"); err != nil {
+	if link.IPv6Only {
+		if err := ipv6Only(ctx, hub); err != nil {
+			return nw, err
+		}
+	} else if err := sh("-n", hub, "addr", "add", HubIP+"/24", "dev", "br0"); err != nil {
 		return nw, err
 	}
 	for i := range n {
@@ -176,16 +189,23 @@ func NewShaped(ctx context.Context, prefix string, n int, link Link) (nw *Networ
 			return nw, err
 		}
 		nw.ns = append(nw.ns, ns)
-		ip := fmt.Sprintf("10.77.0.%d", i+1)
 		hv := fmt.Sprintf("h%d", i)
-		steps := [][]string{
-			{"-n", ns, "link", "set", "lo", "up"},
-			{"-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", hv, "netns", hub},
-			{"-n", ns, "addr", "add", ip + "/24", "dev", "eth0"},
-			{"-n", ns, "link", "set", "eth0", "up"},
-			{"-n", hub, "link", "set", hv, "master", "br0"},
-			{"-n", hub, "link", "set", hv, "up"},
+		ip, addr := fmt.Sprintf("10.77.0.%d", i+1), []string{fmt.Sprintf("10.77.0.%d/24", i+1)}
+		var steps [][]string
+		if link.IPv6Only {
+			ip, addr = fmt.Sprintf("fd77::%x", i+1), []string{fmt.Sprintf("fd77::%x/64", i+1), "nodad"}
+			// Before eth0 exists, so that its link-local address is
+			// usable at once too.
+			steps = append(steps, []string{"netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"})
 		}
+		steps = append(steps,
+			[]string{"-n", ns, "link", "set", "lo", "up"},
+			[]string{"-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", hv, "netns", hub},
+			append([]string{"-n", ns, "addr", "add"}, append(addr, "dev", "eth0")...),
+			[]string{"-n", ns, "link", "set", "eth0", "up"},
+			[]string{"-n", hub, "link", "set", hv, "master", "br0"},
+			[]string{"-n", hub, "link", "set", hv, "up"},
+		)
 		for _, s := range steps {
 			if err := sh(s...); err != nil {
 				return nw, err
