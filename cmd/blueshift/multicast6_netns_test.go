@@ -1,36 +1,13 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/blueshift-sync/blueshift/cmd/internal/netns"
 	"github.com/blueshift-sync/blueshift/daemon"
 	"github.com/blueshift-sync/blueshift/peer/multicast"
 )
-
-// netnsMulticast skips the test where the namespace tests cannot run (as
-// TestE2EMulticastBridge does), else returns a context for it.
-func netnsMulticast(t *testing.T) context.Context {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end, network namespaces")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("nft (nftables) not installed")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // TestE2EMulticastIPv6 is TestE2EMulticastBridge on an IPv6-only LAN: a
 // seeder and three receivers in namespaces on a Linux bridge that
@@ -44,13 +21,8 @@ func netnsMulticast(t *testing.T) context.Context {
 // were refused.
 func TestE2EMulticastIPv6(t *testing.T) {
 	t.Parallel()
-	ctx := netnsMulticast(t)
 	const receivers = 3
-	nw, err := netns.NewShaped(ctx, fmt.Sprintf("bs6-mc%d", os.Getpid()%100000), receivers+2, netns.Link{RateMbit: 1000, IPv6Only: true})
-	if err != nil {
-		t.Skipf("network namespaces unavailable: %v", err)
-	}
-	t.Cleanup(nw.Close)
+	ctx, nw := mcNetwork(t, "bs6-mc", receivers+2, netns.Link{RateMbit: 1000, IPv6Only: true})
 	sw := newMcSwarm(t, nw, receivers, false)
 	for _, r := range sw.rs {
 		st, _ := r.status()
@@ -73,32 +45,13 @@ func TestE2EMulticastIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer grp.Close()
-	sctx, stopStranger := context.WithCancel(ctx)
-	var sent int
-	var sg sync.WaitGroup
-	sg.Go(func() { sent = forgeOnGroup(sctx, t, nw.Endpoints[receivers+1], multicast.DefaultGroup6) })
-	defer func() { stopStranger(); sg.Wait() }()
+	stopStranger := startStranger(ctx, t, nw.Endpoints[receivers+1], multicast.DefaultGroup6)
 
-	_, up0, err := ctr.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, g0, err := grp.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	up0, g0 := uploaded(ctx, t, ctr), uploaded(ctx, t, grp)
 	const fileSize, files = 6 << 20, 3
 	done := sw.release(files, fileSize)
-	_, up1, err := ctr.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, g1, err := grp.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopStranger()
-	sg.Wait()
+	up1, g1 := uploaded(ctx, t, ctr), uploaded(ctx, t, grp)
+	sent := stopStranger()
 
 	data := float64(files * fileSize)
 	upX, groupX := float64(up1-up0)/data, float64(g1-g0)/data
@@ -124,13 +77,8 @@ func TestE2EMulticastIPv6(t *testing.T) {
 // status --json says why ("group failed").
 func TestE2EMulticastDroppedByNetwork(t *testing.T) {
 	t.Parallel()
-	ctx := netnsMulticast(t)
 	const receivers = 2
-	nw, err := netns.NewShaped(ctx, fmt.Sprintf("bs6-dead%d", os.Getpid()%100000), receivers+1, netns.Link{RateMbit: 1000})
-	if err != nil {
-		t.Skipf("network namespaces unavailable: %v", err)
-	}
-	t.Cleanup(nw.Close)
+	ctx, nw := mcNetwork(t, "bs6-dead", receivers+1, netns.Link{RateMbit: 1000})
 	sw := newMcSwarm(t, nw, receivers, true)
 	for i := range receivers {
 		if err := nw.DropMulticast(ctx, i+1); err != nil {
@@ -145,10 +93,7 @@ func TestE2EMulticastDroppedByNetwork(t *testing.T) {
 
 	const fileSize, files = 4 << 20, 2
 	done := sw.release(files, fileSize)
-	_, probes, err := grp.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	probes := uploaded(ctx, t, grp)
 	t.Logf("the seeder sent %d B to the group, which dropped them; receivers done by unicast after %v", probes, done)
 	if probes == 0 {
 		t.Errorf("the seeder sent nothing to the group: no probe to find it dead")

@@ -39,23 +39,8 @@ import (
 // seeder's blocks from the group.
 func TestE2EMulticastBridge(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("end-to-end, network namespaces")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("nft (nftables) not installed")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	const receivers = 4
-	nw, err := netns.NewShaped(ctx, fmt.Sprintf("bsmc-%d", os.Getpid()%100000), receivers+2, netns.Link{RateMbit: 1000})
-	if err != nil {
-		t.Skipf("network namespaces unavailable: %v", err)
-	}
-	t.Cleanup(nw.Close)
+	ctx, nw := mcNetwork(t, "bsmc-", receivers+2, netns.Link{RateMbit: 1000})
 	strangerEP := nw.Endpoints[receivers+1]
 	sw := newMcSwarm(t, nw, receivers, true)
 	rs := sw.rs
@@ -78,24 +63,12 @@ func TestE2EMulticastBridge(t *testing.T) {
 	}
 	defer ctr.Close()
 
-	sctx, stopStranger := context.WithCancel(ctx)
-	var sent int
-	var sg sync.WaitGroup
-	sg.Go(func() { sent = forgeOnGroup(sctx, t, strangerEP, multicast.DefaultGroup4) })
-	defer func() { stopStranger(); sg.Wait() }()
-
-	_, up0, err := ctr.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stopStranger := startStranger(ctx, t, strangerEP, multicast.DefaultGroup4)
+	up0 := uploaded(ctx, t, ctr)
 	const fileSize, files = 6 << 20, 3
 	done := sw.release(files, fileSize)
-	_, up1, err := ctr.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopStranger()
-	sg.Wait()
+	up1 := uploaded(ctx, t, ctr)
+	sent := stopStranger()
 
 	data := float64(files * fileSize)
 	ratio := float64(up1-up0) / data
@@ -118,6 +91,31 @@ func TestE2EMulticastBridge(t *testing.T) {
 	if ratio > 1.5 {
 		t.Errorf("the seeder's link carried %.3fx the data to %d receivers; want well under a copy each (<= 1.5x)", ratio, receivers)
 	}
+}
+
+// mcNetwork skips the test where the namespace tests cannot run (short,
+// not root, no nftables), else returns the test's context and a shaped
+// network of n namespaces named prefix and the PID, deleted when the test
+// ends.
+func mcNetwork(t *testing.T, prefix string, n int, link netns.Link) (context.Context, *netns.Network) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end, network namespaces")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft (nftables) not installed")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	nw, err := netns.NewShaped(ctx, fmt.Sprintf("%s%d", prefix, os.Getpid()%100000), n, link)
+	if err != nil {
+		t.Skipf("network namespaces unavailable: %v", err)
+	}
+	t.Cleanup(nw.Close)
+	return ctx, nw
 }
 
 // mcSwarm is a seeder (endpoint 0 of nw) and n receivers (endpoints 1
@@ -277,6 +275,18 @@ func (sw *mcSwarm) checkMulticast(sent int) engine.MulticastStats {
 	return st.Multicast
 }
 
+// uploaded returns what a counter counted out (upload) so far.
+func uploaded(ctx context.Context, t *testing.T, c interface {
+	Read(context.Context) (in, out int64, err error)
+}) int64 {
+	t.Helper()
+	_, out, err := c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // holdsAll reports whether dir holds the n release files at full size
 // (a pulled file appears only once complete).
 func holdsAll(dir string, n, size int) bool {
@@ -287,6 +297,18 @@ func holdsAll(dir string, n, size int) bool {
 		}
 	}
 	return true
+}
+
+// startStranger runs forgeOnGroup until the function it returns is
+// called (or the test ends); that returns how many datagrams it sent.
+func startStranger(ctx context.Context, t *testing.T, ep netns.Endpoint, group netip.Addr) func() int {
+	ctx, cancel := context.WithCancel(ctx)
+	var sent int
+	var wg sync.WaitGroup
+	wg.Go(func() { sent = forgeOnGroup(ctx, t, ep, group) })
+	stop := func() int { cancel(); wg.Wait(); return sent }
+	t.Cleanup(func() { stop() })
+	return stop
 }
 
 // forgeOnGroup is the stranger: from inside its namespace it joins the
@@ -325,7 +347,7 @@ func forgeOnGroup(ctx context.Context, t *testing.T, ep netns.Endpoint, groupIP 
 		return 0
 	}
 	defer out.Close()
-	eth, err := ifaceIn(ep)
+	eth, err := ep.Interface("eth0")
 	if err != nil {
 		listen.Close()
 		t.Errorf("stranger: %v", err)
@@ -370,14 +392,4 @@ func forgeOnGroup(ctx context.Context, t *testing.T, ep netns.Endpoint, groupIP 
 			sent++
 		}
 	}
-}
-
-// ifaceIn returns the endpoint's link (eth0) as seen inside its namespace.
-func ifaceIn(ep netns.Endpoint) (*net.Interface, error) {
-	var ifi *net.Interface
-	err := ep.InNS(func() (err error) {
-		ifi, err = net.InterfaceByName("eth0")
-		return err
-	})
-	return ifi, err
 }

@@ -63,7 +63,7 @@ func TestIPv6OnlyNetworkCarriesMulticast(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		eth, err := inNS(nw.Endpoints[0])
+		eth, err := nw.Endpoints[0].Interface("eth0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +152,7 @@ func joined(t *testing.T, ep Endpoint, network string, group netip.Addr, port in
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	eth, err := inNS(ep)
+	eth, err := ep.Interface("eth0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,14 +166,4 @@ func joined(t *testing.T, ep Endpoint, network string, group netip.Addr, port in
 		t.Fatalf("join %v in %s: %v", group, ep.NS, err)
 	}
 	return c
-}
-
-// inNS returns the endpoint's eth0 as seen inside its namespace.
-func inNS(ep Endpoint) (*net.Interface, error) {
-	var ifi *net.Interface
-	err := ep.InNS(func() (err error) {
-		ifi, err = net.InterfaceByName("eth0")
-		return err
-	})
-	return ifi, err
 }

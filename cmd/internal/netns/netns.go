@@ -1,9 +1,12 @@
 // Package netns is the network the whole-system harnesses (cmd/bench,
 // cmd/faults) run devices on: endpoints in the harness's own namespace
 // (loopback) or in network namespaces it creates and deletes (a hub bridge
-// with one veth per device, rate-shaped), nftables byte counters (at a
+// with one veth per device, rate-shaped; IPv4 or IPv6 only, whose bridge
+// forwards no IPv4), nftables byte counters (at a
 // device's own hooks, or where its upload reaches the hub: CrossedCounter,
-// which counts a packet the device's qdisc dropped and TCP sent again once), and a
+// which counts a packet the device's qdisc dropped and TCP sent again once;
+// what a device sends to a multicast group: NewGroupCounter), a bridge port
+// that drops multicast as some Wi-Fi and switches do (DropMulticast), and a
 // user-space relay that adds one-way delay where the kernel has no
 // sch_netem. An Internet is homes behind NAT routers and public hosts (the
 // hole-punching tests and bench scenario 10), with a router's UDP blocked
@@ -96,6 +99,17 @@ func (e Endpoint) Dial(ctx context.Context, network, addr string) (net.Conn, err
 		return err
 	})
 	return c, err
+}
+
+// Interface returns the endpoint's interface name (its link is "eth0") as
+// seen inside its namespace.
+func (e Endpoint) Interface(name string) (*net.Interface, error) {
+	var ifi *net.Interface
+	err := e.InNS(func() (err error) {
+		ifi, err = net.InterfaceByName(name)
+		return err
+	})
+	return ifi, err
 }
 
 // Listen opens a listener inside the endpoint's namespace.
