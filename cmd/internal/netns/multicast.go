@@ -26,6 +26,16 @@ func ipv6Only(ctx context.Context, hub string) error {
 	return nil
 }
 
+// DroppedIPv4 returns the bytes of IPv4 and ARP the bridge of an
+// IPv6-only network dropped so far.
+func (nw *Network) DroppedIPv4(ctx context.Context) (int64, error) {
+	if !nw.Shaped {
+		return 0, fmt.Errorf("count the IPv4 dropped: not a shaped network")
+	}
+	in, _, err := (&Counter{ns: nw.Hub, table: "bsipv6only", family: "bridge"}).Read(ctx)
+	return in, err
+}
+
 // NewGroupCounter counts the bytes endpoint i of a shaped network sent to
 // the multicast address group, where they arrive at the hub (its upload,
 // as CrossedCounter counts it): Read's out. The table is named table, in
