@@ -126,10 +126,19 @@ func TestE2EMulticastDroppedByNetwork(t *testing.T) {
 		if n := releasePaths(st); n != files {
 			t.Errorf("%s: status --json names the path of %d release files; want %d: %+v", r.name, n, files, st.Multicast.Recent)
 		}
+		// A pull that asked after the other's session was decided is
+		// declined ("one receiver"); the others found the group dead.
+		failed := 0
 		for _, p := range st.Multicast.Recent {
-			if p.Via != "unicast" || p.Why != "group failed" {
-				t.Errorf("%s: status --json says %s came by %s (%q); want unicast because the group failed", r.name, p.Path, p.Via, p.Why)
+			if p.Via != "unicast" {
+				t.Errorf("%s: status --json says %s came by %s; want unicast", r.name, p.Path, p.Via)
 			}
+			if p.Why == "group failed" {
+				failed++
+			}
+		}
+		if failed == 0 {
+			t.Errorf("%s: status --json gives no pull that found the group dead (%q): %+v", r.name, "group failed", st.Multicast.Recent)
 		}
 	}
 }
