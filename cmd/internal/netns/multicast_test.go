@@ -112,6 +112,12 @@ func TestBridgesThatDropMulticast(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	drop := func(nw *Network) {
+		t.Helper()
+		if err := nw.DropMulticast(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, c := range []struct {
 		name    string
 		set     func(*Network)
@@ -120,9 +126,9 @@ func TestBridgesThatDropMulticast(t *testing.T) {
 		{"snooping, no querier (the default)", func(*Network) {}, true},
 		{"no snooping", func(nw *Network) { bridge(nw, "mcast_snooping", "0") }, true},
 		{"snooping, the bridge a querier", func(nw *Network) { bridge(nw, "mcast_querier", "1") }, true},
-		{"the port floods no multicast", func(nw *Network) { nw.DropMulticast(ctx, 2) }, false},
-		{"the port floods no multicast, no snooping", func(nw *Network) { bridge(nw, "mcast_snooping", "0"); nw.DropMulticast(ctx, 2) }, false},
-		{"the port floods no multicast, the bridge a querier", func(nw *Network) { bridge(nw, "mcast_querier", "1"); nw.DropMulticast(ctx, 2) }, true},
+		{"the port floods no multicast", func(nw *Network) { drop(nw) }, false},
+		{"the port floods no multicast, no snooping", func(nw *Network) { bridge(nw, "mcast_snooping", "0"); drop(nw) }, false},
+		{"the port floods no multicast, the bridge a querier", func(nw *Network) { bridge(nw, "mcast_querier", "1"); drop(nw) }, true},
 	} {
 		nw, err := NewShaped(ctx, fmt.Sprintf("bs6-br%d-%d", os.Getpid()%100000, i), 3, Link{RateMbit: 1000})
 		if err != nil {
