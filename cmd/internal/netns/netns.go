@@ -1,9 +1,12 @@
 // Package netns is the network the whole-system harnesses (cmd/bench,
 // cmd/faults) run devices on: endpoints in the harness's own namespace
 // (loopback) or in network namespaces it creates and deletes (a hub bridge
-// with one veth per device, rate-shaped), nftables byte counters (at a
+// with one veth per device, rate-shaped; IPv4 or IPv6 only, whose bridge
+// forwards no IPv4), nftables byte counters (at a
 // device's own hooks, or where its upload reaches the hub: CrossedCounter,
-// which counts a packet the device's qdisc dropped and TCP sent again once), and a
+// which counts a packet the device's qdisc dropped and TCP sent again once;
+// what a device sends to a multicast group: NewGroupCounter), a bridge port
+// that drops multicast as some Wi-Fi and switches do (DropMulticast), and a
 // user-space relay that adds one-way delay where the kernel has no
 // sch_netem. An Internet is homes behind NAT routers and public hosts (the
 // hole-punching tests and bench scenario 10), with a router's UDP blocked
@@ -98,6 +101,17 @@ func (e Endpoint) Dial(ctx context.Context, network, addr string) (net.Conn, err
 	return c, err
 }
 
+// Interface returns the endpoint's interface name (its link is "eth0") as
+// seen inside its namespace.
+func (e Endpoint) Interface(name string) (*net.Interface, error) {
+	var ifi *net.Interface
+	err := e.InNS(func() (err error) {
+		ifi, err = net.InterfaceByName(name)
+		return err
+	})
+	return ifi, err
+}
+
 // Listen opens a listener inside the endpoint's namespace.
 func (e Endpoint) Listen(network, addr string) (net.Listener, error) {
 	var l net.Listener
@@ -130,7 +144,16 @@ const HubIP = "10.77.0.254"
 type Link struct {
 	RateMbit int
 	DelayMs  int
+	// IPv6Only makes the network IPv6 only: each endpoint has Prefix6's
+	// address N+1 (Endpoint.IP) and its link-local address, both usable
+	// at once (duplicate address detection off), and no IPv4 address;
+	// the hub's bridge forwards no IPv4 or ARP frame. Delay relays need
+	// IPv4: DelayMs must be 0 where the kernel has no sch_netem.
+	IPv6Only bool
 }
+
+// Prefix6 is the IPv6 prefix (a unique local one) of an IPv6-only network.
+const Prefix6 = "fd77::/64"
 
 // Loopback returns n endpoints on 127.0.0.1.
 func Loopback(n int) *Network {
@@ -167,7 +190,11 @@ func NewShaped(ctx context.Context, prefix string, n int, link Link) (nw *Networ
 	if err := sh("-n", hub, "link", "set", "br0", "up"); err != nil {
 		return nw, err
 	}
-	if err := sh("-n", hub, "addr", "add", HubIP+"/24", "dev", "br0"); err != nil {
+	if link.IPv6Only {
+		if err := ipv6Only(ctx, hub); err != nil {
+			return nw, err
+		}
+	} else if err := sh("-n", hub, "addr", "add", HubIP+"/24", "dev", "br0"); err != nil {
 		return nw, err
 	}
 	for i := range n {
@@ -176,16 +203,23 @@ func NewShaped(ctx context.Context, prefix string, n int, link Link) (nw *Networ
 			return nw, err
 		}
 		nw.ns = append(nw.ns, ns)
-		ip := fmt.Sprintf("10.77.0.%d", i+1)
 		hv := fmt.Sprintf("h%d", i)
-		steps := [][]string{
-			{"-n", ns, "link", "set", "lo", "up"},
-			{"-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", hv, "netns", hub},
-			{"-n", ns, "addr", "add", ip + "/24", "dev", "eth0"},
-			{"-n", ns, "link", "set", "eth0", "up"},
-			{"-n", hub, "link", "set", hv, "master", "br0"},
-			{"-n", hub, "link", "set", hv, "up"},
+		ip, addr := fmt.Sprintf("10.77.0.%d", i+1), []string{fmt.Sprintf("10.77.0.%d/24", i+1)}
+		var steps [][]string
+		if link.IPv6Only {
+			ip, addr = fmt.Sprintf("fd77::%x", i+1), []string{fmt.Sprintf("fd77::%x/64", i+1), "nodad"}
+			// Before eth0 exists, so that its link-local address is
+			// usable at once too.
+			steps = append(steps, []string{"netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"})
 		}
+		steps = append(steps,
+			[]string{"-n", ns, "link", "set", "lo", "up"},
+			[]string{"-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", hv, "netns", hub},
+			append([]string{"-n", ns, "addr", "add"}, append(addr, "dev", "eth0")...),
+			[]string{"-n", ns, "link", "set", "eth0", "up"},
+			[]string{"-n", hub, "link", "set", hv, "master", "br0"},
+			[]string{"-n", hub, "link", "set", hv, "up"},
+		)
 		for _, s := range steps {
 			if err := sh(s...); err != nil {
 				return nw, err
