@@ -20,6 +20,10 @@ func FuzzOpen(f *testing.F) {
 		}
 		f.Add(e.Bytes())
 	}
+	_, _, batch := testBatch(f, 5)
+	for _, e := range batch {
+		f.Add(e.Bytes())
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e, err := Open(raw)
 		if err != nil {
@@ -33,6 +37,8 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("reopen: %v", err)
 		}
 		_ = e.Verify(testPub)
+		_ = NewRoots(2).Verify(e, testPub)
+		_, _ = e.Root()
 		if r, err := e.Record(); err == nil {
 			checkRecordRoundTrip(t, r)
 		}

@@ -119,6 +119,7 @@ func (f *folder) setMembers(ids []identity.DeviceID) {
 	f.mu.Lock()
 	f.mu.members = m
 	f.mu.Unlock()
+	f.updateBatchSigning()
 }
 
 func (f *folder) isMember(id identity.DeviceID) bool {

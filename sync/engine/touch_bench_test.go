@@ -37,6 +37,8 @@ func BenchmarkTouch(b *testing.B) {
 		b.StopTimer()
 		key := newKey(b)
 		a, bb := newDevice(b, "A", key), newDevice(b, "B", key)
+		// BLUESHIFT_TOUCH_BATCHSIG=1: both announce batched envelopes.
+		a.batchSig, bb.batchSig = os.Getenv("BLUESHIFT_TOUCH_BATCHSIG") == "1", os.Getenv("BLUESHIFT_TOUCH_BATCHSIG") == "1"
 		a.addShare(bb)
 		bb.addShare(a)
 		for i := range n {
