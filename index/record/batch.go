@@ -364,3 +364,229 @@ func (d *decoder) batch() (n, index uint32, proof []byte) {
 	}
 	return n, index, proof
 }
+
+// Batches on the wire. Records of one batch sent together need not each
+// carry the signature and the proof: Trimmed is an envelope without them
+// (fields 1-6), SplitBatch gives what a receiver holding only some of a
+// batch's records needs besides (the signature, and the hashes of the
+// subtrees none of them is in), and JoinBatch rebuilds the exact envelopes
+// from those, which then verify as any other.
+
+// Trimmed returns a batched envelope's bytes without its proof and
+// signature (a prefix of Bytes), and false for an envelope signed alone.
+func (e Envelope) Trimmed() ([]byte, bool) {
+	if e.n == 0 {
+		return nil, false
+	}
+	return e.raw[:len(e.raw)-len(e.proof)-protowire.SizeTag(proofField)-protowire.SizeVarint(uint64(len(e.proof)))-
+		protowire.SizeTag(batchSigField)-1-sigSize], true
+}
+
+// Signature returns the envelope's signature: its own, or its batch's.
+func (e Envelope) Signature() []byte { return e.sig }
+
+// SplitBatch returns, for envelopes of one batch (same size, root and
+// signature; distinct indexes), the hashes of the maximal subtrees of the
+// batch that hold none of them, in the order JoinBatch takes them.
+func SplitBatch(envs []Envelope) ([][hashSize]byte, error) {
+	if len(envs) == 0 || envs[0].n == 0 {
+		return nil, fmt.Errorf("split batch: no batched envelope")
+	}
+	n := envs[0].n
+	present := make(map[uint32]bool, len(envs))
+	known := make(map[[2]uint32][hashSize]byte) // subtree [lo, hi) -> hash
+	var root [hashSize]byte
+	for i, e := range envs {
+		if e.n != n || !bytesEqual(e.sig, envs[0].sig) || present[e.index] {
+			return nil, fmt.Errorf("split batch: envelope %d is not of the batch of envelope 0 (or repeats an index): %w", i, ErrCorrupt)
+		}
+		present[e.index] = true
+		r := pathNodes(leafHash(e.kind, e.key, e.body), e.index, n, e.proof, known)
+		if i == 0 {
+			root = r
+		} else if r != root {
+			return nil, fmt.Errorf("split batch: envelope %d has another root: %w", i, ErrCorrupt)
+		}
+	}
+	var out [][hashSize]byte
+	var walk func(lo, hi uint32)
+	walk = func(lo, hi uint32) {
+		if !anyIn(present, lo, hi) {
+			out = append(out, known[[2]uint32{lo, hi}])
+			return
+		}
+		if hi-lo == 1 {
+			return
+		}
+		k := split(hi - lo)
+		walk(lo, lo+k)
+		walk(lo+k, hi)
+	}
+	walk(0, n)
+	return out, nil
+}
+
+// pathNodes hashes leaf up its proof as rootFromProof does, noting the hash
+// of every subtree it passes (its own and the siblings') in known.
+func pathNodes(leaf [hashSize]byte, index, n uint32, proof []byte, known map[[2]uint32][hashSize]byte) [hashSize]byte {
+	type level struct{ lo, hi, sibLo, sibHi uint32 }
+	var levels [MaxProofDepth]level
+	d := 0
+	lo, hi := uint32(0), n
+	for hi-lo > 1 && d < MaxProofDepth {
+		k := split(hi - lo)
+		if index < lo+k {
+			levels[d] = level{lo, hi, lo + k, hi}
+			hi = lo + k
+		} else {
+			levels[d] = level{lo, hi, lo, lo + k}
+			lo += k
+		}
+		d++
+	}
+	h := leaf
+	known[[2]uint32{lo, hi}] = h
+	for t := 0; t < d && (t+1)*hashSize <= len(proof); t++ {
+		l := levels[d-1-t]
+		var sib [hashSize]byte
+		copy(sib[:], proof[t*hashSize:])
+		known[[2]uint32{l.sibLo, l.sibHi}] = sib
+		if l.sibLo < index {
+			h = nodeHash(sib[:], h[:])
+		} else {
+			h = nodeHash(h[:], sib[:])
+		}
+		known[[2]uint32{l.lo, l.hi}] = h
+	}
+	return h
+}
+
+func anyIn(present map[uint32]bool, lo, hi uint32) bool {
+	if int(hi-lo) > len(present) {
+		for i := range present {
+			if i >= lo && i < hi {
+				return true
+			}
+		}
+		return false
+	}
+	for i := lo; i < hi; i++ {
+		if present[i] {
+			return true
+		}
+	}
+	return false
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// JoinBatch rebuilds the envelopes of one batch from their trimmed bytes
+// (Trimmed), the batch signature and the hashes SplitBatch gave, in the
+// order of trimmed. It checks the form (one batch size, distinct indexes,
+// every hash used), not the signature: Verify the envelopes it returns.
+func JoinBatch(trimmed [][]byte, sig []byte, hashes [][hashSize]byte) ([]Envelope, error) {
+	if len(trimmed) == 0 {
+		return nil, fmt.Errorf("join batch: no records: %w", ErrCorrupt)
+	}
+	if len(sig) != sigSize {
+		return nil, fmt.Errorf("join batch: signature of %d bytes: %w", len(sig), ErrCorrupt)
+	}
+	type part struct {
+		kind  byte
+		key   merkle.Key
+		body  []byte
+		index uint32
+	}
+	parts := make([]part, len(trimmed))
+	var n uint32
+	at := make(map[uint32]int, len(trimmed)) // index -> part
+	for i, raw := range trimmed {
+		if len(raw) > MaxEnvelopeSize {
+			return nil, fmt.Errorf("join batch: record of %d bytes: %w", len(raw), ErrTooLarge)
+		}
+		d := decoder{buf: raw}
+		p := part{kind: byte(d.varint(1, uint64(kindSealed)))}
+		if p.kind == 0 && d.err == nil {
+			d.fail("body kind 0")
+		}
+		key := d.bytes(2, keySize, keySize)
+		p.body = d.bytes(3, 1, MaxEnvelopeSize)
+		pn := uint32(d.varint(batchField, MaxBatch))
+		if d.err == nil && (pn < 2 || (n != 0 && pn != n)) {
+			d.fail(fmt.Sprintf("batch of %d records among batches of %d", pn, n))
+		}
+		n = pn
+		p.index = uint32(d.varint(indexField, uint64(max(n, 1)-1)))
+		if d.err == nil && len(d.buf) > 0 {
+			d.fail(fmt.Sprintf("%d bytes after the batch index", len(d.buf)))
+		}
+		if _, dup := at[p.index]; d.err == nil && dup {
+			d.fail(fmt.Sprintf("index %d twice", p.index))
+		}
+		if d.err != nil {
+			return nil, fmt.Errorf("join batch: record %d: %w", i, d.err)
+		}
+		copy(p.key[:], key)
+		parts[i] = p
+		at[p.index] = i
+	}
+	if len(hashes) > int(n) {
+		return nil, fmt.Errorf("join batch: %d hashes for a batch of %d: %w", len(hashes), n, ErrCorrupt)
+	}
+	proofs := make([][]byte, len(parts))
+	present := presentOf(at)
+	var bad error
+	var build func(lo, hi uint32) [hashSize]byte
+	build = func(lo, hi uint32) [hashSize]byte {
+		if bad != nil {
+			return [hashSize]byte{}
+		}
+		if hi-lo == 1 {
+			if i, ok := at[lo]; ok {
+				p := parts[i]
+				return leafHash(p.kind, p.key, p.body)
+			}
+		}
+		if !anyIn(present, lo, hi) {
+			if len(hashes) == 0 {
+				bad = fmt.Errorf("join batch: too few hashes: %w", ErrCorrupt)
+				return [hashSize]byte{}
+			}
+			h := hashes[0]
+			hashes = hashes[1:]
+			return h
+		}
+		k := split(hi - lo)
+		l, r := build(lo, lo+k), build(lo+k, hi)
+		for idx, i := range at {
+			switch {
+			case idx >= lo && idx < lo+k:
+				proofs[i] = append(proofs[i], r[:]...)
+			case idx >= lo+k && idx < hi:
+				proofs[i] = append(proofs[i], l[:]...)
+			}
+		}
+		return nodeHash(l[:], r[:])
+	}
+	build(0, n)
+	if bad == nil && len(hashes) > 0 {
+		bad = fmt.Errorf("join batch: %d hashes left over: %w", len(hashes), ErrCorrupt)
+	}
+	if bad != nil {
+		return nil, bad
+	}
+	envs := make([]Envelope, len(parts))
+	for i, p := range parts {
+		envs[i] = encodeBatched(p.kind, p.key, p.body, n, p.index, proofs[i], sig)
+	}
+	return envs, nil
+}
+
+// presentOf is the set of indexes at holds.
+func presentOf(at map[uint32]int) map[uint32]bool {
+	m := make(map[uint32]bool, len(at))
+	for i := range at {
+		m[i] = true
+	}
+	return m
+}

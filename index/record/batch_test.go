@@ -203,3 +203,92 @@ func BenchmarkVerifyBatch32(b *testing.B) {
 		}
 	}
 }
+
+// Any subset of a batch, trimmed and sent with the hashes SplitBatch gives,
+// joins back into the exact envelopes, which verify; the whole batch needs
+// no hash at all.
+func TestSplitJoinBatch(t *testing.T) {
+	for _, n := range []int{2, 3, 13, 32} {
+		_, _, envs := testBatch(t, n)
+		for mask := 1; mask < 1<<min(n, 8); mask += 1 + mask/3 {
+			var sub []Envelope
+			var trimmed [][]byte
+			for i := n - 1; i >= 0; i-- { // any order
+				if i >= 8 || mask&(1<<i) != 0 {
+					sub = append(sub, envs[i])
+					tr, ok := envs[i].Trimmed()
+					if !ok || !bytes.HasPrefix(envs[i].Bytes(), tr) || len(tr) >= len(envs[i].Bytes())-sigSize {
+						t.Fatalf("Trimmed of a batched envelope: %d bytes of %d", len(tr), len(envs[i].Bytes()))
+					}
+					trimmed = append(trimmed, tr)
+				}
+			}
+			hashes, err := SplitBatch(sub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sub) == n && len(hashes) != 0 {
+				t.Fatalf("a whole batch of %d needs %d hashes", n, len(hashes))
+			}
+			got, err := JoinBatch(trimmed, envs[0].Signature(), hashes)
+			if err != nil {
+				t.Fatalf("batch of %d, subset %b: %v", n, mask, err)
+			}
+			roots := NewRoots(2)
+			for i := range got {
+				if !bytes.Equal(got[i].Bytes(), sub[i].Bytes()) {
+					t.Fatalf("batch of %d, subset %b: record %d rebuilt differently", n, mask, i)
+				}
+				if err := roots.Verify(got[i], testPub); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+// A join with a wrong hash rebuilds envelopes that do not verify; one
+// with a hash too many or too few, records of two batch sizes, or an index
+// twice is refused.
+func TestJoinBatchRefusesBadInput(t *testing.T) {
+	_, _, envs := testBatch(t, 13)
+	sub := []Envelope{envs[2], envs[9]}
+	trimmed := make([][]byte, len(sub))
+	for i, e := range sub {
+		trimmed[i], _ = e.Trimmed()
+	}
+	hashes, err := SplitBatch(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([][32]byte(nil), hashes...)
+	bad[1][3] ^= 1
+	got, err := JoinBatch(trimmed, envs[0].Signature(), bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got[0].Verify(testPub); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("a rebuilt envelope with a forged hash: %v", err)
+	}
+	_, _, other := testBatch(t, 14)
+	otherTrim, _ := other[0].Trimmed()
+	for name, tc := range map[string]struct {
+		trimmed [][]byte
+		hashes  [][32]byte
+	}{
+		"a hash too many":    {trimmed, append(append([][32]byte(nil), hashes...), [32]byte{})},
+		"a hash too few":     {trimmed, hashes[1:]},
+		"index twice":        {[][]byte{trimmed[0], trimmed[0]}, hashes},
+		"two batch sizes":    {[][]byte{trimmed[0], otherTrim}, hashes},
+		"a full envelope":    {[][]byte{sub[0].Bytes(), trimmed[1]}, hashes},
+		"no records":         {nil, nil},
+		"a truncated record": {[][]byte{trimmed[0][:len(trimmed[0])-1], trimmed[1]}, hashes},
+	} {
+		if _, err := JoinBatch(tc.trimmed, envs[0].Signature(), tc.hashes); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := SplitBatch([]Envelope{envs[1], other[2]}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("split of two batches: %v", err)
+	}
+}
