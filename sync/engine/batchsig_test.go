@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/blueshift-sync/blueshift/index"
 	"github.com/blueshift-sync/blueshift/index/record"
@@ -33,40 +34,89 @@ func shareOf(t testing.TB, d *device) *index.Share {
 	return idx
 }
 
-// Two devices that both announce batched envelopes: A's scan signs its
-// records in batches, B verifies and stores them, and both end with
-// byte-identical envelopes and equal trees.
+// Three devices that announce batched envelopes: A's scan signs its
+// records in batches and pushes them to B trimmed; C, which comes later,
+// gets them from B's answers to its walk, parts of batches per answer (a
+// walk asks by tree key, not by batch). All end with byte-identical
+// envelopes and equal trees.
 func TestBatchSignedRecordsSync(t *testing.T) {
 	const n = 70
 	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.batchSig, b.batchSig = true, true
-	a.addShare(b)
-	b.addShare(a)
+	a, b, c := newDevice(t, "A", key), newDevice(t, "B", key), newDevice(t, "C", key)
+	a.batchSig, b.batchSig, c.batchSig = true, true, true
+	a.addShare(b, c)
+	b.addShare(a, c)
+	c.addShare(a, b)
 	link(t, a, b)
-	waitCond(t, "A to see B announce batched envelopes", func() bool { return shareOf(t, a).BatchSigning() })
+	cutAC := link(t, a, c)
+	waitCond(t, "A to see B and C announce batched envelopes", func() bool { return shareOf(t, a).BatchSigning() })
+	cutAC()
 	for i := range n {
 		mustWrite(t, filepath.Join(a.dir, tinyName(i)), tinyContent(i))
 	}
 	a.rescan()
 	waitConverged(t, a, b)
+	link(t, b, c)
+	waitConverged(t, a, b, c)
 	batched := 0
 	for i := range n {
-		ea, eb := envelopeOf(t, a, tinyName(i)), envelopeOf(t, b, tinyName(i))
+		ea := envelopeOf(t, a, tinyName(i))
 		if bn, _ := ea.Batch(); bn > 1 {
 			batched++
 		}
-		if !bytes.Equal(ea.Bytes(), eb.Bytes()) {
-			t.Fatalf("%s: B's envelope differs from A's", tinyName(i))
+		for _, d := range []*device{b, c} {
+			if !bytes.Equal(ea.Bytes(), envelopeOf(t, d, tinyName(i)).Bytes()) {
+				t.Fatalf("%s: %s's envelope differs from A's", tinyName(i), d.name)
+			}
 		}
 	}
 	if batched != n {
 		t.Fatalf("%d of %d records signed in batches", batched, n)
 	}
 	ra, _, _ := shareOf(t, a).TreeRoot()
-	rb, _, _ := shareOf(t, b).TreeRoot()
-	if ra != rb {
-		t.Fatal("trees differ after sync")
+	for _, d := range []*device{b, c} {
+		if r, _, _ := shareOf(t, d).TreeRoot(); r != ra {
+			t.Fatalf("%s's tree differs from A's", d.name)
+		}
+	}
+}
+
+// A touch of files signed in batches still costs at most touchBudget bytes
+// a file on the wire (records trimmed of proof and signature), and its
+// records are signed in batches.
+func TestTouchBatchedTravelsAsRecordOnly(t *testing.T) {
+	const n = 300
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	a.batchSig, b.batchSig = true, true
+	a.addShare(b)
+	b.addShare(a)
+	for i := range n {
+		mustWrite(t, filepath.Join(a.dir, tinyName(i)), tinyContent(i))
+	}
+	var count wireCount
+	linkCounted(t, a, b, &count)
+	waitCond(t, "A to see B announce batched envelopes", func() bool { return shareOf(t, a).BatchSigning() })
+	a.rescan()
+	waitConverged(t, a, b)
+	count.n.Store(0)
+	touchAll(t, a.dir, n, time.Now().Add(-time.Hour))
+	a.rescan()
+	waitConverged(t, a, b)
+	waitAttrsEqual(t, a, b, n)
+	per := float64(count.n.Load()) / n
+	t.Logf("a touch of batch-signed records cost %.0f bytes on the wire per file", per)
+	if per > touchBudget {
+		t.Errorf("a touch cost %.0f bytes on the wire per file, want <= %d", per, touchBudget)
+	}
+	for i := range n {
+		ea := envelopeOf(t, a, tinyName(i))
+		if bn, _ := ea.Batch(); bn < 2 {
+			t.Fatalf("%s signed alone", tinyName(i))
+		}
+		if !bytes.Equal(ea.Bytes(), envelopeOf(t, b, tinyName(i)).Bytes()) {
+			t.Fatalf("%s: B's envelope differs from A's", tinyName(i))
+		}
 	}
 }
 
