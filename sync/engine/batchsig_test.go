@@ -40,7 +40,7 @@ func shareOf(t testing.TB, d *device) *index.Share {
 // walk asks by tree key, not by batch). All end with byte-identical
 // envelopes and equal trees.
 func TestBatchSignedRecordsSync(t *testing.T) {
-	const n = 70
+	const n = 200 // with their folders, more records than one walk request asks for
 	key := newKey(t)
 	a, b, c := newDevice(t, "A", key), newDevice(t, "B", key), newDevice(t, "C", key)
 	a.batchSig, b.batchSig, c.batchSig = true, true, true
