@@ -208,16 +208,13 @@ func (r *Roots) Verify(e Envelope, pub ed25519.PublicKey) error { return e.verif
 type rootKey [hashSize]byte
 
 func newRootKey(pub ed25519.PublicKey, n uint32, root [hashSize]byte, sig []byte) rootKey {
-	h := blake3.New()
-	_, _ = h.Write(pub)
-	var nb [4]byte
-	binary.BigEndian.PutUint32(nb[:], n)
-	_, _ = h.Write(nb[:])
-	_, _ = h.Write(root[:])
-	_, _ = h.Write(sig)
-	var k rootKey
-	h.Sum(k[:0])
-	return k
+	var b [ed25519.PublicKeySize + 4 + hashSize + sigSize]byte
+	at := copy(b[:], pub)
+	binary.BigEndian.PutUint32(b[at:], n)
+	at += 4
+	at += copy(b[at:], root[:])
+	copy(b[at:], sig)
+	return blake3.Sum256(b[:])
 }
 
 func (r *Roots) has(k rootKey) bool {
@@ -246,14 +243,18 @@ func (r *Roots) add(k rootKey) {
 // leafHash is a record's leaf in its batch: what a single signature would
 // sign, hashed under the batch leaf domain.
 func leafHash(kind byte, key merkle.Key, body []byte) [hashSize]byte {
-	h := blake3.New()
-	_, _ = h.WriteString(batchLeafDomain)
-	_, _ = h.Write([]byte{kind})
-	_, _ = h.Write(key[:])
-	_, _ = h.Write(body)
-	var out [hashSize]byte
-	h.Sum(out[:0])
-	return out
+	// One Sum256 of the concatenation: a blake3.Hasher per leaf allocated
+	// and cleared kilobytes of state, more than hashing a small record.
+	var small [512]byte
+	m := small[:0]
+	if n := len(batchLeafDomain) + 1 + keySize + len(body); n > len(small) {
+		m = make([]byte, 0, n)
+	}
+	m = append(m, batchLeafDomain...)
+	m = append(m, kind)
+	m = append(m, key[:]...)
+	m = append(m, body...)
+	return blake3.Sum256(m)
 }
 
 func nodeHash(l, r []byte) [hashSize]byte {
