@@ -726,6 +726,9 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 	whole := slices.ContainsFunc(peers, func(s *Session) bool { return !s.speaksBatchSig() })
 	var envs []record.Envelope // per data: the envelope, when a record may go trimmed
 	var wholes []wire.RecordData
+	if trim {
+		envs = make([]record.Envelope, 0, len(items))
+	}
 	for i, it := range items {
 		env, base := it.env, prevs[i]
 		f.mu.Lock()
