@@ -8,8 +8,9 @@
 // A DB is the device's one database (index/store). A Share is one shared
 // folder inside it: its key (share.Key), its root folder and this device's
 // short ID. Scan walks the root and turns what changed on disk into new
-// records; Commit stores a record a peer sent once the sync engine has
-// written it to disk. FileState is what the index believes a path holds on
+// records (signed alone, or in batches of up to 32 under one signature
+// once SetBatchSigning allows: batchsig.go); Commit stores a record a peer
+// sent once the sync engine has written it to disk. FileState is what the index believes a path holds on
 // disk (size, mtime, inode, mode), checked before a file is replaced. A
 // Location is where a block can be read locally: DB.Locate finds every copy
 // on the device, for building a file; Share.Locate only those in one

@@ -858,11 +858,7 @@ func (sc *scan) change(it *item, res *ScanResult) (change, error) {
 			Path: it.path, Kind: cur.rec.Kind, ModTime: sc.now, Deleted: true,
 			Version: cur.rec.Version.Update(s.self, uint64(sc.now.Unix())), ModifiedBy: s.self,
 		}
-		env, err := s.key.Seal(tomb)
-		if err != nil {
-			return change{}, fmt.Errorf("seal tombstone of %q: %w", it.path, err)
-		}
-		c.env = &env
+		c.seal = &tomb // sealed by the writer, with the others of its batch
 		res.Records++
 		res.Deleted++
 		return c, nil
@@ -906,11 +902,7 @@ func (sc *scan) change(it *item, res *ScanResult) (change, error) {
 		old = cur.rec.Version
 	}
 	r.Version = old.Update(s.self, uint64(sc.now.Unix()))
-	env, err := s.key.Seal(r)
-	if err != nil {
-		return change{}, fmt.Errorf("seal record of %q: %w", it.path, err)
-	}
-	c.env = &env
+	c.seal = &r
 	c.state = &st
 	c.newDisk = diskBlocks(&st, &r)
 	res.Records++

@@ -60,7 +60,12 @@ type Envelope struct {
 	kind byte       // kindRecord or kindSealed
 	key  merkle.Key // where the record sits in the share's tree
 	body []byte     // slice of raw
-	sig  []byte     // slice of raw
+	sig  []byte     // slice of raw: over the record alone, or over the batch root
+	// A batched envelope (batch.go) also has its place in the batch its
+	// writer signed at once: n > 1 records, this one at index, and the
+	// sibling hashes from its leaf up to the root (slice of raw).
+	n, index uint32
+	proof    []byte
 }
 
 // Seal validates r, encodes it and signs it with the share's signing key.
@@ -116,7 +121,10 @@ func Open(raw []byte) (Envelope, error) {
 	}
 	key := d.bytes(2, keySize, keySize)
 	e.body = d.bytes(3, 1, MaxEnvelopeSize)
-	e.sig = d.bytes(4, sigSize, sigSize)
+	if d.next() == batchField {
+		e.n, e.index, e.proof = d.batch()
+	}
+	e.sig = d.bytes(sigField(e.n), sigSize, sigSize)
 	if d.err == nil && len(d.buf) > 0 {
 		d.fail(fmt.Sprintf("%d bytes after the signature", len(d.buf)))
 	}
@@ -127,12 +135,23 @@ func Open(raw []byte) (Envelope, error) {
 	return e, nil
 }
 
-// Verify checks that the envelope is signed by the share's public key.
+// Verify checks that the envelope is signed by the share's public key:
+// alone, or (a batched envelope) as a leaf of a batch whose root is signed.
 func (e Envelope) Verify(pub ed25519.PublicKey) error {
+	return e.verify(pub, nil)
+}
+
+func (e Envelope) verify(pub ed25519.PublicKey, roots *Roots) error {
 	if e.raw == nil {
 		return fmt.Errorf("verify record envelope: empty envelope: %w", ErrCorrupt)
 	}
-	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, signedMessage(e.kind, e.key, e.body), e.sig) {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("verify record envelope %x: public key of %d bytes: %w", e.key[:4], len(pub), ErrBadSignature)
+	}
+	if e.n > 0 {
+		return e.verifyBatched(pub, roots)
+	}
+	if !ed25519.Verify(pub, signedMessage(e.kind, e.key, e.body), e.sig) {
 		return fmt.Errorf("verify record envelope %x: %w", e.key[:4], ErrBadSignature)
 	}
 	return nil

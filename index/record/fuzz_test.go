@@ -20,6 +20,10 @@ func FuzzOpen(f *testing.F) {
 		}
 		f.Add(e.Bytes())
 	}
+	_, _, batch := testBatch(f, 5)
+	for _, e := range batch {
+		f.Add(e.Bytes())
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e, err := Open(raw)
 		if err != nil {
@@ -33,6 +37,8 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("reopen: %v", err)
 		}
 		_ = e.Verify(testPub)
+		_ = NewRoots(2).Verify(e, testPub)
+		_, _ = e.Root()
 		if r, err := e.Record(); err == nil {
 			checkRecordRoundTrip(t, r)
 		}
@@ -74,4 +80,39 @@ func checkRecordRoundTrip(t *testing.T, r Record) {
 	if !reflect.DeepEqual(r, r2) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", r2, r)
 	}
+}
+
+// FuzzJoinBatch: no trimmed records or hashes panic JoinBatch; whatever it
+// rebuilds opens as the same bytes.
+func FuzzJoinBatch(f *testing.F) {
+	_, _, envs := testBatch(f, 7)
+	a, _ := envs[1].Trimmed()
+	b, _ := envs[5].Trimmed()
+	hashes, err := SplitBatch([]Envelope{envs[1], envs[5]})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var flat []byte
+	for _, h := range hashes {
+		flat = append(flat, h[:]...)
+	}
+	f.Add(a, b, flat)
+	f.Fuzz(func(t *testing.T, a, b, flat []byte) {
+		var hashes [][32]byte
+		for len(flat) >= 32 {
+			hashes = append(hashes, [32]byte(flat[:32]))
+			flat = flat[32:]
+		}
+		got, err := JoinBatch([][]byte{a, b}, envs[0].Signature(), hashes)
+		if err != nil {
+			return
+		}
+		for _, e := range got {
+			o, err := Open(e.Bytes())
+			if err != nil || !bytes.Equal(o.Bytes(), e.Bytes()) {
+				t.Fatalf("a joined envelope does not reopen: %v", err)
+			}
+			_ = e.Verify(testPub)
+		}
+	})
 }

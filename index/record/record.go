@@ -24,6 +24,26 @@
 //
 //	signed message = "blueshift/envelope/v1\x00" || KK || path_key || body
 //
+// A writer that seals many records at once (a scan) may sign them as a
+// batch (batch.go): fields 5-8 replace field 4, and the one signature
+// covers the root of a Merkle tree over the records' leaf hashes, each
+// envelope carrying its inclusion proof (at most MaxProofDepth hashes), so
+// it still verifies alone and is still the same bytes on every device:
+//
+//	field 5 batch size 28 <varint n>          2..MaxBatch
+//	field 6 index      30 <varint i>          0..n-1
+//	field 7 proof      3a <varint> <32*d>     d fixed by (i, n), deepest first
+//	field 8 signature  42 40 <64 bytes>       Ed25519 over the message below
+//
+//	leaf   = BLAKE3("blueshift/envelope-leaf/v1\x00" || KK || path_key || body)
+//	node   = BLAKE3(0x01 || left || right)         (RFC 9162 tree shape)
+//	signed = "blueshift/envelope-batch/v1\x00" || n (4 bytes BE) || root
+//
+// Roots caches the roots already verified, so the other records of a batch
+// cost a few hashes each. On the wire a batch's records may travel trimmed
+// (Trimmed, SplitBatch, JoinBatch): without proof and signature, which the
+// receiver rebuilds into the exact envelope before verifying it.
+//
 // Encrypted capability members will hold envelopes with kind 2 (sealed):
 // the body is then ciphertext under the share's read key. Such a member can
 // still Open, Verify and place the envelope in the tree (Key, Leaf), but

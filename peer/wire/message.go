@@ -232,8 +232,7 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 	case *wirepb.Envelope_RecordsRequest:
 		return recordsRequestFromPB(b.RecordsRequest)
 	case *wirepb.Envelope_RecordsResponse:
-		rs, err := recordsFromPB(b.RecordsResponse.GetRecords())
-		return &RecordsResponse{Records: rs}, err
+		return recordsResponseFromPB(b.RecordsResponse)
 	case *wirepb.Envelope_RecordPush:
 		return recordPushFromPB(b.RecordPush)
 	case *wirepb.Envelope_BlockRequest:

@@ -28,6 +28,10 @@ type RecordData struct {
 	// receiver checks it against the record's block hash like any block.
 	ContentEncoding BlockEncoding // zero when Content is empty
 	Content         []byte
+	// Batch is 0 when Data holds the whole envelope, else k: Data holds a
+	// batched envelope without proof and signature, rebuilt with the
+	// message's Batches[k-1] (batchsig.go).
+	Batch uint32
 }
 
 // RecordsRequest asks for the records at Keys of Share. Have is empty or holds,
@@ -43,12 +47,14 @@ type RecordsRequest struct {
 // order; a key the peer no longer has is left out.
 type RecordsResponse struct {
 	Records []RecordData
+	Batches []RecordBatch // what the trimmed Records lack (batchsig.go)
 }
 
 // RecordPush carries new local records to a peer (one-way).
 type RecordPush struct {
 	Share   share.ID
 	Records []RecordData
+	Batches []RecordBatch // what the trimmed Records lack (batchsig.go)
 }
 
 func (m *RecordsRequest) validate() error {
@@ -61,9 +67,19 @@ func (m *RecordsRequest) validate() error {
 	return nil
 }
 
-func (m *RecordsResponse) validate() error { return checkRecords("records response", m.Records) }
+func (m *RecordsResponse) validate() error {
+	if err := checkRecords("records response", m.Records); err != nil {
+		return err
+	}
+	return checkBatches("records response", m.Records, m.Batches)
+}
 
-func (m *RecordPush) validate() error { return checkRecords("record push", m.Records) }
+func (m *RecordPush) validate() error {
+	if err := checkRecords("record push", m.Records); err != nil {
+		return err
+	}
+	return checkBatches("record push", m.Records, m.Batches)
+}
 
 func checkRecords(what string, rs []RecordData) error {
 	if len(rs) > MaxRecords {
@@ -149,7 +165,7 @@ func recordsToPB(rs []RecordData) []*wirepb.RecordData {
 	for i := range rs {
 		r := &rs[i]
 		p := &wirepb.RecordData{Key: r.Key[:], Encoding: wirepb.RecordEncoding(r.Encoding), Data: r.Data,
-			ContentEncoding: wirepb.BlockEncoding(r.ContentEncoding), Content: r.Content}
+			ContentEncoding: wirepb.BlockEncoding(r.ContentEncoding), Content: r.Content, Batch: r.Batch}
 		if r.Encoding == RecordZstdDict {
 			p.Base = r.Base[:]
 		}
@@ -185,16 +201,17 @@ func recordsFromPB(ps []*wirepb.RecordData) ([]RecordData, error) {
 		if len(p.Content) > 0 {
 			r.Content = p.Content
 		}
+		r.Batch = p.Batch
 	}
 	return out, nil
 }
 
 func (m *RecordsResponse) toPB(e *wirepb.Envelope) {
-	e.Body = &wirepb.Envelope_RecordsResponse{RecordsResponse: &wirepb.RecordsResponse{Records: recordsToPB(m.Records)}}
+	e.Body = &wirepb.Envelope_RecordsResponse{RecordsResponse: &wirepb.RecordsResponse{Records: recordsToPB(m.Records), Batches: batchesToPB(m.Batches)}}
 }
 
 func (m *RecordPush) toPB(e *wirepb.Envelope) {
-	e.Body = &wirepb.Envelope_RecordPush{RecordPush: &wirepb.RecordPush{Share: m.Share[:], Records: recordsToPB(m.Records)}}
+	e.Body = &wirepb.Envelope_RecordPush{RecordPush: &wirepb.RecordPush{Share: m.Share[:], Records: recordsToPB(m.Records), Batches: batchesToPB(m.Batches)}}
 }
 
 func recordPushFromPB(p *wirepb.RecordPush) (*RecordPush, error) {
@@ -203,6 +220,18 @@ func recordPushFromPB(p *wirepb.RecordPush) (*RecordPush, error) {
 		return nil, err
 	}
 	var err error
-	m.Records, err = recordsFromPB(p.GetRecords())
+	if m.Records, err = recordsFromPB(p.GetRecords()); err != nil {
+		return m, err
+	}
+	m.Batches, err = batchesFromPB(p.GetBatches())
 	return m, err
+}
+
+func recordsResponseFromPB(p *wirepb.RecordsResponse) (*RecordsResponse, error) {
+	rs, err := recordsFromPB(p.GetRecords())
+	if err != nil {
+		return nil, err
+	}
+	bs, err := batchesFromPB(p.GetBatches())
+	return &RecordsResponse{Records: rs, Batches: bs}, err
 }

@@ -138,6 +138,26 @@ package wire
 //	    capability "swarm1") and asks them for those blocks with
 //	    BlockRequests naming the send's share. Sent only to devices whose
 //	    Hello carries SwarmCapability ("swarm1").
+//	7 (2026-12-03, fifth session):
+//	  - Batched record envelopes (index/record batch.go): a scan signs up
+//	    to 32 records at once, over the root of a Merkle tree of their
+//	    leaves; each envelope carries its inclusion proof and the batch
+//	    signature (envelope fields 5-8 instead of 4), so it verifies alone.
+//	    Hello capability "batchsig1" (BatchSigCapability): the device opens
+//	    them. A writer batches a share's records only while every member
+//	    of the share has announced it since the writer started (an older
+//	    member would refuse the envelopes, which travel unchanged forever);
+//	    otherwise, and for a member added later until it connects, it signs
+//	    each record alone as before. Upgrade every member before expecting
+//	    batched signing; envelopes signed alone stay valid.
+//	  - RecordData.batch (field 7), RecordPush.batches (field 3),
+//	    RecordsResponse.batches (field 2), RecordBatch
+//	    (wirepb/batchsig.proto; no new envelope field): to a peer that
+//	    announces "batchsig1", a record of a batch travels trimmed of its
+//	    proof and signature, and the message carries each batch's signature
+//	    and the hashes of its subtrees none of the message's records is in;
+//	    the receiver rebuilds the exact envelopes. Others get whole
+//	    envelopes.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1

@@ -8,6 +8,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/blueshift-sync/blueshift/index/block"
+	"github.com/blueshift-sync/blueshift/index/merkle"
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 	"github.com/blueshift-sync/blueshift/sync/delta"
@@ -200,15 +201,21 @@ func (c *codec) decodeLimited(b []byte, limit int) ([]byte, error) {
 // against it: a small edit to a large file then costs a few hundred bytes
 // instead of the whole block list.
 func (c *codec) encodeRecord(env record.Envelope, base *record.Envelope) wire.RecordData {
-	rd := wire.RecordData{Key: env.Key(), Encoding: wire.RecordPlain, Data: env.Bytes()}
+	return c.encodeRaw(env.Key(), env.Bytes(), base)
+}
+
+// encodeRaw is encodeRecord of raw, an envelope's bytes or a batched one's
+// trimmed bytes (batchsig.go), at key.
+func (c *codec) encodeRaw(key merkle.Key, raw []byte, base *record.Envelope) wire.RecordData {
+	rd := wire.RecordData{Key: key, Encoding: wire.RecordPlain, Data: raw}
 	// Against a base even a short envelope pays: all but what changed is
 	// in the dictionary (a touched small file's 241 bytes become ~100).
 	if base != nil {
-		if z, err := c.encodeDict(env.Bytes(), base.Bytes()); err == nil && len(z) < len(env.Bytes()) {
-			return wire.RecordData{Key: env.Key(), Encoding: wire.RecordZstdDict, Base: base.Leaf(), Data: z}
+		if z, err := c.encodeDict(raw, base.Bytes()); err == nil && len(z) < len(raw) {
+			return wire.RecordData{Key: key, Encoding: wire.RecordZstdDict, Base: base.Leaf(), Data: z}
 		}
 	}
-	if z := c.compress(env.Bytes()); z != nil {
+	if z := c.compress(raw); z != nil {
 		rd.Encoding, rd.Data = wire.RecordZstd, z
 	}
 	return rd
@@ -218,6 +225,15 @@ func (c *codec) encodeRecord(env record.Envelope, base *record.Envelope) wire.Re
 // envelope this device holds for the key, if any: the dictionary of a delta.
 // errNoBase means the receiver must ask for the record in full.
 func (c *codec) decodeRecord(rd wire.RecordData, local *record.Envelope) (record.Envelope, error) {
+	raw, err := c.decodeRaw(rd, local)
+	if err != nil {
+		return record.Envelope{}, err
+	}
+	return openRecord(rd.Key, raw)
+}
+
+// decodeRaw undoes encodeRaw: the bytes rd carries, decompressed.
+func (c *codec) decodeRaw(rd wire.RecordData, local *record.Envelope) ([]byte, error) {
 	var raw []byte
 	var err error
 	switch rd.Encoding {
@@ -227,20 +243,25 @@ func (c *codec) decodeRecord(rd wire.RecordData, local *record.Envelope) (record
 		raw, err = c.decodeLimited(rd.Data, maxRecordLen)
 	case wire.RecordZstdDict:
 		if local == nil || local.Leaf() != rd.Base {
-			return record.Envelope{}, errNoBase
+			return nil, errNoBase
 		}
 		raw, err = c.decodeDict(rd.Data, local.Bytes())
 	default:
-		return record.Envelope{}, fmt.Errorf("%w: unknown record encoding %d", errBadData, rd.Encoding)
+		return nil, fmt.Errorf("%w: unknown record encoding %d", errBadData, rd.Encoding)
 	}
 	if err != nil {
-		return record.Envelope{}, fmt.Errorf("%w: decompress record: %v", errBadData, err)
+		return nil, fmt.Errorf("%w: decompress record: %v", errBadData, err)
 	}
+	return raw, nil
+}
+
+// openRecord opens raw as the envelope sent under key.
+func openRecord(key merkle.Key, raw []byte) (record.Envelope, error) {
 	env, err := record.Open(raw)
 	if err != nil {
 		return record.Envelope{}, fmt.Errorf("%w: %v", errBadData, err)
 	}
-	if env.Key() != rd.Key {
+	if env.Key() != key {
 		return record.Envelope{}, fmt.Errorf("%w: record sent under another key", errBadData)
 	}
 	return env, nil

@@ -24,7 +24,11 @@
 //     version it names instead.
 //  3. Every received record is checked against the share's public key
 //     (index.Share.Commit does it again) and handed to the folder's puller,
-//     which decides with reconcile.Decide and makes the disk match.
+//     which decides with reconcile.Decide and makes the disk match. Records
+//     a scan signed as a batch (index/record batch.go; only while every
+//     member announced wire.BatchSigCapability, batchsig.go) travel to such
+//     peers trimmed of proof and signature, rebuilt on arrival, and cost
+//     one signature check per batch.
 //  4. After that, new local records are pushed to connected members as soon
 //     as the index commits them, and a new ShareState follows every change of
 //     root, so a peer that missed a push still converges.

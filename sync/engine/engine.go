@@ -100,6 +100,7 @@ type Engine struct {
 	codec *codec
 	temps *inflight // blocks of pulls under way, served to peers
 	rates deviceRates
+	batch batchPeers // which peers read batched envelopes (batchsig.go)
 	// vaults holds the block source of each (share, encrypted member)
 	// whose records Offer took (vault.go); a sync.Map, for getBlock reads it.
 	vaults gosync.Map
@@ -324,6 +325,7 @@ func (s *Session) Serve(ctx context.Context, c Conn) error {
 	}
 	e.mu.sessions[s.id] = s
 	e.mu.Unlock()
+	e.noteBatchSig(s)
 	defer func() {
 		e.mu.Lock()
 		if e.mu.sessions[s.id] == s {

@@ -78,6 +78,9 @@ type device struct {
 	// (patch_test.go); wrap, if set, wraps the handler of its connections.
 	patch bool
 	wrap  func(conn.Handler) conn.Handler
+	// batchSig has the Hello announce wire.BatchSigCapability
+	// (batchsig_test.go).
+	batchSig bool
 }
 
 // hello is the device's Hello. It speaks wire.HaveVersion even before
@@ -93,6 +96,9 @@ func (d *device) hello() wire.Hello {
 	}
 	if d.patch {
 		h.Capabilities = append(h.Capabilities, wire.PatchCapability)
+	}
+	if d.batchSig {
+		h.Capabilities = append(h.Capabilities, wire.BatchSigCapability)
 	}
 	return h
 }

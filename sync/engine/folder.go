@@ -119,6 +119,7 @@ func (f *folder) setMembers(ids []identity.DeviceID) {
 	f.mu.Lock()
 	f.mu.members = m
 	f.mu.Unlock()
+	f.updateBatchSigning()
 }
 
 func (f *folder) isMember(id identity.DeviceID) bool {
@@ -721,6 +722,13 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 	peers := f.connectedMembers()
 	inline := f.newInliner(true)
 	inline.holds(prevs)
+	trim := slices.ContainsFunc(peers, (*Session).speaksBatchSig)
+	whole := slices.ContainsFunc(peers, func(s *Session) bool { return !s.speaksBatchSig() })
+	var envs []record.Envelope // per data: the envelope, when a record may go trimmed
+	var wholes []wire.RecordData
+	if trim {
+		envs = make([]record.Envelope, 0, len(items))
+	}
 	for i, it := range items {
 		env, base := it.env, prevs[i]
 		f.mu.Lock()
@@ -733,23 +741,46 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 		if base == nil {
 			base = renamedFrom(env, prevs)
 		}
-		rd := f.e.codec.encodeRecord(env, base)
+		var rd wire.RecordData
+		trimmed := false
+		if trim {
+			rd, trimmed = f.e.codec.encodeTrimmed(env, base)
+			envs = append(envs, env)
+		} else {
+			rd = f.e.codec.encodeRecord(env, base)
+		}
 		if base == nil || !liveFile(*base) {
 			inline.add(&rd, env) // new at this path: peers lack its content too
+		}
+		if whole && trim {
+			w := rd
+			if trimmed {
+				w = f.e.codec.encodeRecord(env, base)
+				w.ContentEncoding, w.Content = rd.ContentEncoding, rd.Content
+			}
+			wholes = append(wholes, w)
 		}
 		data = append(data, rd)
 		origins = append(origins, origin)
 	}
 	for _, s := range peers {
+		from, batched := data, trim && s.speaksBatchSig()
+		if trim && !batched {
+			from = wholes
+		}
 		var out []wire.RecordData
-		for i, rd := range data {
+		var outEnvs []record.Envelope
+		for i, rd := range from {
 			if origins[i] != s.id {
 				out = append(out, rd)
+				if batched {
+					outEnvs = append(outEnvs, envs[i])
+				}
 			}
 		}
 		if len(out) > 0 {
 			s.pushed(f)
-			s.push(f, out) // queued: a slow peer holds up no other
+			s.push(f, out, outEnvs) // queued: a slow peer holds up no other
 		}
 	}
 	if fromScan {

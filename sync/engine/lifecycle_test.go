@@ -370,7 +370,7 @@ func TestOutgoingQueueIsBounded(t *testing.T) {
 	f := a.e.folder(key.ID())
 	rec := wire.RecordData{Encoding: wire.RecordPlain, Data: make([]byte, 64<<10)}
 	for range 3 * outQueueBytes / (64 << 10) {
-		s.push(f, []wire.RecordData{rec})
+		s.push(f, []wire.RecordData{rec}, nil)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

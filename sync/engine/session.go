@@ -81,6 +81,7 @@ type Session struct {
 type queuedPush struct {
 	f    *folder
 	recs []wire.RecordData
+	envs []record.Envelope // per recs, if some are trimmed (batchsig.go)
 	size int
 }
 
@@ -307,7 +308,7 @@ func (s *Session) announce(f *folder) {
 // push queues records of f for the peer, maxPushKeys to a message. When the
 // queue is full the records are dropped and f announced instead: the peer
 // reconciles and so gets them all the same. It never blocks.
-func (s *Session) push(f *folder, recs []wire.RecordData) {
+func (s *Session) push(f *folder, recs []wire.RecordData, envs []record.Envelope) {
 	s.mu.Lock()
 	for len(recs) > 0 {
 		n := min(len(recs), maxPushKeys)
@@ -319,7 +320,11 @@ func (s *Session) push(f *folder, recs []wire.RecordData) {
 			s.mu.announce[f.id] = f
 			break
 		}
-		s.mu.pushes = append(s.mu.pushes, queuedPush{f: f, recs: recs[:n], size: size})
+		p := queuedPush{f: f, recs: recs[:n], size: size}
+		if envs != nil {
+			p.envs, envs = envs[:n], envs[n:]
+		}
+		s.mu.pushes = append(s.mu.pushes, p)
 		s.mu.pushBytes += size
 		recs = recs[n:]
 	}
@@ -366,7 +371,15 @@ func (s *Session) sendLoop(ctx context.Context) {
 				if !s.mayHear(p.f) {
 					continue
 				}
-				if err := s.c.Send(ctx, &wire.RecordPush{Share: p.f.id, Records: p.recs}); err != nil {
+				recs, batches, err := batchUp(p.recs, p.envs)
+				if err != nil {
+					s.log.Warn("push records", "share", p.f.cfg.Name, "err", err)
+					s.mu.Lock()
+					s.mu.announce[p.f.id] = p.f // the peer walks for them instead
+					s.mu.Unlock()
+					continue
+				}
+				if err := s.c.Send(ctx, &wire.RecordPush{Share: p.f.id, Records: recs, Batches: batches}); err != nil {
 					s.log.Debug("push records", "share", p.f.cfg.Name, "err", err)
 				}
 			}
@@ -546,7 +559,7 @@ func (s *Session) fetchRecords(ctx context.Context, f *folder, keys []merkle.Key
 	if !ok {
 		return fmt.Errorf("ask for records of share %s: %s", f.cfg.Name, describe(resp))
 	}
-	batch, err := s.decodeRecords(ctx, f, rr.Records)
+	batch, err := s.decodeRecords(ctx, f, rr.Records, rr.Batches)
 	if err != nil {
 		return err
 	}
@@ -555,7 +568,7 @@ func (s *Session) fetchRecords(ctx context.Context, f *folder, keys []merkle.Key
 
 // decodeRecords checks records from the peer: decodable, signed by the
 // share's key, filed under their own path. Anything else is misbehaviour.
-func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.RecordData) ([]incoming, error) {
+func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.RecordData, batches []wire.RecordBatch) ([]incoming, error) {
 	var batch []incoming
 	var refetch []merkle.Key
 	locals := make([]*record.Envelope, len(data))
@@ -569,7 +582,12 @@ func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 			}
 		}
 	}
-	checked := s.checkRecords(f, data, locals)
+	var checked []checkedRecord
+	if len(batches) > 0 {
+		checked = s.checkBatched(f, data, batches, locals) // batchsig.go
+	} else {
+		checked = s.checkRecords(f, data, locals)
+	}
 	for i, rd := range data {
 		env, rec, err := checked[i].env, checked[i].rec, checked[i].err
 		if errors.Is(err, errNoBase) {
@@ -615,7 +633,7 @@ type checkedRecord struct {
 // place; the caller goes on in the order they came.
 func (s *Session) checkRecords(f *folder, data []wire.RecordData, locals []*record.Envelope) []checkedRecord {
 	out := make([]checkedRecord, len(data))
-	check := func(i int) {
+	onCores(len(data), func(i int) {
 		env, err := s.e.codec.decodeRecord(data[i], locals[i])
 		if err != nil {
 			out[i].err = err
@@ -623,25 +641,29 @@ func (s *Session) checkRecords(f *folder, data []wire.RecordData, locals []*reco
 		}
 		rec, err := f.idx.Check(env) // and Commit need not verify it again
 		out[i] = checkedRecord{env: env, rec: rec, err: err}
-	}
-	workers := min(runtime.GOMAXPROCS(0), len(data)/recordsPerChecker)
+	})
+	return out
+}
+
+// onCores calls fn for 0..n-1, on several cores when there are enough.
+func onCores(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/recordsPerChecker)
 	if workers <= 1 {
-		for i := range data {
-			check(i)
+		for i := range n {
+			fn(i)
 		}
-		return out
+		return
 	}
 	var next atomic.Int64
 	var wg gosync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(data); i = int(next.Add(1) - 1) {
-				check(i)
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
 			}
 		})
 	}
 	wg.Wait()
-	return out
 }
 
 // recordsPerChecker: a batch is checked on several cores only when each
@@ -716,7 +738,7 @@ func (s *Session) takePush(ctx context.Context, m *wire.RecordPush) {
 	if f == nil || !f.isMember(s.id) {
 		return
 	}
-	batch, err := s.decodeRecords(ctx, f, m.Records)
+	batch, err := s.decodeRecords(ctx, f, m.Records, m.Batches)
 	if err != nil {
 		s.kill(err)
 		return
@@ -761,6 +783,8 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			return refuse
 		}
 		out := make([]wire.RecordData, 0, len(m.Keys))
+		var envs []record.Envelope // per out, with trimmed records (batchsig.go)
+		trim := s.speaksBatchSig()
 		inline := f.newInliner(s.squeeze.Load())
 		for i, k := range m.Keys {
 			env, ok, err := f.idx.Envelope(k)
@@ -772,13 +796,23 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			if !hasNothing && i < len(m.Have) {
 				base = f.hist.find(m.Have[i])
 			}
-			rd := s.e.codec.encodeRecord(env, base)
+			var rd wire.RecordData
+			if trim {
+				rd, _ = s.e.codec.encodeTrimmed(env, base)
+				envs = append(envs, env)
+			} else {
+				rd = s.e.codec.encodeRecord(env, base)
+			}
 			if hasNothing {
 				inline.add(&rd, env)
 			}
 			out = append(out, rd)
 		}
-		return &wire.RecordsResponse{Records: out}
+		out, batches, err := batchUp(out, envs)
+		if err != nil {
+			return wire.Errorf(wire.CodeInternal, "records of share %s: %v", f.cfg.Name, err)
+		}
+		return &wire.RecordsResponse{Records: out, Batches: batches}
 	case *wire.BlockRequest:
 		f, refuse := s.memberFolder(m.Share)
 		if refuse != nil {

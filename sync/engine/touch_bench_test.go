@@ -37,6 +37,8 @@ func BenchmarkTouch(b *testing.B) {
 		b.StopTimer()
 		key := newKey(b)
 		a, bb := newDevice(b, "A", key), newDevice(b, "B", key)
+		// BLUESHIFT_TOUCH_BATCHSIG=1: both announce batched envelopes.
+		a.batchSig, bb.batchSig = os.Getenv("BLUESHIFT_TOUCH_BATCHSIG") == "1", os.Getenv("BLUESHIFT_TOUCH_BATCHSIG") == "1"
 		a.addShare(bb)
 		bb.addShare(a)
 		for i := range n {
@@ -45,6 +47,11 @@ func BenchmarkTouch(b *testing.B) {
 		b.SetBytes(int64(n) * int64(len(tinyContent(0))))
 		var count wireCount
 		linkCounted(b, a, bb, &count)
+		for deadline := time.Now().Add(time.Minute); a.batchSig && !shareOf(b, a).BatchSigning(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatal("A never saw B announce batched envelopes")
+			}
+		}
 		b.StartTimer()
 
 		stopProfile := profileTouch(b, "BLUESHIFT_FIRST_CPUPROFILE")

@@ -85,8 +85,13 @@ type RecordData struct {
 	// one block: RAW or ZSTD, or UNSPECIFIED with content empty.
 	ContentEncoding BlockEncoding `protobuf:"varint,5,opt,name=content_encoding,json=contentEncoding,proto3,enum=blueshift.wire.v1.BlockEncoding" json:"content_encoding,omitempty"`
 	Content         []byte        `protobuf:"bytes,6,opt,name=content,proto3" json:"content,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// 0: data holds the whole envelope. k > 0: data holds a batched
+	// envelope trimmed of its proof and signature (index/record Trimmed);
+	// the message's batches[k-1] has what rebuilds it. Only to peers whose
+	// Hello has "batchsig1".
+	Batch         uint32 `protobuf:"varint,7,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecordData) Reset() {
@@ -161,6 +166,13 @@ func (x *RecordData) GetContent() []byte {
 	return nil
 }
 
+func (x *RecordData) GetBatch() uint32 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
 type RecordsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Share         []byte                 `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
@@ -224,6 +236,7 @@ func (x *RecordsRequest) GetHave() [][]byte {
 type RecordsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Records       []*RecordData          `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	Batches       []*RecordBatch         `protobuf:"bytes,2,rep,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -265,11 +278,19 @@ func (x *RecordsResponse) GetRecords() []*RecordData {
 	return nil
 }
 
+func (x *RecordsResponse) GetBatches() []*RecordBatch {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
 // RecordPush carries new local records (one-way).
 type RecordPush struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Share         []byte                 `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
 	Records       []*RecordData          `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	Batches       []*RecordBatch         `protobuf:"bytes,3,rep,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -318,11 +339,18 @@ func (x *RecordPush) GetRecords() []*RecordData {
 	return nil
 }
 
+func (x *RecordPush) GetBatches() []*RecordBatch {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
 var File_peer_wire_wirepb_records_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1epeer/wire/wirepb/records.proto\x12\x11blueshift.wire.v1\x1a\x1dpeer/wire/wirepb/blocks.proto\"\xec\x01\n" +
+	"\x1epeer/wire/wirepb/records.proto\x12\x11blueshift.wire.v1\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1fpeer/wire/wirepb/batchsig.proto\"\x82\x02\n" +
 	"\n" +
 	"RecordData\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12=\n" +
@@ -330,17 +358,20 @@ const file_peer_wire_wirepb_records_proto_rawDesc = "" +
 	"\x04base\x18\x03 \x01(\fR\x04base\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12K\n" +
 	"\x10content_encoding\x18\x05 \x01(\x0e2 .blueshift.wire.v1.BlockEncodingR\x0fcontentEncoding\x12\x18\n" +
-	"\acontent\x18\x06 \x01(\fR\acontent\"N\n" +
+	"\acontent\x18\x06 \x01(\fR\acontent\x12\x14\n" +
+	"\x05batch\x18\a \x01(\rR\x05batch\"N\n" +
 	"\x0eRecordsRequest\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\x12\x12\n" +
-	"\x04have\x18\x03 \x03(\fR\x04have\"J\n" +
+	"\x04have\x18\x03 \x03(\fR\x04have\"\x84\x01\n" +
 	"\x0fRecordsResponse\x127\n" +
-	"\arecords\x18\x01 \x03(\v2\x1d.blueshift.wire.v1.RecordDataR\arecords\"[\n" +
+	"\arecords\x18\x01 \x03(\v2\x1d.blueshift.wire.v1.RecordDataR\arecords\x128\n" +
+	"\abatches\x18\x02 \x03(\v2\x1e.blueshift.wire.v1.RecordBatchR\abatches\"\x95\x01\n" +
 	"\n" +
 	"RecordPush\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x127\n" +
-	"\arecords\x18\x02 \x03(\v2\x1d.blueshift.wire.v1.RecordDataR\arecords*\x85\x01\n" +
+	"\arecords\x18\x02 \x03(\v2\x1d.blueshift.wire.v1.RecordDataR\arecords\x128\n" +
+	"\abatches\x18\x03 \x03(\v2\x1e.blueshift.wire.v1.RecordBatchR\abatches*\x85\x01\n" +
 	"\x0eRecordEncoding\x12\x1f\n" +
 	"\x1bRECORD_ENCODING_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RECORD_ENCODING_PLAIN\x10\x01\x12\x18\n" +
@@ -368,17 +399,20 @@ var file_peer_wire_wirepb_records_proto_goTypes = []any{
 	(*RecordsResponse)(nil), // 3: blueshift.wire.v1.RecordsResponse
 	(*RecordPush)(nil),      // 4: blueshift.wire.v1.RecordPush
 	(BlockEncoding)(0),      // 5: blueshift.wire.v1.BlockEncoding
+	(*RecordBatch)(nil),     // 6: blueshift.wire.v1.RecordBatch
 }
 var file_peer_wire_wirepb_records_proto_depIdxs = []int32{
 	0, // 0: blueshift.wire.v1.RecordData.encoding:type_name -> blueshift.wire.v1.RecordEncoding
 	5, // 1: blueshift.wire.v1.RecordData.content_encoding:type_name -> blueshift.wire.v1.BlockEncoding
 	1, // 2: blueshift.wire.v1.RecordsResponse.records:type_name -> blueshift.wire.v1.RecordData
-	1, // 3: blueshift.wire.v1.RecordPush.records:type_name -> blueshift.wire.v1.RecordData
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	6, // 3: blueshift.wire.v1.RecordsResponse.batches:type_name -> blueshift.wire.v1.RecordBatch
+	1, // 4: blueshift.wire.v1.RecordPush.records:type_name -> blueshift.wire.v1.RecordData
+	6, // 5: blueshift.wire.v1.RecordPush.batches:type_name -> blueshift.wire.v1.RecordBatch
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_records_proto_init() }
@@ -387,6 +421,7 @@ func file_peer_wire_wirepb_records_proto_init() {
 		return
 	}
 	file_peer_wire_wirepb_blocks_proto_init()
+	file_peer_wire_wirepb_batchsig_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1,0 +1,68 @@
+package index
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/blueshift-sync/blueshift/index/record"
+)
+
+// Batch signing. A scan seals the records it writes sealBatch at a time
+// under one signature (record.SealBatch) once SetBatchSigning turned it on;
+// Check remembers the batch roots it verified, so a receiver verifies one
+// signature per batch and hashes each record's proof.
+const (
+	// sealBatch is the records signed together: a proof of 5 hashes (160
+	// bytes stored per record) for a 32nd of a signature each.
+	sealBatch = 32
+	// rootsKept bounds the verified roots a share remembers: batches of
+	// far more records than a receiver holds between check and commit.
+	rootsKept = 1024
+)
+
+type batchSigning struct {
+	on    atomic.Bool   // seal in batches; off: each record alone
+	roots *record.Roots // batch roots Check verified; set by newShare
+}
+
+// SetBatchSigning says whether this device's scans may sign records in
+// batches. Only peers that announce they read batched envelopes can open
+// them, so the caller turns it on only when every device it knows of the
+// share does (sync/engine); envelopes signed alone stay valid either way.
+func (s *Share) SetBatchSigning(on bool) { s.batch.on.Store(on) }
+
+// BatchSigning reports what SetBatchSigning last set.
+func (s *Share) BatchSigning() bool { return s.batch.on.Load() }
+
+// toSeal queues c, whose record is yet to be sealed; the queue is sealed
+// as one batch when full and before the Pebble batch is committed.
+func (w *writer) toSeal(c change) error {
+	w.sealing = append(w.sealing, c)
+	if len(w.sealing) >= sealBatch || !w.s.batch.on.Load() {
+		return w.sealAll()
+	}
+	return nil
+}
+
+// sealAll seals the queued records together and writes their envelopes.
+func (w *writer) sealAll() error {
+	if len(w.sealing) == 0 {
+		return nil
+	}
+	rs := make([]record.Record, len(w.sealing))
+	for i, c := range w.sealing {
+		rs[i] = *c.seal
+	}
+	envs, err := w.s.key.SealBatch(rs)
+	if err != nil {
+		return fmt.Errorf("seal records of %q and %d more: %w", rs[0].Path, len(rs)-1, err)
+	}
+	for i, c := range w.sealing {
+		if err := w.putEnvelope(envs[i], c.oldEnv); err != nil {
+			return err
+		}
+	}
+	clear(w.sealing)
+	w.sealing = w.sealing[:0]
+	return nil
+}

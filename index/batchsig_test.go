@@ -1,0 +1,123 @@
+package index
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/blueshift-sync/blueshift/index/record"
+)
+
+// A scan with batch signing on seals its records in batches of sealBatch
+// (the last one shorter) under one signature each; a second device checks
+// and commits them, relayed in any order and one at a time, and ends with
+// byte-identical envelopes and the same tree root. Without batch signing
+// every envelope is signed alone.
+func TestScanSignsInBatches(t *testing.T) {
+	a := newEnv(t)
+	b := newEnv(t)
+	b.key = a.key
+	b.db.Close()
+	b.open()
+	const files = 2*sealBatch + 7
+	for i := range files {
+		a.write(fmt.Sprintf("f/%03d", i), []byte{byte(i)})
+	}
+	a.sh.SetBatchSigning(true)
+	a.scan()
+
+	roots := map[[32]byte]int{}
+	var envs []record.Envelope
+	if err := a.sh.Records(func(en Entry) error {
+		n, _ := en.Envelope.Batch()
+		if n == 0 {
+			return fmt.Errorf("record %q signed alone", en.Record.Path)
+		}
+		r, _ := en.Envelope.Root()
+		roots[r]++
+		envs = append(envs, en.Envelope)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(envs) != files+1 || len(roots) != 3 { // the files and folder f
+		t.Fatalf("%d records under %d batch roots, want %d under 3", len(envs), len(roots), files+1)
+	}
+	// B gets them newest-key-last, each alone, as a relay hands them over.
+	for i := len(envs) - 1; i >= 0; i-- {
+		en, err := record.Open(envs[i].Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := b.sh.Check(en)
+		if err != nil {
+			t.Fatalf("check relayed record %d: %v", i, err)
+		}
+		var st *FileState
+		if rec.Kind == record.File {
+			b.write(rec.Path.OS(), mustRead(t, filepath.Join(a.root, rec.Path.OS())))
+			fi, _ := os.Lstat(filepath.Join(b.root, rec.Path.OS()))
+			s := stateOf(fi)
+			st = &s
+		}
+		if err := b.sh.Commit(en, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ra, na, _ := a.sh.TreeRoot()
+	rb, nb, _ := b.sh.TreeRoot()
+	if ra != rb || na != nb {
+		t.Fatalf("trees differ: %d and %d records", na, nb)
+	}
+	for _, e := range envs {
+		got, ok, err := b.sh.Lookup(mustPath(t, b, e))
+		if err != nil || !ok || !bytes.Equal(got.Envelope.Bytes(), e.Bytes()) {
+			t.Fatalf("B's envelope for %x differs from A's (%v)", e.Key(), err)
+		}
+	}
+
+	// Off again: a change is signed alone.
+	a.sh.SetBatchSigning(false)
+	a.write("f/000", []byte("changed"))
+	a.scan("f/000")
+	en, _, _ := a.sh.Lookup("f/000")
+	if n, _ := en.Envelope.Batch(); n != 0 {
+		t.Fatalf("with batch signing off a record was sealed in a batch of %d", n)
+	}
+}
+
+func mustPath(t *testing.T, e *env, env record.Envelope) record.Path {
+	t.Helper()
+	r, err := e.sh.Check(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Path
+}
+
+// A batched envelope signed by another share's key is refused by Check
+// and Commit, with or without its batch's root seen before.
+func TestBatchOfAnotherShareRefused(t *testing.T) {
+	a := newEnv(t)
+	other := newEnv(t)
+	other.key = testKey(t, 9)
+	other.db.Close()
+	other.open()
+	for i := range 3 {
+		other.write(fmt.Sprintf("x%d", i), []byte("forged"))
+	}
+	other.sh.SetBatchSigning(true)
+	other.scan()
+	forged, _, _ := other.sh.Lookup("x1")
+	if n, _ := forged.Envelope.Batch(); n != 3 {
+		t.Fatalf("batch of %d, want 3", n)
+	}
+	if _, err := a.sh.Check(forged.Envelope); err == nil {
+		t.Fatal("Check took a batch signed by another share")
+	}
+	if err := a.sh.Commit(forged.Envelope, nil); err == nil {
+		t.Fatal("Commit took a batch signed by another share")
+	}
+}
