@@ -94,7 +94,7 @@ func (d *Daemon) keepIntroduced(id share.ID, s config.Share, st *members.State, 
 			}
 		}
 		member := slices.Contains(s.Peers, dev.String())
-		if p, err := cfg.FindPeer(dev.String()); err == nil && member && (p.PublicKey != "" || k.PublicKey == nil) {
+		if p, err := cfg.FindPeer(dev.String()); err == nil && member && (p.PublicKey != "" || k.PublicKey == nil) && !d.newAddresses(id, k) {
 			continue // nothing to learn
 		}
 		changed, err := d.known.Put(id, k)
@@ -110,6 +110,19 @@ func (d *Daemon) keepIntroduced(id share.ID, s config.Share, st *members.State, 
 		}
 	}
 	return added
+}
+
+// newAddresses reports whether k, introduced again, names an address its
+// stored entry lacks (the introducer heard where it listens since: a
+// member stored without addresses gets them, one that moved its new ones).
+// A device only config.toml names has no entry: its addresses are the
+// user's.
+func (d *Daemon) newAddresses(id share.ID, k known.Device) bool {
+	old, ok, err := d.known.Get(id, k.ID)
+	if err != nil || !ok {
+		return false
+	}
+	return slices.ContainsFunc(k.Addresses, func(a string) bool { return !slices.Contains(old.Addresses, a) })
 }
 
 // forgetRemoved drops the devices the share's log removed from its

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blueshift-sync/blueshift/daemon"
 )
@@ -120,11 +121,13 @@ func TestE2EMeshInviterAway(t *testing.T) {
 	for _, d := range others {
 		waitTrees(t, fa, dirs[d], "initial sync of "+d.name, a, d)
 	}
-	// Introduced: each of B, C, D is connected to the two others.
+	// Introduced: each of B, C, D is connected to the two others directly
+	// (on loopback every member can dial every other: a connection relayed
+	// by A is a defect).
 	for _, d := range others {
-		d.waitFor("connected to every other member", func(st daemon.Status) bool {
+		d.waitForWithin(meshDeadline, "connected to every other member directly", func(st daemon.Status) bool {
 			for _, o := range others {
-				if o != d && !connectedTo(st, ids[o]) {
+				if o != d && !directTo(st, ids[o]) {
 					return false
 				}
 			}
@@ -167,6 +170,18 @@ func TestE2EReadOnlyMembersIntroduced(t *testing.T) {
 	c.ok("join", strings.SplitN(a.ok("invite", "s", "--read-only"), "\n", 2)[0], filepath.Join(work, "c"))
 	b.waitFor("c introduced by a", func(st daemon.Status) bool { return peerKnown(st, idC) })
 	c.waitFor("b introduced by a, and connected", func(st daemon.Status) bool { return connectedTo(st, idB) })
+}
+
+// meshDeadline bounds how long introduced members take to connect directly:
+// a relayed connection is dialled again every minute (peer/relayed.go).
+const meshDeadline = 4 * time.Minute
+
+// directTo reports whether st shows a connection to id that no relay
+// carries.
+func directTo(st daemon.Status, id string) bool {
+	return slices.ContainsFunc(st.Peers, func(p daemon.PeerStatus) bool {
+		return p.ID == id && p.Connected && p.Reach != "" && p.Reach != "relayed"
+	})
 }
 
 func (d *device) readConfig() string {

@@ -47,8 +47,10 @@ type Store struct{ db *pebble.DB }
 func Open(db *pebble.DB) *Store { return &Store{db: db} }
 
 // Put keeps dev as a device of share id. A device already known keeps its
-// introducer and time; it takes a public key, name or addresses it had
-// none of. changed reports whether anything was written.
+// introducer and time; it takes a public key or name it had none of, and
+// dev's addresses go first in its list, before the ones it had (the newest
+// introduction knows best where it listens; older ones stay as long as
+// MaxAddresses leaves room). changed reports whether anything was written.
 func (s *Store) Put(id share.ID, dev Device) (changed bool, err error) {
 	if err := dev.check(); err != nil {
 		return false, err
@@ -65,9 +67,7 @@ func (s *Store) Put(id share.ID, dev Device) (changed bool, err error) {
 		if merged.Name == "" {
 			merged.Name = dev.Name
 		}
-		if len(merged.Addresses) == 0 {
-			merged.Addresses = dev.Addresses
-		}
+		merged.Addresses = mergeAddresses(dev.Addresses, old.Addresses)
 		if merged.equal(old) {
 			return false, nil
 		}
@@ -169,6 +169,18 @@ func (d Device) check() error {
 func (d Device) equal(o Device) bool {
 	return d.ID == o.ID && bytes.Equal(d.PublicKey, o.PublicKey) && d.Name == o.Name &&
 		slices.Equal(d.Addresses, o.Addresses) && d.IntroducedBy == o.IntroducedBy && d.At.Equal(o.At)
+}
+
+// mergeAddresses is newer followed by the addresses of older it lacks, at
+// most MaxAddresses.
+func mergeAddresses(newer, older []string) []string {
+	out := slices.Clone(newer)
+	for _, a := range older {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out[:min(len(out), MaxAddresses)]
 }
 
 func key(id share.ID, dev [32]byte) []byte {
