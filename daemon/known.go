@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/ed25519"
 	"encoding/base64"
 	"slices"
 	"time"
@@ -44,10 +45,11 @@ func (d *Daemon) withKnown(cfg *config.Config) *config.Config {
 			d.log.Warn("read the share's introduced members", "share", s.Name, "err", err)
 			continue
 		}
+		st := d.shareLog(*s)
+		list = append(list, logOnly(st, list, *s, d.self)...)
 		if len(list) == 0 {
 			continue
 		}
-		st := d.shareLog(*s)
 		s.Peers = slices.Clone(s.Peers)
 		for _, k := range list {
 			dev := identity.DeviceID(k.ID)
@@ -71,6 +73,35 @@ func (d *Daemon) withKnown(cfg *config.Config) *config.Config {
 		}
 	}
 	return &out
+}
+
+// logOnly returns, as introduced devices without addresses, the current
+// members the share's log st names that neither config.toml (s.Peers) nor
+// an introduction (introduced) does: a member that joined through a
+// device we never met, and that no writer introduced to us, is still one
+// to sync with. Its public key, when it signed an entry of the log, lets
+// the DHT find it; else its first connection (through a relay, or its own
+// dial) tells it (saveKnownKey).
+func logOnly(st *members.State, introduced []known.Device, s config.Share, self identity.DeviceID) []known.Device {
+	if st == nil {
+		return nil
+	}
+	keys := map[members.Device]ed25519.PublicKey{}
+	for _, e := range st.Entries(0) {
+		for _, sig := range e.Sigs {
+			keys[sig.Device] = sig.Pub // checked against the device when the entry was
+		}
+	}
+	var out []known.Device
+	for _, in := range st.Members() {
+		dev := identity.DeviceID(in.Device)
+		if in.Removed || dev == self || slices.Contains(s.Peers, dev.String()) ||
+			slices.ContainsFunc(introduced, func(k known.Device) bool { return k.ID == in.Device }) {
+			continue
+		}
+		out = append(out, known.Device{ID: in.Device, PublicKey: keys[in.Device], IntroducedBy: in.AddedBy, At: in.AddedAt})
+	}
+	return out
 }
 
 // keepIntroduced stores the members an introduction from remote names
@@ -143,8 +174,9 @@ func (d *Daemon) forgetRemoved(id share.ID, st *members.State) bool {
 }
 
 // saveKnownKey keeps a public key learned from a connected device's Hello
-// in its introduced entries (it has no [[peer]] in config.toml); it
-// reports whether the device is an introduced one.
+// in its introduced entries (it has no [[peer]] in config.toml), making
+// one for a member only a share's log names (logOnly); it reports whether
+// the device is an introduced one.
 func (d *Daemon) saveKnownKey(dev identity.DeviceID, text string) bool {
 	pub := peerKey(dev, text)
 	if pub == nil {
@@ -157,6 +189,9 @@ func (d *Daemon) saveKnownKey(dev identity.DeviceID, text string) bool {
 			continue
 		}
 		k, ok, err := d.known.Get(id, dev)
+		if err == nil && !ok && d.logOnlyMember(s, dev) {
+			k, ok = known.Device{ID: dev}, true
+		}
 		if err != nil || !ok {
 			continue
 		}
@@ -172,6 +207,20 @@ func (d *Daemon) saveKnownKey(dev identity.DeviceID, text string) bool {
 		}
 	}
 	return introduced
+}
+
+// logOnlyMember reports whether dev is a current member of s by its log
+// that config.toml does not name (a peer of the union s is, from logOnly).
+func (d *Daemon) logOnlyMember(s config.Share, dev identity.DeviceID) bool {
+	if !currentIn(d.shareLog(s), dev) {
+		return false
+	}
+	raw, err := LoadConfig(d.opts.Home)
+	if err != nil {
+		return false
+	}
+	_, err = raw.FindPeer(dev.String())
+	return err != nil
 }
 
 // shareLog is the membership log of s, or nil while it has none.

@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/base64"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/index/members"
 )
 
@@ -121,5 +123,61 @@ func TestIntroducedMemberNotImported(t *testing.T) {
 	st, _ = f.d.members.State(f.key.ID(), f.key.PublicKey())
 	if in, named := st.Member(members.Device(f.newcomer.ID())); named {
 		t.Fatalf("the log names the introduced member: %+v", in)
+	}
+}
+
+// TestLogOnlyMemberIsAPeer: a current member only the share's log names
+// (never introduced, not in config.toml) is a peer of the share all the
+// same, so the manager dials and accepts it; its public key comes from the
+// log when it signed an entry, else from its Hello (saveKnownKey), kept
+// in Pebble; config.toml is never written; once the log removes it, it is
+// no peer.
+func TestLogOnlyMemberIsAPeer(t *testing.T) {
+	f := newIntroFixture(t)
+	cfgPath := filepath.Join(f.d.home, "config.toml")
+	before := readFile(t, cfgPath)
+	f.appendEntry(t, members.Body{Kind: members.KindGenesis, Members: []members.Member{
+		{Device: members.Device(f.d.self), Level: members.ReadWrite},
+		{Device: members.Device(f.writer.ID()), Level: members.ReadWrite},
+		{Device: members.Device(f.newcomer.ID()), Level: members.ReadOnly},
+	}})
+	union := func() *config.Config {
+		t.Helper()
+		c, err := LoadConfig(f.d.home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.d.withKnown(c)
+	}
+	c := union()
+	if !slices.Contains(c.Shares[0].Peers, f.newcomer.ID().String()) {
+		t.Fatalf("the member only the log names is not a peer: %v", c.Shares[0].Peers)
+	}
+	p, err := c.FindPeer(f.newcomer.ID().String())
+	if err != nil || p.PublicKey != "" || len(p.Addresses) != 0 {
+		t.Fatalf("its [[peer]]: %+v, %v; want one without key or addresses", p, err)
+	}
+	if self, err := c.FindPeer(f.d.self.String()); err == nil {
+		t.Fatalf("this device is its own peer: %+v", self)
+	}
+	f.d.mu.cfg = c
+	text := base64.StdEncoding.EncodeToString(f.newcomer.PublicKey())
+	if !f.d.saveKnownKey(f.newcomer.ID(), text) {
+		t.Fatal("the key of a member only the log names was not kept")
+	}
+	c = union()
+	if p, err := c.FindPeer(f.newcomer.ID().String()); err != nil || p.PublicKey != text {
+		t.Fatalf("after its Hello: %+v, %v; want its key", p, err)
+	}
+
+	st, _ := f.d.members.State(f.key.ID(), f.key.PublicKey())
+	f.appendEntry(t, members.Body{Kind: members.KindRemove, Member: members.Member{Device: members.Device(f.newcomer.ID())}, Epoch: st.Epoch() + 1})
+	st, _ = f.d.members.State(f.key.ID(), f.key.PublicKey())
+	f.d.forgetRemoved(f.key.ID(), st)
+	if peers := union().Shares[0].Peers; slices.Contains(peers, f.newcomer.ID().String()) {
+		t.Fatalf("a removed member is still a peer: %v", peers)
+	}
+	if after := readFile(t, cfgPath); !bytes.Equal(before, after) {
+		t.Fatalf("config.toml changed:\n%s\nwas:\n%s", after, before)
 	}
 }
