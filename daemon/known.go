@@ -46,7 +46,10 @@ func (d *Daemon) withKnown(cfg *config.Config) *config.Config {
 			continue
 		}
 		st := d.shareLog(*s)
-		list = append(list, logOnly(st, list, *s, d.self)...)
+		list = append(list, logOnly(st, list, *s, d.self, func(dev [32]byte) bool {
+			gone, _ := d.known.Dismissed(id, dev)
+			return gone
+		})...)
 		if len(list) == 0 {
 			continue
 		}
@@ -77,12 +80,12 @@ func (d *Daemon) withKnown(cfg *config.Config) *config.Config {
 
 // logOnly returns, as introduced devices without addresses, the current
 // members the share's log st names that neither config.toml (s.Peers) nor
-// an introduction (introduced) does: a member that joined through a
-// device we never met, and that no writer introduced to us, is still one
-// to sync with. Its public key, when it signed an entry of the log, lets
-// the DHT find it; else its first connection (through a relay, or its own
-// dial) tells it (saveKnownKey).
-func logOnly(st *members.State, introduced []known.Device, s config.Share, self identity.DeviceID) []known.Device {
+// an introduction (introduced) does, and the user did not dismiss (`peer
+// remove`): a member that joined through a device we never met, and that
+// no writer introduced to us, is still one to sync with. Its public key,
+// when it signed an entry of the log, lets the DHT find it; else its first
+// connection (through a relay, or its own dial) tells it (saveKnownKey).
+func logOnly(st *members.State, introduced []known.Device, s config.Share, self identity.DeviceID, dismissed func([32]byte) bool) []known.Device {
 	if st == nil {
 		return nil
 	}
@@ -96,7 +99,7 @@ func logOnly(st *members.State, introduced []known.Device, s config.Share, self 
 	for _, in := range st.Members() {
 		dev := identity.DeviceID(in.Device)
 		if in.Removed || dev == self || slices.Contains(s.Peers, dev.String()) ||
-			slices.ContainsFunc(introduced, func(k known.Device) bool { return k.ID == in.Device }) {
+			slices.ContainsFunc(introduced, func(k known.Device) bool { return k.ID == in.Device }) || dismissed(in.Device) {
 			continue
 		}
 		out = append(out, known.Device{ID: in.Device, PublicKey: keys[in.Device], IntroducedBy: in.AddedBy, At: in.AddedAt})

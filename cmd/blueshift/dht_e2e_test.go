@@ -207,3 +207,43 @@ func TestDHTFlagsUsage(t *testing.T) {
 		}
 	}
 }
+
+// startDHTAt is startDHT with the daemon and its DHT node on loopback
+// address ip (127.0.0.2, ...): its connections to devices on 127.0.0.1
+// come from 127.0.0.1 over TCP, so those devices see it come from an IP
+// it does not listen at.
+func (d *device) startDHTAt(ip string, bootstrap ...string) {
+	d.t.Helper()
+	args := []string{"--home", d.home, "run", "--listen", ip + ":0", "--no-discovery", "--ui", "off", "--dht-listen", ip + ":0", "--log-level", "debug"}
+	for _, b := range bootstrap {
+		args = append(args, "--bootstrap", b)
+	}
+	d.startArgs(bin, args...)
+	d.waitFor("the DHT node runs", func(st daemon.Status) bool { return st.DHT != nil && st.DHT.Listen != "" })
+}
+
+// TestE2EMeshMembersFoundInDHT: B and C listen where A, which invited
+// them, cannot see them come from (A's introductions carry no address of
+// them); they may first be connected through A's relay, and find each
+// other in the DHT all the same and connect directly: a device reached
+// through a relay is still looked up.
+func TestE2EMeshMembersFoundInDHT(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a, b, c := newDevice(t, "a"), newDevice(t, "b"), newDevice(t, "c")
+	idB, idC := strings.TrimSpace(b.ok("id")), strings.TrimSpace(c.ok("id"))
+	work := t.TempDir()
+	fa := filepath.Join(work, "a")
+	write(t, filepath.Join(fa, "family.txt"), "family\n")
+	a.ok("share", "add", fa, "--name", "family")
+	a.startDHT()
+	boot := a.dhtAddr()
+	b.startDHTAt("127.0.0.2", boot)
+	c.startDHTAt("127.0.0.3", boot)
+	b.ok("join", strings.SplitN(a.ok("invite", "family"), "\n", 2)[0], filepath.Join(work, "b"))
+	c.ok("join", strings.SplitN(a.ok("invite", "family"), "\n", 2)[0], filepath.Join(work, "c"))
+	b.waitForWithin(meshDeadline, "c connected directly", func(st daemon.Status) bool { return directTo(st, idC) })
+	c.waitForWithin(meshDeadline, "b connected directly", func(st daemon.Status) bool { return directTo(st, idB) })
+}

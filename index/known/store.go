@@ -77,9 +77,41 @@ func (s *Store) Put(id share.ID, dev Device) (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if err := s.db.Set(key(id, dev.ID), b, pebble.Sync); err != nil {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	batch.Set(key(id, dev.ID), b, nil)
+	batch.Delete(dismissedKey(id, dev.ID), nil) // introduced again: known again
+	if err := batch.Commit(pebble.Sync); err != nil {
 		return false, fmt.Errorf("keep introduced device of share %s: %w", id.Short(), err)
 	}
+	return true, nil
+}
+
+// Dismiss forgets device dev of share id, as Remove does, and notes that
+// the user did (`peer remove`): Dismissed reports it until an
+// introduction puts the device again.
+func (s *Store) Dismiss(id share.ID, dev [32]byte) error {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	batch.Delete(key(id, dev), nil)
+	batch.Set(dismissedKey(id, dev), nil, nil)
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("forget device of share %s: %w", id.Short(), err)
+	}
+	return nil
+}
+
+// Dismissed reports whether the user dismissed device dev of share id
+// since it was last introduced.
+func (s *Store) Dismissed(id share.ID, dev [32]byte) (bool, error) {
+	_, closer, err := s.db.Get(dismissedKey(id, dev))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	closer.Close()
 	return true, nil
 }
 
@@ -184,8 +216,12 @@ func mergeAddresses(newer, older []string) []string {
 }
 
 func key(id share.ID, dev [32]byte) []byte {
-	k := make([]byte, 0, 1+32+32)
+	k := make([]byte, 0, 1+32+32+1)
 	k = append(k, tag)
 	k = append(k, id[:]...)
 	return append(k, dev[:]...)
 }
+
+// dismissedKey marks a dismissed device: its key with one more byte, which
+// List skips by its length.
+func dismissedKey(id share.ID, dev [32]byte) []byte { return append(key(id, dev), 'x') }

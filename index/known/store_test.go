@@ -146,3 +146,37 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDismiss: a dismissed device is forgotten and marked, in its share
+// only; an introduction puts it back and clears the mark.
+func TestDismiss(t *testing.T) {
+	s, db := openStore(t, t.TempDir())
+	defer db.Close()
+	var s1, s2 share.ID
+	s1[0], s2[0] = 1, 2
+	d, _ := newDevice(t)
+	if _, err := s.Put(s1, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Dismiss(s1, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.List(s1); err != nil || len(l) != 0 {
+		t.Fatalf("after dismiss: %v, %v", l, err)
+	}
+	if ok, err := s.Dismissed(s1, d.ID); err != nil || !ok {
+		t.Fatalf("dismissed: %v, %v", ok, err)
+	}
+	if ok, _ := s.Dismissed(s2, d.ID); ok {
+		t.Fatal("dismissed in the other share too")
+	}
+	if ch, err := s.Put(s1, d); err != nil || !ch {
+		t.Fatalf("introduced again: %v, %v", ch, err)
+	}
+	if ok, _ := s.Dismissed(s1, d.ID); ok {
+		t.Fatal("still dismissed after an introduction")
+	}
+	if l, _ := s.List(s1); len(l) != 1 {
+		t.Fatalf("introduced again, listed %v", l)
+	}
+}
