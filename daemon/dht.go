@@ -266,15 +266,7 @@ func (p *dhtPart) lookupLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		connected := map[identity.DeviceID]bool{} // directly
-		relayed := map[identity.DeviceID]bool{}
-		for _, c := range p.d.peers.Connected() {
-			if c.Reach == peer.ReachRelayed {
-				relayed[c.Device] = true
-			} else {
-				connected[c.Device] = true
-			}
-		}
+		connected, relayed := reachedBy(p.d.peers.Connected())
 		now := time.Now()
 		var due []identity.DeviceID
 		keys := map[identity.DeviceID]ed25519.PublicKey{}
@@ -317,6 +309,20 @@ func (p *dhtPart) lookupLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// reachedBy splits the connected devices into those connected directly
+// (not looked up) and those reached through a relay (looked up).
+func reachedBy(conns []peer.Connection) (direct, relayed map[identity.DeviceID]bool) {
+	direct, relayed = map[identity.DeviceID]bool{}, map[identity.DeviceID]bool{}
+	for _, c := range conns {
+		if c.Reach == peer.ReachRelayed {
+			relayed[c.Device] = true
+		} else {
+			direct[c.Device] = true
+		}
+	}
+	return direct, relayed
 }
 
 // lookup finds one device and has the manager dial it now: at once if it

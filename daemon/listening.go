@@ -32,10 +32,9 @@ const listenCap = "listen="
 func (d *Daemon) listenCapabilities() []string {
 	var out []string
 	for _, a := range d.ourAddresses() {
-		if len(out) == wire.MaxIntroAddrs {
-			break
+		if a, ok := introAddr(a); ok && len(listenCap+a) <= wire.MaxCapabilityLen && len(out) < wire.MaxIntroAddrs {
+			out = append(out, listenCap+a) // too long would make the Hello invalid
 		}
-		out = append(out, listenCap+a)
 	}
 	return out
 }

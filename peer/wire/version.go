@@ -138,6 +138,11 @@ package wire
 //	    capability "swarm1") and asks them for those blocks with
 //	    BlockRequests naming the send's share. Sent only to devices whose
 //	    Hello carries SwarmCapability ("swarm1").
+//	7 (2026-12-03, fifth session):
+//	  - Hello capabilities "listen=IP:port" (daemon/listening.go, at most
+//	    four, no new message): where the sender listens. The receiver keeps
+//	    those at the IP the connection comes from and puts them in its
+//	    Introductions of the sender; an older peer ignores them.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1
