@@ -3,10 +3,15 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/known"
+	"github.com/blueshift-sync/blueshift/index/members"
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 )
@@ -66,4 +71,29 @@ func (d *Daemon) removePeer(ref string) (PeerEntry, error) {
 	}
 	d.log.Info("peer removed", "peer", dev.Abbrev(), "member_of", out.Member)
 	return out, nil
+}
+
+// RemovePeerOffline is `peer remove` with no daemon running: it opens the
+// home's database to remove an introduced device too, and to mark a
+// member the shares' logs name as dismissed (else the next start would
+// make a peer of it again from the log alone).
+func RemovePeerOffline(home, ref string) (PeerEntry, error) {
+	id, err := identity.Load(home)
+	if err != nil {
+		return PeerEntry{}, fmt.Errorf("peer remove: %w", err)
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		return PeerEntry{}, fmt.Errorf("peer remove: %w", err)
+	}
+	db, err := index.Open(filepath.Join(home, DBDir), index.Options{})
+	if err != nil {
+		return PeerEntry{}, fmt.Errorf("peer remove: open the index of %s: %w (is a daemon starting? run peer remove again once it runs)", home, err)
+	}
+	defer db.Close()
+	discard := slog.New(slog.DiscardHandler)
+	d := &Daemon{home: home, opts: Options{Home: home}, log: discard, id: id, self: id.ID(),
+		members: members.Open(db.Pebble()), known: known.Open(db.Pebble())}
+	d.mu.cfg = d.withKnown(cfg)
+	return d.removePeer(ref)
 }

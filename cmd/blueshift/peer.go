@@ -93,7 +93,7 @@ func newPeerCmd(g *globals) *cobra.Command {
 				e, err = cl.RemovePeer(c.Context(), clean(args[0]))
 				return err
 			}, func() error {
-				e, err = daemon.RemovePeer(home, clean(args[0]))
+				e, err = daemon.RemovePeerOffline(home, clean(args[0]))
 				return err
 			})
 			if err != nil {

@@ -20,7 +20,7 @@ func refusedBy(st daemon.Status, id string) bool {
 // away (C is still in the share's membership log, which alone does not
 // bring it back); the output says C stays a member and how to take it
 // out. On C, `peer remove` of the inviter (paired in config.toml, and in
-// the log) says the same.
+// the log) says the same, and on B with no daemon running too.
 func TestE2EPeerRemoveIntroduced(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -81,5 +81,20 @@ func TestE2EPeerRemoveIntroduced(t *testing.T) {
 	}
 	if out := c.ok("peer", "list"); strings.Contains(out, idA) || !strings.Contains(out, idB) {
 		t.Fatalf("c's peer list after removing a: %q", out)
+	}
+
+	// With no daemon running, the same: the next start does not make a
+	// peer of A again from the log.
+	b.stop()
+	out = b.ok("peer", "remove", idA)
+	if !strings.Contains(out, "removed device "+idA) || !strings.Contains(out, "member remove") {
+		t.Fatalf("peer remove with no daemon: %q", out)
+	}
+	b.startDHT(c.dhtAddr())
+	if st, _ := b.status(); peerKnown(st, idA) {
+		t.Fatalf("a is a peer again after b restarted: %+v", st.Peers)
+	}
+	if out := b.ok("peer", "list"); strings.Contains(out, idA) {
+		t.Fatalf("b's peer list after removing a with no daemon: %q", out)
 	}
 }
