@@ -213,9 +213,14 @@ func (d *Daemon) saveKnownKey(dev identity.DeviceID, text string) bool {
 }
 
 // logOnlyMember reports whether dev is a current member of s by its log
-// that config.toml does not name (a peer of the union s is, from logOnly).
+// that config.toml does not name and the user did not dismiss (a peer of
+// the union s is, from logOnly).
 func (d *Daemon) logOnlyMember(s config.Share, dev identity.DeviceID) bool {
-	if !currentIn(d.shareLog(s), dev) {
+	id, err := share.ParseID(s.ID)
+	if err != nil || !currentIn(d.shareLog(s), dev) {
+		return false
+	}
+	if gone, err := d.known.Dismissed(id, dev); err != nil || gone {
 		return false
 	}
 	raw, err := LoadConfig(d.opts.Home)
