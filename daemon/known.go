@@ -49,6 +49,9 @@ func (d *Daemon) withKnown(cfg *config.Config) *config.Config {
 		list = append(list, logOnly(st, list, *s, d.self, func(dev [32]byte) bool {
 			gone, _ := d.known.Dismissed(id, dev)
 			return gone
+		}, func(dev [32]byte) ed25519.PublicKey {
+			pub, _ := d.members.PublicKey(id, members.Device(dev))
+			return pub
 		})...)
 		if len(list) == 0 {
 			continue
@@ -82,10 +85,13 @@ func (d *Daemon) withKnown(cfg *config.Config) *config.Config {
 // members the share's log st names that neither config.toml (s.Peers) nor
 // an introduction (introduced) does, and the user did not dismiss (`peer
 // remove`): a member that joined through a device we never met, and that
-// no writer introduced to us, is still one to sync with. Its public key,
-// when it signed an entry of the log, lets the DHT find it; else its first
-// connection (through a relay, or its own dial) tells it (saveKnownKey).
-func logOnly(st *members.State, introduced []known.Device, s config.Share, self identity.DeviceID, dismissed func([32]byte) bool) []known.Device {
+// no writer introduced to us, is still one to sync with. Its public key
+// (keyOf: the one the membership store kept from its join, else the one of
+// its signature on an entry of the log) lets the DHT find it; else its
+// first connection (through a relay, or its own dial) tells it
+// (saveKnownKey).
+func logOnly(st *members.State, introduced []known.Device, s config.Share, self identity.DeviceID,
+	dismissed func([32]byte) bool, keyOf func([32]byte) ed25519.PublicKey) []known.Device {
 	if st == nil {
 		return nil
 	}
@@ -102,7 +108,11 @@ func logOnly(st *members.State, introduced []known.Device, s config.Share, self 
 			slices.ContainsFunc(introduced, func(k known.Device) bool { return k.ID == in.Device }) || dismissed(in.Device) {
 			continue
 		}
-		out = append(out, known.Device{ID: in.Device, PublicKey: keys[in.Device], IntroducedBy: in.AddedBy, At: in.AddedAt})
+		pub := keyOf(in.Device)
+		if pub == nil {
+			pub = keys[in.Device]
+		}
+		out = append(out, known.Device{ID: in.Device, PublicKey: pub, IntroducedBy: in.AddedBy, At: in.AddedAt})
 	}
 	return out
 }
@@ -128,7 +138,7 @@ func (d *Daemon) keepIntroduced(id share.ID, s config.Share, st *members.State, 
 			}
 		}
 		member := slices.Contains(s.Peers, dev.String())
-		if p, err := cfg.FindPeer(dev.String()); err == nil && member && (p.PublicKey != "" || k.PublicKey == nil) && !d.newAddresses(id, k) {
+		if p, err := cfg.FindPeer(dev.String()); err == nil && member && (p.PublicKey != "" || k.PublicKey == nil) && !d.newAddresses(id, s, k) {
 			continue // nothing to learn
 		}
 		changed, err := d.known.Put(id, k)
@@ -148,13 +158,16 @@ func (d *Daemon) keepIntroduced(id share.ID, s config.Share, st *members.State, 
 
 // newAddresses reports whether k, introduced again, names an address its
 // stored entry lacks (the introducer heard where it listens since: a
-// member stored without addresses gets them, one that moved its new ones).
-// A device only config.toml names has no entry: its addresses are the
-// user's.
-func (d *Daemon) newAddresses(id share.ID, k known.Device) bool {
+// member stored without addresses gets them, one that moved its new ones),
+// or names any for a member only the log names. A device config.toml
+// names has no entry: its addresses are the user's.
+func (d *Daemon) newAddresses(id share.ID, s config.Share, k known.Device) bool {
 	old, ok, err := d.known.Get(id, k.ID)
-	if err != nil || !ok {
+	if err != nil {
 		return false
+	}
+	if !ok {
+		return len(k.Addresses) > 0 && d.logOnlyMember(s, identity.DeviceID(k.ID))
 	}
 	return slices.ContainsFunc(k.Addresses, func(a string) bool { return !slices.Contains(old.Addresses, a) })
 }
