@@ -18,6 +18,10 @@ type PeerEntry struct {
 	ID        string   `json:"id"`
 	Name      string   `json:"name"`
 	Addresses []string `json:"addresses"`
+	// Member and Note, from `peer remove` only: the shares whose
+	// membership log still names the device, and what that means.
+	Member []string `json:"member_of,omitempty"`
+	Note   string   `json:"note,omitempty"`
 }
 
 // AddPeerRequest is the body of POST /v1/peers.
@@ -98,6 +102,6 @@ func (d *Daemon) apiAddPeer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) apiRemovePeer(w http.ResponseWriter, r *http.Request) {
-	e, err := RemovePeer(d.home, r.PathValue("peer"))
+	e, err := d.removePeer(r.PathValue("peer")) // peer_remove.go: introduced devices too
 	d.answerReloaded(w, e, err)
 }

@@ -109,6 +109,7 @@ type Daemon struct {
 	vault      *vault.Store             // sealed records and blocks this device keeps as an encrypted member (vault.go)
 	vpulls     vaultPulls               // what each share last pulled from its encrypted members, for status (vault.go)
 	vaddrs     vaultAddrs               // where encrypted members said they listen, for introductions (vault.go)
+	listening  listenSeen               // where peers said they listen, at the IP they came from, for introductions (listening.go)
 	msync      memberSync               // wakes the membership relays (members.go)
 	local      localCache               // read-only shares' local changes, for status (members.go)
 	keyring    keyringState             // the keyring and mount loop's wake-ups and lock (keyring.go, mounts.go)

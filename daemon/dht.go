@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/config"
+	"github.com/blueshift-sync/blueshift/peer"
 	"github.com/blueshift-sync/blueshift/peer/dht"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/transport"
@@ -250,9 +251,12 @@ func publishable(observed, own []string) []string {
 }
 
 // lookupLoop looks up, in rounds, the paired devices we have a public key
-// of and no connection to: each at once when its connection is lost, then
-// with backoff from lookupMin to lookupMax, and after lookupEager every
-// lookupIdle.
+// of and no direct connection to: each at once when its connection is lost
+// (or is relayed), then with backoff from lookupMin to lookupMax, and after
+// lookupEager every lookupIdle. A device reached through a relay is looked
+// up too: what the DHT finds is where its dialer tries to reach it without
+// the relay (peer/relayed.go), and relays are asked within a second or two
+// of an introduction, long before a first look-up could answer.
 func (p *dhtPart) lookupLoop(ctx context.Context) {
 	type state struct {
 		since, next time.Time
@@ -262,10 +266,7 @@ func (p *dhtPart) lookupLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		connected := map[identity.DeviceID]bool{}
-		for _, c := range p.d.peers.Connected() {
-			connected[c.Device] = true
-		}
+		connected, relayed := reachedBy(p.d.peers.Connected())
 		now := time.Now()
 		var due []identity.DeviceID
 		keys := map[identity.DeviceID]ed25519.PublicKey{}
@@ -299,7 +300,7 @@ func (p *dhtPart) lookupLoop(ctx context.Context) {
 		}
 		var wg gosync.WaitGroup
 		for _, id := range due {
-			wg.Go(func() { p.lookup(ctx, id, keys[id]) })
+			wg.Go(func() { p.lookup(ctx, id, keys[id], relayed[id]) })
 		}
 		wg.Wait()
 		select {
@@ -310,9 +311,23 @@ func (p *dhtPart) lookupLoop(ctx context.Context) {
 	}
 }
 
-// lookup finds one device and, when its addresses are new, has the
-// manager dial them now.
-func (p *dhtPart) lookup(ctx context.Context, id identity.DeviceID, pub ed25519.PublicKey) {
+// reachedBy splits the connected devices into those connected directly
+// (not looked up) and those reached through a relay (looked up).
+func reachedBy(conns []peer.Connection) (direct, relayed map[identity.DeviceID]bool) {
+	direct, relayed = map[identity.DeviceID]bool{}, map[identity.DeviceID]bool{}
+	for _, c := range conns {
+		if c.Reach == peer.ReachRelayed {
+			relayed[c.Device] = true
+		} else {
+			direct[c.Device] = true
+		}
+	}
+	return direct, relayed
+}
+
+// lookup finds one device and has the manager dial it now: at once if it
+// is not connected, else (relayed) when the addresses are new.
+func (p *dhtPart) lookup(ctx context.Context, id identity.DeviceID, pub ed25519.PublicKey, relayed bool) {
 	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	it, err := p.node.Lookup(lctx, pub)
@@ -331,7 +346,9 @@ func (p *dhtPart) lookup(ctx context.Context, id identity.DeviceID, pub ed25519.
 	if changed {
 		p.d.log.Info("DHT: found a peer", "peer", id.Abbrev(), "addrs", addrs, "seq", it.Seq)
 	}
-	p.d.peers.Kick(id)
+	if changed || !relayed {
+		p.d.peers.Kick(id)
+	}
 }
 
 // close closes the node when Open fails after opening it.

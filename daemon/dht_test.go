@@ -2,11 +2,14 @@ package daemon
 
 import (
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"testing"
 
+	"github.com/blueshift-sync/blueshift/peer"
 	"github.com/blueshift-sync/blueshift/peer/dht"
+	"github.com/blueshift-sync/blueshift/peer/identity"
 )
 
 // TestDHTBootstrap: the public routers are used only when nothing else is
@@ -66,5 +69,47 @@ func TestPublishable(t *testing.T) {
 	}
 	if got := publishable(many, nil); len(got) != dht.MaxAddrs {
 		t.Fatalf("%d addresses published, want %d", len(got), dht.MaxAddrs)
+	}
+}
+
+// TestReachedBy: a device reached through a relay is not counted as
+// connected, so the DHT looks it up (its dialer tries what is found to
+// replace the relayed connection); a direct or LAN one is.
+func TestReachedBy(t *testing.T) {
+	var lan, direct, relayed identity.DeviceID
+	lan[0], direct[0], relayed[0] = 1, 2, 3
+	d, r := reachedBy([]peer.Connection{
+		{Device: lan, Reach: peer.ReachLAN},
+		{Device: direct, Reach: peer.ReachDirect},
+		{Device: relayed, Reach: peer.ReachRelayed, Via: lan},
+	})
+	if !d[lan] || !d[direct] || d[relayed] || len(d) != 2 {
+		t.Errorf("connected directly: %v", d)
+	}
+	if !r[relayed] || len(r) != 1 {
+		t.Errorf("relayed: %v", r)
+	}
+}
+
+// TestListenAt: only the listening addresses at the IP a connection comes
+// from are kept, at most wire.MaxIntroAddrs, well-formed, no duplicates.
+func TestListenAt(t *testing.T) {
+	from := netip.MustParseAddr("192.0.2.7")
+	for _, tc := range []struct {
+		name string
+		caps []string
+		want []string
+	}{
+		{"at the IP it came from", []string{"key=x", listenCap + "192.0.2.7:22000"}, []string{"192.0.2.7:22000"}},
+		{"another IP: another host, or behind a NAT", []string{listenCap + "198.51.100.1:22000", listenCap + "10.0.0.2:22000"}, nil},
+		{"port 0 or garbage", []string{listenCap + "192.0.2.7:0", listenCap + "nope", listenCap}, nil},
+		{"duplicates once", []string{listenCap + "192.0.2.7:1", listenCap + "192.0.2.7:1"}, []string{"192.0.2.7:1"}},
+		{"IPv4 in IPv6", []string{listenCap + "[::ffff:192.0.2.7]:5"}, []string{"192.0.2.7:5"}},
+		{"at most MaxIntroAddrs", []string{listenCap + "192.0.2.7:1", listenCap + "192.0.2.7:2", listenCap + "192.0.2.7:3", listenCap + "192.0.2.7:4", listenCap + "192.0.2.7:5"},
+			[]string{"192.0.2.7:1", "192.0.2.7:2", "192.0.2.7:3", "192.0.2.7:4"}},
+	} {
+		if got := listenAt(tc.caps, from); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

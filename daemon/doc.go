@@ -41,7 +41,9 @@
 // addresses change (checked every 5 s) and every 30 min, and looks up each
 // paired device it has a public key of ([[peer]] public_key, learned from
 // the "key=" capability of its Hello or from an introduction) and no
-// connection to: at once when the connection is lost, then with backoff
+// direct connection to (one reached through a relay is looked up, so its
+// dialer can replace the relayed connection): at once when the connection
+// is lost, then with backoff
 // from 2 s to 20 s; what it finds joins the manager's addresses and the
 // device is dialled at once. Bootstrap: `run --bootstrap` (repeatable),
 // else [dht] bootstrap, else the public routers unless the daemon listens
@@ -64,7 +66,13 @@
 // last addresses, introducer, time), never in config.toml; the
 // configuration the daemon applies (d.config()) is config.toml's plus
 // them, so dialling, accepting, the engine's members, status, the DHT
-// lookups and introductions all see them; a log Remove forgets them.
+// lookups and introductions all see them; a log Remove forgets them. The
+// current members only the share's log names join the union the same way
+// (logOnly), unless the user dismissed them with `peer remove`
+// (peer_remove.go: the introduction forgotten, the device marked in
+// Pebble; an introduction brings it back). listening.go: each Hello
+// carries "listen=IP:port" capabilities, and introductions pass on those
+// at the IP the device was seen coming from.
 // Relaying for others (relay.go) asks the logs alone: a device is served
 // if the log of a share this device is a current member of names it a
 // current member.

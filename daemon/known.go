@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/ed25519"
 	"encoding/base64"
 	"slices"
 	"time"
@@ -44,10 +45,17 @@ func (d *Daemon) withKnown(cfg *config.Config) *config.Config {
 			d.log.Warn("read the share's introduced members", "share", s.Name, "err", err)
 			continue
 		}
+		st := d.shareLog(*s)
+		list = append(list, logOnly(st, list, *s, d.self, func(dev [32]byte) bool {
+			gone, _ := d.known.Dismissed(id, dev)
+			return gone
+		}, func(dev [32]byte) ed25519.PublicKey {
+			pub, _ := d.members.PublicKey(id, members.Device(dev))
+			return pub
+		})...)
 		if len(list) == 0 {
 			continue
 		}
-		st := d.shareLog(*s)
 		s.Peers = slices.Clone(s.Peers)
 		for _, k := range list {
 			dev := identity.DeviceID(k.ID)
@@ -73,6 +81,42 @@ func (d *Daemon) withKnown(cfg *config.Config) *config.Config {
 	return &out
 }
 
+// logOnly returns, as introduced devices without addresses, the current
+// members the share's log st names that neither config.toml (s.Peers) nor
+// an introduction (introduced) does, and the user did not dismiss (`peer
+// remove`): a member that joined through a device we never met, and that
+// no writer introduced to us, is still one to sync with. Its public key
+// (keyOf: the one the membership store kept from its join, else the one of
+// its signature on an entry of the log) lets the DHT find it; else its
+// first connection (through a relay, or its own dial) tells it
+// (saveKnownKey).
+func logOnly(st *members.State, introduced []known.Device, s config.Share, self identity.DeviceID,
+	dismissed func([32]byte) bool, keyOf func([32]byte) ed25519.PublicKey) []known.Device {
+	if st == nil {
+		return nil
+	}
+	keys := map[members.Device]ed25519.PublicKey{}
+	for _, e := range st.Entries(0) {
+		for _, sig := range e.Sigs {
+			keys[sig.Device] = sig.Pub // checked against the device when the entry was
+		}
+	}
+	var out []known.Device
+	for _, in := range st.Members() {
+		dev := identity.DeviceID(in.Device)
+		if in.Removed || dev == self || slices.Contains(s.Peers, dev.String()) ||
+			slices.ContainsFunc(introduced, func(k known.Device) bool { return k.ID == in.Device }) || dismissed(in.Device) {
+			continue
+		}
+		pub := keyOf(in.Device)
+		if pub == nil {
+			pub = keys[in.Device]
+		}
+		out = append(out, known.Device{ID: in.Device, PublicKey: pub, IntroducedBy: in.AddedBy, At: in.AddedAt})
+	}
+	return out
+}
+
 // keepIntroduced stores the members an introduction from remote names
 // (already checked: mesh.go) as devices of share id; it returns how many
 // are new to the share or brought something new (a public key).
@@ -94,7 +138,7 @@ func (d *Daemon) keepIntroduced(id share.ID, s config.Share, st *members.State, 
 			}
 		}
 		member := slices.Contains(s.Peers, dev.String())
-		if p, err := cfg.FindPeer(dev.String()); err == nil && member && (p.PublicKey != "" || k.PublicKey == nil) {
+		if p, err := cfg.FindPeer(dev.String()); err == nil && member && (p.PublicKey != "" || k.PublicKey == nil) && !d.newAddresses(id, s, k) {
 			continue // nothing to learn
 		}
 		changed, err := d.known.Put(id, k)
@@ -110,6 +154,22 @@ func (d *Daemon) keepIntroduced(id share.ID, s config.Share, st *members.State, 
 		}
 	}
 	return added
+}
+
+// newAddresses reports whether k, introduced again, names an address its
+// stored entry lacks (the introducer heard where it listens since: a
+// member stored without addresses gets them, one that moved its new ones),
+// or names any for a member only the log names. A device config.toml
+// names has no entry: its addresses are the user's.
+func (d *Daemon) newAddresses(id share.ID, s config.Share, k known.Device) bool {
+	old, ok, err := d.known.Get(id, k.ID)
+	if err != nil {
+		return false
+	}
+	if !ok {
+		return len(k.Addresses) > 0 && d.logOnlyMember(s, identity.DeviceID(k.ID))
+	}
+	return slices.ContainsFunc(k.Addresses, func(a string) bool { return !slices.Contains(old.Addresses, a) })
 }
 
 // forgetRemoved drops the devices the share's log removed from its
@@ -130,8 +190,9 @@ func (d *Daemon) forgetRemoved(id share.ID, st *members.State) bool {
 }
 
 // saveKnownKey keeps a public key learned from a connected device's Hello
-// in its introduced entries (it has no [[peer]] in config.toml); it
-// reports whether the device is an introduced one.
+// in its introduced entries (it has no [[peer]] in config.toml), making
+// one for a member only a share's log names (logOnly); it reports whether
+// the device is an introduced one.
 func (d *Daemon) saveKnownKey(dev identity.DeviceID, text string) bool {
 	pub := peerKey(dev, text)
 	if pub == nil {
@@ -144,6 +205,9 @@ func (d *Daemon) saveKnownKey(dev identity.DeviceID, text string) bool {
 			continue
 		}
 		k, ok, err := d.known.Get(id, dev)
+		if err == nil && !ok && d.logOnlyMember(s, dev) {
+			k, ok = known.Device{ID: dev}, true
+		}
 		if err != nil || !ok {
 			continue
 		}
@@ -159,6 +223,25 @@ func (d *Daemon) saveKnownKey(dev identity.DeviceID, text string) bool {
 		}
 	}
 	return introduced
+}
+
+// logOnlyMember reports whether dev is a current member of s by its log
+// that config.toml does not name and the user did not dismiss (a peer of
+// the union s is, from logOnly).
+func (d *Daemon) logOnlyMember(s config.Share, dev identity.DeviceID) bool {
+	id, err := share.ParseID(s.ID)
+	if err != nil || !currentIn(d.shareLog(s), dev) {
+		return false
+	}
+	if gone, err := d.known.Dismissed(id, dev); err != nil || gone {
+		return false
+	}
+	raw, err := LoadConfig(d.opts.Home)
+	if err != nil {
+		return false
+	}
+	_, err = raw.FindPeer(dev.String())
+	return err != nil
 }
 
 // shareLog is the membership log of s, or nil while it has none.

@@ -167,7 +167,8 @@ func (d *Daemon) introductionsFor(remote identity.DeviceID) map[share.ID]introdu
 }
 
 // dialable is where a member can be dialled, as far as we know: its
-// configured addresses, the address we dialled it at, what the DHT found;
+// configured addresses, the address we dialled it at, where it said it
+// listens (at the IP it came from: listening.go), what the DHT found;
 // IP literals only, at most wire.MaxIntroAddrs.
 func (d *Daemon) dialable(id identity.DeviceID, static []string) []string {
 	cands := slices.Clone(static)
@@ -176,6 +177,7 @@ func (d *Daemon) dialable(id identity.DeviceID, static []string) []string {
 			cands = append(cands, c.Addr)
 		}
 	}
+	cands = append(cands, d.listening.of(id)...) // where it said it listens (listening.go)
 	cands = append(cands, d.dht.found(id)...)
 	var out []string
 	for _, a := range cands {

@@ -169,6 +169,7 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 	}
 	d.joins.setHello(remote, token)
 	caps := append(append(d.meshCapabilities(), wire.MembersCapability, wire.VaultCapability, wire.VaultListedCapability, wire.PatchCapability, wire.SwarmCapability, wire.BatchSigCapability), d.multicastCapabilities()...)
+	caps = append(caps, d.listenCapabilities()...) // listening.go
 	if token == "" {
 		return caps
 	}
@@ -251,6 +252,7 @@ func (d *Daemon) serveSession(ctx context.Context, c *conn.Conn, h conn.Handler)
 	}
 	d.forgetToken(c.Remote())
 	d.learnKey(c.Remote(), c.PeerHello().Capabilities)
+	d.learnListen(c) // before introduce: its first round passes them on
 	ctx, cancel := context.WithCancel(ctx)
 	var wg gosync.WaitGroup
 	wg.Go(func() { d.presentJoins(ctx, c) })

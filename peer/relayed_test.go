@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/blueshift-sync/blueshift/peer/conn"
@@ -38,8 +39,9 @@ func relayNode(t *testing.T, p *node, allowed ...*node) {
 	}
 }
 
-// startRelayed starts n with a relay client, and Relaying as given.
-func startRelayed(n *node, peers map[identity.DeviceID][]string, relaying bool) {
+// startRelayed starts n with a relay client, and Relaying as given; tweaks
+// change the options further.
+func startRelayed(n *node, peers map[identity.DeviceID][]string, relaying bool, tweaks ...func(*Options)) {
 	var c *relay.Client
 	divert := n.listeners
 	n.listeners = func(lns []conn.Listener) []conn.Listener {
@@ -56,6 +58,9 @@ func startRelayed(n *node, peers map[identity.DeviceID][]string, relaying bool) 
 			Logger:    testLogger(n.t, n.name+" relay client"),
 		})
 		o.Relay, o.Relaying = c, relaying
+		for _, tw := range tweaks {
+			tw(o)
+		}
 	}, nil)
 }
 
@@ -129,4 +134,42 @@ func TestRelayInviteRefusals(t *testing.T) {
 	if err := p.m.RelayInvite(ctx, stranger.ID(), a.ID(), [wire.RelayTokenSize]byte{}); err == nil {
 		t.Error("p invited a device it is not connected to")
 	}
+}
+
+// TestRelayUpgradeToFoundAddress: a device reached through a relay is
+// dialled at the addresses Options.Addresses finds later (the DHT's, in
+// the daemon) when its dialer is kicked, and the direct connection
+// replaces the relayed one on both sides.
+func TestRelayUpgradeToFoundAddress(t *testing.T) {
+	p, a, b := newNode(t, "p"), newNode(t, "a"), newNode(t, "b")
+	relayNode(t, p, a, b)
+	startRelayed(p, nil, true)
+	p.m.AddPeer(a.ID())
+	p.m.AddPeer(b.ID())
+	var found atomic.Pointer[transport.Addr] // b's address, once "looked up"
+	startRelayed(b, map[identity.DeviceID][]string{p.ID(): {p.addr}, a.ID(): nil}, false)
+	startRelayed(a, map[identity.DeviceID][]string{p.ID(): {p.addr}, b.ID(): nil}, false, func(o *Options) {
+		o.Addresses = func(id identity.DeviceID) []transport.Addr {
+			if f := found.Load(); f != nil && id == b.ID() {
+				return []transport.Addr{*f}
+			}
+			return nil
+		}
+	})
+	waitFor(t, "a and b connected through p", func() bool {
+		ca, okA := connection(a, b)
+		cb, okB := connection(b, a)
+		return okA && okB && ca.Reach == ReachRelayed && cb.Reach == ReachRelayed
+	})
+	baddr, err := transport.Parse("tcp://" + b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found.Store(&baddr)
+	a.m.Kick(b.ID())
+	waitFor(t, "a and b connected directly", func() bool {
+		ca, okA := connection(a, b)
+		cb, okB := connection(b, a)
+		return okA && okB && ca.Reach == ReachLAN && cb.Reach == ReachLAN
+	})
 }

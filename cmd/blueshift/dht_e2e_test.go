@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blueshift-sync/blueshift/daemon"
 )
@@ -120,11 +121,13 @@ func TestE2EMeshInviterAway(t *testing.T) {
 	for _, d := range others {
 		waitTrees(t, fa, dirs[d], "initial sync of "+d.name, a, d)
 	}
-	// Introduced: each of B, C, D is connected to the two others.
+	// Introduced: each of B, C, D is connected to the two others directly
+	// (on loopback every member can dial every other: a connection relayed
+	// by A is a defect).
 	for _, d := range others {
-		d.waitFor("connected to every other member", func(st daemon.Status) bool {
+		d.waitForWithin(meshDeadline, "connected to every other member directly", func(st daemon.Status) bool {
 			for _, o := range others {
-				if o != d && !connectedTo(st, ids[o]) {
+				if o != d && !directTo(st, ids[o]) {
 					return false
 				}
 			}
@@ -169,6 +172,18 @@ func TestE2EReadOnlyMembersIntroduced(t *testing.T) {
 	c.waitFor("b introduced by a, and connected", func(st daemon.Status) bool { return connectedTo(st, idB) })
 }
 
+// meshDeadline bounds how long introduced members take to connect directly:
+// a relayed connection is dialled again every minute (peer/relayed.go).
+const meshDeadline = 4 * time.Minute
+
+// directTo reports whether st shows a connection to id that no relay
+// carries.
+func directTo(st daemon.Status, id string) bool {
+	return slices.ContainsFunc(st.Peers, func(p daemon.PeerStatus) bool {
+		return p.ID == id && p.Connected && p.Reach != "" && p.Reach != "relayed"
+	})
+}
+
 func (d *device) readConfig() string {
 	d.t.Helper()
 	b, err := os.ReadFile(filepath.Join(d.home, "config.toml"))
@@ -191,4 +206,44 @@ func TestDHTFlagsUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, %q; want 2 and the flag named", args, code, errOut)
 		}
 	}
+}
+
+// startDHTAt is startDHT with the daemon and its DHT node on loopback
+// address ip (127.0.0.2, ...): its connections to devices on 127.0.0.1
+// come from 127.0.0.1 over TCP, so those devices see it come from an IP
+// it does not listen at.
+func (d *device) startDHTAt(ip string, bootstrap ...string) {
+	d.t.Helper()
+	args := []string{"--home", d.home, "run", "--listen", ip + ":0", "--no-discovery", "--ui", "off", "--dht-listen", ip + ":0", "--log-level", "debug"}
+	for _, b := range bootstrap {
+		args = append(args, "--bootstrap", b)
+	}
+	d.startArgs(bin, args...)
+	d.waitFor("the DHT node runs", func(st daemon.Status) bool { return st.DHT != nil && st.DHT.Listen != "" })
+}
+
+// TestE2EMeshMembersFoundInDHT: B and C listen where A, which invited
+// them, cannot see them come from (A's introductions carry no address of
+// them); they may first be connected through A's relay, and find each
+// other in the DHT all the same and connect directly: a device reached
+// through a relay is still looked up.
+func TestE2EMeshMembersFoundInDHT(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a, b, c := newDevice(t, "a"), newDevice(t, "b"), newDevice(t, "c")
+	idB, idC := strings.TrimSpace(b.ok("id")), strings.TrimSpace(c.ok("id"))
+	work := t.TempDir()
+	fa := filepath.Join(work, "a")
+	write(t, filepath.Join(fa, "family.txt"), "family\n")
+	a.ok("share", "add", fa, "--name", "family")
+	a.startDHT()
+	boot := a.dhtAddr()
+	b.startDHTAt("127.0.0.2", boot)
+	c.startDHTAt("127.0.0.3", boot)
+	b.ok("join", strings.SplitN(a.ok("invite", "family"), "\n", 2)[0], filepath.Join(work, "b"))
+	c.ok("join", strings.SplitN(a.ok("invite", "family"), "\n", 2)[0], filepath.Join(work, "c"))
+	b.waitForWithin(meshDeadline, "c connected directly", func(st daemon.Status) bool { return directTo(st, idC) })
+	c.waitForWithin(meshDeadline, "b connected directly", func(st daemon.Status) bool { return directTo(st, idB) })
 }

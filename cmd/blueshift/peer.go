@@ -75,24 +75,51 @@ func newPeerCmd(g *globals) *cobra.Command {
 	}
 	add.Flags().StringSliceVar(&addrs, "addr", nil, "HOST:PORT where the device listens (repeatable)")
 	add.Flags().StringVar(&name, "name", "", "a label for the device")
+	var removeJSON bool
 	remove := &cobra.Command{
 		Use:   "remove ID",
 		Short: "Forget a device (by ID or name) and stop syncing with it",
-		Args:  exactArgs(1),
+		Long: "Forget a device (by ID or name) and stop syncing with it: one you paired, or one a member\n" +
+			"introduced (the running daemon forgets the introduction). A device a share's membership log\n" +
+			"names stays a member and may be introduced again: `member remove SHARE DEVICE` takes it out.",
+		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			home, err := g.homeOf()
 			if err != nil {
 				return err
 			}
-			return viaDaemon(c, home, func(cl *daemon.Client) error {
-				_, err := cl.RemovePeer(c.Context(), clean(args[0]))
+			var e daemon.PeerEntry
+			err = viaDaemon(c, home, func(cl *daemon.Client) error {
+				e, err = cl.RemovePeer(c.Context(), clean(args[0]))
 				return err
 			}, func() error {
-				_, err := daemon.RemovePeer(home, clean(args[0]))
+				e, err = daemon.RemovePeerOffline(home, clean(args[0]))
 				return err
 			})
+			if err != nil {
+				return err
+			}
+			return printRemovedPeer(c, e, removeJSON)
 		},
 	}
+	remove.Flags().BoolVar(&removeJSON, "json", false, "print JSON for scripts")
 	c.AddCommand(list, add, remove)
 	return c
+}
+
+// printRemovedPeer says which device `peer remove` removed and, when a
+// share's membership log still names it, that it may come back.
+func printRemovedPeer(c *cobra.Command, e daemon.PeerEntry, asJSON bool) error {
+	if asJSON {
+		return printJSON(c.OutOrStdout(), e)
+	}
+	name := ""
+	if e.Name != "" {
+		name = " (" + e.Name + ")"
+	}
+	fmt.Fprintf(c.OutOrStdout(), "removed device %s%s\n", e.ID, name)
+	if e.Note != "" {
+		fmt.Fprintln(c.OutOrStdout(), e.Note)
+	}
+	return nil
 }

@@ -12,6 +12,11 @@
 // introduced it and when. A Store holds them under the tag 'I':
 //
 //	'I' share[32] device[32] -> JSON Device   (at most MaxEncoded bytes)
+//	'I' share[32] device[32] 'x' -> empty     (dismissed by the user)
+//
+// A device the user dismissed (`peer remove`: Dismiss) is forgotten and
+// marked, so the daemon does not make a peer of it again only because the
+// share's membership log names it; an introduction (Put) clears the mark.
 //
 // # Contracts
 //

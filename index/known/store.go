@@ -47,8 +47,10 @@ type Store struct{ db *pebble.DB }
 func Open(db *pebble.DB) *Store { return &Store{db: db} }
 
 // Put keeps dev as a device of share id. A device already known keeps its
-// introducer and time; it takes a public key, name or addresses it had
-// none of. changed reports whether anything was written.
+// introducer and time; it takes a public key or name it had none of, and
+// dev's addresses go first in its list, before the ones it had (the newest
+// introduction knows best where it listens; older ones stay as long as
+// MaxAddresses leaves room). changed reports whether anything was written.
 func (s *Store) Put(id share.ID, dev Device) (changed bool, err error) {
 	if err := dev.check(); err != nil {
 		return false, err
@@ -65,9 +67,7 @@ func (s *Store) Put(id share.ID, dev Device) (changed bool, err error) {
 		if merged.Name == "" {
 			merged.Name = dev.Name
 		}
-		if len(merged.Addresses) == 0 {
-			merged.Addresses = dev.Addresses
-		}
+		merged.Addresses = mergeAddresses(dev.Addresses, old.Addresses)
 		if merged.equal(old) {
 			return false, nil
 		}
@@ -77,9 +77,41 @@ func (s *Store) Put(id share.ID, dev Device) (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if err := s.db.Set(key(id, dev.ID), b, pebble.Sync); err != nil {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	batch.Set(key(id, dev.ID), b, nil)
+	batch.Delete(dismissedKey(id, dev.ID), nil) // introduced again: known again
+	if err := batch.Commit(pebble.Sync); err != nil {
 		return false, fmt.Errorf("keep introduced device of share %s: %w", id.Short(), err)
 	}
+	return true, nil
+}
+
+// Dismiss forgets device dev of share id, as Remove does, and notes that
+// the user did (`peer remove`): Dismissed reports it until an
+// introduction puts the device again.
+func (s *Store) Dismiss(id share.ID, dev [32]byte) error {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	batch.Delete(key(id, dev), nil)
+	batch.Set(dismissedKey(id, dev), nil, nil)
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("forget device of share %s: %w", id.Short(), err)
+	}
+	return nil
+}
+
+// Dismissed reports whether the user dismissed device dev of share id
+// since it was last introduced.
+func (s *Store) Dismissed(id share.ID, dev [32]byte) (bool, error) {
+	_, closer, err := s.db.Get(dismissedKey(id, dev))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	closer.Close()
 	return true, nil
 }
 
@@ -171,9 +203,25 @@ func (d Device) equal(o Device) bool {
 		slices.Equal(d.Addresses, o.Addresses) && d.IntroducedBy == o.IntroducedBy && d.At.Equal(o.At)
 }
 
+// mergeAddresses is newer followed by the addresses of older it lacks, at
+// most MaxAddresses.
+func mergeAddresses(newer, older []string) []string {
+	out := slices.Clone(newer)
+	for _, a := range older {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out[:min(len(out), MaxAddresses)]
+}
+
 func key(id share.ID, dev [32]byte) []byte {
-	k := make([]byte, 0, 1+32+32)
+	k := make([]byte, 0, 1+32+32+1)
 	k = append(k, tag)
 	k = append(k, id[:]...)
 	return append(k, dev[:]...)
 }
+
+// dismissedKey marks a dismissed device: its key with one more byte, which
+// List skips by its length.
+func dismissedKey(id share.ID, dev [32]byte) []byte { return append(key(id, dev), 'x') }

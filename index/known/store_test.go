@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,15 @@ func TestStore(t *testing.T) {
 	if ch, err := s.Put(s1, again); err != nil || !ch {
 		t.Fatalf("put with a key and addresses: %v, %v", ch, err)
 	}
+	// A later introduction with another address: it goes first, the old
+	// one stays behind it; one with none changes nothing.
+	moved := Device{ID: d.ID, Addresses: []string{"192.0.2.9:22000"}, IntroducedBy: by2}
+	if ch, err := s.Put(s1, moved); err != nil || !ch {
+		t.Fatalf("put with a new address: %v, %v", ch, err)
+	}
+	if ch, err := s.Put(s1, Device{ID: d.ID}); err != nil || ch {
+		t.Fatalf("put with no addresses changed %v, %v", ch, err)
+	}
 	db.Close()
 	s, db = openStore(t, dir)
 	defer db.Close()
@@ -67,8 +78,18 @@ func TestStore(t *testing.T) {
 	}
 	got := list[0]
 	if got.Name != "laptop" || got.IntroducedBy != by1 || !got.At.Equal(at) || !got.PublicKey.Equal(pub) ||
-		len(got.Addresses) != 1 || got.Addresses[0] != "192.0.2.1:22000" {
+		!slices.Equal(got.Addresses, []string{"192.0.2.9:22000", "192.0.2.1:22000"}) {
 		t.Fatalf("kept %+v", got)
+	}
+	many := Device{ID: d.ID}
+	for i := range MaxAddresses {
+		many.Addresses = append(many.Addresses, fmt.Sprintf("198.51.100.%d:22000", i+1))
+	}
+	if ch, err := s.Put(s1, many); err != nil || !ch {
+		t.Fatalf("put with %d addresses: %v, %v", MaxAddresses, ch, err)
+	}
+	if got, _, _ := s.Get(s1, d.ID); !slices.Equal(got.Addresses, many.Addresses) {
+		t.Fatalf("after %d new addresses, kept %v", MaxAddresses, got.Addresses)
 	}
 	if l, _ := s.List(s2); len(l) != 0 {
 		t.Fatalf("share 2 lists %v", l)
@@ -124,4 +145,38 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded a device that does not check: %v", err)
 		}
 	})
+}
+
+// TestDismiss: a dismissed device is forgotten and marked, in its share
+// only; an introduction puts it back and clears the mark.
+func TestDismiss(t *testing.T) {
+	s, db := openStore(t, t.TempDir())
+	defer db.Close()
+	var s1, s2 share.ID
+	s1[0], s2[0] = 1, 2
+	d, _ := newDevice(t)
+	if _, err := s.Put(s1, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Dismiss(s1, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.List(s1); err != nil || len(l) != 0 {
+		t.Fatalf("after dismiss: %v, %v", l, err)
+	}
+	if ok, err := s.Dismissed(s1, d.ID); err != nil || !ok {
+		t.Fatalf("dismissed: %v, %v", ok, err)
+	}
+	if ok, _ := s.Dismissed(s2, d.ID); ok {
+		t.Fatal("dismissed in the other share too")
+	}
+	if ch, err := s.Put(s1, d); err != nil || !ch {
+		t.Fatalf("introduced again: %v, %v", ch, err)
+	}
+	if ok, _ := s.Dismissed(s1, d.ID); ok {
+		t.Fatal("still dismissed after an introduction")
+	}
+	if l, _ := s.List(s1); len(l) != 1 {
+		t.Fatalf("introduced again, listed %v", l)
+	}
 }

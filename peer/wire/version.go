@@ -158,6 +158,10 @@ package wire
 //	    and the hashes of its subtrees none of the message's records is in;
 //	    the receiver rebuilds the exact envelopes. Others get whole
 //	    envelopes.
+//	  - Hello capabilities "listen=IP:port" (daemon/listening.go, at most
+//	    four, no new message): where the sender listens. The receiver keeps
+//	    those at the IP the connection comes from and puts them in its
+//	    Introductions of the sender; an older peer ignores them.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1
