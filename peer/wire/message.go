@@ -211,8 +211,6 @@ func Name(m Message) string {
 		return "RendezvousFind"
 	case *RendezvousFound:
 		return "RendezvousFound"
-	case *RendezvousKnock:
-		return "RendezvousKnock"
 	case *SwarmOpened:
 		return "SwarmOpened"
 	}
@@ -337,7 +335,7 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 	case *wirepb.Envelope_SwarmOpened:
 		return &SwarmOpened{Held: b.SwarmOpened.GetHeld()}, nil
 	case *wirepb.Envelope_RendezvousOffer, *wirepb.Envelope_RendezvousAck, *wirepb.Envelope_RendezvousFind,
-		*wirepb.Envelope_RendezvousFound, *wirepb.Envelope_RendezvousKnock:
+		*wirepb.Envelope_RendezvousFound:
 		return rendezvousFromPB(e)
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)

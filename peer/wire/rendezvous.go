@@ -14,18 +14,23 @@ import (
 const RendezvousCapability = "rendezvous1"
 
 // MaxRendezvousAddrs bounds a RendezvousFound (the offers under one
-// locator a receiver is told of) and a RendezvousKnock.
+// locator a receiver is told of) and a RendezvousAck's knocks.
 const MaxRendezvousAddrs = 4
 
 // maxLocator bounds a rendezvous locator's length.
 const maxLocator = 16
 
-// RendezvousOffer offers a send under a code's locator and waits for
-// knocks on the connection.
+// RendezvousOffer offers a send under a code's locator; the answer waits
+// (a long poll) until a device looks for it.
 type RendezvousOffer struct{ Locator string }
 
-// RendezvousAck answers RendezvousOffer: where the answerer sees the asker.
-type RendezvousAck struct{ Observed transport.Addr }
+// RendezvousAck answers RendezvousOffer: where the answerer sees the
+// asker, and where it sees the devices that looked for the offer since
+// (Knocks): punch towards them.
+type RendezvousAck struct {
+	Observed transport.Addr
+	Knocks   []transport.Addr
+}
 
 // RendezvousFind asks for the devices offering under a locator.
 type RendezvousFind struct{ Locator string }
@@ -33,10 +38,6 @@ type RendezvousFind struct{ Locator string }
 // RendezvousFound answers RendezvousFind: where the answerer sees each
 // device offering under the locator.
 type RendezvousFound struct{ Addrs []transport.Addr }
-
-// RendezvousKnock (one-way) tells an offering device where a device looking
-// for its offer is: punch towards it.
-type RendezvousKnock struct{ Addrs []transport.Addr }
 
 func checkLocator(l string) error {
 	if l == "" || len(l) > maxLocator {
@@ -58,10 +59,9 @@ func checkRendezvousAddrs(as []transport.Addr) error {
 }
 
 func (m *RendezvousOffer) validate() error { return checkLocator(m.Locator) }
-func (m *RendezvousAck) validate() error   { return nil }
+func (m *RendezvousAck) validate() error   { return checkRendezvousAddrs(m.Knocks) }
 func (m *RendezvousFind) validate() error  { return checkLocator(m.Locator) }
 func (m *RendezvousFound) validate() error { return checkRendezvousAddrs(m.Addrs) }
-func (m *RendezvousKnock) validate() error { return checkRendezvousAddrs(m.Addrs) }
 
 func (m *RendezvousOffer) toPB(e *wirepb.Envelope) {
 	e.Body = &wirepb.Envelope_RendezvousOffer{RendezvousOffer: &wirepb.RendezvousOffer{Locator: m.Locator}}
@@ -72,7 +72,7 @@ func (m *RendezvousAck) toPB(e *wirepb.Envelope) {
 	if m.Observed.AddrPort.IsValid() {
 		o = m.Observed.String()
 	}
-	e.Body = &wirepb.Envelope_RendezvousAck{RendezvousAck: &wirepb.RendezvousAck{Observed: o}}
+	e.Body = &wirepb.Envelope_RendezvousAck{RendezvousAck: &wirepb.RendezvousAck{Observed: o, Knocks: addrStrings(m.Knocks)}}
 }
 
 func (m *RendezvousFind) toPB(e *wirepb.Envelope) {
@@ -83,11 +83,10 @@ func (m *RendezvousFound) toPB(e *wirepb.Envelope) {
 	e.Body = &wirepb.Envelope_RendezvousFound{RendezvousFound: &wirepb.RendezvousFound{Addrs: addrStrings(m.Addrs)}}
 }
 
-func (m *RendezvousKnock) toPB(e *wirepb.Envelope) {
-	e.Body = &wirepb.Envelope_RendezvousKnock{RendezvousKnock: &wirepb.RendezvousKnock{Addrs: addrStrings(m.Addrs)}}
-}
-
 func rendezvousAddrs(what string, ss []string) ([]transport.Addr, error) {
+	if len(ss) == 0 {
+		return nil, nil
+	}
 	if len(ss) > MaxRendezvousAddrs {
 		return nil, fmt.Errorf("%s: %d addresses exceed %d", what, len(ss), MaxRendezvousAddrs)
 	}
@@ -103,7 +102,11 @@ func rendezvousFromPB(e *wirepb.Envelope) (Message, error) {
 	case *wirepb.Envelope_RendezvousOffer:
 		return &RendezvousOffer{Locator: b.RendezvousOffer.GetLocator()}, nil
 	case *wirepb.Envelope_RendezvousAck:
-		m := &RendezvousAck{}
+		ks, err := rendezvousAddrs("rendezvous ack", b.RendezvousAck.GetKnocks())
+		if err != nil {
+			return nil, err
+		}
+		m := &RendezvousAck{Knocks: ks}
 		if o := b.RendezvousAck.GetObserved(); o != "" {
 			a, err := transport.Parse(o)
 			if err != nil {
@@ -120,12 +123,6 @@ func rendezvousFromPB(e *wirepb.Envelope) (Message, error) {
 			return nil, err
 		}
 		return &RendezvousFound{Addrs: as}, nil
-	case *wirepb.Envelope_RendezvousKnock:
-		as, err := rendezvousAddrs("rendezvous knock", b.RendezvousKnock.GetAddrs())
-		if err != nil {
-			return nil, err
-		}
-		return &RendezvousKnock{Addrs: as}, nil
 	}
 	return nil, fmt.Errorf("unknown message %T", e.Body)
 }

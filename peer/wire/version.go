@@ -139,13 +139,14 @@ package wire
 //	    BlockRequests naming the send's share. Sent only to devices whose
 //	    Hello carries SwarmCapability ("swarm1").
 //	7 (2026-12-03, fifth session):
-//	  - RendezvousOffer/RendezvousAck, RendezvousFind/RendezvousFound,
-//	    RendezvousKnock (envelope fields 180-184, wirepb/rendezvous.proto):
-//	    a one-off send's sender and its receiver, behind NATs and sharing
-//	    nothing, meet on guest connections at a public device whose Hello
-//	    carries RendezvousCapability ("rendezvous1"), under the code's
-//	    locator; it knocks the sender with the receiver's address as it
-//	    sees it and answers the receiver with the sender's, and both punch.
+//	  - RendezvousOffer/RendezvousAck, RendezvousFind/RendezvousFound
+//	    (envelope fields 180-183, wirepb/rendezvous.proto): a one-off
+//	    send's sender and its receiver, behind NATs and sharing nothing,
+//	    meet on guest connections at a public device whose Hello carries
+//	    RendezvousCapability ("rendezvous1"), under the code's locator: the
+//	    sender's offer is a long poll answered with the receiver's address
+//	    as that device sees it, the receiver is answered with the sender's,
+//	    and both punch.
 //	    Sent only to a device whose Hello carries that capability.
 const (
 	Version    uint32 = 5

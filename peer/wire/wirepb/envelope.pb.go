@@ -83,7 +83,6 @@ type Envelope struct {
 	//	*Envelope_RendezvousAck
 	//	*Envelope_RendezvousFind
 	//	*Envelope_RendezvousFound
-	//	*Envelope_RendezvousKnock
 	//	*Envelope_SwarmTicketRequest
 	//	*Envelope_SwarmTicketResponse
 	//	*Envelope_SwarmOpen
@@ -614,15 +613,6 @@ func (x *Envelope) GetRendezvousFound() *RendezvousFound {
 	return nil
 }
 
-func (x *Envelope) GetRendezvousKnock() *RendezvousKnock {
-	if x != nil {
-		if x, ok := x.Body.(*Envelope_RendezvousKnock); ok {
-			return x.RendezvousKnock
-		}
-	}
-	return nil
-}
-
 func (x *Envelope) GetSwarmTicketRequest() *SwarmTicketRequest {
 	if x != nil {
 		if x, ok := x.Body.(*Envelope_SwarmTicketRequest); ok {
@@ -875,10 +865,6 @@ type Envelope_RendezvousFound struct {
 	RendezvousFound *RendezvousFound `protobuf:"bytes,183,opt,name=rendezvous_found,json=rendezvousFound,proto3,oneof"` // version 7
 }
 
-type Envelope_RendezvousKnock struct {
-	RendezvousKnock *RendezvousKnock `protobuf:"bytes,184,opt,name=rendezvous_knock,json=rendezvousKnock,proto3,oneof"` // version 7
-}
-
 type Envelope_SwarmTicketRequest struct {
 	SwarmTicketRequest *SwarmTicketRequest `protobuf:"bytes,130,opt,name=swarm_ticket_request,json=swarmTicketRequest,proto3,oneof"` // version 6, "swarm1" capability
 }
@@ -1001,8 +987,6 @@ func (*Envelope_RendezvousFind) isEnvelope_Body() {}
 
 func (*Envelope_RendezvousFound) isEnvelope_Body() {}
 
-func (*Envelope_RendezvousKnock) isEnvelope_Body() {}
-
 func (*Envelope_SwarmTicketRequest) isEnvelope_Body() {}
 
 func (*Envelope_SwarmTicketResponse) isEnvelope_Body() {}
@@ -1015,7 +999,7 @@ var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a!peer/wire/wirepb/rendezvous.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\x1a\x1cpeer/wire/wirepb/patch.proto\x1a peer/wire/wirepb/sendswarm.proto\"\x8b!\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a!peer/wire/wirepb/rendezvous.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\x1a\x1cpeer/wire/wirepb/patch.proto\x1a peer/wire/wirepb/sendswarm.proto\"\xb9 \n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -1076,8 +1060,7 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\x10rendezvous_offer\x18\xb4\x01 \x01(\v2\".blueshift.wire.v1.RendezvousOfferH\x00R\x0frendezvousOffer\x12J\n" +
 	"\x0erendezvous_ack\x18\xb5\x01 \x01(\v2 .blueshift.wire.v1.RendezvousAckH\x00R\rrendezvousAck\x12M\n" +
 	"\x0frendezvous_find\x18\xb6\x01 \x01(\v2!.blueshift.wire.v1.RendezvousFindH\x00R\x0erendezvousFind\x12P\n" +
-	"\x10rendezvous_found\x18\xb7\x01 \x01(\v2\".blueshift.wire.v1.RendezvousFoundH\x00R\x0frendezvousFound\x12P\n" +
-	"\x10rendezvous_knock\x18\xb8\x01 \x01(\v2\".blueshift.wire.v1.RendezvousKnockH\x00R\x0frendezvousKnock\x12Z\n" +
+	"\x10rendezvous_found\x18\xb7\x01 \x01(\v2\".blueshift.wire.v1.RendezvousFoundH\x00R\x0frendezvousFound\x12Z\n" +
 	"\x14swarm_ticket_request\x18\x82\x01 \x01(\v2%.blueshift.wire.v1.SwarmTicketRequestH\x00R\x12swarmTicketRequest\x12]\n" +
 	"\x15swarm_ticket_response\x18\x83\x01 \x01(\v2&.blueshift.wire.v1.SwarmTicketResponseH\x00R\x13swarmTicketResponse\x12>\n" +
 	"\n" +
@@ -1153,11 +1136,10 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*RendezvousAck)(nil),       // 51: blueshift.wire.v1.RendezvousAck
 	(*RendezvousFind)(nil),      // 52: blueshift.wire.v1.RendezvousFind
 	(*RendezvousFound)(nil),     // 53: blueshift.wire.v1.RendezvousFound
-	(*RendezvousKnock)(nil),     // 54: blueshift.wire.v1.RendezvousKnock
-	(*SwarmTicketRequest)(nil),  // 55: blueshift.wire.v1.SwarmTicketRequest
-	(*SwarmTicketResponse)(nil), // 56: blueshift.wire.v1.SwarmTicketResponse
-	(*SwarmOpen)(nil),           // 57: blueshift.wire.v1.SwarmOpen
-	(*SwarmOpened)(nil),         // 58: blueshift.wire.v1.SwarmOpened
+	(*SwarmTicketRequest)(nil),  // 54: blueshift.wire.v1.SwarmTicketRequest
+	(*SwarmTicketResponse)(nil), // 55: blueshift.wire.v1.SwarmTicketResponse
+	(*SwarmOpen)(nil),           // 56: blueshift.wire.v1.SwarmOpen
+	(*SwarmOpened)(nil),         // 57: blueshift.wire.v1.SwarmOpened
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -1213,16 +1195,15 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	51, // 50: blueshift.wire.v1.Envelope.rendezvous_ack:type_name -> blueshift.wire.v1.RendezvousAck
 	52, // 51: blueshift.wire.v1.Envelope.rendezvous_find:type_name -> blueshift.wire.v1.RendezvousFind
 	53, // 52: blueshift.wire.v1.Envelope.rendezvous_found:type_name -> blueshift.wire.v1.RendezvousFound
-	54, // 53: blueshift.wire.v1.Envelope.rendezvous_knock:type_name -> blueshift.wire.v1.RendezvousKnock
-	55, // 54: blueshift.wire.v1.Envelope.swarm_ticket_request:type_name -> blueshift.wire.v1.SwarmTicketRequest
-	56, // 55: blueshift.wire.v1.Envelope.swarm_ticket_response:type_name -> blueshift.wire.v1.SwarmTicketResponse
-	57, // 56: blueshift.wire.v1.Envelope.swarm_open:type_name -> blueshift.wire.v1.SwarmOpen
-	58, // 57: blueshift.wire.v1.Envelope.swarm_opened:type_name -> blueshift.wire.v1.SwarmOpened
-	58, // [58:58] is the sub-list for method output_type
-	58, // [58:58] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	54, // 53: blueshift.wire.v1.Envelope.swarm_ticket_request:type_name -> blueshift.wire.v1.SwarmTicketRequest
+	55, // 54: blueshift.wire.v1.Envelope.swarm_ticket_response:type_name -> blueshift.wire.v1.SwarmTicketResponse
+	56, // 55: blueshift.wire.v1.Envelope.swarm_open:type_name -> blueshift.wire.v1.SwarmOpen
+	57, // 56: blueshift.wire.v1.Envelope.swarm_opened:type_name -> blueshift.wire.v1.SwarmOpened
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -1301,7 +1282,6 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_RendezvousAck)(nil),
 		(*Envelope_RendezvousFind)(nil),
 		(*Envelope_RendezvousFound)(nil),
-		(*Envelope_RendezvousKnock)(nil),
 		(*Envelope_SwarmTicketRequest)(nil),
 		(*Envelope_SwarmTicketResponse)(nil),
 		(*Envelope_SwarmOpen)(nil),

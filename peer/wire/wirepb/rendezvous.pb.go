@@ -29,7 +29,8 @@ const (
 
 // RendezvousOffer (version 7, capability "rendezvous1" of the answerer):
 // the asker, on a guest connection, offers a send under the code whose
-// locator this is, and waits on the connection for knocks.
+// locator this is. The answer waits (a long poll, some seconds) until a
+// device looks for the offer; the asker asks again to keep its offer.
 type RendezvousOffer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Locator       string                 `protobuf:"bytes,1,opt,name=locator,proto3" json:"locator,omitempty"`
@@ -74,11 +75,13 @@ func (x *RendezvousOffer) GetLocator() string {
 	return ""
 }
 
-// RendezvousAck: the offer is noted for as long as the connection lasts;
-// observed is where the answerer sees the asker.
+// RendezvousAck: observed is where the answerer sees the asker; knocks
+// are where it sees the devices that looked for the offer since the last
+// answer (at most 4): punch towards them.
 type RendezvousAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Observed      string                 `protobuf:"bytes,1,opt,name=observed,proto3" json:"observed,omitempty"`
+	Knocks        []string               `protobuf:"bytes,2,rep,name=knocks,proto3" json:"knocks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -118,6 +121,13 @@ func (x *RendezvousAck) GetObserved() string {
 		return x.Observed
 	}
 	return ""
+}
+
+func (x *RendezvousAck) GetKnocks() []string {
+	if x != nil {
+		return x.Knocks
+	}
+	return nil
 }
 
 // RendezvousFind asks, on a guest connection, for the devices offering a
@@ -167,7 +177,8 @@ func (x *RendezvousFind) GetLocator() string {
 }
 
 // RendezvousFound: where the answerer sees each device offering under the
-// locator (at most 4); each of them has been knocked.
+// locator (at most 4); each of them is told where the answerer sees the
+// asker (RendezvousAck.knocks).
 type RendezvousFound struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Addrs         []string               `protobuf:"bytes,1,rep,name=addrs,proto3" json:"addrs,omitempty"`
@@ -212,66 +223,19 @@ func (x *RendezvousFound) GetAddrs() []string {
 	return nil
 }
 
-// RendezvousKnock (one-way) tells an offering device that a device at
-// addrs looks for its offer: punch towards it now.
-type RendezvousKnock struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Addrs         []string               `protobuf:"bytes,1,rep,name=addrs,proto3" json:"addrs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RendezvousKnock) Reset() {
-	*x = RendezvousKnock{}
-	mi := &file_peer_wire_wirepb_rendezvous_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RendezvousKnock) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RendezvousKnock) ProtoMessage() {}
-
-func (x *RendezvousKnock) ProtoReflect() protoreflect.Message {
-	mi := &file_peer_wire_wirepb_rendezvous_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RendezvousKnock.ProtoReflect.Descriptor instead.
-func (*RendezvousKnock) Descriptor() ([]byte, []int) {
-	return file_peer_wire_wirepb_rendezvous_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *RendezvousKnock) GetAddrs() []string {
-	if x != nil {
-		return x.Addrs
-	}
-	return nil
-}
-
 var File_peer_wire_wirepb_rendezvous_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_rendezvous_proto_rawDesc = "" +
 	"\n" +
 	"!peer/wire/wirepb/rendezvous.proto\x12\x11blueshift.wire.v1\"+\n" +
 	"\x0fRendezvousOffer\x12\x18\n" +
-	"\alocator\x18\x01 \x01(\tR\alocator\"+\n" +
+	"\alocator\x18\x01 \x01(\tR\alocator\"C\n" +
 	"\rRendezvousAck\x12\x1a\n" +
-	"\bobserved\x18\x01 \x01(\tR\bobserved\"*\n" +
+	"\bobserved\x18\x01 \x01(\tR\bobserved\x12\x16\n" +
+	"\x06knocks\x18\x02 \x03(\tR\x06knocks\"*\n" +
 	"\x0eRendezvousFind\x12\x18\n" +
 	"\alocator\x18\x01 \x01(\tR\alocator\"'\n" +
 	"\x0fRendezvousFound\x12\x14\n" +
-	"\x05addrs\x18\x01 \x03(\tR\x05addrs\"'\n" +
-	"\x0fRendezvousKnock\x12\x14\n" +
 	"\x05addrs\x18\x01 \x03(\tR\x05addrsB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -286,13 +250,12 @@ func file_peer_wire_wirepb_rendezvous_proto_rawDescGZIP() []byte {
 	return file_peer_wire_wirepb_rendezvous_proto_rawDescData
 }
 
-var file_peer_wire_wirepb_rendezvous_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_peer_wire_wirepb_rendezvous_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_peer_wire_wirepb_rendezvous_proto_goTypes = []any{
 	(*RendezvousOffer)(nil), // 0: blueshift.wire.v1.RendezvousOffer
 	(*RendezvousAck)(nil),   // 1: blueshift.wire.v1.RendezvousAck
 	(*RendezvousFind)(nil),  // 2: blueshift.wire.v1.RendezvousFind
 	(*RendezvousFound)(nil), // 3: blueshift.wire.v1.RendezvousFound
-	(*RendezvousKnock)(nil), // 4: blueshift.wire.v1.RendezvousKnock
 }
 var file_peer_wire_wirepb_rendezvous_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -313,7 +276,7 @@ func file_peer_wire_wirepb_rendezvous_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peer_wire_wirepb_rendezvous_proto_rawDesc), len(file_peer_wire_wirepb_rendezvous_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
