@@ -379,17 +379,16 @@ func errNoPath(code string, found map[string][]string, tried []error) error {
 		code, strings.Join(at, "; "), errors.Join(tried...))
 }
 
-// addPeerAddress adds addr to a peer's configured addresses, where this
-// device reached it (a rendezvous told it where).
+// addPeerAddress puts addr first in a peer's configured addresses: this
+// device reached it there (a rendezvous told it where), and the sender
+// punches towards us for rendezvousPunch only.
 func addPeerAddress(home, id, addr string) error {
 	return EditConfig(home, func(c *config.Config) error {
 		p, err := c.FindPeer(id)
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(p.Addresses, addr) {
-			p.Addresses = append(p.Addresses, addr)
-		}
+		p.Addresses = append([]string{addr}, slices.DeleteFunc(p.Addresses, func(a string) bool { return a == addr })...)
 		return nil
 	})
 }
