@@ -212,9 +212,15 @@ func (d *Daemon) sendOpen(id string) bool {
 	return err == nil && !s.SendUntil.IsZero() && s.SendUntil.After(time.Now())
 }
 
-// offerLoop keeps one send's offer at one rendezvous.
+// offerLoop keeps one send's offer at one rendezvous; a send that ended
+// loses its entry.
 func (d *Daemon) offerLoop(ctx context.Context, shareID, locator, point string) {
 	log := d.log.With("rendezvous", point, "share", shareID)
+	defer func() {
+		if !d.sendOpen(shareID) {
+			d.endRendezvous(shareID)
+		}
+	}()
 	for ctx.Err() == nil && d.sendOpen(shareID) {
 		err := d.offerOnce(ctx, shareID, locator, point)
 		if ctx.Err() != nil {
@@ -298,8 +304,12 @@ func (d *Daemon) punchKnock(ctx context.Context, to transport.Addr) {
 		for {
 			d.rdv.mu.Lock()
 			until := d.rdv.punch[to]
+			over := !time.Now().Before(until) || ctx.Err() != nil
+			if over {
+				delete(d.rdv.punch, to)
+			}
 			d.rdv.mu.Unlock()
-			if !time.Now().Before(until) {
+			if over {
 				return
 			}
 			if err := d.quic.Punch(to.AddrPort); err != nil {
