@@ -21,6 +21,9 @@ type SendRequest struct {
 	Paths     []string `json:"paths"`             // absolute
 	Expires   string   `json:"expires,omitempty"` // a Go duration; absent: DefaultSendExpiry
 	Addresses []string `json:"addresses,omitempty"`
+	// Rendezvous: public devices (HOST:PORT) the offer is made at, for a
+	// receiver behind another NAT (sendrendezvous.go).
+	Rendezvous []string `json:"rendezvous,omitempty"`
 }
 
 // ReceiveRequest is the body of POST /v1/receives.
@@ -28,6 +31,9 @@ type ReceiveRequest struct {
 	Code      string   `json:"code"`
 	Dir       string   `json:"dir"`                 // absolute
 	Addresses []string `json:"addresses,omitempty"` // where the sender listens; absent: the LAN
+	// Rendezvous: public devices (HOST:PORT) to meet the sender at, when
+	// Addresses is absent, instead of the LAN.
+	Rendezvous []string `json:"rendezvous,omitempty"`
 }
 
 // Received is what POST /v1/receives/{share}/finish answers.
@@ -75,11 +81,13 @@ func (d *Daemon) apiSend(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	d.offerAtRendezvous(s.ShareID, s.Code, req.Rendezvous)
 	writeJSON(w, http.StatusOK, s)
 }
 
 func (d *Daemon) apiFinishSend(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("share")
+	d.endRendezvous(id)
 	err := FinishSend(d.home, id)
 	// Reloaded even when it failed midway: the share may be gone already.
 	if err := errors.Join(err, d.Reload()); err != nil {
@@ -105,7 +113,7 @@ func (d *Daemon) apiReceive(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: receive: folder %q is not absolute", errBadRequest, req.Dir))
 		return
 	}
-	rc, err := StartReceive(r.Context(), d.home, req.Code, req.Dir, CodeJoinOptions{Addresses: req.Addresses})
+	rc, err := StartReceive(r.Context(), d.home, req.Code, req.Dir, CodeJoinOptions{Addresses: req.Addresses, Rendezvous: req.Rendezvous, QUIC: d.quic, Logger: d.log})
 	if err != nil {
 		err = fmt.Errorf("receive: %w", err)
 	}

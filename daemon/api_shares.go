@@ -46,6 +46,11 @@ type RemovedShare struct {
 	// KeyringRecord is set when the share's record left this device's
 	// keyring: the person's other devices stop following it (keyring.go).
 	KeyringRecord bool `json:"keyring_record_removed,omitempty"`
+	// KeyringHolders names the other devices of this device's keyring that
+	// are members of the share too: one that follows it from the keyring
+	// leaves it; one that joined it on its own keeps it, and puts its
+	// record back into the keyring (keyring.go).
+	KeyringHolders []string `json:"keyring_holders,omitempty"`
 }
 
 // Shares lists home's shares.
@@ -98,12 +103,13 @@ func AddShare(home string, req AddShareRequest) (ShareEntry, error) {
 // its open invitations and its hooks; its files and .blueshift folder stay.
 func RemoveShare(home, ref string) (RemovedShare, error) {
 	var out RemovedShare
+	var peers []string
 	err := EditConfig(home, func(cfg *config.Config) error {
 		s, err := cfg.RemoveShare(ref)
 		if err != nil {
 			return err
 		}
-		out.ShareEntry = shareEntry(s)
+		out.ShareEntry, peers = shareEntry(s), s.Peers
 		kept := cfg.Invites[:0]
 		for _, in := range cfg.Invites {
 			if in.Share != s.ID {
@@ -134,7 +140,7 @@ func RemoveShare(home, ref string) (RemovedShare, error) {
 	if out.Around == nil {
 		out.Around = []ShareEntry{}
 	}
-	if out.KeyringRecord, err = dropRecord(home, out.ID); err != nil {
+	if out.KeyringRecord, out.KeyringHolders, err = dropRecord(home, out.ID, peers); err != nil {
 		if out.Warning != "" {
 			out.Warning += "; "
 		}
@@ -166,6 +172,7 @@ func (d *Daemon) apiAddShare(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) apiRemoveShare(w http.ResponseWriter, r *http.Request) {
+	d.keepRemoved(r.PathValue("share"))
 	out, err := RemoveShare(d.home, r.PathValue("share"))
 	d.answerReloaded(w, out, err)
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	gosync "sync"
 	"time"
@@ -258,6 +259,9 @@ var errNoCode = errors.New("no open invitation here has this code: check the cod
 // code: it stays as a guest (peer.ErrGuest) while an open invitation has
 // that locator.
 func (d *Daemon) admitGuest(hello *wire.Hello) error {
+	if d.opts.Rendezvous && slices.Contains(hello.Capabilities, rdvGuestCap) {
+		return fmt.Errorf("comes to a rendezvous: %w", peer.ErrGuest) // sendrendezvous.go
+	}
 	loc, ok := codeLocatorOf(hello)
 	if !ok {
 		return errNotPaired
@@ -317,6 +321,13 @@ type CodeJoinOptions struct {
 	// Home is set by JoinByCode: LAN listening honours its [discovery]
 	// interfaces.
 	Home string
+	// Rendezvous are public devices (HOST:PORT) to meet the sender at,
+	// when Addresses is empty, instead of the LAN (sendrendezvous.go).
+	Rendezvous []string
+	// QUIC is the daemon's QUIC transport: the rendezvous and the sender
+	// are dialled from its socket, whose NAT mapping the sender punches
+	// towards and the daemon then connects from.
+	QUIC *conn.QUIC
 }
 
 // JoinByCode finds the invitation a short code stands for and joins
@@ -334,6 +345,9 @@ func JoinByCode(ctx context.Context, home, code, path string, opts CodeJoinOptio
 	}
 	opts.Home = home
 	addrs := opts.Addresses
+	if len(addrs) == 0 && len(opts.Rendezvous) > 0 {
+		return joinAtRendezvous(ctx, home, code, path, id.ID(), opts)
+	}
 	if len(addrs) == 0 {
 		if addrs, err = lanDevices(ctx, id, opts); err != nil {
 			return JoinResult{}, err
@@ -341,7 +355,7 @@ func JoinByCode(ctx context.Context, home, code, path string, opts CodeJoinOptio
 	}
 	tls := conn.NewTLS(id, opts.Logger)
 	for _, addr := range addrs {
-		link, err := askForInvitation(ctx, tls, id.ID(), addr, code)
+		link, err := askForInvitation(ctx, tls.DialAny, id.ID(), addr, code)
 		if err != nil {
 			opts.Logger.Debug("no invitation for this code", "addr", addr, "err", err)
 			continue
@@ -353,13 +367,13 @@ func JoinByCode(ctx context.Context, home, code, path string, opts CodeJoinOptio
 
 // askForInvitation connects to addr as a guest, runs the code's PAKE with
 // the device there and returns the link it seals, if the code opens it.
-func askForInvitation(ctx context.Context, tls *conn.TLS, self identity.DeviceID, addr, code string) (string, error) {
+func askForInvitation(ctx context.Context, dial func(context.Context, string) (conn.Stream, error), self identity.DeviceID, addr, code string) (string, error) {
 	c0, err := parseCode(code)
 	if err != nil {
 		return "", err
 	}
 	locator, _ := splitCode(c0)
-	s, err := tls.DialAny(ctx, addr)
+	s, err := dial(ctx, addr)
 	if err != nil {
 		return "", err
 	}

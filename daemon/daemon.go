@@ -49,6 +49,10 @@ type Options struct {
 	NewUI func(*Daemon) (WebUI, error)
 	// NoQUIC turns QUIC off whatever [device] quic says: TCP only.
 	NoQUIC bool
+	// Rendezvous: serve as a rendezvous for sends across NATs between
+	// devices that share nothing (sendrendezvous.go); strangers then get as
+	// far as the Hello.
+	Rendezvous bool
 	// QUICPort, when not zero, replaces [device] quic_port.
 	QUICPort int
 	// NoDHT turns the DHT node off whatever [dht] enabled says; Bootstrap,
@@ -113,6 +117,7 @@ type Daemon struct {
 	msync      memberSync               // wakes the membership relays (members.go)
 	local      localCache               // read-only shares' local changes, for status (members.go)
 	keyring    keyringState             // the keyring and mount loop's wake-ups and lock (keyring.go, mounts.go)
+	rdv        rendezvousTable          // sends across NATs: offers kept as a rendezvous, our sends' offers (sendrendezvous.go)
 	swarm      swarmState               // send swarms: tickets served and receives' helpers (sendswarm.go)
 
 	wg gosync.WaitGroup // every goroutine started after Run began

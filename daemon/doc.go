@@ -176,6 +176,19 @@
 // current member of its own keyring; any other request of the guest is
 // refused.
 //
+// # Sends across NATs
+//
+// sendrendezvous.go: a sender and a receiver behind NATs that share
+// nothing meet at a rendezvous, a daemon run with Options.Rendezvous
+// (Hello capability "rendezvous1"), on guest connections from their QUIC
+// sockets (capability "rendezvous-guest"): the sender's RendezvousOffer,
+// under the code's locator only, is a long poll answered with where the
+// rendezvous sees each receiver that looked (RendezvousFind, answered
+// with where it sees the sender); the sender punches towards it, the
+// receiver dials the sender there, runs the code's PAKE, joins, and its
+// daemon connects to that address from the same socket. The rendezvous
+// forwards no data.
+//
 // # Membership
 //
 // Each share's signed membership log (index/members) is run here

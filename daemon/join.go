@@ -13,6 +13,7 @@ import (
 	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
+	"github.com/blueshift-sync/blueshift/peer/transport"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 	"github.com/blueshift-sync/blueshift/sync/engine"
 	"github.com/blueshift-sync/blueshift/sync/vault"
@@ -304,6 +305,7 @@ type peerHandler struct {
 	*engine.Session
 	d      *Daemon
 	remote identity.DeviceID
+	addr   transport.Addr // where the device is as we see it (SetRemoteAddr)
 }
 
 // newHandler is the manager's Handler.
@@ -317,6 +319,9 @@ func (h *peerHandler) HandleRequest(ctx context.Context, m wire.Message) (wire.M
 	}
 	if resp, ok := h.d.handleSwarm(h.remote, m); ok {
 		return resp, nil // a send's ticket and its blocks (sendswarm.go)
+	}
+	if resp, ok := h.d.handleRendezvous(ctx, h, m); ok {
+		return resp, nil // sends across NATs (sendrendezvous.go)
 	}
 	if !h.d.isPeer(h.remote) {
 		// A guest (asking about a short code) gets nothing else.

@@ -679,24 +679,59 @@ func (d *Daemon) propagateRemovalsLocked(ring share.Key) []RemovedFrom {
 // one (`share remove`): the person's other devices stop following the
 // share (leaveDropped), and a device paired later never follows it. It
 // reports whether a record was deleted.
-func dropRecord(home, id string) (bool, error) {
+//
+// holders are the other devices of the keyring among the share's peers
+// (by name where known). The record goes all the same: a device that
+// follows the share from the keyring leaves it; one that joined the share
+// on its own keeps it, so the person still holds the share and that
+// device writes its record back (exportRecords). That is right: the
+// keyring lists what the person holds. This device does not follow it
+// again from that record (keepRemoved).
+func dropRecord(home, id string, peers []string) (removed bool, holders []string, err error) {
 	cfg, err := LoadConfig(home)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	ks := keyringOf(home, cfg)
 	sid, err := share.ParseID(id)
 	if ks == nil || err != nil || ks.ID == id {
-		return false, nil
+		return false, nil, nil
+	}
+	for _, p := range peers {
+		if !slices.Contains(ks.Peers, p) {
+			continue
+		}
+		name := p
+		if pr, err := cfg.FindPeer(p); err == nil && pr.Name != "" {
+			name = pr.Name
+		}
+		holders = append(holders, name)
 	}
 	err = os.Remove(filepath.Join(ks.Path, keyring.FileName(sid)))
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return false, holders, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("remove the share's record from the keyring (other devices of yours keep following it): %w", err)
+		return false, holders, fmt.Errorf("remove the share's record from the keyring (other devices of yours keep following it): %w", err)
 	}
-	return true, nil
+	return true, holders, nil
+}
+
+// keepRemoved notes, before `share remove` of ref, that this device is done
+// with the share: a record of it in the keyring (put back by a device of
+// the person that holds it on its own) is not followed here again.
+func (d *Daemon) keepRemoved(ref string) {
+	s, err := d.config().FindShare(ref)
+	if err != nil {
+		return
+	}
+	id, err := share.ParseID(s.ID)
+	if err != nil {
+		return
+	}
+	if err := keyring.OpenFollowed(d.db.Pebble()).Add(id); err != nil {
+		d.log.Warn("note a removed share so the keyring does not bring it back here", "share", s.Name, "err", err)
+	}
 }
 
 // leaveDropped removes the shares this device took from the keyring whose

@@ -143,8 +143,8 @@ func (d *Daemon) acceptable(remote identity.DeviceID) error {
 	if _, err := cfg.FindPeer(remote.String()); err == nil {
 		return nil
 	}
-	if d.mayHelp() {
-		return nil // a send's receiver may show a ticket (sendswarm.go); admit decides
+	if d.mayHelp() || d.opts.Rendezvous {
+		return nil // a send's receiver may show a ticket (sendswarm.go), a stranger come to a rendezvous (sendrendezvous.go); admit decides
 	}
 	now := time.Now()
 	for _, in := range cfg.Invites {
@@ -170,6 +170,9 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 	d.joins.setHello(remote, token)
 	caps := append(append(d.meshCapabilities(), wire.MembersCapability, wire.VaultCapability, wire.VaultListedCapability, wire.PatchCapability, wire.SwarmCapability, wire.BatchSigCapability), d.multicastCapabilities()...)
 	caps = append(caps, d.listenCapabilities()...) // listening.go
+	if d.opts.Rendezvous {
+		caps = append(caps, wire.RendezvousCapability)
+	}
 	if token == "" {
 		return caps
 	}

@@ -585,6 +585,9 @@ func (m *Manager) offer(ctx context.Context, s conn.Stream) error {
 		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapRelay)
 	}
 	h := m.opts.Handler(id)
+	if ra, ok := h.(interface{ SetRemoteAddr(transport.Addr) }); ok {
+		ra.SetRemoteAddr(remote) // a handler that tells others where a device is
+	}
 	c, err := conn.Open(ctx, s, hello, &reachHandler{Handler: h, m: m, from: id}, m.opts.Conn)
 	if err != nil {
 		return err

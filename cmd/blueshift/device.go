@@ -89,7 +89,7 @@ const daemonMemoryLimit = 200 << 20
 
 func newRunCmd(g *globals) *cobra.Command {
 	var listen, level, profile, uiAddr, dhtListen string
-	var noDiscovery, noQUIC, noDHT, noMulticast bool
+	var noDiscovery, noQUIC, noDHT, noMulticast, rendezvous bool
 	relayOn := true
 	var quicPort int
 	var vaultGrace time.Duration
@@ -155,7 +155,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			d, err := daemon.Open(daemon.Options{Home: home, Listen: listen, Logger: log, NoDiscovery: noDiscovery, DiscoveryInterfaces: discoveryIfaces,
 				NoQUIC: noQUIC, QUICPort: quicPort, UI: uiAddr, NewUI: newUI,
 				NoDHT: noDHT, Bootstrap: bootstrap, DHTListen: dhtListen, MaxSendRate: sendRate, MaxRecvRate: recvRate,
-				NoRelay: !relayOn, RelayRate: int64(rr), NoMulticast: noMulticast, VaultGrace: vaultGrace})
+				NoRelay: !relayOn, RelayRate: int64(rr), NoMulticast: noMulticast, VaultGrace: vaultGrace, Rendezvous: rendezvous})
 			if err != nil {
 				return err
 			}
@@ -172,6 +172,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&noQUIC, "no-quic", false, "no QUIC (UDP): reach peers over TCP only, whatever [device] quic says")
 	c.Flags().IntVar(&quicPort, "quic-port", 0, "UDP port of QUIC (default [device] quic_port, else the port number of --listen)")
 	addDHTFlags(c, &noDHT, &bootstrap, &dhtListen)
+	c.Flags().BoolVar(&rendezvous, "rendezvous", false, "serve as a rendezvous (on a public address) where a send's sender and receiver behind NATs, sharing nothing, meet: it tells each where the other is, and forwards no data")
 	c.Flags().BoolVar(&relayOn, "relay", true, "relay for devices that share a share with this one and cannot reach each other; --relay=false turns it off (a metered link), whatever [device] relay says")
 	c.Flags().String("relay-rate", "", `cap on bytes relayed per second, all circuits together, like "1MiB" (default [device] relay_rate, else 1MiB)`)
 	c.Flags().DurationVar(&vaultGrace, "vault-grace", 0, "as an encrypted member, keep a sealed block no sealed record names for this long before deleting it, e.g. 30m (default 1h: longer than any push in progress)")

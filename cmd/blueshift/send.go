@@ -42,7 +42,7 @@ func (f *transferFlags) add(c *cobra.Command) {
 func newSendCmd(g *globals) *cobra.Command {
 	var tf transferFlags
 	var expires time.Duration
-	var addrs []string
+	var addrs, rendezvous []string
 	c := &cobra.Command{
 		Use:   "send PATH...",
 		Short: "Offer files or folders to one device, by a short code",
@@ -77,7 +77,7 @@ func newSendCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("send %s: %w", p, err)
 				}
 			}
-			req := daemon.SendRequest{Paths: abs, Addresses: addrs}
+			req := daemon.SendRequest{Paths: abs, Addresses: addrs, Rendezvous: rendezvous}
 			if expires > 0 {
 				req.Expires = expires.String()
 			}
@@ -145,12 +145,13 @@ func newSendCmd(g *globals) *cobra.Command {
 	tf.add(c)
 	c.Flags().DurationVar(&expires, "expires", daemon.DefaultSendExpiry, "how long the offer stands")
 	c.Flags().StringSliceVar(&addrs, "addr", nil, "where the receiver can reach this device (HOST:PORT, repeatable; default: from the configuration)")
+	c.Flags().StringSliceVar(&rendezvous, "rendezvous", nil, "a public device (HOST:PORT) to make the offer at too, for a receiver behind another NAT: it introduces the two, and forwards no data (repeatable)")
 	return c
 }
 
 func newReceiveCmd(g *globals) *cobra.Command {
 	var tf transferFlags
-	var addrs []string
+	var addrs, rendezvous []string
 	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "receive CODE [DIR]",
@@ -158,7 +159,8 @@ func newReceiveCmd(g *globals) *cobra.Command {
 		Long: "Fetch what `blueshift send` offers under a short code into DIR (default: the current\n" +
 			"folder). Items arrive in a hidden folder of DIR and move into DIR when complete; a name\n" +
 			"already taken gets \" (2)\". Killed midway, run it again: it goes on where it stopped (one\n" +
-			"receive per folder at a time). The sender is found on the LAN, or at --addr.",
+			"receive per folder at a time). The sender is found on the LAN, at --addr, or through a\n" +
+			"--rendezvous it made the offer at too (across NATs).",
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return usageError{fmt.Errorf("%s: want CODE [DIR] (see '%s --help')", c.CommandPath(), c.CommandPath())}
@@ -192,7 +194,7 @@ func newReceiveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("receive: %w", err)
 			}
-			r, err := cl.Receive(ctx, daemon.ReceiveRequest{Code: args[0], Dir: into, Addresses: addrs})
+			r, err := cl.Receive(ctx, daemon.ReceiveRequest{Code: args[0], Dir: into, Addresses: addrs, Rendezvous: rendezvous})
 			if err != nil {
 				return err
 			}
@@ -230,6 +232,7 @@ func newReceiveCmd(g *globals) *cobra.Command {
 	}
 	tf.add(c)
 	c.Flags().StringSliceVar(&addrs, "addr", nil, "where the sending device listens (HOST:PORT), instead of looking on the LAN")
+	c.Flags().StringSliceVar(&rendezvous, "rendezvous", nil, "a public device (HOST:PORT) the sender made its offer at (send --rendezvous), instead of looking on the LAN: both punch through their NATs (repeatable)")
 	c.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: never); what arrived stays for the next run")
 	return c
 }

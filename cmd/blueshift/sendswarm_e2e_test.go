@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/daemon"
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/chunk"
@@ -324,4 +325,96 @@ func hostileTickets(t *testing.T, aliceHome, bobHome, addr string, laptop identi
 	other := sendID
 	other[1] = 1
 	refusedBlock("the ticket's block asked under another share", other, 0)
+}
+
+// TestE2EShareRemoveHeldElsewhere: alice removes docs, which her laptop
+// holds on its own (it joined docs by an invitation before it was paired,
+// not through the keyring). The laptop keeps docs, and so the person still
+// holds it: its record comes back into the keyring, from the laptop.
+// `share remove` says so (it names the laptop as a device of the keyring
+// that holds docs), and alice does not follow docs again from the record
+// that came back: what she removed stays removed on her device.
+func TestE2EShareRemoveHeldElsewhere(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	a, l := newDevice(t, "alice"), newDevice(t, "laptop")
+	work := t.TempDir()
+	in := func(parts ...string) string { return filepath.Join(append([]string{work}, parts...)...) }
+	write(t, in("a", "docs", "plan.txt"), "the plan\n")
+	a.ok("share", "add", in("a", "docs"), "--name", "docs")
+	// Where alice would follow shares from her keyring (never the user's
+	// real home in a test).
+	if err := daemon.EditConfig(a.home, func(c *config.Config) error { c.Device.KeyringDir = in("a-follows"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	l.start()
+	defer func() {
+		if t.Failed() {
+			t.Logf("alice:\n%s\nlaptop:\n%s", a.logText(), l.logText())
+		}
+	}()
+	link := strings.SplitN(a.ok("invite", "docs"), "\n", 2)[0]
+	l.ok("join", link, in("l", "docs-own"))
+	waitTrees(t, in("a", "docs"), in("l", "docs-own"), "the laptop joined docs on its own", a, l)
+	var pr daemon.PairResult
+	if err := json.Unmarshal([]byte(a.ok("pair", "--json")), &pr); err != nil {
+		t.Fatal(err)
+	}
+	l.ok("join", pr.Link, in("l"))
+	docsID := configuredShare(t, a.home, "docs").ID
+	record := daemon.KeyringDir + "/" + docsID + ".cap"
+	waitFile := func(what, path string, there bool) {
+		t.Helper()
+		deadline := time.Now().Add(e2eDeadline)
+		for {
+			_, err := os.Stat(path)
+			if (err == nil) == there {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s exists %v, want %v", what, path, err == nil, there)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFile("the laptop's keyring has docs' record", filepath.Join(l.home, record), true)
+
+	_, errOut, code := a.cli("share", "remove", "docs")
+	t.Logf("share remove docs:\n%s", errOut)
+	if code != 0 || !strings.Contains(errOut, "laptop") || !strings.Contains(errOut, "on its own") {
+		t.Fatalf("share remove docs: exit %d, %q: want it to name the laptop, which holds docs on its own", code, errOut)
+	}
+	// The laptop keeps docs and puts its record back; alice sees it come back.
+	waitFile("docs' record is back in alice's keyring, from the laptop", filepath.Join(a.home, record), true)
+	// A share added on the laptop after that: once alice follows it, her
+	// keyring loop has seen docs' record back too.
+	write(t, in("l", "later", "x.txt"), "later\n")
+	l.ok("share", "add", in("l", "later"), "--name", "later")
+	st := a.waitFor("alice follows later from the keyring", func(st daemon.Status) bool {
+		return slices.ContainsFunc(st.Shares, func(s daemon.ShareStatus) bool { return s.Name == "later" })
+	})
+	if slices.ContainsFunc(st.Shares, func(s daemon.ShareStatus) bool { return s.Name == "docs" }) {
+		t.Fatalf("alice follows docs again after she removed it (its record came back from the laptop)")
+	}
+	if _, err := os.Stat(in("a-follows", "docs")); err == nil {
+		t.Errorf("alice made %s to follow docs again", in("a-follows", "docs"))
+	}
+	if b, err := os.ReadFile(in("l", "docs-own", "plan.txt")); err != nil || string(b) != "the plan\n" {
+		t.Errorf("the laptop's own docs lost its file: %q %v", b, err)
+	}
+	if !slices.ContainsFunc(mustStatus(t, l).Shares, func(s daemon.ShareStatus) bool { return s.Name == "docs" }) {
+		t.Errorf("the laptop, which holds docs on its own, left it")
+	}
+}
+
+func mustStatus(t *testing.T, d *device) daemon.Status {
+	t.Helper()
+	st, ok := d.status()
+	if !ok {
+		t.Fatalf("%s does not answer", d.name)
+	}
+	return st
 }

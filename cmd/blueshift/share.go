@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -119,6 +120,11 @@ func newShareCmd(g *globals) *cobra.Command {
 			}
 			if removed.KeyringRecord {
 				fmt.Fprintf(c.ErrOrStderr(), "it left your keyring too: your other devices stop following it (their copies of its files stay)\n")
+			}
+			if len(removed.KeyringHolders) > 0 {
+				fmt.Fprintf(c.ErrOrStderr(), "note: your device(s) %s are members of it too: one that follows it from your keyring leaves it; "+
+					"one that joined it on its own keeps syncing it and puts it back in your keyring (this device does not follow it again): remove it there too to drop it everywhere\n",
+					strings.Join(removed.KeyringHolders, ", "))
 			}
 			if removed.Warning != "" {
 				fmt.Fprintf(c.ErrOrStderr(), "warning: %s\n", removed.Warning)

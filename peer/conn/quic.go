@@ -83,34 +83,51 @@ func (q *QUIC) Close() error {
 // Dial connects to addr (host:port) and succeeds only if the device there is
 // want.
 func (q *QUIC) Dial(ctx context.Context, addr string, want identity.DeviceID) (Stream, error) {
+	return q.dial(ctx, addr, &want)
+}
+
+// DialAny connects to addr from the transport's socket and accepts
+// whichever device answers (TLS.DialAny's QUIC twin): for a caller that
+// authenticates the device some other way, or trusts it for nothing.
+func (q *QUIC) DialAny(ctx context.Context, addr string) (Stream, error) {
+	return q.dial(ctx, addr, nil)
+}
+
+func (q *QUIC) dial(ctx context.Context, addr string, want *identity.DeviceID) (Stream, error) {
+	who := "any device"
+	if want != nil {
+		who = "device " + want.Abbrev()
+	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
-		return Stream{}, fmt.Errorf("dial device %s at quic://%s: %w", want.Abbrev(), addr, err)
+		return Stream{}, fmt.Errorf("dial %s at quic://%s: %w", who, addr, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, q.handshakeTimeout())
 	defer cancel()
+	var remote identity.DeviceID
 	cfg := tlsConfig(q.id)
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		got, err := peerID(cs)
 		if err != nil {
 			return err
 		}
-		if got != want {
-			return fmt.Errorf("device at quic://%s is %s, want %s: %w", addr, got, want, ErrWrongPeer)
+		if want != nil && got != *want {
+			return fmt.Errorf("device at quic://%s is %s, want %s: %w", addr, got, *want, ErrWrongPeer)
 		}
+		remote = got
 		return nil
 	}
 	qc, err := q.tr.Dial(ctx, ua, cfg, q.config(false))
 	if err != nil {
-		return Stream{}, fmt.Errorf("dial device %s at quic://%s: %w", want.Abbrev(), addr, quicError(err))
+		return Stream{}, fmt.Errorf("dial %s at quic://%s: %w", who, addr, quicError(err))
 	}
 	st, err := qc.OpenStreamSync(ctx)
 	if err != nil {
 		qc.CloseWithError(0, "")
-		return Stream{}, fmt.Errorf("dial device %s at quic://%s: open stream: %w", want.Abbrev(), addr, err)
+		return Stream{}, fmt.Errorf("dial %s at quic://%s: open stream: %w", who, addr, err)
 	}
 	qs := newQUICStream(qc, st)
-	return Stream{Conn: qs, Remote: want, Outbound: true, Net: transport.QUIC, rtt: qs.SmoothedRTT, qc: qc}, nil
+	return Stream{Conn: qs, Remote: remote, Outbound: true, Net: transport.QUIC, rtt: qs.SmoothedRTT, qc: qc}, nil
 }
 
 // Punch sends a few bytes that are not QUIC to addr from our socket, so that

@@ -226,7 +226,8 @@ func checkFrame(f Frame) error {
 		*VaultPut, *VaultPutAck, *VaultList, *VaultListResponse, *VaultGet, *VaultGetResponse, *VaultBlocks, *VaultBlocksResponse, *VaultAddrs, *VaultAddrsAck,
 		*MulticastWant, *MulticastOffer, *MulticastReady, *MulticastStart, *MulticastReport, *MulticastStatus,
 		*PatchRequest, *PatchResponse,
-		*SwarmTicketRequest, *SwarmTicketResponse, *SwarmOpen, *SwarmOpened:
+		*SwarmTicketRequest, *SwarmTicketResponse, *SwarmOpen, *SwarmOpened,
+		*RendezvousOffer, *RendezvousAck, *RendezvousFind, *RendezvousFound:
 		if f.ID == 0 {
 			return fmt.Errorf("%s without a request ID", Name(f.Msg))
 		}

@@ -12,7 +12,7 @@ func IsRequest(m Message) bool {
 	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
 		*VaultPut, *VaultList, *VaultGet, *VaultBlocks, *VaultAddrs,
 		*MulticastWant, *MulticastReady, *MulticastReport, *PatchRequest,
-		*SwarmTicketRequest, *SwarmOpen:
+		*SwarmTicketRequest, *SwarmOpen, *RendezvousOffer, *RendezvousFind:
 		return true
 	}
 	return false
@@ -24,7 +24,7 @@ func IsResponse(m Message) bool {
 	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck,
 		*VaultPutAck, *VaultListResponse, *VaultGetResponse, *VaultBlocksResponse, *VaultAddrsAck,
 		*MulticastOffer, *MulticastStart, *MulticastStatus, *PatchResponse,
-		*SwarmTicketResponse, *SwarmOpened:
+		*SwarmTicketResponse, *SwarmOpened, *RendezvousAck, *RendezvousFound:
 		return true
 	}
 	return false
@@ -99,6 +99,12 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *SwarmOpen:
 		_, ok := resp.(*SwarmOpened)
+		return ok
+	case *RendezvousOffer:
+		_, ok := resp.(*RendezvousAck)
+		return ok
+	case *RendezvousFind:
+		_, ok := resp.(*RendezvousFound)
 		return ok
 	}
 	return false
@@ -197,6 +203,14 @@ func Name(m Message) string {
 		return "SwarmTicketResponse"
 	case *SwarmOpen:
 		return "SwarmOpen"
+	case *RendezvousOffer:
+		return "RendezvousOffer"
+	case *RendezvousAck:
+		return "RendezvousAck"
+	case *RendezvousFind:
+		return "RendezvousFind"
+	case *RendezvousFound:
+		return "RendezvousFound"
 	case *SwarmOpened:
 		return "SwarmOpened"
 	}
@@ -319,6 +333,9 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return swarmOpenFromPB(b.SwarmOpen)
 	case *wirepb.Envelope_SwarmOpened:
 		return &SwarmOpened{Held: b.SwarmOpened.GetHeld()}, nil
+	case *wirepb.Envelope_RendezvousOffer, *wirepb.Envelope_RendezvousAck, *wirepb.Envelope_RendezvousFind,
+		*wirepb.Envelope_RendezvousFound:
+		return rendezvousFromPB(e)
 	case nil:
 		return nil, fmt.Errorf("frame carries no message (unknown to protocol version %d?)", Version)
 	}

@@ -162,6 +162,15 @@ package wire
 //	    four, no new message): where the sender listens. The receiver keeps
 //	    those at the IP the connection comes from and puts them in its
 //	    Introductions of the sender; an older peer ignores them.
+//	  - RendezvousOffer/RendezvousAck, RendezvousFind/RendezvousFound
+//	    (envelope fields 180-183, wirepb/rendezvous.proto): a one-off
+//	    send's sender and its receiver, behind NATs and sharing nothing,
+//	    meet on guest connections at a public device whose Hello carries
+//	    RendezvousCapability ("rendezvous1"), under the code's locator: the
+//	    sender's offer is a long poll answered with the receiver's address
+//	    as that device sees it, the receiver is answered with the sender's,
+//	    and both punch.
+//	    Sent only to a device whose Hello carries that capability.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1

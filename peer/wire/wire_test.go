@@ -111,6 +111,11 @@ func samples() []Frame {
 		{6, &MulticastStart{Family: 4}},
 		{6, &MulticastReport{Session: [8]byte{1}, LossPPM: 1000, Datagrams: 99, Leave: true}},
 		{6, &MulticastStatus{Done: true}},
+		{8, &RendezvousOffer{Locator: "7Q"}},
+		{8, &RendezvousAck{Observed: mustAddr("quic://203.0.113.2:22100"), Knocks: []transport.Addr{mustAddr("quic://203.0.113.3:22100")}}},
+		{8, &RendezvousAck{}},
+		{8, &RendezvousFind{Locator: "7Q"}},
+		{8, &RendezvousFound{Addrs: []transport.Addr{mustAddr("quic://203.0.113.2:22100")}}},
 	}
 }
 

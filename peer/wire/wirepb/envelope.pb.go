@@ -79,6 +79,10 @@ type Envelope struct {
 	//	*Envelope_MulticastStatus
 	//	*Envelope_PatchRequest
 	//	*Envelope_PatchResponse
+	//	*Envelope_RendezvousOffer
+	//	*Envelope_RendezvousAck
+	//	*Envelope_RendezvousFind
+	//	*Envelope_RendezvousFound
 	//	*Envelope_SwarmTicketRequest
 	//	*Envelope_SwarmTicketResponse
 	//	*Envelope_SwarmOpen
@@ -573,6 +577,42 @@ func (x *Envelope) GetPatchResponse() *PatchResponse {
 	return nil
 }
 
+func (x *Envelope) GetRendezvousOffer() *RendezvousOffer {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RendezvousOffer); ok {
+			return x.RendezvousOffer
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRendezvousAck() *RendezvousAck {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RendezvousAck); ok {
+			return x.RendezvousAck
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRendezvousFind() *RendezvousFind {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RendezvousFind); ok {
+			return x.RendezvousFind
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRendezvousFound() *RendezvousFound {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RendezvousFound); ok {
+			return x.RendezvousFound
+		}
+	}
+	return nil
+}
+
 func (x *Envelope) GetSwarmTicketRequest() *SwarmTicketRequest {
 	if x != nil {
 		if x, ok := x.Body.(*Envelope_SwarmTicketRequest); ok {
@@ -809,6 +849,22 @@ type Envelope_PatchResponse struct {
 	PatchResponse *PatchResponse `protobuf:"bytes,161,opt,name=patch_response,json=patchResponse,proto3,oneof"` // version 6
 }
 
+type Envelope_RendezvousOffer struct {
+	RendezvousOffer *RendezvousOffer `protobuf:"bytes,180,opt,name=rendezvous_offer,json=rendezvousOffer,proto3,oneof"` // version 7, "rendezvous1" capability
+}
+
+type Envelope_RendezvousAck struct {
+	RendezvousAck *RendezvousAck `protobuf:"bytes,181,opt,name=rendezvous_ack,json=rendezvousAck,proto3,oneof"` // version 7
+}
+
+type Envelope_RendezvousFind struct {
+	RendezvousFind *RendezvousFind `protobuf:"bytes,182,opt,name=rendezvous_find,json=rendezvousFind,proto3,oneof"` // version 7
+}
+
+type Envelope_RendezvousFound struct {
+	RendezvousFound *RendezvousFound `protobuf:"bytes,183,opt,name=rendezvous_found,json=rendezvousFound,proto3,oneof"` // version 7
+}
+
 type Envelope_SwarmTicketRequest struct {
 	SwarmTicketRequest *SwarmTicketRequest `protobuf:"bytes,130,opt,name=swarm_ticket_request,json=swarmTicketRequest,proto3,oneof"` // version 6, "swarm1" capability
 }
@@ -923,6 +979,14 @@ func (*Envelope_PatchRequest) isEnvelope_Body() {}
 
 func (*Envelope_PatchResponse) isEnvelope_Body() {}
 
+func (*Envelope_RendezvousOffer) isEnvelope_Body() {}
+
+func (*Envelope_RendezvousAck) isEnvelope_Body() {}
+
+func (*Envelope_RendezvousFind) isEnvelope_Body() {}
+
+func (*Envelope_RendezvousFound) isEnvelope_Body() {}
+
 func (*Envelope_SwarmTicketRequest) isEnvelope_Body() {}
 
 func (*Envelope_SwarmTicketResponse) isEnvelope_Body() {}
@@ -935,7 +999,7 @@ var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\x1a\x1cpeer/wire/wirepb/patch.proto\x1a peer/wire/wirepb/sendswarm.proto\"\xfa\x1d\n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a!peer/wire/wirepb/rendezvous.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\x1a\x1cpeer/wire/wirepb/patch.proto\x1a peer/wire/wirepb/sendswarm.proto\"\xb9 \n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -992,7 +1056,11 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\x10multicast_report\x18T \x01(\v2\".blueshift.wire.v1.MulticastReportH\x00R\x0fmulticastReport\x12O\n" +
 	"\x10multicast_status\x18U \x01(\v2\".blueshift.wire.v1.MulticastStatusH\x00R\x0fmulticastStatus\x12G\n" +
 	"\rpatch_request\x18\xa0\x01 \x01(\v2\x1f.blueshift.wire.v1.PatchRequestH\x00R\fpatchRequest\x12J\n" +
-	"\x0epatch_response\x18\xa1\x01 \x01(\v2 .blueshift.wire.v1.PatchResponseH\x00R\rpatchResponse\x12Z\n" +
+	"\x0epatch_response\x18\xa1\x01 \x01(\v2 .blueshift.wire.v1.PatchResponseH\x00R\rpatchResponse\x12P\n" +
+	"\x10rendezvous_offer\x18\xb4\x01 \x01(\v2\".blueshift.wire.v1.RendezvousOfferH\x00R\x0frendezvousOffer\x12J\n" +
+	"\x0erendezvous_ack\x18\xb5\x01 \x01(\v2 .blueshift.wire.v1.RendezvousAckH\x00R\rrendezvousAck\x12M\n" +
+	"\x0frendezvous_find\x18\xb6\x01 \x01(\v2!.blueshift.wire.v1.RendezvousFindH\x00R\x0erendezvousFind\x12P\n" +
+	"\x10rendezvous_found\x18\xb7\x01 \x01(\v2\".blueshift.wire.v1.RendezvousFoundH\x00R\x0frendezvousFound\x12Z\n" +
 	"\x14swarm_ticket_request\x18\x82\x01 \x01(\v2%.blueshift.wire.v1.SwarmTicketRequestH\x00R\x12swarmTicketRequest\x12]\n" +
 	"\x15swarm_ticket_response\x18\x83\x01 \x01(\v2&.blueshift.wire.v1.SwarmTicketResponseH\x00R\x13swarmTicketResponse\x12>\n" +
 	"\n" +
@@ -1064,10 +1132,14 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*MulticastStatus)(nil),     // 47: blueshift.wire.v1.MulticastStatus
 	(*PatchRequest)(nil),        // 48: blueshift.wire.v1.PatchRequest
 	(*PatchResponse)(nil),       // 49: blueshift.wire.v1.PatchResponse
-	(*SwarmTicketRequest)(nil),  // 50: blueshift.wire.v1.SwarmTicketRequest
-	(*SwarmTicketResponse)(nil), // 51: blueshift.wire.v1.SwarmTicketResponse
-	(*SwarmOpen)(nil),           // 52: blueshift.wire.v1.SwarmOpen
-	(*SwarmOpened)(nil),         // 53: blueshift.wire.v1.SwarmOpened
+	(*RendezvousOffer)(nil),     // 50: blueshift.wire.v1.RendezvousOffer
+	(*RendezvousAck)(nil),       // 51: blueshift.wire.v1.RendezvousAck
+	(*RendezvousFind)(nil),      // 52: blueshift.wire.v1.RendezvousFind
+	(*RendezvousFound)(nil),     // 53: blueshift.wire.v1.RendezvousFound
+	(*SwarmTicketRequest)(nil),  // 54: blueshift.wire.v1.SwarmTicketRequest
+	(*SwarmTicketResponse)(nil), // 55: blueshift.wire.v1.SwarmTicketResponse
+	(*SwarmOpen)(nil),           // 56: blueshift.wire.v1.SwarmOpen
+	(*SwarmOpened)(nil),         // 57: blueshift.wire.v1.SwarmOpened
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -1119,15 +1191,19 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	47, // 46: blueshift.wire.v1.Envelope.multicast_status:type_name -> blueshift.wire.v1.MulticastStatus
 	48, // 47: blueshift.wire.v1.Envelope.patch_request:type_name -> blueshift.wire.v1.PatchRequest
 	49, // 48: blueshift.wire.v1.Envelope.patch_response:type_name -> blueshift.wire.v1.PatchResponse
-	50, // 49: blueshift.wire.v1.Envelope.swarm_ticket_request:type_name -> blueshift.wire.v1.SwarmTicketRequest
-	51, // 50: blueshift.wire.v1.Envelope.swarm_ticket_response:type_name -> blueshift.wire.v1.SwarmTicketResponse
-	52, // 51: blueshift.wire.v1.Envelope.swarm_open:type_name -> blueshift.wire.v1.SwarmOpen
-	53, // 52: blueshift.wire.v1.Envelope.swarm_opened:type_name -> blueshift.wire.v1.SwarmOpened
-	53, // [53:53] is the sub-list for method output_type
-	53, // [53:53] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	50, // 49: blueshift.wire.v1.Envelope.rendezvous_offer:type_name -> blueshift.wire.v1.RendezvousOffer
+	51, // 50: blueshift.wire.v1.Envelope.rendezvous_ack:type_name -> blueshift.wire.v1.RendezvousAck
+	52, // 51: blueshift.wire.v1.Envelope.rendezvous_find:type_name -> blueshift.wire.v1.RendezvousFind
+	53, // 52: blueshift.wire.v1.Envelope.rendezvous_found:type_name -> blueshift.wire.v1.RendezvousFound
+	54, // 53: blueshift.wire.v1.Envelope.swarm_ticket_request:type_name -> blueshift.wire.v1.SwarmTicketRequest
+	55, // 54: blueshift.wire.v1.Envelope.swarm_ticket_response:type_name -> blueshift.wire.v1.SwarmTicketResponse
+	56, // 55: blueshift.wire.v1.Envelope.swarm_open:type_name -> blueshift.wire.v1.SwarmOpen
+	57, // 56: blueshift.wire.v1.Envelope.swarm_opened:type_name -> blueshift.wire.v1.SwarmOpened
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -1143,6 +1219,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_code_proto_init()
 	file_peer_wire_wirepb_have_proto_init()
 	file_peer_wire_wirepb_reach_proto_init()
+	file_peer_wire_wirepb_rendezvous_proto_init()
 	file_peer_wire_wirepb_members_proto_init()
 	file_peer_wire_wirepb_mesh_proto_init()
 	file_peer_wire_wirepb_relay_proto_init()
@@ -1201,6 +1278,10 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_MulticastStatus)(nil),
 		(*Envelope_PatchRequest)(nil),
 		(*Envelope_PatchResponse)(nil),
+		(*Envelope_RendezvousOffer)(nil),
+		(*Envelope_RendezvousAck)(nil),
+		(*Envelope_RendezvousFind)(nil),
+		(*Envelope_RendezvousFound)(nil),
 		(*Envelope_SwarmTicketRequest)(nil),
 		(*Envelope_SwarmTicketResponse)(nil),
 		(*Envelope_SwarmOpen)(nil),
