@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble"
@@ -47,6 +48,8 @@ type Share struct {
 	views walkViews // recent versions of the tree, for peers' walks (views.go)
 
 	proofs proofs // what scans hashed, so served blocks need no second hash (verified.go)
+
+	recent *recent // envelopes and states read or written lately (recent.go)
 
 	// Test hooks, called by hash workers around reading a file; nil outside
 	// tests. Set before the first Scan.
@@ -91,8 +94,9 @@ type Update struct {
 func newShare(db *DB, key share.Key, root string, self record.Device, space store.Space) *Share {
 	s := &Share{
 		db: db, key: key, root: root, self: self, space: space,
-		tree: merkle.New(space.TreePrefix()),
-		log:  db.log.With("share", shortID(key.ID())),
+		tree:   merkle.New(space.TreePrefix()),
+		log:    db.log.With("share", shortID(key.ID())),
+		recent: newRecent(),
 	}
 	s.canSign = key.Level() == share.ReadWrite
 	s.views.now = db.opts.Now
@@ -148,8 +152,13 @@ func (s *Share) View() (*TreeView, error) {
 // Envelope returns the stored envelope at tree key k; ok is false if there
 // is none.
 func (s *Share) Envelope(k merkle.Key) (env record.Envelope, ok bool, err error) {
+	if env, ok, hit := s.recent.envelope(k); hit {
+		return env, ok, nil
+	}
+	gen := s.recent.generation()
 	v, closer, err := s.db.store.Pebble().Get(s.space.RecordKey(k))
 	if errors.Is(err, pebble.ErrNotFound) {
+		s.recent.keepEnvelope(gen, k, env, false)
 		return env, false, nil
 	}
 	if err != nil {
@@ -160,6 +169,7 @@ func (s *Share) Envelope(k merkle.Key) (env record.Envelope, ok bool, err error)
 	if err != nil {
 		return env, false, fmt.Errorf("%w: stored record %x: %w", ErrCorrupt, k[:4], err)
 	}
+	s.recent.keepEnvelope(gen, k, env, true)
 	return env, true, nil
 }
 
@@ -179,8 +189,13 @@ func (s *Share) Lookup(p record.Path) (e Entry, ok bool, err error) {
 // LocalState returns what the index believes path p holds on disk; ok is
 // false if the index knows of nothing there.
 func (s *Share) LocalState(p record.Path) (st FileState, ok bool, err error) {
+	if st, ok, hit := s.recent.state(p); hit {
+		return st, ok, nil
+	}
+	gen := s.recent.generation()
 	v, closer, err := s.db.store.Pebble().Get(s.space.StateKey(string(p)))
 	if errors.Is(err, pebble.ErrNotFound) {
+		s.recent.keepState(gen, p, st, false)
 		return st, false, nil
 	}
 	if err != nil {
@@ -191,6 +206,8 @@ func (s *Share) LocalState(p record.Path) (st FileState, ok bool, err error) {
 	if err != nil {
 		return st, false, fmt.Errorf("local state of %q: %w", p, err)
 	}
+	s.recent.keepState(gen, p, st, true)
+	st.Blocks = slices.Clone(st.Blocks) // what recent keeps is its own
 	return st, true, nil
 }
 
@@ -582,6 +599,7 @@ type writer struct {
 	envs     []record.Envelope
 	replaced []*record.Envelope // per envs
 	tree     []merkle.Update    // per envs: applied to the tree once, at flush
+	states   []pathState        // the local states written, for recent
 	paths    int
 }
 
@@ -623,6 +641,7 @@ func (w *writer) put(c change) error {
 		}
 	}
 	var err error
+	w.states = append(w.states, pathState{path: c.path, state: c.state})
 	if c.state != nil {
 		err = w.b.Set(sp.StateKey(string(c.path)), store.AppendState(nil, *c.state), nil)
 	} else {
@@ -658,11 +677,12 @@ func (w *writer) flush() error {
 	if err := w.b.Commit(opt); err != nil {
 		return fmt.Errorf("write index batch: %w", err)
 	}
+	w.s.recent.wrote(w.envs, w.states) // before anyone may read what the batch replaced
 	w.b.Close()
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
 	w.s.db.expireViews() // kept views pin what this batch replaced
 	envs, replaced := w.envs, w.replaced
-	w.envs, w.replaced, w.tree, w.paths = nil, nil, w.tree[:0], 0
+	w.envs, w.replaced, w.tree, w.states, w.paths = nil, nil, w.tree[:0], w.states[:0], 0
 	w.s.notify(Update{Envelopes: envs, Replaced: replaced, FromScan: w.fromScan})
 	return nil
 }
@@ -673,7 +693,7 @@ func (w *writer) close() { w.b.Close() }
 func (w *writer) discard() {
 	w.b.Close()
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
-	w.envs, w.replaced, w.tree, w.paths = nil, nil, w.tree[:0], 0
+	w.envs, w.replaced, w.tree, w.states, w.paths = nil, nil, w.tree[:0], w.states[:0], 0
 }
 
 func sameBlocks(a, b []record.BlockRef) bool {
