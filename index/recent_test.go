@@ -32,7 +32,7 @@ func TestRecentKeepsNoStaleRead(t *testing.T) {
 	newEnv, _, _ := e.sh.Lookup("f")
 	newSt, _, _ := e.sh.LocalState("f")
 	r.wrote([]record.Envelope{newEnv.Envelope}, []pathState{{path: "f", state: &newSt}}) // ...a batch commits...
-	r.keepEnvelope(gen, k, oldEnv.Envelope, true)                                      // ...and the reader ends
+	r.keepEnvelope(gen, k, oldEnv.Envelope, true)                                        // ...and the reader ends
 	r.keepState(gen, "f", oldSt, true)
 
 	if env, ok, hit := r.envelope(k); !hit || !ok || env.Leaf() != newEnv.Envelope.Leaf() {
