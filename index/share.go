@@ -405,15 +405,10 @@ func (s *Share) check(env record.Envelope) (record.Record, error) {
 // the tree key of its path. Commits made at the same time are written
 // together, in one batch; each returns once its record is committed.
 func (s *Share) Commit(env record.Envelope, local *FileState) error {
-	k := env.Key()
-	rec, err := s.check(env)
+	c, err := s.pending(env, local)
 	if err != nil {
-		return fmt.Errorf("commit record %x: %w", k[:4], err)
+		return err
 	}
-	if local != nil && (env.Sealed() || s.key.Level() < share.ReadOnly) {
-		return fmt.Errorf("commit record %x: local state given for a record this key cannot read", k[:4])
-	}
-	c := &pendingCommit{env: env, rec: rec, local: local, done: make(chan struct{})}
 	s.commits.Lock()
 	s.commits.queue = append(s.commits.queue, c)
 	s.commits.Unlock()
@@ -427,6 +422,58 @@ func (s *Share) Commit(env record.Envelope, local *FileState) error {
 	s.write.Unlock()
 	<-c.done
 	return c.err
+}
+
+// Applied is one record for CommitAll: a received envelope and what the
+// engine left on disk for it, as for Commit.
+type Applied struct {
+	Envelope record.Envelope
+	Local    *FileState
+}
+
+// CommitAll stores records received from peers that the engine has
+// applied, as one Commit each would, and returns each one's error (nil:
+// committed). They are written in as few batches as they fit, so the tree
+// is updated once per batch, not once per record: a receiver taking a
+// `touch` of many files committed them one at a time (its appliers seldom
+// overlapped enough to share a group) and rewrote the tree's upper nodes
+// for each.
+func (s *Share) CommitAll(recs []Applied) []error {
+	errs := make([]error, len(recs))
+	group := make([]*pendingCommit, 0, len(recs))
+	at := make([]int, 0, len(recs))
+	for i, a := range recs {
+		c, err := s.pending(a.Envelope, a.Local)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		group, at = append(group, c), append(at, i)
+	}
+	if len(group) == 0 {
+		return errs
+	}
+	s.write.Lock()
+	s.commitGroup(group)
+	s.write.Unlock()
+	for j, c := range group {
+		<-c.done
+		errs[at[j]] = c.err
+	}
+	return errs
+}
+
+// pending checks env as Commit does and makes its queue entry.
+func (s *Share) pending(env record.Envelope, local *FileState) (*pendingCommit, error) {
+	k := env.Key()
+	rec, err := s.check(env)
+	if err != nil {
+		return nil, fmt.Errorf("commit record %x: %w", k[:4], err)
+	}
+	if local != nil && (env.Sealed() || s.key.Level() < share.ReadOnly) {
+		return nil, fmt.Errorf("commit record %x: local state given for a record this key cannot read", k[:4])
+	}
+	return &pendingCommit{env: env, rec: rec, local: local, done: make(chan struct{})}, nil
 }
 
 // pendingCommit is one Commit waiting in the queue.
@@ -464,6 +511,11 @@ func (s *Share) commitGroup(group []*pendingCommit) {
 		clear(keys)
 	}
 	for _, c := range group {
+		if len(batch) >= batchPaths/2 || w.b.Len() >= batchBytes/2 {
+			// Ended here, before the writer's own flush (at batchPaths
+			// or batchBytes) would commit part of it unbeknown to end.
+			end(nil)
+		}
 		k := c.env.Key()
 		if _, ok := keys[k]; ok {
 			// What a path holds is read from committed state: a second
