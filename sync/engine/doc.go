@@ -24,10 +24,15 @@
 //     version it names instead.
 //  3. Every received record is checked against the share's public key
 //     (index.Share.Commit does it again) and handed to the folder's puller,
-//     which decides with reconcile.Decide and makes the disk match.
+//     which decides with reconcile.Decide and makes the disk match. Small
+//     files it staged and files whose attributes it set in place are
+//     committed together once the batch is applied (index.Share.CommitAll).
+//     Until a peer's pushes are all handed to the puller, the share is
+//     announced as pulling, so the pusher does not walk a half-applied tree.
 //  4. After that, new local records are pushed to connected members as soon
-//     as the index commits them, and a new ShareState follows every change of
-//     root, so a peer that missed a push still converges.
+//     as the index commits them (encoded a message at a time, on every
+//     core), and a new ShareState follows every change of root, so a peer
+//     that missed a push still converges.
 //
 // # Blocks
 //
