@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -741,8 +742,6 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 		return
 	}
 	items = creationsFirst(items)
-	data := make([]wire.RecordData, 0, len(items))
-	origins := make([]identity.DeviceID, 0, len(items))
 	prevs := make([]*record.Envelope, len(items))
 	for i, it := range items {
 		if it.replaced != nil {
@@ -759,6 +758,42 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 	peers := f.connectedMembers()
 	inline := f.newInliner(true)
 	inline.holds(prevs)
+	// A message's worth at a time: the peers start checking and applying
+	// the first records while the rest are encoded (a delta each), not
+	// after all of a scan's are.
+	for start := 0; start < len(items); start += maxPushKeys {
+		end := min(start+maxPushKeys, len(items))
+		data, origins := f.encodePush(items[start:end], prevs[start:end], prevs, peers, inline)
+		for _, s := range peers {
+			var out []wire.RecordData
+			for i, rd := range data {
+				if origins[i] != s.id {
+					out = append(out, rd)
+				}
+			}
+			if len(out) > 0 {
+				s.pushed(f)
+				s.push(f, out) // queued: a slow peer holds up no other
+			}
+		}
+	}
+	if fromScan {
+		// The puller announces once per applied batch; announcing each of
+		// its commits would show peers half-applied roots to reconcile with.
+		f.announceAll()
+	}
+}
+
+// encodePush prepares items (whose bases are prevs; all is the whole
+// push's) for the wire, with the peer each came from, leaving out those only
+// their sender would hear. The deltas are encoded on every core.
+func (f *folder) encodePush(items []outgoing, prevs, all []*record.Envelope, peers []*Session, inline *inliner) ([]wire.RecordData, []identity.DeviceID) {
+	type job struct {
+		env    record.Envelope
+		base   *record.Envelope
+		origin identity.DeviceID
+	}
+	jobs := make([]job, 0, len(items))
 	for i, it := range items {
 		env, base := it.env, prevs[i]
 		f.mu.Lock()
@@ -769,32 +804,29 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 			continue // taken from the only peer connected: nobody to tell
 		}
 		if base == nil {
-			base = renamedFrom(env, prevs)
+			base = renamedFrom(env, all)
 		}
-		rd := f.e.codec.encodeRecord(env, base)
-		if base == nil || !liveFile(*base) {
-			inline.add(&rd, env) // new at this path: peers lack its content too
-		}
-		data = append(data, rd)
-		origins = append(origins, origin)
+		jobs = append(jobs, job{env: env, base: base, origin: origin})
 	}
-	for _, s := range peers {
-		var out []wire.RecordData
-		for i, rd := range data {
-			if origins[i] != s.id {
-				out = append(out, rd)
+	data := make([]wire.RecordData, len(jobs))
+	var next atomic.Int64
+	var wg gosync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(jobs)/recordsPerChecker, 1)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
+				data[i] = f.e.codec.encodeRecord(jobs[i].env, jobs[i].base)
 			}
-		}
-		if len(out) > 0 {
-			s.pushed(f)
-			s.push(f, out) // queued: a slow peer holds up no other
-		}
+		})
 	}
-	if fromScan {
-		// The puller announces once per applied batch; announcing each of
-		// its commits would show peers half-applied roots to reconcile with.
-		f.announceAll()
+	wg.Wait()
+	origins := make([]identity.DeviceID, len(jobs))
+	for i, j := range jobs {
+		if j.base == nil || !liveFile(*j.base) {
+			inline.add(&data[i], j.env) // new at this path: peers lack its content too
+		}
+		origins[i] = j.origin
 	}
+	return data, origins
 }
 
 // creationsFirst orders envelopes so that tombstones come last.
