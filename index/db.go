@@ -62,9 +62,15 @@
 // serialized by the share's write lock; Commits that wait for it at the
 // same time are written together in one batch, with one update of the
 // tree (merkle.Tree.Apply) and one batch commit (a group commit); each
-// returns once its own record is committed or refused. Root, Source, Envelope, Lookup,
+// returns once its own record is committed or refused. CommitAll writes
+// many applied records at once the same way (a batch of up to half of
+// batchPaths each), so a receiver of a `touch` updates its tree once per
+// batch, not once per file. Root, Source, Envelope, Lookup,
 // LocalState, Records and Locate read committed state and may run at any
-// time, concurrently with them. Subscribers are called after each committed
+// time, concurrently with them; Envelope (so Lookup) and LocalState answer
+// from the envelopes and states read or written lately when they can
+// (recent.go: a flush overwrites what it committed before the write lock is
+// let go, so they never answer what the database no longer holds). Subscribers are called after each committed
 // batch, in commit order, with the write lock held: they must be quick and
 // must not call Scan or Commit (hand the envelopes to a channel).
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble"
@@ -47,6 +48,8 @@ type Share struct {
 	views walkViews // recent versions of the tree, for peers' walks (views.go)
 
 	proofs proofs // what scans hashed, so served blocks need no second hash (verified.go)
+
+	recent *recent // envelopes and states read or written lately (recent.go)
 
 	// Test hooks, called by hash workers around reading a file; nil outside
 	// tests. Set before the first Scan.
@@ -93,8 +96,9 @@ type Update struct {
 func newShare(db *DB, key share.Key, root string, self record.Device, space store.Space) *Share {
 	s := &Share{
 		db: db, key: key, root: root, self: self, space: space,
-		tree: merkle.New(space.TreePrefix()),
-		log:  db.log.With("share", shortID(key.ID())),
+		tree:   merkle.New(space.TreePrefix()),
+		log:    db.log.With("share", shortID(key.ID())),
+		recent: newRecent(),
 	}
 	s.canSign = key.Level() == share.ReadWrite
 	s.views.now = db.opts.Now
@@ -151,8 +155,13 @@ func (s *Share) View() (*TreeView, error) {
 // Envelope returns the stored envelope at tree key k; ok is false if there
 // is none.
 func (s *Share) Envelope(k merkle.Key) (env record.Envelope, ok bool, err error) {
+	if env, ok, hit := s.recent.envelope(k); hit {
+		return env, ok, nil
+	}
+	gen := s.recent.generation()
 	v, closer, err := s.db.store.Pebble().Get(s.space.RecordKey(k))
 	if errors.Is(err, pebble.ErrNotFound) {
+		s.recent.keepEnvelope(gen, k, env, false)
 		return env, false, nil
 	}
 	if err != nil {
@@ -163,6 +172,7 @@ func (s *Share) Envelope(k merkle.Key) (env record.Envelope, ok bool, err error)
 	if err != nil {
 		return env, false, fmt.Errorf("%w: stored record %x: %w", ErrCorrupt, k[:4], err)
 	}
+	s.recent.keepEnvelope(gen, k, env, true)
 	return env, true, nil
 }
 
@@ -182,8 +192,13 @@ func (s *Share) Lookup(p record.Path) (e Entry, ok bool, err error) {
 // LocalState returns what the index believes path p holds on disk; ok is
 // false if the index knows of nothing there.
 func (s *Share) LocalState(p record.Path) (st FileState, ok bool, err error) {
+	if st, ok, hit := s.recent.state(p); hit {
+		return st, ok, nil
+	}
+	gen := s.recent.generation()
 	v, closer, err := s.db.store.Pebble().Get(s.space.StateKey(string(p)))
 	if errors.Is(err, pebble.ErrNotFound) {
+		s.recent.keepState(gen, p, st, false)
 		return st, false, nil
 	}
 	if err != nil {
@@ -194,6 +209,8 @@ func (s *Share) LocalState(p record.Path) (st FileState, ok bool, err error) {
 	if err != nil {
 		return st, false, fmt.Errorf("local state of %q: %w", p, err)
 	}
+	s.recent.keepState(gen, p, st, true)
+	st.Blocks = slices.Clone(st.Blocks) // what recent keeps is its own
 	return st, true, nil
 }
 
@@ -391,15 +408,10 @@ func (s *Share) check(env record.Envelope) (record.Record, error) {
 // the tree key of its path. Commits made at the same time are written
 // together, in one batch; each returns once its record is committed.
 func (s *Share) Commit(env record.Envelope, local *FileState) error {
-	k := env.Key()
-	rec, err := s.check(env)
+	c, err := s.pending(env, local)
 	if err != nil {
-		return fmt.Errorf("commit record %x: %w", k[:4], err)
+		return err
 	}
-	if local != nil && (env.Sealed() || s.key.Level() < share.ReadOnly) {
-		return fmt.Errorf("commit record %x: local state given for a record this key cannot read", k[:4])
-	}
-	c := &pendingCommit{env: env, rec: rec, local: local, done: make(chan struct{})}
 	s.commits.Lock()
 	s.commits.queue = append(s.commits.queue, c)
 	s.commits.Unlock()
@@ -413,6 +425,58 @@ func (s *Share) Commit(env record.Envelope, local *FileState) error {
 	s.write.Unlock()
 	<-c.done
 	return c.err
+}
+
+// Applied is one record for CommitAll: a received envelope and what the
+// engine left on disk for it, as for Commit.
+type Applied struct {
+	Envelope record.Envelope
+	Local    *FileState
+}
+
+// CommitAll stores records received from peers that the engine has
+// applied, as one Commit each would, and returns each one's error (nil:
+// committed). They are written in as few batches as they fit, so the tree
+// is updated once per batch, not once per record: a receiver taking a
+// `touch` of many files committed them one at a time (its appliers seldom
+// overlapped enough to share a group) and rewrote the tree's upper nodes
+// for each.
+func (s *Share) CommitAll(recs []Applied) []error {
+	errs := make([]error, len(recs))
+	group := make([]*pendingCommit, 0, len(recs))
+	at := make([]int, 0, len(recs))
+	for i, a := range recs {
+		c, err := s.pending(a.Envelope, a.Local)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		group, at = append(group, c), append(at, i)
+	}
+	if len(group) == 0 {
+		return errs
+	}
+	s.write.Lock()
+	s.commitGroup(group)
+	s.write.Unlock()
+	for j, c := range group {
+		<-c.done
+		errs[at[j]] = c.err
+	}
+	return errs
+}
+
+// pending checks env as Commit does and makes its queue entry.
+func (s *Share) pending(env record.Envelope, local *FileState) (*pendingCommit, error) {
+	k := env.Key()
+	rec, err := s.check(env)
+	if err != nil {
+		return nil, fmt.Errorf("commit record %x: %w", k[:4], err)
+	}
+	if local != nil && (env.Sealed() || s.key.Level() < share.ReadOnly) {
+		return nil, fmt.Errorf("commit record %x: local state given for a record this key cannot read", k[:4])
+	}
+	return &pendingCommit{env: env, rec: rec, local: local, done: make(chan struct{})}, nil
 }
 
 // pendingCommit is one Commit waiting in the queue.
@@ -450,6 +514,11 @@ func (s *Share) commitGroup(group []*pendingCommit) {
 		clear(keys)
 	}
 	for _, c := range group {
+		if len(batch) >= batchPaths/2 || w.b.Len() >= batchBytes/2 {
+			// Ended here, before the writer's own flush (at batchPaths
+			// or batchBytes) would commit part of it unbeknown to end.
+			end(nil)
+		}
 		k := c.env.Key()
 		if _, ok := keys[k]; ok {
 			// What a path holds is read from committed state: a second
@@ -586,6 +655,7 @@ type writer struct {
 	envs     []record.Envelope
 	replaced []*record.Envelope // per envs
 	tree     []merkle.Update    // per envs: applied to the tree once, at flush
+	states   []pathState        // the local states written, for recent
 	paths    int
 	sealing  []change // changes whose record is sealed with the next ones (batchsig.go)
 }
@@ -633,6 +703,7 @@ func (w *writer) put(c change) error {
 		}
 	}
 	var err error
+	w.states = append(w.states, pathState{path: c.path, state: c.state})
 	if c.state != nil {
 		err = w.b.Set(sp.StateKey(string(c.path)), store.AppendState(nil, *c.state), nil)
 	} else {
@@ -671,11 +742,12 @@ func (w *writer) flush() error {
 	if err := w.b.Commit(opt); err != nil {
 		return fmt.Errorf("write index batch: %w", err)
 	}
+	w.s.recent.wrote(w.envs, w.states) // before anyone may read what the batch replaced
 	w.b.Close()
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
 	w.s.db.expireViews() // kept views pin what this batch replaced
 	envs, replaced := w.envs, w.replaced
-	w.envs, w.replaced, w.tree, w.paths = nil, nil, w.tree[:0], 0
+	w.envs, w.replaced, w.tree, w.states, w.paths = nil, nil, w.tree[:0], w.states[:0], 0
 	w.s.notify(Update{Envelopes: envs, Replaced: replaced, FromScan: w.fromScan})
 	return nil
 }
@@ -686,7 +758,7 @@ func (w *writer) close() { w.b.Close() }
 func (w *writer) discard() {
 	w.b.Close()
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
-	w.envs, w.replaced, w.tree, w.paths, w.sealing = nil, nil, w.tree[:0], 0, nil
+	w.envs, w.replaced, w.tree, w.states, w.paths, w.sealing = nil, nil, w.tree[:0], w.states[:0], 0, nil
 }
 
 func sameBlocks(a, b []record.BlockRef) bool {

@@ -1,6 +1,7 @@
 package merkle
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,6 +44,20 @@ func getLeaf(r pebble.Reader, key []byte) (Leaf, bool, error) {
 		return Leaf{}, false, fmt.Errorf("leaf of %d bytes: %w", len(v), ErrCorrupt)
 	}
 	copy(l[:], v)
+	return l, true, nil
+}
+
+// leaf reads the leaf stored at key (a leafKey), if any.
+func (v *view) leaf(key []byte) (Leaf, bool, error) {
+	if !v.it.SeekGE(key) || !bytes.Equal(v.it.Key(), key) {
+		return Leaf{}, false, v.it.Error()
+	}
+	val := v.it.Value()
+	var l Leaf
+	if len(val) != len(l) {
+		return Leaf{}, false, fmt.Errorf("leaf of %d bytes: %w", len(val), ErrCorrupt)
+	}
+	copy(l[:], val)
 	return l, true, nil
 }
 
@@ -124,7 +139,7 @@ func (t *Tree) newView(r pebble.Reader) (*view, error) {
 	return &view{t: t, it: it}, nil
 }
 
-func (v *view) close() { v.it.Close() }
+func (v *view) close() error { return v.it.Close() }
 
 // node reads the record of p, if one is stored.
 func (v *view) node(p Prefix) (record, error) {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	gosync "sync"
@@ -287,29 +288,42 @@ func (c *codec) encodeDict(b, dict []byte) ([]byte, error) {
 	return enc.EncodeAll(b, nil), nil
 }
 
+// encodeSmallDict compresses b with a kept encoder through its streaming
+// side: setting a new dictionary rebuilds that side's tables, and EncodeAll
+// would then rebuild its own again (two clears and copies of a 256 KiB
+// table for each record of a hundred bytes).
 func (c *codec) encodeSmallDict(b, dict []byte) ([]byte, error) {
+	out := bytes.NewBuffer(make([]byte, 0, len(b)/2+64))
 	var enc *zstd.Encoder
 	select {
 	case enc = <-c.dictEncs:
-		if err := enc.ResetWithOptions(nil, zstd.WithEncoderDictRaw(1, dict)); err != nil {
+		if err := enc.ResetWithOptions(out, zstd.WithEncoderDictRaw(1, dict)); err != nil {
 			enc.Close()
 			return nil, err
 		}
 	default:
 		var err error
-		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		enc, err = zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
 			zstd.WithEncoderDictRaw(1, dict), zstd.WithWindowSize(smallDictWindow))
 		if err != nil {
 			return nil, err
 		}
 	}
-	out := enc.EncodeAll(b, nil)
+	enc.ResetContentSize(out, int64(len(b))) // the frame says its size, as EncodeAll's does
+	_, err := enc.Write(b)
+	if err == nil {
+		err = enc.Close()
+	}
+	if err != nil {
+		enc.Close()
+		return nil, err
+	}
 	select {
 	case c.dictEncs <- enc:
 	default:
 		enc.Close()
 	}
-	return out, nil
+	return out.Bytes(), nil
 }
 
 func (c *codec) decodeDict(b, dict []byte) ([]byte, error) {

@@ -29,6 +29,11 @@
 //     member announced wire.BatchSigCapability, batchsig.go) travel to such
 //     peers trimmed of proof and signature, rebuilt on arrival, and cost
 //     one signature check per batch.
+//     The puller commits the small files it staged and the files whose
+//     attributes it set in place together once the batch is applied
+//     (index.Share.CommitAll).
+//     Until a peer's pushes are all handed to the puller, the share is
+//     announced as pulling, so the pusher does not walk a half-applied tree.
 //  4. After that, new local records are pushed to connected members as soon
 //     as the index commits them, and a new ShareState follows every change of
 //     root, so a peer that missed a push still converges.

@@ -365,14 +365,12 @@ func byPath(batch []incoming) [][]incoming {
 // applyFiles applies file records, several at once. A path with a single
 // record and a small file is staged rather than written: the batch's
 // content is then made durable with one sync, installed, and the renames
-// made durable with one more, instead of two syncs per file.
+// made durable with one more, instead of two syncs per file. Those, and
+// files whose attributes were set in place (a `touch`), are then committed
+// to the index together (commitAll).
 func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
-	type install struct {
-		in     incoming
-		staged *stagedFile
-	}
 	var mu gosync.Mutex
-	var installs []install
+	var staged []*stagedFile
 	var wg gosync.WaitGroup
 	work := make(chan []incoming)
 	for range min(f.e.opts.Parallel, max(len(groups), 1)) {
@@ -382,10 +380,10 @@ func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
 					f.applyGroup(ctx, g)
 					continue
 				}
-				staged, err := f.applyOne(ctx, g[0], true)
-				if err == nil && staged != nil {
+				sf, err := f.applyOne(ctx, g[0], true)
+				if err == nil && sf != nil {
 					mu.Lock()
-					installs = append(installs, install{g[0], staged})
+					staged = append(staged, sf)
 					mu.Unlock()
 					continue
 				}
@@ -398,21 +396,57 @@ func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
 	}
 	close(work)
 	wg.Wait()
-	if len(installs) == 0 {
+	if len(staged) == 0 {
 		return
 	}
-	slices.SortFunc(installs, func(a, b install) int { return strings.Compare(string(a.in.rec.Path), string(b.in.rec.Path)) })
-	err := f.root.Sync()
-	for _, it := range installs {
-		if err != nil {
-			it.staged.discard()
-			f.settle(ctx, it.in, err) // nothing installed: not durable
+	slices.SortFunc(staged, func(a, b *stagedFile) int { return strings.Compare(string(a.in.rec.Path), string(b.in.rec.Path)) })
+	var err error
+	content := slices.ContainsFunc(staged, func(sf *stagedFile) bool { return !sf.inPlace })
+	if content {
+		err = f.root.Sync()
+	}
+	done := make([]*stagedFile, 0, len(staged))
+	states := make([]*index.FileState, 0, len(staged))
+	for _, sf := range staged {
+		if err != nil && !sf.inPlace {
+			sf.discard()
+			f.settle(ctx, sf.in, err) // nothing installed: not durable
 			continue
 		}
-		f.settle(ctx, it.in, it.staged.install())
+		st, commit, ierr := sf.install()
+		if ierr != nil || !commit {
+			f.settle(ctx, sf.in, ierr)
+			continue
+		}
+		done, states = append(done, sf), append(states, st)
 	}
-	if err := f.root.Sync(); err != nil {
-		f.noteError(err)
+	if content {
+		if err := f.root.Sync(); err != nil {
+			f.noteError(err)
+		}
+	}
+	f.commitAll(ctx, done, states)
+}
+
+// commitAll records applied files in the index together (one update of the
+// tree per batch of them, not one per file) and settles each.
+func (f *folder) commitAll(ctx context.Context, done []*stagedFile, states []*index.FileState) {
+	if len(done) == 0 {
+		return
+	}
+	recs := make([]index.Applied, len(done))
+	f.mu.Lock()
+	for i, sf := range done {
+		f.mu.origin[sf.in.env.Leaf()] = sf.in.from // not pushed back to its sender
+		recs[i] = index.Applied{Envelope: sf.in.env, Local: states[i]}
+	}
+	f.mu.Unlock()
+	errs := f.idx.CommitAll(recs)
+	for i, sf := range done {
+		if errs[i] == nil {
+			f.noteApplied(sf.in)
+		}
+		f.settle(ctx, sf.in, errs[i])
 	}
 }
 
@@ -527,11 +561,15 @@ func (f *folder) senderMovedOn(peer identity.DeviceID) {
 // next one instead of walking a tree that changes under it. A peer that
 // walked a scanning device's tree fetched each record before the push that
 // would have brought it as a delta, and then that push too: a touch of
-// 20,000 files cost 412 bytes per file, not 180.
+// 20,000 files cost 412 bytes per file, not 180. Pushes a session took in
+// and has not handed over yet count too: a puller that outran the checking
+// of the next push said it was done between two, and the pusher, hearing a
+// root short of its own, walked it and fetched back what it had pushed.
 func (f *folder) pulling() bool {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.mu.queued > 0 || f.mu.walking > 0 || f.mu.scanning > 0
+	busy := f.mu.queued > 0 || f.mu.walking > 0 || f.mu.scanning > 0
+	f.mu.Unlock()
+	return busy || slices.ContainsFunc(f.connectedMembers(), func(s *Session) bool { return s.receiving(f.id) })
 }
 
 // walk notes a reconcile starting; the returned func notes its end and, if

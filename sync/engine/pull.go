@@ -35,11 +35,17 @@ var errMissingBlocks = errors.New("blocks not available from any connected devic
 // order, not path order); the directory's deletion waits for them.
 var errDirWaits = errors.New("directory still holds synced paths; waits for their deletions")
 
-// stagedFile is a small file's content written aside (see applyFiles):
-// install puts it in place and records it; discard removes it.
+// stagedFile is a record applied but not yet committed (see applyFiles): a
+// small file's content written aside, or a file whose attributes were set
+// in place (inPlace: nothing to install). install puts the content in place
+// and returns the state to commit, commit false when the record was
+// applied another way (its directory moved) and is settled already;
+// discard removes what was staged.
 type stagedFile struct {
-	install func() error
+	in      incoming
+	install func() (state *index.FileState, commit bool, err error)
 	discard func()
+	inPlace bool
 }
 
 // applyOne makes the disk match one remote record, if it wins. With stage
@@ -123,6 +129,10 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		if err != nil {
 			return nil, err
 		}
+		if done && stage {
+			return &stagedFile{in: in, inPlace: true, discard: func() {},
+				install: func() (*index.FileState, bool, error) { return state, true, nil }}, nil
+		}
 		if done {
 			return nil, commit(state)
 		}
@@ -136,27 +146,27 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		if err != nil {
 			return nil, err
 		}
-		install := func() error {
+		install := func() (*index.FileState, bool, error) {
 			// Its directory may have moved while the content came.
 			if to, ok := f.movedTo(ctx, p); ok && !in.rec.Deleted {
 				staged.Discard()
 				if err := f.applyMoved(ctx, in, to); !errors.Is(err, errNotMoved) {
-					return err
+					return nil, false, err
 				}
-				return fmt.Errorf("put %q: its directory moved: %w", p, apply.ErrChanged) // decided again
+				return nil, false, fmt.Errorf("put %q: its directory moved: %w", p, apply.ErrChanged) // decided again
 			}
 			expect, err := setAsideNow(disk, setAside)
 			if err != nil {
 				staged.Discard()
-				return err
+				return nil, false, err
 			}
 			st, err := staged.Install(ctx, expect)
 			if err != nil {
-				return err
+				return nil, false, err
 			}
-			return commit(indexState(st))
+			return indexState(st), true, nil
 		}
-		return &stagedFile{install: install, discard: staged.Discard}, nil
+		return &stagedFile{in: in, install: install, discard: staged.Discard}, nil
 	}
 	state, err := f.materialize(ctx, in, old, disk, setAside)
 	if moved := (*dirMovedError)(nil); errors.As(err, &moved) {

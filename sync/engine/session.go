@@ -74,6 +74,10 @@ type Session struct {
 		// pushedAt: when we last pushed records of a share to the peer,
 		// until it next announces that share (see pushedLately).
 		pushedAt map[share.ID]time.Time // guarded by mu
+
+		// received counts the peer's pushes of each share taken in and not
+		// yet handed to the puller (see folder.pulling).
+		received map[share.ID]int // guarded by mu
 	}
 }
 
@@ -122,6 +126,7 @@ func newSession(e *Engine, id identity.DeviceID) *Session {
 	s.mu.want = make(map[share.ID]bool)
 	s.mu.synced = make(map[share.ID]rootPair)
 	s.mu.pushedAt = make(map[share.ID]time.Time)
+	s.mu.received = make(map[share.ID]int)
 	s.mu.since = e.clock()
 	return s
 }
@@ -228,6 +233,14 @@ func (s *Session) settle(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// receiving reports whether pushes of share id from the peer are taken in
+// and not yet handed to the puller.
+func (s *Session) receiving(id share.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.received[id] > 0
 }
 
 // pushed notes that records of f were just pushed to the peer: the root it
@@ -700,10 +713,18 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 		n := pushSize(m)
 		queued := false
 		if s.pushBytes.Add(n) <= pushQueueBytes {
+			s.mu.Lock()
+			s.mu.received[m.Share]++ // before takePush can count it out
+			s.mu.Unlock()
 			select {
 			case s.pushes <- m:
 				queued = true
 			default:
+				s.mu.Lock()
+				if s.mu.received[m.Share]--; s.mu.received[m.Share] <= 0 {
+					delete(s.mu.received, m.Share)
+				}
+				s.mu.Unlock()
 			}
 		}
 		if !queued {
@@ -735,6 +756,16 @@ func pushSize(m *wire.RecordPush) int64 {
 func (s *Session) takePush(ctx context.Context, m *wire.RecordPush) {
 	s.pushBytes.Add(-pushSize(m))
 	f := s.e.folder(m.Share)
+	defer func() {
+		s.mu.Lock()
+		if s.mu.received[m.Share]--; s.mu.received[m.Share] <= 0 {
+			delete(s.mu.received, m.Share)
+		}
+		s.mu.Unlock()
+		if f != nil {
+			f.announceIfDonePulling()
+		}
+	}()
 	if f == nil || !f.isMember(s.id) {
 		return
 	}
