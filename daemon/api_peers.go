@@ -98,6 +98,9 @@ func (d *Daemon) apiAddPeer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e, err := AddPeer(d.home, req)
+	if err == nil {
+		err = d.undismiss(e.ID) // peer_remove.go
+	}
 	d.answerReloaded(w, e, err)
 }
 

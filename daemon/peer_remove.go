@@ -73,27 +73,72 @@ func (d *Daemon) removePeer(ref string) (PeerEntry, error) {
 	return out, nil
 }
 
+// undismiss takes back `peer remove`'s dismissal of a device on every
+// share when the user adds it again with `peer add`: a member the shares'
+// logs name is then a peer of those shares again, as before the removal.
+func (d *Daemon) undismiss(ref string) error {
+	dev, err := identity.ParseDeviceID(ref)
+	if err != nil {
+		return fmt.Errorf("peer add %s: %w", ref, err)
+	}
+	for _, s := range d.config().Shares {
+		id, err := share.ParseID(s.ID)
+		if err != nil {
+			continue
+		}
+		if err := d.known.Undismiss(id, dev); err != nil {
+			return fmt.Errorf("peer add %s: %w", dev.Abbrev(), err)
+		}
+	}
+	return nil
+}
+
 // RemovePeerOffline is `peer remove` with no daemon running: it opens the
 // home's database to remove an introduced device too, and to mark a
 // member the shares' logs name as dismissed (else the next start would
 // make a peer of it again from the log alone).
 func RemovePeerOffline(home, ref string) (PeerEntry, error) {
+	d, closeDB, err := offlineDaemon(home, "peer remove")
+	if err != nil {
+		return PeerEntry{}, err
+	}
+	defer closeDB()
+	return d.removePeer(ref)
+}
+
+// AddPeerOffline is `peer add` with no daemon running: config.toml, and
+// the dismissal of an earlier `peer remove` taken back in the database.
+func AddPeerOffline(home string, req AddPeerRequest) (PeerEntry, error) {
+	e, err := AddPeer(home, req)
+	if err != nil {
+		return e, err
+	}
+	d, closeDB, err := offlineDaemon(home, "peer add")
+	if err != nil {
+		return e, err
+	}
+	defer closeDB()
+	return e, d.undismiss(e.ID)
+}
+
+// offlineDaemon is the part of a Daemon the peer verbs need with no daemon
+// running: the home's identity, configuration and database.
+func offlineDaemon(home, verb string) (*Daemon, func(), error) {
 	id, err := identity.Load(home)
 	if err != nil {
-		return PeerEntry{}, fmt.Errorf("peer remove: %w", err)
+		return nil, nil, fmt.Errorf("%s: %w", verb, err)
 	}
 	cfg, err := LoadConfig(home)
 	if err != nil {
-		return PeerEntry{}, fmt.Errorf("peer remove: %w", err)
+		return nil, nil, fmt.Errorf("%s: %w", verb, err)
 	}
 	db, err := index.Open(filepath.Join(home, DBDir), index.Options{})
 	if err != nil {
-		return PeerEntry{}, fmt.Errorf("peer remove: open the index of %s: %w (is a daemon starting? run peer remove again once it runs)", home, err)
+		return nil, nil, fmt.Errorf("%s: open the index of %s: %w (is a daemon starting? run %s again once it runs)", verb, home, err, verb)
 	}
-	defer db.Close()
 	discard := slog.New(slog.DiscardHandler)
 	d := &Daemon{home: home, opts: Options{Home: home}, log: discard, id: id, self: id.ID(),
 		members: members.Open(db.Pebble()), known: known.Open(db.Pebble())}
 	d.mu.cfg = d.withKnown(cfg)
-	return d.removePeer(ref)
+	return d, func() { db.Close() }, nil
 }

@@ -68,7 +68,7 @@ func newPeerCmd(g *globals) *cobra.Command {
 				_, err := cl.AddPeer(c.Context(), req)
 				return err
 			}, func() error {
-				_, err := daemon.AddPeer(home, req)
+				_, err := daemon.AddPeerOffline(home, req)
 				return err
 			})
 		},

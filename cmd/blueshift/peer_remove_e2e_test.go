@@ -19,7 +19,7 @@ func refusedBy(st daemon.Status, id string) bool {
 // connection and turns C away, also after B restarts while the inviter is
 // away (C is still in the share's membership log, which alone does not
 // bring it back); the output says C stays a member and how to take it
-// out. On C, `peer remove` of the inviter (paired in config.toml, and in
+// out; `peer add` takes it back. On C, `peer remove` of the inviter (paired in config.toml, and in
 // the log) says the same, and on B with no daemon running too.
 func TestE2EPeerRemoveIntroduced(t *testing.T) {
 	t.Parallel()
@@ -70,6 +70,13 @@ func TestE2EPeerRemoveIntroduced(t *testing.T) {
 		t.Fatalf("c is back after b restarted: %+v", st.Peers)
 	}
 
+	// `peer add` takes the removal back: the log makes C a peer of the
+	// share again, and what C writes reaches B.
+	stC, _ := c.status()
+	b.ok("peer", "add", idC, "--addr", stC.Listen)
+	write(t, filepath.Join(fc, "back.txt"), "c is back\n")
+	waitTrees(t, fc, fb, "c's file after peer add", b, c)
+
 	// A device paired in config.toml that the log names too: the plain
 	// output says the same.
 	out := c.ok("peer", "remove", idA)
@@ -97,4 +104,13 @@ func TestE2EPeerRemoveIntroduced(t *testing.T) {
 	if out := b.ok("peer", "list"); strings.Contains(out, idA) {
 		t.Fatalf("b's peer list after removing a with no daemon: %q", out)
 	}
+
+	// And `peer add` with no daemon running takes it back: A is a peer of
+	// the share again after the restart (it is in the log).
+	b.stop()
+	b.ok("peer", "add", idA)
+	b.startDHT(c.dhtAddr())
+	b.waitFor("a a peer of the share again", func(st daemon.Status) bool {
+		return len(st.Shares) == 1 && slices.Contains(st.Shares[0].Members, idA)
+	})
 }

@@ -101,6 +101,16 @@ func (s *Store) Dismiss(id share.ID, dev [32]byte) error {
 	return nil
 }
 
+// Undismiss takes back a dismissal of device dev of share id (`peer add`
+// of the device again): the share's log may make a peer of it once more.
+// Nothing to take back is no error.
+func (s *Store) Undismiss(id share.ID, dev [32]byte) error {
+	if err := s.db.Delete(dismissedKey(id, dev), pebble.Sync); err != nil {
+		return fmt.Errorf("take back the dismissal of a device of share %s: %w", id.Short(), err)
+	}
+	return nil
+}
+
 // Dismissed reports whether the user dismissed device dev of share id
 // since it was last introduced.
 func (s *Store) Dismissed(id share.ID, dev [32]byte) (bool, error) {
