@@ -198,7 +198,8 @@ func TestNetnsSendSymmetricNATsFails(t *testing.T) {
 // is under the code's DHT key, b finds it there and publishes where it
 // is, a punches towards that, b dials through. The file goes straight
 // from home to home; what a's router exchanged with p (the DHT's packets)
-// is a small fraction of it.
+// is a small fraction of it. Before, a code nobody sends under fails
+// with an error that says where the receive looked and what to try.
 func TestNetnsSendAcrossNATsByDHT(t *testing.T) {
 	t.Parallel()
 	w := newMeetWorld(t, "bsns-d", false, true)
@@ -208,12 +209,29 @@ func TestNetnsSendAcrossNATsByDHT(t *testing.T) {
 	randomFile(t, filepath.Join(work, "src", "big.bin"), size)
 	s := startSend(t, w.a, filepath.Join(work, "src"), "big.bin")
 
+	// A code nobody sends under: the receive looks on the LAN and in the
+	// DHT, then fails saying where it looked and what to try.
+	wrong := "ZZZZZ-ZZZZZ"
+	if s.offer.Code[:4] == "ZZZZ" {
+		wrong = "YYYYY-YYYYY"
+	}
+	out, err := w.receive(t, wrong, filepath.Join(work, "wrong"), 3*reachDeadline, []string{}...)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("receive of a code nobody sends under: %v, want exit 1\n%s", err, out)
+	}
+	for _, want := range []string{"the LAN", "the DHT: no send under this code", "--rendezvous", "--addr"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the error for a code nobody sends under does not say %q:\n%s", want, out)
+		}
+	}
+
 	public0, direct0, err := w.in.Forwarded(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	into := filepath.Join(work, "into")
-	out, err := w.receive(t, s.offer.Code, into, 3*reachDeadline, []string{}...)
+	out, err = w.receive(t, s.offer.Code, into, 3*reachDeadline, []string{}...)
 	if err != nil {
 		t.Fatalf("receive across NATs by the DHT: %v\n%s", err, out)
 	}
