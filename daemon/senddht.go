@@ -56,6 +56,7 @@ const (
 	publicIPWait   = 3 * time.Second  // for a DHT node to answer where it sees us
 	publicIPAsk    = 3                // DHT nodes asked
 	maxRecvPunched = 8                // receivers' addresses a sender punches towards per poll
+	recvFresh      = 5 * time.Minute  // a receiver's item older than this is not punched towards
 )
 
 var (
@@ -197,7 +198,9 @@ func (d *Daemon) offerInDHTLoop(ctx context.Context, shareID string, key edSigne
 		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 		it, err := d.dht.node.LookupAs(lctx, key.PublicKey(), recvSalt)
 		cancel()
-		if err == nil {
+		// A receiver's item stays in the DHT long after its receive gave
+		// up; its sequence number is its publisher's clock.
+		if err == nil && freshRecv(it.Seq, time.Now()) {
 			for _, a := range it.Addrs[:min(len(it.Addrs), maxRecvPunched)] {
 				d.punchKnock(ctx, transport.Addr{AddrPort: a}.With(transport.QUIC))
 			}
@@ -207,6 +210,12 @@ func (d *Daemon) offerInDHTLoop(ctx context.Context, shareID string, key edSigne
 		case <-tick.C:
 		}
 	}
+}
+
+// freshRecv reports whether a receiver's item of sequence number seq (its
+// publisher's clock, in milliseconds) is recent enough to punch towards.
+func freshRecv(seq int64, now time.Time) bool {
+	return now.Sub(time.UnixMilli(seq)).Abs() < recvFresh
 }
 
 // joinInDHT finds the sender of code in the DHT, publishes where this

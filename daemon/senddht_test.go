@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/hkdf"
 )
@@ -43,5 +44,20 @@ func TestSendKeyFromDHTNameOnly(t *testing.T) {
 	}
 	if _, err := sendKey("AB3DE"); !errors.Is(err, ErrBadCode) {
 		t.Fatalf("a short code: %v, want ErrBadCode", err)
+	}
+}
+
+// TestFreshRecv: a receiver's item published a moment ago (or by a clock
+// a little ahead) is punched towards; one left from a receive long over
+// is not.
+func TestFreshRecv(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		at   time.Time
+		want bool
+	}{{now, true}, {now.Add(-time.Minute), true}, {now.Add(time.Minute), true}, {now.Add(-time.Hour), false}, {now.Add(time.Hour), false}} {
+		if got := freshRecv(c.at.UnixMilli(), now); got != c.want {
+			t.Errorf("an item published %v from now: fresh %v, want %v", c.at.Sub(now), got, c.want)
+		}
 	}
 }
