@@ -82,6 +82,7 @@ func (d *Daemon) apiSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.offerAtRendezvous(s.ShareID, s.Code, req.Rendezvous)
+	d.offerInDHT(s.ShareID, s.Code) // senddht.go
 	writeJSON(w, http.StatusOK, s)
 }
 
@@ -113,7 +114,7 @@ func (d *Daemon) apiReceive(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: receive: folder %q is not absolute", errBadRequest, req.Dir))
 		return
 	}
-	rc, err := StartReceive(r.Context(), d.home, req.Code, req.Dir, CodeJoinOptions{Addresses: req.Addresses, Rendezvous: req.Rendezvous, QUIC: d.quic, Logger: d.log})
+	rc, err := StartReceive(r.Context(), d.home, req.Code, req.Dir, CodeJoinOptions{Addresses: req.Addresses, Rendezvous: req.Rendezvous, QUIC: d.quic, Logger: d.log, daemon: d})
 	if err != nil {
 		err = fmt.Errorf("receive: %w", err)
 	}

@@ -328,6 +328,9 @@ type CodeJoinOptions struct {
 	// are dialled from its socket, whose NAT mapping the sender punches
 	// towards and the daemon then connects from.
 	QUIC *conn.QUIC
+	// daemon, when the receive runs in one: its DHT node is where the
+	// sender is looked for beyond the LAN (senddht.go).
+	daemon *Daemon
 }
 
 // JoinByCode finds the invitation a short code stands for and joins
@@ -345,8 +348,8 @@ func JoinByCode(ctx context.Context, home, code, path string, opts CodeJoinOptio
 	}
 	opts.Home = home
 	addrs := opts.Addresses
-	if len(addrs) == 0 && len(opts.Rendezvous) > 0 {
-		return joinAtRendezvous(ctx, home, code, path, id.ID(), opts)
+	if len(addrs) == 0 && (len(opts.Rendezvous) > 0 || opts.daemon != nil && opts.daemon.dht != nil) {
+		return joinBeyondLAN(ctx, home, code, path, id, opts) // senddht.go
 	}
 	if len(addrs) == 0 {
 		if addrs, err = lanDevices(ctx, id, opts); err != nil {

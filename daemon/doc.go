@@ -189,6 +189,14 @@
 // daemon connects to that address from the same socket. The rendezvous
 // forwards no data.
 //
+// senddht.go: with no rendezvous, the DHT is the meeting point. Both ends
+// derive an Ed25519 key from the code's DHT name (locator and two
+// password characters, never the whole code: docs/security.md); the
+// sender publishes where its QUIC socket is reached under salt "send",
+// the receiver looks it up and publishes its own under "recv", the sender
+// punches towards that and the receiver dials. A receive looks on the
+// LAN, at the rendezvous points given, then in the DHT.
+//
 // # Membership
 //
 // Each share's signed membership log (index/members) is run here

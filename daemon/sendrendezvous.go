@@ -384,7 +384,7 @@ func errNoPath(code string, found map[string][]string, tried []error) error {
 		at = append(at, fmt.Sprintf("%s (seen by %s)", strings.Join(addrs, ", "), point))
 	}
 	slices.Sort(at)
-	return fmt.Errorf("the device offering code %s was found at %s but could not be reached: punching through both NATs failed (a router that maps each destination to its own port, a 'symmetric' NAT, defeats it), and no device relays between devices that share nothing: a public device relays only for members of its shares. "+
+	return tag(errUnreached, "the device offering code %s was found at %s but could not be reached: punching through both NATs failed (a router that maps each destination to its own port, a 'symmetric' NAT, defeats it), and no device relays between devices that share nothing: a public device relays only for members of its shares. "+
 		"Forward a port to the sender on its router and receive with --addr HOST:PORT, or send from a network with a public address, or pair the devices with a share that a relaying member belongs to (%w)",
 		code, strings.Join(at, "; "), errors.Join(tried...))
 }
@@ -445,5 +445,5 @@ func joinAtRendezvous(ctx context.Context, home, code, path string, self identit
 	if len(found) > 0 {
 		return JoinResult{}, errNoPath(code, found, tried)
 	}
-	return JoinResult{}, fmt.Errorf("no rendezvous knows of a send under code %s: check the code, that the sender still runs `blueshift send` with the same --rendezvous, and that the offer has not expired (%w)", code, errors.Join(tried...))
+	return JoinResult{}, tag(errNotOffered, "no rendezvous knows of a send under code %s: check the code, that the sender still runs `blueshift send` with the same --rendezvous, and that the offer has not expired (%w)", code, errors.Join(tried...))
 }

@@ -159,8 +159,8 @@ func newReceiveCmd(g *globals) *cobra.Command {
 		Long: "Fetch what `blueshift send` offers under a short code into DIR (default: the current\n" +
 			"folder). Items arrive in a hidden folder of DIR and move into DIR when complete; a name\n" +
 			"already taken gets \" (2)\". Killed midway, run it again: it goes on where it stopped (one\n" +
-			"receive per folder at a time). The sender is found on the LAN, at --addr, or through a\n" +
-			"--rendezvous it made the offer at too (across NATs).",
+			"receive per folder at a time). The sender is found at --addr, else on the LAN, then at a\n" +
+			"--rendezvous it made the offer at too, then in the DHT (across NATs, no server needed).",
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return usageError{fmt.Errorf("%s: want CODE [DIR] (see '%s --help')", c.CommandPath(), c.CommandPath())}
@@ -232,7 +232,7 @@ func newReceiveCmd(g *globals) *cobra.Command {
 	}
 	tf.add(c)
 	c.Flags().StringSliceVar(&addrs, "addr", nil, "where the sending device listens (HOST:PORT), instead of looking on the LAN")
-	c.Flags().StringSliceVar(&rendezvous, "rendezvous", nil, "a public device (HOST:PORT) the sender made its offer at (send --rendezvous), instead of looking on the LAN: both punch through their NATs (repeatable)")
+	c.Flags().StringSliceVar(&rendezvous, "rendezvous", nil, "a public device (HOST:PORT) the sender made its offer at (send --rendezvous), looked at after the LAN and before the DHT: both punch through their NATs (repeatable)")
 	c.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: never); what arrived stays for the next run")
 	return c
 }

@@ -8,7 +8,12 @@
 //   - Node: this device's DHT node on its own UDP socket. It answers other
 //     nodes (routing, and storing their items), keeps its routing table
 //     filled from the bootstrap list (Run), publishes our item (Publish) and
-//     looks other devices up (Lookup).
+//     looks other devices up (Lookup). PublishAs and LookupAs do the same
+//     for an item of another key and salt (a one-off send's meeting point,
+//     whose key both ends derive from its code).
+//   - PingQuery and ObservedIn: a KRPC ping from any socket, whose reply
+//     says where the node saw that socket (BEP 42's "ip"): our NAT's
+//     public address, as STUN would tell it.
 //   - Item: one device's addresses, the value of the BEP 44 mutable item
 //     whose key is the device's public key and whose salt is Salt. Its
 //     sequence number only grows (milliseconds since 1970, or one more than

@@ -98,8 +98,8 @@ type Node struct {
 
 	mu struct {
 		sync.Mutex
-		seen map[[ed25519.PublicKeySize]byte]int64 // the highest seq accepted per key
-		seq  int64                                 // our last published seq
+		seen map[bep44.Target]int64 // the highest seq accepted per key and salt
+		seq  int64                  // our last published seq
 	}
 }
 
@@ -125,7 +125,7 @@ func New(opts Options) (*Node, error) {
 		salt:  []byte(Salt),
 	}
 	n.local = bep44.NewWrapper(n.store, itemExpiry)
-	n.mu.seen = make(map[[ed25519.PublicKeySize]byte]int64)
+	n.mu.seen = make(map[bep44.Target]int64)
 	lg := alog.NewLogger("dht")
 	lg.Handlers = []alog.Handler{slogHandler{n.log}}
 	cfg := &adht.ServerConfig{
@@ -223,17 +223,32 @@ func (n *Node) AddNode(addr string) error {
 // Publish signs an item listing addrs and stores it at the nodes closest
 // to its target, and at this node. It returns the item's sequence number.
 func (n *Node) Publish(ctx context.Context, addrs []string) (int64, error) {
+	return n.publish(ctx, n.opts.Key, n.salt, addrs, true)
+}
+
+// PublishAs is Publish of an item signed by key under salt: an item that
+// is not this device's own (a one-off send's meeting point, whose key
+// both ends derive). Its sequence number is the clock's, in milliseconds,
+// above the network's.
+func (n *Node) PublishAs(ctx context.Context, key Signer, salt string, addrs []string) (int64, error) {
+	if key == nil || len(key.PublicKey()) != ed25519.PublicKeySize || salt == "" || salt == Salt {
+		return 0, errors.New("publish in the DHT: a key and a salt of its own are required")
+	}
+	return n.publish(ctx, key, []byte(salt), addrs, false)
+}
+
+func (n *Node) publish(ctx context.Context, key Signer, salt []byte, addrs []string, own bool) (int64, error) {
 	v, err := EncodeItem(addrs)
 	if err != nil {
 		return 0, err
 	}
-	pub := n.publicKey()
+	pub := [ed25519.PublicKeySize]byte(key.PublicKey())
 	netSeq := int64(0)
-	closest, err := n.traverse(ctx, pub, func(seq int64, _ []byte, _ [64]byte) { netSeq = max(netSeq, seq) })
+	closest, err := n.traverse(ctx, pub, salt, func(seq int64, _ []byte, _ [64]byte) { netSeq = max(netSeq, seq) })
 	if err != nil && !errors.Is(err, errNoNodes) {
 		return 0, fmt.Errorf("publish our addresses in the DHT: %w", err)
 	}
-	put := n.signed(v, netSeq)
+	put := n.signed(key, salt, v, netSeq, own)
 	var wg sync.WaitGroup
 	for _, c := range closest {
 		wg.Go(func() {
@@ -249,20 +264,24 @@ func (n *Node) Publish(ctx context.Context, addrs []string) (int64, error) {
 	if err := n.local.Put(put.ToItem()); err != nil && !errors.Is(err, bep44.ErrSequenceNumberLessThanCurrent) {
 		return 0, fmt.Errorf("publish our addresses in the DHT: %w", err)
 	}
-	n.log.Debug("DHT: published our addresses", "addrs", addrs, "seq", put.Seq)
+	n.log.Debug("DHT: published an item", "addrs", addrs, "seq", put.Seq, "salt", string(salt))
 	return put.Seq, nil
 }
 
 // signed makes the put of value v with a sequence number above netSeq (the
-// highest the network holds), our last one, and the clock in milliseconds.
-func (n *Node) signed(v []byte, netSeq int64) bep44.Put {
-	n.mu.Lock()
-	seq := max(netSeq+1, n.mu.seq+1, n.opts.Now().UnixMilli())
-	n.mu.seq = seq
-	n.mu.Unlock()
-	pub := n.publicKey()
-	p := bep44.Put{V: bencode.Bytes(v), K: &pub, Salt: n.salt, Seq: seq}
-	copy(p.Sig[:], n.opts.Key.Sign(signedBytes(n.salt, seq, v)))
+// highest the network holds), our last one (own: our device's item), and
+// the clock in milliseconds.
+func (n *Node) signed(key Signer, salt, v []byte, netSeq int64, own bool) bep44.Put {
+	seq := max(netSeq+1, n.opts.Now().UnixMilli())
+	if own {
+		n.mu.Lock()
+		seq = max(seq, n.mu.seq+1)
+		n.mu.seq = seq
+		n.mu.Unlock()
+	}
+	pub := [ed25519.PublicKeySize]byte(key.PublicKey())
+	p := bep44.Put{V: bencode.Bytes(v), K: &pub, Salt: salt, Seq: seq}
+	copy(p.Sig[:], key.Sign(signedBytes(salt, seq, v)))
 	return p
 }
 
@@ -278,25 +297,48 @@ func signedBytes(salt []byte, seq int64, v []byte) []byte {
 	return append(b, v...)
 }
 
-func (n *Node) publicKey() [ed25519.PublicKeySize]byte {
-	return [ed25519.PublicKeySize]byte(n.opts.Key.PublicKey())
+// Known returns up to max nodes of the routing table, the good ones
+// first (a device asks them where they see one of its sockets).
+func (n *Node) Known(max int) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, ni := range n.srv.Nodes() {
+		if len(out) == max {
+			break
+		}
+		if u := ni.Addr.UDP(); u != nil {
+			out = append(out, netip.AddrPortFrom(u.AddrPort().Addr().Unmap(), u.AddrPort().Port()))
+		}
+	}
+	return out
 }
 
 // Lookup finds the newest item of the device whose public key is pub, and
 // returns at most MaxDial of its addresses.
 func (n *Node) Lookup(ctx context.Context, pub ed25519.PublicKey) (Item, error) {
+	return n.lookup(ctx, pub, n.salt)
+}
+
+// LookupAs is Lookup of the item of key pub under salt (PublishAs).
+func (n *Node) LookupAs(ctx context.Context, pub ed25519.PublicKey, salt string) (Item, error) {
+	if salt == "" {
+		return Item{}, errors.New("look up in the DHT: a salt is required")
+	}
+	return n.lookup(ctx, pub, []byte(salt))
+}
+
+func (n *Node) lookup(ctx context.Context, pub ed25519.PublicKey, salt []byte) (Item, error) {
 	if len(pub) != ed25519.PublicKeySize {
 		return Item{}, fmt.Errorf("look up a device in the DHT: a public key of %d bytes", len(pub))
 	}
 	key := [ed25519.PublicKeySize]byte(pub)
-	target := bep44.MakeMutableTarget(key, n.salt)
+	target := bep44.MakeMutableTarget(key, salt)
 	var best *found
 	if it, err := n.local.Get(target); err == nil && it.K == key {
 		if v, err := bencode.Marshal(it.V); err == nil {
 			best = &found{v: v, seq: it.Seq, sig: it.Sig}
 		}
 	}
-	_, err := n.traverse(ctx, key, func(seq int64, v []byte, sig [64]byte) {
+	_, err := n.traverse(ctx, key, salt, func(seq int64, v []byte, sig [64]byte) {
 		if best == nil || seq > best.seq {
 			best = &found{v: append([]byte(nil), v...), seq: seq, sig: sig}
 		}
@@ -307,7 +349,7 @@ func (n *Node) Lookup(ctx context.Context, pub ed25519.PublicKey) (Item, error) 
 		}
 		return Item{}, fmt.Errorf("look up a device in the DHT: %w", ErrNotFound)
 	}
-	return n.accept(key, best)
+	return n.accept(key, salt, best)
 }
 
 // fixTarget makes the library answer find_node and get with the nodes
@@ -329,8 +371,8 @@ type found struct {
 }
 
 // accept checks an item of key: signature, sequence, value.
-func (n *Node) accept(key [ed25519.PublicKeySize]byte, f *found) (Item, error) {
-	if !bep44.Verify(key[:], n.salt, f.seq, f.v, f.sig[:]) {
+func (n *Node) accept(key [ed25519.PublicKeySize]byte, salt []byte, f *found) (Item, error) {
+	if !bep44.Verify(key[:], salt, f.seq, f.v, f.sig[:]) {
 		return Item{}, fmt.Errorf("look up a device in the DHT: %w", ErrSpoofed)
 	}
 	addrs, err := DecodeItem(f.v)
@@ -339,10 +381,11 @@ func (n *Node) accept(key [ed25519.PublicKeySize]byte, f *found) (Item, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if f.seq < n.mu.seen[key] {
-		return Item{}, fmt.Errorf("look up a device in the DHT: seq %d, %d seen before: %w", f.seq, n.mu.seen[key], ErrStale)
+	target := bep44.MakeMutableTarget(key, salt)
+	if f.seq < n.mu.seen[target] {
+		return Item{}, fmt.Errorf("look up a device in the DHT: seq %d, %d seen before: %w", f.seq, n.mu.seen[target], ErrStale)
 	}
-	n.mu.seen[key] = f.seq
+	n.mu.seen[target] = f.seq
 	return Item{Addrs: slices.Clone(addrs[:min(len(addrs), MaxDial)]), Seq: f.seq}, nil
 }
 

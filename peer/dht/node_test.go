@@ -232,7 +232,7 @@ func TestSpoofedItemRefused(t *testing.T) {
 		t.Fatalf("a forged item was accepted: %v", it)
 	}
 	// Our own check, behind the library's: a forged item never passes.
-	if it, err := look.accept([32]byte(pub), &found{v: v, seq: 1 << 50, sig: [64]byte(signedBy(newKey(t), 1<<50, v))}); !errors.Is(err, ErrSpoofed) {
+	if it, err := look.accept([32]byte(pub), []byte(Salt), &found{v: v, seq: 1 << 50, sig: [64]byte(signedBy(newKey(t), 1<<50, v))}); !errors.Is(err, ErrSpoofed) {
 		t.Fatalf("accept of a forged item: %v, %v; want ErrSpoofed", it, err)
 	}
 	// A node refuses to store it too.

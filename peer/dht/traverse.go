@@ -33,15 +33,15 @@ type closeNode struct {
 // errNoNodes: the node knows no other node to ask.
 var errNoNodes = errors.New("no DHT node known")
 
-// traverse asks the nodes closest to target (salted mutable items of key
-// pub only) for the item; each answer whose signature verifies goes to
+// traverse asks the nodes closest to target (mutable items of key pub
+// under salt only) for the item; each answer whose signature verifies goes to
 // found, one at a time. It returns the closest nodes that answered with a
 // write token, once the traversal has stopped. A traversal that stalled
 // before asking anyone (a race in the library's traversal) is started
 // again, up to traversalTries times.
-func (n *Node) traverse(ctx context.Context, pub [ed25519.PublicKeySize]byte, found func(seq int64, v []byte, sig [64]byte)) ([]closeNode, error) {
+func (n *Node) traverse(ctx context.Context, pub [ed25519.PublicKeySize]byte, salt []byte, found func(seq int64, v []byte, sig [64]byte)) ([]closeNode, error) {
 	for range traversalTries {
-		closest, tried, err := n.traverseOnce(ctx, pub, found)
+		closest, tried, err := n.traverseOnce(ctx, pub, salt, found)
 		if err != nil || tried > 0 {
 			return closest, err
 		}
@@ -49,12 +49,12 @@ func (n *Node) traverse(ctx context.Context, pub [ed25519.PublicKeySize]byte, fo
 	return nil, nil
 }
 
-func (n *Node) traverseOnce(ctx context.Context, pub [ed25519.PublicKeySize]byte, found func(seq int64, v []byte, sig [64]byte)) ([]closeNode, uint32, error) {
+func (n *Node) traverseOnce(ctx context.Context, pub [ed25519.PublicKeySize]byte, salt []byte, found func(seq int64, v []byte, sig [64]byte)) ([]closeNode, uint32, error) {
 	starts, err := n.srv.TraversalStartingNodes()
 	if err != nil {
 		return nil, 0, errNoNodes
 	}
-	target := bep44.MakeMutableTarget(pub, n.salt)
+	target := bep44.MakeMutableTarget(pub, salt)
 	var mu sync.Mutex // serializes found
 	op := traversal.Start(traversal.OperationInput{
 		Alpha:  alpha,
@@ -62,8 +62,8 @@ func (n *Node) traverseOnce(ctx context.Context, pub [ed25519.PublicKeySize]byte
 		DoQuery: func(qctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
 			res := n.srv.Get(qctx, adht.NewAddr(addr.UDP()), target, nil, adht.QueryRateLimiting{})
 			if r := res.Reply.R; r != nil && r.Seq != nil && r.K == pub &&
-				sha1.Sum(append(r.K[:], n.salt...)) == target &&
-				bep44.Verify(r.K[:], n.salt, *r.Seq, r.V, r.Sig[:]) {
+				sha1.Sum(append(r.K[:], salt...)) == target &&
+				bep44.Verify(r.K[:], salt, *r.Seq, r.V, r.Sig[:]) {
 				mu.Lock()
 				found(*r.Seq, r.V, r.Sig)
 				mu.Unlock()
