@@ -333,6 +333,21 @@ type CodeJoinOptions struct {
 	daemon *Daemon
 }
 
+// askEach asks the devices at addrs, in turn, for the invitation code
+// stands for, and returns the first link given.
+func askEach(ctx context.Context, id *identity.Identity, opts CodeJoinOptions, addrs []string, code string) (link string, ok bool) {
+	tls := conn.NewTLS(id, opts.Logger)
+	for _, addr := range addrs {
+		link, err := askForInvitation(ctx, tls.DialAny, id.ID(), addr, code)
+		if err != nil {
+			opts.Logger.Debug("no invitation for this code", "addr", addr, "err", err)
+			continue
+		}
+		return link, true
+	}
+	return "", false
+}
+
 // JoinByCode finds the invitation a short code stands for and joins
 // through it, like Join does with the link.
 func JoinByCode(ctx context.Context, home, code, path string, opts CodeJoinOptions) (JoinResult, error) {
@@ -356,13 +371,7 @@ func JoinByCode(ctx context.Context, home, code, path string, opts CodeJoinOptio
 			return JoinResult{}, err
 		}
 	}
-	tls := conn.NewTLS(id, opts.Logger)
-	for _, addr := range addrs {
-		link, err := askForInvitation(ctx, tls.DialAny, id.ID(), addr, code)
-		if err != nil {
-			opts.Logger.Debug("no invitation for this code", "addr", addr, "err", err)
-			continue
-		}
+	if link, ok := askEach(ctx, id, opts, addrs, code); ok {
 		return Join(home, link, path, opts.Now)
 	}
 	return JoinResult{}, fmt.Errorf("no device reachable from here offers an invitation for code %s: check the code, that the inviting device is running and on this network (or give its address with --addr HOST:PORT), and that the invitation has not expired", code)

@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/crypto/hkdf"
 
-	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/dht"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/transport"
@@ -297,13 +296,7 @@ func joinBeyondLAN(ctx context.Context, home, code, path string, id *identity.Id
 	if err != nil {
 		tried = append(tried, "the LAN: "+err.Error())
 	}
-	tls := conn.NewTLS(id, opts.Logger)
-	for _, addr := range addrs {
-		link, err := askForInvitation(ctx, tls.DialAny, id.ID(), addr, code)
-		if err != nil {
-			opts.Logger.Debug("no invitation for this code", "addr", addr, "err", err)
-			continue
-		}
+	if link, ok := askEach(ctx, id, opts, addrs, code); ok { // code.go
 		return Join(home, link, path, opts.Now)
 	}
 	if err == nil {

@@ -113,15 +113,7 @@ func SealBatch(rs []Record, keys []merkle.Key, priv ed25519.PrivateKey) ([]Envel
 }
 
 func encodeBatched(kind byte, key merkle.Key, body []byte, n, index uint32, proof, sig []byte) Envelope {
-	raw := make([]byte, 0, envelopeSize(len(body))+8+2+len(proof))
-	raw = protowire.AppendTag(raw, 1, protowire.VarintType)
-	raw = protowire.AppendVarint(raw, uint64(kind))
-	raw = protowire.AppendTag(raw, 2, protowire.BytesType)
-	raw = protowire.AppendBytes(raw, key[:])
-	raw = protowire.AppendTag(raw, 3, protowire.BytesType)
-	raw = protowire.AppendVarint(raw, uint64(len(body)))
-	bodyAt := len(raw)
-	raw = append(raw, body...)
+	raw, bodyAt := appendHead(make([]byte, 0, envelopeSize(len(body))+8+2+len(proof)), kind, key, body)
 	raw = protowire.AppendTag(raw, batchField, protowire.VarintType)
 	raw = protowire.AppendVarint(raw, uint64(n))
 	raw = protowire.AppendTag(raw, indexField, protowire.VarintType)

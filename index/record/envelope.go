@@ -86,15 +86,7 @@ func seal(kind byte, key merkle.Key, body []byte, priv ed25519.PrivateKey) (Enve
 		return Envelope{}, fmt.Errorf("seal record: body of %d bytes: %w (limit %d)", len(body), ErrTooLarge, MaxEnvelopeSize-128)
 	}
 	sig := ed25519.Sign(priv, signedMessage(kind, key, body))
-	raw := make([]byte, 0, envelopeSize(len(body)))
-	raw = protowire.AppendTag(raw, 1, protowire.VarintType)
-	raw = protowire.AppendVarint(raw, uint64(kind))
-	raw = protowire.AppendTag(raw, 2, protowire.BytesType)
-	raw = protowire.AppendBytes(raw, key[:])
-	raw = protowire.AppendTag(raw, 3, protowire.BytesType)
-	raw = protowire.AppendVarint(raw, uint64(len(body)))
-	bodyAt := len(raw)
-	raw = append(raw, body...)
+	raw, bodyAt := appendHead(make([]byte, 0, envelopeSize(len(body))), kind, key, body)
 	raw = protowire.AppendTag(raw, 4, protowire.BytesType)
 	raw = protowire.AppendBytes(raw, sig)
 	return Envelope{
@@ -185,6 +177,19 @@ func (e Envelope) Key() merkle.Key { return e.key }
 
 // Leaf returns the envelope's Merkle leaf: BLAKE3-256 of Bytes.
 func (e Envelope) Leaf() merkle.Leaf { return merkle.Leaf(blake3.Sum256(e.raw)) }
+
+// appendHead appends the fields every envelope starts with (kind, tree key,
+// body) to raw, and says where the body begins in it.
+func appendHead(raw []byte, kind byte, key merkle.Key, body []byte) (_ []byte, bodyAt int) {
+	raw = protowire.AppendTag(raw, 1, protowire.VarintType)
+	raw = protowire.AppendVarint(raw, uint64(kind))
+	raw = protowire.AppendTag(raw, 2, protowire.BytesType)
+	raw = protowire.AppendBytes(raw, key[:])
+	raw = protowire.AppendTag(raw, 3, protowire.BytesType)
+	raw = protowire.AppendVarint(raw, uint64(len(body)))
+	bodyAt = len(raw)
+	return append(raw, body...), bodyAt
+}
 
 // signedMessage is what the share key signs: domain || kind || key || body.
 func signedMessage(kind byte, key merkle.Key, body []byte) []byte {
