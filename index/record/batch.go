@@ -133,6 +133,7 @@ func encodeBatched(kind byte, key merkle.Key, body []byte, n, index uint32, proo
 		n:     n,
 		index: index,
 		proof: raw[proofAt : proofAt+len(proof) : proofAt+len(proof)],
+		leaf:  leafOf(raw),
 	}
 }
 

@@ -66,6 +66,7 @@ type Envelope struct {
 	// sibling hashes from its leaf up to the root (slice of raw).
 	n, index uint32
 	proof    []byte
+	leaf     merkle.Leaf // BLAKE3-256 of raw, computed once: a record's leaf is asked for many times
 }
 
 // Seal validates r, encodes it and signs it with the share's signing key.
@@ -95,6 +96,7 @@ func seal(kind byte, key merkle.Key, body []byte, priv ed25519.PrivateKey) (Enve
 		key:  key,
 		body: raw[bodyAt : bodyAt+len(body) : bodyAt+len(body)],
 		sig:  raw[len(raw)-sigSize:],
+		leaf: leafOf(raw),
 	}, nil
 }
 
@@ -124,6 +126,7 @@ func Open(raw []byte) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("open record envelope: %w", d.err)
 	}
 	copy(e.key[:], key)
+	e.leaf = leafOf(e.raw)
 	return e, nil
 }
 
@@ -176,7 +179,14 @@ func (e Envelope) Bytes() []byte { return e.raw }
 func (e Envelope) Key() merkle.Key { return e.key }
 
 // Leaf returns the envelope's Merkle leaf: BLAKE3-256 of Bytes.
-func (e Envelope) Leaf() merkle.Leaf { return merkle.Leaf(blake3.Sum256(e.raw)) }
+func (e Envelope) Leaf() merkle.Leaf {
+	if e.raw == nil {
+		return leafOf(nil)
+	}
+	return e.leaf
+}
+
+func leafOf(raw []byte) merkle.Leaf { return merkle.Leaf(blake3.Sum256(raw)) }
 
 // appendHead appends the fields every envelope starts with (kind, tree key,
 // body) to raw, and says where the body begins in it.
