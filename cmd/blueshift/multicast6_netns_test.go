@@ -57,7 +57,7 @@ func TestE2EMulticastIPv6(t *testing.T) {
 	upX, groupX := float64(up1-up0)/data, float64(g1-g0)/data
 	t.Logf("over IPv6: the seeder sent %d B to %v for %d B of data (%.3fx); its link carried %d B (%.3fx); receivers done after %v",
 		g1-g0, multicast.DefaultGroup6, int64(data), groupX, up1-up0, upX, done)
-	st := sw.checkMulticast(sent)
+	st := sw.checkMulticast(sent, "ipv6")
 	// Random data does not compress: the group carried each block once,
 	// with its tags and parity (the datagrams: <= 1.15x, as
 	// TestE2EMulticastBridge allows) and IPv6 and UDP headers (48 B a

@@ -78,7 +78,7 @@ func TestE2EMulticastBridge(t *testing.T) {
 	}
 	t.Logf("seeder link upload %d bytes for %d bytes of data: %.3fx; completion %v (the one with 1%% loss last); %.2fx the slowest other",
 		up1-up0, int64(data), ratio, done, float64(done[receivers-1])/float64(others))
-	st := sw.checkMulticast(sent)
+	st := sw.checkMulticast(sent, "")
 	// One copy in datagrams is ~1.05x the data (UDP and AEAD overhead);
 	// a copy per receiver would be 4x. On the link, the lossy receiver's
 	// repairs come on top by unicast (from the seeder or the swarm: more
@@ -243,8 +243,10 @@ func (sw *mcSwarm) release(files, size int) []time.Duration {
 // checkMulticast checks that the seeder sent to the group, that every
 // receiver took blocks from it and its status --json names multicast as
 // the path of every large file, and that the receivers refused some of
-// the stranger's sent datagrams. It returns the seeder's counters.
-func (sw *mcSwarm) checkMulticast(sent int) engine.MulticastStats {
+// the stranger's sent datagrams. family, if not "", is the family status
+// must name for the group ("ipv4", "ipv6"). It returns the seeder's
+// counters.
+func (sw *mcSwarm) checkMulticast(sent int, family string) engine.MulticastStats {
 	t := sw.t
 	st, _ := sw.seeder.status()
 	t.Logf("seeder multicast: %+v", st.Multicast)
@@ -265,6 +267,9 @@ func (sw *mcSwarm) checkMulticast(sent int) engine.MulticastStats {
 		for _, p := range st.Multicast.Recent {
 			if p.Via != "multicast" {
 				t.Errorf("%s: status --json says %s came by %s (%s)", r.name, p.Path, p.Via, p.Why)
+			}
+			if family != "" && p.Family != family {
+				t.Errorf("%s: status --json says %s came from the %q group; want %q", r.name, p.Path, p.Family, family)
 			}
 		}
 	}

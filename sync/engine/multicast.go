@@ -100,6 +100,7 @@ type MulticastPull struct {
 	// blocks".
 	Via       string    `json:"via"`
 	Why       string    `json:"why,omitempty"`
+	Family    string    `json:"family,omitempty"` // with Via "multicast": "ipv4" or "ipv6", the group's
 	Multicast int       `json:"multicast_blocks"` // blocks taken from the group
 	Unicast   int       `json:"unicast_blocks"`   // blocks left to unicast (repairs included)
 	Time      time.Time `json:"time"`
@@ -185,10 +186,17 @@ func (mc *mcast) stats() MulticastStats {
 }
 
 // note keeps the path a pull took, for Status.
-func (mc *mcast) note(f *folder, rec record.Record, why string, viaGroup, left int) {
+// fam is the group's family when some blocks came from it (else 0).
+func (mc *mcast) note(f *folder, rec record.Record, why string, fam multicast.Family, viaGroup, left int) {
 	p := MulticastPull{Share: f.cfg.Name, Path: rec.Path, Via: "unicast", Why: why, Multicast: viaGroup, Unicast: left, Time: time.Now().UTC()}
 	if viaGroup > 0 {
 		p.Via, p.Why = "multicast", ""
+		switch fam {
+		case multicast.IPv4:
+			p.Family = "ipv4"
+		case multicast.IPv6:
+			p.Family = "ipv6"
+		}
 	}
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
@@ -612,23 +620,23 @@ func (f *folder) multicastPull(ctx context.Context, in incoming, t *apply.Temp, 
 	s := f.e.session(in.from)
 	switch {
 	case f.cfg.NoMulticast:
-		mc.note(f, rec, "share off", 0, len(left))
+		mc.note(f, rec, "share off", 0, 0, len(left))
 		return left
 	case len(left) < minMulticastBlocks:
-		mc.note(f, rec, "few blocks", 0, len(left))
+		mc.note(f, rec, "few blocks", 0, 0, len(left))
 		return left
 	case s == nil || !f.isMember(s.id) || !s.speaksMulticast():
-		mc.note(f, rec, "no multicast at the sender", 0, len(left))
+		mc.note(f, rec, "no multicast at the sender", 0, 0, len(left))
 		return left
 	case !onLAN(s.c):
-		mc.note(f, rec, "not on the LAN", 0, len(left))
+		mc.note(f, rec, "not on the LAN", 0, 0, len(left))
 		return left
 	}
 	resp, err := s.c.Request(ctx, &wire.MulticastWant{Share: f.id, File: rec.FileHash, Blocks: uint32(len(rec.Blocks)), Path: string(rec.Path)})
 	offer, ok := resp.(*wire.MulticastOffer)
 	if err != nil || !ok || offer.Session == ([wire.MulticastSessionSize]byte{}) {
 		mc.declined.Add(1)
-		mc.note(f, rec, "one receiver", 0, len(left))
+		mc.note(f, rec, "one receiver", 0, 0, len(left))
 		return left
 	}
 	id := multicast.SessionID(offer.Session)
@@ -640,7 +648,7 @@ func (f *folder) multicastPull(ctx context.Context, in incoming, t *apply.Temp, 
 	start, ok := resp.(*wire.MulticastStart)
 	if err != nil || !ok || start.Family == 0 {
 		mc.declined.Add(1)
-		mc.note(f, rec, "group failed", 0, len(left))
+		mc.note(f, rec, "group failed", 0, 0, len(left))
 		return left
 	}
 	mc.sessionsJoined.Add(1)
@@ -714,7 +722,7 @@ loop:
 		}
 	}
 	mc.blocksRepaired.Add(int64(len(out)))
-	mc.note(f, rec, "group failed", len(left)-len(out), len(out))
+	mc.note(f, rec, "group failed", multicast.Family(start.Family), len(left)-len(out), len(out))
 	if len(out) > 0 {
 		f.log.Debug("LAN multicast: blocks left to unicast", "path", rec.Path, "blocks", len(out), "of", len(rec.Blocks))
 	}

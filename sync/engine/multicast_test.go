@@ -67,6 +67,11 @@ func TestMulticastSeederSendsOnce(t *testing.T) {
 		if len(st.Recent) != 2 || st.Recent[0].Via != "multicast" || st.Recent[1].Via != "multicast" {
 			t.Errorf("%s says its pulls took %+v; want both by multicast", d.name, st.Recent)
 		}
+		for _, p := range st.Recent {
+			if p.Family != "ipv4" && p.Family != "ipv6" {
+				t.Errorf("%s: a pull by multicast names the group's family %q", d.name, p.Family)
+			}
+		}
 	}
 }
 
