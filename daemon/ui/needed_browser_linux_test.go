@@ -69,7 +69,7 @@ func TestBrowserNeededError(t *testing.T) {
 	run(t, ctx, "bob's share page", chromedp.Navigate(bob.base+"/share/"+s.ID),
 		chromedp.WaitVisible(chromedp.CSS(`table.needed`)))
 	summary := value(t, ctx, "the needed summary", chromedp.Text(chromedp.CSS(`#needed`)))
-	if !strings.Contains(summary, "1 files") {
+	if !strings.Contains(summary, "1 file,") {
 		t.Fatalf("bob's share page says %q, want 1 file still needed", summary)
 	}
 	row := value(t, ctx, "the needed file's row", chromedp.Text(chromedp.CSS(`table.needed tr:nth-child(2)`)))

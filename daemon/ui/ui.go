@@ -148,6 +148,12 @@ func postOnly(next func(http.ResponseWriter, *http.Request, *page)) func(http.Re
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"size": sizeText,
+		"files": func(n int) string { // "1 file", "2 files"
+			if n == 1 {
+				return "1 file"
+			}
+			return fmt.Sprintf("%d files", n)
+		},
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return "-"
