@@ -140,23 +140,26 @@ func TestBridgesThatDropMulticast(t *testing.T) {
 		c.set(nw)
 		r1, r2 := joined(t, nw.Endpoints[1], "udp4", group, port), joined(t, nw.Endpoints[2], "udp4", group, port)
 		// A bridge that forwards by what it snooped waits for a querier
-		// (its own starts after a delay): for the settings that carry
-		// multicast, send until endpoint 2 has some.
-		start, k := time.Now(), 0
+		// (its own starts after a delay, longer on a loaded machine, and
+		// until its first query even the port that floods may get
+		// nothing): send until endpoint 1 has a batch and, for the
+		// settings that carry multicast, endpoint 2 some of it.
+		start, k1, k := time.Now(), 0, 0
 		for batch := byte(1); ; batch++ {
 			sendGroup(t, nw.Endpoints[0], group, port, batch, n)
-			if k := received(t, r1, batch, n, 20*time.Second); k < n-2 {
-				t.Fatalf("%s: the port that floods received %d of %d", c.name, k, n)
-			}
+			k1 = received(t, r1, batch, n, 2*time.Second)
 			// Flooded or forwarded at once: had endpoint 2 been sent
 			// them, it would have them by now.
 			k = received(t, r2, batch, n, 100*time.Millisecond)
-			if !c.carries || k > 0 || time.Since(start) > time.Minute {
+			if k1 >= n-2 && (!c.carries || k > 0) || time.Since(start) > time.Minute {
 				break
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
 		t.Logf("%-50s %d of %d datagrams (after %v)", c.name, k, n, time.Since(start).Round(time.Millisecond))
+		if k1 < n-2 {
+			t.Errorf("%s: the port that floods received %d of %d within a minute", c.name, k1, n)
+		}
 		if c.carries && k < n-2 || !c.carries && k > 0 {
 			t.Errorf("%s: endpoint 2 received %d of %d datagrams; want them carried: %v", c.name, k, n, c.carries)
 		}
