@@ -164,6 +164,16 @@ func (s Sig) AppendBinary(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+// minimalUvarint is binary.Uvarint that also refuses a varint longer than
+// its value needs (n <= 0), so one signature has one encoding.
+func minimalUvarint(b []byte) (v uint64, n int) {
+	v, n = binary.Uvarint(b)
+	if n > 0 && n != binary.PutUvarint(make([]byte, binary.MaxVarintLen64), v) {
+		return 0, -n
+	}
+	return v, n
+}
+
 // ParseSignature decodes a signature that came off the network. It checks
 // every field against the limits before allocating, and the allocation is
 // never larger than the input.
@@ -182,12 +192,12 @@ func ParseSignature(b []byte) (Sig, error) {
 		return bad(fmt.Sprintf("strong length %d", sl))
 	}
 	b = b[2:]
-	window, n1 := binary.Uvarint(b)
+	window, n1 := minimalUvarint(b)
 	if n1 <= 0 || window < MinWindow || window > MaxWindow {
 		return bad("window size")
 	}
 	b = b[n1:]
-	basisLen, n2 := binary.Uvarint(b)
+	basisLen, n2 := minimalUvarint(b)
 	if n2 <= 0 || basisLen > MaxBasis {
 		return bad("basis length")
 	}
