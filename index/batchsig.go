@@ -58,7 +58,7 @@ func (w *writer) sealAll() error {
 		return fmt.Errorf("seal records of %q and %d more: %w", rs[0].Path, len(rs)-1, err)
 	}
 	for i, c := range w.sealing {
-		if err := w.putEnvelope(envs[i], c.oldEnv); err != nil {
+		if err := w.putEnvelope(envs[i], &rs[i], c.oldEnv, c.oldRec); err != nil {
 			return err
 		}
 	}

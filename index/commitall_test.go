@@ -10,7 +10,7 @@ import (
 
 // TestCommitAllWritesInBatches: records committed together are written a
 // batch at a time (subscribers hear a few batches, not one per record, so
-// the tree is updated once per batch), never more than batchPaths/2 to one
+// the tree is updated once per batch), never more than maxBatchPaths/2 to one
 // batch, and end as the sender's tree; a record that does not verify is
 // refused alone.
 func TestCommitAllWritesInBatches(t *testing.T) {
@@ -62,8 +62,8 @@ func TestCommitAllWritesInBatches(t *testing.T) {
 		t.Fatalf("%d records committed in %d batches (%v), want at most 3", len(entries), len(sizes), sizes)
 	}
 	for _, s := range sizes {
-		if s > batchPaths/2 {
-			t.Fatalf("a batch of %d records, more than %d", s, batchPaths/2)
+		if s > maxBatchPaths/2 {
+			t.Fatalf("a batch of %d records, more than %d", s, maxBatchPaths/2)
 		}
 	}
 	if res := b.scan(); res.Hashed != 0 || res.Records != 0 {

@@ -64,7 +64,7 @@
 // tree (merkle.Tree.Apply) and one batch commit (a group commit); each
 // returns once its own record is committed or refused. CommitAll writes
 // many applied records at once the same way (a batch of up to half of
-// batchPaths each), so a receiver of a `touch` updates its tree once per
+// maxBatchPaths each), so a receiver of a `touch` updates its tree once per
 // batch, not once per file. Root, Source, Envelope, Lookup,
 // LocalState, Records and Locate read committed state and may run at any
 // time, concurrently with them; Envelope (so Lookup) and LocalState answer

@@ -22,6 +22,7 @@ import (
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/chunk"
 	"github.com/blueshift-sync/blueshift/index/ignore"
+	"github.com/blueshift-sync/blueshift/index/merkle"
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/store"
 )
@@ -43,6 +44,13 @@ type ScanOptions struct {
 	// for the files this scan reads: shares with encrypted members
 	// (index/seal.Keys.ChunkKey). Files it does not read keep their blocks.
 	ChunkKey *[32]byte
+	// Busy, if set, names paths another writer is changing right now (the
+	// engine's puller: a file put in place whose record is not committed
+	// yet). The scan neither records nor tombstones them: it would take
+	// the puller's half-done work for the user's and make it a version of
+	// this device, concurrent with the peer's. They are listed in
+	// ScanResult.Busy, for the caller to scan again once they are done.
+	Busy func(record.Path) bool
 }
 
 // Progress is a snapshot of a running scan. Totals grow while the walk is
@@ -67,6 +75,9 @@ type ScanResult struct {
 	Records     int     // new records made, tombstones included
 	Deleted     int     // tombstones made
 	Errors      []error // *PathError values: paths left as they were
+	// Busy lists the paths left as they were because ScanOptions.Busy
+	// said another writer was changing them.
+	Busy []record.Path
 	// ReadOnly: the key cannot sign, so changes were recorded as local state
 	// only and no records were made.
 	ReadOnly bool
@@ -183,16 +194,21 @@ type scan struct {
 }
 
 // attrs is the part of a stored state that decides whether a path changed:
-// 32 bytes, where a FileState with its block list is ~100 and more.
+// 32 bytes, where a FileState with its block list is ~100 and more. own
+// says the state has a hash and blocks of its own (a read-only share's
+// local edit); without them, the attributes are the whole state, and a
+// path that changed needs no second read of it.
 type attrs struct {
 	size, modTime int64
 	inode         uint64
 	mode          uint32
 	kind          record.Kind
+	own           bool
 }
 
 func attrsOf(st FileState) attrs {
-	return attrs{size: st.Size, modTime: st.ModTime, inode: st.Inode, mode: st.Mode, kind: st.Kind}
+	return attrs{size: st.Size, modTime: st.ModTime, inode: st.Inode, mode: st.Mode, kind: st.Kind,
+		own: !st.FileHash.IsZero() || len(st.Blocks) > 0}
 }
 
 // state is a FileState with the attributes alone (no hash, no blocks).
@@ -226,6 +242,7 @@ type item struct {
 	abs    string
 	st     FileState  // attributes seen on disk
 	old    *FileState // stored state; nil if none
+	oldOwn bool       // old has blocks of its own, not read yet (attrs.own)
 	target string     // symlink target
 	read   bool       // the content must be read and hashed
 	gone   bool       // vanished from disk: make a tombstone
@@ -420,8 +437,9 @@ func (sc *scan) walk(ctx context.Context, work chan<- *item) error {
 	gone = kept
 	slices.Sort(gone)
 	for _, p := range gone {
-		old := sc.states[sc.seen.key(p)].state()
-		if err := send(&item{path: p, old: &old, gone: true}); err != nil {
+		a := sc.states[sc.seen.key(p)]
+		old := a.state()
+		if err := send(&item{path: p, old: &old, oldOwn: a.own, gone: true}); err != nil {
 			return err
 		}
 	}
@@ -597,7 +615,7 @@ func (sc *scan) visit(ctx context.Context, p record.Path, abs string, info fs.Fi
 	it := &item{path: p, abs: abs, st: stateOf(info)}
 	if a, ok := sc.states[sc.seen.key(p)]; ok {
 		old := a.state()
-		it.old = &old
+		it.old, it.oldOwn = &old, a.own
 	}
 	switch m := info.Mode(); {
 	case m.IsRegular():
@@ -795,25 +813,64 @@ func (sc *scan) hashFile(ctx context.Context, sp *chunk.Splitter, it *item) {
 	sc.s.proofs.note(it.path, fi, started, it.blocks)
 }
 
+// writeWindow bounds the items the writer takes at once, so that their
+// records are read together (Share.envelopes): what the hash workers have
+// ready, up to this many.
+const writeWindow = 512
+
 // writeAll turns items into changes and writes them in batches.
 func (sc *scan) writeAll(ctx context.Context, in <-chan *item, res *ScanResult) error {
 	w := sc.s.newWriter(true)
 	defer w.close()
+	window := make([]*item, 0, writeWindow)
+	keys := make([]merkle.Key, 0, writeWindow)
 	for it := range in {
-		if it.err != nil {
-			res.Errors = append(res.Errors, it.err)
-			continue
+		window = append(window[:0], it)
+	ready:
+		for len(window) < writeWindow {
+			select {
+			case it, ok := <-in:
+				if !ok {
+					break ready
+				}
+				window = append(window, it)
+			default:
+				break ready
+			}
 		}
-		if it.read {
-			res.Hashed++
-			res.HashedBytes += it.st.Size
+		keys = keys[:0]
+		for _, it := range window {
+			if it.err == nil {
+				keys = append(keys, sc.s.key.PathKey(string(it.path)))
+			}
 		}
-		c, err := sc.change(it, res)
+		envs, found, err := sc.s.envelopes(keys)
 		if err != nil {
 			return err
 		}
-		if err := w.put(c); err != nil {
-			return fmt.Errorf("write %q: %w", it.path, err)
+		j := 0
+		for _, it := range window {
+			if it.err != nil {
+				res.Errors = append(res.Errors, it.err)
+				continue
+			}
+			if it.read {
+				res.Hashed++
+				res.HashedBytes += it.st.Size
+			}
+			pk, env, ok := keys[j], envs[j], found[j]
+			j++
+			if sc.opts.Busy != nil && sc.opts.Busy(it.path) {
+				res.Busy = append(res.Busy, it.path)
+				continue
+			}
+			c, err := sc.change(it, pk, env, ok, res)
+			if err != nil {
+				return err
+			}
+			if err := w.put(c); err != nil {
+				return fmt.Errorf("write %q: %w", it.path, err)
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -822,12 +879,16 @@ func (sc *scan) writeAll(ctx context.Context, in <-chan *item, res *ScanResult) 
 	return w.flush()
 }
 
-// change decides what the index stores for one item.
-func (sc *scan) change(it *item, res *ScanResult) (change, error) {
+// change decides what the index stores for one item at tree key pk, whose
+// stored envelope is env (if found).
+func (sc *scan) change(it *item, pk merkle.Key, env record.Envelope, found bool, res *ScanResult) (change, error) {
 	s := sc.s
-	pk := s.key.PathKey(string(it.path))
 	cur := current{}
-	if it.old != nil { // the walk kept only the attributes: read it all
+	switch {
+	case it.old != nil && !it.oldOwn: // the attributes are the whole state
+		st := *it.old
+		cur.state = &st
+	case it.old != nil: // the walk kept only the attributes: read it all
 		st, ok, err := s.LocalState(it.path)
 		if err != nil {
 			return change{}, err
@@ -836,14 +897,14 @@ func (sc *scan) change(it *item, res *ScanResult) (change, error) {
 			cur.state = &st
 		}
 	}
-	e, ok, err := s.Lookup(it.path)
-	if err != nil {
-		return change{}, err
+	if found {
+		rec, err := env.Record()
+		if err != nil {
+			return change{}, fmt.Errorf("decode record of %q: %w", it.path, err)
+		}
+		cur.rec, cur.env = &rec, &env
 	}
-	if ok {
-		cur.rec, cur.env = &e.Record, &e.Envelope
-	}
-	c := change{path: it.path, pathKey: pk, oldEnv: cur.env, oldDisk: cur.diskBlocks()}
+	c := change{path: it.path, pathKey: pk, oldEnv: cur.env, oldRec: cur.rec, oldDisk: cur.diskBlocks()}
 	live := cur.rec != nil && !cur.rec.Deleted
 
 	if it.gone {

@@ -18,9 +18,16 @@ import (
 
 // Batch sizes: a scan commits after this many paths or bytes of batch,
 // whichever comes first, so memory stays bounded and progress is durable.
+// Its first batch holds batchPaths, each next one twice the last, up to
+// maxBatchPaths: the first records reach peers early (the pusher and the
+// receiver work while the scan goes on), and a large scan updates the
+// tree seldom. Each update rebuilds every bucket it touches from all its
+// leaves, so a batch of 2,000 of a share's 100,000 paths read half the
+// tree: a touch of them all read its leaves 25 times over.
 const (
-	batchPaths = 2000
-	batchBytes = 32 << 20
+	batchPaths    = 2000
+	maxBatchPaths = 8192
+	batchBytes    = 32 << 20
 )
 
 // Share is one share of the device's index.
@@ -90,7 +97,14 @@ type Update struct {
 	// key, or nil: a peer in sync holds that one, so the new one can travel
 	// as a delta against it.
 	Replaced []*record.Envelope
-	FromScan bool // made by this device's scan (false: Commit)
+	// Records holds, for each of Envelopes, its record, and Was that of the
+	// envelope it replaced: what the writer had decoded already, so that a
+	// subscriber need not decode them again (a touch of many files decoded
+	// each record three times on its way out). nil where the writer did not
+	// have one (a sealed record, nothing replaced); Records is nil if the
+	// writer had none.
+	Records, Was []*record.Record
+	FromScan     bool // made by this device's scan (false: Commit)
 }
 
 func newShare(db *DB, key share.Key, root string, self record.Device, space store.Space) *Share {
@@ -514,8 +528,8 @@ func (s *Share) commitGroup(group []*pendingCommit) {
 		clear(keys)
 	}
 	for _, c := range group {
-		if len(batch) >= batchPaths/2 || w.b.Len() >= batchBytes/2 {
-			// Ended here, before the writer's own flush (at batchPaths
+		if len(batch) >= maxBatchPaths/2 || w.b.Len() >= batchBytes/2 {
+			// Ended here, before the writer's own flush (at its limit
 			// or batchBytes) would commit part of it unbeknown to end.
 			end(nil)
 		}
@@ -546,7 +560,7 @@ func (s *Share) commitGroup(group []*pendingCommit) {
 func (s *Share) commitLocked(w *writer, c *pendingCommit) (wrote bool, err error) {
 	env, rec, k := c.env, c.rec, c.env.Key()
 	if env.Sealed() || s.key.Level() < share.ReadOnly {
-		if err := w.putEnvelope(env, nil); err != nil {
+		if err := w.putEnvelope(env, nil, nil, nil); err != nil {
 			return true, fmt.Errorf("commit record %x: %w", k[:4], err)
 		}
 		return true, nil
@@ -570,7 +584,7 @@ func (s *Share) commitLocked(w *writer, c *pendingCommit) (wrote bool, err error
 		l.FileHash, l.Blocks = old.diskHash(), old.diskBlocks()
 		st = &l
 	}
-	ch := change{path: rec.Path, pathKey: k, env: &env, oldEnv: old.env, state: st, oldDisk: old.diskBlocks()}
+	ch := change{path: rec.Path, pathKey: k, env: &env, rec: &rec, oldEnv: old.env, oldRec: old.rec, state: st, oldDisk: old.diskBlocks()}
 	ch.newDisk = diskBlocks(st, &rec)
 	if err := w.put(ch); err != nil {
 		return true, fmt.Errorf("commit record of %q: %w", rec.Path, err)
@@ -639,8 +653,10 @@ type change struct {
 	path    record.Path
 	pathKey merkle.Key
 	env     *record.Envelope // new envelope; nil: the record stays (or seal)
+	rec     *record.Record   // env's record, if at hand
 	seal    *record.Record   // a record the writer seals with others of its batch (scan)
 	oldEnv  *record.Envelope // the envelope env replaces, if any
+	oldRec  *record.Record   // oldEnv's record, if at hand
 	state   *FileState       // new local state; nil: none (deleted)
 	oldDisk []record.BlockRef
 	newDisk []record.BlockRef
@@ -654,29 +670,42 @@ type writer struct {
 	b        *pebble.Batch
 	envs     []record.Envelope
 	replaced []*record.Envelope // per envs
+	recs     []*record.Record   // per envs: their records, if at hand (Update.Records)
+	was      []*record.Record   // per envs: replaced's records, if at hand
 	tree     []merkle.Update    // per envs: applied to the tree once, at flush
 	states   []pathState        // the local states written, for recent
 	paths    int
+	limit    int      // paths to a batch: the next flush comes at this many
 	sealing  []change // changes whose record is sealed with the next ones (batchsig.go)
 }
 
 func (s *Share) newWriter(fromScan bool) *writer {
-	return &writer{s: s, fromScan: fromScan, b: s.db.store.Pebble().NewIndexedBatch()}
+	limit := maxBatchPaths
+	if fromScan {
+		limit = batchPaths
+	}
+	return &writer{s: s, fromScan: fromScan, b: s.db.store.Pebble().NewIndexedBatch(), limit: limit}
 }
 
-func (w *writer) putEnvelope(env record.Envelope, replaced *record.Envelope) error {
+// putEnvelope writes env, whose record is rec (nil: not at hand), in place
+// of replaced, whose record is was.
+func (w *writer) putEnvelope(env record.Envelope, rec *record.Record, replaced *record.Envelope, was *record.Record) error {
 	if err := w.b.Set(w.s.space.RecordKey(env.Key()), env.Bytes(), nil); err != nil {
 		return err
 	}
 	w.tree = append(w.tree, merkle.Update{Key: env.Key(), Leaf: env.Leaf()})
 	w.envs = append(w.envs, env)
 	w.replaced = append(w.replaced, replaced)
+	if replaced == nil {
+		was = nil
+	}
+	w.recs, w.was = append(w.recs, rec), append(w.was, was)
 	return nil
 }
 
 func (w *writer) put(c change) error {
 	if c.env != nil {
-		if err := w.putEnvelope(*c.env, c.oldEnv); err != nil {
+		if err := w.putEnvelope(*c.env, c.rec, c.oldEnv, c.oldRec); err != nil {
 			return err
 		}
 	}
@@ -713,7 +742,8 @@ func (w *writer) put(c change) error {
 		return err
 	}
 	w.paths++
-	if w.paths >= batchPaths || w.b.Len() >= batchBytes {
+	if w.paths >= w.limit || w.b.Len() >= batchBytes {
+		w.limit = min(2*w.limit, maxBatchPaths)
 		return w.flush()
 	}
 	return nil
@@ -746,9 +776,9 @@ func (w *writer) flush() error {
 	w.b.Close()
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
 	w.s.db.expireViews() // kept views pin what this batch replaced
-	envs, replaced := w.envs, w.replaced
-	w.envs, w.replaced, w.tree, w.states, w.paths = nil, nil, w.tree[:0], w.states[:0], 0
-	w.s.notify(Update{Envelopes: envs, Replaced: replaced, FromScan: w.fromScan})
+	u := Update{Envelopes: w.envs, Replaced: w.replaced, Records: w.recs, Was: w.was, FromScan: w.fromScan}
+	w.envs, w.replaced, w.recs, w.was, w.tree, w.states, w.paths = nil, nil, nil, nil, w.tree[:0], w.states[:0], 0
+	w.s.notify(u)
 	return nil
 }
 
@@ -758,7 +788,7 @@ func (w *writer) close() { w.b.Close() }
 func (w *writer) discard() {
 	w.b.Close()
 	w.b = w.s.db.store.Pebble().NewIndexedBatch()
-	w.envs, w.replaced, w.tree, w.states, w.paths, w.sealing = nil, nil, w.tree[:0], w.states[:0], 0, nil
+	w.envs, w.replaced, w.recs, w.was, w.tree, w.states, w.paths, w.sealing = nil, nil, nil, nil, w.tree[:0], w.states[:0], 0, nil
 }
 
 func sameBlocks(a, b []record.BlockRef) bool {

@@ -231,3 +231,51 @@ func TestTablesAreSmallBlocksUncompressed(t *testing.T) {
 		t.Fatal("no table written by the flush")
 	}
 }
+
+// TestBlockCacheKeepsBlocks: blocks read once are kept for the next read.
+// Pebble counts its memtables against the block cache; when they took it
+// all, it kept no block and every lookup read its block from the file again.
+func TestBlockCacheKeepsBlocks(t *testing.T) {
+	db, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p := db.Pebble()
+	value := make([]byte, 400)
+	// Pebble's memtables start small and double at each flush up to
+	// their full size: a database in use holds full ones.
+	for range 8 {
+		for i := range 20_000 {
+			if err := p.Set(fmt.Appendf(nil, "k%08d", i*7919%20_000), value, pebble.NoSync); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() {
+		it, err := p.NewIter(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 20_000; i += 3 {
+			if !it.SeekGE(fmt.Appendf(nil, "k%08d", i)) {
+				t.Fatalf("k%08d not found", i)
+			}
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	before := p.Metrics().BlockCache
+	read()
+	after := p.Metrics().BlockCache
+	if after.Count == 0 || after.Hits-before.Hits == 0 {
+		t.Fatalf("block cache holds %d blocks (%d bytes); the second read hit it %d times and missed %d",
+			after.Count, after.Size, after.Hits-before.Hits, after.Misses-before.Misses)
+	}
+	t.Logf("block cache: %d blocks, second read %d hits, %d misses", after.Count, after.Hits-before.Hits, after.Misses-before.Misses)
+}
