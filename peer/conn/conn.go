@@ -71,6 +71,11 @@ type Options struct {
 	MaxQueue int
 	Logger   *slog.Logger
 
+	// CompressLoopback compresses what is sent to a peer on this machine
+	// too (zstream.go), as to any other: for tests and benchmarks of the
+	// compressed stream on 127.0.0.1.
+	CompressLoopback bool
+
 	// oneStream keeps every request on the first stream of a QUIC
 	// connection (wire.CapStreams is not announced), as an older build
 	// does: the baseline of the benchmarks.
@@ -159,6 +164,11 @@ type Conn struct {
 	// sides announced wire.CapStreams); immutable after Open.
 	qc      *quic.Conn
 	counter ByteCounter // s.Conn, if it counts bytes; immutable
+	// zin: we announced wire.CapZstream, so the peer may send Zstream
+	// frames; zout: the peer did, so what the writer sends goes through our
+	// compressed stream (zstream.go); zblocks: blocks too, as the peer is
+	// not on this machine. Immutable after Open.
+	zin, zout, zblocks bool
 	// readers holds frame readers of request streams (*streamReader), so a
 	// block buffer given back by Release serves a later stream's block.
 	readers sync.Pool
@@ -182,6 +192,7 @@ type outFrame struct {
 	head, tail []byte // wire.EncodeFrame; tail aliases a block payload
 	n          int64  // weight held in queued
 	written    func() // wire.Written: run once head and tail are written
+	raw        bool   // goes around the compressed stream (streamable)
 }
 
 type pending struct {
@@ -202,6 +213,10 @@ func Open(ctx context.Context, s Stream, hello wire.Hello, h Handler, opts Optio
 	if offerStreams {
 		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapStreams)
 	}
+	zin := len(hello.Capabilities) < wire.MaxCapabilities
+	if zin {
+		hello.Capabilities = append(slices.Clip(hello.Capabilities), wire.CapZstream)
+	}
 	c := &Conn{
 		s: s, h: h, opts: opts,
 		log:     opts.Logger.With("peer", s.Remote.Abbrev(), "addr", s.RemoteAddr().String()),
@@ -221,6 +236,9 @@ func Open(ctx context.Context, s Stream, hello wire.Hello, h Handler, opts Optio
 		return nil, fmt.Errorf("connect to device %s at %s: %w", s.Remote, s.RemoteAddr(), err)
 	}
 	c.dr.timeout = opts.Timeout
+	c.zin = zin
+	c.zout = slices.Contains(c.peer.Capabilities, wire.CapZstream)
+	c.zblocks = c.zout && (opts.CompressLoopback || !loopback(s.RemoteAddr()))
 	if offerStreams && slices.Contains(c.peer.Capabilities, wire.CapStreams) {
 		c.qc = s.qc
 		c.counter, _ = s.Conn.(ByteCounter)
@@ -287,6 +305,20 @@ func (c *Conn) RTT() time.Duration {
 	}
 	return time.Duration(c.rtt.Load())
 }
+
+// Compresses reports whether the frames we send go through the
+// connection's compressed stream (zstream.go), so the records and small
+// contents in them need no compression of their own: the peer reads it, and
+// requests are not answered on streams of their own (which bypass it).
+// Blocks go through it too unless the peer is on this machine (loopback
+// outruns zstd; tiny blocks still do): see CompressesBlocks.
+func (c *Conn) Compresses() bool { return c.zout && c.qc == nil }
+
+// CompressesBlocks reports whether raw block payloads go through the
+// compressed stream (Compresses, and the peer is not on this machine, or
+// Options.CompressLoopback). A block that does not compress is best sent
+// raw with wire.BlockResponse.Incompressible set: it then goes around.
+func (c *Conn) CompressesBlocks() bool { return c.Compresses() && c.zblocks }
 
 // Network is the transport the connection runs on (TCP or QUIC).
 func (c *Conn) Network() transport.Network { return c.s.Net }
@@ -405,7 +437,7 @@ func (c *Conn) enqueue(ctx context.Context, f wire.Frame) error {
 		return err
 	}
 	select {
-	case c.sendq <- outFrame{head, tail, n, wire.Written(f)}:
+	case c.sendq <- outFrame{head, tail, n, wire.Written(f), !streamable(f.Msg, c.zblocks)}:
 		return nil
 	case <-ctx.Done():
 		c.queued.Release(n)
@@ -527,20 +559,56 @@ func (c *Conn) fail(err error) {
 }
 
 func (c *Conn) writeLoop() error {
-	bw := bufio.NewWriterSize(&deadlineWriter{c: c.s.Conn, timeout: c.opts.Timeout}, ioBuffer)
+	dw := &deadlineWriter{c: c.s.Conn, timeout: c.opts.Timeout}
+	bw := bufio.NewWriterSize(dw, ioBuffer)
+	var z *zwriter
+	if c.zout {
+		var err error
+		top := len(zLevels) - 1
+		if !c.opts.CompressLoopback && loopback(c.s.RemoteAddr()) {
+			top = zLocalTop
+		}
+		if z, err = newZwriter(top); err != nil {
+			return err
+		}
+		defer z.Close()
+	}
 	for {
 		select {
 		case f := <-c.sendq:
-			_, err := bw.Write(f.head)
-			if err == nil && f.tail != nil {
-				_, err = bw.Write(f.tail)
+			var err error
+			switch {
+			case z != nil && !f.raw:
+				from := z.level
+				err = z.write(bw, f.head, f.tail)
+				if z.level != from {
+					c.log.Debug("compression level", "level", zLevels[z.level].String(), "was", zLevels[from].String())
+				}
+			case z != nil:
+				if err = z.flush(bw); err != nil {
+					break
+				}
+				fallthrough
+			default:
+				_, err = bw.Write(f.head)
+				if err == nil && f.tail != nil {
+					_, err = bw.Write(f.tail)
+				}
 			}
 			if f.written != nil {
-				f.written() // bw copied or wrote tail: nothing refers to it now
+				f.written() // bw or z copied or wrote tail: nothing refers to it now
 			}
 			c.queued.Release(f.n)
+			if z != nil {
+				z.adapt(dw.busy, time.Now())
+			}
 			if err == nil && len(c.sendq) == 0 {
-				err = bw.Flush()
+				if z != nil {
+					err = z.flush(bw)
+				}
+				if err == nil {
+					err = bw.Flush()
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("write to peer: %w", c.ioError(err))
@@ -571,9 +639,10 @@ func (c *Conn) sayGoodbye(bw *bufio.Writer) {
 }
 
 func (c *Conn) readLoop(ctx context.Context, wg *sync.WaitGroup) error {
-	r := wire.NewReader(c.br)
+	r := &frames{r: wire.NewReader(c.br), zin: c.zin}
+	defer r.Close()
 	for {
-		f, err := r.ReadFrame()
+		f, err := r.next()
 		if err != nil {
 			if c.life.Err() != nil {
 				return nil // we closed the stream
@@ -704,6 +773,17 @@ func (c *Conn) sendPing() {
 	c.trySend(wire.Frame{ID: id, Msg: &wire.Ping{}})
 }
 
+// loopback reports whether a is an address on this machine.
+func loopback(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UDPAddr:
+		return a.IP.IsLoopback()
+	}
+	return false
+}
+
 // ioError classifies a stream error.
 func (c *Conn) ioError(err error) error {
 	switch {
@@ -752,9 +832,11 @@ type deadlineWriter struct {
 	}
 	timeout time.Duration
 	set     time.Time
+	busy    time.Duration // in Write so far: how long the link keeps us waiting
 }
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
+	defer func(t time.Time) { w.busy += time.Since(t) }(time.Now())
 	written := 0
 	for len(p) > 0 {
 		chunk := p[:min(len(p), ioBuffer)]

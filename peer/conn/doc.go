@@ -31,6 +31,16 @@
 //     peers without it keep every frame on the one stream. A response and
 //     the one-way messages sent after it are no longer ordered with each
 //     other (requests never were: each is served in its own goroutine).
+//   - Compressed stream (zstream.go): Open announces wire.CapZstream; to a
+//     peer that announces it too, the frames the writer sends (one-way
+//     messages, and on one stream the requests and responses) go through
+//     one zstd stream per direction, in Zstream frames, flushed when the
+//     send queue runs dry. Blocks compressed already or marked
+//     wire.BlockResponse.Incompressible, and blocks over 4 KiB to a peer on
+//     this machine, go around it in order. The reader decodes a piece's
+//     frames as it arrives, with a window of at most 8 MiB; a broken stream
+//     is ErrPeerMisbehaved. Compresses and CompressesBlocks tell the sender
+//     of payloads whether to leave them raw.
 //   - Relayed: a Stream whose bytes a third device relays (peer/relay): TLS
 //     1.3 run over the relay's byte pipe with the same certificates, pinned
 //     on both sides (TLS.Relayed), of network transport.Relay; Via names

@@ -95,6 +95,11 @@ type Node struct {
 	log    *slog.Logger
 	salt   []byte
 	closed sync.Once
+	// resolving is the context of resolving bootstrap names; stopResolving
+	// ends it when the node closes or Run's context ends, so a stop never
+	// waits on DNS (a namespace without a resolver times out after 5 s).
+	resolving     context.Context
+	stopResolving context.CancelFunc
 
 	mu struct {
 		sync.Mutex
@@ -124,6 +129,7 @@ func New(opts Options) (*Node, error) {
 		log:   opts.Logger,
 		salt:  []byte(Salt),
 	}
+	n.resolving, n.stopResolving = context.WithCancel(context.Background())
 	n.local = bep44.NewWrapper(n.store, itemExpiry)
 	n.mu.seen = make(map[bep44.Target]int64)
 	lg := alog.NewLogger("dht")
@@ -164,6 +170,7 @@ func (n *Node) Nodes() int { return n.srv.NumNodes() }
 // 2 s, once the socket is closed).
 func (n *Node) Close() {
 	n.closed.Do(func() {
+		n.stopResolving()
 		n.srv.Close()
 		n.conn.Close()
 		deadline := time.After(closeWait)
@@ -187,6 +194,7 @@ func (n *Node) Close() {
 // Run keeps the routing table filled until ctx ends: it bootstraps at once,
 // then every few seconds while the table is sparse, every few minutes after.
 func (n *Node) Run(ctx context.Context) error {
+	defer context.AfterFunc(ctx, n.stopResolving)()
 	for {
 		wait := refreshFull
 		if n.srv.Stats().GoodNodes < goodNodes {
@@ -392,7 +400,7 @@ func (n *Node) accept(key [ed25519.PublicKeySize]byte, salt []byte, f *found) (I
 // startingNodes resolves the bootstrap list (the library calls it when the
 // routing table is empty).
 func (n *Node) startingNodes() ([]adht.Addr, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), resolveWait)
+	ctx, cancel := context.WithTimeout(n.resolving, resolveWait)
 	defer cancel()
 	var out []adht.Addr
 	for _, hp := range n.opts.Bootstrap {

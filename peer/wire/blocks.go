@@ -32,6 +32,10 @@ type BlockRequest struct {
 type BlockResponse struct {
 	Encoding BlockEncoding
 	Data     []byte
+	// Incompressible, never sent, tells a connection that compresses what
+	// it sends (CapZstream) to write this raw block around its compressed
+	// stream: the sender found it does not compress.
+	Incompressible bool
 
 	release func() // set by Reader when Data is its buffer
 	written func() // set by OnWritten

@@ -11,7 +11,7 @@ func IsRequest(m Message) bool {
 	switch m.(type) {
 	case *NodesRequest, *RecordsRequest, *BlockRequest, *Ping, *JoinRequest, *CodeRequest, *PunchRequest, *MembersRequest, *Introduction, *RelayInvite,
 		*VaultPut, *VaultList, *VaultGet, *VaultBlocks, *VaultAddrs,
-		*MulticastWant, *MulticastReady, *MulticastReport, *PatchRequest,
+		*MulticastWant, *MulticastReady, *MulticastReport, *PatchRequest, *ReflateRequest,
 		*SwarmTicketRequest, *SwarmOpen, *RendezvousOffer, *RendezvousFind:
 		return true
 	}
@@ -23,7 +23,7 @@ func IsResponse(m Message) bool {
 	switch m.(type) {
 	case *NodesResponse, *RecordsResponse, *BlockResponse, *Pong, *ErrorResponse, *JoinResponse, *CodeResponse, *PunchResponse, *MembersResponse, *IntroductionAck, *RelayInviteAck,
 		*VaultPutAck, *VaultListResponse, *VaultGetResponse, *VaultBlocksResponse, *VaultAddrsAck,
-		*MulticastOffer, *MulticastStart, *MulticastStatus, *PatchResponse,
+		*MulticastOffer, *MulticastStart, *MulticastStatus, *PatchResponse, *ReflateResponse,
 		*SwarmTicketResponse, *SwarmOpened, *RendezvousAck, *RendezvousFound:
 		return true
 	}
@@ -93,6 +93,9 @@ func Answers(req, resp Message) bool {
 		return ok
 	case *PatchRequest:
 		_, ok := resp.(*PatchResponse)
+		return ok
+	case *ReflateRequest:
+		_, ok := resp.(*ReflateResponse)
 		return ok
 	case *SwarmTicketRequest:
 		_, ok := resp.(*SwarmTicketResponse)
@@ -197,6 +200,10 @@ func Name(m Message) string {
 		return "PatchRequest"
 	case *PatchResponse:
 		return "PatchResponse"
+	case *ReflateRequest:
+		return "ReflateRequest"
+	case *ReflateResponse:
+		return "ReflateResponse"
 	case *SwarmTicketRequest:
 		return "SwarmTicketRequest"
 	case *SwarmTicketResponse:
@@ -211,6 +218,8 @@ func Name(m Message) string {
 		return "RendezvousFind"
 	case *RendezvousFound:
 		return "RendezvousFound"
+	case *Zstream:
+		return "Zstream"
 	case *SwarmOpened:
 		return "SwarmOpened"
 	}
@@ -263,6 +272,8 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return codeResponseFromPB(b.CodeResponse)
 	case *wirepb.Envelope_Have:
 		return haveFromPB(b.Have)
+	case *wirepb.Envelope_Zstream:
+		return &Zstream{Data: b.Zstream}, nil
 	case *wirepb.Envelope_PunchRequest:
 		return punchRequestFromPB(b.PunchRequest)
 	case *wirepb.Envelope_PunchResponse:
@@ -325,6 +336,10 @@ func fromPB(e *wirepb.Envelope) (Message, error) {
 		return patchRequestFromPB(b.PatchRequest)
 	case *wirepb.Envelope_PatchResponse:
 		return &PatchResponse{Data: b.PatchResponse.GetData()}, nil
+	case *wirepb.Envelope_ReflateRequest:
+		return reflateRequestFromPB(b.ReflateRequest)
+	case *wirepb.Envelope_ReflateResponse:
+		return reflateResponseFromPB(b.ReflateResponse)
 	case *wirepb.Envelope_SwarmTicketRequest:
 		return swarmTicketRequestFromPB(b.SwarmTicketRequest)
 	case *wirepb.Envelope_SwarmTicketResponse:

@@ -99,17 +99,36 @@ func (m *PatchResponse) toPB(e *wirepb.Envelope) {
 
 func patchRequestFromPB(p *wirepb.PatchRequest) (*PatchRequest, error) {
 	m := &PatchRequest{DictFrom: p.GetDictFrom(), DictTo: p.GetDictTo()}
-	if err := fixed("share", m.Share[:], p.GetShare()); err != nil {
-		return nil, fmt.Errorf("patch request: %w", err)
-	}
 	var err error
-	if m.Base, err = unpackBlocks("base", p.GetBaseHashes(), p.GetBaseSizes()); err != nil {
-		return nil, err
-	}
-	if m.Want, err = unpackBlocks("wanted", p.GetWantHashes(), p.GetWantSizes()); err != nil {
+	if m.Base, m.Want, err = unpackAsk("patch request", p, m.Share[:]); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// patchAsk is what a patch request and a reflate request both carry: the
+// share, the blocks of the asker's base and the blocks it wants.
+type patchAsk interface {
+	GetShare() []byte
+	GetBaseHashes() []byte
+	GetBaseSizes() []uint32
+	GetWantHashes() []byte
+	GetWantSizes() []uint32
+}
+
+// unpackAsk reads p's share into share and returns its base and wanted
+// blocks; what names the message in errors.
+func unpackAsk(what string, p patchAsk, share []byte) (base, want []PatchBlock, err error) {
+	if err := fixed("share", share, p.GetShare()); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if base, err = unpackBlocks("base", p.GetBaseHashes(), p.GetBaseSizes()); err != nil {
+		return nil, nil, err
+	}
+	if want, err = unpackBlocks("wanted", p.GetWantHashes(), p.GetWantSizes()); err != nil {
+		return nil, nil, err
+	}
+	return base, want, nil
 }
 
 func packBlocks(bs []PatchBlock) ([]byte, []uint32) {

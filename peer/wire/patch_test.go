@@ -1,10 +1,7 @@
 package wire
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
-	"reflect"
 	"testing"
 
 	"github.com/blueshift-sync/blueshift/index/block"
@@ -26,19 +23,7 @@ func TestPatchRoundTrip(t *testing.T) {
 		{1, &PatchRequest{Share: sh, Base: patchBlocks(100, 200), DictFrom: 50, DictTo: 300, Want: patchBlocks(1000)}},
 		{1, &PatchResponse{Data: []byte("zstd frame")}},
 	}
-	var stream bytes.Buffer
-	for _, f := range frames {
-		if err := WriteFrame(&stream, f); err != nil {
-			t.Fatalf("write %s: %v", Name(f.Msg), err)
-		}
-	}
-	r := NewReader(bufio.NewReader(&stream))
-	for _, want := range frames {
-		got, err := r.ReadFrame()
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s: got %+v (%v), want %+v", Name(want.Msg), got, err, want)
-		}
-	}
+	expectRoundTrip(t, frames)
 	if !IsRequest(&PatchRequest{}) || !IsResponse(&PatchResponse{}) || !Answers(&PatchRequest{}, &PatchResponse{}) || Answers(&BlockRequest{}, &PatchResponse{}) {
 		t.Fatal("patch messages are classed wrong")
 	}

@@ -171,6 +171,27 @@ package wire
 //	    as that device sees it, the receiver is answered with the sender's,
 //	    and both punch.
 //	    Sent only to a device whose Hello carries that capability.
+//	8 (2026-12-04, sixth session):
+//	  - Zstream (envelope field 190, bytes; zstream.go): one zstd stream per
+//	    connection and direction carries the frames a device sends, so each
+//	    is compressed with the history of those before it (records, paths,
+//	    small files' contents, compressible blocks), cut into pieces of at
+//	    most 1 MiB; blocks that are compressed already or do not compress
+//	    go around it as plain frames, in order. Hello capability "zstream1"
+//	    (CapZstream): the device reads Zstream. A device sends it only to a
+//	    peer that announced it and is not on the same machine; older peers
+//	    get plain frames, each payload compressed alone as before.
+//	9 (2026-12-04, seventh session):
+//	  - ReflateRequest/ReflateResponse (envelope fields 200, 201,
+//	    wirepb/reflate.proto): a receiver that holds the previous version
+//	    of a changed program asks for the whole new version as one zstd
+//	    frame of its expansion (sync/reflate: the compressed debug sections
+//	    the Go linker wrote, decompressed in place) against the expansion
+//	    of its previous version; the answer names the sections expanded in
+//	    each. The receiver compresses them again, checks every block
+//	    against its hash, and falls back to PatchRequest when anything
+//	    differs. Sent only to a peer whose Hello carries ReflateCapability
+//	    ("patch-reflate/1").
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1

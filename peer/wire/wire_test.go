@@ -9,6 +9,7 @@ import (
 	"io"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -116,6 +117,7 @@ func samples() []Frame {
 		{8, &RendezvousAck{}},
 		{8, &RendezvousFind{Locator: "7Q"}},
 		{8, &RendezvousFound{Addrs: []transport.Addr{mustAddr("quic://203.0.113.2:22100")}}},
+		{0, &Zstream{Data: []byte{0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3}}},
 	}
 }
 
@@ -127,15 +129,20 @@ func mustAddr(s string) transport.Addr {
 	return a
 }
 
-func TestRoundTrip(t *testing.T) {
+func TestRoundTrip(t *testing.T) { expectRoundTrip(t, samples()) }
+
+// expectRoundTrip writes frames to a stream and checks that they read back
+// equal, and nothing after them.
+func expectRoundTrip(t *testing.T, frames []Frame) {
+	t.Helper()
 	var stream bytes.Buffer
-	for _, f := range samples() {
+	for _, f := range frames {
 		if err := WriteFrame(&stream, f); err != nil {
 			t.Fatalf("write %s: %v", Name(f.Msg), err)
 		}
 	}
 	r := NewReader(bufio.NewReader(&stream))
-	for _, want := range samples() {
+	for _, want := range frames {
 		got, err := r.ReadFrame()
 		if err != nil {
 			t.Fatalf("read %s: %v", Name(want.Msg), err)
@@ -220,6 +227,9 @@ func TestBadFrames(t *testing.T) {
 		{"truncated body", []byte{0, 0, 0, 10, 1, 2}, io.ErrUnexpectedEOF},
 		{"garbage", withHeader([]byte{0xff, 0xff, 0xff, 0xff, 0xff}), ErrMalformed},
 		{"empty envelope", withHeader(envelope(t, &wirepb.Envelope{Id: 3})), ErrMalformed},
+		{"empty zstream piece", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_Zstream{}})), ErrMalformed},
+		{"zstream piece over the limit", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_Zstream{Zstream: make([]byte, MaxZstreamChunk+1)}})), ErrMalformed},
+		{"zstream with an ID", withHeader(envelope(t, &wirepb.Envelope{Id: 3, Body: &wirepb.Envelope_Zstream{Zstream: []byte{1}}})), ErrMalformed},
 		{"one-way with an ID", withHeader(envelope(t, &wirepb.Envelope{Id: 3, Body: &wirepb.Envelope_Close{Close: &wirepb.Close{}}})), ErrMalformed},
 		{"request without an ID", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_BlockRequest{BlockRequest: &wirepb.BlockRequest{Share: share32, Hash: share32}}})), ErrMalformed},
 		{"short share ID", withHeader(envelope(t, &wirepb.Envelope{Body: &wirepb.Envelope_ShareState{ShareState: &wirepb.ShareState{Share: share32[:31], Root: share32}}})), ErrMalformed},
@@ -502,5 +512,50 @@ func TestLargeFrameGrowsWithBytes(t *testing.T) {
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
 		t.Fatalf("reading 100 KiB of a frame announced at %d bytes allocated %d bytes", MaxFrameSize, got)
+	}
+}
+
+// TestLargeFramesReuseBuffer: a large frame that protobuf copies out of
+// (anything but the BlockResponse fast path) leaves its buffer to the next
+// one, so reading one costs about its copy, not a new buffer grown through
+// 256 KiB..1 MiB ones; and what was decoded from the buffer before keeps
+// its bytes.
+func TestLargeFramesReuseBuffer(t *testing.T) {
+	const frames, size = 12, 1 << 20
+	var stream []byte
+	var sent []Frame
+	for i := range frames {
+		f := Frame{Msg: &Zstream{Data: bytes.Repeat([]byte{byte(i + 1)}, size)}}
+		var err error
+		if stream, err = AppendFrame(stream, f); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, f)
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a GC may empty the pool
+	r := NewReader(bytes.NewReader(stream))
+	var got []Frame
+	read := func() {
+		f, err := r.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, f)
+	}
+	read() // grows the first buffer
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range frames - 1 {
+		read()
+	}
+	runtime.ReadMemStats(&after)
+	perFrame := float64(after.TotalAlloc-before.TotalAlloc) / (frames - 1)
+	if perFrame > 1.5*size {
+		t.Errorf("reading a frame of %d bytes allocated %.0f bytes (%.2fx)", size, perFrame, perFrame/size)
+	}
+	for i := range sent {
+		if !reflect.DeepEqual(normalize(got[i]), normalize(sent[i])) {
+			t.Fatalf("frame %d changed after the frames read after it", i)
+		}
 	}
 }

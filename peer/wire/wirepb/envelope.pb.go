@@ -79,6 +79,8 @@ type Envelope struct {
 	//	*Envelope_MulticastStatus
 	//	*Envelope_PatchRequest
 	//	*Envelope_PatchResponse
+	//	*Envelope_ReflateRequest
+	//	*Envelope_ReflateResponse
 	//	*Envelope_RendezvousOffer
 	//	*Envelope_RendezvousAck
 	//	*Envelope_RendezvousFind
@@ -87,6 +89,7 @@ type Envelope struct {
 	//	*Envelope_SwarmTicketResponse
 	//	*Envelope_SwarmOpen
 	//	*Envelope_SwarmOpened
+	//	*Envelope_Zstream
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -577,6 +580,24 @@ func (x *Envelope) GetPatchResponse() *PatchResponse {
 	return nil
 }
 
+func (x *Envelope) GetReflateRequest() *ReflateRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_ReflateRequest); ok {
+			return x.ReflateRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetReflateResponse() *ReflateResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_ReflateResponse); ok {
+			return x.ReflateResponse
+		}
+	}
+	return nil
+}
+
 func (x *Envelope) GetRendezvousOffer() *RendezvousOffer {
 	if x != nil {
 		if x, ok := x.Body.(*Envelope_RendezvousOffer); ok {
@@ -644,6 +665,15 @@ func (x *Envelope) GetSwarmOpened() *SwarmOpened {
 	if x != nil {
 		if x, ok := x.Body.(*Envelope_SwarmOpened); ok {
 			return x.SwarmOpened
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetZstream() []byte {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Zstream); ok {
+			return x.Zstream
 		}
 	}
 	return nil
@@ -849,6 +879,14 @@ type Envelope_PatchResponse struct {
 	PatchResponse *PatchResponse `protobuf:"bytes,161,opt,name=patch_response,json=patchResponse,proto3,oneof"` // version 6
 }
 
+type Envelope_ReflateRequest struct {
+	ReflateRequest *ReflateRequest `protobuf:"bytes,200,opt,name=reflate_request,json=reflateRequest,proto3,oneof"` // version 9, "patch-reflate/1" capability
+}
+
+type Envelope_ReflateResponse struct {
+	ReflateResponse *ReflateResponse `protobuf:"bytes,201,opt,name=reflate_response,json=reflateResponse,proto3,oneof"` // version 9
+}
+
 type Envelope_RendezvousOffer struct {
 	RendezvousOffer *RendezvousOffer `protobuf:"bytes,180,opt,name=rendezvous_offer,json=rendezvousOffer,proto3,oneof"` // version 7, "rendezvous1" capability
 }
@@ -879,6 +917,10 @@ type Envelope_SwarmOpen struct {
 
 type Envelope_SwarmOpened struct {
 	SwarmOpened *SwarmOpened `protobuf:"bytes,133,opt,name=swarm_opened,json=swarmOpened,proto3,oneof"` // version 6
+}
+
+type Envelope_Zstream struct {
+	Zstream []byte `protobuf:"bytes,190,opt,name=zstream,proto3,oneof"` // version 8, "zstream1" capability: a piece of the sender's compressed stream
 }
 
 func (*Envelope_Hello) isEnvelope_Body() {}
@@ -979,6 +1021,10 @@ func (*Envelope_PatchRequest) isEnvelope_Body() {}
 
 func (*Envelope_PatchResponse) isEnvelope_Body() {}
 
+func (*Envelope_ReflateRequest) isEnvelope_Body() {}
+
+func (*Envelope_ReflateResponse) isEnvelope_Body() {}
+
 func (*Envelope_RendezvousOffer) isEnvelope_Body() {}
 
 func (*Envelope_RendezvousAck) isEnvelope_Body() {}
@@ -995,11 +1041,13 @@ func (*Envelope_SwarmOpen) isEnvelope_Body() {}
 
 func (*Envelope_SwarmOpened) isEnvelope_Body() {}
 
+func (*Envelope_Zstream) isEnvelope_Body() {}
+
 var File_peer_wire_wirepb_envelope_proto protoreflect.FileDescriptor
 
 const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a!peer/wire/wirepb/rendezvous.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\x1a\x1cpeer/wire/wirepb/patch.proto\x1a peer/wire/wirepb/sendswarm.proto\"\xb9 \n" +
+	"\x1fpeer/wire/wirepb/envelope.proto\x12\x11blueshift.wire.v1\x1a\x1epeer/wire/wirepb/session.proto\x1a\x1bpeer/wire/wirepb/tree.proto\x1a\x1epeer/wire/wirepb/records.proto\x1a\x1dpeer/wire/wirepb/blocks.proto\x1a\x1bpeer/wire/wirepb/join.proto\x1a\x1bpeer/wire/wirepb/code.proto\x1a\x1bpeer/wire/wirepb/have.proto\x1a\x1cpeer/wire/wirepb/reach.proto\x1a!peer/wire/wirepb/rendezvous.proto\x1a\x1epeer/wire/wirepb/members.proto\x1a\x1bpeer/wire/wirepb/mesh.proto\x1a\x1cpeer/wire/wirepb/relay.proto\x1a\x1cpeer/wire/wirepb/vault.proto\x1a!peer/wire/wirepb/vaultaddrs.proto\x1a peer/wire/wirepb/multicast.proto\x1a\x1cpeer/wire/wirepb/patch.proto\x1a\x1epeer/wire/wirepb/reflate.proto\x1a peer/wire/wirepb/sendswarm.proto\"\xf7!\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x05hello\x18\x02 \x01(\v2\x18.blueshift.wire.v1.HelloH\x00R\x05hello\x12-\n" +
@@ -1056,7 +1104,9 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\x10multicast_report\x18T \x01(\v2\".blueshift.wire.v1.MulticastReportH\x00R\x0fmulticastReport\x12O\n" +
 	"\x10multicast_status\x18U \x01(\v2\".blueshift.wire.v1.MulticastStatusH\x00R\x0fmulticastStatus\x12G\n" +
 	"\rpatch_request\x18\xa0\x01 \x01(\v2\x1f.blueshift.wire.v1.PatchRequestH\x00R\fpatchRequest\x12J\n" +
-	"\x0epatch_response\x18\xa1\x01 \x01(\v2 .blueshift.wire.v1.PatchResponseH\x00R\rpatchResponse\x12P\n" +
+	"\x0epatch_response\x18\xa1\x01 \x01(\v2 .blueshift.wire.v1.PatchResponseH\x00R\rpatchResponse\x12M\n" +
+	"\x0freflate_request\x18\xc8\x01 \x01(\v2!.blueshift.wire.v1.ReflateRequestH\x00R\x0ereflateRequest\x12P\n" +
+	"\x10reflate_response\x18\xc9\x01 \x01(\v2\".blueshift.wire.v1.ReflateResponseH\x00R\x0freflateResponse\x12P\n" +
 	"\x10rendezvous_offer\x18\xb4\x01 \x01(\v2\".blueshift.wire.v1.RendezvousOfferH\x00R\x0frendezvousOffer\x12J\n" +
 	"\x0erendezvous_ack\x18\xb5\x01 \x01(\v2 .blueshift.wire.v1.RendezvousAckH\x00R\rrendezvousAck\x12M\n" +
 	"\x0frendezvous_find\x18\xb6\x01 \x01(\v2!.blueshift.wire.v1.RendezvousFindH\x00R\x0erendezvousFind\x12P\n" +
@@ -1065,7 +1115,8 @@ const file_peer_wire_wirepb_envelope_proto_rawDesc = "" +
 	"\x15swarm_ticket_response\x18\x83\x01 \x01(\v2&.blueshift.wire.v1.SwarmTicketResponseH\x00R\x13swarmTicketResponse\x12>\n" +
 	"\n" +
 	"swarm_open\x18\x84\x01 \x01(\v2\x1c.blueshift.wire.v1.SwarmOpenH\x00R\tswarmOpen\x12D\n" +
-	"\fswarm_opened\x18\x85\x01 \x01(\v2\x1e.blueshift.wire.v1.SwarmOpenedH\x00R\vswarmOpenedB\x06\n" +
+	"\fswarm_opened\x18\x85\x01 \x01(\v2\x1e.blueshift.wire.v1.SwarmOpenedH\x00R\vswarmOpened\x12\x1b\n" +
+	"\azstream\x18\xbe\x01 \x01(\fH\x00R\azstreamB\x06\n" +
 	"\x04bodyB6Z4github.com/blueshift-sync/blueshift/peer/wire/wirepbb\x06proto3"
 
 var (
@@ -1132,14 +1183,16 @@ var file_peer_wire_wirepb_envelope_proto_goTypes = []any{
 	(*MulticastStatus)(nil),     // 47: blueshift.wire.v1.MulticastStatus
 	(*PatchRequest)(nil),        // 48: blueshift.wire.v1.PatchRequest
 	(*PatchResponse)(nil),       // 49: blueshift.wire.v1.PatchResponse
-	(*RendezvousOffer)(nil),     // 50: blueshift.wire.v1.RendezvousOffer
-	(*RendezvousAck)(nil),       // 51: blueshift.wire.v1.RendezvousAck
-	(*RendezvousFind)(nil),      // 52: blueshift.wire.v1.RendezvousFind
-	(*RendezvousFound)(nil),     // 53: blueshift.wire.v1.RendezvousFound
-	(*SwarmTicketRequest)(nil),  // 54: blueshift.wire.v1.SwarmTicketRequest
-	(*SwarmTicketResponse)(nil), // 55: blueshift.wire.v1.SwarmTicketResponse
-	(*SwarmOpen)(nil),           // 56: blueshift.wire.v1.SwarmOpen
-	(*SwarmOpened)(nil),         // 57: blueshift.wire.v1.SwarmOpened
+	(*ReflateRequest)(nil),      // 50: blueshift.wire.v1.ReflateRequest
+	(*ReflateResponse)(nil),     // 51: blueshift.wire.v1.ReflateResponse
+	(*RendezvousOffer)(nil),     // 52: blueshift.wire.v1.RendezvousOffer
+	(*RendezvousAck)(nil),       // 53: blueshift.wire.v1.RendezvousAck
+	(*RendezvousFind)(nil),      // 54: blueshift.wire.v1.RendezvousFind
+	(*RendezvousFound)(nil),     // 55: blueshift.wire.v1.RendezvousFound
+	(*SwarmTicketRequest)(nil),  // 56: blueshift.wire.v1.SwarmTicketRequest
+	(*SwarmTicketResponse)(nil), // 57: blueshift.wire.v1.SwarmTicketResponse
+	(*SwarmOpen)(nil),           // 58: blueshift.wire.v1.SwarmOpen
+	(*SwarmOpened)(nil),         // 59: blueshift.wire.v1.SwarmOpened
 }
 var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	1,  // 0: blueshift.wire.v1.Envelope.hello:type_name -> blueshift.wire.v1.Hello
@@ -1191,19 +1244,21 @@ var file_peer_wire_wirepb_envelope_proto_depIdxs = []int32{
 	47, // 46: blueshift.wire.v1.Envelope.multicast_status:type_name -> blueshift.wire.v1.MulticastStatus
 	48, // 47: blueshift.wire.v1.Envelope.patch_request:type_name -> blueshift.wire.v1.PatchRequest
 	49, // 48: blueshift.wire.v1.Envelope.patch_response:type_name -> blueshift.wire.v1.PatchResponse
-	50, // 49: blueshift.wire.v1.Envelope.rendezvous_offer:type_name -> blueshift.wire.v1.RendezvousOffer
-	51, // 50: blueshift.wire.v1.Envelope.rendezvous_ack:type_name -> blueshift.wire.v1.RendezvousAck
-	52, // 51: blueshift.wire.v1.Envelope.rendezvous_find:type_name -> blueshift.wire.v1.RendezvousFind
-	53, // 52: blueshift.wire.v1.Envelope.rendezvous_found:type_name -> blueshift.wire.v1.RendezvousFound
-	54, // 53: blueshift.wire.v1.Envelope.swarm_ticket_request:type_name -> blueshift.wire.v1.SwarmTicketRequest
-	55, // 54: blueshift.wire.v1.Envelope.swarm_ticket_response:type_name -> blueshift.wire.v1.SwarmTicketResponse
-	56, // 55: blueshift.wire.v1.Envelope.swarm_open:type_name -> blueshift.wire.v1.SwarmOpen
-	57, // 56: blueshift.wire.v1.Envelope.swarm_opened:type_name -> blueshift.wire.v1.SwarmOpened
-	57, // [57:57] is the sub-list for method output_type
-	57, // [57:57] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	50, // 49: blueshift.wire.v1.Envelope.reflate_request:type_name -> blueshift.wire.v1.ReflateRequest
+	51, // 50: blueshift.wire.v1.Envelope.reflate_response:type_name -> blueshift.wire.v1.ReflateResponse
+	52, // 51: blueshift.wire.v1.Envelope.rendezvous_offer:type_name -> blueshift.wire.v1.RendezvousOffer
+	53, // 52: blueshift.wire.v1.Envelope.rendezvous_ack:type_name -> blueshift.wire.v1.RendezvousAck
+	54, // 53: blueshift.wire.v1.Envelope.rendezvous_find:type_name -> blueshift.wire.v1.RendezvousFind
+	55, // 54: blueshift.wire.v1.Envelope.rendezvous_found:type_name -> blueshift.wire.v1.RendezvousFound
+	56, // 55: blueshift.wire.v1.Envelope.swarm_ticket_request:type_name -> blueshift.wire.v1.SwarmTicketRequest
+	57, // 56: blueshift.wire.v1.Envelope.swarm_ticket_response:type_name -> blueshift.wire.v1.SwarmTicketResponse
+	58, // 57: blueshift.wire.v1.Envelope.swarm_open:type_name -> blueshift.wire.v1.SwarmOpen
+	59, // 58: blueshift.wire.v1.Envelope.swarm_opened:type_name -> blueshift.wire.v1.SwarmOpened
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_peer_wire_wirepb_envelope_proto_init() }
@@ -1227,6 +1282,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 	file_peer_wire_wirepb_vaultaddrs_proto_init()
 	file_peer_wire_wirepb_multicast_proto_init()
 	file_peer_wire_wirepb_patch_proto_init()
+	file_peer_wire_wirepb_reflate_proto_init()
 	file_peer_wire_wirepb_sendswarm_proto_init()
 	file_peer_wire_wirepb_envelope_proto_msgTypes[0].OneofWrappers = []any{
 		(*Envelope_Hello)(nil),
@@ -1278,6 +1334,8 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_MulticastStatus)(nil),
 		(*Envelope_PatchRequest)(nil),
 		(*Envelope_PatchResponse)(nil),
+		(*Envelope_ReflateRequest)(nil),
+		(*Envelope_ReflateResponse)(nil),
 		(*Envelope_RendezvousOffer)(nil),
 		(*Envelope_RendezvousAck)(nil),
 		(*Envelope_RendezvousFind)(nil),
@@ -1286,6 +1344,7 @@ func file_peer_wire_wirepb_envelope_proto_init() {
 		(*Envelope_SwarmTicketResponse)(nil),
 		(*Envelope_SwarmOpen)(nil),
 		(*Envelope_SwarmOpened)(nil),
+		(*Envelope_Zstream)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
