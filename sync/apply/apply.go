@@ -87,7 +87,12 @@ type Root struct {
 	caseFold bool
 
 	// commitMu serializes the check-then-rename step of every mutation.
-	commitMu sync.Mutex
+	// SetAttrs, which replaces no path, holds it shared with other
+	// SetAttrs calls (a touch of many files sets them from several
+	// workers at once) and takes attrMu's stripe of its path, so two of
+	// them never work on one path together.
+	commitMu sync.RWMutex
+	attrMu   [attrStripes]sync.Mutex
 
 	// versionBytes is the versions folder's size as the last PruneVersions
 	// left it plus every version kept since (-1: not known yet), so a save

@@ -304,9 +304,21 @@ func TestRemove(t *testing.T) {
 }
 
 func TestMkdirAndSetMeta(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		mkdir func(r *Root, p record.Path, m Meta) (FileState, error)
+	}{
+		{"Mkdir", (*Root).Mkdir},
+		{"MkdirNoSync", (*Root).MkdirNoSync},
+	} {
+		t.Run(c.name, func(t *testing.T) { testMkdirAndSetMeta(t, c.mkdir) })
+	}
+}
+
+func testMkdirAndSetMeta(t *testing.T, mkdir func(r *Root, p record.Path, m Meta) (FileState, error)) {
 	r, dir := openTest(t, Options{})
 	mtime := time.Date(2021, 6, 7, 8, 9, 10, 0, time.UTC)
-	st, err := r.Mkdir("x/y/z", Meta{Mode: 0o750, ModTime: mtime})
+	st, err := mkdir(r, "x/y/z", Meta{Mode: 0o750, ModTime: mtime})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,12 +326,26 @@ func TestMkdirAndSetMeta(t *testing.T) {
 	if !fi.IsDir() || fi.Mode().Perm() != 0o750 || !fi.ModTime().Equal(mtime) || !st.Mode.IsDir() {
 		t.Fatalf("dir %v %v", fi.Mode(), fi.ModTime())
 	}
+	if want := stateOf(fi); !st.Matches(want) || st.Inode != want.Inode || st.Mode != want.Mode {
+		t.Fatalf("returned %s, the disk holds %s", st, want)
+	}
 	// Again: only meta.
-	if _, err := r.Mkdir("x/y/z", Meta{Mode: 0o700}); err != nil {
+	if st, err = mkdir(r, "x/y/z", Meta{Mode: 0o700, ModTime: mtime.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	fi, _ = os.Lstat(filepath.Join(dir, "x", "y", "z"))
+	if fi.Mode().Perm() != 0o700 || !fi.ModTime().Equal(mtime.Add(time.Hour)) || st.Mode.Perm() != 0o700 {
+		t.Fatalf("dir made again: %v %v", fi.Mode(), fi.ModTime())
+	}
+	// A symlink where the directory goes is not followed or replaced.
+	if err := os.Symlink(t.TempDir(), filepath.Join(dir, "x", "ln")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mkdir(r, "x/ln", Meta{Mode: 0o700}); !errors.Is(err, ErrChanged) {
+		t.Fatalf("mkdir over a symlink: %v", err)
+	}
 	fst := mustWrite(t, r, "x/f", FileState{}, "f")
-	if _, err := r.Mkdir("x/f", Meta{Mode: 0o755}); !errors.Is(err, ErrChanged) {
+	if _, err := mkdir(r, "x/f", Meta{Mode: 0o755}); !errors.Is(err, ErrChanged) {
 		t.Fatalf("mkdir over file: %v", err)
 	}
 	if err := r.SetMeta("x/f", Meta{Mode: 0o600, ModTime: mtime}); err != nil {

@@ -10,8 +10,8 @@ import (
 
 // chmodAt sets the permissions of base in dirfd without following a
 // symlink. Kernels before 6.6 have no fchmodat2: there the file is opened
-// as a path (O_PATH|O_NOFOLLOW), checked to be a regular file, and changed
-// through /proc/self/fd, as glibc and musl do.
+// as a path (O_PATH|O_NOFOLLOW), checked to be a regular file or a
+// directory, and changed through /proc/self/fd, as glibc and musl do.
 func chmodAt(dirfd int, base string, perm uint32) error {
 	err := unix.Fchmodat(dirfd, base, perm, unix.AT_SYMLINK_NOFOLLOW)
 	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
@@ -29,8 +29,8 @@ func chmodAt(dirfd int, base string, perm uint32) error {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return fmt.Errorf("set mode: %w", err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fmt.Errorf("set mode: not a regular file: %w", ErrChanged)
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFDIR {
+		return fmt.Errorf("set mode: not a regular file or directory: %w", ErrChanged)
 	}
 	if err := unix.Fchmodat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), perm, 0); err != nil {
 		return fmt.Errorf("set mode (through /proc/self/fd; is /proc mounted?): %w", err)

@@ -54,6 +54,7 @@
 //
 // Concurrency: one Root per share per process (it removes stale one-shot
 // temps when it opens). All methods are safe for concurrent use; calls on
-// different paths proceed in parallel except for the short commit step.
+// different paths proceed in parallel except for the short commit step
+// (SetAttrs calls of different paths share even that).
 // A Temp is safe for concurrent WriteAt from several goroutines.
 package apply

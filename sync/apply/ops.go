@@ -64,36 +64,87 @@ func (r *Root) removeLocked(name string, expect FileState) error {
 }
 
 // Mkdir makes the directory p (and its parents) and applies meta. An existing
-// directory only gets meta; anything else there fails with ErrChanged.
+// directory only gets meta; anything else there fails with ErrChanged. A
+// directory it makes is durable when it returns.
 func (r *Root) Mkdir(p record.Path, meta Meta) (FileState, error) {
+	return r.mkdir(p, meta, true)
+}
+
+// MkdirNoSync is Mkdir without the fsync of the parent directory, which
+// costs a journal commit per directory: call Sync before anything relies on
+// the new directory being there after a crash (before the index records
+// it). A first sync makes thousands of directories so, with one sync.
+func (r *Root) MkdirNoSync(p record.Path, meta Meta) (FileState, error) {
+	return r.mkdir(p, meta, false)
+}
+
+// mkdir is Mkdir, relative to the cached descriptor of p's parent (made if
+// missing), so no path is walked again: mkdirat, then mode and mtime set on
+// the new entry without following a symlink.
+func (r *Root) mkdir(p record.Path, meta Meta, durable bool) (FileState, error) {
 	name, err := checkPath(p)
 	if err != nil {
 		return FileState{}, err
 	}
 	r.commitMu.Lock()
 	defer r.commitMu.Unlock()
-	if _, err := r.checkParents(name, true); err != nil {
+	dir, base := splitDir(name)
+	d, missing, err := r.openDir(dir, true, true)
+	if err == nil && missing { // made and gone again: someone is busy here
+		err = fmt.Errorf("directory %q: vanished while made: %w", dir, ErrChanged)
+	}
+	if err != nil {
 		return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
 	}
-	cur, err := r.lstat(name)
+	defer r.dirs.release(d)
+	if r.caseFold {
+		if err := r.checkCaseIn(d, base); err != nil {
+			return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
+		}
+	}
+	cur, err := statAt(d, base)
 	if err != nil {
 		return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
 	}
 	switch {
 	case !cur.Exists:
-		if err := r.fs.Mkdir(name, dirPerm); err != nil {
+		if err := mkdirat(d.fd, base); err != nil {
 			return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
 		}
-		if err := r.syncDir(filepath.Dir(name)); err != nil {
+		r.noteAdded(d, base)
+		if durable {
+			if err := fsyncFd(d.fd); err != nil {
+				return FileState{}, fmt.Errorf("make directory %q: sync its parent: %w", p, err)
+			}
+		}
+		if cur, err = statAt(d, base); err != nil {
 			return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
+		}
+		if !cur.Mode.IsDir() {
+			return FileState{}, fmt.Errorf("make directory %q: found %s: %w", p, cur, ErrChanged)
 		}
 	case !cur.Mode.IsDir():
 		return FileState{}, fmt.Errorf("make directory %q: found %s: %w", p, cur, ErrChanged)
 	}
-	if err := r.setMetaLocked(name, meta); err != nil {
+	if perm := meta.Mode.Perm(); cur.Mode.Perm() != perm {
+		if err := chmodAt(d.fd, base, uint32(perm)); err != nil {
+			return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
+		}
+	}
+	if !meta.ModTime.IsZero() && !cur.ModTime.Equal(meta.ModTime) {
+		t := unix.NsecToTimespec(meta.ModTime.UnixNano())
+		if err := unix.UtimesNanoAt(d.fd, base, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return FileState{}, fmt.Errorf("make directory %q: set mtime: %w", p, err)
+		}
+	}
+	st, err := statAt(d, base)
+	if err != nil {
 		return FileState{}, fmt.Errorf("make directory %q: %w", p, err)
 	}
-	return r.lstat(name)
+	if !st.Mode.IsDir() || st.Inode != cur.Inode {
+		return FileState{}, fmt.Errorf("make directory %q: found %s after setting its attributes: %w", p, st, ErrChanged)
+	}
+	return st, nil
 }
 
 // Symlink makes p a symlink to target, replacing what is there if it is still
@@ -185,13 +236,36 @@ func (r *Root) SetAttrs(p record.Path, expect FileState, meta Meta) (FileState, 
 	if err != nil {
 		return FileState{}, err
 	}
-	r.commitMu.Lock()
+	// Shared with other SetAttrs, exclusive of every other mutation: no
+	// rename or removal can move p or its directories meanwhile, and the
+	// stripe keeps out another SetAttrs of p.
+	key := name
+	if r.caseFold {
+		key = strings.ToLower(name) // one file, whatever the case asked
+	}
+	stripe := &r.attrMu[attrStripe(key)]
+	r.commitMu.RLock()
+	stripe.Lock()
 	st, err := r.setAttrsLocked(name, expect, meta)
-	r.commitMu.Unlock()
+	stripe.Unlock()
+	r.commitMu.RUnlock()
 	if err != nil {
 		return FileState{}, fmt.Errorf("set mode and mtime of %q: %w", p, err)
 	}
 	return st, nil
+}
+
+// attrStripes is the number of locks SetAttrs calls of different paths
+// spread over.
+const attrStripes = 64
+
+// attrStripe returns the stripe of attrMu that guards name.
+func attrStripe(name string) int {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return int(h % attrStripes)
 }
 
 func (r *Root) setAttrsLocked(name string, expect FileState, meta Meta) (FileState, error) {

@@ -48,6 +48,7 @@ func TestTraversalRefused(t *testing.T) {
 			ops := map[string]error{}
 			_, ops["WriteFile"] = r.WriteFile(ctx, c.path, FileState{}, Meta{Mode: 0o644}, content([]byte("evil")))
 			_, ops["Mkdir"] = r.Mkdir(c.path, Meta{Mode: 0o755})
+			_, ops["MkdirNoSync"] = r.MkdirNoSync(c.path, Meta{Mode: 0o755})
 			_, ops["Symlink"] = r.Symlink(c.path, "/etc/passwd", FileState{})
 			ops["Remove"] = r.Remove(c.path, FileState{Exists: true})
 			ops["SetMeta"] = r.SetMeta(c.path, Meta{Mode: 0o777})
@@ -99,6 +100,9 @@ func TestCaseOnlyCollisions(t *testing.T) {
 		}
 		if _, err := r.Mkdir(p, Meta{Mode: 0o755}); !errors.Is(err, ErrUnsafePath) {
 			t.Errorf("mkdir %q: got %v, want ErrUnsafePath", p, err)
+		}
+		if _, err := r.MkdirNoSync(p, Meta{Mode: 0o755}); !errors.Is(err, ErrUnsafePath) {
+			t.Errorf("mkdir (no sync) %q: got %v, want ErrUnsafePath", p, err)
 		}
 	}
 	// Same spelling still works, and so do new names.

@@ -1,9 +1,14 @@
 package apply
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,4 +113,110 @@ func TestSetAttrsRefuses(t *testing.T) {
 	if fi, err := os.Stat(outside); err != nil || fi.Mode().Perm() != 0o644 || fi.ModTime().Equal(meta.ModTime) {
 		t.Fatalf("the symlink's target outside the share changed: %v %v", fi.Mode(), err)
 	}
+}
+
+// TestSetAttrsConcurrent: SetAttrs of many paths from many goroutines at
+// once (as the engine's workers apply a touch) sets every file as asked;
+// calls on one path with the same expectation still go one at a time, so
+// exactly one wins and the others find the file changed; and a replacement
+// racing SetAttrs of the same path leaves exactly one of them done.
+func TestSetAttrsConcurrent(t *testing.T) {
+	r, dir := openTest(t, Options{})
+	const files = 200
+	paths := make([]record.Path, files)
+	states := make([]FileState, files)
+	for i := range paths {
+		paths[i] = record.Path(fmt.Sprintf("d%d/f%03d", i%4, i))
+		full := filepath.Join(dir, filepath.FromSlash(string(paths[i])))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(paths[i]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st, err := r.Stat(paths[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		states[i] = st
+	}
+	when := func(i int) time.Time { return time.Unix(1_700_000_000+int64(i), 0) }
+
+	t.Run("many paths", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for w := range 16 {
+			wg.Go(func() {
+				for i := w; i < files; i += 16 {
+					mode := fs.FileMode(0o600 + i%2*0o040)
+					after, err := r.SetAttrs(paths[i], states[i], Meta{Mode: mode, ModTime: when(i)})
+					if err != nil {
+						t.Errorf("%s: %v", paths[i], err)
+						continue
+					}
+					if after.Inode != states[i].Inode || after.Mode.Perm() != mode || !after.ModTime.Equal(when(i)) {
+						t.Errorf("%s: after SetAttrs %s", paths[i], after)
+					}
+					states[i] = after
+				}
+			})
+		}
+		wg.Wait()
+		for i, p := range paths {
+			if got, err := r.Stat(p); err != nil || got != states[i] {
+				t.Fatalf("%s holds %s (%v), SetAttrs returned %s", p, got, err, states[i])
+			}
+		}
+	})
+
+	t.Run("one path", func(t *testing.T) {
+		for i := range 100 {
+			var wg sync.WaitGroup
+			var won atomic.Int32
+			expect := states[i]
+			for w := range 8 {
+				wg.Go(func() {
+					after, err := r.SetAttrs(paths[i], expect, Meta{Mode: 0o644, ModTime: when(1000 + 10*i + w)})
+					switch {
+					case err == nil:
+						won.Add(1)
+						states[i] = after
+					case !errors.Is(err, ErrChanged):
+						t.Errorf("%s: %v", paths[i], err)
+					}
+				})
+			}
+			wg.Wait()
+			if n := won.Load(); n != 1 {
+				t.Fatalf("%s: %d of 8 SetAttrs with one expectation succeeded, want 1", paths[i], n)
+			}
+		}
+	})
+
+	t.Run("against a replacement", func(t *testing.T) {
+		for i := 100; i < 120; i++ {
+			var wg sync.WaitGroup
+			var won atomic.Int32
+			expect := states[i]
+			wg.Go(func() {
+				if _, err := r.SetAttrs(paths[i], expect, Meta{Mode: 0o644, ModTime: when(5000 + i)}); err == nil {
+					won.Add(1)
+				} else if !errors.Is(err, ErrChanged) {
+					t.Errorf("SetAttrs %s: %v", paths[i], err)
+				}
+			})
+			wg.Go(func() {
+				_, err := r.WriteFile(context.Background(), paths[i], expect, Meta{Mode: 0o644, ModTime: when(9000 + i)},
+					func(w Writer) error { _, err := w.Write([]byte("new content")); return err })
+				if err == nil {
+					won.Add(1)
+				} else if !errors.Is(err, ErrChanged) {
+					t.Errorf("WriteFile %s: %v", paths[i], err)
+				}
+			})
+			wg.Wait()
+			if n := won.Load(); n != 1 {
+				t.Fatalf("%s: %d of SetAttrs and a replacement with one expectation succeeded, want 1", paths[i], n)
+			}
+		}
+	})
 }

@@ -96,3 +96,48 @@ func TestAccessRefusesRemovedWriter(t *testing.T) {
 	}
 	expectFile(t, b, "member.txt", []byte("written while a member"))
 }
+
+// gateAccess lets records in only once opened.
+type gateAccess struct {
+	open    atomic.Bool
+	refused atomic.Int64
+}
+
+func (g *gateAccess) MayWrite(identity.DeviceID, record.Record) bool {
+	if g.open.Load() {
+		return true
+	}
+	g.refused.Add(1)
+	return false
+}
+
+// TestReconsiderTakesWhatWasRefused: a record the share's Access refused
+// is fetched again once Reconsider says the access changed, although the
+// two roots are the pair the last reconcile ended on (it would otherwise
+// wait for either device to change something).
+func TestReconsiderTakesWhatWasRefused(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "a", key), newDevice(t, "b", key)
+	a.addShare(b)
+	acc := new(gateAccess)
+	if err := b.e.AddShare(ShareConfig{Key: key, Name: "s", Path: b.dir, Members: []identity.DeviceID{a.id.ID()}, Access: acc}); err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(5000)
+	write(t, a, "mounted/own.txt", data)
+	waitScanned(t, a)
+	link(t, a, b)
+	deadline := time.Now().Add(20 * time.Second)
+	for acc.refused.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("B never refused a record")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	acc.open.Store(true)
+	if err := b.e.Reconsider(key.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, a, b)
+	expectFile(t, b, "mounted/own.txt", data)
+}

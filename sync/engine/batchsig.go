@@ -48,7 +48,7 @@ func (b *batchPeers) allCapable(ids []identity.DeviceID) bool {
 
 // speaksBatchSig reports whether the peer's Hello offers batched envelopes.
 func (s *Session) speaksBatchSig() bool {
-	h, ok := s.c.(interface{ PeerHello() *wire.Hello })
+	h, ok := s.conn().(interface{ PeerHello() *wire.Hello })
 	return ok && h.PeerHello() != nil && slices.Contains(h.PeerHello().Capabilities, wire.BatchSigCapability)
 }
 
@@ -86,14 +86,15 @@ func (f *folder) updateBatchSigning() {
 // as any other: one Ed25519 verification per batch. A touch of many files
 // then pays no signature or proof per record.
 
-// encodeTrimmed is encodeRecord for a peer that reads batched envelopes: a
-// batched envelope goes trimmed (trimmed is true), any other whole.
-func (c *codec) encodeTrimmed(env record.Envelope, base *record.Envelope) (rd wire.RecordData, trimmed bool) {
+// encodeTrimmedFor is encodeRecordFor for a peer that reads batched
+// envelopes: a batched envelope goes trimmed (trimmed is true), any other
+// whole.
+func (c *codec) encodeTrimmedFor(env record.Envelope, base *record.Envelope, p packing) (rd wire.RecordData, trimmed bool) {
 	raw, ok := env.Trimmed()
 	if !ok {
-		return c.encodeRecord(env, base), false
+		return c.encodeRecordFor(env, base, p), false
 	}
-	return c.encodeRaw(env.Key(), raw, base), true
+	return c.encodeRaw(env.Key(), raw, base, p), true
 }
 
 // batchUp names, in recs (trimmed records: envs[i] is the envelope of

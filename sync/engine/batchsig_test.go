@@ -86,25 +86,7 @@ func TestBatchSignedRecordsSync(t *testing.T) {
 // records are signed in batches.
 func TestTouchBatchedTravelsAsRecordOnly(t *testing.T) {
 	const n = 300
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.batchSig, b.batchSig = true, true
-	a.addShare(b)
-	b.addShare(a)
-	for i := range n {
-		mustWrite(t, filepath.Join(a.dir, tinyName(i)), tinyContent(i))
-	}
-	var count wireCount
-	linkCounted(t, a, b, &count)
-	waitCond(t, "A to see B announce batched envelopes", func() bool { return shareOf(t, a).BatchSigning() })
-	a.rescan()
-	waitConverged(t, a, b)
-	count.n.Store(0)
-	touchAll(t, a.dir, n, time.Now().Add(-time.Hour))
-	a.rescan()
-	waitConverged(t, a, b)
-	waitAttrsEqual(t, a, b, n)
-	per := float64(count.n.Load()) / n
+	a, b, per := batchedTouchOnWire(t, n, false)
 	t.Logf("a touch of batch-signed records cost %.0f bytes on the wire per file", per)
 	if per > touchBudget {
 		t.Errorf("a touch cost %.0f bytes on the wire per file, want <= %d", per, touchBudget)
@@ -118,6 +100,29 @@ func TestTouchBatchedTravelsAsRecordOnly(t *testing.T) {
 			t.Fatalf("%s: B's envelope differs from A's", tinyName(i))
 		}
 	}
+}
+
+// batchedTouchOnWire syncs n tiny files from A to B, both signing in
+// batches (and with compress, through the compressed stream), then
+// touches them all and returns what that cost on the wire per file, once
+// B holds the new attributes.
+func batchedTouchOnWire(t *testing.T, n int, compress bool) (a, b *device, per float64) {
+	t.Helper()
+	a, b = newPair(t, func(d *device) { d.batchSig, d.compress = true, compress })
+	for i := range n {
+		mustWrite(t, filepath.Join(a.dir, tinyName(i)), tinyContent(i))
+	}
+	var count wireCount
+	linkCounted(t, a, b, &count)
+	waitCond(t, "A to see B announce batched envelopes", func() bool { return shareOf(t, a).BatchSigning() })
+	a.rescan()
+	waitConverged(t, a, b)
+	count.n.Store(0)
+	touchAll(t, a.dir, n, time.Now().Add(-time.Hour))
+	a.rescan()
+	waitConverged(t, a, b)
+	waitAttrsEqual(t, a, b, n)
+	return a, b, float64(count.n.Load()) / float64(n)
 }
 
 // A member that does not announce the capability keeps every writer

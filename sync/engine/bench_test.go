@@ -24,10 +24,7 @@ func BenchmarkEditBytes(b *testing.B) {
 	if testing.Short() {
 		size = 8 << 20
 	}
-	key := newKey(b)
-	a, bb := newDevice(b, "A", key), newDevice(b, "B", key)
-	a.addShare(bb)
-	bb.addShare(a)
+	a, bb := newPair(b)
 	var count wireCount
 	linkCounted(b, a, bb, &count)
 	rs := newRsync(b)
@@ -84,10 +81,7 @@ func BenchmarkEditBytes(b *testing.B) {
 func BenchmarkReconnect(b *testing.B) {
 	for _, n := range []int{2000, 20000} {
 		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
-			key := newKey(b)
-			a, bb := newDevice(b, "A", key), newDevice(b, "B", key)
-			a.addShare(bb)
-			bb.addShare(a)
+			a, bb := newPair(b)
 			for i := range n {
 				mustWrite(b, filepath.Join(a.dir, fmt.Sprintf("d%02d/f%06d", i%50, i)), []byte(strconv.Itoa(i)))
 			}
@@ -206,10 +200,7 @@ func BenchmarkInitialSync(b *testing.B) {
 		b.Run(fmt.Sprintf("files=%d", n), func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
-				key := newKey(b)
-				a, bb := newDevice(b, "A", key), newDevice(b, "B", key)
-				a.addShare(bb)
-				bb.addShare(a)
+				a, bb := newPair(b)
 				var total int64
 				for i := range n {
 					size := 1024 + (i*7919)%(63*1024)

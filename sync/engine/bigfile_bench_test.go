@@ -30,10 +30,7 @@ func BenchmarkLargeFile(b *testing.B) {
 	}
 	for b.Loop() {
 		b.StopTimer()
-		key := newKey(b)
-		a, bb := newDevice(b, "A", key), newDevice(b, "B", key)
-		a.addShare(bb)
-		bb.addShare(a)
+		a, bb := newPair(b)
 		writeRandomFile(b, filepath.Join(a.dir, "big.bin"), size)
 		// As a file that was not written the instant before its scan: a
 		// scan's proof of it then counts (see index.proofs).

@@ -18,7 +18,12 @@ import (
 // Compression on the wire. A block or record is compressed only when that
 // pays: a 4 KiB sample is tried first, and incompressible data goes raw
 // without a second pass over it. Blocks to a peer on this machine go raw
-// too: loopback outruns zstd, so compressing could only cost time.
+// too: loopback outruns zstd, so compressing could only cost time. To a
+// peer whose connection compresses what we send in one stream
+// (conn.Conn.Compresses, wire.CapZstream), records and inline contents go
+// raw into that stream, where each is compressed with the history of those
+// before it, and so do blocks to another machine; a block whose samples do
+// not compress is marked to go around it.
 const (
 	sampleLen      = 4 << 10
 	minCompressLen = 256 // shorter payloads are not worth a frame header
@@ -28,6 +33,16 @@ const (
 	minDeltaBasis = 4 << 10
 	// maxRecordLen bounds a decompressed envelope (record.Open checks again).
 	maxRecordLen = 64 << 20
+)
+
+// packing says how the payloads sent to a peer are compressed.
+type packing uint8
+
+const (
+	packRaw        packing = iota // a peer on this machine: the link outruns zstd
+	packFrames                    // each block or record in a zstd frame of its own, where that pays
+	packStream                    // raw into the connection's compressed stream
+	packStreamMeta                // records, inline contents and tiny blocks raw into the stream, other blocks raw around it (this machine)
 )
 
 // errBadData marks data from a peer that does not decode or does not match
@@ -49,6 +64,11 @@ type codec struct {
 	dictEncs chan *zstd.Encoder
 	// patching holds a slot per patch being encoded (patch.go).
 	patching chan struct{}
+	// reflateServing and reflatePulling hold the one reflated patch
+	// (reflate.go) being encoded and the one being fetched and decoded: two
+	// slots, or two devices each pulling from the other would each wait for
+	// the slot its own pull holds.
+	reflateServing, reflatePulling chan struct{}
 }
 
 // Small record deltas (a record and its base together up to smallDict
@@ -70,7 +90,7 @@ func newCodec() (*codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start zstd decoder: %w", err)
 	}
-	return &codec{enc: enc, dec: dec, dictEncs: make(chan *zstd.Encoder, dictEncsKept), patching: make(chan struct{}, patchesEncoding)}, nil
+	return &codec{enc: enc, dec: dec, dictEncs: make(chan *zstd.Encoder, dictEncsKept), patching: make(chan struct{}, patchesEncoding), reflateServing: make(chan struct{}, 1), reflatePulling: make(chan struct{}, 1)}, nil
 }
 
 func (c *codec) Close() {
@@ -126,10 +146,35 @@ func (c *codec) compress(b []byte) []byte {
 	return z
 }
 
+// compressible reports whether data is worth a place in a compressed
+// stream: whether one of streamSamples samples spread over it compresses.
+// Only data that is random throughout goes around the stream: a block that
+// mixes random regions and text (a sample at its start alone would often
+// see only random bytes) compresses in it, and random data costs the stream
+// CPU but no bytes.
+func (c *codec) compressible(data []byte) bool {
+	if len(data) <= 2*sampleLen {
+		return true // cheaper to let the stream find out
+	}
+	var z [2 * streamSample]byte
+	step := (len(data) - streamSample) / (streamSamples - 1)
+	for i := range streamSamples {
+		s := c.enc.EncodeAll(data[i*step:i*step+streamSample], z[:0])
+		if len(s)*paysDen < streamSample*paysNum {
+			return true
+		}
+	}
+	return false
+}
+
+// streamSamples samples of streamSample bytes decide whether a block goes
+// into a compressed stream: as many bytes as one 8 KiB sample.
+const streamSamples, streamSample = 8, 1 << 10
+
 // encodeBlock answers a block request: data is the block; sig, if not
 // empty, describes a basis the asker has, so a delta may be smaller.
-// squeeze says whether zstd may pay on this link at all.
-func (c *codec) encodeBlock(data, sig []byte, squeeze bool) (*wire.BlockResponse, error) {
+// p says how payloads to this peer are compressed.
+func (c *codec) encodeBlock(data, sig []byte, p packing) (*wire.BlockResponse, error) {
 	if len(sig) > 0 {
 		s, err := delta.ParseSignature(sig)
 		if err != nil {
@@ -137,13 +182,18 @@ func (c *codec) encodeBlock(data, sig []byte, squeeze bool) (*wire.BlockResponse
 		}
 		d := delta.Delta(s, data)
 		if len(d) < len(data) {
-			if z := c.compress(d); squeeze && z != nil {
-				return &wire.BlockResponse{Encoding: wire.BlockDeltaZstd, Data: z}, nil
+			if p == packFrames {
+				if z := c.compress(d); z != nil {
+					return &wire.BlockResponse{Encoding: wire.BlockDeltaZstd, Data: z}, nil
+				}
 			}
 			return &wire.BlockResponse{Encoding: wire.BlockDelta, Data: d}, nil
 		}
 	}
-	if squeeze {
+	switch p {
+	case packStream:
+		return &wire.BlockResponse{Encoding: wire.BlockRaw, Data: data, Incompressible: !c.compressible(data)}, nil
+	case packFrames:
 		if z := c.compress(data); z != nil {
 			return &wire.BlockResponse{Encoding: wire.BlockZstd, Data: z}, nil
 		}
@@ -202,12 +252,18 @@ func (c *codec) decodeLimited(b []byte, limit int) ([]byte, error) {
 // against it: a small edit to a large file then costs a few hundred bytes
 // instead of the whole block list.
 func (c *codec) encodeRecord(env record.Envelope, base *record.Envelope) wire.RecordData {
-	return c.encodeRaw(env.Key(), env.Bytes(), base)
+	return c.encodeRecordFor(env, base, packFrames)
 }
 
-// encodeRaw is encodeRecord of raw, an envelope's bytes or a batched one's
-// trimmed bytes (batchsig.go), at key.
-func (c *codec) encodeRaw(key merkle.Key, raw []byte, base *record.Envelope) wire.RecordData {
+// encodeRecordFor is encodeRecord for a peer whose payloads are packed as p:
+// into a compressed stream, a record without a base goes raw.
+func (c *codec) encodeRecordFor(env record.Envelope, base *record.Envelope, p packing) wire.RecordData {
+	return c.encodeRaw(env.Key(), env.Bytes(), base, p)
+}
+
+// encodeRaw is encodeRecordFor of raw, an envelope's bytes or a batched
+// one's trimmed bytes (batchsig.go), at key.
+func (c *codec) encodeRaw(key merkle.Key, raw []byte, base *record.Envelope, p packing) wire.RecordData {
 	rd := wire.RecordData{Key: key, Encoding: wire.RecordPlain, Data: raw}
 	// Against a base even a short envelope pays: all but what changed is
 	// in the dictionary (a touched small file's 241 bytes become ~100).
@@ -215,6 +271,9 @@ func (c *codec) encodeRaw(key merkle.Key, raw []byte, base *record.Envelope) wir
 		if z, err := c.encodeDict(raw, base.Bytes()); err == nil && len(z) < len(raw) {
 			return wire.RecordData{Key: key, Encoding: wire.RecordZstdDict, Base: base.Leaf(), Data: z}
 		}
+	}
+	if p == packStream || p == packStreamMeta {
+		return rd
 	}
 	if z := c.compress(raw); z != nil {
 		rd.Encoding, rd.Data = wire.RecordZstd, z

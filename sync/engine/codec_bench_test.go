@@ -2,9 +2,7 @@ package engine
 
 import (
 	"testing"
-	"time"
 
-	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/record"
 )
 
@@ -18,18 +16,7 @@ func BenchmarkSmallRecordDelta(b *testing.B) {
 	}
 	defer c.Close()
 	key := newKey(b)
-	seal := func(i int, mtime int64) record.Envelope {
-		data := []byte{byte(i), byte(i >> 8)}
-		r := record.Record{Path: record.Path(tinyName(i)), Kind: record.File, Size: 1024, Mode: 0o644,
-			ModTime: time.Unix(mtime, 0).UTC(), FileHash: block.Sum(data),
-			Blocks:  []record.BlockRef{{Hash: block.Sum(data), Size: 1024}},
-			Version: record.Vector{{Device: 1, Value: uint64(mtime)}}, ModifiedBy: 1}
-		env, err := key.Seal(r)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return env
-	}
+	seal := func(i int, mtime int64) record.Envelope { return sealTiny(b, key, i, mtime) }
 	const n = 256
 	olds, curs := make([]record.Envelope, n), make([]record.Envelope, n)
 	for i := range n {

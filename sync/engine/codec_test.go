@@ -9,6 +9,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 	"github.com/blueshift-sync/blueshift/sync/delta"
 )
@@ -23,27 +24,44 @@ func TestBlockEncodings(t *testing.T) {
 	text := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog "), 1500)
 	edited := append(append(append([]byte{}, random[:30000]...), 'X'), random[30000:]...)
 	sig, _ := delta.Signature(random, delta.WindowFor(len(random))).MarshalBinary()
+	// 4 KiB regions, one in four of them text, as the bench's small binary
+	// files have.
+	var mostlyRandom []byte
+	for i := range 16 {
+		if i%4 == 2 {
+			mostlyRandom = append(mostlyRandom, text[:4096]...)
+		} else {
+			mostlyRandom = append(mostlyRandom, random[i*4096:(i+1)*4096]...)
+		}
+	}
 	tests := []struct {
-		name    string
-		data    []byte
-		sig     []byte
-		basis   []byte
-		squeeze bool
-		want    wire.BlockEncoding
+		name  string
+		data  []byte
+		sig   []byte
+		basis []byte
+		pack  packing
+		want  wire.BlockEncoding
+		// incomp: marked to go around a compressed stream
+		incomp bool
 	}{
-		{"incompressible goes raw", random, nil, nil, true, wire.BlockRaw},
-		{"text is compressed", text, nil, nil, true, wire.BlockZstd},
-		{"not compressed where it cannot pay", text, nil, nil, false, wire.BlockRaw},
-		{"an edit travels as a delta", edited, sig, random, true, wire.BlockDelta},
+		{"incompressible goes raw", random, nil, nil, packFrames, wire.BlockRaw, false},
+		{"text is compressed", text, nil, nil, packFrames, wire.BlockZstd, false},
+		{"not compressed where it cannot pay", text, nil, nil, packRaw, wire.BlockRaw, false},
+		{"an edit travels as a delta", edited, sig, random, packFrames, wire.BlockDelta, false},
+		{"text goes raw into a stream", text, nil, nil, packStream, wire.BlockRaw, false},
+		{"incompressible goes around a stream", random, nil, nil, packStream, wire.BlockRaw, true},
+		{"random then text goes into a stream", append(random[:32<<10:32<<10], text...), nil, nil, packStream, wire.BlockRaw, false},
+		{"a delta goes raw into a stream", edited, sig, random, packStream, wire.BlockDelta, false},
+		{"mostly random with text between goes into a stream", mostlyRandom, nil, nil, packStream, wire.BlockRaw, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := c.encodeBlock(tt.data, tt.sig, tt.squeeze)
+			resp, err := c.encodeBlock(tt.data, tt.sig, tt.pack)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if resp.Encoding != tt.want {
-				t.Fatalf("encoding %v, want %v", resp.Encoding, tt.want)
+			if resp.Encoding != tt.want || resp.Incompressible != tt.incomp {
+				t.Fatalf("encoding %v (incompressible: %v), want %v (%v)", resp.Encoding, resp.Incompressible, tt.want, tt.incomp)
 			}
 			got, err := c.decodeBlock(resp, block.Sum(tt.data), uint32(len(tt.data)), tt.basis)
 			if err != nil || !bytes.Equal(got, tt.data) {
@@ -111,6 +129,22 @@ func TestRecordDelta(t *testing.T) {
 	}
 }
 
+// sealTiny is the signed record of tinyName(i), 1 KiB, modified at mtime
+// (its version too): a touch gives the same file a new mtime.
+func sealTiny(t testing.TB, key share.Key, i int, mtime int64) record.Envelope {
+	t.Helper()
+	data := []byte{byte(i), byte(i >> 8)}
+	r := record.Record{Path: record.Path(tinyName(i)), Kind: record.File, Size: 1024, Mode: 0o644,
+		ModTime: time.Unix(mtime, 0).UTC(), FileHash: block.Sum(data),
+		Blocks:  []record.BlockRef{{Hash: block.Sum(data), Size: 1024}},
+		Version: record.Vector{{Device: 1, Value: uint64(mtime)}}, ModifiedBy: 1}
+	env, err := key.Seal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
 // TestSmallRecordDelta: a touched small file's record (a new mtime, version
 // and signature) travels as a dictionary delta of about a hundred bytes,
 // and the kept encoders, reset to each base, never mix bases up.
@@ -121,18 +155,7 @@ func TestSmallRecordDelta(t *testing.T) {
 	}
 	defer c.Close()
 	key := newKey(t)
-	seal := func(i int, mtime int64) record.Envelope {
-		data := []byte{byte(i), byte(i >> 8)}
-		r := record.Record{Path: record.Path(tinyName(i)), Kind: record.File, Size: 1024, Mode: 0o644,
-			ModTime: time.Unix(mtime, 0).UTC(), FileHash: block.Sum(data),
-			Blocks:  []record.BlockRef{{Hash: block.Sum(data), Size: 1024}},
-			Version: record.Vector{{Device: 1, Value: uint64(mtime)}}, ModifiedBy: 1}
-		env, err := key.Seal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return env
-	}
+	seal := func(i int, mtime int64) record.Envelope { return sealTiny(t, key, i, mtime) }
 	for i := range 50 {
 		old, cur := seal(i, 1_700_000_000), seal(i, 1_700_000_600)
 		rd := c.encodeRecord(cur, &old)

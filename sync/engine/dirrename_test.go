@@ -171,10 +171,7 @@ func TestDirRenamedByReceiverDuringPull(t *testing.T) {
 // TestDirRenamedBySenderWhileWalked: A renames dir to dir2 as soon as B
 // has some of its files, with no stall: B may still be walking A's tree.
 func TestDirRenamedBySenderWhileWalked(t *testing.T) {
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.addShare(b)
-	b.addShare(a)
+	a, b := newPair(t)
 	files := dirFiles(t, a, "dir", 400)
 	waitScanned(t, a)
 	a.restart() // no push in flight: B walks A's tree

@@ -31,7 +31,11 @@
 //     one signature check per batch.
 //     The puller commits the small files it staged and the files whose
 //     attributes it set in place together once the batch is applied
-//     (index.Share.CommitAll).
+//     (index.Share.CommitAll), and the directories it made (without an
+//     fsync each) after one sync, before their files are fetched. Small
+//     new files whose records came without their content (a push carries
+//     some hundreds of files' content) have their records asked for again,
+//     256 at a time, which brings the content (inline.go).
 //     Until a peer's pushes are all handed to the puller, the share is
 //     announced as pulling, so the pusher does not walk a half-applied tree.
 //  4. After that, new local records are pushed to connected members as soon
@@ -64,7 +68,13 @@
 // programs it kept as hard links in .blueshift/basis (basis.go); the
 // receiver checks every block of a patch before writing any, cuts off a
 // peer whose patch does not match, and fetches block by block whatever a
-// patch did not bring. Every block is checked against its hash before use;
+// patch did not bring. When the old version is an ELF program and the
+// peer also offers "patch-reflate/1", the whole new version is asked first
+// as one patch of its expansion (sync/reflate: the debug sections the
+// linker compressed, decompressed in place) against the old version's
+// (reflate.go); the receiver compresses the sections again and checks
+// every block, and anything that does not match falls back to the spans.
+// Every block is checked against its hash before use;
 // a peer that sends a wrong one is disconnected and the block fetched
 // elsewhere.
 // A fixed set of workers (Options.Parallel) fetches a large file's blocks;

@@ -295,6 +295,27 @@ func (e *Engine) SetMembers(id share.ID, members []identity.DeviceID) error {
 	return nil
 }
 
+// Reconsider has share id walk again the trees of its connected members
+// whose roots differ from its own, even a pair of roots it walked before:
+// what its Access lets in may have changed (a member added, a mount taken
+// back), and records it refused then may be taken now. The daemon calls it
+// when the share's membership log changes.
+func (e *Engine) Reconsider(id share.ID) error {
+	f := e.folder(id)
+	if f == nil {
+		return fmt.Errorf("reconsider share %s: %w", id, ErrUnknownShare)
+	}
+	for _, s := range e.sessions() {
+		if f.isMember(s.id) {
+			s.mu.Lock()
+			delete(s.mu.synced, id)
+			s.mu.Unlock()
+			s.maybeWant(f)
+		}
+	}
+	return nil
+}
+
 // Rescan asks a share to look at paths (share-relative, slash-separated; a
 // directory means its subtree), or at everything when full is set.
 func (e *Engine) Rescan(id share.ID, paths []string, full bool) error {
@@ -316,8 +337,14 @@ func (s *Session) Serve(ctx context.Context, c Conn) error {
 	if c.Remote() != s.id {
 		return fmt.Errorf("serve peer %s: connection is to %s", peerName(s.id), peerName(c.Remote()))
 	}
-	s.c = c
+	s.cv.Store(&connBox{c})
 	s.squeeze.Store(!onThisMachine(c))
+	if z, ok := c.(interface{ Compresses() bool }); ok {
+		s.stream.Store(z.Compresses())
+	}
+	if z, ok := c.(interface{ CompressesBlocks() bool }); ok {
+		s.streamBlocks.Store(z.CompressesBlocks())
+	}
 	e := s.e
 	e.mu.Lock()
 	if old, ok := e.mu.sessions[s.id]; ok {

@@ -78,9 +78,14 @@ type device struct {
 	// (patch_test.go); wrap, if set, wraps the handler of its connections.
 	patch bool
 	wrap  func(conn.Handler) conn.Handler
+	// reflate has the device offer reflated patches too (reflate_test.go).
+	reflate bool
 	// batchSig has the Hello announce wire.BatchSigCapability
 	// (batchsig_test.go).
 	batchSig bool
+	// compress has the device's connections compress what it sends on
+	// loopback too (conn.Options.CompressLoopback; stream_test.go).
+	compress bool
 }
 
 // hello is the device's Hello. It speaks wire.HaveVersion even before
@@ -96,6 +101,9 @@ func (d *device) hello() wire.Hello {
 	}
 	if d.patch {
 		h.Capabilities = append(h.Capabilities, wire.PatchCapability)
+	}
+	if d.reflate {
+		h.Capabilities = append(h.Capabilities, wire.ReflateCapability)
 	}
 	if d.batchSig {
 		h.Capabilities = append(h.Capabilities, wire.BatchSigCapability)
@@ -256,7 +264,7 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 		if local.wrap != nil {
 			h = local.wrap(h)
 		}
-		c, err := conn.Open(ctx, s, local.hello(), h, conn.Options{})
+		c, err := conn.Open(ctx, s, local.hello(), h, conn.Options{CompressLoopback: local.compress})
 		if err != nil {
 			return
 		}
@@ -435,6 +443,22 @@ func (w testWriter) String() string {
 	return w.buf.String()
 }
 
+// newPair returns devices A and B of a new share, each the other's only
+// member. set, when given, configures each device (batchSig, compress,
+// ...) before its share is added.
+func newPair(t testing.TB, set ...func(*device)) (a, b *device) {
+	t.Helper()
+	key := newKey(t)
+	a, b = newDevice(t, "A", key), newDevice(t, "B", key)
+	for _, f := range set {
+		f(a)
+		f(b)
+	}
+	a.addShare(b)
+	b.addShare(a)
+	return a, b
+}
+
 func newKey(t testing.TB) share.Key {
 	t.Helper()
 	sec, err := share.NewSecret()
@@ -445,10 +469,7 @@ func newKey(t testing.TB) share.Key {
 }
 
 func TestTwoDevicesScenarios(t *testing.T) {
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.addShare(b)
-	b.addShare(a)
+	a, b := newPair(t)
 
 	big := randBytes(3 << 20)
 	write(t, a, "docs/readme.txt", []byte("hello"))
@@ -543,10 +564,7 @@ func expectFile(t testing.TB, d *device, rel string, want []byte) {
 }
 
 func TestConflictKeepsBoth(t *testing.T) {
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.addShare(b)
-	b.addShare(a)
+	a, b := newPair(t)
 	write(t, a, "notes.txt", []byte("v1"))
 	cut := link(t, a, b)
 	waitConverged(t, a, b)
@@ -579,10 +597,7 @@ func TestConflictKeepsBoth(t *testing.T) {
 // the losing file stays where it is, not set aside and not recorded as
 // deleted, until the winner's content can be had.
 func TestConflictWaitsForTheWinner(t *testing.T) {
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.addShare(b)
-	b.addShare(a)
+	a, b := newPair(t)
 	mustWrite(t, filepath.Join(a.dir, "notes.txt"), []byte("edited on A"))
 	waitScanned(t, a)
 	time.Sleep(10 * time.Millisecond)
@@ -697,11 +712,7 @@ func (l liar) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, 
 
 func mustRecord(t testing.TB, d *device, p string) record.Record {
 	t.Helper()
-	idx, err := d.db.Share(d.key, d.dir, d.id.ID().Short())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, ok, err := idx.Lookup(record.Path(p))
+	e, ok, err := d.index().Lookup(record.Path(p))
 	if err != nil || !ok {
 		t.Fatalf("no record of %s on %s: %v", p, d.name, err)
 	}

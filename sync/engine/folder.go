@@ -24,6 +24,9 @@ const (
 	inboxDepth  = 8   // record batches waiting for the puller (each up to maxPushKeys records)
 	maxErrors   = 20  // most recent apply errors kept for status
 	maxPushKeys = 512 // records per push message
+	// maxQueuedContent bounds the inline content (inline.go) of the batches
+	// waiting for the puller, which then applies them at once (drain).
+	maxQueuedContent = 16 << 20
 )
 
 // incoming is a record a peer sent, verified, waiting for the puller.
@@ -55,6 +58,7 @@ type folder struct {
 	inbox   chan []incoming // to the puller
 	scans   chan scanRequest
 	retry   chan struct{} // to the puller: look at waiting records now
+	taken   chan struct{} // from the puller: it took batches from inbox (room for content)
 	updates chan pushItem // to the pusher; made by run
 	quit    chan struct{} // closed by stop
 	done    chan struct{} // closed when run returns
@@ -62,6 +66,10 @@ type folder struct {
 	act activity // transfer counters, rate limits, the file log (activity.go)
 	// bases keeps versions of programs for patches (basis.go).
 	bases *keptBases
+
+	// applying holds the paths the puller changed on disk and has not yet
+	// committed, which scans leave alone (applying.go).
+	applying applying
 
 	// retouched counts files whose attributes were set in place since the
 	// last batch was made durable (see retouch); owned by the puller.
@@ -75,9 +83,9 @@ type folder struct {
 		busy        bool                              // guarded by mu: the puller is applying
 		queued      int                               // guarded by mu: records delivered, not yet applied
 		walking     int                               // guarded by mu: reconciles under way, delivering records
+		inboxBytes  int64                             // guarded by mu: inline content of the batches in inbox or about to enter it
 		need        map[merkle.Key][]needed           // guarded by mu: queued records whose content is lacking (status.go)
 		madeDirs    map[record.Path]uint64            // guarded by mu: inodes of directories the puller made (moved.go)
-		heldBack    map[record.Path]bool              // guarded by mu: made directories mayMakeDir refused to make again once (moved.go)
 		scanning    int                               // guarded by mu: scans under way (the root is still moving)
 		errors      []string                          // guarded by mu: newest last
 		conflict    int                               // guarded by mu: conflict copies made
@@ -98,6 +106,7 @@ func newFolder(e *Engine, cfg ShareConfig, idx *index.Share, root *apply.Root) *
 		inbox: make(chan []incoming, inboxDepth),
 		scans: make(chan scanRequest, 64),
 		retry: make(chan struct{}, 1),
+		taken: make(chan struct{}, 1),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -141,18 +150,64 @@ func (f *folder) stop() {
 }
 
 // deliver hands verified records to the puller; it blocks while the puller
-// is behind (back-pressure on the peer), until ctx is done.
+// is behind (back-pressure on the peer), until ctx is done: while inbox
+// holds inboxDepth batches, or maxQueuedContent bytes of inline content.
 func (f *folder) deliver(ctx context.Context, batch []incoming) error {
+	n := contentBytes(batch)
+	for {
+		f.mu.Lock()
+		room := f.mu.inboxBytes == 0 || f.mu.inboxBytes+n <= maxQueuedContent
+		if room {
+			f.mu.inboxBytes += n
+		}
+		f.mu.Unlock()
+		if room {
+			break
+		}
+		select {
+		case <-f.taken:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.quit:
+			return fmt.Errorf("share %s: stopped", f.cfg.Name)
+		}
+	}
 	f.countQueued(batch, +1)
 	select {
 	case f.inbox <- batch:
 		return nil
 	case <-ctx.Done():
 		f.countQueued(batch, -1)
+		f.tookContent(n)
 		return ctx.Err()
 	case <-f.quit:
 		f.countQueued(batch, -1)
+		f.tookContent(n)
 		return fmt.Errorf("share %s: stopped", f.cfg.Name)
+	}
+}
+
+// contentBytes is the inline content a batch holds.
+func contentBytes(batch []incoming) int64 {
+	var n int64
+	for _, in := range batch {
+		n += int64(len(in.content))
+	}
+	return n
+}
+
+// tookContent notes that n bytes of content left the inbox (taken by the
+// puller, or never put in) and wakes a deliver waiting for room.
+func (f *folder) tookContent(n int64) {
+	if n == 0 {
+		return
+	}
+	f.mu.Lock()
+	f.mu.inboxBytes -= n
+	f.mu.Unlock()
+	select {
+	case f.taken <- struct{}{}:
+	default:
 	}
 }
 
@@ -214,6 +269,7 @@ func (f *folder) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case batch := <-f.inbox:
+			f.tookContent(contentBytes(batch))
 			batch = f.drain(batch)
 			f.applyBatch(ctx, batch)
 			f.summarise()
@@ -234,6 +290,7 @@ func (f *folder) drain(batch []incoming) []incoming {
 	for len(batch) < 10000 {
 		select {
 		case more := <-f.inbox:
+			f.tookContent(contentBytes(more))
 			batch = append(batch, more...)
 		default:
 			return batch
@@ -256,7 +313,7 @@ func (f *folder) drainScans(req scanRequest) scanRequest {
 
 // scan brings the index up to date with the disk.
 func (f *folder) scan(ctx context.Context, req scanRequest) {
-	opts := index.ScanOptions{}
+	opts := index.ScanOptions{Busy: f.applying.busy}
 	if f.cfg.ChunkKey != nil {
 		opts.ChunkKey = f.cfg.ChunkKey()
 	}
@@ -299,13 +356,21 @@ func (f *folder) scan(ctx context.Context, req scanRequest) {
 // applyBatch makes the disk match a batch of remote records: directories
 // and links first, parents before children; then files, several at once;
 // then deletions, children before parents, so a moved file is rebuilt from
-// its old copy before that goes.
+// its old copy before that goes. New directories are made without a sync
+// each, and committed together once one sync has made them durable
+// (commitDirs), before any file below them is fetched.
 func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 	f.setBusy(true)
 	defer f.setBusy(false)
 	before, _, _ := f.idx.TreeRoot()
 	var dirs, files, deletions [][]incoming
-	for _, group := range byPath(batch) {
+	groups := byPath(batch)
+	// The groups hold copies of the batch's records: the contents that
+	// came with them are let go from there as each file is staged.
+	for i := range batch {
+		batch[i].content = nil
+	}
+	for _, group := range groups {
 		switch rec := group[0].rec; {
 		case rec.Deleted:
 			deletions = append(deletions, group)
@@ -315,10 +380,34 @@ func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 			dirs = append(dirs, group)
 		}
 	}
+	var staged []*stagedFile
 	for _, g := range dirs {
-		f.applyGroup(ctx, g)
+		if len(g) > 1 {
+			f.applyGroup(ctx, g)
+			continue
+		}
+		sf, err := f.applyOne(ctx, g[0], true)
+		if err == nil && sf != nil {
+			staged = append(staged, sf)
+			continue
+		}
+		f.settle(ctx, g[0], err)
 	}
-	f.applyFiles(ctx, files)
+	f.commitDirs(ctx, staged)
+	// A part at a time, whose records and states the index reads together
+	// first and keeps in memory while they are applied and committed.
+	for len(files) > 0 {
+		part, n := files, 0
+		for i, g := range files {
+			if n += len(g); n > index.PrefetchMax && i > 0 {
+				part = files[:i]
+				break
+			}
+		}
+		files = files[len(part):]
+		f.prefetch(slices.Concat(part...))
+		f.applyFiles(ctx, part)
+	}
 	slices.Reverse(deletions)
 	for _, g := range deletions {
 		f.applyGroup(ctx, g)
@@ -339,6 +428,19 @@ func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 		f.announceAll()
 	} else {
 		f.announceIfDonePulling()
+	}
+}
+
+// prefetch has the index read the records and local states of a batch's
+// paths together, which applying reads one path at a time.
+func (f *folder) prefetch(batch []incoming) {
+	keys := make([]merkle.Key, len(batch))
+	paths := make([]record.Path, len(batch))
+	for i, in := range batch {
+		keys[i], paths[i] = in.env.Key(), in.rec.Path
+	}
+	if err := f.idx.Prefetch(keys, paths); err != nil {
+		f.log.Debug("read records and states of a batch", "err", err) // read one by one when applied
 	}
 }
 
@@ -382,6 +484,9 @@ func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
 				}
 				sf, err := f.applyOne(ctx, g[0], true)
 				if err == nil && sf != nil {
+					// Staged: its content is in its temp file now, and
+					// no longer held until the whole part is installed.
+					g[0].content = nil
 					mu.Lock()
 					staged = append(staged, sf)
 					mu.Unlock()
@@ -391,8 +496,22 @@ func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
 			}
 		})
 	}
-	for _, g := range groups {
-		work <- g
+	// The content of small new files that came without it is asked for in
+	// bulk (askContent), a chunk ahead of the workers: one chunk's content
+	// (up to responseInline) is fetched while the last one is handed out,
+	// not two more queued behind it.
+	chunks := make(chan [][]incoming)
+	wg.Go(func() {
+		defer close(chunks)
+		for c := range slices.Chunk(groups, maxKeysPerAsk) {
+			f.askContent(ctx, c)
+			chunks <- c
+		}
+	})
+	for c := range chunks {
+		for _, g := range c {
+			work <- g
+		}
 	}
 	close(work)
 	wg.Wait()
@@ -405,16 +524,19 @@ func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
 	if content {
 		err = f.root.Sync()
 	}
+	defer f.releaseStaged(staged)
 	done := make([]*stagedFile, 0, len(staged))
 	states := make([]*index.FileState, 0, len(staged))
 	for _, sf := range staged {
 		if err != nil && !sf.inPlace {
 			sf.discard()
+			f.releaseStaged([]*stagedFile{sf})
 			f.settle(ctx, sf.in, err) // nothing installed: not durable
 			continue
 		}
 		st, commit, ierr := sf.install()
 		if ierr != nil || !commit {
+			f.releaseStaged([]*stagedFile{sf})
 			f.settle(ctx, sf.in, ierr)
 			continue
 		}
@@ -426,6 +548,29 @@ func (f *folder) applyFiles(ctx context.Context, groups [][]incoming) {
 		}
 	}
 	f.commitAll(ctx, done, states)
+}
+
+// commitDirs makes the directories a batch made durable, with one sync,
+// and records them in the index: before the batch's files are fetched, so
+// that a directory the user moves meanwhile is known to the scan that finds
+// it moved (moved.go).
+func (f *folder) commitDirs(ctx context.Context, staged []*stagedFile) {
+	if len(staged) == 0 {
+		return
+	}
+	defer f.releaseStaged(staged)
+	if err := f.root.Sync(); err != nil {
+		f.releaseStaged(staged)
+		for _, sf := range staged {
+			f.settle(ctx, sf.in, err) // not durable: not recorded
+		}
+		return
+	}
+	states := make([]*index.FileState, len(staged))
+	for i, sf := range staged {
+		states[i], _, _ = sf.install()
+	}
+	f.commitAll(ctx, staged, states)
 }
 
 // commitAll records applied files in the index together (one update of the
@@ -442,6 +587,7 @@ func (f *folder) commitAll(ctx context.Context, done []*stagedFile, states []*in
 	}
 	f.mu.Unlock()
 	errs := f.idx.CommitAll(recs)
+	f.releaseStaged(done)
 	for i, sf := range done {
 		if errs[i] == nil {
 			f.noteApplied(sf.in)
@@ -673,10 +819,15 @@ const holdFor = 2 * time.Second
 // pushLoop sends what the index commits to every connected member: new
 // local records as soon as they exist, and records taken from one peer on
 // to the others (so a read-only device relays what it cannot sign). The
-// records of one scan go out together when it ends, creations before
-// deletions: a rename's new path and old path's tombstone arrive in one
-// batch, so the receiver rebuilds from its old copy before removing it,
-// and the new record travels as a delta against the old one.
+// records of one scan that make or delete paths go out together when it
+// ends, creations before deletions: a rename's new path and old path's
+// tombstone arrive in one batch, so the receiver rebuilds from its old copy
+// before removing it, and the new record travels as a delta against the old
+// one. A new record of a file that stays a file at its path (a touch, a
+// chmod, an edit) is no part of a rename and goes at once, a batch of the
+// scan at a time: the receiver applies them while the scan goes on, where
+// a touch of 20,000 files had it wait for the whole scan and then the whole
+// push before it applied the first.
 func (f *folder) pushLoop(ctx context.Context, items <-chan pushItem) {
 	var held []outgoing
 	scanning := 0
@@ -704,10 +855,12 @@ func (f *folder) pushLoop(ctx context.Context, items <-chan pushItem) {
 			case !it.update.FromScan:
 				f.push(ctx, outgoingOf(it.update), false)
 			case scanning > 0:
-				if len(held) == 0 {
+				now, later := splitInPlace(outgoingOf(it.update))
+				f.push(ctx, now, true)
+				if len(later) > 0 && len(held) == 0 {
 					flush.Reset(holdFor)
 				}
-				held = append(held, outgoingOf(it.update)...)
+				held = append(held, later...)
 			default:
 				f.push(ctx, outgoingOf(it.update), true)
 			}
@@ -715,10 +868,13 @@ func (f *folder) pushLoop(ctx context.Context, items <-chan pushItem) {
 	}
 }
 
-// outgoing is an envelope to push and the one it replaced here, if any.
+// outgoing is an envelope to push and the one it replaced here, if any,
+// with their records when the index handed them over (nil: decoded when
+// needed).
 type outgoing struct {
 	env      record.Envelope
 	replaced *record.Envelope
+	rec, was *record.Record
 }
 
 func outgoingOf(u index.Update) []outgoing {
@@ -728,8 +884,47 @@ func outgoingOf(u index.Update) []outgoing {
 		if i < len(u.Replaced) {
 			out[i].replaced = u.Replaced[i]
 		}
+		if i < len(u.Records) {
+			out[i].rec = u.Records[i]
+		}
+		if i < len(u.Was) && out[i].replaced != nil {
+			out[i].was = u.Was[i]
+		}
 	}
 	return out
+}
+
+// record returns the record of o's envelope.
+func (o *outgoing) record() (record.Record, error) {
+	if o.rec != nil {
+		return *o.rec, nil
+	}
+	r, err := o.env.Record()
+	if err == nil {
+		o.rec = &r
+	}
+	return r, err
+}
+
+// inPlace reports whether o changes a file that stays a file at its path
+// (a touch, a chmod, an edit), as the index's records say: no part of a
+// rename.
+func (o outgoing) inPlace() bool {
+	return o.replaced != nil && o.rec != nil && o.was != nil &&
+		!o.rec.Deleted && o.rec.Kind == record.File && !o.was.Deleted && o.was.Kind == record.File
+}
+
+// splitInPlace separates the records of a scan that may go at once (see
+// pushLoop) from those held until the scan ends.
+func splitInPlace(items []outgoing) (now, later []outgoing) {
+	for _, it := range items {
+		if it.inPlace() {
+			now = append(now, it)
+		} else {
+			later = append(later, it)
+		}
+	}
+	return now, later
 }
 
 // push sends envelopes to every connected member. Each travels as a delta
@@ -758,8 +953,19 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 		}
 	}
 	peers := f.connectedMembers()
-	inline := f.newInliner(true)
-	inline.holds(prevs)
+	pack := pushPacking(peers)
+	inline := f.newInliner(pack, pushInline)
+	for i, it := range items {
+		switch {
+		case prevs[i] == nil:
+		case prevs[i] == it.replaced && it.was != nil:
+			inline.holds(*it.was)
+		default:
+			if rec, err := prevs[i].Record(); err == nil {
+				inline.holds(rec)
+			}
+		}
+	}
 	trim := slices.ContainsFunc(peers, (*Session).speaksBatchSig)
 	whole := slices.ContainsFunc(peers, func(s *Session) bool { return !s.speaksBatchSig() })
 	var envs []record.Envelope // per data: the envelope, when a record may go trimmed
@@ -767,7 +973,8 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 	if trim {
 		envs = make([]record.Envelope, 0, len(items))
 	}
-	for i, it := range items {
+	for i := range items {
+		it := &items[i]
 		env, base := it.env, prevs[i]
 		f.mu.Lock()
 		origin := f.mu.origin[env.Leaf()]
@@ -782,18 +989,19 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 		var rd wire.RecordData
 		trimmed := false
 		if trim {
-			rd, trimmed = f.e.codec.encodeTrimmed(env, base)
+			rd, trimmed = f.e.codec.encodeTrimmedFor(env, base, pack)
 			envs = append(envs, env)
 		} else {
-			rd = f.e.codec.encodeRecord(env, base)
+			rd = f.e.codec.encodeRecordFor(env, base, pack)
 		}
-		if base == nil || !liveFile(*base) {
-			inline.add(&rd, env) // new at this path: peers lack its content too
+		baseLive := base != nil && (base == it.replaced && it.was != nil && liveFileRecord(*it.was) || liveFile(*base))
+		if rec, err := it.record(); err == nil && !baseLive {
+			inline.add(&rd, env, rec) // new at this path: peers lack its content too
 		}
 		if whole && trim {
 			w := rd
 			if trimmed {
-				w = f.e.codec.encodeRecord(env, base)
+				w = f.e.codec.encodeRecordFor(env, base, pack)
 				w.ContentEncoding, w.Content = rd.ContentEncoding, rd.Content
 			}
 			wholes = append(wholes, w)
@@ -833,7 +1041,7 @@ func creationsFirst(items []outgoing) []outgoing {
 	out := make([]outgoing, 0, len(items))
 	var dead []outgoing
 	for _, it := range items {
-		if r, err := it.env.Record(); err == nil && r.Deleted {
+		if r, err := it.record(); err == nil && r.Deleted {
 			dead = append(dead, it)
 			continue
 		}
@@ -846,8 +1054,10 @@ func creationsFirst(items []outgoing) []outgoing {
 // holds it holds content at that path.
 func liveFile(env record.Envelope) bool {
 	r, err := env.Record()
-	return err == nil && !r.Deleted && r.Kind == record.File
+	return err == nil && liveFileRecord(r)
 }
+
+func liveFileRecord(r record.Record) bool { return !r.Deleted && r.Kind == record.File }
 
 // announceAll tells every connected member this share's current root.
 func (f *folder) announceAll() {

@@ -129,11 +129,14 @@ func TestStalledPeerHoldsUpNoOne(t *testing.T) {
 
 	toStalled := stallPeer(t, a, stalled)
 	// Fill what we queue for it to the byte: big sends until one cannot get
-	// in, then smaller ones, down to a Ping.
+	// in, then smaller ones, down to a Ping. Random bytes: the connection
+	// compresses what it sends (peer/conn zstream.go), and zeros would fill
+	// the socket only after gigabytes.
+	junk := randBytes(1 << 20)
 	for size := 1 << 20; size > 0; size /= 2 {
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-			err := toStalled.Send(ctx, &wire.RecordPush{Share: key.ID(), Records: []wire.RecordData{{Encoding: wire.RecordPlain, Data: make([]byte, size)}}})
+			err := toStalled.Send(ctx, &wire.RecordPush{Share: key.ID(), Records: []wire.RecordData{{Encoding: wire.RecordPlain, Data: junk[:size]}}})
 			cancel()
 			if errors.Is(err, context.DeadlineExceeded) {
 				break

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/blueshift-sync/blueshift/index/record"
@@ -39,7 +40,6 @@ func (f *folder) noteDir(p record.Path, ino uint64) {
 	if len(f.mu.madeDirs) < maxMadeDirs {
 		f.mu.madeDirs[p] = ino
 	}
-	delete(f.mu.heldBack, p)
 }
 
 // movedTo returns where p belongs if a directory above it that the puller
@@ -52,7 +52,16 @@ func (f *folder) movedTo(ctx context.Context, p record.Path) (record.Path, bool)
 		return "", false
 	}
 	parts := strings.Split(string(p), "/")
-	for i := 1; i < len(parts); i++ {
+	// From the deepest directory above p up: the first the puller made that
+	// is still there means nothing above it moved (one stat per file, not
+	// one per level). The made ones gone from disk below it are looked at
+	// from the top down: the highest that moved carries the rest.
+	type madeDir struct {
+		i   int // p's parts above it
+		ino uint64
+	}
+	var gone []madeDir // missing from disk (not a directory there)
+	for i := len(parts) - 1; i > 0; i-- {
 		dir := record.Path(strings.Join(parts[:i], "/"))
 		f.mu.Lock()
 		ino, made := f.mu.madeDirs[dir]
@@ -60,9 +69,17 @@ func (f *folder) movedTo(ctx context.Context, p record.Path) (record.Path, bool)
 		if !made {
 			continue
 		}
-		if disk, err := f.root.Stat(dir); err != nil || disk.Exists {
-			continue
+		disk, err := f.root.Stat(dir)
+		if err == nil && disk.Exists && disk.Mode.IsDir() {
+			break
 		}
+		if err == nil && !disk.Exists {
+			gone = append(gone, madeDir{i, ino})
+		}
+	}
+	for _, g := range slices.Backward(gone) {
+		i, ino := g.i, g.ino
+		dir := record.Path(strings.Join(parts[:i], "/"))
 		if _, known, err := f.idx.LocalState(dir); err == nil && known {
 			// Gone from disk, and the index has not seen it go: look at the
 			// share now (rare: a directory the puller made went away), so
@@ -101,27 +118,35 @@ func (f *folder) whereDirWent(dir record.Path, ino uint64) (record.Path, bool) {
 
 // mayMakeDir is the apply root's MayMakeDir: a directory the puller made
 // that is missing as a file is put below it may have been moved by the user
-// a moment ago, after this file's movedTo check. It is not made again at
-// once: the write fails with apply.ErrChanged, and the record is decided
-// again (settle), when movedTo, after a scan, sends it where the folder
-// went. Refused once per directory: if the folder was deleted, not moved,
-// the next try makes it again (a peer's file outlives a deletion).
+// a moment ago, after this file's movedTo check. It is made again only once
+// this device's scan has recorded it gone and no directory of its inode is
+// found elsewhere: deleted, not moved (a peer's file outlives a deletion).
+// Until then every write below it fails with apply.ErrChanged, and its
+// record is decided again (settle), when movedTo, after a scan, sends it
+// where the folder went. Every write, not only the first: several workers
+// put files in place at once, and one let through would bring the old
+// folder back.
 func (f *folder) mayMakeDir(p record.Path) error {
 	if f == nil {
 		return nil
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, made := f.mu.madeDirs[p]; !made || f.mu.heldBack[p] {
+	ino, made := f.mu.madeDirs[p]
+	f.mu.Unlock()
+	if !made {
 		return nil
 	}
-	if f.mu.heldBack == nil {
-		f.mu.heldBack = make(map[record.Path]bool)
+	to, moved := f.whereDirWent(p, ino)
+	if !moved {
+		if e, ok, err := f.idx.Lookup(p); err == nil && (!ok || e.Record.Deleted) {
+			f.mu.Lock()
+			delete(f.mu.madeDirs, p) // deleted: made again, as any other
+			f.mu.Unlock()
+			return nil
+		}
+		return fmt.Errorf("directory %q went away while a file was put in it, and no scan has seen it go yet: %w", p, apply.ErrChanged)
 	}
-	if len(f.mu.heldBack) < maxMadeDirs {
-		f.mu.heldBack[p] = true
-	}
-	return fmt.Errorf("directory %q went away while a file was put in it (moved?): %w", p, apply.ErrChanged)
+	return fmt.Errorf("directory %q was moved to %q while a file was put in it: %w", p, to, apply.ErrChanged)
 }
 
 // dirMovedError: the directory a file was being pulled into moved (see

@@ -346,7 +346,7 @@ func (mc *mcast) send(ctx context.Context, sd *mcastSend) {
 		if !ok {
 			continue // changed under us: receivers fetch it by unicast
 		}
-		resp, err := mc.e.codec.encodeBlock(data, nil, true)
+		resp, err := mc.e.codec.encodeBlock(data, nil, packFrames)
 		if err != nil {
 			continue
 		}
@@ -410,7 +410,7 @@ func (sd *mcastSend) gather(ctx context.Context) bool {
 func (s *Session) multicastCandidates(f *folder) []*Session {
 	var out []*Session
 	for _, o := range f.connectedMembers() {
-		if o != s && o.speaksMulticast() && onLAN(o.c) && !o.rootsAgree(f) {
+		if o != s && o.speaksMulticast() && onLAN(o.conn()) && !o.rootsAgree(f) {
 			out = append(out, o)
 		}
 	}
@@ -602,7 +602,7 @@ func (s *Session) multicastReport(m *wire.MulticastReport) wire.Message {
 
 // speaksMulticast reports whether the peer's Hello offers multicast.
 func (s *Session) speaksMulticast() bool {
-	h, ok := s.c.(interface{ PeerHello() *wire.Hello })
+	h, ok := s.conn().(interface{ PeerHello() *wire.Hello })
 	return ok && h.PeerHello() != nil && slices.Contains(h.PeerHello().Capabilities, wire.MulticastCapability)
 }
 
@@ -628,11 +628,11 @@ func (f *folder) multicastPull(ctx context.Context, in incoming, t *apply.Temp, 
 	case s == nil || !f.isMember(s.id) || !s.speaksMulticast():
 		mc.note(f, rec, "no multicast at the sender", 0, 0, len(left))
 		return left
-	case !onLAN(s.c):
+	case !onLAN(s.conn()):
 		mc.note(f, rec, "not on the LAN", 0, 0, len(left))
 		return left
 	}
-	resp, err := s.c.Request(ctx, &wire.MulticastWant{Share: f.id, File: rec.FileHash, Blocks: uint32(len(rec.Blocks)), Path: string(rec.Path)})
+	resp, err := s.conn().Request(ctx, &wire.MulticastWant{Share: f.id, File: rec.FileHash, Blocks: uint32(len(rec.Blocks)), Path: string(rec.Path)})
 	offer, ok := resp.(*wire.MulticastOffer)
 	if err != nil || !ok || offer.Session == ([wire.MulticastSessionSize]byte{}) {
 		mc.declined.Add(1)
@@ -644,7 +644,7 @@ func (f *folder) multicastPull(ctx context.Context, in incoming, t *apply.Temp, 
 	defer mc.g.Unregister(id)
 
 	fams := heardProbes(ctx, r)
-	resp, err = s.c.Request(ctx, &wire.MulticastReady{Session: offer.Session, Families: fams})
+	resp, err = s.conn().Request(ctx, &wire.MulticastReady{Session: offer.Session, Families: fams})
 	start, ok := resp.(*wire.MulticastStart)
 	if err != nil || !ok || start.Family == 0 {
 		mc.declined.Add(1)
@@ -704,7 +704,7 @@ loop:
 				leave = true // the end came and the rest is lost: unicast repairs it
 			}
 			rctx, cancel := context.WithTimeout(ctx, probeWait)
-			resp, err := s.c.Request(rctx, &wire.MulticastReport{Session: offer.Session, LossPPM: uint32(loss * 1e6), Datagrams: n, Leave: leave})
+			resp, err := s.conn().Request(rctx, &wire.MulticastReport{Session: offer.Session, LossPPM: uint32(loss * 1e6), Datagrams: n, Leave: leave})
 			cancel()
 			st, ok := resp.(*wire.MulticastStatus)
 			if err != nil || !ok || leave {

@@ -75,6 +75,9 @@ func (f *folder) patchPull(ctx context.Context, in incoming, old *basis, t *appl
 	if need < minPatchLeft {
 		return left
 	}
+	if f.reflatePull(ctx, s, in, old, t, offs, want, swarm) {
+		return rest
+	}
 	base := newPatchBase(old.path, old.blocks)
 	spans := spansOf(rec.Blocks, want)
 	done := make([]bool, len(spans))
@@ -115,7 +118,7 @@ func (f *folder) patchSpan(ctx context.Context, s *Session, in incoming, base pa
 	for _, i := range sp {
 		req.Want = append(req.Want, wire.PatchBlock{Hash: rec.Blocks[i].Hash, Size: rec.Blocks[i].Size})
 	}
-	resp, err := s.c.Request(ctx, req)
+	resp, err := s.conn().Request(ctx, req)
 	if err != nil {
 		return false, err
 	}
@@ -260,7 +263,7 @@ func (b patchBase) assemble(from, to int64, get func(k int, buf []byte) bool) ([
 
 // speaksPatch reports whether the peer's Hello offers patches.
 func (s *Session) speaksPatch() bool {
-	h, ok := s.c.(interface{ PeerHello() *wire.Hello })
+	h, ok := s.conn().(interface{ PeerHello() *wire.Hello })
 	return ok && h.PeerHello() != nil && slices.Contains(h.PeerHello().Capabilities, wire.PatchCapability)
 }
 
@@ -321,6 +324,11 @@ func (c *codec) encodePatch(ctx context.Context, target, dict []byte) ([]byte, e
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	return c.encodeAgainst(target, dict)
+}
+
+// encodeAgainst is encodePatch without waiting for a slot.
+func (c *codec) encodeAgainst(target, dict []byte) ([]byte, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1),
 		zstd.WithEncoderDictRaw(1, dict), zstd.WithWindowSize(windowFor(len(dict)+len(target))))
 	if err != nil {

@@ -32,9 +32,44 @@ type patchCounter struct {
 type patchCounts struct {
 	bytes, asked, patches atomic.Int64
 	forge                 bool
+	// reflates counts the reflated patches answered (reflate_test.go);
+	// forgeReflate, if set, is the file whose expansion, one byte changed,
+	// answers each instead.
+	reflates     atomic.Int64
+	forgeReflate string
+	// both, if set, holds each reflate request until both devices' have
+	// arrived (reflate_test.go).
+	both *barrier
+}
+
+// barrier lets through those that wait once n have come, or after a
+// minute (a bound, should the other never come).
+type barrier struct {
+	n    atomic.Int64
+	open chan struct{}
+}
+
+func newBarrier(n int64) *barrier {
+	b := &barrier{open: make(chan struct{})}
+	b.n.Store(n)
+	return b
+}
+
+func (b *barrier) wait(ctx context.Context) {
+	if b.n.Add(-1) == 0 {
+		close(b.open)
+	}
+	select {
+	case <-b.open:
+	case <-ctx.Done():
+	case <-time.After(time.Minute):
+	}
 }
 
 func (p patchCounter) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
+	if _, ok := m.(*wire.ReflateRequest); ok && p.c.both != nil {
+		p.c.both.wait(ctx)
+	}
 	resp, err := p.Handler.HandleRequest(ctx, m)
 	switch r := resp.(type) {
 	case *wire.BlockResponse:
@@ -47,6 +82,12 @@ func (p patchCounter) HandleRequest(ctx context.Context, m wire.Message) (wire.M
 		}
 		p.c.bytes.Add(int64(len(r.Data)))
 		p.c.patches.Add(1)
+	case *wire.ReflateResponse:
+		if p.c.forgeReflate != "" {
+			r.Data = forgeReflated(p.c.forgeReflate)
+		}
+		p.c.bytes.Add(int64(len(r.Data)))
+		p.c.reflates.Add(1)
 	}
 	if _, ok := m.(*wire.PatchRequest); ok {
 		p.c.asked.Add(1)
@@ -90,14 +131,23 @@ func patchPair(t *testing.T, forge bool) (a, b *device, counts *patchCounts, old
 	key := newKey(t)
 	a, b = newDevice(t, "A", key), newDevice(t, "B", key)
 	counts = &patchCounts{forge: forge}
+	old = randBytes(2 << 20) // incompressible: zstd alone saves nothing
+	syncProgram(t, a, b, counts, old, false)
+	return a, b, counts, old
+}
+
+// syncProgram has A and B offer patches (reflated ones too if reflate is
+// set), A's answers counted in counts, and brings A's first build, old, to
+// B; once A keeps it as a basis, counts starts again from zero.
+func syncProgram(t *testing.T, a, b *device, counts *patchCounts, old []byte, reflate bool) {
+	t.Helper()
 	a.wrap = func(h conn.Handler) conn.Handler { return patchCounter{h, counts} }
 	for _, d := range []*device{a, b} {
-		d.patch = true
+		d.patch, d.reflate = true, reflate
 		d.restart()
 	}
 	a.addShare(b)
 	b.addShare(a)
-	old = randBytes(2 << 20) // incompressible: zstd alone saves nothing
 	install(t, a, "bin/prog", old)
 	waitScanned(t, a)
 	link(t, a, b)
@@ -108,7 +158,6 @@ func patchPair(t *testing.T, forge bool) (a, b *device, counts *patchCounts, old
 		return len(ents) == 1
 	})
 	counts.bytes.Store(0)
-	return a, b, counts, old
 }
 
 // TestPatchCarriesRebuiltProgram: a rebuilt program travels as a patch

@@ -35,24 +35,44 @@ var errMissingBlocks = errors.New("blocks not available from any connected devic
 // order, not path order); the directory's deletion waits for them.
 var errDirWaits = errors.New("directory still holds synced paths; waits for their deletions")
 
-// stagedFile is a record applied but not yet committed (see applyFiles): a
-// small file's content written aside, or a file whose attributes were set
-// in place (inPlace: nothing to install). install puts the content in place
-// and returns the state to commit, commit false when the record was
-// applied another way (its directory moved) and is settled already;
-// discard removes what was staged.
+// stagedFile is a record applied but not yet committed (see applyFiles and
+// commitDirs): a small file's content written aside, a directory made but
+// not yet synced, or a file whose attributes were set in place (inPlace:
+// nothing to install). install puts the content in place and returns the
+// state to commit, commit false when the record was applied another way
+// (its directory moved) and is settled already; discard removes what was
+// staged.
 type stagedFile struct {
 	in      incoming
 	install func() (state *index.FileState, commit bool, err error)
 	discard func()
 	inPlace bool
+	held    bool // its path is held (applying.go) until committed or settled
 }
 
 // applyOne makes the disk match one remote record, if it wins. With stage
-// set, a small file's content is only staged, and the caller installs it
-// after it has synced the share (see applyFiles).
-func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*stagedFile, error) {
+// set, a small file's content is only staged, and a new directory made
+// without an fsync: the caller installs or commits them after it has synced
+// the share (see applyFiles, commitDirs). The path is held (applying.go)
+// from its first change on disk until its record is committed: returned
+// staged, until the caller releases it (releaseStaged).
+func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (sf *stagedFile, err error) {
 	p := in.rec.Path
+	held := false
+	hold := func() {
+		if !held {
+			held = true
+			f.hold(p)
+		}
+	}
+	defer func() {
+		switch {
+		case sf != nil && held:
+			sf.held = true
+		case held:
+			f.release(p)
+		}
+	}()
 	disk, err := f.root.Stat(p)
 	if err != nil {
 		return nil, err
@@ -125,6 +145,7 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		return nil
 	}
 	if outcome == reconcile.Take && has {
+		hold()
 		state, done, err := f.retouch(in, entry, disk, st, ok)
 		if err != nil {
 			return nil, err
@@ -137,15 +158,30 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 			return nil, commit(state)
 		}
 	}
+	if stage && !in.rec.Deleted && in.rec.Kind == record.Dir && (!disk.Exists || disk.Mode.IsDir()) {
+		// Made without an fsync each: the batch's sync makes it durable
+		// before the index records it (commitDirs).
+		hold()
+		st, err := f.root.MkdirNoSync(p, in.meta())
+		if err != nil {
+			return nil, err
+		}
+		state := indexState(st)
+		f.noteDir(p, st.Inode)
+		return &stagedFile{in: in, discard: func() {},
+			install: func() (*index.FileState, bool, error) { return state, true, nil }}, nil
+	}
 	var old *index.Entry
 	if has {
 		old = &entry
 	}
 	if stage && !in.rec.Deleted && in.rec.Kind == record.File && in.rec.Size <= smallFile && !(disk.Exists && disk.Mode.IsDir()) {
+		hold() // put in place by install, committed after
 		staged, err := f.stageSmall(ctx, in, old, in.meta())
 		if err != nil {
 			return nil, err
 		}
+		in.content = nil // in its temp file: not kept by install or the caller
 		install := func() (*index.FileState, bool, error) {
 			// Its directory may have moved while the content came.
 			if to, ok := f.movedTo(ctx, p); ok && !in.rec.Deleted {
@@ -168,6 +204,7 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 		}
 		return &stagedFile{in: in, install: install, discard: staged.Discard}, nil
 	}
+	hold()
 	state, err := f.materialize(ctx, in, old, disk, setAside)
 	if moved := (*dirMovedError)(nil); errors.As(err, &moved) {
 		if err := f.applyMoved(ctx, in, moved.to); !errors.Is(err, errNotMoved) {
@@ -177,6 +214,9 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (*staged
 	}
 	if err != nil {
 		return nil, err
+	}
+	if testHookPut != nil {
+		testHookPut(f, p)
 	}
 	return nil, commit(state)
 }
@@ -543,7 +583,7 @@ func (e *Engine) getBlock(ctx context.Context, f *folder, from identity.DeviceID
 		if err := f.waitRecv(ctx, int(b.Size)); err != nil {
 			return nil, noRelease, err
 		}
-		resp, err := s.c.Request(ctx, &wire.BlockRequest{Share: f.id, Hash: b.Hash, Size: b.Size, Signature: sig})
+		resp, err := s.conn().Request(ctx, &wire.BlockRequest{Share: f.id, Hash: b.Hash, Size: b.Size, Signature: sig})
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, noRelease, ctx.Err()

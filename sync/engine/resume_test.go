@@ -12,10 +12,7 @@ import (
 // TestInterruptedPullResumes: a pull that stops part way keeps the blocks
 // it received; after the receiver restarts, only the rest is fetched.
 func TestInterruptedPullResumes(t *testing.T) {
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.addShare(b)
-	b.addShare(a)
+	a, b := newPair(t)
 	data := randBytes(8 << 20) // about 128 blocks: large enough for a resumable temp
 	write(t, a, "big.bin", data)
 	waitScanned(t, a)

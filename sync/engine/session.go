@@ -37,8 +37,10 @@ const (
 // connection. Serve's goroutine owns reconciles and pushed records; the
 // handlers run on the connection's goroutines and never block on the peer.
 type Session struct {
-	e   *Engine
-	c   Conn // set by Serve before the session is registered
+	e *Engine
+	// cv holds the connection, set by Serve before the session is
+	// registered; handlers may run before that (see conn).
+	cv  atomic.Pointer[connBox]
 	id  identity.DeviceID
 	log *slog.Logger
 
@@ -55,6 +57,11 @@ type Session struct {
 	// peer on this machine, where the link outruns zstd. Set by Serve, read
 	// by the handlers, which may run before Serve starts.
 	squeeze atomic.Bool
+	// stream is whether the connection compresses what we send in one
+	// stream (conn.Conn.Compresses): records and inline contents then go
+	// into it raw, and blocks too when streamBlocks
+	// (conn.Conn.CompressesBlocks). Set by Serve, like squeeze.
+	stream, streamBlocks atomic.Bool
 
 	out chan struct{} // cap 1: something waits in mu.announce or mu.pushes
 
@@ -301,7 +308,7 @@ func (s *Session) kill(err error) {
 	s.mu.Unlock()
 	if first {
 		s.log.Warn("disconnecting peer", "err", err)
-		s.c.Close()
+		s.conn().Close()
 	}
 }
 
@@ -377,7 +384,7 @@ func (s *Session) sendLoop(ctx context.Context) {
 			}
 			for _, h := range haves {
 				if f := s.e.folder(h.Share); f != nil && s.mayHear(f) {
-					s.c.Send(ctx, h) // lost with the connection, like a push
+					s.conn().Send(ctx, h) // lost with the connection, like a push
 				}
 			}
 			for _, p := range pushes {
@@ -392,7 +399,7 @@ func (s *Session) sendLoop(ctx context.Context) {
 					s.mu.Unlock()
 					continue
 				}
-				if err := s.c.Send(ctx, &wire.RecordPush{Share: p.f.id, Records: recs, Batches: batches}); err != nil {
+				if err := s.conn().Send(ctx, &wire.RecordPush{Share: p.f.id, Records: recs, Batches: batches}); err != nil {
 					s.log.Debug("push records", "share", p.f.cfg.Name, "err", err)
 				}
 			}
@@ -437,7 +444,7 @@ func (s *Session) sendState(ctx context.Context, f *folder) {
 	}
 	pulling := f.pulling()
 	f.announced(pulling)
-	if err := s.c.Send(ctx, &wire.ShareState{Share: f.id, Root: root, Count: count, Pulling: pulling}); err != nil {
+	if err := s.conn().Send(ctx, &wire.ShareState{Share: f.id, Root: root, Count: count, Pulling: pulling}); err != nil {
 		s.log.Debug("announce root", "share", f.cfg.Name, "err", err)
 	}
 }
@@ -564,7 +571,7 @@ func (s *Session) walk(ctx context.Context, f *folder, remote *remoteTree, start
 
 // fetchRecords asks the peer for the records of keys and delivers them.
 func (s *Session) fetchRecords(ctx context.Context, f *folder, keys []merkle.Key, have []merkle.Leaf) error {
-	resp, err := s.c.Request(ctx, &wire.RecordsRequest{Share: f.id, Keys: keys, Have: have})
+	resp, err := s.conn().Request(ctx, &wire.RecordsRequest{Share: f.id, Keys: keys, Have: have})
 	if err != nil {
 		return fmt.Errorf("ask for %d records of share %s: %w", len(keys), f.cfg.Name, err)
 	}
@@ -585,14 +592,26 @@ func (s *Session) decodeRecords(ctx context.Context, f *folder, data []wire.Reco
 	var batch []incoming
 	var refetch []merkle.Key
 	locals := make([]*record.Envelope, len(data))
+	var stored []int // deltas whose base is not in the history: read from the index
 	for i, rd := range data {
 		if rd.Encoding == wire.RecordZstdDict {
-			locals[i] = f.hist.find(rd.Base)
-			if locals[i] == nil {
-				if env, ok, err := f.idx.Envelope(rd.Key); err == nil && ok && env.Leaf() == rd.Base {
-					locals[i] = &env
-				}
+			if locals[i] = f.hist.find(rd.Base); locals[i] == nil {
+				stored = append(stored, i)
 			}
+		}
+	}
+	if len(stored) > 0 {
+		keys := make([]merkle.Key, len(stored))
+		for j, i := range stored {
+			keys[j] = data[i].Key
+		}
+		if err := f.idx.Prefetch(keys, nil); err != nil {
+			s.log.Debug("read records of a push", "share", f.cfg.Name, "err", err) // read one by one below
+		}
+	}
+	for _, i := range stored {
+		if env, ok, err := f.idx.Envelope(data[i].Key); err == nil && ok && env.Leaf() == data[i].Base {
+			locals[i] = &env
 		}
 	}
 	var checked []checkedRecord
@@ -816,7 +835,8 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		out := make([]wire.RecordData, 0, len(m.Keys))
 		var envs []record.Envelope // per out, with trimmed records (batchsig.go)
 		trim := s.speaksBatchSig()
-		inline := f.newInliner(s.squeeze.Load())
+		p := s.packing()
+		inline := f.newInliner(p, responseInline)
 		for i, k := range m.Keys {
 			env, ok, err := f.idx.Envelope(k)
 			if err != nil || !ok {
@@ -829,13 +849,15 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			}
 			var rd wire.RecordData
 			if trim {
-				rd, _ = s.e.codec.encodeTrimmed(env, base)
+				rd, _ = s.e.codec.encodeTrimmedFor(env, base, p)
 				envs = append(envs, env)
 			} else {
-				rd = s.e.codec.encodeRecord(env, base)
+				rd = s.e.codec.encodeRecordFor(env, base, p)
 			}
 			if hasNothing {
-				inline.add(&rd, env)
+				if rec, err := env.Record(); err == nil {
+					inline.add(&rd, env, rec)
+				}
 			}
 			out = append(out, rd)
 		}
@@ -862,7 +884,7 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			return wire.Errorf(wire.CodeNotFound, "block %s: %v", block.Hash(m.Hash).Short(), err)
 		}
 		f.act.sent.Add(int64(len(data)))
-		resp, err := s.e.codec.encodeBlock(data, m.Signature, s.squeeze.Load())
+		resp, err := s.e.codec.encodeBlock(data, m.Signature, s.packing())
 		if err != nil {
 			put()
 			return wire.Errorf(wire.CodeBadRequest, "block %s: %v", block.Hash(m.Hash).Short(), err)
@@ -875,6 +897,8 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		return resp
 	case *wire.PatchRequest:
 		return s.servePatch(ctx, m)
+	case *wire.ReflateRequest:
+		return s.serveReflate(ctx, m)
 	case *wire.MulticastWant:
 		return s.multicastWant(ctx, m)
 	case *wire.MulticastReady:
@@ -883,6 +907,33 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		return s.multicastReport(m)
 	}
 	return wire.Errorf(wire.CodeUnsupported, "unexpected %s", wire.Name(m))
+}
+
+// packing is how payloads to this peer are compressed: into the
+// connection's stream, else each in a frame of its own, except to a peer on
+// this machine.
+func (s *Session) packing() packing {
+	switch {
+	case s.streamBlocks.Load():
+		return packStream
+	case s.stream.Load():
+		return packStreamMeta
+	case s.squeeze.Load():
+		return packFrames
+	}
+	return packRaw
+}
+
+// pushPacking is how records pushed to all of peers at once are
+// compressed: raw into the streams when every one of them compresses its
+// stream, else each in a frame of its own.
+func pushPacking(peers []*Session) packing {
+	for _, s := range peers {
+		if !s.stream.Load() {
+			return packFrames
+		}
+	}
+	return packStreamMeta
 }
 
 // memberFolder returns the share if the peer may see it, else a refusal
@@ -922,7 +973,7 @@ func (r *remoteTree) Nodes(ctx context.Context, prefixes []merkle.Prefix) ([]mer
 	for len(prefixes) > 0 {
 		n := min(len(prefixes), maxPrefixesPerAsk)
 		req := &wire.NodesRequest{Share: r.share, Prefixes: prefixes[:n], Root: r.root}
-		resp, err := r.s.c.Request(ctx, req)
+		resp, err := r.s.conn().Request(ctx, req)
 		if err != nil {
 			return nil, err
 		}
@@ -952,4 +1003,17 @@ func describe(m wire.Message) string {
 		return fmt.Sprintf("peer answered %v: %s", e.Code, e.Message)
 	}
 	return "peer answered " + wire.Name(m)
+}
+
+// connBox holds a session's connection in an atomic pointer.
+type connBox struct{ c Conn }
+
+// conn is the session's connection, or nil while Serve has not started: a
+// request may come before it (TestRequestBeforeServe), and then answers
+// as to a peer whose capabilities are not known yet.
+func (s *Session) conn() Conn {
+	if b := s.cv.Load(); b != nil {
+		return b.c
+	}
+	return nil
 }

@@ -27,7 +27,7 @@ type ShareStatus struct {
 	ID        string
 	Name      string
 	Path      string
-	InSync    bool   // nothing pending, a member connected, and every connected member has our root
+	InSync    bool   // nothing pending or being scanned, a member connected, and every connected member has our root
 	Root      string // hex
 	Records   uint64
 	NeedItems int   // records received or retried, not yet applied
@@ -91,7 +91,10 @@ func (f *folder) status() ShareStatus {
 		}
 	}
 	ss.BytesIn, ss.BytesOut = f.act.recv.Load(), f.act.sent.Load()
-	busy := f.mu.busy
+	// A scan under way moves the root a batch at a time, and its records
+	// reach peers as it goes (pushLoop): peers that hold what it wrote so
+	// far are not yet in sync with what it will have written.
+	busy := f.mu.busy || f.mu.scanning > 0
 	f.mu.Unlock()
 	queued := len(f.inbox) > 0 || len(f.scans) > 0
 	inSync := !busy && !queued && ss.NeedItems == 0 && !ss.Scanned.IsZero()

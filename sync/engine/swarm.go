@@ -155,7 +155,7 @@ func (fp *filePull) tell() {
 
 // speaksHave reports whether the peer's protocol version has Have.
 func (s *Session) speaksHave() bool {
-	v, ok := s.c.(interface{ Version() uint32 })
+	v, ok := s.conn().(interface{ Version() uint32 })
 	return ok && v.Version() >= wire.HaveVersion
 }
 

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"syscall"
 	"testing"
@@ -148,21 +149,40 @@ func waitAgreed(t testing.TB, before string, ds ...*device) {
 
 // profileTouch writes a CPU profile of one phase alone to the file the
 // environment variable env names, if set: BLUESHIFT_FIRST_CPUPROFILE for
-// the first sync, BLUESHIFT_TOUCH_CPUPROFILE for the touch.
+// the first sync, BLUESHIFT_TOUCH_CPUPROFILE for the touch. For the touch,
+// BLUESHIFT_TOUCH_TRACE names a file for an execution trace too (`go tool
+// trace`): where the wall time goes, which a CPU profile does not show.
 func profileTouch(b *testing.B, env string) (stop func()) {
-	p := os.Getenv(env)
-	if p == "" {
-		return func() {}
+	var stops []func()
+	if p := os.Getenv(env); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
 	}
-	f, err := os.Create(p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
+	if p := os.Getenv("BLUESHIFT_TOUCH_TRACE"); p != "" && env == "BLUESHIFT_TOUCH_CPUPROFILE" {
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() {
+			trace.Stop()
+			f.Close()
+		})
 	}
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
+		for _, stop := range stops {
+			stop()
+		}
 	}
 }

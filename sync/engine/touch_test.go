@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/blueshift-sync/blueshift/index/record"
 )
 
 // A change of mtime or mode alone travels as a record and is applied in
@@ -23,10 +25,7 @@ const touchBudget = 256
 // bytes per file.
 func TestTouchTravelsAsRecordOnly(t *testing.T) {
 	const n = 300
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.addShare(b)
-	b.addShare(a)
+	a, b := newPair(t)
 	for i := range n {
 		mustWrite(t, filepath.Join(a.dir, tinyName(i)), tinyContent(i))
 	}
@@ -80,10 +79,7 @@ func TestTouchTravelsAsRecordOnly(t *testing.T) {
 // touch of the same file arrives. B's edit is never overwritten: it stays
 // at the path, or in a conflict copy, as the conflict rules say.
 func TestTouchBesideLocalEdit(t *testing.T) {
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.addShare(b)
-	b.addShare(a)
+	a, b := newPair(t)
 	mustWrite(t, filepath.Join(a.dir, "notes.txt"), []byte("the original"))
 	mustWrite(t, filepath.Join(a.dir, "other.txt"), []byte("the original"))
 	a.rescan()
@@ -217,4 +213,64 @@ func changed(a, b map[string]uint64) int {
 		}
 	}
 	return n
+}
+
+// TestSplitInPlace: of a scan's records, those of a file that stays a file
+// at its path go at once; creations, deletions and changes of kind wait for
+// the scan's end (a rename's two halves travel together), as do records
+// whose old or new record the index did not hand over.
+func TestSplitInPlace(t *testing.T) {
+	file := &record.Record{Path: "a", Kind: record.File}
+	dir := &record.Record{Path: "a", Kind: record.Dir}
+	gone := &record.Record{Path: "a", Kind: record.File, Deleted: true}
+	old := &record.Envelope{}
+	for _, tc := range []struct {
+		name string
+		o    outgoing
+		now  bool
+	}{
+		{"touched file", outgoing{replaced: old, rec: file, was: file}, true},
+		{"new file", outgoing{rec: file}, false},
+		{"file over a tombstone", outgoing{replaced: old, rec: file, was: gone}, false},
+		{"deleted file", outgoing{replaced: old, rec: gone, was: file}, false},
+		{"folder made a file", outgoing{replaced: old, rec: file, was: dir}, false},
+		{"folder", outgoing{replaced: old, rec: dir, was: dir}, false},
+		{"records not handed over", outgoing{replaced: old}, false},
+	} {
+		now, later := splitInPlace([]outgoing{tc.o})
+		if got := len(now) == 1 && len(later) == 0; got != tc.now || len(now)+len(later) != 1 {
+			t.Errorf("%s: %d now, %d later; want now %v", tc.name, len(now), len(later), tc.now)
+		}
+	}
+}
+
+// TestScanningShareIsNotInSync: while a scan is under way, or its records
+// are not all pushed yet, the share does not say it is in sync, even when
+// its peer holds every record written so far: the scan's records reach
+// peers a batch at a time, so a peer may hold the root of a half-done scan.
+func TestScanningShareIsNotInSync(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	a.addShare(b)
+	b.addShare(a)
+	mustWrite(t, filepath.Join(a.dir, "f"), []byte("content"))
+	a.rescan()
+	link(t, a, b)
+	waitConverged(t, a, b)
+	f := a.e.folder(key.ID())
+	if !f.status().InSync {
+		t.Fatal("A is not in sync after converging")
+	}
+	f.mu.Lock()
+	f.mu.scanning++ // as folder.scan does until the pusher has pushed the scan's records
+	f.mu.Unlock()
+	if f.status().InSync {
+		t.Error("A says it is in sync while a scan is under way")
+	}
+	f.mu.Lock()
+	f.mu.scanning--
+	f.mu.Unlock()
+	if !f.status().InSync {
+		t.Error("A is not in sync once the scan is over")
+	}
 }

@@ -104,10 +104,7 @@ func TestWalkWhileTreeChanges(t *testing.T) {
 // does) and A has 20 more. While they settle, status never reports more
 // needed items than the records whose content a device lacks.
 func TestStatusNeedsOnlyTheDifference(t *testing.T) {
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.addShare(b)
-	b.addShare(a)
+	a, b := newPair(t)
 	const same, extra = 1500, 20
 	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
 	for i := range same {
