@@ -61,6 +61,11 @@ type Options struct {
 	NoDHT     bool
 	Bootstrap []string
 	DHTListen string
+	// NoPublicDHT makes Open fail rather than start a DHT node that would
+	// bootstrap from the public routers (PublicBootstrap): the tests' daemons
+	// must never ask the internet (cmd/blueshift sets it from the
+	// environment's BLUESHIFT_NO_PUBLIC_DHT, which its tests set).
+	NoPublicDHT bool
 	// MaxSendRate and MaxRecvRate, when above 0, replace [device]
 	// max_send_rate and max_recv_rate until a user sets them live.
 	MaxSendRate, MaxRecvRate int64
@@ -143,7 +148,11 @@ type Daemon struct {
 // Open locks the home, loads the identity and configuration, opens the
 // index and starts listening for peers and for the control API. Nothing
 // syncs until Run.
-func Open(opts Options) (d *Daemon, err error) {
+//
+// The result is unnamed: the clean-up on error closes what the closers
+// captured of the local d, which `return nil, err` would otherwise make
+// nil.
+func Open(opts Options) (_ *Daemon, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -186,7 +195,7 @@ func Open(opts Options) (d *Daemon, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { vs.Close() })
-	d = &Daemon{
+	d := &Daemon{
 		home: home, opts: opts, log: log, id: id, self: id.ID(), db: db, vault: vs,
 		tls: conn.NewTLS(id, log), unlock: unlock, started: time.Now(),
 	}

@@ -82,6 +82,11 @@ func (d *Daemon) newDHT(cfg *config.Config) (*dhtPart, error) {
 		d.log.Info("DHT off: peers are found on the LAN and at their configured addresses only")
 		return nil, nil
 	}
+	boot, public := dhtBootstrap(cfg.DHT.Bootstrap, d.opts.Bootstrap, d.ln.Addr())
+	if public && d.opts.NoPublicDHT {
+		return nil, fmt.Errorf("start the DHT node: it would ask the public routers (%s), which this daemon may not: pass --no-dht, or --bootstrap HOST:PORT of a node of your own",
+			strings.Join(PublicBootstrap, ", "))
+	}
 	peerListen := cfg.Device.Listen
 	if d.opts.Listen != "" {
 		peerListen = d.opts.Listen
@@ -98,7 +103,6 @@ func (d *Daemon) newDHT(cfg *config.Config) (*dhtPart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the DHT node on UDP %s: %w: pass --dht-listen HOST:PORT with a free port, or --no-dht", listen, err)
 	}
-	boot := dhtBootstrap(cfg.DHT.Bootstrap, d.opts.Bootstrap, d.ln.Addr())
 	node, err := dht.New(dht.Options{
 		Conn: pc, Key: d.id, Bootstrap: boot,
 		Logger: d.log.With("part", "dht"),
@@ -142,17 +146,18 @@ func dhtListen(configured, override, peerListen string, peer net.Addr) (addr str
 // [dht] bootstrap, else the public routers, unless the daemon listens on
 // loopback only: nobody on the internet could reach it, so it asks nobody
 // there (tests, which must never contact the public DHT, listen so).
-func dhtBootstrap(configured, override []string, peer net.Addr) []string {
+// public says the list is PublicBootstrap.
+func dhtBootstrap(configured, override []string, peer net.Addr) (boot []string, public bool) {
 	switch {
 	case len(override) > 0:
-		return override
+		return override, false
 	case len(configured) > 0:
-		return configured
+		return configured, false
 	}
 	if ta, ok := peer.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
-		return nil
+		return nil, false
 	}
-	return PublicBootstrap
+	return PublicBootstrap, true
 }
 
 // run keeps the node's table, our publication and the look-ups going until

@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/blueshift-sync/blueshift/peer"
@@ -22,14 +24,15 @@ func TestDHTBootstrap(t *testing.T) {
 		configured, option []string
 		peer               net.Addr
 		want               []string
+		public             bool
 	}{
-		{"option wins", []string{"192.0.2.1:1"}, []string{"127.0.0.1:9"}, anyIP, []string{"127.0.0.1:9"}},
-		{"then the configuration", []string{"192.0.2.1:1"}, nil, anyIP, []string{"192.0.2.1:1"}},
-		{"loopback only: nobody", nil, nil, lo, nil},
-		{"else the public routers", nil, nil, anyIP, PublicBootstrap},
+		{"option wins", []string{"192.0.2.1:1"}, []string{"127.0.0.1:9"}, anyIP, []string{"127.0.0.1:9"}, false},
+		{"then the configuration", []string{"192.0.2.1:1"}, nil, anyIP, []string{"192.0.2.1:1"}, false},
+		{"loopback only: nobody", nil, nil, lo, nil, false},
+		{"else the public routers", nil, nil, anyIP, PublicBootstrap, true},
 	} {
-		if got := dhtBootstrap(tc.configured, tc.option, tc.peer); !slices.Equal(got, tc.want) {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		if got, public := dhtBootstrap(tc.configured, tc.option, tc.peer); !slices.Equal(got, tc.want) || public != tc.public {
+			t.Errorf("%s: %v (public %v), want %v (public %v)", tc.name, got, public, tc.want, tc.public)
 		}
 	}
 }
@@ -112,4 +115,64 @@ func TestListenAt(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestNoPublicDHT: with NoPublicDHT, a daemon that would bootstrap from the
+// public routers does not open (its error says what to pass instead), and
+// one given a bootstrap of its own opens. Neither sends anything: Open
+// fails before the DHT node exists, and the daemon that opens is stopped
+// before it runs.
+func TestNoPublicDHT(t *testing.T) {
+	home := newHome(t)
+	opts := Options{Home: home, Listen: "0.0.0.0:0", NoDiscovery: true, NoQUIC: true, UI: "off", NoPublicDHT: true,
+		DHTListen: "127.0.0.1:0"}
+	if d, err := Open(opts); err == nil || !strings.Contains(err.Error(), "--no-dht") {
+		if d != nil {
+			stopUnrun(t, d)
+		}
+		t.Fatalf("Open with the public routers: %v, want an error naming --no-dht", err)
+	}
+	opts.Bootstrap = []string{"127.0.0.1:9"}
+	d, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open with a bootstrap of its own: %v", err)
+	}
+	stopUnrun(t, d)
+}
+
+// stopUnrun closes an opened daemon by running it with a context already
+// done.
+func stopUnrun(t *testing.T, d *Daemon) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.Run(ctx); err != nil {
+		t.Errorf("Run with a done context: %v", err)
+	}
+}
+
+// TestOpenDHTListenBusy: a DHT port that is taken fails Open with an error
+// naming the way out, after the parts opened before it are closed (Open
+// panicked there: its clean-up read the daemon it had just returned as
+// nil), and the home is free again for the next Open.
+func TestOpenDHTListenBusy(t *testing.T) {
+	home := newHome(t)
+	busy, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	opts := Options{Home: home, Listen: "127.0.0.1:0", NoDiscovery: true, UI: "off", DHTListen: busy.LocalAddr().String()}
+	if d, err := Open(opts); err == nil || !strings.Contains(err.Error(), "--dht-listen") {
+		if d != nil {
+			stopUnrun(t, d)
+		}
+		t.Fatalf("Open with the DHT port taken: %v, want an error naming --dht-listen", err)
+	}
+	opts.DHTListen = "127.0.0.1:0"
+	d, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open after a failed Open: %v", err)
+	}
+	stopUnrun(t, d)
 }

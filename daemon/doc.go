@@ -47,8 +47,9 @@
 // from 2 s to 20 s; what it finds joins the manager's addresses and the
 // device is dialled at once. Bootstrap: `run --bootstrap` (repeatable),
 // else [dht] bootstrap, else the public routers unless the daemon listens
-// on loopback only (then none). Off with [dht] enabled = false or
-// Options.NoDHT (`run --no-dht`). peerAddresses is the one place that
+// on loopback only (then none); with Options.NoPublicDHT, Open fails
+// rather than use the public routers (tests). Off with [dht] enabled =
+// false or Options.NoDHT (`run --no-dht`). peerAddresses is the one place that
 // merges the addresses of a device (LAN discovery, DHT).
 //
 // # Mesh

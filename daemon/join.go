@@ -197,6 +197,10 @@ func (d *Daemon) presentJoinsOnce(ctx context.Context, c *conn.Conn) (retry bool
 		case err == nil:
 			d.log.Info("the inviter accepted this device into the share", "peer", remote.Abbrev(), "share", p.name)
 			d.settleJoin(p.share, remote, "")
+			// A pull of the share's membership log may have run on this
+			// connection before the inviter knew us, and been refused:
+			// pull it now, not at the next resync a minute away.
+			d.msync.kick(remote)
 		case errors.Is(err, wire.CodeRefused):
 			var er *wire.ErrorResponse
 			reason := err.Error()

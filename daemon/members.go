@@ -19,6 +19,7 @@ import (
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
+	"github.com/blueshift-sync/blueshift/sync/engine"
 )
 
 // Membership, as the daemon runs it. Each share's signed membership log
@@ -316,6 +317,11 @@ func (d *Daemon) logChanged(id share.ID) {
 		d.log.Debug("reload after a membership change", "share", s.Name, "err", err)
 	}
 	d.importPeers(id, key, s, st)
+	// Records the old log refused (a writer not yet in it, a folder then
+	// mounted) may pass now: walk the peers' trees again.
+	if err := d.eng.Reconsider(id); err != nil && !errors.Is(err, engine.ErrUnknownShare) {
+		d.log.Debug("walk peers again after a membership change", "share", s.Name, "err", err)
+	}
 }
 
 // admitted records that device remote joined share id through the

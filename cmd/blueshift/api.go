@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,4 +118,22 @@ func viaDaemon(c *cobra.Command, home string, api func(*daemon.Client) error, lo
 	}
 	notRunningNote(c)
 	return nil
+}
+
+// listVia is what a list verb shows: what home's running daemon says
+// (api), or, when none runs, what home's configuration holds (local).
+func listVia[T any](c *cobra.Command, home string, api func(*daemon.Client, context.Context) (T, error), local func(*config.Config) T) (T, error) {
+	var zero T
+	cl, err := runningDaemon(home)
+	if err != nil {
+		return zero, err
+	}
+	if cl != nil {
+		return api(cl, c.Context())
+	}
+	cfg, err := daemon.LoadConfig(home)
+	if err != nil {
+		return zero, err
+	}
+	return local(cfg), nil
 }

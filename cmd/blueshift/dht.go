@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 
@@ -11,6 +12,17 @@ import (
 
 	"github.com/blueshift-sync/blueshift/daemon"
 )
+
+// envNoPublicDHT, when set to anything, forbids a daemon this process
+// runs to bootstrap its DHT node from the public routers
+// (daemon.Options.NoPublicDHT): it fails to start instead, asking for
+// --no-dht or --bootstrap. The end-to-end tests set it, so that none of
+// their daemons asks the internet whatever its flags; unset, as for users,
+// it changes nothing.
+const envNoPublicDHT = "BLUESHIFT_NO_PUBLIC_DHT"
+
+// noPublicDHT reports whether the environment forbids the public routers.
+func noPublicDHT() bool { return os.Getenv(envNoPublicDHT) != "" }
 
 // addDHTFlags adds the DHT flags of `run`.
 func addDHTFlags(c *cobra.Command, noDHT *bool, bootstrap *[]string, listen *string) {

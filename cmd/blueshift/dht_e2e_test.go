@@ -208,6 +208,26 @@ func TestDHTFlagsUsage(t *testing.T) {
 	}
 }
 
+// TestE2ENoPublicDHT: the guard of every test here. With TestMain's
+// $BLUESHIFT_NO_PUBLIC_DHT, a daemon that listens beyond loopback and is
+// given no bootstrap (it would ask the public routers) does not start,
+// whether run by `run` or by `send` with no daemon running, and says to
+// pass --no-dht. It fails before its DHT node exists: nothing is sent.
+func TestE2ENoPublicDHT(t *testing.T) {
+	t.Parallel()
+	d := newDevice(t, "guard")
+	src := filepath.Join(t.TempDir(), "f.txt")
+	write(t, src, "not sent\n")
+	for _, args := range [][]string{
+		{"run", "--listen", "0.0.0.0:0", "--no-discovery", "--no-quic", "--ui", "off"},
+		{"send", src, "--listen", "0.0.0.0:0", "--no-discovery", "--no-quic"},
+	} {
+		if _, errOut, code := d.cli(args...); code != 1 || !strings.Contains(errOut, "public routers") || !strings.Contains(errOut, "--no-dht") {
+			t.Errorf("%v: exit %d, %q; want 1 and the public routers refused", args, code, errOut)
+		}
+	}
+}
+
 // startDHTAt is startDHT with the daemon and its DHT node on loopback
 // address ip (127.0.0.2, ...): its connections to devices on 127.0.0.1
 // come from 127.0.0.1 over TCP, so those devices see it come from an IP

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,24 +25,7 @@ func TestE2EDHTMovedDeviceFoundAgain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end, network namespaces")
 	}
-	pid := os.Getpid()
-	nsA, nsB := fmt.Sprintf("bsdht%d-a", pid), fmt.Sprintf("bsdht%d-b", pid)
-	ifA, ifB := fmt.Sprintf("bsdhta%d", pid%100000), fmt.Sprintf("bsdhtb%d", pid%100000)
-	if out, err := exec.Command("ip", "netns", "add", nsA).CombinedOutput(); err != nil {
-		t.Skipf("network namespaces unavailable (needs root or CAP_NET_ADMIN and iproute2): ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { netnsRun(t, "ip", "netns", "del", nsA) })
-	netnsMustRun(t, "ip", "netns", "add", nsB)
-	t.Cleanup(func() { netnsRun(t, "ip", "netns", "del", nsB) })
-	if out, err := exec.Command("ip", "netns", "exec", nsB, "nft", "list", "tables").CombinedOutput(); err != nil {
-		t.Skipf("nftables unavailable: %v: %s", err, out)
-	}
-	netnsMustRun(t, "ip", "link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB)
-	for _, side := range []struct{ ns, iface, addr string }{{nsA, ifA, "198.18.215.1/24"}, {nsB, ifB, "198.18.215.2/24"}} {
-		netnsMustRun(t, "ip", "-n", side.ns, "addr", "add", side.addr, "dev", side.iface)
-		netnsMustRun(t, "ip", "-n", side.ns, "link", "set", "lo", "up")
-		netnsMustRun(t, "ip", "-n", side.ns, "link", "set", side.iface, "up")
-	}
+	nsA, nsB, _, ifB := vethPair(t, "bsdht", "198.18.215", true)
 	// Bob dials nobody: his new connections to the peer port are dropped.
 	netnsMustRun(t, "ip", "netns", "exec", nsB, "nft", "add", "table", "inet", "bsdht")
 	netnsMustRun(t, "ip", "netns", "exec", nsB, "nft", "add", "chain", "inet", "bsdht", "output",
@@ -117,6 +97,5 @@ func connectedToAt(st daemon.Status, id, addrPrefix string) bool {
 // its path alive across the move would hide.
 func (d *device) startInDHT(ns, boot string) {
 	d.t.Helper()
-	d.startArgs("ip", "netns", "exec", ns, bin, "--home", d.home, "run", "--listen", ":22100", "--no-discovery",
-		"--no-quic", "--ui", "off", "--dht-listen", ":22101", "--bootstrap", boot, "--log-level", "debug")
+	d.startInNetns(ns, "--listen", ":22100", "--no-discovery", "--no-quic", "--ui", "off", "--dht-listen", ":22101", "--bootstrap", boot, "--log-level", "debug")
 }

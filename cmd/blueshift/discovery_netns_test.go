@@ -72,8 +72,7 @@ func TestE2EDiscoveryStaysOnItsInterfaces(t *testing.T) {
 
 	// Bound to loopback: it announces (on lo), and nothing leaves by the veth.
 	lo := newDevice(t, "loopback-only")
-	lo.startArgs("ip", "netns", "exec", ns, bin, "--home", lo.home, "run", "--listen", "0.0.0.0:0", "--no-dht",
-		"--log-level", "debug", "--discovery-interfaces", "lo")
+	lo.startInNetns(ns, "--listen", "0.0.0.0:0", "--no-dht", "--log-level", "debug", "--discovery-interfaces", "lo")
 	lo.waitFor("an announcement on lo", func(daemon.Status) bool { return count("disc-lo") > 0 })
 	lo.stop() // ends its round: whatever it was going to send is sent
 	if n, g := count("disc-veth"), count("igmp-veth"); n != 0 || g != 0 {
@@ -86,27 +85,12 @@ func TestE2EDiscoveryStaysOnItsInterfaces(t *testing.T) {
 	ve.editConfig(func(c string) string {
 		return strings.Replace(c, "interfaces = []", fmt.Sprintf("interfaces = [%q]", veth), 1)
 	})
-	ve.startArgs("ip", "netns", "exec", ns, bin, "--home", ve.home, "run", "--listen", "0.0.0.0:0", "--no-dht", "--log-level", "debug")
+	ve.startInNetns(ns, "--listen", "0.0.0.0:0", "--no-dht", "--log-level", "debug")
 	ve.waitFor("an announcement through the veth", func(daemon.Status) bool { return count("disc-veth") > 0 })
 	ve.stop()
 	if !strings.Contains(ve.logText(), "LAN discovery on the chosen interfaces only") {
 		t.Fatalf("[discovery] interfaces not applied:\n%s", ve.logText())
 	}
-}
-
-// startArgs starts the daemon with a full command line (e.g. inside a
-// namespace) and waits until it answers.
-func (d *device) startArgs(name string, args ...string) {
-	d.t.Helper()
-	d.cmd = exec.Command(name, args...)
-	d.log = &syncWriter{}
-	d.cmd.Stderr = d.log
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.cmd.Wait() }() // ip netns exec execs the daemon: SIGTERM reaches it
-	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
 }
 
 // editConfig rewrites the device's config.toml through edit.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -33,25 +32,8 @@ func TestE2ESilentLinkIsNoticedAndHealed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end, network namespaces")
 	}
-	pid := os.Getpid()
-	nsA, nsB := fmt.Sprintf("bslife%d-a", pid), fmt.Sprintf("bslife%d-b", pid)
-	ifA, ifB := fmt.Sprintf("bslifa%d", pid%1000000), fmt.Sprintf("bslifb%d", pid%1000000)
-	if out, err := exec.Command("ip", "netns", "add", nsA).CombinedOutput(); err != nil {
-		t.Skipf("network namespaces unavailable (needs root or CAP_NET_ADMIN and iproute2): ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { netnsRun(t, "ip", "netns", "del", nsA) })
-	netnsMustRun(t, "ip", "netns", "add", nsB)
-	t.Cleanup(func() { netnsRun(t, "ip", "netns", "del", nsB) })
-	if out, err := exec.Command("ip", "netns", "exec", nsB, "nft", "list", "tables").CombinedOutput(); err != nil {
-		t.Skipf("nftables unavailable: %v: %s", err, out)
-	}
-	netnsMustRun(t, "ip", "link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB)
+	nsA, nsB, _, ifB := vethPair(t, "bslife", "198.18.217", true)
 	const addrA, addrB = "198.18.217.1", "198.18.217.2"
-	for _, side := range []struct{ ns, iface, addr string }{{nsA, ifA, addrA + "/24"}, {nsB, ifB, addrB + "/24"}} {
-		netnsMustRun(t, "ip", "-n", side.ns, "addr", "add", side.addr, "dev", side.iface)
-		netnsMustRun(t, "ip", "-n", side.ns, "link", "set", "lo", "up")
-		netnsMustRun(t, "ip", "-n", side.ns, "link", "set", side.iface, "up")
-	}
 
 	// Devices after the namespaces: their daemons stop first.
 	a, b := newDevice(t, "alice"), newDevice(t, "bob")
@@ -118,29 +100,5 @@ func TestE2ESilentLinkIsNoticedAndHealed(t *testing.T) {
 // discovery off: it listens where its configuration says.
 func (d *device) startInQuiet(ns string) {
 	d.t.Helper()
-	d.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--home", d.home, "run", "--no-discovery", "--no-dht", "--log-level", "debug")
-	d.log = &syncWriter{}
-	d.cmd.Stderr = d.log
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.cmd.Wait() }() // ip netns exec execs the daemon: SIGTERM reaches it
-	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
-}
-
-// waitForWithin is waitFor with its own deadline.
-func (d *device) waitForWithin(limit time.Duration, what string, cond func(daemon.Status) bool) daemon.Status {
-	d.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		st, ok := d.status()
-		if ok && cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("%s: waited %s for %s; last status %+v\nlog:\n%s", d.name, limit, what, st, d.logText())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	d.startInNetns(ns, "--no-discovery", "--no-dht", "--log-level", "debug")
 }

@@ -28,20 +28,8 @@ func TestE2ELANDiscovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end, network namespaces")
 	}
-	pid := os.Getpid()
-	nsA, nsB := fmt.Sprintf("bse2e%d-a", pid), fmt.Sprintf("bse2e%d-b", pid)
-	ifA, ifB := fmt.Sprintf("bsea%d", pid), fmt.Sprintf("bseb%d", pid)
-	if out, err := exec.Command("ip", "netns", "add", nsA).CombinedOutput(); err != nil {
-		t.Skipf("network namespaces unavailable (needs root or CAP_NET_ADMIN and iproute2): ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { netnsRun(t, "ip", "netns", "del", nsA) })
-	netnsMustRun(t, "ip", "netns", "add", nsB)
-	t.Cleanup(func() { netnsRun(t, "ip", "netns", "del", nsB) }) // deleting a namespace deletes its veth end
-	netnsMustRun(t, "ip", "link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB)
-	for _, side := range []struct{ ns, iface, addr string }{{nsA, ifA, "198.18.214.1/24"}, {nsB, ifB, "198.18.214.2/24"}} {
-		netnsMustRun(t, "ip", "-n", side.ns, "addr", "add", side.addr, "dev", side.iface)
-		netnsMustRun(t, "ip", "-n", side.ns, "link", "set", "lo", "up")
-		netnsMustRun(t, "ip", "-n", side.ns, "link", "set", side.iface, "up")
+	nsA, nsB, ifA, ifB := vethPair(t, "bse2e", "198.18.214", false)
+	for _, side := range []struct{ ns, iface string }{{nsA, ifA}, {nsB, ifB}} {
 		netnsMustRun(t, "ip", "-n", side.ns, "route", "add", "224.0.0.0/4", "dev", side.iface)
 	}
 
@@ -86,31 +74,45 @@ func TestE2ELANDiscovery(t *testing.T) {
 // address there, with LAN discovery on (as configured by init).
 func (d *device) startIn(ns string) {
 	d.t.Helper()
-	d.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--home", d.home, "run", "--listen", ":22100", "--no-dht", "--log-level", "debug")
-	d.log = &syncWriter{}
-	d.cmd.Stderr = d.log
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.cmd.Wait() }() // ip netns exec execs the daemon: SIGTERM reaches it
-	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
+	d.startInNetns(ns, "--listen", ":22100", "--no-dht", "--log-level", "debug")
 }
 
 // waitForLong is waitFor with lanDeadline.
 func (d *device) waitForLong(what string, cond func(daemon.Status) bool) daemon.Status {
 	d.t.Helper()
-	deadline := time.Now().Add(lanDeadline)
-	for {
-		st, ok := d.status()
-		if ok && cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("%s: waited %s for %s; last status %+v\nlog:\n%s", d.name, lanDeadline, what, st, d.logText())
-		}
-		time.Sleep(100 * time.Millisecond)
+	return d.waitForWithin(lanDeadline, what, cond)
+}
+
+// vethPair makes network namespaces NAME-a and NAME-b (NAME: prefix and the
+// test process's ID) joined by a veth pair, addressed subnet.1/24 on a's
+// side and subnet.2/24 on b's, lo up in both; the namespaces (and with
+// them the pair) are deleted when the test ends. It skips the test where
+// namespaces are unavailable, or nftables is and nft says it is needed.
+// Devices registered after it stop their daemons before the namespaces go
+// (cleanups run last-first).
+func vethPair(t *testing.T, prefix, subnet string, nft bool) (nsA, nsB, ifA, ifB string) {
+	t.Helper()
+	pid := os.Getpid()
+	nsA, nsB = fmt.Sprintf("%s%d-a", prefix, pid), fmt.Sprintf("%s%d-b", prefix, pid)
+	ifA, ifB = fmt.Sprintf("%sa%d", prefix, pid%100000), fmt.Sprintf("%sb%d", prefix, pid%100000) // 15 bytes at most
+	if out, err := exec.Command("ip", "netns", "add", nsA).CombinedOutput(); err != nil {
+		t.Skipf("network namespaces unavailable (needs root or CAP_NET_ADMIN and iproute2): ip netns add: %v: %s", err, out)
 	}
+	t.Cleanup(func() { netnsRun(t, "ip", "netns", "del", nsA) })
+	netnsMustRun(t, "ip", "netns", "add", nsB)
+	t.Cleanup(func() { netnsRun(t, "ip", "netns", "del", nsB) }) // deleting a namespace deletes its veth end
+	if nft {
+		if out, err := exec.Command("ip", "netns", "exec", nsB, "nft", "list", "tables").CombinedOutput(); err != nil {
+			t.Skipf("nftables unavailable: %v: %s", err, out)
+		}
+	}
+	netnsMustRun(t, "ip", "link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB)
+	for _, side := range []struct{ ns, iface, addr string }{{nsA, ifA, subnet + ".1/24"}, {nsB, ifB, subnet + ".2/24"}} {
+		netnsMustRun(t, "ip", "-n", side.ns, "addr", "add", side.addr, "dev", side.iface)
+		netnsMustRun(t, "ip", "-n", side.ns, "link", "set", "lo", "up")
+		netnsMustRun(t, "ip", "-n", side.ns, "link", "set", side.iface, "up")
+	}
+	return nsA, nsB, ifA, ifB
 }
 
 func netnsRun(t *testing.T, name string, args ...string) {

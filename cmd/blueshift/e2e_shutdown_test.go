@@ -28,9 +28,10 @@ const (
 )
 
 // startNoWait starts the daemon and returns at once, before it answers.
-func (d *device) startNoWait() {
+func (d *device) startNoWait(extra ...string) {
 	d.t.Helper()
-	d.cmd = exec.Command(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--ui", "off", "--log-level", "debug")
+	args := []string{"--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--ui", "off", "--log-level", "debug"}
+	d.cmd = exec.Command(bin, append(args, extra...)...)
 	// A race-enabled binary sleeps a second at exit (to catch late races)
 	// unless told not to: that second is not the daemon's.
 	d.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
@@ -46,9 +47,9 @@ func (d *device) startNoWait() {
 
 // startTimed starts the daemon as startNoWait does and waits until it
 // answers.
-func (d *device) startTimed() {
+func (d *device) startTimed(extra ...string) {
 	d.t.Helper()
-	d.startNoWait()
+	d.startNoWait(extra...)
 	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
 }
 
@@ -215,7 +216,11 @@ func TestE2EStopDuringPull(t *testing.T) {
 		s, ok := shareOf(st, shareID)
 		return ok && s.Records >= 201
 	})
-	b.startTimed()
+	// Bob receives at most 16 MiB/s, so the 160 MiB pull lasts ~10 s and is
+	// still under way after each restart: at full speed a restarted bob
+	// finished what its temp lacked before a status poll saw it pulling.
+	slow := []string{"--max-recv-rate", "16MiB"}
+	b.startTimed(slow...)
 	link := strings.SplitN(a.ok("invite", "pull"), "\n", 2)[0]
 	b.ok("join", link, fb)
 	pulling := func(st daemon.Status) bool {
@@ -225,7 +230,7 @@ func TestE2EStopDuringPull(t *testing.T) {
 	b.waitFor("pulling the big file", pulling)
 	note("receiver during a pull", b.terminate("receiver during a pull"))
 	b.reopensCleanly("receiver during a pull")
-	b.startTimed()
+	b.startTimed(slow...)
 	b.waitFor("pulling again", pulling)
 	note("sender during a pull", a.terminate("sender during a pull"))
 	a.reopensCleanly("sender during a pull")

@@ -30,6 +30,10 @@ const e2eDeadline = 30 * time.Second
 var bin string
 
 func TestMain(m *testing.M) {
+	// Every daemon the tests start, in any namespace and by any verb,
+	// inherits this: one that would ask the public DHT routers fails to
+	// start instead (--no-dht, or --bootstrap at a node the test made).
+	os.Setenv(envNoPublicDHT, "1")
 	dir, err := os.MkdirTemp("", "blueshift-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -103,15 +107,31 @@ func (d *device) ok(args ...string) string {
 func (d *device) start() {
 	d.t.Helper()
 	// No LAN discovery: tests send nothing outside 127.0.0.1.
-	d.cmd = exec.Command(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--ui", "off")
+	d.startArgs(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--ui", "off")
+}
+
+// startArgs starts the daemon with a full command line (e.g. inside a
+// namespace) and waits until it answers.
+func (d *device) startArgs(name string, args ...string) {
+	d.t.Helper()
+	d.cmd = exec.Command(name, args...)
 	d.log = &syncWriter{}
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
 	d.done = make(chan error, 1)
-	go func() { d.done <- d.cmd.Wait() }()
+	go func() { d.done <- d.cmd.Wait() }() // ip netns exec execs the daemon: SIGTERM reaches it
 	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
+}
+
+// startInNetns starts the daemon inside network namespace ns with run's
+// flags args. Its listen address is beyond loopback, so it needs --no-dht
+// or --bootstrap: TestMain's environment makes a daemon that would ask the
+// public DHT routers fail to start.
+func (d *device) startInNetns(ns string, args ...string) {
+	d.t.Helper()
+	d.startArgs("ip", append([]string{"netns", "exec", ns, bin, "--home", d.home, "run"}, args...)...)
 }
 
 // stop ends the daemon with SIGTERM and checks it stopped cleanly.
@@ -145,14 +165,20 @@ func (d *device) status() (daemon.Status, bool) {
 // waitFor polls status until cond holds, or fails the test at the deadline.
 func (d *device) waitFor(what string, cond func(daemon.Status) bool) daemon.Status {
 	d.t.Helper()
-	deadline := time.Now().Add(e2eDeadline)
+	return d.waitForWithin(e2eDeadline, what, cond)
+}
+
+// waitForWithin is waitFor with its own deadline.
+func (d *device) waitForWithin(limit time.Duration, what string, cond func(daemon.Status) bool) daemon.Status {
+	d.t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		st, ok := d.status()
 		if ok && cond(st) {
 			return st
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("%s: waited %s for %s; last status %+v\nlog:\n%s", d.name, e2eDeadline, what, st, d.logText())
+			d.t.Fatalf("%s: waited %s for %s; last status %+v\nlog:\n%s", d.name, limit, what, st, d.logText())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

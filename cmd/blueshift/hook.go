@@ -71,19 +71,7 @@ func newHookCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := runningDaemon(home)
-			if err != nil {
-				return err
-			}
-			var hooks []daemon.HookEntry
-			if cl != nil {
-				hooks, err = cl.Hooks(c.Context())
-			} else {
-				var cfg *config.Config
-				if cfg, err = daemon.LoadConfig(home); err == nil {
-					hooks = daemon.Hooks(cfg)
-				}
-			}
+			hooks, err := listVia(c, home, (*daemon.Client).Hooks, daemon.Hooks)
 			if err != nil {
 				return err
 			}

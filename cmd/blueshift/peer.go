@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/daemon"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 )
@@ -25,19 +24,7 @@ func newPeerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := runningDaemon(home)
-			if err != nil {
-				return err
-			}
-			var peers []daemon.PeerEntry
-			if cl != nil {
-				peers, err = cl.Peers(c.Context())
-			} else {
-				var cfg *config.Config
-				if cfg, err = daemon.LoadConfig(home); err == nil {
-					peers = daemon.Peers(cfg)
-				}
-			}
+			peers, err := listVia(c, home, (*daemon.Client).Peers, daemon.Peers)
 			if err != nil {
 				return err
 			}

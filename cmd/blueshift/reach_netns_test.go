@@ -37,21 +37,7 @@ type natWorld struct {
 }
 
 func newNATWorld(t *testing.T, prefix string) *natWorld {
-	if testing.Short() {
-		t.Skip("end-to-end, network namespaces")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
-	}
-	if out, err := exec.Command("nft", "--version").CombinedOutput(); err != nil {
-		t.Skipf("nftables unavailable: %v: %s", err, out)
-	}
-	ctx := context.Background()
-	in, err := netns.NewInternet(ctx, fmt.Sprintf("%s%d", prefix, os.Getpid()%100000), 1, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(in.Close) // registered first: runs after the daemons stopped
+	in := newInternet(t, prefix)
 	w := &natWorld{in: in}
 	w.p, w.a, w.b = newDevice(t, "p"), newDevice(t, "a"), newDevice(t, "b")
 	w.idP, w.idA, w.idB = strings.TrimSpace(w.p.ok("id")), strings.TrimSpace(w.a.ok("id")), strings.TrimSpace(w.b.ok("id"))
@@ -71,10 +57,36 @@ func newNATWorld(t *testing.T, prefix string) *natWorld {
 	w.configure(t, w.p, map[string][]string{w.idA: nil, w.idB: nil}, shareWith(small, w.smallP, w.idA, w.idB))
 	w.configure(t, w.a, map[string][]string{w.idP: {pAddr}, w.idB: nil}, shareWith(small, w.smallA, w.idP), shareWith(data, w.dataA, w.idB))
 	w.configure(t, w.b, map[string][]string{w.idP: {pAddr}, w.idA: nil}, shareWith(small, w.smallB, w.idP), shareWith(data, w.dataB, w.idA))
-	if w.pCounter, err = netns.NewLinkCounter(ctx, w.in.Public[0].NS, "bsreach_plink"); err != nil {
+	pc, err := netns.NewLinkCounter(context.Background(), w.in.Public[0].NS, "bsreach_plink")
+	if err != nil {
 		t.Fatal(err)
 	}
+	w.pCounter = pc
 	return w
+}
+
+// newInternet makes the NAT tests' internet (cmd/internal/netns): one
+// public network and two homes behind their routers, named after prefix
+// and the test process, deleted when the test ends. It skips the test in
+// -short, without root, or without nftables. Devices registered after it
+// stop their daemons before the namespaces go (cleanups run last-first).
+func newInternet(t *testing.T, prefix string) *netns.Internet {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end, network namespaces")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	if out, err := exec.Command("nft", "--version").CombinedOutput(); err != nil {
+		t.Skipf("nftables unavailable: %v: %s", err, out)
+	}
+	in, err := netns.NewInternet(context.Background(), fmt.Sprintf("%s%d", prefix, os.Getpid()%100000), 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Close) // registered first: runs after the daemons stopped
+	return in
 }
 
 // configuredShare returns the share named name in home's configuration.
@@ -140,18 +152,11 @@ func (w *natWorld) startAll() {
 }
 
 // startInNS starts the daemon inside network namespace ns on port 22100
-// (TCP and UDP), LAN discovery off.
+// (TCP and UDP), LAN discovery and the DHT off: p's introduction is what
+// the NAT tests are of.
 func (d *device) startInNS(ns string) {
 	d.t.Helper()
-	d.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--home", d.home, "run", "--listen", ":22100", "--no-discovery", "--log-level", "debug")
-	d.log = &syncWriter{}
-	d.cmd.Stderr = d.log
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.cmd.Wait() }()
-	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
+	d.startInNetns(ns, "--listen", ":22100", "--no-discovery", "--no-dht", "--log-level", "debug")
 }
 
 func peerStatus(st daemon.Status, id string) (daemon.PeerStatus, bool) {

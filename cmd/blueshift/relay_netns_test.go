@@ -299,15 +299,7 @@ func TestE2EFamilyInThreeHomesInviterAway(t *testing.T) {
 // (TCP and UDP), LAN discovery and the DHT off.
 func (d *device) startInNSPort(ns string, port int) {
 	d.t.Helper()
-	d.cmd = exec.Command("ip", "netns", "exec", ns, bin, "--home", d.home, "run", "--listen", fmt.Sprintf(":%d", port), "--no-discovery", "--no-dht", "--log-level", "debug")
-	d.log = &syncWriter{}
-	d.cmd.Stderr = d.log
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.cmd.Wait() }()
-	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
+	d.startInNetns(ns, "--listen", fmt.Sprintf(":%d", port), "--no-discovery", "--no-dht", "--log-level", "debug")
 }
 
 // TestRelayFlagsUsage: a relay rate that does not parse is a usage error

@@ -265,7 +265,7 @@ func ensureDaemon(c *cobra.Command, home string, tf transferFlags) (*daemon.Clie
 	}
 	log := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d, err := daemon.Open(daemon.Options{Home: home, Listen: tf.listen, Logger: log, NoDiscovery: tf.noDiscovery,
-		NoDHT: tf.noDHT, NoQUIC: tf.noQUIC})
+		NoDHT: tf.noDHT, NoPublicDHT: noPublicDHT(), NoQUIC: tf.noQUIC})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/daemon"
 )
 
@@ -196,6 +197,12 @@ func TestE2EReceiveResumes(t *testing.T) {
 	})
 	into := filepath.Join(work, "into")
 	os.MkdirAll(into, 0o755)
+	// Bob receives at most 8 MiB/s, so his first run is killed with most of
+	// the file still to come: at full speed alice had sent all of it by the
+	// kill, and the second run found her send over.
+	if err := daemon.EditConfig(b.home, func(c *config.Config) error { c.Device.MaxRecvRate = 8 << 20; return nil }); err != nil {
+		t.Fatal(err)
+	}
 	// --no-dht and --no-quic reach the daemon receive runs (as the bench's
 	// daemons run): status shows neither a DHT node nor a QUIC address.
 	args := []string{"--home", b.home, "receive", s.offer.Code, into, "--addr", st.Listen, "--listen", "127.0.0.1:0", "--no-discovery", "--no-dht", "--no-quic", "--json"}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,58 @@ type byteCounter struct {
 	base  int64 // counted by earlier runs of the share's engine
 	last  int64 // the current run's counter at the last poll
 	final bool  // the last poll saw the share complete: the count is exact
+}
+
+// countReceived counts home's bytes_in for a receive (its "receive-"
+// share), complete once the receive has all it needs.
+func countReceived(t *testing.T, home string) *byteCounter {
+	return countBytes(t, home, func(st daemon.Status) (int64, bool, bool) {
+		for _, sh := range st.Shares {
+			if strings.HasPrefix(sh.Name, "receive-") {
+				return sh.BytesIn, true, len(sh.Reached) > 0 && sh.Records > 0 && sh.NeedItems == 0
+			}
+		}
+		return 0, false, false
+	})
+}
+
+// receiving is `receive CODE DIR --addr ADDR` run in the background for a
+// running daemon; it is killed, if still running, when the test ends.
+type receiving struct {
+	out   *syncWriter // its stdout and stderr
+	done  chan error  // its exit; whoever takes it puts it back
+	limit time.Duration
+}
+
+// startReceive runs d's receive of code into into from addr, ending with
+// an error after timeout (its --timeout).
+func startReceive(t *testing.T, d *device, code, into, addr string, timeout time.Duration) *receiving {
+	t.Helper()
+	os.MkdirAll(into, 0o755)
+	cmd := exec.Command(bin, "--home", d.home, "receive", code, into, "--addr", addr, "--json", "--timeout", timeout.String())
+	r := &receiving{out: &syncWriter{}, done: make(chan error, 1), limit: timeout + e2eDeadline}
+	cmd.Stdout, cmd.Stderr = r.out, r.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-r.done
+	})
+	return r
+}
+
+// wait returns the receive's exit once it has ended, or an error when it
+// is still running well past its own --timeout.
+func (r *receiving) wait() error {
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return err
+	case <-time.After(r.limit):
+		return fmt.Errorf("receive did not end %v after it started (its --timeout passed)", r.limit)
+	}
 }
 
 // countBytes starts polling home's daemon. pick returns the counter of
@@ -142,30 +195,9 @@ func TestE2ESendSenderKilled(t *testing.T) {
 	randomFile(t, filepath.Join(src, "big.bin"), size)
 	s := startSend(t, a, src, "big.bin", "--addr", stA.Listen)
 
-	received := countBytes(t, b.home, func(st daemon.Status) (int64, bool, bool) {
-		for _, sh := range st.Shares {
-			if strings.HasPrefix(sh.Name, "receive-") {
-				return sh.BytesIn, true, len(sh.Reached) > 0 && sh.Records > 0 && sh.NeedItems == 0
-			}
-		}
-		return 0, false, false
-	})
+	received := countReceived(t, b.home)
 	into := filepath.Join(work, "into")
-	os.MkdirAll(into, 0o755)
-	rc := exec.Command(bin, "--home", b.home, "receive", s.offer.Code, into, "--addr", stA.Listen, "--json",
-		"--timeout", (10 * e2eDeadline).String())
-	rcErr := &syncWriter{}
-	rc.Stdout, rc.Stderr = rcErr, rcErr
-	if err := rc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	rcDone := make(chan error, 1)
-	go func() { rcDone <- rc.Wait() }()
-	t.Cleanup(func() {
-		rc.Process.Kill()
-		err := <-rcDone
-		rcDone <- err
-	})
+	rc := startReceive(t, b, s.offer.Code, into, stA.Listen, 10*e2eDeadline)
 
 	var before int64
 	b.waitFor("a quarter of big.bin arrived", func(st daemon.Status) bool {
@@ -191,14 +223,8 @@ func TestE2ESendSenderKilled(t *testing.T) {
 			again.offer.Code, again.offer.Resumed, again.offer.ShareID, s.offer.Code, s.offer.ShareID)
 	}
 
-	select {
-	case err := <-rcDone:
-		rcDone <- err
-		if err != nil {
-			t.Fatalf("receive after the sender was killed and started again: %v\n%s", err, rcErr)
-		}
-	case <-time.After(10 * e2eDeadline):
-		t.Fatalf("receive did not end\n%s", rcErr)
+	if err := rc.wait(); err != nil {
+		t.Fatalf("receive after the sender was killed and started again: %v\n%s", err, rc.out)
 	}
 	if err := again.wait(t); err != nil {
 		t.Fatalf("send run again: %v\n%s", err, again.err)

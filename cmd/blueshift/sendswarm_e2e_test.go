@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -89,6 +88,40 @@ func TestE2EShareRemoveLeavesKeyring(t *testing.T) {
 	waitTrees(t, in("a", "keep"), in("l", "keep"), "keep still syncs", a, l)
 }
 
+// newSwarmSet is the swarmed sends' set-up: alice shares docs, holding the
+// files named (size random bytes each); her laptop follows docs, and
+// alice has its address (LAN discovery or the DHT would tell her; both
+// are off in tests); bob receives slowly enough (2 MiB/s) for a device to
+// be killed midway. in makes paths under the test's folder: docs is
+// in("a", "docs"), the laptop's copy in("l", "docs").
+func newSwarmSet(t *testing.T, size int, files ...string) (a, l, b *device, in func(...string) string) {
+	t.Helper()
+	a, l, b = newDevice(t, "alice"), newDevice(t, "laptop"), newDevice(t, "bob")
+	work := t.TempDir()
+	in = func(parts ...string) string { return filepath.Join(append([]string{work}, parts...)...) }
+	for _, f := range files {
+		randomFile(t, in("a", "docs", f), size)
+	}
+	a.ok("share", "add", in("a", "docs"), "--name", "docs")
+	a.start()
+	l.start()
+	b.startRun("--max-recv-rate", "2MiB")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("alice:\n%s\nlaptop:\n%s\nbob:\n%s", a.logText(), l.logText(), b.logText())
+		}
+	})
+	var pr daemon.PairResult
+	if err := json.Unmarshal([]byte(a.ok("pair", "--json")), &pr); err != nil {
+		t.Fatal(err)
+	}
+	l.ok("join", pr.Link, in("l"))
+	waitTrees(t, in("a", "docs"), in("l", "docs"), "the laptop follows docs", a, l)
+	stL, _ := l.status()
+	a.ok("peer", "add", strings.TrimSpace(l.ok("id")), "--addr", stL.Listen)
+	return a, l, b, in
+}
+
 // TestE2ESendSwarm: alice sends a file of her share docs, which her
 // paired laptop holds too, to bob, a device paired with neither. Bob
 // fetches from the laptop as well as from alice (the laptop's status
@@ -101,44 +134,12 @@ func TestE2ESendSwarm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	a, l, b := newDevice(t, "alice"), newDevice(t, "laptop"), newDevice(t, "bob")
-	work := t.TempDir()
-	in := func(parts ...string) string { return filepath.Join(append([]string{work}, parts...)...) }
 	const size = 24 << 20
-	randomFile(t, in("a", "docs", "one.bin"), size)
-	randomFile(t, in("a", "docs", "two.bin"), size)
-	a.ok("share", "add", in("a", "docs"), "--name", "docs")
-	a.start()
-	l.start()
-	// bob receives slowly enough for alice to be killed midway.
-	b.startRun("--max-recv-rate", "2MiB")
-	defer func() {
-		if t.Failed() {
-			t.Logf("alice:\n%s\nlaptop:\n%s\nbob:\n%s", a.logText(), l.logText(), b.logText())
-		}
-	}()
-	var pr daemon.PairResult
-	if err := json.Unmarshal([]byte(a.ok("pair", "--json")), &pr); err != nil {
-		t.Fatal(err)
-	}
-	l.ok("join", pr.Link, in("l"))
-	waitTrees(t, in("a", "docs"), in("l", "docs"), "the laptop follows docs", a, l)
-	stL, _ := l.status()
+	a, l, b, in := newSwarmSet(t, size, "one.bin", "two.bin")
 	stA, _ := a.status()
-	// alice knows where her laptop listens (LAN discovery or the DHT would
-	// tell her; both are off in tests).
-	a.ok("peer", "add", strings.TrimSpace(l.ok("id")), "--addr", stL.Listen)
 
-	receive := func(s *sender, into string) *exec.Cmd {
-		os.MkdirAll(into, 0o755)
-		cmd := exec.Command(bin, "--home", b.home, "receive", s.offer.Code, into, "--addr", stA.Listen, "--json",
-			"--timeout", e2eDeadline.String())
-		cmd.Stderr = &syncWriter{}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
+	receive := func(s *sender, into string) *receiving {
+		return startReceive(t, b, s.offer.Code, into, stA.Listen, e2eDeadline)
 	}
 	same := func(a, b string) {
 		t.Helper()
@@ -151,11 +152,11 @@ func TestE2ESendSwarm(t *testing.T) {
 
 	// 1. Both of alice's devices serve bob.
 	s := startSend(t, a, in("a", "docs"), "one.bin", "--addr", stA.Listen)
-	if err := receive(s, in("b1")).Wait(); err != nil {
+	if err := receive(s, in("b1")).wait(); err != nil {
 		t.Fatalf("receive: %v", err)
 	}
 	same(in("a", "docs", "one.bin"), in("b1", "one.bin"))
-	stL, _ = l.status()
+	stL, _ := l.status()
 	stB, _ := b.status()
 	t.Logf("the laptop served %d of %d bytes (%.0f %%); bob fetched %d from it",
 		stL.Swarm.ServedBytes, size, 100*float64(stL.Swarm.ServedBytes)/size, stB.Swarm.FetchedBytes)
@@ -190,8 +191,8 @@ func TestE2ESendSwarm(t *testing.T) {
 		return false
 	})
 	a.kill()
-	if err := rc.Wait(); err != nil {
-		t.Fatalf("receive after the sender was killed: %v\n%s", err, rc.Stderr.(*syncWriter))
+	if err := rc.wait(); err != nil {
+		t.Fatalf("receive after the sender was killed: %v\n%s", err, rc.out)
 	}
 	same(in("a", "docs", "two.bin"), in("b2", "two.bin"))
 	stL, _ = l.status()

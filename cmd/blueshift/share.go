@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/blueshift-sync/blueshift/config"
 	"github.com/blueshift-sync/blueshift/daemon"
 )
 
@@ -66,19 +65,7 @@ func newShareCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := runningDaemon(home)
-			if err != nil {
-				return err
-			}
-			var shares []daemon.ShareEntry
-			if cl != nil {
-				shares, err = cl.Shares(c.Context())
-			} else {
-				var cfg *config.Config
-				if cfg, err = daemon.LoadConfig(home); err == nil {
-					shares = daemon.Shares(cfg)
-				}
-			}
+			shares, err := listVia(c, home, (*daemon.Client).Shares, daemon.Shares)
 			if err != nil {
 				return err
 			}

@@ -18,15 +18,7 @@ import (
 // startUI starts d's daemon with --ui addr (and the flags start uses).
 func (d *device) startUI(addr string) {
 	d.t.Helper()
-	d.cmd = exec.Command(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--ui", addr)
-	d.log = &syncWriter{}
-	d.cmd.Stderr = d.log
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.cmd.Wait() }()
-	d.waitFor("the daemon answers", func(st daemon.Status) bool { return st.Listen != "" })
+	d.startArgs(bin, "--home", d.home, "run", "--listen", "127.0.0.1:0", "--no-discovery", "--ui", addr)
 }
 
 // TestUIVerb: `blueshift ui --print-url` prints a one-time link to the UI

@@ -98,6 +98,9 @@ func (d *device) start(ctx context.Context) error {
 		args = append(args, "--log-level", d.logLevel)
 	}
 	cmd := d.ep.Command(context.Background(), d.s.bin, args...)
+	// Whatever the flags become, a daemon that would ask the public DHT
+	// routers fails to start (cmd/blueshift's envNoPublicDHT).
+	cmd.Env = append(cmd.Environ(), "BLUESHIFT_NO_PUBLIC_DHT=1")
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -280,6 +283,24 @@ func (st status) shareErrors(dir string) []string {
 		if filepath.Clean(sh.Path) == filepath.Clean(dir) {
 			return sh.Errors
 		}
+	}
+	return nil
+}
+
+// startSharing starts a's and b's daemons, shares a's folder as name with
+// b and waits until the empty share has settled on both: the start of a
+// scenario of two devices.
+func startSharing(ctx context.Context, s *scenario, name string, a, b *device) error {
+	for _, d := range []*device{a, b} {
+		if err := d.start(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := shareWith(ctx, a, name, b); err != nil {
+		return err
+	}
+	if _, err := converge(ctx, a, a.dir, b, b.dir, s.t.timeout); err != nil {
+		return fmt.Errorf("empty share did not settle: %w", err)
 	}
 	return nil
 }

@@ -49,16 +49,8 @@ func killScenario(kind killKind) scenarioFunc {
 		if err != nil {
 			return err
 		}
-		for _, d := range []*device{a, b} {
-			if err := d.start(ctx); err != nil {
-				return err
-			}
-		}
-		if _, err := shareWith(ctx, a, "kill", b); err != nil {
+		if err := startSharing(ctx, s, "kill", a, b); err != nil {
 			return err
-		}
-		if _, err := converge(ctx, a, a.dir, b, b.dir, s.t.timeout); err != nil {
-			return fmt.Errorf("empty share did not settle: %w", err)
 		}
 		ctr, err := netns.NewLoopbackCounter(ctx, "bsfault_kill", []int{a.port, b.port})
 		if err != nil {

@@ -44,16 +44,8 @@ func linkFaults(ctx context.Context, s *scenario) error {
 	if err := nw.RelayPorts(ctx, map[int]int{0: a.port, 1: b.port}); err != nil {
 		return err
 	}
-	for _, d := range []*device{a, b} {
-		if err := d.start(ctx); err != nil {
-			return err
-		}
-	}
-	if _, err := shareWith(ctx, a, "link", b); err != nil {
+	if err := startSharing(ctx, s, "link", a, b); err != nil {
 		return err
-	}
-	if _, err := converge(ctx, a, a.dir, b, b.dir, s.t.timeout); err != nil {
-		return fmt.Errorf("empty share did not settle: %w", err)
 	}
 	ctr, err := netns.NewLinkCounter(ctx, b.ep.NS, "bsfault_count")
 	if err != nil {
