@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -12,105 +11,18 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/blueshift-sync/blueshift/internal/corpus"
 )
 
-// The corpus generator. Every byte is derived from the seed: the same
-// arguments always give the same tree (ChaCha8 streams keyed by seed, kind and
-// file index), so runs on different machines compare like with like.
+// The corpus's trees of files, made from internal/corpus's seeded bytes:
+// the same arguments always give the same tree, so runs on different
+// machines compare like with like.
 
 // smallSpec describes a tree of many small files.
 type smallSpec struct {
 	Files    int
 	Min, Max int64 // sizes are log-uniform in [Min, Max]
-}
-
-// rng returns the stream for (seed, kind, idx).
-func rng(seed uint64, kind string, idx uint64) *rand.ChaCha8 {
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[0:], seed)
-	binary.LittleEndian.PutUint64(key[8:], idx)
-	copy(key[16:], kind)
-	return rand.NewChaCha8(key)
-}
-
-// vocabulary is a seeded list of pseudo-words for compressible text.
-func vocabulary(seed uint64) [][]byte {
-	r := rand.New(rng(seed, "vocab", 0))
-	v := make([][]byte, 8192)
-	for i := range v {
-		w := make([]byte, 2+r.IntN(9))
-		for j := range w {
-			w[j] = byte('a' + r.IntN(26))
-		}
-		v[i] = w
-	}
-	return v
-}
-
-// mixer writes "mixed" data: segments that are random with probability
-// randFrac and Zipf-distributed pseudo-text otherwise. randFrac 0.12 with
-// 64 KiB segments compresses about 2.6x with zstd -3.
-type mixer struct {
-	vocab [][]byte
-	src   *rand.ChaCha8
-	r     *rand.Rand
-	zipf  *rand.Zipf
-}
-
-func newMixer(seed uint64, vocab [][]byte, kind string, idx uint64) *mixer {
-	src := rng(seed, kind, idx)
-	r := rand.New(src)
-	return &mixer{vocab: vocab, src: src, r: r, zipf: rand.NewZipf(r, 1.07, 2, uint64(len(vocab)-1))}
-}
-
-func (m *mixer) text(b []byte) {
-	for i := 0; i < len(b); {
-		i += copy(b[i:], m.vocab[m.zipf.Uint64()])
-		if i >= len(b) {
-			break
-		}
-		switch x := m.r.IntN(100); {
-		case x < 80:
-			b[i] = ' '
-		case x < 88:
-			b[i] = ','
-		case x < 95:
-			b[i] = '.'
-		default:
-			b[i] = '\n'
-		}
-		i++
-	}
-}
-
-func (m *mixer) write(w io.Writer, n int64, randFrac float64, seg int) error {
-	buf := make([]byte, seg)
-	for n > 0 {
-		b := buf[:min(int64(seg), n)]
-		if m.r.Float64() < randFrac {
-			_, _ = m.src.Read(b)
-		} else {
-			m.text(b)
-		}
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-		n -= int64(len(b))
-	}
-	return nil
-}
-
-func writeRandom(w io.Writer, src *rand.ChaCha8, n int64) error {
-	buf := make([]byte, 1<<20)
-	for n > 0 {
-		b := buf[:min(int64(len(buf)), n)]
-		_, _ = src.Read(b)
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-		n -= int64(len(b))
-	}
-	return nil
 }
 
 func createFile(path string, fill func(io.Writer) error) error {
@@ -137,13 +49,13 @@ func createFile(path string, fill func(io.Writer) error) error {
 // directories up to three levels deep, with text-like and binary-like names.
 // It returns the total number of bytes.
 func genSmall(dir string, seed uint64, spec smallSpec) (int64, error) {
-	vocab := vocabulary(seed)
+	vocab := corpus.Vocabulary(seed)
 	lmin, lmax := math.Log(float64(spec.Min)), math.Log(float64(max(spec.Max, spec.Min)))
 	sizes := make([]int64, spec.Files)
 	var g errgroup.Group
 	g.SetLimit(4)
 	for i := range spec.Files {
-		r := rand.New(rng(seed, "small-meta", uint64(i)))
+		r := rand.New(corpus.Stream(seed, "small-meta", uint64(i)))
 		sz := int64(math.Exp(lmin + r.Float64()*(lmax-lmin)))
 		sizes[i] = sz
 		d := fmt.Sprintf("d%02d/s%02d", r.IntN(16), r.IntN(16))
@@ -158,7 +70,7 @@ func genSmall(dir string, seed uint64, spec smallSpec) (int64, error) {
 		p := filepath.Join(dir, d, fmt.Sprintf("f%07d%s", i, ext))
 		g.Go(func() error {
 			return createFile(p, func(w io.Writer) error {
-				return newMixer(seed, vocab, "small", uint64(i)).write(w, sz, frac, 4096)
+				return corpus.NewMixer(seed, vocab, "small", uint64(i)).Write(w, sz, frac, 4096)
 			})
 		})
 	}
@@ -171,14 +83,14 @@ func genSmall(dir string, seed uint64, spec smallSpec) (int64, error) {
 
 // genMixed writes count compressible files of size bytes each into dir.
 func genMixed(dir string, seed uint64, count int, size int64) error {
-	vocab := vocabulary(seed)
+	vocab := corpus.Vocabulary(seed)
 	var g errgroup.Group
 	g.SetLimit(2)
 	for i := range count {
 		p := filepath.Join(dir, fmt.Sprintf("mixed-%02d.bin", i))
 		g.Go(func() error {
 			return createFile(p, func(w io.Writer) error {
-				return newMixer(seed, vocab, "large", uint64(i)).write(w, size, 0.12, 64<<10)
+				return corpus.NewMixer(seed, vocab, "large", uint64(i)).Write(w, size, 0.12, 64<<10)
 			})
 		})
 	}
@@ -188,14 +100,14 @@ func genMixed(dir string, seed uint64, count int, size int64) error {
 // genRandomFile writes one incompressible file; idx selects the stream.
 func genRandomFile(path string, seed uint64, idx uint64, size int64) error {
 	return createFile(path, func(w io.Writer) error {
-		return writeRandom(w, rng(seed, "random", idx), size)
+		return corpus.WriteRandom(w, corpus.Stream(seed, "random", idx), size)
 	})
 }
 
 // patch returns n seeded bytes for an edit at offset at.
 func patch(seed uint64, kind string, at int64, n int) []byte {
 	b := make([]byte, n)
-	_, _ = rng(seed, "patch-"+kind, uint64(at)).Read(b)
+	_, _ = corpus.Stream(seed, "patch-"+kind, uint64(at)).Read(b)
 	return b
 }
 
@@ -237,7 +149,7 @@ func appendTo(path string, seed uint64, n int64) error {
 		return fmt.Errorf("open %q for append: %w", path, err)
 	}
 	defer f.Close()
-	if err := writeRandom(f, rng(seed, "append", uint64(n)), n); err != nil {
+	if err := corpus.WriteRandom(f, corpus.Stream(seed, "append", uint64(n)), n); err != nil {
 		return fmt.Errorf("append to %q: %w", path, err)
 	}
 	return f.Close()
@@ -251,7 +163,7 @@ const tinyPerDir = 1000
 // size and bytes depend only on (seed, index), so parallel writers give the
 // same tree every time; a million files take well under a minute.
 func genTiny(dir string, seed uint64, n int) error {
-	vocab := vocabulary(seed)
+	vocab := corpus.Vocabulary(seed)
 	dirs := (n + tinyPerDir - 1) / tinyPerDir
 	lmin, lmax := math.Log(64), math.Log(1024)
 	var g errgroup.Group
@@ -264,9 +176,9 @@ func genTiny(dir string, seed uint64, n int) error {
 			}
 			buf := make([]byte, 1024)
 			for i := d * tinyPerDir; i < min(n, (d+1)*tinyPerDir); i++ {
-				m := newMixer(seed, vocab, "tiny", uint64(i))
-				b := buf[:int(math.Exp(lmin+m.r.Float64()*(lmax-lmin)))]
-				m.text(b)
+				m := corpus.NewMixer(seed, vocab, "tiny", uint64(i))
+				b := buf[:int(math.Exp(lmin+m.Float64()*(lmax-lmin)))]
+				m.Text(b)
 				p := filepath.Join(sub, fmt.Sprintf("f%07d.txt", i))
 				if err := os.WriteFile(p, b, 0o644); err != nil {
 					return fmt.Errorf("write %q: %w", p, err)

@@ -67,8 +67,11 @@ type config struct {
 	ScaleFiles      int           // Syncthing vs Blueshift; 0 = skip
 	HugeFiles       int           // Blueshift alone; 0 = skip
 	SendSize        int64         // scenario 9's file
-	Link            netns.Link
-	Timeout         time.Duration
+	// RebuiltPair is scenario 8's Blueshift pair as OLD..NEW (-rebuilt-pair);
+	// "" = the measured commit and the parent of its last code change.
+	RebuiltPair string
+	Link        netns.Link
+	Timeout     time.Duration
 }
 
 func quickConfig() config {
@@ -105,6 +108,7 @@ func main() {
 	sendMiB := flag.Int64("send-size", 0, "scenario 9's file in MiB (default: 1024; 32 with -quick)")
 	withBS := flag.Bool("blueshift", true, "measure Blueshift (builds ./cmd/blueshift into bin/blueshift); -blueshift=false measures the baselines alone")
 	rev := flag.String("blueshift-rev", "HEAD", "git revision of Blueshift to build and measure (\"\" = the working tree, uncommitted changes included)")
+	rebuiltPair := flag.String("rebuilt-pair", "", "scenario 8's Blueshift builds as OLD..NEW git revisions (default: the parent of the measured commit's last code change..the measured commit), to compare two commits' figures on one pair")
 	only := flag.String("scenarios", "1,2,3,4,5,6,7,8,9,10,11", "comma-separated scenario numbers to run")
 	out := flag.String("out", "bench/results", "directory for RESULTS.md, results.tsv and plots")
 	workRoot := flag.String("work", "", "scratch directory (default: a new one under $TMPDIR)")
@@ -119,6 +123,7 @@ func main() {
 	if *runs > 0 {
 		cfg.Runs = *runs
 	}
+	cfg.RebuiltPair = *rebuiltPair
 	if *planFlag != "" {
 		if cfg.Plan == nil {
 			cfg.Plan = plan{}

@@ -59,6 +59,10 @@ func startProc(name string, cmd *exec.Cmd, logPath string) (*proc, error) {
 		return nil, fmt.Errorf("open log of %s: %w", name, err)
 	}
 	cmd.Stdout, cmd.Stderr = lf, lf
+	// A Blueshift daemon, whatever its flags, fails to start rather than ask
+	// the public DHT routers (cmd/blueshift's envNoPublicDHT; older builds
+	// ignore it and get --no-dht).
+	cmd.Env = append(cmd.Environ(), "BLUESHIFT_NO_PUBLIC_DHT=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		lf.Close()

@@ -76,6 +76,11 @@ func (b *bench) blueshiftPair(ctx context.Context, rev, work string) (binaryPair
 		return binaryPair{}, fmt.Errorf("resolve the parent of %s: %w", firstLine(changed), err)
 	}
 	parent = firstLine(parent)
+	if b.cfg.RebuiltPair != "" {
+		if parent, commit, err = revPair(ctx, b.cfg.RebuiltPair); err != nil {
+			return binaryPair{}, err
+		}
+	}
 	bs := binaryPair{name: caseRebuiltBlueshift}
 	b.log.Info("rebuilt binary: blueshift builds", "old", parent, "new", commit)
 	for _, c := range []struct {
@@ -232,4 +237,21 @@ func treeBytes(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// revPair resolves OLD..NEW to two short commit hashes.
+func revPair(ctx context.Context, pair string) (old, nw string, err error) {
+	revs := strings.Split(pair, "..")
+	if len(revs) != 2 {
+		return "", "", fmt.Errorf("rebuilt pair %q: want OLD..NEW", pair)
+	}
+	var out [2]string
+	for i, r := range revs {
+		c, err := run(ctx, exec.CommandContext(ctx, "git", "rev-parse", "--short", r+"^{commit}"))
+		if err != nil {
+			return "", "", fmt.Errorf("resolve %q of the rebuilt pair: %w", r, err)
+		}
+		out[i] = firstLine(c)
+	}
+	return out[0], out[1], nil
 }

@@ -139,7 +139,8 @@ func (b *bench) initial(ctx context.Context, scenario, cas, corpus string, tools
 				}
 				m.extra["cpu_s_per_gb"] = m.cpu / (float64(size) / 1e9)
 			}
-			b.log.Info("measured", "scenario", scenario, "case", cas, "tool", tool, "run", r, "wall_s", m.wall.Seconds(), "wire", m.wire, "rss_mb", float64(m.rss)/1e6)
+			b.log.Info("measured", "scenario", scenario, "case", cas, "tool", tool, "run", r, "wall_s", m.wall.Seconds(), "wire", m.wire, "cpu_s", m.cpu,
+				"rss_mb", float64(m.rss)/1e6, "rss_dev0_mb", m.extra["rss_dev0_mb"], "rss_dev1_mb", m.extra["rss_dev1_mb"])
 			b.add(scenario, cas, tool, r, m)
 		}
 	}
