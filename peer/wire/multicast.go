@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/blueshift-sync/blueshift/index/block"
@@ -141,6 +142,11 @@ func multicastOfferFromPB(p *wirepb.MulticastOffer) (*MulticastOffer, error) {
 	}
 	if err := fixed("key", m.Key[:], p.GetKey()); err != nil {
 		return nil, fmt.Errorf("multicast offer: %w", err)
+	}
+	if m.Session == ([MulticastSessionSize]byte{}) {
+		// Session zero means "no multicast" and is sent without a key: one
+		// offer, one encoding.
+		return nil, errors.New("multicast offer: a key with session zero")
 	}
 	return m, nil
 }
