@@ -217,7 +217,7 @@ func TestMarkdownShowsRunsAndHarnessTime(t *testing.T) {
 		{scScale, "1000000 tiny files", "blueshift", 0, "rss_dev1_mb", 250},
 	}}
 	hz := harness{total: 52 * time.Minute, parts: []harnessPart{{scShaped, cfg.planText(scShaped), 19 * time.Minute}}}
-	md := markdown(cfg, nil, res, []string{"blueshift", "rsync"}, nil, "n", "", "c", hz)
+	md := markdown(cfg, nil, res, []string{"blueshift", "rsync"}, nil, nil, "n", "", "c", hz)
 	for _, want := range []string{
 		"| incompressible | blueshift | 1 | 45.000 |",
 		"| compressible | blueshift | 2 | 31.000 |",

@@ -261,7 +261,7 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 				hz.parts = append(hz.parts, harnessPart{sc, cfg.planText(sc), d})
 			}
 		}
-		md := markdown(cfg, machineInfo(context.Background(), bsRun), res, reported, b.failures, b.netNote, bsNote, coverage, hz)
+		md := markdown(cfg, machineInfo(context.Background(), bsRun), res, reported, b.failures, b.retried, b.netNote, bsNote, coverage, hz)
 		return res, md, os.WriteFile(filepath.Join(out, "RESULTS.md"), []byte(md), 0o644)
 	}
 	done := func(n string) error {

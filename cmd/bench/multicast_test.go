@@ -28,7 +28,7 @@ func TestMulticastTargetsEveryRow(t *testing.T) {
 	add(mcCase(4, mcLoss), toolMulticast, "wall_s", 1.5)
 	add(mcCase(4, mcLoss), toolMulticast, "lossy_x", 1.25)
 	add(mcCase(4, mcLoss), toolMulticast, "others_done_s", 3)
-	md := markdown(cfg, nil, results{rows: rows}, []string{"blueshift", toolMulticast}, nil, "n", "", "c", harness{total: time.Minute})
+	md := markdown(cfg, nil, results{rows: rows}, []string{"blueshift", toolMulticast}, nil, nil, "n", "", "c", harness{total: time.Minute})
 	for _, want := range []string{
 		"| 5 swarm 1 -> 4, random data: seeder upload / data size | 1.500 | 1.5 | met |",
 		"| 5 LAN multicast 1 -> 4, random data: seeder upload / data size | 1.070 | 1.1 | met |",
@@ -49,7 +49,7 @@ func TestMulticastTargetsEveryRow(t *testing.T) {
 		t.Error("the ratio to a unicast swarm to 8 that the quick run does not measure is a target row")
 	}
 	rows = append(rows, row{scFanout, mcCase(4, mcStranger), toolMulticast, 0, "forged_taken", 0})
-	md = markdown(cfg, nil, results{rows: rows}, []string{"blueshift", toolMulticast}, nil, "n", "", "c", harness{total: time.Minute})
+	md = markdown(cfg, nil, results{rows: rows}, []string{"blueshift", toolMulticast}, nil, nil, "n", "", "c", harness{total: time.Minute})
 	if want := "| 5 LAN multicast 1 -> 4, a stranger forging datagrams: forged datagrams taken (sync completes) | 0.000 | 0 | met |"; !strings.Contains(md, want) {
 		t.Errorf("RESULTS.md lacks %q", want)
 	}

@@ -54,7 +54,7 @@ func TestPunchedScenarioNumberAndTable(t *testing.T) {
 		{scPunched, cas, "blueshift", 0, "wall_s", 3}, {scPunched, cas, toolPunchTCP, 0, "wall_s", 2},
 	}}
 	hz := harness{total: 1, parts: nil}
-	md := markdown(cfg, nil, res, []string{"blueshift", toolPunchTCP}, nil, "n", "", "c", hz)
+	md := markdown(cfg, nil, res, []string{"blueshift", toolPunchTCP}, nil, nil, "n", "", "c", hz)
 	for _, want := range []string{
 		"## " + scPunched,
 		"| " + cas + " | " + toolPunchTCP + " | 1 | 2.000 |",

@@ -26,7 +26,7 @@ func TestMarkdownShowsIssue14Rows(t *testing.T) {
 		add(scRebuilt, caseRebuiltTomljson, tool, "wall_s", 1)
 		add(scRebuilt, caseRebuiltTomljson, tool, "wire_bytes", v)
 	}
-	md := markdown(cfg, nil, results{rows: rows}, []string{"blueshift", "rsync", "rsync+zstd", "rsync --fsync"}, nil, "n", "", "c", harness{total: time.Minute})
+	md := markdown(cfg, nil, results{rows: rows}, []string{"blueshift", "rsync", "rsync+zstd", "rsync --fsync"}, nil, nil, "n", "", "c", harness{total: time.Minute})
 	for _, want := range []string{
 		"cpu_s_per_gb 3.000",
 		"| 1 loopback incompressible: wall time / rsync --fsync | 2.000 | 1 | MISSED |",
@@ -77,7 +77,7 @@ func TestMarkdownShowsSendTargets(t *testing.T) {
 	add(caseSendWhole, "croc", "wire_bytes", 100)
 	add(caseSendResume, "blueshift", "wall_s", 5)
 	add(caseSendResume, "blueshift", "wire_x", 1.02)
-	md := markdown(cfg, nil, results{rows: rows}, []string{"blueshift", "croc"}, nil, "n", "", "c", harness{total: time.Minute})
+	md := markdown(cfg, nil, results{rows: rows}, []string{"blueshift", "croc"}, nil, nil, "n", "", "c", harness{total: time.Minute})
 	for _, want := range []string{
 		"## " + scSend,
 		"32 MiB incompressible file",

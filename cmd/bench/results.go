@@ -176,7 +176,7 @@ type harnessPart struct {
 // markdown renders RESULTS.md: the machine, one table per scenario (medians,
 // with the number of runs behind each), the targets with met/MISSED, and the
 // harness time per scenario.
-func markdown(cfg config, machine []string, res results, tools []string, failures []string, netNote, blueshiftNote, coverage string, hz harness) string {
+func markdown(cfg config, machine []string, res results, tools []string, failures, retried []string, netNote, blueshiftNote, coverage string, hz harness) string {
 	var sb strings.Builder
 	mode := "full"
 	if cfg.Quick {
@@ -263,6 +263,12 @@ func markdown(cfg config, machine []string, res results, tools []string, failure
 		fmt.Fprintf(&sb, "| %s | %s | %s |\n", p.name, p.runs, fmtDur(p.d))
 	}
 	fmt.Fprintf(&sb, "| **total** | | **%s** |\n", fmtDur(hz.total))
+	if len(retried) > 0 {
+		sb.WriteString("\n## Baseline runs run again\n\nThese runs of another tool failed once and were run again (a failure of Blueshift never is):\n\n")
+		for _, f := range retried {
+			fmt.Fprintf(&sb, "- %s\n", f)
+		}
+	}
 	if len(failures) > 0 {
 		sb.WriteString("\n## Failures\n\n")
 		for _, f := range failures {

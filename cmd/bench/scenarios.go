@@ -26,9 +26,12 @@ type bench struct {
 	order    []string              // cluster tools in table order
 	rows     []row
 	failures []string
-	netNote  string
-	seq      int
-	clock    *stopwatch // harness time per scenario
+	// retried lists baseline runs that failed once and were run again
+	// (RESULTS.md shows them): Syncthing now and then does not converge.
+	retried []string
+	netNote string
+	seq     int
+	clock   *stopwatch // harness time per scenario
 	// interrupted reports that the run is being stopped (SIGINT): a run
 	// cut short then is not counted as a failure of the tool.
 	interrupted func() bool
@@ -128,6 +131,15 @@ func (b *bench) initial(ctx context.Context, scenario, cas, corpus string, tools
 				return // interrupted: what was measured is reported
 			}
 			m, err := b.initialOnce(ctx, tool, corpus, o, r)
+			if err != nil && tool != "blueshift" && ctx.Err() == nil {
+				// A baseline's own failure (Syncthing 1.19 once stayed
+				// "not in sync" for 3 minutes on the shaped link in CI) is
+				// not what the bench tests: it gets one more run. A
+				// failure of Blueshift is never run again.
+				b.retried = append(b.retried, fmt.Sprintf("%s / %s / %s run %d: %v", scenario, cas, tool, r+1, err))
+				b.log.Warn("baseline run failed; running it again", "scenario", scenario, "case", cas, "tool", tool, "err", err)
+				m, err = b.initialOnce(ctx, tool, corpus, o, r)
+			}
 			if err != nil {
 				b.fail(scenario, cas, tool, err)
 				continue
