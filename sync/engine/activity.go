@@ -119,6 +119,15 @@ func newLimiter(bytesPerSec int64, old *rate.Limiter) *rate.Limiter {
 }
 
 // waitRecv waits until n more bytes of f may be received; waitSend, sent.
+// received counts n bytes that came from s for this folder (the session's
+// and the folder's counters) and waits until the receive rate limits have
+// room for them.
+func (f *folder) received(ctx context.Context, s *Session, n int) error {
+	s.countIn(n)
+	f.act.recv.Add(int64(n))
+	return f.waitRecv(ctx, n)
+}
+
 func (f *folder) waitRecv(ctx context.Context, n int) error {
 	f.e.rates.mu.Lock()
 	dev := f.e.rates.mu.recv

@@ -176,9 +176,7 @@ func (s *Session) askContent(ctx context.Context, f *folder, ins []*incoming) {
 			if got == 0 {
 				break
 			}
-			s.countIn(got)
-			f.act.recv.Add(int64(got))
-			if err := f.waitRecv(ctx, got); err != nil {
+			if err := f.received(ctx, s, got); err != nil {
 				return
 			}
 			ask = slices.DeleteFunc(ask, func(in *incoming) bool { return in.content != nil })

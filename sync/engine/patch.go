@@ -126,9 +126,7 @@ func (f *folder) patchSpan(ctx context.Context, s *Session, in incoming, base pa
 	if !isPatch {
 		return false, errors.New(describe(resp))
 	}
-	s.countIn(len(pr.Data))
-	f.act.recv.Add(int64(len(pr.Data)))
-	if err := f.waitRecv(ctx, len(pr.Data)); err != nil {
+	if err := f.received(ctx, s, len(pr.Data)); err != nil {
 		return false, err
 	}
 	data, err := f.e.codec.decodePatch(pr.Data, dict, int(req.WantSize()))

@@ -103,9 +103,7 @@ func (f *folder) reflateFetch(ctx context.Context, s *Session, in incoming, base
 	if !ok {
 		return nil, errors.New(describe(resp))
 	}
-	s.countIn(len(rr.Data))
-	f.act.recv.Add(int64(len(rr.Data)))
-	if err := f.waitRecv(ctx, len(rr.Data)); err != nil {
+	if err := f.received(ctx, s, len(rr.Data)); err != nil {
 		return nil, err
 	}
 	oldL, newL := layoutOf(rr.BaseSections), layoutOf(rr.WantSections)
