@@ -87,6 +87,7 @@ type folder struct {
 		need        map[merkle.Key][]needed           // guarded by mu: queued records whose content is lacking (status.go)
 		madeDirs    map[record.Path]uint64            // guarded by mu: inodes of directories the puller made (moved.go)
 		scanning    int                               // guarded by mu: scans under way (the root is still moving)
+		fullScans   [2]int                            // guarded by mu: full scans started, and finished
 		errors      []string                          // guarded by mu: newest last
 		conflict    int                               // guarded by mu: conflict copies made
 		origin      map[merkle.Leaf]identity.DeviceID // guarded by mu: who sent a record we committed
@@ -335,6 +336,14 @@ func (f *folder) scan(ctx context.Context, req scanRequest) {
 	// must not overtake them.
 	f.mu.Lock()
 	f.mu.scanning++
+	if req.full {
+		f.mu.fullScans[0]++
+		defer func() {
+			f.mu.Lock()
+			f.mu.fullScans[1]++
+			f.mu.Unlock()
+		}()
+	}
 	f.mu.Unlock()
 	f.tellPusher(ctx, pushItem{scan: +1})
 	defer f.tellPusher(ctx, pushItem{scan: -1})

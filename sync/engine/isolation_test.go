@@ -366,18 +366,27 @@ func (d *device) addShares(t *testing.T, keyA, keyB share.Key, dirB string, a, b
 	}
 }
 
-// scanShares rescans every share of d and waits until each has finished.
+// scanShares rescans every share of d and waits until a full scan that
+// started after the call has finished in each (a scan the watcher started
+// before the test wrote its files does not count).
 func (d *device) scanShares(t *testing.T) {
 	t.Helper()
-	since := time.Now()
-	for _, f := range d.e.folders() {
+	folders := d.e.folders()
+	before := make([]int, len(folders))
+	for i, f := range folders {
+		f.mu.Lock()
+		before[i] = f.mu.fullScans[0]
+		f.mu.Unlock()
 		if err := d.e.Rescan(f.id, nil, true); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitCond(t, d.name+" to scan", func() bool {
-		for _, st := range d.e.Status().Shares {
-			if !st.Scanned.After(since) {
+		for i, f := range folders {
+			f.mu.Lock()
+			done := f.mu.fullScans[1]
+			f.mu.Unlock()
+			if done <= before[i] {
 				return false
 			}
 		}
