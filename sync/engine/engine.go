@@ -110,6 +110,11 @@ type Engine struct {
 
 	wake chan struct{} // cap 1: AddShare -> Run, a puller waits in mu.starting
 
+	// walkRetryMax is the longest pause before a reconcile that failed or
+	// was put off is tried again: retryMax (tests lengthen it to show that
+	// what should bring the walk sooner does).
+	walkRetryMax time.Duration
+
 	mu struct {
 		gosync.Mutex
 		folders  map[share.ID]*folder           // guarded by mu
@@ -145,8 +150,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		db: opts.DB, self: opts.Self, log: opts.Logger, clock: opts.Clock, opts: opts, codec: c,
-		temps: newInflight(),
-		wake:  make(chan struct{}, 1),
+		temps:        newInflight(),
+		wake:         make(chan struct{}, 1),
+		walkRetryMax: retryMax,
 	}
 	e.mu.folders = make(map[share.ID]*folder)
 	e.mu.sessions = make(map[identity.DeviceID]*Session)

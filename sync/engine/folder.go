@@ -795,8 +795,16 @@ func (f *folder) noteError(err error) {
 func (f *folder) scanDone() {
 	f.mu.Lock()
 	f.mu.scanning--
+	idle := f.mu.scanning == 0
 	f.mu.Unlock()
 	f.announceIfDonePulling()
+	if idle {
+		// A walk put off because our scan was moving our root (see
+		// Session.run) may go now, not when its retry timer says.
+		for _, s := range f.connectedMembers() {
+			s.maybeWant(f)
+		}
+	}
 }
 
 // scanningNow reports whether a scan is under way or its records are not

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -151,4 +152,28 @@ func TestStaleRecordDroppedOnAnnouncement(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestWalkPutOffByOurScanRunsWhenItEnds: the peer's root arrives while our
+// own scan is moving our root, so the walk of its tree is put off. It runs
+// when the scan ends, not when the retry timer says: here the timer would
+// wait an hour (before the fix, a restarted device waited the timer's 2 s
+// for a changed file whatever the share's size).
+func TestWalkPutOffByOurScanRunsWhenItEnds(t *testing.T) {
+	key := newKey(t)
+	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
+	b.e.walkRetryMax = time.Hour // before any session of b reads it
+	a.addShare(b)
+	b.addShare(a)
+	mustWrite(t, filepath.Join(a.dir, "changed.txt"), []byte("changed on A while B was away"))
+	waitScanned(t, a)
+	waitScanned(t, b)
+	f := b.e.folder(key.ID())
+	f.mu.Lock()
+	f.mu.scanning++ // a scan of B's under way
+	f.mu.Unlock()
+	link(t, a, b)
+	waitCond(t, "B to put its walk of A off", func() bool { return strings.Contains(b.logs.String(), "walk put off") })
+	f.scanDone()
+	waitConverged(t, a, b)
 }

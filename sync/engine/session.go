@@ -191,9 +191,12 @@ func (s *Session) run(ctx context.Context) error {
 				// Not while our own scan moves our root (the walk would
 				// fetch the peer's older record of every path the scan
 				// changed), nor before the peer has said where our last
-				// push took it. Asked again later, as a failed walk is.
+				// push took it. Asked again when our scan ends
+				// (folder.scanDone) or the peer announces, and at the
+				// latest after a failed walk's longest pause.
+				s.log.Debug("walk put off", "share", f.cfg.Name, "scanning", f.scanningNow())
 				failed[id] = true
-				retry.Reset(retryMax)
+				retry.Reset(s.e.walkRetryMax)
 				continue
 			}
 			err := s.reconcile(ctx, f)
@@ -209,7 +212,7 @@ func (s *Session) run(ctx context.Context) error {
 				s.log.Info("reconcile failed; will retry", "share", f.cfg.Name, "in", backoff, "err", err)
 				failed[id] = true
 				retry.Reset(backoff)
-				backoff = min(2*backoff, retryMax)
+				backoff = min(2*backoff, s.e.walkRetryMax)
 			}
 		}
 	}
