@@ -160,6 +160,20 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 		return fmt.Errorf("%w: check that the folder exists, or remove the share with `blueshift share remove %s`", err, s.Name)
 	}
 	d.ensureLog(id, key, s)
+	wctx, stop := context.WithCancel(ctx)
+	var watched chan error // w.Run's end
+	if s.Watch {
+		watched = make(chan error, 1)
+		go func() { watched <- w.Run(wctx) }()
+		// The watcher's first batch, a full rescan, says every watch is in
+		// place. The engine scans everything when the share starts, after
+		// this: nothing changed before the watches is missed, and taking
+		// the batch here saves a second scan of the whole share.
+		select {
+		case <-w.Batches():
+		case <-ctx.Done():
+		}
+	}
 	days := s.VersionsDays
 	if days == 0 {
 		days = -1 // config.toml's 0 is "no age limit"; the engine's 0 is its default
@@ -173,15 +187,21 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 		NoMulticast: !s.Multicast,
 	})
 	if err != nil {
+		stop()
+		if watched != nil {
+			<-watched
+		}
 		w.Close()
 		return err
 	}
-	wctx, stop := context.WithCancel(ctx)
 	rs := &runningShare{cfg: s, members: members, stop: stop, done: make(chan struct{})}
 	d.mu.Lock()
 	if d.mu.stopping {
 		d.mu.Unlock()
 		stop()
+		if watched != nil {
+			<-watched
+		}
 		w.Close()
 		d.eng.RemoveShare(id)
 		return fmt.Errorf("start share %s: the daemon is stopping", s.Name)
@@ -214,7 +234,7 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 				}
 			}
 		}()
-		if err := w.Run(wctx); err != nil && wctx.Err() == nil {
+		if err := <-watched; err != nil && wctx.Err() == nil {
 			d.log.Warn("watcher stopped; changes are found by periodic rescans", "share", s.Name, "err", err)
 		}
 		<-fwd
