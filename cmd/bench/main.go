@@ -58,8 +58,9 @@ type config struct {
 	IncompSize     int64
 	ShapedCases    []string // corpora run over the shaped link
 	EditSize       int64
-	ReconnectFiles []int // Small.Files, then ScaleFiles when that is set
-	FanoutSize     int64 // 0 = skip
+	ReconnectFiles []int    // Small.Files, then ScaleFiles when that is set
+	Tools          []string // when set, the only tools scenarios 1-4, 6 and 7 measure
+	FanoutSize     int64    // 0 = skip
 	// FanoutReceivers: the receivers of scenario 5's random-data cases.
 	FanoutReceivers []int
 	LatencyEdits    int
@@ -109,6 +110,7 @@ func main() {
 	withBS := flag.Bool("blueshift", true, "measure Blueshift (builds ./cmd/blueshift into bin/blueshift); -blueshift=false measures the baselines alone")
 	rev := flag.String("blueshift-rev", "HEAD", "git revision of Blueshift to build and measure (\"\" = the working tree, uncommitted changes included)")
 	rebuiltPair := flag.String("rebuilt-pair", "", "scenario 8's Blueshift builds as OLD..NEW git revisions (default: the parent of the measured commit's last code change..the measured commit), to compare two commits' figures on one pair")
+	tools := flag.String("tools", "", "comma-separated tools of scenarios 1-4, 6 and 7 to measure (default: all; e.g. -tools blueshift to bisect a regression)")
 	only := flag.String("scenarios", "1,2,3,4,5,6,7,8,9,10,11", "comma-separated scenario numbers to run")
 	out := flag.String("out", "bench/results", "directory for RESULTS.md, results.tsv and plots")
 	workRoot := flag.String("work", "", "scratch directory (default: a new one under $TMPDIR)")
@@ -143,6 +145,9 @@ func main() {
 		cfg.SendSize = *sendMiB << 20
 	}
 	cfg = cfg.withReconnectCounts()
+	if *tools != "" {
+		cfg.Tools = strings.Split(*tools, ",")
+	}
 	code, err := mainErr(ctx, log, cfg, *withBS, *rev, *only, *out, *workRoot)
 	if err != nil {
 		log.Error("bench failed", "err", err)
@@ -208,6 +213,12 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 	// rsync --fsync is the baseline of a first sync of large files on
 	// loopback (issue 14): it makes its writes durable, as Blueshift does.
 	largeTools := append(slices.Clone(all), "rsync --fsync")
+	if len(cfg.Tools) > 0 {
+		keep := func(ts []string) []string {
+			return slices.DeleteFunc(slices.Clone(ts), func(t string) bool { return !slices.Contains(cfg.Tools, t) })
+		}
+		all, daemons, largeTools = keep(all), keep(daemons), keep(largeTools)
+	}
 	// croc takes part in scenario 9 only; the report lists it too.
 	reported := append(slices.Clone(largeTools), "croc")
 	if withBS {
