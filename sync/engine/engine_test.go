@@ -50,6 +50,7 @@ type device struct {
 	// serveLimit, if set, counts blocks served and refuses those past its limit.
 	serveLimit *blockBudget
 	retryEvery time.Duration // how often waiting records are retried; 0: 200 ms
+	links      []func()      // cuts the links to other devices (link)
 	// served, if set, counts the requests it answers (how often peers walk
 	// its tree, how many blocks they ask for).
 	served *served
@@ -165,6 +166,12 @@ func (d *device) close() {
 	if d.e == nil {
 		return
 	}
+	// Links first, as the daemon stops its peers before the engine: a
+	// session left running would read the database closed below.
+	for _, cut := range d.links {
+		cut()
+	}
+	d.links = nil
 	d.stop()
 	<-d.done
 	if d.ln != nil {
@@ -301,6 +308,8 @@ func linkCounted(t testing.TB, a, b *device, count *wireCount) (cut func()) {
 		<-done
 	}
 	t.Cleanup(cut)
+	a.links = append(a.links, cut)
+	b.links = append(b.links, cut)
 	return cut
 }
 
