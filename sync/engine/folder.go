@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blueshift-sync/blueshift/index"
+	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/merkle"
 	"github.com/blueshift-sync/blueshift/index/record"
 	"github.com/blueshift-sync/blueshift/index/share"
@@ -21,9 +22,10 @@ import (
 )
 
 const (
-	inboxDepth  = 8   // record batches waiting for the puller (each up to maxPushKeys records)
-	maxErrors   = 20  // most recent apply errors kept for status
-	maxPushKeys = 512 // records per push message
+	inboxDepth  = 8    // record batches waiting for the puller (each up to maxPushKeys records)
+	maxErrors   = 20   // most recent apply errors kept for status
+	maxPushKeys = 512  // records per push message
+	pushPiece   = 4096 // records a push encodes at a time
 	// maxQueuedContent bounds the inline content (inline.go) of the batches
 	// waiting for the puller, which then applies them at once (drain).
 	maxQueuedContent = 16 << 20
@@ -954,8 +956,6 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 		return
 	}
 	items = creationsFirst(items)
-	data := make([]wire.RecordData, 0, len(items))
-	origins := make([]identity.DeviceID, 0, len(items))
 	prevs := make([]*record.Envelope, len(items))
 	for i, it := range items {
 		if it.replaced != nil {
@@ -985,65 +985,71 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 	}
 	trim := slices.ContainsFunc(peers, (*Session).speaksBatchSig)
 	whole := slices.ContainsFunc(peers, func(s *Session) bool { return !s.speaksBatchSig() })
-	var envs []record.Envelope // per data: the envelope, when a record may go trimmed
-	var wholes []wire.RecordData
-	if trim {
-		envs = make([]record.Envelope, 0, len(items))
-	}
-	for i := range items {
-		it := &items[i]
-		env, base := it.env, prevs[i]
-		f.mu.Lock()
-		origin := f.mu.origin[env.Leaf()]
-		delete(f.mu.origin, env.Leaf())
-		f.mu.Unlock()
-		if !slices.ContainsFunc(peers, func(s *Session) bool { return s.id != origin }) {
-			continue // taken from the only peer connected: nobody to tell
-		}
-		if base == nil {
-			base = renamedFrom(env, prevs)
-		}
-		var rd wire.RecordData
-		trimmed := false
-		if trim {
-			rd, trimmed = f.e.codec.encodeTrimmedFor(env, base, pack)
-			envs = append(envs, env)
-		} else {
-			rd = f.e.codec.encodeRecordFor(env, base, pack)
-		}
-		baseLive := base != nil && (base == it.replaced && it.was != nil && liveFileRecord(*it.was) || liveFile(*base))
-		if rec, err := it.record(); err == nil && !baseLive {
-			inline.add(&rd, env, rec) // new at this path: peers lack its content too
-		}
-		if whole && trim {
-			w := rd
-			if trimmed {
-				w = f.e.codec.encodeRecordFor(env, base, pack)
-				w.ContentEncoding, w.Content = rd.ContentEncoding, rd.Content
+	renames := renameBases{replaced: prevs}
+	// Encoded a piece at a time: the first scan of 200,000 files held
+	// ~50 MB of encoded records at once here, most of them then dropped by
+	// a send queue already full (the peer fetches those by reconciling).
+	for lo := 0; lo < len(items); lo += pushPiece {
+		hi := min(lo+pushPiece, len(items))
+		data := make([]wire.RecordData, 0, hi-lo)
+		origins := make([]identity.DeviceID, 0, hi-lo)
+		var envs []record.Envelope // per data: the envelope, when a record may go trimmed
+		var wholes []wire.RecordData
+		for i := lo; i < hi; i++ {
+			it := &items[i]
+			env, base := it.env, prevs[i]
+			f.mu.Lock()
+			origin := f.mu.origin[env.Leaf()]
+			delete(f.mu.origin, env.Leaf())
+			f.mu.Unlock()
+			if !slices.ContainsFunc(peers, func(s *Session) bool { return s.id != origin }) {
+				continue // taken from the only peer connected: nobody to tell
 			}
-			wholes = append(wholes, w)
+			if base == nil {
+				base = renames.of(env)
+			}
+			var rd wire.RecordData
+			trimmed := false
+			if trim {
+				rd, trimmed = f.e.codec.encodeTrimmedFor(env, base, pack)
+				envs = append(envs, env)
+			} else {
+				rd = f.e.codec.encodeRecordFor(env, base, pack)
+			}
+			baseLive := base != nil && (base == it.replaced && it.was != nil && liveFileRecord(*it.was) || liveFile(*base))
+			if rec, err := it.record(); err == nil && !baseLive {
+				inline.add(&rd, env, rec) // new at this path: peers lack its content too
+			}
+			if whole && trim {
+				w := rd
+				if trimmed {
+					w = f.e.codec.encodeRecordFor(env, base, pack)
+					w.ContentEncoding, w.Content = rd.ContentEncoding, rd.Content
+				}
+				wholes = append(wholes, w)
+			}
+			data = append(data, rd)
+			origins = append(origins, origin)
 		}
-		data = append(data, rd)
-		origins = append(origins, origin)
-	}
-	for _, s := range peers {
-		from, batched := data, trim && s.speaksBatchSig()
-		if trim && !batched {
-			from = wholes
-		}
-		var out []wire.RecordData
-		var outEnvs []record.Envelope
-		for i, rd := range from {
-			if origins[i] != s.id {
-				out = append(out, rd)
-				if batched {
-					outEnvs = append(outEnvs, envs[i])
+		for _, s := range peers {
+			from, batched := data, trim && s.speaksBatchSig()
+			if trim && !batched {
+				from = wholes
+			}
+			var out []wire.RecordData
+			var outEnvs []record.Envelope
+			for i, rd := range from {
+				if origins[i] != s.id {
+					out = append(out, rd)
+					if batched {
+						outEnvs = append(outEnvs, envs[i])
+					}
 				}
 			}
-		}
-		if len(out) > 0 {
-			s.pushed(f)
-			s.push(f, out, outEnvs) // queued: a slow peer holds up no other
+			if len(out) > 0 {
+				s.pushed(f)
+				s.push(f, out, outEnvs) // queued: a slow peer holds up no other
+			}
 		}
 	}
 	if fromScan {
@@ -1119,20 +1125,40 @@ func (f *folder) waitIdle(ctx context.Context, limit time.Duration) bool {
 	}
 }
 
-// renamedFrom finds, among the envelopes a batch replaced, one for the same
-// content as env's new path: the receiver holds it, so a rename or move
-// costs a delta of the record, not its whole block list.
-func renamedFrom(env record.Envelope, replaced []*record.Envelope) *record.Envelope {
+// renameBases finds, among the envelopes a push replaced, one for the same
+// content as a new path's file: the receiver holds it, so a rename or move
+// costs a delta of the record, not its whole block list. The replaced
+// records are read once, when a new file first asks (a renamed folder of
+// 10,000 files read each of them for each file).
+type renameBases struct {
+	replaced []*record.Envelope
+	byHash   map[block.Hash][]renameBase // nil: not read yet
+}
+
+type renameBase struct {
+	env  *record.Envelope
+	path record.Path
+}
+
+func (r *renameBases) of(env record.Envelope) *record.Envelope {
 	rec, err := env.Record()
 	if err != nil || rec.Deleted || rec.Kind != record.File || len(rec.Blocks) < 2 {
 		return nil
 	}
-	for _, old := range replaced {
-		if old == nil {
-			continue
+	if r.byHash == nil {
+		r.byHash = make(map[block.Hash][]renameBase)
+		for _, old := range r.replaced {
+			if old == nil {
+				continue
+			}
+			if o, err := old.Record(); err == nil {
+				r.byHash[o.FileHash] = append(r.byHash[o.FileHash], renameBase{old, o.Path})
+			}
 		}
-		if o, err := old.Record(); err == nil && o.FileHash == rec.FileHash && o.Path != rec.Path {
-			return old
+	}
+	for _, b := range r.byHash[rec.FileHash] {
+		if b.path != rec.Path {
+			return b.env
 		}
 	}
 	return nil
