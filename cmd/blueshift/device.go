@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	gosync "sync"
 	"syscall"
 	"time"
 
@@ -110,6 +111,23 @@ func tuneGC() {
 	}
 }
 
+// trimEvery is how often `blueshift run` hands the C allocator's free
+// memory back to the system (malloc_cgo.go).
+const trimEvery = 10 * time.Second
+
+func trimLoop(ctx context.Context) {
+	t := time.NewTicker(trimEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			trimMalloc()
+		}
+	}
+}
+
 func newRunCmd(g *globals) *cobra.Command {
 	var listen, level, profile, uiAddr, dhtListen string
 	var noDiscovery, noQUIC, noDHT, noMulticast, rendezvous bool
@@ -147,6 +165,10 @@ func newRunCmd(g *globals) *cobra.Command {
 			// instead of killing it with the database open.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			tuneMalloc()
+			var trims gosync.WaitGroup
+			trims.Go(func() { trimLoop(ctx) })
+			defer func() { stop(); trims.Wait() }()
 			if profile != "" {
 				if err := serveProfiles(ctx, profile, log); err != nil {
 					return usageError{fmt.Errorf("run: --pprof %q: %w", profile, err)}
