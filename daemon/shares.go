@@ -162,6 +162,14 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 	d.ensureLog(id, key, s)
 	wctx, stop := context.WithCancel(ctx)
 	var watched chan error // w.Run's end
+	// unwatch ends the watcher of a share that does not start after all.
+	unwatch := func() {
+		stop()
+		if watched != nil {
+			<-watched
+		}
+		w.Close()
+	}
 	if s.Watch {
 		watched = make(chan error, 1)
 		go func() { watched <- w.Run(wctx) }()
@@ -187,22 +195,14 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 		NoMulticast: !s.Multicast,
 	})
 	if err != nil {
-		stop()
-		if watched != nil {
-			<-watched
-		}
-		w.Close()
+		unwatch()
 		return err
 	}
 	rs := &runningShare{cfg: s, members: members, stop: stop, done: make(chan struct{})}
 	d.mu.Lock()
 	if d.mu.stopping {
 		d.mu.Unlock()
-		stop()
-		if watched != nil {
-			<-watched
-		}
-		w.Close()
+		unwatch()
 		d.eng.RemoveShare(id)
 		return fmt.Errorf("start share %s: the daemon is stopping", s.Name)
 	}
