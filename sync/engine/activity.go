@@ -118,7 +118,6 @@ func newLimiter(bytesPerSec int64, old *rate.Limiter) *rate.Limiter {
 	return l
 }
 
-// waitRecv waits until n more bytes of f may be received; waitSend, sent.
 // received counts n bytes that came from s for this folder (the session's
 // and the folder's counters) and waits until the receive rate limits have
 // room for them.
@@ -128,6 +127,7 @@ func (f *folder) received(ctx context.Context, s *Session, n int) error {
 	return f.waitRecv(ctx, n)
 }
 
+// waitRecv waits until n more bytes of f may be received; waitSend, sent.
 func (f *folder) waitRecv(ctx context.Context, n int) error {
 	f.e.rates.mu.Lock()
 	dev := f.e.rates.mu.recv
