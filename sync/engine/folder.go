@@ -84,6 +84,7 @@ type folder struct {
 		why         map[merkle.Key]error              // guarded by mu: why each pending record failed last (status.go)
 		busy        bool                              // guarded by mu: the puller is applying
 		queued      int                               // guarded by mu: records delivered, not yet applied
+		coming      map[merkle.Leaf]int               // guarded by mu: the leaves of those records (a walk does not ask for them again)
 		walking     int                               // guarded by mu: reconciles under way, delivering records
 		inboxBytes  int64                             // guarded by mu: inline content of the batches in inbox or about to enter it
 		need        map[merkle.Key][]needed           // guarded by mu: queued records whose content is lacking (status.go)
@@ -114,6 +115,7 @@ func newFolder(e *Engine, cfg ShareConfig, idx *index.Share, root *apply.Root) *
 		done:  make(chan struct{}),
 	}
 	f.mu.pending = make(map[merkle.Key]incoming)
+	f.mu.coming = make(map[merkle.Leaf]int)
 	f.mu.why = make(map[merkle.Key]error)
 	f.mu.need = make(map[merkle.Key][]needed)
 	f.mu.origin = make(map[merkle.Leaf]identity.DeviceID)
@@ -216,12 +218,32 @@ func (f *folder) tookContent(n int64) {
 
 // countQueued tracks what peers sent and the puller has not applied yet,
 // so status shows the work ahead during a long first sync (see
-// countNeeded: only what this device lacks counts there).
+// countNeeded: only what this device lacks counts there), and a walk
+// does not fetch it a second time (see coming).
 func (f *folder) countQueued(batch []incoming, sign int) {
 	f.mu.Lock()
 	f.mu.queued += sign * len(batch)
+	for _, in := range batch {
+		l := in.env.Leaf()
+		if f.mu.coming[l] += sign; f.mu.coming[l] <= 0 {
+			delete(f.mu.coming, l)
+		}
+	}
 	f.mu.Unlock()
 	f.countNeeded(batch, sign)
+}
+
+// coming reports whether the record with leaf l was delivered and waits
+// for the puller. A walk that starts again while the puller is behind
+// (the peer's tree moved on during a first sync; the inbox holds up to
+// maxQueuedContent) would otherwise ask for it again, inline content and
+// all: 11% of a first sync's bytes of 20,000 small files over 100 Mbit/s
+// went twice. Should the puller not manage to apply it, it waits in
+// pending, as one fetched again would.
+func (f *folder) coming(l merkle.Leaf) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.coming[l] > 0
 }
 
 func (f *folder) requestScan(paths []string, full bool) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +15,11 @@ import (
 )
 
 // served counts the requests a device answers, by kind.
-type served struct{ nodes, blocks atomic.Int64 }
+type served struct {
+	nodes, blocks, records atomic.Int64
+	keys                   gosync.Map // merkle.Key of every record asked for
+	distinct               atomic.Int64
+}
 
 // servedCounter counts into a served.
 type servedCounter struct {
@@ -23,11 +28,18 @@ type servedCounter struct {
 }
 
 func (c servedCounter) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
-	switch m.(type) {
+	switch m := m.(type) {
 	case *wire.NodesRequest:
 		c.n.nodes.Add(1)
 	case *wire.BlockRequest:
 		c.n.blocks.Add(1)
+	case *wire.RecordsRequest:
+		c.n.records.Add(int64(len(m.Keys)))
+		for _, k := range m.Keys {
+			if _, seen := c.n.keys.LoadOrStore(k, true); !seen {
+				c.n.distinct.Add(1)
+			}
+		}
 	}
 	return c.Session.HandleRequest(ctx, m)
 }

@@ -538,9 +538,14 @@ func (s *Session) walk(ctx context.Context, f *folder, remote *remoteTree, start
 		keys, have = make([]merkle.Key, 0, maxKeysPerAsk), make([]merkle.Leaf, 0, maxKeysPerAsk)
 		return err
 	}
+	skipped := 0
 	asked, err := merkle.Diff(ctx, local, remote, func(k merkle.Key, l, r *merkle.Leaf) error {
 		if r == nil {
 			return nil // we have it, they do not: they will pull it from us
+		}
+		if f.coming(*r) {
+			skipped++ // delivered already, not applied yet: on its way to our tree
+			return nil
 		}
 		keys = append(keys, k)
 		if l != nil {
@@ -559,8 +564,11 @@ func (s *Session) walk(ctx context.Context, f *folder, remote *remoteTree, start
 	if err != nil {
 		return fmt.Errorf("compare trees of share %s: %w", f.cfg.Name, err)
 	}
+	// A walk that left records to the puller has not settled this pair of
+	// roots: should the puller fail to apply one, the next announcement of
+	// the same roots walks again.
 	s.mu.Lock()
-	if st, ok := s.mu.remote[f.id]; ok {
+	if st, ok := s.mu.remote[f.id]; ok && skipped == 0 {
 		walked := remote.root // the version read; it may be newer than the announced one
 		if walked == (merkle.Hash{}) {
 			walked = st.Root
@@ -568,7 +576,7 @@ func (s *Session) walk(ctx context.Context, f *folder, remote *remoteTree, start
 		s.mu.synced[f.id] = rootPair{localRoot, walked}
 	}
 	s.mu.Unlock()
-	s.log.Debug("reconciled", "share", f.cfg.Name, "nodes", asked, "took", time.Since(started))
+	s.log.Debug("reconciled", "share", f.cfg.Name, "nodes", asked, "on their way", skipped, "took", time.Since(started))
 	return nil
 }
 
