@@ -535,6 +535,9 @@ func machineInfo(ctx context.Context, bsRun string) []string {
 		fmt.Sprintf("syncthing: %s", first("syncthing", "--version")),
 		fmt.Sprintf("go: %s", runtime.Version()),
 	}
+	if reportsFreePages() {
+		info = append(info, fmt.Sprintf("free page reporting: on (freed memory goes back to the VM's host); every initial sync starts %s after the last run, on cold pages, whatever tool ran before it", reportSettle))
+	}
 	if bsRun != "" {
 		info = append(info, "blueshift: "+bsRun)
 	}

@@ -159,6 +159,7 @@ func (b *bench) initial(ctx context.Context, scenario, cas, corpus string, tools
 }
 
 func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts, run int) (measure, error) {
+	settleFreedMemory(ctx) // what the last run wrote and deleted is cold again (memsettle.go)
 	nw, err := b.network(ctx, o.shaped, 2)
 	if err != nil {
 		return measure{}, err
