@@ -573,10 +573,24 @@ func (c *Conn) writeLoop() error {
 		}
 		defer z.Close()
 	}
+	// What went out, for the log when the connection ends: where a first
+	// sync's bytes went is otherwise a guess.
+	var frames, around int64
+	defer func() {
+		args := []any{"frames", frames, "raw_bytes", around}
+		if z != nil {
+			args = append(args, "stream_in", z.totalIn, "stream_out", z.totalOut)
+		}
+		c.log.Debug("sent", args...)
+	}()
 	for {
 		select {
 		case f := <-c.sendq:
 			var err error
+			frames++
+			if z == nil || f.raw {
+				around += int64(len(f.head) + len(f.tail))
+			}
 			switch {
 			case z != nil && !f.raw:
 				from := z.level

@@ -111,6 +111,10 @@ type zwriter struct {
 	encTime  time.Duration
 	sockMark time.Duration
 	since    time.Time // of the last decision
+
+	// For the connection's account when it ends (Conn's "sent" log):
+	// frame bytes into the stream and Zstream bytes out of it.
+	totalIn, totalOut int64
 }
 
 // newZwriter starts a stream that rises at most to level top (an index in
@@ -165,6 +169,7 @@ func (z *zwriter) write(w io.Writer, parts ...[]byte) error {
 				return fmt.Errorf("compress frame: %w", err)
 			}
 			z.in += int64(n)
+			z.totalIn += int64(n)
 			p = p[n:]
 			z.dirty = true
 			if z.out.Len() < zPiece {
@@ -209,6 +214,7 @@ func (z *zwriter) send(w io.Writer, n int) error {
 		return err
 	}
 	z.frame = f
+	z.totalOut += int64(len(f))
 	if cap(z.frame) > 2*zPiece {
 		z.frame = nil
 	}
