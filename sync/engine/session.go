@@ -576,7 +576,7 @@ func (s *Session) walk(ctx context.Context, f *folder, remote *remoteTree, start
 		s.mu.synced[f.id] = rootPair{localRoot, walked}
 	}
 	s.mu.Unlock()
-	s.log.Debug("reconciled", "share", f.cfg.Name, "nodes", asked, "on their way", skipped, "took", time.Since(started))
+	s.log.Debug("reconciled", "share", f.cfg.Name, "nodes", asked, "left_to_puller", skipped, "took", time.Since(started))
 	return nil
 }
 
