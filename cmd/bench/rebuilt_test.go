@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,8 @@ import (
 
 // TestMarkdownShowsIssue14Rows: CPU seconds per GB appear beside a first
 // sync's figures, and the targets of issue 14 (rsync --fsync, CPU per GB,
-// the rebuilt binaries' bytes against rsync+zstd) get their verdicts.
+// the rebuilt binaries' and small files' bytes against rsync+zstd, the
+// tiny files' against Syncthing) get their verdicts.
 func TestMarkdownShowsIssue14Rows(t *testing.T) {
 	cfg := fullConfig().withReconnectCounts()
 	var rows []row
@@ -22,6 +24,14 @@ func TestMarkdownShowsIssue14Rows(t *testing.T) {
 	}
 	add(scLoop, "incompressible", "blueshift", "cpu_s_per_gb", 3)
 	add(scLoop, "incompressible", "rsync", "cpu_s_per_gb", 2)
+	for tool, v := range map[string]float64{"blueshift": 175, "rsync+zstd": 165} {
+		add(scShaped, "small files", tool, "wall_s", 1)
+		add(scShaped, "small files", tool, "wire_bytes", v)
+	}
+	for tool, v := range map[string]float64{"blueshift": 114, "syncthing": 154} {
+		add(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), tool, "wall_s", 1)
+		add(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), tool, "wire_bytes", v)
+	}
 	for tool, v := range map[string]float64{"blueshift": 400, "rsync+zstd": 1000} {
 		add(scRebuilt, caseRebuiltTomljson, tool, "wall_s", 1)
 		add(scRebuilt, caseRebuiltTomljson, tool, "wire_bytes", v)
@@ -33,6 +43,8 @@ func TestMarkdownShowsIssue14Rows(t *testing.T) {
 		"| 1 loopback incompressible: CPU s per GB, both ends / rsync | 1.500 | 2 | met |",
 		"| 8 " + caseRebuiltTomljson + ": bytes / rsync+zstd | 0.400 | 0.5 | met |",
 		"| 8 " + caseRebuiltBlueshift + ": bytes / rsync+zstd | - | 0.5 | not measured |",
+		"| 2 100 Mbit/s small files: bytes / rsync+zstd | 1.061 | 0.9 | MISSED |",
+		fmt.Sprintf("| 7 bytes at %d files / Syncthing | 0.740 | 0.8 | met |", cfg.ScaleFiles),
 		"## " + scRebuilt,
 	} {
 		if !strings.Contains(md, want) {

@@ -122,7 +122,9 @@ func targets(cfg config) []target {
 			target{"1 loopback " + cas + ": wall time / rsync --fsync", r(scLoop, cas, "rsync --fsync", "wall_s"), 1.0},
 			target{"1 loopback " + cas + ": CPU s per GB, both ends / rsync", r(scLoop, cas, "rsync", "cpu_s_per_gb"), 2.0})
 	}
-	ts = append(ts, target{"2 100 Mbit/s compressible: bytes / rsync+zstd", r(scShaped, "compressible", "rsync+zstd", "wire_bytes"), 0.9})
+	ts = append(ts,
+		target{"2 100 Mbit/s compressible: bytes / rsync+zstd", r(scShaped, "compressible", "rsync+zstd", "wire_bytes"), 0.9},
+		target{"2 100 Mbit/s small files: bytes / rsync+zstd", r(scShaped, "small files", "rsync+zstd", "wire_bytes"), 0.9})
 	for _, cas := range []string{caseRebuiltBlueshift, caseRebuiltTomljson} {
 		ts = append(ts, target{"8 " + cas + ": bytes / rsync+zstd", r(scRebuilt, cas, "rsync+zstd", "wire_bytes"), 0.5})
 	}
@@ -137,7 +139,9 @@ func targets(cfg config) []target {
 		target{"9 receiver killed -9 at 50 %, run again: bytes / file size", abs(scSend, caseSendResume, "wire_x", 1), 1.1})
 	if cfg.ScaleFiles > 0 {
 		ts = append(ts, target{fmt.Sprintf("7 peak RSS at %d files / Syncthing", cfg.ScaleFiles),
-			r(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), "syncthing", "rss_mb"), 0.5})
+			r(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), "syncthing", "rss_mb"), 0.5},
+			target{fmt.Sprintf("7 bytes at %d files / Syncthing", cfg.ScaleFiles), // issue 14
+				r(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), "syncthing", "wire_bytes"), 0.8})
 	}
 	if cfg.HugeFiles > 0 {
 		ts = append(ts, target{fmt.Sprintf("7 peak RSS of each daemon at %d files (MB)", cfg.HugeFiles),
