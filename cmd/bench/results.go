@@ -138,10 +138,9 @@ func targets(cfg config) []target {
 		target{"9 one-off send: bytes / croc", r(scSend, caseSendWhole, "croc", "wire_bytes"), 1.0},
 		target{"9 receiver killed -9 at 50 %, run again: bytes / file size", abs(scSend, caseSendResume, "wire_x", 1), 1.1})
 	if cfg.ScaleFiles > 0 {
-		ts = append(ts, target{fmt.Sprintf("7 peak RSS at %d files / Syncthing", cfg.ScaleFiles),
-			r(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), "syncthing", "rss_mb"), 0.5},
-			target{fmt.Sprintf("7 bytes at %d files / Syncthing", cfg.ScaleFiles), // issue 14
-				r(scScale, fmt.Sprintf("%d tiny files", cfg.ScaleFiles), "syncthing", "wire_bytes"), 0.8})
+		cas := fmt.Sprintf("%d tiny files", cfg.ScaleFiles)
+		ts = append(ts, target{fmt.Sprintf("7 peak RSS at %d files / Syncthing", cfg.ScaleFiles), r(scScale, cas, "syncthing", "rss_mb"), 0.5},
+			target{fmt.Sprintf("7 bytes at %d files / Syncthing", cfg.ScaleFiles), r(scScale, cas, "syncthing", "wire_bytes"), 0.8}) // issue 14
 	}
 	if cfg.HugeFiles > 0 {
 		ts = append(ts, target{fmt.Sprintf("7 peak RSS of each daemon at %d files (MB)", cfg.HugeFiles),
