@@ -384,3 +384,53 @@ func TestOutgoingQueueIsBounded(t *testing.T) {
 		t.Fatal("pushes were dropped without announcing their share")
 	}
 }
+
+// TestIncomingPushContentIsBounded: pushes carrying inline content (a
+// peer's new files) stop queueing for the session's goroutine at
+// pushQueueContent, well before pushQueueBytes; what did not fit is dropped
+// and its share reconciled, so a receiver busy creating files does not
+// hold a backlog of their content. Pushes of records alone still queue up
+// to pushQueueBytes: a touch's deltas must not turn into a walk.
+func TestIncomingPushContentIsBounded(t *testing.T) {
+	key := newKey(t)
+	a := newDevice(t, "A", key)
+	peer, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.e.AddShare(ShareConfig{Key: key, Name: "s", Path: a.dir, Members: []identity.DeviceID{peer.ID()}}); err != nil {
+		t.Fatal(err)
+	}
+	s := a.e.NewSession(peer.ID()) // never run: nothing takes its pushes
+	ctx := t.Context()
+	const size = 64 << 10
+	withContent := &wire.RecordPush{Share: key.ID(), Records: []wire.RecordData{{Encoding: wire.RecordPlain, Data: make([]byte, 512), Content: make([]byte, size)}}}
+	for range 4 * pushQueueContent / size {
+		if err := s.HandleMessage(ctx, withContent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := s.pushContent.Load(); c > pushQueueContent {
+		t.Fatalf("%d bytes of pushed content queued, more than the %d bound", c, pushQueueContent)
+	}
+	if queued := len(s.pushes); queued != pushQueueContent/size {
+		t.Fatalf("%d pushes with content queued, want %d", queued, pushQueueContent/size)
+	}
+	s.mu.Lock()
+	want := s.mu.want[key.ID()]
+	s.mu.Unlock()
+	if !want {
+		t.Fatal("pushes were dropped without a reconcile of their share")
+	}
+	// Records alone still fit behind the content bound, up to the byte bound.
+	before := len(s.pushes)
+	delta := &wire.RecordPush{Share: key.ID(), Records: []wire.RecordData{{Encoding: wire.RecordZstdDict, Base: merkle.Leaf{1}, Data: make([]byte, 100)}}}
+	for range 500 {
+		if err := s.HandleMessage(ctx, delta); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(s.pushes) - before; got != 500 {
+		t.Fatalf("%d of 500 pushes of record deltas queued behind the content bound, want all", got)
+	}
+}
