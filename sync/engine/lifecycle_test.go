@@ -13,6 +13,7 @@ import (
 
 	"github.com/blueshift-sync/blueshift/index"
 	"github.com/blueshift-sync/blueshift/index/merkle"
+	"github.com/blueshift-sync/blueshift/index/share"
 	"github.com/blueshift-sync/blueshift/peer/conn"
 	"github.com/blueshift-sync/blueshift/peer/identity"
 	"github.com/blueshift-sync/blueshift/peer/wire"
@@ -281,13 +282,7 @@ func waitFile(t *testing.T, d *device, dir, rel string, want []byte) {
 func TestRequestBeforeServe(t *testing.T) {
 	key := newKey(t)
 	b := newDevice(t, "B", key)
-	peer, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.e.AddShare(ShareConfig{Key: key, Name: "s", Path: b.dir, Members: []identity.DeviceID{peer.ID()}}); err != nil {
-		t.Fatal(err)
-	}
+	peer := shareWithStranger(t, b, key)
 	write(t, b, "f.txt", []byte("served before Serve"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -362,13 +357,7 @@ func TestRequestBeforeServe(t *testing.T) {
 func TestOutgoingQueueIsBounded(t *testing.T) {
 	key := newKey(t)
 	a := newDevice(t, "A", key)
-	peer, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.e.AddShare(ShareConfig{Key: key, Name: "s", Path: a.dir, Members: []identity.DeviceID{peer.ID()}}); err != nil {
-		t.Fatal(err)
-	}
+	peer := shareWithStranger(t, a, key)
 	s := a.e.NewSession(peer.ID()) // never served: nothing drains it
 	f := a.e.folder(key.ID())
 	rec := wire.RecordData{Encoding: wire.RecordPlain, Data: make([]byte, 64<<10)}
@@ -394,13 +383,7 @@ func TestOutgoingQueueIsBounded(t *testing.T) {
 func TestIncomingPushContentIsBounded(t *testing.T) {
 	key := newKey(t)
 	a := newDevice(t, "A", key)
-	peer, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.e.AddShare(ShareConfig{Key: key, Name: "s", Path: a.dir, Members: []identity.DeviceID{peer.ID()}}); err != nil {
-		t.Fatal(err)
-	}
+	peer := shareWithStranger(t, a, key)
 	s := a.e.NewSession(peer.ID()) // never run: nothing takes its pushes
 	ctx := t.Context()
 	const size = 64 << 10
@@ -433,4 +416,18 @@ func TestIncomingPushContentIsBounded(t *testing.T) {
 	if got := len(s.pushes) - before; got != 500 {
 		t.Fatalf("%d of 500 pushes of record deltas queued behind the content bound, want all", got)
 	}
+}
+
+// shareWithStranger adds key's share to d with one other member, a new
+// identity no engine runs: a session for it is driven by the test alone.
+func shareWithStranger(t *testing.T, d *device, key share.Key) *identity.Identity {
+	t.Helper()
+	peer, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.e.AddShare(ShareConfig{Key: key, Name: "s", Path: d.dir, Members: []identity.DeviceID{peer.ID()}}); err != nil {
+		t.Fatal(err)
+	}
+	return peer
 }
