@@ -88,6 +88,47 @@ func TestScanSignsInBatches(t *testing.T) {
 	}
 }
 
+// A scan seals its records in tree-key order: read in key order (as a
+// walk asks for them), the records of each batch come one after another,
+// so an answer to a walk's request shares batches instead of carrying a
+// proof and a signature per record. Sealed in the order the scan met
+// them, every batch here was spread over the whole key range.
+func TestScanSealsInKeyOrder(t *testing.T) {
+	a := newEnv(t)
+	const files = 5*sealBatch + 3
+	for i := range files {
+		a.write(fmt.Sprintf("d%d/%03d", i%7, i), []byte{byte(i)})
+	}
+	a.sh.SetBatchSigning(true)
+	a.scan()
+
+	var order [][32]byte // batch root of each record, in key order
+	if err := a.sh.Records(func(en Entry) error {
+		r, ok := en.Envelope.Root()
+		if !ok {
+			return fmt.Errorf("record %q signed alone", en.Record.Path)
+		}
+		order = append(order, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runs, done := 0, map[[32]byte]bool{}
+	for i, r := range order {
+		if i > 0 && r == order[i-1] {
+			continue
+		}
+		if done[r] {
+			t.Fatalf("record %d of %d in key order returns to a batch left before: batches are not runs of keys", i, len(order))
+		}
+		done[r] = true
+		runs++
+	}
+	if want := (len(order) + sealBatch - 1) / sealBatch; runs != want {
+		t.Fatalf("%d records in %d batches, want %d", len(order), runs, want)
+	}
+}
+
 func mustPath(t *testing.T, e *env, env record.Envelope) record.Path {
 	t.Helper()
 	r, err := e.sh.Check(env)
