@@ -51,8 +51,8 @@ type Session struct {
 	bytesIn atomic.Int64 // block payload bytes received
 	haves   *haveBook    // the swarm's Haves to and from the peer
 	// pushBytes is what the pushes waiting in pushes hold (see pushSize);
-	// pushContent the inline content among it.
-	pushBytes, pushContent atomic.Int64
+	// pushFresh the part of it that is not record deltas (freshSize).
+	pushBytes, pushFresh atomic.Int64
 
 	// squeeze is whether blocks sent to this peer are compressed: not to a
 	// peer on this machine, where the link outruns zstd. Set by Serve, read
@@ -108,17 +108,18 @@ const maxRemoteShares = 4096
 // record deltas (~25 MB) and must not be dropped, while pushes with inline
 // content stay bounded as before (64 of 512 KiB).
 //
-// Inline content is bounded apart, tighter (pushQueueContent): pushes of
-// new files outrun a receiver that is creating them, and the content they
-// carry is half of what a first sync of tiny files queues. A push past it
-// is dropped as above; the reconcile then fetches its records, content
-// inline, at the pace the puller takes them. (Bounding the pushes of whole
-// records as tightly cost 10% more bytes at 200,000 tiny files: their
-// walk fetched more than the pushes had carried, trimmed.)
+// Whole records and inline content (freshSize) are bounded apart, tighter
+// (pushQueueFresh): pushes of new files outrun a receiver that is creating
+// them, and during the first sync of 200,000 tiny files their queue was a
+// sixth of the receiver's peak RSS. A push past it is dropped as above;
+// the reconcile then fetches its records, content inline, at the pace the
+// puller takes them, and costs about the bytes the push did since a walk's
+// answers share their records' batches (index: sealed in key order; in
+// scan order the same bound cost 10% more bytes).
 const (
-	pushQueue        = 1024
-	pushQueueBytes   = 32 << 20
-	pushQueueContent = 4 << 20
+	pushQueue      = 1024
+	pushQueueBytes = 32 << 20
+	pushQueueFresh = 8 << 20
 )
 
 // outQueueBytes bounds the pushed records waiting in a session's outgoing
@@ -750,10 +751,10 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 	case *wire.Have:
 		s.putHave(m)
 	case *wire.RecordPush:
-		n, c := pushSize(m), pushContentSize(m)
+		n, c := pushSize(m), freshSize(m)
 		queued := false
-		content := s.pushContent.Add(c)
-		if s.pushBytes.Add(n) <= pushQueueBytes && (c == 0 || content == c || content <= pushQueueContent) {
+		fresh := s.pushFresh.Add(c)
+		if s.pushBytes.Add(n) <= pushQueueBytes && (c == 0 || fresh == c || fresh <= pushQueueFresh) {
 			s.mu.Lock()
 			s.mu.received[m.Share]++ // before takePush can count it out
 			s.mu.Unlock()
@@ -770,7 +771,7 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 		}
 		if !queued {
 			s.pushBytes.Add(-n)
-			s.pushContent.Add(-c)
+			s.pushFresh.Add(-c)
 			// Too far behind: a reconcile of the share catches up instead.
 			s.mu.Lock()
 			s.mu.want[m.Share] = true
@@ -794,11 +795,15 @@ func pushSize(m *wire.RecordPush) int64 {
 	return n
 }
 
-// pushContentSize is the inline content a push carries.
-func pushContentSize(m *wire.RecordPush) int64 {
+// freshSize is the part of pushSize that is not record deltas: whole
+// records and inline content, which a peer pushes for files new here.
+func freshSize(m *wire.RecordPush) int64 {
 	n := int64(0)
 	for _, rd := range m.Records {
 		n += int64(len(rd.Content))
+		if rd.Encoding != wire.RecordZstdDict {
+			n += int64(len(rd.Data)) + 128
+		}
 	}
 	return n
 }
@@ -806,7 +811,7 @@ func pushContentSize(m *wire.RecordPush) int64 {
 // takePush verifies pushed records and hands them to the puller.
 func (s *Session) takePush(ctx context.Context, m *wire.RecordPush) {
 	s.pushBytes.Add(-pushSize(m))
-	s.pushContent.Add(-pushContentSize(m))
+	s.pushFresh.Add(-freshSize(m))
 	f := s.e.folder(m.Share)
 	defer func() {
 		s.mu.Lock()
