@@ -105,8 +105,7 @@ const maxRemoteShares = 4096
 // goroutine; past either a push is dropped and its share reconciled
 // instead, which loses nothing but costs a walk and every record again.
 // Bytes bound it, not only a count: a touch of 100,000 files is ~200 small
-// record deltas (~25 MB) and must not be dropped, while pushes with inline
-// content stay bounded as before (64 of 512 KiB).
+// record deltas (~25 MB) and must not be dropped.
 //
 // Whole records and inline content (freshSize) are bounded apart, tighter
 // (pushQueueFresh): pushes of new files outrun a receiver that is creating
