@@ -882,21 +882,23 @@ func (f *folder) pushLoop(ctx context.Context, items <-chan pushItem) {
 	scanning := 0
 	flush := time.NewTimer(holdFor)
 	flush.Stop()
+	sendHeld := func() {
+		flush.Stop()
+		f.push(ctx, held, true)
+		held = nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-flush.C:
-			f.push(ctx, held, true)
-			held = nil
+			sendHeld()
 		case it := <-items:
 			switch {
 			case it.scan != 0:
 				scanning += it.scan
 				if scanning == 0 && len(held) > 0 {
-					flush.Stop()
-					f.push(ctx, held, true)
-					held = nil
+					sendHeld()
 				}
 				if it.scan < 0 {
 					f.scanDone()
@@ -911,9 +913,7 @@ func (f *folder) pushLoop(ctx context.Context, items <-chan pushItem) {
 				}
 				held = append(held, later...)
 				if len(held) >= holdMax {
-					flush.Stop()
-					f.push(ctx, held, true)
-					held = nil
+					sendHeld()
 				}
 			default:
 				f.push(ctx, outgoingOf(it.update), true)
