@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -18,14 +16,7 @@ import (
 //
 // BLUESHIFT_JOIN_FILES sets the count (default 20,000).
 func BenchmarkJoinWalk(b *testing.B) {
-	n := 20_000
-	if s := os.Getenv("BLUESHIFT_JOIN_FILES"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v <= 0 {
-			b.Fatalf("BLUESHIFT_JOIN_FILES=%q: want a positive count of files", s)
-		}
-		n = v
-	}
+	n := filesFromEnv(b, "BLUESHIFT_JOIN_FILES", 20_000)
 	for b.Loop() {
 		b.StopTimer()
 		key := newKey(b)
@@ -34,18 +25,17 @@ func BenchmarkJoinWalk(b *testing.B) {
 		a.addShare(bb)
 		bb.addShare(a)
 		cut := link(b, a, bb)
-		for deadline := time.Now().Add(time.Minute); !shareOf(b, a).BatchSigning(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				b.Fatal("A never saw B announce batched envelopes")
-			}
-		}
+		waitBatchSigning(b, a)
 		cut()
 		for i := range n {
 			mustWrite(b, filepath.Join(a.dir, tinyName(i)), tinyContent(i))
 		}
 		since := time.Now()
 		a.rescan()
-		for deadline := time.Now().Add(5 * time.Minute); !a.e.Status().Shares[0].Scanned.After(since) || a.e.Status().Shares[0].Records < uint64(n); time.Sleep(20 * time.Millisecond) {
+		for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+			if st := a.e.Status().Shares[0]; st.Scanned.After(since) && st.Records >= uint64(n) {
+				break
+			}
 			if time.Now().After(deadline) {
 				b.Fatal("A's scan did not end")
 			}

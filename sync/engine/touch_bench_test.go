@@ -25,14 +25,7 @@ import (
 //	go test ./sync/engine -run '^$' -bench Touch -benchtime=1x -timeout 60m
 //	BLUESHIFT_TOUCH_FILES=20000 go test ./sync/engine -run '^$' -bench Touch -benchtime=1x
 func BenchmarkTouch(b *testing.B) {
-	n := 100_000
-	if s := os.Getenv("BLUESHIFT_TOUCH_FILES"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v <= 0 {
-			b.Fatalf("BLUESHIFT_TOUCH_FILES=%q: want a positive count of files", s)
-		}
-		n = v
-	}
+	n := filesFromEnv(b, "BLUESHIFT_TOUCH_FILES", 100_000)
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
@@ -48,10 +41,8 @@ func BenchmarkTouch(b *testing.B) {
 		b.SetBytes(int64(n) * int64(len(tinyContent(0))))
 		var count wireCount
 		linkCounted(b, a, bb, &count)
-		for deadline := time.Now().Add(time.Minute); a.batchSig && !shareOf(b, a).BatchSigning(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				b.Fatal("A never saw B announce batched envelopes")
-			}
+		if a.batchSig {
+			waitBatchSigning(b, a)
 		}
 		b.StartTimer()
 
@@ -144,6 +135,31 @@ func waitAgreed(t testing.TB, before string, ds ...*device) {
 			t.Fatal("devices did not agree within an hour")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// filesFromEnv is the count of files a benchmark makes: the environment
+// variable name's value if set, else def.
+func filesFromEnv(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v <= 0 {
+		b.Fatalf("%s=%q: want a positive count of files", name, s)
+	}
+	return v
+}
+
+// waitBatchSigning waits until d's share signs in batches: d has heard
+// every other member announce that it reads batched envelopes.
+func waitBatchSigning(t testing.TB, d *device) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !shareOf(t, d).BatchSigning(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never saw its peers announce batched envelopes", d.name)
+		}
 	}
 }
 
