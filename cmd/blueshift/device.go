@@ -165,7 +165,6 @@ func newRunCmd(g *globals) *cobra.Command {
 			// instead of killing it with the database open.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			tuneMalloc()
 			var trims gosync.WaitGroup
 			trims.Go(func() { trimLoop(ctx) })
 			defer func() { stop(); trims.Wait() }()
