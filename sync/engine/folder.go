@@ -911,7 +911,11 @@ func (f *folder) pushLoop(ctx context.Context, items <-chan pushItem) {
 				if len(later) > 0 && len(held) == 0 {
 					flush.Reset(holdFor)
 				}
-				held = append(held, later...)
+				if held == nil {
+					held = later // splitInPlace's own: no copy
+				} else {
+					held = append(held, later...)
+				}
 				if len(held) >= holdMax {
 					sendHeld()
 				}
@@ -971,6 +975,19 @@ func (o outgoing) inPlace() bool {
 // splitInPlace separates the records of a scan that may go at once (see
 // pushLoop) from those held until the scan ends.
 func splitInPlace(items []outgoing) (now, later []outgoing) {
+	n := 0
+	for _, it := range items {
+		if it.inPlace() {
+			n++
+		}
+	}
+	switch n {
+	case 0: // a first scan's: every record is new
+		return nil, items
+	case len(items): // a touch's
+		return items, nil
+	}
+	now, later = make([]outgoing, 0, n), make([]outgoing, 0, len(items)-n)
 	for _, it := range items {
 		if it.inPlace() {
 			now = append(now, it)
@@ -1029,6 +1046,9 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 		data := make([]wire.RecordData, 0, hi-lo)
 		origins := make([]identity.DeviceID, 0, hi-lo)
 		var envs []record.Envelope // per data: the envelope, when a record may go trimmed
+		if trim {
+			envs = make([]record.Envelope, 0, hi-lo)
+		}
 		var wholes []wire.RecordData
 		for i := lo; i < hi; i++ {
 			it := &items[i]
@@ -1071,13 +1091,21 @@ func (f *folder) push(ctx context.Context, items []outgoing, fromScan bool) {
 			if trim && !batched {
 				from = wholes
 			}
-			var out []wire.RecordData
-			var outEnvs []record.Envelope
-			for i, rd := range from {
-				if origins[i] != s.id {
-					out = append(out, rd)
-					if batched {
-						outEnvs = append(outEnvs, envs[i])
+			// The queue only reads what it is given: every peer shares the
+			// piece, but one that sent some of its records gets a copy
+			// without them.
+			out, outEnvs := from, []record.Envelope(nil)
+			if batched {
+				outEnvs = envs
+			}
+			if slices.Contains(origins, s.id) {
+				out, outEnvs = nil, nil
+				for i, rd := range from {
+					if origins[i] != s.id {
+						out = append(out, rd)
+						if batched {
+							outEnvs = append(outEnvs, envs[i])
+						}
 					}
 				}
 			}
