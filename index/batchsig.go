@@ -40,6 +40,7 @@ func (s *Share) BatchSigning() bool { return s.batch.on.Load() }
 // before the Pebble batch is committed (sealAll).
 func (w *writer) toSeal(c change) error {
 	w.sealing = append(w.sealing, c)
+	w.sealingBytes += sealedSize(c.seal)
 	if !w.s.batch.on.Load() {
 		return w.sealAll()
 	}
@@ -65,8 +66,16 @@ func (w *writer) sealAll() error {
 		}
 	}
 	clear(w.sealing)
-	w.sealing = w.sealing[:0]
+	w.sealing, w.sealingBytes = w.sealing[:0], 0
 	return nil
+}
+
+// sealedSize estimates the bytes r's envelope adds to a batch once sealed:
+// its path and blocks, and ~400 bytes of other fields, signature and proof.
+// It lets a scan's batch end at its bytes (scanBatchBytes) while its
+// records wait to be sealed together.
+func sealedSize(r *record.Record) int {
+	return len(r.Path) + len(r.Blocks)*(32+4) + 400
 }
 
 // seal seals cs together and writes their envelopes.

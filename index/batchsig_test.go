@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/blueshift-sync/blueshift/index/record"
@@ -160,5 +161,39 @@ func TestBatchOfAnotherShareRefused(t *testing.T) {
 	}
 	if err := a.sh.Commit(forged.Envelope, nil); err == nil {
 		t.Fatal("Commit took a batch signed by another share")
+	}
+}
+
+// TestScanBatchesEndAtTheirBytes: a scan commits a batch once it holds
+// scanBatchBytes, however few paths that is, so that Pebble never takes it
+// as a memtable of its own (a batch of more than half a memtable) and its
+// buffer stays small. 1,500 files whose long paths make each path's
+// writes ~3 KB: one batch by count (batchPaths), two or more by bytes.
+func TestScanBatchesEndAtTheirBytes(t *testing.T) {
+	a := newEnv(t)
+	const files = 1500
+	dir := strings.Repeat("d", 200) + "/" + strings.Repeat("e", 200) + "/" + strings.Repeat("f", 200)
+	for i := range files {
+		a.write(fmt.Sprintf("%s/%s%04d", dir, strings.Repeat("g", 200), i), []byte{byte(i)})
+	}
+	a.sh.SetBatchSigning(true)
+	var batches, paths []int
+	cancel := a.sh.Subscribe(func(u Update) {
+		if u.FromScan {
+			batches = append(batches, len(u.Envelopes))
+		}
+	})
+	defer cancel()
+	a.scan()
+	total := 0
+	for _, n := range batches {
+		total += n
+		paths = append(paths, n)
+	}
+	if total < files {
+		t.Fatalf("the scan committed %d records in %v, want %d", total, paths, files)
+	}
+	if len(batches) < 2 {
+		t.Fatalf("%d paths of ~3 KB each committed in %d batch (%v): a batch did not end at %d bytes", files, len(batches), paths, scanBatchBytes)
 	}
 }

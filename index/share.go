@@ -24,10 +24,18 @@ import (
 // tree seldom. Each update rebuilds every bucket it touches from all its
 // leaves, so a batch of 2,000 of a share's 100,000 paths read half the
 // tree: a touch of them all read its leaves 25 times over.
+//
+// A scan's batch ends at scanBatchBytes too (its records still to be sealed
+// counted by estimate), before its tree nodes are added: Pebble takes a
+// batch of more than half a memtable (4 MiB, index/store) as a memtable of
+// its own, held until flushed, and a scan of 200,000 tiny files with
+// batched signatures wrote ~8.5 MB per 8,192 paths, each batch's buffer
+// grown by doubling to 16 MiB. TestScanBatchesEndAtTheirBytes.
 const (
-	batchPaths    = 2000
-	maxBatchPaths = 8192
-	batchBytes    = 32 << 20
+	batchPaths     = 2000
+	maxBatchPaths  = 8192
+	batchBytes     = 32 << 20
+	scanBatchBytes = 3 << 20
 )
 
 // Share is one share of the device's index.
@@ -665,26 +673,40 @@ type change struct {
 // writer groups changes into Pebble batches and tells subscribers of each
 // committed one. It is used with the share's write lock held.
 type writer struct {
-	s        *Share
-	fromScan bool
-	b        *pebble.Batch
-	envs     []record.Envelope
-	replaced []*record.Envelope // per envs
-	recs     []*record.Record   // per envs: their records, if at hand (Update.Records)
-	was      []*record.Record   // per envs: replaced's records, if at hand
-	tree     []merkle.Update    // per envs: applied to the tree once, at flush
-	states   []pathState        // the local states written, for recent
-	paths    int
-	limit    int      // paths to a batch: the next flush comes at this many
-	sealing  []change // changes whose record is sealed with the next ones (batchsig.go)
+	s            *Share
+	fromScan     bool
+	b            *pebble.Batch
+	envs         []record.Envelope
+	replaced     []*record.Envelope // per envs
+	recs         []*record.Record   // per envs: their records, if at hand (Update.Records)
+	was          []*record.Record   // per envs: replaced's records, if at hand
+	tree         []merkle.Update    // per envs: applied to the tree once, at flush
+	states       []pathState        // the local states written, for recent
+	paths        int
+	limit        int      // paths to a batch: the next flush comes at this many
+	maxBytes     int      // the batch's bytes at which it is flushed
+	lastLen      int      // the bytes of the last batch a scan committed: the next one's buffer
+	sealing      []change // changes whose record is sealed with the next ones (batchsig.go)
+	sealingBytes int      // their envelopes' estimated bytes (sealedSize)
 }
 
 func (s *Share) newWriter(fromScan bool) *writer {
-	limit := maxBatchPaths
+	w := &writer{s: s, fromScan: fromScan, limit: maxBatchPaths, maxBytes: batchBytes}
 	if fromScan {
-		limit = batchPaths
+		w.limit, w.maxBytes = batchPaths, scanBatchBytes
 	}
-	return &writer{s: s, fromScan: fromScan, b: s.db.store.Pebble().NewIndexedBatch(), limit: limit}
+	w.b = w.newBatch()
+	return w
+}
+
+// newBatch starts a batch. A scan's is as large as its last one from the
+// start (an eighth more), so its buffer is allocated once, not grown by
+// doubling through every size below it.
+func (w *writer) newBatch() *pebble.Batch {
+	if w.lastLen > 0 {
+		return w.s.db.store.Pebble().NewIndexedBatchWithSize(w.lastLen + w.lastLen/8)
+	}
+	return w.s.db.store.Pebble().NewIndexedBatch()
 }
 
 // putEnvelope writes env, whose record is rec (nil: not at hand), in place
@@ -742,7 +764,7 @@ func (w *writer) put(c change) error {
 		return err
 	}
 	w.paths++
-	if w.paths >= w.limit || w.b.Len() >= batchBytes {
+	if w.paths >= w.limit || w.b.Len()+w.sealingBytes >= w.maxBytes {
 		w.limit = min(2*w.limit, maxBatchPaths)
 		return w.flush()
 	}
@@ -773,8 +795,11 @@ func (w *writer) flush() error {
 		return fmt.Errorf("write index batch: %w", err)
 	}
 	w.s.recent.wrote(w.envs, w.states) // before anyone may read what the batch replaced
+	if w.fromScan {
+		w.lastLen = w.b.Len()
+	}
 	w.b.Close()
-	w.b = w.s.db.store.Pebble().NewIndexedBatch()
+	w.b = w.newBatch()
 	w.s.db.expireViews() // kept views pin what this batch replaced
 	u := Update{Envelopes: w.envs, Replaced: w.replaced, Records: w.recs, Was: w.was, FromScan: w.fromScan}
 	w.envs, w.replaced, w.recs, w.was, w.tree, w.states, w.paths = nil, nil, nil, nil, w.tree[:0], w.states[:0], 0
@@ -787,8 +812,9 @@ func (w *writer) close() { w.b.Close() }
 // discard drops what the batch holds and starts a new one.
 func (w *writer) discard() {
 	w.b.Close()
-	w.b = w.s.db.store.Pebble().NewIndexedBatch()
+	w.b = w.newBatch()
 	w.envs, w.replaced, w.recs, w.was, w.tree, w.states, w.paths, w.sealing = nil, nil, nil, nil, w.tree[:0], w.states[:0], 0, nil
+	w.sealingBytes = 0
 }
 
 func sameBlocks(a, b []record.BlockRef) bool {
