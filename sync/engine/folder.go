@@ -856,10 +856,11 @@ type pushItem struct {
 
 // holdFor and holdMax bound how long, and how many, records of a running
 // scan wait to be pushed. The first scan of 200,000 tiny files held ~40,000
-// records for each 2 s (~35 MB live, a fifth of the seeder's peak heap).
+// records for each 2 s (~35 MB live, a fifth of the seeder's peak heap);
+// at 2,048 a scan's batch (~3,000 of them) goes out as it is committed.
 const (
 	holdFor = 2 * time.Second
-	holdMax = pushPiece
+	holdMax = 2048
 )
 
 // pushLoop sends what the index commits to every connected member: new

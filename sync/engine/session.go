@@ -118,7 +118,7 @@ const maxRemoteShares = 4096
 const (
 	pushQueue      = 1024
 	pushQueueBytes = 32 << 20
-	pushQueueFresh = 8 << 20
+	pushQueueFresh = 4 << 20
 )
 
 // outQueueBytes bounds the pushed records waiting in a session's outgoing
