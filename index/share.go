@@ -27,7 +27,7 @@ import (
 //
 // A scan's batch ends at scanBatchBytes too (its records still to be sealed
 // counted by estimate), before its tree nodes are added: Pebble takes a
-// batch of more than half a memtable (8 MiB, index/store) as a memtable of
+// batch of more than half a memtable (4 MiB, index/store) as a memtable of
 // its own, held until flushed, and a scan of 200,000 tiny files with
 // batched signatures wrote ~8.5 MB per 8,192 paths, each batch's buffer
 // grown by doubling to 16 MiB. TestScanBatchesEndAtTheirBytes.

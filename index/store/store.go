@@ -363,11 +363,13 @@ func PrefixEnd(p []byte) []byte {
 // a batch's records for half that memory.
 const blockCacheSize = 16 << 20
 
-// memTableSize is the size of each of Pebble's memtables. 8 MiB ones
-// (with the cache 16 MiB smaller) saved ~10 MB of a daemon's peak RSS in a
-// first sync of 200,000 tiny files, but the block cache then kept no block
-// after a second read (TestBlockCacheKeepsBlocks under -race, 4 of 4).
-const memTableSize = 16 << 20
+// memTableSize is the size of each of Pebble's memtables. Pebble keeps
+// two resident, the one filling and a flushed one for reuse: at 16 MiB
+// they were a fifth of each daemon's peak RSS in a first sync of 200,000
+// tiny files (scenario 7: 8 MiB ones took ~15-20 MB off each daemon), whose
+// scans commit batches of at most ~3 MiB (index: scanBatchBytes), below the
+// 4 MiB past which Pebble takes a batch as a memtable of its own.
+const memTableSize = 8 << 20
 
 // cacheSize is the cache Pebble is given. Pebble counts its memtables
 // against the block cache: the one being filled and one kept for reuse
