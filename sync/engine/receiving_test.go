@@ -43,7 +43,7 @@ func TestTakenPushCountsAsPulling(t *testing.T) {
 	if !f.pulling() {
 		t.Fatal("a push taken in and not yet handed over does not count as pulling")
 	}
-	s.takePush(context.Background(), &wire.RecordPush{Share: f.id})
+	s.takePush(context.Background(), inPush{m: &wire.RecordPush{Share: f.id}})
 	waitCond(t, "B idle after the push", func() bool { return !f.pulling() })
 	s.mu.Lock()
 	left := len(s.mu.received)

@@ -44,9 +44,9 @@ type Session struct {
 	id  identity.DeviceID
 	log *slog.Logger
 
-	wake   chan struct{}         // cap 1: some share wants a reconcile
-	gone   chan struct{}         // closed when superseded by a newer session
-	pushes chan *wire.RecordPush // from HandleMessage to run
+	wake   chan struct{} // cap 1: some share wants a reconcile
+	gone   chan struct{} // closed when superseded by a newer session
+	pushes chan inPush   // from HandleMessage to run
 
 	bytesIn atomic.Int64 // block payload bytes received
 	haves   *haveBook    // the swarm's Haves to and from the peer
@@ -134,7 +134,7 @@ func newSession(e *Engine, id identity.DeviceID) *Session {
 		log:    e.log.With("peer", peerName(id)),
 		wake:   make(chan struct{}, 1),
 		gone:   make(chan struct{}),
-		pushes: make(chan *wire.RecordPush, pushQueue),
+		pushes: make(chan inPush, pushQueue),
 		out:    make(chan struct{}, 1),
 		haves:  newHaveBook(),
 	}
@@ -176,8 +176,8 @@ func (s *Session) run(ctx context.Context) error {
 			return nil
 		case <-s.gone:
 			return nil
-		case m := <-s.pushes:
-			s.takePush(ctx, m)
+		case p := <-s.pushes:
+			s.takePush(ctx, p)
 			continue
 		case <-s.wake:
 			s.settle(ctx)
@@ -236,15 +236,15 @@ func (s *Session) settle(ctx context.Context) {
 	defer t.Stop()
 	for {
 		select {
-		case m := <-s.pushes:
-			s.takePush(ctx, m)
+		case p := <-s.pushes:
+			s.takePush(ctx, p)
 		case <-t.C:
 			// And those queued already: the root the peer announced is
 			// after them, so walking before they land fetches them twice.
 			for {
 				select {
-				case m := <-s.pushes:
-					s.takePush(ctx, m)
+				case p := <-s.pushes:
+					s.takePush(ctx, p)
 				default:
 					return
 				}
@@ -758,7 +758,7 @@ func (s *Session) HandleMessage(ctx context.Context, m wire.Message) error {
 			s.mu.received[m.Share]++ // before takePush can count it out
 			s.mu.Unlock()
 			select {
-			case s.pushes <- m:
+			case s.pushes <- inPush{m: m, size: n, fresh: c}:
 				queued = true
 			default:
 				s.mu.Lock()
@@ -807,10 +807,18 @@ func freshSize(m *wire.RecordPush) int64 {
 	return n
 }
 
+// inPush is a push waiting for the session's goroutine, with the sizes
+// it was counted in at (pushSize, freshSize).
+type inPush struct {
+	m           *wire.RecordPush
+	size, fresh int64
+}
+
 // takePush verifies pushed records and hands them to the puller.
-func (s *Session) takePush(ctx context.Context, m *wire.RecordPush) {
-	s.pushBytes.Add(-pushSize(m))
-	s.pushFresh.Add(-freshSize(m))
+func (s *Session) takePush(ctx context.Context, p inPush) {
+	m := p.m
+	s.pushBytes.Add(-p.size)
+	s.pushFresh.Add(-p.fresh)
 	f := s.e.folder(m.Share)
 	defer func() {
 		s.mu.Lock()
