@@ -177,7 +177,7 @@ func TestScanBatchesEndAtTheirBytes(t *testing.T) {
 		a.write(fmt.Sprintf("%s/%s%04d", dir, strings.Repeat("g", 200), i), []byte{byte(i)})
 	}
 	a.sh.SetBatchSigning(true)
-	var batches, paths []int
+	var batches []int // paths per batch
 	cancel := a.sh.Subscribe(func(u Update) {
 		if u.FromScan {
 			batches = append(batches, len(u.Envelopes))
@@ -188,12 +188,11 @@ func TestScanBatchesEndAtTheirBytes(t *testing.T) {
 	total := 0
 	for _, n := range batches {
 		total += n
-		paths = append(paths, n)
 	}
 	if total < files {
-		t.Fatalf("the scan committed %d records in %v, want %d", total, paths, files)
+		t.Fatalf("the scan committed %d records in %v, want %d", total, batches, files)
 	}
 	if len(batches) < 2 {
-		t.Fatalf("%d paths of ~3 KB each committed in %d batch (%v): a batch did not end at %d bytes", files, len(batches), paths, scanBatchBytes)
+		t.Fatalf("%d paths of ~3 KB each committed in %d batch (%v): a batch did not end at %d bytes", files, len(batches), batches, scanBatchBytes)
 	}
 }
