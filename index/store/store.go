@@ -119,6 +119,14 @@ func Open(dir string, logger *slog.Logger) (*DB, error) {
 	return d, nil
 }
 
+// TableBytes reports what Pebble wrote to its tables (flushes and
+// compactions) and read back from them for compactions since the database
+// was opened: with the bytes the index was given, its write amplification.
+func (d *DB) TableBytes() (written, compactionRead uint64) {
+	t := d.pebble.Metrics().Total()
+	return t.BytesFlushed + t.BytesCompacted, t.BytesRead
+}
+
 // corrupt wraps err as ErrCorrupt with the way out.
 func corrupt(dir string, err error) error {
 	return fmt.Errorf("%w: open %q: %v; the index is only a cache of your folders and peers: "+
@@ -379,6 +387,17 @@ const memTableSize = 8 << 20
 // file; TestBlockCacheKeepsBlocks), so the two memtables come on top.
 const cacheSize = blockCacheSize + 2*memTableSize
 
+// l0CompactionThreshold is Pebble's L0CompactionThreshold: L0 is compacted
+// into the level below once it holds half this many sublevels (Pebble's
+// default, 4, is two). An index's keys are hashes, so every table flushed
+// to L0 overlaps the whole of the level below, and each compaction of L0
+// rewrites all of it. A touch of 50,000 files wrote 420-480 MB of tables
+// on the two devices at Pebble's default, 260-325 MB at 8 and 180-265 MB
+// at 16 (BenchmarkTouch, touch-index-MB-written; the first sync 265-310
+// against 190-220 MB at 8), its CPU the same within the noise: 8 keeps
+// lookups to at most four more tables in L0, each behind a bloom filter.
+const l0CompactionThreshold = 8
+
 // options are the Pebble settings for a device index: point lookups of
 // records and state dominate, so every level has a bloom filter, and blocks
 // are small (4 KiB) and not compressed: what is stored is mostly hashes and
@@ -386,17 +405,19 @@ const cacheSize = blockCacheSize + 2*memTableSize
 // cache read and snappy-decoded a whole block for one record (with 32 KiB
 // blocks, a third of the CPU of taking a touch of 20,000 files; 4 KiB
 // uncompressed blocks took that touch from ~19.7 to ~14.2 CPU seconds
-// without a larger cache, so with no more memory). Memtables
-// are 16 MiB: a full scan's batches rarely stall on flushes, and the two a
-// busy index can hold (one filling, one flushing) stay a small part of the
-// daemon's memory (32 MiB ones cost ~30 MB more RSS at 1,000,000 files).
+// without a larger cache, so with no more memory). Memtables are
+// memTableSize, and L0 is compacted at l0CompactionThreshold.
 func options(logger *slog.Logger) *pebble.Options {
 	o := &pebble.Options{
-		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       memTableSize,
-		Cache:              pebble.NewCache(cacheSize),
-		Logger:             pebbleLogger{logger.With("part", "pebble")},
-		BytesPerSync:       1 << 20,
+		FormatMajorVersion:    pebble.FormatNewest,
+		MemTableSize:          memTableSize,
+		L0CompactionThreshold: l0CompactionThreshold,
+		// Writes stall at three times as many sublevels, as Pebble's
+		// defaults have it (12 for 4).
+		L0StopWritesThreshold: 3 * l0CompactionThreshold,
+		Cache:                 pebble.NewCache(cacheSize),
+		Logger:                pebbleLogger{logger.With("part", "pebble")},
+		BytesPerSync:          1 << 20,
 		// The plain FS: Pebble's default wraps it in a disk-health checker
 		// whose goroutine outlives a failed Open (it only logs slow writes).
 		FS: vfs.Default,

@@ -15,7 +15,8 @@ import (
 // `touch` (and `chmod` of every other file) on the sender, with the content
 // unchanged. It reports the bytes on the wire per touched file (both
 // directions, TLS included), the files the receiver rewrote (inodes that
-// changed) and the versions it kept, and the time from the sender's rescan
+// changed) and the versions it kept, what both index databases wrote to
+// their tables (flushes and compactions), and the time from the sender's rescan
 // to both devices agreeing, as a ratio of the first sync's time measured in
 // the same run (the sender's scan to agreement, likewise).
 //
@@ -47,6 +48,7 @@ func BenchmarkTouch(b *testing.B) {
 		b.StartTimer()
 
 		stopProfile := profileTouch(b, "BLUESHIFT_FIRST_CPUPROFILE")
+		tables := tablesWritten(a, bb)
 		start, cpu := time.Now(), cpuTime()
 		root := rootOf(a)
 		a.rescan()
@@ -54,12 +56,14 @@ func BenchmarkTouch(b *testing.B) {
 		first, firstCPU := time.Since(start), cpuTime()-cpu
 		stopProfile()
 		firstBytes := count.n.Load()
+		firstTables := tablesWritten(a, bb) - tables
 
 		inodes := inodesOf(b, bb.dir, n)
 		versions := len(listVersions(b, bb.dir))
 		touchAll(b, a.dir, n, time.Now().Add(-time.Hour))
 		count.n.Store(0)
 		stopProfile = profileTouch(b, "BLUESHIFT_TOUCH_CPUPROFILE")
+		tables = tablesWritten(a, bb)
 		start, cpu = time.Now(), cpuTime()
 		root = rootOf(a)
 		a.rescan()
@@ -67,6 +71,7 @@ func BenchmarkTouch(b *testing.B) {
 		touch, touchCPU := time.Since(start), cpuTime()-cpu
 		stopProfile()
 		touchBytes := count.n.Load()
+		touchTables := tablesWritten(a, bb) - tables
 		b.StopTimer()
 		waitAttrsEqual(b, a, bb, n)
 
@@ -78,11 +83,25 @@ func BenchmarkTouch(b *testing.B) {
 		b.ReportMetric(touchCPU.Seconds()/firstCPU.Seconds(), "touch/first-cpu")
 		b.ReportMetric(float64(touchBytes)/float64(n), "wire-B/touched-file")
 		b.ReportMetric(float64(touchBytes)/float64(firstBytes), "wire-touch/first")
+		b.ReportMetric(float64(firstTables)/1e6, "first-index-MB-written")
+		b.ReportMetric(float64(touchTables)/1e6, "touch-index-MB-written")
 		b.ReportMetric(float64(len(listVersions(b, bb.dir))-versions), "versions-added")
 		b.ReportMetric(float64(changed(inodesOf(b, bb.dir, n), inodes)), "files-rewritten")
 		b.ReportMetric(float64(peakRSS())/1e6, "peak-rss-MB")
 		b.StartTimer()
 	}
+}
+
+// tablesWritten is what the devices' index databases have written to their
+// tables so far (flushes and compactions): the cost of their writes beyond
+// the bytes written.
+func tablesWritten(ds ...*device) uint64 {
+	var n uint64
+	for _, d := range ds {
+		w, _ := d.db.TableBytes()
+		n += w
+	}
+	return n
 }
 
 // cpuTime is the CPU time this process has used (both devices run in it):
