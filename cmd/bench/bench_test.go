@@ -122,6 +122,7 @@ func TestPlanRunsFor(t *testing.T) {
 	}{
 		{scLoop, "small files", 3}, {scShaped, "compressible", 2}, {scShaped, "incompressible", 1},
 		{scReconnect, "20000", 3}, {scReconnect, "200000", 1}, {scLatency, "", 1}, {scScale, "1000000", 1},
+		{scFanout, "", 2}, {scFanout, "random", 1},
 	} {
 		if got := cfg.runsFor(c.sc, c.key); got != c.want {
 			t.Errorf("runsFor(%q, %q) = %d, want %d", c.sc, c.key, got, c.want)

@@ -360,7 +360,7 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 			return 0, err
 		}
 		for _, n := range cfg.FanoutReceivers {
-			b.fanout(ctx, scFanout, rnd, cfg.FanoutSize, n, ", random data", all, cfg.runsFor(scFanout, ""))
+			b.fanout(ctx, scFanout, rnd, cfg.FanoutSize, n, ", random data", all, cfg.runsFor(scFanout, "random"))
 		}
 		b.multicastFanout(ctx, rnd, cfg) // multicast.go
 		if err := done("5"); err != nil {

@@ -60,7 +60,7 @@ func (b *bench) multicastFanout(ctx context.Context, rnd string, cfg config) {
 	if b.clusters[toolMulticast] == nil {
 		return
 	}
-	runs := cfg.runsFor(scFanout, "")
+	runs := cfg.runsFor(scFanout, "random") // every multicast case sends the random file
 	for _, n := range multicastReceivers(cfg) {
 		b.multicastRuns(ctx, rnd, cfg.FanoutSize, n, mcClean, runs)
 	}
