@@ -213,8 +213,16 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts
 	if o.timeout > 0 {
 		limit = o.timeout
 	}
-	t1, err := waitConverged(ctx, c, 1, src, dst, limit)
+	wctx, stopWatch := ctx, func() {}
+	if o.shaped {
+		wctx, stopWatch = watchStall(ctx, func() int64 { return ctr.Total(ctx) }, stallWindow, stallBytes) // stall.go
+	}
+	t1, err := waitConverged(wctx, c, 1, src, dst, limit)
+	stopWatch()
 	if err != nil {
+		if ctx.Err() == nil && context.Cause(wctx) != nil {
+			err = context.Cause(wctx)
+		}
 		return measure{}, err
 	}
 	u := win.close()
