@@ -156,10 +156,10 @@ func (db *DB) Sync() error {
 	return nil
 }
 
-// TableBytes reports the bytes the database wrote to its tables, flushes
-// and compactions, and read back for compactions since it was opened
-// (benchmarks report them: the cost of an index write beyond the write).
-func (db *DB) TableBytes() (written, compactionRead uint64) { return db.store.TableBytes() }
+// TablesWritten reports the bytes the database wrote to its tables, by
+// flushes and compactions, since it was opened (benchmarks report them:
+// what an index write costs the disk beyond the write).
+func (db *DB) TablesWritten() uint64 { return db.store.TablesWritten() }
 
 // Close closes the database. Shares must not be used afterwards.
 func (db *DB) Close() error {

@@ -119,12 +119,12 @@ func Open(dir string, logger *slog.Logger) (*DB, error) {
 	return d, nil
 }
 
-// TableBytes reports what Pebble wrote to its tables (flushes and
-// compactions) and read back from them for compactions since the database
-// was opened: with the bytes the index was given, its write amplification.
-func (d *DB) TableBytes() (written, compactionRead uint64) {
+// TablesWritten reports the bytes Pebble wrote to its tables (flushes and
+// compactions) since the database was opened: over the bytes the index was
+// given, its write amplification.
+func (d *DB) TablesWritten() uint64 {
 	t := d.pebble.Metrics().Total()
-	return t.BytesFlushed + t.BytesCompacted, t.BytesRead
+	return t.BytesFlushed + t.BytesCompacted
 }
 
 // corrupt wraps err as ErrCorrupt with the way out.
