@@ -461,6 +461,23 @@ func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 		f.announceAll()
 	} else {
 		f.announceIfDonePulling()
+		f.answerSenders(batch)
+	}
+}
+
+// answerSenders announces the share to the peers whose records made up a
+// batch that left the tree as it was: a peer that pushed them waits for our
+// next announcement before it walks us (Session.pushedLately), and none
+// would come.
+func (f *folder) answerSenders(batch []incoming) {
+	from := make(map[identity.DeviceID]bool)
+	for _, in := range batch {
+		from[in.from] = true
+	}
+	for _, s := range f.e.sessions() {
+		if from[s.id] && f.isMember(s.id) {
+			s.announce(f)
+		}
 	}
 }
 
