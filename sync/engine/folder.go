@@ -470,12 +470,13 @@ func (f *folder) applyBatch(ctx context.Context, batch []incoming) {
 // next announcement before it walks us (Session.pushedLately), and none
 // would come.
 func (f *folder) answerSenders(batch []incoming) {
-	from := make(map[identity.DeviceID]bool)
+	answered := make(map[identity.DeviceID]bool)
 	for _, in := range batch {
-		from[in.from] = true
-	}
-	for _, s := range f.e.sessions() {
-		if from[s.id] && f.isMember(s.id) {
+		if answered[in.from] {
+			continue
+		}
+		answered[in.from] = true
+		if s := f.e.session(in.from); s != nil && f.isMember(in.from) {
 			s.announce(f)
 		}
 	}

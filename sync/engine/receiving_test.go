@@ -25,12 +25,7 @@ func TestTakenPushCountsAsPulling(t *testing.T) {
 	link(t, a, b)
 	waitConverged(t, a, b)
 	f := b.e.folder(key.ID())
-	var s *Session
-	for _, ss := range b.e.sessions() {
-		if ss.id == a.id.ID() {
-			s = ss
-		}
-	}
+	s := b.e.session(a.id.ID())
 	if f == nil || s == nil {
 		t.Fatal("B has no folder or no session with A")
 	}
