@@ -36,7 +36,9 @@ type RecordData struct {
 
 // RecordsRequest asks for the records at Keys of Share. Have is empty or holds,
 // per key, the leaf the asker has (zero: none), so the answer can be a delta
-// against it.
+// against it. A zero leaf, or the leaf of the very record the peer holds
+// (the asker has the record and lacks the file), also asks for the file's
+// content inline (RecordData.Content) where it is one small block.
 type RecordsRequest struct {
 	Share share.ID
 	Keys  []merkle.Key

@@ -35,7 +35,8 @@
 //     fsync each) after one sync, before their files are fetched. Small
 //     new files whose records came without their content (a push carries
 //     some hundreds of files' content) have their records asked for again,
-//     256 at a time, which brings the content (inline.go).
+//     256 at a time, each with itself as the leaf held: the answer brings
+//     the content and the record as a delta against itself (inline.go).
 //     Until a peer's pushes are all handed to the puller, the share is
 //     announced as pulling, so the pusher does not walk a half-applied tree.
 //  4. After that, new local records are pushed to connected members as soon

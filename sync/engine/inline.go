@@ -116,8 +116,9 @@ func (c *codec) decodeContent(rd wire.RecordData, rec record.Record) ([]byte, er
 // one path's records, in order) that came without it, in bulk: a push carries content
 // for some hundred files only, and the rest would cost a block request each
 // (a round trip, and a lookup by hash on the sender). Their records are
-// asked for again from their sender, as a walk asks for records it lacks,
-// and so come with their content (the sender reads each file at its path).
+// asked for again from their sender, each with the record itself as what
+// this device has (Have): the sender answers with the file's content (it
+// reads each file at its path) and the record as a delta against itself.
 // A file whose block this device holds, or whose path holds a file here (an
 // edit: its blocks travel as deltas), is left to the usual block requests,
 // and so is any file whose content did not come or does not match its
@@ -188,12 +189,15 @@ func (s *Session) askContent(ctx context.Context, f *folder, ins []*incoming) {
 // of content it kept.
 func (s *Session) askContentOnce(ctx context.Context, f *folder, ask []*incoming) int {
 	keys := make([]merkle.Key, len(ask))
+	have := make([]merkle.Leaf, len(ask))
 	byKey := make(map[merkle.Key]*incoming, len(ask))
 	for i, in := range ask {
-		keys[i] = in.env.Key()
+		keys[i], have[i] = in.env.Key(), in.env.Leaf()
 		byKey[keys[i]] = in
 	}
-	resp, err := s.conn().Request(ctx, &wire.RecordsRequest{Share: f.id, Keys: keys, Have: make([]merkle.Leaf, len(ask))})
+	// Have is the record itself: the sender answers with its content and
+	// the record as a delta against itself, a few bytes, not again whole.
+	resp, err := s.conn().Request(ctx, &wire.RecordsRequest{Share: f.id, Keys: keys, Have: have})
 	if err != nil {
 		return 0
 	}

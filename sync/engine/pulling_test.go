@@ -17,7 +17,8 @@ import (
 // served counts the requests a device answers, by kind.
 type served struct {
 	nodes, blocks, records atomic.Int64
-	keys                   gosync.Map // merkle.Key of every record asked for
+	recordBytes            atomic.Int64 // of the records in the responses (RecordData.Data)
+	keys                   gosync.Map   // merkle.Key of every record asked for
 	distinct               atomic.Int64
 }
 
@@ -41,7 +42,13 @@ func (c servedCounter) HandleRequest(ctx context.Context, m wire.Message) (wire.
 			}
 		}
 	}
-	return c.Session.HandleRequest(ctx, m)
+	resp, err := c.Session.HandleRequest(ctx, m)
+	if rr, ok := resp.(*wire.RecordsResponse); ok {
+		for _, rd := range rr.Records {
+			c.n.recordBytes.Add(int64(len(rd.Data)))
+		}
+	}
+	return resp, err
 }
 
 // TestPeerWaitsWhilePulling: while B applies a first sync from A, its

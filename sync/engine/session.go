@@ -889,17 +889,29 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 			}
 			var base *record.Envelope
 			hasNothing := i < len(m.Have) && m.Have[i] == (merkle.Leaf{})
-			if !hasNothing && i < len(m.Have) {
+			// Asking for the very record it holds, the peer asks for the
+			// file's content (askContent: a push brought the record
+			// without it): the record goes whole as a delta against
+			// itself, a few bytes, instead of again in full.
+			holdsIt := i < len(m.Have) && m.Have[i] == env.Leaf()
+			switch {
+			case holdsIt:
+				base = &env
+			case !hasNothing && i < len(m.Have):
 				base = f.hist.find(m.Have[i])
 			}
 			var rd wire.RecordData
-			if trim {
+			switch {
+			case trim && !holdsIt:
 				rd, _ = s.e.codec.encodeTrimmedFor(env, base, p)
 				envs = append(envs, env)
-			} else {
+			case trim:
+				rd = s.e.codec.encodeRecordFor(env, base, p)
+				envs = append(envs, record.Envelope{}) // whole: in no batch
+			default:
 				rd = s.e.codec.encodeRecordFor(env, base, p)
 			}
-			if hasNothing {
+			if hasNothing || holdsIt {
 				if rec, err := env.Record(); err == nil {
 					inline.add(&rd, env, rec)
 				}

@@ -13,6 +13,8 @@ import (
 // sender's pushes (which carry content for some hundreds of files; the
 // rest is asked for again, askContent), nor when the receiver walks the
 // sender's tree (one response carries the content of its 256 records).
+// A record asked for again only for its content comes back as a delta
+// against itself.
 func TestFirstSyncOfSmallFilesAsksNoBlock(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -39,6 +41,14 @@ func TestFirstSyncOfSmallFilesAsksNoBlock(t *testing.T) {
 			// content came in bulk it was 600-700.
 			if n := a.served.blocks.Load(); n > 35 {
 				t.Errorf("B asked A for %d blocks of 700 small files; want their content with their records", n)
+			}
+			asked, bytes := a.served.records.Load(), a.served.recordBytes.Load()
+			t.Logf("records asked for: %d, %d bytes of records in the answers", asked, bytes)
+			// B holds the pushed records it asks for again (for their
+			// content): each comes back as a delta against itself, ~20
+			// bytes, where the whole record is ~240 (before: 238 each).
+			if !c.walk && asked > 0 && bytes/asked > 64 {
+				t.Errorf("the records B asked for again with their content came back at %d bytes each; want deltas against the records B holds (<= 64)", bytes/asked)
 			}
 		})
 	}
