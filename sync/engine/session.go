@@ -901,15 +901,14 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 				base = f.hist.find(m.Have[i])
 			}
 			var rd wire.RecordData
-			switch {
-			case trim && !holdsIt:
+			if trim && !holdsIt {
 				rd, _ = s.e.codec.encodeTrimmedFor(env, base, p)
 				envs = append(envs, env)
-			case trim:
+			} else {
 				rd = s.e.codec.encodeRecordFor(env, base, p)
-				envs = append(envs, record.Envelope{}) // whole: in no batch
-			default:
-				rd = s.e.codec.encodeRecordFor(env, base, p)
+				if trim {
+					envs = append(envs, record.Envelope{}) // whole: in no batch
+				}
 			}
 			if hasNothing || holdsIt {
 				if rec, err := env.Record(); err == nil {
