@@ -58,6 +58,10 @@ type Options struct {
 	// have the caller decide again). The engine uses it so a file arriving
 	// just as the user moves its folder does not bring the old folder back.
 	MayMakeDir func(p record.Path) error
+	// DirMade, if set, is told of each missing directory made above a path
+	// being written, once it exists. The engine leaves such a folder to
+	// the peer's record of it, which may come after the file's.
+	DirMade func(p record.Path)
 }
 
 // FileState is what a path holds. The zero value means "nothing there".

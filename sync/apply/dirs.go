@@ -189,6 +189,9 @@ func (r *Root) descend(d *dir, dir string, create, caseCheck bool) (*dir, bool, 
 			err = mkdirat(d.fd, name)
 			if err == nil {
 				r.noteAdded(d, name)
+				if r.opts.DirMade != nil {
+					r.opts.DirMade(record.Path(joinSlash(d.path, name)))
+				}
 				child, missing, err = openChild(d, name, create)
 			}
 		}

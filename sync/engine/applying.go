@@ -21,11 +21,23 @@ import (
 // scan leaves held paths alone (index.ScanOptions.Busy), and a path a scan
 // skipped is scanned again once it is released: a user's edit in the
 // window is recorded then, against the committed record.
+//
+// A folder the puller makes for a file whose folder has no record here yet
+// (records come in tree-key order, not path order, so a file's may come
+// before its folder's) is held the same way, from the moment it is made
+// until a record of it is committed: without that, a scan in between
+// records the folder as this device's own, concurrent with the peer's
+// record still on its way, and pushes it back to the peer.
 type applying struct {
 	mu      gosync.Mutex
 	held    map[record.Path]int  // guarded by mu: holds per path
 	skipped map[record.Path]bool // guarded by mu: held paths a scan left alone
+	made    map[record.Path]bool // guarded by mu: folders made for a file, held until recorded
 }
+
+// maxMadeHeld bounds the folders held for their records; past it a folder
+// made for a file is recorded by the next scan, as any other.
+const maxMadeHeld = 1 << 14
 
 // hold marks p as being changed by the puller.
 func (a *applying) hold(p record.Path) {
@@ -52,6 +64,33 @@ func (a *applying) release(p record.Path) (rescan bool) {
 	rescan = a.skipped[p]
 	delete(a.skipped, p)
 	return rescan
+}
+
+// holdMade holds folder p, just made for a file, until recorded (madeRecorded).
+func (a *applying) holdMade(p record.Path) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.made[p] || len(a.made) >= maxMadeHeld {
+		return
+	}
+	if a.made == nil {
+		a.made = make(map[record.Path]bool)
+	}
+	a.made[p] = true
+	if a.held == nil {
+		a.held = make(map[record.Path]int)
+	}
+	a.held[p]++
+}
+
+// madeRecorded ends holdMade's hold of p, if any, now that a record of p is
+// committed. It reports, as release does, whether p is to be scanned again.
+func (a *applying) madeRecorded(p record.Path) (rescan bool) {
+	a.mu.Lock()
+	made := a.made[p]
+	delete(a.made, p)
+	a.mu.Unlock()
+	return made && a.release(p)
 }
 
 // busy is the scan's index.ScanOptions.Busy: whether p is held, noting
@@ -81,6 +120,21 @@ func (f *folder) hold(p record.Path) { f.applying.hold(p) }
 // left it alone meanwhile.
 func (f *folder) release(p record.Path) {
 	if f.applying.release(p) {
+		f.requestScan([]string{string(p)}, false)
+	}
+}
+
+// dirMade is the apply root's DirMade: folder p was made for a file.
+func (f *folder) dirMade(p record.Path) {
+	if f != nil {
+		f.applying.holdMade(p)
+	}
+}
+
+// recorded is told of each record the puller commits: a folder made for a
+// file and held until its record came (applying.holdMade) is let go.
+func (f *folder) recorded(p record.Path) {
+	if f.applying.madeRecorded(p) {
 		f.requestScan([]string{string(p)}, false)
 	}
 }

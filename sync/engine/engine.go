@@ -231,6 +231,7 @@ func (e *Engine) AddShare(cfg ShareConfig) error {
 		VersionsMaxBytes: int64(cfg.VersionsMaxMB) << 20,
 		Logger:           e.log.With("share", cfg.Name),
 		MayMakeDir:       func(p record.Path) error { return f.mayMakeDir(p) },
+		DirMade:          func(p record.Path) { f.dirMade(p) },
 	})
 	if err != nil {
 		return fmt.Errorf("add share %s at %s: %w", id, cfg.Path, err)

@@ -641,6 +641,7 @@ func (f *folder) commitAll(ctx context.Context, done []*stagedFile, states []*in
 	f.releaseStaged(done)
 	for i, sf := range done {
 		if errs[i] == nil {
+			f.recorded(sf.in.rec.Path)
 			f.noteApplied(sf.in)
 		}
 		f.settle(ctx, sf.in, errs[i])

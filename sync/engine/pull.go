@@ -141,6 +141,7 @@ func (f *folder) applyOne(ctx context.Context, in incoming, stage bool) (sf *sta
 		if err := f.idx.Commit(in.env, state); err != nil {
 			return err
 		}
+		f.recorded(p)
 		f.noteApplied(in)
 		return nil
 	}
