@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/blueshift-sync/blueshift/index/block"
 	"github.com/blueshift-sync/blueshift/index/merkle"
 	"github.com/blueshift-sync/blueshift/index/record"
@@ -21,6 +23,7 @@ import (
 )
 
 const (
+	walkFetchesAhead  = 2                      // RecordsRequests a walk keeps in flight
 	maxPrefixesPerAsk = 1024                   // node prefixes in one NodesRequest
 	maxKeysPerAsk     = 256                    // records in one RecordsRequest
 	retryMin          = 250 * time.Millisecond // first pause before a failed reconcile is tried again
@@ -539,17 +542,26 @@ func (s *Session) walk(ctx context.Context, f *folder, remote *remoteTree, start
 		testHookWalkView(f)
 	}
 	// Records are fetched while the diff walks, a request's worth at a time,
-	// so a first sync of a million files never holds a million keys.
+	// so a first sync of a million files never holds a million keys, and
+	// up to walkFetchesAhead requests at once: one answer crosses the link
+	// while the peer reads the next (one at a time left the link idle for
+	// a round trip and the peer's reading of every answer).
+	fetches, fctx := errgroup.WithContext(ctx)
+	fetches.SetLimit(walkFetchesAhead)
 	keys := make([]merkle.Key, 0, maxKeysPerAsk)
 	have := make([]merkle.Leaf, 0, maxKeysPerAsk)
 	flush := func() error {
 		if len(keys) == 0 {
 			return nil
 		}
-		err := s.fetchRecords(ctx, f, keys, have)
-		// New slices: the request may still be queued for sending.
+		if err := fctx.Err(); err != nil {
+			return err // a fetch failed: Wait says why
+		}
+		ks, hs := keys, have
+		fetches.Go(func() error { return s.fetchRecords(fctx, f, ks, hs) })
+		// New slices: those are the fetch's now.
 		keys, have = make([]merkle.Key, 0, maxKeysPerAsk), make([]merkle.Leaf, 0, maxKeysPerAsk)
-		return err
+		return nil
 	}
 	skipped := 0
 	asked, err := merkle.Diff(ctx, local, remote, func(k merkle.Key, l, r *merkle.Leaf) error {
@@ -576,6 +588,9 @@ func (s *Session) walk(ctx context.Context, f *folder, remote *remoteTree, start
 	})
 	if err == nil {
 		err = flush()
+	}
+	if ferr := fetches.Wait(); ferr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		err = ferr
 	}
 	if err != nil {
 		return fmt.Errorf("compare trees of share %s: %w", f.cfg.Name, err)

@@ -1,10 +1,16 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	gosync "sync"
 	"testing"
 	"time"
+
+	"github.com/blueshift-sync/blueshift/index/merkle"
+	"github.com/blueshift-sync/blueshift/peer/conn"
+	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
 // TestFirstSyncOfSmallFilesAsksNoBlock: a first sync of small files brings
@@ -52,4 +58,101 @@ func TestFirstSyncOfSmallFilesAsksNoBlock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordAsksOverlap: the receiver of a first sync keeps more than one
+// RecordsRequest in flight, both when it asks for the content of pushed
+// records (askContent) and when a walk fetches records: one answer crosses
+// the link while the sender reads the files of the next. One at a time,
+// the link idled for a round trip and the sender's reading of every answer
+// (a first sync of 20,000 small files over 100 Mbit/s used ~70% of it).
+// The sender here holds back the first answer until a second request
+// comes, or 10 s pass; a receiver that waits for each answer before the
+// next request leaves one in flight at most.
+func TestRecordAsksOverlap(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		walk bool // link once the sender has scanned and pushed to nobody
+	}{{"content", false}, {"walk", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := newPair(t)
+			for i := range 1200 {
+				mustWrite(t, filepath.Join(a.dir, fmt.Sprintf("d%d/f%04d.bin", i%7, i)), randBytes(4<<10+i))
+			}
+			o := &overlap{asks: func(m *wire.RecordsRequest) bool {
+				// A content ask names the records B holds; a first walk none.
+				return len(m.Have) > 0 && (m.Have[0] != merkle.Leaf{}) != c.walk
+			}}
+			a.wrap = func(h conn.Handler) conn.Handler { return overlapping{h, o} }
+			if c.walk {
+				waitScanned(t, a)
+				a.restart() // no push in flight: B walks A's tree
+				waitScanned(t, a)
+			} else {
+				a.rescan()
+			}
+			link(t, a, b)
+			waitConvergedFor(t, time.Minute, a, b)
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			if o.seen < 2 {
+				t.Fatalf("B made %d such requests; the test needs at least 2", o.seen)
+			}
+			if o.most < 2 {
+				t.Errorf("B kept at most %d of %d requests in flight; want 2", o.most, o.seen)
+			}
+		})
+	}
+}
+
+// overlap counts the RecordsRequests that asks picks and that are in
+// flight at once; the first is held back until a second comes.
+type overlap struct {
+	asks          func(*wire.RecordsRequest) bool
+	mu            gosync.Mutex
+	now, most     int           // guarded by mu: in flight, and the most at once
+	seen          int           // guarded by mu: picked so far
+	second        chan struct{} // guarded by mu: closed when a second is in flight
+	firstHeldBack bool          // guarded by mu
+}
+
+// overlapping is a handler that counts into an overlap.
+type overlapping struct {
+	conn.Handler
+	o *overlap
+}
+
+func (h overlapping) HandleRequest(ctx context.Context, m wire.Message) (wire.Message, error) {
+	rr, ok := m.(*wire.RecordsRequest)
+	if !ok || !h.o.asks(rr) {
+		return h.Handler.HandleRequest(ctx, m)
+	}
+	o := h.o
+	o.mu.Lock()
+	o.seen++
+	o.now++
+	o.most = max(o.most, o.now)
+	hold := !o.firstHeldBack
+	if hold {
+		o.firstHeldBack = true
+		o.second = make(chan struct{})
+	} else if o.now == 2 && o.second != nil {
+		close(o.second)
+		o.second = nil
+	}
+	second := o.second
+	o.mu.Unlock()
+	if hold {
+		select {
+		case <-second:
+		case <-time.After(10 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+	defer func() {
+		o.mu.Lock()
+		o.now--
+		o.mu.Unlock()
+	}()
+	return h.Handler.HandleRequest(ctx, m)
 }

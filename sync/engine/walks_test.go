@@ -375,12 +375,15 @@ func TestWalkSkipsWhatWasAppliedSinceItsView(t *testing.T) {
 	a.addShare(b)
 	b.addShare(a)
 	for i := range 50 {
-		write(t, a, fmt.Sprintf("d/f%02d.txt", i), []byte(strings.Repeat(fmt.Sprint(i), 100)))
+		mustWrite(t, filepath.Join(a.dir, fmt.Sprintf("d/f%02d.txt", i)), []byte(strings.Repeat(fmt.Sprint(i), 100)))
 	}
 	waitScanned(t, a)
 	var entries []index.Entry
 	if err := a.index().Records(func(e index.Entry) error { entries = append(entries, e); return nil }); err != nil {
 		t.Fatal(err)
+	}
+	if len(entries) != 51 {
+		t.Fatalf("A recorded %d paths; want 51 (d and its 50 files)", len(entries))
 	}
 
 	// Once B's first walk has its view, B gets all of A's records another
