@@ -22,24 +22,14 @@ import (
 // A record asked for again only for its content comes back as a delta
 // against itself.
 func TestFirstSyncOfSmallFilesAsksNoBlock(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		walk bool // link once the sender has scanned and pushed to nobody
-	}{{"pushed", false}, {"walked", true}} {
+	for _, c := range firstSyncWays {
 		t.Run(c.name, func(t *testing.T) {
 			a, b := newPair(t)
 			for i := range 700 {
 				mustWrite(t, filepath.Join(a.dir, fmt.Sprintf("d%d/f%03d.bin", i%7, i)), randBytes(16<<10+i))
 			}
 			a.served = new(served)
-			if c.walk {
-				waitScanned(t, a)
-				a.restart() // no push in flight: B walks A's tree
-				a.served = new(served)
-				waitScanned(t, a)
-			} else {
-				a.rescan()
-			}
+			readyFirstSync(t, a, c.walk, func() { a.served = new(served) })
 			link(t, a, b)
 			waitConvergedFor(t, time.Minute, a, b)
 			// A few may still be asked for one by one (a record that came
@@ -60,6 +50,30 @@ func TestFirstSyncOfSmallFilesAsksNoBlock(t *testing.T) {
 	}
 }
 
+// firstSyncWays are the two ways a first sync's records reach the receiver.
+var firstSyncWays = []struct {
+	name string
+	walk bool // B walks A's tree: A pushes nothing of its scan
+}{{"pushed", false}, {"walked", true}}
+
+// readyFirstSync has A index the files it holds for a first sync with a
+// device not linked yet: scanning as they link, so A pushes its records,
+// or (walk) scanned and restarted before, so nothing is pushed and the
+// other device walks A's tree. restarted, if set, runs once A restarted.
+func readyFirstSync(t *testing.T, a *device, walk bool, restarted func()) {
+	t.Helper()
+	if !walk {
+		a.rescan()
+		return
+	}
+	waitScanned(t, a)
+	a.restart()
+	if restarted != nil {
+		restarted()
+	}
+	waitScanned(t, a)
+}
+
 // TestRecordAsksOverlap: the receiver of a first sync keeps more than one
 // RecordsRequest in flight, both when it asks for the content of pushed
 // records (askContent) and when a walk fetches records: one answer crosses
@@ -70,10 +84,7 @@ func TestFirstSyncOfSmallFilesAsksNoBlock(t *testing.T) {
 // comes, or 10 s pass; a receiver that waits for each answer before the
 // next request leaves one in flight at most.
 func TestRecordAsksOverlap(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		walk bool // link once the sender has scanned and pushed to nobody
-	}{{"content", false}, {"walk", true}} {
+	for _, c := range firstSyncWays {
 		t.Run(c.name, func(t *testing.T) {
 			a, b := newPair(t)
 			for i := range 1200 {
@@ -84,13 +95,7 @@ func TestRecordAsksOverlap(t *testing.T) {
 				return len(m.Have) > 0 && (m.Have[0] != merkle.Leaf{}) != c.walk
 			}}
 			a.wrap = func(h conn.Handler) conn.Handler { return overlapping{h, o} }
-			if c.walk {
-				waitScanned(t, a)
-				a.restart() // no push in flight: B walks A's tree
-				waitScanned(t, a)
-			} else {
-				a.rescan()
-			}
+			readyFirstSync(t, a, c.walk, nil)
 			link(t, a, b)
 			waitConvergedFor(t, time.Minute, a, b)
 			o.mu.Lock()

@@ -281,6 +281,19 @@ func TestWalkStartsAgainWhenRootMoved(t *testing.T) {
 	}
 }
 
+// walkingPair returns two devices of one share where B learns of A's files
+// by walking A's tree only (it drops A's pushes) and A counts what it serves.
+func walkingPair(t *testing.T) (a, b *device) {
+	t.Helper()
+	key := newKey(t)
+	a, b = newDevice(t, "A", key), newDevice(t, "B", key)
+	a.served = new(served)
+	b.dropPushes = true
+	a.addShare(b)
+	b.addShare(a)
+	return a, b
+}
+
 // TestWalkLeavesQueuedRecordsToThePuller: while B's puller is held up (it
 // puts a large file in place), B walks A's tree again and again as A's
 // tree grows. The records an earlier walk delivered wait in B's inbox;
@@ -289,12 +302,7 @@ func TestWalkStartsAgainWhenRootMoved(t *testing.T) {
 // first sync of 20,000 small files over 100 Mbit/s sent 11% of its bytes
 // twice that way.
 func TestWalkLeavesQueuedRecordsToThePuller(t *testing.T) {
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.served = new(served)
-	b.dropPushes = true // B learns of A's files by walking only
-	a.addShare(b)
-	b.addShare(a)
+	a, b := walkingPair(t)
 	big := randBytes(smallFile + 4096)
 	write(t, a, "big.bin", big)
 	waitScanned(t, a)
@@ -368,12 +376,7 @@ func TestWalkLeavesQueuedRecordsToThePuller(t *testing.T) {
 // takes seconds, and a first sync of 20,000 small files fetched up to 3,000
 // records twice that way, their inline content with them (+13% bytes).
 func TestWalkSkipsWhatWasAppliedSinceItsView(t *testing.T) {
-	key := newKey(t)
-	a, b := newDevice(t, "A", key), newDevice(t, "B", key)
-	a.served = new(served)
-	b.dropPushes = true // B learns of A's files by walking only
-	a.addShare(b)
-	b.addShare(a)
+	a, b := walkingPair(t)
 	for i := range 50 {
 		mustWrite(t, filepath.Join(a.dir, fmt.Sprintf("d/f%02d.txt", i)), []byte(strings.Repeat(fmt.Sprint(i), 100)))
 	}
