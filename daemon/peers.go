@@ -168,7 +168,7 @@ func (d *Daemon) capabilities(remote identity.DeviceID) []string {
 		token = p.Invite
 	}
 	d.joins.setHello(remote, token)
-	caps := append(append(d.meshCapabilities(), wire.MembersCapability, wire.VaultCapability, wire.VaultListedCapability, wire.PatchCapability, wire.ReflateCapability, wire.SwarmCapability, wire.BatchSigCapability), d.multicastCapabilities()...)
+	caps := append(append(d.meshCapabilities(), wire.MembersCapability, wire.VaultCapability, wire.VaultListedCapability, wire.PatchCapability, wire.ReflateCapability, wire.SwarmCapability, wire.BatchSigCapability, wire.ContentAskCapability), d.multicastCapabilities()...)
 	caps = append(caps, d.listenCapabilities()...) // listening.go
 	if d.opts.Rendezvous {
 		caps = append(caps, wire.RendezvousCapability)

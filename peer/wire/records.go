@@ -15,6 +15,9 @@ const (
 	RecordPlain    RecordEncoding = RecordEncoding(wirepb.RecordEncoding_RECORD_ENCODING_PLAIN)
 	RecordZstd     RecordEncoding = RecordEncoding(wirepb.RecordEncoding_RECORD_ENCODING_ZSTD)
 	RecordZstdDict RecordEncoding = RecordEncoding(wirepb.RecordEncoding_RECORD_ENCODING_ZSTD_DICT) // dictionary: the envelope whose leaf is Base
+	// RecordNone: no record, only a file's content (Data empty, Base zero,
+	// Batch 0), in the answer to RecordsRequest.ContentOnly only.
+	RecordNone RecordEncoding = RecordEncoding(wirepb.RecordEncoding_RECORD_ENCODING_UNSPECIFIED)
 )
 
 // RecordData is one record's stored envelope as it travels.
@@ -39,11 +42,23 @@ type RecordData struct {
 // against it. A zero leaf, or the leaf of the very record the peer holds
 // (the asker has the record and lacks the file), also asks for the file's
 // content inline (RecordData.Content) where it is one small block.
+//
+// With ContentOnly the asker holds the records at Keys and lacks only their
+// files' content: the answer has, per key whose record is a file of one
+// small block, a RecordData with Key and Content and no record (Data
+// empty), and Have must be empty. It is sent only to a peer whose Hello
+// carries ContentAskCapability; an older peer would take the request for
+// one that holds nothing and answer with whole records.
 type RecordsRequest struct {
-	Share share.ID
-	Keys  []merkle.Key
-	Have  []merkle.Leaf
+	Share       share.ID
+	Keys        []merkle.Key
+	Have        []merkle.Leaf
+	ContentOnly bool
 }
+
+// ContentAskCapability in a Hello says the device answers
+// RecordsRequest.ContentOnly.
+const ContentAskCapability = "contentask1"
 
 // RecordsResponse answers RecordsRequest with the records found, in request
 // order; a key the peer no longer has is left out.
@@ -66,24 +81,29 @@ func (m *RecordsRequest) validate() error {
 	if len(m.Have) != 0 && len(m.Have) != len(m.Keys) {
 		return fmt.Errorf("records request: %d have-leaves for %d keys", len(m.Have), len(m.Keys))
 	}
+	if m.ContentOnly && len(m.Have) != 0 {
+		return fmt.Errorf("records request: content only, with %d have-leaves", len(m.Have))
+	}
 	return nil
 }
 
 func (m *RecordsResponse) validate() error {
-	if err := checkRecords("records response", m.Records); err != nil {
+	if err := checkRecords("records response", m.Records, true); err != nil {
 		return err
 	}
 	return checkBatches("records response", m.Records, m.Batches)
 }
 
 func (m *RecordPush) validate() error {
-	if err := checkRecords("record push", m.Records); err != nil {
+	if err := checkRecords("record push", m.Records, false); err != nil {
 		return err
 	}
 	return checkBatches("record push", m.Records, m.Batches)
 }
 
-func checkRecords(what string, rs []RecordData) error {
+// checkRecords checks the records of a message; contentOnly allows those
+// that carry only a file's content (RecordNone).
+func checkRecords(what string, rs []RecordData, contentOnly bool) error {
 	if len(rs) > MaxRecords {
 		return fmt.Errorf("%s: %d records exceed %d", what, len(rs), MaxRecords)
 	}
@@ -93,6 +113,13 @@ func checkRecords(what string, rs []RecordData) error {
 			return fmt.Errorf("%s: record of %d bytes exceeds %d", what, len(r.Data), MaxRecordSize)
 		}
 		switch r.Encoding {
+		case RecordNone:
+			if !contentOnly {
+				return fmt.Errorf("%s: record without an encoding", what)
+			}
+			if len(r.Data) > 0 || r.Base != (merkle.Leaf{}) || r.Batch != 0 || len(r.Content) == 0 {
+				return fmt.Errorf("%s: a content-only entry has a record, a base or a batch, or no content", what)
+			}
 		case RecordPlain, RecordZstd:
 			if r.Base != (merkle.Leaf{}) {
 				return fmt.Errorf("%s: record has a base but is not dictionary-compressed", what)
@@ -125,7 +152,7 @@ func checkContent(r *RecordData) error {
 }
 
 func (m *RecordsRequest) toPB(e *wirepb.Envelope) {
-	p := &wirepb.RecordsRequest{Share: m.Share[:], Keys: make([][]byte, len(m.Keys))}
+	p := &wirepb.RecordsRequest{Share: m.Share[:], Keys: make([][]byte, len(m.Keys)), ContentOnly: m.ContentOnly}
 	for i := range m.Keys {
 		p.Keys[i] = m.Keys[i][:]
 	}
@@ -142,7 +169,7 @@ func recordsRequestFromPB(p *wirepb.RecordsRequest) (*RecordsRequest, error) {
 	if len(p.GetKeys()) > MaxKeys || len(p.GetHave()) > MaxKeys {
 		return nil, fmt.Errorf("records request: %d keys exceed %d", max(len(p.GetKeys()), len(p.GetHave())), MaxKeys)
 	}
-	m := &RecordsRequest{Keys: make([]merkle.Key, len(p.GetKeys()))}
+	m := &RecordsRequest{Keys: make([]merkle.Key, len(p.GetKeys())), ContentOnly: p.GetContentOnly()}
 	if err := fixed("share", m.Share[:], p.GetShare()); err != nil {
 		return nil, err
 	}

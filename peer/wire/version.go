@@ -192,6 +192,14 @@ package wire
 //	    against its hash, and falls back to PatchRequest when anything
 //	    differs. Sent only to a peer whose Hello carries ReflateCapability
 //	    ("patch-reflate/1").
+//	10 (2026-12-05, fifteenth session):
+//	  - RecordsRequest.content_only (field 4): the asker holds the records
+//	    at keys and lacks only their small files' content (a push brought
+//	    the records without it); the answer carries each such file's key
+//	    and content and no record, and the request no have-leaves. Sent
+//	    only to a peer whose Hello carries ContentAskCapability
+//	    ("contentask1"); others are asked with each record's own leaf as
+//	    have, and answer with the record as a delta against itself.
 const (
 	Version    uint32 = 5
 	MinVersion uint32 = 1

@@ -84,6 +84,9 @@ type device struct {
 	// batchSig has the Hello announce wire.BatchSigCapability
 	// (batchsig_test.go).
 	batchSig bool
+	// noContentAsk leaves wire.ContentAskCapability out of the device's
+	// Hello, as a device from before it would (smallfiles_test.go).
+	noContentAsk bool
 	// compress has the device's connections compress what it sends on
 	// loopback too (conn.Options.CompressLoopback; stream_test.go).
 	compress bool
@@ -108,6 +111,9 @@ func (d *device) hello() wire.Hello {
 	}
 	if d.batchSig {
 		h.Capabilities = append(h.Capabilities, wire.BatchSigCapability)
+	}
+	if !d.noContentAsk {
+		h.Capabilities = append(h.Capabilities, wire.ContentAskCapability)
 	}
 	return h
 }

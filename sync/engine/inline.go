@@ -115,10 +115,12 @@ func (c *codec) decodeContent(rd wire.RecordData, rec record.Record) ([]byte, er
 // askContent brings the content of the small new files among groups (each
 // one path's records, in order) that came without it, in bulk: a push carries content
 // for some hundred files only, and the rest would cost a block request each
-// (a round trip, and a lookup by hash on the sender). Their records are
-// asked for again from their sender, each with the record itself as what
-// this device has (Have): the sender answers with the file's content (it
-// reads each file at its path) and the record as a delta against itself.
+// (a round trip, and a lookup by hash on the sender). Their content is
+// asked for from their sender in content-only asks (wire.RecordsRequest
+// ContentOnly): the sender reads each file at its path and answers with
+// the content alone. A sender from before those is asked for the records
+// again, each with the record itself as what this device has (Have), and
+// answers with the content and the record as a delta against itself.
 // A file whose block this device holds, or whose path holds a file here (an
 // edit: its blocks travel as deltas), is left to the usual block requests,
 // and so is any file whose content did not come or does not match its
@@ -185,6 +187,40 @@ func (s *Session) askContent(ctx context.Context, f *folder, ins []*incoming) {
 	}
 }
 
+// speaksContentAsk reports whether the peer's Hello offers content-only
+// record asks (wire.ContentAskCapability).
+func (s *Session) speaksContentAsk() bool {
+	h, ok := s.conn().(interface{ PeerHello() *wire.Hello })
+	return ok && h.PeerHello() != nil && slices.Contains(h.PeerHello().Capabilities, wire.ContentAskCapability)
+}
+
+// answerContent answers a content-only RecordsRequest (askContent): for
+// each key whose record is a file of one small block, its content, read
+// from f's files (inliner.add), up to responseInline in all; no record,
+// which the asker holds. It checks the content against its own record; the
+// asker checks it against its own (the two may differ if the file changed
+// meanwhile, and then the asker falls back to a block request).
+func (s *Session) answerContent(f *folder, keys []merkle.Key) wire.Message {
+	inline := f.newInliner(s.packing(), responseInline)
+	out := make([]wire.RecordData, 0, len(keys))
+	for _, k := range keys {
+		env, ok, err := f.idx.Envelope(k)
+		if err != nil || !ok {
+			continue
+		}
+		rec, err := env.Record()
+		if err != nil {
+			continue
+		}
+		rd := wire.RecordData{Key: k}
+		inline.add(&rd, env, rec)
+		if len(rd.Content) > 0 {
+			out = append(out, rd)
+		}
+	}
+	return &wire.RecordsResponse{Records: out}
+}
+
 // askContentOnce is one RecordsRequest of askContent; it returns the bytes
 // of content it kept.
 func (s *Session) askContentOnce(ctx context.Context, f *folder, ask []*incoming) int {
@@ -195,9 +231,14 @@ func (s *Session) askContentOnce(ctx context.Context, f *folder, ask []*incoming
 		keys[i], have[i] = in.env.Key(), in.env.Leaf()
 		byKey[keys[i]] = in
 	}
+	// Only the content, where the peer answers that (answerContent); else
 	// Have is the record itself: the sender answers with its content and
 	// the record as a delta against itself, a few bytes, not again whole.
-	resp, err := s.conn().Request(ctx, &wire.RecordsRequest{Share: f.id, Keys: keys, Have: have})
+	req := &wire.RecordsRequest{Share: f.id, Keys: keys, Have: have}
+	if s.speaksContentAsk() {
+		req.Have, req.ContentOnly = nil, true
+	}
+	resp, err := s.conn().Request(ctx, req)
 	if err != nil {
 		return 0
 	}

@@ -18,6 +18,7 @@ import (
 type served struct {
 	nodes, blocks, records atomic.Int64
 	recordBytes            atomic.Int64 // of the records in the responses (RecordData.Data)
+	contentOnly, haves     atomic.Int64 // keys asked for content only; have-leaves sent
 	keys                   gosync.Map   // merkle.Key of every record asked for
 	distinct               atomic.Int64
 }
@@ -36,6 +37,10 @@ func (c servedCounter) HandleRequest(ctx context.Context, m wire.Message) (wire.
 		c.n.blocks.Add(1)
 	case *wire.RecordsRequest:
 		c.n.records.Add(int64(len(m.Keys)))
+		c.n.haves.Add(int64(len(m.Have)))
+		if m.ContentOnly {
+			c.n.contentOnly.Add(int64(len(m.Keys)))
+		}
 		for _, k := range m.Keys {
 			if _, seen := c.n.keys.LoadOrStore(k, true); !seen {
 				c.n.distinct.Add(1)

@@ -902,6 +902,9 @@ func (s *Session) answer(ctx context.Context, m wire.Message) wire.Message {
 		if refuse != nil {
 			return refuse
 		}
+		if m.ContentOnly {
+			return s.answerContent(f, m.Keys)
+		}
 		out := make([]wire.RecordData, 0, len(m.Keys))
 		var envs []record.Envelope // per out, with trimmed records (batchsig.go)
 		trim := s.speaksBatchSig()

@@ -39,7 +39,12 @@ func TestFirstSyncOfSmallFilesAsksNoBlock(t *testing.T) {
 				t.Errorf("B asked A for %d blocks of 700 small files; want their content with their records", n)
 			}
 			asked, bytes := a.served.records.Load(), a.served.recordBytes.Load()
-			t.Logf("records asked for: %d, %d bytes of records in the answers", asked, bytes)
+			t.Logf("records asked for: %d (%d for content only), %d bytes of records in the answers", asked, a.served.contentOnly.Load(), bytes)
+			// The pushed records are asked for again for their content
+			// only: no have-leaf, no record in the answer.
+			if !c.walk && (a.served.contentOnly.Load() == 0 || bytes > 0) {
+				t.Errorf("B asked for the content of %d pushed records only, and got %d bytes of records; want content-only asks and no record back", a.served.contentOnly.Load(), bytes)
+			}
 			// B holds the pushed records it asks for again (for their
 			// content): each comes back as a delta against itself, ~20
 			// bytes, where the whole record is ~240 (before: 238 each).
@@ -47,6 +52,32 @@ func TestFirstSyncOfSmallFilesAsksNoBlock(t *testing.T) {
 				t.Errorf("the records B asked for again with their content came back at %d bytes each; want deltas against the records B holds (<= 64)", bytes/asked)
 			}
 		})
+	}
+}
+
+// TestContentAskOfAnOlderSender: a sender that does not announce
+// content-only asks (wire.ContentAskCapability) is asked for a pushed
+// record's content as before, with the record itself as what the receiver
+// holds; it answers with the content and the record as a delta against
+// itself (~20 bytes, where the whole record is ~240).
+func TestContentAskOfAnOlderSender(t *testing.T) {
+	a, b := newPair(t, func(d *device) { d.noContentAsk = d.name == "A" })
+	for i := range 700 {
+		mustWrite(t, filepath.Join(a.dir, fmt.Sprintf("d%d/f%03d.bin", i%7, i)), randBytes(16<<10+i))
+	}
+	a.served = new(served)
+	a.rescan()
+	link(t, a, b)
+	waitConvergedFor(t, time.Minute, a, b)
+	if n := a.served.blocks.Load(); n > 35 {
+		t.Errorf("B asked A for %d blocks of 700 small files; want their content with their records", n)
+	}
+	asked, bytes := a.served.records.Load(), a.served.recordBytes.Load()
+	if n := a.served.contentOnly.Load(); n > 0 {
+		t.Errorf("B asked an older sender for the content of %d records only; it does not know such asks", n)
+	}
+	if asked == 0 || a.served.haves.Load() == 0 || bytes/asked > 64 {
+		t.Errorf("B asked for %d records (%d have-leaves) and got %d bytes of records; want them asked with their own leaves, back as deltas (<= 64 bytes each)", asked, a.served.haves.Load(), bytes)
 	}
 }
 
@@ -91,8 +122,10 @@ func TestRecordAsksOverlap(t *testing.T) {
 				mustWrite(t, filepath.Join(a.dir, fmt.Sprintf("d%d/f%04d.bin", i%7, i)), randBytes(4<<10+i))
 			}
 			o := &overlap{asks: func(m *wire.RecordsRequest) bool {
-				// A content ask names the records B holds; a first walk none.
-				return len(m.Have) > 0 && (m.Have[0] != merkle.Leaf{}) != c.walk
+				// A content ask is content-only (or names the records B
+				// holds, to an older sender); a first walk names none.
+				content := m.ContentOnly || len(m.Have) > 0 && m.Have[0] != (merkle.Leaf{})
+				return content != c.walk
 			}}
 			a.wrap = func(h conn.Handler) conn.Handler { return overlapping{h, o} }
 			readyFirstSync(t, a, c.walk, nil)

@@ -174,10 +174,15 @@ func (x *RecordData) GetBatch() uint32 {
 }
 
 type RecordsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Share         []byte                 `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
-	Keys          [][]byte               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
-	Have          [][]byte               `protobuf:"bytes,3,rep,name=have,proto3" json:"have,omitempty"` // empty, or one 32-byte leaf per key (zero: none)
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Share []byte                 `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
+	Keys  [][]byte               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	Have  [][]byte               `protobuf:"bytes,3,rep,name=have,proto3" json:"have,omitempty"` // empty, or one 32-byte leaf per key (zero: none)
+	// The asker holds the records at keys and lacks only their files'
+	// content: the answer carries, per key whose record is a file of one
+	// small block, its key and content, no record. have is then empty. Sent
+	// only to a peer whose Hello has "contentask1".
+	ContentOnly   bool `protobuf:"varint,4,opt,name=content_only,json=contentOnly,proto3" json:"content_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,6 +236,13 @@ func (x *RecordsRequest) GetHave() [][]byte {
 		return x.Have
 	}
 	return nil
+}
+
+func (x *RecordsRequest) GetContentOnly() bool {
+	if x != nil {
+		return x.ContentOnly
+	}
+	return false
 }
 
 type RecordsResponse struct {
@@ -359,11 +371,12 @@ const file_peer_wire_wirepb_records_proto_rawDesc = "" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12K\n" +
 	"\x10content_encoding\x18\x05 \x01(\x0e2 .blueshift.wire.v1.BlockEncodingR\x0fcontentEncoding\x12\x18\n" +
 	"\acontent\x18\x06 \x01(\fR\acontent\x12\x14\n" +
-	"\x05batch\x18\a \x01(\rR\x05batch\"N\n" +
+	"\x05batch\x18\a \x01(\rR\x05batch\"q\n" +
 	"\x0eRecordsRequest\x12\x14\n" +
 	"\x05share\x18\x01 \x01(\fR\x05share\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\x12\x12\n" +
-	"\x04have\x18\x03 \x03(\fR\x04have\"\x84\x01\n" +
+	"\x04have\x18\x03 \x03(\fR\x04have\x12!\n" +
+	"\fcontent_only\x18\x04 \x01(\bR\vcontentOnly\"\x84\x01\n" +
 	"\x0fRecordsResponse\x127\n" +
 	"\arecords\x18\x01 \x03(\v2\x1d.blueshift.wire.v1.RecordDataR\arecords\x128\n" +
 	"\abatches\x18\x02 \x03(\v2\x1e.blueshift.wire.v1.RecordBatchR\abatches\"\x95\x01\n" +
