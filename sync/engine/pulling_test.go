@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blueshift-sync/blueshift/index/merkle"
 	"github.com/blueshift-sync/blueshift/peer/wire"
 )
 
@@ -18,7 +19,7 @@ import (
 type served struct {
 	nodes, blocks, records atomic.Int64
 	recordBytes            atomic.Int64 // of the records in the responses (RecordData.Data)
-	contentOnly, haves     atomic.Int64 // keys asked for content only; have-leaves sent
+	contentOnly, held      atomic.Int64 // keys asked for content only; asked naming a record held (a non-zero have-leaf)
 	keys                   gosync.Map   // merkle.Key of every record asked for
 	distinct               atomic.Int64
 }
@@ -37,7 +38,11 @@ func (c servedCounter) HandleRequest(ctx context.Context, m wire.Message) (wire.
 		c.n.blocks.Add(1)
 	case *wire.RecordsRequest:
 		c.n.records.Add(int64(len(m.Keys)))
-		c.n.haves.Add(int64(len(m.Have)))
+		for _, l := range m.Have {
+			if l != (merkle.Leaf{}) {
+				c.n.held.Add(1)
+			}
+		}
 		if m.ContentOnly {
 			c.n.contentOnly.Add(int64(len(m.Keys)))
 		}
