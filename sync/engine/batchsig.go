@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"slices"
 	gosync "sync"
 
 	"github.com/blueshift-sync/blueshift/index/record"
@@ -48,8 +47,7 @@ func (b *batchPeers) allCapable(ids []identity.DeviceID) bool {
 
 // speaksBatchSig reports whether the peer's Hello offers batched envelopes.
 func (s *Session) speaksBatchSig() bool {
-	h, ok := s.conn().(interface{ PeerHello() *wire.Hello })
-	return ok && h.PeerHello() != nil && slices.Contains(h.PeerHello().Capabilities, wire.BatchSigCapability)
+	return s.speaks(wire.BatchSigCapability)
 }
 
 // noteBatchSig records the capability of a session's peer and updates the

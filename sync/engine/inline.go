@@ -187,13 +187,6 @@ func (s *Session) askContent(ctx context.Context, f *folder, ins []*incoming) {
 	}
 }
 
-// speaksContentAsk reports whether the peer's Hello offers content-only
-// record asks (wire.ContentAskCapability).
-func (s *Session) speaksContentAsk() bool {
-	h, ok := s.conn().(interface{ PeerHello() *wire.Hello })
-	return ok && h.PeerHello() != nil && slices.Contains(h.PeerHello().Capabilities, wire.ContentAskCapability)
-}
-
 // answerContent answers a content-only RecordsRequest (askContent): for
 // each key whose record is a file of one small block, its content, read
 // from f's files (inliner.add), up to responseInline in all; no record,
@@ -224,19 +217,20 @@ func (s *Session) answerContent(f *folder, keys []merkle.Key) wire.Message {
 // askContentOnce is one RecordsRequest of askContent; it returns the bytes
 // of content it kept.
 func (s *Session) askContentOnce(ctx context.Context, f *folder, ask []*incoming) int {
-	keys := make([]merkle.Key, len(ask))
-	have := make([]merkle.Leaf, len(ask))
-	byKey := make(map[merkle.Key]*incoming, len(ask))
-	for i, in := range ask {
-		keys[i], have[i] = in.env.Key(), in.env.Leaf()
-		byKey[keys[i]] = in
-	}
 	// Only the content, where the peer answers that (answerContent); else
 	// Have is the record itself: the sender answers with its content and
 	// the record as a delta against itself, a few bytes, not again whole.
-	req := &wire.RecordsRequest{Share: f.id, Keys: keys, Have: have}
-	if s.speaksContentAsk() {
-		req.Have, req.ContentOnly = nil, true
+	req := &wire.RecordsRequest{Share: f.id, Keys: make([]merkle.Key, len(ask)), ContentOnly: s.speaks(wire.ContentAskCapability)}
+	if !req.ContentOnly {
+		req.Have = make([]merkle.Leaf, len(ask))
+	}
+	byKey := make(map[merkle.Key]*incoming, len(ask))
+	for i, in := range ask {
+		req.Keys[i] = in.env.Key()
+		if req.Have != nil {
+			req.Have[i] = in.env.Leaf()
+		}
+		byKey[req.Keys[i]] = in
 	}
 	resp, err := s.conn().Request(ctx, req)
 	if err != nil {

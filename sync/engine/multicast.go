@@ -602,8 +602,7 @@ func (s *Session) multicastReport(m *wire.MulticastReport) wire.Message {
 
 // speaksMulticast reports whether the peer's Hello offers multicast.
 func (s *Session) speaksMulticast() bool {
-	h, ok := s.conn().(interface{ PeerHello() *wire.Hello })
-	return ok && h.PeerHello() != nil && slices.Contains(h.PeerHello().Capabilities, wire.MulticastCapability)
+	return s.speaks(wire.MulticastCapability)
 }
 
 // multicastPull takes what it can of a file's blocks left (indexes into

@@ -261,8 +261,7 @@ func (b patchBase) assemble(from, to int64, get func(k int, buf []byte) bool) ([
 
 // speaksPatch reports whether the peer's Hello offers patches.
 func (s *Session) speaksPatch() bool {
-	h, ok := s.conn().(interface{ PeerHello() *wire.Hello })
-	return ok && h.PeerHello() != nil && slices.Contains(h.PeerHello().Capabilities, wire.PatchCapability)
+	return s.speaks(wire.PatchCapability)
 }
 
 // servePatch answers a PatchRequest: the wanted blocks from f's files and

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -234,12 +233,6 @@ func (c *codec) decodeReflate(z, dict []byte, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: reflated patch of %d bytes, want %d", errBadData, len(out), size)
 	}
 	return out, nil
-}
-
-// speaks reports whether the peer's Hello carries capability.
-func (s *Session) speaks(capability string) bool {
-	h, ok := s.conn().(interface{ PeerHello() *wire.Hello })
-	return ok && h.PeerHello() != nil && slices.Contains(h.PeerHello().Capabilities, capability)
 }
 
 func sumBlocks(bs []wire.PatchBlock) int {

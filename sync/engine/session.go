@@ -611,6 +611,12 @@ func (s *Session) walk(ctx context.Context, f *folder, remote *remoteTree, start
 	return nil
 }
 
+// speaks reports whether the peer's Hello carries capability.
+func (s *Session) speaks(capability string) bool {
+	h, ok := s.conn().(interface{ PeerHello() *wire.Hello })
+	return ok && h.PeerHello() != nil && slices.Contains(h.PeerHello().Capabilities, capability)
+}
+
 // testHookWalkView, set by tests only, runs once a walk has taken its view
 // of this device's tree, before it compares anything.
 var testHookWalkView func(f *folder)
