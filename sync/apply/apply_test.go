@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -75,7 +76,8 @@ func noTemps(t *testing.T, dir, what string) {
 	}
 }
 
-// tmpEntries lists .blueshift/tmp, which must not collect garbage.
+// tmpEntries lists what .blueshift/tmp and its shard folders hold (not the
+// shard folders themselves): it must not collect garbage.
 func tmpEntries(t *testing.T, dir string) []string {
 	t.Helper()
 	es, err := os.ReadDir(filepath.Join(dir, tmpDir))
@@ -84,7 +86,17 @@ func tmpEntries(t *testing.T, dir string) []string {
 	}
 	var names []string
 	for _, e := range es {
-		names = append(names, e.Name())
+		if !e.IsDir() || !isTmpShard(e.Name()) {
+			names = append(names, e.Name())
+			continue
+		}
+		in, err := os.ReadDir(filepath.Join(dir, tmpDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range in {
+			names = append(names, e.Name()+"/"+f.Name())
+		}
 	}
 	return names
 }
@@ -478,7 +490,43 @@ func TestStagedInstall(t *testing.T) {
 	if err := r.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if left, _ := os.ReadDir(filepath.Join(dir, ".blueshift/tmp")); len(left) != 0 {
-		t.Fatalf("temps left behind: %v", left)
+	noTemps(t, dir, "after a refused install")
+}
+
+// Staged temps are spread over tmpDir's shard folders (tmpShards), not
+// made in one folder whose lock every create would wait on, and none is
+// left once discarded.
+func TestStagedTempsSpreadOverShards(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer r.Close()
+	var staged []*Staged
+	for i := range 64 {
+		s, err := r.Stage(context.Background(), record.Path(fmt.Sprintf("f%02d", i)), Meta{Mode: 0o644}, func(w Writer) error {
+			_, err := w.Write([]byte("x"))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		staged = append(staged, s)
+	}
+	shards := map[string]bool{}
+	for _, name := range tmpEntries(t, dir) {
+		shard, file, ok := strings.Cut(name, "/")
+		if !ok || !isTmpShard(shard) || tmpShard(file) != tmpDir+"/"+shard {
+			t.Fatalf("temp %s is not in its shard folder", name)
+		}
+		shards[shard] = true
+	}
+	if len(shards) < 2 {
+		t.Fatalf("64 temps in %d shard folders", len(shards))
+	}
+	for _, s := range staged {
+		s.Discard()
+	}
+	noTemps(t, dir, "after Discard")
 }

@@ -148,6 +148,9 @@ func TestStaleTempsRemoved(t *testing.T) {
 	r, dir := openTest(t, Options{Clock: clock.Now})
 	stale := filepath.Join(dir, tmpDir, "deadbeef.tmp")
 	os.WriteFile(stale, []byte("crash leftover"), 0o600)
+	// One-shot temps live in shard folders (tmpShard): a crash leaves them there.
+	staleShard := filepath.Join(dir, tmpShard("c0ffee.tmp"), "c0ffee.tmp")
+	os.WriteFile(staleShard, []byte("crash leftover"), 0o600)
 	tp, err := r.OpenTemp("p", [32]byte{1}, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -159,8 +162,10 @@ func TestStaleTempsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r2.Close()
-	if _, err := os.Lstat(stale); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal("one-shot temp survived a restart")
+	for _, p := range []string{stale, staleShard} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("one-shot temp %s survived a restart", p)
+		}
 	}
 	if got := tmpEntries(t, dir); len(got) != 2 {
 		t.Fatalf("resumable temp not kept across restart: %v", got)

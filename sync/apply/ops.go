@@ -407,21 +407,35 @@ func (r *Root) removeStaleTemps() error {
 }
 
 func (r *Root) removeTemps(match func(fs.FileInfo) bool) error {
-	d, err := r.fs.Open(tmpDir)
+	return r.removeTempsIn(tmpDir, match)
+}
+
+// removeTempsIn removes the files of dir that match, and, in tmpDir, those
+// of its shard subfolders (tmpShards).
+func (r *Root) removeTempsIn(dir string, match func(fs.FileInfo) bool) error {
+	d, err := r.fs.Open(dir)
 	if err != nil {
-		return fmt.Errorf("clean %s: %w", tmpDir, err)
+		return fmt.Errorf("clean %s: %w", dir, err)
 	}
 	defer d.Close()
 	entries, err := d.Readdir(-1)
 	if err != nil {
-		return fmt.Errorf("clean %s: %w", tmpDir, err)
+		return fmt.Errorf("clean %s: %w", dir, err)
 	}
 	for _, e := range entries {
-		if e.IsDir() || !match(e) {
+		if e.IsDir() {
+			if dir == tmpDir && isTmpShard(e.Name()) {
+				if err := r.removeTempsIn(dir+"/"+e.Name(), match); err != nil {
+					return err
+				}
+			}
 			continue
 		}
-		if err := r.fs.Remove(filepath.Join(tmpDir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("clean %s: %w", tmpDir, err)
+		if !match(e) {
+			continue
+		}
+		if err := r.fs.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("clean %s: %w", dir, err)
 		}
 	}
 	return nil

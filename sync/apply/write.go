@@ -276,31 +276,33 @@ func (r *Root) swapChecked(src *dir, srcBase string, d *dir, base string, cur Fi
 	return fmt.Errorf("%q: changed while it was replaced (put back): %w", slash, ErrChanged)
 }
 
-// tempFile is a one-shot temp in .blueshift/tmp, created and named relative
-// to the tmp directory's descriptor, which it holds until released.
+// tempFile is a one-shot temp in .blueshift/tmp (createTemp: in one of its
+// tmpShards subfolders), created and named relative to its directory's
+// descriptor, which it holds until released.
 type tempFile struct {
 	r    *Root
-	d    *dir     // .blueshift/tmp; nil once released
+	d    *dir     // its folder under .blueshift/tmp; nil once released
 	base string   // name in d
 	f    *os.File // nil once closed
 }
 
 // createTemp makes a fresh, empty temp file.
 func (r *Root) createTemp() (*tempFile, error) {
-	d, missing, err := r.openDir(tmpDir, false, false)
+	base := randomHex(16) + ".tmp"
+	shard := tmpShard(base)
+	d, missing, err := r.openDir(shard, false, false)
 	if err == nil && missing {
-		err = fmt.Errorf("%s is missing; restart to recreate it: %w", tmpDir, fs.ErrNotExist)
+		err = fmt.Errorf("%s is missing; restart to recreate it: %w", shard, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, err
 	}
-	base := randomHex(16) + ".tmp"
 	fd, err := openat(d.fd, base, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, tempPerm)
 	if err != nil {
 		r.dirs.release(d)
 		return nil, err
 	}
-	return &tempFile{r: r, d: d, base: base, f: os.NewFile(uintptr(fd), tmpDir+"/"+base)}, nil
+	return &tempFile{r: r, d: d, base: base, f: os.NewFile(uintptr(fd), shard+"/"+base)}, nil
 }
 
 // heldTemp wraps an open file already in the tmp folder (a Temp's part).
