@@ -8,6 +8,9 @@
 // wire from nftables counters, CPU seconds and peak RSS of every process from
 // /proc or wait4. Shaped links live in network namespaces the program
 // creates and deletes; nothing leaves loopback or those namespaces.
+// rsync reads the corpus itself; Blueshift and Syncthing each get a
+// hard-link clone of it, a second old when the timed part starts, as a
+// folder a user shares is (cloneAge).
 //
 // It needs root (nftables, namespaces) and installs what it lacks with
 // apt-get. -blueshift=false leaves Blueshift out. The exit status is
