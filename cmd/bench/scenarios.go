@@ -342,6 +342,7 @@ func (b *bench) editsOnce(ctx context.Context, tool string, shaped bool, ops []e
 	if err != nil {
 		return nil, err
 	}
+	defer nw.Close()
 	a, dst := b.dir("a"), b.dir("b")
 	defer os.RemoveAll(a)
 	defer os.RemoveAll(dst)
