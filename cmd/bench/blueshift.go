@@ -43,6 +43,9 @@ type blueshiftCluster struct {
 	ids     []string
 	ps      []*proc
 	shareID string // share ID printed by `share add`
+	// cpuProfile, when set, is the path stem of the daemons' CPU profiles
+	// (STEM-devI.pprof, run --cpu-profile; profiles.go).
+	cpuProfile string
 }
 
 // blueshiftRunArgs returns the extra flags of `run` this binary offers and
@@ -120,6 +123,9 @@ func (c *blueshiftCluster) cli(ctx context.Context, i int, args ...string) (stri
 
 func (c *blueshiftCluster) start(ctx context.Context, i int) error {
 	args := append([]string{"--home", c.home(i), "run", "--listen", c.addr(i)}, c.runArgs...)
+	if c.cpuProfile != "" {
+		args = append(args, "--cpu-profile", profilePath(c.cpuProfile, i))
+	}
 	cmd := c.nw.Endpoints[i].Command(context.Background(), c.bin, args...)
 	p, err := startProc(fmt.Sprintf("blueshift-%d", i), cmd, filepath.Join(c.work, fmt.Sprintf("bs-%d.log", i)))
 	if err != nil {

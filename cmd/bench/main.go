@@ -74,8 +74,11 @@ type config struct {
 	// RebuiltPair is scenario 8's Blueshift pair as OLD..NEW (-rebuilt-pair);
 	// "" = the measured commit and the parent of its last code change.
 	RebuiltPair string
-	Link        netns.Link
-	Timeout     time.Duration
+	// Profiles, when set, is a directory where scenario 1's Blueshift runs
+	// leave each daemon's CPU profile of its whole run (-profiles).
+	Profiles string
+	Link     netns.Link
+	Timeout  time.Duration
 }
 
 func quickConfig() config {
@@ -115,6 +118,7 @@ func main() {
 	rebuiltPair := flag.String("rebuilt-pair", "", "scenario 8's Blueshift builds as OLD..NEW git revisions (default: the parent of the measured commit's last code change..the measured commit), to compare two commits' figures on one pair")
 	tools := flag.String("tools", "", "comma-separated tools of scenarios 1-4, 6 and 7 to measure (default: all; e.g. -tools blueshift to bisect a regression)")
 	only := flag.String("scenarios", "1,2,3,4,5,6,7,8,9,10,11", "comma-separated scenario numbers to run")
+	profiles := flag.String("profiles", "", "directory for CPU profiles of both Blueshift daemons in each run of scenario 1 (run --cpu-profile; a profiled run costs ~1-3% more CPU)")
 	out := flag.String("out", "bench/results", "directory for RESULTS.md, results.tsv and plots")
 	workRoot := flag.String("work", "", "scratch directory (default: a new one under $TMPDIR)")
 	flag.Parse()
@@ -129,6 +133,7 @@ func main() {
 		cfg.Runs = *runs
 	}
 	cfg.RebuiltPair = *rebuiltPair
+	cfg.Profiles = *profiles
 	if *planFlag != "" {
 		if cfg.Plan == nil {
 			cfg.Plan = plan{}
@@ -203,6 +208,11 @@ func mainErr(ctx context.Context, log *slog.Logger, cfg config, withBS bool, rev
 		}
 		bsBin = bin
 		runArgs := blueshiftRunArgs(ctx, bin)
+		if cfg.Profiles != "" {
+			if b.cfg.Profiles, err = profileDir(ctx, bin, cfg.Profiles); err != nil {
+				return 0, err
+			}
+		}
 		b.clusters["blueshift"] = newBlueshift(bin, runArgs)
 		bsRun = "built from " + commit + "; run flags: --listen HOST:PORT " + strings.Join(runArgs, " ")
 		if len(runArgs) == 0 {

@@ -129,6 +129,9 @@ type initOpts struct {
 	// timeout, when set, replaces the config's convergence limit (the
 	// 1,000,000-file run takes longer than any other case).
 	timeout time.Duration
+	// profile, when set, is the path stem of Blueshift's CPU profiles of
+	// this run (profiles.go).
+	profile string
 }
 
 // pair is two identical trees an initial sync left behind: for a cluster
@@ -151,6 +154,10 @@ func (b *bench) initial(ctx context.Context, scenario, cas, corpus string, tools
 		for _, tool := range tools {
 			if ctx.Err() != nil {
 				return // interrupted: what was measured is reported
+			}
+			o := o
+			if b.cfg.Profiles != "" && scenario == scLoop && tool == "blueshift" {
+				o.profile = profileStem(b.cfg.Profiles, cas, r)
 			}
 			m, err := b.initialOnce(ctx, tool, corpus, o, r)
 			if err != nil && tool != "blueshift" && ctx.Err() == nil {
@@ -217,6 +224,9 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts
 		return measure{}, err
 	}
 	defer c.close()
+	if bc, ok := c.(*blueshiftCluster); ok && o.profile != "" {
+		bc.cpuProfile = o.profile
+	}
 	if err := nw.RelayPorts(ctx, portMap(c.wirePorts())); err != nil {
 		return measure{}, err
 	}
@@ -253,6 +263,11 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts
 		return measure{}, err
 	}
 	u := win.close()
+	if bc, ok := c.(*blueshiftCluster); ok {
+		// A device that o.after restarts must not overwrite the profile
+		// of the first sync with one of its reconnect.
+		bc.cpuProfile = ""
+	}
 	if nw.RelayDelay > 0 {
 		b.log.Info("delay relay", "tool", tool, "connections", nw.Relayed())
 	}
@@ -264,6 +279,9 @@ func (b *bench) initialOnce(ctx context.Context, tool, corpus string, o initOpts
 		o.after(ctx, run, pair{tool: tool, c: c, src: src, dst: dst})
 	}
 	c.close()
+	if o.profile != "" {
+		b.renderProfiles(ctx, o.profile, 2) // the daemons wrote their profiles as they stopped
+	}
 	os.RemoveAll(home) // kept only when the run failed (the deferred close is then a no-op)
 	return m, nil
 }

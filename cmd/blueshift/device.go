@@ -129,7 +129,7 @@ func trimLoop(ctx context.Context) {
 }
 
 func newRunCmd(g *globals) *cobra.Command {
-	var listen, level, profile, uiAddr, dhtListen string
+	var listen, level, profile, cpuProfile, uiAddr, dhtListen string
 	var noDiscovery, noQUIC, noDHT, noMulticast, rendezvous bool
 	relayOn := true
 	var quicPort int
@@ -172,6 +172,17 @@ func newRunCmd(g *globals) *cobra.Command {
 				if err := serveProfiles(ctx, profile, log); err != nil {
 					return usageError{fmt.Errorf("run: --pprof %q: %w", profile, err)}
 				}
+			}
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return usageError{fmt.Errorf("run: --cpu-profile %q: %w: give a file this user can write", cpuProfile, err)}
+				}
+				defer func() {
+					if err := stopProfile(); err != nil {
+						log.Warn("CPU profile not written whole", "path", cpuProfile, "err", err)
+					}
+				}()
 			}
 			if quicPort < 0 || quicPort > 65535 {
 				return usageError{fmt.Errorf("run: --quic-port %d: give a UDP port from 1 to 65535 (0: the port of --listen)", quicPort)}
@@ -216,6 +227,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	c.Flags().String("relay-rate", "", `cap on bytes relayed per second, all circuits together, like "1MiB" (default [device] relay_rate, else 1MiB)`)
 	c.Flags().DurationVar(&vaultGrace, "vault-grace", 0, "as an encrypted member, keep a sealed block no sealed record names for this long before deleting it, e.g. 30m (default 1h: longer than any push in progress)")
 	c.Flags().StringVar(&profile, "pprof", "", "serve Go's runtime profiles (heap, CPU, goroutines) on this loopback HOST:PORT, for diagnosing memory or CPU use")
+	c.Flags().StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file, for diagnosing CPU use (go tool pprof reads it)")
 	return c
 }
 

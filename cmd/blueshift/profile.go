@@ -8,8 +8,29 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	rpprof "runtime/pprof"
 	"time"
 )
+
+// startCPUProfile writes a CPU profile of this daemon, from now until the
+// returned stop is called, to path (`go tool pprof BINARY PATH` reads it).
+// Unlike --pprof it needs no request timed to the work: the whole run is
+// in it, which is what a benchmark's timed part wants (cmd/bench -profiles).
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := rpprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		rpprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}
 
 // serveProfiles serves Go's runtime profiles on addr until ctx ends. It
 // accepts only loopback addresses: profiles show paths and contents in
