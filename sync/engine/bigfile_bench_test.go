@@ -20,7 +20,8 @@ import (
 // Beside it, in the same run, rsync --fsync pushes the same file to an
 // rsync daemon on 127.0.0.1 (the baseline of issue 14): x-rsync-fsync is
 // our wall time over rsync's, and rsync-cpu-s/GB its CPU (client, daemon
-// and their children).
+// and their children). The floor-* metrics are the least CPU and time
+// this design's work on each byte costs in the same run (largeFloor).
 //
 //	go test ./sync/engine -run '^$' -bench LargeFile -benchtime=1x
 func BenchmarkLargeFile(b *testing.B) {
@@ -59,6 +60,8 @@ func BenchmarkLargeFile(b *testing.B) {
 			rtook, rcpu := rs.pushTimed(b, "--fsync")
 			b.ReportMetric(took.Seconds()/rtook.Seconds(), "x-rsync-fsync")
 			b.ReportMetric(rcpu.Seconds()/(float64(size)/1e9), "rsync-cpu-s/GB")
+			// What this design cannot leave out, in the same run (large_floor_test.go).
+			reportLargeFloor(b, measureLargeFloor(b, filepath.Join(rs.src, "big.bin")), size, rtook, rcpu)
 		}
 		b.StartTimer()
 	}
