@@ -53,26 +53,33 @@ type blueshiftCluster struct {
 // loopback only (--discovery-interfaces lo): the bench's daemons announce
 // nothing on the machine's real interfaces.
 func blueshiftRunArgs(ctx context.Context, bin string) []string {
-	help, _ := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput()
+	help := runHelp(ctx, bin)
 	var args []string
-	if strings.Contains(string(help), "--no-dht") {
+	if strings.Contains(help, "--no-dht") {
 		args = append(args, "--no-dht") // and no DHT node asking the public routers
 	}
 	switch {
-	case strings.Contains(string(help), "--no-discovery"):
+	case strings.Contains(help, "--no-discovery"):
 		args = append(args, "--no-discovery")
-	case strings.Contains(string(help), "--discovery-interfaces"):
+	case strings.Contains(help, "--discovery-interfaces"):
 		args = append(args, "--discovery-interfaces", "lo")
 	}
-	if strings.Contains(string(help), "--ui ") {
+	if strings.Contains(help, "--ui ") {
 		args = append(args, "--ui", "off") // the comparison is of sync, not of a web UI's memory
 	}
 	// The byte counters and the delay relays see TCP only: QUIC would pass
 	// around both, so the bench keeps measuring the TCP path.
-	if strings.Contains(string(help), "--no-quic") {
+	if strings.Contains(help, "--no-quic") {
 		args = append(args, "--no-quic")
 	}
 	return args
+}
+
+// runHelp is what `bin run --help` prints: the bench reads from it which
+// run flags a build offers (builds of older revisions have fewer).
+func runHelp(ctx context.Context, bin string) string {
+	help, _ := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput()
+	return string(help)
 }
 
 func newBlueshift(bin string, runArgs []string) newCluster {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 )
@@ -22,8 +21,8 @@ const toolMulticast = "blueshift+multicast"
 // with LAN discovery on eth0 instead of off, and false when the binary has
 // no multicast (no --no-multicast flag).
 func multicastRunArgs(ctx context.Context, bin string, runArgs []string) ([]string, bool) {
-	help, _ := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput()
-	if !strings.Contains(string(help), "--no-multicast") || !strings.Contains(string(help), "--discovery-interfaces") {
+	help := runHelp(ctx, bin)
+	if !strings.Contains(help, "--no-multicast") || !strings.Contains(help, "--discovery-interfaces") {
 		return nil, false
 	}
 	var args []string

@@ -22,8 +22,7 @@ import (
 // bin into it, and returns dir as an absolute path (the daemons run with
 // other working directories).
 func profileDir(ctx context.Context, bin, dir string) (string, error) {
-	help, _ := exec.CommandContext(ctx, bin, "run", "--help").CombinedOutput()
-	if !strings.Contains(string(help), "--cpu-profile") {
+	if !strings.Contains(runHelp(ctx, bin), "--cpu-profile") {
 		return "", fmt.Errorf("-profiles: this build of blueshift has no `run --cpu-profile`: measure a later revision, or profile by hand with `run --pprof`")
 	}
 	abs, err := filepath.Abs(dir)
