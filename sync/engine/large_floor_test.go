@@ -58,7 +58,8 @@ func (f largeFloor) wall2() time.Duration { return max(f.cpu()/2, f.receiveWall)
 func measureLargeFloor(b *testing.B, path string) largeFloor {
 	b.Helper()
 	var fl largeFloor
-	sizes := floorIndex(b, path, &fl)
+	sizes, index := floorIndex(b, path)
+	fl.index = index
 	fl.wire = floorWire(b, sizes, true)
 	fl.tcp = floorWire(b, sizes, false)
 	fl.receive, fl.receiveWall = floorReceive(b, sizes)
@@ -66,8 +67,8 @@ func measureLargeFloor(b *testing.B, path string) largeFloor {
 }
 
 // floorIndex cuts and hashes the file as a scan does and returns its
-// blocks' sizes.
-func floorIndex(b *testing.B, path string, fl *largeFloor) []int {
+// blocks' sizes and the CPU that took.
+func floorIndex(b *testing.B, path string) ([]int, time.Duration) {
 	b.Helper()
 	sp, err := chunk.NewSplitter(chunk.DefaultParams())
 	if err != nil {
@@ -84,11 +85,11 @@ func floorIndex(b *testing.B, path string, fl *largeFloor) []int {
 		sizes = append(sizes, len(data))
 		return nil
 	})
-	fl.index = processCPU() - cpu0
+	cpu := processCPU() - cpu0
 	if err != nil {
 		b.Fatal(err)
 	}
-	return sizes
+	return sizes, cpu
 }
 
 // floorWire sends one message per block over 127.0.0.1, through TLS 1.3
