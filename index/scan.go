@@ -106,7 +106,7 @@ func (s *Share) Scan(ctx context.Context, opts ScanOptions) (ScanResult, error) 
 	opts.Paths = widen(opts.Paths)
 	sc := &scan{
 		s: s, opts: opts, now: s.db.opts.Now(), start: time.Now(),
-		seen: pathSet{seed: maphash.MakeSeed(), m: make(map[uint64]struct{})},
+		seen: newPathSet(),
 	}
 	if err := sc.loadStates(); err != nil {
 		return ScanResult{}, err
@@ -183,10 +183,18 @@ type scan struct {
 	// the few that changed. Read-only during the walk.
 	states map[uint64]attrs
 	scopes [][]byte // state key prefixes in scope (for the deletion pass)
-	seen   pathSet  // owned by the walker
+	seen   pathSet  // shared by the walk's goroutines
+	// matched counts the paths the walk found that have a stored state: when
+	// it reaches len(states), nothing stored is gone and the deletion pass
+	// need not read the states again.
+	matched atomic.Int64
 	// folders caches the rules of the folders a partial scan and the
-	// deletion pass looked at; owned by the walker.
+	// deletion pass looked at; owned by the goroutine running walk.
 	folders map[record.Path]folderRules
+	// subwalks walks folders found by the walk on goroutines of their own,
+	// up to cap(slots) at once (descend).
+	subwalks *errgroup.Group
+	slots    chan struct{}
 
 	walked, filesTotal, filesDone atomic.Int64
 	bytesTotal, bytesDone         atomic.Int64
@@ -220,17 +228,33 @@ func (a attrs) state() FileState {
 // (about 20 bytes a path instead of the path itself: 1,000,000 files cost
 // ~20 MB, not ~90). Two paths share a hash with odds of about n/2^64 per
 // path; the cost of one would be a deletion noticed one scan late (each scan
-// draws a new seed).
+// draws a new seed). Safe for the walk's goroutines to share.
 type pathSet struct {
 	seed maphash.Seed
+	mu   *sync.Mutex
 	m    map[uint64]struct{}
+}
+
+func newPathSet() pathSet {
+	return pathSet{seed: maphash.MakeSeed(), mu: new(sync.Mutex), m: make(map[uint64]struct{})}
 }
 
 func (s pathSet) key(p record.Path) uint64 { return maphash.String(s.seed, string(p)) }
 
-func (s pathSet) add(p record.Path) { s.m[s.key(p)] = struct{}{} }
+// addNew adds the path whose key is k and reports whether it was new.
+func (s pathSet) addNew(k uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k]; ok {
+		return false
+	}
+	s.m[k] = struct{}{}
+	return true
+}
 
 func (s pathSet) has(p record.Path) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	_, ok := s.m[s.key(p)]
 	return ok
 }
@@ -393,24 +417,36 @@ func (sc *scan) progress(done bool) Progress {
 // walk visits the scope and sends every path that needs work, then a
 // tombstone item for every stored path that is gone from disk.
 func (sc *scan) walk(ctx context.Context, work chan<- *item) error {
-	send := func(it *item) error {
-		select {
-		case work <- it:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+	sendOn := func(ctx context.Context) func(*item) error {
+		return func(it *item) error {
+			select {
+			case work <- it:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
-	if sc.opts.Paths == nil {
-		if err := sc.walkDir(ctx, "", sc.s.root, nil, send); err != nil {
-			return err
+	g, gctx := errgroup.WithContext(ctx) // gctx ends when g.Wait returns
+	sc.subwalks, sc.slots = g, make(chan struct{}, subwalkers)
+	g.Go(func() error {
+		send := sendOn(gctx)
+		if sc.opts.Paths == nil {
+			return sc.walkDir(gctx, "", sc.s.root, nil, send)
 		}
-	} else {
 		for _, p := range sc.opts.Paths {
-			if err := sc.walkPath(ctx, p, send); err != nil {
+			if err := sc.walkPath(gctx, p, send); err != nil {
 				return err
 			}
 		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	send := sendOn(ctx)
+	if sc.matched.Load() == int64(len(sc.states)) {
+		return nil // every stored path was found: none is gone
 	}
 	var gone []record.Path
 	err := sc.eachState(func(p record.Path, _ FileState) error {
@@ -546,27 +582,90 @@ func (sc *scan) ignored(p record.Path, k record.Kind, send func(*item) error) (b
 	return f.skip == skipIgnored || f.rules.Ignored(string(p), k == record.Dir), nil
 }
 
+// subwalkers is how many folders are walked at once besides the walk's
+// own goroutine. A rescan of unchanged files is almost all lstat and
+// getdents: system calls that run in parallel on every core, and that wait
+// on the disk when its metadata is not cached (more in flight help there).
+const subwalkers = 3
+
+// descend walks folder p on a goroutine of its own when one is free, else
+// on the caller's. The order in which paths reach the hash workers does not
+// matter: they are reordered there anyway.
+func (sc *scan) descend(ctx context.Context, p record.Path, abs string, rules *ignore.Rules, send func(*item) error) error {
+	select {
+	case sc.slots <- struct{}{}:
+		sc.subwalks.Go(func() error {
+			defer func() { <-sc.slots }()
+			return sc.walkDir(ctx, p, abs, rules, send)
+		})
+		return nil
+	default:
+		return sc.walkDir(ctx, p, abs, rules, send)
+	}
+}
+
 // walkDir reads folder dir (abs on disk), whose rules above it are parent,
 // and visits its entries.
 func (sc *scan) walkDir(ctx context.Context, dir record.Path, abs string, parent *ignore.Rules, send func(*item) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ents, err := os.ReadDir(abs)
+	d, ents, err := openDir(abs)
 	if err != nil {
 		return send(&item{path: dir, err: pathErr(string(dir), ErrUnreadable, err,
 			"check its permissions; what is below it keeps its records until it can be read")})
 	}
+	subs, rules, err := sc.visitFiles(ctx, d, dir, abs, ents, parent, send)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	// Folders last, with this one closed: a deep tree holds no descriptor
+	// per level.
+	for _, sub := range subs {
+		if err := sc.visit(ctx, sub.p, filepath.Join(abs, sub.info.Name()), sub.info, rules, send); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openDir opens folder abs and reads its entries, sorted by name.
+func openDir(abs string) (*os.File, []fs.DirEntry, error) {
+	d, err := os.Open(abs)
+	if err != nil {
+		return nil, nil, err
+	}
+	ents, err := d.ReadDir(-1)
+	if err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return d, ents, nil
+}
+
+// subfolder is a folder walkDir found, to visit once its parent is closed.
+type subfolder struct {
+	p    record.Path
+	info fs.FileInfo
+}
+
+// visitFiles visits the entries ents of the open folder dir (d, abs on
+// disk), whose rules above it are parent, except folders: it returns
+// those, and the rules in force in dir. No rules: nothing to visit below.
+func (sc *scan) visitFiles(ctx context.Context, d *os.File, dir record.Path, abs string, ents []fs.DirEntry, parent *ignore.Rules, send func(*item) error) ([]subfolder, *ignore.Rules, error) {
 	if dir != "" && hasMeta(ents) && isNestedShare(abs) {
 		sc.s.log.Debug("scan: skipping a nested share", "path", dir)
-		return nil
+		return nil, nil, nil
 	}
 	rules, perr := loadRules(abs, dir, parent)
 	if perr != nil {
 		// Never sync a folder without its rules: what they would ignore
 		// could be exactly what must not leave the device.
-		return send(&item{path: dir, err: perr})
+		return nil, nil, send(&item{path: dir, err: perr})
 	}
+	var subs []subfolder
 	for _, e := range ents {
 		name := e.Name()
 		if isMeta(name) {
@@ -580,65 +679,70 @@ func (sc *scan) walkDir(ctx context.Context, dir record.Path, abs string, parent
 			}
 			if err := send(&item{path: record.Path(shown), err: pathErr(shown, ErrBadName, err,
 				"rename it: names must be valid UTF-8 without backslashes, at most 255 bytes, paths at most 4096")}); err != nil {
-				return err
+				return nil, nil, err
 			}
 			continue
 		}
-		info, err := e.Info()
+		info, err := lstatAt(d, name)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // gone since ReadDir
 			}
 			if err := send(&item{path: p, err: pathErr(string(p), ErrUnreadable, err, "check its permissions")}); err != nil {
-				return err
+				return nil, nil, err
 			}
-			sc.seen.add(p)
+			sc.found(sc.seen.key(p))
 			continue
 		}
 		if rules.Ignored(string(p), info.IsDir()) {
 			continue
 		}
+		if info.IsDir() {
+			subs = append(subs, subfolder{p: p, info: info})
+			continue
+		}
 		if err := sc.visit(ctx, p, filepath.Join(abs, name), info, rules, send); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
-	return nil
+	return subs, rules, nil
 }
 
 // visit handles one path found on disk.
 func (sc *scan) visit(ctx context.Context, p record.Path, abs string, info fs.FileInfo, rules *ignore.Rules, send func(*item) error) error {
-	if sc.seen.has(p) {
+	a, known, isNew := sc.found(sc.seen.key(p))
+	if !isNew {
 		return nil // a partial scan named it twice
 	}
-	sc.seen.add(p)
 	sc.walked.Add(1)
-	it := &item{path: p, abs: abs, st: stateOf(info)}
-	if a, ok := sc.states[sc.seen.key(p)]; ok {
+	st := stateOf(info)
+	same := known && a.state().Same(st)
+	unchanged := same && a.mode == st.Mode
+	m := info.Mode()
+	if unchanged && (m.IsRegular() || m.IsDir()) || same && m&fs.ModeSymlink != 0 {
+		if m.IsDir() {
+			return sc.descend(ctx, p, abs, rules, send)
+		}
+		return nil // unchanged: not opened, no item made
+	}
+	it := &item{path: p, abs: abs, st: st}
+	if known {
 		old := a.state()
 		it.old, it.oldOwn = &old, a.own
 	}
-	switch m := info.Mode(); {
+	switch {
 	case m.IsRegular():
-		if it.old != nil && it.old.Same(it.st) {
-			if it.old.Mode == it.st.Mode {
-				return nil // unchanged: not opened
-			}
-		} else {
+		if !same {
 			it.read = true
 			sc.filesTotal.Add(1)
 			sc.bytesTotal.Add(it.st.Size)
 		}
 	case m.IsDir():
-		if it.old == nil || !it.old.Same(it.st) || it.old.Mode != it.st.Mode {
-			if err := send(it); err != nil {
-				return err
-			}
+		if err := send(it); err != nil {
+			return err
 		}
-		return sc.walkDir(ctx, p, abs, rules, send)
+		return sc.descend(ctx, p, abs, rules, send)
 	case m&fs.ModeSymlink != 0:
-		if it.old != nil && it.old.Same(it.st) {
-			return nil
-		}
 		target, err := os.Readlink(abs)
 		if err != nil {
 			it.err = pathErr(string(p), ErrUnreadable, err, "check the link")
@@ -649,6 +753,19 @@ func (sc *scan) visit(ctx context.Context, p record.Path, abs string, info fs.Fi
 			"FIFOs, sockets and devices are not synced; list it in .blueshiftignore to silence this")
 	}
 	return send(it)
+}
+
+// found records that the walk found the path whose key is k, and returns
+// its stored attributes if it has any, and whether it is new to this scan.
+func (sc *scan) found(k uint64) (a attrs, known, isNew bool) {
+	if !sc.seen.addNew(k) {
+		return a, false, false
+	}
+	a, known = sc.states[k]
+	if known {
+		sc.matched.Add(1)
+	}
+	return a, known, true
 }
 
 // stateOf returns the disk attributes of info. A folder's size and mtime

@@ -5,11 +5,16 @@ package index
 import (
 	"io/fs"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // inode returns the file's inode number, 0 if the platform has none.
 func inode(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+	switch st := fi.Sys().(type) {
+	case *syscall.Stat_t:
+		return uint64(st.Ino)
+	case *unix.Stat_t: // lstatAt's
 		return uint64(st.Ino)
 	}
 	return 0
