@@ -170,17 +170,24 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 		}
 		w.Close()
 	}
+	var watching chan struct{} // closed when every watch is in place
 	if s.Watch {
 		watched = make(chan error, 1)
+		watching = make(chan struct{})
 		go func() { watched <- w.Run(wctx) }()
 		// The watcher's first batch, a full rescan, says every watch is in
-		// place. The engine scans everything when the share starts, after
-		// this: nothing changed before the watches is missed, and taking
-		// the batch here saves a second scan of the whole share.
-		select {
-		case <-w.Batches():
-		case <-ctx.Done():
-		}
+		// place. The engine scans everything when the share starts: it
+		// reads its index while the watches are placed and walks the
+		// folder after (ShareConfig.Watching), so nothing changed before
+		// the watches is missed, and taking the batch here saves a second
+		// scan of the whole share.
+		go func() {
+			defer close(watching)
+			select {
+			case <-w.Batches():
+			case <-wctx.Done():
+			}
+		}()
 	}
 	days := s.VersionsDays
 	if days == 0 {
@@ -193,6 +200,7 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 		MaxSendRate: int64(s.MaxSendRate), MaxRecvRate: int64(s.MaxRecvRate),
 		ChunkKey:    func() *[32]byte { return d.chunkKey(id, key) },
 		NoMulticast: !s.Multicast,
+		Watching:    watching,
 	})
 	if err != nil {
 		unwatch()
@@ -228,6 +236,7 @@ func (d *Daemon) startShare(ctx context.Context, id share.ID, s config.Share, me
 		fwd := make(chan struct{})
 		go func() {
 			defer close(fwd)
+			<-watching // the first batch is the one above
 			for b := range w.Batches() {
 				if err := d.eng.Rescan(id, b.Paths, b.Full); err != nil {
 					d.log.Debug("rescan", "share", s.Name, "err", err)

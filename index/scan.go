@@ -51,6 +51,12 @@ type ScanOptions struct {
 	// this device, concurrent with the peer's. They are listed in
 	// ScanResult.Busy, for the caller to scan again once they are done.
 	Busy func(record.Path) bool
+	// WalkAfter, if set, holds the walk of the folder until it is closed;
+	// the stored states are read before. A caller that starts watching the
+	// folder as it scans passes "the watches are in place": the reading
+	// overlaps the placing, and nothing that changes on disk after the
+	// watches is missed.
+	WalkAfter <-chan struct{}
 }
 
 // Progress is a snapshot of a running scan. Totals grow while the walk is
@@ -110,6 +116,13 @@ func (s *Share) Scan(ctx context.Context, opts ScanOptions) (ScanResult, error) 
 	}
 	if err := sc.loadStates(); err != nil {
 		return ScanResult{}, err
+	}
+	if opts.WalkAfter != nil {
+		select {
+		case <-opts.WalkAfter:
+		case <-ctx.Done():
+			return ScanResult{}, fmt.Errorf("scan share folder %q: %w", s.root, ctx.Err())
+		}
 	}
 	res, err := sc.run(ctx)
 	for _, e := range res.Errors {

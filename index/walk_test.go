@@ -1,11 +1,13 @@
 package index
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blueshift-sync/blueshift/index/record"
 )
@@ -98,5 +100,45 @@ func checkLive(t *testing.T, e *env, want map[string]bool) {
 		if r.Kind == record.File && !want[p] {
 			t.Errorf("record of %s, which is not on disk", p)
 		}
+	}
+}
+
+// A scan given WalkAfter looks at the folder only once it is closed: a
+// file written before that is found (the caller's watches were not in
+// place yet, so this scan is what sees it), and a scan whose context ends
+// while it waits records nothing.
+func TestWalkAfterHoldsTheWalk(t *testing.T) {
+	e := newEnv(t)
+	e.write("old", []byte("old"))
+	e.scan()
+
+	after := make(chan struct{})
+	done := make(chan ScanResult, 1)
+	go func() {
+		res, err := e.sh.Scan(context.Background(), ScanOptions{WalkAfter: after})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	e.write("written while the watches were placed", []byte("new"))
+	select {
+	case res := <-done:
+		t.Fatalf("the scan ended before WalkAfter was closed: %+v", res)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(after)
+	if res := <-done; res.Hashed != 1 || res.Records != 1 {
+		t.Fatalf("scan after WalkAfter: %+v, want the new file hashed and recorded", res)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	e.write("later", []byte("later"))
+	if res, err := e.sh.Scan(ctx, ScanOptions{WalkAfter: make(chan struct{})}); err == nil || res.Records != 0 {
+		t.Fatalf("a scan whose context ended while waiting: %+v, %v; want an error and no records", res, err)
+	}
+	if _, ok := e.lookup("later"); ok {
+		t.Fatal("a scan that never walked recorded a file")
 	}
 }

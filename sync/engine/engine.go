@@ -86,6 +86,10 @@ type ShareConfig struct {
 	// chunks of shares with encrypted members (sync/vault).
 	ChunkKey    func() *[32]byte
 	NoMulticast bool // this share's blocks never travel by LAN multicast
+	// Watching, if set, is closed once the caller watches the folder for
+	// changes (its watcher's first batch): the first scan reads the index
+	// meanwhile and walks the folder after (index.ScanOptions.WalkAfter).
+	Watching <-chan struct{}
 }
 
 // Engine is one device's sync engine. Run must be running for shares to

@@ -42,8 +42,9 @@ type incoming struct {
 
 // scanRequest asks the puller to look at some paths, or everything.
 type scanRequest struct {
-	paths []string
-	full  bool
+	paths     []string
+	full      bool
+	walkAfter <-chan struct{} // index.ScanOptions.WalkAfter
 }
 
 // folder is one share on this device. Its run goroutine (the puller) is the
@@ -297,7 +298,7 @@ func (f *folder) run(ctx context.Context) {
 	wg.Go(func() { f.pruneLoop(ctx) })
 	wg.Go(func() { f.bases.run(ctx, f) })
 
-	f.scan(ctx, scanRequest{full: true})
+	f.scan(ctx, scanRequest{full: true, walkAfter: f.cfg.Watching})
 	retry := time.NewTicker(f.e.opts.RetryEvery)
 	defer retry.Stop()
 	for {
@@ -349,7 +350,7 @@ func (f *folder) drainScans(req scanRequest) scanRequest {
 
 // scan brings the index up to date with the disk.
 func (f *folder) scan(ctx context.Context, req scanRequest) {
-	opts := index.ScanOptions{Busy: f.applying.busy}
+	opts := index.ScanOptions{Busy: f.applying.busy, WalkAfter: req.walkAfter}
 	if f.cfg.ChunkKey != nil {
 		opts.ChunkKey = f.cfg.ChunkKey()
 	}
