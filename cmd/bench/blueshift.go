@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -234,7 +235,18 @@ type bsStatus struct {
 	Listen string `json:"listen"`
 }
 
+// status is device i's status. A running daemon is asked over its control
+// socket, in the bench's process, as Syncthing is asked over its REST API:
+// no process started per poll (two CLI runs a poll cost CPU the daemons
+// under test compete for, and added their start-up to each poll). No
+// daemon, or a build whose socket answers otherwise: `status --json`.
 func (c *blueshiftCluster) status(ctx context.Context, i int) (bsStatus, error) {
+	if c.ps[i] != nil {
+		s, err := c.socketStatus(ctx, i)
+		if err == nil || errors.Is(err, daemon.ErrNotRunning) {
+			return s, nil // not listening yet: no Listen, as `status` says then
+		}
+	}
 	var s bsStatus
 	out, err := c.cli(ctx, i, "status", "--json")
 	if err != nil {
@@ -244,6 +256,25 @@ func (c *blueshiftCluster) status(ctx context.Context, i int) (bsStatus, error) 
 		return s, fmt.Errorf("parse status --json of device %d: %w", i, err)
 	}
 	return s, nil
+}
+
+// socketStatus is GET /v1/status on device i's control socket.
+func (c *blueshiftCluster) socketStatus(ctx context.Context, i int) (bsStatus, error) {
+	var s bsStatus
+	cl, err := daemon.NewClient(c.home(i))
+	if err != nil {
+		return s, err
+	}
+	defer cl.Close()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return s, err
+	}
+	b, err := json.Marshal(st) // as `status --json` prints it
+	if err == nil {
+		err = json.Unmarshal(b, &s)
+	}
+	return s, err
 }
 
 // shareInSync finds this bench's share in a status (by ID, else by path).
