@@ -20,7 +20,7 @@ import (
 //
 //	blueshift --home H init --name NAME
 //	blueshift --home H run --listen HOST:PORT [--no-discovery]   (foreground; SIGTERM stops it)
-//	blueshift --home H status --json
+//	blueshift --home H status --json   (a running daemon: GET /v1/status on its socket)
 //	blueshift --home H id
 //	blueshift --home H share add PATH [--name NAME]   (prints the share ID)
 //	blueshift --home H invite SHARE                    (link on the first line)
