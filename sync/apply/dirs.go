@@ -3,7 +3,6 @@ package apply
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	unix "github.com/blueshift-sync/blueshift/sync/apply/internal/posix"
 
 	"github.com/blueshift-sync/blueshift/index/record"
+	"github.com/blueshift-sync/blueshift/index/stmode"
 )
 
 // maxCachedDirs bounds the directory descriptors a Root keeps open. Entries
@@ -406,30 +406,7 @@ func statAt(d *dir, name string) (FileState, error) {
 
 // stateOfStat is stateOf for a raw stat, with the mode bits os.Lstat gives.
 func stateOfStat(st *unix.Stat_t) FileState {
-	m := fs.FileMode(st.Mode & 0o777)
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFBLK:
-		m |= fs.ModeDevice
-	case unix.S_IFCHR:
-		m |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFDIR:
-		m |= fs.ModeDir
-	case unix.S_IFIFO:
-		m |= fs.ModeNamedPipe
-	case unix.S_IFLNK:
-		m |= fs.ModeSymlink
-	case unix.S_IFSOCK:
-		m |= fs.ModeSocket
-	}
-	if st.Mode&unix.S_ISGID != 0 {
-		m |= fs.ModeSetgid
-	}
-	if st.Mode&unix.S_ISUID != 0 {
-		m |= fs.ModeSetuid
-	}
-	if st.Mode&unix.S_ISVTX != 0 {
-		m |= fs.ModeSticky
-	}
+	m := stmode.FileMode(uint32(st.Mode))
 	return FileState{
 		Exists:  true,
 		Mode:    m,
