@@ -457,10 +457,10 @@ func (sc *scan) walk(ctx context.Context, work chan<- *item) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	send := sendOn(ctx)
 	if sc.matched.Load() == int64(len(sc.states)) {
 		return nil // every stored path was found: none is gone
 	}
+	send := sendOn(ctx)
 	var gone []record.Path
 	err := sc.eachState(func(p record.Path, _ FileState) error {
 		if !sc.seen.has(p) && sc.vanished(p) {
@@ -732,11 +732,11 @@ func (sc *scan) visit(ctx context.Context, p record.Path, abs string, info fs.Fi
 	same := known && a.state().Same(st)
 	unchanged := same && a.mode == st.Mode
 	m := info.Mode()
-	if unchanged && (m.IsRegular() || m.IsDir()) || same && m&fs.ModeSymlink != 0 {
-		if m.IsDir() {
-			return sc.descend(ctx, p, abs, rules, send)
-		}
-		return nil // unchanged: not opened, no item made
+	switch { // unchanged: no item made, a file not opened
+	case m.IsRegular() && unchanged, m&fs.ModeSymlink != 0 && same:
+		return nil
+	case m.IsDir() && unchanged:
+		return sc.descend(ctx, p, abs, rules, send)
 	}
 	it := &item{path: p, abs: abs, st: st}
 	if known {
